@@ -1,0 +1,128 @@
+// The shape of the compiled addon (native/addon). lib/ is the only caller; it validates and
+// normalises everything before it crosses this line, so the addon trusts field types and only
+// re-checks what memory safety needs.
+
+/** What `systemInfo()` reports about the compiled engine and this machine. */
+export interface SystemInfo {
+  /** sdnode's engine version. */
+  engineVersion: string;
+  /** ggml version the addon was built against, e.g. "0.25.1". */
+  ggmlVersion: string;
+  /** Backends compiled into this build, e.g. ["cpu"] or ["cpu", "cuda"]. */
+  backends: string[];
+  /** Devices usable now, CPU first. */
+  devices: DeviceInfo[];
+  /** CPU features the CPU backend uses, e.g. ["AVX2", "F16C", "FMA"]. */
+  cpuFeatures: string[];
+  /** Physical cores (the default thread count). */
+  physicalCores: number;
+}
+
+export interface DeviceInfo {
+  /** Backend name: "cpu", "metal" or "cuda". */
+  backend: string;
+  /** Device name as the backend reports it. */
+  name: string;
+  description: string;
+  /** Total and free device memory in bytes (0 where the backend cannot tell). */
+  memoryTotal: number;
+  memoryFree: number;
+}
+
+export interface NativeLoadOptions {
+  /** 'auto' | 'cpu' | 'metal' | 'cuda' */
+  backend: string;
+  /** Worker threads for the CPU backend, >= 1. */
+  threads: number;
+  /** 'auto' (from the checkpoint), 'eps' or 'v'. */
+  prediction: string;
+}
+
+/** What the engine read from the checkpoint. */
+export interface NativeModelInfo {
+  /** 'sd1' | 'sd2' */
+  family: string;
+  /** 'eps' | 'v' */
+  prediction: string;
+  /** UNet input channels: 4, or 9 for inpainting checkpoints. */
+  unetInChannels: number;
+  /** Width of the text encoder's hidden states (768 SD 1.x, 1024 SD 2.x). */
+  contextDim: number;
+  /** Token id used to pad to 77 tokens (49407 SD 1.x, 0 SD 2.x). */
+  padToken: number;
+  /** Pixels per latent cell (8). */
+  vaeScale: number;
+  /** Bytes of weights resident for this model. */
+  weightBytes: number;
+  /** Backend the model runs on: 'cpu' | 'metal' | 'cuda'. */
+  backend: string;
+}
+
+/** Token ids and per-token weights of one prompt: `chunks` rows of 77 (BOS … EOS pad). */
+export interface NativeConditioning {
+  tokens: Int32Array;
+  weights: Float32Array;
+}
+
+export interface NativeRequest {
+  /** 'txt2img' | 'img2img' | 'inpaint' */
+  mode: string;
+  width: number;
+  height: number;
+  steps: number;
+  cfgScale: number;
+  /** Engine sampler name, e.g. 'euler_a'. */
+  sampler: string;
+  /** 'discrete' | 'karras' | 'exponential' */
+  scheduler: string;
+  /** First image's seed; image i uses seed + i. 0 … 2^53-1. */
+  seed: number;
+  /** 'gpu' (Philox) | 'cpu' (mt19937) */
+  rng: string;
+  /** CLIP layers to skip at the end; 0 = the family default. */
+  clipSkip: number;
+  /** Images to make. */
+  count: number;
+  prompt: NativeConditioning;
+  negative: NativeConditioning;
+  /** img2img / inpaint: RGB bytes, width*height*3. */
+  image?: Uint8Array;
+  /** inpaint: one byte per pixel, width*height; 255 = repaint, 0 = keep. */
+  mask?: Uint8Array;
+  /** img2img / inpaint: 0–1. */
+  strength: number;
+}
+
+export interface NativeProgress {
+  /** 1-based step just finished. */
+  step: number;
+  steps: number;
+  /** 0-based index of the image being made. */
+  image: number;
+  images: number;
+  elapsedMs: number;
+}
+
+export interface NativeImage {
+  width: number;
+  height: number;
+  /** RGB bytes, width*height*3. */
+  data: Uint8Array;
+  seed: number;
+}
+
+export interface NativeModel {
+  readonly info: NativeModelInfo;
+  /** Runs off the main thread; rejects with code 'ERR_ABORTED' after `abort()`. */
+  generate(request: NativeRequest, onProgress: (progress: NativeProgress) => void): Promise<NativeImage[]>;
+  /** Asks the running (or next started) generation to stop within one step. */
+  abort(): void;
+  /** Frees the weights now; later calls reject with 'ERR_MODEL_CLOSED'. */
+  close(): void;
+}
+
+export interface NativeAddon {
+  systemInfo(): SystemInfo;
+  /** Runs off the main thread. Rejects with an Error carrying `code` (ERR_MODEL_FORMAT, …). */
+  loadModel(path: string, options: NativeLoadOptions): Promise<NativeModel>;
+}

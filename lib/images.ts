@@ -1,0 +1,118 @@
+// Image files in and out. The engine sees only raw pixels of exactly the requested size: RGB bytes
+// for images, one byte per pixel for masks; decoding, orientation, alpha and resizing happen here.
+import { readFile } from 'node:fs/promises';
+
+import sharp from 'sharp';
+
+import type { ImageInput } from './options.js';
+import { insertPngText } from './png-metadata.js';
+
+const acceptedFormats = ['png', 'jpeg', 'webp'];
+
+/**
+ * Decodes `input` to RGB bytes of exactly `width`×`height` (row-major, 3 bytes a pixel). EXIF
+ * orientation is applied and alpha flattened onto black. Another size is scaled to cover the target
+ * and centre-cropped, AUTOMATIC1111's "Crop and resize": no stretching and no borders.
+ */
+export async function decodeImage(input: ImageInput, name: string, width: number, height: number): Promise<Uint8Array> {
+  const bytes = await openImage(input, name);
+  const { data, info } = await sharp(bytes)
+    .autoOrient()
+    .flatten({ background: '#000000' })
+    .resize(width, height, { fit: 'cover', position: 'centre' })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return expectRaw(data, info, 3, width, height);
+}
+
+/**
+ * Decodes a mask to one byte per pixel (255 repaints, 0 keeps) of exactly `width`×`height`, resized
+ * like `decodeImage`, then blurred with a Gaussian of sigma `blurSigma` pixels (0: none).
+ *
+ * A mask with transparency whose visible pixels all have one colour (a brush layer) is read from its
+ * alpha; any other mask by its luminance (ITU-R 601, as Pillow's "L" mode that AUTOMATIC1111 uses)
+ * with alpha flattened onto black, so transparent pixels keep the image.
+ */
+export async function decodeMask(input: ImageInput, width: number, height: number, blurSigma: number): Promise<Uint8Array> {
+  const bytes = await openImage(input, 'mask');
+  const rgba = await sharp(bytes)
+    .autoOrient()
+    .ensureAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const grey = maskFromRgba(expectRaw(rgba.data, rgba.info, 4, rgba.info.width, rgba.info.height));
+  let resized = sharp(grey, { raw: { width: rgba.info.width, height: rgba.info.height, channels: 1 } })
+    .resize(width, height, { fit: 'cover', position: 'centre' });
+  if (blurSigma > 0) resized = resized.blur(blurSigma);
+  const { data, info } = await resized.toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+  return expectRaw(data, info, 1, width, height);
+}
+
+/** Encodes RGB bytes as a PNG with AUTOMATIC1111's `parameters` text chunk. */
+export async function encodePng(rgb: Uint8Array, width: number, height: number, parameters: string): Promise<Buffer> {
+  const png = await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return insertPngText(png, 'parameters', parameters);
+}
+
+function maskFromRgba(rgba: Uint8Array): Uint8Array {
+  const pixels = rgba.length / 4;
+  const grey = new Uint8Array(pixels);
+  if (isBrushLayer(rgba)) {
+    for (let i = 0; i < pixels; i++) grey[i] = rgba[i * 4 + 3];
+    return grey;
+  }
+  for (let i = 0; i < pixels; i++) {
+    const p = i * 4;
+    const luminance = (rgba[p] * 299 + rgba[p + 1] * 587 + rgba[p + 2] * 114) / 1000;
+    grey[i] = Math.round(luminance * rgba[p + 3] / 255);
+  }
+  return grey;
+}
+
+// Some transparency, and one colour wherever a pixel shows at all: the alpha is the drawing. An
+// opaque mask's alpha says nothing, so an all-black opaque mask still means "keep everything".
+function isBrushLayer(rgba: Uint8Array): boolean {
+  let translucent = false;
+  let colour = -1;
+  for (let p = 0; p < rgba.length; p += 4) {
+    const alpha = rgba[p + 3];
+    if (alpha < 255) translucent = true;
+    if (alpha === 0) continue;
+    const rgb = (rgba[p] << 16) | (rgba[p + 1] << 8) | rgba[p + 2];
+    if (colour < 0) colour = rgb;
+    else if (rgb !== colour) return false;
+  }
+  return translucent;
+}
+
+/** Reads a path or views bytes, and checks that they are an image of an accepted format. */
+async function openImage(input: ImageInput, name: string): Promise<Buffer> {
+  const bytes = typeof input === 'string'
+    ? await readFile(input)
+    : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+  const received = typeof input === 'string' ? `file ${JSON.stringify(input)}` : `${bytes.length} bytes`;
+  let format: string | undefined;
+  try {
+    ({ format } = await sharp(bytes).metadata());
+  } catch (err) {
+    throw new TypeError(`Expected PNG, JPEG or WebP image for ${name} but received ${received} that is not an image `
+      + `(${(err as Error).message})`, { cause: err });
+  }
+  if (!format || !acceptedFormats.includes(format)) {
+    throw new TypeError(`Expected PNG, JPEG or WebP image for ${name} but received ${received} in ${format} format`);
+  }
+  return bytes;
+}
+
+// The pipelines above always give these shapes; a mismatch is a sharp behaviour change, caught here
+// rather than as a garbled picture or an out-of-bounds read in the engine.
+function expectRaw(data: Buffer, info: sharp.OutputInfo, channels: number, width: number, height: number): Uint8Array {
+  if (info.channels !== channels || info.width !== width || info.height !== height
+    || data.length !== width * height * channels) {
+    throw new Error(`Decoded ${info.width}x${info.height}x${info.channels} (${data.length} bytes) `
+      + `where ${width}x${height}x${channels} was expected`);
+  }
+  return data;
+}

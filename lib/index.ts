@@ -1,0 +1,34 @@
+// sdnode's public API: everything users import comes from here.
+import type { SystemInfo } from '../bindings/native.js';
+import { fromNativeError } from './errors.js';
+import { addonOrThrow } from './model.js';
+import { samplerNames, schedulerNames } from './samplers.js';
+
+export type { DeviceInfo, SystemInfo } from '../bindings/native.js';
+export { SdnodeError } from './errors.js';
+export { generate, type GenerateOptions } from './generate.js';
+export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export type {
+  ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Progress,
+} from './options.js';
+export { readPngText } from './png-metadata.js';
+
+/** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */
+export function samplers(): string[] {
+  return [...samplerNames];
+}
+
+/** Noise schedule names `scheduler` takes. */
+export function schedulers(): string[] {
+  return [...schedulerNames];
+}
+
+/** The compiled engine, its backends and this machine's devices. Throws SdnodeError 'ERR_ADDON_LOAD' when the addon is not built. */
+export function systemInfo(): SystemInfo {
+  const addon = addonOrThrow();
+  try {
+    return addon.systemInfo();
+  } catch (err) {
+    throw fromNativeError(err);
+  }
+}

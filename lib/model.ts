@@ -1,0 +1,267 @@
+// A loaded model: the native weights plus the queue that keeps its calls one at a time. Each call
+// takes its place in the queue when it is made; decoding its images and tokenising its prompts
+// happen at once, so a bad input fails without waiting for the calls ahead of it.
+import path from 'node:path';
+
+import { loadAddon } from '../bindings/index.js';
+import type { NativeAddon, NativeImage, NativeModel, NativeModelInfo, NativeRequest } from '../bindings/native.js';
+import { abortError, fromNativeError, SdnodeError } from './errors.js';
+import { decodeImage, decodeMask, encodePng } from './images.js';
+import {
+  defaultImageSize, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
+  type GenerateMode, type ImageOptions, type ImageToImageOptions, type InpaintOptions, type LoadOptions,
+  type NormalizedImageOptions,
+} from './options.js';
+import { formatParameters } from './png-metadata.js';
+import { buildConditioning } from './prompt.js';
+
+/** What a loaded model is, as read from its checkpoint. */
+export interface ModelInfo {
+  /** Model family: 'sd1' (Stable Diffusion 1.x) or 'sd2' (2.x). */
+  family: 'sd1' | 'sd2';
+  /** What the UNet predicts: noise ('eps') or velocity ('v', SD 2.x 768 models). */
+  prediction: 'eps' | 'v';
+  /** Whether this is an inpainting checkpoint (9-channel UNet input). */
+  inpainting: boolean;
+  /** Width in pixels an image gets when the call gives none: 512, or 768 for SD 2.x v-prediction. */
+  defaultWidth: number;
+  /** Height in pixels an image gets when the call gives none: 512, or 768 for SD 2.x v-prediction. */
+  defaultHeight: number;
+  /** Width of the text encoder's hidden states: 768 for SD 1.x, 1024 for SD 2.x. */
+  contextDim: number;
+  /** Token id that pads prompts to 77 tokens: 49407 for SD 1.x, 0 for SD 2.x. */
+  padToken: number;
+  /** Pixels per latent cell: 8. */
+  vaeScale: number;
+  /** Bytes of weights the model keeps resident. */
+  weightBytes: number;
+  /** Backend the model runs on. */
+  backend: 'cpu' | 'metal' | 'cuda';
+}
+
+/** One generated image. */
+export interface GeneratedImage {
+  /** PNG file bytes, with the `parameters` text chunk. */
+  png: Buffer;
+  /** Seed this image was made with: the call's seed + its index. */
+  seed: number;
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** AUTOMATIC1111-style generation parameters, as in the PNG's `parameters` chunk. */
+  parameters: string;
+}
+
+// Friends of Model inside this package (generate.ts): set from Model's static block, not exported
+// from lib/index.ts, so users see only the public methods.
+let createModel: (modelPath: string, native: NativeModel) => Model;
+let runOnModel: (
+  model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
+) => Promise<GeneratedImage[]>;
+
+/**
+ * A loaded Stable Diffusion checkpoint. Calls on one model run one at a time in the order they were
+ * made; `close()` frees its weights. Get one from `loadModel()`.
+ */
+export class Model {
+  /** Absolute path of the checkpoint file. */
+  readonly path: string;
+  /** What the checkpoint holds. */
+  readonly info: ModelInfo;
+  readonly #native: NativeModel;
+  /** Settles when every call made so far has finished. */
+  #queueTail: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  static {
+    createModel = (modelPath, native) => new Model(modelPath, native);
+    runOnModel = (model, options, mode, caller, extraKeys) => model.#run(options, mode, caller, extraKeys);
+  }
+
+  private constructor(modelPath: string, native: NativeModel) {
+    this.path = modelPath;
+    this.#native = native;
+    this.info = publicInfo(native.info);
+  }
+
+  /** Whether `close()` has been called; a closed model rejects every call with 'ERR_MODEL_CLOSED'. */
+  get closed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /** Makes `count` images from the prompt. */
+  textToImage(options: ImageOptions): Promise<GeneratedImage[]> {
+    return this.#run(options, 'txt2img', 'textToImage');
+  }
+
+  /** Makes `count` images from the prompt, starting from `image` changed by `strength`. */
+  imageToImage(options: ImageToImageOptions): Promise<GeneratedImage[]> {
+    return this.#run(options, 'img2img', 'imageToImage');
+  }
+
+  /** Repaints where `mask` is white and keeps `image` where it is black. */
+  inpaint(options: InpaintOptions): Promise<GeneratedImage[]> {
+    return this.#run(options, 'inpaint', 'inpaint');
+  }
+
+  /**
+   * Frees the weights once every call already made has finished (abort their signals to hurry it);
+   * calls made afterwards reject with 'ERR_MODEL_CLOSED'. Calling it again returns the same promise.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#queueTail.then(() => {
+      try {
+        this.#native.close();
+      } catch (err) {
+        throw fromNativeError(err);
+      }
+    });
+    return this.#closing;
+  }
+
+  async #run(
+    options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[] = [],
+  ): Promise<GeneratedImage[]> {
+    if (this.#closing) throw new SdnodeError('ERR_MODEL_CLOSED', `${caller} was called on a closed model (${this.path})`);
+    const request = normalizeImageOptions(options, mode, this.info, caller, extraKeys);
+    const { signal } = request;
+    if (signal?.aborted) throw abortError(signal);
+
+    const prepared = this.#prepare(request);
+    const turn = this.#takeTurn();
+    try {
+      const [nativeRequest] = await Promise.all([prepared, untilAborted(turn.ready, signal)]);
+      return await this.#generate(request, nativeRequest);
+    } finally {
+      turn.done();
+    }
+  }
+
+  /** A place at the end of the queue: `ready` settles when the calls ahead have finished. */
+  #takeTurn(): { ready: Promise<void>; done: () => void } {
+    let done!: () => void;
+    const finished = new Promise<void>((resolve) => { done = resolve; });
+    const ready = this.#queueTail;
+    this.#queueTail = ready.then(() => finished);
+    return { ready, done };
+  }
+
+  async #prepare(request: NormalizedImageOptions): Promise<NativeRequest> {
+    const { width, height } = request.settings;
+    const [image, mask] = await Promise.all([
+      request.image === undefined ? undefined : decodeImage(request.image, 'image', width, height),
+      request.mask === undefined ? undefined : decodeMask(request.mask, width, height, request.maskBlur),
+    ]);
+    const prompt = buildConditioning(request.prompt, this.info.padToken);
+    const negative = buildConditioning(request.negativePrompt, this.info.padToken);
+    return {
+      ...request.settings,
+      prompt: { tokens: prompt.tokens, weights: prompt.weights },
+      negative: { tokens: negative.tokens, weights: negative.weights },
+      ...(image && { image }),
+      ...(mask && { mask }),
+    };
+  }
+
+  async #generate(request: NormalizedImageOptions, nativeRequest: NativeRequest): Promise<GeneratedImage[]> {
+    const { signal, onProgress } = request;
+    if (signal?.aborted) throw abortError(signal);
+    // A progress callback that throws stops the generation and becomes the call's rejection.
+    let callbackFailure: { error: unknown } | undefined;
+    const stop = () => this.#native.abort();
+    signal?.addEventListener('abort', stop, { once: true });
+    let images: NativeImage[];
+    try {
+      images = await this.#native.generate(nativeRequest, ({ step, steps, image, images: count, elapsedMs }) => {
+        if (!onProgress || callbackFailure) return;
+        try {
+          onProgress({ step, steps, image, images: count, elapsedMs });
+        } catch (error) {
+          callbackFailure = { error };
+          stop();
+        }
+      });
+    } catch (err) {
+      if (callbackFailure) throw callbackFailure.error;
+      if (signal?.aborted) throw abortError(signal);
+      throw fromNativeError(err);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+    }
+    if (callbackFailure) throw callbackFailure.error;
+    if (signal?.aborted) throw abortError(signal);
+
+    const modelName = path.basename(this.path, path.extname(this.path));
+    return Promise.all(images.map(async ({ width, height, data, seed }) => {
+      const parameters = formatParameters(request, seed, modelName);
+      return { png: await encodePng(data, width, height, parameters), seed, width, height, parameters };
+    }));
+  }
+}
+
+/**
+ * Loads a checkpoint (`.safetensors` in the single-file layout) off the main thread. Rejects with an
+ * SdnodeError: 'ERR_MODEL_IO' (cannot read), 'ERR_MODEL_FORMAT' (not a valid checkpoint),
+ * 'ERR_MODEL_UNSUPPORTED', 'ERR_BACKEND', 'ERR_OUT_OF_MEMORY' or 'ERR_ADDON_LOAD' (addon not built).
+ */
+export async function loadModel(modelPath: string, options?: LoadOptions): Promise<Model> {
+  const resolved = path.resolve(nonEmptyString(modelPath, 'path'));
+  const { backend, prediction, threads } = normalizeLoadOptions(options, 'loadModel');
+  const addon = addonOrThrow();
+  try {
+    const native = await addon.loadModel(resolved, {
+      backend, prediction, threads: threads ?? addon.systemInfo().physicalCores,
+    });
+    return createModel(resolved, native);
+  } catch (err) {
+    throw fromNativeError(err);
+  }
+}
+
+/**
+ * Runs one image call on `model` for generate(): `caller` names the call in error messages and
+ * `extraKeys` are the option keys generate() itself takes.
+ */
+export function runImageCall(
+  model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
+): Promise<GeneratedImage[]> {
+  return runOnModel(model, options, mode, caller, extraKeys);
+}
+
+/** The addon, or an SdnodeError 'ERR_ADDON_LOAD' saying how to build it. */
+export function addonOrThrow(): NativeAddon {
+  try {
+    return loadAddon();
+  } catch (err) {
+    throw fromNativeError(err);
+  }
+}
+
+function publicInfo(native: NativeModelInfo): ModelInfo {
+  const family = native.family as ModelInfo['family'];
+  const prediction = native.prediction as ModelInfo['prediction'];
+  const size = defaultImageSize({ family, prediction });
+  return {
+    family,
+    prediction,
+    inpainting: native.unetInChannels === 9,
+    defaultWidth: size,
+    defaultHeight: size,
+    contextDim: native.contextDim,
+    padToken: native.padToken,
+    vaeScale: native.vaeScale,
+    weightBytes: native.weightBytes,
+    backend: native.backend as ModelInfo['backend'],
+  };
+}
+
+/** `promise`, or an AbortError as soon as `signal` fires, whichever is first. */
+function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return promise;
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(abortError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}

@@ -1,0 +1,128 @@
+// AUTOMATIC1111's generation parameters text, and the PNG text chunk that carries it: written right
+// after IHDR, so that tools which read only the first chunks (web UIs' "PNG info") find it.
+import { inflateSync } from 'node:zlib';
+
+import { invalid, type NormalizedImageOptions } from './options.js';
+import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type SchedulerName } from './samplers.js';
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/**
+ * The A1111 `parameters` text of one image: the prompt, a "Negative prompt:" line when there is
+ * one, then "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model: v1-5", with
+ * "Schedule type" for non-default schedules and "Denoising strength" for image-to-image and inpainting.
+ */
+export function formatParameters(request: NormalizedImageOptions, seed: number, modelName: string): string {
+  const s = request.settings;
+  const fields: Array<[string, string | number]> = [
+    ['Steps', s.steps],
+    ['Sampler', samplerDisplayNames[s.sampler as SamplerName]],
+  ];
+  if (s.scheduler !== 'discrete') {
+    fields.push(['Schedule type', schedulerDisplayNames[s.scheduler as Exclude<SchedulerName, 'discrete'>]]);
+  }
+  fields.push(['CFG scale', s.cfgScale], ['Seed', seed], ['Size', `${s.width}x${s.height}`], ['Model', modelName]);
+  if (s.mode !== 'txt2img') fields.push(['Denoising strength', s.strength]);
+  if (s.clipSkip > 1) fields.push(['Clip skip', s.clipSkip]);
+  if (s.mode === 'inpaint') fields.push(['Mask blur', request.maskBlur]);
+
+  const lines = [request.prompt];
+  if (request.negativePrompt) lines.push(`Negative prompt: ${request.negativePrompt}`);
+  lines.push(fields.map(([name, value]) => `${name}: ${value}`).join(', '));
+  return lines.join('\n');
+}
+
+/**
+ * Returns a copy of `png` with a text chunk right after IHDR: tEXt when `text` is Latin-1, else
+ * iTXt with UTF-8 (as Pillow, and so AUTOMATIC1111, writes it).
+ */
+export function insertPngText(png: Buffer, keyword: string, text: string): Buffer {
+  const ihdr = chunkAt(png, PNG_SIGNATURE.length, 'png');
+  if (ihdr.type !== 'IHDR') throw invalid(TypeError, 'png', 'PNG data', png);
+  const ihdrEnd = PNG_SIGNATURE.length + 12 + ihdr.length;
+  // eslint-disable-next-line no-control-regex
+  const latin1 = /^[\u0000-\u00ff]*$/.test(text);
+  const data = latin1
+    ? Buffer.concat([Buffer.from(`${keyword}\0`, 'latin1'), Buffer.from(text, 'latin1')])
+    // keyword, compression flag 0, method 0, empty language tag, empty translated keyword, text
+    : Buffer.concat([Buffer.from(`${keyword}\0\0\0\0\0`, 'latin1'), Buffer.from(text, 'utf8')]);
+  return Buffer.concat([png.subarray(0, ihdrEnd), encodeChunk(latin1 ? 'tEXt' : 'iTXt', data), png.subarray(ihdrEnd)]);
+}
+
+/** Every tEXt, zTXt and iTXt entry of a PNG, keyword → text (the first of each keyword). */
+export function readPngText(png: Buffer | Uint8Array): Record<string, string> {
+  const buf = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
+  const entries: Record<string, string> = {};
+  for (let offset = PNG_SIGNATURE.length; offset < buf.length;) {
+    const chunk = chunkAt(buf, offset, 'png');
+    const entry = decodeTextChunk(chunk.type, chunk.data);
+    if (entry && !Object.hasOwn(entries, entry[0])) entries[entry[0]] = entry[1];
+    if (chunk.type === 'IEND') break;
+    offset += 12 + chunk.length;
+  }
+  return entries;
+}
+
+interface Chunk { type: string; length: number; data: Buffer }
+
+function chunkAt(buf: Buffer, offset: number, name: string): Chunk {
+  if (offset === PNG_SIGNATURE.length && !buf.subarray(0, 8).equals(PNG_SIGNATURE)) {
+    throw invalid(TypeError, name, 'PNG data', buf);
+  }
+  if (offset + 12 > buf.length) throw new TypeError(`Truncated PNG: chunk header at byte ${offset} is past the end`);
+  const length = buf.readUInt32BE(offset);
+  if (offset + 12 + length > buf.length) {
+    throw new TypeError(`Truncated PNG: chunk at byte ${offset} claims ${length} bytes, past the end`);
+  }
+  return {
+    type: buf.toString('latin1', offset + 4, offset + 8),
+    length,
+    data: buf.subarray(offset + 8, offset + 8 + length),
+  };
+}
+
+function decodeTextChunk(type: string, data: Buffer): [string, string] | undefined {
+  const keywordEnd = data.indexOf(0);
+  if (keywordEnd < 0) return undefined;
+  const keyword = data.toString('latin1', 0, keywordEnd);
+  const rest = data.subarray(keywordEnd + 1);
+  switch (type) {
+    case 'tEXt':
+      return [keyword, rest.toString('latin1')];
+    case 'zTXt':
+      return [keyword, inflateSync(rest.subarray(1)).toString('latin1')];
+    case 'iTXt': {
+      const compressed = rest[0] === 1;
+      const languageEnd = rest.indexOf(0, 2);
+      const translatedEnd = languageEnd < 0 ? -1 : rest.indexOf(0, languageEnd + 1);
+      if (translatedEnd < 0) return undefined;
+      const body = rest.subarray(translatedEnd + 1);
+      return [keyword, (compressed ? inflateSync(body) : body).toString('utf8')];
+    }
+    default:
+      return undefined;
+  }
+}
+
+function encodeChunk(type: string, data: Buffer): Buffer {
+  const chunk = Buffer.alloc(12 + data.length);
+  chunk.writeUInt32BE(data.length, 0);
+  chunk.write(type, 4, 'latin1');
+  data.copy(chunk, 8);
+  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
+  return chunk;
+}
+
+// zlib.crc32 exists only from Node 20.15 / 22.2; package.json allows any Node 20.
+const crcTable = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+/** CRC-32 as PNG (and zlib) computes it over a chunk's type and data. */
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}

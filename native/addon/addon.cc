@@ -1,0 +1,26 @@
+// Module entry: systemInfo(), loadModel(), and the Model class.
+#include <napi.h>
+
+#include "convert.h"
+#include "model_wrap.h"
+
+namespace sdnode_addon {
+
+namespace {
+
+Napi::Value SystemInfo(const Napi::CallbackInfo& info) { return systemInfoToJs(info.Env(), sdnode::systemInfo()); }
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
+  exports.Set("Model", ModelWrap::Define(env));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace sdnode_addon
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return sdnode_addon::Init(env, exports); }
+
+NODE_API_MODULE(sdnode, InitModule)

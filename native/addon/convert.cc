@@ -1,0 +1,160 @@
+#include "convert.h"
+
+#include <cmath>
+
+namespace sdnode_addon {
+
+namespace {
+
+[[noreturn]] void badField(Napi::Env env, const std::string& field, const std::string& expected) {
+  throw Napi::TypeError::New(env, "internal: request field '" + field + "' must be " + expected);
+}
+
+std::string stringField(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsString()) badField(o.Env(), name, "a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+double numberField(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsNumber()) badField(o.Env(), name, "a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(d)) badField(o.Env(), name, "a finite number");
+  return d;
+}
+
+int intField(const Napi::Object& o, const char* name) {
+  double d = numberField(o, name);
+  if (d != std::floor(d) || d < -2147483648.0 || d > 2147483647.0) badField(o.Env(), name, "a 32-bit integer");
+  return static_cast<int>(d);
+}
+
+template <typename T, napi_typedarray_type Kind>
+std::vector<T> typedArrayField(const Napi::Object& o, const char* name, bool optional) {
+  Napi::Value v = o.Get(name);
+  if (optional && (v.IsUndefined() || v.IsNull())) return {};
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != Kind) badField(o.Env(), name, "a typed array of the right kind");
+  Napi::TypedArrayOf<T> array = v.As<Napi::TypedArrayOf<T>>();
+  return std::vector<T>(array.Data(), array.Data() + array.ElementLength());
+}
+
+sdnode::Conditioning conditioningField(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsObject()) badField(o.Env(), name, "an object with tokens and weights");
+  Napi::Object c = v.As<Napi::Object>();
+  sdnode::Conditioning out;
+  out.tokens = typedArrayField<int32_t, napi_int32_array>(c, "tokens", false);
+  out.weights = typedArrayField<float, napi_float32_array>(c, "weights", false);
+  return out;
+}
+
+}  // namespace
+
+sdnode::Request requestFromJs(const Napi::Object& o) {
+  sdnode::Request r;
+  r.mode = stringField(o, "mode");
+  r.width = intField(o, "width");
+  r.height = intField(o, "height");
+  r.steps = intField(o, "steps");
+  r.cfgScale = static_cast<float>(numberField(o, "cfgScale"));
+  r.sampler = stringField(o, "sampler");
+  r.scheduler = stringField(o, "scheduler");
+  const double seed = numberField(o, "seed");
+  if (seed < 0 || seed > 9007199254740991.0 || seed != std::floor(seed)) badField(o.Env(), "seed", "an integer 0 … 2^53-1");
+  r.seed = static_cast<uint64_t>(seed);
+  r.rng = stringField(o, "rng");
+  r.clipSkip = intField(o, "clipSkip");
+  r.count = intField(o, "count");
+  r.strength = static_cast<float>(numberField(o, "strength"));
+  r.prompt = conditioningField(o, "prompt");
+  r.negative = conditioningField(o, "negative");
+  r.image = typedArrayField<uint8_t, napi_uint8_array>(o, "image", true);
+  r.mask = typedArrayField<uint8_t, napi_uint8_array>(o, "mask", true);
+  return r;
+}
+
+sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object& options) {
+  sdnode::LoadParams p;
+  p.path = path;
+  p.backend = stringField(options, "backend");
+  p.threads = intField(options, "threads");
+  p.prediction = stringField(options, "prediction");
+  return p;
+}
+
+Napi::Object systemInfoToJs(Napi::Env env, const sdnode::SystemInfo& info) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("engineVersion", info.engineVersion);
+  o.Set("ggmlVersion", info.ggmlVersion);
+  Napi::Array backends = Napi::Array::New(env, info.backends.size());
+  for (size_t i = 0; i < info.backends.size(); i++) backends.Set(static_cast<uint32_t>(i), info.backends[i]);
+  o.Set("backends", backends);
+  Napi::Array devices = Napi::Array::New(env, info.devices.size());
+  for (size_t i = 0; i < info.devices.size(); i++) {
+    const sdnode::DeviceInfo& d = info.devices[i];
+    Napi::Object dev = Napi::Object::New(env);
+    dev.Set("backend", d.backend);
+    dev.Set("name", d.name);
+    dev.Set("description", d.description);
+    dev.Set("memoryTotal", static_cast<double>(d.memoryTotal));
+    dev.Set("memoryFree", static_cast<double>(d.memoryFree));
+    devices.Set(static_cast<uint32_t>(i), dev);
+  }
+  o.Set("devices", devices);
+  Napi::Array features = Napi::Array::New(env, info.cpuFeatures.size());
+  for (size_t i = 0; i < info.cpuFeatures.size(); i++) features.Set(static_cast<uint32_t>(i), info.cpuFeatures[i]);
+  o.Set("cpuFeatures", features);
+  o.Set("physicalCores", info.physicalCores);
+  return o;
+}
+
+Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("family", info.family);
+  o.Set("prediction", info.prediction);
+  o.Set("unetInChannels", info.unetInChannels);
+  o.Set("contextDim", info.contextDim);
+  o.Set("padToken", info.padToken);
+  o.Set("vaeScale", info.vaeScale);
+  o.Set("weightBytes", static_cast<double>(info.weightBytes));
+  o.Set("backend", info.backend);
+  Napi::Array unused = Napi::Array::New(env, info.unusedTensors.size());
+  for (size_t i = 0; i < info.unusedTensors.size(); i++) unused.Set(static_cast<uint32_t>(i), info.unusedTensors[i]);
+  o.Set("unusedTensors", unused);
+  return o;
+}
+
+Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("step", p.step);
+  o.Set("steps", p.steps);
+  o.Set("image", p.image);
+  o.Set("images", p.images);
+  o.Set("elapsedMs", p.elapsedMs);
+  return o;
+}
+
+Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images) {
+  Napi::Array out = Napi::Array::New(env, images.size());
+  for (size_t i = 0; i < images.size(); i++) {
+    const sdnode::Image& image = images[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("width", image.width);
+    o.Set("height", image.height);
+    o.Set("seed", static_cast<double>(image.seed));
+    Napi::Uint8Array data = Napi::Uint8Array::New(env, image.rgb.size());
+    std::copy(image.rgb.begin(), image.rgb.end(), data.Data());
+    o.Set("data", data);
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+Napi::Error errorToJs(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, code));
+  return error;
+}
+
+}  // namespace sdnode_addon

@@ -1,0 +1,21 @@
+// Conversions between JS values and engine structs. Run on the main thread only.
+#pragma once
+
+#include <napi.h>
+
+#include "sdnode.h"
+
+namespace sdnode_addon {
+
+// Throws Napi::TypeError naming the field when the lib/ layer handed over something malformed.
+sdnode::Request requestFromJs(const Napi::Object& object);
+sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object& options);
+
+Napi::Object systemInfoToJs(Napi::Env env, const sdnode::SystemInfo& info);
+Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info);
+Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& progress);
+Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images);
+// An Error with a stable `code` property.
+Napi::Error errorToJs(Napi::Env env, const std::string& code, const std::string& message);
+
+}  // namespace sdnode_addon

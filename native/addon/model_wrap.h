@@ -1,0 +1,39 @@
+// The JS Model object: owns one engine model; load and generate run as async workers.
+#pragma once
+
+#include <napi.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "sdnode.h"
+
+namespace sdnode_addon {
+
+// Shared by the JS object and any running worker, so close() during a generation frees the
+// weights only when that generation has finished.
+struct ModelHandle {
+  std::unique_ptr<sdnode::Model> model;
+  std::mutex busy;  // one generation at a time
+};
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  static Napi::Object Create(Napi::Env env, std::shared_ptr<ModelHandle> handle);
+  explicit ModelWrap(const Napi::CallbackInfo& info);
+
+ private:
+  std::shared_ptr<ModelHandle> handle_;
+  std::shared_ptr<std::atomic<bool>> abortFlag_;
+
+  Napi::Value Generate(const Napi::CallbackInfo& info);
+  Napi::Value Abort(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+};
+
+// loadModel(path, options) -> Promise<Model>
+Napi::Value LoadModel(const Napi::CallbackInfo& info);
+
+}  // namespace sdnode_addon

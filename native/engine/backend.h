@@ -1,0 +1,72 @@
+// The compute backend of one model, and the graph runner every component uses: build a graph
+// into a scratch context, allocate it from a reusable allocator, copy inputs, compute, read back.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ggml-alloc.h"
+#include "ggml-backend.h"
+#include "ggml.h"
+
+namespace sdnode {
+
+class Backend {
+ public:
+  Backend(const std::string& requested, int threads);
+  ~Backend();
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  ggml_backend_t handle() const { return backend_; }
+  const std::string& name() const { return name_; }
+  // Polled by the CPU backend between graph nodes; lets a long compute stop early.
+  void setAbortCheck(std::function<bool()> check);
+
+ private:
+  ggml_backend_t backend_ = nullptr;
+  std::string name_;
+  std::function<bool()> abortCheck_;
+  static bool abortTrampoline(void* data);
+};
+
+// One graph under construction: a no-alloc context plus the host data of its inputs.
+class GraphBuild {
+ public:
+  explicit GraphBuild(size_t maxNodes = 16384);
+  ~GraphBuild();
+  GraphBuild(const GraphBuild&) = delete;
+  GraphBuild& operator=(const GraphBuild&) = delete;
+
+  ggml_context* ctx() const { return ctx_; }
+  ggml_cgraph* graph() const { return graph_; }
+  // A graph input whose data (kept alive by the caller) is copied in after allocation.
+  ggml_tensor* input(ggml_type type, std::vector<int64_t> ne, const void* data);
+  void setInputs() const;
+
+ private:
+  ggml_context* ctx_ = nullptr;
+  ggml_cgraph* graph_ = nullptr;
+  std::vector<std::pair<ggml_tensor*, const void*>> inputs_;
+};
+
+// Keeps its compute buffer between runs, so repeated graphs of one shape allocate once.
+class GraphRunner {
+ public:
+  explicit GraphRunner(Backend& backend);
+  ~GraphRunner();
+  GraphRunner(const GraphRunner&) = delete;
+  GraphRunner& operator=(const GraphRunner&) = delete;
+
+  // Builds with `build` (which returns the output tensor), computes, and returns the output as f32.
+  std::vector<float> run(const std::function<ggml_tensor*(GraphBuild&)>& build);
+  // Frees the compute buffer (between phases whose graphs differ in size).
+  void release();
+
+ private:
+  Backend& backend_;
+  ggml_gallocr_t allocator_ = nullptr;
+};
+
+}  // namespace sdnode

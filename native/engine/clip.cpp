@@ -1,0 +1,157 @@
+#include "clip.h"
+
+#include <map>
+
+#include "nn.h"
+#include "sdnode.h"
+
+namespace sdnode {
+
+namespace {
+
+const std::string kOpenAiPrefix = "cond_stage_model.transformer.text_model.";
+const std::string kOpenClipPrefix = "cond_stage_model.model.";
+
+int countIndexed(const Weights& w, const std::string& before, const std::string& after) {
+  int n = 0;
+  while (w.has(before + std::to_string(n) + after)) n++;
+  return n;
+}
+
+int metadataInt(const std::map<std::string, std::string>& metadata, const std::string& key, int fallback) {
+  auto it = metadata.find(key);
+  if (it == metadata.end()) return fallback;
+  try {
+    int v = std::stoi(it->second);
+    if (v > 0) return v;
+  } catch (...) {
+  }
+  throw Error(ErrorCode::ModelFormat, "metadata '" + key + "' must be a positive integer, got '" + it->second + "'");
+}
+
+}  // namespace
+
+ClipConfig readClipConfig(const Weights& w, const std::map<std::string, std::string>& metadata) {
+  ClipConfig c;
+  if (w.has(kOpenAiPrefix + "embeddings.token_embedding.weight")) {
+    const auto& emb = w.shape(kOpenAiPrefix + "embeddings.token_embedding.weight");
+    c.vocab = emb.at(0);
+    c.width = emb.at(1);
+    c.positions = w.shape(kOpenAiPrefix + "embeddings.position_embedding.weight").at(0);
+    c.layers = countIndexed(w, kOpenAiPrefix + "encoder.layers.", ".mlp.fc1.weight");
+    if (c.layers > 0) c.mlp = w.shape(kOpenAiPrefix + "encoder.layers.0.mlp.fc1.weight").at(0);
+  } else if (w.has(kOpenClipPrefix + "token_embedding.weight")) {
+    c.openClip = true;
+    const auto& emb = w.shape(kOpenClipPrefix + "token_embedding.weight");
+    c.vocab = emb.at(0);
+    c.width = emb.at(1);
+    c.positions = w.shape(kOpenClipPrefix + "positional_embedding").at(0);
+    c.layers = countIndexed(w, kOpenClipPrefix + "transformer.resblocks.", ".mlp.c_fc.weight");
+    if (c.layers > 0) c.mlp = w.shape(kOpenClipPrefix + "transformer.resblocks.0.mlp.c_fc.weight").at(0);
+    c.defaultClipSkip = 2;
+  } else {
+    throw Error(ErrorCode::ModelUnsupported,
+                "no text encoder found (expected cond_stage_model.transformer.text_model.* for SD 1.x or "
+                "cond_stage_model.model.* for SD 2.x)");
+  }
+  if (c.layers == 0) throw Error(ErrorCode::ModelFormat, "the text encoder has no layers");
+  if (c.positions < 77) throw Error(ErrorCode::ModelFormat, "the text encoder has fewer than 77 positions");
+  c.heads = metadataInt(metadata, "sdnode.clip_num_heads", static_cast<int>(c.width / 64));
+  if (c.heads <= 0 || c.width % c.heads != 0) {
+    throw Error(ErrorCode::ModelFormat, "text encoder width " + std::to_string(c.width) + " does not split into " +
+                                            std::to_string(c.heads) + " attention heads");
+  }
+  return c;
+}
+
+ClipTextEncoder::ClipTextEncoder(const ClipConfig& config, Weights& weights, Backend& backend)
+    : config_(config), weights_(weights), runner_(backend) {}
+
+ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_t rows, int layers) {
+  Net n{g.ctx(), weights_};
+  ggml_context* ctx = g.ctx();
+  const int64_t W = config_.width, T = 77;
+  const bool open = config_.openClip;
+  const std::string p = open ? kOpenClipPrefix : kOpenAiPrefix;
+  ggml_tensor* ids = g.input(GGML_TYPE_I32, {T * rows}, tokens);
+  ggml_tensor* tokenEmb = n.w.get(p + (open ? "token_embedding.weight" : "embeddings.token_embedding.weight"), {config_.vocab, W});
+  ggml_tensor* posEmb =
+      n.w.get(p + (open ? "positional_embedding" : "embeddings.position_embedding.weight"), {config_.positions, W});
+  // x: [W, T, rows]
+  ggml_tensor* x = ggml_reshape_3d(ctx, ggml_get_rows(ctx, tokenEmb, ids), W, T, rows);
+  x = ggml_add(ctx, x, ggml_view_2d(ctx, posEmb, W, T, posEmb->nb[1], 0));
+  for (int l = 0; l < layers; l++) {
+    const std::string q = p + (open ? "transformer.resblocks." : "encoder.layers.") + std::to_string(l) + ".";
+    ggml_tensor* h = layerNorm(n, x, q + (open ? "ln_1" : "layer_norm1"), W);
+    ggml_tensor *qs, *ks, *vs;
+    if (open) {
+      ggml_tensor* qkv = ggml_mul_mat(ctx, n.w.get(q + "attn.in_proj_weight", {3 * W, W}), h);  // packed q, k, v
+      qkv = ggml_add(ctx, qkv, n.w.get(q + "attn.in_proj_bias", {3 * W}));
+      auto part = [&](int i) {
+        return ggml_cont(ctx, ggml_view_3d(ctx, qkv, W, T, rows, qkv->nb[1], qkv->nb[2], i * W * ggml_element_size(qkv)));
+      };
+      qs = part(0), ks = part(1), vs = part(2);
+    } else {
+      qs = linear(n, h, q + "self_attn.q_proj", W, W);
+      ks = linear(n, h, q + "self_attn.k_proj", W, W);
+      vs = linear(n, h, q + "self_attn.v_proj", W, W);
+    }
+    h = attention(ctx, qs, ks, vs, config_.heads, true);
+    x = ggml_add(ctx, x, linear(n, h, q + (open ? "attn.out_proj" : "self_attn.out_proj"), W, W));
+    h = layerNorm(n, x, q + (open ? "ln_2" : "layer_norm2"), W);
+    h = linear(n, h, q + (open ? "mlp.c_fc" : "mlp.fc1"), W, config_.mlp);
+    // OpenAI's CLIP was trained with quick-GELU, OpenCLIP ViT-H with GELU.
+    h = open ? ggml_gelu(ctx, h) : ggml_mul(ctx, h, ggml_sigmoid(ctx, ggml_scale(ctx, h, 1.702f)));
+    x = ggml_add(ctx, x, linear(n, h, q + (open ? "mlp.c_proj" : "mlp.fc2"), config_.mlp, W));
+  }
+  return layerNorm(n, x, p + (open ? "ln_final" : "final_layer_norm"), W);
+}
+
+void ClipTextEncoder::validate() {
+  GraphBuild g;
+  std::vector<int32_t> tokens(77, 0);
+  build(g, tokens.data(), 1, config_.layers);
+}
+
+std::vector<float> ClipTextEncoder::encode(const std::vector<int32_t>& tokens, const std::vector<float>& weights, int clipSkip) {
+  const int64_t T = 77;
+  if (tokens.empty() || tokens.size() % T != 0 || weights.size() != tokens.size()) {
+    throw Error(ErrorCode::InvalidArgument, "conditioning must be rows of 77 tokens with one weight per token");
+  }
+  for (int32_t id : tokens) {
+    if (id < 0 || id >= config_.vocab) {
+      throw Error(ErrorCode::InvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary (0-" +
+                                                  std::to_string(config_.vocab - 1) + ")");
+    }
+  }
+  const int skip = clipSkip > 0 ? clipSkip : config_.defaultClipSkip;
+  if (skip > config_.layers) {
+    throw Error(ErrorCode::InvalidArgument, "clipSkip " + std::to_string(skip) + " exceeds the text encoder's " +
+                                                std::to_string(config_.layers) + " layers");
+  }
+  const int64_t rows = static_cast<int64_t>(tokens.size()) / T;
+  std::vector<float> hidden =
+      runner_.run([&](GraphBuild& g) { return build(g, tokens.data(), rows, config_.layers - (skip - 1)); });
+  // Emphasis: scale each token's hidden state, then restore the row's mean so overall magnitude stays.
+  const int64_t W = config_.width;
+  for (int64_t r = 0; r < rows; r++) {
+    float* row = hidden.data() + r * T * W;
+    const float* weight = weights.data() + r * T;
+    bool plain = true;
+    for (int64_t t = 0; t < T; t++) plain = plain && weight[t] == 1.0f;
+    if (plain) continue;
+    double before = 0, after = 0;
+    for (int64_t i = 0; i < T * W; i++) before += row[i];
+    for (int64_t t = 0; t < T; t++) {
+      for (int64_t c = 0; c < W; c++) row[t * W + c] *= weight[t];
+    }
+    for (int64_t i = 0; i < T * W; i++) after += row[i];
+    if (after != 0) {
+      const float ratio = static_cast<float>(before / after);
+      for (int64_t i = 0; i < T * W; i++) row[i] *= ratio;
+    }
+  }
+  return hidden;
+}
+
+}  // namespace sdnode

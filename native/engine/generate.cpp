@@ -1,0 +1,153 @@
+// One generation: text conditioning once, then per image: initial noise, the sampler loop over
+// the UNet with classifier-free guidance, and the VAE decode.
+#include <chrono>
+#include <cmath>
+
+#include "model_impl.h"
+#include "rng.h"
+#include "samplers.h"
+
+namespace sdnode {
+
+namespace {
+
+// The scale the LDM VAE's latents were normalised by during training.
+constexpr float kLatentScale = 0.18215f;
+
+struct AbortScope {
+  Backend& backend;
+  AbortScope(Backend& b, std::function<bool()> check) : backend(b) { backend.setAbortCheck(std::move(check)); }
+  ~AbortScope() { backend.setAbortCheck(nullptr); }
+};
+
+template <typename Fn>
+auto asEngineError(Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::invalid_argument& e) {
+    throw Error(ErrorCode::InvalidArgument, e.what());
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::OutOfMemory, "out of memory");
+  }
+}
+
+}  // namespace
+
+void DiffusionModel::checkRequest(const Request& r) const {
+  auto fail = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, what); };
+  const int scale = info_.vaeScale;
+  if (r.width < scale || r.height < scale || r.width % scale != 0 || r.height % scale != 0 || r.width > 4096 || r.height > 4096) {
+    fail("width and height must be multiples of " + std::to_string(scale) + " between " + std::to_string(scale) +
+         " and 4096, got " + std::to_string(r.width) + "x" + std::to_string(r.height));
+  }
+  if (r.steps < 1 || r.steps > 1000) fail("steps must be between 1 and 1000, got " + std::to_string(r.steps));
+  if (r.count < 1 || r.count > 64) fail("count must be between 1 and 64, got " + std::to_string(r.count));
+  if (!std::isfinite(r.cfgScale) || r.cfgScale < 0) fail("cfgScale must be a finite number >= 0");
+  if (r.mode != "txt2img") {
+    throw Error(ErrorCode::ModelUnsupported, "mode '" + r.mode + "' is not implemented by this engine yet (txt2img is)");
+  }
+}
+
+std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
+                                           const std::vector<float>& cond, int64_t condTokens, const std::vector<float>& uncond,
+                                           int64_t uncondTokens, float cfgScale, const std::vector<float>& concat) {
+  // k-diffusion's CompVis wrappers (sigma_data = 1): eps models predict the noise, v models the velocity.
+  const float s2 = sigma * sigma + 1.0f;
+  const float cIn = 1.0f / std::sqrt(s2);
+  const float cSkip = vPrediction_ ? 1.0f / s2 : 1.0f;
+  const float cOut = vPrediction_ ? -sigma / std::sqrt(s2) : -sigma;
+  const float t = schedule_.sigmaToT(sigma);
+  std::vector<float> input(x.size() + concat.size());
+  for (size_t i = 0; i < x.size(); i++) input[i] = x[i] * cIn;
+  std::copy(concat.begin(), concat.end(), input.begin() + x.size());
+  std::vector<float> out = unet_->forward(input, width, height, t, cond, condTokens);
+  if (!uncond.empty()) {
+    std::vector<float> outUncond = unet_->forward(input, width, height, t, uncond, uncondTokens);
+    for (size_t i = 0; i < out.size(); i++) out[i] = outUncond[i] + cfgScale * (out[i] - outUncond[i]);
+  }
+  for (size_t i = 0; i < out.size(); i++) out[i] = x[i] * cSkip + out[i] * cOut;
+  return out;
+}
+
+std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height) {
+  std::vector<float> scaled(latent.size());
+  for (size_t i = 0; i < latent.size(); i++) scaled[i] = latent[i] / kLatentScale;
+  std::vector<float> planes = vae_->decode(scaled, width, height);
+  const int64_t W = width * info_.vaeScale, H = height * info_.vaeScale, plane = W * H;
+  std::vector<uint8_t> rgb(plane * 3);
+  for (int64_t p = 0; p < plane; p++) {
+    for (int c = 0; c < 3; c++) {
+      float v = (planes[c * plane + p] + 1.0f) * 0.5f;
+      v = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
+      // Truncation, as the reference tools convert to 8 bits.
+      rgb[p * 3 + c] = static_cast<uint8_t>(v * 255.0f);
+    }
+  }
+  return rgb;
+}
+
+std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& callbacks) {
+  return asEngineError([&]() {
+    checkRequest(r);
+    const auto started = std::chrono::steady_clock::now();
+    const std::function<bool()> aborted = callbacks.aborted ? callbacks.aborted : [] { return false; };
+    AbortScope abortScope(*backend_, aborted);
+    if (aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
+
+    const std::vector<float> cond = clip_->encode(r.prompt.tokens, r.prompt.weights, r.clipSkip);
+    const int64_t condTokens = static_cast<int64_t>(r.prompt.tokens.size());
+    // cfg 1 makes the unconditional pass cancel out, so it is skipped.
+    std::vector<float> uncond;
+    int64_t uncondTokens = 0;
+    if (r.cfgScale != 1.0f) {
+      uncond = clip_->encode(r.negative.tokens, r.negative.weights, r.clipSkip);
+      uncondTokens = static_cast<int64_t>(r.negative.tokens.size());
+    }
+    const std::vector<float> sigmas = makeSigmas(schedule_, r.scheduler, r.steps);
+    const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
+    const int64_t latentSize = vae_->config().latentChannels * w * h;
+    const std::vector<float> noConcat;
+
+    std::vector<Image> images;
+    for (int i = 0; i < r.count; i++) {
+      const uint64_t seed = r.seed + static_cast<uint64_t>(i);
+      // Like stable-diffusion.cpp: one generator for the initial noise and one for the sampler,
+      // both seeded with the image's seed.
+      std::unique_ptr<Rng> noiseRng = makeRng(r.rng);
+      std::unique_ptr<Rng> samplerRng = makeRng(r.rng);
+      noiseRng->seed(seed);
+      samplerRng->seed(seed);
+      std::vector<float> x = noiseRng->randn(static_cast<size_t>(latentSize));
+      for (float& v : x) v *= sigmas[0];
+
+      SamplerHooks hooks;
+      hooks.aborted = aborted;
+      hooks.onStep = [&](int step, int steps) {
+        if (!callbacks.onProgress) return;
+        Progress p;
+        p.step = step;
+        p.steps = steps;
+        p.image = i;
+        p.images = r.count;
+        p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        callbacks.onProgress(p);
+      };
+      const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
+        return denoise(latent, sigma, w, h, cond, condTokens, uncond, uncondTokens, r.cfgScale, noConcat);
+      };
+      x = sample(r.sampler, model, std::move(x), sigmas, *samplerRng, schedule_, hooks);
+
+      Image image;
+      image.width = r.width;
+      image.height = r.height;
+      image.seed = seed;
+      image.rgb = decodeToRgb(x, w, h);
+      images.push_back(std::move(image));
+    }
+    return images;
+  });
+}
+
+}  // namespace sdnode

@@ -1,0 +1,99 @@
+// Loading: read the header, derive the architecture, load the weights once, and build every
+// component's graph once so a checkpoint that disagrees with itself fails here, by tensor name.
+#include <algorithm>
+
+#include "model_impl.h"
+#include "system_info.h"
+
+namespace sdnode {
+
+namespace {
+
+const std::vector<std::string> kComponentPrefixes = {"cond_stage_model.", "model.diffusion_model.", "first_stage_model."};
+
+std::string detectFamily(const SafetensorsFile& file) {
+  auto has = [&](const std::string& name) { return file.tensors.count(name) > 0; };
+  if (has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")) return "sd1";
+  if (has("cond_stage_model.model.token_embedding.weight")) return "sd2";
+  if (has("conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight")) {
+    throw Error(ErrorCode::ModelUnsupported, file.path + ": SDXL checkpoints are not supported yet (SD 1.x and 2.x are)");
+  }
+  throw Error(ErrorCode::ModelUnsupported,
+              file.path + ": not a Stable Diffusion 1.x/2.x checkpoint in the single-file LDM layout "
+                          "(no cond_stage_model.* text encoder)");
+}
+
+std::string choosePrediction(const std::string& requested, const std::string& family, const SafetensorsFile& file) {
+  if (requested == "eps" || requested == "v") return requested;
+  if (requested != "auto") throw Error(ErrorCode::InvalidArgument, "prediction must be 'auto', 'eps' or 'v', got '" + requested + "'");
+  auto hint = file.metadata.find("sdnode.prediction");
+  if (hint != file.metadata.end() && (hint->second == "eps" || hint->second == "v")) return hint->second;
+  // The weights cannot tell; the common SD 2.x checkpoints (768-v) predict v, SD 1.x predicts noise.
+  return family == "sd2" ? "v" : "eps";
+}
+
+}  // namespace
+
+const char* errorCodeName(ErrorCode code) {
+  switch (code) {
+    case ErrorCode::ModelIo: return "ERR_MODEL_IO";
+    case ErrorCode::ModelFormat: return "ERR_MODEL_FORMAT";
+    case ErrorCode::ModelUnsupported: return "ERR_MODEL_UNSUPPORTED";
+    case ErrorCode::InvalidArgument: return "ERR_INVALID_ARGUMENT";
+    case ErrorCode::Backend: return "ERR_BACKEND";
+    case ErrorCode::OutOfMemory: return "ERR_OUT_OF_MEMORY";
+    case ErrorCode::Aborted: return "ERR_ABORTED";
+    case ErrorCode::Internal: return "ERR_INTERNAL";
+  }
+  return "ERR_INTERNAL";
+}
+
+std::unique_ptr<Model> Model::load(const LoadParams& params) { return std::make_unique<DiffusionModel>(params); }
+
+DiffusionModel::DiffusionModel(const LoadParams& params) : file_(readSafetensorsHeader(params.path)) {
+  const std::string family = detectFamily(file_);
+  const std::string prediction = choosePrediction(params.prediction, family, file_);
+  backend_ = std::make_unique<Backend>(params.backend, params.threads > 0 ? params.threads : physicalCores());
+  weights_ = std::make_unique<Weights>(file_, kComponentPrefixes, backend_->handle());
+  const ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata);
+  const UnetConfig unetConfig = readUnetConfig(*weights_, file_.metadata, family == "sd2");
+  const VaeConfig vaeConfig = readVaeConfig(*weights_);
+  if (clipConfig.width != unetConfig.contextDim) {
+    throw Error(ErrorCode::ModelFormat, file_.path + ": text encoder width " + std::to_string(clipConfig.width) +
+                                            " does not match the UNet's cross-attention width " + std::to_string(unetConfig.contextDim));
+  }
+  if (unetConfig.outChannels != vaeConfig.latentChannels) {
+    throw Error(ErrorCode::ModelFormat, file_.path + ": UNet output channels " + std::to_string(unetConfig.outChannels) +
+                                            " do not match the VAE's latent channels " + std::to_string(vaeConfig.latentChannels));
+  }
+  const int64_t expectedIn = vaeConfig.latentChannels;
+  if (unetConfig.inChannels != expectedIn && unetConfig.inChannels != 2 * expectedIn + 1) {
+    throw Error(ErrorCode::ModelUnsupported, file_.path + ": UNet takes " + std::to_string(unetConfig.inChannels) +
+                                                 " input channels; supported are " + std::to_string(expectedIn) + " and " +
+                                                 std::to_string(2 * expectedIn + 1) + " (inpainting)");
+  }
+  clip_ = std::make_unique<ClipTextEncoder>(clipConfig, *weights_, *backend_);
+  unet_ = std::make_unique<Unet>(unetConfig, *weights_, *backend_);
+  vae_ = std::make_unique<Vae>(vaeConfig, *weights_, *backend_);
+  clip_->validate();
+  unet_->validate();
+  vae_->validate();
+
+  vPrediction_ = prediction == "v";
+  info_.family = family;
+  info_.prediction = prediction;
+  info_.unetInChannels = static_cast<int>(unetConfig.inChannels);
+  info_.contextDim = static_cast<int>(clipConfig.width);
+  info_.padToken = family == "sd2" ? 0 : 49407;
+  info_.vaeScale = vaeConfig.scale();
+  info_.weightBytes = weights_->bytes();
+  info_.backend = backend_->name();
+  for (const std::string& name : weights_->unused()) {
+    if (name.find("position_ids") == std::string::npos && name.find("logit_scale") == std::string::npos &&
+        name.find("text_projection") == std::string::npos) {
+      info_.unusedTensors.push_back(name);
+    }
+  }
+}
+
+}  // namespace sdnode

@@ -1,0 +1,89 @@
+#include "nn.h"
+
+#include <cmath>
+
+namespace sdnode {
+
+ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, bool bias) {
+  ggml_tensor* y = ggml_mul_mat(n.ctx, n.w.get(prefix + ".weight", {out, in}), x);
+  if (bias) y = ggml_add(n.ctx, y, n.w.get(prefix + ".bias", {out}));
+  return y;
+}
+
+ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, int kernel, int stride,
+                    int padding) {
+  ggml_tensor* w = n.w.get(prefix + ".weight", {out, in, kernel, kernel});
+  ggml_tensor* y;
+  if (kernel == 1 && stride == 1 && padding == 0) {
+    // A 1x1 convolution is a matmul over channels; skipping im2col saves a copy of the activations.
+    ggml_tensor* tokens = imageToTokens(n.ctx, x);
+    y = ggml_mul_mat(n.ctx, ggml_reshape_2d(n.ctx, w, in, out), tokens);
+    y = tokensToImage(n.ctx, y, x->ne[0], x->ne[1]);
+  } else {
+    y = ggml_conv_2d(n.ctx, w, x, stride, stride, padding, padding, 1, 1);
+  }
+  ggml_tensor* b = n.w.get(prefix + ".bias", {out});
+  return ggml_add(n.ctx, y, ggml_reshape_4d(n.ctx, b, 1, 1, out, 1));
+}
+
+ggml_tensor* groupNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps) {
+  ggml_tensor* y = ggml_group_norm(n.ctx, x, 32, eps);
+  ggml_tensor* w = n.w.get(prefix + ".weight", {channels});
+  ggml_tensor* b = n.w.get(prefix + ".bias", {channels});
+  y = ggml_mul(n.ctx, y, ggml_reshape_4d(n.ctx, w, 1, 1, channels, 1));
+  return ggml_add(n.ctx, y, ggml_reshape_4d(n.ctx, b, 1, 1, channels, 1));
+}
+
+ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps) {
+  ggml_tensor* y = ggml_norm(n.ctx, x, eps);
+  y = ggml_mul(n.ctx, y, n.w.get(prefix + ".weight", {channels}));
+  return ggml_add(n.ctx, y, n.w.get(prefix + ".bias", {channels}));
+}
+
+ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal) {
+  const int64_t channels = q->ne[0];
+  const int64_t headDim = channels / heads;
+  const int64_t tq = q->ne[1];
+  const int64_t tk = k->ne[1];
+  const int64_t batch = q->ne[2];
+  // [C, T, N] -> [d, T, heads*N]
+  auto splitHeads = [&](ggml_tensor* x, int64_t t) {
+    x = ggml_reshape_4d(ctx, x, headDim, heads, t, batch);
+    x = ggml_permute(ctx, x, 0, 2, 1, 3);  // [d, T, heads, N]
+    return ggml_reshape_3d(ctx, ggml_cont(ctx, x), headDim, t, heads * batch);
+  };
+  ggml_tensor* qh = splitHeads(q, tq);
+  ggml_tensor* kh = splitHeads(k, tk);
+  // v as [Tk, d, heads*N] so that one matmul weights the values
+  ggml_tensor* vh = ggml_reshape_4d(ctx, v, headDim, heads, tk, batch);
+  vh = ggml_cont(ctx, ggml_permute(ctx, vh, 1, 2, 0, 3));  // [Tk, d, heads, N]
+  vh = ggml_reshape_3d(ctx, vh, tk, headDim, heads * batch);
+
+  ggml_tensor* scores = ggml_mul_mat(ctx, kh, qh);  // [Tk, Tq, heads*N]
+  const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
+  if (causal) {
+    scores = ggml_scale(ctx, scores, scale);
+    scores = ggml_diag_mask_inf(ctx, scores, 0);
+    scores = ggml_soft_max(ctx, scores);
+  } else {
+    scores = ggml_soft_max_ext(ctx, scores, nullptr, scale, 0.0f);
+  }
+  ggml_tensor* out = ggml_mul_mat(ctx, vh, scores);  // [d, Tq, heads*N]
+  out = ggml_reshape_4d(ctx, out, headDim, tq, heads, batch);
+  out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));  // [d, heads, Tq, N]
+  return ggml_reshape_3d(ctx, out, channels, tq, batch);
+}
+
+ggml_tensor* imageToTokens(ggml_context* ctx, ggml_tensor* x) {
+  const int64_t w = x->ne[0], h = x->ne[1], c = x->ne[2], n = x->ne[3];
+  ggml_tensor* t = ggml_cont(ctx, ggml_permute(ctx, x, 1, 2, 0, 3));  // [C, W, H, N]
+  return ggml_reshape_3d(ctx, t, c, w * h, n);
+}
+
+ggml_tensor* tokensToImage(ggml_context* ctx, ggml_tensor* x, int64_t width, int64_t height) {
+  const int64_t c = x->ne[0], n = x->ne[2];
+  ggml_tensor* t = ggml_reshape_4d(ctx, x, c, width, height, n);
+  return ggml_cont(ctx, ggml_permute(ctx, t, 2, 0, 1, 3));  // [W, H, C, N]
+}
+
+}  // namespace sdnode

@@ -1,0 +1,33 @@
+// Layers shared by CLIP, the UNet and the VAE. Each takes the checkpoint prefix of its weights and
+// the sizes it expects, so a tensor name in an error leads straight to the layer that wanted it.
+// ggml orders dimensions innermost first: images are [W, H, C, N], token sequences [C, T, N].
+#pragma once
+
+#include <string>
+
+#include "ggml.h"
+#include "weights.h"
+
+namespace sdnode {
+
+struct Net {
+  ggml_context* ctx;
+  Weights& w;
+};
+
+// x: [in, T, N] -> [out, T, N]
+ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
+// x: [W, H, in, N] -> [W', H', out, N]
+ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, int kernel, int stride = 1,
+                    int padding = 0);
+// x: [W, H, C, N], 32 groups
+ggml_tensor* groupNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps = 1e-6f);
+// x: [C, T, N]
+ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps = 1e-5f);
+// q: [C, Tq, N], k and v: [C, Tk, N] -> [C, Tq, N]; scaled dot-product attention over `heads` heads.
+ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal);
+// [W, H, C, N] <-> [C, W*H, N]
+ggml_tensor* imageToTokens(ggml_context* ctx, ggml_tensor* x);
+ggml_tensor* tokensToImage(ggml_context* ctx, ggml_tensor* x, int64_t width, int64_t height);
+
+}  // namespace sdnode

@@ -1,0 +1,323 @@
+// Formulas follow k-diffusion (Crowson) with eta = 1 for the ancestral samplers, s_noise = 1
+// and s_churn = 0, in float as the reference tools compute them.
+#include "samplers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <utility>
+
+namespace sdnode {
+
+namespace {
+
+using Latent = std::vector<float>;
+
+// What every sampler needs besides x and the sigmas: the model, the noise, the hooks.
+class SamplerRun {
+ public:
+  SamplerRun(const Denoiser& denoise, Rng& rng, const NoiseSchedule& schedule,
+             const SamplerHooks& hooks, int steps)
+      : denoise_(denoise), rng_(rng), schedule_(schedule), hooks_(hooks), steps_(steps) {}
+
+  const NoiseSchedule& schedule() const { return schedule_; }
+
+  Latent denoise(const Latent& x, float sigma) {
+    if (hooks_.aborted && hooks_.aborted()) throw Aborted();
+    Latent denoised = denoise_(x, sigma);
+    if (denoised.size() != x.size()) {
+      throw std::runtime_error("sampler: the denoiser returned " +
+                               std::to_string(denoised.size()) + " values for a latent of " +
+                               std::to_string(x.size()));
+    }
+    return denoised;
+  }
+
+  void addNoise(Latent& x, float scale) {
+    const std::vector<float> noise = rng_.randn(x.size());
+    for (size_t j = 0; j < x.size(); ++j) x[j] += noise[j] * scale;
+  }
+
+  void stepDone(int i) {
+    if (hooks_.onStep) hooks_.onStep(i + 1, steps_);
+  }
+
+ private:
+  const Denoiser& denoise_;
+  Rng& rng_;
+  const NoiseSchedule& schedule_;
+  const SamplerHooks& hooks_;
+  int steps_;
+};
+
+// One Euler step of the probability-flow ODE dx/dsigma = (x - denoised) / sigma.
+void eulerStep(Latent& x, const Latent& denoised, float sigma, float sigmaTo) {
+  const float dt = sigmaTo - sigma;
+  for (size_t j = 0; j < x.size(); ++j) {
+    const float d = (x[j] - denoised[j]) / sigma;
+    x[j] += d * dt;
+  }
+}
+
+// Splits a step from sigmaFrom to sigmaTo into a deterministic step down to sigmaDown and fresh
+// noise of sigmaUp, so the total variance lands on sigmaTo (k-diffusion get_ancestral_step).
+struct AncestralStep {
+  float sigmaDown;
+  float sigmaUp;
+};
+
+AncestralStep ancestralStep(float sigmaFrom, float sigmaTo) {
+  const float up = std::min(
+      sigmaTo, std::sqrt(sigmaTo * sigmaTo * (sigmaFrom * sigmaFrom - sigmaTo * sigmaTo) /
+                         (sigmaFrom * sigmaFrom)));
+  return {std::sqrt(sigmaTo * sigmaTo - up * up), up};
+}
+
+Latent sampleEulerAncestral(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  for (int i = 0; i < steps; ++i) {
+    const Latent denoised = run.denoise(x, sigmas[i]);
+    const AncestralStep a = ancestralStep(sigmas[i], sigmas[i + 1]);
+    eulerStep(x, denoised, sigmas[i], a.sigmaDown);
+    if (sigmas[i + 1] > 0) run.addNoise(x, a.sigmaUp);
+    run.stepDone(i);
+  }
+  return x;
+}
+
+Latent sampleEuler(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  for (int i = 0; i < steps; ++i) {
+    eulerStep(x, run.denoise(x, sigmas[i]), sigmas[i], sigmas[i + 1]);
+    run.stepDone(i);
+  }
+  return x;
+}
+
+// Heun's method: Euler predictor, trapezoidal corrector; the step to sigma 0 stays Euler
+// because the derivative is undefined there.
+Latent sampleHeun(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  Latent d(x.size());
+  Latent xPredicted(x.size());
+  for (int i = 0; i < steps; ++i) {
+    const float sigma = sigmas[i];
+    const float sigmaNext = sigmas[i + 1];
+    const Latent denoised = run.denoise(x, sigma);
+    if (sigmaNext == 0) {
+      eulerStep(x, denoised, sigma, sigmaNext);
+    } else {
+      const float dt = sigmaNext - sigma;
+      for (size_t j = 0; j < x.size(); ++j) {
+        d[j] = (x[j] - denoised[j]) / sigma;
+        xPredicted[j] = x[j] + d[j] * dt;
+      }
+      const Latent denoisedNext = run.denoise(xPredicted, sigmaNext);
+      for (size_t j = 0; j < x.size(); ++j) {
+        const float dNext = (xPredicted[j] - denoisedNext[j]) / sigmaNext;
+        x[j] += (d[j] + dNext) / 2.0f * dt;
+      }
+    }
+    run.stepDone(i);
+  }
+  return x;
+}
+
+// DPM-Solver-2: the derivative at the log-space midpoint sigma drives the whole step.
+Latent sampleDpm2(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  Latent xMid(x.size());
+  for (int i = 0; i < steps; ++i) {
+    const float sigma = sigmas[i];
+    const float sigmaNext = sigmas[i + 1];
+    const Latent denoised = run.denoise(x, sigma);
+    if (sigmaNext == 0) {
+      eulerStep(x, denoised, sigma, sigmaNext);
+    } else {
+      const float sigmaMid = std::exp(0.5f * (std::log(sigma) + std::log(sigmaNext)));
+      const float dtMid = sigmaMid - sigma;
+      for (size_t j = 0; j < x.size(); ++j) {
+        xMid[j] = x[j] + (x[j] - denoised[j]) / sigma * dtMid;
+      }
+      const Latent denoisedMid = run.denoise(xMid, sigmaMid);
+      const float dt = sigmaNext - sigma;
+      for (size_t j = 0; j < x.size(); ++j) {
+        x[j] += (xMid[j] - denoisedMid[j]) / sigmaMid * dt;
+      }
+    }
+    run.stepDone(i);
+  }
+  return x;
+}
+
+// DPM-Solver++(2S) in t = -log(sigma), stepping to the ancestral sigmaDown, then adding noise.
+Latent sampleDpmpp2sAncestral(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  Latent xMid(x.size());
+  for (int i = 0; i < steps; ++i) {
+    const float sigma = sigmas[i];
+    const Latent denoised = run.denoise(x, sigma);
+    const AncestralStep a = ancestralStep(sigma, sigmas[i + 1]);
+    if (a.sigmaDown == 0) {
+      eulerStep(x, denoised, sigma, a.sigmaDown);
+    } else {
+      const float h = std::log(sigma) - std::log(a.sigmaDown);  // t_next - t
+      const float midScale = std::exp(-0.5f * h);                // sigma_mid / sigma
+      const float sigmaMid = sigma * midScale;
+      const float midWeight = -std::expm1(-0.5f * h);
+      for (size_t j = 0; j < x.size(); ++j) {
+        xMid[j] = midScale * x[j] + midWeight * denoised[j];
+      }
+      const Latent denoisedMid = run.denoise(xMid, sigmaMid);
+      const float scale = a.sigmaDown / sigma;
+      const float weight = -std::expm1(-h);
+      for (size_t j = 0; j < x.size(); ++j) x[j] = scale * x[j] + weight * denoisedMid[j];
+    }
+    if (sigmas[i + 1] > 0) run.addNoise(x, a.sigmaUp);
+    run.stepDone(i);
+  }
+  return x;
+}
+
+// DPM-Solver++(2M): a second-order multistep correction from the previous step's denoised.
+Latent sampleDpmpp2m(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  Latent previous;
+  for (int i = 0; i < steps; ++i) {
+    const float sigma = sigmas[i];
+    const float sigmaNext = sigmas[i + 1];
+    Latent denoised = run.denoise(x, sigma);
+    if (sigmaNext == 0) {
+      // The exponential integrator lands exactly on the prediction at sigma 0.
+      x = denoised;
+    } else {
+      const float h = std::log(sigma) - std::log(sigmaNext);
+      const float scale = sigmaNext / sigma;
+      const float weight = -std::expm1(-h);
+      if (previous.empty()) {
+        for (size_t j = 0; j < x.size(); ++j) x[j] = scale * x[j] + weight * denoised[j];
+      } else {
+        const float hLast = std::log(sigmas[i - 1]) - std::log(sigma);
+        const float r = hLast / h;
+        const float current = 1.0f + 1.0f / (2.0f * r);
+        const float old = 1.0f / (2.0f * r);
+        for (size_t j = 0; j < x.size(); ++j) {
+          x[j] = scale * x[j] + weight * (current * denoised[j] - old * previous[j]);
+        }
+      }
+    }
+    previous = std::move(denoised);
+    run.stepDone(i);
+  }
+  return x;
+}
+
+// Latent consistency models jump straight to the prediction, then re-noise to the next level.
+Latent sampleLcm(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  for (int i = 0; i < steps; ++i) {
+    x = run.denoise(x, sigmas[i]);
+    if (sigmas[i + 1] > 0) run.addNoise(x, sigmas[i + 1]);
+    run.stepDone(i);
+  }
+  return x;
+}
+
+// DDIM with eta = 0 on the given sigmas. With alphas_cumprod = 1 / (1 + sigma^2) at each
+// level and x in k-diffusion scale (x_ddim / sqrt(alphas_cumprod)), the update
+// sqrt(a_prev) * x0 + sqrt(1 - a_prev) * eps becomes x0 + sigma_next * eps. The last step
+// goes to alphas_cumprod[0] rather than 1 (diffusers' set_alpha_to_one = false, as the SD
+// configs and stable-diffusion.cpp use), leaving the final latent in DDIM scale.
+Latent sampleDdim(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  const double sigmaFinal = run.schedule().sigmaAt(0);
+  const double alphaFinal = 1.0 / (1.0 + sigmaFinal * sigmaFinal);
+  const float x0Weight = static_cast<float>(std::sqrt(alphaFinal));
+  const float epsWeight = static_cast<float>(std::sqrt(1.0 - alphaFinal));
+  for (int i = 0; i < steps; ++i) {
+    const float sigma = sigmas[i];
+    const float sigmaNext = sigmas[i + 1];
+    const Latent denoised = run.denoise(x, sigma);
+    for (size_t j = 0; j < x.size(); ++j) {
+      const float eps = (x[j] - denoised[j]) / sigma;
+      x[j] = sigmaNext > 0 ? denoised[j] + sigmaNext * eps
+                           : x0Weight * denoised[j] + epsWeight * eps;
+    }
+    run.stepDone(i);
+  }
+  return x;
+}
+
+using SamplerFn = Latent (*)(SamplerRun&, Latent, const std::vector<float>&);
+
+struct SamplerEntry {
+  const char* name;
+  SamplerFn run;
+};
+
+const std::vector<SamplerEntry>& samplerTable() {
+  static const std::vector<SamplerEntry> table = {
+      {"euler_a", sampleEulerAncestral},
+      {"euler", sampleEuler},
+      {"heun", sampleHeun},
+      {"dpm2", sampleDpm2},
+      {"dpm++2s_a", sampleDpmpp2sAncestral},
+      {"dpm++2m", sampleDpmpp2m},
+      {"lcm", sampleLcm},
+      {"ddim", sampleDdim},
+  };
+  return table;
+}
+
+void checkSigmas(const std::vector<float>& sigmas) {
+  if (sigmas.size() < 2) {
+    throw std::invalid_argument("sigmas: need at least 2 values (steps + 1), got " +
+                                std::to_string(sigmas.size()));
+  }
+  for (size_t i = 0; i < sigmas.size(); ++i) {
+    const bool last = i + 1 == sigmas.size();
+    if (!std::isfinite(sigmas[i]) || sigmas[i] < 0 || (!last && sigmas[i] == 0)) {
+      throw std::invalid_argument("sigmas[" + std::to_string(i) + "] = " +
+                                  std::to_string(sigmas[i]) +
+                                  ": all but the last must be positive, the last >= 0");
+    }
+    if (i > 0 && sigmas[i] > sigmas[i - 1]) {
+      throw std::invalid_argument("sigmas[" + std::to_string(i) + "] = " +
+                                  std::to_string(sigmas[i]) + " is above sigmas[" +
+                                  std::to_string(i - 1) + "]: sigmas must not increase");
+    }
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& samplerNames() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const SamplerEntry& entry : samplerTable()) out.emplace_back(entry.name);
+    return out;
+  }();
+  return names;
+}
+
+std::vector<float> sample(const std::string& sampler, const Denoiser& denoise,
+                          std::vector<float> x, const std::vector<float>& sigmas, Rng& rng,
+                          const NoiseSchedule& schedule, const SamplerHooks& hooks) {
+  SamplerFn fn = nullptr;
+  std::string known;
+  for (const SamplerEntry& entry : samplerTable()) {
+    if (sampler == entry.name) fn = entry.run;
+    known += known.empty() ? entry.name : std::string(", ") + entry.name;
+  }
+  if (!fn) {
+    throw std::invalid_argument("sampler: unknown name '" + sampler + "' (expected one of: " +
+                                known + ")");
+  }
+  if (!denoise) throw std::invalid_argument("sample: denoise is empty");
+  if (x.empty()) throw std::invalid_argument("sample: x is empty");
+  checkSigmas(sigmas);
+  SamplerRun run(denoise, rng, schedule, hooks, static_cast<int>(sigmas.size()) - 1);
+  return fn(run, std::move(x), sigmas);
+}
+
+}  // namespace sdnode

@@ -1,0 +1,132 @@
+// sdnode engine: the one public header. Plain C++17; no ggml or Node types cross it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sdnode {
+
+// Every failure the engine reports is an Error with a stable code the addon hands to JS.
+enum class ErrorCode {
+  ModelIo,           // ERR_MODEL_IO: the file cannot be opened or read
+  ModelFormat,       // ERR_MODEL_FORMAT: not a valid checkpoint (header, offsets, dtypes, shapes)
+  ModelUnsupported,  // ERR_MODEL_UNSUPPORTED: valid file, but not an architecture we run
+  InvalidArgument,   // ERR_INVALID_ARGUMENT: a request field outside what the engine accepts
+  Backend,           // ERR_BACKEND: the requested backend is not available or failed
+  OutOfMemory,       // ERR_OUT_OF_MEMORY
+  Aborted,           // ERR_ABORTED: the caller asked to stop
+  Internal,          // ERR_INTERNAL
+};
+
+const char* errorCodeName(ErrorCode code);
+
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ErrorCode code() const { return code_; }
+
+ private:
+  ErrorCode code_;
+};
+
+struct DeviceInfo {
+  std::string backend;  // "cpu", "metal", "cuda"
+  std::string name;
+  std::string description;
+  uint64_t memoryTotal = 0;
+  uint64_t memoryFree = 0;
+};
+
+struct SystemInfo {
+  std::string engineVersion;
+  std::string ggmlVersion;
+  std::vector<std::string> backends;
+  std::vector<DeviceInfo> devices;
+  std::vector<std::string> cpuFeatures;
+  int physicalCores = 1;
+};
+
+SystemInfo systemInfo();
+
+struct LoadParams {
+  std::string path;
+  std::string backend = "auto";     // auto | cpu | metal | cuda
+  int threads = 0;                  // 0: physical cores
+  std::string prediction = "auto";  // auto | eps | v
+};
+
+struct ModelInfo {
+  std::string family;      // "sd1" | "sd2"
+  std::string prediction;  // "eps" | "v"
+  int unetInChannels = 4;
+  int contextDim = 768;
+  int padToken = 49407;
+  int vaeScale = 8;
+  uint64_t weightBytes = 0;
+  std::string backend;
+  // Tensors under the model's prefixes that no component uses (a sign of a variant we do not know).
+  std::vector<std::string> unusedTensors;
+};
+
+// Token ids in rows of 77 (BOS … EOS pad) and one weight per token.
+struct Conditioning {
+  std::vector<int32_t> tokens;
+  std::vector<float> weights;
+};
+
+struct Request {
+  std::string mode = "txt2img";  // txt2img | img2img | inpaint
+  int width = 512;
+  int height = 512;
+  int steps = 20;
+  float cfgScale = 7.0f;
+  std::string sampler = "euler_a";
+  std::string scheduler = "discrete";
+  uint64_t seed = 42;
+  std::string rng = "gpu";
+  int clipSkip = 0;  // 0: family default
+  int count = 1;
+  Conditioning prompt;
+  Conditioning negative;
+  std::vector<uint8_t> image;  // RGB, width*height*3 (img2img, inpaint)
+  std::vector<uint8_t> mask;   // width*height, 255 = repaint (inpaint)
+  float strength = 0.75f;
+};
+
+struct Progress {
+  int step = 0;  // 1-based step just finished
+  int steps = 0;
+  int image = 0;  // 0-based
+  int images = 0;
+  double elapsedMs = 0;
+};
+
+struct Image {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> rgb;
+  uint64_t seed = 0;
+};
+
+struct Callbacks {
+  std::function<void(const Progress&)> onProgress;
+  std::function<bool()> aborted;  // polled between steps and inside long graph computations
+};
+
+class Model {
+ public:
+  static std::unique_ptr<Model> load(const LoadParams& params);
+  virtual ~Model() = default;
+  virtual const ModelInfo& info() const = 0;
+  // Not re-entrant: one generation at a time per model (the addon queues calls).
+  virtual std::vector<Image> generate(const Request& request, const Callbacks& callbacks) = 0;
+};
+
+const std::vector<std::string>& samplerNames();
+const std::vector<std::string>& schedulerNames();
+
+}  // namespace sdnode

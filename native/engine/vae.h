@@ -1,0 +1,51 @@
+// The KL autoencoder (first_stage_model.*): decoder for every generation, encoder for
+// image-to-image and inpainting. Widths and block counts come from the checkpoint.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "weights.h"
+
+namespace sdnode {
+
+struct VaeLevel {
+  std::vector<std::pair<int64_t, int64_t>> blocks;  // (in, out) channels of each res block
+  bool resample = false;                            // downsample (encoder) / upsample (decoder)
+};
+
+struct VaeConfig {
+  int64_t latentChannels = 4;
+  int64_t middleChannels = 512;
+  int64_t baseChannels = 128;
+  std::vector<VaeLevel> decoder;  // index = level, as the checkpoint numbers decoder.up.N
+  std::vector<VaeLevel> encoder;  // empty when the checkpoint has no encoder
+  int scale() const { return 1 << (decoder.size() - 1); }
+};
+
+VaeConfig readVaeConfig(const Weights& w);
+
+class Vae {
+ public:
+  Vae(const VaeConfig& config, Weights& weights, Backend& backend);
+
+  const VaeConfig& config() const { return config_; }
+  // latent: [latentChannels, h, w] already divided by the scale factor; returns RGB in [-1, 1] as
+  // [3, h*scale, w*scale].
+  std::vector<float> decode(const std::vector<float>& latent, int64_t width, int64_t height);
+  // image: [3, H, W] in [-1, 1]; returns the posterior's mean and log-variance [2*latentChannels, H/scale, W/scale].
+  std::vector<float> encode(const std::vector<float>& image, int64_t width, int64_t height);
+  void validate();
+  void releaseBuffers();
+
+ private:
+  VaeConfig config_;
+  Weights& weights_;
+  GraphRunner runner_;
+  ggml_tensor* buildDecoder(GraphBuild& g, const float* latent, int64_t width, int64_t height);
+  ggml_tensor* buildEncoder(GraphBuild& g, const float* image, int64_t width, int64_t height);
+};
+
+}  // namespace sdnode

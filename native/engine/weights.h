@@ -1,0 +1,47 @@
+// Weights of one checkpoint, resident in one backend buffer. Graph builders fetch them by
+// checkpoint name with the shape they expect, so a checkpoint that disagrees with the inferred
+// architecture is an error naming the tensor, never a ggml assertion.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "ggml-backend.h"
+#include "ggml.h"
+#include "safetensors.h"
+
+namespace sdnode {
+
+class Weights {
+ public:
+  // Loads every float tensor whose name starts with one of `prefixes`.
+  Weights(const SafetensorsFile& file, const std::vector<std::string>& prefixes, ggml_backend_t backend);
+  ~Weights();
+  Weights(const Weights&) = delete;
+  Weights& operator=(const Weights&) = delete;
+
+  bool has(const std::string& name) const;
+  // Shape in checkpoint order (outermost first), or throws if the tensor is missing.
+  const std::vector<int64_t>& shape(const std::string& name) const;
+  // The tensor, checked against `shape` (checkpoint order; 0-dim tensors are shape {}).
+  ggml_tensor* get(const std::string& name, std::initializer_list<int64_t> shape);
+
+  uint64_t bytes() const { return bytes_; }
+  // Names under the loaded prefixes that no graph has asked for since the last reset.
+  std::vector<std::string> unused() const;
+
+ private:
+  const SafetensorsFile& file_;
+  ggml_context* ctx_ = nullptr;
+  ggml_backend_buffer_t buffer_ = nullptr;
+  std::map<std::string, ggml_tensor*> lookup_;
+  std::set<std::string> used_;
+  uint64_t bytes_ = 0;
+  void load(ggml_backend_t backend);
+};
+
+}  // namespace sdnode

@@ -1,0 +1,211 @@
+// The `sdnode` command: serve (the default), build, --help, --version.
+
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+import { startServer, type RunningServer, type ServerOptions } from './index.js';
+import { InvalidFieldError, parseDecimal, parseInteger } from './parse.js';
+
+const optionSpec = {
+  model: { type: 'string', short: 'm' },
+  port: { type: 'string', short: 'p' },
+  host: { type: 'string' },
+  concurrency: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  'delete-incomplete': { type: 'boolean' },
+  threads: { type: 'string' },
+  backend: { type: 'string' },
+  'max-queue': { type: 'string' },
+  'max-upload-mb': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
+
+type CliValues = ReturnType<typeof parseArgs<{ options: typeof optionSpec; allowPositionals: true }>>['values'];
+
+const backends = ['auto', 'cpu', 'metal', 'cuda'] as const;
+
+const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the default command)
+       sdnode build                compile the native addon from source (npm run build:native)
+       sdnode --help | --version
+
+Serve options:
+  -m, --model <file>       Stable Diffusion checkpoint (.safetensors or .gguf) to load once at start.
+                           Without it the server runs, but generation requests answer 503.
+  -p, --port <n>           TCP port to listen on (default 8888; 0 picks a free one).
+      --host <address>     Interface to listen on (default 127.0.0.1; 0.0.0.0 for every interface).
+      --concurrency <n>    Tasks generated at the same time (default 1).
+  -o, --output <dir>       Folder for tasks: one sub-folder each with task.json, uploads and PNGs
+                           (default ./output). Unfinished tasks found there resume at start.
+      --delete-incomplete  Delete unfinished tasks found in --output instead of resuming them.
+      --cert <file>        PEM certificate; with --key, serve HTTPS.
+      --key <file>         PEM private key for --cert.
+      --threads <n>        CPU threads for generation (default: physical cores).
+      --backend <name>     auto, cpu, metal or cuda (default auto).
+      --max-queue <n>      Tasks that may wait for a worker; beyond that requests answer 503
+                           with Retry-After (default 100).
+      --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
+  -h, --help               Show this help.
+  -v, --version            Print the version.
+
+Example:
+  npx sdnode serve --model ./v1-5-pruned-emaonly.safetensors
+  curl -F prompt="a photo of a cat" http://127.0.0.1:8888/text-to-image`;
+
+/** Runs the command line (without node and the script); resolves to the exit code. `serve` keeps running. */
+export async function main(argv: string[]): Promise<number> {
+  let values: CliValues;
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({ args: argv, options: optionSpec, allowPositionals: true }));
+  } catch (error) {
+    return usageError(error instanceof Error ? error.message : String(error));
+  }
+  if (values.version) {
+    console.log(packageJson().version);
+    return 0;
+  }
+  const command = positionals[0] ?? 'serve';
+  if (values.help || command === 'help') {
+    console.log(usage);
+    return 0;
+  }
+  if (positionals.length > 1) return usageError(`Unexpected argument ${positionals[1]}`);
+  switch (command) {
+    case 'serve':
+      return serve(values);
+    case 'build':
+      return buildAddon();
+    default:
+      return usageError(`Unknown command ${command}`);
+  }
+}
+
+async function serve(values: CliValues): Promise<number> {
+  let options: ServerOptions;
+  try {
+    options = serverOptions(values);
+  } catch (error) {
+    if (error instanceof InvalidFieldError) return usageError(error.message);
+    throw error;
+  }
+  if (options.modelPath !== undefined) console.log(`Loading ${options.modelPath} …`);
+  let running: RunningServer;
+  try {
+    running = await startServer(options);
+  } catch (error) {
+    console.error(`sdnode: could not start the server: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  printWelcome(running, options);
+  stopOnSignals(running);
+  return 0;
+}
+
+function serverOptions(values: CliValues): ServerOptions {
+  const int = (name: keyof CliValues, min: number, max: number): number | undefined => {
+    const text = values[name];
+    return typeof text === 'string' ? parseInteger(`--${name}`, text, { min, max }) : undefined;
+  };
+  const backend = values.backend;
+  if (backend !== undefined && !(backends as readonly string[]).includes(backend)) {
+    throw new InvalidFieldError('--backend', `Expected one of ${backends.join(', ')} for --backend but received ${backend}`);
+  }
+  if ((values.cert === undefined) !== (values.key === undefined)) {
+    throw new InvalidFieldError(values.cert === undefined ? '--cert' : '--key', 'HTTPS needs both --cert and --key');
+  }
+  const maxUploadMb = values['max-upload-mb'];
+  return {
+    modelPath: values.model,
+    port: int('port', 0, 65535),
+    host: values.host,
+    concurrency: int('concurrency', 1, 64),
+    outputDir: values.output,
+    cert: values.cert,
+    key: values.key,
+    deleteIncomplete: values['delete-incomplete'],
+    threads: int('threads', 1, 1024),
+    backend: backend as ServerOptions['backend'],
+    maxQueue: int('max-queue', 0, 1_000_000),
+    maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),
+  };
+}
+
+function printWelcome(running: RunningServer, options: ServerOptions): void {
+  const { resumed, deleted } = running.unfinished;
+  const insecure = options.cert !== undefined ? '-k ' : '';
+  console.log(`sdnode ${packageJson().version} listening on ${running.url}`);
+  console.log(`Tasks are kept in ${path.resolve(options.outputDir ?? 'output')}`
+    + (resumed > 0 ? ` (${resumed} unfinished resumed)` : '') + (deleted > 0 ? ` (${deleted} unfinished deleted)` : ''));
+  if (options.modelPath === undefined) {
+    console.log('No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>.');
+    return;
+  }
+  console.log(`Try:\n  curl ${insecure}-F prompt="a photo of a cat" ${running.url}/text-to-image`);
+  console.log(`then poll the resultUrl it answers: curl ${insecure}${running.url}/text-to-image/<id>`);
+  console.log('Press Ctrl+C to stop.');
+}
+
+// First signal: take no new tasks and let running images finish. Second: stop at once. Either
+// way unfinished tasks resume at the next start.
+function stopOnSignals(running: RunningServer): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      console.log(`${signal}: stopping now; unfinished images are made again at the next start`);
+      void running.close({ abort: true });
+      return;
+    }
+    stopping = true;
+    console.log(`${signal}: finishing the current image, then exiting (Ctrl+C again to stop at once)`);
+    running.close().then(() => process.exit(0), (error: unknown) => {
+      console.error(`sdnode: ${error instanceof Error ? error.message : String(error)}`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+function buildAddon(): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn('npm', ['run', 'build:native'], {
+      cwd: packageRoot(),
+      stdio: 'inherit',
+      shell: process.platform === 'win32',
+    });
+    child.on('error', (error) => {
+      console.error(`sdnode: could not run npm: ${error.message}`);
+      resolve(1);
+    });
+    child.on('close', (code) => resolve(code ?? 1));
+  });
+}
+
+function usageError(message: string): number {
+  console.error(`sdnode: ${message}\nRun sdnode --help for the options.`);
+  return 2;
+}
+
+// The folder holding sdnode's package.json: two levels up from dist/server/, one from server/.
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = path.join(dir, 'package.json');
+    if (existsSync(candidate) && (JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string }).name === 'sdnode') {
+      return dir;
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error('Cannot find the sdnode package folder');
+    dir = parent;
+  }
+}
+
+function packageJson(): { version: string } {
+  return JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+}

@@ -1,0 +1,106 @@
+import t from 'tap';
+import { buildConditioning, parseEmphasis } from '../lib/prompt.js';
+import { BOS, EOS, tokenize } from '../lib/tokenizer.js';
+
+const spans = (prompt: string) => parseEmphasis(prompt).map(({ text, weight }) => [text, weight]);
+
+// The examples documented in A1111's parse_prompt_attention, weights bit for bit.
+t.test('weighs the examples from the A1111 documentation identically', async (t) => {
+  t.same(spans('normal text'), [['normal text', 1]]);
+  t.same(spans('an (important) word'), [['an ', 1], ['important', 1.1], [' word', 1]]);
+  t.same(spans('(unbalanced'), [['unbalanced', 1.1]]);
+  t.same(spans('\\(literal\\]'), [['(literal]', 1]]);
+  t.same(spans('(unnecessary)(parens)'), [['unnecessaryparens', 1.1]]);
+  t.same(spans('a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).'), [
+    ['a ', 1],
+    ['house', 1.5730000000000004],
+    [' ', 1.1],
+    ['on', 1],
+    [' a ', 1.1],
+    ['hill', 0.55],
+    [', sun, ', 1.1],
+    ['sky', 1.4641000000000006],
+    ['.', 1.1],
+  ]);
+});
+
+t.test('multiplies nested brackets and explicit weights', async (t) => {
+  t.same(spans('((a))'), [['a', 1.2100000000000002]]);
+  t.same(spans('(a:1.3)'), [['a', 1.3]]);
+  t.same(spans('( a : 0.25 )'), [[' a ', 0.25]], 'spaces around the weight are allowed');
+  t.same(spans('[a]'), [['a', 0.9090909090909091]]);
+  t.same(spans('[[a'), [['a', 0.8264462809917354]], 'unclosed square brackets close at the end');
+  t.same(spans(''), [['', 1]]);
+});
+
+t.test('reads escaped brackets and backslashes as text', async (t) => {
+  t.same(spans('\\(a\\) \\[b\\] \\\\'), [['(a) [b] \\', 1]]);
+  t.same(spans('a\\b'), [['ab', 1]], 'a lone backslash disappears, as in A1111');
+  t.same(spans('a:1.3) b]'), [['a:1.3) b]', 1]], 'closers without an opener are text');
+});
+
+t.test('rejects an emphasis weight that is not a number', async (t) => {
+  t.throws(() => parseEmphasis('(a:1.2.3)'), RangeError);
+});
+
+t.test('marks a standalone uppercase BREAK', async (t) => {
+  t.same(spans('a cat BREAK a dog'), [['a cat', 1], ['BREAK', -1], ['a dog', 1]]);
+  t.same(spans('BREAKfast break éBREAK'), [['BREAKfast break éBREAK', 1]]);
+});
+
+const CAT = 2368;
+const COMMA = 267;
+const padding = (n: number, pad: number) => Array<number>(n).fill(pad);
+
+t.test('builds one padded chunk with weights aligned to tokens', async (t) => {
+  const red = tokenize('red');
+  const c = buildConditioning('a (red:1.5) car', EOS);
+  t.equal(c.chunks, 1);
+  t.same([...c.tokens], [BOS, 320, ...red, 1615, EOS, ...padding(72, EOS)]);
+  t.same([...c.weights], [1, 1, 1.5, 1, 1, ...padding(72, 1)]);
+});
+
+t.test('pads with zeros after EOS for SD 2.x', async (t) => {
+  const c = buildConditioning('a cat', 0);
+  t.same([...c.tokens], [BOS, 320, CAT, EOS, ...padding(73, 0)]);
+});
+
+t.test('makes one empty chunk for an empty prompt', async (t) => {
+  const c = buildConditioning('', EOS);
+  t.equal(c.chunks, 1);
+  t.same([...c.tokens], [BOS, EOS, ...padding(75, EOS)]);
+  t.same([...c.weights], padding(77, 1));
+});
+
+t.test('starts a new chunk after 75 tokens', async (t) => {
+  t.equal(buildConditioning('cat '.repeat(75), EOS).chunks, 1);
+  const c = buildConditioning('(cat) '.repeat(80), EOS);
+  t.equal(c.chunks, 2);
+  t.equal(c.tokens.length, 154);
+  t.same([...c.tokens.subarray(0, 77)], [BOS, ...padding(75, CAT), EOS]);
+  t.same([...c.tokens.subarray(77)], [BOS, ...padding(5, CAT), EOS, ...padding(70, EOS)]);
+  t.same([...c.weights.subarray(77, 84)], [1, ...padding(5, Math.fround(1.1)), 1]);
+});
+
+t.test('moves the words after a comma near the end into the next chunk', async (t) => {
+  const dog = tokenize('dog')[0];
+  const c = buildConditioning(`${'cat '.repeat(70)}, ${'dog '.repeat(10)}`, EOS);
+  t.equal(c.chunks, 2);
+  t.same([...c.tokens.subarray(0, 77)], [BOS, ...padding(70, CAT), COMMA, EOS, ...padding(4, EOS)]);
+  t.same([...c.tokens.subarray(77, 89)], [BOS, ...padding(10, dog), EOS]);
+});
+
+t.test('cuts at 75 when the last comma is more than 20 tokens back', async (t) => {
+  const c = buildConditioning(`${'cat '.repeat(50)}, ${'cat '.repeat(30)}`, EOS);
+  t.same([...c.tokens.subarray(0, 77)], [BOS, ...padding(50, CAT), COMMA, ...padding(24, CAT), EOS]);
+  t.same([...c.tokens.subarray(77, 85)], [BOS, ...padding(6, CAT), EOS]);
+});
+
+t.test('ends the chunk at BREAK', async (t) => {
+  const c = buildConditioning('a cat BREAK (a cat)', 0);
+  t.equal(c.chunks, 2);
+  t.same([...c.tokens.subarray(0, 77)], [BOS, 320, CAT, EOS, ...padding(73, 0)]);
+  t.same([...c.tokens.subarray(77)], [BOS, 320, CAT, EOS, ...padding(73, 0)]);
+  t.same([...c.weights.subarray(77, 81)], [1, Math.fround(1.1), Math.fround(1.1), 1]);
+  t.equal(buildConditioning('a cat BREAK', 0).chunks, 1, 'a trailing BREAK adds no empty chunk');
+});

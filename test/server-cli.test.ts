@@ -1,0 +1,70 @@
+// The sdnode command line, run in a child process as a user would.
+
+import { readFileSync } from 'node:fs';
+
+import t, { type Test } from 'tap';
+
+import { main } from '../server/cli.js';
+import { exitCode, getJson, outputTestdir, spawnCli, waitForOutput } from './server-helpers.js';
+
+/** Runs main() in this process (for commands that do not start a server); returns code and output. */
+async function runMain(t: Test, args: string[]): Promise<{ code: number; output: string }> {
+  const logs = t.capture(console, 'log');
+  const errors = t.capture(console, 'error');
+  const code = await main(args);
+  const output = [...logs(), ...errors()].map((call) => call.args.join(' ')).join('\n');
+  return { code, output };
+}
+
+t.test('sdnode --help explains every option', async (t) => {
+  const { code, output: help } = await runMain(t, ['--help']);
+  t.equal(code, 0);
+  for (const option of ['--model', '--port', '--host', '--concurrency', '--output', '--cert', '--key',
+    '--delete-incomplete', '--threads', '--backend', '--max-queue', '--max-upload-mb', '--help', '--version']) {
+    t.match(help, new RegExp(`^ +(-\\w, )?${option}\\b.*\\S`, 'm'), option);
+  }
+  t.match(help, /default 8888/);
+  t.match(help, /sdnode build +compile the native addon/);
+});
+
+t.test('sdnode --version prints the package version', async (t) => {
+  const { code, output } = await runMain(t, ['--version']);
+  t.equal(code, 0);
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  t.equal(output, version);
+});
+
+t.test('an unknown option or a malformed number is a usage error with exit code 2', async (t) => {
+  const cases: [string[], RegExp][] = [
+    [['--nope'], /Unknown option '--nope'/],
+    [['serve', '--port', '12abc'], /Expected an integer for --port but received "12abc"/],
+    [['--concurrency', '0'], /between 1 and 64 for --concurrency/],
+    [['--backend', 'opencl'], /Expected one of auto, cpu, metal, cuda for --backend/],
+    [['--cert', 'cert.pem'], /HTTPS needs both --cert and --key/],
+    [['frobnicate'], /Unknown command frobnicate/],
+  ];
+  for (const [args, message] of cases) {
+    const { code, output } = await runMain(t, args);
+    t.equal(code, 2, args.join(' '));
+    t.match(output, message, args.join(' '));
+    t.match(output, /sdnode --help/, args.join(' '));
+  }
+});
+
+t.test('with no subcommand sdnode serves, and SIGTERM stops it cleanly', async (t) => {
+  const child = spawnCli(['--port', '0', '--output', outputTestdir(t)]);
+  t.teardown(() => child.kill('SIGKILL'));
+  await waitForOutput(child, /No model loaded: generation requests answer 503/);
+  const url = /listening on (http:\/\/\S+)/.exec(child.output())?.[1];
+  t.match((await getJson(`${url}/health`)).body, { ready: false });
+  child.kill('SIGTERM');
+  t.equal(await exitCode(child), 0);
+  t.match(child.output(), /SIGTERM: finishing the current image/);
+});
+
+t.test('a model that cannot be loaded stops the start with exit code 1', async (t) => {
+  const dir = outputTestdir(t);
+  const { code, output } = await runMain(t, ['serve', '--model', `${dir}/missing.safetensors`, '--port', '0', '--output', dir]);
+  t.equal(code, 1);
+  t.match(output, /could not start the server: .*missing\.safetensors/);
+});

@@ -1,0 +1,225 @@
+// Shared by the server tests: start a server per test, send real multipart requests, poll
+// tasks, run the CLI in a child process, and a fake model for the tests that exercise the HTTP
+// and queue behaviour rather than the engine.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+import sharp from 'sharp';
+import type { Test } from 'tap';
+
+import type { GeneratedImage, ImageOptions, Progress } from '../lib/index.js';
+import { startServer, type ImageModel, type RunningServer, type ServerOptions } from '../server/index.js';
+
+export interface TestServer {
+  url: string;
+  outputDir: string;
+  close: RunningServer['close'];
+}
+
+/**
+ * A fresh folder for server output. tap deletes a testdir when the test ends, before teardowns
+ * registered after it run; registering one first puts every teardown (closing servers that still
+ * write there) ahead of the deletion.
+ */
+export function outputTestdir(t: Test): string {
+  t.teardown(() => {});
+  return t.testdir();
+}
+
+/** A server on a free port with its output in a fresh test folder, closed after the test. */
+export async function startTestServer(t: Test, options: ServerOptions = {}): Promise<TestServer> {
+  const outputDir = options.outputDir ?? outputTestdir(t);
+  const running = await startServer({ port: 0, log: () => {}, ...options, outputDir });
+  t.teardown(() => running.close({ abort: true }));
+  return { url: running.url, outputDir, close: running.close };
+}
+
+export interface FileField {
+  data: Uint8Array;
+  type?: string;
+  filename?: string;
+}
+
+/** Every field any endpoint answers with; which are present is what the tests check. */
+export interface ApiBody {
+  status?: string;
+  resultUrl?: string;
+  imageUrls?: string[];
+  progress?: { currentImageIndex: number; currentImageProgress: number; totalImages: number };
+  error?: { code: string; message: string };
+  ready?: boolean;
+  model?: string | null;
+  hint?: string;
+  queue?: { waiting: number; running: number };
+}
+
+export interface JsonResponse {
+  status: number;
+  headers: Headers;
+  body: ApiBody;
+}
+
+/** POSTs a multipart/form-data body, as `curl -F` does. */
+export async function postForm(url: string, fields: Record<string, string>, files: Record<string, FileField> = {}):
+  Promise<JsonResponse> {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
+  for (const [name, file] of Object.entries(files)) {
+    form.append(name, new Blob([Uint8Array.from(file.data)], { type: file.type ?? 'application/octet-stream' }), file.filename ?? `${name}.png`);
+  }
+  return json(await fetch(url, { method: 'POST', body: form }));
+}
+
+export async function getJson(url: string, init?: RequestInit): Promise<JsonResponse> {
+  return json(await fetch(url, init));
+}
+
+async function json(response: Response): Promise<JsonResponse> {
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, body: JSON.parse(text) as ApiBody };
+}
+
+/** Polls a result URL until `done` says so; returns every distinct status body seen, in order. */
+export async function pollTask(url: string, done: (body: ApiBody) => boolean, timeoutMs = 60_000): Promise<ApiBody[]> {
+  const seen: ApiBody[] = [];
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status, body } = await getJson(url);
+    if (status !== 200) throw new Error(`GET ${url} answered ${status}: ${JSON.stringify(body)}`);
+    if (JSON.stringify(seen.at(-1)) !== JSON.stringify(body)) seen.push(body);
+    if (done(body)) return seen;
+    if (Date.now() > deadline) throw new Error(`Timed out polling ${url}; last: ${JSON.stringify(body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export function solidPng(width: number, height: number, gray = 128): Promise<Buffer> {
+  return sharp({ create: { width, height, channels: 3, background: { r: gray, g: gray, b: gray } } }).png().toBuffer();
+}
+
+/**
+ * A stand-in for the library's Model: each image takes `steps` progress callbacks that wait for
+ * `release()` (or run freely once `open` is set), and honours the abort signal.
+ */
+export class FakeModel implements ImageModel {
+  readonly path = '/models/fake-model.safetensors';
+  readonly calls: ImageOptions[] = [];
+  failWith: Error | undefined;
+  #gate = new Gate();
+  #open: boolean;
+
+  constructor(options: { open?: boolean } = {}) {
+    this.#open = options.open ?? true;
+  }
+
+  /** Lets every waiting step (and all later ones, once `open`) go on. */
+  release(options: { open?: boolean } = {}): void {
+    if (options.open) this.#open = true;
+    this.#gate.open();
+    this.#gate = new Gate();
+  }
+
+  async textToImage(options: ImageOptions): Promise<GeneratedImage[]> {
+    return this.#generate(options);
+  }
+
+  async imageToImage(options: ImageOptions): Promise<GeneratedImage[]> {
+    return this.#generate(options);
+  }
+
+  async inpaint(options: ImageOptions): Promise<GeneratedImage[]> {
+    return this.#generate(options);
+  }
+
+  async close(): Promise<void> {}
+
+  async #generate(options: ImageOptions): Promise<GeneratedImage[]> {
+    this.calls.push(options);
+    if (this.failWith) throw this.failWith;
+    const steps = options.steps ?? 4;
+    for (let step = 1; step <= steps; step++) {
+      if (!this.#open) await Promise.race([this.#gate.promise, aborted(options.signal)]);
+      if (options.signal?.aborted) throw Object.assign(new Error('aborted'), { code: 'ERR_ABORTED' });
+      const progress: Progress = { step, steps, image: 0, images: 1, elapsedMs: 1 };
+      options.onProgress?.(progress);
+    }
+    const width = options.width ?? 64;
+    const height = options.height ?? 64;
+    const seed = options.seed ?? 0;
+    return [{ png: await solidPng(width, height, seed % 256), seed, width, height, parameters: '' }];
+  }
+}
+
+class Gate {
+  readonly promise: Promise<void>;
+  open: () => void = () => {};
+
+  constructor() {
+    this.promise = new Promise((resolve) => {
+      this.open = resolve;
+    });
+  }
+}
+
+function aborted(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+const cliModule = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
+
+/**
+ * Runs `sdnode <args>` in a child process, straight from the TypeScript sources (bin/sdnode.js
+ * needs dist/, which tests do not build).
+ */
+export function spawnCli(args: string[]): ChildProcess & { output: () => string } {
+  const script = `import { main } from ${JSON.stringify(cliModule)}; process.exitCode = await main(process.argv.slice(1));`;
+  const child = spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', script, '--', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  return Object.assign(child, { output: () => output });
+}
+
+/** Resolves when the child has printed text matching `pattern`. */
+export function waitForOutput(child: ChildProcess & { output: () => string }, pattern: RegExp, timeoutMs = 60_000):
+  Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    const check = (): void => {
+      const match = child.output().match(pattern);
+      if (match) {
+        cleanup();
+        resolve(match);
+      }
+    };
+    const onExit = (): void => {
+      cleanup();
+      reject(new Error(`The CLI exited before printing ${pattern}:\n${child.output()}`));
+    };
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`Timed out waiting for ${pattern}:\n${child.output()}`));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.stdout?.off('data', check);
+      child.stderr?.off('data', check);
+      child.off('exit', onExit);
+    };
+    child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
+    child.on('exit', onExit);
+    check();
+  });
+}
+
+export function exitCode(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
