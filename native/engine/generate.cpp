@@ -113,13 +113,11 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     std::vector<Image> images;
     for (int i = 0; i < r.count; i++) {
       const uint64_t seed = r.seed + static_cast<uint64_t>(i);
-      // Like stable-diffusion.cpp: one generator for the initial noise and one for the sampler,
-      // both seeded with the image's seed.
-      std::unique_ptr<Rng> noiseRng = makeRng(r.rng);
-      std::unique_ptr<Rng> samplerRng = makeRng(r.rng);
-      noiseRng->seed(seed);
-      samplerRng->seed(seed);
-      std::vector<float> x = noiseRng->randn(static_cast<size_t>(latentSize));
+      // Like stable-diffusion.cpp (the reference images): one generator per image, seeded with its
+      // seed, draws the initial noise and then every ancestral step's noise.
+      std::unique_ptr<Rng> rng = makeRng(r.rng);
+      rng->seed(seed);
+      std::vector<float> x = rng->randn(static_cast<size_t>(latentSize));
       for (float& v : x) v *= sigmas[0];
 
       SamplerHooks hooks;
@@ -137,7 +135,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
         return denoise(latent, sigma, w, h, cond, condTokens, uncond, uncondTokens, r.cfgScale, noConcat);
       };
-      x = sample(r.sampler, model, std::move(x), sigmas, *samplerRng, schedule_, hooks);
+      x = sample(r.sampler, model, std::move(x), sigmas, *rng, schedule_, hooks);
 
       Image image;
       image.width = r.width;
