@@ -5,7 +5,9 @@
 import { randomInt } from 'node:crypto';
 
 import type { NativeRequest } from '../bindings/native.js';
-import { findSampler, findScheduler, samplerDisplayNames, samplerNames, schedulerNames } from './samplers.js';
+import {
+  defaultScheduler, findSampler, findScheduler, samplerDisplayNames, samplerNames, schedulerNames,
+} from './samplers.js';
 
 /** How to load a model. */
 export interface LoadOptions {
@@ -51,7 +53,7 @@ export interface ImageOptions {
    * Default 'euler_a'.
    */
   sampler?: string;
-  /** Noise schedule: 'discrete', 'karras' or 'exponential' (see `schedulers()`), case-insensitive. Default 'discrete'. */
+  /** Noise schedule: 'discrete', 'karras', 'exponential' or 'lcm' (see `schedulers()`), case-insensitive. Default 'discrete' ('lcm' for the lcm sampler). */
   scheduler?: string;
   /** Seed of the first image; image i uses seed + i. Integer 0–4294967295; default a random one, reported in the result. */
   seed?: number;
@@ -295,7 +297,7 @@ function samplerAndScheduler(samplerValue: unknown, schedulerValue: unknown): { 
     throw new RangeError(`sampler ${JSON.stringify(samplerValue)} implies scheduler ${choice.scheduler} `
       + `but scheduler is ${JSON.stringify(schedulerValue)}; give one of them`);
   }
-  return { sampler: choice.sampler, scheduler: choice.scheduler ?? scheduler ?? 'discrete' };
+  return { sampler: choice.sampler, scheduler: choice.scheduler ?? scheduler ?? defaultScheduler(choice.sampler) };
 }
 
 function imageInput(value: unknown, name: string): ImageInput {

@@ -6,7 +6,7 @@ export const samplerNames = ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'd
 export type SamplerName = (typeof samplerNames)[number];
 
 /** Noise schedules the engine knows. */
-export const schedulerNames = ['discrete', 'karras', 'exponential'] as const;
+export const schedulerNames = ['discrete', 'karras', 'exponential', 'lcm'] as const;
 export type SchedulerName = (typeof schedulerNames)[number];
 
 /** AUTOMATIC1111's name for each engine sampler, as written in `parameters` ("Sampler: Euler a"). */
@@ -28,7 +28,16 @@ export const samplerDisplayNames: Readonly<Record<SamplerName, string>> = {
 export const schedulerDisplayNames: Readonly<Record<Exclude<SchedulerName, 'discrete'>, string>> = {
   karras: 'Karras',
   exponential: 'Exponential',
+  lcm: 'LCM',
 };
+
+/**
+ * The schedule a sampler gets when none is given: LCM models were distilled on their own timestep
+ * grid, so `lcm` defaults to it (as stable-diffusion.cpp does); every other sampler to 'discrete'.
+ */
+export function defaultScheduler(sampler: SamplerName): SchedulerName {
+  return sampler === 'lcm' ? 'lcm' : 'discrete';
+}
 
 export interface SamplerChoice {
   sampler: SamplerName;

@@ -27,7 +27,7 @@ async function rgbOf(image: GeneratedImage): Promise<Buffer> {
 t.test('reports the engine, samplers and schedulers it has', async (t) => {
   t.ok(systemInfo().backends.includes('cpu'));
   t.same(samplers(), ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim']);
-  t.same(schedulers(), ['discrete', 'karras', 'exponential']);
+  t.same(schedulers(), ['discrete', 'karras', 'exponential', 'lcm']);
   t.same([model.info.family, model.info.prediction, model.info.inpainting, model.info.defaultWidth],
     ['sd1', 'eps', false, 512]);
   t.equal(model.path, path.resolve(checkpoint));

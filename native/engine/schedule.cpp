@@ -66,6 +66,21 @@ std::vector<float> exponentialSigmas(const NoiseSchedule& schedule, int steps) {
   return sigmas;
 }
 
+// The timesteps LCM models were distilled on: the 50-step grid 999, 979, …, 19, subsampled
+// evenly (stable-diffusion.cpp's LCM schedule, its default for the lcm sampler).
+std::vector<float> lcmSigmas(const NoiseSchedule& schedule, int steps) {
+  constexpr int kOriginalSteps = 50;
+  constexpr int kStride = NoiseSchedule::kTimesteps / kOriginalSteps;
+  std::vector<float> sigmas;
+  sigmas.reserve(steps + 1);
+  for (int i = 0; i < steps; ++i) {
+    const int index = static_cast<int>((static_cast<int64_t>(i) * kOriginalSteps) / steps);
+    sigmas.push_back(schedule.tToSigma(static_cast<float>((kOriginalSteps - index) * kStride - 1)));
+  }
+  sigmas.push_back(0.0f);
+  return sigmas;
+}
+
 }  // namespace
 
 NoiseSchedule::NoiseSchedule() : sigmas_(kTimesteps), logSigmas_(kTimesteps) {
@@ -115,7 +130,7 @@ float NoiseSchedule::sigmaAt(int t) const {
 }
 
 const std::vector<std::string>& schedulerNames() {
-  static const std::vector<std::string> names = {"discrete", "karras", "exponential"};
+  static const std::vector<std::string> names = {"discrete", "karras", "exponential", "lcm"};
   return names;
 }
 
@@ -127,6 +142,7 @@ std::vector<float> makeSigmas(const NoiseSchedule& schedule, const std::string& 
   if (scheduler == "discrete") return discreteSigmas(schedule, steps);
   if (scheduler == "karras") return karrasSigmas(schedule, steps);
   if (scheduler == "exponential") return exponentialSigmas(schedule, steps);
+  if (scheduler == "lcm") return lcmSigmas(schedule, steps);
   throw std::invalid_argument("scheduler: unknown name '" + scheduler +
                               "' (expected one of: " + joinNames(schedulerNames()) + ")");
 }
