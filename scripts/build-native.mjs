@@ -91,19 +91,22 @@ function cmakeOptions() {
   const cuda = flag('SDNODE_CUDA', false);
   const metal = apple && flag('SDNODE_METAL', true);
   const portable = flag('SDNODE_PORTABLE', false);
+  // GCC ships libgomp everywhere; Apple's clang has no OpenMP.
+  const openmp = process.platform === 'linux' && flag('SDNODE_OPENMP', true);
   const options = {
     CMAKE_BUILD_TYPE: 'Release',
     SDNODE_GGML_DIR: path.join(ggmlSource, 'ggml'),
     GGML_NATIVE: portable ? 'OFF' : 'ON',
     GGML_CUDA: cuda ? 'ON' : 'OFF',
     GGML_METAL: metal ? 'ON' : 'OFF',
+    SDNODE_OPENMP: openmp ? 'ON' : 'OFF',
   };
   if (portable && process.arch === 'x64') Object.assign(options, { GGML_AVX: 'ON', GGML_AVX2: 'ON', GGML_FMA: 'ON', GGML_F16C: 'ON', GGML_BMI2: 'ON' });
   if (has('ccache')) Object.assign(options, { CMAKE_C_COMPILER_LAUNCHER: 'ccache', CMAKE_CXX_COMPILER_LAUNCHER: 'ccache' });
-  return { options, cuda, metal };
+  return { options, cuda, metal, openmp };
 }
 
-function linkItems(buildDir, { cuda, metal }) {
+function linkItems(buildDir, { cuda, metal, openmp }) {
   const lib = (name) => path.join(buildDir, process.platform === 'win32' ? `${name}.lib` : `lib${name}.a`);
   const items = [lib('sdengine')];
   if (cuda) items.push(lib('ggml-cuda'));
@@ -118,6 +121,7 @@ function linkItems(buildDir, { cuda, metal }) {
     items.push(framework('Accelerate'), framework('Foundation'));
     if (metal) items.push(framework('Metal'), framework('MetalKit'));
   }
+  if (openmp) items.push('-fopenmp');
   if (process.platform === 'linux') items.push('-lpthread', '-ldl');
   return items;
 }

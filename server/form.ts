@@ -8,7 +8,7 @@ import { samplers, schedulers } from '../lib/index.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from './parse.js';
 import type { TaskKind, TaskParameters, UploadSlot } from './task.js';
 
-/** Seeds the server picks when the form has none, or -1: the range of A1111's seeds. */
+/** Largest seed (AUTOMATIC1111's range, as the library's); no seed or -1 asks for a random one. */
 const maxSeed = 2 ** 32 - 1;
 
 type FieldName =

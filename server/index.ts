@@ -82,10 +82,6 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     onProcessorError: (taskId, error) => log(`[${taskId.slice(0, 8)}] error: ${describe(error)}`),
   });
   const tasks = new TaskService(store, queue);
-  // Without a model, unfinished tasks wait on disk for a start that has one.
-  const unfinished = model !== undefined || options.deleteIncomplete
-    ? await tasks.resumeUnfinished({ deleteIncomplete: options.deleteIncomplete ?? false })
-    : { resumed: 0, deleted: 0 };
 
   let accepting = true;
   const app = createApp({
@@ -99,10 +95,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   try {
     await listen(server, options.port ?? 8888, options.host ?? '127.0.0.1');
   } catch (error) {
-    await queue.close({ abort: true });
     if (ownModel) await model?.close();
     throw error;
   }
+  // Only once the port is ours: a second server started by mistake must not touch the tasks.
+  await store.removeLeftovers();
+  // Without a model, unfinished tasks wait on disk for a start that has one.
+  const unfinished = model !== undefined || options.deleteIncomplete
+    ? await tasks.resumeUnfinished({ deleteIncomplete: options.deleteIncomplete ?? false })
+    : { resumed: 0, deleted: 0 };
 
   let closing: Promise<void> | undefined;
   const close = (closeOptions: { abort?: boolean } = {}): Promise<void> => {

@@ -41,18 +41,22 @@ export class TaskStore {
     this.root = root;
   }
 
-  /** Creates the folder if needed and removes what an earlier crash left half-written. */
+  /** Creates the folder if needed. */
   static async open(root: string): Promise<TaskStore> {
     const absolute = path.resolve(root);
     await mkdir(absolute, { recursive: true });
-    for (const entry of await readdir(absolute, { withFileTypes: true })) {
+    return new TaskStore(absolute);
+  }
+
+  /** Removes what an earlier run that crashed left half-written: staged tasks and temporary files. */
+  async removeLeftovers(): Promise<void> {
+    for (const entry of await readdir(this.root, { withFileTypes: true })) {
       if (entry.isDirectory() && entry.name.startsWith(newTaskPrefix)) {
-        await rm(path.join(absolute, entry.name), { recursive: true, force: true });
+        await rm(path.join(this.root, entry.name), { recursive: true, force: true });
       } else if (entry.isDirectory() && isTaskId(entry.name)) {
-        await removeTempFiles(path.join(absolute, entry.name));
+        await removeTempFiles(path.join(this.root, entry.name));
       }
     }
-    return new TaskStore(absolute);
   }
 
   async create(task: NewTask): Promise<TaskRecord> {

@@ -10,11 +10,8 @@ import { uploadSlotsByKind } from './form.js';
 import type { Upload } from './task-store.js';
 import type { TaskKind, UploadSlot } from './task.js';
 
-// Raster formats only (no SVG or PDF, which can reference other files), each with the extension
-// the stored copy gets.
-const extensionByFormat: Readonly<Record<string, string>> = {
-  png: 'png', jpeg: 'jpg', webp: 'webp', gif: 'gif', tiff: 'tiff', avif: 'avif', heif: 'heif',
-};
+// The formats the library reads, each with the extension the stored copy gets.
+const extensionByFormat: Readonly<Record<string, string>> = { png: 'png', jpeg: 'jpg', webp: 'webp' };
 
 const maxFieldBytes = 64 * 1024;
 
@@ -93,7 +90,7 @@ async function imageExtension(slot: UploadSlot, data: Buffer): Promise<string> {
   const ext = format === undefined ? undefined : extensionByFormat[format];
   if (ext === undefined) {
     throw new HttpError(400, 'INVALID_IMAGE',
-      `${slot} is not an image this server reads; send PNG, JPEG, WebP, GIF, TIFF, AVIF or HEIF`);
+      `${slot} is not a PNG, JPEG or WebP image`);
   }
   return ext;
 }

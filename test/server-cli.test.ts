@@ -1,6 +1,8 @@
 // The sdnode command line, run in a child process as a user would.
 
-import { readFileSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 import t, { type Test } from 'tap';
 
@@ -67,4 +69,21 @@ t.test('a model that cannot be loaded stops the start with exit code 1', async (
   const { code, output } = await runMain(t, ['serve', '--model', `${dir}/missing.safetensors`, '--port', '0', '--output', dir]);
   t.equal(code, 1);
   t.match(output, /could not start the server: .*missing\.safetensors/);
+});
+
+t.test('sdnode build runs npm run build:native in the package folder and passes on its exit code', {
+  skip: process.platform === 'win32' && 'uses a shell script as a stand-in for npm',
+}, async (t) => {
+  const dir = t.testdir({ npm: '#!/bin/sh\necho "$PWD|$*" > "$SDNODE_TEST_NPM_LOG"\nexit 3\n' });
+  chmodSync(path.join(dir, 'npm'), 0o755);
+  const { PATH } = process.env;
+  t.teardown(() => {
+    process.env.PATH = PATH;
+    delete process.env.SDNODE_TEST_NPM_LOG;
+  });
+  process.env.PATH = `${dir}${path.delimiter}${PATH ?? ''}`;
+  process.env.SDNODE_TEST_NPM_LOG = path.join(dir, 'npm.log');
+  t.equal(await main(['build']), 3);
+  const packageRoot = path.dirname(fileURLToPath(new URL('../package.json', import.meta.url)));
+  t.equal(readFileSync(path.join(dir, 'npm.log'), 'utf8'), `${packageRoot}|run build:native\n`);
 });

@@ -12,7 +12,7 @@ import { getJson, outputTestdir, pollTask, postForm, solidPng, startTestServer, 
 
 async function serverWithTinyModel(t: Test, options: { inpaint?: boolean } = {}): Promise<string> {
   const dir = outputTestdir(t);
-  const modelPath = await writeTinyCheckpoint(dir, { inpaint: options.inpaint ?? false, dtype: 'f32' });
+  const modelPath = await writeTinyCheckpoint(dir, { inpaint: options.inpaint ?? false });
   const { url } = await startTestServer(t, { modelPath, outputDir: path.join(dir, 'output') });
   return url;
 }
@@ -61,14 +61,14 @@ t.test('curl -F prompt=… /text-to-image makes the images and serves them as PN
   const url = await serverWithTinyModel(t);
   t.match((await getJson(`${url}/health`)).body, { ready: true, model: /\.safetensors$/, queue: { waiting: 0, running: 0 } });
   const pngs = await runFlow(t, url, 'text-to-image',
-    { prompt: 'a photo of a cat', iterations: '3', steps: '12', seed: '42', width: '64', height: '64' });
+    { prompt: 'a photo of a cat', iterations: '3', steps: '4', seed: '42', width: '64', height: '64' });
   for (const png of pngs) t.match(await sharp(png).metadata(), { width: 64, height: 64 });
   t.not(pngs[0]?.equals(pngs[1] ?? Buffer.alloc(0)), true, 'seeds 42 and 43 give different images');
 });
 
 t.test('the same seed gives the same image', async (t) => {
   const url = await serverWithTinyModel(t);
-  const fields = { prompt: 'a castle', steps: '6', seed: '7', width: '64', height: '64' };
+  const fields = { prompt: 'a castle', steps: '3', seed: '7', width: '64', height: '64' };
   const [first] = await runFlow(t, url, 'text-to-image', fields, {}, { expectProgress: false });
   const [second] = await runFlow(t, url, 'text-to-image', fields, {}, { expectProgress: false });
   t.ok(first && second && first.equals(second));
@@ -77,14 +77,14 @@ t.test('the same seed gives the same image', async (t) => {
 t.test('curl -F prompt=… -F image=@photo.png /image-to-image makes an image from the upload', async (t) => {
   const url = await serverWithTinyModel(t);
   const [png] = await runFlow(t, url, 'image-to-image',
-    { prompt: 'a painting', steps: '12', seed: '1', strength: '0.6', iterations: '2' },
+    { prompt: 'a painting', steps: '4', seed: '1', strength: '0.6', iterations: '2', width: '64', height: '64' },
     { image: { data: await solidPng(64, 64), type: 'image/png', filename: 'photo.png' } });
   t.match(await sharp(png).metadata(), { width: 64, height: 64 });
 });
 
 t.test('curl -F image=@photo.png -F mask=@mask.png /inpaint-image repaints without a prompt', async (t) => {
   const url = await serverWithTinyModel(t, { inpaint: true });
-  const [png] = await runFlow(t, url, 'inpaint-image', { steps: '12', seed: '3', iterations: '2' }, {
+  const [png] = await runFlow(t, url, 'inpaint-image', { steps: '4', seed: '3', iterations: '2', width: '64', height: '64' }, {
     image: { data: await solidPng(64, 64), type: 'image/png', filename: 'photo.png' },
     mask: { data: await solidPng(64, 64, 255), type: 'image/png', filename: 'mask.png' },
   });

@@ -1,6 +1,6 @@
 // Tasks through the queue and onto disk, with a fake model whose steps the test releases.
 
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -144,4 +144,20 @@ t.test('--delete-incomplete deletes unfinished tasks and keeps finished ones', a
   t.equal((await getJson(`${third.url}${unfinished}`)).status, 404);
   t.equal((await getJson(`${third.url}${finished}`)).body.status, 'COMPLETE');
   t.same(await readdir(outputDir), [path.basename(finished)]);
+});
+
+t.test('half-written leftovers of a crash are removed at start, finished tasks kept', async (t) => {
+  const outputDir = outputTestdir(t);
+  const first = await startTestServer(t, { model: new FakeModel(), outputDir });
+  const resultUrl = (await postForm(`${first.url}/text-to-image`, { prompt: 'kept' })).body.resultUrl ?? '';
+  await pollTask(`${first.url}${resultUrl}`, (status) => status.status === 'COMPLETE');
+  await first.close();
+  const id = path.basename(resultUrl);
+  await mkdir(path.join(outputDir, '.new-AAAAAAAAAAAAAAAAAAAAAA'));
+  await writeFile(path.join(outputDir, id, '.2.png.0123456789ab.tmp'), 'partial');
+
+  const second = await startTestServer(t, { model: new FakeModel(), outputDir });
+  t.same(await readdir(outputDir), [id]);
+  t.same((await readdir(path.join(outputDir, id))).sort(), ['1.png', 'task.json']);
+  t.equal((await getJson(`${second.url}${resultUrl}`)).body.status, 'COMPLETE');
 });

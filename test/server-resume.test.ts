@@ -22,15 +22,15 @@ async function startCli(t: Test, args: string[]): Promise<{ url: string; child: 
 
 t.test('a task interrupted by SIGKILL completes after a restart on the same --output', async (t) => {
   const dir = outputTestdir(t);
-  const modelPath = await writeTinyCheckpoint(dir, { dtype: 'f32' });
+  const modelPath = await writeTinyCheckpoint(dir);
   const outputDir = path.join(dir, 'output');
   const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir];
 
   const first = await startCli(t, args);
   t.match(first.child.output(), new RegExp(`curl -F prompt="a photo of a cat" ${first.url}/text-to-image`));
-  const totalImages = 8;
+  const totalImages = 4;
   const { body } = await postForm(`${first.url}/text-to-image`,
-    { prompt: 'a lighthouse', iterations: String(totalImages), steps: '20', seed: '1000', width: '64', height: '64' });
+    { prompt: 'a lighthouse', iterations: String(totalImages), steps: '4', seed: '1000', width: '64', height: '64' });
   const resultUrl = body.resultUrl ?? '';
   const [midway] = (await pollTask(`${first.url}${resultUrl}`, (status) => (status.imageUrls?.length ?? 0) >= 1)).slice(-1);
   t.equal(midway?.status, 'IN_PROGRESS', 'killed while the task is in progress');
@@ -61,13 +61,13 @@ t.test('a task interrupted by SIGKILL completes after a restart on the same --ou
 
 t.test('--delete-incomplete removes the interrupted task instead', async (t) => {
   const dir = outputTestdir(t);
-  const modelPath = await writeTinyCheckpoint(dir, { dtype: 'f32' });
+  const modelPath = await writeTinyCheckpoint(dir);
   const outputDir = path.join(dir, 'output');
   const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir];
 
   const first = await startCli(t, args);
   const { body } = await postForm(`${first.url}/text-to-image`,
-    { prompt: 'a lighthouse', iterations: '8', steps: '20', width: '64', height: '64' });
+    { prompt: 'a lighthouse', iterations: '4', steps: '4', width: '64', height: '64' });
   const resultUrl = body.resultUrl ?? '';
   await pollTask(`${first.url}${resultUrl}`, (status) => (status.imageUrls?.length ?? 0) >= 1);
   first.child.kill('SIGKILL');

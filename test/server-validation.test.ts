@@ -1,5 +1,6 @@
 // Bad input gets a JSON error that names the problem, and the server keeps serving.
 
+import sharp from 'sharp';
 import t, { type Test } from 'tap';
 
 import { FakeModel, getJson, postForm, solidPng, startTestServer, type JsonResponse } from './server-helpers.js';
@@ -80,14 +81,17 @@ t.test('an upload that is not an image is a 400 before anything is queued', asyn
   const model = new FakeModel();
   const { url } = await startTestServer(t, { model });
   await expectError(t, postForm(`${url}/image-to-image`, { prompt: 'cat' }, { image: { data: Buffer.from('not a png') } }),
-    400, 'INVALID_IMAGE', /^image is not an image/);
+    400, 'INVALID_IMAGE', /^image is not a PNG, JPEG or WebP image/);
   await expectError(t, postForm(`${url}/inpaint-image`, {}, {
     image: { data: await solidPng(64, 64) },
     mask: { data: Buffer.alloc(0) },
-  }), 400, 'INVALID_IMAGE', /^mask is not an image/);
+  }), 400, 'INVALID_IMAGE', /^mask is not a PNG/);
   const svg = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>');
   await expectError(t, postForm(`${url}/image-to-image`, { prompt: 'cat' }, { image: { data: svg, type: 'image/svg+xml' } }),
-    400, 'INVALID_IMAGE', /PNG, JPEG/);
+    400, 'INVALID_IMAGE', /^image is not a PNG/);
+  const gif = await sharp({ create: { width: 8, height: 8, channels: 3, background: 'red' } }).gif().toBuffer();
+  await expectError(t, postForm(`${url}/image-to-image`, { prompt: 'cat' }, { image: { data: gif, type: 'image/gif' } }),
+    400, 'INVALID_IMAGE', /^image is not a PNG/);
   t.same((await getJson(`${url}/health`)).body.queue, { waiting: 0, running: 0 });
   t.equal(model.calls.length, 0);
 });

@@ -34,6 +34,8 @@ class ClipTextEncoder {
   std::vector<float> encode(const std::vector<int32_t>& tokens, const std::vector<float>& weights, int clipSkip);
   // Builds the graph once without running it, so a checkpoint that disagrees fails at load time.
   void validate();
+  // Frees the compute buffer between phases; the next call allocates it again.
+  void releaseBuffers() { runner_.release(); }
 
  private:
   ClipConfig config_;

@@ -105,6 +105,9 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       uncond = clip_->encode(r.negative.tokens, r.negative.weights, r.clipSkip);
       uncondTokens = static_cast<int64_t>(r.negative.tokens.size());
     }
+    // Each phase's compute buffer is freed before the next phase allocates its own, so peak memory
+    // is the weights plus the largest phase (the VAE decode at large sizes), not their sum.
+    clip_->releaseBuffers();
     const std::vector<float> sigmas = makeSigmas(schedule_, r.scheduler, r.steps);
     const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
     const int64_t latentSize = vae_->config().latentChannels * w * h;
@@ -141,7 +144,9 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       image.width = r.width;
       image.height = r.height;
       image.seed = seed;
+      unet_->releaseBuffers();
       image.rgb = decodeToRgb(x, w, h);
+      vae_->releaseBuffers();
       images.push_back(std::move(image));
     }
     return images;

@@ -20,7 +20,7 @@ ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t i
     y = ggml_mul_mat(n.ctx, ggml_reshape_2d(n.ctx, w, in, out), tokens);
     y = tokensToImage(n.ctx, y, x->ne[0], x->ne[1]);
   } else {
-    y = ggml_conv_2d(n.ctx, w, x, stride, stride, padding, padding, 1, 1);
+    y = ggml_conv_2d_direct(n.ctx, w, x, stride, stride, padding, padding, 1, 1);
   }
   ggml_tensor* b = n.w.get(prefix + ".bias", {out});
   return ggml_add(n.ctx, y, ggml_reshape_4d(n.ctx, b, 1, 1, out, 1));
@@ -46,6 +46,18 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
   const int64_t tq = q->ne[1];
   const int64_t tk = k->ne[1];
   const int64_t batch = q->ne[2];
+  const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
+  if (!causal) {
+    // The fused kernel never materialises the [Tk, Tq] score matrix (512 MB per UNet attention at
+    // 512x512), which is most of the memory and time of the plain path at large sizes.
+    // [C, T, N] -> [d, T, heads, N] views; K and V in f16 as the kernel wants them.
+    auto heads4 = [&](ggml_tensor* x, int64_t t) {
+      return ggml_permute(ctx, ggml_reshape_4d(ctx, x, headDim, heads, t, batch), 0, 2, 1, 3);
+    };
+    ggml_tensor* out = ggml_flash_attn_ext(ctx, heads4(q, tq), ggml_cast(ctx, heads4(k, tk), GGML_TYPE_F16),
+                                           ggml_cast(ctx, heads4(v, tk), GGML_TYPE_F16), nullptr, scale, 0.0f, 0.0f);
+    return ggml_reshape_3d(ctx, out, channels, tq, batch);  // out: [d, heads, Tq, N]
+  }
   // [C, T, N] -> [d, T, heads*N]
   auto splitHeads = [&](ggml_tensor* x, int64_t t) {
     x = ggml_reshape_4d(ctx, x, headDim, heads, t, batch);
@@ -60,7 +72,6 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
   vh = ggml_reshape_3d(ctx, vh, tk, headDim, heads * batch);
 
   ggml_tensor* scores = ggml_mul_mat(ctx, kh, qh);  // [Tk, Tq, heads*N]
-  const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
   if (causal) {
     scores = ggml_scale(ctx, scores, scale);
     scores = ggml_diag_mask_inf(ctx, scores, 0);

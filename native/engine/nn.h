@@ -25,6 +25,7 @@ ggml_tensor* groupNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_
 // x: [C, T, N]
 ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps = 1e-5f);
 // q: [C, Tq, N], k and v: [C, Tk, N] -> [C, Tq, N]; scaled dot-product attention over `heads` heads.
+// Causal attention (CLIP, 77 tokens) takes the plain path; the rest uses ggml's fused kernel.
 ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal);
 // [W, H, C, N] <-> [C, W*H, N]
 ggml_tensor* imageToTokens(ggml_context* ctx, ggml_tensor* x);

@@ -49,6 +49,8 @@ class Unet {
   std::vector<float> forward(const std::vector<float>& x, int64_t width, int64_t height, float timestep,
                              const std::vector<float>& context, int64_t contextTokens);
   void validate();
+  // Frees the compute buffer between phases; the next call allocates it again.
+  void releaseBuffers() { runner_.release(); }
 
  private:
   UnetConfig config_;
