@@ -65,7 +65,7 @@ t.test('rejects each wrong option with a message that names it, what is allowed 
     ['onProgress that is not a function', { onProgress: 'log' }, 'txt2img', TypeError,
       'Expected function for onProgress but received "log" of type string'],
     ['scheduler "linear"', { scheduler: 'linear' }, 'txt2img', RangeError,
-      'Expected one of discrete, karras, exponential for scheduler but received "linear" of type string'],
+      'Expected one of discrete, karras, exponential, lcm for scheduler but received "linear" of type string'],
   ];
   for (const [what, options, mode, kind, message] of cases) {
     t.throws(() => check(options, mode), new kind(message), what);
@@ -103,7 +103,7 @@ t.test('accepts AUTOMATIC1111 sampler names in any case, and a schedule suffix s
     ['DPM2', 'dpm2', 'discrete'],
     ['DPM++ 2S a', 'dpm++2s_a', 'discrete'],
     ['DPM++ 2M', 'dpm++2m', 'discrete'],
-    ['LCM', 'lcm', 'discrete'],
+    ['LCM', 'lcm', 'lcm'],
     ['DDIM', 'ddim', 'discrete'],
     ['DPM++ 2M Karras', 'dpm++2m', 'karras'],
     ['dpm++ 2m karras', 'dpm++2m', 'karras'],
