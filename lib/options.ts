@@ -279,6 +279,15 @@ function text(value: unknown, name: string): string {
   return value;
 }
 
+/**
+ * Resolves a sampler and schedule as `textToImage` does: engine names or AUTOMATIC1111's ("DPM++ 2M
+ * Karras" sets both), case-insensitive, with each sampler's default schedule. Throws the same
+ * TypeError / RangeError the generation call would.
+ */
+export function resolveSampler(sampler?: string, scheduler?: string): { sampler: string; scheduler: string } {
+  return samplerAndScheduler(sampler, scheduler);
+}
+
 function samplerAndScheduler(samplerValue: unknown, schedulerValue: unknown): { sampler: string; scheduler: string } {
   let scheduler: string | undefined;
   if (schedulerValue !== undefined) {

@@ -4,7 +4,7 @@
 
 import { randomInt } from 'node:crypto';
 
-import { samplers, schedulers } from '../lib/index.js';
+import { resolveSampler } from '../lib/index.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from './parse.js';
 import type { TaskKind, TaskParameters, UploadSlot } from './task.js';
 
@@ -71,8 +71,7 @@ export function parseTaskForm(kind: TaskKind, body: Readonly<Record<string, unkn
     width: dimension('width', int('width', 64, 2048)),
     height: dimension('height', int('height', 64, 2048)),
     cfgScale: decimal('cfg_scale', 0, 30),
-    sampler: choice('sampler', text.get('sampler'), samplers()),
-    scheduler: choice('scheduler', text.get('scheduler'), schedulers()),
+    ...samplerFields(text.get('sampler'), text.get('scheduler')),
     strength: decimal('strength', 0, 1),
     maskBlur: int('mask_blur', 0, 64),
   };
@@ -86,11 +85,18 @@ function dimension(name: FieldName, value: number | undefined): number | undefin
   return value;
 }
 
-function choice(name: FieldName, value: string | undefined, choices: readonly string[]): string | undefined {
-  if (value !== undefined && !choices.includes(value.trim())) {
-    throw new InvalidFieldError(name, `Expected one of ${choices.join(', ')} for ${name} but received ${JSON.stringify(value)}`);
+// The library's own resolution, so "DPM++ 2M Karras" works here as in the library; only the fields
+// the form gave are kept, so a task stored without a sampler keeps the library's defaults.
+function samplerFields(sampler: string | undefined, scheduler: string | undefined): { sampler?: string; scheduler?: string } {
+  if (sampler === undefined && scheduler === undefined) return {};
+  let resolved: { sampler: string; scheduler: string };
+  try {
+    resolved = resolveSampler(sampler, scheduler);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new InvalidFieldError(message.includes('for scheduler') ? 'scheduler' : 'sampler', message);
   }
-  return value?.trim();
+  return { ...(sampler !== undefined && { sampler: resolved.sampler }), scheduler: resolved.scheduler };
 }
 
 // task.json stays free of `"steps": null`-style noise, and the library sees only options given.

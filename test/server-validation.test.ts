@@ -67,6 +67,15 @@ t.test('an unknown sampler or field is a 400 that lists what is accepted', async
     /Unknown field strength for \/text-to-image/);
 });
 
+t.test('AUTOMATIC1111 sampler names are accepted, and a bad scheduler is a 400 naming scheduler', async (t) => {
+  const { url } = await startTestServer(t, { model: new FakeModel() });
+  const { status, body } = await postForm(`${url}/text-to-image`, { prompt: 'cat', sampler: 'DPM++ 2M Karras' });
+  t.equal(status, 200);
+  t.equal(body.status, 'QUEUED');
+  await expectError(t, postForm(`${url}/text-to-image`, { prompt: 'cat', sampler: 'euler', scheduler: 'linear' }), 400,
+    'INVALID_PARAMETER', /Expected one of discrete, karras, exponential, lcm for scheduler/);
+});
+
 t.test('a field given twice is a 400', async (t) => {
   const { url } = await startTestServer(t, { model: new FakeModel() });
   const form = new FormData();
