@@ -1,12 +1,15 @@
 // The engine through the addon's own interface (below lib/), on tiny random checkpoints of both
 // layouts: determinism, progress, abort, and damaged files that fail by name while the process
 // keeps running.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
 import t from 'tap';
 
 import { loadAddon } from '../bindings/index.js';
 import type { NativeModel, NativeProgress, NativeRequest } from '../bindings/native.js';
 import { buildConditioning } from '../lib/prompt.js';
-import { writeDamagedCheckpoint, writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { tinyCheckpointBytes, writeDamagedCheckpoint, writeTinyCheckpoint } from './fixtures/checkpoint.js';
 
 const addon = loadAddon();
 const dir = t.testdir();
@@ -128,4 +131,20 @@ t.test('a missing file fails with ERR_MODEL_IO naming it', async (t) => {
 t.test('an unavailable backend is an ERR_BACKEND error', async (t) => {
   const file = await writeTinyCheckpoint(dir);
   await t.rejects(addon.loadModel(file, { backend: 'cuda', threads: 1, prediction: 'auto' }), { code: 'ERR_BACKEND', message: /cuda/ });
+});
+
+t.test('head-count metadata that does not divide the widths is a format error, not a crash', async (t) => {
+  const bytes = tinyCheckpointBytes();
+  const patched = Buffer.from(bytes.toString('latin1').replace('"sdnode.unet_num_heads":"2"', '"sdnode.unet_num_heads":"7"'), 'latin1');
+  t.not(patched.toString('latin1'), bytes.toString('latin1'), 'the metadata was patched in place');
+  const file = path.join(dir, 'bad-heads.safetensors');
+  await writeFile(file, patched);
+  await t.rejects(addon.loadModel(file, { backend: 'cpu', threads: 1, prediction: 'auto' }), {
+    code: 'ERR_MODEL_FORMAT', message: /does not split into attention heads/,
+  });
+  const nonNumeric = Buffer.from(bytes.toString('latin1').replace('"sdnode.unet_num_heads":"2"', '"sdnode.unet_num_heads":"x"'), 'latin1');
+  await writeFile(file, nonNumeric);
+  await t.rejects(addon.loadModel(file, { backend: 'cpu', threads: 1, prediction: 'auto' }), {
+    code: 'ERR_MODEL_FORMAT', message: /sdnode.unet_num_heads' must be a positive integer/,
+  });
 });

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "metadata.h"
 #include "nn.h"
 #include "sdnode.h"
 
@@ -18,16 +19,6 @@ int countIndexed(const Weights& w, const std::string& before, const std::string&
   return n;
 }
 
-int metadataInt(const std::map<std::string, std::string>& metadata, const std::string& key, int fallback) {
-  auto it = metadata.find(key);
-  if (it == metadata.end()) return fallback;
-  try {
-    int v = std::stoi(it->second);
-    if (v > 0) return v;
-  } catch (...) {
-  }
-  throw Error(ErrorCode::ModelFormat, "metadata '" + key + "' must be a positive integer, got '" + it->second + "'");
-}
 
 }  // namespace
 
@@ -56,7 +47,7 @@ ClipConfig readClipConfig(const Weights& w, const std::map<std::string, std::str
   }
   if (c.layers == 0) throw Error(ErrorCode::ModelFormat, "the text encoder has no layers");
   if (c.positions < 77) throw Error(ErrorCode::ModelFormat, "the text encoder has fewer than 77 positions");
-  c.heads = metadataInt(metadata, "sdnode.clip_num_heads", static_cast<int>(c.width / 64));
+  c.heads = metadataPositiveInt(metadata, "sdnode.clip_num_heads", static_cast<int>(c.width / 64));
   if (c.heads <= 0 || c.width % c.heads != 0) {
     throw Error(ErrorCode::ModelFormat, "text encoder width " + std::to_string(c.width) + " does not split into " +
                                             std::to_string(c.heads) + " attention heads");

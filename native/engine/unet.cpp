@@ -1,5 +1,6 @@
 #include "unet.h"
 
+#include "metadata.h"
 #include "nn.h"
 #include "sdnode.h"
 
@@ -41,15 +42,15 @@ std::vector<UnetBlock> readBlock(const Weights& w, const std::string& prefix, in
   return layers;
 }
 
-int metadataInt(const std::map<std::string, std::string>& metadata, const std::string& key) {
-  auto it = metadata.find(key);
-  if (it == metadata.end()) return 0;
-  try {
-    int v = std::stoi(it->second);
-    if (v > 0) return v;
-  } catch (...) {
+
+// Attention splits a transformer's width into heads; a width that does not split is a bad file.
+void checkHeads(const UnetConfig& c, const UnetBlock& b) {
+  if (b.kind != UnetBlock::Kind::Transformer) return;
+  const int heads = c.headsFor(b.in);
+  if (heads <= 0 || b.in % heads != 0 || (c.headDim > 0 && b.in % c.headDim != 0)) {
+    throw Error(ErrorCode::ModelFormat, "spatial transformer '" + b.prefix + "' is " + std::to_string(b.in) +
+                                            " wide, which does not split into attention heads of the configured size");
   }
-  throw Error(ErrorCode::ModelFormat, "metadata '" + key + "' must be a positive integer, got '" + it->second + "'");
 }
 
 }  // namespace
@@ -87,12 +88,16 @@ UnetConfig readUnetConfig(const Weights& w, const std::map<std::string, std::str
     }
   }
   if (sd2) {
-    c.headDim = metadataInt(metadata, "sdnode.unet_head_dim");
-    if (c.headDim == 0) c.headDim = 64;
+    c.headDim = metadataPositiveInt(metadata, "sdnode.unet_head_dim", 64);
   } else {
-    c.heads = metadataInt(metadata, "sdnode.unet_num_heads");
-    if (c.heads == 0) c.heads = 8;
+    c.heads = metadataPositiveInt(metadata, "sdnode.unet_num_heads", 8);
   }
+  for (const auto* group : {&c.input, &c.output}) {
+    for (const auto& block : *group) {
+      for (const UnetBlock& b : block) checkHeads(c, b);
+    }
+  }
+  for (const UnetBlock& b : c.middle) checkHeads(c, b);
   return c;
 }
 
