@@ -1,5 +1,5 @@
-// One generation: text conditioning once, then per image: initial noise, the sampler loop over
-// the UNet with classifier-free guidance, and the VAE decode.
+// One generation: text conditioning (and the input image's latent) once, then per image: initial
+// noise, the sampler loop over the UNet with classifier-free guidance, and the VAE decode.
 #include <chrono>
 #include <cmath>
 
@@ -45,9 +45,17 @@ void DiffusionModel::checkRequest(const Request& r) const {
   if (r.steps < 1 || r.steps > 1000) fail("steps must be between 1 and 1000, got " + std::to_string(r.steps));
   if (r.count < 1 || r.count > 64) fail("count must be between 1 and 64, got " + std::to_string(r.count));
   if (!std::isfinite(r.cfgScale) || r.cfgScale < 0) fail("cfgScale must be a finite number >= 0");
-  if (r.mode != "txt2img") {
-    throw Error(ErrorCode::ModelUnsupported, "mode '" + r.mode + "' is not implemented by this engine yet (txt2img is)");
+  if (r.mode != "txt2img" && r.mode != "img2img" && r.mode != "inpaint") {
+    fail("mode must be txt2img, img2img or inpaint, got '" + r.mode + "'");
   }
+  const size_t pixels = static_cast<size_t>(r.width) * r.height;
+  if (r.mode != "txt2img" && r.image.size() != pixels * 3) {
+    fail("image must hold width*height*3 = " + std::to_string(pixels * 3) + " RGB bytes, got " + std::to_string(r.image.size()));
+  }
+  if (r.mode == "inpaint" && r.mask.size() != pixels) {
+    fail("mask must hold width*height = " + std::to_string(pixels) + " bytes, got " + std::to_string(r.mask.size()));
+  }
+  if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
 }
 
 std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
@@ -96,6 +104,12 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     AbortScope abortScope(*backend_, aborted);
     if (aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
 
+    if (r.mode != "txt2img" && r.strength == 0.0f) {
+      // Nothing is to be denoised: every image is the input as it was.
+      std::vector<Image> copies;
+      for (int i = 0; i < r.count; i++) copies.push_back({r.width, r.height, r.image, r.seed + static_cast<uint64_t>(i)});
+      return copies;
+    }
     const std::vector<float> cond = clip_->encode(r.prompt.tokens, r.prompt.weights, r.clipSkip);
     const int64_t condTokens = static_cast<int64_t>(r.prompt.tokens.size());
     // cfg 1 makes the unconditional pass cancel out, so it is skipped.
@@ -108,10 +122,11 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     // Each phase's compute buffer is freed before the next phase allocates its own, so peak memory
     // is the weights plus the largest phase (the VAE decode at large sizes), not their sum.
     clip_->releaseBuffers();
-    const std::vector<float> sigmas = makeSigmas(schedule_, r.scheduler, r.steps);
+    const bool fromImage = r.mode != "txt2img";
+    const std::vector<float> sigmas = startSigmas(makeSigmas(schedule_, r.scheduler, r.steps), r.steps, r.strength, fromImage);
     const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
     const int64_t latentSize = vae_->config().latentChannels * w * h;
-    const std::vector<float> noConcat;
+    const ImageStart start = prepareImageStart(r);
 
     std::vector<Image> images;
     for (int i = 0; i < r.count; i++) {
@@ -121,7 +136,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       std::unique_ptr<Rng> rng = makeRng(r.rng);
       rng->seed(seed);
       std::vector<float> x = rng->randn(static_cast<size_t>(latentSize));
-      for (float& v : x) v *= sigmas[0];
+      for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? start.initLatent[j] : 0.0f) + x[j] * sigmas[0];
 
       SamplerHooks hooks;
       hooks.aborted = aborted;
@@ -136,7 +151,17 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
         callbacks.onProgress(p);
       };
       const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
-        return denoise(latent, sigma, w, h, cond, condTokens, uncond, uncondTokens, r.cfgScale, noConcat);
+        std::vector<float> denoised = denoise(latent, sigma, w, h, cond, condTokens, uncond, uncondTokens, r.cfgScale, start.concat);
+        // Inpainting: the kept region's prediction is the input's latent, so at every step the
+        // sampler re-imposes it at the current noise level.
+        if (!start.latentMask.empty()) {
+          const size_t cells = start.latentMask.size();
+          for (size_t j = 0; j < denoised.size(); j++) {
+            const float m = start.latentMask[j % cells];
+            denoised[j] = start.initLatent[j] + m * (denoised[j] - start.initLatent[j]);
+          }
+        }
+        return denoised;
       };
       x = sample(r.sampler, model, std::move(x), sigmas, *rng, schedule_, hooks);
 
@@ -147,6 +172,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       unet_->releaseBuffers();
       image.rgb = decodeToRgb(x, w, h);
       vae_->releaseBuffers();
+      if (r.mode == "inpaint") compositeKept(image.rgb, r.image, r.mask);
       images.push_back(std::move(image));
     }
     return images;

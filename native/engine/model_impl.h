@@ -5,6 +5,7 @@
 
 #include "backend.h"
 #include "clip.h"
+#include "image_start.h"
 #include "safetensors.h"
 #include "schedule.h"
 #include "sdnode.h"
@@ -37,7 +38,9 @@ class DiffusionModel : public Model {
                              const std::vector<float>& cond, int64_t condTokens, const std::vector<float>& uncond,
                              int64_t uncondTokens, float cfgScale, const std::vector<float>& concat);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height);
+  // The VAE posterior's mean and log-variance of an RGB image.
   std::vector<float> encodeImage(const std::vector<uint8_t>& rgb, int width, int height);
+  ImageStart prepareImageStart(const Request& request);
 };
 
 }  // namespace sdnode
