@@ -79,7 +79,7 @@ export interface NativeRequest {
   seed: number;
   /** 'gpu' (Philox) | 'cpu' (mt19937) */
   rng: string;
-  /** CLIP layers to skip at the end; 0 = the family default. */
+  /** CLIP skip in AUTOMATIC1111's numbering (1 = last layer, 2 = the one before); 0 = the family default. */
   clipSkip: number;
   /** Images to make. */
   count: number;
@@ -115,7 +115,7 @@ export interface NativeModel {
   readonly info: NativeModelInfo;
   /** Runs off the main thread; rejects with code 'ERR_ABORTED' after `abort()`. */
   generate(request: NativeRequest, onProgress: (progress: NativeProgress) => void): Promise<NativeImage[]>;
-  /** Asks the running (or next started) generation to stop within one step. */
+  /** Asks the generation started by the latest generate() call to stop within one step (each call has its own flag). */
   abort(): void;
   /** Frees the weights now; later calls reject with 'ERR_MODEL_CLOSED'. */
   close(): void;
