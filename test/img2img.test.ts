@@ -1,98 +1,115 @@
-// Image-to-image and inpainting end to end on tiny checkpoints: what strength does, which pixels
-// are kept, and the 9-channel inpainting UNet.
+// Image-to-image end to end on a tiny checkpoint: what strength does to the pixels and to the
+// number of steps, determinism, and the checks on the input image (and the engine's on image and
+// mask buffers, which the library always sizes right).
 import sharp from 'sharp';
 import t from 'tap';
 
+import { loadAddon } from '../bindings/index.js';
+import type { NativeRequest } from '../bindings/native.js';
 import { loadModel, type GeneratedImage, type Progress } from '../lib/index.js';
+import { buildConditioning } from '../lib/prompt.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 
 const dir = t.testdir();
-const model = await loadModel(await writeTinyCheckpoint(dir), { backend: 'cpu' });
+const checkpoint = await writeTinyCheckpoint(dir);
+const model = await loadModel(checkpoint, { backend: 'cpu' });
 t.teardown(() => model.close());
 
 const size = 64;
-const quick = { prompt: 'a stone tower', width: size, height: size, steps: 4, seed: 3 } as const;
+const quick = { prompt: 'a castle on a hill at night', width: size, height: size, steps: 4, seed: 5 } as const;
 
 // A picture with structure, so that "unchanged" is a real claim.
 const input = await sharp(Buffer.from(Array.from({ length: size * size * 3 }, (_, i) => (i * 37) % 256)),
   { raw: { width: size, height: size, channels: 3 } }).png().toBuffer();
 const inputPixels = await sharp(input).raw().toBuffer();
 
-async function rgb(images: Promise<GeneratedImage[]>): Promise<Buffer> {
-  const [image] = await images;
-  return sharp(image!.png).raw().toBuffer();
+async function pixels(images: Promise<GeneratedImage[]>): Promise<Buffer[]> {
+  return Promise.all((await images).map((image) => sharp(image.png).raw().toBuffer()));
 }
 
-function greyMask(width: number, height: number, value: (x: number, y: number) => number): Promise<Buffer> {
-  const data = Buffer.alloc(width * height);
-  for (let y = 0; y < height; y++) for (let x = 0; x < width; x++) data[y * width + x] = value(x, y);
-  return sharp(data, { raw: { width, height, channels: 1 } }).png().toBuffer();
+async function first(images: Promise<GeneratedImage[]>): Promise<Buffer> {
+  return (await pixels(images))[0]!;
 }
 
-t.test('strength 0 returns the input pixels exactly; strength 1 repaints them', async (t) => {
-  t.ok((await rgb(model.imageToImage({ ...quick, image: input, strength: 0 }))).equals(inputPixels));
-  t.notOk((await rgb(model.imageToImage({ ...quick, image: input, strength: 1 }))).equals(inputPixels));
-});
-
-t.test('an intermediate strength runs int(steps x strength) + 1 steps, as the reference tools do', async (t) => {
+t.test('strength 0 returns the input pixels exactly and runs no step', async (t) => {
   const events: Progress[] = [];
-  await model.imageToImage({ ...quick, steps: 10, image: input, strength: 0.5, onProgress: (p) => events.push(p) });
-  t.same(events.map((e) => [e.step, e.steps]), [[1, 6], [2, 6], [3, 6], [4, 6], [5, 6], [6, 6]]);
+  const out = await first(model.imageToImage({ ...quick, image: input, strength: 0, onProgress: (p) => events.push(p) }));
+  t.ok(out.equals(inputPixels), 'every byte equals the input');
+  t.same(events, []);
 });
 
-t.test('inpainting keeps the pixels where the mask is black byte for byte', async (t) => {
-  const leftHalf = await greyMask(size, size, (x) => (x < size / 2 ? 255 : 0));
-  const out = await rgb(model.inpaint({ ...quick, image: input, mask: leftHalf, strength: 1, maskBlur: 0 }));
-  let kept = 0;
-  let changed = 0;
-  for (let y = 0; y < size; y++) {
-    for (let x = 0; x < size; x++) {
-      for (let c = 0; c < 3; c++) {
-        const i = (y * size + x) * 3 + c;
-        if (x >= size / 2) kept += out[i] === inputPixels[i] ? 1 : 0;
-        else changed += out[i] !== inputPixels[i] ? 1 : 0;
-      }
-    }
+t.test('strength 1 repaints the image in every step, still starting from it as the reference tools do', async (t) => {
+  const events: Progress[] = [];
+  const out = await first(model.imageToImage({ ...quick, image: input, strength: 1, onProgress: (p) => events.push(p) }));
+  t.notOk(out.equals(inputPixels), 'the image changed');
+  t.same(events.map((e) => e.steps), [4, 4, 4, 4], 'all the steps run');
+  // The start is the input's latent + sigma_max * noise, not the noise alone.
+  t.notOk(out.equals(await first(model.textToImage(quick))), 'not the text-to-image picture of the same seed');
+});
+
+t.test('an intermediate strength runs int(steps x strength) + 1 steps and reports each of them', async (t) => {
+  for (const [steps, strength, expected] of [[10, 0.5, 6], [8, 0.6, 5], [20, 0.75, 16], [4, 0.1, 1]] as const) {
+    const events: Progress[] = [];
+    await model.imageToImage({ ...quick, steps, image: input, strength, onProgress: (p) => events.push(p) });
+    t.same(events.map((e) => [e.step, e.steps]), Array.from({ length: expected }, (_, i) => [i + 1, expected]),
+      `${steps} steps at strength ${strength}`);
   }
-  t.equal(kept, (size * size * 3) / 2, 'every kept byte equals the input');
-  t.ok(changed > (size * size * 3) / 4, 'the masked half was repainted');
 });
 
-t.test('an all-black mask returns the input; an all-white one is image-to-image', async (t) => {
-  const black = await greyMask(size, size, () => 0);
-  const white = await greyMask(size, size, () => 255);
-  t.ok((await rgb(model.inpaint({ ...quick, image: input, mask: black, strength: 1 }))).equals(inputPixels));
-  const all = await rgb(model.inpaint({ ...quick, image: input, mask: white, strength: 0.8, maskBlur: 0 }));
-  const img2img = await rgb(model.imageToImage({ ...quick, image: input, strength: 0.8 }));
-  t.ok(all.equals(img2img));
+t.test('the same seed gives the same image, another seed another', async (t) => {
+  const a = await first(model.imageToImage({ ...quick, image: input, strength: 0.5 }));
+  const b = await first(model.imageToImage({ ...quick, image: input, strength: 0.5 }));
+  const other = await first(model.imageToImage({ ...quick, seed: 6, image: input, strength: 0.5 }));
+  t.ok(a.equals(b), 'same seed, same bytes');
+  t.notOk(a.equals(other), 'another seed, other bytes');
 });
 
-t.test('a mask of another size is resized, and a colour mask is read by its luminance', async (t) => {
-  const small = await greyMask(16, 16, (x) => (x < 8 ? 255 : 0));
-  const out = await rgb(model.inpaint({ ...quick, image: input, mask: small, maskBlur: 0 }));
-  const right = (y: number, x: number) => (y * size + x) * 3;
-  t.equal(out[right(10, 60)], inputPixels[right(10, 60)], 'right side kept');
-  const red = await sharp({ create: { width: size, height: size, channels: 3, background: { r: 255, g: 0, b: 0 } } }).png().toBuffer();
-  const [image] = await model.inpaint({ ...quick, image: input, mask: red, maskBlur: 0 });
-  t.equal((await sharp(image!.png).metadata()).width, size, 'a colour mask is accepted');
+t.test('count makes one image per seed from the same input', async (t) => {
+  const images = await model.imageToImage({ ...quick, image: input, strength: 0.6, count: 2 });
+  t.same(images.map((image) => image.seed), [5, 6]);
+  const [a, b] = await pixels(Promise.resolve(images));
+  t.notOk(a!.equals(b!), 'the two images differ');
 });
 
-t.test('a missing image or mask is a TypeError naming it', async (t) => {
+t.test('an input of another size is scaled to cover the requested size', async (t) => {
+  const wide = await sharp({ create: { width: 96, height: 40, channels: 3, background: { r: 200, g: 40, b: 90 } } }).png().toBuffer();
+  const [image] = await model.imageToImage({ ...quick, image: wide, strength: 0 });
+  const metadata = await sharp(image!.png).metadata();
+  t.same([metadata.width, metadata.height], [size, size]);
+  t.same([...(await sharp(image!.png).raw().toBuffer()).subarray(0, 3)], [200, 40, 90]);
+});
+
+t.test('runs at any multiple of 8, such as 72x88', async (t) => {
+  const [image] = await model.imageToImage({ ...quick, width: 72, height: 88, image: input, strength: 0.5 });
+  const metadata = await sharp(image!.png).metadata();
+  t.same([metadata.width, metadata.height], [72, 88]);
+});
+
+t.test('a missing or unreadable image is a TypeError naming it', async (t) => {
   // @ts-expect-error: the image is required
   await t.rejects(model.imageToImage({ ...quick }), { name: 'TypeError', message: /for image/ });
-  // @ts-expect-error: the mask is required
-  await t.rejects(model.inpaint({ ...quick, image: input }), { name: 'TypeError', message: /for mask/ });
+  await t.rejects(model.imageToImage({ ...quick, image: Buffer.from('not a picture') }),
+    { name: 'TypeError', message: /image for image/ });
 });
 
-t.test('an inpainting checkpoint (9-channel UNet) inpaints and makes text-to-image, deterministically', async (t) => {
-  const inpainting = await loadModel(await writeTinyCheckpoint(dir, { inpaint: true }), { backend: 'cpu' });
-  t.teardown(() => inpainting.close());
-  t.equal(inpainting.info.inpainting, true);
-  const mask = await greyMask(size, size, (x) => (x < size / 2 ? 255 : 0));
-  const a = await rgb(inpainting.inpaint({ ...quick, image: input, mask, maskBlur: 0 }));
-  const b = await rgb(inpainting.inpaint({ ...quick, image: input, mask, maskBlur: 0 }));
-  t.ok(a.equals(b));
-  t.equal(a[(5 * size + 60) * 3], inputPixels[(5 * size + 60) * 3], 'kept pixels stay');
-  const [plain] = await inpainting.textToImage(quick);
-  t.equal((await sharp(plain!.png).metadata()).height, size);
+t.test('the engine rejects an image or mask buffer of the wrong size, naming the bytes it expects', async (t) => {
+  const addon = loadAddon();
+  const native = await addon.loadModel(checkpoint, { backend: 'cpu', threads: 2, prediction: 'auto' });
+  t.teardown(() => native.close());
+  const pixels = size * size;
+  const request: NativeRequest = {
+    mode: 'img2img', width: size, height: size, steps: 2, cfgScale: 7, sampler: 'euler_a', scheduler: 'discrete',
+    seed: 1, rng: 'gpu', clipSkip: 0, count: 1, strength: 0.5,
+    prompt: buildConditioning('a castle', native.info.padToken),
+    negative: buildConditioning('', native.info.padToken),
+    image: new Uint8Array(pixels * 3 - 1),
+  };
+  await t.rejects(native.generate(request, () => {}),
+    { code: 'ERR_INVALID_ARGUMENT', message: `image must hold width*height*3 = ${pixels * 3} RGB bytes, got ${pixels * 3 - 1}` });
+  const { image: _, ...withoutImage } = request;
+  await t.rejects(native.generate(withoutImage, () => {}), { code: 'ERR_INVALID_ARGUMENT', message: /^image must hold/ });
+  const inpaint = { ...request, mode: 'inpaint', image: new Uint8Array(pixels * 3) };
+  await t.rejects(native.generate({ ...inpaint, mask: new Uint8Array(pixels * 3) }, () => {}),
+    { code: 'ERR_INVALID_ARGUMENT', message: `mask must hold width*height = ${pixels} bytes, got ${pixels * 3}` });
+  await t.rejects(native.generate(inpaint, () => {}), { code: 'ERR_INVALID_ARGUMENT', message: /^mask must hold/ });
 });

@@ -11,9 +11,6 @@ namespace sdnode {
 
 namespace {
 
-// The scale the LDM VAE's latents were normalised by during training.
-constexpr float kLatentScale = 0.18215f;
-
 struct AbortScope {
   Backend& backend;
   AbortScope(Backend& b, std::function<bool()> check) : backend(b) { backend.setAbortCheck(std::move(check)); }
@@ -81,7 +78,7 @@ std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float si
 
 std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height) {
   std::vector<float> scaled(latent.size());
-  for (size_t i = 0; i < latent.size(); i++) scaled[i] = latent[i] / kLatentScale;
+  for (size_t i = 0; i < latent.size(); i++) scaled[i] = latent[i] / vae_->config().latentScale;
   std::vector<float> planes = vae_->decode(scaled, width, height);
   const int64_t W = width * info_.vaeScale, H = height * info_.vaeScale, plane = W * H;
   std::vector<uint8_t> rgb(plane * 3);
@@ -104,8 +101,8 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     AbortScope abortScope(*backend_, aborted);
     if (aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
 
-    if (r.mode != "txt2img" && r.strength == 0.0f) {
-      // Nothing is to be denoised: every image is the input as it was.
+    if (keepsInput(r)) {
+      // Nothing is to be repainted: every image is the input as it was.
       std::vector<Image> copies;
       for (int i = 0; i < r.count; i++) copies.push_back({r.width, r.height, r.image, r.seed + static_cast<uint64_t>(i)});
       return copies;

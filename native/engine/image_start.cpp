@@ -1,6 +1,9 @@
 // Where image-to-image and inpainting start: the input image's latent, the mask at latent
 // resolution, the 9-channel UNet's extra input, and the final composite that keeps unmasked
-// pixels byte-identical to the input.
+// pixels byte-identical to the input. Random draws follow stable-diffusion.cpp (the reference
+// images): one generator seeded with the request's seed samples the VAE posterior of the input
+// image, then of the masked image, before any image's own generator starts.
+#include <algorithm>
 #include <cmath>
 
 #include "image_start.h"
@@ -11,85 +14,112 @@ namespace sdnode {
 
 namespace {
 
-constexpr float kLatentScale = 0.18215f;
-
-// RGB bytes -> planes [3, H, W] in [-1, 1], the VAE's input range.
-std::vector<float> toPlanes(const std::vector<uint8_t>& rgb, int64_t pixels) {
+// RGB bytes -> planes [3, H, W] in [-1, 1], the VAE's input range. Where `repaint` (0–1 per pixel)
+// is given, the image fades to mid-grey (0) there: the masked image the LDM inpainting UNet was
+// trained with.
+std::vector<float> toPlanes(const std::vector<uint8_t>& rgb, int64_t pixels, const std::vector<float>& repaint = {}) {
   std::vector<float> planes(3 * pixels);
   for (int64_t p = 0; p < pixels; p++) {
-    for (int c = 0; c < 3; c++) planes[c * pixels + p] = rgb[p * 3 + c] / 127.5f - 1.0f;
+    const float keep = repaint.empty() ? 1.0f : 1.0f - repaint[p];
+    for (int c = 0; c < 3; c++) planes[c * pixels + p] = keep * (rgb[p * 3 + c] / 127.5f - 1.0f);
   }
   return planes;
 }
 
+// A latent cell is repainted as much as the most repainted of its pixels, so every pixel the mask
+// repaints lies in a cell the sampler may change (the reference engine's nearest-max resize). Grey
+// stays partial. Returns [h, w] in 0–1.
+std::vector<float> maskToLatent(const std::vector<uint8_t>& mask, int width, int64_t w, int64_t h, int scale) {
+  std::vector<float> cells(w * h, 0.0f);
+  for (int64_t y = 0; y < h * scale; y++) {
+    for (int64_t x = 0; x < w * scale; x++) {
+      float& cell = cells[(y / scale) * w + x / scale];
+      cell = std::max(cell, mask[y * width + x] / 255.0f);
+    }
+  }
+  return cells;
+}
+
+// 3x3 max filter: the inpainting UNet repaints one latent cell beyond the mask, so it can blend
+// the border (as the reference engine does for inpainting checkpoints).
+std::vector<float> dilate(const std::vector<float>& m, int64_t w, int64_t h) {
+  std::vector<float> out(m.size());
+  for (int64_t y = 0; y < h; y++) {
+    for (int64_t x = 0; x < w; x++) {
+      float v = 0.0f;
+      for (int64_t yy = std::max<int64_t>(0, y - 1); yy <= std::min(h - 1, y + 1); yy++) {
+        for (int64_t xx = std::max<int64_t>(0, x - 1); xx <= std::min(w - 1, x + 1); xx++) v = std::max(v, m[yy * w + xx]);
+      }
+      out[y * w + x] = v;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
-std::vector<float> DiffusionModel::encodeImage(const std::vector<uint8_t>& rgb, int width, int height) {
-  std::vector<float> moments = vae_->encode(toPlanes(rgb, static_cast<int64_t>(width) * height), width, height);
+std::vector<float> DiffusionModel::encodeToLatent(const std::vector<float>& planes, int width, int height, Rng& rng) {
+  // DiagonalGaussianDistribution.sample(): mean + exp(logvar / 2) * noise, logvar clamped to [-30, 20].
+  const std::vector<float> moments = vae_->encode(planes, width, height);
   vae_->releaseBuffers();
-  return moments;
+  const size_t n = moments.size() / 2;
+  const std::vector<float> noise = rng.randn(n);
+  const float scale = vae_->config().latentScale;
+  std::vector<float> latent(n);
+  for (size_t i = 0; i < n; i++) {
+    const float logVar = std::min(20.0f, std::max(-30.0f, moments[n + i]));
+    latent[i] = (moments[i] + std::exp(0.5f * logVar) * noise[i]) * scale;
+  }
+  return latent;
 }
 
 ImageStart DiffusionModel::prepareImageStart(const Request& r) {
   ImageStart start;
-  const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale, cells = w * h;
+  const int scale = info_.vaeScale;
+  const int64_t w = r.width / scale, h = r.height / scale, cells = w * h, pixels = static_cast<int64_t>(r.width) * r.height;
   const int64_t channels = vae_->config().latentChannels;
-  const bool inpaint = r.mode == "inpaint";
   const bool inpaintModel = unet_->config().inChannels == 2 * channels + 1;
+  const bool fromImage = r.mode != "txt2img";
 
-  if (inpaint) {
-    // Mask at latent resolution: the mean of each cell's pixels, 1 = repaint.
-    start.latentMask.assign(cells, 0.0f);
-    const int s = info_.vaeScale;
-    for (int64_t y = 0; y < h; y++) {
-      for (int64_t x = 0; x < w; x++) {
-        float sum = 0;
-        for (int dy = 0; dy < s; dy++) {
-          for (int dx = 0; dx < s; dx++) sum += r.mask[(y * s + dy) * r.width + (x * s + dx)];
-        }
-        start.latentMask[y * w + x] = sum / (255.0f * s * s);
-      }
-    }
+  // Without a mask (text-to-image, image-to-image) the inpainting UNet is told to repaint everything.
+  std::vector<float> pixelMask;
+  if (r.mode == "inpaint") {
+    pixelMask.resize(pixels);
+    for (int64_t p = 0; p < pixels; p++) pixelMask[p] = r.mask[p] / 255.0f;
+    start.latentMask = maskToLatent(r.mask, r.width, w, h, scale);
   }
 
-  if (r.mode != "txt2img") {
-    // As the reference engine: the posterior is sampled once, with noise from a generator seeded
-    // with the request's seed, before any image's own generator starts.
-    const std::vector<float> moments = encodeImage(r.image, r.width, r.height);
+  std::vector<float> maskedLatent;
+  if (fromImage) {
     std::unique_ptr<Rng> rng = makeRng(r.rng);
     rng->seed(r.seed);
-    const std::vector<float> noise = rng->randn(static_cast<size_t>(channels * cells));
-    start.initLatent.resize(channels * cells);
-    for (int64_t i = 0; i < channels * cells; i++) {
-      const float logVar = std::min(20.0f, std::max(-30.0f, moments[channels * cells + i]));
-      start.initLatent[i] = (moments[i] + std::exp(0.5f * logVar) * noise[i]) * kLatentScale;
+    start.initLatent = encodeToLatent(toPlanes(r.image, pixels), r.width, r.height, *rng);
+    if (inpaintModel) {
+      maskedLatent = encodeToLatent(toPlanes(r.image, pixels, pixelMask.empty() ? std::vector<float>(pixels, 1.0f) : pixelMask),
+                                    r.width, r.height, *rng);
     }
   }
 
   if (inpaintModel) {
-    // The inpainting UNet also sees the mask and the latent of the image with the masked area
-    // blanked (grey); text-to-image gives it an all-repaint mask and a blank image.
-    std::vector<uint8_t> masked(static_cast<size_t>(r.width) * r.height * 3, 128);
-    if (r.mode != "txt2img") {
-      for (size_t p = 0; p < static_cast<size_t>(r.width) * r.height; p++) {
-        const float keep = r.mode == "inpaint" ? 1.0f - r.mask[p] / 255.0f : 1.0f;
-        for (int c = 0; c < 3; c++) {
-          masked[p * 3 + c] = static_cast<uint8_t>(std::lround(r.image[p * 3 + c] * keep + 127.5f * (1.0f - keep)));
-        }
-      }
-    }
-    const std::vector<float> moments = encodeImage(masked, r.width, r.height);
-    start.concat.assign(cells, 1.0f);
-    if (!start.latentMask.empty()) start.concat = start.latentMask;
-    for (int64_t i = 0; i < channels * cells; i++) start.concat.push_back(moments[i] * kLatentScale);
+    // Text-to-image has no image: a zero latent stands for it, as in the reference engine.
+    start.concat = start.latentMask.empty() ? std::vector<float>(cells, 1.0f) : start.latentMask;
+    if (maskedLatent.empty()) maskedLatent.assign(channels * cells, 0.0f);
+    start.concat.insert(start.concat.end(), maskedLatent.begin(), maskedLatent.end());
+    if (!start.latentMask.empty()) start.latentMask = dilate(start.latentMask, w, h);
   }
   return start;
 }
 
+bool keepsInput(const Request& r) {
+  if (r.mode == "txt2img") return false;
+  if (r.strength == 0.0f) return true;
+  return r.mode == "inpaint" && std::all_of(r.mask.begin(), r.mask.end(), [](uint8_t m) { return m == 0; });
+}
+
 std::vector<float> startSigmas(const std::vector<float>& sigmas, int steps, float strength, bool fromImage) {
   if (!fromImage) return sigmas;
-  // The reference engine runs int(steps * strength) + 1 steps (all of them at strength 1), from the
-  // matching point of the full schedule.
+  // The reference engine (and AUTOMATIC1111) run int(steps * strength) + 1 steps (all of them at
+  // strength 1), from the matching point of the full schedule.
   int encodeSteps = static_cast<int>(static_cast<float>(steps) * strength);
   if (encodeSteps >= steps) encodeSteps = steps - 1;
   return std::vector<float>(sigmas.begin() + (steps - encodeSteps - 1), sigmas.end());

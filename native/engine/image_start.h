@@ -4,13 +4,22 @@
 #include <cstdint>
 #include <vector>
 
+#include "sdnode.h"
+
 namespace sdnode {
 
 struct ImageStart {
   std::vector<float> initLatent;  // the input image's latent (scaled); empty for text-to-image
-  std::vector<float> latentMask;  // 1 = repaint, per latent cell; empty unless inpainting
-  std::vector<float> concat;      // extra UNet input of inpainting checkpoints (mask + masked-image latent)
+  // Where the sampler may change the latent, per latent cell (0 keeps the input's latent, 1 repaints);
+  // empty unless inpainting.
+  std::vector<float> latentMask;
+  // Extra UNet input of inpainting checkpoints: the mask (1 channel) then the masked image's latent.
+  std::vector<float> concat;
 };
+
+// Whether the request asks for nothing to change (strength 0, or a mask that keeps every pixel), so
+// every image is the input as it was.
+bool keepsInput(const Request& request);
 
 // The part of the full schedule an image-to-image run takes for `strength`.
 std::vector<float> startSigmas(const std::vector<float>& sigmas, int steps, float strength, bool fromImage);

@@ -6,6 +6,7 @@
 #include "backend.h"
 #include "clip.h"
 #include "image_start.h"
+#include "rng.h"
 #include "safetensors.h"
 #include "schedule.h"
 #include "sdnode.h"
@@ -38,8 +39,9 @@ class DiffusionModel : public Model {
                              const std::vector<float>& cond, int64_t condTokens, const std::vector<float>& uncond,
                              int64_t uncondTokens, float cfgScale, const std::vector<float>& concat);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height);
-  // The VAE posterior's mean and log-variance of an RGB image.
-  std::vector<float> encodeImage(const std::vector<uint8_t>& rgb, int width, int height);
+  // A sample of the VAE posterior of an image (planes [3, H, W] in [-1, 1]), scaled for the UNet;
+  // draws its noise from `rng`.
+  std::vector<float> encodeToLatent(const std::vector<float>& planes, int width, int height, Rng& rng);
   ImageStart prepareImageStart(const Request& request);
 };
 

@@ -20,6 +20,8 @@ struct VaeConfig {
   int64_t latentChannels = 4;
   int64_t middleChannels = 512;
   int64_t baseChannels = 128;
+  // What latents are multiplied by for the UNet: the scale they were normalised by in training (SD 1.x/2.x).
+  float latentScale = 0.18215f;
   std::vector<VaeLevel> decoder;  // index = level, as the checkpoint numbers decoder.up.N
   std::vector<VaeLevel> encoder;  // empty when the checkpoint has no encoder
   int scale() const { return 1 << (decoder.size() - 1); }
