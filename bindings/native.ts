@@ -36,6 +36,8 @@ export interface NativeLoadOptions {
   threads: number;
   /** 'auto' (from the checkpoint), 'eps' or 'v'. */
   prediction: string;
+  /** Resident type of the weight matrices: 'auto' (as stored), 'f32', 'f16', 'q8_0', … Absent: 'auto'. */
+  weightType?: string;
 }
 
 /** What the engine read from the checkpoint. */
@@ -52,7 +54,7 @@ export interface NativeModelInfo {
   padToken: number;
   /** Pixels per latent cell (8). */
   vaeScale: number;
-  /** Bytes of weights resident for this model. */
+  /** Bytes of weights resident for this model, after any weightType conversion. */
   weightBytes: number;
   /** Backend the model runs on: 'cpu' | 'metal' | 'cuda'. */
   backend: string;

@@ -34,7 +34,7 @@ let closesCachedModelsBeforeExit = false;
  */
 export async function generate(options: GenerateOptions): Promise<GeneratedImage[]> {
   if (typeof options !== 'object' || options === null) throw invalid(TypeError, 'the options of generate', 'object', options);
-  const { model, backend, threads, prediction } = options;
+  const { model, backend, threads, prediction, weightType } = options;
   const { image, mask } = options as Partial<InpaintOptions>;
   const mode: GenerateMode = mask !== undefined ? 'inpaint' : image !== undefined ? 'img2img' : 'txt2img';
   const caller = callerByMode[mode];
@@ -50,7 +50,8 @@ export async function generate(options: GenerateOptions): Promise<GeneratedImage
     }
     target = model;
   } else if (typeof model === 'string') {
-    target = await cachedModel(nonEmptyString(model, 'model'), normalizeLoadOptions({ backend, threads, prediction }, 'generate'));
+    const loadOptions = normalizeLoadOptions({ backend, threads, prediction, weightType }, 'generate');
+    target = await cachedModel(nonEmptyString(model, 'model'), loadOptions);
   } else {
     throw invalid(TypeError, 'model', 'Model or path of a checkpoint file', model);
   }
@@ -59,7 +60,9 @@ export async function generate(options: GenerateOptions): Promise<GeneratedImage
 
 async function cachedModel(file: string, loadOptions: NormalizedLoadOptions): Promise<Model> {
   const resolved = path.resolve(file);
-  const key = JSON.stringify([resolved, loadOptions.backend, loadOptions.threads ?? 'default', loadOptions.prediction]);
+  const key = JSON.stringify([
+    resolved, loadOptions.backend, loadOptions.threads ?? 'default', loadOptions.prediction, loadOptions.weightType,
+  ]);
   for (;;) {
     let entry = cachedModels.get(key);
     if (!entry) {

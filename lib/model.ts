@@ -33,7 +33,7 @@ export interface ModelInfo {
   padToken: number;
   /** Pixels per latent cell: 8. */
   vaeScale: number;
-  /** Bytes of weights the model keeps resident. */
+  /** Bytes of weights the model keeps resident, after the `weightType` conversion. */
   weightBytes: number;
   /** Backend the model runs on. */
   backend: 'cpu' | 'metal' | 'cuda';
@@ -201,17 +201,18 @@ export class Model {
 }
 
 /**
- * Loads a checkpoint (`.safetensors` in the single-file layout) off the main thread. Rejects with an
+ * Loads a checkpoint (`.safetensors` in the single-file layout, or `.gguf` as stable-diffusion.cpp
+ * converts one, quantized or not; told apart by content) off the main thread. Rejects with an
  * SdnodeError: 'ERR_MODEL_IO' (cannot read), 'ERR_MODEL_FORMAT' (not a valid checkpoint),
  * 'ERR_MODEL_UNSUPPORTED', 'ERR_BACKEND', 'ERR_OUT_OF_MEMORY' or 'ERR_ADDON_LOAD' (addon not built).
  */
 export async function loadModel(modelPath: string, options?: LoadOptions): Promise<Model> {
   const resolved = path.resolve(nonEmptyString(modelPath, 'path'));
-  const { backend, prediction, threads } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   try {
     const native = await addon.loadModel(resolved, {
-      backend, prediction, threads: threads ?? addon.systemInfo().physicalCores,
+      backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
     });
     return createModel(resolved, native);
   } catch (err) {

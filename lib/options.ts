@@ -17,7 +17,23 @@ export interface LoadOptions {
   threads?: number;
   /** What the UNet predicts; 'auto' reads it from the checkpoint (SD 2.x 768 models are 'v'). Default 'auto'. */
   prediction?: 'auto' | 'eps' | 'v';
+  /**
+   * Type the weight matrices are kept in: 'auto' keeps the checkpoint's (f16, or a GGUF's quantized
+   * types); 'f32' and 'f16' convert every matrix and convolution kernel; a quantized type ('q8_0',
+   * 'q4_0', …) quantizes f16/f32 matrices on load whose rows are whole blocks (32 values, 256 for
+   * the K-quants), leaving convolution kernels, embeddings and vectors as they are. Smaller types
+   * use less memory (see `ModelInfo.weightBytes`) at some cost in fidelity. Case-insensitive;
+   * default 'auto'.
+   */
+  weightType?: WeightType;
 }
+
+/** Resident types of the `weightType` load option. */
+export const weightTypes = [
+  'auto', 'f32', 'f16', 'q8_0', 'q6_k', 'q5_k', 'q5_1', 'q5_0', 'q4_k', 'q4_1', 'q4_0', 'q3_k', 'q2_k',
+] as const;
+
+export type WeightType = typeof weightTypes[number];
 
 /** Progress of a running call, reported after every sampling step. */
 export interface Progress {
@@ -140,7 +156,7 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   img2img: [...imageOptionKeys, 'image', 'strength'],
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur'],
 };
-export const loadOptionKeys = ['backend', 'threads', 'prediction'] as const;
+export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType'] as const;
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
@@ -195,6 +211,7 @@ export function normalizeLoadOptions(
   const normalized: NormalizedLoadOptions = {
     backend: oneOf(o.backend, 'backend', ['auto', 'cpu', 'metal', 'cuda'], 'auto'),
     prediction: oneOf(o.prediction, 'prediction', ['auto', 'eps', 'v'], 'auto'),
+    weightType: weightType(o.weightType),
   };
   const threads = integer(o.threads, 'threads', 1, 1024, undefined);
   if (threads !== undefined) normalized.threads = threads;
@@ -271,6 +288,17 @@ function oneOf<T extends string>(value: unknown, name: string, allowed: readonly
   if (typeof value !== 'string') throw invalid(TypeError, name, expected, value);
   if (!(allowed as readonly string[]).includes(value)) throw invalid(RangeError, name, expected, value);
   return value as T;
+}
+
+// Case-insensitive, as ggml spells the K-quants 'q4_K' and users copy that.
+function weightType(value: unknown): WeightType {
+  if (value === undefined) return 'auto';
+  const expected = `one of ${weightTypes.join(', ')}`;
+  if (typeof value !== 'string') throw invalid(TypeError, 'weightType', expected, value);
+  const lower = value.toLowerCase();
+  const found = weightTypes.find((type) => type === lower);
+  if (!found) throw invalid(RangeError, 'weightType', expected, value);
+  return found;
 }
 
 function text(value: unknown, name: string): string {

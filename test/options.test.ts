@@ -168,9 +168,9 @@ t.test('picks a random seed between 0 and 2^32-1 when none is given', async (t) 
 });
 
 t.test('checks load options and defaults them to auto', async (t) => {
-  t.same(normalizeLoadOptions(undefined, 'loadModel'), { backend: 'auto', prediction: 'auto' });
+  t.same(normalizeLoadOptions(undefined, 'loadModel'), { backend: 'auto', prediction: 'auto', weightType: 'auto' });
   t.same(normalizeLoadOptions({ backend: 'cpu', threads: 4, prediction: 'v' }, 'loadModel'),
-    { backend: 'cpu', threads: 4, prediction: 'v' });
+    { backend: 'cpu', threads: 4, prediction: 'v', weightType: 'auto' });
   t.throws(() => normalizeLoadOptions({ backend: 'vulkan' }, 'loadModel'),
     new RangeError('Expected one of auto, cpu, metal, cuda for backend but received "vulkan" of type string'));
   t.throws(() => normalizeLoadOptions({ threads: 0 }, 'loadModel'),
@@ -178,5 +178,5 @@ t.test('checks load options and defaults them to auto', async (t) => {
   t.throws(() => normalizeLoadOptions({ prediction: 'x0' }, 'loadModel'),
     new RangeError('Expected one of auto, eps, v for prediction but received "x0" of type string'));
   t.throws(() => normalizeLoadOptions({ gpu: true }, 'loadModel'),
-    { name: 'TypeError', message: 'Unknown option "gpu" for loadModel; known options: backend, threads, prediction' });
+    { name: 'TypeError', message: 'Unknown option "gpu" for loadModel; known options: backend, threads, prediction, weightType' });
 });

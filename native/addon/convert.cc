@@ -80,6 +80,8 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
   p.backend = stringField(options, "backend");
   p.threads = intField(options, "threads");
   p.prediction = stringField(options, "prediction");
+  // Optional: callers from before weightType existed load as stored.
+  if (!options.Get("weightType").IsUndefined()) p.weightType = stringField(options, "weightType");
   return p;
 }
 

@@ -11,7 +11,7 @@ namespace {
 
 const std::vector<std::string> kComponentPrefixes = {"cond_stage_model.", "model.diffusion_model.", "first_stage_model."};
 
-std::string detectFamily(const SafetensorsFile& file) {
+std::string detectFamily(const Checkpoint& file) {
   auto has = [&](const std::string& name) { return file.tensors.count(name) > 0; };
   if (has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")) return "sd1";
   if (has("cond_stage_model.model.token_embedding.weight")) return "sd2";
@@ -23,7 +23,7 @@ std::string detectFamily(const SafetensorsFile& file) {
                           "(no cond_stage_model.* text encoder)");
 }
 
-std::string choosePrediction(const std::string& requested, const std::string& family, const SafetensorsFile& file) {
+std::string choosePrediction(const std::string& requested, const std::string& family, const Checkpoint& file) {
   if (requested == "eps" || requested == "v") return requested;
   if (requested != "auto") throw Error(ErrorCode::InvalidArgument, "prediction must be 'auto', 'eps' or 'v', got '" + requested + "'");
   auto hint = file.metadata.find("sdnode.prediction");
@@ -50,11 +50,13 @@ const char* errorCodeName(ErrorCode code) {
 
 std::unique_ptr<Model> Model::load(const LoadParams& params) { return std::make_unique<DiffusionModel>(params); }
 
-DiffusionModel::DiffusionModel(const LoadParams& params) : file_(readSafetensorsHeader(params.path)) {
+DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(params.path)) {
+  const ggml_type weightType = parseWeightType(params.weightType);
   const std::string family = detectFamily(file_);
   const std::string prediction = choosePrediction(params.prediction, family, file_);
-  backend_ = std::make_unique<Backend>(params.backend, params.threads > 0 ? params.threads : physicalCores());
-  weights_ = std::make_unique<Weights>(file_, kComponentPrefixes, backend_->handle());
+  const int threads = params.threads > 0 ? params.threads : physicalCores();
+  backend_ = std::make_unique<Backend>(params.backend, threads);
+  weights_ = std::make_unique<Weights>(file_, kComponentPrefixes, weightType, threads, backend_->handle());
   const ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata);
   const UnetConfig unetConfig = readUnetConfig(*weights_, file_.metadata, family == "sd2");
   const VaeConfig vaeConfig = readVaeConfig(*weights_);

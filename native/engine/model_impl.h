@@ -4,10 +4,10 @@
 #include <memory>
 
 #include "backend.h"
+#include "checkpoint.h"
 #include "clip.h"
 #include "image_start.h"
 #include "rng.h"
-#include "safetensors.h"
 #include "schedule.h"
 #include "sdnode.h"
 #include "unet.h"
@@ -23,7 +23,7 @@ class DiffusionModel : public Model {
   std::vector<Image> generate(const Request& request, const Callbacks& callbacks) override;
 
  private:
-  SafetensorsFile file_;
+  Checkpoint file_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Weights> weights_;
   std::unique_ptr<ClipTextEncoder> clip_;

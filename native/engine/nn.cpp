@@ -2,9 +2,25 @@
 
 #include <cmath>
 
+#include "sdnode.h"
+
 namespace sdnode {
 
+namespace {
+
+// Widths come from the checkpoint's shapes, layer by layer; a file whose layers do not connect
+// must fail here, by name, before ggml asserts on the mismatch.
+void requireWidth(const ggml_tensor* x, int dim, int64_t expected, const std::string& prefix) {
+  if (x->ne[dim] != expected) {
+    throw Error(ErrorCode::ModelFormat, "layer '" + prefix + "' takes " + std::to_string(expected) + " channels but its input has " +
+                                            std::to_string(x->ne[dim]) + " (the checkpoint's layers do not connect)");
+  }
+}
+
+}  // namespace
+
 ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, bool bias) {
+  requireWidth(x, 0, in, prefix);
   ggml_tensor* y = ggml_mul_mat(n.ctx, n.w.get(prefix + ".weight", {out, in}), x);
   if (bias) y = ggml_add(n.ctx, y, n.w.get(prefix + ".bias", {out}));
   return y;
@@ -12,6 +28,7 @@ ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t i
 
 ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, int kernel, int stride,
                     int padding) {
+  requireWidth(x, 2, in, prefix);
   ggml_tensor* w = n.w.get(prefix + ".weight", {out, in, kernel, kernel});
   ggml_tensor* y;
   if (kernel == 1 && stride == 1 && padding == 0) {
@@ -27,6 +44,7 @@ ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t i
 }
 
 ggml_tensor* groupNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps) {
+  requireWidth(x, 2, channels, prefix);
   ggml_tensor* y = ggml_group_norm(n.ctx, x, 32, eps);
   ggml_tensor* w = n.w.get(prefix + ".weight", {channels});
   ggml_tensor* b = n.w.get(prefix + ".bias", {channels});
@@ -35,6 +53,7 @@ ggml_tensor* groupNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_
 }
 
 ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps) {
+  requireWidth(x, 0, channels, prefix);
   ggml_tensor* y = ggml_norm(n.ctx, x, eps);
   y = ggml_mul(n.ctx, y, n.w.get(prefix + ".weight", {channels}));
   return ggml_add(n.ctx, y, n.w.get(prefix + ".bias", {channels}));

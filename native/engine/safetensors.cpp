@@ -17,27 +17,24 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
   throw Error(ErrorCode::ModelFormat, path + ": " + what);
 }
 
-struct TypeEntry {
+struct DtypeEntry {
   const char* name;
-  StoredType type;
-  size_t size;
+  ggml_type type;  // GGML_TYPE_COUNT: ggml has no such type
+  uint64_t size;
 };
 
-constexpr TypeEntry kTypes[] = {
-    {"F32", StoredType::F32, 4},   {"F16", StoredType::F16, 2},         {"BF16", StoredType::BF16, 2},
-    {"F64", StoredType::F64, 8},   {"I64", StoredType::I64, 8},         {"I32", StoredType::I32, 4},
-    {"I16", StoredType::I16, 2},   {"I8", StoredType::I8, 1},           {"U8", StoredType::U8, 1},
-    {"BOOL", StoredType::BOOL, 1}, {"F8_E4M3", StoredType::F8_E4M3, 1}, {"F8_E5M2", StoredType::F8_E5M2, 1},
+constexpr DtypeEntry kDtypes[] = {
+    {"F32", GGML_TYPE_F32, 4},       {"F16", GGML_TYPE_F16, 2},         {"BF16", GGML_TYPE_BF16, 2},
+    {"F64", GGML_TYPE_F64, 8},       {"I64", GGML_TYPE_I64, 8},         {"I32", GGML_TYPE_I32, 4},
+    {"I16", GGML_TYPE_I16, 2},       {"I8", GGML_TYPE_I8, 1},           {"U8", GGML_TYPE_COUNT, 1},
+    {"BOOL", GGML_TYPE_COUNT, 1},    {"F8_E4M3", GGML_TYPE_COUNT, 1},   {"F8_E5M2", GGML_TYPE_COUNT, 1},
 };
 
-bool parseStoredType(const std::string& dtype, StoredType& type) {
-  for (const TypeEntry& entry : kTypes) {
-    if (dtype == entry.name) {
-      type = entry.type;
-      return true;
-    }
+const DtypeEntry* findDtype(const std::string& dtype) {
+  for (const DtypeEntry& entry : kDtypes) {
+    if (dtype == entry.name) return &entry;
   }
-  return false;
+  return nullptr;
 }
 
 uint64_t requireOffset(const std::string& path, const std::string& name, const JsonValue& v) {
@@ -47,18 +44,19 @@ uint64_t requireOffset(const std::string& path, const std::string& name, const J
   return static_cast<uint64_t>(v.integer);
 }
 
-StoredTensor readTensorEntry(const std::string& path, const std::string& name, const JsonValue& entry, uint64_t dataStart,
-                             uint64_t dataSize) {
+CheckpointTensor readTensorEntry(const std::string& path, const std::string& name, const JsonValue& entry, uint64_t dataStart,
+                                 uint64_t dataSize) {
   if (entry.kind != JsonValue::Kind::Object) formatError(path, "tensor '" + name + "' is not a JSON object");
-  StoredTensor tensor;
+  CheckpointTensor tensor;
   tensor.name = name;
   const JsonValue* dtype = entry.find("dtype");
   const JsonValue* shape = entry.find("shape");
   const JsonValue* offsets = entry.find("data_offsets");
   if (!dtype || dtype->kind != JsonValue::Kind::String) formatError(path, "tensor '" + name + "' has no dtype");
-  if (!parseStoredType(dtype->string, tensor.type)) {
-    formatError(path, "tensor '" + name + "' has dtype " + dtype->string + " which is not a safetensors dtype");
-  }
+  const DtypeEntry* stored = findDtype(dtype->string);
+  if (!stored) formatError(path, "tensor '" + name + "' has dtype " + dtype->string + " which is not a safetensors dtype");
+  tensor.type = stored->type;
+  tensor.typeName = stored->name;
   if (!shape || shape->kind != JsonValue::Kind::Array || shape->array.size() > 4) {
     formatError(path, "tensor '" + name + "' has no shape of at most 4 dimensions");
   }
@@ -82,7 +80,8 @@ StoredTensor readTensorEntry(const std::string& path, const std::string& name, c
     formatError(path, "tensor '" + name + "' lies outside the file (data_offsets [" + std::to_string(begin) + ", " +
                           std::to_string(end) + "], data section " + std::to_string(dataSize) + " bytes)");
   }
-  uint64_t expected = elements * storedTypeSize(tensor.type);
+  if (elements > std::numeric_limits<uint64_t>::max() / stored->size) formatError(path, "tensor '" + name + "' is impossibly large");
+  const uint64_t expected = elements * stored->size;
   if (end - begin != expected) {
     formatError(path, "tensor '" + name + "' holds " + std::to_string(end - begin) + " bytes but its shape and dtype need " +
                           std::to_string(expected));
@@ -94,33 +93,10 @@ StoredTensor readTensorEntry(const std::string& path, const std::string& name, c
 
 }  // namespace
 
-int64_t StoredTensor::elements() const {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return n;
-}
-
-size_t storedTypeSize(StoredType type) {
-  for (const TypeEntry& entry : kTypes) {
-    if (entry.type == type) return entry.size;
-  }
-  return 1;
-}
-
-const char* storedTypeName(StoredType type) {
-  for (const TypeEntry& entry : kTypes) {
-    if (entry.type == type) return entry.name;
-  }
-  return "?";
-}
-
-bool isFloatWeightType(StoredType type) {
-  return type == StoredType::F32 || type == StoredType::F16 || type == StoredType::BF16;
-}
-
-SafetensorsFile readSafetensorsHeader(const std::string& path) {
-  SafetensorsFile file;
+Checkpoint readSafetensors(const std::string& path) {
+  Checkpoint file;
   file.path = path;
+  file.format = "safetensors";
   InputFile input(path);
   file.fileSize = input.size();
   if (file.fileSize < 8) formatError(path, "file is " + std::to_string(file.fileSize) + " bytes, too short for a safetensors header");

@@ -57,6 +57,10 @@ struct LoadParams {
   std::string backend = "auto";     // auto | cpu | metal | cuda
   int threads = 0;                  // 0: physical cores
   std::string prediction = "auto";  // auto | eps | v
+  // Resident type of the weight matrices: auto (as stored) | f32 | f16 | q8_0 | q6_k | q5_k | q5_1 |
+  // q5_0 | q4_k | q4_1 | q4_0 | q3_k | q2_k (case-insensitive). Quantized types apply to float
+  // matrices whose rows are whole blocks; convolution kernels, vectors and embeddings keep theirs.
+  std::string weightType = "auto";
 };
 
 struct ModelInfo {
@@ -66,7 +70,7 @@ struct ModelInfo {
   int contextDim = 768;
   int padToken = 49407;
   int vaeScale = 8;
-  uint64_t weightBytes = 0;
+  uint64_t weightBytes = 0;  // resident, after any weightType conversion
   std::string backend;
   // Tensors under the model's prefixes that no component uses (a sign of a variant we do not know).
   std::vector<std::string> unusedTensors;

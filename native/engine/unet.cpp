@@ -205,6 +205,12 @@ ggml_tensor* Unet::build(GraphBuild& g, const float* x, int64_t width, int64_t h
   for (const auto& block : c.output) {
     ggml_tensor* skip = skips.back();
     skips.pop_back();
+    // A resampler missing from (or extra in) the checkpoint shows here first; ggml_concat would abort.
+    if (h->ne[0] != skip->ne[0] || h->ne[1] != skip->ne[1]) {
+      throw Error(ErrorCode::ModelFormat, block.front().prefix + " gets a " + std::to_string(h->ne[0]) + "x" + std::to_string(h->ne[1]) +
+                                              " input but its skip connection is " + std::to_string(skip->ne[0]) + "x" +
+                                              std::to_string(skip->ne[1]) + " (an up- or downsampler is missing or extra)");
+    }
     h = ggml_concat(ctx, h, skip, 2);
     h = runBlock(h, block, skips.empty() ? nullptr : skips.back());
   }

@@ -10,16 +10,23 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint.h"
 #include "ggml-backend.h"
 #include "ggml.h"
-#include "safetensors.h"
 
 namespace sdnode {
 
+// The resident type LoadParams::weightType names ("f16", "q8_0", …; case-insensitive), or
+// GGML_TYPE_COUNT for "auto" (as stored). Throws InvalidArgument for any other name.
+ggml_type parseWeightType(const std::string& name);
+
 class Weights {
  public:
-  // Loads every float tensor whose name starts with one of `prefixes`.
-  Weights(const SafetensorsFile& file, const std::vector<std::string>& prefixes, ggml_backend_t backend);
+  // Loads every tensor under one of `prefixes` whose stored type can be a weight. `requested` is
+  // parseWeightType's answer; what it changes, tensor by tensor, is residentType's business
+  // (weights.cpp). `threads` quantize on load.
+  Weights(const Checkpoint& file, const std::vector<std::string>& prefixes, ggml_type requested, int threads,
+          ggml_backend_t backend);
   ~Weights();
   Weights(const Weights&) = delete;
   Weights& operator=(const Weights&) = delete;
@@ -27,7 +34,8 @@ class Weights {
   bool has(const std::string& name) const;
   // Shape in checkpoint order (outermost first), or throws if the tensor is missing.
   const std::vector<int64_t>& shape(const std::string& name) const;
-  // The tensor, checked against `shape` (checkpoint order; 0-dim tensors are shape {}).
+  // The tensor, checked against `shape` (checkpoint order; 0-dim tensors are shape {}). Leading
+  // extents of 1 do not count: GGUF writers drop them.
   ggml_tensor* get(const std::string& name, std::initializer_list<int64_t> shape);
 
   uint64_t bytes() const { return bytes_; }
@@ -35,13 +43,13 @@ class Weights {
   std::vector<std::string> unused() const;
 
  private:
-  const SafetensorsFile& file_;
+  const Checkpoint& file_;
   ggml_context* ctx_ = nullptr;
   ggml_backend_buffer_t buffer_ = nullptr;
   std::map<std::string, ggml_tensor*> lookup_;
   std::set<std::string> used_;
   uint64_t bytes_ = 0;
-  void load(ggml_backend_t backend);
+  void load(ggml_backend_t backend, int threads);
 };
 
 }  // namespace sdnode
