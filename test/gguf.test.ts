@@ -33,6 +33,16 @@ for (const family of ['sd1', 'sd2'] as const) {
   });
 }
 
+t.test('an SD 2.x GGUF under stable-diffusion.cpp\'s names (Hugging Face CLIP, split q/k/v, 1x1 proj_in) '
+  + 'draws the same pixels as the safetensors checkpoint', async (t) => {
+  const sdcpp = await draw(await writeGguf('tiny-sd2-sdcpp.gguf', { family: 'sd2', type: 'f16', layout: 'sdcpp' }));
+  const safetensors = await draw(await writeTinyCheckpoint(dir, { family: 'sd2', dtype: 'f16' }));
+  t.equal(sdcpp.info.family, 'sd2');
+  t.equal(sdcpp.info.contextDim, safetensors.info.contextDim);
+  t.equal(sdcpp.info.weightBytes, safetensors.info.weightBytes);
+  t.ok(sdcpp.rgb.equals(safetensors.rgb), 'same pixels');
+});
+
 t.test('a q8_0 GGUF loads with smaller weights and draws close to the f16 one', async (t) => {
   const q8 = await draw(await writeGguf('tiny-q8_0.gguf', { type: 'q8_0' }));
   const metadata = await sharp(q8.png).metadata();

@@ -50,6 +50,81 @@ void renameAliases(Checkpoint& file) {
   file.tensors = std::move(tensors);
 }
 
+// stable-diffusion.cpp names an SD 2.x text encoder (OpenCLIP ViT-H) the way Hugging Face names
+// OpenAI's CLIP, and its converter writes those names. They are mapped back to the OpenCLIP
+// layout, whose architecture (GELU, penultimate layer) comes with it. The attention projection
+// may be packed (two spellings) or split into q/k/v (kept split, under attn.q_proj and so on).
+const std::string kHfTextPrefix = "cond_stage_model.transformer.text_model.";
+const std::string kOpenClipTextPrefix = "cond_stage_model.model.";
+
+struct NameMap {
+  const char* from;
+  const char* to;
+};
+
+constexpr NameMap kHfToOpenClip[] = {
+    {"embeddings.token_embedding.weight", "token_embedding.weight"},
+    {"embeddings.position_embedding.weight", "positional_embedding"},
+    {"final_layer_norm.weight", "ln_final.weight"},
+    {"final_layer_norm.bias", "ln_final.bias"},
+    {"text_projection", "text_projection"},
+};
+
+constexpr NameMap kHfLayerToOpenClip[] = {
+    {"layer_norm1.", "ln_1."},
+    {"layer_norm2.", "ln_2."},
+    {"self_attn.out_proj.", "attn.out_proj."},
+    {"mlp.fc1.", "mlp.c_fc."},
+    {"mlp.fc2.", "mlp.c_proj."},
+    {"attn.in_proj_weight", "attn.in_proj_weight"},
+    {"attn.in_proj_bias", "attn.in_proj_bias"},
+    {"self_attn.in_proj.weight", "attn.in_proj_weight"},
+    {"self_attn.in_proj.bias", "attn.in_proj_bias"},
+    {"self_attn.q_proj.", "attn.q_proj."},
+    {"self_attn.k_proj.", "attn.k_proj."},
+    {"self_attn.v_proj.", "attn.v_proj."},
+};
+
+bool startsWith(const std::string& text, const std::string& prefix) { return text.compare(0, prefix.size(), prefix) == 0; }
+
+// The OpenCLIP name of a text-encoder tensor under the Hugging Face prefix, or "" when it has none.
+std::string openClipName(const std::string& name) {
+  const std::string rest = name.substr(kHfTextPrefix.size());
+  for (const NameMap& map : kHfToOpenClip) {
+    if (rest == map.from) return kOpenClipTextPrefix + map.to;
+  }
+  const std::string layers = "encoder.layers.";
+  if (!startsWith(rest, layers)) return "";
+  const size_t dot = rest.find('.', layers.size());
+  if (dot == std::string::npos) return "";
+  const std::string index = rest.substr(layers.size(), dot - layers.size());
+  const std::string suffix = rest.substr(dot + 1);
+  for (const NameMap& map : kHfLayerToOpenClip) {
+    if (startsWith(suffix, map.from)) {
+      return kOpenClipTextPrefix + "transformer.resblocks." + index + "." + map.to + suffix.substr(std::strlen(map.from));
+    }
+  }
+  return "";
+}
+
+// SD 1.x's CLIP ViT-L has no text projection and is 768 wide; OpenCLIP ViT-H has one and is 1024.
+bool isOpenClipUnderHfNames(const Checkpoint& file) {
+  if (file.tensors.count(kHfTextPrefix + "text_projection")) return true;
+  auto embedding = file.tensors.find(kHfTextPrefix + "embeddings.token_embedding.weight");
+  return embedding != file.tensors.end() && embedding->second.shape.size() == 2 && embedding->second.shape[1] == 1024;
+}
+
+void renameOpenClipText(Checkpoint& file) {
+  if (!isOpenClipUnderHfNames(file)) return;
+  std::map<std::string, CheckpointTensor> tensors;
+  for (auto& [name, tensor] : file.tensors) {
+    const std::string renamed = startsWith(name, kHfTextPrefix) ? openClipName(name) : "";
+    if (!renamed.empty()) tensor.name = renamed;
+    tensors[tensor.name] = std::move(tensor);
+  }
+  file.tensors = std::move(tensors);
+}
+
 }  // namespace
 
 int64_t CheckpointTensor::elements() const {
@@ -78,6 +153,7 @@ Checkpoint openCheckpoint(const std::string& path) {
     throw;
   }
   renameAliases(file);
+  renameOpenClipText(file);
   return file;
 }
 

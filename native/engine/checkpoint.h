@@ -37,7 +37,8 @@ struct Checkpoint {
 // Reads the tensor list of a checkpoint, choosing the reader by the file's first bytes (GGUF
 // files start with "GGUF"; anything else is read as safetensors). Names under the prefixes other
 // tools use for the same components (stable-diffusion.cpp's "vae.", "diffusion_model.", …) are
-// renamed to the single-file LDM ones. Throws sdnode::Error (ModelIo / ModelFormat).
+// renamed to the single-file LDM ones, and an SD 2.x text encoder under Hugging Face CLIP names
+// (as stable-diffusion.cpp writes it) to the OpenCLIP ones. Throws sdnode::Error (ModelIo / ModelFormat).
 Checkpoint openCheckpoint(const std::string& path);
 
 // Types a weight can be stored in: f32, f16, bf16 and ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K … q6_K.

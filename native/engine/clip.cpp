@@ -75,7 +75,7 @@ ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_
     const std::string q = p + (open ? "transformer.resblocks." : "encoder.layers.") + std::to_string(l) + ".";
     ggml_tensor* h = layerNorm(n, x, q + (open ? "ln_1" : "layer_norm1"), W);
     ggml_tensor *qs, *ks, *vs;
-    if (open) {
+    if (open && n.w.has(q + "attn.in_proj_weight")) {
       ggml_tensor* qkv = ggml_mul_mat(ctx, n.w.get(q + "attn.in_proj_weight", {3 * W, W}), h);  // packed q, k, v
       qkv = ggml_add(ctx, qkv, n.w.get(q + "attn.in_proj_bias", {3 * W}));
       auto part = [&](int i) {
@@ -83,9 +83,11 @@ ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_
       };
       qs = part(0), ks = part(1), vs = part(2);
     } else {
-      qs = linear(n, h, q + "self_attn.q_proj", W, W);
-      ks = linear(n, h, q + "self_attn.k_proj", W, W);
-      vs = linear(n, h, q + "self_attn.v_proj", W, W);
+      // Split projections: OpenAI's layout, or OpenCLIP's as stable-diffusion.cpp splits them.
+      const std::string attn = q + (open ? "attn." : "self_attn.");
+      qs = linear(n, h, attn + "q_proj", W, W);
+      ks = linear(n, h, attn + "k_proj", W, W);
+      vs = linear(n, h, attn + "v_proj", W, W);
     }
     h = attention(ctx, qs, ks, vs, config_.heads, true);
     x = ggml_add(ctx, x, linear(n, h, q + (open ? "attn.out_proj" : "self_attn.out_proj"), W, W));
