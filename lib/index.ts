@@ -11,7 +11,7 @@ export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.j
 export type {
   ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Progress, WeightType,
 } from './options.js';
-export { resolveSampler } from './options.js';
+export { resolveSampler, weightTypes } from './options.js';
 export { readPngText } from './png-metadata.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */

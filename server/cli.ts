@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
+import { weightTypes } from '../lib/index.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from './parse.js';
 
 const optionSpec = {
@@ -20,6 +21,8 @@ const optionSpec = {
   'delete-incomplete': { type: 'boolean' },
   threads: { type: 'string' },
   backend: { type: 'string' },
+  prediction: { type: 'string' },
+  'weight-type': { type: 'string' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -29,6 +32,7 @@ const optionSpec = {
 type CliValues = ReturnType<typeof parseArgs<{ options: typeof optionSpec; allowPositionals: true }>>['values'];
 
 const backends = ['auto', 'cpu', 'metal', 'cuda'] as const;
+const predictions = ['auto', 'eps', 'v'] as const;
 
 const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the default command)
        sdnode build                compile the native addon from source (npm run build:native)
@@ -47,6 +51,11 @@ Serve options:
       --key <file>         PEM private key for --cert.
       --threads <n>        CPU threads for generation (default: physical cores).
       --backend <name>     auto, cpu, metal or cuda (default auto).
+      --prediction <kind>  What the UNet predicts: auto, eps or v (default auto: SD 2.x is v;
+                           use eps for SD 2.x 512-base checkpoints).
+      --weight-type <type> Keep the weights as stored (auto, the default) or convert them on load:
+                           f32, f16, q8_0, q6_k, q5_k, q5_1, q5_0, q4_k, q4_1, q4_0, q3_k, q2_k.
+                           q8_0 needs about half the memory of f16.
       --max-queue <n>      Tasks that may wait for a worker; beyond that requests answer 503
                            with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
@@ -112,10 +121,9 @@ function serverOptions(values: CliValues): ServerOptions {
     const text = values[name];
     return typeof text === 'string' ? parseInteger(`--${name}`, text, { min, max }) : undefined;
   };
-  const backend = values.backend;
-  if (backend !== undefined && !(backends as readonly string[]).includes(backend)) {
-    throw new InvalidFieldError('--backend', `Expected one of ${backends.join(', ')} for --backend but received ${backend}`);
-  }
+  const backend = oneOf(values.backend, '--backend', backends);
+  const prediction = oneOf(values.prediction, '--prediction', predictions);
+  const weightType = oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes);
   if ((values.cert === undefined) !== (values.key === undefined)) {
     throw new InvalidFieldError(values.cert === undefined ? '--cert' : '--key', 'HTTPS needs both --cert and --key');
   }
@@ -130,10 +138,19 @@ function serverOptions(values: CliValues): ServerOptions {
     key: values.key,
     deleteIncomplete: values['delete-incomplete'],
     threads: int('threads', 1, 1024),
-    backend: backend as ServerOptions['backend'],
+    backend,
+    prediction,
+    weightType,
     maxQueue: int('max-queue', 0, 1_000_000),
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),
   };
+}
+
+function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
+  if (value !== undefined && !(allowed as readonly string[]).includes(value)) {
+    throw new InvalidFieldError(flag, `Expected one of ${allowed.join(', ')} for ${flag} but received ${value}`);
+  }
+  return value as T | undefined;
 }
 
 function printWelcome(running: RunningServer, options: ServerOptions): void {

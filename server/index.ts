@@ -7,7 +7,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-import { loadModel, type LoadOptions } from '../lib/index.js';
+import { loadModel, Model, type LoadOptions } from '../lib/index.js';
 import { createApp } from './app.js';
 import { terminalTaskLog, type WriteLine } from './log.js';
 import { EmbeddedQueue, type TaskProcessor } from './queue.js';
@@ -40,6 +40,8 @@ export interface ServerOptions {
   /** Passed to loadModel(). */
   threads?: number;
   backend?: LoadOptions['backend'];
+  prediction?: LoadOptions['prediction'];
+  weightType?: LoadOptions['weightType'];
   /** Tasks that may wait for a worker; beyond that POSTs answer 503. Default 100. */
   maxQueue?: number;
   /** Largest upload per file, in MB. Default 20. */
@@ -69,7 +71,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const model = options.model ?? (options.modelPath === undefined ? undefined : await loadModel(options.modelPath, {
     ...(options.backend !== undefined && { backend: options.backend }),
     ...(options.threads !== undefined && { threads: options.threads }),
+    ...(options.prediction !== undefined && { prediction: options.prediction }),
+    ...(options.weightType !== undefined && { weightType: options.weightType }),
   }));
+
+  if (ownModel && model instanceof Model) log(describeModel(model));
 
   const processor: TaskProcessor = model
     ? createTaskProcessor({ store, model, log: terminalTaskLog(log) })
@@ -156,4 +162,12 @@ function serverUrl(server: http.Server, secure: boolean): string {
 
 function describe(error: unknown): string {
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+// "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu".
+function describeModel(model: Model): string {
+  const { family, prediction, inpainting, weightBytes, backend } = model.info;
+  const kind = `${family === 'sd1' ? 'SD 1.x' : 'SD 2.x'}${inpainting ? ' inpainting' : ''}`;
+  return `Loaded ${path.basename(model.path)}: ${kind}, ${prediction} prediction, `
+    + `${(weightBytes / 2 ** 20).toFixed(weightBytes < 2 ** 30 ? 1 : 0)} MB of weights on ${backend}`;
 }

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import t, { type Test } from 'tap';
 
 import { main } from '../server/cli.js';
+import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { exitCode, getJson, outputTestdir, spawnCli, waitForOutput } from './server-helpers.js';
 
 /** Runs main() in this process (for commands that do not start a server); returns code and output. */
@@ -22,7 +23,7 @@ t.test('sdnode --help explains every option', async (t) => {
   const { code, output: help } = await runMain(t, ['--help']);
   t.equal(code, 0);
   for (const option of ['--model', '--port', '--host', '--concurrency', '--output', '--cert', '--key',
-    '--delete-incomplete', '--threads', '--backend', '--max-queue', '--max-upload-mb', '--help', '--version']) {
+    '--delete-incomplete', '--threads', '--backend', '--prediction', '--weight-type', '--max-queue', '--max-upload-mb', '--help', '--version']) {
     t.match(help, new RegExp(`^ +(-\\w, )?${option}\\b.*\\S`, 'm'), option);
   }
   t.match(help, /default 8888/);
@@ -42,6 +43,8 @@ t.test('an unknown option or a malformed number is a usage error with exit code 
     [['serve', '--port', '12abc'], /Expected an integer for --port but received "12abc"/],
     [['--concurrency', '0'], /between 1 and 64 for --concurrency/],
     [['--backend', 'opencl'], /Expected one of auto, cpu, metal, cuda for --backend/],
+    [['--weight-type', 'q9'], /Expected one of auto, f32, f16, q8_0, .*, q2_k for --weight-type but received q9/],
+    [['--prediction', 'x0'], /Expected one of auto, eps, v for --prediction but received x0/],
     [['--cert', 'cert.pem'], /HTTPS needs both --cert and --key/],
     [['frobnicate'], /Unknown command frobnicate/],
   ];
@@ -62,6 +65,26 @@ t.test('with no subcommand sdnode serves, and SIGTERM stops it cleanly', async (
   child.kill('SIGTERM');
   t.equal(await exitCode(child), 0);
   t.match(child.output(), /SIGTERM: finishing the current image/);
+});
+
+t.test('--weight-type and --prediction reach the model the server loads', async (t) => {
+  const dir = outputTestdir(t);
+  const model = await writeTinyCheckpoint(dir, { dtype: 'f16' });
+  const loaded = async (args: string[]): Promise<{ prediction: string; megabytes: number }> => {
+    const child = spawnCli(['--model', model, '--port', '0', '--output', dir, '--backend', 'cpu', ...args]);
+    t.teardown(() => child.kill('SIGKILL'));
+    await waitForOutput(child, /listening on/);
+    const match = /Loaded [^:]+\.safetensors: SD 1\.x, (\w+) prediction, ([\d.]+) MB of weights on cpu/.exec(child.output());
+    child.kill('SIGTERM');
+    t.equal(await exitCode(child), 0);
+    t.ok(match, `a line tells what was loaded: ${child.output()}`);
+    return { prediction: match?.[1] ?? '', megabytes: Number(match?.[2]) };
+  };
+  const asStored = await loaded([]);
+  const converted = await loaded(['--weight-type', 'Q8_0', '--prediction', 'v']);
+  t.equal(asStored.prediction, 'eps');
+  t.equal(converted.prediction, 'v');
+  t.ok(converted.megabytes < asStored.megabytes, `q8_0 ${converted.megabytes} MB < f16 ${asStored.megabytes} MB`);
 });
 
 t.test('a model that cannot be loaded stops the start with exit code 1', async (t) => {
