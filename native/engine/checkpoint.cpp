@@ -11,14 +11,15 @@ namespace sdnode {
 
 namespace {
 
-// Prefixes stable-diffusion.cpp reads as these components (a VAE or text encoder merged in at
-// conversion time, a bare diffusion model) and the single-file LDM prefix each stands for.
-struct PrefixAlias {
-  const char* alias;
-  const char* canonical;
+// A name, or a name's prefix, and what it stands for.
+struct NameMap {
+  const char* from;
+  const char* to;
 };
 
-constexpr PrefixAlias kPrefixAliases[] = {
+// Prefixes stable-diffusion.cpp reads as these components (a VAE or text encoder merged in at
+// conversion time, a bare diffusion model) and the single-file LDM prefix each stands for.
+constexpr NameMap kPrefixAliases[] = {
     {"vae.", "first_stage_model."},
     {"diffusion_model.", "model.diffusion_model."},
     {"text_encoder.", "cond_stage_model.transformer."},
@@ -27,9 +28,9 @@ constexpr PrefixAlias kPrefixAliases[] = {
 
 // The canonical name of a tensor, or "" when it is not under an alias.
 std::string canonicalName(const std::string& name) {
-  for (const PrefixAlias& prefix : kPrefixAliases) {
-    const size_t length = std::strlen(prefix.alias);
-    if (name.compare(0, length, prefix.alias) == 0) return prefix.canonical + name.substr(length);
+  for (const NameMap& prefix : kPrefixAliases) {
+    const size_t length = std::strlen(prefix.from);
+    if (name.compare(0, length, prefix.from) == 0) return prefix.to + name.substr(length);
   }
   return "";
 }
@@ -56,11 +57,6 @@ void renameAliases(Checkpoint& file) {
 // may be packed (two spellings) or split into q/k/v (kept split, under attn.q_proj and so on).
 const std::string kHfTextPrefix = "cond_stage_model.transformer.text_model.";
 const std::string kOpenClipTextPrefix = "cond_stage_model.model.";
-
-struct NameMap {
-  const char* from;
-  const char* to;
-};
 
 constexpr NameMap kHfToOpenClip[] = {
     {"embeddings.token_embedding.weight", "token_embedding.weight"},
