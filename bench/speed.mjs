@@ -15,6 +15,7 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '2' },
     'weight-type': { type: 'string', default: 'auto' },
     child: { type: 'string' },
+    save: { type: 'string' },
   },
 });
 
@@ -28,12 +29,13 @@ if (values.child) {
   const loadSeconds = (performance.now() - loadStart) / 1000;
   const stepTimes = [];
   const started = performance.now();
-  await model.textToImage({
+  const [image] = await model.textToImage({
     prompt: 'a photo of a cat', width: size, height: size, steps, sampler: 'euler', cfgScale: 7, seed: 42,
     onProgress: (p) => stepTimes.push(p.elapsedMs),
   });
   const totalSeconds = (performance.now() - started) / 1000;
   await model.close();
+  if (values.save) (await import('node:fs')).writeFileSync(values.save, image.png);
   // Step i ends at stepTimes[i]; the first includes text encoding (a few hundred ms).
   const perStep = (stepTimes.at(-1) - stepTimes[0]) / Math.max(1, steps - 1) / 1000;
   const decode = totalSeconds - stepTimes.at(-1) / 1000;
