@@ -16,6 +16,7 @@ const { values } = parseArgs({
     'weight-type': { type: 'string', default: 'auto' },
     child: { type: 'string' },
     save: { type: 'string' },
+    'vae-tiling': { type: 'boolean', default: false },
   },
 });
 
@@ -31,6 +32,7 @@ if (values.child) {
   const started = performance.now();
   const [image] = await model.textToImage({
     prompt: 'a photo of a cat', width: size, height: size, steps, sampler: 'euler', cfgScale: 7, seed: 42,
+    vaeTiling: values['vae-tiling'],
     onProgress: (p) => stepTimes.push(p.elapsedMs),
   });
   const totalSeconds = (performance.now() - started) / 1000;
@@ -47,12 +49,13 @@ if (values.child) {
 }
 
 const reference = { 256: { secondsPerStep: 5.84, decodeSeconds: 12.7, totalSeconds: 36.6, peakRssMB: 2434 }, 512: { secondsPerStep: 31.1, decodeSeconds: 51.4, totalSeconds: 114.2, peakRssMB: 3692 } };
-console.log(`model ${values.model}, ${values.threads} threads, weights ${values['weight-type']}\n`);
+console.log(`model ${values.model}, ${values.threads} threads, weights ${values['weight-type']}${values['vae-tiling'] ? ', VAE tiling' : ''}\n`);
 console.log('| size | steps | s/step | ref s/step | ratio | decode s | ref decode s | total s | ref total s | peak RSS MB | ref MB | ratio |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const spec of values.sizes.split(',')) {
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', spec, '--model', values.model,
-    '--threads', values.threads, '--weight-type', values['weight-type']], { encoding: 'utf8' });
+    '--threads', values.threads, '--weight-type', values['weight-type'], ...(values['vae-tiling'] ? ['--vae-tiling'] : [])],
+  { encoding: 'utf8' });
   if (child.status !== 0) {
     console.log(`${spec}: failed\n${child.stderr}`);
     continue;

@@ -93,6 +93,8 @@ export interface NativeRequest {
   mask?: Uint8Array;
   /** img2img / inpaint: 0–1. */
   strength: number;
+  /** Decode in overlapping 512-pixel tiles (memory of one tile at any size). Absent: false. */
+  vaeTiling?: boolean;
 }
 
 export interface NativeProgress {

@@ -85,6 +85,14 @@ export interface ImageOptions {
    * Integer 0–12; default 0, the family's own choice (SD 1.x last layer, SD 2.x penultimate).
    */
   clipSkip?: number;
+  /**
+   * Decode the image in overlapping tiles of 512×512 pixels (64 latent cells, 128 shared and
+   * cross-faded), as stable-diffusion.cpp's `--vae-tiling` does: the decoder then needs the memory
+   * of one tile at any size (a whole 1024×1024 decode takes about 4 GB on the CPU), at the price of
+   * pixels slightly different from a whole-image decode. Images up to 512×512 are the same either
+   * way. Default false.
+   */
+  vaeTiling?: boolean;
   /** Aborts the call: before it starts it never runs; while it runs it stops within one step. Rejects with an AbortError. */
   signal?: AbortSignal;
   /** Called after every sampling step, in order. */
@@ -149,7 +157,7 @@ const MAX_SEED = 2 ** 32 - 1;
 
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
-  'count', 'rng', 'clipSkip', 'signal', 'onProgress',
+  'count', 'rng', 'clipSkip', 'vaeTiling', 'signal', 'onProgress',
 ] as const;
 const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   txt2img: imageOptionKeys,
@@ -188,6 +196,7 @@ export function normalizeImageOptions(
       clipSkip: integer(o.clipSkip, 'clipSkip', 0, 12, 0),
       count: integer(o.count, 'count', 1, 16, 1),
       strength: isImageMode ? number(o.strength, 'strength', 0, 1, DEFAULT_STRENGTH) : 1,
+      vaeTiling: boolean(o.vaeTiling, 'vaeTiling', false),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -299,6 +308,12 @@ function weightType(value: unknown): WeightType {
   const found = weightTypes.find((type) => type === lower);
   if (!found) throw invalid(RangeError, 'weightType', expected, value);
   return found;
+}
+
+function boolean(value: unknown, name: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalid(TypeError, name, 'boolean', value);
+  return value;
 }
 
 function text(value: unknown, name: string): string {

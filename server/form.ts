@@ -13,11 +13,11 @@ const maxSeed = 2 ** 32 - 1;
 
 type FieldName =
   | 'prompt' | 'negative_prompt' | 'iterations' | 'steps' | 'seed' | 'width' | 'height'
-  | 'cfg_scale' | 'sampler' | 'scheduler' | 'strength' | 'mask_blur';
+  | 'cfg_scale' | 'sampler' | 'scheduler' | 'strength' | 'mask_blur' | 'vae_tiling';
 
 const commonFields: readonly FieldName[] = [
   'prompt', 'negative_prompt', 'iterations', 'steps', 'seed', 'width', 'height', 'cfg_scale', 'sampler',
-  'scheduler',
+  'scheduler', 'vae_tiling',
 ];
 
 const fieldsByKind: Readonly<Record<TaskKind, readonly FieldName[]>> = {
@@ -74,8 +74,18 @@ export function parseTaskForm(kind: TaskKind, body: Readonly<Record<string, unkn
     ...samplerFields(text.get('sampler'), text.get('scheduler')),
     strength: decimal('strength', 0, 1),
     maskBlur: int('mask_blur', 0, 64),
+    vaeTiling: flag('vae_tiling', text.get('vae_tiling')),
   };
   return withoutUndefined(parameters);
+}
+
+// HTML checkboxes send "on"; curl users write true/false or 1/0.
+function flag(name: FieldName, value: string | undefined): boolean | undefined {
+  if (value === undefined) return undefined;
+  const lower = value.trim().toLowerCase();
+  if (['true', '1', 'on', 'yes'].includes(lower)) return true;
+  if (['false', '0', 'off', 'no'].includes(lower)) return false;
+  throw new InvalidFieldError(name, `Expected true or false (or 1 / 0) for ${name} but received ${value}`);
 }
 
 function dimension(name: FieldName, value: number | undefined): number | undefined {

@@ -90,6 +90,7 @@ async function generateImage(
     ...(p.cfgScale !== undefined && { cfgScale: p.cfgScale }),
     ...(p.sampler !== undefined && { sampler: p.sampler }),
     ...(p.scheduler !== undefined && { scheduler: p.scheduler }),
+    ...(p.vaeTiling !== undefined && { vaeTiling: p.vaeTiling }),
     seed: p.seed + index,
     count: 1,
     signal: job.signal,

@@ -25,6 +25,8 @@ export interface TaskParameters {
   scheduler?: string;
   strength?: number;
   maskBlur?: number;
+  /** Decode in tiles (the library's `vaeTiling`). */
+  vaeTiling?: boolean;
 }
 
 export interface TaskError {

@@ -44,6 +44,8 @@ t.test('rejects each wrong option with a message that names it, what is allowed 
       'Expected integer between 1 and 16 for count but received 0 of type number'],
     ['clipSkip 13', { clipSkip: 13 }, 'txt2img', RangeError,
       'Expected integer between 0 and 12 for clipSkip but received 13 of type number'],
+    ['vaeTiling "yes"', { vaeTiling: 'yes' }, 'txt2img', TypeError,
+      'Expected boolean for vaeTiling but received "yes" of type string'],
     ['strength 1.5', { image: png, strength: 1.5 }, 'img2img', RangeError,
       'Expected number between 0 and 1 for strength but received 1.5 of type number'],
     ['maskBlur 65', { image: png, mask: png, maskBlur: 65 }, 'inpaint', RangeError,
@@ -127,7 +129,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
   const { settings, prompt, negativePrompt, maskBlur } = normalizeImageOptions({ seed: 1 }, 'txt2img', sd1, 'textToImage');
   t.same(settings, {
     mode: 'txt2img', width: 512, height: 512, steps: 20, cfgScale: 7, sampler: 'euler_a', scheduler: 'discrete',
-    seed: 1, rng: 'gpu', clipSkip: 0, count: 1, strength: 1,
+    seed: 1, rng: 'gpu', clipSkip: 0, count: 1, strength: 1, vaeTiling: false,
   });
   t.same([prompt, negativePrompt, maskBlur], ['', '', 0]);
 
@@ -149,11 +151,11 @@ t.test('keeps the values it is given', async (t) => {
   const onProgress = () => undefined;
   const normalized = check({
     prompt: 'a cat', negativePrompt: 'blurry', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun',
-    scheduler: 'exponential', seed: 2 ** 32 - 1, count: 16, rng: 'cpu', clipSkip: 2, signal, onProgress,
+    scheduler: 'exponential', seed: 2 ** 32 - 1, count: 16, rng: 'cpu', clipSkip: 2, vaeTiling: true, signal, onProgress,
   });
   t.same(normalized.settings, {
     mode: 'txt2img', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun', scheduler: 'exponential',
-    seed: 2 ** 32 - 1, rng: 'cpu', clipSkip: 2, count: 16, strength: 1,
+    seed: 2 ** 32 - 1, rng: 'cpu', clipSkip: 2, count: 16, strength: 1, vaeTiling: true,
   });
   t.equal(normalized.prompt, 'a cat');
   t.equal(normalized.negativePrompt, 'blurry');

@@ -3,7 +3,7 @@
 import sharp from 'sharp';
 import t, { type Test } from 'tap';
 
-import { FakeModel, getJson, postForm, solidPng, startTestServer, type JsonResponse } from './server-helpers.js';
+import { FakeModel, getJson, pollTask, postForm, solidPng, startTestServer, type JsonResponse } from './server-helpers.js';
 
 async function expectError(t: Test, response: Promise<JsonResponse>, status: number, code: string,
   message: RegExp): Promise<void> {
@@ -74,6 +74,20 @@ t.test('AUTOMATIC1111 sampler names are accepted, and a bad scheduler is a 400 n
   t.equal(body.status, 'QUEUED');
   await expectError(t, postForm(`${url}/text-to-image`, { prompt: 'cat', sampler: 'euler', scheduler: 'linear' }), 400,
     'INVALID_PARAMETER', /Expected one of discrete, karras, exponential, lcm for scheduler/);
+});
+
+t.test('vae_tiling takes true/false, 1/0 or a checkbox\'s "on", reaches the library, and rejects anything else', async (t) => {
+  const model = new FakeModel();
+  const { url } = await startTestServer(t, { model });
+  for (const value of ['true', '1', 'on', 'false', '0']) {
+    const { body } = await postForm(`${url}/text-to-image`, { prompt: 'cat', steps: '1', vae_tiling: value });
+    await pollTask(`${url}${String(body.resultUrl)}`, (status) => status.status === 'COMPLETE');
+  }
+  const { body } = await postForm(`${url}/text-to-image`, { prompt: 'cat', steps: '1' });
+  await pollTask(`${url}${String(body.resultUrl)}`, (status) => status.status === 'COMPLETE');
+  t.same(model.calls.map((call) => call.vaeTiling), [true, true, true, false, false, undefined]);
+  await expectError(t, postForm(`${url}/text-to-image`, { prompt: 'cat', vae_tiling: 'maybe' }), 400, 'INVALID_PARAMETER',
+    /Expected true or false \(or 1 \/ 0\) for vae_tiling but received maybe/);
 });
 
 t.test('a field given twice is a 400', async (t) => {

@@ -71,6 +71,12 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   r.negative = conditioningField(o, "negative");
   r.image = typedArrayField<uint8_t, napi_uint8_array>(o, "image", true);
   r.mask = typedArrayField<uint8_t, napi_uint8_array>(o, "mask", true);
+  // Optional: callers from before vaeTiling existed decode whole.
+  const Napi::Value tiling = o.Get("vaeTiling");
+  if (!tiling.IsUndefined()) {
+    if (!tiling.IsBoolean()) badField(o.Env(), "vaeTiling", "a boolean");
+    r.vaeTiling = tiling.As<Napi::Boolean>().Value();
+  }
   return r;
 }
 

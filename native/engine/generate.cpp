@@ -6,6 +6,7 @@
 #include "model_impl.h"
 #include "rng.h"
 #include "samplers.h"
+#include "vae_tiles.h"
 
 namespace sdnode {
 
@@ -76,10 +77,10 @@ std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float si
   return out;
 }
 
-std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height) {
+std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height, bool tiled) {
   std::vector<float> scaled(latent.size());
   for (size_t i = 0; i < latent.size(); i++) scaled[i] = latent[i] / vae_->config().latentScale;
-  std::vector<float> planes = vae_->decode(scaled, width, height);
+  std::vector<float> planes = tiled ? decodeInTiles(*vae_, scaled, width, height) : vae_->decode(scaled, width, height);
   const int64_t W = width * info_.vaeScale, H = height * info_.vaeScale, plane = W * H;
   std::vector<uint8_t> rgb(plane * 3);
   for (int64_t p = 0; p < plane; p++) {
@@ -167,7 +168,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       image.height = r.height;
       image.seed = seed;
       unet_->releaseBuffers();
-      image.rgb = decodeToRgb(x, w, h);
+      image.rgb = decodeToRgb(x, w, h, r.vaeTiling);
       vae_->releaseBuffers();
       if (r.mode == "inpaint") compositeKept(image.rgb, r.image, r.mask);
       images.push_back(std::move(image));

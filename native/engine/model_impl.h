@@ -38,7 +38,7 @@ class DiffusionModel : public Model {
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
                              const std::vector<float>& cond, int64_t condTokens, const std::vector<float>& uncond,
                              int64_t uncondTokens, float cfgScale, const std::vector<float>& concat);
-  std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height);
+  std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height, bool tiled);
   // A sample of the VAE posterior of an image (planes [3, H, W] in [-1, 1]), scaled for the UNet;
   // draws its noise from `rng`.
   std::vector<float> encodeToLatent(const std::vector<float>& planes, int width, int height, Rng& rng);

@@ -1,0 +1,43 @@
+// vaeTiling: large images decoded in overlapping 512-pixel tiles, cross-faded.
+import sharp from 'sharp';
+import t from 'tap';
+
+import { loadModel, type Model } from '../lib/index.js';
+import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { meanAbsDiff } from './fixtures/draw.js';
+
+const dir = t.testdir();
+const model: Model = await loadModel(await writeTinyCheckpoint(dir, { dtype: 'f16' }), { backend: 'cpu', threads: 2 });
+t.teardown(() => model.close());
+
+async function rgb(width: number, height: number, vaeTiling: boolean): Promise<Buffer> {
+  const [image] = await model.textToImage({ prompt: 'a castle', width, height, steps: 2, seed: 7, vaeTiling });
+  return sharp(image!.png).raw().toBuffer();
+}
+
+/** Mean absolute difference of each pixel column, 0–255. */
+function columnDiffs(a: Buffer, b: Buffer, width: number, height: number): number[] {
+  return Array.from({ length: width }, (_, x) => {
+    let sum = 0;
+    for (let y = 0; y < height; y++) for (let c = 0; c < 3; c++) sum += Math.abs(a[(y * width + x) * 3 + c]! - b[(y * width + x) * 3 + c]!);
+    return sum / (3 * height);
+  });
+}
+
+t.test('an image of one tile or less decodes exactly as without tiling', async (t) => {
+  t.ok((await rgb(512, 128, true)).equals(await rgb(512, 128, false)));
+});
+
+t.test('a wider image decodes in two tiles, close to the whole decode and without a seam', async (t) => {
+  // 576 pixels are 72 latent cells: tiles at 0–63 and 8–71, cross-faded over 128 pixels.
+  const whole = await rgb(576, 256, false);
+  const tiled = await rgb(576, 256, true);
+  const diff = meanAbsDiff(tiled, whole);
+  const columns = columnDiffs(tiled, whole, 576, 256);
+  // A seam is a step in how far the tiled image is from the whole one, column to column: measured
+  // 0.42 at most with the cross-fade, 23.2 with the same tiles blended without it.
+  const jumps = columns.slice(1).map((d, x) => Math.abs(d - columns[x]!));
+  t.ok(Math.max(...jumps) < 3, `largest step between columns ${Math.max(...jumps).toFixed(2)} is below 3`);
+  // Measured 0.35: the decoder's group norms see one tile's statistics instead of the image's.
+  t.ok(diff > 0 && diff < 2, `mean absolute difference ${diff.toFixed(2)} is in (0, 2)`);
+});
