@@ -1,15 +1,12 @@
 #!/usr/bin/env node
 // The VAE decode whole and in tiles (the vaeTiling option), side by side in one run on the
-// full-size random SD 1.5: decode time, peak RSS, and the tiled image's PSNR against the whole
-// one. Each case is one `speed.mjs --child` process, so peak RSS is that case's alone.
+// full-size random SD 1.5: decode time, peak RSS, and the tiled image's PSNR against the whole one.
 //
 //   npm run build:ts && node bench/vae-tiling.mjs --model ../models/sd15-random-f16.safetensors [--sizes 1024:1]
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+import { imageFolder, psnr, runCase } from './cases.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -19,8 +16,7 @@ const { values } = parseArgs({
   },
 });
 
-const speed = fileURLToPath(new URL('./speed.mjs', import.meta.url));
-const images = mkdtempSync(path.join(tmpdir(), 'sdnode-vae-tiling-'));
+const images = imageFolder('vae-tiling');
 const f = (x, digits = 2) => x.toFixed(digits);
 
 console.log(`model ${values.model}, ${values.threads} threads\n`);
@@ -30,16 +26,11 @@ for (const spec of values.sizes.split(',')) {
   let whole;
   for (const tiled of [false, true]) {
     const png = path.join(images, `${spec.replace(':', '-')}-${tiled ? 'tiled' : 'whole'}.png`);
-    const child = spawnSync(process.execPath, [speed, '--child', spec, '--model', values.model, '--threads', values.threads,
-      '--save', png, ...(tiled ? ['--vae-tiling'] : [])], { encoding: 'utf8' });
-    if (child.status !== 0) {
-      console.log(`${spec} ${tiled ? 'tiled' : 'whole'}: failed\n${child.stderr}`);
-      continue;
-    }
-    const r = { ...JSON.parse(child.stdout.trim().split('\n').pop()), png };
+    const r = runCase(spec, { model: values.model, threads: values.threads, png, args: tiled ? ['--vae-tiling'] : [] });
+    if (!r) continue;
     whole ??= r;
-    const psnr = tiled ? execFileSync('python3', [path.resolve('../shared/tools/psnr.py'), whole.png, png], { encoding: 'utf8' }).trim() : '-';
     console.log(`| ${r.size}² | ${tiled ? 'tiles' : 'whole'} | ${f(r.secondsPerStep)} | ${f(r.decodeSeconds)} `
-      + `| ${f(r.decodeSeconds / whole.decodeSeconds)} | ${f(r.peakRssMB, 0)} | ${f(r.peakRssMB / whole.peakRssMB)} | ${psnr} |`);
+      + `| ${f(r.decodeSeconds / whole.decodeSeconds)} | ${f(r.peakRssMB, 0)} | ${f(r.peakRssMB / whole.peakRssMB)} `
+      + `| ${r === whole ? '-' : psnr(whole.png, r.png)} |`);
   }
 }
