@@ -93,7 +93,7 @@ export interface NativeRequest {
   mask?: Uint8Array;
   /** img2img / inpaint: 0–1. */
   strength: number;
-  /** Decode in overlapping 512-pixel tiles (memory of one tile at any size). Absent: false. */
+  /** Run the VAE (decode, and encode for img2img/inpaint) in overlapping 512-pixel tiles. Absent: false. */
   vaeTiling?: boolean;
 }
 

@@ -86,11 +86,11 @@ export interface ImageOptions {
    */
   clipSkip?: number;
   /**
-   * Decode the image in overlapping tiles of 512×512 pixels (64 latent cells, 128 shared and
-   * cross-faded), as stable-diffusion.cpp's `--vae-tiling` does: the decoder then needs the memory
-   * of one tile at any size (a whole 1024×1024 decode takes about 4 GB on the CPU), at the price of
-   * pixels slightly different from a whole-image decode. Images up to 512×512 are the same either
-   * way. Default false.
+   * Run the VAE in overlapping tiles of 512×512 pixels (64 latent cells, 128 pixels shared and
+   * cross-faded), as stable-diffusion.cpp's `--vae-tiling` does: the decoder (and, for image-to-image
+   * and inpainting, the encoder) then needs the memory of one tile at any size (a whole 1024×1024
+   * decode takes about 4 GB on the CPU), at the price of pixels slightly different from a whole-image
+   * pass and more time. Images up to 512×512 are the same either way. Default false.
    */
   vaeTiling?: boolean;
   /** Aborts the call: before it starts it never runs; while it runs it stops within one step. Rejects with an AbortError. */

@@ -9,6 +9,7 @@
 #include "image_start.h"
 #include "model_impl.h"
 #include "rng.h"
+#include "vae_tiles.h"
 
 namespace sdnode {
 
@@ -58,9 +59,9 @@ std::vector<float> dilate(const std::vector<float>& m, int64_t w, int64_t h) {
 
 }  // namespace
 
-std::vector<float> DiffusionModel::encodeToLatent(const std::vector<float>& planes, int width, int height, Rng& rng) {
+std::vector<float> DiffusionModel::encodeToLatent(const std::vector<float>& planes, int width, int height, bool tiled, Rng& rng) {
   // DiagonalGaussianDistribution.sample(): mean + exp(logvar / 2) * noise, logvar clamped to [-30, 20].
-  const std::vector<float> moments = vae_->encode(planes, width, height);
+  const std::vector<float> moments = tiled ? encodeInTiles(*vae_, planes, width, height) : vae_->encode(planes, width, height);
   vae_->releaseBuffers();
   const size_t n = moments.size() / 2;
   const std::vector<float> noise = rng.randn(n);
@@ -93,10 +94,10 @@ ImageStart DiffusionModel::prepareImageStart(const Request& r) {
   if (fromImage) {
     std::unique_ptr<Rng> rng = makeRng(r.rng);
     rng->seed(r.seed);
-    start.initLatent = encodeToLatent(toPlanes(r.image, pixels), r.width, r.height, *rng);
+    start.initLatent = encodeToLatent(toPlanes(r.image, pixels), r.width, r.height, r.vaeTiling, *rng);
     if (inpaintModel) {
       maskedLatent = encodeToLatent(toPlanes(r.image, pixels, pixelMask.empty() ? std::vector<float>(pixels, 1.0f) : pixelMask),
-                                    r.width, r.height, *rng);
+                                    r.width, r.height, r.vaeTiling, *rng);
     }
   }
 

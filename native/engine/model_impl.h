@@ -41,7 +41,7 @@ class DiffusionModel : public Model {
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height, bool tiled);
   // A sample of the VAE posterior of an image (planes [3, H, W] in [-1, 1]), scaled for the UNet;
   // draws its noise from `rng`.
-  std::vector<float> encodeToLatent(const std::vector<float>& planes, int width, int height, Rng& rng);
+  std::vector<float> encodeToLatent(const std::vector<float>& planes, int width, int height, bool tiled, Rng& rng);
   ImageStart prepareImageStart(const Request& request);
 };
 

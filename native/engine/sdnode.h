@@ -99,8 +99,9 @@ struct Request {
   std::vector<uint8_t> image;  // RGB, width*height*3 (img2img, inpaint)
   std::vector<uint8_t> mask;   // width*height, 255 = repaint (inpaint)
   float strength = 0.75f;
-  // Decode in overlapping tiles of 512 pixels: memory bounded by one tile at any size, pixels a
-  // little different from a whole-image decode (images up to one tile: identical).
+  // Run the VAE (decode, and encode for img2img / inpaint) in overlapping tiles of 512 pixels:
+  // memory bounded by one tile at any size, pixels a little different from a whole-image pass
+  // (images up to one tile: identical).
   bool vaeTiling = false;
 };
 

@@ -1,7 +1,7 @@
-// Tiled VAE decoding: the latent is decoded in overlapping square tiles whose pixels are
-// cross-faded where they overlap, so the decoder's buffers are those of one tile whatever the
-// image size. The decoder's group norms then see one tile at a time, so the pixels differ a little
-// from a whole-image decode; images no larger than one tile decode exactly as without tiling.
+// Tiled VAE passes: the decoder (or encoder) runs on overlapping square tiles whose outputs are
+// cross-faded where they overlap, so its buffers are those of one tile whatever the image size.
+// The group norms then see one tile at a time, so the result differs a little from a whole-image
+// pass; images no larger than one tile come out exactly as without tiling.
 #pragma once
 
 #include <cstdint>
@@ -17,8 +17,13 @@ struct VaeTiling {
 };
 
 // Same contract as Vae::decode: latent [channels, height, width] (already divided by the latent
-// scale) → RGB in [-1, 1] as [3, height*scale, width*scale].
+// scale) → RGB in [-1, 1] as [3, height*scale, width*scale]. width and height count latent cells.
 std::vector<float> decodeInTiles(Vae& vae, const std::vector<float>& latent, int64_t width, int64_t height,
+                                 const VaeTiling& tiling = {});
+
+// Same contract as Vae::encode: image [3, H, W] → moments [2*latentChannels, H/scale, W/scale].
+// width and height count pixels.
+std::vector<float> encodeInTiles(Vae& vae, const std::vector<float>& image, int64_t width, int64_t height,
                                  const VaeTiling& tiling = {});
 
 }  // namespace sdnode
