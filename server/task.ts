@@ -25,7 +25,7 @@ export interface TaskParameters {
   scheduler?: string;
   strength?: number;
   maskBlur?: number;
-  /** Decode in tiles (the library's `vaeTiling`). */
+  /** Run the VAE in tiles (the library's `vaeTiling`). */
   vaeTiling?: boolean;
 }
 

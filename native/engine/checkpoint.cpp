@@ -1,6 +1,8 @@
 #include "checkpoint.h"
 
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 
 #include "file_io.h"
 #include "gguf_file.h"
@@ -153,17 +155,23 @@ Checkpoint openCheckpoint(const std::string& path) {
   return file;
 }
 
+namespace {
+
+constexpr ggml_type kWeightStorageTypes[] = {
+    GGML_TYPE_F32,  GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0, GGML_TYPE_Q5_1,
+    GGML_TYPE_Q8_0, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K,
+};
+
+}  // namespace
+
 bool isWeightType(ggml_type type) {
-  switch (type) {
-    case GGML_TYPE_F32: case GGML_TYPE_F16: case GGML_TYPE_BF16:
-    case GGML_TYPE_Q4_0: case GGML_TYPE_Q4_1: case GGML_TYPE_Q5_0: case GGML_TYPE_Q5_1: case GGML_TYPE_Q8_0:
-    case GGML_TYPE_Q2_K: case GGML_TYPE_Q3_K: case GGML_TYPE_Q4_K: case GGML_TYPE_Q5_K: case GGML_TYPE_Q6_K:
-      return true;
-    default:
-      return false;
-  }
+  return std::find(std::begin(kWeightStorageTypes), std::end(kWeightStorageTypes), type) != std::end(kWeightStorageTypes);
 }
 
-const char* weightTypeNames() { return "f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K"; }
+std::string weightTypeNames() {
+  std::string names;
+  for (ggml_type type : kWeightStorageTypes) names += (names.empty() ? "" : ", ") + std::string(ggml_type_name(type));
+  return names;
+}
 
 }  // namespace sdnode

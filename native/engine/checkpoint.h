@@ -44,6 +44,6 @@ Checkpoint openCheckpoint(const std::string& path);
 // Types a weight can be stored in: f32, f16, bf16 and ggml's q4_0, q4_1, q5_0, q5_1, q8_0, q2_K … q6_K.
 bool isWeightType(ggml_type type);
 // The names isWeightType accepts, for messages.
-const char* weightTypeNames();
+std::string weightTypeNames();
 
 }  // namespace sdnode
