@@ -12,7 +12,7 @@ export type {
   ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Progress, WeightType,
 } from './options.js';
 export { resolveSampler, weightTypes } from './options.js';
-export { readPngText } from './png-metadata.js';
+export { insertPngText, parseParameters, readPngText, type ParsedParameters } from './png-metadata.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */
 export function samplers(): string[] {

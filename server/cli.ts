@@ -1,17 +1,24 @@
 // The `sdnode` command: serve (the default), build, --help, --version.
 
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-import { startServer, type RunningServer, type ServerOptions } from './index.js';
 import { weightTypes } from '../lib/index.js';
+import { dialectNames, isDialectName } from './dialects/index.js';
+import { collectApiKeys } from './http/auth.js';
+import { startServer, type RunningServer, type ServerOptions } from './index.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from './parse.js';
+import { packageRoot, packageVersion } from './version.js';
 
 const optionSpec = {
   model: { type: 'string', short: 'm' },
+  models: { type: 'string' },
+  'max-loaded': { type: 'string' },
+  'api-key': { type: 'string', multiple: true },
+  api: { type: 'string' },
+  presets: { type: 'string' },
+  'url-ttl': { type: 'string' },
   port: { type: 'string', short: 'p' },
   host: { type: 'string' },
   concurrency: { type: 'string' },
@@ -39,14 +46,27 @@ const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the def
        sdnode --help | --version
 
 Serve options:
-  -m, --model <file>       Stable Diffusion checkpoint (.safetensors or .gguf) to load once at start.
-                           Without it the server runs, but generation requests answer 503.
+  -m, --model <file>       Stable Diffusion checkpoint (.safetensors or .gguf): the default model,
+                           loaded at start. Without it (and --models) the server runs, but
+                           generation requests answer 503.
+      --models <dir>       Serve every .safetensors / .gguf under this folder (subfolders too), by
+                           name: the path inside it without the extension. The default model is
+                           --model, else the first by name. Listing them loads nothing.
+      --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
+                           unloads the least recently used.
+      --api <list>         API dialects to serve, comma-separated: ${dialectNames.join(', ')} (default all).
+      --api-key <key>      Require Authorization: Bearer <key> on every route that generates, lists
+                           or returns images (repeatable; also SDNODE_API_KEYS=k1,k2). /health,
+                           /docs and /openapi.json stay open.
+      --presets <file>     JSON file mapping OpenAI model names (dall-e-3, …) to generation settings
+                           in AUTOMATIC1111's field names (see the README).
+      --url-ttl <seconds>  Lifetime of OpenAI response_format=url links (default 3600).
   -p, --port <n>           TCP port to listen on (default 8888; 0 picks a free one).
       --host <address>     Interface to listen on (default 127.0.0.1; 0.0.0.0 for every interface).
-      --concurrency <n>    Tasks generated at the same time (default 1).
-  -o, --output <dir>       Folder for tasks: one sub-folder each with task.json, uploads and PNGs
-                           (default ./output). Unfinished tasks found there resume at start.
-      --delete-incomplete  Delete unfinished tasks found in --output instead of resuming them.
+      --concurrency <n>    Jobs generated at the same time (default 1).
+  -o, --output <dir>       Folder for jobs: one sub-folder each with job.json, uploads and PNGs
+                           (default ./output). Unfinished jobs found there resume at start.
+      --delete-incomplete  Delete unfinished jobs found in --output instead of resuming them.
       --cert <file>        PEM certificate; with --key, serve HTTPS.
       --key <file>         PEM private key for --cert.
       --threads <n>        CPU threads for generation (default: physical cores).
@@ -57,15 +77,16 @@ Serve options:
                            ${weightTypes.filter((type) => type !== 'auto').join(', ')}.
                            Quantized types shrink the linear layers (q8_0: SD 1.5's weights
                            2035 → 1719 MB); convolution kernels stay f16.
-      --max-queue <n>      Tasks that may wait for a worker; beyond that requests answer 503
-                           with Retry-After (default 100).
+      --max-queue <n>      Jobs that may wait for a worker, all APIs together; beyond that requests
+                           answer 503 (OpenAI: 429) with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
   -h, --help               Show this help.
   -v, --version            Print the version.
 
 Example:
   npx sdnode serve --model ./v1-5-pruned-emaonly.safetensors
-  curl -F prompt="a photo of a cat" http://127.0.0.1:8888/text-to-image`;
+  curl -F prompt="a photo of a cat" http://127.0.0.1:8888/text-to-image
+  API documentation: http://127.0.0.1:8888/docs`;
 
 /** Runs the command line (without node and the script); resolves to the exit code. `serve` keeps running. */
 export async function main(argv: string[]): Promise<number> {
@@ -77,7 +98,7 @@ export async function main(argv: string[]): Promise<number> {
     return usageError(error instanceof Error ? error.message : String(error));
   }
   if (values.version) {
-    console.log(packageJson().version);
+    console.log(packageVersion());
     return 0;
   }
   const command = positionals[0] ?? 'serve';
@@ -105,6 +126,10 @@ async function serve(values: CliValues): Promise<number> {
     throw error;
   }
   if (options.modelPath !== undefined) console.log(`Loading ${options.modelPath} …`);
+  if ((options.apiKeys ?? []).length === 0 && !isLoopback(options.host ?? '127.0.0.1')) {
+    console.warn(`sdnode: warning: listening on ${options.host} without an API key: anyone who can reach this `
+      + 'machine can generate images and read the results. Set --api-key (or SDNODE_API_KEYS).');
+  }
   let running: RunningServer;
   try {
     running = await startServer(options);
@@ -129,8 +154,19 @@ function serverOptions(values: CliValues): ServerOptions {
     throw new InvalidFieldError(values.cert === undefined ? '--cert' : '--key', 'HTTPS needs both --cert and --key');
   }
   const maxUploadMb = values['max-upload-mb'];
+  const apis = values.api?.split(',').map((name) => name.trim().toLowerCase()).filter((name) => name !== '');
+  const unknownApi = apis?.find((name) => !isDialectName(name));
+  if (unknownApi !== undefined || apis?.length === 0) {
+    throw new InvalidFieldError('--api', `Expected a comma-separated list of ${dialectNames.join(', ')} for --api but received ${values.api}`);
+  }
   return {
     modelPath: values.model,
+    modelsDir: values.models,
+    maxLoaded: int('max-loaded', 1, 64),
+    apiKeys: collectApiKeys(values['api-key'] ?? [], process.env.SDNODE_API_KEYS),
+    apis: apis?.filter(isDialectName),
+    presets: values.presets,
+    urlTtlSeconds: int('url-ttl', 1, 365 * 24 * 3600),
     port: int('port', 0, 65535),
     host: values.host,
     concurrency: int('concurrency', 1, 64),
@@ -157,10 +193,10 @@ function oneOf<T extends string>(value: string | undefined, flag: string, allowe
 function printWelcome(running: RunningServer, options: ServerOptions): void {
   const { resumed, deleted } = running.unfinished;
   const insecure = options.cert !== undefined ? '-k ' : '';
-  console.log(`sdnode ${packageJson().version} listening on ${running.url}`);
-  console.log(`Tasks are kept in ${path.resolve(options.outputDir ?? 'output')}`
+  console.log(`sdnode ${packageVersion()} listening on ${running.url} (API docs: ${running.url}/docs)`);
+  console.log(`Jobs are kept in ${path.resolve(options.outputDir ?? 'output')}`
     + (resumed > 0 ? ` (${resumed} unfinished resumed)` : '') + (deleted > 0 ? ` (${deleted} unfinished deleted)` : ''));
-  if (options.modelPath === undefined) {
+  if (options.modelPath === undefined && options.modelsDir === undefined) {
     console.log('No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>.');
     return;
   }
@@ -169,8 +205,8 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
   console.log('Press Ctrl+C to stop.');
 }
 
-// First signal: take no new tasks and let running images finish. Second: stop at once. Either
-// way unfinished tasks resume at the next start.
+// First signal: take no new jobs and let running images finish. Second: stop at once. Either
+// way unfinished jobs resume at the next start.
 function stopOnSignals(running: RunningServer): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -210,20 +246,6 @@ function usageError(message: string): number {
   return 2;
 }
 
-// The folder holding sdnode's package.json: two levels up from dist/server/, one from server/.
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = path.join(dir, 'package.json');
-    if (existsSync(candidate) && (JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string }).name === 'sdnode') {
-      return dir;
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('Cannot find the sdnode package folder');
-    dir = parent;
-  }
-}
-
-function packageJson(): { version: string } {
-  return JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

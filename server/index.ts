@@ -1,5 +1,5 @@
-// sdnode's HTTP server: the M1 REST API over the library. `startServer()` wires the task store,
-// the queue, the model and the Express app together; `createApp()` is the app alone.
+// sdnode's HTTP server: one job queue, one model registry, many API dialects. `startServer()`
+// wires the job store, the queue, the models and the Express app together.
 
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -8,44 +8,67 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
 import { loadModel, Model, type LoadOptions } from '../lib/index.js';
-import { createApp } from './app.js';
-import { terminalTaskLog, type WriteLine } from './log.js';
-import { EmbeddedQueue, type TaskProcessor } from './queue.js';
-import { createTaskProcessor, type ImageModel } from './task-runner.js';
-import { TaskStore } from './task-store.js';
-import { TaskService } from './tasks.js';
+import { dialectNames, selectDialects, type DialectName } from './dialects/index.js';
+import { ApiRegistry } from './http/api.js';
+import { createApp } from './http/app.js';
+import { ApiKeys } from './http/auth.js';
+import type { ServerContext, WriteLine } from './http/context.js';
+import { terminalJobLog } from './jobs/log.js';
+import { EmbeddedQueue } from './jobs/queue.js';
+import { createJobProcessor, type ImageModel } from './jobs/runner.js';
+import { JobService } from './jobs/service.js';
+import { JobStore } from './jobs/store.js';
+import { loadPresets, type PresetTable } from './models/presets.js';
+import { ModelRegistry } from './models/registry.js';
+import { packageVersion } from './version.js';
 
-export { createApp, type AppContext } from './app.js';
-export type { ImageModel } from './task-runner.js';
-export type { TaskQueue, TaskProcessor, TaskJob, QueueCounts } from './queue.js';
+export type { ImageModel } from './jobs/runner.js';
+export type { JobQueue, JobProcessor, QueuedJob, QueueCounts } from './jobs/queue.js';
+export { dialectNames, type DialectName } from './dialects/index.js';
 
 export interface ServerOptions {
-  /** Checkpoint to load once at start. Without it (and without `model`) generation answers 503. */
+  /** Checkpoint to serve as the default model. */
   modelPath?: string;
-  /** A model already loaded; the caller keeps it (close() does not close it). Wins over `modelPath`. */
+  /** Folder whose checkpoints (.safetensors, .gguf, subfolders too) are all served by name. */
+  modelsDir?: string;
+  /** A model already loaded: the default; the caller keeps it (close() does not close it). */
   model?: ImageModel;
+  /** Models resident at once (least recently used unloaded first). Default 1. */
+  maxLoaded?: number;
+  /** How models are loaded; default the library's loadModel with the options below. */
+  loadModel?: (checkpointPath: string) => Promise<ImageModel>;
   /** TCP port; 0 picks a free one. Default 8888. */
   port?: number;
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
-  /** Tasks generated at the same time. Default 1. */
+  /** Jobs generated at the same time. Default 1. */
   concurrency?: number;
-  /** Folder holding one sub-folder per task. Default ./output. */
+  /** Folder holding one sub-folder per job. Default ./output. */
   outputDir?: string;
   /** PEM certificate and key files; HTTPS when both are given. */
   cert?: string;
   key?: string;
-  /** Delete tasks an earlier run left unfinished instead of resuming them. */
+  /** Delete jobs an earlier run left unfinished instead of resuming them. */
   deleteIncomplete?: boolean;
   /** Passed to loadModel(). */
   threads?: number;
   backend?: LoadOptions['backend'];
   prediction?: LoadOptions['prediction'];
   weightType?: LoadOptions['weightType'];
-  /** Tasks that may wait for a worker; beyond that POSTs answer 503. Default 100. */
+  /** Jobs that may wait for a worker, all dialects together; beyond that requests are refused. Default 100. */
   maxQueue?: number;
   /** Largest upload per file, in MB. Default 20. */
   maxUploadMb?: number;
+  /** API keys; when any is given, routes that generate, list or return images need one. */
+  apiKeys?: string[];
+  /** Dialects to mount. Default all. */
+  apis?: DialectName[];
+  /** OpenAI model names → generation settings (AUTOMATIC1111 field names): a file path or the table. */
+  presets?: string | PresetTable;
+  /** Lifetime of OpenAI `url` results, in seconds. Default 3600. */
+  urlTtlSeconds?: number;
+  /** Sampling steps between live previews; 0 turns them off. Default 1. */
+  previewEvery?: number;
   /** Where progress and errors are written. Default console.log. */
   log?: WriteLine;
 }
@@ -54,61 +77,82 @@ export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:8888 */
   url: string;
   server: http.Server | https.Server;
-  /** Tasks resumed or deleted from an earlier run. */
+  /** Jobs resumed or deleted from an earlier run. */
   unfinished: { resumed: number; deleted: number };
+  /** Preset fields sdnode does not use, one line each (also logged at start). */
+  presetWarnings: string[];
   /**
-   * Stops taking tasks (503), lets running images finish (or abandons them with `abort`; either
-   * way the tasks resume at the next start), then closes the server and the model it loaded.
+   * Stops taking jobs (503), lets running images finish (or abandons them with `abort`; either
+   * way the jobs resume at the next start), then closes the server and the models it loaded.
    */
   close(options?: { abort?: boolean }): Promise<void>;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const store = await TaskStore.open(options.outputDir ?? 'output');
+  const store = await JobStore.open(options.outputDir ?? 'output');
   const tls = options.cert !== undefined || options.key !== undefined ? await readTls(options) : undefined;
-  const ownModel = options.model === undefined && options.modelPath !== undefined;
-  const model = options.model ?? (options.modelPath === undefined ? undefined : await loadModel(options.modelPath, {
-    ...(options.backend !== undefined && { backend: options.backend }),
-    ...(options.threads !== undefined && { threads: options.threads }),
-    ...(options.prediction !== undefined && { prediction: options.prediction }),
-    ...(options.weightType !== undefined && { weightType: options.weightType }),
-  }));
+  const presets = await loadPresets(options.presets);
+  for (const warning of presets.warnings) log(`presets: ${warning}`);
+  const models = new ModelRegistry({
+    dir: options.modelsDir,
+    defaultPath: options.modelPath,
+    preloaded: options.model,
+    maxLoaded: options.maxLoaded ?? 1,
+    load: options.loadModel ?? (async (checkpointPath) => {
+      const model = await loadModel(checkpointPath, {
+        ...(options.backend !== undefined && { backend: options.backend }),
+        ...(options.threads !== undefined && { threads: options.threads }),
+        ...(options.prediction !== undefined && { prediction: options.prediction }),
+        ...(options.weightType !== undefined && { weightType: options.weightType }),
+      });
+      log(describeModel(model));
+      return model;
+    }),
+    log,
+  });
+  // The default model is loaded before the port opens, as before: a bad checkpoint stops the start.
+  const defaultModel = options.model === undefined && options.modelPath !== undefined ? await models.defaultModel() : undefined;
+  if (defaultModel) (await models.acquire(defaultModel)).release();
 
-  if (ownModel && model instanceof Model) log(describeModel(model));
-
-  const processor: TaskProcessor = model
-    ? createTaskProcessor({ store, model, log: terminalTaskLog(log) })
-    : async () => {
-      throw new Error('No model is loaded');
-    };
+  const processor = createJobProcessor({
+    store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1,
+  });
   const queue = new EmbeddedQueue(processor, {
     concurrency: options.concurrency ?? 1,
     maxWaiting: options.maxQueue ?? 100,
-    onProcessorError: (taskId, error) => log(`[${taskId.slice(0, 8)}] error: ${describe(error)}`),
+    onProcessorError: (jobId, error) => log(`[${jobId.slice(0, 8)}] error: ${describe(error)}`),
   });
-  const tasks = new TaskService(store, queue);
+  const jobs = new JobService(store, queue);
 
   let accepting = true;
-  const app = createApp({
-    tasks,
-    modelName: model === undefined ? undefined : path.basename(model.path),
+  const context: ServerContext = {
+    jobs,
+    models,
+    api: new ApiRegistry(),
+    keys: new ApiKeys(options.apiKeys ?? []),
     maxUploadBytes: Math.round((options.maxUploadMb ?? 20) * 1024 * 1024),
-    acceptingTasks: () => accepting,
+    acceptingJobs: () => accepting,
     log,
+  };
+  const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
+    presets: presets.table,
+    urlTtlSeconds: options.urlTtlSeconds ?? 3600,
+    urlSecret: await store.secret(),
   });
+  const app = createApp(context, dialects, packageVersion());
   const server = tls ? https.createServer(tls, app) : http.createServer(app);
   try {
     await listen(server, options.port ?? 8888, options.host ?? '127.0.0.1');
   } catch (error) {
-    if (ownModel) await model?.close();
+    await models.closeAll();
     throw error;
   }
-  // Only once the port is ours: a second server started by mistake must not touch the tasks.
+  // Only once the port is ours: a second server started by mistake must not touch the jobs.
   await store.removeLeftovers();
-  // Without a model, unfinished tasks wait on disk for a start that has one.
-  const unfinished = model !== undefined || options.deleteIncomplete
-    ? await tasks.resumeUnfinished({ deleteIncomplete: options.deleteIncomplete ?? false })
+  // Without a model, unfinished jobs wait on disk for a start that has one.
+  const unfinished = models.configured || options.deleteIncomplete
+    ? await jobs.resumeUnfinished({ deleteIncomplete: options.deleteIncomplete ?? false })
     : { resumed: 0, deleted: 0 };
 
   let closing: Promise<void> | undefined;
@@ -118,11 +162,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     closing ??= (async () => {
       await drained;
       await closeServer(server);
-      if (ownModel) await model?.close();
+      await models.closeAll();
     })();
     return closing;
   };
-  return { url: serverUrl(server, tls !== undefined), server, unfinished, close };
+  return { url: serverUrl(server, tls !== undefined), server, unfinished, presetWarnings: presets.warnings, close };
 }
 
 async function readTls(options: ServerOptions): Promise<{ cert: Buffer; key: Buffer }> {

@@ -3,6 +3,7 @@
 // and queue behaviour rather than the engine.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 import sharp from 'sharp';
@@ -33,6 +34,11 @@ export async function startTestServer(t: Test, options: ServerOptions = {}): Pro
   const running = await startServer({ port: 0, log: () => {}, ...options, outputDir });
   t.teardown(() => running.close({ abort: true }));
   return { url: running.url, outputDir, close: running.close };
+}
+
+/** The entries of an output folder, less the key it keeps for signing result links. */
+export async function jobFolders(outputDir: string): Promise<string[]> {
+  return (await readdir(outputDir)).filter((name) => name !== '.url-secret');
 }
 
 export interface FileField {

@@ -42,7 +42,7 @@ t.test('a wrong method is a 405 that lists the allowed ones', async (t) => {
     ['GET', '/text-to-image', 'POST'],
     ['PUT', '/inpaint-image', 'POST'],
     ['POST', '/health', 'GET'],
-    ['DELETE', '/text-to-image/AAAAAAAAAAAAAAAAAAAAAA', 'GET'],
+    ['PUT', '/text-to-image/AAAAAAAAAAAAAAAAAAAAAA', 'GET, DELETE'],
     ['POST', '/image-to-image/AAAAAAAAAAAAAAAAAAAAAA/1.png', 'GET'],
   ];
   for (const [method, path, allow] of cases) {

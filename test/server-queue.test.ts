@@ -6,7 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import t from 'tap';
 
-import { FakeModel, getJson, outputTestdir, pollTask, postForm, solidPng, startTestServer } from './server-helpers.js';
+import { FakeModel, getJson, jobFolders, outputTestdir, pollTask, postForm, solidPng, startTestServer } from './server-helpers.js';
 
 t.test('a task goes QUEUED, IN_PROGRESS with progress, then COMPLETE with its images', async (t) => {
   const model = new FakeModel({ open: false });
@@ -61,8 +61,8 @@ t.test('a full queue answers 503 with Retry-After and keeps nothing of the refus
   t.equal(refused.status, 503);
   t.equal(refused.headers.get('retry-after'), '10');
   t.equal(refused.body.error?.code, 'QUEUE_FULL');
-  t.same((await getJson(`${url}/health`)).body, { ready: true, model: 'fake-model.safetensors', queue: { waiting: 1, running: 1 } });
-  t.equal((await readdir(outputDir)).length, 2);
+  t.same((await getJson(`${url}/health`)).body, { ready: true, model: 'fake-model', loaded: ['fake-model'], queue: { waiting: 1, running: 1 } });
+  t.equal((await jobFolders(outputDir)).length, 2);
 });
 
 t.test('a generation the library rejects is FAILED with its code and message', async (t) => {
@@ -79,7 +79,7 @@ t.test('a generation the library rejects is FAILED with its code and message', a
   });
 });
 
-t.test('the task folder holds task.json, uploads under names the server chose, and the PNGs', async (t) => {
+t.test('the job folder holds job.json, uploads under names the server chose, and the PNGs', async (t) => {
   const { url, outputDir } = await startTestServer(t, { model: new FakeModel() });
   const jpeg = await sharp(await solidPng(64, 64)).jpeg().toBuffer();
   const { body } = await postForm(`${url}/image-to-image`, { prompt: 'cat', strength: '0.5', seed: '7' }, {
@@ -87,13 +87,15 @@ t.test('the task folder holds task.json, uploads under names the server chose, a
   });
   await pollTask(`${url}${body.resultUrl}`, (status) => status.status === 'COMPLETE');
   const id = path.basename(body.resultUrl ?? '');
-  t.same((await readdir(outputDir)).sort(), [id]);
-  t.same((await readdir(path.join(outputDir, id))).sort(), ['1.png', 'image.jpg', 'task.json']);
-  const task = JSON.parse(await readFile(path.join(outputDir, id, 'task.json'), 'utf8')) as unknown;
+  t.same((await jobFolders(outputDir)).sort(), [id]);
+  t.same((await readdir(path.join(outputDir, id))).sort(), ['1.png', 'image.jpg', 'job.json']);
+  const task = JSON.parse(await readFile(path.join(outputDir, id, 'job.json'), 'utf8')) as unknown;
   t.match(task, {
     id,
-    kind: 'image-to-image',
-    parameters: { prompt: 'cat', strength: 0.5, seed: 7, iterations: 1 },
+    mode: 'img2img',
+    dialect: 'm1',
+    model: 'fake-model',
+    parameters: { prompt: 'cat', strength: 0.5, seed: 7, count: 1 },
     uploads: { image: 'image.jpg' },
     state: 'COMPLETE',
     error: null,
@@ -118,7 +120,7 @@ t.test('stopping refuses new tasks, finishes the running image, and the next sta
   await closed;
   const taskDir = path.join(outputDir, path.basename(resultUrl));
   t.same((await readdir(taskDir)).filter((name) => name.endsWith('.png')), ['1.png']);
-  t.match(JSON.parse(await readFile(path.join(taskDir, 'task.json'), 'utf8')), { state: 'IN_PROGRESS' });
+  t.match(JSON.parse(await readFile(path.join(taskDir, 'job.json'), 'utf8')), { state: 'IN_PROGRESS' });
 
   const resumedModel = new FakeModel();
   const second = await startTestServer(t, { model: resumedModel, outputDir });
@@ -143,7 +145,7 @@ t.test('--delete-incomplete deletes unfinished tasks and keeps finished ones', a
   const third = await startTestServer(t, { model: new FakeModel(), outputDir, deleteIncomplete: true });
   t.equal((await getJson(`${third.url}${unfinished}`)).status, 404);
   t.equal((await getJson(`${third.url}${finished}`)).body.status, 'COMPLETE');
-  t.same(await readdir(outputDir), [path.basename(finished)]);
+  t.same(await jobFolders(outputDir), [path.basename(finished)]);
 });
 
 t.test('half-written leftovers of a crash are removed at start, finished tasks kept', async (t) => {
@@ -157,7 +159,7 @@ t.test('half-written leftovers of a crash are removed at start, finished tasks k
   await writeFile(path.join(outputDir, id, '.2.png.0123456789ab.tmp'), 'partial');
 
   const second = await startTestServer(t, { model: new FakeModel(), outputDir });
-  t.same(await readdir(outputDir), [id]);
-  t.same((await readdir(path.join(outputDir, id))).sort(), ['1.png', 'task.json']);
+  t.same(await jobFolders(outputDir), [id]);
+  t.same((await readdir(path.join(outputDir, id))).sort(), ['1.png', 'job.json']);
   t.equal((await getJson(`${second.url}${resultUrl}`)).body.status, 'COMPLETE');
 });

@@ -40,7 +40,7 @@ t.test('a task interrupted by SIGKILL completes after a restart on the same --ou
   const taskDir = path.join(outputDir, path.basename(resultUrl));
   const pngsBefore = (await readdir(taskDir)).filter((name) => /^\d+\.png$/.test(name));
   t.ok(pngsBefore.length >= 1 && pngsBefore.length < totalImages, `${pngsBefore.length} images made before the kill`);
-  t.match(JSON.parse(await readFile(path.join(taskDir, 'task.json'), 'utf8')), { state: 'IN_PROGRESS' });
+  t.match(JSON.parse(await readFile(path.join(taskDir, 'job.json'), 'utf8')), { state: 'IN_PROGRESS' });
   const bytesBefore = await Promise.all(pngsBefore.map((name) => readFile(path.join(taskDir, name))));
 
   const second = await startCli(t, args);

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 
 // 16 random bytes in base64url: 22 characters of [A-Za-z0-9_-]. Ids double as folder names, so
 // anything that does not match exactly is rejected before it gets near the file system.
-const taskIdPattern = /^[A-Za-z0-9_-]{22}$/;
+const jobIdPattern = /^[A-Za-z0-9_-]{22}$/;
 
-export function newTaskId(): string {
+export function newJobId(): string {
   return randomBytes(16).toString('base64url');
 }
 
-export function isTaskId(value: string): boolean {
-  return taskIdPattern.test(value);
+export function isJobId(value: string): boolean {
+  return jobIdPattern.test(value);
 }

@@ -1,38 +1,47 @@
-// The worker side: turns one queued task into PNGs, one library call per image (count 1, seed =
-// base seed + index), so that progress, persistence and resume all work per image.
+// The worker side: turns one queued job into PNGs, one library call per image (count 1, seed =
+// base seed + index), so that progress, previews, persistence and resume all work per image.
 
 import path from 'node:path';
 
-import { SdnodeError, type GeneratedImage, type ImageOptions, type Model, type Progress } from '../lib/index.js';
-import type { TaskLog } from './log.js';
-import type { TaskJob, TaskProcessor } from './queue.js';
-import type { TaskStore } from './task-store.js';
-import { isFinished, type TaskError, type TaskRecord } from './task.js';
+import sharp from 'sharp';
+
+import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type ImageOptions, type Model, type Progress }
+  from '../../lib/index.js';
+import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
+import type { JobLog } from './log.js';
+import type { JobProcessor, QueuedJob } from './queue.js';
+import type { JobStore } from './store.js';
+import { isFinished, jobErrorCodes, type JobError, type JobRecord } from './job.js';
 
 /** The part of the library's Model the server uses. */
 export type ImageModel = Pick<Model, 'path' | 'textToImage' | 'imageToImage' | 'inpaint' | 'close'>;
 
-export interface TaskRunnerOptions {
-  store: TaskStore;
-  model: ImageModel;
-  log: TaskLog;
+export interface JobRunnerOptions {
+  store: JobStore;
+  models: ModelRegistry;
+  log: JobLog;
+  /** Sampling steps between previews; 0 turns them off. */
+  previewEvery: number;
 }
 
-interface TaskInputs {
+interface JobInputs {
   image?: Buffer;
   mask?: Buffer;
 }
 
-export function createTaskProcessor({ store, model, log }: TaskRunnerOptions): TaskProcessor {
+export function createJobProcessor({ store, models, log, previewEvery }: JobRunnerOptions): JobProcessor {
   return async (job) => {
-    const record = await store.read(job.taskId);
+    const record = await store.read(job.jobId);
     if (!record || isFinished(record.state)) return;
-    const totalImages = record.parameters.iterations;
+    const totalImages = record.parameters.count;
     let imagesDone = await store.countImages(record.id);
     log.started(record, imagesDone);
+    let release: (() => void) | undefined;
     try {
       if (record.state !== 'IN_PROGRESS') await store.setState(record.id, 'IN_PROGRESS');
       const inputs = await readInputs(store, record);
+      const lease = await models.acquire(await models.resolve(record.model));
+      release = lease.release;
       for (let index = imagesDone; index < totalImages; index++) {
         if (job.stopRequested()) {
           log.stopped(record, imagesDone);
@@ -40,18 +49,26 @@ export function createTaskProcessor({ store, model, log }: TaskRunnerOptions): T
         }
         job.reportProgress({ currentImageIndex: index, currentImageProgress: 0, totalImages });
         const startedAt = Date.now();
-        const png = await generateImage(model, record, inputs, index, job, (progress) => {
+        const png = await generateImage(lease.model, record, inputs, index, job, previewEvery, (progress) => {
           job.reportProgress({ currentImageIndex: index, currentImageProgress: progress.step / progress.steps, totalImages });
+          if (progress.preview) job.reportPreview({ png: progress.preview.png, imageIndex: index, step: progress.step });
           log.step(record, index, progress.step, progress.steps);
         });
-        await store.writeImage(record.id, index + 1, png);
+        await store.writeImage(record.id, index + 1, await scaledToOutput(png, record));
         imagesDone = index + 1;
+        job.reportImage(imagesDone);
         log.imageDone(record, index, Date.now() - startedAt,
           path.relative(process.cwd(), store.imagePath(record.id, index + 1)));
       }
       await store.setState(record.id, 'COMPLETE');
       log.completed(record);
     } catch (error) {
+      if (job.cancelled()) {
+        const cancelled = { code: jobErrorCodes.cancelled, message: 'The job was cancelled' };
+        await store.setState(record.id, 'FAILED', cancelled);
+        log.failed(record, cancelled);
+        return;
+      }
       if (job.signal.aborted) {
         // Interrupted by shutdown: the unfinished image is simply missing and is made on resume.
         log.stopped(record, imagesDone);
@@ -60,13 +77,15 @@ export function createTaskProcessor({ store, model, log }: TaskRunnerOptions): T
       const failure = describeFailure(error);
       await store.setState(record.id, 'FAILED', failure);
       log.failed(record, failure);
+    } finally {
+      release?.();
     }
   };
 }
 
-async function readInputs(store: TaskStore, record: TaskRecord): Promise<TaskInputs> {
-  const inputs: TaskInputs = {};
-  for (const slot of Object.keys(record.uploads) as (keyof TaskInputs)[]) {
+async function readInputs(store: JobStore, record: JobRecord): Promise<JobInputs> {
+  const inputs: JobInputs = {};
+  for (const slot of Object.keys(record.uploads) as (keyof JobInputs)[]) {
     inputs[slot] = await store.readUpload(record.id, slot);
   }
   return inputs;
@@ -74,10 +93,11 @@ async function readInputs(store: TaskStore, record: TaskRecord): Promise<TaskInp
 
 async function generateImage(
   model: ImageModel,
-  record: TaskRecord,
-  inputs: TaskInputs,
+  record: JobRecord,
+  inputs: JobInputs,
   index: number,
-  job: TaskJob,
+  job: QueuedJob,
+  previewEvery: number,
   onProgress: (progress: Progress) => void,
 ): Promise<Buffer> {
   const p = record.parameters;
@@ -91,6 +111,7 @@ async function generateImage(
     ...(p.sampler !== undefined && { sampler: p.sampler }),
     ...(p.scheduler !== undefined && { scheduler: p.scheduler }),
     ...(p.vaeTiling !== undefined && { vaeTiling: p.vaeTiling }),
+    ...(previewEvery > 0 && { previewEvery }),
     seed: p.seed + index,
     count: 1,
     signal: job.signal,
@@ -98,14 +119,14 @@ async function generateImage(
   };
   const strength = p.strength !== undefined ? { strength: p.strength } : {};
   let images: GeneratedImage[];
-  switch (record.kind) {
-    case 'text-to-image':
+  switch (record.mode) {
+    case 'txt2img':
       images = await model.textToImage(options);
       break;
-    case 'image-to-image':
+    case 'img2img':
       images = await model.imageToImage({ ...options, ...strength, image: requireInput(inputs.image, 'image') });
       break;
-    case 'inpaint-image':
+    case 'inpaint':
       images = await model.inpaint({
         ...options,
         ...strength,
@@ -120,15 +141,27 @@ async function generateImage(
   return image.png;
 }
 
+// A size over the preset's pixel budget was generated smaller; the client asked for this one.
+async function scaledToOutput(png: Buffer, record: JobRecord): Promise<Buffer> {
+  const { outputWidth, outputHeight } = record.parameters;
+  if (outputWidth === undefined || outputHeight === undefined) return png;
+  const { width, height } = await sharp(png).metadata();
+  if (width === outputWidth && height === outputHeight) return png;
+  const scaled = await sharp(png).resize(outputWidth, outputHeight, { fit: 'fill', kernel: 'lanczos3' }).png().toBuffer();
+  const { parameters } = readPngText(png);
+  return parameters === undefined ? scaled : insertPngText(scaled, 'parameters', parameters);
+}
+
 function requireInput(data: Buffer | undefined, slot: string): Buffer {
-  if (!data) throw new Error(`The task folder has no ${slot} upload`);
+  if (!data) throw new Error(`The job folder has no ${slot} upload`);
   return data;
 }
 
-function describeFailure(error: unknown): TaskError {
+function describeFailure(error: unknown): JobError {
   const message = error instanceof Error ? error.message : String(error);
   if (error instanceof SdnodeError) return { code: error.code, message };
-  // The library's option checks: a value the form allowed that this model does not.
-  if (error instanceof TypeError || error instanceof RangeError) return { code: 'INVALID_PARAMETER', message };
-  return { code: 'GENERATION_FAILED', message };
+  // The library's option checks: a value the request allowed that this model does not.
+  if (error instanceof TypeError || error instanceof RangeError) return { code: jobErrorCodes.invalidParameter, message };
+  if (error instanceof UnknownModelError) return { code: 'MODEL_NOT_FOUND', message };
+  return { code: jobErrorCodes.generationFailed, message };
 }

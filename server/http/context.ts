@@ -1,0 +1,30 @@
+// What every dialect is built from: the one job service, model registry, route registry and keys.
+
+import type { Router } from 'express';
+
+import type { JobService } from '../jobs/service.js';
+import type { ModelRegistry } from '../models/registry.js';
+import type { ApiRegistry } from './api.js';
+import type { ApiKeys } from './auth.js';
+
+export type WriteLine = (line: string) => void;
+
+export interface ServerContext {
+  jobs: JobService;
+  models: ModelRegistry;
+  api: ApiRegistry;
+  keys: ApiKeys;
+  /** Per-file upload limit in bytes. */
+  maxUploadBytes: number;
+  /** False once shutdown has begun. */
+  acceptingJobs(): boolean;
+  /** Where unexpected errors are reported. */
+  log: WriteLine;
+}
+
+/** One API dialect: a name for --api, a description for the docs, and its routes. */
+export interface Dialect {
+  name: string;
+  description: string;
+  router(): Router;
+}

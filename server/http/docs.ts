@@ -1,0 +1,72 @@
+// GET /openapi.json (the document generated from the declared routes) and GET /docs (Swagger UI
+// from the swagger-ui-dist package, served from this server: no CDN, works offline). Both stay
+// open when API keys are set; the page's "Authorize" button takes a key.
+
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+import express, { Router } from 'express';
+
+import type { ApiRegistry } from './api.js';
+
+const require = createRequire(import.meta.url);
+const swaggerUiDir = path.dirname(require.resolve('swagger-ui-dist/package.json'));
+
+// Only the files the page loads are served.
+const swaggerUiFiles = ['swagger-ui.css', 'swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js', 'favicon-32x32.png'];
+
+const docsPage = `<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>sdnode API</title>
+  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
+  <link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="/docs/assets/swagger-ui-standalone-preset.js"></script>
+  <script src="/docs/init.js"></script>
+</body>
+</html>
+`;
+
+// validatorUrl null: the default would send the document to validator.swagger.io.
+const initScript = `window.ui = SwaggerUIBundle({
+  url: '/openapi.json',
+  dom_id: '#swagger-ui',
+  deepLinking: true,
+  validatorUrl: null,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+  layout: 'StandaloneLayout',
+});
+`;
+
+export function docsRoutes(api: ApiRegistry, info: { version: string; dialects: { name: string; description: string }[] }): Router {
+  const router = Router();
+  let document: Record<string, unknown> | undefined;
+  router.get('/openapi.json', (_req, res) => {
+    document ??= api.document({
+      title: 'sdnode',
+      version: info.version,
+      description: 'Local Stable Diffusion image generation. Every API dialect below feeds one job queue.',
+    }, info.dialects);
+    res.json(document);
+  });
+  router.get('/docs', (_req, res) => {
+    res.type('html').send(docsPage);
+  });
+  router.get('/docs/init.js', (_req, res) => {
+    res.type('js').send(initScript);
+  });
+  const assets = express.static(swaggerUiDir, { index: false, fallthrough: false, maxAge: '1d' });
+  router.use('/docs/assets', (req, res, next) => {
+    if (!swaggerUiFiles.includes(req.path.slice(1))) {
+      res.status(404).json({ error: { code: 'NOT_FOUND', message: `No file ${req.path} in the docs` } });
+      return;
+    }
+    assets(req, res, next);
+  });
+  return router;
+}

@@ -1,0 +1,89 @@
+// One set of error codes for every dialect. Anything thrown while handling a request becomes an
+// ApiError here; each dialect's error handler then writes it in its own shape (M1's
+// `{ error: { code, message } }`, OpenAI's `{ error: { message, type, param, code } }`, …).
+
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+
+import { QueueClosedError, QueueFullError } from '../jobs/queue.js';
+import { NoModelError, UnknownModelError } from '../models/registry.js';
+import { InvalidFieldError } from '../parse.js';
+
+/** An error with the HTTP status and stable code the client sees. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  /** The request field at fault, when there is one. */
+  readonly param: string | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(status: number, code: string, message: string, options: { param?: string; headers?: Record<string, string> } = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.param = options.param;
+    this.headers = options.headers ?? {};
+  }
+}
+
+/** Seconds a client should wait before retrying when the queue is full or the server is stopping. */
+export const retryAfterSeconds = '10';
+
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof InvalidFieldError) return new ApiError(400, 'INVALID_PARAMETER', err.message, { param: err.field });
+  if (err instanceof QueueFullError) {
+    return new ApiError(503, 'QUEUE_FULL', err.message, { headers: { 'Retry-After': retryAfterSeconds } });
+  }
+  if (err instanceof QueueClosedError) {
+    return new ApiError(503, 'SHUTTING_DOWN', err.message, { headers: { 'Retry-After': retryAfterSeconds } });
+  }
+  if (err instanceof UnknownModelError) return new ApiError(404, 'MODEL_NOT_FOUND', err.message, { param: 'model' });
+  if (err instanceof NoModelError) return new ApiError(503, 'MODEL_NOT_LOADED', err.message);
+  // Errors express and body-parser raise for malformed requests (bad JSON, a bad %-escape in the
+  // path, a body over the limit) carry a 4xx status.
+  const clientStatus = clientErrorStatus(err);
+  if (clientStatus !== undefined) {
+    const message = err instanceof Error ? err.message : 'Bad request';
+    const code = clientStatus === 404 ? 'NOT_FOUND' : clientStatus === 413 ? 'BODY_TOO_LARGE' : 'BAD_REQUEST';
+    return new ApiError(clientStatus, code, message);
+  }
+  return new ApiError(500, 'INTERNAL_ERROR', 'The server failed to handle this request; see its log');
+}
+
+function clientErrorStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { status } = err as { status?: unknown };
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+}
+
+/** How a dialect writes an error: its status (it may differ, e.g. 429 for a full queue) and body. */
+export type ErrorShape = (error: ApiError) => { status?: number; body: unknown };
+
+/** The one place errors become responses, in the dialect's shape. `log` receives the 500s. */
+export function errorHandler(log: (line: string) => void, shape: ErrorShape): ErrorRequestHandler {
+  return (err, _req, res, next) => {
+    if (res.headersSent) {
+      next(err);
+      return;
+    }
+    const apiError = toApiError(err);
+    if (apiError.status === 500) log(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    sendError(res, apiError, shape);
+  };
+}
+
+export function sendError(res: Response, apiError: ApiError, shape: ErrorShape): void {
+  const { status, body } = shape(apiError);
+  res.status(status ?? apiError.status).set(apiError.headers).json(body);
+}
+
+/** The route exists but not with this method: 405 with the methods it does take. */
+export function methodNotAllowed(allowed: readonly string[]): RequestHandler {
+  const allow = allowed.join(', ');
+  return (req, _res, next) => {
+    next(new ApiError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${req.path}; use ${allow}`, {
+      headers: { Allow: allow },
+    }));
+  };
+}

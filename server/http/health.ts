@@ -1,0 +1,31 @@
+// GET /health: whether the server can take generation requests, and how busy it is. Open even
+// when API keys are set; it names no images.
+
+import { Router } from 'express';
+
+import { methodNotAllowed } from './errors.js';
+import type { ServerContext } from './context.js';
+
+export function healthRoutes(context: ServerContext): Router {
+  const router = Router();
+  router.route('/health')
+    .get(async (_req, res) => {
+      const queue = await context.jobs.counts();
+      const model = (await context.models.defaultModel())?.name ?? null;
+      const loaded = context.models.loadedNames();
+      if (model === null) {
+        res.json({
+          ready: false,
+          model,
+          queue,
+          hint: 'No model: start the server with sdnode serve --model <checkpoint> or --models <folder>',
+        });
+      } else if (!context.acceptingJobs()) {
+        res.json({ ready: false, model, loaded, queue, hint: 'The server is shutting down' });
+      } else {
+        res.json({ ready: true, model, loaded, queue });
+      }
+    })
+    .all(methodNotAllowed(['GET']));
+  return router;
+}

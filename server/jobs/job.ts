@@ -1,0 +1,90 @@
+// What a job is, independent of the API dialect that asked for it, where it is stored or which
+// process runs it. Every dialect translates its requests into these and back.
+
+/** What the engine is asked to do. */
+export const jobModes = ['txt2img', 'img2img', 'inpaint'] as const;
+export type JobMode = (typeof jobModes)[number];
+
+export type JobState = 'QUEUED' | 'IN_PROGRESS' | 'COMPLETE' | 'FAILED';
+
+/** Upload slots a job can have; the stored file is `<slot>.<ext>`, never a user-supplied name. */
+export type UploadSlot = 'image' | 'mask';
+
+/** Generation parameters in the library's terms; absent fields take the library's defaults. */
+export interface JobParameters {
+  prompt: string;
+  negativePrompt?: string;
+  /** Images to make, 1–16. */
+  count: number;
+  /** Seed of the first image; image i uses seed + i. Always chosen before the job is stored. */
+  seed: number;
+  steps?: number;
+  width?: number;
+  height?: number;
+  cfgScale?: number;
+  sampler?: string;
+  scheduler?: string;
+  strength?: number;
+  maskBlur?: number;
+  /** Run the VAE in tiles (the library's `vaeTiling`). */
+  vaeTiling?: boolean;
+  /** Scale each finished image to this size (an OpenAI size larger than the preset's pixel budget). */
+  outputWidth?: number;
+  outputHeight?: number;
+}
+
+export interface JobError {
+  code: string;
+  message: string;
+}
+
+/** What job.json holds. */
+export interface JobRecord {
+  id: string;
+  mode: JobMode;
+  /** The dialect that created it ('m1', 'openai', …): decides which URLs show it. */
+  dialect: string;
+  /** Name of the checkpoint in the models registry; absent: the server's default model. */
+  model?: string;
+  parameters: JobParameters;
+  /** File names of the uploads inside the job folder, e.g. { image: 'image.png' }. */
+  uploads: Partial<Record<UploadSlot, string>>;
+  state: JobState;
+  error: JobError | null;
+  /** ISO 8601 times. */
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Live progress of a running job. */
+export interface JobProgress {
+  /** 0-based index of the image being made. */
+  currentImageIndex: number;
+  /** 0–1 within the current image. */
+  currentImageProgress: number;
+  totalImages: number;
+}
+
+/** The latest preview of a running job: a small PNG of the current latent. */
+export interface JobPreview {
+  png: Buffer;
+  /** 0-based index of the image it belongs to. */
+  imageIndex: number;
+  /** Sampling step it shows, 1-based. */
+  step: number;
+}
+
+/** Error codes the job system itself gives failed jobs. */
+export const jobErrorCodes = {
+  cancelled: 'CANCELLED',
+  generationFailed: 'GENERATION_FAILED',
+  invalidParameter: 'INVALID_PARAMETER',
+} as const;
+
+export function isJobMode(value: string): value is JobMode {
+  return (jobModes as readonly string[]).includes(value);
+}
+
+export function isFinished(state: JobState): boolean {
+  return state === 'COMPLETE' || state === 'FAILED';
+}

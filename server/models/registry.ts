@@ -1,0 +1,234 @@
+// The checkpoints a server offers: every .safetensors / .gguf under --models (subfolders too) plus
+// --model, by name (the path inside the folder without its extension, e.g. "anime/v3"). Listing
+// reads the folder and never loads anything; at most `maxLoaded` models stay resident, and a job
+// that names another one waits for a free slot, unloading the least recently used idle model.
+
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { ImageModel } from '../jobs/runner.js';
+
+const checkpointExtensions = ['.safetensors', '.gguf'];
+
+export interface ModelEntry {
+  /** What clients call it: the path under --models without extension, or --model's file name without it. */
+  name: string;
+  /** Absolute path of the checkpoint. */
+  path: string;
+}
+
+export interface ModelRegistryOptions {
+  /** Folder scanned (recursively) for checkpoints. */
+  dir?: string;
+  /** The default checkpoint (--model); it need not be inside `dir`. */
+  defaultPath?: string;
+  /** A model loaded by the caller: the default, never unloaded or closed here. */
+  preloaded?: ImageModel;
+  /** Models kept resident at once, >= 1. */
+  maxLoaded: number;
+  load: (checkpointPath: string) => Promise<ImageModel>;
+  /** Told about loads and unloads. */
+  log: (line: string) => void;
+}
+
+export class UnknownModelError extends Error {
+  readonly requested: string;
+  readonly available: string[];
+
+  constructor(requested: string, available: string[]) {
+    super(`Unknown model ${JSON.stringify(requested)}; available: ${available.length > 0 ? available.join(', ') : 'none'}`);
+    this.name = 'UnknownModelError';
+    this.requested = requested;
+    this.available = available;
+  }
+}
+
+export class NoModelError extends Error {
+  constructor() {
+    super('No model is configured, so this server cannot generate images; start it with '
+      + 'sdnode serve --model <checkpoint> or --models <folder>');
+    this.name = 'NoModelError';
+  }
+}
+
+/** A model in use by one job; `release()` lets it be unloaded again. */
+export interface ModelLease {
+  model: ImageModel;
+  release(): void;
+}
+
+interface Resident {
+  model: ImageModel | undefined;
+  loading: Promise<ImageModel>;
+  users: number;
+  lastUsed: number;
+  pinned: boolean;
+}
+
+export class ModelRegistry {
+  readonly #options: ModelRegistryOptions;
+  readonly #resident = new Map<string, Resident>();
+  readonly #waiters: (() => void)[] = [];
+  readonly #defaultEntry: ModelEntry | undefined;
+  #clock = 0;
+
+  constructor(options: ModelRegistryOptions) {
+    this.#options = options;
+    const defaultPath = options.preloaded?.path ?? options.defaultPath;
+    this.#defaultEntry = defaultPath === undefined ? undefined : { name: nameOf(defaultPath), path: path.resolve(defaultPath) };
+    if (options.preloaded && this.#defaultEntry) {
+      this.#resident.set(this.#defaultEntry.name, {
+        model: options.preloaded, loading: Promise.resolve(options.preloaded), users: 0, lastUsed: 0, pinned: true,
+      });
+    }
+  }
+
+  /** Whether any model can be used: --model given, or --models given (even if empty now). */
+  get configured(): boolean {
+    return this.#defaultEntry !== undefined || this.#options.dir !== undefined;
+  }
+
+  /** Every checkpoint offered, the default first, then by name. Reads the folder; loads nothing. */
+  async list(): Promise<ModelEntry[]> {
+    const found = this.#options.dir === undefined ? [] : await scan(path.resolve(this.#options.dir));
+    const entries = found.filter((entry) => entry.name !== this.#defaultEntry?.name);
+    entries.sort((a, b) => a.name.localeCompare(b.name));
+    return this.#defaultEntry ? [this.#defaultEntry, ...entries] : entries;
+  }
+
+  /** The default model: --model, else the first checkpoint in --models. */
+  async defaultModel(): Promise<ModelEntry | undefined> {
+    return this.#defaultEntry ?? (await this.list())[0];
+  }
+
+  /** Names currently resident. */
+  loadedNames(): string[] {
+    return [...this.#resident.entries()].filter(([, resident]) => resident.model !== undefined).map(([name]) => name);
+  }
+
+  /**
+   * The entry a client's name refers to: the name itself, or with the file extension, or an
+   * AUTOMATIC1111 title ("v1-5.safetensors [6ce0161689]"), or a unique file name in a subfolder.
+   * Undefined or '' means the default. Throws UnknownModelError / NoModelError.
+   */
+  async resolve(requested?: string): Promise<ModelEntry> {
+    const entries = await this.list();
+    if (requested === undefined || requested.trim() === '') {
+      const fallback = await this.defaultModel();
+      if (!fallback) throw new NoModelError();
+      return fallback;
+    }
+    const wanted = nameOf(requested.replace(/\s*\[[0-9a-f]{8,64}\]\s*$/i, '').trim()).replaceAll('\\', '/');
+    const exact = entries.find((entry) => entry.name === wanted);
+    if (exact) return exact;
+    const byBaseName = entries.filter((entry) => path.posix.basename(entry.name) === wanted);
+    if (byBaseName.length === 1) return byBaseName[0] as ModelEntry;
+    throw new UnknownModelError(requested, entries.map((entry) => entry.name));
+  }
+
+  /** Loads the model if needed (waiting for a free slot) and holds it until `release()`. */
+  async acquire(entry: ModelEntry): Promise<ModelLease> {
+    for (;;) {
+      const resident = this.#resident.get(entry.name);
+      if (resident) {
+        resident.users++;
+        resident.lastUsed = ++this.#clock;
+        try {
+          const model = await resident.loading;
+          return { model, release: once(() => this.#release(entry.name)) };
+        } catch (error) {
+          resident.users--;
+          throw error;
+        }
+      }
+      if (await this.#makeRoom()) {
+        this.#startLoading(entry);
+        continue;
+      }
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  /** Closes every model this registry loaded (not a preloaded one). */
+  async closeAll(): Promise<void> {
+    const closing = [...this.#resident.entries()].filter(([, resident]) => !resident.pinned)
+      .map(async ([name, resident]) => {
+        this.#resident.delete(name);
+        const model = await resident.loading.catch(() => undefined);
+        await model?.close();
+      });
+    await Promise.all(closing);
+  }
+
+  #startLoading(entry: ModelEntry): void {
+    const resident: Resident = { model: undefined, loading: undefined as unknown as Promise<ImageModel>, users: 0, lastUsed: ++this.#clock, pinned: false };
+    this.#options.log(`Loading model ${entry.name} (${entry.path}) …`);
+    resident.loading = this.#options.load(entry.path).then((model) => {
+      resident.model = model;
+      return model;
+    }, (error: unknown) => {
+      // A failed load frees its slot; the next job naming it tries again.
+      this.#resident.delete(entry.name);
+      this.#wakeWaiters();
+      throw error;
+    });
+    this.#resident.set(entry.name, resident);
+  }
+
+  // True when a slot is free now, unloading the least recently used idle model if that is needed.
+  async #makeRoom(): Promise<boolean> {
+    const counted = [...this.#resident.values()].filter((resident) => !resident.pinned);
+    if (counted.length < this.#options.maxLoaded) return true;
+    const idle = [...this.#resident.entries()].filter(([, resident]) => !resident.pinned && resident.users === 0
+      && resident.model !== undefined);
+    if (idle.length === 0) return false;
+    const [name, victim] = idle.reduce((oldest, candidate) => (candidate[1].lastUsed < oldest[1].lastUsed ? candidate : oldest));
+    this.#resident.delete(name);
+    this.#options.log(`Unloading model ${name}`);
+    await victim.model?.close();
+    return true;
+  }
+
+  #release(name: string): void {
+    const resident = this.#resident.get(name);
+    if (resident) resident.users--;
+    this.#wakeWaiters();
+  }
+
+  #wakeWaiters(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+}
+
+function nameOf(checkpointPath: string): string {
+  const extension = checkpointExtensions.find((ext) => checkpointPath.toLowerCase().endsWith(ext));
+  const base = path.basename(checkpointPath);
+  return extension === undefined ? base : base.slice(0, -extension.length);
+}
+
+async function scan(root: string): Promise<ModelEntry[]> {
+  let names: string[];
+  try {
+    names = await readdir(root, { recursive: true });
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ENOENT') return [];
+    throw error;
+  }
+  return names
+    .filter((name) => checkpointExtensions.some((ext) => name.toLowerCase().endsWith(ext)))
+    .map((relative) => {
+      const posix = relative.split(path.sep).join('/');
+      const dir = path.posix.dirname(posix);
+      const name = dir === '.' ? nameOf(posix) : `${dir}/${nameOf(posix)}`;
+      return { name, path: path.join(root, relative) };
+    });
+}
+
+function once(fn: () => void): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    fn();
+  };
+}
