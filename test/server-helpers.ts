@@ -104,19 +104,25 @@ export function solidPng(width: number, height: number, gray = 128): Promise<Buf
   return sharp({ create: { width, height, channels: 3, background: { r: gray, g: gray, b: gray } } }).png().toBuffer();
 }
 
+/** Which library method a FakeModel call went to. */
+export type FakeCall = ImageOptions & { method: 'textToImage' | 'imageToImage' | 'inpaint' };
+
 /**
  * A stand-in for the library's Model: each image takes `steps` progress callbacks that wait for
- * `release()` (or run freely once `open` is set), and honours the abort signal.
+ * `release()` (or run freely once `open` is set), honours the abort signal, and sends a preview
+ * with the progress when the call asks for them (`previewEvery`).
  */
 export class FakeModel implements ImageModel {
-  readonly path = '/models/fake-model.safetensors';
-  readonly calls: ImageOptions[] = [];
+  readonly path: string;
+  readonly calls: FakeCall[] = [];
   failWith: Error | undefined;
+  closed = false;
   #gate = new Gate();
   #open: boolean;
 
-  constructor(options: { open?: boolean } = {}) {
+  constructor(options: { open?: boolean; path?: string } = {}) {
     this.#open = options.open ?? true;
+    this.path = options.path ?? '/models/fake-model.safetensors';
   }
 
   /** Lets every waiting step (and all later ones, once `open`) go on. */
@@ -127,32 +133,39 @@ export class FakeModel implements ImageModel {
   }
 
   async textToImage(options: ImageOptions): Promise<GeneratedImage[]> {
-    return this.#generate(options);
+    return this.#generate({ ...options, method: 'textToImage' });
   }
 
   async imageToImage(options: ImageOptions): Promise<GeneratedImage[]> {
-    return this.#generate(options);
+    return this.#generate({ ...options, method: 'imageToImage' });
   }
 
   async inpaint(options: ImageOptions): Promise<GeneratedImage[]> {
-    return this.#generate(options);
+    return this.#generate({ ...options, method: 'inpaint' });
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
 
-  async #generate(options: ImageOptions): Promise<GeneratedImage[]> {
+  async #generate(options: FakeCall): Promise<GeneratedImage[]> {
     this.calls.push(options);
     if (this.failWith) throw this.failWith;
     const steps = options.steps ?? 4;
-    for (let step = 1; step <= steps; step++) {
-      if (!this.#open) await Promise.race([this.#gate.promise, aborted(options.signal)]);
-      if (options.signal?.aborted) throw Object.assign(new Error('aborted'), { code: 'ERR_ABORTED' });
-      const progress: Progress = { step, steps, image: 0, images: 1, elapsedMs: 1 };
-      options.onProgress?.(progress);
-    }
     const width = options.width ?? 64;
     const height = options.height ?? 64;
     const seed = options.seed ?? 0;
+    const every = options.previewEvery ?? 0;
+    for (let step = 1; step <= steps; step++) {
+      if (!this.#open) await Promise.race([this.#gate.promise, aborted(options.signal)]);
+      if (options.signal?.aborted) throw Object.assign(new Error('aborted'), { code: 'ERR_ABORTED' });
+      const wantsPreview = every > 0 && (step % every === 0 || step === steps);
+      const preview = wantsPreview
+        ? { png: await solidPng(width / 8, height / 8, (seed + step) % 256), width: width / 8, height: height / 8, step }
+        : undefined;
+      const progress: Progress = { step, steps, image: 0, images: 1, elapsedMs: 1, ...(preview && { preview }) };
+      options.onProgress?.(progress);
+    }
     return [{ png: await solidPng(width, height, seed % 256), seed, width, height, parameters: '' }];
   }
 }
