@@ -95,6 +95,8 @@ export interface NativeRequest {
   strength: number;
   /** Run the VAE (decode, and encode for img2img/inpaint) in overlapping 512-pixel tiles. Absent: false. */
   vaeTiling?: boolean;
+  /** Attach a preview to every n-th step's progress and the last step's; 0 or absent: none. 0–1000. */
+  previewEvery?: number;
 }
 
 export interface NativeProgress {
@@ -105,6 +107,17 @@ export interface NativeProgress {
   image: number;
   images: number;
   elapsedMs: number;
+  /** Present on the steps `previewEvery` asks for. */
+  preview?: NativePreview;
+}
+
+/** The latent's "Approximate cheap" RGB projection: one pixel per latent cell. */
+export interface NativePreview {
+  /** Latent width and height: the image's divided by 8. */
+  width: number;
+  height: number;
+  /** RGB bytes, width*height*3. */
+  data: Uint8Array;
 }
 
 export interface NativeImage {

@@ -9,7 +9,7 @@ export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
 export type {
-  ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Progress, WeightType,
+  ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Preview, Progress, WeightType,
 } from './options.js';
 export { resolveSampler, weightTypes } from './options.js';
 export { insertPngText, parseParameters, readPngText, type ParsedParameters } from './png-metadata.js';

@@ -4,15 +4,18 @@
 import path from 'node:path';
 
 import { loadAddon } from '../bindings/index.js';
-import type { NativeAddon, NativeImage, NativeModel, NativeModelInfo, NativeRequest } from '../bindings/native.js';
+import type {
+  NativeAddon, NativeImage, NativeModel, NativeModelInfo, NativeProgress, NativeRequest,
+} from '../bindings/native.js';
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { decodeImage, decodeMask, encodePng } from './images.js';
 import {
   defaultImageSize, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type ImageOptions, type ImageToImageOptions, type InpaintOptions, type LoadOptions,
-  type NormalizedImageOptions,
+  type NormalizedImageOptions, type Progress,
 } from './options.js';
 import { formatParameters } from './png-metadata.js';
+import { encodeRgbPng } from './png.js';
 import { buildConditioning } from './prompt.js';
 
 /** What a loaded model is, as read from its checkpoint. */
@@ -173,10 +176,10 @@ export class Model {
     signal?.addEventListener('abort', stop, { once: true });
     let images: NativeImage[];
     try {
-      images = await this.#native.generate(nativeRequest, ({ step, steps, image, images: count, elapsedMs }) => {
+      images = await this.#native.generate(nativeRequest, (progress) => {
         if (!onProgress || callbackFailure) return;
         try {
-          onProgress({ step, steps, image, images: count, elapsedMs });
+          onProgress(publicProgress(progress));
         } catch (error) {
           callbackFailure = { error };
           stop();
@@ -255,6 +258,17 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     weightBytes: native.weightBytes,
     backend: native.backend as ModelInfo['backend'],
   };
+}
+
+// The preview is encoded here, synchronously: the engine waits for this callback to return before
+// it goes on, so events keep their step order and a preview never outlives its call.
+function publicProgress({ step, steps, image, images, elapsedMs, preview }: NativeProgress): Progress {
+  const progress: Progress = { step, steps, image, images, elapsedMs };
+  if (preview) {
+    const { width, height, data } = preview;
+    progress.preview = { png: encodeRgbPng(data, width, height), width, height, step };
+  }
+  return progress;
 }
 
 /** `promise`, or an AbortError as soon as `signal` fires, whichever is first. */

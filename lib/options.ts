@@ -47,6 +47,25 @@ export interface Progress {
   images: number;
   /** Milliseconds since the call started running. */
   elapsedMs: number;
+  /** A preview of the image at this step; present only on the steps `previews` / `previewEvery` ask for. */
+  preview?: Preview;
+}
+
+/**
+ * A cheap look at an image while it is made: the model's current estimate of the finished image
+ * (its denoised prediction at this step), projected from the latent to RGB by a fixed linear map
+ * (AUTOMATIC1111's "Approximate cheap") instead of the VAE. One pixel per latent cell, so 1/8 of the
+ * image's width and height (64×64 for 512×512), not upscaled; colours are approximate.
+ */
+export interface Preview {
+  /** PNG file bytes (8-bit RGB, no metadata). */
+  png: Buffer;
+  /** Width in pixels: the image's width / 8. */
+  width: number;
+  /** Height in pixels: the image's height / 8. */
+  height: number;
+  /** Sampling step it shows, 1-based; the same as the progress event's `step`. */
+  step: number;
 }
 
 /** Options of a text-to-image call; every image call takes these. */
@@ -93,6 +112,17 @@ export interface ImageOptions {
    * pass and more time. Images up to 512×512 are the same either way. Default false.
    */
   vaeTiling?: boolean;
+  /**
+   * Attach a `preview` to every step's progress event (see `Progress.preview`); needs `onProgress`.
+   * With `previewEvery` as well, that sets the interval. Default false.
+   */
+  previews?: boolean;
+  /**
+   * Attach a `preview` to every n-th step's progress event and always to each image's last step;
+   * implies `previews` (and `previews: false` with it is an error). Integer 1–1000; default none,
+   * or 1 when `previews` is true.
+   */
+  previewEvery?: number;
   /** Aborts the call: before it starts it never runs; while it runs it stops within one step. Rejects with an AbortError. */
   signal?: AbortSignal;
   /** Called after every sampling step, in order. */
@@ -157,7 +187,7 @@ const MAX_SEED = 2 ** 32 - 1;
 
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
-  'count', 'rng', 'clipSkip', 'vaeTiling', 'signal', 'onProgress',
+  'count', 'rng', 'clipSkip', 'vaeTiling', 'previews', 'previewEvery', 'signal', 'onProgress',
 ] as const;
 const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   txt2img: imageOptionKeys,
@@ -197,6 +227,7 @@ export function normalizeImageOptions(
       count: integer(o.count, 'count', 1, 16, 1),
       strength: isImageMode ? number(o.strength, 'strength', 0, 1, DEFAULT_STRENGTH) : 1,
       vaeTiling: boolean(o.vaeTiling, 'vaeTiling', false),
+      previewEvery: previewInterval(o.previews, o.previewEvery),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -314,6 +345,18 @@ function boolean(value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw invalid(TypeError, name, 'boolean', value);
   return value;
+}
+
+// 0 (none) or the step interval of previews.
+function previewInterval(previews: unknown, previewEvery: unknown): number {
+  const enabled = boolean(previews, 'previews', false);
+  const every = integer(previewEvery, 'previewEvery', 1, 1000, undefined);
+  if (every === undefined) return enabled ? 1 : 0;
+  if (previews === false) {
+    throw new RangeError(`previewEvery is ${every} but previews is false; give previewEvery alone to get previews, `
+      + 'or neither to get none');
+  }
+  return every;
 }
 
 function text(value: unknown, name: string): string {

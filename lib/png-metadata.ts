@@ -3,9 +3,8 @@
 import { inflateSync } from 'node:zlib';
 
 import { invalid, type NormalizedImageOptions } from './options.js';
+import { encodeChunk, PNG_SIGNATURE } from './png.js';
 import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type SchedulerName } from './samplers.js';
-
-const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /**
  * The A1111 `parameters` text of one image: the prompt, a "Negative prompt:" line when there is
@@ -133,27 +132,4 @@ function decodeTextChunk(type: string, data: Buffer): [string, string] | undefin
     default:
       return undefined;
   }
-}
-
-function encodeChunk(type: string, data: Buffer): Buffer {
-  const chunk = Buffer.alloc(12 + data.length);
-  chunk.writeUInt32BE(data.length, 0);
-  chunk.write(type, 4, 'latin1');
-  data.copy(chunk, 8);
-  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
-  return chunk;
-}
-
-// zlib.crc32 exists only from Node 20.15 / 22.2; package.json allows any Node 20.
-const crcTable = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-
-/** CRC-32 as PNG (and zlib) computes it over a chunk's type and data. */
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const byte of bytes) c = crcTable[(c ^ byte) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
 }

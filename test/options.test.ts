@@ -129,7 +129,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
   const { settings, prompt, negativePrompt, maskBlur } = normalizeImageOptions({ seed: 1 }, 'txt2img', sd1, 'textToImage');
   t.same(settings, {
     mode: 'txt2img', width: 512, height: 512, steps: 20, cfgScale: 7, sampler: 'euler_a', scheduler: 'discrete',
-    seed: 1, rng: 'gpu', clipSkip: 0, count: 1, strength: 1, vaeTiling: false,
+    seed: 1, rng: 'gpu', clipSkip: 0, count: 1, strength: 1, vaeTiling: false, previewEvery: 0,
   });
   t.same([prompt, negativePrompt, maskBlur], ['', '', 0]);
 
@@ -151,11 +151,12 @@ t.test('keeps the values it is given', async (t) => {
   const onProgress = () => undefined;
   const normalized = check({
     prompt: 'a cat', negativePrompt: 'blurry', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun',
-    scheduler: 'exponential', seed: 2 ** 32 - 1, count: 16, rng: 'cpu', clipSkip: 2, vaeTiling: true, signal, onProgress,
+    scheduler: 'exponential', seed: 2 ** 32 - 1, count: 16, rng: 'cpu', clipSkip: 2, vaeTiling: true, previewEvery: 5,
+    signal, onProgress,
   });
   t.same(normalized.settings, {
     mode: 'txt2img', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun', scheduler: 'exponential',
-    seed: 2 ** 32 - 1, rng: 'cpu', clipSkip: 2, count: 16, strength: 1, vaeTiling: true,
+    seed: 2 ** 32 - 1, rng: 'cpu', clipSkip: 2, count: 16, strength: 1, vaeTiling: true, previewEvery: 5,
   });
   t.equal(normalized.prompt, 'a cat');
   t.equal(normalized.negativePrompt, 'blurry');

@@ -49,6 +49,13 @@ sdnode::Conditioning conditioningField(const Napi::Object& o, const char* name) 
   return out;
 }
 
+// A copy JS owns: the engine's vector is gone once the call returns.
+Napi::Uint8Array bytesToJs(Napi::Env env, const std::vector<uint8_t>& bytes) {
+  Napi::Uint8Array array = Napi::Uint8Array::New(env, bytes.size());
+  std::copy(bytes.begin(), bytes.end(), array.Data());
+  return array;
+}
+
 }  // namespace
 
 sdnode::Request requestFromJs(const Napi::Object& o) {
@@ -77,6 +84,8 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
     if (!tiling.IsBoolean()) badField(o.Env(), "vaeTiling", "a boolean");
     r.vaeTiling = tiling.As<Napi::Boolean>().Value();
   }
+  // Optional: callers from before previews existed get none.
+  if (!o.Get("previewEvery").IsUndefined()) r.previewEvery = intField(o, "previewEvery");
   return r;
 }
 
@@ -140,6 +149,13 @@ Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& p) {
   o.Set("image", p.image);
   o.Set("images", p.images);
   o.Set("elapsedMs", p.elapsedMs);
+  if (p.preview) {
+    Napi::Object preview = Napi::Object::New(env);
+    preview.Set("width", p.preview->width);
+    preview.Set("height", p.preview->height);
+    preview.Set("data", bytesToJs(env, p.preview->rgb));
+    o.Set("preview", preview);
+  }
   return o;
 }
 
@@ -151,9 +167,7 @@ Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images) 
     o.Set("width", image.width);
     o.Set("height", image.height);
     o.Set("seed", static_cast<double>(image.seed));
-    Napi::Uint8Array data = Napi::Uint8Array::New(env, image.rgb.size());
-    std::copy(image.rgb.begin(), image.rgb.end(), data.Data());
-    o.Set("data", data);
+    o.Set("data", bytesToJs(env, image.rgb));
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;

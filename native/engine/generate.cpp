@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "model_impl.h"
+#include "pixels.h"
+#include "preview.h"
 #include "rng.h"
 #include "samplers.h"
 #include "vae_tiles.h"
@@ -54,6 +56,9 @@ void DiffusionModel::checkRequest(const Request& r) const {
     fail("mask must hold width*height = " + std::to_string(pixels) + " bytes, got " + std::to_string(r.mask.size()));
   }
   if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
+  if (r.previewEvery < 0 || r.previewEvery > 1000) {
+    fail("previewEvery must be between 0 (off) and 1000, got " + std::to_string(r.previewEvery));
+  }
 }
 
 std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
@@ -84,12 +89,7 @@ std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& laten
   const int64_t W = width * info_.vaeScale, H = height * info_.vaeScale, plane = W * H;
   std::vector<uint8_t> rgb(plane * 3);
   for (int64_t p = 0; p < plane; p++) {
-    for (int c = 0; c < 3; c++) {
-      float v = (planes[c * plane + p] + 1.0f) * 0.5f;
-      v = v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v);
-      // Truncation, as the reference tools convert to 8 bits.
-      rgb[p * 3 + c] = static_cast<uint8_t>(v * 255.0f);
-    }
+    for (int c = 0; c < 3; c++) rgb[p * 3 + c] = signedUnitToByte(planes[c * plane + p]);
   }
   return rgb;
 }
@@ -136,6 +136,11 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       std::vector<float> x = rng->randn(static_cast<size_t>(latentSize));
       for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? start.initLatent[j] : 0.0f) + x[j] * sigmas[0];
 
+      // The preview shows the model's latest estimate of the clean image (the denoiser's x0 from the
+      // step's last model call), not x: x carries the remaining noise, which at early steps hides
+      // the picture completely, while x0 shows the composition from the first steps on.
+      std::vector<float> latestDenoised;
+      const bool previews = r.previewEvery > 0 && static_cast<bool>(callbacks.onProgress);
       SamplerHooks hooks;
       hooks.aborted = aborted;
       hooks.onStep = [&](int step, int steps) {
@@ -145,6 +150,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
         p.steps = steps;
         p.image = i;
         p.images = r.count;
+        if (previews && isPreviewStep(step, steps, r.previewEvery)) p.preview = previewOfLatent(latestDenoised, w, h);
         p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
         callbacks.onProgress(p);
       };
@@ -159,6 +165,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
             denoised[j] = start.initLatent[j] + m * (denoised[j] - start.initLatent[j]);
           }
         }
+        if (previews) latestDenoised = denoised;
         return denoised;
       };
       x = sample(r.sampler, model, std::move(x), sigmas, *rng, schedule_, hooks);

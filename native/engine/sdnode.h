@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -103,6 +104,17 @@ struct Request {
   // memory bounded by one tile at any size, pixels a little different from a whole-image pass
   // (images up to one tile: identical).
   bool vaeTiling = false;
+  // Report a preview of the current estimate with every n-th step's progress, and the last step's;
+  // 0: none. At most 1000.
+  int previewEvery = 0;
+};
+
+// A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed
+// linear map of the latent rather than the VAE.
+struct LatentPreview {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> rgb;  // width*height*3
 };
 
 struct Progress {
@@ -111,6 +123,7 @@ struct Progress {
   int image = 0;  // 0-based
   int images = 0;
   double elapsedMs = 0;
+  std::optional<LatentPreview> preview;  // on the steps Request::previewEvery asks for
 };
 
 struct Image {
