@@ -52,6 +52,8 @@ export interface ApiBody {
   status?: string;
   resultUrl?: string;
   imageUrls?: string[];
+  previewUrl?: string;
+  loaded?: string[];
   progress?: { currentImageIndex: number; currentImageProgress: number; totalImages: number };
   error?: { code: string; message: string };
   ready?: boolean;

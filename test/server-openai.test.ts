@@ -91,7 +91,7 @@ t.test('edits: transparent mask pixels become an inpainting mask; no transparenc
     prompt: 'a window',
   });
   t.match(await png(edited.data?.[0]?.b64_json), { width: 64, height: 64 });
-  t.match(model.calls[0], { method: 'inpaint', prompt: 'a window', strength: 1 });
+  t.match(model.calls[0], { method: 'inpaint', prompt: 'a window', strength: 1, maskBlur: 0 });
   const maskSent = model.calls[0]?.method === 'inpaint' ? (model.calls[0] as { mask?: Buffer }).mask : undefined;
   const { data } = await sharp(maskSent).greyscale().raw().toBuffer({ resolveWithObject: true });
   t.equal(data[0], 255, 'a transparent pixel repaints');

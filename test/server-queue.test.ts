@@ -27,6 +27,7 @@ t.test('a task goes QUEUED, IN_PROGRESS with progress, then COMPLETE with its im
     resultUrl: first.body.resultUrl,
     progress: { currentImageIndex: 0, currentImageProgress: 0.25, totalImages: 2 },
     imageUrls: [],
+    previewUrl: `${first.body.resultUrl}/preview.png`,
   });
   t.same((await getJson(`${url}/health`)).body.queue, { waiting: 1, running: 1 });
 
@@ -162,4 +163,43 @@ t.test('half-written leftovers of a crash are removed at start, finished tasks k
   t.same(await jobFolders(outputDir), [id]);
   t.same((await readdir(path.join(outputDir, id))).sort(), ['1.png', 'job.json']);
   t.equal((await getJson(`${second.url}${resultUrl}`)).body.status, 'COMPLETE');
+});
+
+t.test('a running task has a previewUrl serving a small PNG of the image being made', async (t) => {
+  const model = new FakeModel({ open: false });
+  const { url } = await startTestServer(t, { model });
+  const { body } = await postForm(`${url}/text-to-image`, { prompt: 'cat', steps: '4', width: '128', height: '64' });
+  const resultUrl = `${url}${body.resultUrl}`;
+  await pollTask(resultUrl, (status) => status.status === 'IN_PROGRESS');
+  t.equal((await getJson(`${resultUrl}/preview.png`)).status, 404, 'no preview before the first step');
+  model.release();
+  const [withPreview] = (await pollTask(resultUrl, (status) => status.previewUrl !== undefined)).slice(-1);
+  t.equal(withPreview?.previewUrl, `${body.resultUrl}/preview.png`);
+  const preview = await fetch(`${url}${withPreview?.previewUrl}`);
+  t.equal(preview.status, 200);
+  t.equal(preview.headers.get('cache-control'), 'no-store');
+  t.match(await sharp(Buffer.from(await preview.arrayBuffer())).metadata(), { format: 'png', width: 16, height: 8 });
+  model.release({ open: true });
+  const [done] = (await pollTask(resultUrl, (status) => status.status === 'COMPLETE')).slice(-1);
+  t.notOk(done?.previewUrl, 'no preview once complete');
+  t.equal((await getJson(`${resultUrl}/preview.png`)).status, 404);
+});
+
+t.test('DELETE cancels a waiting or running task: FAILED with code CANCELLED, the queue moves on', async (t) => {
+  const model = new FakeModel({ open: false });
+  const { url } = await startTestServer(t, { model });
+  const running = (await postForm(`${url}/text-to-image`, { prompt: 'running' })).body.resultUrl ?? '';
+  const waiting = (await postForm(`${url}/text-to-image`, { prompt: 'waiting' })).body.resultUrl ?? '';
+  const last = (await postForm(`${url}/text-to-image`, { prompt: 'last' })).body.resultUrl ?? '';
+  await pollTask(`${url}${running}`, (status) => status.status === 'IN_PROGRESS');
+  for (const resultUrl of [waiting, running]) {
+    const cancelled = await getJson(`${url}${resultUrl}`, { method: 'DELETE' });
+    t.equal(cancelled.status, 200);
+    t.match(cancelled.body, { status: 'FAILED', error: { code: 'CANCELLED' } });
+  }
+  model.release({ open: true });
+  await pollTask(`${url}${last}`, (status) => status.status === 'COMPLETE');
+  t.same(model.calls.map((call) => call.prompt), ['running', 'last'], 'the cancelled waiting task never ran');
+  t.equal(model.calls[0]?.signal?.aborted, true);
+  t.equal((await getJson(`${url}/text-to-image/AAAAAAAAAAAAAAAAAAAAAA`, { method: 'DELETE' })).status, 404);
 });

@@ -116,8 +116,9 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
     const parameters = {
       ...baseParameters(target, body.prompt, body.n, body.seed),
       ...generationSize(parseSize(body.size) ?? inputs.imageSize, { scaleToSize: true, ...target.settings }),
-      // A transparent area is repainted from scratch; without one the whole image changes by the preset's strength.
-      strength: inputs.mode === 'inpaint' ? 1 : (target.settings.strength ?? 0.75),
+      // A transparent area is repainted from scratch, with a hard edge: every opaque pixel is kept
+      // as it was. Without one the whole image changes by the preset's strength.
+      ...(inputs.mode === 'inpaint' ? { strength: 1, maskBlur: 0 } : { strength: target.settings.strength ?? 0.75 }),
     };
     const record = await jobs.submit({ mode: inputs.mode, dialect: tag, model: target.checkpoint.name, parameters, uploads: inputs.uploads });
     await answerWhenDone(context, urls, req, res, record, {
