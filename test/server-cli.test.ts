@@ -23,7 +23,7 @@ t.test('sdnode --help explains every option', async (t) => {
   const { code, output: help } = await runMain(t, ['--help']);
   t.equal(code, 0);
   for (const option of ['--model', '--port', '--host', '--concurrency', '--output', '--cert', '--key',
-    '--delete-incomplete', '--threads', '--backend', '--prediction', '--weight-type', '--max-queue', '--max-upload-mb', '--help', '--version']) {
+    '--delete-incomplete', '--threads', '--backend', '--prediction', '--weight-type', '--max-queue', '--max-upload-mb', '--models', '--max-loaded', '--api', '--api-key', '--presets', '--url-ttl', '--help', '--version']) {
     t.match(help, new RegExp(`^ +(-\\w, )?${option}\\b.*\\S`, 'm'), option);
   }
   t.match(help, /default 8888/);
@@ -47,6 +47,9 @@ t.test('an unknown option or a malformed number is a usage error with exit code 
     [['--prediction', 'x0'], /Expected one of auto, eps, v for --prediction but received x0/],
     [['--cert', 'cert.pem'], /HTTPS needs both --cert and --key/],
     [['frobnicate'], /Unknown command frobnicate/],
+    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai for --api but received m1,sdapi/],
+    [['--max-loaded', '0'], /between 1 and 64 for --max-loaded/],
+    [['--url-ttl', 'soon'], /Expected an integer for --url-ttl/],
   ];
   for (const [args, message] of cases) {
     const { code, output } = await runMain(t, args);
@@ -65,6 +68,26 @@ t.test('with no subcommand sdnode serves, and SIGTERM stops it cleanly', async (
   child.kill('SIGTERM');
   t.equal(await exitCode(child), 0);
   t.match(child.output(), /SIGTERM: finishing the current image/);
+});
+
+t.test('SDNODE_API_KEYS protects the server; a public --host without a key is warned about', async (t) => {
+  const child = spawnCli(['--port', '0', '--output', outputTestdir(t), '--api-key', 'one'], { SDNODE_API_KEYS: 'two, three' });
+  t.teardown(() => child.kill('SIGKILL'));
+  await waitForOutput(child, /listening on/);
+  const url = /listening on (http:\/\/\S+)/.exec(child.output())?.[1];
+  t.notMatch(child.output(), /without an API key/);
+  for (const [key, status] of [['one', 200], ['three', 200], ['four', 401]] as const) {
+    t.equal((await getJson(`${url}/v1/models`, { headers: { authorization: `Bearer ${key}` } })).status, status, key);
+  }
+  child.kill('SIGTERM');
+  await exitCode(child);
+
+  const open = spawnCli(['--port', '0', '--host', '0.0.0.0', '--output', outputTestdir(t)]);
+  t.teardown(() => open.kill('SIGKILL'));
+  await waitForOutput(open, /listening on/);
+  t.match(open.output(), /warning: listening on 0\.0\.0\.0 without an API key/);
+  open.kill('SIGTERM');
+  await exitCode(open);
 });
 
 t.test('--weight-type and --prediction reach the model the server loads', async (t) => {

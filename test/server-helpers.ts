@@ -193,10 +193,11 @@ const cliModule = fileURLToPath(new URL('../server/cli.ts', import.meta.url));
  * Runs `sdnode <args>` in a child process, straight from the TypeScript sources (bin/sdnode.js
  * needs dist/, which tests do not build).
  */
-export function spawnCli(args: string[]): ChildProcess & { output: () => string } {
+export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess & { output: () => string } {
   const script = `import { main } from ${JSON.stringify(cliModule)}; process.exitCode = await main(process.argv.slice(1));`;
   const child = spawn(process.execPath, [...process.execArgv, '--input-type=module', '-e', script, '--', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => {
