@@ -13,7 +13,7 @@ import type { PresetTable } from '../../models/presets.js';
 import {
   baseParameters, contentTypes, editInputs, encodeOutput, generationSize, parseSize, resolveTarget, type OutputFormat,
 } from './mapping.js';
-import { answerWhenDone } from './results.js';
+import { answerWhenDone, type ResultOptions } from './results.js';
 import {
   editSchema, fileParams, generationSchema, imagesResponseSchema, modelIdParams, modelListSchema, modelSchema,
   openaiErrorSchema, signedUrlQuery, streamEventSchema, variationSchema,
@@ -77,15 +77,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
       ...generationSize(parseSize(body.size), target.settings),
     };
     const record = await jobs.submit({ mode: 'txt2img', dialect: tag, model: target.checkpoint.name, parameters });
-    await answerWhenDone(context, urls, req, res, record, {
-      responseFormat: body.response_format ?? 'b64_json',
-      outputFormat: body.output_format ?? 'png',
-      compression: body.output_compression,
-      eventPrefix: 'image_generation',
-      stream: body.stream ? { partialImages: body.partial_images ?? 0 } : undefined,
-      quality: body.quality ?? 'auto',
-      background: body.background ?? 'auto',
-    });
+    await answerWhenDone(context, urls, req, res, record, resultOptions(body, 'image_generation'));
   });
 
   api.route(router, {
@@ -121,15 +113,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
       ...(inputs.mode === 'inpaint' ? { strength: 1, maskBlur: 0 } : { strength: target.settings.strength ?? 0.75 }),
     };
     const record = await jobs.submit({ mode: inputs.mode, dialect: tag, model: target.checkpoint.name, parameters, uploads: inputs.uploads });
-    await answerWhenDone(context, urls, req, res, record, {
-      responseFormat: body.response_format ?? 'b64_json',
-      outputFormat: body.output_format ?? 'png',
-      compression: body.output_compression,
-      eventPrefix: 'image_edit',
-      stream: body.stream ? { partialImages: body.partial_images ?? 0 } : undefined,
-      quality: body.quality ?? 'auto',
-      background: body.background ?? 'auto',
-    });
+    await answerWhenDone(context, urls, req, res, record, resultOptions(body, 'image_edit'));
   });
 
   api.route(router, {
@@ -155,15 +139,8 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
       strength: target.settings.strength ?? 0.75,
     };
     const record = await jobs.submit({ mode: 'img2img', dialect: tag, model: target.checkpoint.name, parameters, uploads: { image } });
-    await answerWhenDone(context, urls, req, res, record, {
-      responseFormat: body.response_format ?? 'url',
-      outputFormat: body.output_format ?? 'png',
-      compression: body.output_compression,
-      eventPrefix: 'image_edit',
-      stream: undefined,
-      quality: 'auto',
-      background: 'auto',
-    });
+    // DALL·E 2's variations answer with links unless asked otherwise.
+    await answerWhenDone(context, urls, req, res, record, resultOptions({ response_format: 'url', ...body }, 'image_edit'));
   });
 
   api.route(router, {
@@ -236,6 +213,22 @@ export const openaiErrorShape: ErrorShape = (error) => {
         : error.code.toLowerCase();
   return { status, body: { error: { message: error.message, type, param: error.param ?? null, code } } };
 };
+
+/** How to answer, from the fields every image route shares (absent ones take OpenAI's defaults). */
+function resultOptions(body: {
+  response_format?: 'url' | 'b64_json'; output_format?: OutputFormat; output_compression?: number;
+  stream?: boolean; partial_images?: number; quality?: string; background?: string;
+}, eventPrefix: ResultOptions['eventPrefix']): ResultOptions {
+  return {
+    responseFormat: body.response_format ?? 'b64_json',
+    outputFormat: body.output_format ?? 'png',
+    compression: body.output_compression,
+    eventPrefix,
+    stream: body.stream ? { partialImages: body.partial_images ?? 0 } : undefined,
+    quality: body.quality ?? 'auto',
+    background: body.background ?? 'auto',
+  };
+}
 
 function refuseTransparency(background: string | undefined): void {
   if (background === 'transparent') {
