@@ -5,6 +5,7 @@
 import type { Request, Response } from 'express';
 import sharp from 'sharp';
 
+import { clientGone } from '../../http/client-gone.js';
 import { ApiError } from '../../http/errors.js';
 import type { ServerContext } from '../../http/context.js';
 import type { JobPreview, JobRecord } from '../../jobs/job.js';
@@ -27,18 +28,15 @@ export interface ResultOptions {
 /** Resolves once the answer is sent (or the client has gone). */
 export async function answerWhenDone(context: ServerContext, urls: ResultUrls, req: Request, res: Response,
   record: JobRecord, options: ResultOptions): Promise<void> {
-  const clientGone = new AbortController();
-  res.on('close', () => {
-    if (!res.writableEnded) clientGone.abort();
-  });
+  const signal = clientGone(res);
   const created = Math.floor(Date.now() / 1000);
   const sizeLabel = outputSizeLabel(record);
   try {
     if (options.stream) {
-      await streamEvents(context, res, record, options, clientGone.signal, created, sizeLabel);
+      await streamEvents(context, res, record, options, signal, created, sizeLabel);
       return;
     }
-    const done = await context.jobs.wait(record.id, clientGone.signal);
+    const done = await context.jobs.wait(record.id, signal);
     throwIfFailed(done);
     const base = `${req.protocol}://${req.get('host') ?? 'localhost'}`;
     const data = [];

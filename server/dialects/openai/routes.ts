@@ -3,6 +3,7 @@
 
 import express, { Router } from 'express';
 
+import { watchClient } from '../../http/client-gone.js';
 import { ApiError, errorHandler, type ErrorShape } from '../../http/errors.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { formFields, parseWith } from '../../http/schema.js';
@@ -67,7 +68,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
     summary: 'Create images from a prompt',
     body: { contentType: 'application/json', schema: generationSchema },
     responses: { 200: imagesAnswer, ...errors },
-  }, keys.required(), express.json({ limit: '1mb' }), async (req, res) => {
+  }, keys.required(), watchClient, express.json({ limit: '1mb' }), async (req, res) => {
     accepting();
     const body = parseWith(generationSchema, req.body ?? {}, '/v1/images/generations');
     refuseTransparency(body.background);
@@ -94,7 +95,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
       ],
     },
     responses: { 200: imagesAnswer, ...errors, 413: { description: 'An upload is over --max-upload-mb', schema: openaiErrorSchema } },
-  }, keys.required(), multipart('/v1/images/edits', [
+  }, keys.required(), watchClient, multipart('/v1/images/edits', [
     { name: 'image', maxCount: 1 }, { name: 'image[]', maxCount: 1 }, { name: 'mask', maxCount: 1 },
   ]), async (req, res) => {
     accepting();
@@ -127,7 +128,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
       files: [{ name: 'image', required: true, description: 'PNG, JPEG or WebP' }],
     },
     responses: { 200: { description: 'The images', schema: imagesResponseSchema }, ...errors },
-  }, keys.required(), multipart('/v1/images/variations', [{ name: 'image', maxCount: 1 }]), async (req, res) => {
+  }, keys.required(), watchClient, multipart('/v1/images/variations', [{ name: 'image', maxCount: 1 }]), async (req, res) => {
     accepting();
     const body = parseWith(variationSchema, formFields(req.body), '/v1/images/variations');
     const image = await oneImage(req.files);
