@@ -142,6 +142,10 @@ t.test('errors arrive as the SDK\'s typed errors', async (t) => {
   await t.rejects(good.images.generate({ prompt: 'no room' }), { constructor: OpenAI.RateLimitError, status: 429 });
   model.release({ open: true });
   t.equal((await running).data?.length, 1);
+  const broken = await getJson(`${url}/v1/images/generations`, {
+    method: 'POST', headers: { authorization: 'Bearer right', 'content-type': 'application/json' }, body: '{not json',
+  });
+  t.match(broken, { status: 400, body: { error: { code: 'invalid_json', message: /not valid JSON/ } } });
   const missing = await getJson(`${url}/v1/images/nothing`, { headers: { authorization: 'Bearer right' } });
   t.match(missing, { status: 404, body: { error: { type: 'invalid_request_error' } } });
 });

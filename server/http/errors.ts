@@ -40,6 +40,9 @@ export function toApiError(err: unknown): ApiError {
   }
   if (err instanceof UnknownModelError) return new ApiError(404, 'MODEL_NOT_FOUND', err.message, { param: 'model' });
   if (err instanceof NoModelError) return new ApiError(503, 'MODEL_NOT_LOADED', err.message);
+  if (isJsonSyntaxError(err)) {
+    return new ApiError(400, 'INVALID_JSON', `The request body is not valid JSON: ${(err as Error).message}`);
+  }
   // Errors express and body-parser raise for malformed requests (bad JSON, a bad %-escape in the
   // path, a body over the limit) carry a 4xx status.
   const clientStatus = clientErrorStatus(err);
@@ -49,6 +52,10 @@ export function toApiError(err: unknown): ApiError {
     return new ApiError(clientStatus, code, message);
   }
   return new ApiError(500, 'INTERNAL_ERROR', 'The server failed to handle this request; see its log');
+}
+
+function isJsonSyntaxError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { type?: unknown }).type === 'entity.parse.failed';
 }
 
 function clientErrorStatus(err: unknown): number | undefined {
