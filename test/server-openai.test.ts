@@ -105,6 +105,23 @@ t.test('edits: transparent mask pixels become an inpainting mask; no transparenc
   t.match(model.calls[2], { method: 'inpaint' }, 'the image\'s own transparent pixels mark the edit');
 });
 
+t.test('bad uploads are 400s naming the field, and the server keeps serving', async (t) => {
+  const { url } = await startTestServer(t, { model: new FakeModel(), maxUploadMb: 0.05 });
+  const api = client(url);
+  const image = await toFile(await solidPng(64, 64), 'photo.png', { type: 'image/png' });
+  await t.rejects(api.images.edit({ image, mask: await toFile(await leftHalfTransparent(32, 32), 'm.png', { type: 'image/png' }), prompt: 'x' }),
+    { constructor: OpenAI.BadRequestError, error: { param: 'mask', message: /same size as image \(64x64\), but is 32x32/ } });
+  await t.rejects(api.images.edit({ image, mask: await toFile(await solidPng(64, 64), 'm.png', { type: 'image/png' }), prompt: 'x' }),
+    { constructor: OpenAI.BadRequestError, error: { param: 'mask', message: /alpha channel/ } });
+  await t.rejects(api.images.edit({ image: await toFile(Buffer.from('hello'), 'a.png', { type: 'image/png' }), prompt: 'x' }),
+    { constructor: OpenAI.BadRequestError, error: { param: 'image', message: /not a PNG, JPEG or WebP/ } });
+  await t.rejects(api.images.createVariation({ image: await toFile(Buffer.alloc(60 * 1024, 1), 'big.png', { type: 'image/png' }) }),
+    { status: 413, error: { param: 'image', message: /upload limit of 0\.05 MB/ } });
+  await t.rejects(api.images.edit({ image, prompt: 'x', n: 0 }), { constructor: OpenAI.BadRequestError, error: { param: 'n' } });
+  const result = await api.images.edit({ image, prompt: 'still serving' });
+  t.equal(result.data?.length, 1);
+});
+
 t.test('variations reuse the prompt in the image\'s parameters chunk', async (t) => {
   const model = new FakeModel();
   const { url } = await startTestServer(t, { model });
