@@ -4,6 +4,8 @@ import { fromNativeError } from './errors.js';
 import { addonOrThrow } from './model.js';
 import { samplerNames, schedulerNames } from './samplers.js';
 
+export { samplerDisplayNames } from './samplers.js';
+
 export type { DeviceInfo, SystemInfo } from '../bindings/native.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 
 import { weightTypes } from '../lib/index.js';
 import { dialectNames, isDialectName } from './dialects/index.js';
+import { parseApiAuth } from './dialects/a1111/auth.js';
 import { collectApiKeys } from './http/auth.js';
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from './parse.js';
@@ -16,6 +17,7 @@ const optionSpec = {
   models: { type: 'string' },
   'max-loaded': { type: 'string' },
   'api-key': { type: 'string', multiple: true },
+  'api-auth': { type: 'string' },
   api: { type: 'string' },
   presets: { type: 'string' },
   'url-ttl': { type: 'string' },
@@ -58,6 +60,8 @@ Serve options:
       --api-key <key>      Require Authorization: Bearer <key> on every route that generates, lists
                            or returns images (repeatable; also SDNODE_API_KEYS=k1,k2). /health,
                            /docs and /openapi.json stay open.
+      --api-auth <u:p,…>   HTTP basic auth for the AUTOMATIC1111 API (/sdapi), as A1111's own
+                           --api-auth; bearer keys from --api-key work there too.
       --presets <file>     JSON file mapping OpenAI model names (dall-e-3, …) to generation settings
                            in AUTOMATIC1111's field names (see the README).
       --url-ttl <seconds>  Lifetime of OpenAI response_format=url links (default 3600).
@@ -126,7 +130,7 @@ async function serve(values: CliValues): Promise<number> {
     throw error;
   }
   if (options.modelPath !== undefined) console.log(`Loading ${options.modelPath} …`);
-  if ((options.apiKeys ?? []).length === 0 && !isLoopback(options.host ?? '127.0.0.1')) {
+  if ((options.apiKeys ?? []).length === 0 && (options.apiAuth ?? []).length === 0 && !isLoopback(options.host ?? '127.0.0.1')) {
     console.warn(`sdnode: warning: listening on ${options.host} without an API key: anyone who can reach this `
       + 'machine can generate images and read the results. Set --api-key (or SDNODE_API_KEYS).');
   }
@@ -164,6 +168,7 @@ function serverOptions(values: CliValues): ServerOptions {
     modelsDir: values.models,
     maxLoaded: int('max-loaded', 1, 64),
     apiKeys: collectApiKeys(values['api-key'] ?? [], process.env.SDNODE_API_KEYS),
+    apiAuth: values['api-auth'] === undefined ? undefined : apiAuthPairs(values['api-auth']),
     apis: apis?.filter(isDialectName),
     presets: values.presets,
     urlTtlSeconds: int('url-ttl', 1, 365 * 24 * 3600),
@@ -244,6 +249,14 @@ function buildAddon(): Promise<number> {
 function usageError(message: string): number {
   console.error(`sdnode: ${message}\nRun sdnode --help for the options.`);
   return 2;
+}
+
+function apiAuthPairs(text: string): string[] {
+  try {
+    return parseApiAuth(text);
+  } catch (error) {
+    throw new InvalidFieldError('--api-auth', error instanceof Error ? error.message : String(error));
+  }
 }
 
 function isLoopback(host: string): boolean {

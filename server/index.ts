@@ -61,6 +61,8 @@ export interface ServerOptions {
   maxUploadMb?: number;
   /** API keys; when any is given, routes that generate, list or return images need one. */
   apiKeys?: string[];
+  /** AUTOMATIC1111's --api-auth: "user:pass" pairs for HTTP basic auth on /sdapi (besides apiKeys). */
+  apiAuth?: string[];
   /** Dialects to mount. Default all. */
   apis?: DialectName[];
   /** OpenAI model names → generation settings (AUTOMATIC1111 field names): a file path or the table. */
@@ -136,9 +138,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     log,
   };
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
-    presets: presets.table,
-    urlTtlSeconds: options.urlTtlSeconds ?? 3600,
-    urlSecret: await store.secret(),
+    openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
+    a1111: { basicAuth: options.apiAuth ?? [] },
   });
   const app = createApp(context, dialects, packageVersion());
   const server = tls ? https.createServer(tls, app) : http.createServer(app);

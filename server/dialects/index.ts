@@ -1,20 +1,27 @@
 // The API dialects a server can mount (--api), in the order their routes are tried.
 
 import type { Dialect, ServerContext } from '../http/context.js';
+import { a1111Dialect, type A1111Options } from './a1111/routes.js';
 import { m1Dialect } from './m1/routes.js';
 import { openaiDialect, type OpenAiOptions } from './openai/routes.js';
 
-export const dialectNames = ['m1', 'openai'] as const;
+export const dialectNames = ['m1', 'openai', 'a1111'] as const;
 export type DialectName = (typeof dialectNames)[number];
 
 export function isDialectName(value: string): value is DialectName {
   return (dialectNames as readonly string[]).includes(value);
 }
 
-export function selectDialects(names: readonly DialectName[], context: ServerContext, openai: OpenAiOptions): Dialect[] {
+export interface DialectOptions {
+  openai: OpenAiOptions;
+  a1111: A1111Options;
+}
+
+export function selectDialects(names: readonly DialectName[], context: ServerContext, options: DialectOptions): Dialect[] {
   const factories: Record<DialectName, () => Dialect> = {
     m1: () => m1Dialect(context),
-    openai: () => openaiDialect(context, openai),
+    openai: () => openaiDialect(context, options.openai),
+    a1111: () => a1111Dialect(context, options.a1111),
   };
   return dialectNames.filter((name) => names.includes(name)).map((name) => factories[name]());
 }

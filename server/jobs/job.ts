@@ -28,6 +28,29 @@ export interface JobParameters {
   maskBlur?: number;
   /** Run the VAE in tiles (the library's `vaeTiling`). */
   vaeTiling?: boolean;
+  /** CLIP skip in AUTOMATIC1111's numbering (the library's `clipSkip`). */
+  clipSkip?: number;
+  /** Seamless tiling (the library's `tiling`). */
+  tiling?: boolean;
+  /** Variation seed of the first image and how far toward it (the library's `subseed`, `subseedStrength`). */
+  subseed?: number;
+  subseedStrength?: number;
+  /** Size the noise is drawn at (the library's `seedResizeFromWidth/Height`). */
+  seedResizeFromWidth?: number;
+  seedResizeFromHeight?: number;
+  /** A second, image-to-image pass at a larger size (the library's `hires`). */
+  hires?: {
+    scale?: number;
+    width?: number;
+    height?: number;
+    upscaler?: string;
+    steps?: number;
+    denoisingStrength?: number;
+    prompt?: string;
+    negativePrompt?: string;
+  };
+  /** Inpaint only the mask's bounding box (plus this many pixels) at the full size, then paste it back. */
+  inpaintRegionPadding?: number;
   /** Scale each finished image to this size (an OpenAI size larger than the preset's pixel budget). */
   outputWidth?: number;
   outputHeight?: number;
@@ -63,6 +86,9 @@ export interface JobProgress {
   /** 0–1 within the current image. */
   currentImageProgress: number;
   totalImages: number;
+  /** Sampling step of the current image just finished, and how many it takes (once sampling started). */
+  step?: number;
+  steps?: number;
 }
 
 /** The latest preview of a running job: a small PNG of the current latent. */

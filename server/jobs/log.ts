@@ -10,6 +10,7 @@ export interface JobLog {
   step(record: JobRecord, imageIndex: number, step: number, steps: number): void;
   imageDone(record: JobRecord, imageIndex: number, elapsedMs: number, file: string): void;
   stopped(record: JobRecord, imagesDone: number): void;
+  skipped(record: JobRecord, imageIndex: number): void;
   completed(record: JobRecord): void;
   failed(record: JobRecord, error: JobError): void;
 }
@@ -37,6 +38,9 @@ export function terminalJobLog(write: WriteLine, now: () => number = Date.now): 
     },
     imageDone(record, imageIndex, elapsedMs, file) {
       line(record, `${imageLabel(record, imageIndex)} done in ${(elapsedMs / 1000).toFixed(1)} s → ${file}`);
+    },
+    skipped(record, imageIndex) {
+      line(record, `${imageLabel(record, imageIndex)} skipped`);
     },
     stopped(record, imagesDone) {
       line(record, `stopped after ${imagesDone}/${record.parameters.count} images; resumes at the next start`);

@@ -9,6 +9,8 @@ export interface QueuedJob {
   readonly jobId: string;
   /** Aborted when the job is cancelled or the queue closes with `abort`. */
   readonly signal: AbortSignal;
+  /** A signal for the next image: aborted with the job, or by `skip()` for this image alone. */
+  imageSignal(): AbortSignal;
   /** True once the job was cancelled: it ends FAILED with code CANCELLED and is not resumed. */
   cancelled(): boolean;
   /** True once the queue is closing: finish the current image, then return. */
@@ -50,6 +52,10 @@ export interface JobQueue {
    * resolves once its processor has returned ('aborted'); 'absent' when the queue does not hold it.
    */
   cancel(jobId: string): Promise<'removed' | 'aborted' | 'absent'>;
+  /** Stops the image a running job is making; the job goes on with its next image. False when not running. */
+  skip(jobId: string): Promise<boolean>;
+  /** Ids of the jobs a worker is on, oldest first. */
+  running(): Promise<string[]>;
   /** Live progress of a running job; undefined when it is not running. */
   progress(jobId: string): Promise<JobProgress | undefined>;
   /** The latest preview of a running job. */
@@ -92,6 +98,7 @@ export interface EmbeddedQueueOptions {
 
 interface RunningJob {
   controller: AbortController;
+  imageController: AbortController;
   cancelled: boolean;
   progress: JobProgress | undefined;
   preview: JobPreview | undefined;
@@ -138,6 +145,16 @@ export class EmbeddedQueue implements JobQueue {
     running.controller.abort();
     await running.settled;
     return 'aborted';
+  }
+
+  async skip(jobId: string): Promise<boolean> {
+    const running = this.#running.get(jobId);
+    running?.imageController.abort();
+    return running !== undefined;
+  }
+
+  async running(): Promise<string[]> {
+    return [...this.#running.keys()];
   }
 
   async progress(jobId: string): Promise<JobProgress | undefined> {
@@ -190,6 +207,7 @@ export class EmbeddedQueue implements JobQueue {
     let settle!: () => void;
     const running: RunningJob = {
       controller: new AbortController(),
+      imageController: new AbortController(),
       cancelled: false,
       progress: undefined,
       preview: undefined,
@@ -199,6 +217,10 @@ export class EmbeddedQueue implements JobQueue {
     const job: QueuedJob = {
       jobId,
       signal: running.controller.signal,
+      imageSignal: () => {
+        running.imageController = new AbortController();
+        return AbortSignal.any([running.controller.signal, running.imageController.signal]);
+      },
       cancelled: () => running.cancelled,
       stopRequested: () => this.#closing,
       reportProgress: (progress) => {

@@ -8,8 +8,9 @@ import sharp from 'sharp';
 import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type ImageOptions, type Model, type Progress }
   from '../../lib/index.js';
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
+import { inpaintMaskedRegion } from './inpaint-region.js';
 import type { JobLog } from './log.js';
-import type { JobProcessor, QueuedJob } from './queue.js';
+import type { JobProcessor } from './queue.js';
 import type { JobStore } from './store.js';
 import { isFinished, jobErrorCodes, type JobError, type JobRecord } from './job.js';
 
@@ -42,6 +43,8 @@ export function createJobProcessor({ store, models, log, previewEvery }: JobRunn
       const inputs = await readInputs(store, record);
       const lease = await models.acquire(await models.resolve(record.model));
       release = lease.release;
+      // Files are numbered 1, 2, … in the order images finish; a skipped image leaves no file, so
+      // after a skip the file number runs behind the image index (and its seed).
       for (let index = imagesDone; index < totalImages; index++) {
         if (job.stopRequested()) {
           log.stopped(record, imagesDone);
@@ -49,16 +52,28 @@ export function createJobProcessor({ store, models, log, previewEvery }: JobRunn
         }
         job.reportProgress({ currentImageIndex: index, currentImageProgress: 0, totalImages });
         const startedAt = Date.now();
-        const png = await generateImage(lease.model, record, inputs, index, job, previewEvery, (progress) => {
-          job.reportProgress({ currentImageIndex: index, currentImageProgress: progress.step / progress.steps, totalImages });
-          if (progress.preview) job.reportPreview({ png: progress.preview.png, imageIndex: index, step: progress.step });
-          log.step(record, index, progress.step, progress.steps);
-        });
-        await store.writeImage(record.id, index + 1, await scaledToOutput(png, record));
-        imagesDone = index + 1;
+        const signal = job.imageSignal();
+        let png: Buffer;
+        try {
+          png = await generateImage(lease.model, record, inputs, index, signal, previewEvery, (progress) => {
+            job.reportProgress({
+              currentImageIndex: index, currentImageProgress: progress.step / progress.steps, totalImages, step: progress.step, steps: progress.steps,
+            });
+            if (progress.preview) job.reportPreview({ png: progress.preview.png, imageIndex: index, step: progress.step });
+            log.step(record, index, progress.step, progress.steps);
+          });
+        } catch (error) {
+          if (signal.aborted && !job.signal.aborted) {
+            log.skipped(record, index);
+            continue;
+          }
+          throw error;
+        }
+        await store.writeImage(record.id, imagesDone + 1, await scaledToOutput(png, record));
+        imagesDone++;
         job.reportImage(imagesDone);
         log.imageDone(record, index, Date.now() - startedAt,
-          path.relative(process.cwd(), store.imagePath(record.id, index + 1)));
+          path.relative(process.cwd(), store.imagePath(record.id, imagesDone)));
       }
       await store.setState(record.id, 'COMPLETE');
       log.completed(record);
@@ -96,7 +111,7 @@ async function generateImage(
   record: JobRecord,
   inputs: JobInputs,
   index: number,
-  job: QueuedJob,
+  signal: AbortSignal,
   previewEvery: number,
   onProgress: (progress: Progress) => void,
 ): Promise<Buffer> {
@@ -111,10 +126,11 @@ async function generateImage(
     ...(p.sampler !== undefined && { sampler: p.sampler }),
     ...(p.scheduler !== undefined && { scheduler: p.scheduler }),
     ...(p.vaeTiling !== undefined && { vaeTiling: p.vaeTiling }),
+    ...(p.clipSkip !== undefined && { clipSkip: p.clipSkip }),
     ...(previewEvery > 0 && { previewEvery }),
     seed: p.seed + index,
     count: 1,
-    signal: job.signal,
+    signal,
     onProgress,
   };
   const strength = p.strength !== undefined ? { strength: p.strength } : {};
@@ -126,16 +142,26 @@ async function generateImage(
     case 'img2img':
       images = await model.imageToImage({ ...options, ...strength, image: requireInput(inputs.image, 'image') });
       break;
-    case 'inpaint':
-      images = await model.inpaint({
+    case 'inpaint': {
+      const inpaint = async (image: Buffer, mask: Buffer): Promise<Buffer> => firstPng(await model.inpaint({
         ...options,
         ...strength,
         ...(p.maskBlur !== undefined && { maskBlur: p.maskBlur }),
-        image: requireInput(inputs.image, 'image'),
-        mask: requireInput(inputs.mask, 'mask'),
-      });
-      break;
+        image,
+        mask,
+      }));
+      const image = requireInput(inputs.image, 'image');
+      const mask = requireInput(inputs.mask, 'mask');
+      if (p.inpaintRegionPadding !== undefined && p.width !== undefined && p.height !== undefined) {
+        return inpaintMaskedRegion(image, mask, p.width, p.height, p.inpaintRegionPadding, inpaint);
+      }
+      return inpaint(image, mask);
+    }
   }
+  return firstPng(images);
+}
+
+function firstPng(images: GeneratedImage[]): Buffer {
   const [image] = images;
   if (!image) throw new Error('The library returned no image');
   return image.png;

@@ -144,6 +144,16 @@ export class JobService {
     return true;
   }
 
+  /** Stops the image a running job is making; it goes on with the next. */
+  skip(id: string): Promise<boolean> {
+    return this.#queue.skip(id);
+  }
+
+  /** Ids of the running jobs, oldest first. */
+  running(): Promise<string[]> {
+    return this.#queue.running();
+  }
+
   counts(): Promise<QueueCounts> {
     return this.#queue.counts();
   }

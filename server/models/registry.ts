@@ -71,6 +71,7 @@ export class ModelRegistry {
   readonly #waiters: (() => void)[] = [];
   readonly #defaultEntry: ModelEntry | undefined;
   #clock = 0;
+  #chosenDefault: string | undefined;
 
   constructor(options: ModelRegistryOptions) {
     this.#options = options;
@@ -96,9 +97,20 @@ export class ModelRegistry {
     return this.#defaultEntry ? [this.#defaultEntry, ...entries] : entries;
   }
 
-  /** The default model: --model, else the first checkpoint in --models. */
+  /** The default model: the one chosen with `setDefault`, else --model, else the first in --models. */
   async defaultModel(): Promise<ModelEntry | undefined> {
+    if (this.#chosenDefault) {
+      const chosen = (await this.list()).find((entry) => entry.name === this.#chosenDefault);
+      if (chosen) return chosen;
+    }
     return this.#defaultEntry ?? (await this.list())[0];
+  }
+
+  /** Makes `name` the default for requests that name no model (AUTOMATIC1111's options). */
+  async setDefault(name: string): Promise<ModelEntry> {
+    const entry = await this.resolve(name);
+    this.#chosenDefault = entry.name;
+    return entry;
   }
 
   /** Names currently resident. */

@@ -68,7 +68,10 @@ export function statusBody(kind: M1Kind, { record, imagesDone, progress, hasPrev
 // The worker reports progress after it has written an image, so for a moment the files can be
 // ahead of the last report; the files win.
 function currentProgress(totalImages: number, imagesDone: number, reported: JobProgress | undefined): JobProgress {
-  if (reported && reported.currentImageIndex >= imagesDone) return reported;
+  if (reported && reported.currentImageIndex >= imagesDone) {
+    const { currentImageIndex, currentImageProgress } = reported;
+    return { currentImageIndex, currentImageProgress, totalImages };
+  }
   return imagesDone >= totalImages
     ? { currentImageIndex: totalImages - 1, currentImageProgress: 1, totalImages }
     : { currentImageIndex: imagesDone, currentImageProgress: 0, totalImages };

@@ -1,0 +1,190 @@
+// AUTOMATIC1111 ↔ jobs: its request fields to JobParameters (and the fields sdnode leaves aside,
+// reported, never silently dropped), and the `info` object of its answers.
+
+import { parseParameters, readPngText } from '../../../lib/index.js';
+import { ApiError } from '../../http/errors.js';
+import type { JobParameters } from '../../jobs/job.js';
+import { chosenSeed, multipleOf8, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import type { Img2ImgRequest, Txt2ImgRequest } from './schemas.js';
+import { img2imgSchema, txt2imgSchema } from './schemas.js';
+
+/** A1111's scheduler field values → sdnode's schedules ('automatic': the sampler's own). */
+const schedulerByA1111Name: Readonly<Record<string, string | undefined>> = {
+  automatic: undefined, uniform: 'discrete', karras: 'karras', exponential: 'exponential',
+};
+
+/** Server-wide settings a client can change with POST /sdapi/v1/options. */
+export interface A1111Settings {
+  /** CLIP_stop_at_last_layers; undefined: the model family's own choice. */
+  clipSkip: number | undefined;
+  samplesFormat: string;
+  /** Options sdnode keeps and reports but does not act on. */
+  other: Record<string, unknown>;
+}
+
+export interface MappedRequest {
+  parameters: JobParameters;
+  /** Checkpoint asked for with override_settings.sd_model_checkpoint. */
+  checkpoint: string | undefined;
+  /** Fields given that sdnode does not act on. */
+  ignored: string[];
+}
+
+export function txt2imgParameters(body: Txt2ImgRequest, settings: A1111Settings): MappedRequest {
+  const mapped = commonParameters(body, settings, Object.keys(txt2imgSchema.shape));
+  if (body.hr_checkpoint_name) mapped.ignored.push('hr_checkpoint_name');
+  if (body.hr_sampler_name) mapped.ignored.push('hr_sampler_name');
+  if (body.firstphase_width || body.firstphase_height) mapped.ignored.push('firstphase_width/firstphase_height');
+  if (body.enable_hr) {
+    const sized = body.hr_resize_x > 0 || body.hr_resize_y > 0;
+    mapped.parameters.hires = withoutUndefined({
+      ...(sized
+        ? { width: optionalSize('hr_resize_x', body.hr_resize_x), height: optionalSize('hr_resize_y', body.hr_resize_y) }
+        : { scale: body.hr_scale }),
+      upscaler: body.hr_upscaler ?? 'Latent',
+      steps: body.hr_second_pass_steps > 0 ? body.hr_second_pass_steps : undefined,
+      denoisingStrength: body.denoising_strength ?? 0.7,
+      prompt: body.hr_prompt === '' ? undefined : body.hr_prompt,
+      negativePrompt: body.hr_negative_prompt === '' ? undefined : body.hr_negative_prompt,
+    });
+  }
+  return mapped;
+}
+
+export function img2imgParameters(body: Img2ImgRequest, settings: A1111Settings): MappedRequest {
+  const mapped = commonParameters(body, settings, Object.keys(img2imgSchema.shape));
+  const { parameters } = mapped;
+  parameters.strength = body.denoising_strength ?? 0.75;
+  if (body.mask !== null) {
+    parameters.maskBlur = body.mask_blur ?? Math.max(body.mask_blur_x, body.mask_blur_y);
+    if (body.inpaint_full_res === true || body.inpaint_full_res === 1) parameters.inpaintRegionPadding = body.inpaint_full_res_padding;
+    if (body.inpainting_fill === 2 || body.inpainting_fill === 3) {
+      throw new ApiError(422, 'INVALID_PARAMETER',
+        'inpainting_fill 2 (latent noise) and 3 (latent nothing) are not supported yet; use 0 (fill) or 1 (original)',
+        { param: 'inpainting_fill' });
+    }
+  }
+  if (body.initial_noise_multiplier !== null && body.initial_noise_multiplier !== 1) mapped.ignored.push('initial_noise_multiplier');
+  if (body.image_cfg_scale !== null) mapped.ignored.push('image_cfg_scale');
+  if (body.init_images.length > 1) mapped.ignored.push('init_images beyond the first');
+  return mapped;
+}
+
+function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111Settings, known: string[]): MappedRequest {
+  const ignored = Object.keys(body).filter((key) => !known.includes(key));
+  if (body.restore_faces) ignored.push('restore_faces');
+  if (body.styles.length > 0) ignored.push('styles');
+  if (body.script_name) ignored.push('script_name');
+  if (Object.keys(body.alwayson_scripts).length > 0) ignored.push('alwayson_scripts');
+  if (body.eta !== null) ignored.push('eta');
+  if (body.refiner_checkpoint) {
+    // A refiner changes the picture: leaving it out silently would answer a different request.
+    throw new ApiError(422, 'INVALID_PARAMETER', 'refiner_checkpoint is not supported: sdnode runs SD 1.x/2.x checkpoints without a refiner',
+      { param: 'refiner_checkpoint' });
+  }
+  const { sd_model_checkpoint: checkpoint, CLIP_stop_at_last_layers: clipStop, ...otherSettings } = body.override_settings;
+  ignored.push(...Object.keys(otherSettings).map((key) => `override_settings.${key}`));
+  if (checkpoint !== undefined && typeof checkpoint !== 'string') {
+    throw new ApiError(422, 'INVALID_PARAMETER', 'override_settings.sd_model_checkpoint must be a checkpoint name', { param: 'override_settings' });
+  }
+  const clipSkip = clipStop === undefined ? settings.clipSkip : clipSkipValue(clipStop);
+  const sampler = body.sampler_name ?? body.sampler_index ?? 'Euler a';
+  const schedulerName = body.scheduler?.trim().toLowerCase();
+  if (schedulerName !== undefined && !(schedulerName in schedulerByA1111Name)) {
+    throw new ApiError(422, 'INVALID_PARAMETER',
+      `Expected one of Automatic, Uniform, Karras, Exponential for scheduler but received ${body.scheduler}`, { param: 'scheduler' });
+  }
+  const scheduler = schedulerName === undefined ? undefined : schedulerByA1111Name[schedulerName];
+  const seed = chosenSeed(body.seed);
+  const parameters: JobParameters = withoutUndefined({
+    prompt: body.prompt,
+    negativePrompt: body.negative_prompt === '' ? undefined : body.negative_prompt,
+    count: body.batch_size * body.n_iter,
+    seed,
+    steps: body.steps,
+    width: multipleOf8('width', body.width),
+    height: multipleOf8('height', body.height),
+    cfgScale: body.cfg_scale,
+    ...samplerFields(sampler, scheduler, { sampler: 'sampler_name', scheduler: 'scheduler' }),
+    clipSkip,
+    tiling: body.tiling === true ? true : undefined,
+    ...(body.subseed_strength > 0 && { subseed: chosenSeed(body.subseed), subseedStrength: body.subseed_strength }),
+    ...(body.seed_resize_from_w > 0 && body.seed_resize_from_h > 0
+      && { seedResizeFromWidth: body.seed_resize_from_w, seedResizeFromHeight: body.seed_resize_from_h }),
+  });
+  return { parameters, checkpoint, ignored };
+}
+
+function clipSkipValue(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 12) {
+    throw new ApiError(422, 'INVALID_PARAMETER',
+      `Expected an integer between 1 and 12 for override_settings.CLIP_stop_at_last_layers but received ${JSON.stringify(value)}`,
+      { param: 'override_settings' });
+  }
+  return value;
+}
+
+function optionalSize(field: string, value: number): number | undefined {
+  return value > 0 ? multipleOf8(field, value) : undefined;
+}
+
+export interface InfoContext {
+  body: Txt2ImgRequest | Img2ImgRequest;
+  parameters: JobParameters;
+  images: Buffer[];
+  modelName: string;
+  modelHash: string | null;
+  ignored: string[];
+  jobTimestamp: string;
+  version: string;
+  isInpainting: boolean;
+}
+
+/** A1111's `info`: prompts, seeds and settings per image, and each image's infotext. */
+export function infoObject(context: InfoContext): Record<string, unknown> {
+  const { body, parameters: p, images } = context;
+  const infotexts = images.map((png) => readPngText(png).parameters ?? '');
+  const seeds = infotexts.map((text, i) => Number(parseParameters(text).fields.Seed ?? p.seed + i));
+  const subseeds = seeds.map((_, i) => (p.subseed ?? -1) === -1 ? -1 : (p.subseed as number) + i);
+  const count = Math.max(images.length, 1);
+  return {
+    prompt: p.prompt,
+    all_prompts: Array.from({ length: count }, () => p.prompt),
+    negative_prompt: p.negativePrompt ?? '',
+    all_negative_prompts: Array.from({ length: count }, () => p.negativePrompt ?? ''),
+    seed: p.seed,
+    all_seeds: seeds.length > 0 ? seeds : [p.seed],
+    subseed: p.subseed ?? -1,
+    all_subseeds: subseeds.length > 0 ? subseeds : [p.subseed ?? -1],
+    subseed_strength: p.subseedStrength ?? 0,
+    width: p.width,
+    height: p.height,
+    sampler_name: body.sampler_name ?? body.sampler_index ?? 'Euler a',
+    cfg_scale: p.cfgScale,
+    steps: p.steps,
+    batch_size: body.batch_size,
+    restore_faces: false,
+    face_restoration_model: null,
+    sd_model_name: context.modelName,
+    sd_model_hash: context.modelHash,
+    sd_vae_name: null,
+    sd_vae_hash: null,
+    seed_resize_from_w: body.seed_resize_from_w,
+    seed_resize_from_h: body.seed_resize_from_h,
+    denoising_strength: p.strength ?? p.hires?.denoisingStrength ?? null,
+    extra_generation_params: {},
+    index_of_first_image: 0,
+    infotexts,
+    styles: body.styles,
+    job_timestamp: context.jobTimestamp,
+    clip_skip: p.clipSkip ?? 1,
+    is_using_inpainting_conditioning: context.isInpainting,
+    version: `sdnode ${context.version}`,
+    sdnode_ignored: context.ignored,
+  };
+}
+
+/** "20261130235959", as A1111 stamps jobs. */
+export function jobTimestamp(date: Date): string {
+  return date.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}

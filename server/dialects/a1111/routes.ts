@@ -1,0 +1,231 @@
+// AUTOMATIC1111's /sdapi/v1 API: txt2img and img2img answer when their job is done (a client that
+// leaves cancels it); progress, interrupt and skip act on the running A1111 job.
+
+import express, { Router, type RequestHandler } from 'express';
+
+import { clientGone, watchClient } from '../../http/client-gone.js';
+import type { Dialect, ServerContext } from '../../http/context.js';
+import { ApiError, errorHandler, type ErrorShape } from '../../http/errors.js';
+import { parseWith } from '../../http/schema.js';
+import type { JobMode, JobRecord } from '../../jobs/job.js';
+import { JobAbandonedError } from '../../jobs/service.js';
+import type { Upload } from '../../jobs/store.js';
+import { FileHashes } from '../../models/hashes.js';
+import { packageVersion } from '../../version.js';
+import { basicAuthUsers } from './auth.js';
+import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './images.js';
+import { infoRoutes } from './info-routes.js';
+import {
+  img2imgParameters, infoObject, jobTimestamp, txt2imgParameters, type A1111Settings, type MappedRequest,
+} from './mapping.js';
+import {
+  detailSchema, img2imgSchema, imagesResponseSchema, progressQuery, progressSchema, txt2imgSchema,
+  type Img2ImgRequest, type Txt2ImgRequest,
+} from './schemas.js';
+
+const tag = 'a1111';
+
+export interface A1111Options {
+  /** --api-auth users ("user:pass"): HTTP basic auth on /sdapi, besides the core's bearer keys. */
+  basicAuth: string[];
+}
+
+export function a1111Dialect(context: ServerContext, options: A1111Options): Dialect {
+  return {
+    name: tag,
+    description: 'AUTOMATIC1111\'s web UI API (/sdapi/v1): txt2img, img2img, progress, options, models, png-info',
+    router: () => a1111Router(context, options),
+  };
+}
+
+function a1111Router(context: ServerContext, options: A1111Options): Router {
+  const { api, jobs } = context;
+  const router = Router();
+  const settings: A1111Settings = { clipSkip: undefined, samplesFormat: 'png', other: {} };
+  const hashes = new FileHashes();
+  const auth = a1111Auth(context, options.basicAuth);
+  // Base64 images are a third larger than the files they hold.
+  const json = express.json({ limit: Math.ceil(context.maxUploadBytes * 4 / 3) * 2 + 1024 * 1024 });
+  const errors = {
+    401: { description: 'Credentials required or wrong', schema: detailSchema },
+    422: { description: 'A field is invalid: FastAPI\'s detail list naming it', schema: detailSchema },
+    500: { description: 'The generation failed', schema: detailSchema },
+  };
+
+  const generate = (kind: 'txt2img' | 'img2img'): RequestHandler => async (req, res) => {
+    if (!context.acceptingJobs()) throw new ApiError(503, 'SHUTTING_DOWN', 'The server is shutting down; retry later');
+    const body = kind === 'txt2img'
+      ? parseWith(txt2imgSchema, req.body ?? {}, '/sdapi/v1/txt2img')
+      : parseWith(img2imgSchema, req.body ?? {}, '/sdapi/v1/img2img');
+    const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
+    const checkpoint = await context.models.resolve(mapped.checkpoint);
+    const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);
+    const modelHash = hashes.shortHash(checkpoint.path).catch(() => null);
+    const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });
+    let done;
+    try {
+      done = await jobs.wait(record.id, clientGone(res));
+    } catch (error) {
+      if (error instanceof JobAbandonedError) return;
+      throw error;
+    }
+    // An interrupted job answers with the images it finished, as A1111 does.
+    if (done.record.state === 'FAILED' && done.record.error?.code !== 'CANCELLED') throw failure(done.record);
+    const images: Buffer[] = [];
+    for (let n = 1; n <= done.imagesDone; n++) images.push(await jobs.readImage(record.id, n));
+    const info = infoObject({
+      body, parameters: mapped.parameters, images, modelName: checkpoint.name, modelHash: await modelHash,
+      ignored: mapped.ignored, jobTimestamp: jobTimestamp(new Date(record.createdAt)), version: packageVersion(),
+      isInpainting: mode === 'inpaint',
+    });
+    const parameters = kind === 'img2img' && !(body as Img2ImgRequest).include_init_images
+      ? { ...body, init_images: null, mask: null }
+      : body;
+    res.json({
+      images: body.send_images ? images.map((png) => png.toString('base64')) : [],
+      parameters,
+      info: JSON.stringify(info),
+    });
+  };
+
+  for (const kind of ['txt2img', 'img2img'] as const) {
+    api.route(router, {
+      method: 'post',
+      path: `/sdapi/v1/${kind}`,
+      tag,
+      summary: kind === 'txt2img' ? 'Images from a prompt (with hires fix, variation seeds, tiling)' : 'Images from images, with an optional mask (inpainting)',
+      body: { contentType: 'application/json', schema: kind === 'txt2img' ? txt2imgSchema : img2imgSchema },
+      responses: { 200: { description: 'The images, the request with defaults, and info', schema: imagesResponseSchema }, ...errors },
+    }, auth, watchClient, json, generate(kind));
+  }
+
+  api.route(router, {
+    method: 'get',
+    path: '/sdapi/v1/progress',
+    tag,
+    summary: 'Progress of the running job, with its latest preview',
+    query: progressQuery,
+    responses: { 200: { description: 'Progress', schema: progressSchema }, 401: errors[401] },
+  }, auth, async (req, res) => {
+    const skipImage = req.query.skip_current_image === 'true';
+    res.json(await progressBody(context, skipImage));
+  });
+
+  for (const action of ['interrupt', 'skip'] as const) {
+    api.route(router, {
+      method: 'post',
+      path: `/sdapi/v1/${action}`,
+      tag,
+      summary: action === 'interrupt'
+        ? 'Stop the running job; its request answers with the images finished so far'
+        : 'Skip the image being made; the job goes on with the next',
+      responses: { 200: { description: 'Done (also when nothing was running)' }, 401: errors[401] },
+    }, auth, async (_req, res) => {
+      const id = await currentJob(context);
+      if (id !== undefined) {
+        if (action === 'interrupt') await jobs.cancel(id);
+        else await jobs.skip(id);
+      }
+      res.json(null);
+    });
+  }
+
+  infoRoutes(router, context, { tag, auth, json, settings, hashes, errors });
+  api.refuseOtherMethods(router, tag);
+  router.use('/sdapi', (req, _res, next) => {
+    next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see /docs`));
+  });
+  router.use('/sdapi', errorHandler(context.log, a1111ErrorShape));
+  return router;
+}
+
+/** FastAPI's shapes: 422 with a `detail` list for invalid fields, `{ detail: message }` otherwise. */
+export const a1111ErrorShape: ErrorShape = (error) => {
+  if (error.status === 400 || error.status === 422) {
+    return {
+      status: 422,
+      body: { detail: [{ loc: ['body', ...(error.param ? error.param.split('.') : [])], msg: error.message, type: 'value_error' }] },
+    };
+  }
+  return { body: { detail: error.message } };
+};
+
+function failure(record: JobRecord): ApiError {
+  const error = record.error ?? { code: 'GENERATION_FAILED', message: 'The generation failed' };
+  return new ApiError(error.code === 'INVALID_PARAMETER' ? 422 : 500, error.code, error.message);
+}
+
+async function img2imgInputs(body: Img2ImgRequest, mapped: MappedRequest):
+  Promise<{ mode: JobMode; uploads: Partial<Record<'image' | 'mask', Upload>> }> {
+  const { width = 512, height = 512 } = mapped.parameters;
+  const init = await base64Image('init_images', body.init_images[0] as string);
+  let image = await resized(Buffer.from(init.data), body.resize_mode, width, height);
+  if (body.mask === null) return { mode: 'img2img', uploads: { image: { ext: 'png', data: image } } };
+  const mask = await base64Image('mask', body.mask);
+  const bytes = await maskBytes(Buffer.from(mask.data), width, height, body.resize_mode, body.inpainting_mask_invert === 1);
+  if (body.inpainting_fill === 0) image = await filledUnderMask(image, bytes, width, height);
+  return {
+    mode: 'inpaint',
+    uploads: { image: { ext: 'png', data: image }, mask: { ext: 'png', data: await greyPng(bytes, width, height) } },
+  };
+}
+
+/** The oldest running job made through this API, else the oldest running job. */
+async function currentJob(context: ServerContext): Promise<string | undefined> {
+  const running = await context.jobs.running();
+  for (const id of running) {
+    if ((await context.jobs.find(id))?.record.dialect === tag) return id;
+  }
+  return running[0];
+}
+
+async function progressBody(context: ServerContext, skipImage: boolean) {
+  const id = await currentJob(context);
+  const snapshot = id === undefined ? undefined : await context.jobs.find(id);
+  const idle = {
+    progress: 0,
+    eta_relative: 0,
+    state: { skipped: false, interrupted: false, job: '', job_count: 0, job_timestamp: '0', job_no: 0, sampling_step: 0, sampling_steps: 0 },
+    current_image: null,
+    textinfo: null,
+  };
+  if (!snapshot || id === undefined) return idle;
+  const { record, progress, imagesDone } = snapshot;
+  const total = record.parameters.count;
+  const fraction = Math.min(1, (imagesDone + (progress && progress.currentImageIndex >= imagesDone ? progress.currentImageProgress : 0)) / total);
+  const elapsedSeconds = (Date.now() - Date.parse(record.updatedAt)) / 1000;
+  const preview = skipImage ? undefined : await context.jobs.preview(id);
+  return {
+    progress: fraction,
+    eta_relative: fraction > 0 ? Math.max(0, (elapsedSeconds / fraction) - elapsedSeconds) : 0,
+    state: {
+      skipped: false,
+      interrupted: false,
+      job: `job ${id}`,
+      job_count: total,
+      job_timestamp: jobTimestamp(new Date(record.createdAt)),
+      job_no: progress?.currentImageIndex ?? imagesDone,
+      sampling_step: progress?.step ?? 0,
+      sampling_steps: progress?.steps ?? record.parameters.steps ?? 0,
+    },
+    current_image: preview ? preview.png.toString('base64') : null,
+    textinfo: null,
+  };
+}
+
+function a1111Auth(context: ServerContext, basicAuth: string[]): RequestHandler {
+  const users = basicAuthUsers(basicAuth);
+  return (req, _res, next) => {
+    if (!context.keys.enabled && !users.enabled) {
+      next();
+      return;
+    }
+    if ((context.keys.enabled && context.keys.accepts(req)) || (users.enabled && users.accepts(req))) {
+      next();
+      return;
+    }
+    next(new ApiError(401, 'UNAUTHORIZED', 'Incorrect username or password', {
+      headers: { 'WWW-Authenticate': users.enabled ? 'Basic' : 'Bearer' },
+    }));
+  };
+}

@@ -1,0 +1,136 @@
+// AUTOMATIC1111's /sdapi/v1 requests and responses, with its field names and its defaults (the
+// API's own: 50 steps, "Euler a" when no sampler is named), so that a client written for it gets
+// the same kind of answers.
+
+import { z } from 'zod';
+
+const seed = z.number().int().min(-1).max(2 ** 32 - 1);
+
+/** Fields txt2img and img2img share, with A1111's defaults. */
+const common = {
+  prompt: z.string().default(''),
+  negative_prompt: z.string().default(''),
+  styles: z.array(z.string()).default([]).meta({ description: 'Prompt styles; sdnode has none, so any given are reported as ignored' }),
+  seed: seed.default(-1).meta({ description: 'Seed of the first image; -1: random. Image i uses seed + i' }),
+  subseed: seed.default(-1).meta({ description: 'Variation seed; -1: random' }),
+  subseed_strength: z.number().min(0).max(1).default(0).meta({ description: 'How far the noise moves toward the variation seed\'s, 0–1' }),
+  seed_resize_from_h: z.number().int().min(-1).max(2048).default(-1),
+  seed_resize_from_w: z.number().int().min(-1).max(2048).default(-1),
+  sampler_name: z.string().nullable().default(null).meta({ description: 'A1111 sampler name, e.g. "DPM++ 2M Karras" or "Euler a" (default)' }),
+  sampler_index: z.string().nullable().default(null).meta({ description: 'Older name of sampler_name' }),
+  scheduler: z.string().nullable().default(null).meta({ description: 'Automatic, Uniform, Karras or Exponential (A1111 1.9+)' }),
+  batch_size: z.number().int().min(1).max(16).default(1),
+  n_iter: z.number().int().min(1).max(16).default(1),
+  steps: z.number().int().min(1).max(150).default(50),
+  cfg_scale: z.number().min(0).max(30).default(7),
+  width: z.number().int().min(64).max(2048).default(512),
+  height: z.number().int().min(64).max(2048).default(512),
+  restore_faces: z.boolean().nullable().default(null),
+  tiling: z.boolean().nullable().default(null).meta({ description: 'Seamless tiling: the image repeats without seams' }),
+  do_not_save_samples: z.boolean().default(false),
+  do_not_save_grid: z.boolean().default(false),
+  denoising_strength: z.number().min(0).max(1).nullable().default(null),
+  override_settings: z.record(z.string(), z.unknown()).default({})
+    .meta({ description: 'sd_model_checkpoint switches the checkpoint for this request; CLIP_stop_at_last_layers sets clip skip' }),
+  override_settings_restore_afterwards: z.boolean().default(true),
+  send_images: z.boolean().default(true),
+  save_images: z.boolean().default(false),
+  script_name: z.string().nullable().default(null),
+  script_args: z.array(z.unknown()).default([]),
+  alwayson_scripts: z.record(z.string(), z.unknown()).default({}),
+  refiner_checkpoint: z.string().nullable().default(null),
+  refiner_switch_at: z.number().nullable().default(null),
+  eta: z.number().nullable().default(null),
+  force_task_id: z.string().nullable().default(null),
+};
+
+export const txt2imgSchema = z.looseObject({
+  ...common,
+  enable_hr: z.boolean().default(false),
+  hr_scale: z.number().min(1).max(4).default(2),
+  hr_upscaler: z.string().nullable().default('Latent'),
+  hr_second_pass_steps: z.number().int().min(0).max(150).default(0),
+  hr_resize_x: z.number().int().min(0).max(2048).default(0),
+  hr_resize_y: z.number().int().min(0).max(2048).default(0),
+  hr_prompt: z.string().default(''),
+  hr_negative_prompt: z.string().default(''),
+  hr_checkpoint_name: z.string().nullable().default(null),
+  hr_sampler_name: z.string().nullable().default(null),
+  firstphase_width: z.number().int().default(0),
+  firstphase_height: z.number().int().default(0),
+});
+export type Txt2ImgRequest = z.output<typeof txt2imgSchema>;
+
+export const img2imgSchema = z.looseObject({
+  ...common,
+  init_images: z.array(z.string()).min(1, 'init_images needs one base64 image').meta({ description: 'Base64 images, with or without a data: URL prefix; the first is used' }),
+  resize_mode: z.number().int().min(0).max(3).default(0)
+    .meta({ description: '0 just resize, 1 crop and resize, 2 resize and fill, 3 latent upscale (as just resize)' }),
+  mask: z.string().nullable().default(null).meta({ description: 'Base64 mask: white repaints, black keeps' }),
+  mask_blur: z.number().int().min(0).max(64).nullable().default(null),
+  mask_blur_x: z.number().int().min(0).max(64).default(4),
+  mask_blur_y: z.number().int().min(0).max(64).default(4),
+  inpainting_fill: z.number().int().min(0).max(3).default(0)
+    .meta({ description: 'Masked content: 0 fill, 1 original, 2 latent noise, 3 latent nothing' }),
+  inpaint_full_res: z.union([z.boolean(), z.number().int().min(0).max(1)]).default(true)
+    .meta({ description: 'Inpaint only the masked region at full resolution, then paste it back' }),
+  inpaint_full_res_padding: z.number().int().min(0).max(256).default(32),
+  inpainting_mask_invert: z.number().int().min(0).max(1).default(0),
+  initial_noise_multiplier: z.number().min(0).max(2).nullable().default(null),
+  include_init_images: z.boolean().default(false),
+  image_cfg_scale: z.number().nullable().default(null),
+});
+export type Img2ImgRequest = z.output<typeof img2imgSchema>;
+
+export const imagesResponseSchema = z.object({
+  images: z.array(z.string()).meta({ description: 'Base64 PNGs' }),
+  parameters: z.record(z.string(), z.unknown()).meta({ description: 'The request with its defaults filled in' }),
+  info: z.string().meta({ description: 'A JSON string: prompts, seeds, sizes, infotexts (one A1111 parameters text per image) …' }),
+});
+
+export const progressQuery = z.object({
+  skip_current_image: z.enum(['true', 'false']).optional().meta({ description: 'Leave out current_image' }),
+});
+
+export const progressSchema = z.object({
+  progress: z.number(),
+  eta_relative: z.number(),
+  state: z.object({
+    skipped: z.boolean(),
+    interrupted: z.boolean(),
+    job: z.string(),
+    job_count: z.number().int(),
+    job_timestamp: z.string(),
+    job_no: z.number().int(),
+    sampling_step: z.number().int(),
+    sampling_steps: z.number().int(),
+  }),
+  current_image: z.string().nullable(),
+  textinfo: z.string().nullable(),
+});
+
+export const optionsSchema = z.record(z.string(), z.unknown());
+
+export const pngInfoSchema = z.object({ image: z.string().meta({ description: 'Base64 PNG (data URL prefix allowed)' }) });
+export const pngInfoResponseSchema = z.object({
+  info: z.string(),
+  items: z.record(z.string(), z.string()),
+  parameters: z.record(z.string(), z.unknown()),
+});
+
+export const sdModelSchema = z.object({
+  title: z.string(),
+  model_name: z.string(),
+  hash: z.string().nullable(),
+  sha256: z.string().nullable(),
+  filename: z.string(),
+  config: z.string().nullable(),
+});
+
+/** FastAPI's error bodies: a list of problems for a 422, a message otherwise. */
+export const detailSchema = z.object({
+  detail: z.union([
+    z.string(),
+    z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string(), type: z.string() })),
+  ]),
+});
