@@ -21,7 +21,8 @@ t.test('/openapi.json validates as OpenAPI 3.1 and documents every dialect\'s ro
   const result = await validator.validate(document as unknown as object);
   t.ok(result.valid, `valid: ${JSON.stringify(result.errors ?? []).slice(0, 2000)}`);
   for (const path of ['/text-to-image', '/image-to-image', '/inpaint-image', '/text-to-image/{id}', '/text-to-image/{id}/{file}',
-    '/v1/images/generations', '/v1/images/edits', '/v1/images/variations', '/v1/models', '/v1/models/{id}']) {
+    '/v1/images/generations', '/v1/images/edits', '/v1/images/variations', '/v1/models', '/v1/models/{id}',
+    '/sdapi/v1/txt2img', '/sdapi/v1/img2img', '/sdapi/v1/progress', '/sdapi/v1/options', '/sdapi/v1/png-info']) {
     t.ok(document.paths[path], `documents ${path}`);
   }
   const m1Form = document.paths['/text-to-image']?.post?.requestBody as { content: Record<string, { schema: { properties: Record<string, unknown> } }> };
