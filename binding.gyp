@@ -5,7 +5,8 @@
       "sources": [
         "native/addon/addon.cc",
         "native/addon/convert.cc",
-        "native/addon/model_wrap.cc"
+        "native/addon/model_wrap.cc",
+        "native/addon/safety_checker_wrap.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

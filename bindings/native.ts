@@ -138,8 +138,47 @@ export interface NativeModel {
   close(): void;
 }
 
+export interface NativeSafetyCheckerOptions {
+  /** 'auto' | 'cpu' | 'metal' | 'cuda' */
+  backend: string;
+  /** Worker threads for the CPU backend, >= 1. */
+  threads: number;
+}
+
+/** What the engine read from a safety checker file. */
+export interface NativeSafetyCheckerInfo {
+  /** Side of the square input in pixels (224 for ViT-L/14). */
+  imageSize: number;
+  /** Concept embeddings (17) and special-care embeddings (3). */
+  concepts: number;
+  specialConcepts: number;
+  weightBytes: number;
+  backend: string;
+}
+
+export interface NativeSafetyVerdict {
+  nsfw: boolean;
+  specialCare: boolean;
+  /** Per concept: cosine similarity less its threshold, plus the special-care adjustment. */
+  conceptScores: Float32Array;
+  specialScores: Float32Array;
+}
+
+export interface NativeSafetyChecker {
+  readonly info: NativeSafetyCheckerInfo;
+  /**
+   * `pixels`: `count` images of planes [3, imageSize, imageSize], normalised as CLIP's image
+   * processor does. Runs off the main thread.
+   */
+  check(pixels: Float32Array, count: number): Promise<NativeSafetyVerdict[]>;
+  /** Frees the weights now; later calls reject with 'ERR_CHECKER_CLOSED'. */
+  close(): void;
+}
+
 export interface NativeAddon {
   systemInfo(): SystemInfo;
   /** Runs off the main thread. Rejects with an Error carrying `code` (ERR_MODEL_FORMAT, …). */
   loadModel(path: string, options: NativeLoadOptions): Promise<NativeModel>;
+  /** Runs off the main thread. Absent from addons built before the safety checker existed. */
+  loadSafetyChecker?(path: string, options: NativeSafetyCheckerOptions): Promise<NativeSafetyChecker>;
 }

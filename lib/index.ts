@@ -14,6 +14,9 @@ export type {
   ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Preview, Progress, WeightType,
 } from './options.js';
 export { resolveSampler, weightTypes } from './options.js';
+export {
+  loadSafetyChecker, SafetyChecker, type ImageInputs, type SafetyCheckerInfo, type SafetyCheckerLoadOptions, type SafetyResult,
+} from './safety-checker.js';
 export { insertPngText, parseParameters, readPngText, type ParsedParameters } from './png-metadata.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */

@@ -17,6 +17,7 @@ import {
 import { formatParameters } from './png-metadata.js';
 import { encodeRgbPng } from './png.js';
 import { buildConditioning } from './prompt.js';
+import { checkGenerated, type SafetyResult } from './safety-checker.js';
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
@@ -54,6 +55,13 @@ export interface GeneratedImage {
   height: number;
   /** AUTOMATIC1111-style generation parameters, as in the PNG's `parameters` chunk. */
   parameters: string;
+  /**
+   * Whether the call's `safetyChecker` flagged this image (with `safetyCheck: 'filter'`, the
+   * default, its pixels are then black). Absent when the call gave no checker.
+   */
+  nsfw?: boolean;
+  /** The safety checker's scores for this image; absent when the call gave no checker. */
+  safety?: SafetyResult;
 }
 
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
@@ -196,9 +204,15 @@ export class Model {
     if (signal?.aborted) throw abortError(signal);
 
     const modelName = path.basename(this.path, path.extname(this.path));
-    return Promise.all(images.map(async ({ width, height, data, seed }) => {
+    const { safety } = request;
+    const verdicts = safety ? await checkGenerated(safety.checker, images) : [];
+    return Promise.all(images.map(async ({ width, height, data, seed }, i) => {
       const parameters = formatParameters(request, seed, modelName);
-      return { png: await encodePng(data, width, height, parameters), seed, width, height, parameters };
+      const verdict = verdicts[i];
+      // As the reference pipeline: a flagged image becomes a black one of the same size.
+      if (verdict?.nsfw && safety?.filter) data.fill(0);
+      const png = await encodePng(data, width, height, parameters);
+      return { png, seed, width, height, parameters, ...(verdict && { nsfw: verdict.nsfw, safety: verdict }) };
     }));
   }
 }

@@ -5,6 +5,7 @@
 import { randomInt } from 'node:crypto';
 
 import type { NativeRequest } from '../bindings/native.js';
+import { SafetyChecker } from './safety-checker.js';
 import {
   defaultScheduler, findSampler, findScheduler, samplerDisplayNames, samplerNames, schedulerNames,
 } from './samplers.js';
@@ -123,6 +124,17 @@ export interface ImageOptions {
    * or 1 when `previews` is true.
    */
   previewEvery?: number;
+  /**
+   * Checks every image with this safety checker (see `loadSafetyChecker()`); each result then
+   * carries `nsfw` and `safety`. Default none: images are not checked.
+   */
+  safetyChecker?: SafetyChecker;
+  /**
+   * What happens to an image the safety checker flags: 'filter' replaces its pixels with black, as
+   * the reference Stable Diffusion pipeline does; 'report' keeps them and only sets `nsfw`. Needs
+   * `safetyChecker`. Default 'filter'.
+   */
+  safetyCheck?: 'report' | 'filter';
   /** Aborts the call: before it starts it never runs; while it runs it stops within one step. Rejects with an AbortError. */
   signal?: AbortSignal;
   /** Called after every sampling step, in order. */
@@ -175,6 +187,8 @@ export interface NormalizedImageOptions {
   mask?: ImageInput;
   /** Mask blur sigma in pixels (inpaint). */
   maskBlur: number;
+  /** The safety checker to run on each image, and whether a flagged image is blacked out. */
+  safety?: { checker: SafetyChecker; filter: boolean };
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -187,7 +201,8 @@ const MAX_SEED = 2 ** 32 - 1;
 
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
-  'count', 'rng', 'clipSkip', 'vaeTiling', 'previews', 'previewEvery', 'signal', 'onProgress',
+  'count', 'rng', 'clipSkip', 'vaeTiling', 'previews', 'previewEvery', 'safetyChecker', 'safetyCheck', 'signal',
+  'onProgress',
 ] as const;
 const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   txt2img: imageOptionKeys,
@@ -235,6 +250,8 @@ export function normalizeImageOptions(
   };
   if (isImageMode) normalized.image = imageInput(o.image, 'image');
   if (mode === 'inpaint') normalized.mask = imageInput(o.mask, 'mask');
+  const safety = safetyOptions(o.safetyChecker, o.safetyCheck);
+  if (safety) normalized.safety = safety;
   if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
   if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
   return normalized;
@@ -399,6 +416,16 @@ function imageInput(value: unknown, name: string): ImageInput {
   const expected = 'Buffer, Uint8Array or file path of a PNG, JPEG or WebP image';
   if (value instanceof Uint8Array || typeof value === 'string' && value.length > 0) return value;
   throw invalid(TypeError, name, expected, value);
+}
+
+function safetyOptions(checker: unknown, mode: unknown): NormalizedImageOptions['safety'] {
+  const filter = oneOf(mode, 'safetyCheck', ['report', 'filter'], 'filter') === 'filter';
+  if (checker === undefined) {
+    if (mode !== undefined) throw new TypeError(`safetyCheck is ${JSON.stringify(mode)} but no safetyChecker was given; load one with loadSafetyChecker()`);
+    return undefined;
+  }
+  if (!(checker instanceof SafetyChecker)) throw invalid(TypeError, 'safetyChecker', 'SafetyChecker from loadSafetyChecker()', checker);
+  return { checker, filter };
 }
 
 function abortSignal(value: unknown, name: string): AbortSignal {

@@ -1,8 +1,9 @@
-// Module entry: systemInfo(), loadModel(), and the Model class.
+// Module entry: systemInfo(), loadModel(), loadSafetyChecker(), and the Model and SafetyChecker classes.
 #include <napi.h>
 
 #include "convert.h"
 #include "model_wrap.h"
+#include "safety_checker_wrap.h"
 
 namespace sdnode_addon {
 
@@ -14,6 +15,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("Model", ModelWrap::Define(env));
+  exports.Set("loadSafetyChecker", Napi::Function::New(env, LoadSafetyChecker, "loadSafetyChecker"));
+  exports.Set("SafetyChecker", SafetyCheckerWrap::Define(env));
   return exports;
 }
 

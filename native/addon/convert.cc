@@ -100,6 +100,14 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
   return p;
 }
 
+sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, const Napi::Object& options) {
+  sdnode::SafetyCheckerParams p;
+  p.path = path;
+  p.backend = stringField(options, "backend");
+  p.threads = intField(options, "threads");
+  return p;
+}
+
 Napi::Object systemInfoToJs(Napi::Env env, const sdnode::SystemInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("engineVersion", info.engineVersion);
@@ -168,6 +176,34 @@ Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images) 
     o.Set("height", image.height);
     o.Set("seed", static_cast<double>(image.seed));
     o.Set("data", bytesToJs(env, image.rgb));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+Napi::Object safetyCheckerInfoToJs(Napi::Env env, const sdnode::SafetyCheckerInfo& info) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("imageSize", info.imageSize);
+  o.Set("concepts", info.concepts);
+  o.Set("specialConcepts", info.specialConcepts);
+  o.Set("weightBytes", static_cast<double>(info.weightBytes));
+  o.Set("backend", info.backend);
+  return o;
+}
+
+Napi::Array verdictsToJs(Napi::Env env, const std::vector<sdnode::SafetyVerdict>& verdicts) {
+  auto floats = [&](const std::vector<float>& values) {
+    Napi::Float32Array array = Napi::Float32Array::New(env, values.size());
+    std::copy(values.begin(), values.end(), array.Data());
+    return array;
+  };
+  Napi::Array out = Napi::Array::New(env, verdicts.size());
+  for (size_t i = 0; i < verdicts.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("nsfw", verdicts[i].nsfw);
+    o.Set("specialCare", verdicts[i].specialCare);
+    o.Set("conceptScores", floats(verdicts[i].conceptScores));
+    o.Set("specialScores", floats(verdicts[i].specialScores));
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;

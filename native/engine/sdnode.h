@@ -147,6 +147,44 @@ class Model {
   virtual std::vector<Image> generate(const Request& request, const Callbacks& callbacks) = 0;
 };
 
+// The safety checker Stable Diffusion releases ship (CompVis/stable-diffusion-safety-checker, in
+// Hugging Face's transformers layout): a CLIP vision tower with its projection, and concept
+// embeddings with per-concept thresholds. Sizes are read from the file.
+struct SafetyCheckerParams {
+  std::string path;
+  std::string backend = "auto";  // auto | cpu | metal | cuda
+  int threads = 0;               // 0: physical cores
+};
+
+struct SafetyCheckerInfo {
+  int imageSize = 224;  // side of the square input: patch size x patches per side
+  int concepts = 17;
+  int specialConcepts = 3;
+  uint64_t weightBytes = 0;
+  std::string backend;
+};
+
+struct SafetyVerdict {
+  // A concept score above zero (rounded to 3 decimals, as the reference pipeline rounds) flags the image.
+  bool nsfw = false;
+  // A special-care score above zero: every concept threshold is lowered by 0.01.
+  bool specialCare = false;
+  // Cosine similarity of the image embedding to each concept, less its threshold, plus the
+  // special-care adjustment; unrounded.
+  std::vector<float> conceptScores;
+  std::vector<float> specialScores;
+};
+
+class SafetyChecker {
+ public:
+  static std::unique_ptr<SafetyChecker> load(const SafetyCheckerParams& params);
+  virtual ~SafetyChecker() = default;
+  virtual const SafetyCheckerInfo& info() const = 0;
+  // `pixels`: `count` images, each as planes [3, imageSize, imageSize] normalised as CLIP's image
+  // processor does (the caller resizes, crops and normalises). Not re-entrant.
+  virtual std::vector<SafetyVerdict> check(const std::vector<float>& pixels, int count) = 0;
+};
+
 const std::vector<std::string>& samplerNames();
 const std::vector<std::string>& schedulerNames();
 
