@@ -34,6 +34,7 @@ const optionSpec = {
   'weight-type': { type: 'string' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
+  'safety-checker': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -84,6 +85,10 @@ Serve options:
       --max-queue <n>      Jobs that may wait for a worker, all APIs together; beyond that requests
                            answer 503 (OpenAI: 429) with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
+      --safety-checker <file>
+                           Stable Diffusion's safety checker (model.safetensors of
+                           CompVis/stable-diffusion-safety-checker), loaded at start: the
+                           Photoshop API then reports nsfw and blacks out flagged images.
   -h, --help               Show this help.
   -v, --version            Print the version.
 
@@ -184,6 +189,7 @@ function serverOptions(values: CliValues): ServerOptions {
     prediction,
     weightType,
     maxQueue: int('max-queue', 0, 1_000_000),
+    safetyCheckerPath: values['safety-checker'],
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),
   };
 }

@@ -7,7 +7,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-import { loadModel, Model, type LoadOptions } from '../lib/index.js';
+import { loadModel, loadSafetyChecker, Model, type LoadOptions, type SafetyChecker } from '../lib/index.js';
 import { dialectNames, selectDialects, type DialectName } from './dialects/index.js';
 import { ApiRegistry } from './http/api.js';
 import { createApp } from './http/app.js';
@@ -16,6 +16,7 @@ import type { ServerContext, WriteLine } from './http/context.js';
 import { terminalJobLog } from './jobs/log.js';
 import { EmbeddedQueue } from './jobs/queue.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
+import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
 import { JobStore } from './jobs/store.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
@@ -71,6 +72,13 @@ export interface ServerOptions {
   urlTtlSeconds?: number;
   /** Sampling steps between live previews; 0 turns them off. Default 1. */
   previewEvery?: number;
+  /**
+   * Safety checker file (CompVis/stable-diffusion-safety-checker, .safetensors), loaded at start;
+   * the APIs that report `nsfw` use it. Without one they report null.
+   */
+  safetyCheckerPath?: string;
+  /** A safety checker already loaded (the caller keeps it); takes the place of safetyCheckerPath. */
+  safetyChecker?: ImageSafetyChecker;
   /** Where progress and errors are written. Default console.log. */
   log?: WriteLine;
 }
@@ -117,8 +125,23 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const defaultModel = options.model === undefined && options.modelPath !== undefined ? await models.defaultModel() : undefined;
   if (defaultModel) (await models.acquire(defaultModel)).release();
 
+  // Like the default model, a bad checker file stops the start.
+  let ownChecker: SafetyChecker | undefined;
+  try {
+    ownChecker = options.safetyChecker === undefined && options.safetyCheckerPath !== undefined
+      ? await loadSafetyChecker(options.safetyCheckerPath, {
+        ...(options.backend !== undefined && { backend: options.backend }),
+        ...(options.threads !== undefined && { threads: options.threads }),
+      })
+      : undefined;
+  } catch (error) {
+    await models.closeAll();
+    throw error;
+  }
+  if (ownChecker) log(`Loaded safety checker ${path.basename(ownChecker.path)} (${ownChecker.info.concepts} concepts)`);
   const processor = createJobProcessor({
     store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1,
+    safetyChecker: options.safetyChecker ?? ownChecker,
   });
   const queue = new EmbeddedQueue(processor, {
     concurrency: options.concurrency ?? 1,
@@ -147,6 +170,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     await listen(server, options.port ?? 8888, options.host ?? '127.0.0.1');
   } catch (error) {
     await models.closeAll();
+    await ownChecker?.close();
     throw error;
   }
   // Only once the port is ours: a second server started by mistake must not touch the jobs.
@@ -164,6 +188,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       await drained;
       await closeServer(server);
       await models.closeAll();
+      await ownChecker?.close();
     })();
     return closing;
   };

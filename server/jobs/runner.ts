@@ -10,6 +10,7 @@ import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type Imag
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
 import { inpaintMaskedRegion } from './inpaint-region.js';
 import type { JobLog } from './log.js';
+import { screenImage, type ImageSafetyChecker } from './safety.js';
 import type { JobProcessor } from './queue.js';
 import type { JobStore } from './store.js';
 import { isFinished, jobErrorCodes, type JobError, type JobRecord } from './job.js';
@@ -23,6 +24,8 @@ export interface JobRunnerOptions {
   log: JobLog;
   /** Sampling steps between previews; 0 turns them off. */
   previewEvery: number;
+  /** Checks the images of jobs that ask for it (JobParameters.safetyCheck). */
+  safetyChecker?: ImageSafetyChecker;
 }
 
 interface JobInputs {
@@ -30,7 +33,7 @@ interface JobInputs {
   mask?: Buffer;
 }
 
-export function createJobProcessor({ store, models, log, previewEvery }: JobRunnerOptions): JobProcessor {
+export function createJobProcessor({ store, models, log, previewEvery, safetyChecker }: JobRunnerOptions): JobProcessor {
   return async (job) => {
     const record = await store.read(job.jobId);
     if (!record || isFinished(record.state)) return;
@@ -69,7 +72,10 @@ export function createJobProcessor({ store, models, log, previewEvery }: JobRunn
           }
           throw error;
         }
-        await store.writeImage(record.id, imagesDone + 1, await scaledToOutput(png, record));
+        let finished = await scaledToOutput(png, record);
+        const { safetyCheck } = record.parameters;
+        if (safetyCheck !== undefined) finished = await screenImage(finished, safetyCheck, safetyChecker);
+        await store.writeImage(record.id, imagesDone + 1, finished);
         imagesDone++;
         job.reportImage(imagesDone);
         log.imageDone(record, index, Date.now() - startedAt,
