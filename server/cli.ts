@@ -20,6 +20,7 @@ const optionSpec = {
   'api-auth': { type: 'string' },
   api: { type: 'string' },
   presets: { type: 'string' },
+  'allow-fetch': { type: 'string' },
   'url-ttl': { type: 'string' },
   port: { type: 'string', short: 'p' },
   host: { type: 'string' },
@@ -64,6 +65,8 @@ Serve options:
                            --api-auth; bearer keys from --api-key work there too.
       --presets <file>     JSON file mapping OpenAI model names (dall-e-3, …) to generation settings
                            in AUTOMATIC1111's field names (see the README).
+      --allow-fetch <hosts> Hosts (host[:port], comma-separated) whose image URLs the task API may
+                           fetch for initial_image / mask; others are refused (default none).
       --url-ttl <seconds>  Lifetime of OpenAI response_format=url links (default 3600).
   -p, --port <n>           TCP port to listen on (default 8888; 0 picks a free one).
       --host <address>     Interface to listen on (default 127.0.0.1; 0.0.0.0 for every interface).
@@ -172,6 +175,8 @@ function serverOptions(values: CliValues): ServerOptions {
     apis: apis?.filter(isDialectName),
     presets: values.presets,
     urlTtlSeconds: int('url-ttl', 1, 365 * 24 * 3600),
+    allowFetch: values['allow-fetch']?.split(',').map((host) => host.trim()).filter((host) => host !== ''),
+    tasks: taskSettingsFromEnvironment(process.env),
     port: int('port', 0, 65535),
     host: values.host,
     concurrency: int('concurrency', 1, 64),
@@ -205,6 +210,7 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
     console.log('No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>.');
     return;
   }
+  for (const line of running.welcome) console.log(line);
   console.log(`Try:\n  curl ${insecure}-F prompt="a photo of a cat" ${running.url}/text-to-image`);
   console.log(`then poll the resultUrl it answers: curl ${insecure}${running.url}/text-to-image/<id>`);
   console.log('Press Ctrl+C to stop.');
@@ -249,6 +255,18 @@ function buildAddon(): Promise<number> {
 function usageError(message: string): number {
   console.error(`sdnode: ${message}\nRun sdnode --help for the options.`);
   return 2;
+}
+
+// The task API's own variables, as its users know them.
+function taskSettingsFromEnvironment(env: NodeJS.ProcessEnv): ServerOptions['tasks'] {
+  const flag = (name: string): boolean => ['1', 'true', 'yes'].includes((env[name] ?? '').trim().toLowerCase());
+  return {
+    ...(env.SECRET_KEY !== undefined && env.SECRET_KEY !== '' && { secretKey: env.SECRET_KEY }),
+    ...(env.BASE_URL !== undefined && env.BASE_URL !== '' && { baseUrl: env.BASE_URL }),
+    enablePublicAccess: flag('ENABLE_PUBLIC_ACCESS'),
+    enableSignup: flag('ENABLE_SIGNUP'),
+    printLinkWithToken: flag('PRINT_LINK_WITH_TOKEN'),
+  };
 }
 
 function apiAuthPairs(text: string): string[] {

@@ -47,7 +47,7 @@ t.test('an unknown option or a malformed number is a usage error with exit code 
     [['--prediction', 'x0'], /Expected one of auto, eps, v for --prediction but received x0/],
     [['--cert', 'cert.pem'], /HTTPS needs both --cert and --key/],
     [['frobnicate'], /Unknown command frobnicate/],
-    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111 for --api but received m1,sdapi/],
+    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111, tasks for --api but received m1,sdapi/],
     [['--max-loaded', '0'], /between 1 and 64 for --max-loaded/],
     [['--url-ttl', 'soon'], /Expected an integer for --url-ttl/],
   ];

@@ -69,6 +69,16 @@ export class JobService {
     return { record, imagesDone, progress, hasPreview, position };
   }
 
+  /** Every queue event from now on (progress, previews, images, settled jobs); returns the unsubscribe. */
+  subscribe(listener: (event: QueueEvent) => void): () => void {
+    return this.#queue.subscribe(listener);
+  }
+
+  /** Every stored job, oldest first. */
+  list(): Promise<JobRecord[]> {
+    return this.#store.list();
+  }
+
   /** The latest preview of a running job. */
   preview(id: string): Promise<JobPreview | undefined> {
     return this.#queue.preview(id);

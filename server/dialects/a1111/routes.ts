@@ -5,7 +5,7 @@ import express, { Router, type RequestHandler } from 'express';
 
 import { clientGone, watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
-import { ApiError, errorHandler, type ErrorShape } from '../../http/errors.js';
+import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import type { JobMode, JobRecord } from '../../jobs/job.js';
 import { JobAbandonedError } from '../../jobs/service.js';
@@ -135,20 +135,9 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
   router.use('/sdapi', (req, _res, next) => {
     next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see /docs`));
   });
-  router.use('/sdapi', errorHandler(context.log, a1111ErrorShape));
+  router.use('/sdapi', errorHandler(context.log, fastApiErrorShape));
   return router;
 }
-
-/** FastAPI's shapes: 422 with a `detail` list for invalid fields, `{ detail: message }` otherwise. */
-export const a1111ErrorShape: ErrorShape = (error) => {
-  if (error.status === 400 || error.status === 422) {
-    return {
-      status: 422,
-      body: { detail: [{ loc: ['body', ...(error.param ? error.param.split('.') : [])], msg: error.message, type: 'value_error' }] },
-    };
-  }
-  return { body: { detail: error.message } };
-};
 
 function failure(record: JobRecord): ApiError {
   const error = record.error ?? { code: 'GENERATION_FAILED', message: 'The generation failed' };
