@@ -133,6 +133,16 @@ export class JobService {
     }
   }
 
+  /** `wait()` for synchronous routes: undefined when the client went away (its job is then gone). */
+  async waitForClient(id: string, signal: AbortSignal, callbacks: WaitCallbacks = {}): Promise<JobSnapshot | undefined> {
+    try {
+      return await this.wait(id, signal, callbacks);
+    } catch (error) {
+      if (error instanceof JobAbandonedError) return undefined;
+      throw error;
+    }
+  }
+
   /**
    * Cancels a job: a waiting one leaves the queue, a running one stops between steps. It ends
    * FAILED with code CANCELLED, or is deleted with `remove`. False when the job is unknown or

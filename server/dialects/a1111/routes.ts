@@ -8,7 +8,6 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import type { JobMode, JobRecord } from '../../jobs/job.js';
-import { JobAbandonedError } from '../../jobs/service.js';
 import type { Upload } from '../../jobs/store.js';
 import { FileHashes } from '../../models/hashes.js';
 import { packageVersion } from '../../version.js';
@@ -62,13 +61,8 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
     const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);
     const modelHash = hashes.shortHash(checkpoint.path).catch(() => null);
     const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });
-    let done;
-    try {
-      done = await jobs.wait(record.id, clientGone(res));
-    } catch (error) {
-      if (error instanceof JobAbandonedError) return;
-      throw error;
-    }
+    const done = await jobs.waitForClient(record.id, clientGone(res));
+    if (!done) return;
     // An interrupted job answers with the images it finished, as A1111 does.
     if (done.record.state === 'FAILED' && done.record.error?.code !== 'CANCELLED') throw failure(done.record);
     const images: Buffer[] = [];

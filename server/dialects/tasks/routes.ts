@@ -11,7 +11,6 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import { imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
-import { JobAbandonedError } from '../../jobs/service.js';
 import { BlobStore } from './blobs.js';
 import { TaskEventHub } from './events.js';
 import { jobParameters, modeByTaskType, taskUploads } from './mapping.js';
@@ -120,13 +119,8 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
       const { token: _token, ...query } = req.query as Record<string, unknown>;
       const parameters = parseWith(parametersSchema, query, `GET /${type}`);
       const record = await submit(req, res, type, parameters);
-      let done;
-      try {
-        done = await jobs.wait(record.id, clientGone(res));
-      } catch (error) {
-        if (error instanceof JobAbandonedError) return;
-        throw error;
-      }
+      const done = await jobs.waitForClient(record.id, clientGone(res));
+      if (!done) return;
       if (done.record.state !== 'COMPLETE' || done.imagesDone === 0) {
         throw new ApiError(500, done.record.error?.code ?? 'GENERATION_FAILED', done.record.error?.message ?? 'The generation failed');
       }
