@@ -1,6 +1,8 @@
 // What the sdnode subcommands share: usage errors (exit code 2, naming the flag), flag values
 // checked against a list, flag aliases, Ctrl-C handling and human-readable sizes.
 
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
 import { InvalidFieldError } from '../parse.js';
 
 /** Exit code of a run stopped by Ctrl-C, as shells report a process ended by SIGINT. */
@@ -10,6 +12,29 @@ export const interruptedExitCode = 130;
 export function usageError(message: string, help = 'sdnode --help'): number {
   console.error(`sdnode: ${message}\nRun ${help} for the options.`);
   return 2;
+}
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+type Parsed<T extends OptionsConfig> = ReturnType<typeof parseArgs<{ options: T; allowPositionals: true }>>;
+
+/**
+ * Parses the flags of `sdnode <command>`. Returns them, or the exit code when there is nothing more
+ * to do: 0 after printing `usage` for --help, 2 after a usage error.
+ */
+export function parseCommand<T extends OptionsConfig>(
+  command: string, argv: string[], options: T, usage: string,
+): Parsed<T> | number {
+  let parsed: Parsed<T>;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true });
+  } catch (error) {
+    return usageError(errorMessage(error), `sdnode ${command} --help`);
+  }
+  if ((parsed.values as { help?: boolean }).help) {
+    console.log(usage);
+    return 0;
+  }
+  return parsed;
 }
 
 export function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {

@@ -1,12 +1,10 @@
 // `sdnode convert IN OUT.gguf --type q8_0`: a checkpoint rewritten as GGUF, its weights quantized
 // the way --weight-type would on load, under stable-diffusion.cpp's names so that both load it.
 
-import { parseArgs } from 'node:util';
-
 import { convertModel, SdnodeError, weightTypes, type ConvertResult } from '../../lib/index.js';
 import { InvalidFieldError, parseInteger } from '../parse.js';
 import {
-  eitherFlag, errorMessage, formatBytes, interruptedExitCode, onInterrupt, oneOf, usageError,
+  eitherFlag, errorMessage, formatBytes, interruptedExitCode, onInterrupt, oneOf, parseCommand, usageError,
 } from './common.js';
 import { ProgressBar } from './progress-bar.js';
 
@@ -40,17 +38,9 @@ Example:
 
 /** Runs `sdnode convert` with the arguments after the command; resolves to the exit code. */
 export async function convertCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: optionSpec, allowPositionals: true });
-  } catch (error) {
-    return usageError(errorMessage(error), help);
-  }
+  const parsed = parseCommand('convert', argv, optionSpec, convertUsage);
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(convertUsage);
-    return 0;
-  }
   if (positionals.length !== 2) {
     return usageError(positionals.length < 2 ? 'Expected <model> <output.gguf>' : `Unexpected argument ${positionals[2]}`, help);
   }

@@ -5,12 +5,11 @@
 
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-
+import type { parseArgs } from 'node:util';
 import { generate, samplers, schedulers, weightTypes, type GenerateOptions, type GeneratedImage, type Progress } from '../../lib/index.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from '../parse.js';
 import {
-  eitherFlag, errorMessage, interruptedExitCode, onInterrupt, oneOf, usageError,
+  eitherFlag, errorMessage, interruptedExitCode, onInterrupt, oneOf, parseCommand, usageError,
 } from './common.js';
 import { writeImages } from './output-files.js';
 import { ProgressBar } from './progress-bar.js';
@@ -99,17 +98,9 @@ const flagOf: Readonly<Record<string, string>> = {
 
 /** Runs `sdnode generate` with the arguments after the command; resolves to the exit code. */
 export async function generateCommand(argv: string[]): Promise<number> {
-  let values: Values;
-  let positionals: string[];
-  try {
-    ({ values, positionals } = parseArgs({ args: argv, options: optionSpec, allowPositionals: true }));
-  } catch (error) {
-    return usageError(errorMessage(error), help);
-  }
-  if (values.help) {
-    console.log(generateUsage);
-    return 0;
-  }
+  const parsed = parseCommand('generate', argv, optionSpec, generateUsage);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
   if (positionals.length > 0) {
     return usageError(`Unexpected argument ${JSON.stringify(positionals[0])}; give the prompt with -p "…"`, help);
   }

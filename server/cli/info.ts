@@ -2,11 +2,9 @@
 // resident size is the real one (and --weight-type shows what a conversion on load would give).
 
 import path from 'node:path';
-import { parseArgs } from 'node:util';
-
 import { loadModel, weightTypes, type Model, type ModelInfo } from '../../lib/index.js';
 import { InvalidFieldError, parseInteger } from '../parse.js';
-import { errorMessage, formatBytes, oneOf, usageError } from './common.js';
+import { errorMessage, formatBytes, oneOf, parseCommand, usageError } from './common.js';
 
 const optionSpec = {
   'weight-type': { type: 'string' },
@@ -34,17 +32,9 @@ weights are stored in, their size in memory, and weights no part of the network 
 
 /** Runs `sdnode info` with the arguments after the command; resolves to the exit code. */
 export async function infoCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: optionSpec, allowPositionals: true });
-  } catch (error) {
-    return usageError(errorMessage(error), help);
-  }
+  const parsed = parseCommand('info', argv, optionSpec, infoUsage);
+  if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(infoUsage);
-    return 0;
-  }
   if (positionals.length !== 1) {
     return usageError(positionals.length === 0 ? 'Missing the model: sdnode info <model>' : `Unexpected argument ${positionals[1]}`, help);
   }
