@@ -15,7 +15,7 @@ function stream(isTTY: boolean, columns = 80): BarStream & { text: () => string 
 
 t.test('on a terminal the bar is redrawn in place and lines printed through it land above it', async (t) => {
   const out = stream(true);
-  const bar = new ProgressBar(out);
+  const bar = new ProgressBar(out, 0);
   t.ok(bar.live);
   bar.draw({ label: 'image 1/2', done: 5, total: 20, rate: '1.25 s/step', etaSeconds: 43.4 });
   bar.draw({ label: 'image 1/2', done: 6, total: 20, rate: '1.25 s/step', etaSeconds: 42 });
@@ -23,6 +23,13 @@ t.test('on a terminal the bar is redrawn in place and lines printed through it l
   t.equal(out.text(), '\r\x1b[2Kimage 1/2 ▕██████░░░░░░░░░░░░░░░░░░▏ 5/20  1.25 s/step  ETA 0:43'
     + '\r\x1b[2Kimage 1/2 ▕███████░░░░░░░░░░░░░░░░░▏ 6/20  1.25 s/step  ETA 0:42'
     + '\r\x1b[2KSaved out.png\n');
+});
+
+t.test('quick redraws are skipped, but never the last one', async (t) => {
+  const out = stream(true);
+  const bar = new ProgressBar(out, 60_000);
+  for (let done = 1; done <= 1130; done++) bar.draw({ label: 'tensors', done, total: 1130 });
+  t.match(out.text(), /^\r\x1b\[2Ktensors ▕░+▏ 1\/1130\r\x1b\[2Ktensors ▕█+▏ 1130\/1130$/);
 });
 
 t.test('the bar fits a narrow terminal', async (t) => {

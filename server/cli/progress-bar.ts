@@ -25,10 +25,14 @@ const clearLine = '\r\x1b[2K';
 
 export class ProgressBar {
   readonly #stream: BarStream;
+  readonly #minIntervalMs: number;
   #drawn = false;
+  #lastDrawMs = -Infinity;
 
-  constructor(stream: BarStream) {
+  /** Redraws come at most every `minIntervalMs` (a conversion counts a thousand tensors in seconds), but the last one always. */
+  constructor(stream: BarStream, minIntervalMs = 100) {
     this.#stream = stream;
+    this.#minIntervalMs = minIntervalMs;
   }
 
   /** Whether the bar is drawn at all (the stream is a terminal). */
@@ -38,6 +42,9 @@ export class ProgressBar {
 
   draw(state: BarState): void {
     if (!this.live) return;
+    const now = performance.now();
+    if (now - this.#lastDrawMs < this.#minIntervalMs && state.done < state.total) return;
+    this.#lastDrawMs = now;
     const columns = this.#stream.columns ?? 80;
     this.#stream.write(clearLine + formatBar(state).slice(0, Math.max(columns - 1, 10)));
     this.#drawn = true;
