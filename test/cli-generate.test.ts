@@ -112,6 +112,13 @@ t.test('generate --help lists every flag; sdnode -p 80 generate asks for the com
   t.match(errors().map((call) => call.args.join(' ')).join('\n'), /Put generate first: sdnode generate \[options\]/);
 });
 
+t.test('an output folder that cannot be made exits 1 and says where it tried', async (t) => {
+  const folder = t.testdir({ 'a-file': 'x' });
+  const { code, output } = await run(t, [...quick, '-p', 'x', '-o', path.join(folder, 'a-file', 'out.png')]);
+  t.equal(code, 1);
+  t.match(output, /sdnode: cannot save the images as .*a-file.out\.png: .*ENOTDIR|EEXIST/);
+});
+
 t.test('a checkpoint that cannot be loaded exits 1 with the library\'s message', async (t) => {
   const { code, output } = await run(t, ['-m', path.join(dir, 'nope.safetensors'), '-p', 'x']);
   t.equal(code, 1);

@@ -144,7 +144,13 @@ async function run(options: GenerateOptions, output: string, overwrite: boolean)
     removeHandlers();
   }
   bar.clear();
-  const written = await writeImages(output, images.map((image) => image.png), overwrite);
+  let written: string[];
+  try {
+    written = await writeImages(output, images.map((image) => image.png), overwrite);
+  } catch (error) {
+    console.error(`sdnode: cannot save the images as ${output}: ${errorMessage(error)}`);
+    return 1;
+  }
   written.forEach((file, i) => console.log(`Saved ${file} (seed ${images[i]!.seed})`));
   const seconds = (Date.now() - started) / 1000;
   console.log(`${images.length} image${images.length === 1 ? '' : 's'} in ${seconds.toFixed(1)} s`);
