@@ -58,6 +58,14 @@ export interface NativeModelInfo {
   weightBytes: number;
   /** Backend the model runs on: 'cpu' | 'metal' | 'cuda'. */
   backend: string;
+  /** 'safetensors' | 'gguf' */
+  format: string;
+  /** Size of the checkpoint file in bytes. */
+  fileBytes: number;
+  /** Loaded weights by the type the file stores them in (ggml's names: 'f16', 'q8_0', 'q4_K'): tensor counts. */
+  storedTypes: Record<string, number>;
+  /** Weights of the model's components that no part of the network used (a sign of an unknown variant). */
+  unusedTensors: string[];
 }
 
 /** Token ids and per-token weights of one prompt: `chunks` rows of 77 (BOS … EOS pad). */
@@ -138,8 +146,42 @@ export interface NativeModel {
   close(): void;
 }
 
+export interface NativeConvertOptions {
+  /** 'auto' (as stored), 'f32', 'f16', 'q8_0', …: as NativeLoadOptions.weightType. */
+  weightType: string;
+  /** Threads that quantize, >= 1. */
+  threads: number;
+}
+
+export interface NativeConvertProgress {
+  /** Tensors written so far. */
+  tensor: number;
+  tensors: number;
+}
+
+export interface NativeConvertResult {
+  /** Size of the written file. */
+  bytes: number;
+  tensors: number;
+  /** Tensors written, by ggml type name. */
+  types: Record<string, number>;
+  /** Tensors of the input that are not model weights and were left out. */
+  skipped: string[];
+}
+
+export interface NativeConvertJob {
+  /** Rejects with code 'ERR_ABORTED' after `abort()`; the output is then untouched. */
+  done: Promise<NativeConvertResult>;
+  /** Stops the conversion before its next tensor. */
+  abort(): void;
+}
+
 export interface NativeAddon {
   systemInfo(): SystemInfo;
   /** Runs off the main thread. Rejects with an Error carrying `code` (ERR_MODEL_FORMAT, …). */
   loadModel(path: string, options: NativeLoadOptions): Promise<NativeModel>;
+  /** Writes `output` as GGUF off the main thread, under a temporary name renamed into place at the end. */
+  convertModel(
+    input: string, output: string, options: NativeConvertOptions, onProgress?: (progress: NativeConvertProgress) => void,
+  ): NativeConvertJob;
 }

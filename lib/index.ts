@@ -7,11 +7,12 @@ import { samplerNames, schedulerNames } from './samplers.js';
 export { samplerDisplayNames } from './samplers.js';
 
 export type { DeviceInfo, SystemInfo } from '../bindings/native.js';
+export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
 export type {
-  ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Preview, Progress, WeightType,
+  ConvertOptions, ConvertProgress, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Preview, Progress, WeightType,
 } from './options.js';
 export { resolveSampler, weightTypes } from './options.js';
 export { insertPngText, parseParameters, readPngText, type ParsedParameters } from './png-metadata.js';

@@ -40,6 +40,20 @@ export interface ModelInfo {
   weightBytes: number;
   /** Backend the model runs on. */
   backend: 'cpu' | 'metal' | 'cuda';
+  /** File format of the checkpoint, told by its content. */
+  format: 'safetensors' | 'gguf';
+  /** Size of the checkpoint file in bytes. */
+  fileBytes: number;
+  /**
+   * The model's weights by the type the file stores them in, as tensor counts: ggml's type names
+   * ('f32', 'f16', 'bf16', 'q8_0', 'q4_K', …), before any `weightType` conversion.
+   */
+  storedTypes: Record<string, number>;
+  /**
+   * Names of weights under the text encoder, UNet or VAE that no part of the network used: empty for
+   * the checkpoints sdnode knows; entries hint at a variant it does not (those weights are ignored).
+   */
+  unusedTensors: string[];
 }
 
 /** One generated image. */
@@ -257,6 +271,10 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     vaeScale: native.vaeScale,
     weightBytes: native.weightBytes,
     backend: native.backend as ModelInfo['backend'],
+    format: native.format as ModelInfo['format'],
+    fileBytes: native.fileBytes,
+    storedTypes: { ...native.storedTypes },
+    unusedTensors: [...native.unusedTensors],
   };
 }
 

@@ -35,6 +35,32 @@ export const weightTypes = [
 
 export type WeightType = typeof weightTypes[number];
 
+/** Options of `convertModel()`. */
+export interface ConvertOptions {
+  /**
+   * Type of the weights in the written file, as the `weightType` load option: the file then holds
+   * exactly what `loadModel(input, { weightType })` keeps in memory, and loads without converting.
+   * 'auto' keeps the stored types (bf16 becomes f32). Case-insensitive; default 'auto'.
+   */
+  weightType?: WeightType;
+  /** Threads that quantize. Integer 1–1024, default the number of physical cores. */
+  threads?: number;
+  /** Replace `output` when it exists; otherwise that is an 'ERR_OUTPUT_EXISTS' error. Default false. */
+  overwrite?: boolean;
+  /** Stops the conversion before its next tensor; `output` is then left as it was. Rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** Called after each tensor is written. */
+  onProgress?: (progress: ConvertProgress) => void;
+}
+
+/** Progress of `convertModel()`. */
+export interface ConvertProgress {
+  /** Tensors written so far. Range 1–`tensors`. */
+  tensor: number;
+  /** Tensors the file gets. */
+  tensors: number;
+}
+
 /** Progress of a running call, reported after every sampling step. */
 export interface Progress {
   /** Sampling step just finished, 1-based. Range 1–`steps`. */
@@ -258,6 +284,24 @@ export function normalizeLoadOptions(
   return normalized;
 }
 
+/** Convert options with every default filled in but the thread count, which needs the addon. */
+export type NormalizedConvertOptions = Required<Pick<ConvertOptions, 'weightType' | 'overwrite'>>
+  & Pick<ConvertOptions, 'threads' | 'signal' | 'onProgress'>;
+
+/** Checks the options of convertModel and fills in the defaults. */
+export function normalizeConvertOptions(options: unknown): NormalizedConvertOptions {
+  const o = checkOptionsObject(options ?? {}, 'convertModel', ['weightType', 'threads', 'overwrite', 'signal', 'onProgress']);
+  const normalized: NormalizedConvertOptions = {
+    weightType: weightType(o.weightType),
+    overwrite: boolean(o.overwrite, 'overwrite', false),
+  };
+  const threads = integer(o.threads, 'threads', 1, 1024, undefined);
+  if (threads !== undefined) normalized.threads = threads;
+  if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
+  if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
+  return normalized;
+}
+
 /** A non-empty string, such as a model path. */
 export function nonEmptyString(value: unknown, name: string): string {
   if (typeof value !== 'string' || value.length === 0) throw invalid(TypeError, name, 'non-empty string', value);
@@ -406,7 +450,7 @@ function abortSignal(value: unknown, name: string): AbortSignal {
   throw invalid(TypeError, name, 'AbortSignal', value);
 }
 
-function progressCallback(value: unknown, name: string): (progress: Progress) => void {
-  if (typeof value === 'function') return value as (progress: Progress) => void;
+function progressCallback<T>(value: unknown, name: string): (progress: T) => void {
+  if (typeof value === 'function') return value as (progress: T) => void;
   throw invalid(TypeError, name, 'function', value);
 }

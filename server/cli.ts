@@ -1,4 +1,5 @@
-// The `sdnode` command: serve (the default), build, --help, --version.
+// The `sdnode` command: serve (the default), generate, info, convert, build, --help, --version.
+// generate, info and convert parse their own flags (server/cli/).
 
 import { spawn } from 'node:child_process';
 import path from 'node:path';
@@ -6,6 +7,10 @@ import { parseArgs } from 'node:util';
 
 import { weightTypes } from '../lib/index.js';
 import { dialectNames, isDialectName } from './dialects/index.js';
+import { oneOf, usageError } from './cli/common.js';
+import { convertCommand } from './cli/convert.js';
+import { generateCommand } from './cli/generate.js';
+import { infoCommand } from './cli/info.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
 import { collectApiKeys } from './http/auth.js';
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
@@ -44,7 +49,19 @@ type CliValues = ReturnType<typeof parseArgs<{ options: typeof optionSpec; allow
 const backends = ['auto', 'cpu', 'metal', 'cuda'] as const;
 const predictions = ['auto', 'eps', 'v'] as const;
 
+// Commands with flags of their own; they must come first on the line.
+const subcommands: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
+  generate: generateCommand,
+  info: infoCommand,
+  convert: convertCommand,
+};
+
 const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the default command)
+       sdnode generate -m <model> -p <prompt> [options]
+                                   make images from the terminal (sdnode generate --help)
+       sdnode info <model>         what a checkpoint is: family, types, memory (sdnode info --help)
+       sdnode convert <model> <out.gguf> --type q8_0
+                                   write a (quantized) GGUF file (sdnode convert --help)
        sdnode build                compile the native addon from source (npm run build:native)
        sdnode --help | --version
 
@@ -97,6 +114,8 @@ Example:
 
 /** Runs the command line (without node and the script); resolves to the exit code. `serve` keeps running. */
 export async function main(argv: string[]): Promise<number> {
+  const subcommand = subcommands[argv[0] ?? ''];
+  if (subcommand) return subcommand(argv.slice(1));
   let values: CliValues;
   let positionals: string[];
   try {
@@ -113,6 +132,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
+  if (subcommands[command]) return usageError(`Put ${command} first: sdnode ${command} [options]`);
   if (positionals.length > 1) return usageError(`Unexpected argument ${positionals[1]}`);
   switch (command) {
     case 'serve':
@@ -193,13 +213,6 @@ function serverOptions(values: CliValues): ServerOptions {
   };
 }
 
-function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
-  if (value !== undefined && !(allowed as readonly string[]).includes(value)) {
-    throw new InvalidFieldError(flag, `Expected one of ${allowed.join(', ')} for ${flag} but received ${value}`);
-  }
-  return value as T | undefined;
-}
-
 function printWelcome(running: RunningServer, options: ServerOptions): void {
   const { resumed, deleted } = running.unfinished;
   const insecure = options.cert !== undefined ? '-k ' : '';
@@ -250,11 +263,6 @@ function buildAddon(): Promise<number> {
     });
     child.on('close', (code) => resolve(code ?? 1));
   });
-}
-
-function usageError(message: string): number {
-  console.error(`sdnode: ${message}\nRun sdnode --help for the options.`);
-  return 2;
 }
 
 // The task API's own variables, as its users know them.

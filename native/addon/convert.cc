@@ -100,6 +100,15 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
   return p;
 }
 
+sdnode::ConvertParams convertParamsFromJs(const std::string& input, const std::string& output, const Napi::Object& options) {
+  sdnode::ConvertParams p;
+  p.input = input;
+  p.output = output;
+  p.weightType = stringField(options, "weightType");
+  p.threads = intField(options, "threads");
+  return p;
+}
+
 Napi::Object systemInfoToJs(Napi::Env env, const sdnode::SystemInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("engineVersion", info.engineVersion);
@@ -136,10 +145,23 @@ Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info) {
   o.Set("vaeScale", info.vaeScale);
   o.Set("weightBytes", static_cast<double>(info.weightBytes));
   o.Set("backend", info.backend);
-  Napi::Array unused = Napi::Array::New(env, info.unusedTensors.size());
-  for (size_t i = 0; i < info.unusedTensors.size(); i++) unused.Set(static_cast<uint32_t>(i), info.unusedTensors[i]);
-  o.Set("unusedTensors", unused);
+  o.Set("format", info.format);
+  o.Set("fileBytes", static_cast<double>(info.fileBytes));
+  o.Set("storedTypes", countsToJs(env, info.storedTypes));
+  o.Set("unusedTensors", stringsToJs(env, info.unusedTensors));
   return o;
+}
+
+Napi::Object countsToJs(Napi::Env env, const std::map<std::string, int>& counts) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& [name, count] : counts) o.Set(name, count);
+  return o;
+}
+
+Napi::Array stringsToJs(Napi::Env env, const std::vector<std::string>& strings) {
+  Napi::Array array = Napi::Array::New(env, strings.size());
+  for (size_t i = 0; i < strings.size(); i++) array.Set(static_cast<uint32_t>(i), strings[i]);
+  return array;
 }
 
 Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& p) {
@@ -156,6 +178,22 @@ Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& p) {
     preview.Set("data", bytesToJs(env, p.preview->rgb));
     o.Set("preview", preview);
   }
+  return o;
+}
+
+Napi::Object convertProgressToJs(Napi::Env env, const sdnode::ConvertProgress& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("tensor", p.tensor);
+  o.Set("tensors", p.tensors);
+  return o;
+}
+
+Napi::Object convertResultToJs(Napi::Env env, const sdnode::ConvertResult& result) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytes", static_cast<double>(result.bytes));
+  o.Set("tensors", result.tensors);
+  o.Set("types", countsToJs(env, result.types));
+  o.Set("skipped", stringsToJs(env, result.skipped));
   return o;
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -73,6 +74,11 @@ struct ModelInfo {
   int vaeScale = 8;
   uint64_t weightBytes = 0;  // resident, after any weightType conversion
   std::string backend;
+  std::string format;      // "safetensors" | "gguf"
+  uint64_t fileBytes = 0;  // size of the checkpoint file
+  // The loaded weights by the type the file stores them in (ggml's names: "f16", "q8_0", "q4_K"):
+  // how many tensors of each.
+  std::map<std::string, int> storedTypes;
   // Tensors under the model's prefixes that no component uses (a sign of a variant we do not know).
   std::vector<std::string> unusedTensors;
 };
@@ -146,6 +152,38 @@ class Model {
   // Not re-entrant: one generation at a time per model (the addon queues calls).
   virtual std::vector<Image> generate(const Request& request, const Callbacks& callbacks) = 0;
 };
+
+struct ConvertParams {
+  std::string input;   // a checkpoint Model::load reads
+  std::string output;  // the GGUF file to write; replaced only once it is complete
+  // The type of the weights in the file, as LoadParams::weightType: the file then holds exactly
+  // what a model loaded from `input` with that weightType keeps resident.
+  std::string weightType = "auto";
+  int threads = 0;  // 0: physical cores (quantizing)
+};
+
+struct ConvertProgress {
+  int tensor = 0;  // tensors written so far
+  int tensors = 0;
+};
+
+struct ConvertCallbacks {
+  std::function<void(const ConvertProgress&)> onProgress;
+  std::function<bool()> aborted;  // polled between tensors; the output is then left untouched
+};
+
+struct ConvertResult {
+  uint64_t bytes = 0;  // size of the written file
+  std::map<std::string, int> types;  // tensors written by ggml type name
+  int tensors = 0;
+  // Tensors of `input` that are not weights of the model (EMA copies, position ids, …): not written.
+  std::vector<std::string> skipped;
+};
+
+// Writes a GGUF file with stable-diffusion.cpp's tensor names and layout. Throws sdnode::Error:
+// ModelIo (reading or writing), ModelFormat / ModelUnsupported (input), InvalidArgument
+// (weightType, or output being the input), Aborted.
+ConvertResult convertToGguf(const ConvertParams& params, const ConvertCallbacks& callbacks);
 
 const std::vector<std::string>& samplerNames();
 const std::vector<std::string>& schedulerNames();
