@@ -10,7 +10,7 @@ import { loadAddon } from '../bindings/index.js';
 import { generate, loadModel, type WeightType } from '../lib/index.js';
 import { weightTypes } from '../lib/options.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
-import { draw, meanAbsDiff, quick } from './fixtures/draw.js';
+import { cpu, draw, meanAbsDiff, quick } from './fixtures/draw.js';
 import { tinyGgufBytes } from './fixtures/gguf.js';
 
 const dir = t.testdir();
@@ -75,8 +75,8 @@ t.test('the engine itself refuses an unknown weightType with ERR_INVALID_ARGUMEN
 });
 
 t.test('generate() loads a path once per weightType', async (t) => {
-  const [asStored] = await generate({ model: checkpoint, ...quick, backend: 'cpu', threads: 2 });
-  const [quantized] = await generate({ model: checkpoint, ...quick, backend: 'cpu', threads: 2, weightType: 'q8_0' });
+  const [asStored] = await generate({ model: checkpoint, ...quick, ...cpu });
+  const [quantized] = await generate({ model: checkpoint, ...quick, ...cpu, weightType: 'q8_0' });
   const asStoredRgb = await sharp(asStored!.png).raw().toBuffer();
   const quantizedRgb = await sharp(quantized!.png).raw().toBuffer();
   t.ok(asStoredRgb.equals(stored.rgb), 'no weightType: the weights as stored');
