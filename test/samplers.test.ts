@@ -5,8 +5,9 @@ import t from 'tap';
 
 import { loadModel, samplers, schedulers, type GeneratedImage } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { cpu } from './fixtures/draw.js';
 
-const model = await loadModel(await writeTinyCheckpoint(t.testdir()), { backend: 'cpu' });
+const model = await loadModel(await writeTinyCheckpoint(t.testdir()), cpu);
 t.teardown(() => model.close());
 
 const quick = { prompt: 'a photo of a cat', width: 64, height: 64, steps: 3, seed: 5 } as const;
