@@ -94,7 +94,7 @@ t.test('--weight-type and --prediction reach the model the server loads', async 
   const dir = outputTestdir(t);
   const model = await writeTinyCheckpoint(dir, { dtype: 'f16' });
   const loaded = async (args: string[]): Promise<{ prediction: string; megabytes: number }> => {
-    const child = spawnCli(['--model', model, '--port', '0', '--output', dir, '--backend', 'cpu', ...args]);
+    const child = spawnCli(['--model', model, '--port', '0', '--output', dir, '--backend', 'cpu', '--threads', '1', ...args]);
     t.teardown(() => child.kill('SIGKILL'));
     await waitForOutput(child, /listening on/);
     const match = /Loaded [^:]+\.safetensors: SD 1\.x, (\w+) prediction, ([\d.]+) MB of weights on cpu/.exec(child.output());

@@ -31,7 +31,8 @@ export function outputTestdir(t: Test): string {
 /** A server on a free port with its output in a fresh test folder, closed after the test. */
 export async function startTestServer(t: Test, options: ServerOptions = {}): Promise<TestServer> {
   const outputDir = options.outputDir ?? outputTestdir(t);
-  const running = await startServer({ port: 0, log: () => {}, ...options, outputDir });
+  // One thread per model, as the library tests use: two test files run at once on two cores.
+  const running = await startServer({ port: 0, log: () => {}, threads: 1, backend: 'cpu', ...options, outputDir });
   t.teardown(() => running.close({ abort: true }));
   return { url: running.url, outputDir, close: running.close };
 }

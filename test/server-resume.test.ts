@@ -24,7 +24,7 @@ t.test('a task interrupted by SIGKILL completes after a restart on the same --ou
   const dir = outputTestdir(t);
   const modelPath = await writeTinyCheckpoint(dir);
   const outputDir = path.join(dir, 'output');
-  const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir];
+  const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir, '--threads', '1'];
 
   const first = await startCli(t, args);
   t.match(first.child.output(), new RegExp(`curl -F prompt="a photo of a cat" ${first.url}/text-to-image`));
@@ -63,7 +63,7 @@ t.test('--delete-incomplete removes the interrupted task instead', async (t) => 
   const dir = outputTestdir(t);
   const modelPath = await writeTinyCheckpoint(dir);
   const outputDir = path.join(dir, 'output');
-  const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir];
+  const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir, '--threads', '1'];
 
   const first = await startCli(t, args);
   const { body } = await postForm(`${first.url}/text-to-image`,
