@@ -8,7 +8,6 @@
 //   lengths, as stable-diffusion.cpp runs it;
 // - plms: the latent-diffusion code's pseudo linear multistep: Adams-Bashforth on the predicted
 //   noise, started by an improved Euler step, each step taken as a DDIM step.
-#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <utility>
@@ -89,51 +88,50 @@ double lmsWeight(const std::vector<float>& sigmas, int i, int order, int back) {
   return half * (basis(mid - offset) + basis(mid + offset));
 }
 
+// The loop lms, ipndm and ipndm_v share: one model call per step, its slope joins the history,
+// then `step(x, history, i)` moves x from sigmas[i] to sigmas[i + 1].
+template <typename Step>
+Latent runOnSlopes(SamplerRun& run, Latent x, const std::vector<float>& sigmas, Step step) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  SlopeHistory history;
+  for (int i = 0; i < steps; ++i) {
+    history.push(slope(x, run.denoise(x, sigmas[i]), sigmas[i]));
+    step(x, history, i);
+    run.stepDone(i);
+  }
+  return x;
+}
+
 }  // namespace
 
 Latent sampleLms(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
-  const int steps = static_cast<int>(sigmas.size()) - 1;
-  SlopeHistory history;
-  for (int i = 0; i < steps; ++i) {
-    history.push(slope(x, run.denoise(x, sigmas[i]), sigmas[i]));
-    const int order = std::min(i + 1, kMaxOrder);
+  return runOnSlopes(run, std::move(x), sigmas, [&](Latent& x, const SlopeHistory& history, int i) {
+    const int order = history.size();
     for (int back = 0; back < order; ++back) {
       addScaled(x, history.back(back), static_cast<float>(lmsWeight(sigmas, i, order, back)));
     }
-    run.stepDone(i);
-  }
-  return x;
+  });
 }
 
 Latent sampleIpndm(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
-  const int steps = static_cast<int>(sigmas.size()) - 1;
-  SlopeHistory history;
-  for (int i = 0; i < steps; ++i) {
-    history.push(slope(x, run.denoise(x, sigmas[i]), sigmas[i]));
+  return runOnSlopes(run, std::move(x), sigmas, [&](Latent& x, const SlopeHistory& history, int i) {
     addScaled(x, history.adamsBashforthSlope(history.size()), sigmas[i + 1] - sigmas[i]);
-    run.stepDone(i);
-  }
-  return x;
+  });
 }
 
 Latent sampleIpndmVariable(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
-  const int steps = static_cast<int>(sigmas.size()) - 1;
-  SlopeHistory history;
-  for (int i = 0; i < steps; ++i) {
-    history.push(slope(x, run.denoise(x, sigmas[i]), sigmas[i]));
+  return runOnSlopes(run, std::move(x), sigmas, [&](Latent& x, const SlopeHistory& history, int i) {
     const float h = sigmas[i + 1] - sigmas[i];
-    if (history.size() == 2) {
-      // Second-order Adams-Bashforth for a step h after a step hLast.
-      const float ratio = h / (sigmas[i] - sigmas[i - 1]);
-      const Latent& d = history.back(0);
-      const Latent& dLast = history.back(1);
-      for (size_t j = 0; j < x.size(); ++j) x[j] += h * ((2 + ratio) * d[j] - ratio * dLast[j]) / 2;
-    } else {
+    if (history.size() != 2) {
       addScaled(x, history.adamsBashforthSlope(history.size()), h);
+      return;
     }
-    run.stepDone(i);
-  }
-  return x;
+    // Second-order Adams-Bashforth for a step h after a step of another length.
+    const float ratio = h / (sigmas[i] - sigmas[i - 1]);
+    const Latent& d = history.back(0);
+    const Latent& dLast = history.back(1);
+    for (size_t j = 0; j < x.size(); ++j) x[j] += h * ((2 + ratio) * d[j] - ratio * dLast[j]) / 2;
+  });
 }
 
 // With x in k-diffusion scale a DDIM step (eta 0) with noise prediction eps is x + (to - from) *
