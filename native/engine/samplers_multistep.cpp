@@ -5,7 +5,8 @@
 // - ipndm: the fixed Adams-Bashforth weights of even steps, on the slope in sigma (Zhang and
 //   Chen's improved PNDM, as stable-diffusion.cpp runs it), starting with Euler;
 // - ipndm_v: the same, but its second step weighs the two slopes by the ratio of the step
-//   lengths, as stable-diffusion.cpp runs it;
+//   lengths; its third and later steps keep the even-step weights, as stable-diffusion.cpp runs
+//   it (r13 and r17 in bench/parity-samplers.mjs match it there);
 // - plms: the latent-diffusion code's pseudo linear multistep: Adams-Bashforth on the predicted
 //   noise, started by an improved Euler step, each step taken as a DDIM step.
 #include <cmath>
