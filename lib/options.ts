@@ -6,7 +6,7 @@ import { randomInt } from 'node:crypto';
 
 import type { NativeRequest } from '../bindings/native.js';
 import {
-  defaultScheduler, findSampler, findScheduler, samplerDisplayNames, samplerNames, schedulerNames,
+  defaultScheduler, findSampler, findScheduler, samplerAliases, samplerDisplayNames, samplerNames, schedulerNames,
 } from './samplers.js';
 
 /** How to load a model. */
@@ -109,12 +109,15 @@ export interface ImageOptions {
   /** Classifier-free guidance scale; 1 disables guidance (no negative pass). Number 0–30, default 7. */
   cfgScale?: number;
   /**
-   * Sampler: an engine name (see `samplers()`) or an AUTOMATIC1111 name ("Euler a", "DPM++ 2M",
-   * "DPM++ 2M Karras" — a " Karras"/" Exponential" suffix sets `scheduler`), case-insensitive.
-   * Default 'euler_a'.
+   * Sampler: an engine name (see `samplers()`), an AUTOMATIC1111 name ("Euler a", "DPM++ 2M", "LMS",
+   * "PLMS", "DPM++ 2M Karras" — a " Karras"/" Exponential" suffix sets `scheduler`) or an alias
+   * ('k-lms'), case-insensitive. Default 'euler_a'.
    */
   sampler?: string;
-  /** Noise schedule: 'discrete', 'karras', 'exponential' or 'lcm' (see `schedulers()`), case-insensitive. Default 'discrete' ('lcm' for the lcm sampler). */
+  /**
+   * Noise schedule: 'discrete', 'karras', 'exponential', 'lcm' or 'simple' (see `schedulers()`),
+   * case-insensitive. Default 'discrete' ('lcm' for the lcm and tcd samplers, 'simple' for ddim_trailing).
+   */
   scheduler?: string;
   /** Seed of the first image; image i uses seed + i. Integer 0–4294967295; default a random one, reported in the result. */
   seed?: number;
@@ -428,7 +431,8 @@ function samplerAndScheduler(samplerValue: unknown, schedulerValue: unknown): { 
   }
   if (samplerValue === undefined) return { sampler: 'euler_a', scheduler: scheduler ?? 'discrete' };
   const expected = `one of ${samplerNames.join(', ')} or their AUTOMATIC1111 names `
-    + `(${Object.values(samplerDisplayNames).join(', ')}, with an optional " Karras" or " Exponential")`;
+    + `(${Object.values(samplerDisplayNames).join(', ')}, with an optional " Karras" or " Exponential") `
+    + `or ${Object.keys(samplerAliases).join(', ')}`;
   if (typeof samplerValue !== 'string') throw invalid(TypeError, 'sampler', expected, samplerValue);
   const choice = findSampler(samplerValue);
   if (!choice) throw invalid(RangeError, 'sampler', expected, samplerValue);

@@ -108,7 +108,7 @@ t.test('rejects a width or height that is not a multiple of 8', async (t) => {
 t.test('rejects an unknown sampler or schedule with the list of known ones', async (t) => {
   const model = await load('sd1');
   t.teardown(() => model.close());
-  await t.rejects(model.generate(request(model, { sampler: 'plms' }), () => {}), { code: 'ERR_INVALID_ARGUMENT', message: /euler_a/ });
+  await t.rejects(model.generate(request(model, { sampler: 'unipc' }), () => {}), { code: 'ERR_INVALID_ARGUMENT', message: /euler_a/ });
   await t.rejects(model.generate(request(model, { scheduler: 'cosine' }), () => {}), { code: 'ERR_INVALID_ARGUMENT', message: /karras/ });
 });
 

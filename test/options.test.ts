@@ -67,7 +67,7 @@ t.test('rejects each wrong option with a message that names it, what is allowed 
     ['onProgress that is not a function', { onProgress: 'log' }, 'txt2img', TypeError,
       'Expected function for onProgress but received "log" of type string'],
     ['scheduler "linear"', { scheduler: 'linear' }, 'txt2img', RangeError,
-      'Expected one of discrete, karras, exponential, lcm for scheduler but received "linear" of type string'],
+      'Expected one of discrete, karras, exponential, lcm, simple for scheduler but received "linear" of type string'],
   ];
   for (const [what, options, mode, kind, message] of cases) {
     t.throws(() => check(options, mode), new kind(message), what);
@@ -75,11 +75,12 @@ t.test('rejects each wrong option with a message that names it, what is allowed 
 });
 
 t.test('lists the known samplers when the sampler is unknown', async (t) => {
-  t.throws(() => check({ sampler: 'plms' }), {
+  t.throws(() => check({ sampler: 'unipc' }), {
     name: 'RangeError',
-    message: 'Expected one of euler_a, euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim or their AUTOMATIC1111 names '
-      + '(Euler a, Euler, Heun, DPM2, DPM++ 2S a, DPM++ 2M, LCM, DDIM, with an optional " Karras" or " Exponential") '
-      + 'for sampler but received "plms" of type string',
+    message: 'Expected one of euler_a, euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim, lms, ipndm, ipndm_v, plms, '
+      + 'ddim_trailing, tcd or their AUTOMATIC1111 names (Euler a, Euler, Heun, DPM2, DPM++ 2S a, DPM++ 2M, LCM, DDIM, '
+      + 'LMS, iPNDM, iPNDM_v, PLMS, DDIM Trailing, TCD, with an optional " Karras" or " Exponential") or k-lms, k_lms '
+      + 'for sampler but received "unipc" of type string',
   });
 });
 
