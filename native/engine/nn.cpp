@@ -36,6 +36,10 @@ ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t i
     ggml_tensor* tokens = imageToTokens(n.ctx, x);
     y = ggml_mul_mat(n.ctx, ggml_reshape_2d(n.ctx, w, in, out), tokens);
     y = tokensToImage(n.ctx, y, x->ne[0], x->ne[1]);
+  } else if (n.circular && padding > 0) {
+    // As torch's padding_mode='circular', which AUTOMATIC1111's tiling sets on every Conv2d.
+    x = ggml_pad_ext_circular(n.ctx, x, padding, padding, padding, padding, 0, 0, 0, 0);
+    y = ggml_conv_2d_direct(n.ctx, w, x, stride, stride, 0, 0, 1, 1);
   } else {
     y = ggml_conv_2d_direct(n.ctx, w, x, stride, stride, padding, padding, 1, 1);
   }
