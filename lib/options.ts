@@ -289,13 +289,17 @@ function hiresOptions(value: unknown, baseWidth: number, baseHeight: number): No
   }
   const scale = sized ? undefined : number(o.scale, 'hires.scale', 1, 8, DEFAULT_HIRES_SCALE);
   const size = hiresSize(baseWidth, baseHeight, scale === undefined ? { width, height } : { scale });
-  const what = scale === undefined ? `hires.width ${width ?? '(none)'} and hires.height ${height ?? '(none)'}` : `hires.scale ${scale}`;
-  for (const [name, side] of [['width', size.width], ['height', size.height], ['upscaled width', size.upscaleWidth],
-    ['upscaled height', size.upscaleHeight]] as const) {
-    if (side < 64 || side > MAX_SIDE) {
-      throw new RangeError(`${what} on a ${baseWidth}x${baseHeight} image make a ${name} of ${side} pixels; `
-        + `the hires fix works between 64 and ${MAX_SIDE}`);
-    }
+  const asked = scale === undefined
+    ? [width && `hires.width ${width}`, height && `hires.height ${height}`].filter(Boolean).join(' and ')
+    : `hires.scale ${scale}`;
+  const outside = (...sides: number[]) => sides.some((side) => side < 64 || side > MAX_SIDE);
+  const limit = `the hires fix works with 64 to ${MAX_SIDE} pixels a side`;
+  if (outside(size.width, size.height)) {
+    throw new RangeError(`${asked} on a ${baseWidth}x${baseHeight} image makes it ${size.width}x${size.height}; ${limit}`);
+  }
+  if (outside(size.upscaleWidth, size.upscaleHeight)) {
+    throw new RangeError(`${asked} on a ${baseWidth}x${baseHeight} image upscale it to `
+      + `${size.upscaleWidth}x${size.upscaleHeight} before the crop; ${limit}`);
   }
   const normalized: NormalizedHires = {
     ...size,
