@@ -50,10 +50,11 @@ t.test('sizes the second pass by scale, by one side keeping the aspect ratio, or
 
 t.test('runs the second pass for the requested steps, reported after the first pass', async (t) => {
   const events: Progress[] = [];
-  await model.textToImage({ ...quick, steps: 3, hires: { steps: 2 }, onProgress: (p) => events.push(p) });
-  t.same(events.map(({ step, steps, pass, passStep, passSteps }) => [step, steps, pass, passStep, passSteps]), [
-    [1, 5, 'first', 1, 3], [2, 5, 'first', 2, 3], [3, 5, 'first', 3, 3], [4, 5, 'hires', 1, 2], [5, 5, 'hires', 2, 2],
-  ]);
+  await model.textToImage({ ...quick, steps: 3, hires: { steps: 2 }, previews: true, onProgress: (p) => events.push(p) });
+  t.same(events.map(({ step, steps, pass, passStep, passSteps, preview }) => [step, steps, pass, passStep, passSteps, preview?.width]), [
+    [1, 5, 'first', 1, 3, 8], [2, 5, 'first', 2, 3, 8], [3, 5, 'first', 3, 3, 8], [4, 5, 'hires', 1, 2, 16],
+    [5, 5, 'hires', 2, 2, 16],
+  ], 'previews of each pass at its own size');
   const again: Progress[] = [];
   await model.textToImage({ ...quick, steps: 2, hires: { steps: 0, denoisingStrength: 0.3 }, onProgress: (p) => again.push(p) });
   t.same(again.filter((p) => p.pass === 'hires').map((p) => p.passStep), [1, 2], 'steps 0: as many as the first pass');
