@@ -6,7 +6,8 @@ import path from 'node:path';
 
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { addonOrThrow } from './model.js';
-import { nonEmptyString, normalizeConvertOptions, type ConvertOptions } from './options.js';
+import type { ConvertOptions } from './option-types.js';
+import { nonEmptyString, normalizeConvertOptions } from './options.js';
 
 /** What `convertModel()` wrote. */
 export interface ConvertResult {

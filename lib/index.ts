@@ -11,10 +11,13 @@ export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
-  ConvertOptions, ConvertProgress, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Preview, Progress, WeightType,
-} from './options.js';
-export { resolveSampler, weightTypes } from './options.js';
+  ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
+  Preview, Progress, TextToImageOptions, WeightType,
+} from './option-types.js';
+export { weightTypes } from './option-types.js';
+export { resolveSampler } from './options.js';
 export { insertPngText, parseParameters, readPngText, type ParsedParameters } from './png-metadata.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */

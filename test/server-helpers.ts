@@ -166,10 +166,12 @@ export class FakeModel implements ImageModel {
       const preview = wantsPreview
         ? { png: await solidPng(width / 8, height / 8, (seed + step) % 256), width: width / 8, height: height / 8, step }
         : undefined;
-      const progress: Progress = { step, steps, image: 0, images: 1, elapsedMs: 1, ...(preview && { preview }) };
+      const progress: Progress = {
+        step, steps, pass: 'first', passStep: step, passSteps: steps, image: 0, images: 1, elapsedMs: 1, ...(preview && { preview }),
+      };
       options.onProgress?.(progress);
     }
-    return [{ png: await solidPng(width, height, seed % 256), seed, width, height, parameters: '' }];
+    return [{ png: await solidPng(width, height, seed % 256), seed, subseed: 0, subseedStrength: 0, width, height, parameters: '' }];
   }
 }
 

@@ -7,8 +7,7 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { loadAddon } from '../bindings/index.js';
-import { generate, loadModel, type WeightType } from '../lib/index.js';
-import { weightTypes } from '../lib/options.js';
+import { generate, loadModel, weightTypes, type WeightType } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { cpu, draw, meanAbsDiff, quick } from './fixtures/draw.js';
 import { tinyGgufBytes } from './fixtures/gguf.js';

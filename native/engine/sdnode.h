@@ -89,6 +89,26 @@ struct Conditioning {
   std::vector<float> weights;
 };
 
+// AUTOMATIC1111's hires fix: after the sampler, the latent is upscaled (latent modes) or decoded,
+// resized and encoded again (lanczos), then an image-to-image pass runs at the larger size.
+struct HiresFix {
+  // The first pass's result is resized to upscaleWidth x upscaleHeight, then centre-cropped to
+  // width x height (pixels, multiples of the VAE scale; equal when the aspect ratio is kept).
+  int width = 0;
+  int height = 0;
+  int upscaleWidth = 0;
+  int upscaleHeight = 0;
+  // latent-bilinear | latent-bilinear-antialiased | latent-bicubic | latent-bicubic-antialiased |
+  // latent-nearest | latent-nearest-exact (torch.nn.functional.interpolate on the latent) | lanczos
+  // (PIL's Lanczos on the decoded image).
+  std::string upscaler = "latent-bilinear";
+  int steps = 0;  // steps the second pass runs; 0: the request's steps
+  float denoisingStrength = 0.7f;
+  // The second pass's text; empty tokens: the request's prompt / negative prompt.
+  Conditioning prompt;
+  Conditioning negative;
+};
+
 struct Request {
   std::string mode = "txt2img";  // txt2img | img2img | inpaint
   int width = 512;
@@ -98,6 +118,14 @@ struct Request {
   std::string sampler = "euler_a";
   std::string scheduler = "discrete";
   uint64_t seed = 42;
+  // AUTOMATIC1111's variation seed: the initial noise is the slerp of the seed's noise and the
+  // subseed's by subseedStrength (0: the seed's alone, 1: the subseed's). Image i uses subseed + i.
+  uint64_t subseed = 0;
+  float subseedStrength = 0.0f;
+  // AUTOMATIC1111's "resize seed from": the noise is drawn at this size (pixels; 0 x 0: off) and
+  // centred in (or cropped to) the image's latent, so a seed keeps its composition at a new size.
+  int seedResizeWidth = 0;
+  int seedResizeHeight = 0;
   std::string rng = "gpu";
   int clipSkip = 0;  // 0: family default
   int count = 1;
@@ -113,6 +141,10 @@ struct Request {
   // Report a preview of the current estimate with every n-th step's progress, and the last step's;
   // 0: none. At most 1000.
   int previewEvery = 0;
+  // Seamless tiling: every padded convolution of the UNet and the VAE wraps around the image's
+  // edges, so the image tiles without seams. Not with vaeTiling.
+  bool tiling = false;
+  std::optional<HiresFix> hires;  // txt2img only
 };
 
 // A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed
@@ -124,8 +156,13 @@ struct LatentPreview {
 };
 
 struct Progress {
-  int step = 0;  // 1-based step just finished
+  // 1-based step just finished of all the image's steps (with a hires fix, the first pass's then
+  // the second pass's), so step / steps only grows while an image is made.
+  int step = 0;
   int steps = 0;
+  int pass = 0;       // 0: the first pass; 1: the hires fix's second pass
+  int passStep = 0;   // 1-based step within the pass
+  int passSteps = 0;
   int image = 0;  // 0-based
   int images = 0;
   double elapsedMs = 0;
@@ -137,6 +174,7 @@ struct Image {
   int height = 0;
   std::vector<uint8_t> rgb;
   uint64_t seed = 0;
+  uint64_t subseed = 0;
 };
 
 struct Callbacks {
