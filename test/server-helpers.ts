@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { Test } from 'tap';
 
-import type { GeneratedImage, ImageOptions, Progress } from '../lib/index.js';
+import type { GeneratedImage, ImageOptions, Progress, TextToImageOptions } from '../lib/index.js';
 import { startServer, type ImageModel, type RunningServer, type ServerOptions } from '../server/index.js';
 
 export interface TestServer {
@@ -108,7 +108,7 @@ export function solidPng(width: number, height: number, gray = 128): Promise<Buf
 }
 
 /** Which library method a FakeModel call went to. */
-export type FakeCall = ImageOptions & { method: 'textToImage' | 'imageToImage' | 'inpaint' };
+export type FakeCall = TextToImageOptions & { method: 'textToImage' | 'imageToImage' | 'inpaint' };
 
 /**
  * A stand-in for the library's Model: each image takes `steps` progress callbacks that wait for
