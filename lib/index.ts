@@ -12,7 +12,8 @@ export type {
   ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Preview, Progress, WeightType,
 } from './options.js';
 export { resolveSampler, weightTypes } from './options.js';
-export { insertPngText, parseParameters, readPngText, type ParsedParameters } from './png-metadata.js';
+export { insertPngText, readPngText } from './png-metadata.js';
+export { parseParameters, type ParsedParameters } from './parameters-text.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */
 export function samplers(): string[] {
