@@ -18,7 +18,8 @@ export type {
 } from './option-types.js';
 export { weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';
-export { insertPngText, parseParameters, readPngText, type ParsedParameters } from './png-metadata.js';
+export { insertPngText, readPngText } from './png-metadata.js';
+export { parseParameters, type ParsedParameters } from './parameters-text.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */
 export function samplers(): string[] {
