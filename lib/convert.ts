@@ -4,6 +4,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 
+import type { NativeConvertJob } from '../bindings/native.js';
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { addonOrThrow } from './model.js';
 import type { ConvertOptions } from './option-types.js';
@@ -40,7 +41,7 @@ export async function convertModel(input: string, output: string, options?: Conv
     throw new SdnodeError('ERR_OUTPUT_EXISTS', `${target} exists; pass overwrite: true to replace it`);
   }
   const addon = addonOrThrow();
-  let job;
+  let job: NativeConvertJob;
   try {
     job = addon.convertModel(source, target, { weightType, threads: threads ?? addon.systemInfo().physicalCores },
       onProgress && ((progress) => onProgress({ tensor: progress.tensor, tensors: progress.tensors })));

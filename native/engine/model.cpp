@@ -4,8 +4,8 @@
 
 #include "family.h"
 #include "model_impl.h"
-#include "weight_types.h"
 #include "system_info.h"
+#include "weight_types.h"
 
 namespace sdnode {
 
