@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import t, { type Test } from 'tap';
 
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
-import { exitCode, getJson, outputTestdir, pollTask, postForm, spawnCli, waitForOutput } from './server-helpers.js';
+import { exitCode, getJson, jobFolders, outputTestdir, pollTask, postForm, spawnCli, waitForOutput } from './server-helpers.js';
 
 async function startCli(t: Test, args: string[]): Promise<{ url: string; child: ReturnType<typeof spawnCli> }> {
   const child = spawnCli(args);
@@ -76,5 +76,5 @@ t.test('--delete-incomplete removes the interrupted task instead', async (t) => 
   const second = await startCli(t, [...args, '--delete-incomplete']);
   t.match(second.child.output(), /1 unfinished deleted/);
   t.equal((await getJson(`${second.url}${resultUrl}`)).status, 404);
-  t.same(await readdir(outputDir), []);
+  t.same(await jobFolders(outputDir), []);
 });

