@@ -99,6 +99,12 @@ function webPageTests(browser: Browser): void {
     t.equal(await page.getByLabel('Sampler', { exact: true }).inputValue(), 'dpm++2m');
     t.equal(await page.getByLabel('Schedule', { exact: true }).inputValue(), 'karras');
     t.equal(await page.getByLabel('Steps', { exact: true }).inputValue(), '3');
+
+    await tiles.first().click();
+    await details.getByRole('button', { name: 'Use as input image' }).click();
+    t.ok(await page.getByLabel('Image to image', { exact: true }).isChecked(), 'switches to image to image');
+    await waitForText(page.locator('#image-info'), /^64 × 64 px/);
+    t.match(await page.getByAltText('The input image').getAttribute('src'), /^blob:/);
     t.same(problems, [], 'no script errors');
   });
 
