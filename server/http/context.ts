@@ -3,7 +3,7 @@
 import type { Router } from 'express';
 
 import type { JobService } from '../jobs/service.js';
-import type { ModelRegistry } from '../models/registry.js';
+import type { ModelCatalog } from '../models/registry.js';
 import type { ApiRegistry } from './api.js';
 import type { ApiKeys } from './auth.js';
 
@@ -11,7 +11,7 @@ export type WriteLine = (line: string) => void;
 
 export interface ServerContext {
   jobs: JobService;
-  models: ModelRegistry;
+  models: ModelCatalog;
   api: ApiRegistry;
   keys: ApiKeys;
   /** Per-file upload limit in bytes. */

@@ -87,6 +87,14 @@ export class QueueClosedError extends Error {
   }
 }
 
+/** The queue's shared storage (Redis) cannot be reached now; the request may be retried. */
+export class QueueUnavailableError extends Error {
+  constructor(detail: string) {
+    super(`The job queue is unreachable (${detail}); retry later`);
+    this.name = 'QueueUnavailableError';
+  }
+}
+
 export interface EmbeddedQueueOptions {
   /** Jobs run at the same time, >= 1. */
   concurrency: number;
