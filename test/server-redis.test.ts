@@ -64,13 +64,14 @@ t.test('an API process and two workers share jobs: M1 and OpenAI jobs complete, 
   t.match(await sharp(Buffer.from(final, 'base64')).metadata(), { format: 'png', width: 64, height: 64 });
 });
 
-t.test('a request for a model no worker offers: named in a 404, or FAILED with NO_WORKER after --no-worker-timeout', async (t) => {
+t.test('a request for a model no worker offers: named in a 404, or FAILED with NO_WORKER after --no-worker-timeout; --max-queue', async (t) => {
   const dir = outputTestdir(t);
   const redis = await startRedis(t, dir);
   const modelsDir = path.join(dir, 'models');
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
   const [apiProcess] = await Promise.all([
-    startSdnode(t, ['serve', '--redis', redis.url, '--workers', '0', '--port', '0', '--model', 'ghost', '--no-worker-timeout', '1']),
+    startSdnode(t, ['serve', '--redis', redis.url, '--workers', '0', '--port', '0', '--model', 'ghost', '--no-worker-timeout', '1',
+      '--max-queue', '1']),
     startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
   ]);
   const api = urlOf(apiProcess);
@@ -83,6 +84,9 @@ t.test('a request for a model no worker offers: named in a 404, or FAILED with N
   t.match(health, { ready: false, model: null, hint: /No worker offers the default model ghost/ });
 
   const { body } = await postForm(`${api}/text-to-image`, { prompt: 'a cat', steps: '1', width: '64', height: '64' });
+  const full = await postForm(`${api}/text-to-image`, { prompt: 'a cat', steps: '1', width: '64', height: '64' });
+  t.match(full, { status: 503, body: { error: { code: 'QUEUE_FULL', message: /The queue is full \(1 jobs waiting\)/ } } },
+    '--max-queue counts the jobs waiting in Redis');
   const statuses = await pollTask(`${api}${body.resultUrl}`, (status) => status.status === 'FAILED', 20_000);
   t.match(statuses.at(-1)?.error, {
     code: 'NO_WORKER',

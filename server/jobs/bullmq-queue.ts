@@ -78,9 +78,13 @@ export class BullMqQueue implements JobQueue {
     const model = await this.#modelOf(jobId);
     if (model === undefined) throw new Error(`Job ${jobId} is not in the store or names no model`);
     if (!options.ignoreLimit) {
-      const [counts, offers] = await Promise.all([this.counts(), this.#workers.live()]);
-      const capacity = offers.reduce((sum, offer) => sum + offer.concurrency, 0);
-      if (counts.running >= capacity && counts.waiting >= this.#options.maxWaiting) throw new QueueFullError(this.#options.maxWaiting);
+      // As the embedded queue: full when enough jobs wait and no worker for this model is free.
+      const [counts, offers, active] = await Promise.all([
+        this.counts(), this.#workers.live(), this.#connection.call(() => this.#queue(model).getActiveCount()),
+      ]);
+      const capacity = offers.filter((offer) => offer.models.some((entry) => entry.name === model))
+        .reduce((sum, offer) => sum + offer.concurrency, 0);
+      if (active >= capacity && counts.waiting >= this.#options.maxWaiting) throw new QueueFullError(this.#options.maxWaiting);
     }
     await this.#connection.call(async (redis) => {
       await redis.sadd(this.#keys.models, model);
