@@ -17,9 +17,9 @@ import { EmbeddedQueue, type JobQueue } from './jobs/queue.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import { JobService } from './jobs/service.js';
 import { FileJobStore, type JobStore } from './jobs/store.js';
-import { modelLoader } from './models/loader.js';
+import { openModels } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
-import { ModelRegistry, type ModelCatalog } from './models/registry.js';
+import type { ModelCatalog } from './models/registry.js';
 import { redisJobSystem } from './redis-jobs.js';
 import { packageVersion } from './version.js';
 
@@ -174,17 +174,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 
 async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promise<JobSystem> {
   const store = await FileJobStore.open(options.outputDir ?? 'output');
-  const models = new ModelRegistry({
-    dir: options.modelsDir,
-    defaultPath: options.modelPath,
-    preloaded: options.model,
-    maxLoaded: options.maxLoaded ?? 1,
-    load: options.loadModel ?? modelLoader(options, log),
-    log,
-  });
-  // The default model is loaded before the port opens, as before: a bad checkpoint stops the start.
-  const defaultModel = options.model === undefined && options.modelPath !== undefined ? await models.defaultModel() : undefined;
-  if (defaultModel) (await models.acquire(defaultModel)).release();
+  // Before the port opens, as before: a bad checkpoint stops the start.
+  const models = await openModels(options, log);
 
   const processor = createJobProcessor({
     store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1,

@@ -10,11 +10,11 @@ import { RedisConnection, redisKeys } from './jobs/redis.js';
 import { RedisJobStore } from './jobs/redis-store.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import { FileHashes } from './models/hashes.js';
-import { modelLoader, type EngineOptions } from './models/loader.js';
-import { ModelRegistry, type ModelEntry } from './models/registry.js';
+import { openModels, type ModelSources } from './models/loader.js';
+import type { ModelEntry } from './models/registry.js';
 import { heartbeatMs, newWorkerId, WorkerDirectory } from './models/remote-registry.js';
 
-export interface WorkerOptions extends EngineOptions {
+export interface WorkerOptions extends ModelSources {
   /** Redis URL, e.g. redis://host:6379/0. */
   redis: string;
   /** A checkpoint to offer, loaded at start. */
@@ -48,17 +48,7 @@ export interface RunningWorker {
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const models = new ModelRegistry({
-    dir: options.modelsDir,
-    defaultPath: options.modelPath,
-    preloaded: options.model,
-    maxLoaded: options.maxLoaded ?? 1,
-    load: options.loadModel ?? modelLoader(options, log),
-    log,
-  });
-  // As `serve` does: a bad checkpoint stops the start.
-  const defaultModel = options.model === undefined && options.modelPath !== undefined ? await models.defaultModel() : undefined;
-  if (defaultModel) (await models.acquire(defaultModel)).release();
+  const models = await openModels(options, log);
 
   const keys = redisKeys();
   const connection = await RedisConnection.open(options.redis, 'worker', log);

@@ -13,7 +13,7 @@ import type { Redis } from 'ioredis';
 import { queueName } from './bullmq-queue.js';
 import { isFinished, jobErrorCodes } from './job.js';
 import type { WriteLine } from './log.js';
-import type { JobProcessor, QueuedJob } from './queue.js';
+import { newJobControls, queuedJob, type JobControls, type JobProcessor, type QueuedJob, type QueueEvent } from './queue.js';
 import type { RedisConnection, RedisKeys } from './redis.js';
 import { LiveJobs, subscribeControl } from './redis-live.js';
 import type { JobStore } from './store.js';
@@ -30,12 +30,6 @@ export interface JobWorkersOptions {
   log: WriteLine;
 }
 
-interface RunningJob {
-  controller: AbortController;
-  imageController: AbortController;
-  cancelled: boolean;
-}
-
 export class JobWorkers {
   readonly #connection: RedisConnection;
   readonly #keys: RedisKeys;
@@ -44,7 +38,7 @@ export class JobWorkers {
   readonly #options: JobWorkersOptions;
   readonly #live: LiveJobs;
   readonly #workers = new Map<string, Worker>();
-  readonly #running = new Map<string, RunningJob>();
+  readonly #running = new Map<string, JobControls>();
   readonly #slots: Slots;
   #unsubscribe: (() => Promise<void>) | undefined;
   #stopping = false;
@@ -141,7 +135,7 @@ export class JobWorkers {
   async #process(bullJob: Job, token: string | undefined): Promise<void> {
     const jobId = bullJob.id as string;
     await this.#slots.acquire();
-    const running: RunningJob = { controller: new AbortController(), imageController: new AbortController(), cancelled: false };
+    const running = newJobControls();
     this.#running.set(jobId, running);
     try {
       if (await this.#live.cancelRequested(jobId)) {
@@ -164,23 +158,16 @@ export class JobWorkers {
     }
   }
 
-  #queuedJob(jobId: string, running: RunningJob): QueuedJob {
-    const report = (event: Parameters<LiveJobs['report']>[0]): void => {
+  #queuedJob(jobId: string, running: JobControls): QueuedJob {
+    const report = (event: QueueEvent): void => {
       this.#live.report(event).catch(() => {});
     };
-    return {
-      jobId,
-      signal: running.controller.signal,
-      imageSignal: () => {
-        running.imageController = new AbortController();
-        return AbortSignal.any([running.controller.signal, running.imageController.signal]);
-      },
-      cancelled: () => running.cancelled,
+    return queuedJob(jobId, running, {
       stopRequested: () => this.#stopping,
       reportProgress: (progress) => report({ type: 'progress', jobId, progress }),
       reportPreview: (preview) => report({ type: 'preview', jobId, preview }),
       reportImage: (n) => report({ type: 'image', jobId, n }),
-    };
+    });
   }
 
   // BullMQ gave up on the job: it stalled too often (its workers died) or its processor kept throwing.

@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import { loadModel, type LoadOptions, type Model } from '../../lib/index.js';
 import type { ImageModel } from '../jobs/runner.js';
+import { ModelRegistry } from './registry.js';
 
 export interface EngineOptions {
   threads?: number;
@@ -24,6 +25,32 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
     log(describeModel(model));
     return model;
   };
+}
+
+export interface ModelSources extends EngineOptions {
+  modelPath?: string;
+  modelsDir?: string;
+  model?: ImageModel;
+  maxLoaded?: number;
+  loadModel?: (checkpointPath: string) => Promise<ImageModel>;
+}
+
+/**
+ * The registry of --model and --models, with the default model loaded before the caller goes on:
+ * a bad checkpoint stops the start.
+ */
+export async function openModels(sources: ModelSources, log: (line: string) => void): Promise<ModelRegistry> {
+  const models = new ModelRegistry({
+    dir: sources.modelsDir,
+    defaultPath: sources.modelPath,
+    preloaded: sources.model,
+    maxLoaded: sources.maxLoaded ?? 1,
+    load: sources.loadModel ?? modelLoader(sources, log),
+    log,
+  });
+  const defaultModel = sources.model === undefined && sources.modelPath !== undefined ? await models.defaultModel() : undefined;
+  if (defaultModel) (await models.acquire(defaultModel)).release();
+  return models;
 }
 
 // "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu".
