@@ -1,10 +1,15 @@
-// The `sdnode` command: serve (the default), build, --help, --version.
+// The `sdnode` command: serve (the default), worker, generate, info, convert, build, --help, --version.
+// generate, info and convert parse their own flags (server/cli/).
 
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
 import { weightTypes } from '../lib/index.js';
 import { dialectNames, isDialectName } from './dialects/index.js';
+import { oneOf, usageError } from './cli/common.js';
+import { convertCommand } from './cli/convert.js';
+import { generateCommand } from './cli/generate.js';
+import { infoCommand } from './cli/info.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
 import { collectApiKeys } from './http/auth.js';
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
@@ -21,6 +26,7 @@ const optionSpec = {
   'api-auth': { type: 'string' },
   api: { type: 'string' },
   presets: { type: 'string' },
+  'allow-fetch': { type: 'string' },
   'url-ttl': { type: 'string' },
   port: { type: 'string', short: 'p' },
   host: { type: 'string' },
@@ -50,7 +56,19 @@ type CliValues = ReturnType<typeof parseArgs<{ options: typeof optionSpec; allow
 const backends = ['auto', 'cpu', 'metal', 'cuda'] as const;
 const predictions = ['auto', 'eps', 'v'] as const;
 
+// Commands with flags of their own; they must come first on the line.
+const subcommands: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
+  generate: generateCommand,
+  info: infoCommand,
+  convert: convertCommand,
+};
+
 const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the default command)
+       sdnode generate -m <model> -p <prompt> [options]
+                                   make images from the terminal (sdnode generate --help)
+       sdnode info <model>         what a checkpoint is: family, types, memory (sdnode info --help)
+       sdnode convert <model> <out.gguf> --type q8_0
+                                   write a (quantized) GGUF file (sdnode convert --help)
        sdnode worker --redis <url> --models <dir> [--model <file>] [--concurrency <n>]
                                    take jobs from Redis and generate them (see Several machines)
        sdnode build                compile the native addon from source (npm run build:native)
@@ -73,6 +91,8 @@ Serve options:
                            --api-auth; bearer keys from --api-key work there too.
       --presets <file>     JSON file mapping OpenAI model names (dall-e-3, …) to generation settings
                            in AUTOMATIC1111's field names (see the README).
+      --allow-fetch <hosts> Hosts (host[:port], comma-separated) whose image URLs the task API may
+                           fetch for initial_image / mask; others are refused (default none).
       --url-ttl <seconds>  Lifetime of OpenAI response_format=url links (default 3600).
   -p, --port <n>           TCP port to listen on (default 8888; 0 picks a free one).
       --host <address>     Interface to listen on (default 127.0.0.1; 0.0.0.0 for every interface).
@@ -121,6 +141,8 @@ Example:
 
 /** Runs the command line (without node and the script); resolves to the exit code. `serve` keeps running. */
 export async function main(argv: string[]): Promise<number> {
+  const subcommand = subcommands[argv[0] ?? ''];
+  if (subcommand) return subcommand(argv.slice(1));
   let values: CliValues;
   let positionals: string[];
   try {
@@ -137,6 +159,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
+  if (subcommands[command]) return usageError(`Put ${command} first: sdnode ${command} [options]`);
   if (positionals.length > 1) return usageError(`Unexpected argument ${positionals[1]}`);
   switch (command) {
     case 'serve':
@@ -265,6 +288,8 @@ function serverOptions(values: CliValues): ServerOptions {
     apis: apis?.filter(isDialectName),
     presets: values.presets,
     urlTtlSeconds: int('url-ttl', 1, 365 * 24 * 3600),
+    allowFetch: values['allow-fetch']?.split(',').map((host) => host.trim()).filter((host) => host !== ''),
+    tasks: taskSettingsFromEnvironment(process.env),
     port: int('port', 0, 65535),
     host: values.host,
     concurrency: int('concurrency', 1, 64),
@@ -287,13 +312,6 @@ function serverOptions(values: CliValues): ServerOptions {
   };
 }
 
-function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
-  if (value !== undefined && !(allowed as readonly string[]).includes(value)) {
-    throw new InvalidFieldError(flag, `Expected one of ${allowed.join(', ')} for ${flag} but received ${value}`);
-  }
-  return value as T | undefined;
-}
-
 function printWelcome(running: RunningServer, options: ServerOptions): void {
   const { resumed, deleted } = running.unfinished;
   const insecure = options.cert !== undefined ? '-k ' : '';
@@ -306,6 +324,7 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
     console.log('No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>.');
     return;
   }
+  for (const line of running.welcome) console.log(line);
   console.log(`Try:\n  curl ${insecure}-F prompt="a photo of a cat" ${running.url}/text-to-image`);
   console.log(`then poll the resultUrl it answers: curl ${insecure}${running.url}/text-to-image/<id>`);
   console.log('Press Ctrl+C to stop.');
@@ -347,9 +366,16 @@ function buildAddon(): Promise<number> {
   });
 }
 
-function usageError(message: string): number {
-  console.error(`sdnode: ${message}\nRun sdnode --help for the options.`);
-  return 2;
+// The task API's own variables, as its users know them.
+function taskSettingsFromEnvironment(env: NodeJS.ProcessEnv): ServerOptions['tasks'] {
+  const flag = (name: string): boolean => ['1', 'true', 'yes'].includes((env[name] ?? '').trim().toLowerCase());
+  return {
+    ...(env.SECRET_KEY !== undefined && env.SECRET_KEY !== '' && { secretKey: env.SECRET_KEY }),
+    ...(env.BASE_URL !== undefined && env.BASE_URL !== '' && { baseUrl: env.BASE_URL }),
+    enablePublicAccess: flag('ENABLE_PUBLIC_ACCESS'),
+    enableSignup: flag('ENABLE_SIGNUP'),
+    printLinkWithToken: flag('PRINT_LINK_WITH_TOKEN'),
+  };
 }
 
 function apiAuthPairs(text: string): string[] {

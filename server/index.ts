@@ -5,9 +5,11 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 
 import type { LoadOptions } from '../lib/index.js';
 import { dialectNames, selectDialects, type DialectName } from './dialects/index.js';
+import type { TaskAuthSettings } from './dialects/tasks/users.js';
 import { ApiRegistry } from './http/api.js';
 import { createApp } from './http/app.js';
 import { ApiKeys } from './http/auth.js';
@@ -64,6 +66,10 @@ export interface ServerOptions {
   apiKeys?: string[];
   /** AUTOMATIC1111's --api-auth: "user:pass" pairs for HTTP basic auth on /sdapi (besides apiKeys). */
   apiAuth?: string[];
+  /** Hosts whose image URLs the task API may fetch (--allow-fetch). */
+  allowFetch?: string[];
+  /** The task API's users and tokens (SECRET_KEY, ENABLE_PUBLIC_ACCESS, … in the environment). */
+  tasks?: Partial<TaskAuthSettings>;
   /** Dialects to mount. Default all. */
   apis?: DialectName[];
   /** OpenAI model names → generation settings (AUTOMATIC1111 field names): a file path or the table. */
@@ -114,6 +120,8 @@ export interface RunningServer {
   jobsLocation: string;
   /** Preset fields sdnode does not use, one line each (also logged at start). */
   presetWarnings: string[];
+  /** What the dialects want said at start-up (e.g. a link with a token). */
+  welcome: string[];
   /**
    * Stops taking jobs (503), lets running images finish (or abandons them with `abort`; either
    * way the jobs resume at the next start), then closes the server and the models it loaded.
@@ -143,9 +151,20 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
     a1111: { basicAuth: options.apiAuth ?? [] },
+    tasks: {
+      outputDir: path.resolve(options.outputDir ?? 'output'),
+      allowFetch: options.allowFetch ?? [],
+      tokenTtlSeconds: options.tasks?.tokenTtlSeconds ?? 7 * 24 * 3600,
+      enablePublicAccess: options.tasks?.enablePublicAccess ?? false,
+      enableSignup: options.tasks?.enableSignup ?? false,
+      printLinkWithToken: options.tasks?.printLinkWithToken ?? false,
+      ...(options.tasks?.secretKey !== undefined && { secretKey: options.tasks.secretKey }),
+      ...(options.tasks?.baseUrl !== undefined && { baseUrl: options.tasks.baseUrl }),
+    },
   });
   const app = createApp(context, dialects, packageVersion());
   const server = tls ? https.createServer(tls, app) : http.createServer(app);
+  for (const dialect of dialects) dialect.attach?.(server);
   try {
     await listen(server, options.port ?? 8888, options.host ?? '127.0.0.1');
   } catch (error) {
@@ -163,13 +182,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     closing ??= (async () => {
       await drained;
       await closeServer(server);
+      for (const dialect of dialects) await dialect.close?.();
       await system.dispose();
     })();
     return closing;
   };
-  return {
-    url: serverUrl(server, tls !== undefined), server, unfinished, jobsLocation: store.location, presetWarnings: presets.warnings, close,
-  };
+  const url = serverUrl(server, tls !== undefined);
+  const welcome = (await Promise.all(dialects.map((dialect) => dialect.welcome?.(url) ?? Promise.resolve([])))).flat();
+  return { url, server, unfinished, jobsLocation: store.location, presetWarnings: presets.warnings, welcome, close };
 }
 
 async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promise<JobSystem> {

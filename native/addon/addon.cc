@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "convert.h"
+#include "convert_worker.h"
 #include "model_wrap.h"
 
 namespace sdnode_addon {
@@ -14,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("Model", ModelWrap::Define(env));
+  exports.Set("convertModel", Napi::Function::New(env, ConvertModel, "convertModel"));
   return exports;
 }
 

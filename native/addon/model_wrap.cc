@@ -1,53 +1,12 @@
 #include "model_wrap.h"
 
-#include <future>
-
 #include "convert.h"
+#include "progress_channel.h"
+#include "promise_worker.h"
 
 namespace sdnode_addon {
 
 namespace {
-
-struct ModelClosed : std::runtime_error {
-  ModelClosed() : std::runtime_error("the model was closed") {}
-};
-
-// Runs `work` off the main thread and settles a promise; engine errors keep their code.
-class PromiseWorker : public Napi::AsyncWorker {
- public:
-  explicit PromiseWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  virtual void Work() = 0;
-  virtual Napi::Value Result(Napi::Env env) = 0;
-
-  void Execute() override {
-    try {
-      Work();
-    } catch (const sdnode::Error& e) {
-      code_ = sdnode::errorCodeName(e.code());
-      SetError(e.what());
-    } catch (const ModelClosed& e) {
-      code_ = "ERR_MODEL_CLOSED";
-      SetError(e.what());
-    } catch (const std::bad_alloc&) {
-      code_ = "ERR_OUT_OF_MEMORY";
-      SetError("out of memory");
-    } catch (const std::exception& e) {
-      code_ = "ERR_INTERNAL";
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(Result(Env())); }
-  void OnError(const Napi::Error& error) override {
-    deferred_.Reject(errorToJs(Env(), code_, error.Message()).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::string code_ = "ERR_INTERNAL";
-};
 
 class LoadWorker : public PromiseWorker {
  public:
@@ -65,35 +24,27 @@ class LoadWorker : public PromiseWorker {
   std::shared_ptr<ModelHandle> handle_;
 };
 
-struct ProgressMessage {
-  sdnode::Progress progress;
-  std::promise<void> delivered;
-};
-
 class GenerateWorker : public PromiseWorker {
  public:
   GenerateWorker(Napi::Env env, std::shared_ptr<ModelHandle> handle, sdnode::Request request, Napi::Function onProgress,
                  std::shared_ptr<std::atomic<bool>> abortFlag)
-      : PromiseWorker(env), handle_(std::move(handle)), request_(std::move(request)), abortFlag_(std::move(abortFlag)) {
-    if (!onProgress.IsEmpty()) {
-      progress_ = Napi::ThreadSafeFunction::New(env, onProgress, "sdnode-progress", 0, 1);
-      hasProgress_ = true;
-    }
-  }
+      : PromiseWorker(env),
+        handle_(std::move(handle)),
+        request_(std::move(request)),
+        abortFlag_(std::move(abortFlag)),
+        progress_(env, onProgress, "sdnode-progress", progressToJs) {}
 
  protected:
   void Work() override {
     std::lock_guard<std::mutex> lock(handle_->busy);
-    struct Release {
-      GenerateWorker* self;
-      ~Release() {
-        if (self->hasProgress_) self->progress_.Release();
-      }
-    } release{this};
+    struct Close {
+      ProgressChannel<sdnode::Progress>& channel;
+      ~Close() { channel.close(); }
+    } close{progress_};
     if (!handle_->model) throw ModelClosed();
     sdnode::Callbacks callbacks;
     callbacks.aborted = [flag = abortFlag_] { return flag->load(); };
-    if (hasProgress_) callbacks.onProgress = [this](const sdnode::Progress& p) { deliver(p); };
+    if (progress_.open()) callbacks.onProgress = [this](const sdnode::Progress& p) { progress_.deliver(p); };
     images_ = handle_->model->generate(request_, callbacks);
   }
   Napi::Value Result(Napi::Env env) override { return imagesToJs(env, images_); }
@@ -102,31 +53,8 @@ class GenerateWorker : public PromiseWorker {
   std::shared_ptr<ModelHandle> handle_;
   sdnode::Request request_;
   std::shared_ptr<std::atomic<bool>> abortFlag_;
-  Napi::ThreadSafeFunction progress_;
-  bool hasProgress_ = false;
+  ProgressChannel<sdnode::Progress> progress_;
   std::vector<sdnode::Image> images_;
-
-  // Waits until JS has seen the event, so every progress call lands before the promise settles.
-  void deliver(const sdnode::Progress& p) {
-    auto* message = new ProgressMessage{p, {}};
-    std::future<void> done = message->delivered.get_future();
-    napi_status status = progress_.BlockingCall(message, [](Napi::Env env, Napi::Function fn, ProgressMessage* m) {
-      if (env != nullptr && !fn.IsEmpty()) {
-        try {
-          fn.Call({progressToJs(env, m->progress)});
-        } catch (const Napi::Error&) {
-          // A throwing progress listener must not stop the generation.
-        }
-      }
-      m->delivered.set_value();
-      delete m;
-    });
-    if (status == napi_ok) {
-      done.wait();
-    } else {
-      delete message;
-    }
-  }
 };
 
 Napi::FunctionReference* modelConstructor = nullptr;

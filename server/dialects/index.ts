@@ -4,8 +4,9 @@ import type { Dialect, ServerContext } from '../http/context.js';
 import { a1111Dialect, type A1111Options } from './a1111/routes.js';
 import { m1Dialect } from './m1/routes.js';
 import { openaiDialect, type OpenAiOptions } from './openai/routes.js';
+import { tasksDialect, type TasksOptions } from './tasks/routes.js';
 
-export const dialectNames = ['m1', 'openai', 'a1111'] as const;
+export const dialectNames = ['m1', 'openai', 'a1111', 'tasks'] as const;
 export type DialectName = (typeof dialectNames)[number];
 
 export function isDialectName(value: string): value is DialectName {
@@ -15,6 +16,7 @@ export function isDialectName(value: string): value is DialectName {
 export interface DialectOptions {
   openai: OpenAiOptions;
   a1111: A1111Options;
+  tasks: TasksOptions;
 }
 
 export function selectDialects(names: readonly DialectName[], context: ServerContext, options: DialectOptions): Dialect[] {
@@ -22,6 +24,7 @@ export function selectDialects(names: readonly DialectName[], context: ServerCon
     m1: () => m1Dialect(context),
     openai: () => openaiDialect(context, options.openai),
     a1111: () => a1111Dialect(context, options.a1111),
+    tasks: () => tasksDialect(context, options.tasks),
   };
   return dialectNames.filter((name) => names.includes(name)).map((name) => factories[name]());
 }

@@ -1,5 +1,7 @@
 // What every dialect is built from: the one job service, model registry, route registry and keys.
 
+import type { Server } from 'node:http';
+
 import type { Router } from 'express';
 
 import type { JobService } from '../jobs/service.js';
@@ -27,4 +29,10 @@ export interface Dialect {
   name: string;
   description: string;
   router(): Router;
+  /** For dialects that take more than HTTP requests (websockets): called once the server exists. */
+  attach?(server: Server): void;
+  /** Called when the server closes. */
+  close?(): Promise<void>;
+  /** Lines for the start-up message, e.g. a ready-to-open link. */
+  welcome?(baseUrl: string): Promise<string[]>;
 }

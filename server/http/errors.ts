@@ -88,6 +88,17 @@ export function sendError(res: Response, apiError: ApiError, shape: ErrorShape):
   res.status(status ?? apiError.status).set(apiError.headers).json(body);
 }
 
+/** FastAPI's shapes (AUTOMATIC1111, the task API): 422 with a `detail` list for invalid fields, `{ detail }` otherwise. */
+export const fastApiErrorShape: ErrorShape = (error) => {
+  if (error.status === 400 || error.status === 422) {
+    return {
+      status: 422,
+      body: { detail: [{ loc: ['body', ...(error.param ? error.param.split('.') : [])], msg: error.message, type: 'value_error' }] },
+    };
+  }
+  return { body: { detail: error.message } };
+};
+
 /** The route exists but not with this method: 405 with the methods it does take. */
 export function methodNotAllowed(allowed: readonly string[]): RequestHandler {
   const allow = allowed.join(', ');

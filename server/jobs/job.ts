@@ -69,6 +69,8 @@ export interface JobRecord {
   dialect: string;
   /** Name of the checkpoint in the models registry; absent: the server's default model. */
   model?: string;
+  /** The user who made it, for dialects with users (the task API); absent elsewhere. */
+  owner?: string;
   parameters: JobParameters;
   /** File names of the uploads inside the job folder, e.g. { image: 'image.png' }. */
   uploads: Partial<Record<UploadSlot, string>>;

@@ -3,7 +3,7 @@
 
 import sharp from 'sharp';
 
-import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type ImageOptions, type Model, type Progress }
+import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type HiresOptions, type ImageOptions, type Model, type Progress }
   from '../../lib/index.js';
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
 import { inpaintMaskedRegion } from './inpaint-region.js';
@@ -124,6 +124,12 @@ async function generateImage(
     ...(p.scheduler !== undefined && { scheduler: p.scheduler }),
     ...(p.vaeTiling !== undefined && { vaeTiling: p.vaeTiling }),
     ...(p.clipSkip !== undefined && { clipSkip: p.clipSkip }),
+    ...(p.tiling !== undefined && { tiling: p.tiling }),
+    // One library call per image: image i's variation seed is the first one + i, as its seed.
+    ...(p.subseed !== undefined && { subseed: p.subseed + index }),
+    ...(p.subseedStrength !== undefined && { subseedStrength: p.subseedStrength }),
+    ...(p.seedResizeFromWidth !== undefined && { seedResizeFromWidth: p.seedResizeFromWidth }),
+    ...(p.seedResizeFromHeight !== undefined && { seedResizeFromHeight: p.seedResizeFromHeight }),
     ...(previewEvery > 0 && { previewEvery }),
     seed: p.seed + index,
     count: 1,
@@ -134,7 +140,7 @@ async function generateImage(
   let images: GeneratedImage[];
   switch (record.mode) {
     case 'txt2img':
-      images = await model.textToImage(options);
+      images = await model.textToImage({ ...options, ...(p.hires && { hires: p.hires as HiresOptions }) });
       break;
     case 'img2img':
       images = await model.imageToImage({ ...options, ...strength, image: requireInput(inputs.image, 'image') });

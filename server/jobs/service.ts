@@ -67,6 +67,16 @@ export class JobService {
     return { record, imagesDone, progress, hasPreview, position };
   }
 
+  /** Every queue event from now on (progress, previews, images, settled jobs); returns the unsubscribe. */
+  subscribe(listener: (event: QueueEvent) => void): () => void {
+    return this.#queue.subscribe(listener);
+  }
+
+  /** Every stored job, oldest first. */
+  list(): Promise<JobRecord[]> {
+    return this.#store.list();
+  }
+
   /** The latest preview of a running job. */
   preview(id: string): Promise<JobPreview | undefined> {
     return this.#queue.preview(id);
@@ -123,6 +133,16 @@ export class JobService {
       clearInterval(tick);
       unsubscribe();
       signal.removeEventListener('abort', abandoned);
+    }
+  }
+
+  /** `wait()` for synchronous routes: undefined when the client went away (its job is then gone). */
+  async waitForClient(id: string, signal: AbortSignal, callbacks: WaitCallbacks = {}): Promise<JobSnapshot | undefined> {
+    try {
+      return await this.wait(id, signal, callbacks);
+    } catch (error) {
+      if (error instanceof JobAbandonedError) return undefined;
+      throw error;
     }
   }
 

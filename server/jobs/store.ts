@@ -30,6 +30,7 @@ export interface NewJob {
   mode: JobMode;
   dialect: string;
   model?: string;
+  owner?: string;
   parameters: JobParameters;
   uploads: Partial<Record<UploadSlot, Upload>>;
 }
@@ -230,6 +231,7 @@ export function newRecord(job: NewJob): JobRecord {
     mode: job.mode,
     dialect: job.dialect,
     ...(job.model !== undefined && { model: job.model }),
+    ...(job.owner !== undefined && { owner: job.owner }),
     parameters: job.parameters,
     uploads: {},
     state: 'QUEUED',
@@ -278,6 +280,7 @@ export function parseRecord(id: string, text: string): JobRecord | undefined {
     && typeof record.mode === 'string' && isJobMode(record.mode)
     && typeof record.dialect === 'string'
     && (record.model === undefined || typeof record.model === 'string')
+    && (record.owner === undefined || typeof record.owner === 'string')
     && typeof record.state === 'string' && states.includes(record.state)
     && typeof record.parameters === 'object' && record.parameters !== null
     && Number.isSafeInteger(record.parameters.count)

@@ -9,7 +9,7 @@ import type { RequestHandler, Router } from 'express';
 import sharp from 'sharp';
 import type { z } from 'zod';
 
-import { parseParameters, readPngText, samplerDisplayNames, samplers, systemInfo } from '../../../lib/index.js';
+import { hiresUpscalerNames, parseParameters, readPngText, samplerDisplayNames, samplers, systemInfo } from '../../../lib/index.js';
 import type { ResponseSpec } from '../../http/api.js';
 import type { ServerContext } from '../../http/context.js';
 import { ApiError } from '../../http/errors.js';
@@ -20,8 +20,8 @@ import { base64Image } from './images.js';
 import type { A1111Settings } from './mapping.js';
 import { optionsSchema, pngInfoResponseSchema, pngInfoSchema, sdModelSchema } from './schemas.js';
 
-/** The hires-fix upscalers the library has: latent interpolation modes and Lanczos on pixels. */
-export const latentUpscaleModes = ['Latent', 'Latent (antialiased)', 'Latent (bicubic)', 'Latent (nearest)', 'Latent (nearest-exact)'];
+/** The hires fix's latent interpolation modes (the library's other upscaler, Lanczos, works on pixels). */
+const latentUpscaleModes = hiresUpscalerNames.filter((name) => name.startsWith('Latent'));
 
 export interface InfoRouteOptions {
   tag: string;
