@@ -1,8 +1,7 @@
-// The `sdnode` command: serve (the default), generate, info, convert, build, --help, --version.
+// The `sdnode` command: serve (the default), worker, generate, info, convert, build, --help, --version.
 // generate, info and convert parse their own flags (server/cli/).
 
 import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { weightTypes } from '../lib/index.js';
@@ -14,6 +13,8 @@ import { infoCommand } from './cli/info.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
 import { collectApiKeys } from './http/auth.js';
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
+import { redisDisplayUrl } from './jobs/redis.js';
+import { startWorker, type WorkerOptions } from './worker.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from './parse.js';
 import { packageRoot, packageVersion } from './version.js';
 
@@ -40,6 +41,12 @@ const optionSpec = {
   'weight-type': { type: 'string' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
+  redis: { type: 'string' },
+  workers: { type: 'string' },
+  retention: { type: 'string' },
+  'no-worker-timeout': { type: 'string' },
+  attempts: { type: 'string' },
+  'stall-timeout': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -62,6 +69,8 @@ const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the def
        sdnode info <model>         what a checkpoint is: family, types, memory (sdnode info --help)
        sdnode convert <model> <out.gguf> --type q8_0
                                    write a (quantized) GGUF file (sdnode convert --help)
+       sdnode worker --redis <url> --models <dir> [--model <file>] [--concurrency <n>]
+                                   take jobs from Redis and generate them (see Several machines)
        sdnode build                compile the native addon from source (npm run build:native)
        sdnode --help | --version
 
@@ -104,6 +113,24 @@ Serve options:
       --max-queue <n>      Jobs that may wait for a worker, all APIs together; beyond that requests
                            answer 503 (OpenAI: 429) with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
+
+Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
+      --redis <url>        serve: keep jobs in Redis (redis://host:6379/0) instead of --output, shared
+                           with every API process and worker that uses the same Redis. worker: the
+                           Redis to take jobs from (required).
+      --workers <n>        serve --redis: jobs this process generates itself (default 1 when --model
+                           or --models is given, else 0); 0 makes it an API process only, and then
+                           --model is just the name of the default model (the workers' file name).
+      --retention <hours>  serve --redis: how long finished jobs and their images are kept (default 24).
+      --no-worker-timeout <s>  serve --redis: a job for a model no worker offers fails after this many
+                           seconds (default 60).
+      --attempts <n>       Times a job is started before it fails; a worker that dies mid-job costs
+                           one (default 3). Give API processes and workers the same value.
+      --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
+                           after this many seconds (default 30).
+  Worker options: --model, --models, --max-loaded, --concurrency (jobs at once, default 1),
+  --threads, --backend, --prediction, --weight-type, --attempts, --stall-timeout.
+
   -h, --help               Show this help.
   -v, --version            Print the version.
 
@@ -137,6 +164,8 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'serve':
       return serve(values);
+    case 'worker':
+      return worker(values);
     case 'build':
       return buildAddon();
     default:
@@ -165,18 +194,82 @@ async function serve(values: CliValues): Promise<number> {
     return 1;
   }
   printWelcome(running, options);
-  stopOnSignals(running);
+  stopOnSignals(running, 'unfinished images are made again at the next start');
   return 0;
 }
 
-function serverOptions(values: CliValues): ServerOptions {
-  const int = (name: keyof CliValues, min: number, max: number): number | undefined => {
+async function worker(values: CliValues): Promise<number> {
+  let options: WorkerOptions;
+  try {
+    options = workerOptions(values);
+  } catch (error) {
+    if (error instanceof InvalidFieldError) return usageError(error.message);
+    throw error;
+  }
+  if (options.modelPath !== undefined) console.log(`Loading ${options.modelPath} …`);
+  let running: Awaited<ReturnType<typeof startWorker>>;
+  try {
+    running = await startWorker(options);
+  } catch (error) {
+    console.error(`sdnode: could not start the worker: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  const offered = running.models();
+  console.log(`sdnode ${packageVersion()} worker ${running.id} taking jobs from ${redisDisplayUrl(options.redis)}: `
+    + `${offered.length > 0 ? `offering ${offered.join(', ')}` : `no checkpoint in ${options.modelsDir} yet`}, `
+    + `${options.concurrency ?? 1} at once`);
+  console.log('Press Ctrl+C to stop.');
+  stopOnSignals(running, 'unfinished jobs go back to the queue for another worker');
+  return 0;
+}
+
+function workerOptions(values: CliValues): WorkerOptions {
+  const redis = values.redis;
+  if (redis === undefined) throw new InvalidFieldError('--redis', 'sdnode worker needs --redis <url>, e.g. redis://127.0.0.1:6379/0');
+  if (values.model === undefined && values.models === undefined) {
+    throw new InvalidFieldError('--models', 'sdnode worker needs --models <dir> or --model <file>: the checkpoints it offers');
+  }
+  const int = integerOption(values);
+  const engine = engineOptions(values);
+  const stallTimeout = int('stall-timeout', 1, 3600);
+  return {
+    redis,
+    modelPath: values.model,
+    modelsDir: values.models,
+    maxLoaded: int('max-loaded', 1, 64),
+    concurrency: int('concurrency', 1, 64),
+    attempts: int('attempts', 1, 100),
+    lockDurationMs: stallTimeout === undefined ? undefined : stallTimeout * 1000,
+    ...engine,
+  };
+}
+
+function integerOption(values: CliValues): (name: keyof CliValues, min: number, max: number) => number | undefined {
+  return (name, min, max) => {
     const text = values[name];
     return typeof text === 'string' ? parseInteger(`--${name}`, text, { min, max }) : undefined;
   };
-  const backend = oneOf(values.backend, '--backend', backends);
-  const prediction = oneOf(values.prediction, '--prediction', predictions);
-  const weightType = oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes);
+}
+
+function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType'> {
+  return {
+    threads: integerOption(values)('threads', 1, 1024),
+    backend: oneOf(values.backend, '--backend', backends),
+    prediction: oneOf(values.prediction, '--prediction', predictions),
+    weightType: oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes),
+  };
+}
+
+function serverOptions(values: CliValues): ServerOptions {
+  const int = integerOption(values);
+  const { threads, backend, prediction, weightType } = engineOptions(values);
+  const redisOnly = (['workers', 'retention', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
+  if (values.redis === undefined && redisOnly !== undefined) {
+    throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
+  }
+  if (values.redis !== undefined && values['delete-incomplete']) {
+    throw new InvalidFieldError('--delete-incomplete', '--delete-incomplete applies to jobs in --output, not to --redis');
+  }
   if ((values.cert === undefined) !== (values.key === undefined)) {
     throw new InvalidFieldError(values.cert === undefined ? '--cert' : '--key', 'HTTPS needs both --cert and --key');
   }
@@ -204,12 +297,18 @@ function serverOptions(values: CliValues): ServerOptions {
     cert: values.cert,
     key: values.key,
     deleteIncomplete: values['delete-incomplete'],
-    threads: int('threads', 1, 1024),
+    threads,
     backend,
     prediction,
     weightType,
     maxQueue: int('max-queue', 0, 1_000_000),
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),
+    redis: values.redis,
+    workers: int('workers', 0, 64),
+    retentionHours: values.retention === undefined ? undefined : parseDecimal('--retention', values.retention, { min: 0.001, max: 24 * 365 }),
+    noWorkerTimeoutSeconds: int('no-worker-timeout', 1, 24 * 3600),
+    attempts: int('attempts', 1, 100),
+    stalledSeconds: int('stall-timeout', 1, 3600),
   };
 }
 
@@ -217,9 +316,11 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
   const { resumed, deleted } = running.unfinished;
   const insecure = options.cert !== undefined ? '-k ' : '';
   console.log(`sdnode ${packageVersion()} listening on ${running.url} (API docs: ${running.url}/docs)`);
-  console.log(`Jobs are kept in ${path.resolve(options.outputDir ?? 'output')}`
+  console.log(`Jobs are kept in ${running.jobsLocation}`
     + (resumed > 0 ? ` (${resumed} unfinished resumed)` : '') + (deleted > 0 ? ` (${deleted} unfinished deleted)` : ''));
-  if (options.modelPath === undefined && options.modelsDir === undefined) {
+  if (options.redis !== undefined && (options.workers === 0 || (options.modelPath === undefined && options.modelsDir === undefined))) {
+    console.log('Models: those the workers offer (sdnode worker --redis <url> --models <dir>).');
+  } else if (options.modelPath === undefined && options.modelsDir === undefined) {
     console.log('No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>.');
     return;
   }
@@ -231,11 +332,11 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
 
 // First signal: take no new jobs and let running images finish. Second: stop at once. Either
 // way unfinished jobs resume at the next start.
-function stopOnSignals(running: RunningServer): void {
+function stopOnSignals(running: Pick<RunningServer, 'close'>, afterAbort: string): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
-      console.log(`${signal}: stopping now; unfinished images are made again at the next start`);
+      console.log(`${signal}: stopping now; ${afterAbort}`);
       void running.close({ abort: true });
       return;
     }

@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import type { Router } from 'express';
 
 import type { JobService } from '../jobs/service.js';
-import type { ModelRegistry } from '../models/registry.js';
+import type { ModelCatalog } from '../models/registry.js';
 import type { ApiRegistry } from './api.js';
 import type { ApiKeys } from './auth.js';
 
@@ -13,7 +13,7 @@ export type WriteLine = (line: string) => void;
 
 export interface ServerContext {
   jobs: JobService;
-  models: ModelRegistry;
+  models: ModelCatalog;
   api: ApiRegistry;
   keys: ApiKeys;
   /** Per-file upload limit in bytes. */

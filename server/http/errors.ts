@@ -4,7 +4,7 @@
 
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
-import { QueueClosedError, QueueFullError } from '../jobs/queue.js';
+import { QueueClosedError, QueueFullError, QueueUnavailableError } from '../jobs/queue.js';
 import { NoModelError, UnknownModelError } from '../models/registry.js';
 import { InvalidFieldError } from '../parse.js';
 
@@ -37,6 +37,9 @@ export function toApiError(err: unknown): ApiError {
   }
   if (err instanceof QueueClosedError) {
     return new ApiError(503, 'SHUTTING_DOWN', err.message, { headers: { 'Retry-After': retryAfterSeconds } });
+  }
+  if (err instanceof QueueUnavailableError) {
+    return new ApiError(503, 'QUEUE_UNAVAILABLE', err.message, { headers: { 'Retry-After': '1' } });
   }
   if (err instanceof UnknownModelError) return new ApiError(404, 'MODEL_NOT_FOUND', err.message, { param: 'model' });
   if (err instanceof NoModelError) return new ApiError(503, 'MODEL_NOT_LOADED', err.message);

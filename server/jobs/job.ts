@@ -107,6 +107,10 @@ export const jobErrorCodes = {
   cancelled: 'CANCELLED',
   generationFailed: 'GENERATION_FAILED',
   invalidParameter: 'INVALID_PARAMETER',
+  /** With --redis: no worker offered the job's model within --no-worker-timeout. */
+  noWorker: 'NO_WORKER',
+  /** With --redis: the job's workers died or lost Redis more often than --attempts allows. */
+  workerLost: 'WORKER_LOST',
 } as const;
 
 export function isJobMode(value: string): value is JobMode {

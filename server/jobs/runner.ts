@@ -1,8 +1,6 @@
 // The worker side: turns one queued job into PNGs, one library call per image (count 1, seed =
 // base seed + index), so that progress, previews, persistence and resume all work per image.
 
-import path from 'node:path';
-
 import sharp from 'sharp';
 
 import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type HiresOptions, type ImageOptions, type Model, type Progress }
@@ -72,8 +70,7 @@ export function createJobProcessor({ store, models, log, previewEvery }: JobRunn
         await store.writeImage(record.id, imagesDone + 1, await scaledToOutput(png, record));
         imagesDone++;
         job.reportImage(imagesDone);
-        log.imageDone(record, index, Date.now() - startedAt,
-          path.relative(process.cwd(), store.imagePath(record.id, imagesDone)));
+        log.imageDone(record, index, Date.now() - startedAt, store.imageLocation(record.id, imagesDone));
       }
       await store.setState(record.id, 'COMPLETE');
       log.completed(record);

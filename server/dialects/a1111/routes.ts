@@ -59,7 +59,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
     const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
     const checkpoint = await context.models.resolve(mapped.checkpoint);
     const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);
-    const modelHash = hashes.shortHash(checkpoint.path).catch(() => null);
+    const modelHash = checkpoint.sha256 !== undefined ? checkpoint.sha256.slice(0, 10) : hashes.shortHash(checkpoint.path).catch(() => null);
     const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });
     const done = await jobs.waitForClient(record.id, clientGone(res));
     if (!done) return;
