@@ -63,6 +63,16 @@ t.test('ddim_trailing and tcd default to the schedules the reference engine give
   t.ok(tcd.equals(onLcm));
 });
 
+t.test('lms and ipndm_v step over the levels the lcm schedule repeats beyond 50 steps', async (t) => {
+  // Their weights divide by differences of sigmas; a repeated level must not make them NaN.
+  const repeated = { ...quick, steps: 52, scheduler: 'lcm' };
+  const euler = await pixels(model.textToImage({ ...repeated, sampler: 'euler' }));
+  for (const sampler of ['lms', 'ipndm_v']) {
+    const gap = meanAbsoluteDifference(euler, await pixels(model.textToImage({ ...repeated, sampler })));
+    t.ok(gap < 2, `${sampler} is within ${gap.toFixed(2)} grey levels of euler`);
+  }
+});
+
 t.test('engine names, AUTOMATIC1111 names and aliases resolve', async (t) => {
   const cases: [string, string, string][] = [
     ['lms', 'lms', 'discrete'],

@@ -107,7 +107,10 @@ Latent runOnSlopes(SamplerRun& run, Latent x, const std::vector<float>& sigmas, 
 
 Latent sampleLms(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
   return runOnSlopes(run, std::move(x), sigmas, [&](Latent& x, const SlopeHistory& history, int i) {
-    const int order = history.size();
+    // No polynomial passes through two slopes at one sigma (the lcm schedule repeats levels beyond
+    // 50 steps), so the order is at most the run of distinct sigmas that ends here.
+    int order = 1;
+    while (order < history.size() && sigmas[i - order] != sigmas[i - order + 1]) ++order;
     for (int back = 0; back < order; ++back) {
       addScaled(x, history.back(back), static_cast<float>(lmsWeight(sigmas, i, order, back)));
     }
@@ -127,8 +130,14 @@ Latent sampleIpndmVariable(SamplerRun& run, Latent x, const std::vector<float>& 
       addScaled(x, history.adamsBashforthSlope(history.size()), h);
       return;
     }
+    const float hLast = sigmas[i] - sigmas[i - 1];
+    if (hLast == 0) {
+      // A repeated level left x and so the slope as they were: no second slope to weigh.
+      addScaled(x, history.back(0), h);
+      return;
+    }
     // Second-order Adams-Bashforth for a step h after a step of another length.
-    const float ratio = h / (sigmas[i] - sigmas[i - 1]);
+    const float ratio = h / hLast;
     const Latent& d = history.back(0);
     const Latent& dLast = history.back(1);
     for (size_t j = 0; j < x.size(); ++j) x[j] += h * ((2 + ratio) * d[j] - ratio * dLast[j]) / 2;
