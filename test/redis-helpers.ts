@@ -1,6 +1,6 @@
 // Shared by the --redis tests: a real redis-server per test on a free port with its data in the
-// test's folder (stop and start it again to simulate an outage), and sdnode processes (API
-// servers and workers) run through the CLI in child processes.
+// test's folder (stop and start it again to simulate an outage), and sdnode processes (workers)
+// run through the CLI in child processes.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
@@ -64,13 +64,6 @@ export async function startSdnode(t: Test, args: string[]): Promise<CliProcess> 
   });
   await waitForOutput(child, /Press Ctrl\+C to stop/);
   return child;
-}
-
-/** The URL an API process printed. */
-export function urlOf(child: CliProcess): string {
-  const url = /listening on (http:\/\/\S+)/.exec(child.output())?.[1];
-  if (url === undefined) throw new Error(`No URL in:\n${child.output()}`);
-  return url;
 }
 
 /** Polls `check` every 50 ms until it returns true. */

@@ -1,24 +1,23 @@
-// Outages with --redis: Redis going away and coming back, and an API process restarted.
+// Outages with --redis: Redis going away and coming back, and an API server replaced.
 
 import path from 'node:path';
 
 import t from 'tap';
 
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
-import { startRedis, startSdnode, urlOf, waitFor } from './redis-helpers.js';
-import { exitCode, getJson, outputTestdir, pollTask, postForm } from './server-helpers.js';
+import { startRedis, startSdnode, waitFor } from './redis-helpers.js';
+import { getJson, outputTestdir, pollTask, postForm, startTestServer } from './server-helpers.js';
 
-t.test('Redis away: requests answer 503, and once it is back every process carries on; an API restart loses nothing', async (t) => {
+t.test('Redis away: requests answer 503, and once it is back every process carries on; a new API server loses nothing', async (t) => {
   const dir = outputTestdir(t);
   const redis = await startRedis(t, dir);
   const modelsDir = path.join(dir, 'models');
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
-  const apiArgs = ['serve', '--redis', redis.url, '--workers', '0', '--port', '0'];
-  const [apiProcess] = await Promise.all([
-    startSdnode(t, apiArgs),
+  const [apiServer] = await Promise.all([
+    startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
     startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
   ]);
-  const api = urlOf(apiProcess);
+  const api = apiServer.url;
   const form = { prompt: 'a harbour', steps: '2', width: '64', height: '64' };
   const before = await postForm(`${api}/text-to-image`, form);
   await pollTask(`${api}${before.body.resultUrl}`, (status) => status.status === 'COMPLETE');
@@ -39,9 +38,9 @@ t.test('Redis away: requests answer 503, and once it is back every process carri
   const done = await pollTask(`${api}${after.body.resultUrl}`, (status) => status.status === 'COMPLETE', 30_000);
   t.equal(done.at(-1)?.imageUrls?.length, 1, 'the worker reconnected and took the job');
 
-  apiProcess.kill('SIGKILL');
-  await exitCode(apiProcess);
-  const restarted = urlOf(await startSdnode(t, apiArgs));
+  // The API holds nothing of its own: a new one (in the middle of nothing) answers for the old.
+  await apiServer.close({ abort: true });
+  const { url: restarted } = await startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 });
   for (const resultUrl of [before.body.resultUrl, after.body.resultUrl]) {
     t.match((await getJson(`${restarted}${resultUrl}`)).body, { status: 'COMPLETE', imageUrls: [`${resultUrl}/1.png`] });
     t.equal((await fetch(`${restarted}${resultUrl}/1.png`)).status, 200);

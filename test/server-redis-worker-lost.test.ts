@@ -7,8 +7,8 @@ import t from 'tap';
 
 import { readPngText } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
-import { startRedis, startSdnode, urlOf } from './redis-helpers.js';
-import { exitCode, getJson, outputTestdir, pollTask, postForm } from './server-helpers.js';
+import { startRedis, startSdnode } from './redis-helpers.js';
+import { exitCode, getJson, outputTestdir, pollTask, postForm, startTestServer } from './server-helpers.js';
 
 t.test('a worker killed mid-job: another worker finishes the job with every image once; cancel reaches the worker', async (t) => {
   const dir = outputTestdir(t);
@@ -16,12 +16,11 @@ t.test('a worker killed mid-job: another worker finishes the job with every imag
   const modelsDir = path.join(dir, 'models');
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
   const workerArgs = ['worker', '--redis', redis.url, '--models', modelsDir, '--stall-timeout', '2'];
-  const [apiProcess, ...workers] = await Promise.all([
-    startSdnode(t, ['serve', '--redis', redis.url, '--workers', '0', '--port', '0']),
+  const [{ url: api }, ...workers] = await Promise.all([
+    startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
     startSdnode(t, workerArgs),
     startSdnode(t, workerArgs),
   ]);
-  const api = urlOf(apiProcess);
 
   const totalImages = 8;
   const { body } = await postForm(`${api}/text-to-image`,

@@ -1,5 +1,5 @@
-// Several processes on one Redis (--redis): API processes without model files, workers that
-// offer their checkpoints, and jobs from any dialect that any API process can follow.
+// Several processes on one Redis (--redis): API servers without model files, worker processes
+// that offer their checkpoints, and jobs from any dialect that any API server can follow.
 
 import path from 'node:path';
 
@@ -8,23 +8,23 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
-import { startRedis, startSdnode, urlOf } from './redis-helpers.js';
-import { getJson, outputTestdir, pollTask, postForm, type ApiBody } from './server-helpers.js';
+import { startRedis, startSdnode } from './redis-helpers.js';
+import { getJson, outputTestdir, pollTask, postForm, startTestServer, type ApiBody } from './server-helpers.js';
 
 t.test('an API process and two workers share jobs: M1 and OpenAI jobs complete, and a second API process follows them', async (t) => {
   const dir = outputTestdir(t);
   const redis = await startRedis(t, dir);
   const modelsDir = path.join(dir, 'models');
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
+  // Two API servers (in this process: they share nothing but Redis) and two worker processes.
   const [first, second, workerA, workerB] = await Promise.all([
-    startSdnode(t, ['serve', '--redis', redis.url, '--workers', '0', '--port', '0']),
-    startSdnode(t, ['serve', '--redis', redis.url, '--workers', '0', '--port', '0']),
+    startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
+    startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
     startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
     startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
   ]);
-  const api = urlOf(first);
-  const other = urlOf(second);
-  t.match(first.output(), /Jobs are kept in Redis at redis:\/\/127\.0\.0\.1/);
+  const api = first.url;
+  const other = second.url;
   t.match(workerA.output(), /offering tiny, 1 at once/);
 
   t.match((await getJson(`${api}/health`)).body, { ready: true, model: 'tiny', queue: { waiting: 0, running: 0 } });
@@ -69,12 +69,10 @@ t.test('a request for a model no worker offers: named in a 404, or FAILED with N
   const redis = await startRedis(t, dir);
   const modelsDir = path.join(dir, 'models');
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
-  const [apiProcess] = await Promise.all([
-    startSdnode(t, ['serve', '--redis', redis.url, '--workers', '0', '--port', '0', '--model', 'ghost', '--no-worker-timeout', '1',
-      '--max-queue', '1']),
+  const [{ url: api }] = await Promise.all([
+    startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0, modelPath: 'ghost', noWorkerTimeoutSeconds: 1, maxQueue: 1 }),
     startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
   ]);
-  const api = urlOf(apiProcess);
 
   const unknown = await postForm(`${api}/text-to-image`, { prompt: 'a cat', model: 'nope', steps: '1', width: '64', height: '64' });
   t.equal(unknown.status, 404);
