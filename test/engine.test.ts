@@ -62,8 +62,7 @@ t.test('two threads draw the same bytes as one', async (t) => {
   for (const threads of [1, 2]) {
     const model = await addon.loadModel(file, { backend: 'cpu', threads, prediction: 'auto' });
     t.teardown(() => model.close());
-    // One step: the rest of the suite runs on one thread, and on a busy machine every step
-    // with two costs seconds of OpenMP spin-waiting.
+    // One step runs every operation of the pipeline on both threads.
     const [image] = await model.generate(request(model, { steps: 1 }), () => {});
     drawings.push(Buffer.from(image!.data));
   }
