@@ -15,7 +15,7 @@ t.test('Redis away: requests answer 503, and once it is back every process carri
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
   const [apiServer] = await Promise.all([
     startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
-    startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
+    startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir, '--threads', '1']),
   ]);
   const api = apiServer.url;
   const form = { prompt: 'a harbour', steps: '2', width: '64', height: '64' };

@@ -15,7 +15,7 @@ t.test('a worker killed mid-job: another worker finishes the job with every imag
   const redis = await startRedis(t, dir);
   const modelsDir = path.join(dir, 'models');
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
-  const workerArgs = ['worker', '--redis', redis.url, '--models', modelsDir, '--stall-timeout', '2'];
+  const workerArgs = ['worker', '--redis', redis.url, '--models', modelsDir, '--stall-timeout', '2', '--threads', '1'];
   const [{ url: api }, ...workers] = await Promise.all([
     startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
     startSdnode(t, workerArgs),
@@ -27,14 +27,14 @@ t.test('a worker killed mid-job: another worker finishes the job with every imag
     { prompt: 'a lighthouse', iterations: String(totalImages), steps: '8', seed: '500', width: '64', height: '64' });
   const resultUrl = body.resultUrl ?? '';
   const jobTag = `[${path.basename(resultUrl).slice(0, 8)}]`;
-  await pollTask(`${api}${resultUrl}`, (status) => (status.imageUrls?.length ?? 0) >= 1);
+  await pollTask(`${api}${resultUrl}`, (status) => (status.imageUrls?.length ?? 0) >= 1, 120_000);
   const victim = workers.find((worker) => worker.output().includes(jobTag));
   const survivor = workers.find((worker) => worker !== victim);
   if (!victim || !survivor) throw new Error('No worker says it runs the job');
   victim.kill('SIGKILL');
   await exitCode(victim);
 
-  const statuses = await pollTask(`${api}${resultUrl}`, (status) => status.status === 'COMPLETE', 60_000);
+  const statuses = await pollTask(`${api}${resultUrl}`, (status) => status.status === 'COMPLETE', 120_000);
   t.same(statuses.at(-1)?.imageUrls, Array.from({ length: totalImages }, (_, i) => `${resultUrl}/${i + 1}.png`));
   t.match(survivor.output(), new RegExp(`\\${jobTag} txt2img "a lighthouse": 8 images, seed 500, resuming at image [2-8]`));
   const seeds: string[] = [];

@@ -20,8 +20,8 @@ t.test('an API process and two workers share jobs: M1 and OpenAI jobs complete, 
   const [first, second, workerA, workerB] = await Promise.all([
     startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
     startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
-    startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
-    startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
+    startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir, '--threads', '1']),
+    startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir, '--threads', '1']),
   ]);
   const api = first.url;
   const other = second.url;
@@ -71,7 +71,7 @@ t.test('a request for a model no worker offers: named in a 404, or FAILED with N
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
   const [{ url: api }] = await Promise.all([
     startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0, modelPath: 'ghost', noWorkerTimeoutSeconds: 1, maxQueue: 1 }),
-    startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir]),
+    startSdnode(t, ['worker', '--redis', redis.url, '--models', modelsDir, '--threads', '1']),
   ]);
 
   const unknown = await postForm(`${api}/text-to-image`, { prompt: 'a cat', model: 'nope', steps: '1', width: '64', height: '64' });
