@@ -43,10 +43,10 @@ export class WorkerDirectory {
     this.#keys = keys;
   }
 
-  /** The offers of the workers alive now; forgets the ids of the dead. */
-  live(): Promise<WorkerOffer[]> {
+  /** The offers of the workers alive now; forgets the ids of the dead. `fresh` skips the cache. */
+  live(fresh = false): Promise<WorkerOffer[]> {
     const now = Date.now();
-    if (this.#cached && now - this.#cached.at < cacheMs) return this.#cached.offers;
+    if (!fresh && this.#cached && now - this.#cached.at < cacheMs) return this.#cached.offers;
     const offers = this.#read();
     this.#cached = { at: now, offers };
     offers.catch(() => {
@@ -105,8 +105,10 @@ export class RemoteModelRegistry implements ModelCatalog {
   }
 
   /** Every model some live worker offers: the default first, then by name. */
-  async list(): Promise<ModelEntry[]> {
-    const offers = await this.#directory.live();
+  async list(fresh = false): Promise<ModelEntry[]> {
+    let offers = await this.#directory.live(fresh);
+    // Nothing cached may only mean a worker came up since: that case is worth a fresh look.
+    if (offers.length === 0 && !fresh) offers = await this.#directory.live(true);
     this.#loaded = [...new Set(offers.flatMap((offer) => offer.loaded))].sort();
     const byName = new Map<string, ModelEntry>();
     for (const entry of offers.flatMap((offer) => offer.models)) {
@@ -120,14 +122,16 @@ export class RemoteModelRegistry implements ModelCatalog {
 
   /** The default if some worker offers it; undefined when none does or several models leave it open. */
   async defaultModel(): Promise<ModelEntry | undefined> {
-    const entries = await this.list();
     const name = await this.#chosenDefault() ?? this.#defaultName;
-    if (name !== undefined) return entries.find((entry) => entry.name === name);
-    return entries.length === 1 ? entries[0] : undefined;
+    const pick = (entries: ModelEntry[]): ModelEntry | undefined => (name !== undefined
+      ? entries.find((entry) => entry.name === name)
+      : entries.length === 1 ? entries[0] : undefined);
+    return pick(await this.list()) ?? pick(await this.list(true));
   }
 
   async setDefault(name: string): Promise<ModelEntry> {
-    const entries = await this.list();
+    let entries = await this.list();
+    if (!findModelEntry(entries, name)) entries = await this.list(true);
     const entry = findModelEntry(entries, name);
     if (!entry) throw new UnknownModelError(name, entries.map((known) => known.name));
     await this.#connection.call((redis) => redis.set(this.#keys.defaultModel, entry.name));
@@ -140,7 +144,16 @@ export class RemoteModelRegistry implements ModelCatalog {
   }
 
   async resolve(requested?: string): Promise<ModelEntry> {
-    const entries = await this.list();
+    try {
+      return await this.#resolveIn(await this.list(), requested);
+    } catch (error) {
+      // A worker that started within the listing cache's lifetime is not missed: look again.
+      if (!(error instanceof NoModelError || error instanceof UnknownModelError)) throw error;
+      return this.#resolveIn(await this.list(true), requested);
+    }
+  }
+
+  async #resolveIn(entries: ModelEntry[], requested?: string): Promise<ModelEntry> {
     if (requested === undefined || requested.trim() === '') {
       const name = await this.#chosenDefault() ?? this.#defaultName;
       if (name !== undefined) return entries.find((entry) => entry.name === name) ?? { name, path: '' };
