@@ -5,6 +5,7 @@
       "sources": [
         "native/addon/addon.cc",
         "native/addon/convert.cc",
+        "native/addon/convert_worker.cc",
         "native/addon/model_wrap.cc",
         "native/addon/safety_checker_wrap.cc"
       ],

@@ -17,6 +17,7 @@ const { values } = parseArgs({
     child: { type: 'string' },
     save: { type: 'string' },
     'vae-tiling': { type: 'boolean', default: false },
+    'preview-every': { type: 'string', default: '0' },
   },
 });
 
@@ -29,11 +30,16 @@ if (values.child) {
   const model = await loadModel(values.model, options);
   const loadSeconds = (performance.now() - loadStart) / 1000;
   const stepTimes = [];
+  let previews = 0;
   const started = performance.now();
   const [image] = await model.textToImage({
     prompt: 'a photo of a cat', width: size, height: size, steps, sampler: 'euler', cfgScale: 7, seed: 42,
     vaeTiling: values['vae-tiling'],
-    onProgress: (p) => stepTimes.push(p.elapsedMs),
+    ...(Number(values['preview-every']) > 0 && { previewEvery: Number(values['preview-every']) }),
+    onProgress: (p) => {
+      stepTimes.push(p.elapsedMs);
+      if (p.preview) previews++;
+    },
   });
   const totalSeconds = (performance.now() - started) / 1000;
   await model.close();
@@ -43,7 +49,7 @@ if (values.child) {
   const decode = totalSeconds - stepTimes.at(-1) / 1000;
   console.log(JSON.stringify({
     size, steps, loadSeconds, secondsPerStep: steps > 1 ? perStep : stepTimes[0] / 1000, decodeSeconds: decode,
-    totalSeconds, peakRssMB: process.resourceUsage().maxRSS / 1024, weightMB: model.info.weightBytes / 2 ** 20,
+    totalSeconds, previews, peakRssMB: process.resourceUsage().maxRSS / 1024, weightMB: model.info.weightBytes / 2 ** 20,
   }));
   process.exit(0);
 }

@@ -58,6 +58,14 @@ export interface NativeModelInfo {
   weightBytes: number;
   /** Backend the model runs on: 'cpu' | 'metal' | 'cuda'. */
   backend: string;
+  /** 'safetensors' | 'gguf' */
+  format: string;
+  /** Size of the checkpoint file in bytes. */
+  fileBytes: number;
+  /** Loaded weights by the type the file stores them in (ggml's names: 'f16', 'q8_0', 'q4_K'): tensor counts. */
+  storedTypes: Record<string, number>;
+  /** Weights of the model's components that no part of the network used (a sign of an unknown variant). */
+  unusedTensors: string[];
 }
 
 /** Token ids and per-token weights of one prompt: `chunks` rows of 77 (BOS … EOS pad). */
@@ -97,12 +105,50 @@ export interface NativeRequest {
   vaeTiling?: boolean;
   /** Attach a preview to every n-th step's progress and the last step's; 0 or absent: none. 0–1000. */
   previewEvery?: number;
+  /** Variation seed of the first image; image i uses subseed + i. 0 … 2^53-1. Absent: 0. */
+  subseed?: number;
+  /** How far the initial noise is slerped from the seed's towards the subseed's: 0–1. Absent: 0. */
+  subseedStrength?: number;
+  /** Size in pixels the noise is drawn at, centred in the latent (both or neither; multiples of 8). Absent: 0, off. */
+  seedResizeWidth?: number;
+  seedResizeHeight?: number;
+  /** Convolutions pad circularly, so the image tiles seamlessly. Not with vaeTiling. Absent: false. */
+  tiling?: boolean;
+  /** txt2img only: the hires fix's second pass. Absent: none. */
+  hires?: NativeHires;
+}
+
+/** The hires fix as the engine takes it: every size already resolved, in pixels (multiples of 8). */
+export interface NativeHires {
+  /** Final size of the image. */
+  width: number;
+  height: number;
+  /** Size the first pass is resized to before its centre is cropped to width × height (>= them). */
+  upscaleWidth: number;
+  upscaleHeight: number;
+  /**
+   * 'latent-bilinear' | 'latent-bilinear-antialiased' | 'latent-bicubic' | 'latent-bicubic-antialiased' |
+   * 'latent-nearest' | 'latent-nearest-exact' | 'lanczos'
+   */
+  upscaler: string;
+  /** Steps of the second pass; 0: the request's steps. */
+  steps: number;
+  /** Above 0, at most 1. */
+  denoisingStrength: number;
+  /** The second pass's prompts; absent: the request's. */
+  prompt?: NativeConditioning;
+  negative?: NativeConditioning;
 }
 
 export interface NativeProgress {
-  /** 1-based step just finished. */
+  /** 1-based step just finished, counted over all of the image's passes. */
   step: number;
   steps: number;
+  /** 0: the first pass; 1: the hires fix's second pass. */
+  pass: number;
+  /** 1-based step within the pass, and the pass's steps. */
+  passStep: number;
+  passSteps: number;
   /** 0-based index of the image being made. */
   image: number;
   images: number;
@@ -126,6 +172,7 @@ export interface NativeImage {
   /** RGB bytes, width*height*3. */
   data: Uint8Array;
   seed: number;
+  subseed: number;
 }
 
 export interface NativeModel {
@@ -136,6 +183,36 @@ export interface NativeModel {
   abort(): void;
   /** Frees the weights now; later calls reject with 'ERR_MODEL_CLOSED'. */
   close(): void;
+}
+
+export interface NativeConvertOptions {
+  /** 'auto' (as stored), 'f32', 'f16', 'q8_0', …: as NativeLoadOptions.weightType. */
+  weightType: string;
+  /** Threads that quantize, >= 1. */
+  threads: number;
+}
+
+export interface NativeConvertProgress {
+  /** Tensors written so far. */
+  tensor: number;
+  tensors: number;
+}
+
+export interface NativeConvertResult {
+  /** Size of the written file. */
+  bytes: number;
+  tensors: number;
+  /** Tensors written, by ggml type name. */
+  types: Record<string, number>;
+  /** Tensors of the input that are not model weights and were left out. */
+  skipped: string[];
+}
+
+export interface NativeConvertJob {
+  /** Rejects with code 'ERR_ABORTED' after `abort()`; the output is then untouched. */
+  done: Promise<NativeConvertResult>;
+  /** Stops the conversion before its next tensor. */
+  abort(): void;
 }
 
 export interface NativeSafetyCheckerOptions {
@@ -179,6 +256,10 @@ export interface NativeAddon {
   systemInfo(): SystemInfo;
   /** Runs off the main thread. Rejects with an Error carrying `code` (ERR_MODEL_FORMAT, …). */
   loadModel(path: string, options: NativeLoadOptions): Promise<NativeModel>;
+  /** Writes `output` as GGUF off the main thread, under a temporary name renamed into place at the end. */
+  convertModel(
+    input: string, output: string, options: NativeConvertOptions, onProgress?: (progress: NativeConvertProgress) => void,
+  ): NativeConvertJob;
   /** Runs off the main thread. Absent from addons built before the safety checker existed. */
   loadSafetyChecker?(path: string, options: NativeSafetyCheckerOptions): Promise<NativeSafetyChecker>;
 }

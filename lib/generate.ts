@@ -2,15 +2,15 @@
 // (absolute path, load options) until they are closed or the process is about to exit.
 import path from 'node:path';
 
+import { loadModel, Model, runImageCall, type GeneratedImage } from './model.js';
+import type { ImageToImageOptions, InpaintOptions, LoadOptions, TextToImageOptions } from './option-types.js';
 import {
   invalid, loadOptionKeys, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
-  type GenerateMode, type ImageOptions, type ImageToImageOptions, type InpaintOptions, type LoadOptions,
-  type NormalizedLoadOptions,
+  type GenerateMode, type NormalizedLoadOptions,
 } from './options.js';
-import { loadModel, Model, runImageCall, type GeneratedImage } from './model.js';
 
 /** Options of `generate()`: the image options of the call it makes, load options and the model. */
-export type GenerateOptions = (ImageOptions | ImageToImageOptions | InpaintOptions) & LoadOptions & {
+export type GenerateOptions = (TextToImageOptions | ImageToImageOptions | InpaintOptions) & LoadOptions & {
   /**
    * A loaded Model, or the path of a checkpoint file. A path is loaded once and cached per absolute
    * path and load options; later calls reuse it until it is closed.
@@ -30,7 +30,8 @@ let closesCachedModelsBeforeExit = false;
 
 /**
  * Makes images in one call: text-to-image, image-to-image when `image` is given, inpainting when
- * `image` and `mask` are. Options are checked before any model is loaded.
+ * `image` and `mask` are (`hires` applies to text-to-image only). Options are checked before any
+ * model is loaded.
  */
 export async function generate(options: GenerateOptions): Promise<GeneratedImage[]> {
   if (typeof options !== 'object' || options === null) throw invalid(TypeError, 'the options of generate', 'object', options);

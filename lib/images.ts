@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 
 import sharp from 'sharp';
 
-import type { ImageInput } from './options.js';
+import type { ImageInput } from './option-types.js';
 import { insertPngText } from './png-metadata.js';
 
 const acceptedFormats = ['png', 'jpeg', 'webp'];

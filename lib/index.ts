@@ -7,17 +7,22 @@ import { samplerNames, schedulerNames } from './samplers.js';
 export { samplerDisplayNames } from './samplers.js';
 
 export type { DeviceInfo, SystemInfo } from '../bindings/native.js';
+export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
-  ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, Preview, Progress, WeightType,
-} from './options.js';
-export { resolveSampler, weightTypes } from './options.js';
+  ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
+  Preview, Progress, TextToImageOptions, WeightType,
+} from './option-types.js';
+export { weightTypes } from './option-types.js';
+export { resolveSampler } from './options.js';
+export { insertPngText, readPngText } from './png-metadata.js';
+export { parseParameters, type ParsedParameters } from './parameters-text.js';
 export {
   loadSafetyChecker, SafetyChecker, type ImageInputs, type SafetyCheckerInfo, type SafetyCheckerLoadOptions, type SafetyResult,
 } from './safety-checker.js';
-export { insertPngText, parseParameters, readPngText, type ParsedParameters } from './png-metadata.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */
 export function samplers(): string[] {

@@ -5,14 +5,17 @@ import path from 'node:path';
 
 import { loadAddon } from '../bindings/index.js';
 import type {
-  NativeAddon, NativeImage, NativeModel, NativeModelInfo, NativeProgress, NativeRequest,
+  NativeAddon, NativeConditioning, NativeHires, NativeImage, NativeModel, NativeModelInfo, NativeProgress, NativeRequest,
 } from '../bindings/native.js';
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { decodeImage, decodeMask, encodePng } from './images.js';
+import { engineUpscalers } from './hires.js';
+import type {
+  ImageToImageOptions, InpaintOptions, LoadOptions, Progress, TextToImageOptions,
+} from './option-types.js';
 import {
   defaultImageSize, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
-  type GenerateMode, type ImageOptions, type ImageToImageOptions, type InpaintOptions, type LoadOptions,
-  type NormalizedImageOptions, type Progress,
+  type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
 import { formatParameters } from './png-metadata.js';
 import { encodeRgbPng } from './png.js';
@@ -41,6 +44,20 @@ export interface ModelInfo {
   weightBytes: number;
   /** Backend the model runs on. */
   backend: 'cpu' | 'metal' | 'cuda';
+  /** File format of the checkpoint, told by its content. */
+  format: 'safetensors' | 'gguf';
+  /** Size of the checkpoint file in bytes. */
+  fileBytes: number;
+  /**
+   * The model's weights by the type the file stores them in, as tensor counts: ggml's type names
+   * ('f32', 'f16', 'bf16', 'q8_0', 'q4_K', …), before any `weightType` conversion.
+   */
+  storedTypes: Record<string, number>;
+  /**
+   * Names of weights under the text encoder, UNet or VAE that no part of the network used: empty for
+   * the checkpoints sdnode knows; entries hint at a variant it does not (those weights are ignored).
+   */
+  unusedTensors: string[];
 }
 
 /** One generated image. */
@@ -49,9 +66,13 @@ export interface GeneratedImage {
   png: Buffer;
   /** Seed this image was made with: the call's seed + its index. */
   seed: number;
-  /** Width in pixels. */
+  /** Variation seed this image was made with: the call's subseed + its index (it has no effect at strength 0). */
+  subseed: number;
+  /** Variation seed strength used, 0–1: the call's `subseedStrength`. */
+  subseedStrength: number;
+  /** Width in pixels: the final size, after the hires fix when there is one. */
   width: number;
-  /** Height in pixels. */
+  /** Height in pixels: the final size, after the hires fix when there is one. */
   height: number;
   /** AUTOMATIC1111-style generation parameters, as in the PNG's `parameters` chunk. */
   parameters: string;
@@ -101,8 +122,8 @@ export class Model {
     return this.#closing !== undefined;
   }
 
-  /** Makes `count` images from the prompt. */
-  textToImage(options: ImageOptions): Promise<GeneratedImage[]> {
+  /** Makes `count` images from the prompt, with the hires fix's second pass when `hires` is given. */
+  textToImage(options: TextToImageOptions): Promise<GeneratedImage[]> {
     return this.#run(options, 'txt2img', 'textToImage');
   }
 
@@ -164,14 +185,27 @@ export class Model {
       request.image === undefined ? undefined : decodeImage(request.image, 'image', width, height),
       request.mask === undefined ? undefined : decodeMask(request.mask, width, height, request.maskBlur),
     ]);
-    const prompt = buildConditioning(request.prompt, this.info.padToken);
-    const negative = buildConditioning(request.negativePrompt, this.info.padToken);
     return {
       ...request.settings,
-      prompt: { tokens: prompt.tokens, weights: prompt.weights },
-      negative: { tokens: negative.tokens, weights: negative.weights },
+      prompt: this.#conditioning(request.prompt),
+      negative: this.#conditioning(request.negativePrompt),
       ...(image && { image }),
       ...(mask && { mask }),
+      ...(request.hires && { hires: this.#nativeHires(request.hires) }),
+    };
+  }
+
+  #conditioning(text: string): NativeConditioning {
+    const { tokens, weights } = buildConditioning(text, this.info.padToken);
+    return { tokens, weights };
+  }
+
+  #nativeHires(hires: NormalizedHires): NativeHires {
+    const { width, height, upscaleWidth, upscaleHeight, upscaler, steps, denoisingStrength, prompt, negativePrompt } = hires;
+    return {
+      width, height, upscaleWidth, upscaleHeight, upscaler: engineUpscalers[upscaler], steps, denoisingStrength,
+      ...(prompt !== undefined && { prompt: this.#conditioning(prompt) }),
+      ...(negativePrompt !== undefined && { negative: this.#conditioning(negativePrompt) }),
     };
   }
 
@@ -205,14 +239,17 @@ export class Model {
 
     const modelName = path.basename(this.path, path.extname(this.path));
     const { safety } = request;
+    const { subseedStrength } = request.settings;
     const verdicts = safety ? await checkGenerated(safety.checker, images) : [];
-    return Promise.all(images.map(async ({ width, height, data, seed }, i) => {
-      const parameters = formatParameters(request, seed, modelName);
+    return Promise.all(images.map(async ({ width, height, data, seed, subseed }, i) => {
+      const parameters = formatParameters(request, { seed, subseed }, modelName);
       const verdict = verdicts[i];
       // As the reference pipeline: a flagged image becomes a black one of the same size.
       if (verdict?.nsfw && safety?.filter) data.fill(0);
       const png = await encodePng(data, width, height, parameters);
-      return { png, seed, width, height, parameters, ...(verdict && { nsfw: verdict.nsfw, safety: verdict }) };
+      return {
+        png, seed, subseed, subseedStrength, width, height, parameters, ...(verdict && { nsfw: verdict.nsfw, safety: verdict }),
+      };
     }));
   }
 }
@@ -271,13 +308,19 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     vaeScale: native.vaeScale,
     weightBytes: native.weightBytes,
     backend: native.backend as ModelInfo['backend'],
+    format: native.format as ModelInfo['format'],
+    fileBytes: native.fileBytes,
+    storedTypes: { ...native.storedTypes },
+    unusedTensors: [...native.unusedTensors],
   };
 }
 
 // The preview is encoded here, synchronously: the engine waits for this callback to return before
 // it goes on, so events keep their step order and a preview never outlives its call.
-function publicProgress({ step, steps, image, images, elapsedMs, preview }: NativeProgress): Progress {
-  const progress: Progress = { step, steps, image, images, elapsedMs };
+function publicProgress({
+  step, steps, pass, passStep, passSteps, image, images, elapsedMs, preview,
+}: NativeProgress): Progress {
+  const progress: Progress = { step, steps, pass: pass === 1 ? 'hires' : 'first', passStep, passSteps, image, images, elapsedMs };
   if (preview) {
     const { width, height, data } = preview;
     progress.preview = { png: encodeRgbPng(data, width, height), width, height, step };

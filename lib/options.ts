@@ -5,167 +5,14 @@
 import { randomInt } from 'node:crypto';
 
 import type { NativeRequest } from '../bindings/native.js';
+import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
+import {
+  weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type WeightType,
+} from './option-types.js';
 import { SafetyChecker } from './safety-checker.js';
 import {
-  defaultScheduler, findSampler, findScheduler, samplerDisplayNames, samplerNames, schedulerNames,
+  defaultScheduler, findSampler, findScheduler, samplerAliases, samplerDisplayNames, samplerNames, schedulerNames,
 } from './samplers.js';
-
-/** How to load a model. */
-export interface LoadOptions {
-  /** Compute backend; 'auto' picks CUDA or Metal when compiled in and available, else the CPU. Default 'auto'. */
-  backend?: 'auto' | 'cpu' | 'metal' | 'cuda';
-  /** Worker threads for the CPU backend. Integer 1–1024, default the number of physical cores. */
-  threads?: number;
-  /** What the UNet predicts; 'auto' reads it from the checkpoint (SD 2.x 768 models are 'v'). Default 'auto'. */
-  prediction?: 'auto' | 'eps' | 'v';
-  /**
-   * Type the weight matrices are kept in: 'auto' keeps the checkpoint's (f16, or a GGUF's quantized
-   * types); 'f32' and 'f16' convert every matrix and convolution kernel; a quantized type ('q8_0',
-   * 'q4_0', …) quantizes f16/f32 matrices on load whose rows are whole blocks (32 values, 256 for
-   * the K-quants), leaving convolution kernels, embeddings and vectors as they are. Smaller types
-   * use less memory (see `ModelInfo.weightBytes`) at some cost in fidelity. Case-insensitive;
-   * default 'auto'.
-   */
-  weightType?: WeightType;
-}
-
-/** Resident types of the `weightType` load option. */
-export const weightTypes = [
-  'auto', 'f32', 'f16', 'q8_0', 'q6_k', 'q5_k', 'q5_1', 'q5_0', 'q4_k', 'q4_1', 'q4_0', 'q3_k', 'q2_k',
-] as const;
-
-export type WeightType = typeof weightTypes[number];
-
-/** Progress of a running call, reported after every sampling step. */
-export interface Progress {
-  /** Sampling step just finished, 1-based. Range 1–`steps`. */
-  step: number;
-  /** Sampling steps each image takes; image-to-image may take fewer than the `steps` option, as `strength` skips some. */
-  steps: number;
-  /** Image being made, 0-based. Range 0–`images` − 1. */
-  image: number;
-  /** Images this call makes (its `count`). */
-  images: number;
-  /** Milliseconds since the call started running. */
-  elapsedMs: number;
-  /** A preview of the image at this step; present only on the steps `previews` / `previewEvery` ask for. */
-  preview?: Preview;
-}
-
-/**
- * A cheap look at an image while it is made: the model's current estimate of the finished image
- * (its denoised prediction at this step), projected from the latent to RGB by a fixed linear map
- * (AUTOMATIC1111's "Approximate cheap") instead of the VAE. One pixel per latent cell, so 1/8 of the
- * image's width and height (64×64 for 512×512), not upscaled; colours are approximate.
- */
-export interface Preview {
-  /** PNG file bytes (8-bit RGB, no metadata). */
-  png: Buffer;
-  /** Width in pixels: the image's width / 8. */
-  width: number;
-  /** Height in pixels: the image's height / 8. */
-  height: number;
-  /** Sampling step it shows, 1-based; the same as the progress event's `step`. */
-  step: number;
-}
-
-/** Options of a text-to-image call; every image call takes these. */
-export interface ImageOptions {
-  /** What to draw, with AUTOMATIC1111 emphasis syntax: `(word)`, `[word]`, `(word:1.3)`; any length. Default ''. */
-  prompt?: string;
-  /** What to steer away from, same syntax as `prompt`. Default ''. */
-  negativePrompt?: string;
-  /** Image width in pixels. Multiple of 8, 64–2048; default 512 (768 for SD 2.x v-prediction models). */
-  width?: number;
-  /** Image height in pixels. Multiple of 8, 64–2048; default 512 (768 for SD 2.x v-prediction models). */
-  height?: number;
-  /** Sampling steps. Integer 1–150, default 20. */
-  steps?: number;
-  /** Classifier-free guidance scale; 1 disables guidance (no negative pass). Number 0–30, default 7. */
-  cfgScale?: number;
-  /**
-   * Sampler: an engine name (see `samplers()`) or an AUTOMATIC1111 name ("Euler a", "DPM++ 2M",
-   * "DPM++ 2M Karras" — a " Karras"/" Exponential" suffix sets `scheduler`), case-insensitive.
-   * Default 'euler_a'.
-   */
-  sampler?: string;
-  /** Noise schedule: 'discrete', 'karras', 'exponential' or 'lcm' (see `schedulers()`), case-insensitive. Default 'discrete' ('lcm' for the lcm sampler). */
-  scheduler?: string;
-  /** Seed of the first image; image i uses seed + i. Integer 0–4294967295; default a random one, reported in the result. */
-  seed?: number;
-  /** Images to make. Integer 1–16, default 1. */
-  count?: number;
-  /**
-   * Random number generator: 'gpu' (torch's CUDA Philox, as AUTOMATIC1111 and stable-diffusion.cpp
-   * use by default) or 'cpu' (torch's CPU mt19937). Same seed, same image on every backend. Default 'gpu'.
-   */
-  rng?: 'gpu' | 'cpu';
-  /**
-   * CLIP "clip skip" as in AUTOMATIC1111: 1 uses the text encoder's last layer, 2 the one before it, …
-   * Integer 0–12; default 0, the family's own choice (SD 1.x last layer, SD 2.x penultimate).
-   */
-  clipSkip?: number;
-  /**
-   * Run the VAE in overlapping tiles of 512×512 pixels (64 latent cells, 128 pixels shared and
-   * cross-faded), as stable-diffusion.cpp's `--vae-tiling` does: the decoder (and, for image-to-image
-   * and inpainting, the encoder) then needs the memory of one tile at any size (a whole 1024×1024
-   * decode takes about 4 GB on the CPU), at the price of pixels slightly different from a whole-image
-   * pass and more time. Images up to 512×512 are the same either way. Default false.
-   */
-  vaeTiling?: boolean;
-  /**
-   * Attach a `preview` to every step's progress event (see `Progress.preview`); needs `onProgress`.
-   * With `previewEvery` as well, that sets the interval. Default false.
-   */
-  previews?: boolean;
-  /**
-   * Attach a `preview` to every n-th step's progress event and always to each image's last step;
-   * implies `previews` (and `previews: false` with it is an error). Integer 1–1000; default none,
-   * or 1 when `previews` is true.
-   */
-  previewEvery?: number;
-  /**
-   * Checks every image with this safety checker (see `loadSafetyChecker()`); each result then
-   * carries `nsfw` and `safety`. Default none: images are not checked.
-   */
-  safetyChecker?: SafetyChecker;
-  /**
-   * What happens to an image the safety checker flags: 'filter' replaces its pixels with black, as
-   * the reference Stable Diffusion pipeline does; 'report' keeps them and only sets `nsfw`. Needs
-   * `safetyChecker`. Default 'filter'.
-   */
-  safetyCheck?: 'report' | 'filter';
-  /** Aborts the call: before it starts it never runs; while it runs it stops within one step. Rejects with an AbortError. */
-  signal?: AbortSignal;
-  /** Called after every sampling step, in order. */
-  onProgress?: (progress: Progress) => void;
-}
-
-/** An image file's contents (PNG, JPEG or WebP) or its path. */
-export type ImageInput = Buffer | Uint8Array | string;
-
-/** Options of an image-to-image call. */
-export interface ImageToImageOptions extends ImageOptions {
-  /**
-   * Starting image: PNG, JPEG or WebP bytes or a file path. Alpha is flattened onto black. An image
-   * of another size is scaled to cover `width`×`height` and centre-cropped (AUTOMATIC1111's "Crop and resize").
-   */
-  image: ImageInput;
-  /** How much to change the image ("denoising strength"): 0 keeps it, 1 replaces it. Number 0–1, default 0.75. */
-  strength?: number;
-}
-
-/** Options of an inpainting call. */
-export interface InpaintOptions extends ImageToImageOptions {
-  /**
-   * Where to repaint: white repaints, black keeps, grey in between. PNG, JPEG or WebP bytes or a file
-   * path, resized like `image`. A mask with transparency whose visible pixels all have one colour (a
-   * brush layer) is read from its alpha (opaque repaints); any other by its luminance, alpha flattened onto black.
-   */
-  mask: ImageInput;
-  /** Gaussian blur of the mask, soft edges; its sigma in pixels. Integer 0–64, default 4. */
-  maskBlur?: number;
-}
 
 export type GenerateMode = 'txt2img' | 'img2img' | 'inpaint';
 
@@ -176,13 +23,36 @@ export interface ModelTraits {
 }
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
-export type RequestSettings = Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask'>;
+export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires'>>;
+
+/** The checked hires fix: sizes resolved, and how they were asked for (the parameters text says it). */
+export interface NormalizedHires {
+  /** Final size in pixels. */
+  width: number;
+  height: number;
+  /** Size the first pass is resized to before the centre crop to width × height. */
+  upscaleWidth: number;
+  upscaleHeight: number;
+  /**
+   * How the size was asked for, as the parameters text records it: by scale ("Hires upscale"), or by
+   * width and/or height ("Hires resize", 0 for the one not given).
+   */
+  sizedBy: { scale: number } | { width: number; height: number };
+  upscaler: HiresUpscaler;
+  /** 0: the first pass's steps. */
+  steps: number;
+  denoisingStrength: number;
+  /** Absent: the call's own. */
+  prompt?: string;
+  negativePrompt?: string;
+}
 
 /** Checked options with every default filled in. */
 export interface NormalizedImageOptions {
   settings: RequestSettings;
   prompt: string;
   negativePrompt: string;
+  hires?: NormalizedHires;
   image?: ImageInput;
   mask?: ImageInput;
   /** Mask blur sigma in pixels (inpaint). */
@@ -199,13 +69,20 @@ const DEFAULT_STRENGTH = 0.75;
 const DEFAULT_MASK_BLUR = 4;
 const MAX_SEED = 2 ** 32 - 1;
 
+const DEFAULT_HIRES_SCALE = 2;
+const DEFAULT_HIRES_STRENGTH = 0.7;
+const MAX_SIDE = 2048;
+
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
-  'count', 'rng', 'clipSkip', 'vaeTiling', 'previews', 'previewEvery', 'safetyChecker', 'safetyCheck', 'signal',
-  'onProgress',
+  'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
+  'vaeTiling', 'tiling', 'previews', 'previewEvery', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
+] as const;
+const hiresOptionKeys = [
+  'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
 ] as const;
 const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
-  txt2img: imageOptionKeys,
+  txt2img: [...imageOptionKeys, 'hires'],
   img2img: [...imageOptionKeys, 'image', 'strength'],
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur'],
 };
@@ -227,27 +104,37 @@ export function normalizeImageOptions(
   const size = defaultImageSize(model);
   const { sampler, scheduler } = samplerAndScheduler(o.sampler, o.scheduler);
   const isImageMode = mode !== 'txt2img';
+  const width = integer(o.width, 'width', 64, MAX_SIDE, size, 8);
+  const height = integer(o.height, 'height', 64, MAX_SIDE, size, 8);
+  const subseedStrength = number(o.subseedStrength, 'subseedStrength', 0, 1, 0);
+  const seedResize = seedResizeFrom(o.seedResizeFromWidth, o.seedResizeFromHeight);
   const normalized: NormalizedImageOptions = {
     settings: {
       mode,
-      width: integer(o.width, 'width', 64, 2048, size, 8),
-      height: integer(o.height, 'height', 64, 2048, size, 8),
+      width,
+      height,
       steps: integer(o.steps, 'steps', 1, 150, DEFAULT_STEPS),
       cfgScale: number(o.cfgScale, 'cfgScale', 0, 30, DEFAULT_CFG_SCALE),
       sampler,
       scheduler,
       seed: integer(o.seed, 'seed', 0, MAX_SEED, undefined) ?? randomInt(0, MAX_SEED + 1),
+      subseed: integer(o.subseed, 'subseed', 0, MAX_SEED, undefined) ?? randomInt(0, MAX_SEED + 1),
+      subseedStrength,
+      seedResizeWidth: seedResize.width,
+      seedResizeHeight: seedResize.height,
       rng: oneOf(o.rng, 'rng', ['gpu', 'cpu'], 'gpu'),
       clipSkip: integer(o.clipSkip, 'clipSkip', 0, 12, 0),
       count: integer(o.count, 'count', 1, 16, 1),
       strength: isImageMode ? number(o.strength, 'strength', 0, 1, DEFAULT_STRENGTH) : 1,
       vaeTiling: boolean(o.vaeTiling, 'vaeTiling', false),
+      tiling: seamlessTiling(o.tiling, o.vaeTiling),
       previewEvery: previewInterval(o.previews, o.previewEvery),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
     maskBlur: mode === 'inpaint' ? integer(o.maskBlur, 'maskBlur', 0, 64, DEFAULT_MASK_BLUR) : 0,
   };
+  if (o.hires !== undefined) normalized.hires = hiresOptions(o.hires, width, height);
   if (isImageMode) normalized.image = imageInput(o.image, 'image');
   if (mode === 'inpaint') normalized.mask = imageInput(o.mask, 'mask');
   const safety = safetyOptions(o.safetyChecker, o.safetyCheck);
@@ -272,6 +159,24 @@ export function normalizeLoadOptions(
   };
   const threads = integer(o.threads, 'threads', 1, 1024, undefined);
   if (threads !== undefined) normalized.threads = threads;
+  return normalized;
+}
+
+/** Convert options with every default filled in but the thread count, which needs the addon. */
+export type NormalizedConvertOptions = Required<Pick<ConvertOptions, 'weightType' | 'overwrite'>>
+  & Pick<ConvertOptions, 'threads' | 'signal' | 'onProgress'>;
+
+/** Checks the options of convertModel and fills in the defaults. */
+export function normalizeConvertOptions(options: unknown): NormalizedConvertOptions {
+  const o = checkOptionsObject(options ?? {}, 'convertModel', ['weightType', 'threads', 'overwrite', 'signal', 'onProgress']);
+  const normalized: NormalizedConvertOptions = {
+    weightType: weightType(o.weightType),
+    overwrite: boolean(o.overwrite, 'overwrite', false),
+  };
+  const threads = integer(o.threads, 'threads', 1, 1024, undefined);
+  if (threads !== undefined) normalized.threads = threads;
+  if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
+  if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
   return normalized;
 }
 
@@ -302,9 +207,11 @@ function describe(value: unknown): string {
   return String(value);
 }
 
-function checkOptionsObject(options: unknown, caller: string, known: readonly string[]): Record<string, unknown> {
+function checkOptionsObject(
+  options: unknown, caller: string, known: readonly string[], name = `the options of ${caller}`,
+): Record<string, unknown> {
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw invalid(TypeError, `the options of ${caller}`, 'object', options);
+    throw invalid(TypeError, name, 'object', options);
   }
   const record = options as Record<string, unknown>;
   for (const key of Object.keys(record)) {
@@ -376,6 +283,79 @@ function previewInterval(previews: unknown, previewEvery: unknown): number {
   return every;
 }
 
+// Both sizes or neither: A1111 resizes the seed only when it has both.
+function seedResizeFrom(widthValue: unknown, heightValue: unknown): { width: number; height: number } {
+  const width = integer(widthValue, 'seedResizeFromWidth', 64, MAX_SIDE, undefined, 8);
+  const height = integer(heightValue, 'seedResizeFromHeight', 64, MAX_SIDE, undefined, 8);
+  if ((width === undefined) !== (height === undefined)) {
+    const [given, missing] = width === undefined ? ['seedResizeFromHeight', 'seedResizeFromWidth'] : ['seedResizeFromWidth', 'seedResizeFromHeight'];
+    throw new TypeError(`${given} is given but ${missing} is not; give both to resize the seed, or neither`);
+  }
+  return { width: width ?? 0, height: height ?? 0 };
+}
+
+function seamlessTiling(tilingValue: unknown, vaeTilingValue: unknown): boolean {
+  const tiling = boolean(tilingValue, 'tiling', false);
+  if (tiling && vaeTilingValue === true) {
+    throw new RangeError('tiling is true but vaeTiling is true too; the VAE\'s tiles cannot wrap around the image\'s '
+      + 'edges, so turn one of them off');
+  }
+  return tiling;
+}
+
+function hiresOptions(value: unknown, baseWidth: number, baseHeight: number): NormalizedHires {
+  const o = checkOptionsObject(value, 'hires', hiresOptionKeys, 'hires');
+  const width = integer(o.width, 'hires.width', 64, MAX_SIDE, undefined, 8);
+  const height = integer(o.height, 'hires.height', 64, MAX_SIDE, undefined, 8);
+  const sized = width !== undefined || height !== undefined;
+  if (sized && o.scale !== undefined) {
+    throw new TypeError(`hires.scale is ${describe(o.scale)} but hires.${width === undefined ? 'height' : 'width'} is given too; `
+      + 'give the scale or the size, not both');
+  }
+  const scale = sized ? undefined : number(o.scale, 'hires.scale', 1, 8, DEFAULT_HIRES_SCALE);
+  const size = hiresSize(baseWidth, baseHeight, scale === undefined ? { width, height } : { scale });
+  const asked = scale === undefined
+    ? [width && `hires.width ${width}`, height && `hires.height ${height}`].filter(Boolean).join(' and ')
+    : `hires.scale ${scale}`;
+  const outside = (...sides: number[]) => sides.some((side) => side < 64 || side > MAX_SIDE);
+  const limit = `the hires fix works with 64 to ${MAX_SIDE} pixels a side`;
+  if (outside(size.width, size.height)) {
+    throw new RangeError(`${asked} on a ${baseWidth}x${baseHeight} image makes it ${size.width}x${size.height}; ${limit}`);
+  }
+  if (outside(size.upscaleWidth, size.upscaleHeight)) {
+    throw new RangeError(`${asked} on a ${baseWidth}x${baseHeight} image upscale it to `
+      + `${size.upscaleWidth}x${size.upscaleHeight} before the crop; ${limit}`);
+  }
+  const normalized: NormalizedHires = {
+    ...size,
+    sizedBy: scale === undefined ? { width: width ?? 0, height: height ?? 0 } : { scale },
+    upscaler: hiresUpscaler(o.upscaler),
+    steps: integer(o.steps, 'hires.steps', 0, 150, 0),
+    denoisingStrength: strengthAboveZero(o.denoisingStrength, 'hires.denoisingStrength', DEFAULT_HIRES_STRENGTH),
+  };
+  if (o.prompt !== undefined) normalized.prompt = text(o.prompt, 'hires.prompt');
+  if (o.negativePrompt !== undefined) normalized.negativePrompt = text(o.negativePrompt, 'hires.negativePrompt');
+  return normalized;
+}
+
+// Case-insensitive, as the A1111 names are typed by hand as often as copied.
+function hiresUpscaler(value: unknown): HiresUpscaler {
+  if (value === undefined) return 'Latent';
+  const expected = `one of ${hiresUpscalerNames.join(', ')}`;
+  if (typeof value !== 'string') throw invalid(TypeError, 'hires.upscaler', expected, value);
+  const found = hiresUpscalerNames.find((name) => name.toLowerCase() === value.toLowerCase());
+  if (!found) throw invalid(RangeError, 'hires.upscaler', expected, value);
+  return found;
+}
+
+function strengthAboveZero(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  const expected = 'number above 0 and at most 1';
+  if (!isNumber(value)) throw invalid(TypeError, name, expected, value);
+  if (!(value > 0 && value <= 1)) throw invalid(RangeError, name, expected, value);
+  return value;
+}
+
 function text(value: unknown, name: string): string {
   if (value === undefined) return '';
   if (typeof value !== 'string') throw invalid(TypeError, name, 'string', value);
@@ -401,7 +381,8 @@ function samplerAndScheduler(samplerValue: unknown, schedulerValue: unknown): { 
   }
   if (samplerValue === undefined) return { sampler: 'euler_a', scheduler: scheduler ?? 'discrete' };
   const expected = `one of ${samplerNames.join(', ')} or their AUTOMATIC1111 names `
-    + `(${Object.values(samplerDisplayNames).join(', ')}, with an optional " Karras" or " Exponential")`;
+    + `(${Object.values(samplerDisplayNames).join(', ')}, with an optional " Karras" or " Exponential") `
+    + `or ${Object.keys(samplerAliases).join(', ')}`;
   if (typeof samplerValue !== 'string') throw invalid(TypeError, 'sampler', expected, samplerValue);
   const choice = findSampler(samplerValue);
   if (!choice) throw invalid(RangeError, 'sampler', expected, samplerValue);
@@ -433,7 +414,7 @@ function abortSignal(value: unknown, name: string): AbortSignal {
   throw invalid(TypeError, name, 'AbortSignal', value);
 }
 
-function progressCallback(value: unknown, name: string): (progress: Progress) => void {
-  if (typeof value === 'function') return value as (progress: Progress) => void;
+function progressCallback<T>(value: unknown, name: string): (progress: T) => void {
+  if (typeof value === 'function') return value as (progress: T) => void;
   throw invalid(TypeError, name, 'function', value);
 }

@@ -9,10 +9,18 @@ import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type Sche
 /**
  * The A1111 `parameters` text of one image: the prompt, a "Negative prompt:" line when there is
  * one, then "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model: v1-5", with
- * "Schedule type" for non-default schedules and "Denoising strength" for image-to-image and inpainting.
+ * the fields A1111 adds where they apply, in its order: "Schedule type" for non-default schedules,
+ * "Variation seed" and "Variation seed strength", "Seed resize from", "Denoising strength" (image-
+ * to-image, inpainting and the hires fix), "Clip skip", "Tiling", the hires fix's "Hires prompt",
+ * "Hires negative prompt", "Hires upscale" or "Hires resize", "Hires steps", "Hires upscaler", and
+ * "Mask blur". Size is the first pass's, as in A1111. Values holding a comma, colon or newline are
+ * quoted as A1111 quotes them.
  */
-export function formatParameters(request: NormalizedImageOptions, seed: number, modelName: string): string {
+export function formatParameters(
+  request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string,
+): string {
   const s = request.settings;
+  const { hires } = request;
   const fields: Array<[string, string | number]> = [
     ['Steps', s.steps],
     ['Sampler', samplerDisplayNames[s.sampler as SamplerName]],
@@ -20,46 +28,36 @@ export function formatParameters(request: NormalizedImageOptions, seed: number, 
   if (s.scheduler !== 'discrete') {
     fields.push(['Schedule type', schedulerDisplayNames[s.scheduler as Exclude<SchedulerName, 'discrete'>]]);
   }
-  fields.push(['CFG scale', s.cfgScale], ['Seed', seed], ['Size', `${s.width}x${s.height}`], ['Model', modelName]);
+  fields.push(['CFG scale', s.cfgScale], ['Seed', image.seed], ['Size', `${s.width}x${s.height}`], ['Model', modelName]);
+  if (s.subseedStrength > 0) fields.push(['Variation seed', image.subseed], ['Variation seed strength', s.subseedStrength]);
+  if (s.seedResizeWidth > 0) fields.push(['Seed resize from', `${s.seedResizeWidth}x${s.seedResizeHeight}`]);
   if (s.mode !== 'txt2img') fields.push(['Denoising strength', s.strength]);
+  if (hires) fields.push(['Denoising strength', hires.denoisingStrength]);
   if (s.clipSkip > 1) fields.push(['Clip skip', s.clipSkip]);
+  if (s.tiling) fields.push(['Tiling', 'True']);
+  if (hires) {
+    if (hires.prompt !== undefined && hires.prompt !== request.prompt) fields.push(['Hires prompt', hires.prompt]);
+    if (hires.negativePrompt !== undefined && hires.negativePrompt !== request.negativePrompt) {
+      fields.push(['Hires negative prompt', hires.negativePrompt]);
+    }
+    const { sizedBy } = hires;
+    if ('scale' in sizedBy) fields.push(['Hires upscale', sizedBy.scale]);
+    else fields.push(['Hires resize', `${sizedBy.width}x${sizedBy.height}`]);
+    if (hires.steps > 0) fields.push(['Hires steps', hires.steps]);
+    fields.push(['Hires upscaler', hires.upscaler]);
+  }
   if (s.mode === 'inpaint') fields.push(['Mask blur', request.maskBlur]);
 
   const lines = [request.prompt];
   if (request.negativePrompt) lines.push(`Negative prompt: ${request.negativePrompt}`);
-  lines.push(fields.map(([name, value]) => `${name}: ${value}`).join(', '));
+  lines.push(fields.map(([name, value]) => `${name}: ${quote(value)}`).join(', '));
   return lines.join('\n');
 }
 
-/** What an AUTOMATIC1111 `parameters` text says: the prompt, the negative prompt and the "Name: value" fields. */
-export interface ParsedParameters {
-  prompt: string;
-  negativePrompt: string;
-  fields: Record<string, string>;
-}
-
-/**
- * Reads a `parameters` text as formatParameters writes it (and AUTOMATIC1111 does): prompt lines,
- * an optional "Negative prompt:" line, then the "Steps: …" line. Values holding commas inside
- * quotes are kept whole.
- */
-export function parseParameters(text: string): ParsedParameters {
-  const lines = text.split('\n');
-  const fieldsLine = lines.findLastIndex((line) => line.startsWith('Steps: '));
-  const end = fieldsLine < 0 ? lines.length : fieldsLine;
-  const negativeLine = lines.findIndex((line, index) => index < end && line.startsWith('Negative prompt: '));
-  const promptEnd = negativeLine < 0 ? end : negativeLine;
-  const fields: Record<string, string> = {};
-  if (fieldsLine >= 0) {
-    for (const match of (lines[fieldsLine] as string).matchAll(/\s*([^:,]+):\s*("(?:[^"\\]|\\.)*"|[^,]*)(?:,|$)/g)) {
-      fields[(match[1] as string).trim()] = (match[2] as string).trim();
-    }
-  }
-  return {
-    prompt: lines.slice(0, promptEnd).join('\n'),
-    negativePrompt: negativeLine < 0 ? '' : lines.slice(negativeLine, end).join('\n').slice('Negative prompt: '.length),
-    fields,
-  };
+// A1111's infotext quote(): JSON string syntax for a value the field list could not otherwise hold.
+function quote(value: string | number): string {
+  const text = String(value);
+  return /[,:\n]/.test(text) ? JSON.stringify(text) : text;
 }
 
 /**

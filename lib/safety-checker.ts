@@ -10,7 +10,8 @@ import { clipPixels, type RgbImage } from './clip-preprocess.js';
 import { fromNativeError, SdnodeError } from './errors.js';
 import { openImage } from './images.js';
 import { addonOrThrow } from './model.js';
-import { invalid, nonEmptyString, normalizeLoadOptions, type LoadOptions } from './options.js';
+import type { LoadOptions } from './option-types.js';
+import { invalid, nonEmptyString, normalizeLoadOptions } from './options.js';
 
 /** What a loaded safety checker is, as read from its file. */
 export interface SafetyCheckerInfo {

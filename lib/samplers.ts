@@ -2,11 +2,14 @@
 // from its UI and its PNG `parameters` text ("DPM++ 2M Karras" is sampler + schedule in one).
 
 /** Sampler names the engine knows. */
-export const samplerNames = ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim'] as const;
+export const samplerNames = [
+  'euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim',
+  'lms', 'ipndm', 'ipndm_v', 'plms', 'ddim_trailing', 'tcd',
+] as const;
 export type SamplerName = (typeof samplerNames)[number];
 
 /** Noise schedules the engine knows. */
-export const schedulerNames = ['discrete', 'karras', 'exponential', 'lcm'] as const;
+export const schedulerNames = ['discrete', 'karras', 'exponential', 'lcm', 'simple'] as const;
 export type SchedulerName = (typeof schedulerNames)[number];
 
 /** AUTOMATIC1111's name for each engine sampler, as written in `parameters` ("Sampler: Euler a"). */
@@ -19,6 +22,22 @@ export const samplerDisplayNames: Readonly<Record<SamplerName, string>> = {
   'dpm++2m': 'DPM++ 2M',
   lcm: 'LCM',
   ddim: 'DDIM',
+  lms: 'LMS',
+  // AUTOMATIC1111 has no iPNDM or trailing DDIM; these are ComfyUI's and stable-diffusion.cpp's names.
+  ipndm: 'iPNDM',
+  ipndm_v: 'iPNDM_v',
+  plms: 'PLMS',
+  ddim_trailing: 'DDIM Trailing',
+  tcd: 'TCD',
+};
+
+/**
+ * Other names tools use for engine samplers: the task API's 'k-lms' and AUTOMATIC1111's internal
+ * 'k_lms' (its API lists it as an alias of "LMS").
+ */
+export const samplerAliases: Readonly<Record<string, SamplerName>> = {
+  'k-lms': 'lms',
+  k_lms: 'lms',
 };
 
 /**
@@ -29,14 +48,17 @@ export const schedulerDisplayNames: Readonly<Record<Exclude<SchedulerName, 'disc
   karras: 'Karras',
   exponential: 'Exponential',
   lcm: 'LCM',
+  simple: 'Simple',
 };
 
 /**
- * The schedule a sampler gets when none is given: LCM models were distilled on their own timestep
- * grid, so `lcm` defaults to it (as stable-diffusion.cpp does); every other sampler to 'discrete'.
+ * The schedule a sampler gets when none is given, as stable-diffusion.cpp picks it: LCM and TCD
+ * models were distilled on the LCM timestep grid, so `lcm` and `tcd` default to it; DDIM "trailing"
+ * is DDIM on the trailing timesteps, the 'simple' schedule; every other sampler gets 'discrete'.
  */
 export function defaultScheduler(sampler: SamplerName): SchedulerName {
-  return sampler === 'lcm' ? 'lcm' : 'discrete';
+  if (sampler === 'lcm' || sampler === 'tcd') return 'lcm';
+  return sampler === 'ddim_trailing' ? 'simple' : 'discrete';
 }
 
 export interface SamplerChoice {
@@ -50,6 +72,7 @@ for (const name of samplerNames) {
   samplersByLowerName.set(name, name);
   samplersByLowerName.set(samplerDisplayNames[name].toLowerCase(), name);
 }
+for (const [alias, name] of Object.entries(samplerAliases)) samplersByLowerName.set(alias, name);
 
 const schedulerSuffixes = Object.entries(schedulerDisplayNames)
   .map(([scheduler, display]) => [` ${display.toLowerCase()}`, scheduler as SchedulerName] as const);

@@ -1,14 +1,20 @@
-// The `sdnode` command: serve (the default), build, --help, --version.
+// The `sdnode` command: serve (the default), worker, generate, info, convert, build, --help, --version.
+// generate, info and convert parse their own flags (server/cli/).
 
 import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { weightTypes } from '../lib/index.js';
 import { dialectNames, isDialectName } from './dialects/index.js';
+import { oneOf, usageError } from './cli/common.js';
+import { convertCommand } from './cli/convert.js';
+import { generateCommand } from './cli/generate.js';
+import { infoCommand } from './cli/info.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
 import { collectApiKeys } from './http/auth.js';
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
+import { redisDisplayUrl } from './jobs/redis.js';
+import { startWorker, type WorkerOptions } from './worker.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from './parse.js';
 import { packageRoot, packageVersion } from './version.js';
 
@@ -20,6 +26,7 @@ const optionSpec = {
   'api-auth': { type: 'string' },
   api: { type: 'string' },
   presets: { type: 'string' },
+  'allow-fetch': { type: 'string' },
   'url-ttl': { type: 'string' },
   port: { type: 'string', short: 'p' },
   host: { type: 'string' },
@@ -34,6 +41,12 @@ const optionSpec = {
   'weight-type': { type: 'string' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
+  redis: { type: 'string' },
+  workers: { type: 'string' },
+  retention: { type: 'string' },
+  'no-worker-timeout': { type: 'string' },
+  attempts: { type: 'string' },
+  'stall-timeout': { type: 'string' },
   'safety-checker': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -44,7 +57,21 @@ type CliValues = ReturnType<typeof parseArgs<{ options: typeof optionSpec; allow
 const backends = ['auto', 'cpu', 'metal', 'cuda'] as const;
 const predictions = ['auto', 'eps', 'v'] as const;
 
+// Commands with flags of their own; they must come first on the line.
+const subcommands: Readonly<Record<string, (argv: string[]) => Promise<number>>> = {
+  generate: generateCommand,
+  info: infoCommand,
+  convert: convertCommand,
+};
+
 const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the default command)
+       sdnode generate -m <model> -p <prompt> [options]
+                                   make images from the terminal (sdnode generate --help)
+       sdnode info <model>         what a checkpoint is: family, types, memory (sdnode info --help)
+       sdnode convert <model> <out.gguf> --type q8_0
+                                   write a (quantized) GGUF file (sdnode convert --help)
+       sdnode worker --redis <url> --models <dir> [--model <file>] [--concurrency <n>]
+                                   take jobs from Redis and generate them (see Several machines)
        sdnode build                compile the native addon from source (npm run build:native)
        sdnode --help | --version
 
@@ -65,6 +92,8 @@ Serve options:
                            --api-auth; bearer keys from --api-key work there too.
       --presets <file>     JSON file mapping OpenAI model names (dall-e-3, …) to generation settings
                            in AUTOMATIC1111's field names (see the README).
+      --allow-fetch <hosts> Hosts (host[:port], comma-separated) whose image URLs the task API may
+                           fetch for initial_image / mask; others are refused (default none).
       --url-ttl <seconds>  Lifetime of OpenAI response_format=url links (default 3600).
   -p, --port <n>           TCP port to listen on (default 8888; 0 picks a free one).
       --host <address>     Interface to listen on (default 127.0.0.1; 0.0.0.0 for every interface).
@@ -87,8 +116,28 @@ Serve options:
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
       --safety-checker <file>
                            Stable Diffusion's safety checker (model.safetensors of
-                           CompVis/stable-diffusion-safety-checker), loaded at start: the
-                           Photoshop API then reports nsfw and blacks out flagged images.
+                           CompVis/stable-diffusion-safety-checker), loaded at start: the Photoshop
+                           API, the task API's safety_filter, A1111's info and OpenAI's moderation
+                           then check images (flagged ones come back black); without it they
+                           report nsfw as null. With --redis, the workers' checker does the checking.
+
+Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
+      --redis <url>        serve: keep jobs in Redis (redis://host:6379/0) instead of --output, shared
+                           with every API process and worker that uses the same Redis. worker: the
+                           Redis to take jobs from (required).
+      --workers <n>        serve --redis: jobs this process generates itself (default 1 when --model
+                           or --models is given, else 0); 0 makes it an API process only, and then
+                           --model is just the name of the default model (the workers' file name).
+      --retention <hours>  serve --redis: how long finished jobs and their images are kept (default 24).
+      --no-worker-timeout <s>  serve --redis: a job for a model no worker offers fails after this many
+                           seconds (default 60).
+      --attempts <n>       Times a job is started before it fails; a worker that dies mid-job costs
+                           one (default 3). Give API processes and workers the same value.
+      --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
+                           after this many seconds (default 30).
+  Worker options: --model, --models, --max-loaded, --concurrency (jobs at once, default 1),
+  --threads, --backend, --prediction, --weight-type, --attempts, --stall-timeout, --safety-checker.
+
   -h, --help               Show this help.
   -v, --version            Print the version.
 
@@ -99,6 +148,8 @@ Example:
 
 /** Runs the command line (without node and the script); resolves to the exit code. `serve` keeps running. */
 export async function main(argv: string[]): Promise<number> {
+  const subcommand = subcommands[argv[0] ?? ''];
+  if (subcommand) return subcommand(argv.slice(1));
   let values: CliValues;
   let positionals: string[];
   try {
@@ -115,10 +166,13 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return 0;
   }
+  if (subcommands[command]) return usageError(`Put ${command} first: sdnode ${command} [options]`);
   if (positionals.length > 1) return usageError(`Unexpected argument ${positionals[1]}`);
   switch (command) {
     case 'serve':
       return serve(values);
+    case 'worker':
+      return worker(values);
     case 'build':
       return buildAddon();
     default:
@@ -147,18 +201,83 @@ async function serve(values: CliValues): Promise<number> {
     return 1;
   }
   printWelcome(running, options);
-  stopOnSignals(running);
+  stopOnSignals(running, 'unfinished images are made again at the next start');
   return 0;
 }
 
-function serverOptions(values: CliValues): ServerOptions {
-  const int = (name: keyof CliValues, min: number, max: number): number | undefined => {
+async function worker(values: CliValues): Promise<number> {
+  let options: WorkerOptions;
+  try {
+    options = workerOptions(values);
+  } catch (error) {
+    if (error instanceof InvalidFieldError) return usageError(error.message);
+    throw error;
+  }
+  if (options.modelPath !== undefined) console.log(`Loading ${options.modelPath} …`);
+  let running: Awaited<ReturnType<typeof startWorker>>;
+  try {
+    running = await startWorker(options);
+  } catch (error) {
+    console.error(`sdnode: could not start the worker: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  const offered = running.models();
+  console.log(`sdnode ${packageVersion()} worker ${running.id} taking jobs from ${redisDisplayUrl(options.redis)}: `
+    + `${offered.length > 0 ? `offering ${offered.join(', ')}` : `no checkpoint in ${options.modelsDir} yet`}, `
+    + `${options.concurrency ?? 1} at once`);
+  console.log('Press Ctrl+C to stop.');
+  stopOnSignals(running, 'unfinished jobs go back to the queue for another worker');
+  return 0;
+}
+
+function workerOptions(values: CliValues): WorkerOptions {
+  const redis = values.redis;
+  if (redis === undefined) throw new InvalidFieldError('--redis', 'sdnode worker needs --redis <url>, e.g. redis://127.0.0.1:6379/0');
+  if (values.model === undefined && values.models === undefined) {
+    throw new InvalidFieldError('--models', 'sdnode worker needs --models <dir> or --model <file>: the checkpoints it offers');
+  }
+  const int = integerOption(values);
+  const engine = engineOptions(values);
+  const stallTimeout = int('stall-timeout', 1, 3600);
+  return {
+    redis,
+    modelPath: values.model,
+    modelsDir: values.models,
+    maxLoaded: int('max-loaded', 1, 64),
+    concurrency: int('concurrency', 1, 64),
+    attempts: int('attempts', 1, 100),
+    lockDurationMs: stallTimeout === undefined ? undefined : stallTimeout * 1000,
+    safetyCheckerPath: values['safety-checker'],
+    ...engine,
+  };
+}
+
+function integerOption(values: CliValues): (name: keyof CliValues, min: number, max: number) => number | undefined {
+  return (name, min, max) => {
     const text = values[name];
     return typeof text === 'string' ? parseInteger(`--${name}`, text, { min, max }) : undefined;
   };
-  const backend = oneOf(values.backend, '--backend', backends);
-  const prediction = oneOf(values.prediction, '--prediction', predictions);
-  const weightType = oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes);
+}
+
+function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType'> {
+  return {
+    threads: integerOption(values)('threads', 1, 1024),
+    backend: oneOf(values.backend, '--backend', backends),
+    prediction: oneOf(values.prediction, '--prediction', predictions),
+    weightType: oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes),
+  };
+}
+
+function serverOptions(values: CliValues): ServerOptions {
+  const int = integerOption(values);
+  const { threads, backend, prediction, weightType } = engineOptions(values);
+  const redisOnly = (['workers', 'retention', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
+  if (values.redis === undefined && redisOnly !== undefined) {
+    throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
+  }
+  if (values.redis !== undefined && values['delete-incomplete']) {
+    throw new InvalidFieldError('--delete-incomplete', '--delete-incomplete applies to jobs in --output, not to --redis');
+  }
   if ((values.cert === undefined) !== (values.key === undefined)) {
     throw new InvalidFieldError(values.cert === undefined ? '--cert' : '--key', 'HTTPS needs both --cert and --key');
   }
@@ -177,6 +296,8 @@ function serverOptions(values: CliValues): ServerOptions {
     apis: apis?.filter(isDialectName),
     presets: values.presets,
     urlTtlSeconds: int('url-ttl', 1, 365 * 24 * 3600),
+    allowFetch: values['allow-fetch']?.split(',').map((host) => host.trim()).filter((host) => host !== ''),
+    tasks: taskSettingsFromEnvironment(process.env),
     port: int('port', 0, 65535),
     host: values.host,
     concurrency: int('concurrency', 1, 64),
@@ -184,33 +305,35 @@ function serverOptions(values: CliValues): ServerOptions {
     cert: values.cert,
     key: values.key,
     deleteIncomplete: values['delete-incomplete'],
-    threads: int('threads', 1, 1024),
+    threads,
     backend,
     prediction,
     weightType,
     maxQueue: int('max-queue', 0, 1_000_000),
     safetyCheckerPath: values['safety-checker'],
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),
+    redis: values.redis,
+    workers: int('workers', 0, 64),
+    retentionHours: values.retention === undefined ? undefined : parseDecimal('--retention', values.retention, { min: 0.001, max: 24 * 365 }),
+    noWorkerTimeoutSeconds: int('no-worker-timeout', 1, 24 * 3600),
+    attempts: int('attempts', 1, 100),
+    stalledSeconds: int('stall-timeout', 1, 3600),
   };
-}
-
-function oneOf<T extends string>(value: string | undefined, flag: string, allowed: readonly T[]): T | undefined {
-  if (value !== undefined && !(allowed as readonly string[]).includes(value)) {
-    throw new InvalidFieldError(flag, `Expected one of ${allowed.join(', ')} for ${flag} but received ${value}`);
-  }
-  return value as T | undefined;
 }
 
 function printWelcome(running: RunningServer, options: ServerOptions): void {
   const { resumed, deleted } = running.unfinished;
   const insecure = options.cert !== undefined ? '-k ' : '';
   console.log(`sdnode ${packageVersion()} listening on ${running.url} (API docs: ${running.url}/docs)`);
-  console.log(`Jobs are kept in ${path.resolve(options.outputDir ?? 'output')}`
+  console.log(`Jobs are kept in ${running.jobsLocation}`
     + (resumed > 0 ? ` (${resumed} unfinished resumed)` : '') + (deleted > 0 ? ` (${deleted} unfinished deleted)` : ''));
-  if (options.modelPath === undefined && options.modelsDir === undefined) {
+  if (options.redis !== undefined && (options.workers === 0 || (options.modelPath === undefined && options.modelsDir === undefined))) {
+    console.log('Models: those the workers offer (sdnode worker --redis <url> --models <dir>).');
+  } else if (options.modelPath === undefined && options.modelsDir === undefined) {
     console.log('No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>.');
     return;
   }
+  for (const line of running.welcome) console.log(line);
   console.log(`Try:\n  curl ${insecure}-F prompt="a photo of a cat" ${running.url}/text-to-image`);
   console.log(`then poll the resultUrl it answers: curl ${insecure}${running.url}/text-to-image/<id>`);
   console.log('Press Ctrl+C to stop.');
@@ -218,11 +341,11 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
 
 // First signal: take no new jobs and let running images finish. Second: stop at once. Either
 // way unfinished jobs resume at the next start.
-function stopOnSignals(running: RunningServer): void {
+function stopOnSignals(running: Pick<RunningServer, 'close'>, afterAbort: string): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
-      console.log(`${signal}: stopping now; unfinished images are made again at the next start`);
+      console.log(`${signal}: stopping now; ${afterAbort}`);
       void running.close({ abort: true });
       return;
     }
@@ -252,9 +375,16 @@ function buildAddon(): Promise<number> {
   });
 }
 
-function usageError(message: string): number {
-  console.error(`sdnode: ${message}\nRun sdnode --help for the options.`);
-  return 2;
+// The task API's own variables, as its users know them.
+function taskSettingsFromEnvironment(env: NodeJS.ProcessEnv): ServerOptions['tasks'] {
+  const flag = (name: string): boolean => ['1', 'true', 'yes'].includes((env[name] ?? '').trim().toLowerCase());
+  return {
+    ...(env.SECRET_KEY !== undefined && env.SECRET_KEY !== '' && { secretKey: env.SECRET_KEY }),
+    ...(env.BASE_URL !== undefined && env.BASE_URL !== '' && { baseUrl: env.BASE_URL }),
+    enablePublicAccess: flag('ENABLE_PUBLIC_ACCESS'),
+    enableSignup: flag('ENABLE_SIGNUP'),
+    printLinkWithToken: flag('PRINT_LINK_WITH_TOKEN'),
+  };
 }
 
 function apiAuthPairs(text: string): string[] {

@@ -7,20 +7,23 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 
-import { loadModel, loadSafetyChecker, Model, type LoadOptions, type SafetyChecker } from '../lib/index.js';
+import type { LoadOptions } from '../lib/index.js';
 import { dialectNames, selectDialects, type DialectName } from './dialects/index.js';
+import type { TaskAuthSettings } from './dialects/tasks/users.js';
 import { ApiRegistry } from './http/api.js';
 import { createApp } from './http/app.js';
 import { ApiKeys } from './http/auth.js';
 import type { ServerContext, WriteLine } from './http/context.js';
 import { terminalJobLog } from './jobs/log.js';
-import { EmbeddedQueue } from './jobs/queue.js';
+import { EmbeddedQueue, type JobQueue } from './jobs/queue.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
-import { JobStore } from './jobs/store.js';
+import { FileJobStore, type JobStore } from './jobs/store.js';
+import { openModelsAndChecker } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
-import { ModelRegistry } from './models/registry.js';
+import type { ModelCatalog } from './models/registry.js';
+import { redisJobSystem } from './redis-jobs.js';
 import { packageVersion } from './version.js';
 
 export type { ImageModel } from './jobs/runner.js';
@@ -64,6 +67,10 @@ export interface ServerOptions {
   apiKeys?: string[];
   /** AUTOMATIC1111's --api-auth: "user:pass" pairs for HTTP basic auth on /sdapi (besides apiKeys). */
   apiAuth?: string[];
+  /** Hosts whose image URLs the task API may fetch (--allow-fetch). */
+  allowFetch?: string[];
+  /** The task API's users and tokens (SECRET_KEY, ENABLE_PUBLIC_ACCESS, … in the environment). */
+  tasks?: Partial<TaskAuthSettings>;
   /** Dialects to mount. Default all. */
   apis?: DialectName[];
   /** OpenAI model names → generation settings (AUTOMATIC1111 field names): a file path or the table. */
@@ -81,6 +88,34 @@ export interface ServerOptions {
   safetyChecker?: ImageSafetyChecker;
   /** Where progress and errors are written. Default console.log. */
   log?: WriteLine;
+  /**
+   * Redis URL (redis://host:6379/0): jobs, uploads, results and progress live there, shared with
+   * other API processes and `sdnode worker` processes on any machine; `outputDir` is not used.
+   */
+  redis?: string;
+  /** With `redis`: jobs this process generates itself; 0 makes it API-only. Default 1 with a model, else 0. */
+  workers?: number;
+  /** With `redis`: hours finished jobs and their images are kept. Default 24. */
+  retentionHours?: number;
+  /** With `redis`: seconds a job waits for a worker that offers its model before it fails. Default 60. */
+  noWorkerTimeoutSeconds?: number;
+  /** With `redis`: times a job is started before it fails (a worker that dies mid-job costs one). Default 3. */
+  attempts?: number;
+  /** With `redis`: seconds after which the job of a worker that stopped answering goes to another. Default 30. */
+  stalledSeconds?: number;
+}
+
+/** Where jobs are kept and run: files and an in-process queue, or Redis and BullMQ. */
+export interface JobSystem {
+  store: JobStore;
+  queue: JobQueue;
+  models: ModelCatalog;
+  /** Once the port is ours: picks up (or deletes) what an earlier run left unfinished. */
+  resume(jobs: JobService): Promise<{ resumed: number; deleted: number }>;
+  /** Stops taking jobs; resolves once this process's workers are idle. */
+  drain(options: { abort?: boolean }): Promise<void>;
+  /** Closes models and connections, after the HTTP server. */
+  dispose(): Promise<void>;
 }
 
 export interface RunningServer {
@@ -89,8 +124,12 @@ export interface RunningServer {
   server: http.Server | https.Server;
   /** Jobs resumed or deleted from an earlier run. */
   unfinished: { resumed: number; deleted: number };
+  /** Where jobs are kept, for people: the output folder, or Redis. */
+  jobsLocation: string;
   /** Preset fields sdnode does not use, one line each (also logged at start). */
   presetWarnings: string[];
+  /** What the dialects want said at start-up (e.g. a link with a token). */
+  welcome: string[];
   /**
    * Stops taking jobs (503), lets running images finish (or abandons them with `abort`; either
    * way the jobs resume at the next start), then closes the server and the models it loaded.
@@ -100,54 +139,11 @@ export interface RunningServer {
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const store = await JobStore.open(options.outputDir ?? 'output');
+  const system = options.redis !== undefined ? await redisJobSystem(options.redis, options, log) : await embeddedJobSystem(options, log);
+  const { store, queue, models } = system;
   const tls = options.cert !== undefined || options.key !== undefined ? await readTls(options) : undefined;
   const presets = await loadPresets(options.presets);
   for (const warning of presets.warnings) log(`presets: ${warning}`);
-  const models = new ModelRegistry({
-    dir: options.modelsDir,
-    defaultPath: options.modelPath,
-    preloaded: options.model,
-    maxLoaded: options.maxLoaded ?? 1,
-    load: options.loadModel ?? (async (checkpointPath) => {
-      const model = await loadModel(checkpointPath, {
-        ...(options.backend !== undefined && { backend: options.backend }),
-        ...(options.threads !== undefined && { threads: options.threads }),
-        ...(options.prediction !== undefined && { prediction: options.prediction }),
-        ...(options.weightType !== undefined && { weightType: options.weightType }),
-      });
-      log(describeModel(model));
-      return model;
-    }),
-    log,
-  });
-  // The default model is loaded before the port opens, as before: a bad checkpoint stops the start.
-  const defaultModel = options.model === undefined && options.modelPath !== undefined ? await models.defaultModel() : undefined;
-  if (defaultModel) (await models.acquire(defaultModel)).release();
-
-  // Like the default model, a bad checker file stops the start.
-  let ownChecker: SafetyChecker | undefined;
-  try {
-    ownChecker = options.safetyChecker === undefined && options.safetyCheckerPath !== undefined
-      ? await loadSafetyChecker(options.safetyCheckerPath, {
-        ...(options.backend !== undefined && { backend: options.backend }),
-        ...(options.threads !== undefined && { threads: options.threads }),
-      })
-      : undefined;
-  } catch (error) {
-    await models.closeAll();
-    throw error;
-  }
-  if (ownChecker) log(`Loaded safety checker ${path.basename(ownChecker.path)} (${ownChecker.info.concepts} concepts)`);
-  const processor = createJobProcessor({
-    store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1,
-    safetyChecker: options.safetyChecker ?? ownChecker,
-  });
-  const queue = new EmbeddedQueue(processor, {
-    concurrency: options.concurrency ?? 1,
-    maxWaiting: options.maxQueue ?? 100,
-    onProcessorError: (jobId, error) => log(`[${jobId.slice(0, 8)}] error: ${describe(error)}`),
-  });
   const jobs = new JobService(store, queue);
 
   let accepting = true;
@@ -163,36 +159,77 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
     a1111: { basicAuth: options.apiAuth ?? [] },
+    tasks: {
+      outputDir: path.resolve(options.outputDir ?? 'output'),
+      allowFetch: options.allowFetch ?? [],
+      tokenTtlSeconds: options.tasks?.tokenTtlSeconds ?? 7 * 24 * 3600,
+      enablePublicAccess: options.tasks?.enablePublicAccess ?? false,
+      enableSignup: options.tasks?.enableSignup ?? false,
+      printLinkWithToken: options.tasks?.printLinkWithToken ?? false,
+      ...(options.tasks?.secretKey !== undefined && { secretKey: options.tasks.secretKey }),
+      ...(options.tasks?.baseUrl !== undefined && { baseUrl: options.tasks.baseUrl }),
+    },
   });
   const app = createApp(context, dialects, packageVersion());
   const server = tls ? https.createServer(tls, app) : http.createServer(app);
+  for (const dialect of dialects) dialect.attach?.(server);
   try {
     await listen(server, options.port ?? 8888, options.host ?? '127.0.0.1');
   } catch (error) {
-    await models.closeAll();
-    await ownChecker?.close();
+    await system.drain({ abort: true });
+    await system.dispose();
     throw error;
   }
   // Only once the port is ours: a second server started by mistake must not touch the jobs.
-  await store.removeLeftovers();
-  // Without a model, unfinished jobs wait on disk for a start that has one.
-  const unfinished = models.configured || options.deleteIncomplete
-    ? await jobs.resumeUnfinished({ deleteIncomplete: options.deleteIncomplete ?? false })
-    : { resumed: 0, deleted: 0 };
+  const unfinished = await system.resume(jobs);
 
   let closing: Promise<void> | undefined;
   const close = (closeOptions: { abort?: boolean } = {}): Promise<void> => {
     accepting = false;
-    const drained = queue.close(closeOptions);
+    const drained = system.drain(closeOptions);
     closing ??= (async () => {
       await drained;
       await closeServer(server);
-      await models.closeAll();
-      await ownChecker?.close();
+      for (const dialect of dialects) await dialect.close?.();
+      await system.dispose();
     })();
     return closing;
   };
-  return { url: serverUrl(server, tls !== undefined), server, unfinished, presetWarnings: presets.warnings, close };
+  const url = serverUrl(server, tls !== undefined);
+  const welcome = (await Promise.all(dialects.map((dialect) => dialect.welcome?.(url) ?? Promise.resolve([])))).flat();
+  return { url, server, unfinished, jobsLocation: store.location, presetWarnings: presets.warnings, welcome, close };
+}
+
+async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promise<JobSystem> {
+  const store = await FileJobStore.open(options.outputDir ?? 'output');
+  // Before the port opens, as before: a bad checkpoint stops the start.
+  const { models, safety } = await openModelsAndChecker(options, log);
+
+  const processor = createJobProcessor({
+    store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
+  });
+  const queue = new EmbeddedQueue(processor, {
+    concurrency: options.concurrency ?? 1,
+    maxWaiting: options.maxQueue ?? 100,
+    onProcessorError: (jobId, error) => log(`[${jobId.slice(0, 8)}] error: ${describe(error)}`),
+  });
+  return {
+    store,
+    queue,
+    models,
+    resume: async (jobs) => {
+      await store.removeLeftovers();
+      // Without a model, unfinished jobs wait on disk for a start that has one.
+      return models.configured || options.deleteIncomplete
+        ? jobs.resumeUnfinished({ deleteIncomplete: options.deleteIncomplete ?? false })
+        : { resumed: 0, deleted: 0 };
+    },
+    drain: (drainOptions) => queue.close(drainOptions),
+    dispose: async () => {
+      await models.closeAll();
+      await safety.close();
+    },
+  };
 }
 
 async function readTls(options: ServerOptions): Promise<{ cert: Buffer; key: Buffer }> {
@@ -232,12 +269,4 @@ function serverUrl(server: http.Server, secure: boolean): string {
 
 function describe(error: unknown): string {
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
-}
-
-// "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu".
-function describeModel(model: Model): string {
-  const { family, prediction, inpainting, weightBytes, backend } = model.info;
-  const kind = `${family === 'sd1' ? 'SD 1.x' : 'SD 2.x'}${inpainting ? ' inpainting' : ''}`;
-  return `Loaded ${path.basename(model.path)}: ${kind}, ${prediction} prediction, `
-    + `${(weightBytes / 2 ** 20).toFixed(weightBytes < 2 ** 30 ? 1 : 0)} MB of weights on ${backend}`;
 }

@@ -135,8 +135,9 @@ t.test('the VAE has four levels, 64-channel middle and 4 latent channels', async
   const s = shapes({ family: 'sd2' });
   const V = 'first_stage_model';
   t.same(s.get(`${V}.encoder.conv_in.weight`), [32, 3, 3, 3]);
-  t.same(s.get(`${V}.encoder.down.1.block.0.nin_shortcut.weight`), [64, 32, 1, 1]);
-  t.same(s.get(`${V}.encoder.down.2.downsample.conv.weight`), [64, 64, 3, 3]);
+  t.notOk(s.has(`${V}.encoder.down.2.block.0.nin_shortcut.weight`), '32 channels up to level 2');
+  t.same(s.get(`${V}.encoder.down.2.downsample.conv.weight`), [32, 32, 3, 3]);
+  t.same(s.get(`${V}.encoder.down.3.block.0.nin_shortcut.weight`), [64, 32, 1, 1]);
   t.notOk(s.has(`${V}.encoder.down.3.downsample.conv.weight`));
   t.notOk(s.has(`${V}.encoder.down.0.block.1.norm1.weight`), 'one encoder res block per level');
   t.same(s.get(`${V}.encoder.mid.attn_1.q.weight`), [64, 64, 1, 1]);
@@ -145,9 +146,11 @@ t.test('the VAE has four levels, 64-channel middle and 4 latent channels', async
   t.same(s.get(`${V}.post_quant_conv.weight`), [4, 4, 1, 1]);
   t.same(s.get(`${V}.decoder.conv_in.weight`), [64, 4, 3, 3]);
   t.same(s.get(`${V}.decoder.up.3.block.1.conv2.weight`), [64, 64, 3, 3]);
-  t.same(s.get(`${V}.decoder.up.1.upsample.conv.weight`), [64, 64, 3, 3]);
+  t.same(s.get(`${V}.decoder.up.3.upsample.conv.weight`), [64, 64, 3, 3]);
+  t.same(s.get(`${V}.decoder.up.2.block.0.nin_shortcut.weight`), [32, 64, 1, 1]);
+  t.same(s.get(`${V}.decoder.up.1.upsample.conv.weight`), [32, 32, 3, 3]);
   t.notOk(s.has(`${V}.decoder.up.0.upsample.conv.weight`));
-  t.same(s.get(`${V}.decoder.up.0.block.0.nin_shortcut.weight`), [32, 64, 1, 1]);
+  t.notOk(s.has(`${V}.decoder.up.0.block.0.nin_shortcut.weight`));
   t.same(s.get(`${V}.decoder.conv_out.weight`), [3, 32, 3, 3]);
 });
 

@@ -9,10 +9,11 @@ import type { NativeRequest } from '../bindings/native.js';
 import { loadModel, type GeneratedImage, type Progress } from '../lib/index.js';
 import { buildConditioning } from '../lib/prompt.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { cpu } from './fixtures/draw.js';
 
 const dir = t.testdir();
 const checkpoint = await writeTinyCheckpoint(dir);
-const model = await loadModel(checkpoint, { backend: 'cpu' });
+const model = await loadModel(checkpoint, cpu);
 t.teardown(() => model.close());
 
 const size = 64;
@@ -94,7 +95,7 @@ t.test('a missing or unreadable image is a TypeError naming it', async (t) => {
 
 t.test('the engine rejects an image or mask buffer of the wrong size, naming the bytes it expects', async (t) => {
   const addon = loadAddon();
-  const native = await addon.loadModel(checkpoint, { backend: 'cpu', threads: 2, prediction: 'auto' });
+  const native = await addon.loadModel(checkpoint, { ...cpu, prediction: 'auto' });
   t.teardown(() => native.close());
   const pixels = size * size;
   const request: NativeRequest = {

@@ -5,12 +5,13 @@ import t from 'tap';
 
 import { loadModel, type GeneratedImage, type Model, type Progress } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { cpu } from './fixtures/draw.js';
 
 const dir = t.testdir();
 const checkpoint = await writeTinyCheckpoint(dir);
-const plain = await loadModel(checkpoint, { backend: 'cpu' });
+const plain = await loadModel(checkpoint, cpu);
 t.teardown(() => plain.close());
-const inpainting = await loadModel(await writeTinyCheckpoint(dir, { inpaint: true }), { backend: 'cpu' });
+const inpainting = await loadModel(await writeTinyCheckpoint(dir, { inpaint: true }), cpu);
 t.teardown(() => inpainting.close());
 
 const size = 64;

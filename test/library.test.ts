@@ -11,10 +11,11 @@ import {
   type GeneratedImage, type Progress,
 } from '../lib/index.js';
 import { writeDamagedCheckpoint, writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { cpu } from './fixtures/draw.js';
 
 const dir = t.testdir();
 const checkpoint = await writeTinyCheckpoint(dir);
-const model = await loadModel(checkpoint, { backend: 'cpu' });
+const model = await loadModel(checkpoint, cpu);
 t.teardown(() => model.close());
 
 // Small and few steps: the tiny model's pixels are noise either way.
@@ -26,8 +27,9 @@ async function rgbOf(image: GeneratedImage): Promise<Buffer> {
 
 t.test('reports the engine, samplers and schedulers it has', async (t) => {
   t.ok(systemInfo().backends.includes('cpu'));
-  t.same(samplers(), ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim']);
-  t.same(schedulers(), ['discrete', 'karras', 'exponential', 'lcm']);
+  t.same(samplers(), ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim',
+    'lms', 'ipndm', 'ipndm_v', 'plms', 'ddim_trailing', 'tcd']);
+  t.same(schedulers(), ['discrete', 'karras', 'exponential', 'lcm', 'simple']);
   t.same([model.info.family, model.info.prediction, model.info.inpainting, model.info.defaultWidth],
     ['sd1', 'eps', false, 512]);
   t.equal(model.path, path.resolve(checkpoint));
@@ -127,7 +129,7 @@ t.test('image-to-image and inpainting take images of any size and make the reque
   t.same([changed!.width, changed!.height], [64, 64]);
   t.match(changed!.parameters, /Denoising strength: 0\.5$/);
 
-  const inpaintModel = await loadModel(await writeTinyCheckpoint(path.join(dir, 'inpaint'), { inpaint: true }));
+  const inpaintModel = await loadModel(await writeTinyCheckpoint(path.join(dir, 'inpaint'), { inpaint: true }), cpu);
   t.teardown(() => inpaintModel.close());
   t.equal(inpaintModel.info.inpainting, true);
   const leftHalf = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#000' } })
@@ -146,7 +148,7 @@ t.test('image-to-image and inpainting take images of any size and make the reque
 });
 
 t.test('a closed model rejects every later call with ERR_MODEL_CLOSED', async (t) => {
-  const closing = await loadModel(checkpoint);
+  const closing = await loadModel(checkpoint, cpu);
   const last = closing.textToImage({ ...quick, seed: 8 });
   const closed = closing.close();
   t.equal(closing.closed, true);
@@ -160,12 +162,12 @@ t.test('a closed model rejects every later call with ERR_MODEL_CLOSED', async (t
 t.test('generate with a model path loads it once and reuses it', async (t) => {
   const file = path.join(dir, 'cached.safetensors');
   await copyFile(checkpoint, file);
-  const [first] = await generate({ model: file, ...quick, seed: 9 });
+  const [first] = await generate({ model: file, ...cpu, ...quick, seed: 9 });
   // Overwrite the file: a second load would fail, so success means the loaded model was reused.
   await writeFile(file, 'not a checkpoint any more');
-  const [second] = await generate({ model: file, ...quick, seed: 9 });
+  const [second] = await generate({ model: file, ...cpu, ...quick, seed: 9 });
   t.ok(second!.png.equals(first!.png));
-  await t.rejects(generate({ model: file, threads: 1, ...quick }), SdnodeError,
+  await t.rejects(generate({ model: file, ...cpu, threads: 2, ...quick }), SdnodeError,
     'other load options load the file again');
   await t.rejects(generate({ model: file, ...quick, stregth: 1 } as never), {
     name: 'TypeError', message: /^Unknown option "stregth" for generate without image; known options: .*, model, backend/,

@@ -67,7 +67,7 @@ t.test('rejects each wrong option with a message that names it, what is allowed 
     ['onProgress that is not a function', { onProgress: 'log' }, 'txt2img', TypeError,
       'Expected function for onProgress but received "log" of type string'],
     ['scheduler "linear"', { scheduler: 'linear' }, 'txt2img', RangeError,
-      'Expected one of discrete, karras, exponential, lcm for scheduler but received "linear" of type string'],
+      'Expected one of discrete, karras, exponential, lcm, simple for scheduler but received "linear" of type string'],
   ];
   for (const [what, options, mode, kind, message] of cases) {
     t.throws(() => check(options, mode), new kind(message), what);
@@ -75,11 +75,12 @@ t.test('rejects each wrong option with a message that names it, what is allowed 
 });
 
 t.test('lists the known samplers when the sampler is unknown', async (t) => {
-  t.throws(() => check({ sampler: 'plms' }), {
+  t.throws(() => check({ sampler: 'unipc' }), {
     name: 'RangeError',
-    message: 'Expected one of euler_a, euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim or their AUTOMATIC1111 names '
-      + '(Euler a, Euler, Heun, DPM2, DPM++ 2S a, DPM++ 2M, LCM, DDIM, with an optional " Karras" or " Exponential") '
-      + 'for sampler but received "plms" of type string',
+    message: 'Expected one of euler_a, euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim, lms, ipndm, ipndm_v, plms, '
+      + 'ddim_trailing, tcd or their AUTOMATIC1111 names (Euler a, Euler, Heun, DPM2, DPM++ 2S a, DPM++ 2M, LCM, DDIM, '
+      + 'LMS, iPNDM, iPNDM_v, PLMS, DDIM Trailing, TCD, with an optional " Karras" or " Exponential") or k-lms, k_lms '
+      + 'for sampler but received "unipc" of type string',
   });
 });
 
@@ -126,10 +127,11 @@ t.test('accepts AUTOMATIC1111 sampler names in any case, and a schedule suffix s
 });
 
 t.test('fills in the defaults of the common tools, with the size by model family', async (t) => {
-  const { settings, prompt, negativePrompt, maskBlur } = normalizeImageOptions({ seed: 1 }, 'txt2img', sd1, 'textToImage');
+  const { settings, prompt, negativePrompt, maskBlur } = normalizeImageOptions({ seed: 1, subseed: 3 }, 'txt2img', sd1, 'textToImage');
   t.same(settings, {
     mode: 'txt2img', width: 512, height: 512, steps: 20, cfgScale: 7, sampler: 'euler_a', scheduler: 'discrete',
-    seed: 1, rng: 'gpu', clipSkip: 0, count: 1, strength: 1, vaeTiling: false, previewEvery: 0,
+    seed: 1, subseed: 3, subseedStrength: 0, seedResizeWidth: 0, seedResizeHeight: 0, rng: 'gpu', clipSkip: 0, count: 1,
+    strength: 1, vaeTiling: false, tiling: false, previewEvery: 0,
   });
   t.same([prompt, negativePrompt, maskBlur], ['', '', 0]);
 
@@ -151,12 +153,13 @@ t.test('keeps the values it is given', async (t) => {
   const onProgress = () => undefined;
   const normalized = check({
     prompt: 'a cat', negativePrompt: 'blurry', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun',
-    scheduler: 'exponential', seed: 2 ** 32 - 1, count: 16, rng: 'cpu', clipSkip: 2, vaeTiling: true, previewEvery: 5,
-    signal, onProgress,
+    scheduler: 'exponential', seed: 2 ** 32 - 1, subseed: 0, subseedStrength: 1, seedResizeFromWidth: 2048,
+    seedResizeFromHeight: 64, count: 16, rng: 'cpu', clipSkip: 2, vaeTiling: true, previewEvery: 5, signal, onProgress,
   });
   t.same(normalized.settings, {
     mode: 'txt2img', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun', scheduler: 'exponential',
-    seed: 2 ** 32 - 1, rng: 'cpu', clipSkip: 2, count: 16, strength: 1, vaeTiling: true, previewEvery: 5,
+    seed: 2 ** 32 - 1, subseed: 0, subseedStrength: 1, seedResizeWidth: 2048, seedResizeHeight: 64, rng: 'cpu',
+    clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, previewEvery: 5,
   });
   t.equal(normalized.prompt, 'a cat');
   t.equal(normalized.negativePrompt, 'blurry');
@@ -164,10 +167,12 @@ t.test('keeps the values it is given', async (t) => {
   t.equal(normalized.onProgress, onProgress);
 });
 
-t.test('picks a random seed between 0 and 2^32-1 when none is given', async (t) => {
-  const seeds = Array.from({ length: 20 }, () => check({}).settings.seed);
-  t.ok(new Set(seeds).size > 1, 'seeds differ');
-  t.same(seeds.filter((seed) => !(Number.isInteger(seed) && seed >= 0 && seed <= 2 ** 32 - 1)), [], 'all in range');
+t.test('picks a random seed and subseed between 0 and 2^32-1 when none is given', async (t) => {
+  for (const key of ['seed', 'subseed'] as const) {
+    const seeds = Array.from({ length: 20 }, () => check({}).settings[key]);
+    t.ok(new Set(seeds).size > 1, `${key}s differ`);
+    t.same(seeds.filter((seed) => !(Number.isInteger(seed) && seed >= 0 && seed <= 2 ** 32 - 1)), [], 'all in range');
+  }
 });
 
 t.test('checks load options and defaults them to auto', async (t) => {

@@ -27,18 +27,23 @@ function chunks(png: Buffer): Array<[string, Buffer]> {
 }
 
 t.test('writes the parameters as AUTOMATIC1111 does', async (t) => {
-  t.equal(formatParameters(request({ prompt: 'a photo of a cat', negativePrompt: 'blurry', seed: 1 }), 42, 'v1-5'),
+  t.equal(formatParameters(request({ prompt: 'a photo of a cat', negativePrompt: 'blurry', seed: 1 }), { seed: 42, subseed: 0 }, 'v1-5'),
     'a photo of a cat\nNegative prompt: blurry\n'
     + 'Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 42, Size: 512x512, Model: v1-5');
   t.equal(formatParameters(request({ prompt: 'a cat', sampler: 'DPM++ 2M Karras', cfgScale: 7.5, width: 640, height: 384 }),
-    7, 'model'),
+    { seed: 7, subseed: 0 }, 'model'),
   'a cat\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7.5, Seed: 7, Size: 640x384, Model: model',
   'no negative prompt line without a negative prompt; schedule type when not discrete');
-  t.equal(formatParameters(request({ prompt: 'night', image, strength: 0.6, steps: 8 }, 'img2img'), 5, 'm'),
+  t.equal(formatParameters(request({ prompt: 'night', image, strength: 0.6, steps: 8 }, 'img2img'), { seed: 5, subseed: 0 }, 'm'),
     'night\nSteps: 8, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, Model: m, Denoising strength: 0.6');
-  t.equal(formatParameters(request({ prompt: 'tower', image, mask: image, clipSkip: 2 }, 'inpaint'), 5, 'm'),
+  t.equal(formatParameters(request({ prompt: 'tower', image, mask: image, clipSkip: 2 }, 'inpaint'), { seed: 5, subseed: 0 }, 'm'),
     'tower\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 512x512, Model: m, Denoising strength: 0.75, '
     + 'Clip skip: 2, Mask blur: 4');
+});
+
+t.test('quotes a value holding a comma, colon or newline, as AUTOMATIC1111 does', async (t) => {
+  t.equal(formatParameters(request({ prompt: 'a cat' }), { seed: 1, subseed: 0 }, 'v1-5, pruned: ema'),
+    'a cat\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 512x512, Model: "v1-5, pruned: ema"');
 });
 
 t.test('reads back the parameters chunk it wrote, right after IHDR with a valid CRC', async (t) => {

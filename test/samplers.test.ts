@@ -5,8 +5,9 @@ import t from 'tap';
 
 import { loadModel, samplers, schedulers, type GeneratedImage } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { cpu } from './fixtures/draw.js';
 
-const model = await loadModel(await writeTinyCheckpoint(t.testdir()), { backend: 'cpu' });
+const model = await loadModel(await writeTinyCheckpoint(t.testdir()), cpu);
 t.teardown(() => model.close());
 
 const quick = { prompt: 'a photo of a cat', width: 64, height: 64, steps: 3, seed: 5 } as const;
@@ -16,9 +17,13 @@ async function pixels(images: Promise<GeneratedImage[]>): Promise<Buffer> {
   return sharp(image!.png).raw().toBuffer();
 }
 
-t.test('every sampler runs with every schedule, deterministically', async (t) => {
+// lms, ipndm, ipndm_v, plms, ddim_trailing and tcd have their own file, samplers-multistep.test.ts.
+const samplersHere = ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim'];
+
+t.test('euler_a … ddim run with every schedule, deterministically', async (t) => {
+  t.same(samplers().filter((s) => samplersHere.includes(s)), samplersHere);
   const seen = new Map<string, string>();
-  for (const sampler of samplers()) {
+  for (const sampler of samplersHere) {
     for (const scheduler of schedulers()) {
       const a = await pixels(model.textToImage({ ...quick, sampler, scheduler }));
       const b = await pixels(model.textToImage({ ...quick, sampler, scheduler }));
@@ -27,15 +32,15 @@ t.test('every sampler runs with every schedule, deterministically', async (t) =>
     }
   }
   // Samplers differ from one another (on the same schedule) …
-  const onDiscrete = samplers().map((s) => seen.get(`${s}/discrete`));
-  t.ok(new Set(onDiscrete).size >= samplers().length - 1, 'samplers give different images');
+  const onDiscrete = samplersHere.map((s) => seen.get(`${s}/discrete`));
+  t.ok(new Set(onDiscrete).size >= samplersHere.length - 1, 'samplers give different images');
   // … and schedules from one another (for the same sampler).
   const forEuler = schedulers().map((s) => seen.get(`euler/${s}`));
   t.equal(new Set(forEuler).size, schedulers().length, 'schedules give different images');
 });
 
 t.test('an unknown sampler or schedule is rejected with the known ones listed', async (t) => {
-  await t.rejects(model.textToImage({ ...quick, sampler: 'plms' }), { name: 'RangeError', message: /euler_a, euler, heun/ });
+  await t.rejects(model.textToImage({ ...quick, sampler: 'unipc' }), { name: 'RangeError', message: /euler_a, euler, heun/ });
   await t.rejects(model.textToImage({ ...quick, scheduler: 'cosine' }), { name: 'RangeError', message: /discrete, karras, exponential/ });
 });
 

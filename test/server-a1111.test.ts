@@ -77,6 +77,28 @@ t.test('A1111 defaults, sampler names, schedulers, clip skip and ignored fields'
   t.match(refiner.body.detail, [{ loc: ['body', 'refiner_checkpoint'], msg: /not supported/ }]);
 });
 
+t.test('hires fix, variation seeds, seed resize and tiling reach the library', async (t) => {
+  const model = new FakeModel();
+  const { url } = await startTestServer(t, { model });
+  const answer = await post(url, 'txt2img', {
+    prompt: 'x', steps: 2, width: 64, height: 64, batch_size: 2, seed: 3, subseed: 50, subseed_strength: 0.3,
+    seed_resize_from_w: 128, seed_resize_from_h: 64, tiling: true,
+    enable_hr: true, hr_scale: 2, hr_upscaler: 'latent (bicubic)', hr_second_pass_steps: 3, denoising_strength: 0.5, hr_prompt: 'detail',
+  });
+  t.equal(answer.status, 200);
+  t.match(model.calls, [
+    { subseed: 50, subseedStrength: 0.3, seedResizeFromWidth: 128, seedResizeFromHeight: 64, tiling: true,
+      hires: { scale: 2, upscaler: 'Latent (bicubic)', steps: 3, denoisingStrength: 0.5, prompt: 'detail' } },
+    { seed: 4, subseed: 51 },
+  ]);
+  t.same(info(answer).all_subseeds, [50, 51]);
+  await post(url, 'txt2img', { prompt: 'x', steps: 1, width: 64, height: 64, enable_hr: true, hr_resize_x: 96, hr_upscaler: 'None' });
+  t.match(model.calls[2]?.hires, { width: 96, upscaler: 'Lanczos' });
+  t.notOk(model.calls[2]?.hires && 'scale' in model.calls[2].hires, 'sized by hr_resize_x, not scaled');
+  const bad = await post(url, 'txt2img', { prompt: 'x', enable_hr: true, hr_upscaler: 'R-ESRGAN 4x+' });
+  t.match(bad, { status: 422, body: { detail: [{ loc: ['body', 'hr_upscaler'], msg: /Latent.*Lanczos/ }] } });
+});
+
 t.test('bad input is a 422 with a detail list naming the field, and the server keeps serving', async (t) => {
   const model = new FakeModel();
   const { url } = await startTestServer(t, { model });

@@ -48,7 +48,7 @@ t.test('an unknown option or a malformed number is a usage error with exit code 
     [['--prediction', 'x0'], /Expected one of auto, eps, v for --prediction but received x0/],
     [['--cert', 'cert.pem'], /HTTPS needs both --cert and --key/],
     [['frobnicate'], /Unknown command frobnicate/],
-    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111, photoshop, generate for --api but received m1,sdapi/],
+    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111, tasks, photoshop, generate for --api but received m1,sdapi/],
     [['--max-loaded', '0'], /between 1 and 64 for --max-loaded/],
     [['--url-ttl', 'soon'], /Expected an integer for --url-ttl/],
   ];
@@ -95,7 +95,7 @@ t.test('--weight-type and --prediction reach the model the server loads', async 
   const dir = outputTestdir(t);
   const model = await writeTinyCheckpoint(dir, { dtype: 'f16' });
   const loaded = async (args: string[]): Promise<{ prediction: string; megabytes: number }> => {
-    const child = spawnCli(['--model', model, '--port', '0', '--output', dir, '--backend', 'cpu', ...args]);
+    const child = spawnCli(['--model', model, '--port', '0', '--output', dir, '--backend', 'cpu', '--threads', '1', ...args]);
     t.teardown(() => child.kill('SIGKILL'));
     await waitForOutput(child, /listening on/);
     const match = /Loaded [^:]+\.safetensors: SD 1\.x, (\w+) prediction, ([\d.]+) MB of weights on cpu/.exec(child.output());

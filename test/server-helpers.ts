@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import type { Test } from 'tap';
 
-import type { GeneratedImage, ImageOptions, Progress } from '../lib/index.js';
+import type { GeneratedImage, ImageOptions, Progress, TextToImageOptions } from '../lib/index.js';
 import { startServer, type ImageModel, type RunningServer, type ServerOptions } from '../server/index.js';
 
 export interface TestServer {
@@ -31,7 +31,8 @@ export function outputTestdir(t: Test): string {
 /** A server on a free port with its output in a fresh test folder, closed after the test. */
 export async function startTestServer(t: Test, options: ServerOptions = {}): Promise<TestServer> {
   const outputDir = options.outputDir ?? outputTestdir(t);
-  const running = await startServer({ port: 0, log: () => {}, ...options, outputDir });
+  // One thread per model, as the library tests use: two test files run at once on two cores.
+  const running = await startServer({ port: 0, log: () => {}, threads: 1, backend: 'cpu', ...options, outputDir });
   t.teardown(() => running.close({ abort: true }));
   return { url: running.url, outputDir, close: running.close };
 }
@@ -107,7 +108,7 @@ export function solidPng(width: number, height: number, gray = 128): Promise<Buf
 }
 
 /** Which library method a FakeModel call went to. */
-export type FakeCall = ImageOptions & { method: 'textToImage' | 'imageToImage' | 'inpaint' };
+export type FakeCall = TextToImageOptions & { method: 'textToImage' | 'imageToImage' | 'inpaint' };
 
 /**
  * A stand-in for the library's Model: each image takes `steps` progress callbacks that wait for
@@ -165,10 +166,12 @@ export class FakeModel implements ImageModel {
       const preview = wantsPreview
         ? { png: await solidPng(width / 8, height / 8, (seed + step) % 256), width: width / 8, height: height / 8, step }
         : undefined;
-      const progress: Progress = { step, steps, image: 0, images: 1, elapsedMs: 1, ...(preview && { preview }) };
+      const progress: Progress = {
+        step, steps, pass: 'first', passStep: step, passSteps: steps, image: 0, images: 1, elapsedMs: 1, ...(preview && { preview }),
+      };
       options.onProgress?.(progress);
     }
-    return [{ png: await solidPng(width, height, seed % 256), seed, width, height, parameters: '' }];
+    return [{ png: await solidPng(width, height, seed % 256), seed, subseed: 0, subseedStrength: 0, width, height, parameters: '' }];
   }
 }
 

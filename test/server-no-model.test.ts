@@ -28,7 +28,7 @@ t.test('each generation endpoint answers 503 MODEL_NOT_LOADED with a hint', asyn
 
 t.test('an unknown route is a JSON 404', async (t) => {
   const { url } = await startTestServer(t);
-  for (const path of ['/', '/nope', '/text-to-image/abc/def/ghi']) {
+  for (const path of ['/nope', '/text-to-image/abc/def/ghi', '/ui/nothing.js']) {
     const { status, body, headers } = await getJson(`${url}${path}`);
     t.equal(status, 404, path);
     t.match(headers.get('content-type'), /application\/json/, path);

@@ -174,8 +174,16 @@ t.test('mistakes answer the failure shape with a 4xx status, and the server keep
 t.test('other methods on the generation paths are left to the rest of the server', async (t) => {
   const { url } = await startTestServer(t, { model: new FakeModel() });
   const get = await getJson(`${url}/txt2img`);
-  t.equal(get.status, 404, 'not a 405: the task API may serve GET /txt2img');
-  t.match(get.body, { error: { code: 'NOT_FOUND' } }, 'the server\'s own 404');
+  t.equal(get.status, 422, 'GET /txt2img is the task API\'s');
+  t.match(get.body, { detail: [{ loc: ['body', 'prompt'] }] }, 'in FastAPI\'s shape, naming the missing prompt');
+  const put = await getJson(`${url}/txt2img`, { method: 'PUT' });
+  t.equal(put.status, 404, 'not a 405 in the plug-in\'s shape');
+  t.match(put.body, { error: { code: 'NOT_FOUND' } }, 'the server\'s own 404');
+
+  const { url: photoshopOnly } = await startTestServer(t, { model: new FakeModel(), apis: ['photoshop'] });
+  const alone = await getJson(`${photoshopOnly}/txt2img`);
+  t.equal(alone.status, 404, 'without the task API, GET /txt2img is the server\'s 404');
+  t.match(alone.body, { error: { code: 'NOT_FOUND' } });
 });
 
 t.test('with API keys the generation routes need one, and say so in the plug-in\'s shape', async (t) => {

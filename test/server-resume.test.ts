@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import t, { type Test } from 'tap';
 
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
-import { exitCode, getJson, outputTestdir, pollTask, postForm, spawnCli, waitForOutput } from './server-helpers.js';
+import { exitCode, getJson, jobFolders, outputTestdir, pollTask, postForm, spawnCli, waitForOutput } from './server-helpers.js';
 
 async function startCli(t: Test, args: string[]): Promise<{ url: string; child: ReturnType<typeof spawnCli> }> {
   const child = spawnCli(args);
@@ -24,7 +24,7 @@ t.test('a task interrupted by SIGKILL completes after a restart on the same --ou
   const dir = outputTestdir(t);
   const modelPath = await writeTinyCheckpoint(dir);
   const outputDir = path.join(dir, 'output');
-  const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir];
+  const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir, '--threads', '1'];
 
   const first = await startCli(t, args);
   t.match(first.child.output(), new RegExp(`curl -F prompt="a photo of a cat" ${first.url}/text-to-image`));
@@ -63,7 +63,7 @@ t.test('--delete-incomplete removes the interrupted task instead', async (t) => 
   const dir = outputTestdir(t);
   const modelPath = await writeTinyCheckpoint(dir);
   const outputDir = path.join(dir, 'output');
-  const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir];
+  const args = ['serve', '--model', modelPath, '--port', '0', '--output', outputDir, '--threads', '1'];
 
   const first = await startCli(t, args);
   const { body } = await postForm(`${first.url}/text-to-image`,
@@ -76,5 +76,5 @@ t.test('--delete-incomplete removes the interrupted task instead', async (t) => 
   const second = await startCli(t, [...args, '--delete-incomplete']);
   t.match(second.child.output(), /1 unfinished deleted/);
   t.equal((await getJson(`${second.url}${resultUrl}`)).status, 404);
-  t.same(await readdir(outputDir), []);
+  t.same(await jobFolders(outputDir), []);
 });

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "convert.h"
+#include "convert_worker.h"
 #include "model_wrap.h"
 #include "safety_checker_wrap.h"
 
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("Model", ModelWrap::Define(env));
+  exports.Set("convertModel", Napi::Function::New(env, ConvertModel, "convertModel"));
   exports.Set("loadSafetyChecker", Napi::Function::New(env, LoadSafetyChecker, "loadSafetyChecker"));
   exports.Set("SafetyChecker", SafetyCheckerWrap::Define(env));
   return exports;

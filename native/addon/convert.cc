@@ -24,6 +24,12 @@ double numberField(const Napi::Object& o, const char* name) {
   return d;
 }
 
+bool boolField(const Napi::Object& o, const char* name) {
+  Napi::Value v = o.Get(name);
+  if (!v.IsBoolean()) badField(o.Env(), name, "a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
 int intField(const Napi::Object& o, const char* name) {
   double d = numberField(o, name);
   if (d != std::floor(d) || d < -2147483648.0 || d > 2147483647.0) badField(o.Env(), name, "a 32-bit integer");
@@ -49,6 +55,27 @@ sdnode::Conditioning conditioningField(const Napi::Object& o, const char* name) 
   return out;
 }
 
+uint64_t seedField(const Napi::Object& o, const char* name) {
+  const double seed = numberField(o, name);
+  if (seed < 0 || seed > 9007199254740991.0 || seed != std::floor(seed)) badField(o.Env(), name, "an integer 0 … 2^53-1");
+  return static_cast<uint64_t>(seed);
+}
+
+sdnode::HiresFix hiresFromJs(const Napi::Object& o) {
+  sdnode::HiresFix h;
+  h.width = intField(o, "width");
+  h.height = intField(o, "height");
+  h.upscaleWidth = intField(o, "upscaleWidth");
+  h.upscaleHeight = intField(o, "upscaleHeight");
+  h.upscaler = stringField(o, "upscaler");
+  h.steps = intField(o, "steps");
+  h.denoisingStrength = static_cast<float>(numberField(o, "denoisingStrength"));
+  // Absent: the second pass takes the request's prompts.
+  if (!o.Get("prompt").IsUndefined()) h.prompt = conditioningField(o, "prompt");
+  if (!o.Get("negative").IsUndefined()) h.negative = conditioningField(o, "negative");
+  return h;
+}
+
 // A copy JS owns: the engine's vector is gone once the call returns.
 Napi::Uint8Array bytesToJs(Napi::Env env, const std::vector<uint8_t>& bytes) {
   Napi::Uint8Array array = Napi::Uint8Array::New(env, bytes.size());
@@ -67,9 +94,7 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   r.cfgScale = static_cast<float>(numberField(o, "cfgScale"));
   r.sampler = stringField(o, "sampler");
   r.scheduler = stringField(o, "scheduler");
-  const double seed = numberField(o, "seed");
-  if (seed < 0 || seed > 9007199254740991.0 || seed != std::floor(seed)) badField(o.Env(), "seed", "an integer 0 … 2^53-1");
-  r.seed = static_cast<uint64_t>(seed);
+  r.seed = seedField(o, "seed");
   r.rng = stringField(o, "rng");
   r.clipSkip = intField(o, "clipSkip");
   r.count = intField(o, "count");
@@ -79,13 +104,20 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   r.image = typedArrayField<uint8_t, napi_uint8_array>(o, "image", true);
   r.mask = typedArrayField<uint8_t, napi_uint8_array>(o, "mask", true);
   // Optional: callers from before vaeTiling existed decode whole.
-  const Napi::Value tiling = o.Get("vaeTiling");
-  if (!tiling.IsUndefined()) {
-    if (!tiling.IsBoolean()) badField(o.Env(), "vaeTiling", "a boolean");
-    r.vaeTiling = tiling.As<Napi::Boolean>().Value();
-  }
+  if (!o.Get("vaeTiling").IsUndefined()) r.vaeTiling = boolField(o, "vaeTiling");
   // Optional: callers from before previews existed get none.
   if (!o.Get("previewEvery").IsUndefined()) r.previewEvery = intField(o, "previewEvery");
+  // Optional, as vaeTiling: absent means no variation seed, no seed resize, no tiling, no hires fix.
+  if (!o.Get("subseed").IsUndefined()) r.subseed = seedField(o, "subseed");
+  if (!o.Get("subseedStrength").IsUndefined()) r.subseedStrength = static_cast<float>(numberField(o, "subseedStrength"));
+  if (!o.Get("seedResizeWidth").IsUndefined()) r.seedResizeWidth = intField(o, "seedResizeWidth");
+  if (!o.Get("seedResizeHeight").IsUndefined()) r.seedResizeHeight = intField(o, "seedResizeHeight");
+  if (!o.Get("tiling").IsUndefined()) r.tiling = boolField(o, "tiling");
+  const Napi::Value hires = o.Get("hires");
+  if (!hires.IsUndefined()) {
+    if (!hires.IsObject()) badField(o.Env(), "hires", "an object");
+    r.hires = hiresFromJs(hires.As<Napi::Object>());
+  }
   return r;
 }
 
@@ -97,6 +129,15 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
   p.prediction = stringField(options, "prediction");
   // Optional: callers from before weightType existed load as stored.
   if (!options.Get("weightType").IsUndefined()) p.weightType = stringField(options, "weightType");
+  return p;
+}
+
+sdnode::ConvertParams convertParamsFromJs(const std::string& input, const std::string& output, const Napi::Object& options) {
+  sdnode::ConvertParams p;
+  p.input = input;
+  p.output = output;
+  p.weightType = stringField(options, "weightType");
+  p.threads = intField(options, "threads");
   return p;
 }
 
@@ -144,16 +185,32 @@ Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info) {
   o.Set("vaeScale", info.vaeScale);
   o.Set("weightBytes", static_cast<double>(info.weightBytes));
   o.Set("backend", info.backend);
-  Napi::Array unused = Napi::Array::New(env, info.unusedTensors.size());
-  for (size_t i = 0; i < info.unusedTensors.size(); i++) unused.Set(static_cast<uint32_t>(i), info.unusedTensors[i]);
-  o.Set("unusedTensors", unused);
+  o.Set("format", info.format);
+  o.Set("fileBytes", static_cast<double>(info.fileBytes));
+  o.Set("storedTypes", countsToJs(env, info.storedTypes));
+  o.Set("unusedTensors", stringsToJs(env, info.unusedTensors));
   return o;
+}
+
+Napi::Object countsToJs(Napi::Env env, const std::map<std::string, int>& counts) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const auto& [name, count] : counts) o.Set(name, count);
+  return o;
+}
+
+Napi::Array stringsToJs(Napi::Env env, const std::vector<std::string>& strings) {
+  Napi::Array array = Napi::Array::New(env, strings.size());
+  for (size_t i = 0; i < strings.size(); i++) array.Set(static_cast<uint32_t>(i), strings[i]);
+  return array;
 }
 
 Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& p) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("step", p.step);
   o.Set("steps", p.steps);
+  o.Set("pass", p.pass);
+  o.Set("passStep", p.passStep);
+  o.Set("passSteps", p.passSteps);
   o.Set("image", p.image);
   o.Set("images", p.images);
   o.Set("elapsedMs", p.elapsedMs);
@@ -167,6 +224,22 @@ Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& p) {
   return o;
 }
 
+Napi::Object convertProgressToJs(Napi::Env env, const sdnode::ConvertProgress& p) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("tensor", p.tensor);
+  o.Set("tensors", p.tensors);
+  return o;
+}
+
+Napi::Object convertResultToJs(Napi::Env env, const sdnode::ConvertResult& result) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("bytes", static_cast<double>(result.bytes));
+  o.Set("tensors", result.tensors);
+  o.Set("types", countsToJs(env, result.types));
+  o.Set("skipped", stringsToJs(env, result.skipped));
+  return o;
+}
+
 Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images) {
   Napi::Array out = Napi::Array::New(env, images.size());
   for (size_t i = 0; i < images.size(); i++) {
@@ -175,6 +248,7 @@ Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images) 
     o.Set("width", image.width);
     o.Set("height", image.height);
     o.Set("seed", static_cast<double>(image.seed));
+    o.Set("subseed", static_cast<double>(image.subseed));
     o.Set("data", bytesToJs(env, image.rgb));
     out.Set(static_cast<uint32_t>(i), o);
   }

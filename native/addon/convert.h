@@ -10,12 +10,17 @@ namespace sdnode_addon {
 // Throws Napi::TypeError naming the field when the lib/ layer handed over something malformed.
 sdnode::Request requestFromJs(const Napi::Object& object);
 sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object& options);
+sdnode::ConvertParams convertParamsFromJs(const std::string& input, const std::string& output, const Napi::Object& options);
 sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, const Napi::Object& options);
 
 Napi::Object systemInfoToJs(Napi::Env env, const sdnode::SystemInfo& info);
 Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info);
 Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& progress);
+Napi::Object convertProgressToJs(Napi::Env env, const sdnode::ConvertProgress& progress);
+Napi::Object convertResultToJs(Napi::Env env, const sdnode::ConvertResult& result);
 Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images);
+Napi::Object countsToJs(Napi::Env env, const std::map<std::string, int>& counts);
+Napi::Array stringsToJs(Napi::Env env, const std::vector<std::string>& strings);
 Napi::Object safetyCheckerInfoToJs(Napi::Env env, const sdnode::SafetyCheckerInfo& info);
 Napi::Array verdictsToJs(Napi::Env env, const std::vector<sdnode::SafetyVerdict>& verdicts);
 // An Error with a stable `code` property.

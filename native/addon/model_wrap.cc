@@ -1,9 +1,8 @@
 #include "model_wrap.h"
 
-#include <future>
-
 #include "addon_data.h"
 #include "convert.h"
+#include "progress_channel.h"
 #include "promise_worker.h"
 
 namespace sdnode_addon {
@@ -28,35 +27,27 @@ class LoadWorker : public PromiseWorker {
   std::shared_ptr<ModelHandle> handle_;
 };
 
-struct ProgressMessage {
-  sdnode::Progress progress;
-  std::promise<void> delivered;
-};
-
 class GenerateWorker : public PromiseWorker {
  public:
   GenerateWorker(Napi::Env env, std::shared_ptr<ModelHandle> handle, sdnode::Request request, Napi::Function onProgress,
                  std::shared_ptr<std::atomic<bool>> abortFlag)
-      : PromiseWorker(env), handle_(std::move(handle)), request_(std::move(request)), abortFlag_(std::move(abortFlag)) {
-    if (!onProgress.IsEmpty()) {
-      progress_ = Napi::ThreadSafeFunction::New(env, onProgress, "sdnode-progress", 0, 1);
-      hasProgress_ = true;
-    }
-  }
+      : PromiseWorker(env),
+        handle_(std::move(handle)),
+        request_(std::move(request)),
+        abortFlag_(std::move(abortFlag)),
+        progress_(env, onProgress, "sdnode-progress", progressToJs) {}
 
  protected:
   void Work() override {
     std::lock_guard<std::mutex> lock(handle_->busy);
-    struct Release {
-      GenerateWorker* self;
-      ~Release() {
-        if (self->hasProgress_) self->progress_.Release();
-      }
-    } release{this};
+    struct Close {
+      ProgressChannel<sdnode::Progress>& channel;
+      ~Close() { channel.close(); }
+    } close{progress_};
     if (!handle_->object) throw modelClosed();
     sdnode::Callbacks callbacks;
     callbacks.aborted = [flag = abortFlag_] { return flag->load(); };
-    if (hasProgress_) callbacks.onProgress = [this](const sdnode::Progress& p) { deliver(p); };
+    if (progress_.open()) callbacks.onProgress = [this](const sdnode::Progress& p) { progress_.deliver(p); };
     images_ = handle_->object->generate(request_, callbacks);
   }
   Napi::Value Result(Napi::Env env) override { return imagesToJs(env, images_); }
@@ -65,31 +56,8 @@ class GenerateWorker : public PromiseWorker {
   std::shared_ptr<ModelHandle> handle_;
   sdnode::Request request_;
   std::shared_ptr<std::atomic<bool>> abortFlag_;
-  Napi::ThreadSafeFunction progress_;
-  bool hasProgress_ = false;
+  ProgressChannel<sdnode::Progress> progress_;
   std::vector<sdnode::Image> images_;
-
-  // Waits until JS has seen the event, so every progress call lands before the promise settles.
-  void deliver(const sdnode::Progress& p) {
-    auto* message = new ProgressMessage{p, {}};
-    std::future<void> done = message->delivered.get_future();
-    napi_status status = progress_.BlockingCall(message, [](Napi::Env env, Napi::Function fn, ProgressMessage* m) {
-      if (env != nullptr && !fn.IsEmpty()) {
-        try {
-          fn.Call({progressToJs(env, m->progress)});
-        } catch (const Napi::Error&) {
-          // A throwing progress listener must not stop the generation.
-        }
-      }
-      m->delivered.set_value();
-      delete m;
-    });
-    if (status == napi_ok) {
-      done.wait();
-    } else {
-      delete message;
-    }
-  }
 };
 
 }  // namespace

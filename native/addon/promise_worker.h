@@ -1,9 +1,11 @@
 // An async worker that settles a promise: `Work()` runs off the main thread and may throw; engine
-// errors keep their code on the JS side.
+// errors reject with their stable code, a closed object with its own code, everything else with
+// ERR_INTERNAL / ERR_OUT_OF_MEMORY.
 #pragma once
 
 #include <napi.h>
 
+#include <new>
 #include <stdexcept>
 #include <string>
 

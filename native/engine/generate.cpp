@@ -1,9 +1,11 @@
 // One generation: text conditioning (and the input image's latent) once, then per image: initial
-// noise, the sampler loop over the UNet with classifier-free guidance, and the VAE decode.
+// noise, the sampler loop over the UNet with classifier-free guidance, optionally the hires fix's
+// second pass, and the VAE decode.
 #include <chrono>
 #include <cmath>
 
 #include "model_impl.h"
+#include "noise.h"
 #include "pixels.h"
 #include "preview.h"
 #include "rng.h"
@@ -20,6 +22,20 @@ struct AbortScope {
   ~AbortScope() { backend.setAbortCheck(nullptr); }
 };
 
+// Seamless tiling holds for one call only: the next call's convolutions pad with zeros again.
+struct CircularScope {
+  Unet& unet;
+  Vae& vae;
+  CircularScope(Unet& u, Vae& v, bool on) : unet(u), vae(v) {
+    unet.setCircularPadding(on);
+    vae.setCircularPadding(on);
+  }
+  ~CircularScope() {
+    unet.setCircularPadding(false);
+    vae.setCircularPadding(false);
+  }
+};
+
 template <typename Fn>
 auto asEngineError(Fn&& fn) -> decltype(fn()) {
   try {
@@ -33,15 +49,20 @@ auto asEngineError(Fn&& fn) -> decltype(fn()) {
   }
 }
 
+bool sameText(const Conditioning& a, const Conditioning& b) { return a.tokens == b.tokens && a.weights == b.weights; }
+
 }  // namespace
 
 void DiffusionModel::checkRequest(const Request& r) const {
   auto fail = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, what); };
   const int scale = info_.vaeScale;
-  if (r.width < scale || r.height < scale || r.width % scale != 0 || r.height % scale != 0 || r.width > 4096 || r.height > 4096) {
-    fail("width and height must be multiples of " + std::to_string(scale) + " between " + std::to_string(scale) +
-         " and 4096, got " + std::to_string(r.width) + "x" + std::to_string(r.height));
-  }
+  auto checkSize = [&](const std::string& what, int width, int height) {
+    if (width < scale || height < scale || width % scale != 0 || height % scale != 0 || width > 4096 || height > 4096) {
+      fail(what + " must be multiples of " + std::to_string(scale) + " between " + std::to_string(scale) + " and 4096, got " +
+           std::to_string(width) + "x" + std::to_string(height));
+    }
+  };
+  checkSize("width and height", r.width, r.height);
   if (r.steps < 1 || r.steps > 1000) fail("steps must be between 1 and 1000, got " + std::to_string(r.steps));
   if (r.count < 1 || r.count > 64) fail("count must be between 1 and 64, got " + std::to_string(r.count));
   if (!std::isfinite(r.cfgScale) || r.cfgScale < 0) fail("cfgScale must be a finite number >= 0");
@@ -58,6 +79,23 @@ void DiffusionModel::checkRequest(const Request& r) const {
   if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
   if (r.previewEvery < 0 || r.previewEvery > 1000) {
     fail("previewEvery must be between 0 (off) and 1000, got " + std::to_string(r.previewEvery));
+  }
+  if (!std::isfinite(r.subseedStrength) || r.subseedStrength < 0 || r.subseedStrength > 1) {
+    fail("subseedStrength must be between 0 and 1");
+  }
+  if (r.seedResizeWidth != 0 || r.seedResizeHeight != 0) checkSize("seedResizeWidth and seedResizeHeight", r.seedResizeWidth, r.seedResizeHeight);
+  if (r.tiling && r.vaeTiling) fail("tiling and vaeTiling cannot be combined: the VAE's tiles do not wrap around");
+  if (r.hires) {
+    const HiresFix& h = *r.hires;
+    if (r.mode != "txt2img") fail("hires applies to txt2img only, got mode '" + r.mode + "'");
+    checkSize("hires width and height", h.width, h.height);
+    checkSize("hires upscaleWidth and upscaleHeight", h.upscaleWidth, h.upscaleHeight);
+    if (h.upscaleWidth < h.width || h.upscaleHeight < h.height) fail("hires: the upscaled size must cover width x height");
+    if (!isHiresUpscaler(h.upscaler)) fail("hires.upscaler: unknown name '" + h.upscaler + "'");
+    if (h.steps < 0 || h.steps > 1000) fail("hires.steps must be between 0 and 1000, got " + std::to_string(h.steps));
+    if (!std::isfinite(h.denoisingStrength) || h.denoisingStrength <= 0 || h.denoisingStrength > 1) {
+      fail("hires.denoisingStrength must be above 0 and at most 1");
+    }
   }
 }
 
@@ -94,28 +132,86 @@ std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& laten
   return rgb;
 }
 
+TextConditions DiffusionModel::encodeText(const Conditioning& prompt, const Conditioning& negative, const Request& r) {
+  TextConditions text;
+  text.cond = clip_->encode(prompt.tokens, prompt.weights, r.clipSkip);
+  text.condTokens = static_cast<int64_t>(prompt.tokens.size());
+  // cfg 1 makes the unconditional pass cancel out, so it is skipped.
+  if (r.cfgScale != 1.0f) {
+    text.uncond = clip_->encode(negative.tokens, negative.weights, r.clipSkip);
+    text.uncondTokens = static_cast<int64_t>(negative.tokens.size());
+  }
+  return text;
+}
+
+std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
+                                              const TextConditions& text, const ImageStart& start, int64_t w, int64_t h,
+                                              Rng& rng, const ImageProgress& progress) {
+  const Request& r = run.request;
+  // The preview shows the model's latest estimate of the clean image (the denoiser's x0 from the
+  // step's last model call), not x: x carries the remaining noise, which at early steps hides
+  // the picture completely, while x0 shows the composition from the first steps on.
+  std::vector<float> latestDenoised;
+  const bool previews = r.previewEvery > 0 && static_cast<bool>(run.callbacks.onProgress);
+  SamplerHooks hooks;
+  hooks.aborted = run.aborted;
+  hooks.onStep = [&](int step, int steps) {
+    if (!run.callbacks.onProgress) return;
+    Progress p;
+    p.step = progress.stepsBefore + step;
+    p.steps = progress.totalSteps;
+    p.pass = progress.pass;
+    p.passStep = step;
+    p.passSteps = steps;
+    p.image = progress.image;
+    p.images = r.count;
+    if (previews && isPreviewStep(p.step, p.steps, r.previewEvery)) p.preview = previewOfLatent(latestDenoised, w, h);
+    p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - run.started).count();
+    run.callbacks.onProgress(p);
+  };
+  const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
+    std::vector<float> denoised =
+        denoise(latent, sigma, w, h, text.cond, text.condTokens, text.uncond, text.uncondTokens, r.cfgScale, start.concat);
+    // Inpainting: the kept region's prediction is the input's latent, so at every step the
+    // sampler re-imposes it at the current noise level.
+    if (!start.latentMask.empty()) {
+      const size_t cells = start.latentMask.size();
+      for (size_t j = 0; j < denoised.size(); j++) {
+        const float m = start.latentMask[j % cells];
+        denoised[j] = start.initLatent[j] + m * (denoised[j] - start.initLatent[j]);
+      }
+    }
+    if (previews) latestDenoised = denoised;
+    return denoised;
+  };
+  x = sample(r.sampler, model, std::move(x), sigmas, rng, schedule_, hooks);
+  unet_->releaseBuffers();
+  return x;
+}
+
 std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& callbacks) {
   return asEngineError([&]() {
     checkRequest(r);
-    const auto started = std::chrono::steady_clock::now();
-    const std::function<bool()> aborted = callbacks.aborted ? callbacks.aborted : [] { return false; };
-    AbortScope abortScope(*backend_, aborted);
-    if (aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
+    const RunContext run{r, callbacks, callbacks.aborted ? callbacks.aborted : [] { return false; },
+                         std::chrono::steady_clock::now()};
+    AbortScope abortScope(*backend_, run.aborted);
+    CircularScope circularScope(*unet_, *vae_, r.tiling);
+    if (run.aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
 
     if (keepsInput(r)) {
       // Nothing is to be repainted: every image is the input as it was.
       std::vector<Image> copies;
-      for (int i = 0; i < r.count; i++) copies.push_back({r.width, r.height, r.image, r.seed + static_cast<uint64_t>(i)});
+      for (int i = 0; i < r.count; i++) {
+        copies.push_back({r.width, r.height, r.image, r.seed + static_cast<uint64_t>(i), r.subseed + static_cast<uint64_t>(i)});
+      }
       return copies;
     }
-    const std::vector<float> cond = clip_->encode(r.prompt.tokens, r.prompt.weights, r.clipSkip);
-    const int64_t condTokens = static_cast<int64_t>(r.prompt.tokens.size());
-    // cfg 1 makes the unconditional pass cancel out, so it is skipped.
-    std::vector<float> uncond;
-    int64_t uncondTokens = 0;
-    if (r.cfgScale != 1.0f) {
-      uncond = clip_->encode(r.negative.tokens, r.negative.weights, r.clipSkip);
-      uncondTokens = static_cast<int64_t>(r.negative.tokens.size());
+    const TextConditions text = encodeText(r.prompt, r.negative, r);
+    TextConditions hiresText;
+    if (r.hires) {
+      const Conditioning& prompt = r.hires->prompt.tokens.empty() ? r.prompt : r.hires->prompt;
+      const Conditioning& negative = r.hires->negative.tokens.empty() ? r.negative : r.hires->negative;
+      hiresText = sameText(prompt, r.prompt) && sameText(negative, r.negative) ? text : encodeText(prompt, negative, r);
     }
     // Each phase's compute buffer is freed before the next phase allocates its own, so peak memory
     // is the weights plus the largest phase (the VAE decode at large sizes), not their sum.
@@ -123,59 +219,49 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     const bool fromImage = r.mode != "txt2img";
     const std::vector<float> sigmas = startSigmas(makeSigmas(schedule_, r.scheduler, r.steps), r.steps, r.strength, fromImage);
     const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
-    const int64_t latentSize = vae_->config().latentChannels * w * h;
+    const int64_t channels = vae_->config().latentChannels;
     const ImageStart start = prepareImageStart(r);
+    HiresPlan hires;
+    ImageStart hiresStart;
+    if (r.hires) {
+      hires = planHires(*r.hires, info_.vaeScale, r.steps, r.scheduler, schedule_);
+      hiresStart = textStart(hires.width * hires.height, channels, isInpaintModel());
+    }
+    const int firstSteps = static_cast<int>(sigmas.size()) - 1;
+    const int totalSteps = firstSteps + (r.hires ? static_cast<int>(hires.sigmas.size()) - 1 : 0);
 
     std::vector<Image> images;
     for (int i = 0; i < r.count; i++) {
-      const uint64_t seed = r.seed + static_cast<uint64_t>(i);
-      // Like stable-diffusion.cpp (the reference images): one generator per image, seeded with its
-      // seed, draws the initial noise and then every ancestral step's noise.
+      NoiseSeeds seeds;
+      seeds.seed = r.seed + static_cast<uint64_t>(i);
+      seeds.subseed = r.subseed + static_cast<uint64_t>(i);
+      seeds.subseedStrength = r.subseedStrength;
+      seeds.resizeWidth = r.seedResizeWidth / info_.vaeScale;
+      seeds.resizeHeight = r.seedResizeHeight / info_.vaeScale;
+      // Like stable-diffusion.cpp (the reference images) and A1111: one generator per image and
+      // pass, seeded with the image's seed, draws the initial noise and then every ancestral step's.
       std::unique_ptr<Rng> rng = makeRng(r.rng);
-      rng->seed(seed);
-      std::vector<float> x = rng->randn(static_cast<size_t>(latentSize));
+      rng->seed(seeds.seed);
+      std::vector<float> x = initialNoise(*rng, r.rng, seeds, channels, w, h);
       for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? start.initLatent[j] : 0.0f) + x[j] * sigmas[0];
-
-      // The preview shows the model's latest estimate of the clean image (the denoiser's x0 from the
-      // step's last model call), not x: x carries the remaining noise, which at early steps hides
-      // the picture completely, while x0 shows the composition from the first steps on.
-      std::vector<float> latestDenoised;
-      const bool previews = r.previewEvery > 0 && static_cast<bool>(callbacks.onProgress);
-      SamplerHooks hooks;
-      hooks.aborted = aborted;
-      hooks.onStep = [&](int step, int steps) {
-        if (!callbacks.onProgress) return;
-        Progress p;
-        p.step = step;
-        p.steps = steps;
-        p.image = i;
-        p.images = r.count;
-        if (previews && isPreviewStep(step, steps, r.previewEvery)) p.preview = previewOfLatent(latestDenoised, w, h);
-        p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-        callbacks.onProgress(p);
-      };
-      const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
-        std::vector<float> denoised = denoise(latent, sigma, w, h, cond, condTokens, uncond, uncondTokens, r.cfgScale, start.concat);
-        // Inpainting: the kept region's prediction is the input's latent, so at every step the
-        // sampler re-imposes it at the current noise level.
-        if (!start.latentMask.empty()) {
-          const size_t cells = start.latentMask.size();
-          for (size_t j = 0; j < denoised.size(); j++) {
-            const float m = start.latentMask[j % cells];
-            denoised[j] = start.initLatent[j] + m * (denoised[j] - start.initLatent[j]);
-          }
-        }
-        if (previews) latestDenoised = denoised;
-        return denoised;
-      };
-      x = sample(r.sampler, model, std::move(x), sigmas, *rng, schedule_, hooks);
+      x = samplePass(run, std::move(x), sigmas, text, start, w, h, *rng, {i, totalSteps, 0, 0});
 
       Image image;
       image.width = r.width;
       image.height = r.height;
-      image.seed = seed;
-      unet_->releaseBuffers();
-      image.rgb = decodeToRgb(x, w, h, r.vaeTiling);
+      if (r.hires) {
+        hiresStart.initLatent = upscaleForHires(x, w, h, hires, r.vaeTiling, seeds.seed);
+        rng->seed(seeds.seed);
+        x = initialNoise(*rng, r.rng, seeds, channels, hires.width, hires.height);
+        for (size_t j = 0; j < x.size(); j++) x[j] = hiresStart.initLatent[j] + x[j] * hires.sigmas[0];
+        x = samplePass(run, std::move(x), hires.sigmas, hiresText, hiresStart, hires.width, hires.height, *rng,
+                       {i, totalSteps, 1, firstSteps});
+        image.width = static_cast<int>(hires.width) * info_.vaeScale;
+        image.height = static_cast<int>(hires.height) * info_.vaeScale;
+      }
+      image.seed = seeds.seed;
+      image.subseed = seeds.subseed;
+      image.rgb = decodeToRgb(x, image.width / info_.vaeScale, image.height / info_.vaeScale, r.vaeTiling);
       vae_->releaseBuffers();
       if (r.mode == "inpaint") compositeKept(image.rgb, r.image, r.mask);
       images.push_back(std::move(image));

@@ -79,10 +79,10 @@ ImageStart DiffusionModel::prepareImageStart(const Request& r) {
   const int scale = info_.vaeScale;
   const int64_t w = r.width / scale, h = r.height / scale, cells = w * h, pixels = static_cast<int64_t>(r.width) * r.height;
   const int64_t channels = vae_->config().latentChannels;
-  const bool inpaintModel = unet_->config().inChannels == 2 * channels + 1;
-  const bool fromImage = r.mode != "txt2img";
+  const bool inpaintModel = isInpaintModel();
+  if (r.mode == "txt2img") return textStart(cells, channels, inpaintModel);
 
-  // Without a mask (text-to-image, image-to-image) the inpainting UNet is told to repaint everything.
+  // Without a mask (image-to-image) the inpainting UNet is told to repaint everything.
   std::vector<float> pixelMask;
   if (r.mode == "inpaint") {
     pixelMask.resize(pixels);
@@ -90,23 +90,29 @@ ImageStart DiffusionModel::prepareImageStart(const Request& r) {
     start.latentMask = maskToLatent(r.mask, r.width, w, h, scale);
   }
 
-  std::vector<float> maskedLatent;
-  if (fromImage) {
-    std::unique_ptr<Rng> rng = makeRng(r.rng);
-    rng->seed(r.seed);
-    start.initLatent = encodeToLatent(toPlanes(r.image, pixels), r.width, r.height, r.vaeTiling, *rng);
-    if (inpaintModel) {
-      maskedLatent = encodeToLatent(toPlanes(r.image, pixels, pixelMask.empty() ? std::vector<float>(pixels, 1.0f) : pixelMask),
-                                    r.width, r.height, r.vaeTiling, *rng);
-    }
-  }
-
+  std::unique_ptr<Rng> rng = makeRng(r.rng);
+  rng->seed(r.seed);
+  start.initLatent = encodeToLatent(toPlanes(r.image, pixels), r.width, r.height, r.vaeTiling, *rng);
   if (inpaintModel) {
-    // Text-to-image has no image: a zero latent stands for it, as in the reference engine.
+    const std::vector<float> maskedLatent =
+        encodeToLatent(toPlanes(r.image, pixels, pixelMask.empty() ? std::vector<float>(pixels, 1.0f) : pixelMask), r.width,
+                       r.height, r.vaeTiling, *rng);
     start.concat = start.latentMask.empty() ? std::vector<float>(cells, 1.0f) : start.latentMask;
-    if (maskedLatent.empty()) maskedLatent.assign(channels * cells, 0.0f);
     start.concat.insert(start.concat.end(), maskedLatent.begin(), maskedLatent.end());
     if (!start.latentMask.empty()) start.latentMask = dilate(start.latentMask, w, h);
+  }
+  return start;
+}
+
+bool DiffusionModel::isInpaintModel() const { return unet_->config().inChannels == 2 * vae_->config().latentChannels + 1; }
+
+ImageStart textStart(int64_t cells, int64_t channels, bool inpaintModel) {
+  ImageStart start;
+  if (inpaintModel) {
+    // There is no image: the inpainting UNet is told to repaint everything, with a zero latent
+    // standing for the masked image, as in the reference engine.
+    start.concat.assign(cells, 1.0f);
+    start.concat.resize(cells + channels * cells, 0.0f);
   }
   return start;
 }

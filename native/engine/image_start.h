@@ -17,6 +17,10 @@ struct ImageStart {
   std::vector<float> concat;
 };
 
+// The start of a pass with no input image (text-to-image, the hires fix's second pass): for an
+// inpainting UNet, the extra input of an image that is all to be repainted. initLatent is left empty.
+ImageStart textStart(int64_t cells, int64_t channels, bool inpaintModel);
+
 // Whether the request asks for nothing to change (strength 0, or a mask that keeps every pixel), so
 // every image is the input as it was.
 bool keepsInput(const Request& request);

@@ -2,26 +2,14 @@
 // component's graph once so a checkpoint that disagrees with itself fails here, by tensor name.
 #include <algorithm>
 
+#include "family.h"
 #include "model_impl.h"
 #include "system_info.h"
+#include "weight_types.h"
 
 namespace sdnode {
 
 namespace {
-
-const std::vector<std::string> kComponentPrefixes = {"cond_stage_model.", "model.diffusion_model.", "first_stage_model."};
-
-std::string detectFamily(const Checkpoint& file) {
-  auto has = [&](const std::string& name) { return file.tensors.count(name) > 0; };
-  if (has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")) return "sd1";
-  if (has("cond_stage_model.model.token_embedding.weight")) return "sd2";
-  if (has("conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight")) {
-    throw Error(ErrorCode::ModelUnsupported, file.path + ": SDXL checkpoints are not supported yet (SD 1.x and 2.x are)");
-  }
-  throw Error(ErrorCode::ModelUnsupported,
-              file.path + ": not a Stable Diffusion 1.x/2.x checkpoint in the single-file LDM layout "
-                          "(no cond_stage_model.* text encoder)");
-}
 
 std::string choosePrediction(const std::string& requested, const std::string& family, const Checkpoint& file) {
   if (requested == "eps" || requested == "v") return requested;
@@ -56,7 +44,7 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   const std::string prediction = choosePrediction(params.prediction, family, file_);
   const int threads = params.threads > 0 ? params.threads : physicalCores();
   backend_ = std::make_unique<Backend>(params.backend, threads);
-  weights_ = std::make_unique<Weights>(file_, kComponentPrefixes, weightType, threads, backend_->handle());
+  weights_ = std::make_unique<Weights>(file_, weightType, threads, backend_->handle());
   const ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata);
   const UnetConfig unetConfig = readUnetConfig(*weights_, file_.metadata, family == "sd2");
   const VaeConfig vaeConfig = readVaeConfig(*weights_);
@@ -90,6 +78,9 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   info_.vaeScale = vaeConfig.scale();
   info_.weightBytes = weights_->bytes();
   info_.backend = backend_->name();
+  info_.format = file_.format;
+  info_.fileBytes = file_.fileSize;
+  info_.storedTypes = weights_->storedTypes();
   for (const std::string& name : weights_->unused()) {
     if (name.find("position_ids") == std::string::npos && name.find("logit_scale") == std::string::npos &&
         name.find("text_projection") == std::string::npos) {

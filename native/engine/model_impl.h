@@ -1,11 +1,14 @@
 // A loaded checkpoint: weights (loaded once) and the components that build graphs over them.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 
 #include "backend.h"
 #include "checkpoint.h"
 #include "clip.h"
+#include "hires.h"
 #include "image_start.h"
 #include "rng.h"
 #include "schedule.h"
@@ -15,6 +18,30 @@
 #include "weights.h"
 
 namespace sdnode {
+
+// The text encoder's output for one pass: the prompt's, and the negative prompt's unless cfg is 1.
+struct TextConditions {
+  std::vector<float> cond;
+  int64_t condTokens = 0;
+  std::vector<float> uncond;  // empty at cfg 1
+  int64_t uncondTokens = 0;
+};
+
+// What every step of one generation call reports to and checks.
+struct RunContext {
+  const Request& request;
+  const Callbacks& callbacks;
+  std::function<bool()> aborted;
+  std::chrono::steady_clock::time_point started;
+};
+
+// Where one image's progress reports stand: its passes share one step count.
+struct ImageProgress {
+  int image = 0;
+  int totalSteps = 0;   // of every pass
+  int pass = 0;         // 0: first pass, 1: hires
+  int stepsBefore = 0;  // steps of the passes before this one
+};
 
 class DiffusionModel : public Model {
  public:
@@ -38,11 +65,20 @@ class DiffusionModel : public Model {
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
                              const std::vector<float>& cond, int64_t condTokens, const std::vector<float>& uncond,
                              int64_t uncondTokens, float cfgScale, const std::vector<float>& concat);
+  TextConditions encodeText(const Conditioning& prompt, const Conditioning& negative, const Request& request);
+  // Runs the sampler down `sigmas` from x (already noised to sigmas[0]) and returns the clean latent.
+  std::vector<float> samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
+                                const TextConditions& text, const ImageStart& start, int64_t width, int64_t height, Rng& rng,
+                                const ImageProgress& progress);
+  // The hires fix's starting latent: the first pass's latent resized as the plan says and cropped.
+  std::vector<float> upscaleForHires(const std::vector<float>& latent, int64_t width, int64_t height, const HiresPlan& plan,
+                                     bool vaeTiling, uint64_t seed);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height, bool tiled);
   // A sample of the VAE posterior of an image (planes [3, H, W] in [-1, 1]), scaled for the UNet;
   // draws its noise from `rng`.
   std::vector<float> encodeToLatent(const std::vector<float>& planes, int width, int height, bool tiled, Rng& rng);
   ImageStart prepareImageStart(const Request& request);
+  bool isInpaintModel() const;
 };
 
 }  // namespace sdnode

@@ -17,6 +17,20 @@ void requireWidth(const ggml_tensor* x, int dim, int64_t expected, const std::st
   }
 }
 
+// x: [W, H, C, N] -> [W + 2p, H + 2p, C, N], padded on every side with the rows and columns of the
+// opposite side: torch's padding_mode='circular', which AUTOMATIC1111's tiling sets on every Conv2d.
+// Views and concats rather than ggml's circular pad, which the Metal backend lacks.
+ggml_tensor* padCircular(ggml_context* ctx, ggml_tensor* x, int p) {
+  auto columns = [&](ggml_tensor* t, int64_t first, int64_t count) {
+    return ggml_view_4d(ctx, t, count, t->ne[1], t->ne[2], t->ne[3], t->nb[1], t->nb[2], t->nb[3], first * t->nb[0]);
+  };
+  auto rows = [&](ggml_tensor* t, int64_t first, int64_t count) {
+    return ggml_view_4d(ctx, t, t->ne[0], count, t->ne[2], t->ne[3], t->nb[1], t->nb[2], t->nb[3], first * t->nb[1]);
+  };
+  x = ggml_concat(ctx, ggml_concat(ctx, columns(x, x->ne[0] - p, p), x, 0), columns(x, 0, p), 0);
+  return ggml_concat(ctx, ggml_concat(ctx, rows(x, x->ne[1] - p, p), x, 1), rows(x, 0, p), 1);
+}
+
 }  // namespace
 
 ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, bool bias) {
@@ -36,6 +50,8 @@ ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t i
     ggml_tensor* tokens = imageToTokens(n.ctx, x);
     y = ggml_mul_mat(n.ctx, ggml_reshape_2d(n.ctx, w, in, out), tokens);
     y = tokensToImage(n.ctx, y, x->ne[0], x->ne[1]);
+  } else if (n.circular && padding > 0) {
+    y = ggml_conv_2d_direct(n.ctx, w, padCircular(n.ctx, x, padding), stride, stride, 0, 0, 1, 1);
   } else {
     y = ggml_conv_2d_direct(n.ctx, w, x, stride, stride, padding, padding, 1, 1);
   }

@@ -13,11 +13,13 @@ namespace sdnode {
 struct Net {
   ggml_context* ctx;
   Weights& w;
+  // Convolutions pad by wrapping around the image's edges (seamless tiling) instead of with zeros.
+  bool circular = false;
 };
 
 // x: [in, T, N] -> [out, T, N]
 ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
-// x: [W, H, in, N] -> [W', H', out, N]
+// x: [W, H, in, N] -> [W', H', out, N]; `padding` wraps around when n.circular.
 ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, int kernel, int stride = 1,
                     int padding = 0);
 // x: [W, H, C, N], 32 groups

@@ -17,7 +17,14 @@ namespace {
 
 const std::string kVision = "vision_model.vision_model.";
 const std::string kProjection = "visual_projection";
-const std::vector<std::string> kPrefixes = {"vision_model.", "visual_projection.", "concept_embeds", "special_care_embeds"};
+
+bool isSafetyCheckerWeight(const CheckpointTensor& t) {
+  if (!isWeightType(t.type) || t.elements() <= 0) return false;
+  for (const char* prefix : {"vision_model.", "visual_projection.", "concept_embeds", "special_care_embeds"}) {
+    if (t.name.rfind(prefix, 0) == 0) return true;
+  }
+  return false;
+}
 
 const ClipLayerNames kVisionLayer = {"layer_norm1", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
                                      "self_attn.out_proj", "layer_norm2", "mlp.fc1", "mlp.fc2", ""};
@@ -110,7 +117,7 @@ class SafetyCheckerModel : public SafetyChecker {
     requireSafetyChecker(file_);
     const int threads = params.threads > 0 ? params.threads : physicalCores();
     backend_ = std::make_unique<Backend>(params.backend, threads);
-    weights_ = std::make_unique<Weights>(file_, kPrefixes, GGML_TYPE_COUNT, threads, backend_->handle());
+    weights_ = std::make_unique<Weights>(file_, GGML_TYPE_COUNT, threads, backend_->handle(), isSafetyCheckerWeight);
     config_ = readVisionConfig(*weights_, file_.metadata, file_.path);
     runner_ = std::make_unique<GraphRunner>(*backend_);
     const int64_t P = config_.projection;

@@ -2,6 +2,8 @@
 // and s_churn = 0, in float as the reference tools compute them.
 #include "samplers.h"
 
+#include "sampler_run.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -10,45 +12,6 @@
 namespace sdnode {
 
 namespace {
-
-using Latent = std::vector<float>;
-
-// What every sampler needs besides x and the sigmas: the model, the noise, the hooks.
-class SamplerRun {
- public:
-  SamplerRun(const Denoiser& denoise, Rng& rng, const NoiseSchedule& schedule,
-             const SamplerHooks& hooks, int steps)
-      : denoise_(denoise), rng_(rng), schedule_(schedule), hooks_(hooks), steps_(steps) {}
-
-  const NoiseSchedule& schedule() const { return schedule_; }
-
-  Latent denoise(const Latent& x, float sigma) {
-    if (hooks_.aborted && hooks_.aborted()) throw Aborted();
-    Latent denoised = denoise_(x, sigma);
-    if (denoised.size() != x.size()) {
-      throw std::runtime_error("sampler: the denoiser returned " +
-                               std::to_string(denoised.size()) + " values for a latent of " +
-                               std::to_string(x.size()));
-    }
-    return denoised;
-  }
-
-  void addNoise(Latent& x, float scale) {
-    const std::vector<float> noise = rng_.randn(x.size());
-    for (size_t j = 0; j < x.size(); ++j) x[j] += noise[j] * scale;
-  }
-
-  void stepDone(int i) {
-    if (hooks_.onStep) hooks_.onStep(i + 1, steps_);
-  }
-
- private:
-  const Denoiser& denoise_;
-  Rng& rng_;
-  const NoiseSchedule& schedule_;
-  const SamplerHooks& hooks_;
-  int steps_;
-};
 
 // One Euler step of the probability-flow ODE dx/dsigma = (x - denoised) / sigma.
 void eulerStep(Latent& x, const Latent& denoised, float sigma, float sigmaTo) {
@@ -223,32 +186,24 @@ Latent sampleLcm(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
   return x;
 }
 
-// DDIM with eta = 0 on the given sigmas. With alphas_cumprod = 1 / (1 + sigma^2) at each
-// level and x in k-diffusion scale (x_ddim / sqrt(alphas_cumprod)), the update
-// sqrt(a_prev) * x0 + sqrt(1 - a_prev) * eps becomes x0 + sigma_next * eps. The last step
-// goes to alphas_cumprod[0] rather than 1 (diffusers' set_alpha_to_one = false, as the SD
-// configs and stable-diffusion.cpp use), leaving the final latent in DDIM scale.
+// DDIM with eta = 0 on the given sigmas. With alphas_cumprod = 1 / (1 + sigma^2) at each level
+// and x in k-diffusion scale (x_ddim / sqrt(alphas_cumprod)), the update
+// sqrt(a_prev) * x0 + sqrt(1 - a_prev) * eps becomes x0 + sigma_next * eps.
 Latent sampleDdim(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
   const int steps = static_cast<int>(sigmas.size()) - 1;
-  const double sigmaFinal = run.schedule().sigmaAt(0);
-  const double alphaFinal = 1.0 / (1.0 + sigmaFinal * sigmaFinal);
-  const float x0Weight = static_cast<float>(std::sqrt(alphaFinal));
-  const float epsWeight = static_cast<float>(std::sqrt(1.0 - alphaFinal));
   for (int i = 0; i < steps; ++i) {
     const float sigma = sigmas[i];
-    const float sigmaNext = sigmas[i + 1];
+    const float sigmaNext = ddimStepTarget(run.schedule(), sigmas[i + 1]);
     const Latent denoised = run.denoise(x, sigma);
     for (size_t j = 0; j < x.size(); ++j) {
       const float eps = (x[j] - denoised[j]) / sigma;
-      x[j] = sigmaNext > 0 ? denoised[j] + sigmaNext * eps
-                           : x0Weight * denoised[j] + epsWeight * eps;
+      x[j] = denoised[j] + sigmaNext * eps;
     }
     run.stepDone(i);
   }
+  if (sigmas.back() == 0) leaveInDdimScale(x, run.schedule());
   return x;
 }
-
-using SamplerFn = Latent (*)(SamplerRun&, Latent, const std::vector<float>&);
 
 struct SamplerEntry {
   const char* name;
@@ -265,6 +220,19 @@ const std::vector<SamplerEntry>& samplerTable() {
       {"dpm++2m", sampleDpmpp2m},
       {"lcm", sampleLcm},
       {"ddim", sampleDdim},
+      {"lms", sampleLms},
+      {"ipndm", sampleIpndm},
+      {"ipndm_v", sampleIpndmVariable},
+      {"plms", samplePlms},
+      // DDIM "trailing" and TCD as stable-diffusion.cpp runs them by default, with eta (TCD's
+      // gamma) 0. Then TCD's strategic step back to an earlier level and re-noising to the next
+      // one vanishes, and both are the DDIM step with eta 0, which in k-diffusion scale is
+      // denoised + sigma_next * eps: the Euler step. Unlike `ddim` they end at sigma 0 on the
+      // prediction. What sets them apart is their default schedule (lib/samplers.ts): simple
+      // (trailing timesteps) and lcm; the reference engine's images for them equal its euler's on
+      // those schedules (bit for bit for ddim_trailing).
+      {"ddim_trailing", sampleEuler},
+      {"tcd", sampleEuler},
   };
   return table;
 }
@@ -290,6 +258,22 @@ void checkSigmas(const std::vector<float>& sigmas) {
 }
 
 }  // namespace
+
+Latent slope(const Latent& x, const Latent& denoised, float sigma) {
+  Latent d(x.size());
+  for (size_t j = 0; j < x.size(); ++j) d[j] = (x[j] - denoised[j]) / sigma;
+  return d;
+}
+
+float ddimStepTarget(const NoiseSchedule& schedule, float sigmaNext) {
+  return sigmaNext > 0 ? sigmaNext : schedule.sigmaAt(0);
+}
+
+void leaveInDdimScale(Latent& x, const NoiseSchedule& schedule) {
+  const double sigma = schedule.sigmaAt(0);
+  const float scale = static_cast<float>(1.0 / std::sqrt(1.0 + sigma * sigma));
+  for (float& value : x) value *= scale;
+}
 
 const std::vector<std::string>& samplerNames() {
   static const std::vector<std::string> names = [] {

@@ -34,7 +34,8 @@ std::vector<float> sample(const std::string& sampler, const Denoiser& denoise,
                           std::vector<float> x, const std::vector<float>& sigmas, Rng& rng,
                           const NoiseSchedule& schedule, const SamplerHooks& hooks);
 
-// euler_a, euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim
+// euler_a, euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim, lms, ipndm, ipndm_v, plms,
+// ddim_trailing, tcd
 const std::vector<std::string>& samplerNames();
 
 }  // namespace sdnode

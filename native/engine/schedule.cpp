@@ -81,6 +81,22 @@ std::vector<float> lcmSigmas(const NoiseSchedule& schedule, int steps) {
   return sigmas;
 }
 
+// DDIM's "trailing" timestep spacing (Lin et al. 2023, table 2): every (1000 / steps)-th training
+// timestep counted down from 999, so the first step starts at the top level. stable-diffusion.cpp
+// calls it its simple schedule and makes it the default of ddim_trailing; the stride is in float as
+// there so the timesteps truncate to the same integers.
+std::vector<float> simpleSigmas(const NoiseSchedule& schedule, int steps) {
+  const float stride = static_cast<float>(NoiseSchedule::kTimesteps) / static_cast<float>(steps);
+  std::vector<float> sigmas;
+  sigmas.reserve(steps + 1);
+  for (int i = 0; i < steps; ++i) {
+    const int t = NoiseSchedule::kTimesteps - 1 - static_cast<int>(static_cast<float>(i) * stride);
+    sigmas.push_back(schedule.sigmaAt(std::max(t, 0)));
+  }
+  sigmas.push_back(0.0f);
+  return sigmas;
+}
+
 }  // namespace
 
 NoiseSchedule::NoiseSchedule() : sigmas_(kTimesteps), logSigmas_(kTimesteps) {
@@ -130,7 +146,7 @@ float NoiseSchedule::sigmaAt(int t) const {
 }
 
 const std::vector<std::string>& schedulerNames() {
-  static const std::vector<std::string> names = {"discrete", "karras", "exponential", "lcm"};
+  static const std::vector<std::string> names = {"discrete", "karras", "exponential", "lcm", "simple"};
   return names;
 }
 
@@ -143,6 +159,7 @@ std::vector<float> makeSigmas(const NoiseSchedule& schedule, const std::string& 
   if (scheduler == "karras") return karrasSigmas(schedule, steps);
   if (scheduler == "exponential") return exponentialSigmas(schedule, steps);
   if (scheduler == "lcm") return lcmSigmas(schedule, steps);
+  if (scheduler == "simple") return simpleSigmas(schedule, steps);
   throw std::invalid_argument("scheduler: unknown name '" + scheduler +
                               "' (expected one of: " + joinNames(schedulerNames()) + ")");
 }

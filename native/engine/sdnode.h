@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -73,6 +74,11 @@ struct ModelInfo {
   int vaeScale = 8;
   uint64_t weightBytes = 0;  // resident, after any weightType conversion
   std::string backend;
+  std::string format;      // "safetensors" | "gguf"
+  uint64_t fileBytes = 0;  // size of the checkpoint file
+  // The loaded weights by the type the file stores them in (ggml's names: "f16", "q8_0", "q4_K"):
+  // how many tensors of each.
+  std::map<std::string, int> storedTypes;
   // Tensors under the model's prefixes that no component uses (a sign of a variant we do not know).
   std::vector<std::string> unusedTensors;
 };
@@ -81,6 +87,26 @@ struct ModelInfo {
 struct Conditioning {
   std::vector<int32_t> tokens;
   std::vector<float> weights;
+};
+
+// AUTOMATIC1111's hires fix: after the sampler, the latent is upscaled (latent modes) or decoded,
+// resized and encoded again (lanczos), then an image-to-image pass runs at the larger size.
+struct HiresFix {
+  // The first pass's result is resized to upscaleWidth x upscaleHeight, then centre-cropped to
+  // width x height (pixels, multiples of the VAE scale; equal when the aspect ratio is kept).
+  int width = 0;
+  int height = 0;
+  int upscaleWidth = 0;
+  int upscaleHeight = 0;
+  // latent-bilinear | latent-bilinear-antialiased | latent-bicubic | latent-bicubic-antialiased |
+  // latent-nearest | latent-nearest-exact (torch.nn.functional.interpolate on the latent) | lanczos
+  // (PIL's Lanczos on the decoded image).
+  std::string upscaler = "latent-bilinear";
+  int steps = 0;  // steps the second pass runs; 0: the request's steps
+  float denoisingStrength = 0.7f;
+  // The second pass's text; empty tokens: the request's prompt / negative prompt.
+  Conditioning prompt;
+  Conditioning negative;
 };
 
 struct Request {
@@ -92,6 +118,14 @@ struct Request {
   std::string sampler = "euler_a";
   std::string scheduler = "discrete";
   uint64_t seed = 42;
+  // AUTOMATIC1111's variation seed: the initial noise is the slerp of the seed's noise and the
+  // subseed's by subseedStrength (0: the seed's alone, 1: the subseed's). Image i uses subseed + i.
+  uint64_t subseed = 0;
+  float subseedStrength = 0.0f;
+  // AUTOMATIC1111's "resize seed from": the noise is drawn at this size (pixels; 0 x 0: off) and
+  // centred in (or cropped to) the image's latent, so a seed keeps its composition at a new size.
+  int seedResizeWidth = 0;
+  int seedResizeHeight = 0;
   std::string rng = "gpu";
   int clipSkip = 0;  // 0: family default
   int count = 1;
@@ -107,6 +141,10 @@ struct Request {
   // Report a preview of the current estimate with every n-th step's progress, and the last step's;
   // 0: none. At most 1000.
   int previewEvery = 0;
+  // Seamless tiling: every padded convolution of the UNet and the VAE wraps around the image's
+  // edges, so the image tiles without seams. Not with vaeTiling.
+  bool tiling = false;
+  std::optional<HiresFix> hires;  // txt2img only
 };
 
 // A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed
@@ -118,8 +156,13 @@ struct LatentPreview {
 };
 
 struct Progress {
-  int step = 0;  // 1-based step just finished
+  // 1-based step just finished of all the image's steps (with a hires fix, the first pass's then
+  // the second pass's), so step / steps only grows while an image is made.
+  int step = 0;
   int steps = 0;
+  int pass = 0;       // 0: the first pass; 1: the hires fix's second pass
+  int passStep = 0;   // 1-based step within the pass
+  int passSteps = 0;
   int image = 0;  // 0-based
   int images = 0;
   double elapsedMs = 0;
@@ -131,6 +174,7 @@ struct Image {
   int height = 0;
   std::vector<uint8_t> rgb;
   uint64_t seed = 0;
+  uint64_t subseed = 0;
 };
 
 struct Callbacks {
@@ -146,6 +190,38 @@ class Model {
   // Not re-entrant: one generation at a time per model (the addon queues calls).
   virtual std::vector<Image> generate(const Request& request, const Callbacks& callbacks) = 0;
 };
+
+struct ConvertParams {
+  std::string input;   // a checkpoint Model::load reads
+  std::string output;  // the GGUF file to write; replaced only once it is complete
+  // The type of the weights in the file, as LoadParams::weightType: the file then holds exactly
+  // what a model loaded from `input` with that weightType keeps resident.
+  std::string weightType = "auto";
+  int threads = 0;  // 0: physical cores (quantizing)
+};
+
+struct ConvertProgress {
+  int tensor = 0;  // tensors written so far
+  int tensors = 0;
+};
+
+struct ConvertCallbacks {
+  std::function<void(const ConvertProgress&)> onProgress;
+  std::function<bool()> aborted;  // polled between tensors; the output is then left untouched
+};
+
+struct ConvertResult {
+  uint64_t bytes = 0;  // size of the written file
+  std::map<std::string, int> types;  // tensors written by ggml type name
+  int tensors = 0;
+  // Tensors of `input` that are not weights of the model (EMA copies, position ids, …): not written.
+  std::vector<std::string> skipped;
+};
+
+// Writes a GGUF file with stable-diffusion.cpp's tensor names and layout. Throws sdnode::Error:
+// ModelIo (reading or writing), ModelFormat / ModelUnsupported (input), InvalidArgument
+// (weightType, or output being the input), Aborted.
+ConvertResult convertToGguf(const ConvertParams& params, const ConvertCallbacks& callbacks);
 
 // The safety checker Stable Diffusion releases ship (CompVis/stable-diffusion-safety-checker, in
 // Hugging Face's transformers layout): a CLIP vision tower with its projection, and concept

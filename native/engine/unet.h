@@ -51,11 +51,14 @@ class Unet {
   void validate();
   // Frees the compute buffer between phases; the next call allocates it again.
   void releaseBuffers() { runner_.release(); }
+  // Seamless tiling: padded convolutions wrap around the edges until switched off again.
+  void setCircularPadding(bool on) { circular_ = on; }
 
  private:
   UnetConfig config_;
   Weights& weights_;
   GraphRunner runner_;
+  bool circular_ = false;
   ggml_tensor* build(GraphBuild& g, const float* x, int64_t width, int64_t height, const float* timestep, const float* context,
                      int64_t contextTokens);
 };

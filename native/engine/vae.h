@@ -41,11 +41,14 @@ class Vae {
   std::vector<float> encode(const std::vector<float>& image, int64_t width, int64_t height);
   void validate();
   void releaseBuffers();
+  // Seamless tiling: padded convolutions wrap around the edges until switched off again.
+  void setCircularPadding(bool on) { circular_ = on; }
 
  private:
   VaeConfig config_;
   Weights& weights_;
   GraphRunner runner_;
+  bool circular_ = false;
   ggml_tensor* buildDecoder(GraphBuild& g, const float* latent, int64_t width, int64_t height);
   ggml_tensor* buildEncoder(GraphBuild& g, const float* image, int64_t width, int64_t height);
 };

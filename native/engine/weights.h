@@ -11,22 +11,22 @@
 #include <vector>
 
 #include "checkpoint.h"
+#include "family.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 
 namespace sdnode {
 
-// The resident type LoadParams::weightType names ("f16", "q8_0", …; case-insensitive), or
-// GGML_TYPE_COUNT for "auto" (as stored). Throws InvalidArgument for any other name.
-ggml_type parseWeightType(const std::string& name);
+// Which tensors of a file a Weights object loads.
+using WeightFilter = bool (*)(const CheckpointTensor& t);
 
 class Weights {
  public:
-  // Loads every tensor under one of `prefixes` whose stored type can be a weight. `requested` is
-  // parseWeightType's answer; what it changes, tensor by tensor, is residentType's business
-  // (weights.cpp). `threads` quantize on load.
-  Weights(const Checkpoint& file, const std::vector<std::string>& prefixes, ggml_type requested, int threads,
-          ggml_backend_t backend);
+  // Loads every tensor `wanted` accepts: by default a Stable Diffusion model's (isModelWeight,
+  // family.h). `requested` is parseWeightType's answer; what it changes, tensor by tensor, is
+  // residentType's business (weight_types.cpp). `threads` quantize on load.
+  Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend,
+          WeightFilter wanted = isModelWeight);
   ~Weights();
   Weights(const Weights&) = delete;
   Weights& operator=(const Weights&) = delete;
@@ -39,8 +39,10 @@ class Weights {
   ggml_tensor* get(const std::string& name, std::initializer_list<int64_t> shape);
 
   uint64_t bytes() const { return bytes_; }
-  // Names under the loaded prefixes that no graph has asked for since the last reset.
+  // Names of loaded tensors that no graph has asked for.
   std::vector<std::string> unused() const;
+  // How many loaded tensors the file stores in each type, by ggml's name ("f16", "q8_0", "q4_K").
+  std::map<std::string, int> storedTypes() const;
 
  private:
   const Checkpoint& file_;

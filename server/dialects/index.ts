@@ -6,8 +6,9 @@ import { m1Dialect } from './m1/routes.js';
 import { generateDialect } from './generate/routes.js';
 import { openaiDialect, type OpenAiOptions } from './openai/routes.js';
 import { photoshopDialect } from './photoshop/routes.js';
+import { tasksDialect, type TasksOptions } from './tasks/routes.js';
 
-export const dialectNames = ['m1', 'openai', 'a1111', 'photoshop', 'generate'] as const;
+export const dialectNames = ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate'] as const;
 export type DialectName = (typeof dialectNames)[number];
 
 export function isDialectName(value: string): value is DialectName {
@@ -17,6 +18,7 @@ export function isDialectName(value: string): value is DialectName {
 export interface DialectOptions {
   openai: OpenAiOptions;
   a1111: A1111Options;
+  tasks: TasksOptions;
 }
 
 export function selectDialects(names: readonly DialectName[], context: ServerContext, options: DialectOptions): Dialect[] {
@@ -24,6 +26,7 @@ export function selectDialects(names: readonly DialectName[], context: ServerCon
     m1: () => m1Dialect(context),
     openai: () => openaiDialect(context, options.openai),
     a1111: () => a1111Dialect(context, options.a1111),
+    tasks: () => tasksDialect(context, options.tasks),
     photoshop: () => photoshopDialect(context),
     generate: () => generateDialect(context),
   };

@@ -8,6 +8,7 @@ import type { Dialect, ServerContext } from './context.js';
 import { docsRoutes } from './docs.js';
 import { ApiError, errorHandler } from './errors.js';
 import { healthRoutes } from './health.js';
+import { webPageRoutes } from './web-page.js';
 
 export function createApp(context: ServerContext, dialects: readonly Dialect[], version: string): Express {
   const app = express();
@@ -15,6 +16,7 @@ export function createApp(context: ServerContext, dialects: readonly Dialect[], 
   // Most clients are people with curl.
   app.set('json spaces', 2);
   app.use(healthRoutes(context));
+  app.use(webPageRoutes());
   for (const dialect of dialects) app.use(dialect.router());
   app.use(docsRoutes(context.api, { version, dialects: dialects.map(({ name, description }) => ({ name, description })) }));
   app.use(routeNotFound(dialects));

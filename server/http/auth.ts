@@ -21,8 +21,13 @@ export class ApiKeys {
 
   /** Whether the request carries one of the keys (always true when no keys are configured). */
   accepts(req: Request): boolean {
+    return this.acceptsHeader(req.get('authorization'));
+  }
+
+  /** The same, for an Authorization header value (websocket upgrades have no Express request). */
+  acceptsHeader(authorization: string | undefined): boolean {
     if (!this.enabled) return true;
-    const presented = bearerToken(req);
+    const presented = bearerToken(authorization);
     if (presented === undefined) return false;
     const candidate = digest(presented);
     // Every digest is compared, so the time taken does not say which key matched.
@@ -48,8 +53,7 @@ export class ApiKeys {
   }
 }
 
-function bearerToken(req: Request): string | undefined {
-  const header = req.get('authorization');
+function bearerToken(header: string | undefined): string | undefined {
   const match = header === undefined ? null : /^Bearer\s+(.+)$/i.exec(header.trim());
   return match?.[1]?.trim();
 }

@@ -1,9 +1,11 @@
 // What every dialect is built from: the one job service, model registry, route registry and keys.
 
+import type { Server } from 'node:http';
+
 import type { Router } from 'express';
 
 import type { JobService } from '../jobs/service.js';
-import type { ModelRegistry } from '../models/registry.js';
+import type { ModelCatalog } from '../models/registry.js';
 import type { ApiRegistry } from './api.js';
 import type { ApiKeys } from './auth.js';
 
@@ -11,7 +13,7 @@ export type WriteLine = (line: string) => void;
 
 export interface ServerContext {
   jobs: JobService;
-  models: ModelRegistry;
+  models: ModelCatalog;
   api: ApiRegistry;
   keys: ApiKeys;
   /** Per-file upload limit in bytes. */
@@ -27,4 +29,10 @@ export interface Dialect {
   name: string;
   description: string;
   router(): Router;
+  /** For dialects that take more than HTTP requests (websockets): called once the server exists. */
+  attach?(server: Server): void;
+  /** Called when the server closes. */
+  close?(): Promise<void>;
+  /** Lines for the start-up message, e.g. a ready-to-open link. */
+  welcome?(baseUrl: string): Promise<string[]>;
 }

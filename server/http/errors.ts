@@ -4,7 +4,7 @@
 
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
-import { QueueClosedError, QueueFullError } from '../jobs/queue.js';
+import { QueueClosedError, QueueFullError, QueueUnavailableError } from '../jobs/queue.js';
 import { NoModelError, UnknownModelError } from '../models/registry.js';
 import { InvalidFieldError } from '../parse.js';
 
@@ -37,6 +37,9 @@ export function toApiError(err: unknown): ApiError {
   }
   if (err instanceof QueueClosedError) {
     return new ApiError(503, 'SHUTTING_DOWN', err.message, { headers: { 'Retry-After': retryAfterSeconds } });
+  }
+  if (err instanceof QueueUnavailableError) {
+    return new ApiError(503, 'QUEUE_UNAVAILABLE', err.message, { headers: { 'Retry-After': '1' } });
   }
   if (err instanceof UnknownModelError) return new ApiError(404, 'MODEL_NOT_FOUND', err.message, { param: 'model' });
   if (err instanceof NoModelError) return new ApiError(503, 'MODEL_NOT_LOADED', err.message);
@@ -84,6 +87,17 @@ export function sendError(res: Response, apiError: ApiError, shape: ErrorShape):
   const { status, body } = shape(apiError);
   res.status(status ?? apiError.status).set(apiError.headers).json(body);
 }
+
+/** FastAPI's shapes (AUTOMATIC1111, the task API): 422 with a `detail` list for invalid fields, `{ detail }` otherwise. */
+export const fastApiErrorShape: ErrorShape = (error) => {
+  if (error.status === 400 || error.status === 422) {
+    return {
+      status: 422,
+      body: { detail: [{ loc: ['body', ...(error.param ? error.param.split('.') : [])], msg: error.message, type: 'value_error' }] },
+    };
+  }
+  return { body: { detail: error.message } };
+};
 
 /** The route exists but not with this method: 405 with the methods it does take. */
 export function methodNotAllowed(allowed: readonly string[]): RequestHandler {

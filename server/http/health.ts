@@ -14,12 +14,12 @@ export function healthRoutes(context: ServerContext): Router {
       const model = (await context.models.defaultModel())?.name ?? null;
       const loaded = context.models.loadedNames();
       if (model === null) {
-        res.json({
-          ready: false,
-          model,
-          queue,
-          hint: 'No model: start the server with sdnode serve --model <checkpoint> or --models <folder>',
-        });
+        // Why a request naming no model would be refused, and what to do about it.
+        const hint = await context.models.resolve().then(
+          (entry) => `No worker offers the default model ${entry.name} now`,
+          (error: unknown) => (error as Error).message,
+        );
+        res.json({ ready: false, model, queue, hint });
       } else if (!context.acceptingJobs()) {
         res.json({ ready: false, model, loaded, queue, hint: 'The server is shutting down' });
       } else {

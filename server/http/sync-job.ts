@@ -4,20 +4,14 @@
 import type { Response } from 'express';
 
 import type { JobRecord } from '../jobs/job.js';
-import { JobAbandonedError } from '../jobs/service.js';
 import { clientGone } from './client-gone.js';
 import type { ServerContext } from './context.js';
 import { ApiError } from './errors.js';
 
 /** The job's images, in order, once it is COMPLETE; undefined when the client left. A failed job is an ApiError. */
 export async function imagesWhenDone(context: ServerContext, record: JobRecord, res: Response): Promise<Buffer[] | undefined> {
-  let done;
-  try {
-    done = await context.jobs.wait(record.id, clientGone(res));
-  } catch (error) {
-    if (error instanceof JobAbandonedError) return undefined;
-    throw error;
-  }
+  const done = await context.jobs.waitForClient(record.id, clientGone(res));
+  if (!done) return undefined;
   if (done.record.state === 'FAILED') throw jobFailure(done.record);
   const images: Buffer[] = [];
   for (let n = 1; n <= done.imagesDone; n++) images.push(await context.jobs.readImage(record.id, n));

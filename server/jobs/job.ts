@@ -75,6 +75,8 @@ export interface JobRecord {
   dialect: string;
   /** Name of the checkpoint in the models registry; absent: the server's default model. */
   model?: string;
+  /** The user who made it, for dialects with users (the task API); absent elsewhere. */
+  owner?: string;
   parameters: JobParameters;
   /** File names of the uploads inside the job folder, e.g. { image: 'image.png' }. */
   uploads: Partial<Record<UploadSlot, string>>;
@@ -111,6 +113,10 @@ export const jobErrorCodes = {
   cancelled: 'CANCELLED',
   generationFailed: 'GENERATION_FAILED',
   invalidParameter: 'INVALID_PARAMETER',
+  /** With --redis: no worker offered the job's model within --no-worker-timeout. */
+  noWorker: 'NO_WORKER',
+  /** With --redis: the job's workers died or lost Redis more often than --attempts allows. */
+  workerLost: 'WORKER_LOST',
 } as const;
 
 export function isJobMode(value: string): value is JobMode {

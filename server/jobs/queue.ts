@@ -21,6 +21,32 @@ export interface QueuedJob {
   reportImage(n: number): void;
 }
 
+/** How a queue stops a running job: the whole job, or the image it is making. */
+export interface JobControls {
+  controller: AbortController;
+  imageController: AbortController;
+  cancelled: boolean;
+}
+
+export function newJobControls(): JobControls {
+  return { controller: new AbortController(), imageController: new AbortController(), cancelled: false };
+}
+
+/** The QueuedJob a processor gets, over a running job's controls and the queue's reporting. */
+export function queuedJob(jobId: string, controls: JobControls,
+  queue: Pick<QueuedJob, 'stopRequested' | 'reportProgress' | 'reportPreview' | 'reportImage'>): QueuedJob {
+  return {
+    jobId,
+    signal: controls.controller.signal,
+    imageSignal: () => {
+      controls.imageController = new AbortController();
+      return AbortSignal.any([controls.controller.signal, controls.imageController.signal]);
+    },
+    cancelled: () => controls.cancelled,
+    ...queue,
+  };
+}
+
 /** Runs one job to its end (or until asked to stop); never rejects for a job's own failure. */
 export type JobProcessor = (job: QueuedJob) => Promise<void>;
 
@@ -87,6 +113,14 @@ export class QueueClosedError extends Error {
   }
 }
 
+/** The queue's shared storage (Redis) cannot be reached now; the request may be retried. */
+export class QueueUnavailableError extends Error {
+  constructor(detail: string) {
+    super(`The job queue is unreachable (${detail}); retry later`);
+    this.name = 'QueueUnavailableError';
+  }
+}
+
 export interface EmbeddedQueueOptions {
   /** Jobs run at the same time, >= 1. */
   concurrency: number;
@@ -96,10 +130,7 @@ export interface EmbeddedQueueOptions {
   onProcessorError: (jobId: string, error: unknown) => void;
 }
 
-interface RunningJob {
-  controller: AbortController;
-  imageController: AbortController;
-  cancelled: boolean;
+interface RunningJob extends JobControls {
   progress: JobProgress | undefined;
   preview: JobPreview | undefined;
   settled: Promise<void>;
@@ -206,22 +237,13 @@ export class EmbeddedQueue implements JobQueue {
   #run(jobId: string): void {
     let settle!: () => void;
     const running: RunningJob = {
-      controller: new AbortController(),
-      imageController: new AbortController(),
-      cancelled: false,
+      ...newJobControls(),
       progress: undefined,
       preview: undefined,
       settled: new Promise((resolve) => { settle = resolve; }),
     };
     this.#running.set(jobId, running);
-    const job: QueuedJob = {
-      jobId,
-      signal: running.controller.signal,
-      imageSignal: () => {
-        running.imageController = new AbortController();
-        return AbortSignal.any([running.controller.signal, running.imageController.signal]);
-      },
-      cancelled: () => running.cancelled,
+    const job = queuedJob(jobId, running, {
       stopRequested: () => this.#closing,
       reportProgress: (progress) => {
         running.progress = progress;
@@ -232,7 +254,7 @@ export class EmbeddedQueue implements JobQueue {
         this.#emit({ type: 'preview', jobId, preview });
       },
       reportImage: (n) => this.#emit({ type: 'image', jobId, n }),
-    };
+    });
     const finished = (): void => {
       this.#running.delete(jobId);
       settle();

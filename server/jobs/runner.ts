@@ -1,11 +1,9 @@
 // The worker side: turns one queued job into PNGs, one library call per image (count 1, seed =
 // base seed + index), so that progress, previews, persistence and resume all work per image.
 
-import path from 'node:path';
-
 import sharp from 'sharp';
 
-import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type ImageOptions, type Model, type Progress }
+import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type HiresOptions, type ImageOptions, type Model, type Progress }
   from '../../lib/index.js';
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
 import { inpaintMaskedRegion } from './inpaint-region.js';
@@ -78,8 +76,7 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
         await store.writeImage(record.id, imagesDone + 1, finished);
         imagesDone++;
         job.reportImage(imagesDone);
-        log.imageDone(record, index, Date.now() - startedAt,
-          path.relative(process.cwd(), store.imagePath(record.id, imagesDone)));
+        log.imageDone(record, index, Date.now() - startedAt, store.imageLocation(record.id, imagesDone));
       }
       await store.setState(record.id, 'COMPLETE');
       log.completed(record);
@@ -133,6 +130,12 @@ async function generateImage(
     ...(p.scheduler !== undefined && { scheduler: p.scheduler }),
     ...(p.vaeTiling !== undefined && { vaeTiling: p.vaeTiling }),
     ...(p.clipSkip !== undefined && { clipSkip: p.clipSkip }),
+    ...(p.tiling !== undefined && { tiling: p.tiling }),
+    // One library call per image: image i's variation seed is the first one + i, as its seed.
+    ...(p.subseed !== undefined && { subseed: p.subseed + index }),
+    ...(p.subseedStrength !== undefined && { subseedStrength: p.subseedStrength }),
+    ...(p.seedResizeFromWidth !== undefined && { seedResizeFromWidth: p.seedResizeFromWidth }),
+    ...(p.seedResizeFromHeight !== undefined && { seedResizeFromHeight: p.seedResizeFromHeight }),
     ...(previewEvery > 0 && { previewEvery }),
     seed: p.seed + index,
     count: 1,
@@ -143,7 +146,7 @@ async function generateImage(
   let images: GeneratedImage[];
   switch (record.mode) {
     case 'txt2img':
-      images = await model.textToImage(options);
+      images = await model.textToImage({ ...options, ...(p.hires && { hires: p.hires as HiresOptions }) });
       break;
     case 'img2img':
       images = await model.imageToImage({ ...options, ...strength, image: requireInput(inputs.image, 'image') });

@@ -3,10 +3,8 @@
 // Job state comes from the store, live progress and previews from the queue, so this works the
 // same whether workers run in this process or elsewhere.
 
-import { readFile } from 'node:fs/promises';
-
 import { newJobId } from './ids.js';
-import type { JobQueue, QueueCounts, QueueEvent } from './queue.js';
+import { QueueUnavailableError, type JobQueue, type QueueCounts, type QueueEvent } from './queue.js';
 import type { JobStore, NewJob } from './store.js';
 import { isFinished, jobErrorCodes, type JobPreview, type JobProgress, type JobRecord } from './job.js';
 
@@ -69,20 +67,31 @@ export class JobService {
     return { record, imagesDone, progress, hasPreview, position };
   }
 
+  /** Every queue event from now on (progress, previews, images, settled jobs); returns the unsubscribe. */
+  subscribe(listener: (event: QueueEvent) => void): () => void {
+    return this.#queue.subscribe(listener);
+  }
+
+  /** Every stored job, oldest first. */
+  list(): Promise<JobRecord[]> {
+    return this.#store.list();
+  }
+
   /** The latest preview of a running job. */
   preview(id: string): Promise<JobPreview | undefined> {
     return this.#queue.preview(id);
   }
 
-  /** Absolute path of image `n` (1-based) if it has been written. */
-  async imageFile(id: string, n: number): Promise<string | undefined> {
-    if (!Number.isSafeInteger(n) || n < 1 || n > await this.#store.countImages(id)) return undefined;
-    return this.#store.imagePath(id, n);
+  /** Image `n` (1-based) if it has been written. */
+  image(id: string, n: number): Promise<Buffer | undefined> {
+    return this.#store.readImage(id, n);
   }
 
   /** Image `n` (1-based); callers know it exists (a finished job, or after its image event). */
-  readImage(id: string, n: number): Promise<Buffer> {
-    return readFile(this.#store.imagePath(id, n));
+  async readImage(id: string, n: number): Promise<Buffer> {
+    const image = await this.#store.readImage(id, n);
+    if (!image) throw new Error(`Job ${id} has no image ${n}`);
+    return image;
   }
 
   /**
@@ -111,15 +120,29 @@ export class JobService {
           await this.cancel(id, { remove: true });
           throw new JobAbandonedError(id);
         }
-        const snapshot = await this.find(id);
+        // While the store is unreachable (Redis restarting) the job may well go on: keep waiting.
+        const snapshot = await this.find(id).catch((error: unknown) => {
+          if (error instanceof QueueUnavailableError) return 'unavailable' as const;
+          throw error;
+        });
         if (!snapshot) throw new Error(`Job ${id} disappeared from the store`);
-        if (isFinished(snapshot.record.state)) return snapshot;
+        if (snapshot !== 'unavailable' && isFinished(snapshot.record.state)) return snapshot;
         await settled;
       }
     } finally {
       clearInterval(tick);
       unsubscribe();
       signal.removeEventListener('abort', abandoned);
+    }
+  }
+
+  /** `wait()` for synchronous routes: undefined when the client went away (its job is then gone). */
+  async waitForClient(id: string, signal: AbortSignal, callbacks: WaitCallbacks = {}): Promise<JobSnapshot | undefined> {
+    try {
+      return await this.wait(id, signal, callbacks);
+    } catch (error) {
+      if (error instanceof JobAbandonedError) return undefined;
+      throw error;
     }
   }
 

@@ -1,4 +1,5 @@
-// Jobs on disk: one folder per job under the output folder.
+// Where jobs are kept: the JobStore interface, and its default implementation on disk (Redis:
+// redis-store.ts). On disk, one folder per job under the output folder:
 //
 //   <root>/<id>/job.json       mode, dialect, model, parameters, state, error
 //   <root>/<id>/image.<ext>    uploads, named by slot
@@ -29,6 +30,7 @@ export interface NewJob {
   mode: JobMode;
   dialect: string;
   model?: string;
+  owner?: string;
   parameters: JobParameters;
   uploads: Partial<Record<UploadSlot, Upload>>;
 }
@@ -39,7 +41,34 @@ export interface Upload {
   data: Uint8Array;
 }
 
-export class JobStore {
+/** Job records, uploads and result images, wherever they are kept. */
+export interface JobStore {
+  /** Where jobs are kept, for people: a folder, or Redis's URL. */
+  readonly location: string;
+  /** A random key shared by every process using this store, for signing result URLs. */
+  secret(): Promise<Buffer>;
+  /** Removes what an earlier run that crashed left half-written. */
+  removeLeftovers(): Promise<void>;
+  create(job: NewJob): Promise<JobRecord>;
+  /** The job, or undefined for an unknown or malformed id. */
+  read(id: string): Promise<JobRecord | undefined>;
+  /** Throws when the job is not in the store (any more). */
+  setState(id: string, state: JobState, error?: JobError | null): Promise<JobRecord>;
+  readUpload(id: string, slot: UploadSlot): Promise<Buffer | undefined>;
+  /** Writes result image `n` (1-based); throws when the job is not in the store (any more). */
+  writeImage(id: string, n: number, png: Uint8Array): Promise<void>;
+  /** Images done: the length of the unbroken run 1, 2, … */
+  countImages(id: string): Promise<number>;
+  /** Result image `n` (1-based), or undefined when it has not been written. */
+  readImage(id: string, n: number): Promise<Buffer | undefined>;
+  /** Where image `n` is kept, for log lines. */
+  imageLocation(id: string, n: number): string;
+  remove(id: string): Promise<void>;
+  /** Every readable job, oldest first. */
+  list(): Promise<JobRecord[]>;
+}
+
+export class FileJobStore implements JobStore {
   readonly root: string;
 
   private constructor(root: string) {
@@ -47,10 +76,14 @@ export class JobStore {
   }
 
   /** Creates the folder if needed. */
-  static async open(root: string): Promise<JobStore> {
+  static async open(root: string): Promise<FileJobStore> {
     const absolute = path.resolve(root);
     await mkdir(absolute, { recursive: true });
-    return new JobStore(absolute);
+    return new FileJobStore(absolute);
+  }
+
+  get location(): string {
+    return this.root;
   }
 
   /**
@@ -81,19 +114,7 @@ export class JobStore {
   }
 
   async create(job: NewJob): Promise<JobRecord> {
-    const now = new Date().toISOString();
-    const record: JobRecord = {
-      id: job.id,
-      mode: job.mode,
-      dialect: job.dialect,
-      ...(job.model !== undefined && { model: job.model }),
-      parameters: job.parameters,
-      uploads: {},
-      state: 'QUEUED',
-      error: null,
-      createdAt: now,
-      updatedAt: now,
-    };
+    const record = newRecord(job);
     const staging = path.join(this.root, `${newJobPrefix}${job.id}`);
     await mkdir(staging);
     try {
@@ -161,7 +182,21 @@ export class JobStore {
     return count;
   }
 
-  /** Absolute path of result image `n`; callers check `n` against countImages first. */
+  async readImage(id: string, n: number): Promise<Buffer | undefined> {
+    if (!isJobId(id) || !Number.isSafeInteger(n) || n < 1) return undefined;
+    try {
+      return await readFile(this.imagePath(id, n));
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  imageLocation(id: string, n: number): string {
+    return path.relative(process.cwd(), this.imagePath(id, n));
+  }
+
+  /** Absolute path of result image `n`. */
   imagePath(id: string, n: number): string {
     if (!isJobId(id) || !Number.isSafeInteger(n) || n < 1) throw new Error(`No image ${n} of job ${id}`);
     return path.join(this.jobDir(id), `${n}.png`);
@@ -186,6 +221,24 @@ export class JobStore {
   private jobDir(id: string): string {
     return path.join(this.root, id);
   }
+}
+
+/** A new job's record, QUEUED, before its uploads are stored. */
+export function newRecord(job: NewJob): JobRecord {
+  const now = new Date().toISOString();
+  return {
+    id: job.id,
+    mode: job.mode,
+    dialect: job.dialect,
+    ...(job.model !== undefined && { model: job.model }),
+    ...(job.owner !== undefined && { owner: job.owner }),
+    parameters: job.parameters,
+    uploads: {},
+    state: 'QUEUED',
+    error: null,
+    createdAt: now,
+    updatedAt: now,
+  };
 }
 
 async function writeAtomically(dir: string, name: string, data: string | Uint8Array): Promise<void> {
@@ -213,7 +266,7 @@ async function removeTempFiles(dir: string): Promise<void> {
 
 // job.json is ours, but a folder may have been edited by hand: anything that is not a plausible
 // record is treated as absent rather than trusted.
-function parseRecord(id: string, text: string): JobRecord | undefined {
+export function parseRecord(id: string, text: string): JobRecord | undefined {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -227,6 +280,7 @@ function parseRecord(id: string, text: string): JobRecord | undefined {
     && typeof record.mode === 'string' && isJobMode(record.mode)
     && typeof record.dialect === 'string'
     && (record.model === undefined || typeof record.model === 'string')
+    && (record.owner === undefined || typeof record.owner === 'string')
     && typeof record.state === 'string' && states.includes(record.state)
     && typeof record.parameters === 'object' && record.parameters !== null
     && Number.isSafeInteger(record.parameters.count)

@@ -13,8 +13,25 @@ const checkpointExtensions = ['.safetensors', '.gguf'];
 export interface ModelEntry {
   /** What clients call it: the path under --models without extension, or --model's file name without it. */
   name: string;
-  /** Absolute path of the checkpoint. */
+  /** Absolute path of the checkpoint (on the worker that offers it, with --redis; '' while none does). */
   path: string;
+  /** The file's SHA-256 in hex, when the worker that offers it has computed it. */
+  sha256?: string;
+}
+
+/** What the HTTP side asks of models: names, the default, and what is resident. Files or Redis. */
+export interface ModelCatalog {
+  /** Whether any model can be used (or may be offered later). */
+  readonly configured: boolean;
+  /** Every model offered, the default first, then by name. */
+  list(): Promise<ModelEntry[]>;
+  defaultModel(): Promise<ModelEntry | undefined>;
+  /** Makes `name` the default for requests that name no model (AUTOMATIC1111's options). */
+  setDefault(name: string): Promise<ModelEntry>;
+  /** Names currently resident. */
+  loadedNames(): string[];
+  /** The entry a client's name refers to; undefined or '' means the default. */
+  resolve(requested?: string): Promise<ModelEntry>;
 }
 
 export interface ModelRegistryOptions {
@@ -44,9 +61,9 @@ export class UnknownModelError extends Error {
 }
 
 export class NoModelError extends Error {
-  constructor() {
-    super('No model is configured, so this server cannot generate images; start it with '
-      + 'sdnode serve --model <checkpoint> or --models <folder>');
+  constructor(message = 'No model is configured, so this server cannot generate images; start it with '
+    + 'sdnode serve --model <checkpoint> or --models <folder>') {
+    super(message);
     this.name = 'NoModelError';
   }
 }
@@ -65,7 +82,7 @@ interface Resident {
   pinned: boolean;
 }
 
-export class ModelRegistry {
+export class ModelRegistry implements ModelCatalog {
   readonly #options: ModelRegistryOptions;
   readonly #resident = new Map<string, Resident>();
   readonly #waiters: (() => void)[] = [];
@@ -130,12 +147,9 @@ export class ModelRegistry {
       if (!fallback) throw new NoModelError();
       return fallback;
     }
-    const wanted = nameOf(requested.replace(/\s*\[[0-9a-f]{8,64}\]\s*$/i, '').trim()).replaceAll('\\', '/');
-    const exact = entries.find((entry) => entry.name === wanted);
-    if (exact) return exact;
-    const byBaseName = entries.filter((entry) => path.posix.basename(entry.name) === wanted);
-    if (byBaseName.length === 1) return byBaseName[0] as ModelEntry;
-    throw new UnknownModelError(requested, entries.map((entry) => entry.name));
+    const found = findModelEntry(entries, requested);
+    if (!found) throw new UnknownModelError(requested, entries.map((entry) => entry.name));
+    return found;
   }
 
   /** Loads the model if needed (waiting for a free slot) and holds it until `release()`. */
@@ -210,6 +224,23 @@ export class ModelRegistry {
   #wakeWaiters(): void {
     for (const wake of this.#waiters.splice(0)) wake();
   }
+}
+
+/**
+ * The entry a client's name refers to: the name itself, or with the file extension, or an
+ * AUTOMATIC1111 title ("v1-5.safetensors [6ce0161689]"), or a unique file name in a subfolder.
+ */
+export function findModelEntry(entries: readonly ModelEntry[], requested: string): ModelEntry | undefined {
+  const wanted = modelNameOf(requested);
+  const exact = entries.find((entry) => entry.name === wanted);
+  if (exact) return exact;
+  const byBaseName = entries.filter((entry) => path.posix.basename(entry.name) === wanted);
+  return byBaseName.length === 1 ? byBaseName[0] : undefined;
+}
+
+/** The name a client's model name, title or file name stands for: no extension, no hash, forward slashes. */
+export function modelNameOf(requested: string): string {
+  return nameOf(requested.replace(/\s*\[[0-9a-f]{8,64}\]\s*$/i, '').trim()).replaceAll('\\', '/');
 }
 
 function nameOf(checkpointPath: string): string {

@@ -9,18 +9,19 @@ import type { RequestHandler, Router } from 'express';
 import sharp from 'sharp';
 import type { z } from 'zod';
 
-import { parseParameters, readPngText, samplerDisplayNames, samplers, systemInfo } from '../../../lib/index.js';
+import { hiresUpscalerNames, parseParameters, readPngText, samplerDisplayNames, samplers, systemInfo } from '../../../lib/index.js';
 import type { ResponseSpec } from '../../http/api.js';
 import type { ServerContext } from '../../http/context.js';
 import { ApiError } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import type { FileHashes } from '../../models/hashes.js';
+import type { ModelEntry } from '../../models/registry.js';
 import { base64Image } from './images.js';
 import type { A1111Settings } from './mapping.js';
 import { optionsSchema, pngInfoResponseSchema, pngInfoSchema, sdModelSchema } from './schemas.js';
 
-/** The hires-fix upscalers the library has: latent interpolation modes and Lanczos on pixels. */
-export const latentUpscaleModes = ['Latent', 'Latent (antialiased)', 'Latent (bicubic)', 'Latent (nearest)', 'Latent (nearest-exact)'];
+/** The hires fix's latent interpolation modes (the library's other upscaler, Lanczos, works on pixels). */
+const latentUpscaleModes = hiresUpscalerNames.filter((name) => name.startsWith('Latent'));
 
 export interface InfoRouteOptions {
   tag: string;
@@ -43,12 +44,13 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
     });
   };
 
-  const title = async (name: string, file: string): Promise<string> => `${name}${path.extname(file)} [${await hashes.shortHash(file)}]`;
+  const title = async (entry: ModelEntry): Promise<string> =>
+    `${entry.name}${path.extname(entry.path)} [${entry.sha256?.slice(0, 10) ?? await hashes.shortHash(entry.path)}]`;
   const currentOptions = async () => {
     const model = await models.defaultModel();
     return {
       ...settings.other,
-      sd_model_checkpoint: model ? await title(model.name, model.path) : null,
+      sd_model_checkpoint: model ? await title(model) : null,
       CLIP_stop_at_last_layers: settings.clipSkip ?? 1,
       samples_format: settings.samplesFormat,
       sd_vae: 'Automatic',
@@ -89,7 +91,7 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
   list('sd-models', 'The checkpoints (hashing each file once, the first time)', undefined, async () => {
     const entries = await models.list();
     return Promise.all(entries.map(async (entry): Promise<z.output<typeof sdModelSchema>> => {
-      const sha256 = await hashes.sha256(entry.path);
+      const sha256 = entry.sha256 ?? await hashes.sha256(entry.path);
       return {
         title: `${entry.name}${path.extname(entry.path)} [${sha256.slice(0, 10)}]`,
         model_name: entry.name,

@@ -1,7 +1,7 @@
 // AUTOMATIC1111 ↔ jobs: its request fields to JobParameters (and the fields sdnode leaves aside,
 // reported, never silently dropped), and the `info` object of its answers.
 
-import { parseParameters, readPngText } from '../../../lib/index.js';
+import { hiresUpscalerNames, parseParameters, readPngText } from '../../../lib/index.js';
 import { ApiError } from '../../http/errors.js';
 import type { JobParameters } from '../../jobs/job.js';
 import { chosenSeed, multipleOf8, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
@@ -41,7 +41,7 @@ export function txt2imgParameters(body: Txt2ImgRequest, settings: A1111Settings)
       ...(sized
         ? { width: optionalSize('hr_resize_x', body.hr_resize_x), height: optionalSize('hr_resize_y', body.hr_resize_y) }
         : { scale: body.hr_scale }),
-      upscaler: body.hr_upscaler ?? 'Latent',
+      upscaler: hiresUpscaler(body.hr_upscaler),
       steps: body.hr_second_pass_steps > 0 ? body.hr_second_pass_steps : undefined,
       denoisingStrength: body.denoising_strength ?? 0.7,
       prompt: body.hr_prompt === '' ? undefined : body.hr_prompt,
@@ -113,6 +113,18 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
       && { seedResizeFromWidth: body.seed_resize_from_w, seedResizeFromHeight: body.seed_resize_from_h }),
   });
   return { parameters, checkpoint, ignored };
+}
+
+// A1111's "None" resizes the pixels without an upscaler model: Lanczos here. No name: its default, "Latent".
+function hiresUpscaler(name: string | null): string {
+  if (name === null || name.trim() === '') return 'Latent';
+  if (name.trim().toLowerCase() === 'none') return 'Lanczos';
+  const known = hiresUpscalerNames.find((upscaler) => upscaler.toLowerCase() === name.trim().toLowerCase());
+  if (!known) {
+    throw new ApiError(422, 'INVALID_PARAMETER', `Expected one of ${hiresUpscalerNames.join(', ')} for hr_upscaler but received ${name}`,
+      { param: 'hr_upscaler' });
+  }
+  return known;
 }
 
 function clipSkipValue(value: unknown): number {

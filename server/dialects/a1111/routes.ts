@@ -5,10 +5,9 @@ import express, { Router, type RequestHandler } from 'express';
 
 import { clientGone, watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
-import { ApiError, errorHandler, type ErrorShape } from '../../http/errors.js';
+import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import type { JobMode, JobRecord } from '../../jobs/job.js';
-import { JobAbandonedError } from '../../jobs/service.js';
 import type { Upload } from '../../jobs/store.js';
 import { FileHashes } from '../../models/hashes.js';
 import { packageVersion } from '../../version.js';
@@ -60,15 +59,10 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
     const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
     const checkpoint = await context.models.resolve(mapped.checkpoint);
     const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);
-    const modelHash = hashes.shortHash(checkpoint.path).catch(() => null);
+    const modelHash = checkpoint.sha256 !== undefined ? checkpoint.sha256.slice(0, 10) : hashes.shortHash(checkpoint.path).catch(() => null);
     const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });
-    let done;
-    try {
-      done = await jobs.wait(record.id, clientGone(res));
-    } catch (error) {
-      if (error instanceof JobAbandonedError) return;
-      throw error;
-    }
+    const done = await jobs.waitForClient(record.id, clientGone(res));
+    if (!done) return;
     // An interrupted job answers with the images it finished, as A1111 does.
     if (done.record.state === 'FAILED' && done.record.error?.code !== 'CANCELLED') throw failure(done.record);
     const images: Buffer[] = [];
@@ -135,20 +129,9 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
   router.use('/sdapi', (req, _res, next) => {
     next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see /docs`));
   });
-  router.use('/sdapi', errorHandler(context.log, a1111ErrorShape));
+  router.use('/sdapi', errorHandler(context.log, fastApiErrorShape));
   return router;
 }
-
-/** FastAPI's shapes: 422 with a `detail` list for invalid fields, `{ detail: message }` otherwise. */
-export const a1111ErrorShape: ErrorShape = (error) => {
-  if (error.status === 400 || error.status === 422) {
-    return {
-      status: 422,
-      body: { detail: [{ loc: ['body', ...(error.param ? error.param.split('.') : [])], msg: error.message, type: 'value_error' }] },
-    };
-  }
-  return { body: { detail: error.message } };
-};
 
 function failure(record: JobRecord): ApiError {
   const error = record.error ?? { code: 'GENERATION_FAILED', message: 'The generation failed' };

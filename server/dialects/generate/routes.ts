@@ -6,10 +6,9 @@ import express, { Router, type RequestHandler } from 'express';
 
 import { watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
-import { ApiError, errorHandler } from '../../http/errors.js';
+import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
-import { a1111ErrorShape } from '../a1111/routes.js';
 import { detailSchema } from '../a1111/schemas.js';
 import { generateParameters, imageGrid } from './mapping.js';
 import { generateResponseSchema, generateSchema } from './schemas.js';
@@ -70,6 +69,6 @@ function generateRouter(context: ServerContext): Router {
   }) satisfies RequestHandler);
 
   api.refuseOtherMethods(router, tag);
-  router.use('/generate', errorHandler(context.log, a1111ErrorShape));
+  router.use('/generate', errorHandler(context.log, fastApiErrorShape));
   return router;
 }

@@ -116,10 +116,10 @@ function m1Router(context: ServerContext): Router {
       }
       const n = imageFilePattern.exec(file)?.[1];
       const snapshot = await findJob(context, kind, id);
-      const imagePath = n === undefined ? undefined : await jobs.imageFile(snapshot.record.id, Number(n));
-      if (imagePath === undefined) throw new ApiError(404, 'IMAGE_NOT_FOUND', `Job ${id} has no image ${file} (yet)`);
-      // Images never change once written. The path is ours, so a dot-folder in --output is fine.
-      res.sendFile(imagePath, { dotfiles: 'allow', headers: { 'Cache-Control': 'public, max-age=31536000, immutable' } });
+      const image = n === undefined ? undefined : await jobs.image(snapshot.record.id, Number(n));
+      if (image === undefined) throw new ApiError(404, 'IMAGE_NOT_FOUND', `Job ${id} has no image ${file} (yet)`);
+      // Images never change once written.
+      res.type('png').set('Cache-Control', 'public, max-age=31536000, immutable').send(image);
     });
   }
   api.refuseOtherMethods(router, tag);

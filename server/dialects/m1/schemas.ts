@@ -3,6 +3,7 @@
 
 import { z } from 'zod';
 
+import { samplers, schedulers } from '../../../lib/index.js';
 import { formBoolean, formInteger, formNumber } from '../../http/schema.js';
 import { maxSeed } from '../../jobs/parameters.js';
 
@@ -31,8 +32,8 @@ function commonFields(kind: M1Kind) {
     width: formInteger('width', { min: 64, max: 2048 }, 'Width in pixels, a multiple of 8 (default 512, 768 for SD 2.x v-models)').optional(),
     height: formInteger('height', { min: 64, max: 2048 }, 'Height in pixels, a multiple of 8').optional(),
     cfg_scale: formNumber('cfg_scale', { min: 0, max: 30 }, 'Guidance scale; 1 disables guidance (default 7)').optional(),
-    sampler: z.string().optional().meta({ description: 'Sampler: euler_a, euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim, or an AUTOMATIC1111 name such as "DPM++ 2M Karras"' }),
-    scheduler: z.string().optional().meta({ description: 'Noise schedule: discrete, karras, exponential or lcm' }),
+    sampler: z.string().optional().meta({ description: `Sampler: ${samplers().join(', ')}, or an AUTOMATIC1111 name such as "DPM++ 2M Karras"` }),
+    scheduler: z.string().optional().meta({ description: `Noise schedule: ${schedulers().join(', ')}` }),
     vae_tiling: formBoolean('vae_tiling', 'Run the VAE in 512-pixel tiles: less memory for large images').optional(),
     model: z.string().optional().meta({ description: 'Checkpoint name from GET /models (sdnode extension); default: the server\'s default model' }),
   };

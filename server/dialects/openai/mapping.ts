@@ -8,7 +8,7 @@ import type { JobMode, JobParameters } from '../../jobs/job.js';
 import { chosenSeed, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
 import { presetSettings, type PresetSettings, type PresetTable } from '../../models/presets.js';
-import type { ModelEntry, ModelRegistry } from '../../models/registry.js';
+import type { ModelCatalog, ModelEntry } from '../../models/registry.js';
 import { UnknownModelError } from '../../models/registry.js';
 
 /** OpenAI's default model when a request names none. */
@@ -22,7 +22,7 @@ export interface Target {
 }
 
 /** A preset name, else a checkpoint name; a 404 naming both kinds of names otherwise. */
-export async function resolveTarget(models: ModelRegistry, presets: PresetTable, requested: string | undefined,
+export async function resolveTarget(models: ModelCatalog, presets: PresetTable, requested: string | undefined,
   variants: (string | undefined)[]): Promise<Target> {
   const id = requested ?? defaultModelName;
   const preset = presets[id];

@@ -189,10 +189,10 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
       throw new ApiError(403, 'INVALID_LINK', verdict === 'expired' ? 'This image link has expired (--url-ttl)' : 'This image link is not valid');
     }
     const match = /^([1-9]\d{0,5})\.(png|jpeg|webp)$/.exec(file);
-    const imagePath = match ? await jobs.imageFile(id, Number(match[1])) : undefined;
-    if (!match || imagePath === undefined) throw new ApiError(404, 'IMAGE_NOT_FOUND', `No image ${file} for ${id}`);
+    const png = match ? await jobs.image(id, Number(match[1])) : undefined;
+    if (!match || png === undefined) throw new ApiError(404, 'IMAGE_NOT_FOUND', `No image ${file} for ${id}`);
     const format = match[2] as OutputFormat;
-    const image = await encodeOutput(await jobs.readImage(id, Number(match[1])), format, undefined);
+    const image = await encodeOutput(png, format, undefined);
     res.type(contentTypes[format]).set('Cache-Control', 'private, max-age=3600').send(image);
   });
 

@@ -1,0 +1,268 @@
+// The public options of sdnode's calls, with their documentation: what users pass. lib/options.ts
+// checks them and fills in the defaults.
+import type { HiresUpscaler } from './hires.js';
+import type { SafetyChecker } from './safety-checker.js';
+
+/** How to load a model. */
+export interface LoadOptions {
+  /** Compute backend; 'auto' picks CUDA or Metal when compiled in and available, else the CPU. Default 'auto'. */
+  backend?: 'auto' | 'cpu' | 'metal' | 'cuda';
+  /** Worker threads for the CPU backend. Integer 1–1024, default the number of physical cores. */
+  threads?: number;
+  /** What the UNet predicts; 'auto' reads it from the checkpoint (SD 2.x 768 models are 'v'). Default 'auto'. */
+  prediction?: 'auto' | 'eps' | 'v';
+  /**
+   * Type the weight matrices are kept in: 'auto' keeps the checkpoint's (f16, or a GGUF's quantized
+   * types); 'f32' and 'f16' convert every matrix and convolution kernel; a quantized type ('q8_0',
+   * 'q4_0', …) quantizes f16/f32 matrices on load whose rows are whole blocks (32 values, 256 for
+   * the K-quants), leaving convolution kernels, embeddings and vectors as they are. Smaller types
+   * use less memory (see `ModelInfo.weightBytes`) at some cost in fidelity. Case-insensitive;
+   * default 'auto'.
+   */
+  weightType?: WeightType;
+}
+
+/** Resident types of the `weightType` load option. */
+export const weightTypes = [
+  'auto', 'f32', 'f16', 'q8_0', 'q6_k', 'q5_k', 'q5_1', 'q5_0', 'q4_k', 'q4_1', 'q4_0', 'q3_k', 'q2_k',
+] as const;
+
+export type WeightType = typeof weightTypes[number];
+
+/**
+ * Progress of a running call, reported after every sampling step. With `hires`, an image's steps
+ * are those of its first pass followed by those of its second: `step` / `steps` grows steadily over
+ * both, while `pass`, `passStep` and `passSteps` tell where within them the image is.
+ */
+/** Options of `convertModel()`. */
+export interface ConvertOptions {
+  /**
+   * Type of the weights in the written file, as the `weightType` load option: the file then holds
+   * exactly what `loadModel(input, { weightType })` keeps in memory, and loads without converting.
+   * 'auto' keeps the stored types (bf16 becomes f32). Case-insensitive; default 'auto'.
+   */
+  weightType?: WeightType;
+  /** Threads that quantize. Integer 1–1024, default the number of physical cores. */
+  threads?: number;
+  /** Replace `output` when it exists; otherwise that is an 'ERR_OUTPUT_EXISTS' error. Default false. */
+  overwrite?: boolean;
+  /** Stops the conversion before its next tensor; `output` is then left as it was. Rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** Called after each tensor is written. */
+  onProgress?: (progress: ConvertProgress) => void;
+}
+
+/** Progress of `convertModel()`. */
+export interface ConvertProgress {
+  /** Tensors written so far. Range 1–`tensors`. */
+  tensor: number;
+  /** Tensors the file gets. */
+  tensors: number;
+}
+
+export interface Progress {
+  /** Sampling step just finished, 1-based, counted over all of the image's passes. Range 1–`steps`. */
+  step: number;
+  /**
+   * Sampling steps each image takes: the first pass's (image-to-image may take fewer than the
+   * `steps` option, as `strength` skips some) plus, with `hires`, the second pass's.
+   */
+  steps: number;
+  /** Which pass the step belongs to: 'first', or 'hires' for the hires fix's second pass. */
+  pass: 'first' | 'hires';
+  /** Step just finished within its pass, 1-based. Range 1–`passSteps`. */
+  passStep: number;
+  /** Sampling steps of the current pass. */
+  passSteps: number;
+  /** Image being made, 0-based. Range 0–`images` − 1. */
+  image: number;
+  /** Images this call makes (its `count`). */
+  images: number;
+  /** Milliseconds since the call started running. */
+  elapsedMs: number;
+  /** A preview of the image at this step; present only on the steps `previews` / `previewEvery` ask for. */
+  preview?: Preview;
+}
+
+/**
+ * A cheap look at an image while it is made: the model's current estimate of the finished image
+ * (its denoised prediction at this step), projected from the latent to RGB by a fixed linear map
+ * (AUTOMATIC1111's "Approximate cheap") instead of the VAE. One pixel per latent cell, so 1/8 of the
+ * image's width and height (64×64 for 512×512), not upscaled; colours are approximate.
+ */
+export interface Preview {
+  /** PNG file bytes (8-bit RGB, no metadata). */
+  png: Buffer;
+  /** Width in pixels: the image's width / 8. */
+  width: number;
+  /** Height in pixels: the image's height / 8. */
+  height: number;
+  /** Sampling step it shows, 1-based; the same as the progress event's `step`. */
+  step: number;
+}
+
+/** Options of a text-to-image call; every image call takes these. */
+export interface ImageOptions {
+  /** What to draw, with AUTOMATIC1111 emphasis syntax: `(word)`, `[word]`, `(word:1.3)`; any length. Default ''. */
+  prompt?: string;
+  /** What to steer away from, same syntax as `prompt`. Default ''. */
+  negativePrompt?: string;
+  /** Image width in pixels. Multiple of 8, 64–2048; default 512 (768 for SD 2.x v-prediction models). */
+  width?: number;
+  /** Image height in pixels. Multiple of 8, 64–2048; default 512 (768 for SD 2.x v-prediction models). */
+  height?: number;
+  /** Sampling steps. Integer 1–150, default 20. */
+  steps?: number;
+  /** Classifier-free guidance scale; 1 disables guidance (no negative pass). Number 0–30, default 7. */
+  cfgScale?: number;
+  /**
+   * Sampler: an engine name (see `samplers()`) or an AUTOMATIC1111 name ("Euler a", "DPM++ 2M",
+   * "DPM++ 2M Karras" — a " Karras"/" Exponential" suffix sets `scheduler`), case-insensitive.
+   * Default 'euler_a'.
+   */
+  sampler?: string;
+  /** Noise schedule: 'discrete', 'karras', 'exponential' or 'lcm' (see `schedulers()`), case-insensitive. Default 'discrete' ('lcm' for the lcm sampler). */
+  scheduler?: string;
+  /** Seed of the first image; image i uses seed + i. Integer 0–4294967295; default a random one, reported in the result. */
+  seed?: number;
+  /**
+   * Variation seed of the first image (AUTOMATIC1111's subseed); image i uses subseed + i. Its noise
+   * is blended into the seed's by `subseedStrength`. Integer 0–4294967295; default a random one,
+   * reported in the result.
+   */
+  subseed?: number;
+  /**
+   * How far the initial noise moves from the seed's towards the subseed's, along the sphere as
+   * AUTOMATIC1111's slerp does: 0 is the seed's noise (the same image as without a subseed), 1 the
+   * subseed's (the subseed's own image with a non-ancestral sampler; ancestral samplers still draw
+   * their later noise from the seed). Number 0–1, default 0.
+   */
+  subseedStrength?: number;
+  /**
+   * Width in pixels to draw the noise at (AUTOMATIC1111's "Resize seed from width"): it is centred
+   * in the image's latent, or cropped to it, so a seed keeps roughly its picture at another size.
+   * Give it with `seedResizeFromHeight`. Multiple of 8, 64–2048; default none.
+   */
+  seedResizeFromWidth?: number;
+  /** Height in pixels to draw the noise at; see `seedResizeFromWidth`. Multiple of 8, 64–2048; default none. */
+  seedResizeFromHeight?: number;
+  /** Images to make. Integer 1–16, default 1. */
+  count?: number;
+  /**
+   * Random number generator: 'gpu' (torch's CUDA Philox, as AUTOMATIC1111 and stable-diffusion.cpp
+   * use by default) or 'cpu' (torch's CPU mt19937). Same seed, same image on every backend. Default 'gpu'.
+   */
+  rng?: 'gpu' | 'cpu';
+  /**
+   * CLIP "clip skip" as in AUTOMATIC1111: 1 uses the text encoder's last layer, 2 the one before it, …
+   * Integer 0–12; default 0, the family's own choice (SD 1.x last layer, SD 2.x penultimate).
+   */
+  clipSkip?: number;
+  /**
+   * Run the VAE in overlapping tiles of 512×512 pixels (64 latent cells, 128 pixels shared and
+   * cross-faded), as stable-diffusion.cpp's `--vae-tiling` does: the decoder (and, for image-to-image
+   * and inpainting, the encoder) then needs the memory of one tile at any size (a whole 1024×1024
+   * decode takes about 4 GB on the CPU), at the price of pixels slightly different from a whole-image
+   * pass and more time. Images up to 512×512 are the same either way. Default false.
+   */
+  vaeTiling?: boolean;
+  /**
+   * Seamless tiling: every padded convolution of the UNet and the VAE wraps around the image's
+   * edges (as AUTOMATIC1111's "Tiling" and stable-diffusion.cpp's `--circular`), so copies of the
+   * image placed side by side or above each other show no seam. Cannot be combined with `vaeTiling`.
+   * Default false.
+   */
+  tiling?: boolean;
+  /**
+   * Attach a `preview` to every step's progress event (see `Progress.preview`); needs `onProgress`.
+   * With `previewEvery` as well, that sets the interval. Default false.
+   */
+  previews?: boolean;
+  /**
+   * Attach a `preview` to every n-th step's progress event and always to each image's last step;
+   * implies `previews` (and `previews: false` with it is an error). Integer 1–1000; default none,
+   * or 1 when `previews` is true.
+   */
+  previewEvery?: number;
+  /**
+   * Checks every image with this safety checker (see `loadSafetyChecker()`); each result then
+   * carries `nsfw` and `safety`. Default none: images are not checked.
+   */
+  safetyChecker?: SafetyChecker;
+  /**
+   * What happens to an image the safety checker flags: 'filter' replaces its pixels with black, as
+   * the reference Stable Diffusion pipeline does; 'report' keeps them and only sets `nsfw`. Needs
+   * `safetyChecker`. Default 'filter'.
+   */
+  safetyCheck?: 'report' | 'filter';
+  /** Aborts the call: before it starts it never runs; while it runs it stops within one step. Rejects with an AbortError. */
+  signal?: AbortSignal;
+  /** Called after every sampling step, in order. */
+  onProgress?: (progress: Progress) => void;
+}
+
+/** Options of a text-to-image call: the image options and the hires fix. */
+export interface TextToImageOptions extends ImageOptions {
+  /**
+   * AUTOMATIC1111's hires fix: make the image at `width`×`height`, upscale it, then run an
+   * image-to-image pass at the larger size that adds detail. Text-to-image only. Default none.
+   */
+  hires?: HiresOptions;
+}
+
+/**
+ * The hires fix's second pass. Its size comes from `scale`, or from `width` and/or `height`
+ * (AUTOMATIC1111's hr_resize_x/y); sizes are rounded down to a multiple of 8.
+ */
+export interface HiresOptions {
+  /** Upscale factor of both sides, when neither `width` nor `height` is given. Number 1–8, default 2. */
+  scale?: number;
+  /**
+   * Final width in pixels. Alone, the height follows the aspect ratio; with `height` of another
+   * aspect ratio, the upscaled image covers both and its centre is cropped. Multiple of 8, 64–2048.
+   */
+  width?: number;
+  /** Final height in pixels; see `width`. Multiple of 8, 64–2048. */
+  height?: number;
+  /**
+   * How the first pass is enlarged: one of the latent modes (torch.nn.functional.interpolate on the
+   * latent, as AUTOMATIC1111: 'Latent' bilinear, 'Latent (antialiased)', 'Latent (bicubic)',
+   * 'Latent (bicubic antialiased)', 'Latent (nearest)', 'Latent (nearest-exact)') or 'Lanczos'
+   * (decode, resize the image with PIL's Lanczos filter, encode). Case-insensitive; default 'Latent'.
+   */
+  upscaler?: HiresUpscaler;
+  /** Steps the second pass runs; 0 runs as many as the first pass (`steps`). Integer 0–150, default 0. */
+  steps?: number;
+  /** How much the second pass changes the upscaled image. Number above 0 and at most 1, default 0.7. */
+  denoisingStrength?: number;
+  /** The second pass's prompt, same syntax as `prompt`. Default the call's `prompt`. */
+  prompt?: string;
+  /** The second pass's negative prompt. Default the call's `negativePrompt`. */
+  negativePrompt?: string;
+}
+
+/** An image file's contents (PNG, JPEG or WebP) or its path. */
+export type ImageInput = Buffer | Uint8Array | string;
+
+/** Options of an image-to-image call. */
+export interface ImageToImageOptions extends ImageOptions {
+  /**
+   * Starting image: PNG, JPEG or WebP bytes or a file path. Alpha is flattened onto black. An image
+   * of another size is scaled to cover `width`×`height` and centre-cropped (AUTOMATIC1111's "Crop and resize").
+   */
+  image: ImageInput;
+  /** How much to change the image ("denoising strength"): 0 keeps it, 1 replaces it. Number 0–1, default 0.75. */
+  strength?: number;
+}
+
+/** Options of an inpainting call. */
+export interface InpaintOptions extends ImageToImageOptions {
+  /**
+   * Where to repaint: white repaints, black keeps, grey in between. PNG, JPEG or WebP bytes or a file
+   * path, resized like `image`. A mask with transparency whose visible pixels all have one colour (a
+   * brush layer) is read from its alpha (opaque repaints); any other by its luminance, alpha flattened onto black.
+   */
+  mask: ImageInput;
+  /** Gaussian blur of the mask, soft edges; its sigma in pixels. Integer 0–64, default 4. */
+  maskBlur?: number;
+}

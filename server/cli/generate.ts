@@ -1,0 +1,245 @@
+// `sdnode generate`: images from the terminal, with the flags people know from stable-diffusion.cpp
+// (-p, -n, -W, -H, -s, -i, -o, --cfg-scale, --sampling-method, …). Everything goes through the
+// library's generate(), which checks the options before it loads the model; its messages are
+// reworded to name the flag instead of the option.
+
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { parseArgs } from 'node:util';
+import { generate, samplers, schedulers, weightTypes, type GenerateOptions, type GeneratedImage, type Progress } from '../../lib/index.js';
+import { InvalidFieldError, parseDecimal, parseInteger } from '../parse.js';
+import {
+  eitherFlag, errorMessage, interruptedExitCode, onInterrupt, oneOf, parseCommand, usageError,
+} from './common.js';
+import { writeImages } from './output-files.js';
+import { ProgressBar } from './progress-bar.js';
+
+const optionSpec = {
+  model: { type: 'string', short: 'm' },
+  prompt: { type: 'string', short: 'p' },
+  'negative-prompt': { type: 'string', short: 'n' },
+  width: { type: 'string', short: 'W' },
+  height: { type: 'string', short: 'H' },
+  steps: { type: 'string' },
+  'cfg-scale': { type: 'string' },
+  sampler: { type: 'string' },
+  'sampling-method': { type: 'string' },
+  scheduler: { type: 'string' },
+  seed: { type: 'string', short: 's' },
+  count: { type: 'string' },
+  'batch-count': { type: 'string', short: 'b' },
+  'init-img': { type: 'string', short: 'i' },
+  strength: { type: 'string' },
+  mask: { type: 'string' },
+  'mask-blur': { type: 'string' },
+  'vae-tiling': { type: 'boolean' },
+  rng: { type: 'string' },
+  'clip-skip': { type: 'string' },
+  'weight-type': { type: 'string' },
+  threads: { type: 'string', short: 't' },
+  backend: { type: 'string' },
+  prediction: { type: 'string' },
+  output: { type: 'string', short: 'o' },
+  overwrite: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof optionSpec }>>['values'];
+
+const help = 'sdnode generate --help';
+const defaultOutput = 'output.png';
+
+export const generateUsage = `Usage: sdnode generate -m <model> -p <prompt> [options]
+
+Makes images from the terminal and saves them as PNG (with the generation parameters in a
+"parameters" text chunk, as AUTOMATIC1111 writes them).
+
+  -m, --model <file>            Checkpoint (.safetensors or .gguf). Required.
+  -p, --prompt <text>           What to draw; (word:1.2) emphasis as in AUTOMATIC1111.
+  -n, --negative-prompt <text>  What to steer away from.
+  -W, --width <px>              Multiple of 8, 64–2048 (default 512; 768 for SD 2.x v-models).
+  -H, --height <px>             Multiple of 8, 64–2048 (default as --width).
+      --steps <n>               Sampling steps, 1–150 (default 20).
+      --cfg-scale <x>           Guidance scale, 0–30 (default 7; 1 disables the negative prompt).
+      --sampler <name>          ${samplers().join(', ')} or AUTOMATIC1111's names ("DPM++ 2M
+                                Karras"); default euler_a. Also --sampling-method.
+      --scheduler <name>        ${schedulers().join(', ')} (default discrete).
+  -s, --seed <n>                Seed of the first image, 0–4294967295; image i uses seed + i
+                                (default random, printed with each file).
+      --count <n>               Images to make, 1–16 (default 1). Also -b, --batch-count.
+  -i, --init-img <file>         Start from this image (PNG, JPEG, WebP): image-to-image.
+      --strength <x>            With -i: how much to change it, 0–1 (default 0.75).
+      --mask <file>             With -i: inpaint where the mask is white, keep where black.
+      --mask-blur <px>          With --mask: soft mask edges, 0–64 (default 4).
+      --vae-tiling              Decode in 512-pixel tiles: bounded memory for large images.
+      --rng <gpu|cpu>           Random numbers as torch on CUDA (default) or on the CPU.
+      --clip-skip <n>           1 = last text encoder layer, 2 = the one before, … (0–12).
+      --weight-type <type>      Convert the weights on load: ${weightTypes.join(', ')}.
+  -t, --threads <n>             CPU threads (default: physical cores).
+      --backend <name>          auto, cpu, metal or cuda (default auto).
+      --prediction <kind>       auto, eps or v (default auto).
+  -o, --output <file.png>       Where to save (default ${defaultOutput}). Several images get -1, -2, …
+                                Existing files are kept: a taken name moves to the next number.
+      --overwrite               Replace existing files instead.
+  -h, --help                    Show this help.
+
+Ctrl-C stops after the current step (exit code 130) and writes nothing.
+
+Example:
+  npx sdnode generate -m ./v1-5-pruned-emaonly.safetensors -p "a corgi in a field" --steps 20 -s 42 -o corgi.png`;
+
+// Library option → the flag that sets it, for rewording the library's messages.
+const flagOf: Readonly<Record<string, string>> = {
+  prompt: '--prompt', negativePrompt: '--negative-prompt', width: '--width', height: '--height', steps: '--steps',
+  cfgScale: '--cfg-scale', sampler: '--sampler', scheduler: '--scheduler', seed: '--seed', count: '--count',
+  image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', rng: '--rng',
+  clipSkip: '--clip-skip', weightType: '--weight-type', threads: '--threads', backend: '--backend', prediction: '--prediction',
+};
+
+/** Runs `sdnode generate` with the arguments after the command; resolves to the exit code. */
+export async function generateCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand('generate', argv, optionSpec, generateUsage);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  if (positionals.length > 0) {
+    return usageError(`Unexpected argument ${JSON.stringify(positionals[0])}; give the prompt with -p "…"`, help);
+  }
+  let options: GenerateOptions;
+  let output: string;
+  try {
+    options = await generateOptions(values);
+    output = await outputFile(values.output ?? defaultOutput);
+  } catch (error) {
+    if (error instanceof InvalidFieldError) return usageError(error.message, help);
+    throw error;
+  }
+  return run(options, output, values.overwrite === true);
+}
+
+async function run(options: GenerateOptions, output: string, overwrite: boolean): Promise<number> {
+  const controller = new AbortController();
+  const bar = new ProgressBar(process.stdout);
+  const removeHandlers = onInterrupt(() => {
+    bar.print('Stopping after the current step (Ctrl-C again to stop at once) …');
+    controller.abort();
+  });
+  // generate() checks the options before its first await, so a mistake rejects it before this
+  // notice is due: no "Loading" line above a usage error.
+  const notice = setImmediate(() => console.log(`Loading ${options.model as string} …`));
+  const started = Date.now();
+  let images: GeneratedImage[];
+  try {
+    images = await generate({ ...options, signal: controller.signal, onProgress: reportProgress(bar) });
+  } catch (error) {
+    clearImmediate(notice);
+    bar.clear();
+    if (controller.signal.aborted) {
+      console.error('sdnode: stopped by Ctrl-C; no images were written');
+      return interruptedExitCode;
+    }
+    if (error instanceof TypeError || error instanceof RangeError) return usageError(namingFlags(error.message), help);
+    console.error(`sdnode: ${errorMessage(error)}`);
+    return 1;
+  } finally {
+    removeHandlers();
+  }
+  bar.clear();
+  let written: string[];
+  try {
+    written = await writeImages(output, images.map((image) => image.png), overwrite);
+  } catch (error) {
+    console.error(`sdnode: cannot save the images as ${output}: ${errorMessage(error)}`);
+    return 1;
+  }
+  written.forEach((file, i) => console.log(`Saved ${file} (seed ${images[i]!.seed})`));
+  const seconds = (Date.now() - started) / 1000;
+  console.log(`${images.length} image${images.length === 1 ? '' : 's'} in ${seconds.toFixed(1)} s`);
+  return 0;
+}
+
+// A bar per step on a terminal; otherwise a line when each image has finished its steps.
+function reportProgress(bar: ProgressBar): (progress: Progress) => void {
+  return ({ step, steps, image, images, elapsedMs }) => {
+    const done = image * steps + step;
+    const secondsPerStep = elapsedMs / 1000 / done;
+    const label = `image ${image + 1}/${images}`;
+    if (bar.live) {
+      const rate = `${secondsPerStep.toFixed(2)} s/step`;
+      bar.draw({ label, done: step, total: steps, rate, etaSeconds: (images * steps - done) * secondsPerStep });
+    } else if (step === steps) {
+      console.log(`${label}: ${steps} steps, ${secondsPerStep.toFixed(2)} s/step, ${(elapsedMs / 1000).toFixed(1)} s so far`);
+    }
+  };
+}
+
+async function generateOptions(values: Values): Promise<GenerateOptions> {
+  if (values.model === undefined) throw new InvalidFieldError('--model', 'Missing --model <file>: the checkpoint to draw with');
+  const integer = (flag: string, text: string | undefined) =>
+    text === undefined ? undefined : parseInteger(flag, text, { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER });
+  const decimal = (flag: string, text: string | undefined) =>
+    text === undefined ? undefined : parseDecimal(flag, text, { min: -Number.MAX_VALUE, max: Number.MAX_VALUE });
+  const image = values['init-img'];
+  if (image === undefined) {
+    for (const flag of ['strength', 'mask', 'mask-blur'] as const) {
+      if (values[flag] !== undefined) throw new InvalidFieldError(`--${flag}`, `--${flag} needs a starting image: -i, --init-img <file>`);
+    }
+  }
+  if (values.mask === undefined && values['mask-blur'] !== undefined) {
+    throw new InvalidFieldError('--mask-blur', '--mask-blur needs --mask <file>');
+  }
+  await readable('--init-img', image);
+  await readable('--mask', values.mask);
+  const options: Record<string, unknown> = {
+    model: values.model,
+    prompt: values.prompt,
+    negativePrompt: values['negative-prompt'],
+    width: integer('--width', values.width),
+    height: integer('--height', values.height),
+    steps: integer('--steps', values.steps),
+    cfgScale: decimal('--cfg-scale', values['cfg-scale']),
+    sampler: eitherFlag(values, 'sampler', 'sampling-method'),
+    scheduler: values.scheduler,
+    seed: integer('--seed', values.seed),
+    count: integer('--count', eitherFlag(values, 'count', 'batch-count')),
+    image,
+    strength: decimal('--strength', values.strength),
+    mask: values.mask,
+    maskBlur: integer('--mask-blur', values['mask-blur']),
+    vaeTiling: values['vae-tiling'],
+    rng: values.rng,
+    clipSkip: integer('--clip-skip', values['clip-skip']),
+    weightType: values['weight-type']?.toLowerCase(),
+    threads: integer('--threads', values.threads),
+    backend: oneOf(values.backend, '--backend', ['auto', 'cpu', 'metal', 'cuda']),
+    prediction: oneOf(values.prediction, '--prediction', ['auto', 'eps', 'v']),
+  };
+  // generate() checks every value (rng, weightType, sampler names, ranges) before it loads anything.
+  return options as unknown as GenerateOptions;
+}
+
+async function readable(flag: string, file: string | undefined): Promise<void> {
+  if (file === undefined) return;
+  try {
+    await access(file);
+  } catch (error) {
+    throw new InvalidFieldError(flag, `Cannot read ${flag} ${file}: ${(error as NodeJS.ErrnoException).code ?? errorMessage(error)}`);
+  }
+}
+
+// A folder (existing, or written with a trailing slash) gets the default name inside it.
+async function outputFile(output: string): Promise<string> {
+  const isFolder = /[\\/]$/.test(output) || (await stat(output).catch(() => undefined))?.isDirectory() === true;
+  const file = isFolder ? path.join(output, defaultOutput) : output;
+  if (path.extname(file).toLowerCase() !== '.png') {
+    throw new InvalidFieldError('--output', `Expected a file name ending in .png for --output but received ${output} (sdnode writes PNG)`);
+  }
+  return file;
+}
+
+// "Expected integer between 1 and 150 for steps but received 0 of type number"
+//   → "Expected integer between 1 and 150 for --steps but received 0"
+function namingFlags(message: string): string {
+  return message
+    .replace(/ for (\w+) but received /, (whole, option: string) => (flagOf[option] ? ` for ${flagOf[option]} but received ` : whole))
+    .replace(/ of type \w+$/, '');
+}

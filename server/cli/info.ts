@@ -1,0 +1,93 @@
+// `sdnode info MODEL`: what a checkpoint is, as the engine reads it. Loads the model, so the
+// resident size is the real one (and --weight-type shows what a conversion on load would give).
+
+import path from 'node:path';
+import { loadModel, weightTypes, type Model, type ModelInfo } from '../../lib/index.js';
+import { InvalidFieldError, parseInteger } from '../parse.js';
+import { errorMessage, formatBytes, oneOf, parseCommand, usageError } from './common.js';
+
+const optionSpec = {
+  'weight-type': { type: 'string' },
+  prediction: { type: 'string' },
+  backend: { type: 'string' },
+  threads: { type: 'string', short: 't' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const help = 'sdnode info --help';
+const listedUnused = 10;
+
+export const infoUsage = `Usage: sdnode info <model> [options]
+
+Loads a checkpoint and tells what it is: family, prediction, default image size, the types its
+weights are stored in, their size in memory, and weights no part of the network used.
+
+      --weight-type <type>  Report the memory after converting on load: ${weightTypes.join(', ')}.
+      --prediction <kind>   auto, eps or v (default auto).
+      --backend <name>      auto, cpu, metal or cuda (default auto).
+  -t, --threads <n>         CPU threads for loading (default: physical cores).
+      --json                Print the library's ModelInfo as JSON.
+  -h, --help                Show this help.`;
+
+/** Runs `sdnode info` with the arguments after the command; resolves to the exit code. */
+export async function infoCommand(argv: string[]): Promise<number> {
+  const parsed = parseCommand('info', argv, optionSpec, infoUsage);
+  if (typeof parsed === 'number') return parsed;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1) {
+    return usageError(positionals.length === 0 ? 'Missing the model: sdnode info <model>' : `Unexpected argument ${positionals[1]}`, help);
+  }
+  let model: Model;
+  try {
+    const weightType = oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes);
+    model = await loadModel(positionals[0]!, {
+      weightType,
+      prediction: oneOf(values.prediction, '--prediction', ['auto', 'eps', 'v'] as const),
+      backend: oneOf(values.backend, '--backend', ['auto', 'cpu', 'metal', 'cuda'] as const),
+      threads: values.threads === undefined ? undefined : parseInteger('--threads', values.threads, { min: 1, max: 1024 }),
+    });
+  } catch (error) {
+    if (error instanceof InvalidFieldError) return usageError(error.message, help);
+    console.error(`sdnode: ${errorMessage(error)}`);
+    return 1;
+  }
+  try {
+    console.log(values.json ? JSON.stringify({ path: model.path, ...model.info }, null, 2) : describe(model, values['weight-type']));
+  } finally {
+    await model.close();
+  }
+  return 0;
+}
+
+function describe(model: Model, weightType: string | undefined): string {
+  const info = model.info;
+  const family = info.family === 'sd1' ? 'SD 1.x' : 'SD 2.x';
+  const rows: [string, string][] = [
+    ['file', `${formatBytes(info.fileBytes)}, ${info.format}`],
+    ['family', `${family}${info.inpainting ? ' inpainting (9-channel UNet)' : ''}`],
+    ['prediction', info.prediction === 'v' ? 'v (velocity)' : 'eps (noise)'],
+    ['default size', `${info.defaultWidth}×${info.defaultHeight}`],
+    ['stored as', storedTypes(info)],
+    ['in memory', `${formatBytes(info.weightBytes)} of weights on ${info.backend}`
+      + (weightType === undefined || weightType.toLowerCase() === 'auto' ? ' (as stored)' : ` (converted to ${weightType.toLowerCase()} on load)`)],
+    ['unused', unused(info.unusedTensors)],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return [path.basename(model.path), ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)].join('\n');
+}
+
+// "f16 (686 tensors), f32 (444 tensors)", most used first.
+function storedTypes(info: ModelInfo): string {
+  return Object.entries(info.storedTypes)
+    .sort(([, a], [, b]) => b - a)
+    .map(([type, count]) => `${type} (${count} tensor${count === 1 ? '' : 's'})`)
+    .join(', ');
+}
+
+function unused(names: string[]): string {
+  if (names.length === 0) return 'none: every weight is used';
+  const shown = names.slice(0, listedUnused).map((name) => `\n    ${name}`).join('');
+  const more = names.length > listedUnused ? `\n    … and ${names.length - listedUnused} more` : '';
+  return `${names.length} weight${names.length === 1 ? '' : 's'} no part of the network uses (ignored):${shown}${more}`;
+}

@@ -1,0 +1,146 @@
+// The task API's events, made from the job system's: pending (submitted), started, progress (step,
+// steps, preview blob), finished (result blob and the parameters used) and aborted (with a reason).
+// The latest event of each task is kept for GET /task/{id} and for websocket clients that connect
+// late; listeners receive the events of their own user's tasks.
+
+import { isFinished, type JobRecord } from '../../jobs/job.js';
+import type { QueueEvent } from '../../jobs/queue.js';
+import type { JobService } from '../../jobs/service.js';
+import { resultBlobId } from './blobs.js';
+import type { TaskEvent } from './schemas.js';
+
+export interface TaskInfo {
+  owner: string;
+  /** Base of absolute links (BASE_URL or the submitting request's origin). */
+  baseUrl: string;
+  /** What the client asked for, in the API's names, for `parameters_used`. */
+  parametersUsed: Record<string, unknown>;
+  warnings: string[];
+}
+
+type Listener = (event: TaskEvent) => void;
+
+export class TaskEventHub {
+  readonly #jobs: JobService;
+  readonly #dialect: string;
+  readonly #tasks = new Map<string, TaskInfo>();
+  readonly #latest = new Map<string, TaskEvent>();
+  readonly #listeners = new Map<Listener, string>();
+  readonly #unsubscribe: () => void;
+  #handling: Promise<void> = Promise.resolve();
+
+  constructor(jobs: JobService, dialect: string) {
+    this.#jobs = jobs;
+    this.#dialect = dialect;
+    // Handled one after another, so that events go out in the order they happened.
+    this.#unsubscribe = jobs.subscribe((event) => {
+      this.#handling = this.#handling.then(() => this.#onQueueEvent(event)).catch(() => {});
+    });
+  }
+
+  close(): void {
+    this.#unsubscribe();
+  }
+
+  /** A task was submitted. */
+  pending(record: JobRecord, info: TaskInfo): TaskEvent {
+    this.#tasks.set(record.id, info);
+    return this.#emit(record.id, { event_type: 'pending' });
+  }
+
+  /** A task was cancelled (DELETE): its aborted event, unless it had already ended. */
+  aborted(id: string, reason: string): void {
+    const latest = this.#latest.get(id);
+    if (latest?.event_type === 'finished' || latest?.event_type === 'aborted') return;
+    this.#emit(id, { event_type: 'aborted', reason });
+  }
+
+  /** The latest event of a task of `owner`, from memory or, after a restart, from the job's state. */
+  async latest(owner: string, id: string): Promise<TaskEvent | undefined> {
+    const snapshot = await this.#jobs.find(id);
+    if (!snapshot || snapshot.record.dialect !== this.#dialect || snapshot.record.owner !== owner) return undefined;
+    const known = this.#latest.get(id);
+    if (known) return known;
+    const { record } = snapshot;
+    const timestamp = record.updatedAt;
+    if (record.state === 'COMPLETE') return { ...this.#finished(record, snapshot.imagesDone), timestamp };
+    if (record.state === 'FAILED') return { event_type: 'aborted', task_id: id, timestamp, reason: record.error?.message ?? 'failed' };
+    return { event_type: record.state === 'QUEUED' ? 'pending' : 'started', task_id: id, timestamp };
+  }
+
+  /** Calls `listener` with every event of `owner`'s tasks; first the latest of each unfinished one. */
+  async listen(owner: string, listener: Listener): Promise<() => void> {
+    for (const record of await this.#jobs.list()) {
+      if (record.dialect !== this.#dialect || record.owner !== owner || isFinished(record.state)) continue;
+      const latest = await this.latest(owner, record.id);
+      if (latest) listener(latest);
+    }
+    this.#listeners.set(listener, owner);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async #onQueueEvent(event: QueueEvent): Promise<void> {
+    const info = await this.#info(event.jobId);
+    if (!info) return;
+    const latest = this.#latest.get(event.jobId);
+    switch (event.type) {
+      case 'progress':
+        if (event.progress.step === undefined) {
+          if (latest?.event_type === 'pending' || latest === undefined) this.#emit(event.jobId, { event_type: 'started' });
+          return;
+        }
+        this.#emit(event.jobId, {
+          event_type: 'progress',
+          step: event.progress.step,
+          steps: event.progress.steps,
+          ...((await this.#jobs.preview(event.jobId)) && { preview_blob_url: `${info.baseUrl}/blob/${resultBlobId(event.jobId, 'preview')}` }),
+        });
+        return;
+      case 'settled': {
+        const snapshot = await this.#jobs.find(event.jobId);
+        if (!snapshot) return;
+        if (snapshot.record.state === 'COMPLETE') {
+          this.#emit(event.jobId, this.#finished(snapshot.record, snapshot.imagesDone));
+        } else if (snapshot.record.state === 'FAILED') {
+          this.aborted(event.jobId, snapshot.record.error?.message ?? 'The task failed');
+        }
+        return;
+      }
+      default:
+    }
+  }
+
+  #finished(record: JobRecord, imagesDone: number): Omit<TaskEvent, 'timestamp'> {
+    const info = this.#tasks.get(record.id);
+    const base = info?.baseUrl ?? '';
+    const urls = Array.from({ length: imagesDone }, (_, i) => `${base}/blob/${resultBlobId(record.id, i + 1)}`);
+    return {
+      event_type: 'finished',
+      task_id: record.id,
+      blob_url: urls[0] ?? '',
+      blob_urls: urls,
+      parameters_used: { ...info?.parametersUsed, seed: record.parameters.seed, safety_filter: false },
+      warnings: info?.warnings ?? [],
+    };
+  }
+
+  async #info(id: string): Promise<TaskInfo | undefined> {
+    const known = this.#tasks.get(id);
+    if (known) return known;
+    const snapshot = await this.#jobs.find(id);
+    if (!snapshot || snapshot.record.dialect !== this.#dialect || snapshot.record.owner === undefined) return undefined;
+    const info: TaskInfo = { owner: snapshot.record.owner, baseUrl: '', parametersUsed: {}, warnings: [] };
+    this.#tasks.set(id, info);
+    return info;
+  }
+
+  #emit(id: string, fields: Omit<TaskEvent, 'task_id' | 'timestamp'>): TaskEvent {
+    const event: TaskEvent = { ...fields, task_id: id, timestamp: new Date().toISOString() } as TaskEvent;
+    this.#latest.set(id, event);
+    const owner = this.#tasks.get(id)?.owner;
+    for (const [listener, listenerOwner] of this.#listeners) {
+      if (listenerOwner === owner) listener(event);
+    }
+    return event;
+  }
+}

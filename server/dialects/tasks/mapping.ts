@@ -1,0 +1,101 @@
+// Task API ↔ jobs: parameters to JobParameters, and `initial_image` / `mask` references (blob
+// ids, this server's blob URLs, and URLs of hosts allowed with --allow-fetch) to uploads.
+
+import { ApiError } from '../../http/errors.js';
+import { imageUpload } from '../../http/uploads.js';
+import type { JobMode, JobParameters } from '../../jobs/job.js';
+import { chosenSeed, multipleOf8, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import type { Upload } from '../../jobs/store.js';
+import type { BlobStore } from './blobs.js';
+import type { TaskParameters, TaskType } from './schemas.js';
+
+export const modeByTaskType: Readonly<Record<TaskType, JobMode>> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint' };
+
+export function jobParameters(type: TaskType, p: TaskParameters): JobParameters {
+  return withoutUndefined({
+    prompt: p.prompt,
+    negativePrompt: p.negative_prompt,
+    count: 1,
+    seed: chosenSeed(p.seed),
+    steps: p.steps ?? 20,
+    cfgScale: p.guidance ?? 7.5,
+    ...samplerFields(p.scheduler, undefined, { sampler: 'scheduler', scheduler: 'scheduler' }),
+    width: multipleOf8('width', p.width ?? (type === 'txt2img' ? 512 : undefined)),
+    height: multipleOf8('height', p.height ?? (type === 'txt2img' ? 512 : undefined)),
+    strength: type === 'txt2img' ? undefined : (p.strength ?? 0.8),
+  });
+}
+
+export interface ImageSources {
+  blobs: BlobStore;
+  owner: string;
+  /** This server's own origin(s), whose /blob/<id> URLs are read from the blob store. */
+  ownOrigins: string[];
+  /** Hosts whose URLs may be fetched (--allow-fetch). */
+  allowFetch: string[];
+  maxBytes: number;
+}
+
+/** The uploads a task of this type needs, from its references; 422s naming the field otherwise. */
+export async function taskUploads(type: TaskType, p: TaskParameters, sources: ImageSources):
+  Promise<Partial<Record<'image' | 'mask', Upload>>> {
+  if (type === 'txt2img') return {};
+  if (p.initial_image === undefined) throw new ApiError(422, 'INVALID_PARAMETER', `initial_image is required for ${type}`, { param: 'initial_image' });
+  const image = await resolveImage('initial_image', p.initial_image, sources);
+  if (type === 'img2img') return { image };
+  if (p.mask === undefined) throw new ApiError(422, 'INVALID_PARAMETER', 'mask is required for inpaint', { param: 'mask' });
+  return { image, mask: await resolveImage('mask', p.mask, sources) };
+}
+
+async function resolveImage(field: string, reference: string, sources: ImageSources): Promise<Upload> {
+  let url: URL | undefined;
+  try {
+    url = new URL(reference);
+  } catch {
+    url = undefined;
+  }
+  const blobId = url === undefined ? reference : ownBlobId(url, sources.ownOrigins);
+  if (blobId !== undefined) {
+    const blob = await sources.blobs.get(sources.owner, blobId);
+    if (!blob) throw new ApiError(422, 'INVALID_PARAMETER', `${field}: no blob ${JSON.stringify(blobId)} of yours on this server`, { param: field });
+    return imageUpload(field, blob.data);
+  }
+  if (url === undefined) throw new ApiError(422, 'INVALID_PARAMETER', `${field} must be a blob id or URL`, { param: field });
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !sources.allowFetch.includes(url.host)) {
+    throw new ApiError(422, 'INVALID_PARAMETER',
+      `${field}: this server does not fetch ${url.protocol === 'file:' ? 'file: URLs' : `from ${url.host}`}; upload the image with POST /blob`
+      + ' and pass its blob id (or start the server with --allow-fetch <host>)', { param: field });
+  }
+  return imageUpload(field, await fetchLimited(field, url, sources.maxBytes));
+}
+
+function ownBlobId(url: URL, ownOrigins: string[]): string | undefined {
+  const match = /^\/blob\/([A-Za-z0-9_-]+)$/.exec(url.pathname);
+  return match && ownOrigins.includes(url.origin) ? match[1] : undefined;
+}
+
+// Redirects are followed only within the same host, a few times; the body is cut at the limit.
+async function fetchLimited(field: string, url: URL, maxBytes: number): Promise<Buffer> {
+  let current = url;
+  for (let hop = 0; hop < 3; hop++) {
+    const response = await fetch(current, { redirect: 'manual', signal: AbortSignal.timeout(15_000) }).catch((error: unknown) => {
+      throw new ApiError(422, 'FETCH_FAILED', `${field}: could not fetch ${current.href}: ${error instanceof Error ? error.message : String(error)}`, { param: field });
+    });
+    if (response.status >= 300 && response.status < 400) {
+      const next = new URL(response.headers.get('location') ?? '', current);
+      if (next.host !== url.host) throw new ApiError(422, 'FETCH_FAILED', `${field}: ${current.href} redirects to another host`, { param: field });
+      current = next;
+      continue;
+    }
+    if (!response.ok || !response.body) throw new ApiError(422, 'FETCH_FAILED', `${field}: ${current.href} answered ${response.status}`, { param: field });
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of response.body) {
+      size += chunk.byteLength;
+      if (size > maxBytes) throw new ApiError(413, 'UPLOAD_TOO_LARGE', `${field}: ${current.href} is larger than the upload limit`, { param: field });
+      chunks.push(Buffer.from(chunk));
+    }
+    return Buffer.concat(chunks);
+  }
+  throw new ApiError(422, 'FETCH_FAILED', `${field}: too many redirects at ${url.href}`, { param: field });
+}

@@ -1,0 +1,109 @@
+// Users and tokens of the task API, configured by the environment variables its users know:
+// SECRET_KEY signs HS256 JWTs; ENABLE_PUBLIC_ACCESS=1 lets requests without a token through (and
+// enables POST /token/all); ENABLE_SIGNUP=1 enables POST /user. Passwords are kept only as salted
+// scrypt hashes, in users.json under --output, written atomically.
+
+import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+import { jwtVerify, SignJWT } from 'jose';
+
+const scryptAsync = promisify(scrypt) as (password: string, salt: Buffer, length: number) => Promise<Buffer>;
+
+export interface TaskAuthSettings {
+  /** SECRET_KEY; without it a random key is made per start (tokens then end with the process). */
+  secretKey?: string;
+  enablePublicAccess: boolean;
+  enableSignup: boolean;
+  printLinkWithToken: boolean;
+  /** BASE_URL: the start of every absolute link; default the request's own host. */
+  baseUrl?: string;
+  /** Token lifetime in seconds. */
+  tokenTtlSeconds: number;
+}
+
+/** The name a token made by POST /token/all carries. */
+export const publicUser = 'all';
+
+interface StoredUser {
+  salt: string;
+  hash: string;
+  createdAt: string;
+}
+
+export class UserStore {
+  readonly #file: string;
+  #users: Record<string, StoredUser> | undefined;
+
+  constructor(outputDir: string) {
+    this.#file = path.join(path.resolve(outputDir), 'users.json');
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return (await this.#load())[name] !== undefined;
+  }
+
+  /** Adds a user; false when the name is taken. */
+  async add(name: string, password: string): Promise<boolean> {
+    const users = await this.#load();
+    if (users[name]) return false;
+    const salt = randomBytes(16);
+    const hash = await scryptAsync(password, salt, 64);
+    users[name] = { salt: salt.toString('base64'), hash: hash.toString('base64'), createdAt: new Date().toISOString() };
+    await this.#save(users);
+    return true;
+  }
+
+  async verify(name: string, password: string): Promise<boolean> {
+    const user = (await this.#load())[name];
+    // Unknown users cost a hash too, so timing does not say which names exist.
+    const salt = user ? Buffer.from(user.salt, 'base64') : randomBytes(16);
+    const hash = await scryptAsync(password, salt, 64);
+    return user !== undefined && timingSafeEqual(hash, Buffer.from(user.hash, 'base64'));
+  }
+
+  async #load(): Promise<Record<string, StoredUser>> {
+    if (this.#users) return this.#users;
+    try {
+      this.#users = (JSON.parse(await readFile(this.#file, 'utf8')) as { users: Record<string, StoredUser> }).users;
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
+      this.#users = {};
+    }
+    return this.#users;
+  }
+
+  async #save(users: Record<string, StoredUser>): Promise<void> {
+    await mkdir(path.dirname(this.#file), { recursive: true });
+    const temp = `${this.#file}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(temp, JSON.stringify({ users }, null, 2), { mode: 0o600 });
+    await rename(temp, this.#file);
+  }
+}
+
+export class Tokens {
+  readonly #key: Uint8Array;
+  readonly #ttlSeconds: number;
+
+  constructor(secretKey: string | undefined, ttlSeconds: number) {
+    this.#key = secretKey === undefined ? randomBytes(32) : new TextEncoder().encode(secretKey);
+    this.#ttlSeconds = ttlSeconds;
+  }
+
+  issue(user: string): Promise<string> {
+    return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(user).setIssuedAt()
+      .setExpirationTime(`${this.#ttlSeconds}s`).sign(this.#key);
+  }
+
+  /** The user a valid, unexpired token names; undefined for anything else. */
+  async user(token: string): Promise<string | undefined> {
+    try {
+      const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] });
+      return typeof payload.sub === 'string' ? payload.sub : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}

@@ -1,0 +1,100 @@
+// How the server loads a checkpoint or a safety checker: the library's loaders with the CLI's
+// engine options, and one line saying what was loaded. Shared by `sdnode serve` and `sdnode worker`.
+
+import path from 'node:path';
+
+import { loadModel, loadSafetyChecker, type LoadOptions, type Model } from '../../lib/index.js';
+import type { ImageModel } from '../jobs/runner.js';
+import type { ImageSafetyChecker } from '../jobs/safety.js';
+import { ModelRegistry } from './registry.js';
+
+export interface EngineOptions {
+  threads?: number;
+  backend?: LoadOptions['backend'];
+  prediction?: LoadOptions['prediction'];
+  weightType?: LoadOptions['weightType'];
+}
+
+export function modelLoader(options: EngineOptions, log: (line: string) => void): (checkpointPath: string) => Promise<ImageModel> {
+  return async (checkpointPath) => {
+    const model = await loadModel(checkpointPath, {
+      ...(options.backend !== undefined && { backend: options.backend }),
+      ...(options.threads !== undefined && { threads: options.threads }),
+      ...(options.prediction !== undefined && { prediction: options.prediction }),
+      ...(options.weightType !== undefined && { weightType: options.weightType }),
+    });
+    log(describeModel(model));
+    return model;
+  };
+}
+
+export interface ModelSources extends EngineOptions {
+  modelPath?: string;
+  modelsDir?: string;
+  model?: ImageModel;
+  maxLoaded?: number;
+  loadModel?: (checkpointPath: string) => Promise<ImageModel>;
+}
+
+/**
+ * The registry of --model and --models, with the default model loaded before the caller goes on:
+ * a bad checkpoint stops the start.
+ */
+async function openModels(sources: ModelSources, log: (line: string) => void): Promise<ModelRegistry> {
+  const models = new ModelRegistry({
+    dir: sources.modelsDir,
+    defaultPath: sources.modelPath,
+    preloaded: sources.model,
+    maxLoaded: sources.maxLoaded ?? 1,
+    load: sources.loadModel ?? modelLoader(sources, log),
+    log,
+  });
+  const defaultModel = sources.model === undefined && sources.modelPath !== undefined ? await models.defaultModel() : undefined;
+  if (defaultModel) (await models.acquire(defaultModel)).release();
+  return models;
+}
+
+export interface SafetyCheckerSource extends EngineOptions {
+  /** Safety checker file (--safety-checker), loaded at start. */
+  safetyCheckerPath?: string;
+  /** A safety checker already loaded; the caller keeps it. Takes the place of safetyCheckerPath. */
+  safetyChecker?: ImageSafetyChecker;
+}
+
+export interface OpenedSafetyChecker {
+  checker?: ImageSafetyChecker;
+  /** Frees the checker this function loaded; one the caller gave stays open. */
+  close(): Promise<void>;
+}
+
+/** openModels, then openSafetyChecker; a checker that fails to load closes the models first. */
+export async function openModelsAndChecker(sources: ModelSources & SafetyCheckerSource, log: (line: string) => void):
+Promise<{ models: ModelRegistry; safety: OpenedSafetyChecker }> {
+  const models = await openModels(sources, log);
+  try {
+    return { models, safety: await openSafetyChecker(sources, log) };
+  } catch (error) {
+    await models.closeAll();
+    throw error;
+  }
+}
+
+/** The safety checker of --safety-checker, loaded before the caller goes on: a bad file stops the start. */
+async function openSafetyChecker(source: SafetyCheckerSource, log: (line: string) => void): Promise<OpenedSafetyChecker> {
+  if (source.safetyChecker !== undefined) return { checker: source.safetyChecker, close: async () => {} };
+  if (source.safetyCheckerPath === undefined) return { close: async () => {} };
+  const checker = await loadSafetyChecker(source.safetyCheckerPath, {
+    ...(source.backend !== undefined && { backend: source.backend }),
+    ...(source.threads !== undefined && { threads: source.threads }),
+  });
+  log(`Loaded safety checker ${path.basename(checker.path)} (${checker.info.concepts} concepts) on ${checker.info.backend}`);
+  return { checker, close: () => checker.close() };
+}
+
+// "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu".
+function describeModel(model: Model): string {
+  const { family, prediction, inpainting, weightBytes, backend } = model.info;
+  const kind = `${family === 'sd1' ? 'SD 1.x' : 'SD 2.x'}${inpainting ? ' inpainting' : ''}`;
+  return `Loaded ${path.basename(model.path)}: ${kind}, ${prediction} prediction, `
+    + `${(weightBytes / 2 ** 20).toFixed(weightBytes < 2 ** 30 ? 1 : 0)} MB of weights on ${backend}`;
+}

@@ -1,0 +1,177 @@
+// Models with --redis: API processes have no model files; workers offer theirs in Redis.
+//
+//   <prefix>:workers       set of worker ids
+//   <prefix>:worker:<id>   JSON WorkerOffer, expiring unless the worker renews it (its heartbeat),
+//                          so a dead worker's models disappear on their own
+//   <prefix>:default-model the default chosen through AUTOMATIC1111's options
+//
+// The listings show what live workers offer. A request naming no model gets the default chosen
+// through the options, else the API process's --model name (queued even while no worker offers
+// it: one may start; the queue fails it after --no-worker-timeout), else the only model offered.
+
+import { hostname } from 'node:os';
+
+import type { RedisConnection, RedisKeys } from '../jobs/redis.js';
+import { InvalidFieldError } from '../parse.js';
+import { findModelEntry, modelNameOf, NoModelError, UnknownModelError, type ModelCatalog, type ModelEntry } from './registry.js';
+
+/** What one worker process tells the others about itself. */
+export interface WorkerOffer {
+  id: string;
+  host: string;
+  pid: number;
+  /** Jobs it runs at once. */
+  concurrency: number;
+  models: ModelEntry[];
+  /** Names it has loaded now. */
+  loaded: string[];
+}
+
+/** Heartbeats: a worker is listed while its offer is renewed within this time. */
+export const offerTtlMs = 6000;
+export const heartbeatMs = 2000;
+/** Listings are read from Redis at most this often. */
+const cacheMs = 250;
+
+export class WorkerDirectory {
+  readonly #connection: RedisConnection;
+  readonly #keys: RedisKeys;
+  #cached: { at: number; offers: Promise<WorkerOffer[]> } | undefined;
+
+  constructor(connection: RedisConnection, keys: RedisKeys) {
+    this.#connection = connection;
+    this.#keys = keys;
+  }
+
+  /** The offers of the workers alive now; forgets the ids of the dead. `fresh` skips the cache. */
+  live(fresh = false): Promise<WorkerOffer[]> {
+    const now = Date.now();
+    if (!fresh && this.#cached && now - this.#cached.at < cacheMs) return this.#cached.offers;
+    const offers = this.#read();
+    this.#cached = { at: now, offers };
+    offers.catch(() => {
+      if (this.#cached?.offers === offers) this.#cached = undefined;
+    });
+    return offers;
+  }
+
+  /** Publishes (or renews) a worker's offer. */
+  async advertise(offer: WorkerOffer): Promise<void> {
+    await this.#connection.call((redis) => redis.multi()
+      .sadd(this.#keys.workers, offer.id)
+      .set(this.#keys.worker(offer.id), JSON.stringify(offer), 'PX', offerTtlMs)
+      .exec());
+  }
+
+  async withdraw(id: string): Promise<void> {
+    await this.#connection.call((redis) => redis.multi().srem(this.#keys.workers, id).del(this.#keys.worker(id)).exec());
+  }
+
+  async #read(): Promise<WorkerOffer[]> {
+    return this.#connection.call(async (redis) => {
+      const ids = await redis.smembers(this.#keys.workers);
+      if (ids.length === 0) return [];
+      const texts = await redis.mget(ids.map((id) => this.#keys.worker(id)));
+      const dead = ids.filter((_id, i) => texts[i] === null);
+      if (dead.length > 0) await redis.srem(this.#keys.workers, ...dead);
+      return texts.filter((text): text is string => text !== null).map((text) => JSON.parse(text) as WorkerOffer);
+    });
+  }
+}
+
+/** A worker id that says where it runs: host, pid and a random part. */
+export function newWorkerId(): string {
+  return `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+export interface RemoteModelRegistryOptions {
+  /** The API process's --model: a name (or a file name; its extension is dropped). */
+  defaultName?: string;
+}
+
+export class RemoteModelRegistry implements ModelCatalog {
+  readonly configured = true;
+  readonly #directory: WorkerDirectory;
+  readonly #connection: RedisConnection;
+  readonly #keys: RedisKeys;
+  readonly #defaultName: string | undefined;
+  #loaded: string[] = [];
+
+  constructor(directory: WorkerDirectory, connection: RedisConnection, keys: RedisKeys, options: RemoteModelRegistryOptions = {}) {
+    this.#directory = directory;
+    this.#connection = connection;
+    this.#keys = keys;
+    this.#defaultName = options.defaultName === undefined ? undefined : modelNameOf(options.defaultName);
+  }
+
+  /** Every model some live worker offers: the default first, then by name. */
+  async list(fresh = false): Promise<ModelEntry[]> {
+    let offers = await this.#directory.live(fresh);
+    // Nothing cached may only mean a worker came up since: that case is worth a fresh look.
+    if (offers.length === 0 && !fresh) offers = await this.#directory.live(true);
+    this.#loaded = [...new Set(offers.flatMap((offer) => offer.loaded))].sort();
+    const byName = new Map<string, ModelEntry>();
+    for (const entry of offers.flatMap((offer) => offer.models)) {
+      const known = byName.get(entry.name);
+      if (!known || (known.sha256 === undefined && entry.sha256 !== undefined)) byName.set(entry.name, entry);
+    }
+    const defaultName = await this.#chosenDefault() ?? this.#defaultName;
+    return [...byName.values()].sort((a, b) =>
+      Number(b.name === defaultName) - Number(a.name === defaultName) || a.name.localeCompare(b.name));
+  }
+
+  /** The default if some worker offers it; undefined when none does or several models leave it open. */
+  async defaultModel(): Promise<ModelEntry | undefined> {
+    const name = await this.#chosenDefault() ?? this.#defaultName;
+    const pick = (entries: ModelEntry[]): ModelEntry | undefined => (name !== undefined
+      ? entries.find((entry) => entry.name === name)
+      : entries.length === 1 ? entries[0] : undefined);
+    return pick(await this.list()) ?? pick(await this.list(true));
+  }
+
+  async setDefault(name: string): Promise<ModelEntry> {
+    let entries = await this.list();
+    if (!findModelEntry(entries, name)) entries = await this.list(true);
+    const entry = findModelEntry(entries, name);
+    if (!entry) throw new UnknownModelError(name, entries.map((known) => known.name));
+    await this.#connection.call((redis) => redis.set(this.#keys.defaultModel, entry.name));
+    return entry;
+  }
+
+  /** What the workers have loaded, as of the last listing. */
+  loadedNames(): string[] {
+    return this.#loaded;
+  }
+
+  async resolve(requested?: string): Promise<ModelEntry> {
+    try {
+      return await this.#resolveIn(await this.list(), requested);
+    } catch (error) {
+      // A worker that started within the listing cache's lifetime is not missed: look again.
+      if (!(error instanceof NoModelError || error instanceof UnknownModelError)) throw error;
+      return this.#resolveIn(await this.list(true), requested);
+    }
+  }
+
+  async #resolveIn(entries: ModelEntry[], requested?: string): Promise<ModelEntry> {
+    if (requested === undefined || requested.trim() === '') {
+      const name = await this.#chosenDefault() ?? this.#defaultName;
+      if (name !== undefined) return entries.find((entry) => entry.name === name) ?? { name, path: '' };
+      if (entries.length === 1) return entries[0] as ModelEntry;
+      if (entries.length === 0) {
+        throw new NoModelError('No worker offers a model now, so no image can be made; start one with '
+          + 'sdnode worker --redis <url> --models <folder>');
+      }
+      throw new InvalidFieldError('model', `Several models are offered (${entries.map((entry) => entry.name).join(', ')}); name one in the request`);
+    }
+    const found = findModelEntry(entries, requested);
+    if (found) return found;
+    // The configured default is queued even while no worker offers it.
+    if (this.#defaultName !== undefined && modelNameOf(requested) === this.#defaultName) return { name: this.#defaultName, path: '' };
+    throw new UnknownModelError(requested, entries.map((entry) => entry.name));
+  }
+
+  async #chosenDefault(): Promise<string | undefined> {
+    return (await this.#connection.call((redis) => redis.get(this.#keys.defaultModel))) ?? undefined;
+  }
+}
