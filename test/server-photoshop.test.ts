@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import t from 'tap';
 
-import { loadSafetyChecker } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
-import { writeTinySafetyChecker } from './fixtures/safety-checker.js';
+import { loadTinySafetyCheckers } from './fixtures/safety-checker.js';
 import { FakeModel, getJson, solidPng, startTestServer } from './server-helpers.js';
 
 interface PhotoshopBody {
@@ -198,12 +197,7 @@ t.test('with API keys the generation routes need one, and say so in the plug-in\
 });
 
 t.test('with a safety checker nsfw is its verdict, and a flagged image comes back black', async (t) => {
-  const always = await loadSafetyChecker(await writeTinySafetyChecker(fixtures, { thresholds: 'always' }));
-  const never = await loadSafetyChecker(await writeTinySafetyChecker(fixtures, { thresholds: 'never' }));
-  t.teardown(async () => {
-    await always.close();
-    await never.close();
-  });
+  const { always, never } = await loadTinySafetyCheckers(t, fixtures);
   const flagged = await startTestServer(t, { model: new FakeModel(), safetyChecker: always });
   const { status, body } = await postForm(`${flagged.url}/txt2img`, { ...quick, seed: 200, num_outputs: 2, width: 64, height: 64 });
   t.equal(status, 200);

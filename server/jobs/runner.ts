@@ -43,6 +43,8 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
       if (record.state !== 'IN_PROGRESS') await store.setState(record.id, 'IN_PROGRESS');
       const inputs = await readInputs(store, record);
       const lease = await models.acquire(await models.resolve(record.model));
+      // Previews are not checked: a job whose images the checker may black out shows none.
+      const jobPreviewEvery = record.parameters.safetyCheck === 'filter' && safetyChecker ? 0 : previewEvery;
       release = lease.release;
       // Files are numbered 1, 2, … in the order images finish; a skipped image leaves no file, so
       // after a skip the file number runs behind the image index (and its seed).
@@ -56,7 +58,7 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
         const signal = job.imageSignal();
         let png: Buffer;
         try {
-          png = await generateImage(lease.model, record, inputs, index, signal, previewEvery, (progress) => {
+          png = await generateImage(lease.model, record, inputs, index, signal, jobPreviewEvery, (progress) => {
             job.reportProgress({
               currentImageIndex: index, currentImageProgress: progress.step / progress.steps, totalImages, step: progress.step, steps: progress.steps,
             });

@@ -48,6 +48,22 @@ export async function screenImage(png: Buffer, mode: SafetyCheckMode, checker: I
   return insertPngText(stored, safetyKeyword, JSON.stringify(verdict));
 }
 
+/** What a dialect answers about a job's images: `nsfw` per image (null: not checked) and, when any was not checked, why. */
+export interface SafetyVerdicts {
+  nsfw: (boolean | null)[];
+  warning?: string;
+}
+
+/** The verdicts of the images of a job that asked for a check (JobParameters.safetyCheck). */
+export function safetyVerdicts(pngs: readonly Buffer[]): SafetyVerdicts {
+  const verdicts = pngs.map((png) => imageSafety(png) ?? notChecked);
+  const unchecked = verdicts.find((verdict) => verdict.nsfw === null);
+  return {
+    nsfw: verdicts.map((verdict) => verdict.nsfw),
+    ...(unchecked?.nsfw === null && { warning: `nsfw is null: ${unchecked.reason}` }),
+  };
+}
+
 /** The verdict stored in a job's PNG; undefined when the job asked for no check. */
 export function imageSafety(png: Buffer): ImageSafety | undefined {
   const text = readPngText(png)[safetyKeyword];

@@ -10,7 +10,7 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, methodNotAllowed, type ErrorShape } from '../../http/errors.js';
 import { formFields, parseWith } from '../../http/schema.js';
 import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
-import { imageSafety } from '../../jobs/safety.js';
+import { safetyVerdicts } from '../../jobs/safety.js';
 import { InvalidFieldError } from '../../parse.js';
 import { photoshopJob, type PhotoshopRoute } from './mapping.js';
 import { failureSchema, imagesResponseSchema, img2imgSchema, maskingSchema, pingSchema, txt2imgSchema } from './schemas.js';
@@ -77,14 +77,14 @@ function photoshopRouter(context: ServerContext): Router {
       const record = await jobs.submit({ ...job, dialect: tag, model: checkpoint.name });
       const images = await imagesWhenDone(context, record, res);
       if (!images) return;
+      const { nsfw, warning } = safetyVerdicts(images);
       const answers = images.map((png, i) => ({
         base64: png.toString('base64'),
         seed: record.parameters.seed + i,
         mimetype: 'image/png' as const,
-        nsfw: imageSafety(png)?.nsfw ?? null,
+        nsfw: nsfw[i] ?? null,
       }));
-      const unchecked = images.map(imageSafety).find((safety) => safety?.nsfw === null);
-      res.json({ status: 'success', images: answers, ...(unchecked?.nsfw === null && { warning: `nsfw is null: ${unchecked.reason}` }) });
+      res.json({ status: 'success', images: answers, ...(warning !== undefined && { warning }) });
     }) satisfies RequestHandler);
   }
 
