@@ -114,6 +114,8 @@ export interface NativeRequest {
   seedResizeHeight?: number;
   /** Convolutions pad circularly, so the image tiles seamlessly. Not with vaeTiling. Absent: false. */
   tiling?: boolean;
+  /** inpaint: what the masked region's latent starts from: 'original' | 'noise' | 'zeros'. Absent: 'original'. */
+  maskedStart?: string;
   /** txt2img only: the hires fix's second pass. Absent: none. */
   hires?: NativeHires;
 }

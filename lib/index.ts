@@ -14,9 +14,9 @@ export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.j
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
-  Preview, Progress, TextToImageOptions, WeightType,
+  MaskedStart, Preview, Progress, TextToImageOptions, WeightType,
 } from './option-types.js';
-export { weightTypes } from './option-types.js';
+export { maskedStarts, weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';
 export { insertPngText, readPngText } from './png-metadata.js';
 export { parseParameters, type ParsedParameters } from './parameters-text.js';

@@ -265,4 +265,17 @@ export interface InpaintOptions extends ImageToImageOptions {
   mask: ImageInput;
   /** Gaussian blur of the mask, soft edges; its sigma in pixels. Integer 0–64, default 4. */
   maskBlur?: number;
+  /**
+   * What the masked region starts from before it is noised to `strength` (AUTOMATIC1111's "Masked
+   * content"): 'original' the image's own latent; 'noise' random noise from the image's seed ("latent
+   * noise"); 'zeros' an empty latent ("latent nothing"). 'noise' and 'zeros' let the prompt replace
+   * what was there, best with `strength` near 1 (at lower strengths the start shows through). Pixels
+   * outside the mask stay as they were either way. Default 'original'.
+   */
+  maskedStart?: MaskedStart;
 }
+
+/** Values of the `maskedStart` inpainting option. */
+export const maskedStarts = ['original', 'noise', 'zeros'] as const;
+
+export type MaskedStart = typeof maskedStarts[number];

@@ -7,7 +7,7 @@ import { randomInt } from 'node:crypto';
 import type { NativeRequest } from '../bindings/native.js';
 import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 import {
-  weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type WeightType,
+  maskedStarts, weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type WeightType,
 } from './option-types.js';
 import { SafetyChecker } from './safety-checker.js';
 import {
@@ -84,7 +84,7 @@ const hiresOptionKeys = [
 const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   txt2img: [...imageOptionKeys, 'hires'],
   img2img: [...imageOptionKeys, 'image', 'strength'],
-  inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur'],
+  inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
 export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType'] as const;
 
@@ -129,6 +129,7 @@ export function normalizeImageOptions(
       vaeTiling: boolean(o.vaeTiling, 'vaeTiling', false),
       tiling: seamlessTiling(o.tiling, o.vaeTiling),
       previewEvery: previewInterval(o.previews, o.previewEvery),
+      maskedStart: mode === 'inpaint' ? oneOf(o.maskedStart, 'maskedStart', maskedStarts, 'original') : 'original',
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),

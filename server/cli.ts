@@ -11,6 +11,7 @@ import { convertCommand } from './cli/convert.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
+import { checkApiPrefix } from './http/api-prefix.js';
 import { collectApiKeys } from './http/auth.js';
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
 import { redisDisplayUrl } from './jobs/redis.js';
@@ -24,6 +25,7 @@ const optionSpec = {
   'max-loaded': { type: 'string' },
   'api-key': { type: 'string', multiple: true },
   'api-auth': { type: 'string' },
+  'api-prefix': { type: 'string' },
   api: { type: 'string' },
   presets: { type: 'string' },
   'allow-fetch': { type: 'string' },
@@ -90,6 +92,9 @@ Serve options:
                            /docs and /openapi.json stay open.
       --api-auth <u:p,…>   HTTP basic auth for the AUTOMATIC1111 API (/sdapi), as A1111's own
                            --api-auth; bearer keys from --api-key work there too.
+      --api-prefix <path>  Serve every route under this path, e.g. /sd: POST /sd/sdapi/v1/txt2img,
+                           /sd/text-to-image, /sd/docs, /sd/health, the web page at /sd/; the URLs
+                           in answers carry it too (for a reverse proxy that forwards /sd unchanged).
       --presets <file>     JSON file mapping OpenAI model names (dall-e-3, …) to generation settings
                            in AUTOMATIC1111's field names (see the README).
       --allow-fetch <hosts> Hosts (host[:port], comma-separated) whose image URLs the task API may
@@ -294,6 +299,7 @@ function serverOptions(values: CliValues): ServerOptions {
     apiKeys: collectApiKeys(values['api-key'] ?? [], process.env.SDNODE_API_KEYS),
     apiAuth: values['api-auth'] === undefined ? undefined : apiAuthPairs(values['api-auth']),
     apis: apis?.filter(isDialectName),
+    apiPrefix: values['api-prefix'] === undefined ? undefined : apiPrefixOption(values['api-prefix']),
     presets: values.presets,
     urlTtlSeconds: int('url-ttl', 1, 365 * 24 * 3600),
     allowFetch: values['allow-fetch']?.split(',').map((host) => host.trim()).filter((host) => host !== ''),
@@ -385,6 +391,14 @@ function taskSettingsFromEnvironment(env: NodeJS.ProcessEnv): ServerOptions['tas
     enableSignup: flag('ENABLE_SIGNUP'),
     printLinkWithToken: flag('PRINT_LINK_WITH_TOKEN'),
   };
+}
+
+function apiPrefixOption(text: string): string {
+  try {
+    return checkApiPrefix(text, '--api-prefix');
+  } catch (error) {
+    throw new InvalidFieldError('--api-prefix', error instanceof Error ? error.message : String(error));
+  }
 }
 
 function apiAuthPairs(text: string): string[] {

@@ -11,6 +11,7 @@ import type { LoadOptions } from '../lib/index.js';
 import { dialectNames, selectDialects, type DialectName } from './dialects/index.js';
 import type { TaskAuthSettings } from './dialects/tasks/users.js';
 import { ApiRegistry } from './http/api.js';
+import { checkApiPrefix } from './http/api-prefix.js';
 import { createApp } from './http/app.js';
 import { ApiKeys } from './http/auth.js';
 import type { ServerContext, WriteLine } from './http/context.js';
@@ -45,6 +46,12 @@ export interface ServerOptions {
   port?: number;
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
+  /**
+   * Path every route is served under (APIs, /docs, /openapi.json, /health, the web page), e.g. '/sd':
+   * then POST /sd/sdapi/v1/txt2img, and the URLs in answers start with /sd. Starts with /, no
+   * trailing slash, letters, digits, - . _ ~ in its segments. Default none.
+   */
+  apiPrefix?: string;
   /** Jobs generated at the same time. Default 1. */
   concurrency?: number;
   /** Folder holding one sub-folder per job. Default ./output. */
@@ -119,7 +126,7 @@ export interface JobSystem {
 }
 
 export interface RunningServer {
-  /** Base URL, e.g. http://127.0.0.1:8888 */
+  /** Base URL of the routes, e.g. http://127.0.0.1:8888 (with apiPrefix '/sd': http://127.0.0.1:8888/sd). */
   url: string;
   server: http.Server | https.Server;
   /** Jobs resumed or deleted from an earlier run. */
@@ -139,6 +146,7 @@ export interface RunningServer {
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const log = options.log ?? ((line: string) => console.log(line));
+  const apiPrefix = checkApiPrefix(options.apiPrefix ?? '', 'apiPrefix');
   const system = options.redis !== undefined ? await redisJobSystem(options.redis, options, log) : await embeddedJobSystem(options, log);
   const { store, queue, models } = system;
   const tls = options.cert !== undefined || options.key !== undefined ? await readTls(options) : undefined;
@@ -155,6 +163,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     maxUploadBytes: Math.round((options.maxUploadMb ?? 20) * 1024 * 1024),
     acceptingJobs: () => accepting,
     log,
+    apiPrefix,
   };
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
@@ -195,7 +204,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     })();
     return closing;
   };
-  const url = serverUrl(server, tls !== undefined);
+  const url = serverUrl(server, tls !== undefined) + apiPrefix;
   const welcome = (await Promise.all(dialects.map((dialect) => dialect.welcome?.(url) ?? Promise.resolve([])))).flat();
   return { url, server, unfinished, jobsLocation: store.location, presetWarnings: presets.warnings, welcome, close };
 }

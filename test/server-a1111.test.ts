@@ -169,9 +169,46 @@ t.test('img2img: data-URL images, resize modes, masks, fill and inpaint-only-mas
   t.equal(pixels[0], 7, 'inside the mask the model\'s pixels are pasted');
   const fill = await post(url, 'img2img', { prompt: 'x', init_images: [photo], mask, steps: 1, width: 64, height: 64, inpainting_fill: 0 });
   t.equal(fill.status, 200);
-  for (const masked of [2, 3]) {
-    const refused = await post(url, 'img2img', { prompt: 'x', init_images: [photo], mask, inpainting_fill: masked });
-    t.equal(refused.status, 422, `inpainting_fill ${masked}`);
+  t.notOk('maskedStart' in model.calls[1]!, 'inpainting_fill 1 starts from the original latent');
+  for (const [fillValue, maskedStart] of [[2, 'noise'], [3, 'zeros']] as const) {
+    const answer = await post(url, 'img2img', { prompt: 'x', init_images: [photo], mask, steps: 1, width: 64, height: 64, inpainting_fill: fillValue });
+    t.equal(answer.status, 200, `inpainting_fill ${fillValue}`);
+    t.match(model.calls.at(-1), { method: 'inpaint', maskedStart }, `inpainting_fill ${fillValue} asks for ${maskedStart}`);
+  }
+});
+
+t.test('inpainting_fill 2 (latent noise) and 3 (latent nothing) repaint the mask differently and keep the rest', async (t) => {
+  const dir = outputTestdir(t);
+  const { url } = await startTestServer(t, { modelPath: await writeTinyCheckpoint(dir), outputDir: path.join(dir, 'out') });
+  const size = 64;
+  const photoRaw = Buffer.from(Array.from({ length: size * size * 3 }, (_, i) => (i * 37) % 256));
+  const photo = (await sharp(photoRaw, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer()).toString('base64');
+  const maskRaw = Buffer.alloc(size * size);
+  for (let i = 0; i < maskRaw.length; i++) maskRaw[i] = i % size < size / 2 ? 255 : 0;
+  const mask = (await sharp(maskRaw, { raw: { width: size, height: size, channels: 1 } }).png().toBuffer()).toString('base64');
+  const inpaint = async (fillValue: number): Promise<Buffer> => {
+    const answer = await post(url, 'img2img', {
+      prompt: 'a stone tower', init_images: [photo], mask, inpainting_fill: fillValue, mask_blur: 0, steps: 3, width: size,
+      height: size, seed: 11, denoising_strength: 0.8,
+    });
+    t.equal(answer.status, 200, `inpainting_fill ${fillValue}`);
+    const png = Buffer.from(answer.body.images?.[0] ?? '', 'base64');
+    if (fillValue >= 2) {
+      t.match(info(answer).infotexts, [new RegExp(`Masked content: ${fillValue === 2 ? 'latent noise' : 'latent nothing'}`)]);
+    }
+    return sharp(png).raw().toBuffer();
+  };
+  const original = await inpaint(1);
+  for (const fillValue of [2, 3]) {
+    const out = await inpaint(fillValue);
+    let keptDiffering = 0;
+    let maskedDiffering = 0;
+    for (let i = 0; i < out.length; i++) {
+      if (Math.floor(i / 3) % size < size / 2) maskedDiffering += out[i] !== original[i] ? 1 : 0;
+      else keptDiffering += out[i] !== photoRaw[i] ? 1 : 0;
+    }
+    t.equal(keptDiffering, 0, `inpainting_fill ${fillValue}: every unmasked byte is the input's`);
+    t.ok(maskedDiffering > (size * size * 3) / 8, `inpainting_fill ${fillValue}: the masked half differs from fill 1 (${maskedDiffering} bytes)`);
   }
 });
 

@@ -51,6 +51,7 @@ t.test('an unknown option or a malformed number is a usage error with exit code 
     [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111, tasks, photoshop, generate for --api but received m1,sdapi/],
     [['--max-loaded', '0'], /between 1 and 64 for --max-loaded/],
     [['--url-ttl', 'soon'], /Expected an integer for --url-ttl/],
+    [['--api-prefix', 'sd/'], /Expected a path such as \/sd for --api-prefix .* but received "sd\/"/],
   ];
   for (const [args, message] of cases) {
     const { code, output } = await runMain(t, args);

@@ -185,6 +185,16 @@ t.test('other methods on the generation paths are left to the rest of the server
   t.match(alone.body, { error: { code: 'NOT_FOUND' } });
 });
 
+t.test('under --api-prefix the plug-in\'s routes live below the prefix', async (t) => {
+  const { url } = await startTestServer(t, { model: new FakeModel(), apiPrefix: '/sd' });
+  t.match(url, /\/sd$/, 'the server\'s URL ends with the prefix');
+  t.same((await getJson(`${url}/ping`)).body, { status: 'success' });
+  const made = await postForm(`${url}/txt2img`, { ...quick, width: 64, height: 64 });
+  t.equal(made.status, 200);
+  t.equal(made.body.images?.length, 1);
+  t.equal((await getJson(`${url.replace(/\/sd$/, '')}/ping`)).status, 404, 'nothing at the root');
+});
+
 t.test('with API keys the generation routes need one, and say so in the plug-in\'s shape', async (t) => {
   const { url } = await startTestServer(t, { model: new FakeModel(), apiKeys: ['secret'] });
   const refused = await postForm(`${url}/txt2img`, quick);

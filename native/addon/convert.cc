@@ -107,12 +107,14 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   if (!o.Get("vaeTiling").IsUndefined()) r.vaeTiling = boolField(o, "vaeTiling");
   // Optional: callers from before previews existed get none.
   if (!o.Get("previewEvery").IsUndefined()) r.previewEvery = intField(o, "previewEvery");
-  // Optional, as vaeTiling: absent means no variation seed, no seed resize, no tiling, no hires fix.
+  // Optional, as vaeTiling: absent means no variation seed, no seed resize, no tiling, the original
+  // latent under the mask, no hires fix.
   if (!o.Get("subseed").IsUndefined()) r.subseed = seedField(o, "subseed");
   if (!o.Get("subseedStrength").IsUndefined()) r.subseedStrength = static_cast<float>(numberField(o, "subseedStrength"));
   if (!o.Get("seedResizeWidth").IsUndefined()) r.seedResizeWidth = intField(o, "seedResizeWidth");
   if (!o.Get("seedResizeHeight").IsUndefined()) r.seedResizeHeight = intField(o, "seedResizeHeight");
   if (!o.Get("tiling").IsUndefined()) r.tiling = boolField(o, "tiling");
+  if (!o.Get("maskedStart").IsUndefined()) r.maskedStart = stringField(o, "maskedStart");
   const Napi::Value hires = o.Get("hires");
   if (!hires.IsUndefined()) {
     if (!hires.IsObject()) badField(o.Env(), "hires", "an object");

@@ -134,6 +134,11 @@ struct Request {
   std::vector<uint8_t> image;  // RGB, width*height*3 (img2img, inpaint)
   std::vector<uint8_t> mask;   // width*height, 255 = repaint (inpaint)
   float strength = 0.75f;
+  // What the masked region's latent starts from before it is noised to the strength's first step
+  // (AUTOMATIC1111's "Masked content"): original (the input image's latent) | noise (the image's
+  // seed's noise, as a fresh generator draws it first) | zeros. Inpaint only; the unmasked region
+  // always keeps the input's latent.
+  std::string maskedStart = "original";
   // Run the VAE (decode, and encode for img2img / inpaint) in overlapping tiles of 512 pixels:
   // memory bounded by one tile at any size, pixels a little different from a whole-image pass
   // (images up to one tile: identical).

@@ -158,6 +158,7 @@ async function generateImage(
         ...options,
         ...strength,
         ...(p.maskBlur !== undefined && { maskBlur: p.maskBlur }),
+        ...(p.maskedStart !== undefined && { maskedStart: p.maskedStart }),
         image,
         mask,
       }));

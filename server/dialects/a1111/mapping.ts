@@ -59,11 +59,9 @@ export function img2imgParameters(body: Img2ImgRequest, settings: A1111Settings)
   if (body.mask !== null) {
     parameters.maskBlur = body.mask_blur ?? Math.max(body.mask_blur_x, body.mask_blur_y);
     if (body.inpaint_full_res === true || body.inpaint_full_res === 1) parameters.inpaintRegionPadding = body.inpaint_full_res_padding;
-    if (body.inpainting_fill === 2 || body.inpainting_fill === 3) {
-      throw new ApiError(422, 'INVALID_PARAMETER',
-        'inpainting_fill 2 (latent noise) and 3 (latent nothing) are not supported yet; use 0 (fill) or 1 (original)',
-        { param: 'inpainting_fill' });
-    }
+    // 0 (fill) is done on the pixels before the job (see routes.ts); 1 is the original latent.
+    if (body.inpainting_fill === 2) parameters.maskedStart = 'noise';
+    if (body.inpainting_fill === 3) parameters.maskedStart = 'zeros';
   }
   if (body.initial_noise_multiplier !== null && body.initial_noise_multiplier !== 1) mapped.ignored.push('initial_noise_multiplier');
   if (body.image_cfg_scale !== null) mapped.ignored.push('image_cfg_scale');

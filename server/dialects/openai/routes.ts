@@ -40,7 +40,7 @@ export function openaiDialect(context: ServerContext, options: OpenAiOptions): D
 function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
   const { api, keys, jobs, models } = context;
   const { presets } = options;
-  const urls = new ResultUrls(options.urlSecret, options.urlTtlSeconds);
+  const urls = new ResultUrls(options.urlSecret, options.urlTtlSeconds, context.apiPrefix);
   const router = Router();
   const errors = {
     400: { description: 'invalid_request_error: the message and param name the field', schema: openaiErrorSchema },
@@ -200,7 +200,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
 
   api.refuseOtherMethods(router, tag);
   router.use('/v1', (req, _res, next) => {
-    next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see /docs`));
+    next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see ${context.apiPrefix}/docs`));
   });
   router.use('/v1', errorHandler(context.log, openaiErrorShape));
   return router;

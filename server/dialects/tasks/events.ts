@@ -12,7 +12,10 @@ import type { TaskEvent } from './schemas.js';
 
 export interface TaskInfo {
   owner: string;
-  /** Base of absolute links (BASE_URL or the submitting request's origin). */
+  /**
+   * Base of the links (BASE_URL or the submitting request's origin, with the --api-prefix); for a
+   * task of an earlier run, just the prefix.
+   */
   baseUrl: string;
   /** What the client asked for, in the API's names, for `parameters_used`. */
   parametersUsed: Record<string, unknown>;
@@ -24,15 +27,17 @@ type Listener = (event: TaskEvent) => void;
 export class TaskEventHub {
   readonly #jobs: JobService;
   readonly #dialect: string;
+  readonly #apiPrefix: string;
   readonly #tasks = new Map<string, TaskInfo>();
   readonly #latest = new Map<string, TaskEvent>();
   readonly #listeners = new Map<Listener, string>();
   readonly #unsubscribe: () => void;
   #handling: Promise<void> = Promise.resolve();
 
-  constructor(jobs: JobService, dialect: string) {
+  constructor(jobs: JobService, dialect: string, apiPrefix: string) {
     this.#jobs = jobs;
     this.#dialect = dialect;
+    this.#apiPrefix = apiPrefix;
     // Handled one after another, so that events go out in the order they happened.
     this.#unsubscribe = jobs.subscribe((event) => {
       this.#handling = this.#handling.then(() => this.#onQueueEvent(event)).catch(() => {});
@@ -115,7 +120,7 @@ export class TaskEventHub {
   // it when no safety checker was loaded, with a warning saying so.
   async #finished(record: JobRecord, imagesDone: number): Promise<Omit<TaskEvent, 'timestamp'>> {
     const info = this.#tasks.get(record.id);
-    const base = info?.baseUrl ?? '';
+    const base = info?.baseUrl ?? this.#apiPrefix;
     const urls = Array.from({ length: imagesDone }, (_, i) => `${base}/blob/${resultBlobId(record.id, i + 1)}`);
     const safety = record.parameters.safetyCheck === undefined
       ? undefined
@@ -138,7 +143,7 @@ export class TaskEventHub {
     if (known) return known;
     const snapshot = await this.#jobs.find(id);
     if (!snapshot || snapshot.record.dialect !== this.#dialect || snapshot.record.owner === undefined) return undefined;
-    const info: TaskInfo = { owner: snapshot.record.owner, baseUrl: '', parametersUsed: {}, warnings: [] };
+    const info: TaskInfo = { owner: snapshot.record.owner, baseUrl: this.#apiPrefix, parametersUsed: {}, warnings: [] };
     this.#tasks.set(id, info);
     return info;
   }

@@ -34,7 +34,7 @@ export function tasksDialect(context: ServerContext, options: TasksOptions): Dia
   const users = new UserStore(options.outputDir);
   const tokens = new Tokens(options.secretKey, options.tokenTtlSeconds);
   const blobs = new BlobStore(options.outputDir, context.jobs);
-  const hub = new TaskEventHub(context.jobs, tag);
+  const hub = new TaskEventHub(context.jobs, tag, context.apiPrefix);
   const identify = userOf(context, options, tokens);
   const authenticate = (req: Request) => identify({
     authorization: req.get('authorization'), token: typeof req.query.token === 'string' ? req.query.token : undefined,
@@ -43,7 +43,7 @@ export function tasksDialect(context: ServerContext, options: TasksOptions): Dia
     name: tag,
     description: 'The task API: synchronous GET /txt2img, tasks with websocket events, blobs, users and tokens',
     router: () => tasksRouter(context, options, { users, tokens, blobs, hub, authenticate }),
-    attach: (server: Server) => attachEventSocket(server, hub, identify),
+    attach: (server: Server) => attachEventSocket(server, `${context.apiPrefix}/events`, hub, identify),
     close: async () => hub.close(),
     welcome: async (baseUrl: string) => (options.printLinkWithToken
       ? [`Open: ${options.baseUrl?.replace(/\/$/, '') ?? baseUrl}/txt2img?prompt=corgi&token=${await tokens.issue(publicUser)}`]
@@ -85,14 +85,16 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
     401: { description: 'No valid token', schema: eventSchema.pick({ reason: true }) },
     422: { description: 'FastAPI\'s detail list naming the field' },
   };
-  const base = (req: Request): string => options.baseUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+  // BASE_URL is the public address as clients reach it (with any --api-prefix); without it, this request's.
+  const ownBase = (req: Request): string => `${req.protocol}://${req.get('host') ?? 'localhost'}${context.apiPrefix}`;
+  const base = (req: Request): string => options.baseUrl?.replace(/\/$/, '') ?? ownBase(req);
   const submit = async (req: Request, res: Response, type: TaskType, parameters: TaskParameters) => {
     if (!context.acceptingJobs()) throw new ApiError(503, 'SHUTTING_DOWN', 'The server is shutting down; retry later');
     const owner = user(res);
     const jobParams = jobParameters(type, parameters);
     const checkpoint = await models.resolve(parameters.model);
     const uploads = await taskUploads(type, parameters, {
-      blobs, owner, ownOrigins: [base(req), `${req.protocol}://${req.get('host') ?? ''}`], allowFetch: options.allowFetch,
+      blobs, owner, ownBases: [base(req), ownBase(req)], allowFetch: options.allowFetch,
       maxBytes: context.maxUploadBytes,
     });
     const record = await jobs.submit({ mode: modeByTaskType[type], dialect: tag, model: checkpoint.name, owner, parameters: jobParams, uploads });
