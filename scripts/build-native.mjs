@@ -10,7 +10,7 @@
 // Options (environment):
 //   SDNODE_CUDA=ON       also build the CUDA backend (needs nvcc; CUDA_HOME or /usr/local/cuda)
 //   SDNODE_CUDA_ARCH=90  GPU architectures to compile for (CMAKE_CUDA_ARCHITECTURES; default: the
-//                        GPUs of this machine, or ggml's list when it has none)
+//                        GPUs of this machine, or a portable list when it has none)
 //   SDNODE_METAL=OFF     skip Metal on macOS (on by default on Apple Silicon; ON opts in on Intel)
 //   SDNODE_PORTABLE=1    no -march=native: code that runs on any x86-64-v3 / armv8 machine (prebuilds)
 //   SDNODE_JOBS=N        parallel compile jobs (default: all cores)
@@ -88,6 +88,18 @@ function ensureGgmlSource() {
   fs.rmSync(download, { recursive: true, force: true });
 }
 
+// SDNODE_CUDA_ARCH, else this machine's GPUs (one architecture each, the fastest build), else
+// (a build machine without a GPU) ggml's own list for CUDA 12/13. CMake's "native" fails there.
+function cudaArchitectures() {
+  const given = (process.env.SDNODE_CUDA_ARCH ?? '').trim();
+  if (given !== '') return given;
+  const smi = spawnSync('nvidia-smi', ['--query-gpu=compute_cap', '--format=csv,noheader'], { encoding: 'utf8' });
+  const found = smi.status === 0 ? [...new Set(smi.stdout.split('\n').map((l) => l.trim().replace('.', '')).filter((l) => /^\d+$/.test(l)))] : [];
+  if (found.length > 0) return found.join(';');
+  log('no GPU found: compiling CUDA code for architectures 75-virtual;80-virtual;86-real;89-real;90-virtual (SDNODE_CUDA_ARCH to choose)');
+  return '75-virtual;80-virtual;86-real;89-real;90-virtual';
+}
+
 function cmakeOptions() {
   const mac = process.platform === 'darwin';
   const cuda = flag('SDNODE_CUDA', false);
@@ -109,8 +121,7 @@ function cmakeOptions() {
   if (cuda) {
     // NCCL only serves several GPUs, and we would have to link it.
     options.GGML_CUDA_NCCL = 'OFF';
-    const arch = (process.env.SDNODE_CUDA_ARCH ?? '').trim();
-    if (arch !== '') options.CMAKE_CUDA_ARCHITECTURES = arch;
+    options.CMAKE_CUDA_ARCHITECTURES = cudaArchitectures();
   }
   if (has('ccache')) {
     Object.assign(options, { CMAKE_C_COMPILER_LAUNCHER: 'ccache', CMAKE_CXX_COMPILER_LAUNCHER: 'ccache' });
