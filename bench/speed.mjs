@@ -58,6 +58,7 @@ if (values.child) {
     },
   });
   const totalSeconds = (performance.now() - started) / 1000;
+  const cpuAtEnd = process.cpuUsage();
   await model.close();
   if (values.save) (await import('node:fs')).writeFileSync(values.save, image.png);
   // Step i ends at stepTimes[i]; the first includes text encoding (a few hundred ms).
@@ -67,7 +68,7 @@ if (values.child) {
     size, steps, loadSeconds, secondsPerStep: steps > 1 ? perStep : stepTimes[0] / 1000, samplingSeconds: stepTimes.at(-1) / 1000,
     // CPU seconds per step (all threads): steadier than wall time on a shared machine.
     cpuSecondsPerStep: steps > 1 ? (stepCpu.at(-1) - stepCpu[0]) / (steps - 1) : undefined,
-    decodeSeconds: decode, totalSeconds, previews, peakRssMB: process.resourceUsage().maxRSS / 1024, weightMB: model.info.weightBytes / 2 ** 20,
+    decodeSeconds: decode, cpuDecodeSeconds: (cpuAtEnd.user + cpuAtEnd.system) / 1e6 - stepCpu.at(-1), totalSeconds, previews, peakRssMB: process.resourceUsage().maxRSS / 1024, weightMB: model.info.weightBytes / 2 ** 20,
   }));
   process.exit(0);
 }
