@@ -34,6 +34,7 @@ const cases = [
   { id: 'r7-img2img', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7, seed: 5, prompt: 'a castle on a hill at night', negativePrompt: '', image: ref('r2-castle-128.png'), strength: 0.6 },
   { id: 'r8-inpaint-left', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7, seed: 5, prompt: 'a stone tower', negativePrompt: '', image: ref('r2-castle-128.png'), mask: ref('mask_left_128.png'), strength: 1, maskBlur: 0 },
   { id: 'r9-sd2-v', model: 'sd2', width: 64, height: 64, steps: 3, sampler: 'euler_a', cfgScale: 7, seed: 21, prompt: 'a photo of a cat', negativePrompt: '', prediction: 'v' },
+  { id: 'r11-lora', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler', cfgScale: 7, seed: 3, prompt: 'a photo of a cat <lora:lora-random-r8:1>', negativePrompt: '', loraDir: 'loras' },
 ];
 const checkpoints = { sd1: 'sd15-random-f16.safetensors', sd2: 'sd21-random-f16.safetensors' };
 
@@ -43,7 +44,9 @@ fs.mkdirSync(values.out, { recursive: true });
 const rows = [];
 const loaded = new Map();
 for (const c of selected) {
-  const { id, model: family, prediction, image, mask, ...options } = c;
+  const { id, model: family, prediction, image, mask, loraDir, ...rest } = c;
+  // loraDir is relative to --models, as the reference README's `loras/` next to the checkpoints.
+  const options = loraDir ? { ...rest, loraDir: path.join(values.models, loraDir) } : rest;
   const file = path.join(values.models, checkpoints[family]);
   if (!fs.existsSync(file)) {
     console.log(`${id}: skipped, ${file} missing (node ../shared/tools/make-random-sd.mjs --family ${family} --dtype f16 --seed 1 --out ${file})`);

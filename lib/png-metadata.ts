@@ -13,11 +13,11 @@ import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type Sche
  * "Variation seed" and "Variation seed strength", "Seed resize from", "Denoising strength" (image-
  * to-image, inpainting and the hires fix), "Clip skip", "Tiling", the hires fix's "Hires prompt",
  * "Hires negative prompt", "Hires upscale" or "Hires resize", "Hires steps", "Hires upscaler", and
- * "Mask blur". Size is the first pass's, as in A1111. Values holding a comma, colon or newline are
+ * "Mask blur", "Lora hashes" (`name: hash12` per LoRA, see lora.ts). Size is the first pass's, as in A1111. Values holding a comma, colon or newline are
  * quoted as A1111 quotes them.
  */
 export function formatParameters(
-  request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string,
+  request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string, loraHashes?: string,
 ): string {
   const s = request.settings;
   const { hires } = request;
@@ -47,6 +47,7 @@ export function formatParameters(
     fields.push(['Hires upscaler', hires.upscaler]);
   }
   if (s.mode === 'inpaint') fields.push(['Mask blur', request.maskBlur]);
+  if (loraHashes !== undefined) fields.push(['Lora hashes', loraHashes]);
 
   const lines = [request.prompt];
   if (request.negativePrompt) lines.push(`Negative prompt: ${request.negativePrompt}`);

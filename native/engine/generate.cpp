@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "lora.h"
 #include "model_impl.h"
 #include "noise.h"
 #include "pixels.h"
@@ -206,6 +207,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       }
       return copies;
     }
+    const LoraMerge loras(info_.family, file_, *weights_, r.loras, threads_);
     const TextConditions text = encodeText(r.prompt, r.negative, r);
     TextConditions hiresText;
     if (r.hires) {

@@ -59,6 +59,7 @@ class DiffusionModel : public Model {
   NoiseSchedule schedule_;
   ModelInfo info_;
   bool vPrediction_ = false;
+  int threads_ = 1;  // for merging LoRAs
 
   void checkRequest(const Request& request) const;
   // The denoiser of k-diffusion's CompVis wrappers with classifier-free guidance.

@@ -1,0 +1,273 @@
+// LoRA files (kohya, diffusers / PEFT names, LoCon convolutions) read and checked whole before a
+// single weight changes, then merged tensor by tensor with the original bytes kept for restoring.
+#include "lora.h"
+
+#include <algorithm>
+#include <cstring>
+#include <system_error>
+#include <thread>
+
+#include "file_io.h"
+#include "gguf_file.h"
+#include "safetensors.h"
+#include "weight_types.h"
+
+namespace sdnode {
+
+namespace {
+
+enum class Role { Down, Up, Alpha };
+
+// Tensor name endings of the LoRA formats we apply; longer ones first, as ".down.weight" (diffusers'
+// old attention processors) ends the others too.
+const std::pair<const char*, Role> kSuffixes[] = {
+    {".lora_linear_layer.down.weight", Role::Down}, {".lora_linear_layer.up.weight", Role::Up},
+    {".lora_down.weight", Role::Down},              {".lora_up.weight", Role::Up},
+    {".lora.down.weight", Role::Down},              {".lora.up.weight", Role::Up},
+    {".lora_A.weight", Role::Down},                 {".lora_B.weight", Role::Up},
+    {".down.weight", Role::Down},                   {".up.weight", Role::Up},
+    {".alpha", Role::Alpha},
+};
+
+// Name parts of adapter kinds other than LoRA / LoCon, which change weights by other formulas.
+const std::pair<const char*, const char*> kOtherKinds[] = {
+    {"hada_", "LoHa"},  {"lokr_", "LoKr"},     {".lora_mid.", "LoCon with Tucker decomposition (lora_mid)"},
+    {"dora_scale", "DoRA"}, {".oft_", "OFT"}, {".diff", "full weight differences"},
+};
+
+struct Matrix {
+  std::vector<int64_t> shape;  // outermost first
+  std::vector<float> values;
+};
+
+struct Module {
+  std::string name;  // as the file spells it, for messages
+  const CheckpointTensor* down = nullptr;
+  const CheckpointTensor* up = nullptr;
+  const CheckpointTensor* alpha = nullptr;
+};
+
+// One module ready to merge: delta = scale · up[rows × rank] · down[rank × cols].
+struct Update {
+  LoraTarget target;
+  int64_t rank = 0;
+  int64_t cols = 0;
+  float scale = 0;
+  std::vector<float> up;
+  std::vector<float> down;
+};
+
+std::string shapeText(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); i++) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+int64_t elements(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+bool endsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+Checkpoint openLoraFile(const std::string& path) {
+  char magic[4] = {};
+  {
+    InputFile probe(path);
+    if (probe.size() >= 4) probe.readAt(0, magic, 4);
+  }
+  return std::memcmp(magic, "GGUF", 4) == 0 ? readGguf(path) : readSafetensors(path);
+}
+
+std::vector<float> readValues(InputFile& input, const std::string& path, const CheckpointTensor& t) {
+  if (t.type == GGML_TYPE_COUNT || (t.type != GGML_TYPE_F32 && !ggml_get_type_traits(t.type)->to_float)) {
+    throw Error(ErrorCode::ModelFormat, "LoRA " + path + ": tensor '" + t.name + "' has dtype " + t.typeName +
+                                            "; LoRA tensors must be float (F32, F16, BF16) or quantized");
+  }
+  std::vector<uint8_t> raw(t.bytes);
+  input.readAt(t.offset, raw.data(), t.bytes);
+  std::vector<float> values(static_cast<size_t>(t.elements()));
+  if (t.type == GGML_TYPE_F32) {
+    std::memcpy(values.data(), raw.data(), values.size() * sizeof(float));
+  } else {
+    ggml_get_type_traits(t.type)->to_float(raw.data(), values.data(), t.elements());
+  }
+  return values;
+}
+
+// Groups the file's tensors by module; anything we would not apply faithfully is an error.
+std::map<std::string, Module> modulesOf(const Checkpoint& file) {
+  std::map<std::string, Module> modules;
+  for (const auto& [name, t] : file.tensors) {
+    for (const auto& [part, kind] : kOtherKinds) {
+      if (name.find(part) != std::string::npos) {
+        throw Error(ErrorCode::ModelUnsupported, "LoRA " + file.path + ": tensor '" + name + "' belongs to a " + kind +
+                                                     " adapter; sdnode applies LoRA and LoCon only");
+      }
+    }
+    // Textual-inversion embeddings bundled with a LoRA are a prompt feature, not a weight update.
+    if (name.rfind("bundle_emb.", 0) == 0) continue;
+    bool known = false;
+    for (const auto& [suffix, role] : kSuffixes) {
+      if (!endsWith(name, suffix)) continue;
+      const std::string moduleName = name.substr(0, name.size() - std::strlen(suffix));
+      Module& m = modules[moduleName];
+      m.name = moduleName;
+      (role == Role::Down ? m.down : role == Role::Up ? m.up : m.alpha) = &t;
+      known = true;
+      break;
+    }
+    if (!known) {
+      throw Error(ErrorCode::ModelFormat, "LoRA " + file.path + ": tensor '" + name +
+                                              "' is not part of a LoRA module (expected names ending in .lora_down.weight, "
+                                              ".lora_up.weight, .alpha, .lora_A.weight or .lora_B.weight)");
+    }
+  }
+  return modules;
+}
+
+std::vector<Update> readUpdates(const std::string& family, const std::map<std::string, LoraTarget>& targets,
+                                const Checkpoint& model, Weights& weights, const LoraFile& lora) {
+  const Checkpoint file = openLoraFile(lora.path);
+  const std::map<std::string, Module> modules = modulesOf(file);
+  if (modules.empty()) throw Error(ErrorCode::ModelFormat, "LoRA " + lora.path + ": the file holds no LoRA modules");
+  std::vector<std::string> unmatched;
+  std::vector<Update> updates;
+  InputFile input(lora.path);
+  for (const auto& [moduleName, m] : modules) {
+    if (!m.down || !m.up) {
+      throw Error(ErrorCode::ModelFormat, "LoRA " + lora.path + ": module '" + moduleName + "' lacks its " +
+                                              (m.down ? "up" : "down") + " matrix");
+    }
+    const std::string kohya = moduleName.rfind("lora_", 0) == 0 ? moduleName : kohyaModuleName(family, moduleName);
+    auto found = targets.find(kohya);
+    if (found == targets.end()) {
+      unmatched.push_back(moduleName);
+      continue;
+    }
+    const LoraTarget& target = found->second;
+    const float multiplier = target.unet ? lora.unetMultiplier : lora.textMultiplier;
+    if (multiplier == 0.0f) continue;
+    const std::vector<int64_t>& down = m.down->shape;
+    const std::vector<int64_t>& up = m.up->shape;
+    const std::vector<int64_t>& weight = model.tensors.at(target.tensor).shape;
+    const int64_t rank = down.empty() ? 0 : down[0];
+    const int64_t rows = target.rows ? target.rows : weight[0];
+    const bool upIsMatrix = up.size() >= 2 && up[1] == rank && elements(up) == up[0] * rank;
+    if (rank <= 0 || !upIsMatrix || up[0] != rows || elements(down) / rank != elements(weight) / weight[0]) {
+      throw Error(ErrorCode::ModelUnsupported,
+                  "LoRA " + lora.path + ": module '" + moduleName + "' (down " + shapeText(down) + ", up " + shapeText(up) +
+                      ") does not fit weight '" + target.tensor + "' " + shapeText(weight) +
+                      (target.rows ? " (rows " + std::to_string(target.firstRow) + "+" + std::to_string(rows) + ")" : "") +
+                      " of this " + family + " model; the LoRA is probably for another model family");
+    }
+    if (!weights.find(target.tensor)) {
+      throw Error(ErrorCode::ModelUnsupported, "LoRA " + lora.path + ": weight '" + target.tensor + "' is not loaded");
+    }
+    Update u;
+    u.target = target;
+    u.rank = rank;
+    u.cols = elements(down) / rank;
+    float alpha = static_cast<float>(rank);
+    if (m.alpha) {
+      const std::vector<float> a = readValues(input, lora.path, *m.alpha);
+      if (a.size() != 1) throw Error(ErrorCode::ModelFormat, "LoRA " + lora.path + ": '" + m.alpha->name + "' must hold one number");
+      alpha = a[0];
+    }
+    u.scale = multiplier * alpha / static_cast<float>(rank);
+    u.up = readValues(input, lora.path, *m.up);
+    u.down = readValues(input, lora.path, *m.down);
+    updates.push_back(std::move(u));
+  }
+  if (!unmatched.empty()) {
+    const bool none = unmatched.size() == modules.size();
+    throw Error(ErrorCode::ModelUnsupported,
+                "LoRA " + lora.path + ": " + (none ? "none" : std::to_string(unmatched.size())) + " of its " +
+                    std::to_string(modules.size()) + " modules match" + (none ? "" : " no") + " weights of this " + family +
+                    " model (e.g. '" + unmatched.front() + "'); the LoRA is probably for another model family");
+  }
+  return updates;
+}
+
+// Runs fn(first, count) over `rows` split across up to `threads` threads.
+template <typename Fn>
+void parallelRows(int64_t rows, int threads, Fn fn) {
+  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(threads, rows / 64));
+  const int64_t perSlice = (rows + slices - 1) / slices;
+  std::vector<std::thread> workers;
+  int64_t first = perSlice;
+  try {
+    for (; first < rows; first += perSlice) workers.emplace_back(fn, first, std::min(perSlice, rows - first));
+  } catch (const std::system_error&) {
+    for (; first < rows; first += perSlice) fn(first, std::min(perSlice, rows - first));
+  }
+  fn(0, std::min(perSlice, rows));
+  for (std::thread& worker : workers) worker.join();
+}
+
+void addUpdate(std::vector<float>& w, const Update& u, int threads) {
+  parallelRows(u.target.rows ? u.target.rows : static_cast<int64_t>(w.size()) / u.cols, threads, [&](int64_t first, int64_t count) {
+    for (int64_t o = first; o < first + count; o++) {
+      float* row = w.data() + (u.target.firstRow + o) * u.cols;
+      for (int64_t k = 0; k < u.rank; k++) {
+        const float a = u.scale * u.up[o * u.rank + k];
+        const float* d = u.down.data() + k * u.cols;
+        for (int64_t j = 0; j < u.cols; j++) row[j] += a * d[j];
+      }
+    }
+  });
+}
+
+}  // namespace
+
+LoraMerge::LoraMerge(const std::string& family, const Checkpoint& model, Weights& weights, const std::vector<LoraFile>& loras,
+                     int threads) {
+  if (loras.empty()) return;
+  const std::map<std::string, LoraTarget> targets = loraTargets(family, model);
+  std::map<std::string, std::vector<Update>> byTensor;
+  for (const LoraFile& lora : loras) {
+    if (lora.unetMultiplier == 0.0f && lora.textMultiplier == 0.0f) continue;
+    for (Update& u : readUpdates(family, targets, model, weights, lora)) byTensor[u.target.tensor].push_back(std::move(u));
+  }
+  try {
+    std::vector<float> w;
+    std::vector<float> scratch;
+    for (const auto& [name, updates] : byTensor) {
+      ggml_tensor* tensor = weights.find(name);
+      Original original{tensor, std::vector<uint8_t>(ggml_nbytes(tensor))};
+      ggml_backend_tensor_get(tensor, original.bytes.data(), 0, original.bytes.size());
+      const int64_t n = ggml_nelements(tensor);
+      w.resize(static_cast<size_t>(n));
+      if (tensor->type == GGML_TYPE_F32) {
+        std::memcpy(w.data(), original.bytes.data(), original.bytes.size());
+      } else {
+        ggml_get_type_traits(tensor->type)->to_float(original.bytes.data(), w.data(), n);
+      }
+      originals_.push_back(std::move(original));
+      for (const Update& u : updates) addUpdate(w, u, threads);
+      // Back into the resident type through the loader's own conversion (rounding, quantizing).
+      CheckpointTensor staged;
+      staged.name = name;
+      staged.type = GGML_TYPE_F32;
+      staged.shape = model.tensors.at(name).shape;
+      std::vector<uint8_t> merged(ggml_nbytes(tensor));
+      convertWeight(staged, w.data(), tensor->type, merged.data(), threads, scratch);
+      ggml_backend_tensor_set(tensor, merged.data(), 0, merged.size());
+    }
+  } catch (...) {
+    restore();
+    throw;
+  }
+}
+
+LoraMerge::~LoraMerge() { restore(); }
+
+void LoraMerge::restore() noexcept {
+  for (Original& o : originals_) ggml_backend_tensor_set(o.tensor, o.bytes.data(), 0, o.bytes.size());
+  originals_.clear();
+}
+
+}  // namespace sdnode
