@@ -102,15 +102,14 @@ export async function listLoras(dir: string): Promise<LoraFileInfo[]> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
   }
-  const files = entries
-    .filter((entry) => loraExtensions.some((ext) => entry.toLowerCase().endsWith(ext)))
-    .sort();
-  return Promise.all(files.map(async (entry) => {
+  const files = entries.filter((entry) => loraExtensions.some((ext) => entry.toLowerCase().endsWith(ext)));
+  const loras = await Promise.all(files.map(async (entry) => {
     const file = path.join(root, entry);
     const metadata = await readSafetensorsMetadata(file);
     const name = path.basename(entry, path.extname(entry));
     return { name, alias: metadata.ss_output_name || name, path: file, metadata };
   }));
+  return loras.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : 1));
 }
 
 /**
