@@ -10,7 +10,9 @@ import t from 'tap';
 import { listLoras, loadModel, type Model, type TextToImageOptions } from '../lib/index.js';
 import { extractLoraTags } from '../lib/lora.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { encodeGguf } from './fixtures/gguf.js';
 import { tinyLoraBytes, writeTinyLora } from './fixtures/lora.js';
+import { readSafetensorsHeader } from './fixtures/safetensors.js';
 
 const dir = t.testdir();
 const loraDir = path.join(dir, 'loras');
@@ -55,6 +57,18 @@ t.test('the prompt tag and the loras option apply the same update', async (t) =>
 t.test('kohya and diffusers names of the same LoRA give the same image', async (t) => {
   const kohya = await pixels({ prompt: 'a castle <lora:style:1>' });
   t.ok((await pixels({ prompt: 'a castle <lora:style-diffusers:1>' })).equals(kohya));
+});
+
+t.test('a .gguf LoRA applies as the same .safetensors one does', async (t) => {
+  const file = await readFile(path.join(loraDir, 'style.safetensors'));
+  const header = readSafetensorsHeader(file);
+  const tensors = [...header.tensors].map(([name, entry]) => ({
+    name, type: 'f16' as const, shape: entry.shape,
+    data: file.subarray(header.dataStart + entry.data_offsets[0], header.dataStart + entry.data_offsets[1]),
+  }));
+  const gguf = path.join(dir, 'style.gguf');
+  await writeFile(gguf, encodeGguf(tensors));
+  t.ok((await pixels({ prompt: 'a castle ', loras: [{ path: gguf }] })).equals(await pixels({ prompt: 'a castle <lora:style:1>' })));
 });
 
 t.test('a LoRA is found by its metadata alias and in subfolders', async (t) => {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "file_io.h"
+#include "ggml-cpu.h"
 #include "gguf_file.h"
 #include "safetensors.h"
 #include "weight_types.h"
@@ -192,24 +193,25 @@ std::vector<Update> readUpdates(const std::string& family, const std::map<std::s
   return updates;
 }
 
-// Runs fn(first, count) over `rows` split across up to `threads` threads.
+// Runs fn(first, count) over `items` split across up to `threads` threads, `minimum` items or more each.
 template <typename Fn>
-void parallelRows(int64_t rows, int threads, Fn fn) {
-  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(threads, rows / 64));
-  const int64_t perSlice = (rows + slices - 1) / slices;
+void parallelFor(int64_t items, int64_t minimum, int threads, Fn fn) {
+  const int64_t slices = std::max<int64_t>(1, std::min<int64_t>(threads, items / minimum));
+  const int64_t perSlice = (items + slices - 1) / slices;
   std::vector<std::thread> workers;
   int64_t first = perSlice;
   try {
-    for (; first < rows; first += perSlice) workers.emplace_back(fn, first, std::min(perSlice, rows - first));
+    for (; first < items; first += perSlice) workers.emplace_back(fn, first, std::min(perSlice, items - first));
   } catch (const std::system_error&) {
-    for (; first < rows; first += perSlice) fn(first, std::min(perSlice, rows - first));
+    for (; first < items; first += perSlice) fn(first, std::min(perSlice, items - first));
   }
-  fn(0, std::min(perSlice, rows));
+  fn(0, std::min(perSlice, items));
   for (std::thread& worker : workers) worker.join();
 }
 
 void addUpdate(std::vector<float>& w, const Update& u, int threads) {
-  parallelRows(u.target.rows ? u.target.rows : static_cast<int64_t>(w.size()) / u.cols, threads, [&](int64_t first, int64_t count) {
+  const int64_t rows = u.target.rows ? u.target.rows : static_cast<int64_t>(w.size()) / u.cols;
+  parallelFor(rows, 64, threads, [&](int64_t first, int64_t count) {
     for (int64_t o = first; o < first + count; o++) {
       float* row = w.data() + (u.target.firstRow + o) * u.cols;
       for (int64_t k = 0; k < u.rank; k++) {
@@ -219,6 +221,44 @@ void addUpdate(std::vector<float>& w, const Update& u, int threads) {
       }
     }
   });
+}
+
+// f16 goes through the CPU backend's vectorised conversions (ggml's generic row converters are
+// scalar, and f16 is what nearly every checkpoint keeps); both round to nearest even.
+constexpr int64_t kMinConvertPerThread = 1 << 16;
+
+void residentToFloat(const ggml_tensor* tensor, const uint8_t* bytes, std::vector<float>& w, int threads) {
+  const int64_t n = ggml_nelements(tensor);
+  w.resize(static_cast<size_t>(n));
+  if (tensor->type == GGML_TYPE_F32) {
+    std::memcpy(w.data(), bytes, n * sizeof(float));
+  } else if (tensor->type == GGML_TYPE_F16) {
+    const auto* halves = reinterpret_cast<const ggml_fp16_t*>(bytes);
+    parallelFor(n, kMinConvertPerThread, threads, [&](int64_t first, int64_t count) {
+      ggml_cpu_fp16_to_fp32(halves + first, w.data() + first, count);
+    });
+  } else {
+    ggml_get_type_traits(tensor->type)->to_float(bytes, w.data(), n);
+  }
+}
+
+// Back into the resident type as the loader converts (weight_types.cpp): rounding or quantizing.
+void floatToResident(const std::vector<float>& w, const CheckpointTensor& stored, ggml_tensor* tensor, std::vector<uint8_t>& out,
+                     int threads, std::vector<float>& scratch) {
+  out.resize(ggml_nbytes(tensor));
+  const int64_t n = ggml_nelements(tensor);
+  if (tensor->type == GGML_TYPE_F16) {
+    auto* halves = reinterpret_cast<ggml_fp16_t*>(out.data());
+    parallelFor(n, kMinConvertPerThread, threads, [&](int64_t first, int64_t count) {
+      ggml_cpu_fp32_to_fp16(w.data() + first, halves + first, count);
+    });
+    return;
+  }
+  CheckpointTensor staged;
+  staged.name = stored.name;
+  staged.type = GGML_TYPE_F32;
+  staged.shape = stored.shape;
+  convertWeight(staged, w.data(), tensor->type, out.data(), threads, scratch);
 }
 
 }  // namespace
@@ -235,26 +275,15 @@ LoraMerge::LoraMerge(const std::string& family, const Checkpoint& model, Weights
   try {
     std::vector<float> w;
     std::vector<float> scratch;
+    std::vector<uint8_t> merged;
     for (const auto& [name, updates] : byTensor) {
       ggml_tensor* tensor = weights.find(name);
       Original original{tensor, std::vector<uint8_t>(ggml_nbytes(tensor))};
       ggml_backend_tensor_get(tensor, original.bytes.data(), 0, original.bytes.size());
-      const int64_t n = ggml_nelements(tensor);
-      w.resize(static_cast<size_t>(n));
-      if (tensor->type == GGML_TYPE_F32) {
-        std::memcpy(w.data(), original.bytes.data(), original.bytes.size());
-      } else {
-        ggml_get_type_traits(tensor->type)->to_float(original.bytes.data(), w.data(), n);
-      }
+      residentToFloat(tensor, original.bytes.data(), w, threads);
       originals_.push_back(std::move(original));
       for (const Update& u : updates) addUpdate(w, u, threads);
-      // Back into the resident type through the loader's own conversion (rounding, quantizing).
-      CheckpointTensor staged;
-      staged.name = name;
-      staged.type = GGML_TYPE_F32;
-      staged.shape = model.tensors.at(name).shape;
-      std::vector<uint8_t> merged(ggml_nbytes(tensor));
-      convertWeight(staged, w.data(), tensor->type, merged.data(), threads, scratch);
+      floatToResident(w, model.tensors.at(name), tensor, merged, threads, scratch);
       ggml_backend_tensor_set(tensor, merged.data(), 0, merged.size());
     }
   } catch (...) {
