@@ -8,6 +8,8 @@ import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 
+import { SdnodeError } from './errors.js';
+
 /** A LoRA file and how strongly it applies. */
 export interface LoraSelection {
   /** File path. */
@@ -166,7 +168,13 @@ const shortHashes = new Map<string, Promise<string>>();
  * "addnet" hash), or of the whole file otherwise. Kept per file version (path, size, mtime).
  */
 export async function loraShortHash(file: string): Promise<string> {
-  const { size, mtimeMs } = await stat(file);
+  let size: number;
+  let mtimeMs: number;
+  try {
+    ({ size, mtimeMs } = await stat(file));
+  } catch (error) {
+    throw new SdnodeError('ERR_MODEL_IO', `Cannot read LoRA file ${file}: ${(error as Error).message}`, { cause: error });
+  }
   const key = `${file}\n${size}\n${mtimeMs}`;
   let hash = shortHashes.get(key);
   if (!hash) {

@@ -12,7 +12,7 @@ import { extractLoraTags } from '../lib/lora.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { encodeGguf } from './fixtures/gguf.js';
 import { tinyLoraBytes, writeTinyLora } from './fixtures/lora.js';
-import { readSafetensorsHeader } from './fixtures/safetensors.js';
+import { encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
 
 const dir = t.testdir();
 const loraDir = path.join(dir, 'loras');
@@ -109,6 +109,18 @@ t.test('a LoRA for another model family is a clear error, and the model is uncha
   // Two LoRAs, the second one failing: the first must not stay merged.
   await t.rejects(model.textToImage({ ...quick, prompt: 'a castle <lora:style:1> <lora:broken:1>' }), { code: 'ERR_MODEL_FORMAT' });
   t.ok((await pixels({ prompt: 'a castle' })).equals(before));
+});
+
+t.test('adapters other than LoRA and LoCon, and incomplete modules, are refused by name', async (t) => {
+  const tensor = (name: string, shape: number[]) => ({ name, dtype: 'F16' as const, shape, data: Buffer.alloc(2 * shape.reduce((a, b) => a * b, 1)) });
+  const loha = path.join(dir, 'loha.safetensors');
+  await writeFile(loha, encodeSafetensors([tensor('lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_a', [32, 4])], {}));
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: loha }] }), { code: 'ERR_MODEL_UNSUPPORTED', message: /hada_w1_a' belongs to a LoHa adapter/ });
+  const half = path.join(dir, 'half.safetensors');
+  await writeFile(half, encodeSafetensors([tensor('lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight', [4, 32, 1, 1])], {}));
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: half }] }), { code: 'ERR_MODEL_FORMAT', message: /module 'lora_unet_down_blocks_0_attentions_0_proj_in' lacks its up matrix/ });
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: path.join(dir, 'absent.safetensors') }] }), { code: 'ERR_MODEL_IO' });
+  await t.rejects(model.textToImage({ ...quick, loraDir: 5 as unknown as string }), { name: 'TypeError', message: /loraDir/ });
 });
 
 t.test('weights kept quantized get the LoRA for the call and their exact bytes back', async (t) => {
