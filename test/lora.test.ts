@@ -1,6 +1,7 @@
 // LoRA: <lora:NAME:weight> tags select files of the LoRA folder, their updates are merged into the
 // weights for one call only, and the next call without them gives the very same bytes as before.
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -9,7 +10,7 @@ import t from 'tap';
 
 import { listLoras, loadModel, type Model, type TextToImageOptions } from '../lib/index.js';
 import { extractLoraTags } from '../lib/lora.js';
-import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { tinyCheckpointBytes, writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { encodeGguf } from './fixtures/gguf.js';
 import { tinyLoraBytes, writeTinyLora } from './fixtures/lora.js';
 import { encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
@@ -121,6 +122,33 @@ t.test('adapters other than LoRA and LoCon, and incomplete modules, are refused 
   await t.rejects(model.textToImage({ ...quick, loras: [{ path: half }] }), { code: 'ERR_MODEL_FORMAT', message: /module 'lora_unet_down_blocks_0_attentions_0_proj_in' lacks its up matrix/ });
   await t.rejects(model.textToImage({ ...quick, loras: [{ path: path.join(dir, 'absent.safetensors') }] }), { code: 'ERR_MODEL_IO' });
   await t.rejects(model.textToImage({ ...quick, loraDir: 5 as unknown as string }), { name: 'TypeError', message: /loraDir/ });
+});
+
+t.test('the weights come back exactly even when the checkpoint file changed since loading', async (t) => {
+  const file = await writeTinyCheckpoint(t.testdir(), { seed: 1 });
+  const own = await loadModel(file, { backend: 'cpu', threads: 1, loraDir });
+  t.teardown(() => own.close());
+  const before = await pixels({ prompt: 'a castle' }, own);
+  await writeFile(file, tinyCheckpointBytes({ seed: 2 }));
+  t.notOk((await pixels({ prompt: 'a castle <lora:style:1>' }, own)).equals(before));
+  t.ok((await pixels({ prompt: 'a castle' }, own)).equals(before));
+});
+
+t.test('a checkpoint file changed during a LoRA call leaves a model that refuses to generate and says why', async (t) => {
+  const file = await writeTinyCheckpoint(t.testdir(), { seed: 1 });
+  const own = await loadModel(file, { backend: 'cpu', threads: 1, loraDir });
+  t.teardown(() => own.close());
+  let replaced = false;
+  await own.textToImage({
+    ...quick, prompt: 'a castle <lora:style:1>',
+    onProgress: () => {
+      if (!replaced) writeFileSync(file, tinyCheckpointBytes({ seed: 2 }));
+      replaced = true;
+    },
+  });
+  await t.rejects(own.textToImage({ ...quick, prompt: 'a castle' }), {
+    code: 'ERR_MODEL_IO', message: /could not be restored from the checkpoint .*differs from the loaded one.*load the model again/,
+  });
 });
 
 t.test('weights kept quantized get the LoRA for the call and their exact bytes back', async (t) => {

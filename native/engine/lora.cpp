@@ -261,10 +261,39 @@ void floatToResident(const std::vector<float>& w, const CheckpointTensor& stored
   convertWeight(staged, w.data(), tensor->type, out.data(), threads, scratch);
 }
 
+// The bytes Weights::load makes of `t` for the resident `tensor`: the stored bytes as they are, or
+// converted by the same function (weight_types.cpp), which is deterministic.
+void residentFromFile(InputFile& input, const CheckpointTensor& t, const ggml_tensor* tensor, std::vector<uint8_t>& out,
+                      std::vector<uint8_t>& raw, std::vector<float>& scratch, int threads) {
+  out.resize(ggml_nbytes(tensor));
+  if (tensor->type == t.type && t.bytes == out.size()) {
+    input.readAt(t.offset, out.data(), t.bytes);
+    return;
+  }
+  raw.resize(t.bytes);
+  input.readAt(t.offset, raw.data(), t.bytes);
+  convertWeight(t, raw.data(), tensor->type, out.data(), threads, scratch);
+}
+
+// 64-bit FNV-1a over 8-byte words (and the tail byte by byte): tells a changed file from the bytes
+// loaded, not meant against tampering.
+uint64_t digestOf(const std::vector<uint8_t>& bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  size_t i = 0;
+  for (; i + 8 <= bytes.size(); i += 8) {
+    uint64_t word;
+    std::memcpy(&word, bytes.data() + i, 8);
+    h = (h ^ word) * 0x100000001b3ull;
+  }
+  for (; i < bytes.size(); i++) h = (h ^ bytes[i]) * 0x100000001b3ull;
+  return h;
+}
+
 }  // namespace
 
 LoraMerge::LoraMerge(const std::string& family, const Checkpoint& model, Weights& weights, const std::vector<LoraFile>& loras,
-                     int threads) {
+                     int threads, std::string& stale)
+    : model_(model), threads_(threads), stale_(stale) {
   if (loras.empty()) return;
   const std::map<std::string, LoraTarget> targets = loraTargets(family, model);
   std::map<std::string, std::vector<Update>> byTensor;
@@ -273,15 +302,18 @@ LoraMerge::LoraMerge(const std::string& family, const Checkpoint& model, Weights
     for (Update& u : readUpdates(family, targets, model, weights, lora)) byTensor[u.target.tensor].push_back(std::move(u));
   }
   try {
+    InputFile input(model.path);
     std::vector<float> w;
     std::vector<float> scratch;
-    std::vector<uint8_t> merged;
+    std::vector<uint8_t> original, fromFile, raw, merged;
     for (const auto& [name, updates] : byTensor) {
       ggml_tensor* tensor = weights.find(name);
-      Original original{tensor, std::vector<uint8_t>(ggml_nbytes(tensor))};
-      ggml_backend_tensor_get(tensor, original.bytes.data(), 0, original.bytes.size());
-      residentToFloat(tensor, original.bytes.data(), w, threads);
-      originals_.push_back(std::move(original));
+      const CheckpointTensor& stored = model.tensors.at(name);
+      original.resize(ggml_nbytes(tensor));
+      ggml_backend_tensor_get(tensor, original.data(), 0, original.size());
+      residentFromFile(input, stored, tensor, fromFile, raw, scratch, threads);
+      residentToFloat(tensor, original.data(), w, threads);
+      touched_.push_back({tensor, &stored, digestOf(original), fromFile == original ? std::vector<uint8_t>() : original});
       for (const Update& u : updates) addUpdate(w, u, threads);
       floatToResident(w, model.tensors.at(name), tensor, merged, threads, scratch);
       ggml_backend_tensor_set(tensor, merged.data(), 0, merged.size());
@@ -295,8 +327,25 @@ LoraMerge::LoraMerge(const std::string& family, const Checkpoint& model, Weights
 LoraMerge::~LoraMerge() { restore(); }
 
 void LoraMerge::restore() noexcept {
-  for (Original& o : originals_) ggml_backend_tensor_set(o.tensor, o.bytes.data(), 0, o.bytes.size());
-  originals_.clear();
+  if (touched_.empty()) return;
+  try {
+    InputFile input(model_.path);
+    std::vector<uint8_t> bytes, raw;
+    std::vector<float> scratch;
+    for (Touched& t : touched_) {
+      if (!t.copy.empty()) {
+        ggml_backend_tensor_set(t.tensor, t.copy.data(), 0, t.copy.size());
+        continue;
+      }
+      residentFromFile(input, *t.stored, t.tensor, bytes, raw, scratch, threads_);
+      if (digestOf(bytes) != t.digest) throw Error(ErrorCode::ModelIo, "tensor '" + t.stored->name + "' differs from the loaded one");
+      ggml_backend_tensor_set(t.tensor, bytes.data(), 0, bytes.size());
+    }
+  } catch (const std::exception& e) {
+    stale_ = model_.path + ": the weights a LoRA changed could not be restored from the checkpoint (" + e.what() +
+             "; was the file changed or removed?); load the model again";
+  }
+  touched_.clear();
 }
 
 }  // namespace sdnode

@@ -60,6 +60,7 @@ class DiffusionModel : public Model {
   ModelInfo info_;
   bool vPrediction_ = false;
   int threads_ = 1;  // for merging LoRAs
+  std::string staleWeights_;  // why the weights are not the checkpoint's any more (lora.h); empty: they are
 
   void checkRequest(const Request& request) const;
   // The denoiser of k-diffusion's CompVis wrappers with classifier-free guidance.
