@@ -15,12 +15,15 @@ export { listLoras, type LoraFileInfo } from './lora.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
-  Preview, Progress, TextToImageOptions, WeightType,
+  MaskedStart, Preview, Progress, TextToImageOptions, WeightType,
 } from './option-types.js';
-export { weightTypes } from './option-types.js';
+export { maskedStarts, weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';
 export { insertPngText, readPngText } from './png-metadata.js';
 export { parseParameters, type ParsedParameters } from './parameters-text.js';
+export {
+  loadSafetyChecker, SafetyChecker, type ImageInputs, type SafetyCheckerInfo, type SafetyCheckerLoadOptions, type SafetyResult,
+} from './safety-checker.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */
 export function samplers(): string[] {

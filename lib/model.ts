@@ -21,6 +21,7 @@ import { formatParameters } from './png-metadata.js';
 import { encodeRgbPng } from './png.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
 import { buildConditioning } from './prompt.js';
+import { checkGenerated, type SafetyResult } from './safety-checker.js';
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
@@ -76,6 +77,13 @@ export interface GeneratedImage {
   height: number;
   /** AUTOMATIC1111-style generation parameters, as in the PNG's `parameters` chunk. */
   parameters: string;
+  /**
+   * Whether the call's `safetyChecker` flagged this image (with `safetyCheck: 'filter'`, the
+   * default, its pixels are then black). Absent when the call gave no checker.
+   */
+  nsfw?: boolean;
+  /** The safety checker's scores for this image; absent when the call gave no checker. */
+  safety?: SafetyResult;
 }
 
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
@@ -250,10 +258,18 @@ export class Model {
     if (signal?.aborted) throw abortError(signal);
 
     const modelName = path.basename(this.path, path.extname(this.path));
+    const { safety } = request;
     const { subseedStrength } = request.settings;
-    return Promise.all(images.map(async ({ width, height, data, seed, subseed }) => {
+    const verdicts = safety ? await checkGenerated(safety.checker, images) : [];
+    return Promise.all(images.map(async ({ width, height, data, seed, subseed }, i) => {
       const parameters = formatParameters(request, { seed, subseed }, modelName, loraHashes);
-      return { png: await encodePng(data, width, height, parameters), seed, subseed, subseedStrength, width, height, parameters };
+      const verdict = verdicts[i];
+      // As the reference pipeline: a flagged image becomes a black one of the same size.
+      if (verdict?.nsfw && safety?.filter) data.fill(0);
+      const png = await encodePng(data, width, height, parameters);
+      return {
+        png, seed, subseed, subseedStrength, width, height, parameters, ...(verdict && { nsfw: verdict.nsfw, safety: verdict }),
+      };
     }));
   }
 }

@@ -1,6 +1,7 @@
 // The public options of sdnode's calls, with their documentation: what users pass. lib/options.ts
 // checks them and fills in the defaults.
 import type { HiresUpscaler } from './hires.js';
+import type { SafetyChecker } from './safety-checker.js';
 
 /** How to load a model. */
 export interface LoadOptions {
@@ -198,6 +199,17 @@ export interface ImageOptions {
   loraDir?: string;
   /** LoRA files given by path, applied besides the prompt's tags. `weight`: number −10–10, default 1. */
   loras?: Array<{ path: string; weight?: number }>;
+  /**
+   * Checks every image with this safety checker (see `loadSafetyChecker()`); each result then
+   * carries `nsfw` and `safety`. Default none: images are not checked.
+   */
+  safetyChecker?: SafetyChecker;
+  /**
+   * What happens to an image the safety checker flags: 'filter' replaces its pixels with black, as
+   * the reference Stable Diffusion pipeline does; 'report' keeps them and only sets `nsfw`. Needs
+   * `safetyChecker`. Default 'filter'.
+   */
+  safetyCheck?: 'report' | 'filter';
   /** Aborts the call: before it starts it never runs; while it runs it stops within one step. Rejects with an AbortError. */
   signal?: AbortSignal;
   /** Called after every sampling step, in order. */
@@ -268,4 +280,17 @@ export interface InpaintOptions extends ImageToImageOptions {
   mask: ImageInput;
   /** Gaussian blur of the mask, soft edges; its sigma in pixels. Integer 0–64, default 4. */
   maskBlur?: number;
+  /**
+   * What the masked region starts from before it is noised to `strength` (AUTOMATIC1111's "Masked
+   * content"): 'original' the image's own latent; 'noise' random noise from the image's seed ("latent
+   * noise"); 'zeros' an empty latent ("latent nothing"). 'noise' and 'zeros' let the prompt replace
+   * what was there, best with `strength` near 1 (at lower strengths the start shows through). Pixels
+   * outside the mask stay as they were either way. Default 'original'.
+   */
+  maskedStart?: MaskedStart;
 }
+
+/** Values of the `maskedStart` inpainting option. */
+export const maskedStarts = ['original', 'noise', 'zeros'] as const;
+
+export type MaskedStart = typeof maskedStarts[number];

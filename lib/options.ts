@@ -8,8 +8,9 @@ import path from 'node:path';
 import type { NativeRequest } from '../bindings/native.js';
 import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 import {
-  weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type WeightType,
+  maskedStarts, weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type WeightType,
 } from './option-types.js';
+import { SafetyChecker } from './safety-checker.js';
 import {
   defaultScheduler, findSampler, findScheduler, samplerAliases, samplerDisplayNames, samplerNames, schedulerNames,
 } from './samplers.js';
@@ -67,6 +68,8 @@ export interface NormalizedImageOptions {
   loraDir?: string;
   /** LoRAs given by path, applied besides the prompt's tags. */
   loras: NormalizedLora[];
+  /** The safety checker to run on each image, and whether a flagged image is blacked out. */
+  safety?: { checker: SafetyChecker; filter: boolean };
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -84,7 +87,7 @@ const MAX_SIDE = 2048;
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
-  'vaeTiling', 'tiling', 'previews', 'previewEvery', 'loraDir', 'loras', 'signal', 'onProgress',
+  'vaeTiling', 'tiling', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -92,7 +95,7 @@ const hiresOptionKeys = [
 const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   txt2img: [...imageOptionKeys, 'hires'],
   img2img: [...imageOptionKeys, 'image', 'strength'],
-  inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur'],
+  inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
 export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
@@ -139,6 +142,7 @@ export function normalizeImageOptions(
       vaeTiling: boolean(o.vaeTiling, 'vaeTiling', false),
       tiling: seamlessTiling(o.tiling, o.vaeTiling),
       previewEvery: previewInterval(o.previews, o.previewEvery),
+      maskedStart: mode === 'inpaint' ? oneOf(o.maskedStart, 'maskedStart', maskedStarts, 'original') : 'original',
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -149,6 +153,8 @@ export function normalizeImageOptions(
   if (o.hires !== undefined) normalized.hires = hiresOptions(o.hires, width, height);
   if (isImageMode) normalized.image = imageInput(o.image, 'image');
   if (mode === 'inpaint') normalized.mask = imageInput(o.mask, 'mask');
+  const safety = safetyOptions(o.safetyChecker, o.safetyCheck);
+  if (safety) normalized.safety = safety;
   if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
   if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
   return normalized;
@@ -423,6 +429,16 @@ function imageInput(value: unknown, name: string): ImageInput {
   const expected = 'Buffer, Uint8Array or file path of a PNG, JPEG or WebP image';
   if (value instanceof Uint8Array || typeof value === 'string' && value.length > 0) return value;
   throw invalid(TypeError, name, expected, value);
+}
+
+function safetyOptions(checker: unknown, mode: unknown): NormalizedImageOptions['safety'] {
+  const filter = oneOf(mode, 'safetyCheck', ['report', 'filter'], 'filter') === 'filter';
+  if (checker === undefined) {
+    if (mode !== undefined) throw new TypeError(`safetyCheck is ${JSON.stringify(mode)} but no safetyChecker was given; load one with loadSafetyChecker()`);
+    return undefined;
+  }
+  if (!(checker instanceof SafetyChecker)) throw invalid(TypeError, 'safetyChecker', 'SafetyChecker from loadSafetyChecker()', checker);
+  return { checker, filter };
 }
 
 function abortSignal(value: unknown, name: string): AbortSignal {

@@ -2,6 +2,7 @@
 // after IHDR, so that tools which read only the first chunks (web UIs' "PNG info") find it.
 import { inflateSync } from 'node:zlib';
 
+import type { MaskedStart } from './option-types.js';
 import { invalid, type NormalizedImageOptions } from './options.js';
 import { encodeChunk, PNG_SIGNATURE } from './png.js';
 import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type SchedulerName } from './samplers.js';
@@ -12,9 +13,10 @@ import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type Sche
  * the fields A1111 adds where they apply, in its order: "Schedule type" for non-default schedules,
  * "Variation seed" and "Variation seed strength", "Seed resize from", "Denoising strength" (image-
  * to-image, inpainting and the hires fix), "Clip skip", "Tiling", the hires fix's "Hires prompt",
- * "Hires negative prompt", "Hires upscale" or "Hires resize", "Hires steps", "Hires upscaler", and
- * "Mask blur", "Lora hashes" (`name: hash12` per LoRA, see lora.ts). Size is the first pass's, as in A1111. Values holding a comma, colon or newline are
- * quoted as A1111 quotes them.
+ * "Hires negative prompt", "Hires upscale" or "Hires resize", "Hires steps", "Hires upscaler",
+ * "Mask blur", "Masked content", and "Lora hashes" (`name: hash12` per LoRA, see lora.ts). Size is
+ * the first pass's, as in A1111. Values holding a comma, colon or newline are quoted as A1111
+ * quotes them.
  */
 export function formatParameters(
   request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string, loraHashes?: string,
@@ -47,6 +49,7 @@ export function formatParameters(
     fields.push(['Hires upscaler', hires.upscaler]);
   }
   if (s.mode === 'inpaint') fields.push(['Mask blur', request.maskBlur]);
+  if (s.maskedStart !== 'original') fields.push(['Masked content', maskedContentNames[s.maskedStart as Exclude<MaskedStart, 'original'>]]);
   if (loraHashes !== undefined) fields.push(['Lora hashes', loraHashes]);
 
   const lines = [request.prompt];
@@ -54,6 +57,9 @@ export function formatParameters(
   lines.push(fields.map(([name, value]) => `${name}: ${quote(value)}`).join(', '));
   return lines.join('\n');
 }
+
+// A1111's names of its inpainting_fill choices that write a field.
+const maskedContentNames: Readonly<Record<Exclude<MaskedStart, 'original'>, string>> = { noise: 'latent noise', zeros: 'latent nothing' };
 
 // A1111's infotext quote(): JSON string syntax for a value the field list could not otherwise hold.
 function quote(value: string | number): string {

@@ -11,6 +11,7 @@ import { convertCommand } from './cli/convert.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
+import { checkApiPrefix } from './http/api-prefix.js';
 import { collectApiKeys } from './http/auth.js';
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
 import { redisDisplayUrl } from './jobs/redis.js';
@@ -24,6 +25,7 @@ const optionSpec = {
   'max-loaded': { type: 'string' },
   'api-key': { type: 'string', multiple: true },
   'api-auth': { type: 'string' },
+  'api-prefix': { type: 'string' },
   api: { type: 'string' },
   presets: { type: 'string' },
   'allow-fetch': { type: 'string' },
@@ -48,6 +50,7 @@ const optionSpec = {
   'no-worker-timeout': { type: 'string' },
   attempts: { type: 'string' },
   'stall-timeout': { type: 'string' },
+  'safety-checker': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -93,6 +96,9 @@ Serve options:
                            /docs and /openapi.json stay open.
       --api-auth <u:p,…>   HTTP basic auth for the AUTOMATIC1111 API (/sdapi), as A1111's own
                            --api-auth; bearer keys from --api-key work there too.
+      --api-prefix <path>  Serve every route under this path, e.g. /sd: POST /sd/sdapi/v1/txt2img,
+                           /sd/text-to-image, /sd/docs, /sd/health, the web page at /sd/; the URLs
+                           in answers carry it too (for a reverse proxy that forwards /sd unchanged).
       --presets <file>     JSON file mapping OpenAI model names (dall-e-3, …) to generation settings
                            in AUTOMATIC1111's field names (see the README).
       --allow-fetch <hosts> Hosts (host[:port], comma-separated) whose image URLs the task API may
@@ -117,6 +123,12 @@ Serve options:
       --max-queue <n>      Jobs that may wait for a worker, all APIs together; beyond that requests
                            answer 503 (OpenAI: 429) with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
+      --safety-checker <file>
+                           Stable Diffusion's safety checker (model.safetensors of
+                           CompVis/stable-diffusion-safety-checker), loaded at start: the Photoshop
+                           API, the task API's safety_filter, A1111's info and OpenAI's moderation
+                           then check images (flagged ones come back black); without it they
+                           report nsfw as null. With --redis, the workers' checker does the checking.
 
 Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
       --redis <url>        serve: keep jobs in Redis (redis://host:6379/0) instead of --output, shared
@@ -133,7 +145,7 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
       --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
                            after this many seconds (default 30).
   Worker options: --model, --models, --max-loaded, --concurrency (jobs at once, default 1),
-  --threads, --backend, --prediction, --weight-type, --lora-dir, --attempts, --stall-timeout.
+  --threads, --backend, --prediction, --weight-type, --lora-dir, --attempts, --stall-timeout, --safety-checker.
 
   -h, --help               Show this help.
   -v, --version            Print the version.
@@ -244,6 +256,7 @@ function workerOptions(values: CliValues): WorkerOptions {
     concurrency: int('concurrency', 1, 64),
     attempts: int('attempts', 1, 100),
     lockDurationMs: stallTimeout === undefined ? undefined : stallTimeout * 1000,
+    safetyCheckerPath: values['safety-checker'],
     ...engine,
   };
 }
@@ -291,6 +304,7 @@ function serverOptions(values: CliValues): ServerOptions {
     apiKeys: collectApiKeys(values['api-key'] ?? [], process.env.SDNODE_API_KEYS),
     apiAuth: values['api-auth'] === undefined ? undefined : apiAuthPairs(values['api-auth']),
     apis: apis?.filter(isDialectName),
+    apiPrefix: values['api-prefix'] === undefined ? undefined : apiPrefixOption(values['api-prefix']),
     presets: values.presets,
     urlTtlSeconds: int('url-ttl', 1, 365 * 24 * 3600),
     allowFetch: values['allow-fetch']?.split(',').map((host) => host.trim()).filter((host) => host !== ''),
@@ -308,6 +322,7 @@ function serverOptions(values: CliValues): ServerOptions {
     weightType,
     loraDir,
     maxQueue: int('max-queue', 0, 1_000_000),
+    safetyCheckerPath: values['safety-checker'],
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),
     redis: values.redis,
     workers: int('workers', 0, 64),
@@ -382,6 +397,14 @@ function taskSettingsFromEnvironment(env: NodeJS.ProcessEnv): ServerOptions['tas
     enableSignup: flag('ENABLE_SIGNUP'),
     printLinkWithToken: flag('PRINT_LINK_WITH_TOKEN'),
   };
+}
+
+function apiPrefixOption(text: string): string {
+  try {
+    return checkApiPrefix(text, '--api-prefix');
+  } catch (error) {
+    throw new InvalidFieldError('--api-prefix', error instanceof Error ? error.message : String(error));
+  }
 }
 
 function apiAuthPairs(text: string): string[] {

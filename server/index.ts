@@ -11,15 +11,17 @@ import type { LoadOptions } from '../lib/index.js';
 import { dialectNames, selectDialects, type DialectName } from './dialects/index.js';
 import type { TaskAuthSettings } from './dialects/tasks/users.js';
 import { ApiRegistry } from './http/api.js';
+import { checkApiPrefix } from './http/api-prefix.js';
 import { createApp } from './http/app.js';
 import { ApiKeys } from './http/auth.js';
 import type { ServerContext, WriteLine } from './http/context.js';
 import { terminalJobLog } from './jobs/log.js';
 import { EmbeddedQueue, type JobQueue } from './jobs/queue.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
+import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
 import { FileJobStore, type JobStore } from './jobs/store.js';
-import { loraFolder, openModels } from './models/loader.js';
+import { loraFolder, openModelsAndChecker } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
 import type { ModelCatalog } from './models/registry.js';
 import { redisJobSystem } from './redis-jobs.js';
@@ -44,6 +46,12 @@ export interface ServerOptions {
   port?: number;
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
+  /**
+   * Path every route is served under (APIs, /docs, /openapi.json, /health, the web page), e.g. '/sd':
+   * then POST /sd/sdapi/v1/txt2img, and the URLs in answers start with /sd. Starts with /, no
+   * trailing slash, letters, digits, - . _ ~ in its segments. Default none.
+   */
+  apiPrefix?: string;
   /** Jobs generated at the same time. Default 1. */
   concurrency?: number;
   /** Folder holding one sub-folder per job. Default ./output. */
@@ -83,6 +91,13 @@ export interface ServerOptions {
   urlTtlSeconds?: number;
   /** Sampling steps between live previews; 0 turns them off. Default 1. */
   previewEvery?: number;
+  /**
+   * Safety checker file (CompVis/stable-diffusion-safety-checker, .safetensors), loaded at start;
+   * the APIs that report `nsfw` use it. Without one they report null.
+   */
+  safetyCheckerPath?: string;
+  /** A safety checker already loaded (the caller keeps it); takes the place of safetyCheckerPath. */
+  safetyChecker?: ImageSafetyChecker;
   /** Where progress and errors are written. Default console.log. */
   log?: WriteLine;
   /**
@@ -116,7 +131,7 @@ export interface JobSystem {
 }
 
 export interface RunningServer {
-  /** Base URL, e.g. http://127.0.0.1:8888 */
+  /** Base URL of the routes, e.g. http://127.0.0.1:8888 (with apiPrefix '/sd': http://127.0.0.1:8888/sd). */
   url: string;
   server: http.Server | https.Server;
   /** Jobs resumed or deleted from an earlier run. */
@@ -136,6 +151,7 @@ export interface RunningServer {
 
 export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
   const log = options.log ?? ((line: string) => console.log(line));
+  const apiPrefix = checkApiPrefix(options.apiPrefix ?? '', 'apiPrefix');
   const system = options.redis !== undefined ? await redisJobSystem(options.redis, options, log) : await embeddedJobSystem(options, log);
   const { store, queue, models } = system;
   const tls = options.cert !== undefined || options.key !== undefined ? await readTls(options) : undefined;
@@ -152,6 +168,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     maxUploadBytes: Math.round((options.maxUploadMb ?? 20) * 1024 * 1024),
     acceptingJobs: () => accepting,
     log,
+    apiPrefix,
   };
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
@@ -192,7 +209,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     })();
     return closing;
   };
-  const url = serverUrl(server, tls !== undefined);
+  const url = serverUrl(server, tls !== undefined) + apiPrefix;
   const welcome = (await Promise.all(dialects.map((dialect) => dialect.welcome?.(url) ?? Promise.resolve([])))).flat();
   return { url, server, unfinished, jobsLocation: store.location, presetWarnings: presets.warnings, welcome, close };
 }
@@ -200,10 +217,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promise<JobSystem> {
   const store = await FileJobStore.open(options.outputDir ?? 'output');
   // Before the port opens, as before: a bad checkpoint stops the start.
-  const models = await openModels(options, log);
+  const { models, safety } = await openModelsAndChecker(options, log);
 
   const processor = createJobProcessor({
-    store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1,
+    store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
   });
   const queue = new EmbeddedQueue(processor, {
     concurrency: options.concurrency ?? 1,
@@ -222,7 +239,10 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
         : { resumed: 0, deleted: 0 };
     },
     drain: (drainOptions) => queue.close(drainOptions),
-    dispose: () => models.closeAll(),
+    dispose: async () => {
+      await models.closeAll();
+      await safety.close();
+    },
   };
 }
 

@@ -111,6 +111,17 @@ t.test('rejects an unknown sampler or schedule with the list of known ones', asy
   await t.rejects(model.generate(request(model, { scheduler: 'cosine' }), () => {}), { code: 'ERR_INVALID_ARGUMENT', message: /karras/ });
 });
 
+t.test('rejects an unknown maskedStart, and maskedStart outside inpainting', async (t) => {
+  const model = await load('sd1');
+  t.teardown(() => model.close());
+  await t.rejects(model.generate(request(model, { maskedStart: 'latent noise' }), () => {}), {
+    code: 'ERR_INVALID_ARGUMENT', message: "maskedStart must be original, noise or zeros, got 'latent noise'",
+  });
+  await t.rejects(model.generate(request(model, { maskedStart: 'zeros' }), () => {}), {
+    code: 'ERR_INVALID_ARGUMENT', message: "maskedStart applies to inpaint only, got mode 'txt2img'",
+  });
+});
+
 t.test('a closed model rejects further generations', async (t) => {
   const model = await load('sd1');
   model.close();

@@ -131,7 +131,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
   t.same(settings, {
     mode: 'txt2img', width: 512, height: 512, steps: 20, cfgScale: 7, sampler: 'euler_a', scheduler: 'discrete',
     seed: 1, subseed: 3, subseedStrength: 0, seedResizeWidth: 0, seedResizeHeight: 0, rng: 'gpu', clipSkip: 0, count: 1,
-    strength: 1, vaeTiling: false, tiling: false, previewEvery: 0,
+    strength: 1, vaeTiling: false, tiling: false, previewEvery: 0, maskedStart: 'original',
   });
   t.same([prompt, negativePrompt, maskBlur], ['', '', 0]);
 
@@ -145,7 +145,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
 
   t.equal(check({ image: png }, 'img2img').settings.strength, 0.75, 'img2img strength');
   const inpaint = check({ image: png, mask: png }, 'inpaint');
-  t.same([inpaint.settings.mode, inpaint.settings.strength, inpaint.maskBlur], ['inpaint', 0.75, 4]);
+  t.same([inpaint.settings.mode, inpaint.settings.strength, inpaint.maskBlur, inpaint.settings.maskedStart], ['inpaint', 0.75, 4, 'original']);
 });
 
 t.test('keeps the values it is given', async (t) => {
@@ -159,7 +159,7 @@ t.test('keeps the values it is given', async (t) => {
   t.same(normalized.settings, {
     mode: 'txt2img', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun', scheduler: 'exponential',
     seed: 2 ** 32 - 1, subseed: 0, subseedStrength: 1, seedResizeWidth: 2048, seedResizeHeight: 64, rng: 'cpu',
-    clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, previewEvery: 5,
+    clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, previewEvery: 5, maskedStart: 'original',
   });
   t.equal(normalized.prompt, 'a cat');
   t.equal(normalized.negativePrompt, 'blurry');

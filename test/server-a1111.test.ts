@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { loadTinySafetyCheckers } from './fixtures/safety-checker.js';
 import { FakeModel, getJson, outputTestdir, solidPng, startTestServer } from './server-helpers.js';
 
 interface A1111Answer {
@@ -99,6 +100,26 @@ t.test('hires fix, variation seeds, seed resize and tiling reach the library', a
   t.match(bad, { status: 422, body: { detail: [{ loc: ['body', 'hr_upscaler'], msg: /Latent.*Lanczos/ }] } });
 });
 
+t.test('info.nsfw flags each image with a safety checker, keeping its pixels; without one it is null with a warning', async (t) => {
+  const fixtures = outputTestdir(t);
+  const { always } = await loadTinySafetyCheckers(t, fixtures);
+  const request = { prompt: 'a barn', seed: 60, batch_size: 2, steps: 1, width: 64, height: 64 };
+  const flagged = await startTestServer(t, { model: new FakeModel(), safetyChecker: always, outputDir: path.join(fixtures, 'flagged') });
+  const checked = await post(flagged.url, 'txt2img', request);
+  t.equal(checked.status, 200);
+  t.match(info(checked), { nsfw: [true, true], sdnode_warnings: [] });
+  const pixels = await sharp(Buffer.from(checked.body.images?.[1] ?? '', 'base64')).removeAlpha().raw().toBuffer();
+  t.ok(pixels.every((value) => value === 61), 'A1111 keeps a flagged image: only info says so');
+
+  const { url } = await startTestServer(t, { model: new FakeModel(), outputDir: path.join(fixtures, 'unchecked') });
+  const unchecked = await post(url, 'img2img', { ...request, batch_size: 1, init_images: [await base64Png(64, 64)] });
+  t.equal(unchecked.status, 200);
+  t.match(info(unchecked), {
+    nsfw: [null],
+    sdnode_warnings: [/^nsfw is null: No safety checker is loaded \(start the server with --safety-checker FILE\)/],
+  });
+});
+
 t.test('bad input is a 422 with a detail list naming the field, and the server keeps serving', async (t) => {
   const model = new FakeModel();
   const { url } = await startTestServer(t, { model });
@@ -148,9 +169,46 @@ t.test('img2img: data-URL images, resize modes, masks, fill and inpaint-only-mas
   t.equal(pixels[0], 7, 'inside the mask the model\'s pixels are pasted');
   const fill = await post(url, 'img2img', { prompt: 'x', init_images: [photo], mask, steps: 1, width: 64, height: 64, inpainting_fill: 0 });
   t.equal(fill.status, 200);
-  for (const masked of [2, 3]) {
-    const refused = await post(url, 'img2img', { prompt: 'x', init_images: [photo], mask, inpainting_fill: masked });
-    t.equal(refused.status, 422, `inpainting_fill ${masked}`);
+  t.notOk('maskedStart' in model.calls[1]!, 'inpainting_fill 1 starts from the original latent');
+  for (const [fillValue, maskedStart] of [[2, 'noise'], [3, 'zeros']] as const) {
+    const answer = await post(url, 'img2img', { prompt: 'x', init_images: [photo], mask, steps: 1, width: 64, height: 64, inpainting_fill: fillValue });
+    t.equal(answer.status, 200, `inpainting_fill ${fillValue}`);
+    t.match(model.calls.at(-1), { method: 'inpaint', maskedStart }, `inpainting_fill ${fillValue} asks for ${maskedStart}`);
+  }
+});
+
+t.test('inpainting_fill 2 (latent noise) and 3 (latent nothing) repaint the mask differently and keep the rest', async (t) => {
+  const dir = outputTestdir(t);
+  const { url } = await startTestServer(t, { modelPath: await writeTinyCheckpoint(dir), outputDir: path.join(dir, 'out') });
+  const size = 64;
+  const photoRaw = Buffer.from(Array.from({ length: size * size * 3 }, (_, i) => (i * 37) % 256));
+  const photo = (await sharp(photoRaw, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer()).toString('base64');
+  const maskRaw = Buffer.alloc(size * size);
+  for (let i = 0; i < maskRaw.length; i++) maskRaw[i] = i % size < size / 2 ? 255 : 0;
+  const mask = (await sharp(maskRaw, { raw: { width: size, height: size, channels: 1 } }).png().toBuffer()).toString('base64');
+  const inpaint = async (fillValue: number): Promise<Buffer> => {
+    const answer = await post(url, 'img2img', {
+      prompt: 'a stone tower', init_images: [photo], mask, inpainting_fill: fillValue, mask_blur: 0, steps: 3, width: size,
+      height: size, seed: 11, denoising_strength: 0.8,
+    });
+    t.equal(answer.status, 200, `inpainting_fill ${fillValue}`);
+    const png = Buffer.from(answer.body.images?.[0] ?? '', 'base64');
+    if (fillValue >= 2) {
+      t.match(info(answer).infotexts, [new RegExp(`Masked content: ${fillValue === 2 ? 'latent noise' : 'latent nothing'}`)]);
+    }
+    return sharp(png).raw().toBuffer();
+  };
+  const original = await inpaint(1);
+  for (const fillValue of [2, 3]) {
+    const out = await inpaint(fillValue);
+    let keptDiffering = 0;
+    let maskedDiffering = 0;
+    for (let i = 0; i < out.length; i++) {
+      if (Math.floor(i / 3) % size < size / 2) maskedDiffering += out[i] !== original[i] ? 1 : 0;
+      else keptDiffering += out[i] !== photoRaw[i] ? 1 : 0;
+    }
+    t.equal(keptDiffering, 0, `inpainting_fill ${fillValue}: every unmasked byte is the input's`);
+    t.ok(maskedDiffering > (size * size * 3) / 8, `inpainting_fill ${fillValue}: the masked half differs from fill 1 (${maskedDiffering} bytes)`);
   }
 });
 

@@ -1,7 +1,7 @@
 // The web page at / in a real browser (Debian's chromium through playwright-core): a prompt
 // becomes an image in the gallery with its settings, a painted mask goes out with an inpainting
-// request, a waiting job is cancelled, and the page works behind an API key. Screenshots of the
-// page are saved under .tap/web-page/ to look at.
+// request, a waiting job is cancelled, and the page works behind an API key and under
+// --api-prefix. Screenshots of the page are saved under .tap/web-page/ to look at.
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -212,6 +212,21 @@ function webPageTests(browser: Browser): void {
     await page.reload();
     t.equal(await page.getByLabel('API key', { exact: true }).inputValue(), 'secret-key', 'the key is kept');
     await tile.waitFor();
+    t.same(problems, [], 'no script errors');
+  });
+  t.test('under --api-prefix the page, its assets and every call it makes live below the prefix', async (t) => {
+    const { url } = await startTestServer(t, { model: new FakeModel(), apiPrefix: '/sd' });
+    const { page, problems } = await openPage(t, browser, url);
+    await waitForText(page.locator('#server-status'), /Model: fake-model.* 0 running/);
+    t.equal(await page.getByRole('link', { name: 'API docs' }).getAttribute('href'), '/sd/docs');
+    await page.getByLabel('Prompt', { exact: true }).fill('a harbour at dusk');
+    await fillFields(page, { Width: '64', Height: '64', Steps: '2' });
+    await page.getByRole('button', { name: 'Generate' }).click();
+    const tile = page.getByRole('button', { name: /^Image 1 of "a harbour at dusk"/ }).locator('img');
+    await tile.waitFor();
+    t.match(await tile.getAttribute('src'), /^blob:/);
+    const stored = await page.evaluate(() => localStorage.getItem('sdnode.jobs'));
+    t.match(JSON.parse(stored ?? '[]'), [{ resultUrl: /^\/sd\/text-to-image\// }]);
     t.same(problems, [], 'no script errors');
   });
 }

@@ -27,9 +27,16 @@ export function describeError(error: unknown): string {
 
 export class Api {
   #key: string;
+  // The server's --api-prefix, which it writes into the page it serves; the URLs it answers with carry it already.
+  readonly #prefix = document.querySelector('meta[name="sdnode-api-prefix"]')?.getAttribute('content') ?? '';
 
   constructor() {
     this.#key = localStorage.getItem(keyStorage) ?? '';
+  }
+
+  /** The URL of one of the server's routes, e.g. '/health', under its --api-prefix. */
+  route(path: string): string {
+    return this.#prefix + path;
   }
 
   get key(): string {

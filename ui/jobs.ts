@@ -67,7 +67,7 @@ export class JobTracker {
 
   /** Sends the form to the M1 endpoint of `kind` and starts following the job. */
   async submit(kind: JobKind, form: FormData): Promise<Job> {
-    const queued = await this.#api.json<{ status: JobStatus; resultUrl: string }>(`/${kind}`, { method: 'POST', body: form });
+    const queued = await this.#api.json<{ status: JobStatus; resultUrl: string }>(this.#api.route(`/${kind}`), { method: 'POST', body: form });
     const prompt = form.get('prompt');
     const job: Job = {
       resultUrl: queued.resultUrl,

@@ -143,7 +143,7 @@ function scheduleHealth(): void {
 async function refreshHealth(): Promise<void> {
   lastHealth = Date.now();
   try {
-    const health = await api.json<Health>('/health');
+    const health = await api.json<Health>(api.route('/health'));
     const { waiting, running } = health.queue;
     const model = health.model === null ? 'No model' : `Model: ${health.model}`;
     serverStatus.textContent = `${model} · ${running} running · ${waiting} waiting${health.ready ? '' : ` · ${health.hint ?? 'not ready'}`}`;
@@ -160,7 +160,7 @@ async function refreshHealth(): Promise<void> {
 
 async function refreshModels(): Promise<void> {
   try {
-    const list = await api.json<{ data: { id: string }[] }>('/v1/models');
+    const list = await api.json<{ data: { id: string }[] }>(api.route('/v1/models'));
     checkpoints = list.data.map((model) => model.id).filter((id) => !builtInPresets.has(id));
     banner.set('models', undefined);
   } catch (error) {

@@ -121,12 +121,14 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   if (!o.Get("vaeTiling").IsUndefined()) r.vaeTiling = boolField(o, "vaeTiling");
   // Optional: callers from before previews existed get none.
   if (!o.Get("previewEvery").IsUndefined()) r.previewEvery = intField(o, "previewEvery");
-  // Optional, as vaeTiling: absent means no variation seed, no seed resize, no tiling, no hires fix.
+  // Optional, as vaeTiling: absent means no variation seed, no seed resize, no tiling, the original
+  // latent under the mask, no hires fix.
   if (!o.Get("subseed").IsUndefined()) r.subseed = seedField(o, "subseed");
   if (!o.Get("subseedStrength").IsUndefined()) r.subseedStrength = static_cast<float>(numberField(o, "subseedStrength"));
   if (!o.Get("seedResizeWidth").IsUndefined()) r.seedResizeWidth = intField(o, "seedResizeWidth");
   if (!o.Get("seedResizeHeight").IsUndefined()) r.seedResizeHeight = intField(o, "seedResizeHeight");
   if (!o.Get("tiling").IsUndefined()) r.tiling = boolField(o, "tiling");
+  if (!o.Get("maskedStart").IsUndefined()) r.maskedStart = stringField(o, "maskedStart");
   const Napi::Value hires = o.Get("hires");
   if (!hires.IsUndefined()) {
     if (!hires.IsObject()) badField(o.Env(), "hires", "an object");
@@ -153,6 +155,14 @@ sdnode::ConvertParams convertParamsFromJs(const std::string& input, const std::s
   p.input = input;
   p.output = output;
   p.weightType = stringField(options, "weightType");
+  p.threads = intField(options, "threads");
+  return p;
+}
+
+sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, const Napi::Object& options) {
+  sdnode::SafetyCheckerParams p;
+  p.path = path;
+  p.backend = stringField(options, "backend");
   p.threads = intField(options, "threads");
   return p;
 }
@@ -258,6 +268,34 @@ Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images) 
     o.Set("seed", static_cast<double>(image.seed));
     o.Set("subseed", static_cast<double>(image.subseed));
     o.Set("data", bytesToJs(env, image.rgb));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+Napi::Object safetyCheckerInfoToJs(Napi::Env env, const sdnode::SafetyCheckerInfo& info) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("imageSize", info.imageSize);
+  o.Set("concepts", info.concepts);
+  o.Set("specialConcepts", info.specialConcepts);
+  o.Set("weightBytes", static_cast<double>(info.weightBytes));
+  o.Set("backend", info.backend);
+  return o;
+}
+
+Napi::Array verdictsToJs(Napi::Env env, const std::vector<sdnode::SafetyVerdict>& verdicts) {
+  auto floats = [&](const std::vector<float>& values) {
+    Napi::Float32Array array = Napi::Float32Array::New(env, values.size());
+    std::copy(values.begin(), values.end(), array.Data());
+    return array;
+  };
+  Napi::Array out = Napi::Array::New(env, verdicts.size());
+  for (size_t i = 0; i < verdicts.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("nsfw", verdicts[i].nsfw);
+    o.Set("specialCare", verdicts[i].specialCare);
+    o.Set("conceptScores", floats(verdicts[i].conceptScores));
+    o.Set("specialScores", floats(verdicts[i].specialScores));
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;

@@ -78,6 +78,10 @@ void DiffusionModel::checkRequest(const Request& r) const {
     fail("mask must hold width*height = " + std::to_string(pixels) + " bytes, got " + std::to_string(r.mask.size()));
   }
   if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
+  if (r.maskedStart != "original" && r.maskedStart != "noise" && r.maskedStart != "zeros") {
+    fail("maskedStart must be original, noise or zeros, got '" + r.maskedStart + "'");
+  }
+  if (r.maskedStart != "original" && r.mode != "inpaint") fail("maskedStart applies to inpaint only, got mode '" + r.mode + "'");
   if (r.previewEvery < 0 || r.previewEvery > 1000) {
     fail("previewEvery must be between 0 (off) and 1000, got " + std::to_string(r.previewEvery));
   }
@@ -245,9 +249,14 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       // pass, seeded with the image's seed, draws the initial noise and then every ancestral step's.
       std::unique_ptr<Rng> rng = makeRng(r.rng);
       rng->seed(seeds.seed);
+      // A1111 draws the masked region's noise from the first batch's seeds only (a known flaw it
+      // notes); here every image takes its own seed's.
+      ImageStart maskedStart;
+      const ImageStart& imageStart =
+          start.maskedStartMask.empty() ? start : (maskedStart = withMaskedStart(start, r, seeds.seed));
       std::vector<float> x = initialNoise(*rng, r.rng, seeds, channels, w, h);
-      for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? start.initLatent[j] : 0.0f) + x[j] * sigmas[0];
-      x = samplePass(run, std::move(x), sigmas, text, start, w, h, *rng, {i, totalSteps, 0, 0});
+      for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? imageStart.initLatent[j] : 0.0f) + x[j] * sigmas[0];
+      x = samplePass(run, std::move(x), sigmas, text, imageStart, w, h, *rng, {i, totalSteps, 0, 0});
 
       Image image;
       image.width = r.width;

@@ -88,6 +88,7 @@ ImageStart DiffusionModel::prepareImageStart(const Request& r) {
     pixelMask.resize(pixels);
     for (int64_t p = 0; p < pixels; p++) pixelMask[p] = r.mask[p] / 255.0f;
     start.latentMask = maskToLatent(r.mask, r.width, w, h, scale);
+    if (r.maskedStart != "original") start.maskedStartMask = start.latentMask;
   }
 
   std::unique_ptr<Rng> rng = makeRng(r.rng);
@@ -102,6 +103,24 @@ ImageStart DiffusionModel::prepareImageStart(const Request& r) {
     if (!start.latentMask.empty()) start.latentMask = dilate(start.latentMask, w, h);
   }
   return start;
+}
+
+ImageStart withMaskedStart(const ImageStart& start, const Request& r, uint64_t seed) {
+  ImageStart image = start;
+  std::vector<float> replacement(image.initLatent.size(), 0.0f);
+  if (r.maskedStart == "noise") {
+    std::unique_ptr<Rng> rng = makeRng(r.rng);
+    rng->seed(seed);
+    replacement = rng->randn(replacement.size());
+  }
+  // As A1111: init * (1 - mask) + replacement * mask, the same mask for every channel. The blend
+  // the sampler applies at every step then also starts from this latent where the mask is grey.
+  const size_t cells = image.maskedStartMask.size();
+  for (size_t j = 0; j < image.initLatent.size(); j++) {
+    const float m = image.maskedStartMask[j % cells];
+    image.initLatent[j] = image.initLatent[j] * (1.0f - m) + replacement[j] * m;
+  }
+  return image;
 }
 
 bool DiffusionModel::isInpaintModel() const { return unet_->config().inChannels == 2 * vae_->config().latentChannels + 1; }

@@ -15,11 +15,19 @@ struct ImageStart {
   std::vector<float> latentMask;
   // Extra UNet input of inpainting checkpoints: the mask (1 channel) then the masked image's latent.
   std::vector<float> concat;
+  // Where Request::maskedStart replaces the input's latent (the latent mask before the inpainting
+  // UNet's dilation, 0–1 per cell); empty when it keeps the original.
+  std::vector<float> maskedStartMask;
 };
 
 // The start of a pass with no input image (text-to-image, the hires fix's second pass): for an
 // inpainting UNet, the extra input of an image that is all to be repainted. initLatent is left empty.
 ImageStart textStart(int64_t cells, int64_t channels, bool inpaintModel);
+
+// The start of one image of a request whose maskedStart replaces the masked region's latent: a copy
+// of `start` whose initLatent is blended, by maskedStartMask, towards zeros or the noise of `seed`
+// (the first latent-sized draw of a fresh generator of the request's kind: the seed's own noise).
+ImageStart withMaskedStart(const ImageStart& start, const Request& request, uint64_t seed);
 
 // Whether the request asks for nothing to change (strength 0, or a mask that keeps every pixel), so
 // every image is the input as it was.

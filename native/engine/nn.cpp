@@ -75,14 +75,15 @@ ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_
   return ggml_add(n.ctx, y, n.w.get(prefix + ".bias", {channels}));
 }
 
-ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal) {
+ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal,
+                       bool exact) {
   const int64_t channels = q->ne[0];
   const int64_t headDim = channels / heads;
   const int64_t tq = q->ne[1];
   const int64_t tk = k->ne[1];
   const int64_t batch = q->ne[2];
   const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
-  if (!causal) {
+  if (!causal && !exact) {
     // The fused kernel never materialises the [Tk, Tq] score matrix (512 MB per UNet attention at
     // 512x512), which is most of the memory and time of the plain path at large sizes.
     // [C, T, N] -> [d, T, heads, N] views; K and V in f16 as the kernel wants them.

@@ -142,6 +142,11 @@ struct Request {
   std::vector<uint8_t> image;  // RGB, width*height*3 (img2img, inpaint)
   std::vector<uint8_t> mask;   // width*height, 255 = repaint (inpaint)
   float strength = 0.75f;
+  // What the masked region's latent starts from before it is noised to the strength's first step
+  // (AUTOMATIC1111's "Masked content"): original (the input image's latent) | noise (the image's
+  // seed's noise, as a fresh generator draws it first) | zeros. Inpaint only; the unmasked region
+  // always keeps the input's latent.
+  std::string maskedStart = "original";
   // Run the VAE (decode, and encode for img2img / inpaint) in overlapping tiles of 512 pixels:
   // memory bounded by one tile at any size, pixels a little different from a whole-image pass
   // (images up to one tile: identical).
@@ -232,6 +237,44 @@ struct ConvertResult {
 // ModelIo (reading or writing), ModelFormat / ModelUnsupported (input), InvalidArgument
 // (weightType, or output being the input), Aborted.
 ConvertResult convertToGguf(const ConvertParams& params, const ConvertCallbacks& callbacks);
+
+// The safety checker Stable Diffusion releases ship (CompVis/stable-diffusion-safety-checker, in
+// Hugging Face's transformers layout): a CLIP vision tower with its projection, and concept
+// embeddings with per-concept thresholds. Sizes are read from the file.
+struct SafetyCheckerParams {
+  std::string path;
+  std::string backend = "auto";  // auto | cpu | metal | cuda
+  int threads = 0;               // 0: physical cores
+};
+
+struct SafetyCheckerInfo {
+  int imageSize = 224;  // side of the square input: patch size x patches per side
+  int concepts = 17;
+  int specialConcepts = 3;
+  uint64_t weightBytes = 0;
+  std::string backend;
+};
+
+struct SafetyVerdict {
+  // A concept score above zero (rounded to 3 decimals, as the reference pipeline rounds) flags the image.
+  bool nsfw = false;
+  // A special-care score above zero: every concept threshold is lowered by 0.01.
+  bool specialCare = false;
+  // Cosine similarity of the image embedding to each concept, less its threshold, plus the
+  // special-care adjustment; unrounded.
+  std::vector<float> conceptScores;
+  std::vector<float> specialScores;
+};
+
+class SafetyChecker {
+ public:
+  static std::unique_ptr<SafetyChecker> load(const SafetyCheckerParams& params);
+  virtual ~SafetyChecker() = default;
+  virtual const SafetyCheckerInfo& info() const = 0;
+  // `pixels`: `count` images, each as planes [3, imageSize, imageSize] normalised as CLIP's image
+  // processor does (the caller resizes, crops and normalises). Not re-entrant.
+  virtual std::vector<SafetyVerdict> check(const std::vector<float>& pixels, int count) = 0;
+};
 
 const std::vector<std::string>& samplerNames();
 const std::vector<std::string>& schedulerNames();

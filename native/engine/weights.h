@@ -11,17 +11,22 @@
 #include <vector>
 
 #include "checkpoint.h"
+#include "family.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 
 namespace sdnode {
 
+// Which tensors of a file a Weights object loads.
+using WeightFilter = bool (*)(const CheckpointTensor& t);
+
 class Weights {
  public:
-  // Loads every tensor isModelWeight accepts (family.h). `requested` is parseWeightType's answer;
-  // what it changes, tensor by tensor, is residentType's business (weight_types.cpp). `threads`
-  // quantize on load.
-  Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend);
+  // Loads every tensor `wanted` accepts: by default a Stable Diffusion model's (isModelWeight,
+  // family.h). `requested` is parseWeightType's answer; what it changes, tensor by tensor, is
+  // residentType's business (weight_types.cpp). `threads` quantize on load.
+  Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend,
+          WeightFilter wanted = isModelWeight);
   ~Weights();
   Weights(const Weights&) = delete;
   Weights& operator=(const Weights&) = delete;

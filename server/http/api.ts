@@ -72,12 +72,12 @@ export class ApiRegistry {
     for (const [path, methods] of methodsByPath) router.all(path, methodNotAllowed([...methods]));
   }
 
-  /** The OpenAPI 3.1 document of every route declared so far. */
-  document(info: { title: string; version: string; description: string }, tags: { name: string; description: string }[]):
-    Record<string, unknown> {
+  /** The OpenAPI 3.1 document of every route declared so far, its paths under `prefix` (--api-prefix, '' for none). */
+  document(info: { title: string; version: string; description: string }, tags: { name: string; description: string }[],
+    prefix = ''): Record<string, unknown> {
     const paths: Record<string, Record<string, unknown>> = {};
     for (const spec of this.routes) {
-      const path = spec.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+      const path = prefix + spec.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
       paths[path] ??= {};
       (paths[path] as Record<string, unknown>)[spec.method] = operation(spec);
     }

@@ -22,6 +22,11 @@ export interface ServerContext {
   acceptingJobs(): boolean;
   /** Where unexpected errors are reported. */
   log: WriteLine;
+  /**
+   * Path every route is served under ('' or e.g. '/sd', from --api-prefix). Routes are declared
+   * without it; URLs written into answers start with it.
+   */
+  apiPrefix: string;
 }
 
 /** One API dialect: a name for --api, a description for the docs, and its routes. */

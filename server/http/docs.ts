@@ -15,26 +15,26 @@ const swaggerUiDir = path.dirname(require.resolve('swagger-ui-dist/package.json'
 // Only the files the page loads are served.
 const swaggerUiFiles = ['swagger-ui.css', 'swagger-ui-bundle.js', 'swagger-ui-standalone-preset.js', 'favicon-32x32.png'];
 
-const docsPage = `<!DOCTYPE html>
+const docsPage = (prefix: string): string => `<!DOCTYPE html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
   <title>sdnode API</title>
-  <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
-  <link rel="icon" type="image/png" href="/docs/assets/favicon-32x32.png">
+  <link rel="stylesheet" href="${prefix}/docs/assets/swagger-ui.css">
+  <link rel="icon" type="image/png" href="${prefix}/docs/assets/favicon-32x32.png">
 </head>
 <body>
   <div id="swagger-ui"></div>
-  <script src="/docs/assets/swagger-ui-bundle.js"></script>
-  <script src="/docs/assets/swagger-ui-standalone-preset.js"></script>
-  <script src="/docs/init.js"></script>
+  <script src="${prefix}/docs/assets/swagger-ui-bundle.js"></script>
+  <script src="${prefix}/docs/assets/swagger-ui-standalone-preset.js"></script>
+  <script src="${prefix}/docs/init.js"></script>
 </body>
 </html>
 `;
 
 // validatorUrl null: the default would send the document to validator.swagger.io.
-const initScript = `window.ui = SwaggerUIBundle({
-  url: '/openapi.json',
+const initScript = (prefix: string): string => `window.ui = SwaggerUIBundle({
+  url: '${prefix}/openapi.json',
   dom_id: '#swagger-ui',
   deepLinking: true,
   validatorUrl: null,
@@ -43,7 +43,8 @@ const initScript = `window.ui = SwaggerUIBundle({
 });
 `;
 
-export function docsRoutes(api: ApiRegistry, info: { version: string; dialects: { name: string; description: string }[] }): Router {
+/** `info.prefix`: the server's --api-prefix ('' for none), which the document's paths and the page's links carry. */
+export function docsRoutes(api: ApiRegistry, info: { version: string; prefix: string; dialects: { name: string; description: string }[] }): Router {
   const router = Router();
   let document: Record<string, unknown> | undefined;
   router.get('/openapi.json', (_req, res) => {
@@ -51,14 +52,14 @@ export function docsRoutes(api: ApiRegistry, info: { version: string; dialects: 
       title: 'sdnode',
       version: info.version,
       description: 'Local Stable Diffusion image generation. Every API dialect below feeds one job queue.',
-    }, info.dialects);
+    }, info.dialects, info.prefix);
     res.json(document);
   });
   router.get('/docs', (_req, res) => {
-    res.type('html').send(docsPage);
+    res.type('html').send(docsPage(info.prefix));
   });
   router.get('/docs/init.js', (_req, res) => {
-    res.type('js').send(initScript);
+    res.type('js').send(initScript(info.prefix));
   });
   const assets = express.static(swaggerUiDir, { index: false, fallthrough: false, maxAge: '1d' });
   router.use('/docs/assets', (req, res, next) => {

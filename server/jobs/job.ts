@@ -1,6 +1,8 @@
 // What a job is, independent of the API dialect that asked for it, where it is stored or which
 // process runs it. Every dialect translates its requests into these and back.
 
+import type { MaskedStart } from '../../lib/index.js';
+
 /** What the engine is asked to do. */
 export const jobModes = ['txt2img', 'img2img', 'inpaint'] as const;
 export type JobMode = (typeof jobModes)[number];
@@ -26,6 +28,8 @@ export interface JobParameters {
   scheduler?: string;
   strength?: number;
   maskBlur?: number;
+  /** What the masked region starts from (the library's `maskedStart`). */
+  maskedStart?: MaskedStart;
   /** Run the VAE in tiles (the library's `vaeTiling`). */
   vaeTiling?: boolean;
   /** CLIP skip in AUTOMATIC1111's numbering (the library's `clipSkip`). */
@@ -54,6 +58,12 @@ export interface JobParameters {
   /** Scale each finished image to this size (an OpenAI size larger than the preset's pixel budget). */
   outputWidth?: number;
   outputHeight?: number;
+  /**
+   * Run the safety checker on each finished image and store its verdict with the image (read it
+   * with `imageSafety()` from jobs/safety.ts): 'report' keeps a flagged image, 'filter' makes it
+   * black. Absent: no check.
+   */
+  safetyCheck?: 'report' | 'filter';
 }
 
 export interface JobError {

@@ -129,7 +129,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
   infoRoutes(router, context, { tag, auth, json, settings, hashes, errors, loraDir: options.loraDir });
   api.refuseOtherMethods(router, tag);
   router.use('/sdapi', (req, _res, next) => {
-    next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see /docs`));
+    next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see ${context.apiPrefix}/docs`));
   });
   router.use('/sdapi', errorHandler(context.log, fastApiErrorShape));
   return router;

@@ -85,7 +85,10 @@ export type Img2ImgRequest = z.output<typeof img2imgSchema>;
 export const imagesResponseSchema = z.object({
   images: z.array(z.string()).meta({ description: 'Base64 PNGs' }),
   parameters: z.record(z.string(), z.unknown()).meta({ description: 'The request with its defaults filled in' }),
-  info: z.string().meta({ description: 'A JSON string: prompts, seeds, sizes, infotexts (one A1111 parameters text per image) …' }),
+  info: z.string().meta({
+    description: 'A JSON string: prompts, seeds, sizes, infotexts (one A1111 parameters text per image) …, and nsfw: per image, '
+      + 'whether the safety checker (--safety-checker) flagged it (null: not checked; sdnode_warnings says why)',
+  }),
 });
 
 export const progressQuery = z.object({

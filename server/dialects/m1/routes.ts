@@ -67,7 +67,7 @@ function m1Router(context: ServerContext): Router {
       const model = await context.models.resolve(form.model);
       const uploads = await m1Uploads(kind, req.files);
       const record = await jobs.submit({ mode: modeByKind[kind], dialect: tag, model: model.name, parameters, uploads });
-      res.json(queuedBody(kind, record.id));
+      res.json(queuedBody(context.apiPrefix, kind, record.id));
     });
 
     api.route(router, {
@@ -78,7 +78,7 @@ function m1Router(context: ServerContext): Router {
       params: jobIdParams,
       responses: { 200: { description: 'The status object', schema: m1StatusSchema }, ...errorResponses },
     }, keys.required(), async (req, res) => {
-      res.json(statusBody(kind, await findJob(context, kind, String(req.params.id))));
+      res.json(statusBody(context.apiPrefix, kind, await findJob(context, kind, String(req.params.id))));
     });
 
     api.route(router, {
@@ -92,7 +92,7 @@ function m1Router(context: ServerContext): Router {
       const id = String(req.params.id);
       await findJob(context, kind, id);
       await jobs.cancel(id);
-      res.json(statusBody(kind, await findJob(context, kind, id)));
+      res.json(statusBody(context.apiPrefix, kind, await findJob(context, kind, id)));
     });
 
     api.route(router, {

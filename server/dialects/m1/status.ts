@@ -28,16 +28,17 @@ export function jobParameters(form: M1Form): JobParameters {
   });
 }
 
-export function resultUrl(kind: M1Kind, id: string): string {
-  return `/${kind}/${id}`;
+/** `prefix`: the server's --api-prefix ('' for none). */
+export function resultUrl(prefix: string, kind: M1Kind, id: string): string {
+  return `${prefix}/${kind}/${id}`;
 }
 
-export function queuedBody(kind: M1Kind, id: string): M1Status {
-  return { status: 'QUEUED', resultUrl: resultUrl(kind, id) };
+export function queuedBody(prefix: string, kind: M1Kind, id: string): M1Status {
+  return { status: 'QUEUED', resultUrl: resultUrl(prefix, kind, id) };
 }
 
-export function statusBody(kind: M1Kind, { record, imagesDone, progress, hasPreview }: JobSnapshot): M1Status {
-  const url = resultUrl(kind, record.id);
+export function statusBody(prefix: string, kind: M1Kind, { record, imagesDone, progress, hasPreview }: JobSnapshot): M1Status {
+  const url = resultUrl(prefix, kind, record.id);
   const imageUrls = Array.from({ length: imagesDone }, (_, i) => `${url}/${i + 1}.png`);
   switch (record.state) {
     case 'COMPLETE':

@@ -40,7 +40,7 @@ export function openaiDialect(context: ServerContext, options: OpenAiOptions): D
 function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
   const { api, keys, jobs, models } = context;
   const { presets } = options;
-  const urls = new ResultUrls(options.urlSecret, options.urlTtlSeconds);
+  const urls = new ResultUrls(options.urlSecret, options.urlTtlSeconds, context.apiPrefix);
   const router = Router();
   const errors = {
     400: { description: 'invalid_request_error: the message and param name the field', schema: openaiErrorSchema },
@@ -76,6 +76,8 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
     const parameters = {
       ...baseParameters(target, body.prompt, body.n, body.seed, body.negative_prompt),
       ...generationSize(parseSize(body.size), target.settings),
+      // 'low': less restrictive; the checker only flags (nsfw), the images stay.
+      ...(body.moderation === 'low' && { safetyCheck: 'report' as const }),
     };
     const record = await jobs.submit({ mode: 'txt2img', dialect: tag, model: target.checkpoint.name, parameters });
     await answerWhenDone(context, urls, req, res, record, resultOptions(body, 'image_generation'));
@@ -198,7 +200,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
 
   api.refuseOtherMethods(router, tag);
   router.use('/v1', (req, _res, next) => {
-    next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see /docs`));
+    next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see ${context.apiPrefix}/docs`));
   });
   router.use('/v1', errorHandler(context.log, openaiErrorShape));
   return router;

@@ -7,20 +7,23 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 export class ResultUrls {
   readonly #secret: Buffer;
   readonly #ttlSeconds: number;
+  readonly #prefix: string;
 
-  constructor(secret: Buffer, ttlSeconds: number) {
+  /** `prefix`: the server's --api-prefix ('' for none), which the links start with. */
+  constructor(secret: Buffer, ttlSeconds: number, prefix: string) {
     this.#secret = secret;
     this.#ttlSeconds = ttlSeconds;
+    this.#prefix = prefix;
   }
 
   /** Path and query of a link to image `n` of a job in `ext`, valid for the TTL from now. */
   sign(jobId: string, n: number, ext: string, now = Date.now()): string {
     const path = `/v1/images/files/${jobId}/${n}.${ext}`;
     const expires = Math.floor(now / 1000) + this.#ttlSeconds;
-    return `${path}?expires=${expires}&signature=${this.#signature(path, expires)}`;
+    return `${this.#prefix}${path}?expires=${expires}&signature=${this.#signature(path, expires)}`;
   }
 
-  /** 'ok', 'expired' or 'invalid' for a link's path, expires and signature. */
+  /** 'ok', 'expired' or 'invalid' for a link's path (without the prefix), expires and signature. */
   check(path: string, expires: string, signature: string, now = Date.now()): 'ok' | 'expired' | 'invalid' {
     const expiresAt = Number(expires);
     if (!/^\d{1,12}$/.test(expires) || !/^[0-9a-f]{64}$/.test(signature)) return 'invalid';

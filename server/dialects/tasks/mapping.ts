@@ -23,14 +23,15 @@ export function jobParameters(type: TaskType, p: TaskParameters): JobParameters 
     width: multipleOf8('width', p.width ?? (type === 'txt2img' ? 512 : undefined)),
     height: multipleOf8('height', p.height ?? (type === 'txt2img' ? 512 : undefined)),
     strength: type === 'txt2img' ? undefined : (p.strength ?? 0.8),
+    safetyCheck: (p.safety_filter ?? true) ? 'filter' as const : undefined,
   });
 }
 
 export interface ImageSources {
   blobs: BlobStore;
   owner: string;
-  /** This server's own origin(s), whose /blob/<id> URLs are read from the blob store. */
-  ownOrigins: string[];
+  /** This server's own base URL(s) (origin and --api-prefix), whose <base>/blob/<id> URLs are read from the blob store. */
+  ownBases: string[];
   /** Hosts whose URLs may be fetched (--allow-fetch). */
   allowFetch: string[];
   maxBytes: number;
@@ -54,7 +55,7 @@ async function resolveImage(field: string, reference: string, sources: ImageSour
   } catch {
     url = undefined;
   }
-  const blobId = url === undefined ? reference : ownBlobId(url, sources.ownOrigins);
+  const blobId = url === undefined ? reference : ownBlobId(url, sources.ownBases);
   if (blobId !== undefined) {
     const blob = await sources.blobs.get(sources.owner, blobId);
     if (!blob) throw new ApiError(422, 'INVALID_PARAMETER', `${field}: no blob ${JSON.stringify(blobId)} of yours on this server`, { param: field });
@@ -69,9 +70,9 @@ async function resolveImage(field: string, reference: string, sources: ImageSour
   return imageUpload(field, await fetchLimited(field, url, sources.maxBytes));
 }
 
-function ownBlobId(url: URL, ownOrigins: string[]): string | undefined {
-  const match = /^\/blob\/([A-Za-z0-9_-]+)$/.exec(url.pathname);
-  return match && ownOrigins.includes(url.origin) ? match[1] : undefined;
+function ownBlobId(url: URL, ownBases: string[]): string | undefined {
+  const match = /^(.*)\/blob\/([A-Za-z0-9_-]+)$/.exec(url.pathname);
+  return match && ownBases.includes(url.origin + match[1]) ? match[2] : undefined;
 }
 
 // Redirects are followed only within the same host, a few times; the body is cut at the limit.

@@ -9,12 +9,13 @@ import { WebSocketServer } from 'ws';
 import type { TaskEventHub } from './events.js';
 import type { Credentials } from './routes.js';
 
-export function attachEventSocket(server: Server, hub: TaskEventHub,
+/** `path`: /events under the server's --api-prefix. */
+export function attachEventSocket(server: Server, path: string, hub: TaskEventHub,
   identify: (credentials: Credentials) => Promise<string | undefined>): void {
   const sockets = new WebSocketServer({ noServer: true });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/events') return;
+    if (url.pathname !== path) return;
     identify({ authorization: req.headers.authorization, token: url.searchParams.get('token') ?? undefined }).then((user) => {
       if (user === undefined) {
         socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"detail":"Not authenticated"}');
