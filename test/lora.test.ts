@@ -60,6 +60,30 @@ t.test('kohya and diffusers names of the same LoRA give the same image', async (
   t.ok((await pixels({ prompt: 'a castle <lora:style-diffusers:1>' })).equals(kohya));
 });
 
+t.test('diffusers\' attention-processor names (attn1.processor.to_q_lora.down) map as kohya\'s do', async (t) => {
+  const subset = async (file: string, bytes: Buffer, keep: (name: string) => string | undefined) => {
+    const header = readSafetensorsHeader(bytes);
+    const tensors = [...header.tensors].flatMap(([name, entry]) => {
+      const renamed = keep(name);
+      if (renamed === undefined) return [];
+      const data = bytes.subarray(header.dataStart + entry.data_offsets[0], header.dataStart + entry.data_offsets[1]);
+      return [{ name: renamed, dtype: 'F16' as const, shape: entry.shape, data }];
+    });
+    await writeFile(file, encodeSafetensors(tensors, {}));
+    return file;
+  };
+  const kohya = await subset(path.join(dir, 'attn-kohya.safetensors'), tinyLoraBytes(),
+    (name) => (/_attn[12]_to_(q|k|v|out_0)\./.test(name) ? name : undefined));
+  const processor = await subset(path.join(dir, 'attn-processor.safetensors'), tinyLoraBytes({ format: 'diffusers' }), (name) => {
+    const m = /^(.*\.attn[12])\.(to_q|to_k|to_v|to_out\.0)\.lora_([AB])\.weight$/.exec(name);
+    if (!m) return undefined;
+    return `${m[1]}.processor.${m[2] === 'to_out.0' ? 'to_out' : m[2]}_lora.${m[3] === 'A' ? 'down' : 'up'}.weight`;
+  });
+  const fromKohya = await pixels({ prompt: 'a castle', loras: [{ path: kohya }] });
+  t.notOk(fromKohya.equals(await pixels({ prompt: 'a castle' })));
+  t.ok((await pixels({ prompt: 'a castle', loras: [{ path: processor }] })).equals(fromKohya));
+});
+
 t.test('a .gguf LoRA applies as the same .safetensors one does', async (t) => {
   const file = await readFile(path.join(loraDir, 'style.safetensors'));
   const header = readSafetensorsHeader(file);
