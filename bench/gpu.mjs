@@ -84,7 +84,8 @@ if (parts.has('parity')) {
   };
   let failed = 0;
   for (const c of referenceCases(path.resolve(values.reference))) {
-    const { id, model: family, prediction = 'auto', image, mask, ...options } = c;
+    const { id, model: family, prediction = 'auto', image, mask, loraDir, ...rest } = c;
+    const options = loraDir ? { ...rest, loraDir: path.join(values.models, loraDir) } : rest;
     const images = [];
     const times = [];
     for (const backend of ['cpu', values.backend]) {

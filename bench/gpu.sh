@@ -54,6 +54,10 @@ for spec in sd1:sd15-random-f16.safetensors sd2:sd21-random-f16.safetensors; do
   fi
 done
 
+if [[ "$PARTS" == *parity* ]] && [ ! -s "$MODELS/loras/lora-random-r8.safetensors" ]; then
+  node "$SHARED/tools/make-random-lora.mjs" --seed 1 --out "$MODELS/loras/lora-random-r8.safetensors"
+fi
+
 say "running bench/gpu.mjs ($PARTS)"
 node bench/gpu.mjs --models "$MODELS" --reference "$SHARED/reference" --backend cuda --parts "$PARTS" --out "$OUT"
 say "done: $OUT/summary.md"

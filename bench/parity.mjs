@@ -32,7 +32,9 @@ fs.mkdirSync(values.out, { recursive: true });
 const rows = [];
 const loaded = new Map();
 for (const c of selected) {
-  const { id, model: family, prediction, image, mask, ...options } = c;
+  const { id, model: family, prediction, image, mask, loraDir, ...rest } = c;
+  // loraDir is relative to --models, as the reference README's `loras/` next to the checkpoints.
+  const options = loraDir ? { ...rest, loraDir: path.join(values.models, loraDir) } : rest;
   const file = path.join(values.models, checkpoints[family]);
   if (!fs.existsSync(file)) {
     console.log(`${id}: skipped, ${file} missing (node ../shared/tools/make-random-sd.mjs --family ${family} --dtype f16 --seed 1 --out ${file})`);

@@ -74,6 +74,14 @@ export interface NativeConditioning {
   weights: Float32Array;
 }
 
+/** A LoRA file and its multipliers (A1111's unet and te weights). */
+export interface NativeLora {
+  /** Absolute path of a .safetensors or .gguf LoRA. */
+  path: string;
+  unetMultiplier: number;
+  textMultiplier: number;
+}
+
 export interface NativeRequest {
   /** 'txt2img' | 'img2img' | 'inpaint' */
   mode: string;
@@ -114,6 +122,8 @@ export interface NativeRequest {
   seedResizeHeight?: number;
   /** Convolutions pad circularly, so the image tiles seamlessly. Not with vaeTiling. Absent: false. */
   tiling?: boolean;
+  /** LoRA files merged into the weights for this call only. Absent: none. */
+  loras?: NativeLora[];
   /** inpaint: what the masked region's latent starts from: 'original' | 'noise' | 'zeros'. Absent: 'original'. */
   maskedStart?: string;
   /** txt2img only: the hires fix's second pass. Absent: none. */

@@ -11,6 +11,7 @@ export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export { listLoras, type LoraFileInfo } from './lora.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,

@@ -3,6 +3,7 @@
 // async work). Wrong types are TypeErrors, values out of range RangeErrors, and every message names
 // the option, what is allowed and what was received. An option set to undefined counts as omitted.
 import { randomInt } from 'node:crypto';
+import path from 'node:path';
 
 import type { NativeRequest } from '../bindings/native.js';
 import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
@@ -23,7 +24,13 @@ export interface ModelTraits {
 }
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
-export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires'>>;
+export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras'>>;
+
+/** A LoRA of the `loras` option, its path resolved. */
+export interface NormalizedLora {
+  path: string;
+  weight: number;
+}
 
 /** The checked hires fix: sizes resolved, and how they were asked for (the parameters text says it). */
 export interface NormalizedHires {
@@ -57,6 +64,10 @@ export interface NormalizedImageOptions {
   mask?: ImageInput;
   /** Mask blur sigma in pixels (inpaint). */
   maskBlur: number;
+  /** Folder `<lora:NAME>` tags are looked up in (absolute); absent: the model's. */
+  loraDir?: string;
+  /** LoRAs given by path, applied besides the prompt's tags. */
+  loras: NormalizedLora[];
   /** The safety checker to run on each image, and whether a flagged image is blacked out. */
   safety?: { checker: SafetyChecker; filter: boolean };
   signal?: AbortSignal;
@@ -76,7 +87,7 @@ const MAX_SIDE = 2048;
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
-  'vaeTiling', 'tiling', 'previews', 'previewEvery', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
+  'vaeTiling', 'tiling', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -87,6 +98,8 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
 export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType'] as const;
+/** Load options that a model keeps as the default of its calls rather than in its weights. */
+const modelDefaultKeys = ['loraDir'] as const;
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
@@ -134,7 +147,9 @@ export function normalizeImageOptions(
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
     maskBlur: mode === 'inpaint' ? integer(o.maskBlur, 'maskBlur', 0, 64, DEFAULT_MASK_BLUR) : 0,
+    loras: loraList(o.loras),
   };
+  if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   if (o.hires !== undefined) normalized.hires = hiresOptions(o.hires, width, height);
   if (isImageMode) normalized.image = imageInput(o.image, 'image');
   if (mode === 'inpaint') normalized.mask = imageInput(o.mask, 'mask');
@@ -146,13 +161,13 @@ export function normalizeImageOptions(
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads'>> & Pick<LoadOptions, 'threads'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir'>> & Pick<LoadOptions, 'threads' | 'loraDir'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
   options: unknown, caller: string, extraKeys: readonly string[] = [],
 ): NormalizedLoadOptions {
-  const o = checkOptionsObject(options ?? {}, caller, [...loadOptionKeys, ...extraKeys]);
+  const o = checkOptionsObject(options ?? {}, caller, [...loadOptionKeys, ...modelDefaultKeys, ...extraKeys]);
   const normalized: NormalizedLoadOptions = {
     backend: oneOf(o.backend, 'backend', ['auto', 'cpu', 'metal', 'cuda'], 'auto'),
     prediction: oneOf(o.prediction, 'prediction', ['auto', 'eps', 'v'], 'auto'),
@@ -160,6 +175,7 @@ export function normalizeLoadOptions(
   };
   const threads = integer(o.threads, 'threads', 1, 1024, undefined);
   if (threads !== undefined) normalized.threads = threads;
+  if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   return normalized;
 }
 
@@ -355,6 +371,21 @@ function strengthAboveZero(value: unknown, name: string, fallback: number): numb
   if (!isNumber(value)) throw invalid(TypeError, name, expected, value);
   if (!(value > 0 && value <= 1)) throw invalid(RangeError, name, expected, value);
   return value;
+}
+
+const MAX_LORA_WEIGHT = 10;
+
+function loraList(value: unknown): NormalizedLora[] {
+  if (value === undefined) return [];
+  const expected = 'array of { path, weight } objects';
+  if (!Array.isArray(value)) throw invalid(TypeError, 'loras', expected, value);
+  return value.map((entry: unknown, i) => {
+    const o = checkOptionsObject(entry, `loras[${i}]`, ['path', 'weight'], `loras[${i}]`);
+    return {
+      path: path.resolve(nonEmptyString(o.path, `loras[${i}].path`)),
+      weight: number(o.weight, `loras[${i}].weight`, -MAX_LORA_WEIGHT, MAX_LORA_WEIGHT, 1),
+    };
+  });
 }
 
 function text(value: unknown, name: string): string {

@@ -41,6 +41,7 @@ const optionSpec = {
   backend: { type: 'string' },
   prediction: { type: 'string' },
   'weight-type': { type: 'string' },
+  'lora-dir': { type: 'string' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
   redis: { type: 'string' },
@@ -84,6 +85,9 @@ Serve options:
       --models <dir>       Serve every .safetensors / .gguf under this folder (subfolders too), by
                            name: the path inside it without the extension. The default model is
                            --model, else the first by name. Listing them loads nothing.
+      --lora-dir <dir>     LoRA files (.safetensors, .gguf) that prompts select with
+                           <lora:NAME:weight> (default: <models>/Lora if it exists, else
+                           <models>/loras; these are not offered as checkpoints).
       --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
                            unloads the least recently used.
       --api <list>         API dialects to serve, comma-separated: ${dialectNames.join(', ')} (default all).
@@ -141,7 +145,7 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
       --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
                            after this many seconds (default 30).
   Worker options: --model, --models, --max-loaded, --concurrency (jobs at once, default 1),
-  --threads, --backend, --prediction, --weight-type, --attempts, --stall-timeout, --safety-checker.
+  --threads, --backend, --prediction, --weight-type, --lora-dir, --attempts, --stall-timeout, --safety-checker.
 
   -h, --help               Show this help.
   -v, --version            Print the version.
@@ -264,8 +268,9 @@ function integerOption(values: CliValues): (name: keyof CliValues, min: number, 
   };
 }
 
-function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType'> {
+function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir'> {
   return {
+    loraDir: values['lora-dir'],
     threads: integerOption(values)('threads', 1, 1024),
     backend: oneOf(values.backend, '--backend', backends),
     prediction: oneOf(values.prediction, '--prediction', predictions),
@@ -275,7 +280,7 @@ function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'back
 
 function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
-  const { threads, backend, prediction, weightType } = engineOptions(values);
+  const { threads, backend, prediction, weightType, loraDir } = engineOptions(values);
   const redisOnly = (['workers', 'retention', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
     throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
@@ -315,6 +320,7 @@ function serverOptions(values: CliValues): ServerOptions {
     backend,
     prediction,
     weightType,
+    loraDir,
     maxQueue: int('max-queue', 0, 1_000_000),
     safetyCheckerPath: values['safety-checker'],
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),

@@ -21,7 +21,7 @@ import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
 import { FileJobStore, type JobStore } from './jobs/store.js';
-import { openModelsAndChecker } from './models/loader.js';
+import { loraFolder, openModelsAndChecker } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
 import type { ModelCatalog } from './models/registry.js';
 import { redisJobSystem } from './redis-jobs.js';
@@ -66,6 +66,11 @@ export interface ServerOptions {
   backend?: LoadOptions['backend'];
   prediction?: LoadOptions['prediction'];
   weightType?: LoadOptions['weightType'];
+  /**
+   * Folder of LoRA files that prompts select with <lora:NAME:weight>. Default: the models folder's
+   * `Lora` when it exists, else its `loras`; none without `modelsDir`.
+   */
+  loraDir?: string;
   /** Jobs that may wait for a worker, all dialects together; beyond that requests are refused. Default 100. */
   maxQueue?: number;
   /** Largest upload per file, in MB. Default 20. */
@@ -167,7 +172,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   };
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
-    a1111: { basicAuth: options.apiAuth ?? [] },
+    a1111: { basicAuth: options.apiAuth ?? [], loraDir: loraFolder(options.loraDir, options.modelsDir) },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
       allowFetch: options.allowFetch ?? [],

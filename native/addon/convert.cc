@@ -76,6 +76,20 @@ sdnode::HiresFix hiresFromJs(const Napi::Object& o) {
   return h;
 }
 
+std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& v) {
+  if (!v.IsArray()) badField(v.Env(), "loras", "an array");
+  Napi::Array array = v.As<Napi::Array>();
+  std::vector<sdnode::LoraFile> loras;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    Napi::Value entry = array.Get(i);
+    if (!entry.IsObject()) badField(v.Env(), "loras", "an array of { path, unetMultiplier, textMultiplier }");
+    Napi::Object o = entry.As<Napi::Object>();
+    loras.push_back({stringField(o, "path"), static_cast<float>(numberField(o, "unetMultiplier")),
+                     static_cast<float>(numberField(o, "textMultiplier"))});
+  }
+  return loras;
+}
+
 // A copy JS owns: the engine's vector is gone once the call returns.
 Napi::Uint8Array bytesToJs(Napi::Env env, const std::vector<uint8_t>& bytes) {
   Napi::Uint8Array array = Napi::Uint8Array::New(env, bytes.size());
@@ -120,6 +134,8 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
     if (!hires.IsObject()) badField(o.Env(), "hires", "an object");
     r.hires = hiresFromJs(hires.As<Napi::Object>());
   }
+  // Optional, as hires: absent means no LoRA.
+  if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
   return r;
 }
 

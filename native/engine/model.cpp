@@ -70,6 +70,7 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   vae_->validate();
 
   vPrediction_ = prediction == "v";
+  threads_ = threads;
   info_.family = family;
   info_.prediction = prediction;
   info_.unetInChannels = static_cast<int>(unetConfig.inChannels);

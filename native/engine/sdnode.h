@@ -109,6 +109,14 @@ struct HiresFix {
   Conditioning negative;
 };
 
+// A LoRA file merged into the weights for one call: W += multiplier · alpha/rank · up·down, with
+// AUTOMATIC1111's separate multipliers for the UNet and the text encoder.
+struct LoraFile {
+  std::string path;  // .safetensors or .gguf: kohya, diffusers / PEFT names, LoCon convolutions
+  float unetMultiplier = 1.0f;
+  float textMultiplier = 1.0f;
+};
+
 struct Request {
   std::string mode = "txt2img";  // txt2img | img2img | inpaint
   int width = 512;
@@ -150,6 +158,8 @@ struct Request {
   // edges, so the image tiles without seams. Not with vaeTiling.
   bool tiling = false;
   std::optional<HiresFix> hires;  // txt2img only
+  // Applied for this call only: the weights are byte-identical to the loaded ones afterwards.
+  std::vector<LoraFile> loras;
 };
 
 // A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed

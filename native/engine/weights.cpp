@@ -117,6 +117,11 @@ ggml_tensor* Weights::get(const std::string& name, std::initializer_list<int64_t
   return loaded->second;
 }
 
+ggml_tensor* Weights::find(const std::string& name) const {
+  auto loaded = lookup_.find(name);
+  return loaded == lookup_.end() ? nullptr : loaded->second;
+}
+
 std::vector<std::string> Weights::unused() const {
   std::vector<std::string> names;
   for (const auto& [name, tensor] : lookup_) {

@@ -38,6 +38,9 @@ class Weights {
   // extents of 1 do not count: GGUF writers drop them.
   ggml_tensor* get(const std::string& name, std::initializer_list<int64_t> shape);
 
+  // The loaded tensor, or nullptr; for updating weights in place (lora.h), not for graphs.
+  ggml_tensor* find(const std::string& name) const;
+
   uint64_t bytes() const { return bytes_; }
   // Names of loaded tensors that no graph has asked for.
   std::vector<std::string> unused() const;

@@ -1,6 +1,7 @@
 // How the server loads a checkpoint or a safety checker: the library's loaders with the CLI's
 // engine options, and one line saying what was loaded. Shared by `sdnode serve` and `sdnode worker`.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { loadModel, loadSafetyChecker, type LoadOptions, type Model } from '../../lib/index.js';
@@ -13,6 +14,19 @@ export interface EngineOptions {
   backend?: LoadOptions['backend'];
   prediction?: LoadOptions['prediction'];
   weightType?: LoadOptions['weightType'];
+  /** Folder of the LoRA files prompts select with <lora:NAME:weight> (--lora-dir). */
+  loraDir?: string;
+}
+
+/**
+ * The LoRA folder: --lora-dir, else the models folder's `Lora` (AUTOMATIC1111's name) when it
+ * exists, else its `loras`; none without either flag.
+ */
+export function loraFolder(loraDir: string | undefined, modelsDir: string | undefined): string | undefined {
+  if (loraDir !== undefined) return path.resolve(loraDir);
+  if (modelsDir === undefined) return undefined;
+  const a1111 = path.resolve(modelsDir, 'Lora');
+  return existsSync(a1111) ? a1111 : path.resolve(modelsDir, 'loras');
 }
 
 export function modelLoader(options: EngineOptions, log: (line: string) => void): (checkpointPath: string) => Promise<ImageModel> {
@@ -22,6 +36,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
       ...(options.threads !== undefined && { threads: options.threads }),
       ...(options.prediction !== undefined && { prediction: options.prediction }),
       ...(options.weightType !== undefined && { weightType: options.weightType }),
+      ...(options.loraDir !== undefined && { loraDir: options.loraDir }),
     });
     log(describeModel(model));
     return model;
@@ -41,12 +56,14 @@ export interface ModelSources extends EngineOptions {
  * a bad checkpoint stops the start.
  */
 async function openModels(sources: ModelSources, log: (line: string) => void): Promise<ModelRegistry> {
+  const loraDir = loraFolder(sources.loraDir, sources.modelsDir);
   const models = new ModelRegistry({
     dir: sources.modelsDir,
+    ...(loraDir !== undefined && { excludeDir: loraDir }),
     defaultPath: sources.modelPath,
     preloaded: sources.model,
     maxLoaded: sources.maxLoaded ?? 1,
-    load: sources.loadModel ?? modelLoader(sources, log),
+    load: sources.loadModel ?? modelLoader({ ...sources, loraDir }, log),
     log,
   });
   const defaultModel = sources.model === undefined && sources.modelPath !== undefined ? await models.defaultModel() : undefined;

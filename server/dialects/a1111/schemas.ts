@@ -130,6 +130,14 @@ export const sdModelSchema = z.object({
   config: z.string().nullable(),
 });
 
+/** One entry of /sdapi/v1/loras, as AUTOMATIC1111's Lora extension lists it. */
+export const loraListSchema = z.array(z.object({
+  name: z.string(),
+  alias: z.string(),
+  path: z.string(),
+  metadata: z.record(z.string(), z.string()),
+}));
+
 /** FastAPI's error bodies: a list of problems for a 422, a message otherwise. */
 export const detailSchema = z.object({
   detail: z.union([
