@@ -34,8 +34,9 @@ const cases = [
   { id: 'r7-img2img', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7, seed: 5, prompt: 'a castle on a hill at night', negativePrompt: '', image: ref('r2-castle-128.png'), strength: 0.6 },
   { id: 'r8-inpaint-left', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7, seed: 5, prompt: 'a stone tower', negativePrompt: '', image: ref('r2-castle-128.png'), mask: ref('mask_left_128.png'), strength: 1, maskBlur: 0 },
   { id: 'r9-sd2-v', model: 'sd2', width: 64, height: 64, steps: 3, sampler: 'euler_a', cfgScale: 7, seed: 21, prompt: 'a photo of a cat', negativePrompt: '', prediction: 'v' },
+  { id: 'r10-sdxl-128', model: 'sdxl', width: 128, height: 128, steps: 4, sampler: 'euler_a', cfgScale: 6, seed: 5, prompt: 'a lighthouse on a cliff', negativePrompt: 'fog' },
 ];
-const checkpoints = { sd1: 'sd15-random-f16.safetensors', sd2: 'sd21-random-f16.safetensors' };
+const checkpoints = { sd1: 'sd15-random-f16.safetensors', sd2: 'sd21-random-f16.safetensors', sdxl: 'sdxl-random-f16.safetensors' };
 
 const only = values.only ? new Set(values.only.split(',')) : undefined;
 const selected = cases.filter((c) => !only || [...only].some((o) => c.id.startsWith(o)));
@@ -50,7 +51,12 @@ for (const c of selected) {
     continue;
   }
   const key = `${file}:${prediction ?? 'auto'}`;
-  if (!loaded.has(key)) loaded.set(key, await loadModel(file, { threads: Number(values.threads), prediction: prediction ?? 'auto' }));
+  if (!loaded.has(key)) {
+    // One model resident at a time: SDXL's 7 GB next to the others would crowd a shared machine.
+    for (const open of loaded.values()) await open.close();
+    loaded.clear();
+    loaded.set(key, await loadModel(file, { threads: Number(values.threads), prediction: prediction ?? 'auto' }));
+  }
   const model = loaded.get(key);
   const started = performance.now();
   const run = mask ? model.inpaint({ ...options, image, mask }) : image ? model.imageToImage({ ...options, image }) : model.textToImage(options);

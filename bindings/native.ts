@@ -116,6 +116,15 @@ export interface NativeRequest {
   tiling?: boolean;
   /** txt2img only: the hires fix's second pass. Absent: none. */
   hires?: NativeHires;
+  /** SDXL: the original size the UNet is told, pixels (both or neither); 0 or absent: the generated size. */
+  originalWidth?: number;
+  originalHeight?: number;
+  /** SDXL: the crop's top-left corner the UNet is told, pixels. Absent: 0. */
+  cropTop?: number;
+  cropLeft?: number;
+  /** SDXL: the target size the UNet is told, pixels (both or neither); 0 or absent: the generated size. */
+  targetWidth?: number;
+  targetHeight?: number;
 }
 
 /** The hires fix as the engine takes it: every size already resolved, in pixels (multiples of 8). */

@@ -73,7 +73,8 @@ const MAX_SIDE = 2048;
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
-  'vaeTiling', 'tiling', 'previews', 'previewEvery', 'signal', 'onProgress',
+  'vaeTiling', 'tiling', 'previews', 'previewEvery', 'signal', 'onProgress', 'originalSize', 'cropTopLeft',
+  'targetSize',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -87,6 +88,7 @@ export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType']
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
+  if (model.family === 'sdxl') return 1024;
   return model.family === 'sd2' && model.prediction === 'v' ? 768 : 512;
 }
 
@@ -126,6 +128,7 @@ export function normalizeImageOptions(
       vaeTiling: boolean(o.vaeTiling, 'vaeTiling', false),
       tiling: seamlessTiling(o.tiling, o.vaeTiling),
       previewEvery: previewInterval(o.previews, o.previewEvery),
+      ...sizeConditioning(o, model.family),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -287,6 +290,47 @@ function seedResizeFrom(widthValue: unknown, heightValue: unknown): { width: num
     throw new TypeError(`${given} is given but ${missing} is not; give both to resize the seed, or neither`);
   }
   return { width: width ?? 0, height: height ?? 0 };
+}
+
+const MAX_CONDITIONING_SIDE = 16384;
+const sizeConditioningKeys = ['originalSize', 'cropTopLeft', 'targetSize'] as const;
+
+// SDXL's size conditioning; 0 stands for the generated size (and no crop).
+function sizeConditioning(o: Record<string, unknown>, family: string): Pick<
+  RequestSettings, 'originalWidth' | 'originalHeight' | 'cropTop' | 'cropLeft' | 'targetWidth' | 'targetHeight'
+> {
+  const given = sizeConditioningKeys.find((key) => o[key] !== undefined);
+  if (given !== undefined && family !== 'sdxl') {
+    throw new RangeError(`${given} applies to SDXL models only, but this model's family is ${family}; leave it out`);
+  }
+  const original = pair(o.originalSize, 'originalSize', ['width', 'height'], 1);
+  const crop = pair(o.cropTopLeft, 'cropTopLeft', ['top', 'left'], 0);
+  const target = pair(o.targetSize, 'targetSize', ['width', 'height'], 1);
+  return {
+    originalWidth: original?.width ?? 0,
+    originalHeight: original?.height ?? 0,
+    cropTop: crop?.top ?? 0,
+    cropLeft: crop?.left ?? 0,
+    targetWidth: target?.width ?? 0,
+    targetHeight: target?.height ?? 0,
+  };
+}
+
+// An object of exactly two integer fields, both required.
+function pair<K extends string>(
+  value: unknown, name: string, keys: readonly [K, K], min: number,
+): Record<K, number> | undefined {
+  if (value === undefined) return undefined;
+  const o = checkOptionsObject(value, name, keys, name);
+  const result = {} as Record<K, number>;
+  for (const key of keys) {
+    const field = integer(o[key], `${name}.${key}`, min, MAX_CONDITIONING_SIDE, undefined);
+    if (field === undefined) {
+      throw new TypeError(`Expected an object { ${keys.join(', ')} } for ${name} but ${name}.${key} is missing`);
+    }
+    result[key] = field;
+  }
+  return result;
 }
 
 function seamlessTiling(tilingValue: unknown, vaeTilingValue: unknown): boolean {

@@ -45,11 +45,33 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   const int threads = params.threads > 0 ? params.threads : physicalCores();
   backend_ = std::make_unique<Backend>(params.backend, threads);
   weights_ = std::make_unique<Weights>(file_, weightType, threads, backend_->handle());
-  const ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata);
-  const UnetConfig unetConfig = readUnetConfig(*weights_, file_.metadata, family == "sd2");
-  const VaeConfig vaeConfig = readVaeConfig(*weights_);
-  if (clipConfig.width != unetConfig.contextDim) {
-    throw Error(ErrorCode::ModelFormat, file_.path + ": text encoder width " + std::to_string(clipConfig.width) +
+  const bool xl = family == "sdxl";
+  ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata, xl ? "conditioner.embedders.0." : "cond_stage_model.");
+  const UnetConfig unetConfig = readUnetConfig(*weights_, file_.metadata, family != "sd1");
+  VaeConfig vaeConfig = readVaeConfig(*weights_);
+  int64_t contextWidth = clipConfig.width;
+  if (xl) {
+    // SDXL, as the reference engine runs it: both encoders' penultimate layers without the final
+    // norm; the second (bigG) pads with 0 after the end token and gives the pooled vector.
+    clipConfig.defaultClipSkip = 2;
+    clipConfig.finalNormOnHidden = false;
+    ClipConfig bigG = readClipConfig(*weights_, file_.metadata, "conditioner.embedders.1.");
+    bigG.finalNormOnHidden = false;
+    bigG.padAfterEnd = 0;
+    contextWidth += bigG.width;
+    const int64_t sizeWidth = unetConfig.admChannels - bigG.projection;
+    if (bigG.projection <= 0 || sizeWidth <= 0 || sizeWidth % 12 != 0) {
+      throw Error(ErrorCode::ModelFormat, file_.path + ": the UNet's label_emb takes " + std::to_string(unetConfig.admChannels) +
+                                              " values, which is not the pooled text (" + std::to_string(bigG.projection) +
+                                              ") plus six size embeddings of even width");
+    }
+    clip2_ = std::make_unique<ClipTextEncoder>(bigG, *weights_, *backend_);
+    vaeConfig.latentScale = 0.13025f;
+  } else if (unetConfig.admChannels > 0) {
+    throw Error(ErrorCode::ModelUnsupported, file_.path + ": a " + family + " UNet with label_emb (class-conditioned) is not supported");
+  }
+  if (contextWidth != unetConfig.contextDim) {
+    throw Error(ErrorCode::ModelFormat, file_.path + ": text encoder width " + std::to_string(contextWidth) +
                                             " does not match the UNet's cross-attention width " + std::to_string(unetConfig.contextDim));
   }
   if (unetConfig.outChannels != vaeConfig.latentChannels) {
@@ -66,6 +88,7 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   unet_ = std::make_unique<Unet>(unetConfig, *weights_, *backend_);
   vae_ = std::make_unique<Vae>(vaeConfig, *weights_, *backend_);
   clip_->validate();
+  if (clip2_) clip2_->validate();
   unet_->validate();
   vae_->validate();
 
@@ -73,7 +96,8 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   info_.family = family;
   info_.prediction = prediction;
   info_.unetInChannels = static_cast<int>(unetConfig.inChannels);
-  info_.contextDim = static_cast<int>(clipConfig.width);
+  info_.contextDim = static_cast<int>(contextWidth);
+  // SDXL's second encoder pads with 0 by itself; the first one, like SD 1.x, with the end token.
   info_.padToken = family == "sd2" ? 0 : 49407;
   info_.vaeScale = vaeConfig.scale();
   info_.weightBytes = weights_->bytes();

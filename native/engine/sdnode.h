@@ -66,7 +66,7 @@ struct LoadParams {
 };
 
 struct ModelInfo {
-  std::string family;      // "sd1" | "sd2"
+  std::string family;      // "sd1" | "sd2" | "sdxl"
   std::string prediction;  // "eps" | "v"
   int unetInChannels = 4;
   int contextDim = 768;
@@ -145,6 +145,15 @@ struct Request {
   // edges, so the image tiles without seams. Not with vaeTiling.
   bool tiling = false;
   std::optional<HiresFix> hires;  // txt2img only
+  // SDXL's micro-conditioning, in pixels: the size the UNet is told the training image had, the
+  // top-left corner of its crop, and the size asked for. 0 x 0 sizes: the size being generated.
+  // Other families ignore them.
+  int originalWidth = 0;
+  int originalHeight = 0;
+  int cropTop = 0;
+  int cropLeft = 0;
+  int targetWidth = 0;
+  int targetHeight = 0;
 };
 
 // A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed

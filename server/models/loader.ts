@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 
-import { loadModel, type LoadOptions, type Model } from '../../lib/index.js';
+import { familyNames, loadModel, type LoadOptions, type Model } from '../../lib/index.js';
 import type { ImageModel } from '../jobs/runner.js';
 import { ModelRegistry } from './registry.js';
 
@@ -56,7 +56,7 @@ export async function openModels(sources: ModelSources, log: (line: string) => v
 // "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu".
 function describeModel(model: Model): string {
   const { family, prediction, inpainting, weightBytes, backend } = model.info;
-  const kind = `${family === 'sd1' ? 'SD 1.x' : 'SD 2.x'}${inpainting ? ' inpainting' : ''}`;
+  const kind = `${familyNames[family]}${inpainting ? ' inpainting' : ''}`;
   return `Loaded ${path.basename(model.path)}: ${kind}, ${prediction} prediction, `
     + `${(weightBytes / 2 ** 20).toFixed(weightBytes < 2 ** 30 ? 1 : 0)} MB of weights on ${backend}`;
 }

@@ -1,0 +1,17 @@
+// SDXL's added conditioning: the pooled text vector followed by the size and crop embeddings.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "sdnode.h"
+
+namespace sdnode {
+
+// pooled ‖ emb(original H) ‖ emb(original W) ‖ emb(crop top) ‖ emb(crop left) ‖ emb(target H) ‖
+// emb(target W), each embedding `embedWidth` wide; width and height (pixels) are the generated size,
+// which the request's zero sizes stand for.
+std::vector<float> sizeConditioning(const std::vector<float>& pooled, const Request& request, int width, int height,
+                                    int64_t embedWidth);
+
+}  // namespace sdnode
