@@ -81,8 +81,7 @@ ggml_type parseWeightType(const std::string& name) {
 // converter keeps them. bf16 becomes f32, as the reference engine keeps it.
 ggml_type residentType(const CheckpointTensor& t, ggml_type requested) {
   const bool quantized = ggml_is_quantized(t.type);
-  // The pooled text projection is transposed in the graph, which quantized types do not allow.
-  const bool embedding = contains(t.name, "embedding") || contains(t.name, "text_projection");
+  const bool embedding = contains(t.name, "embedding");
   if (t.shape.size() <= 1 || contains(t.name, "position_embedding") || contains(t.name, "positional_embedding")) {
     return GGML_TYPE_F32;
   }
