@@ -6,7 +6,7 @@
 // reference PNG and against the CLI's image of this run.
 //
 //   npm run build:ts && node bench/sdxl-peer.mjs --model ../sdxl-models/sdxl-random-f16.safetensors \
-//     [--peer ../shared/peer/sd-cli-avx512] [--size 128] [--steps 4] [--threads 2]
+//     [--peer ../shared/peer/sd-cli-avx512] [--size 128] [--steps 4] [--threads 2] [--negative fog]
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,12 +21,13 @@ const { values } = parseArgs({
     size: { type: 'string', default: '128' },
     steps: { type: 'string', default: '4' },
     threads: { type: 'string', default: '2' },
+    negative: { type: 'string', default: 'fog' },
     child: { type: 'string' },
   },
 });
 
-// r10-sdxl-128's settings; size and steps may change for timing.
-const r10 = { prompt: 'a lighthouse on a cliff', negativePrompt: 'fog', sampler: 'euler_a', cfgScale: 6, seed: 5 };
+// r10-sdxl-128's settings; size, steps and the negative prompt may change.
+const r10 = { prompt: 'a lighthouse on a cliff', negativePrompt: values.negative, sampler: 'euler_a', cfgScale: 6, seed: 5 };
 const size = Number(values.size);
 const steps = Number(values.steps);
 
@@ -73,7 +74,7 @@ const peerDecode = seconds(/decode_first_stage completed, taking ([\d.]+)s/);
 const peerTotal = seconds(/generate_image completed in ([\d.]+)s/) || seconds(/txt2img completed in ([\d.]+)s/);
 
 const ours = measured(process.execPath, [fileURLToPath(import.meta.url), '--child', oursPng, '--model', values.model,
-  '--size', values.size, '--steps', values.steps, '--threads', values.threads]);
+  '--size', values.size, '--steps', values.steps, '--threads', values.threads, '--negative', values.negative]);
 const figures = JSON.parse(ours.stdout.trim().split('\n').pop());
 
 console.log(`model ${values.model}, ${size}×${size}, ${steps} steps, ${values.threads} threads, peer ${path.basename(values.peer)}\n`);
@@ -82,7 +83,7 @@ console.log('|---|---|---|---|---|');
 console.log(`| stable-diffusion.cpp | ${(peerSampling / steps).toFixed(2)} | ${peerDecode.toFixed(2)} | ${peerTotal ? peerTotal.toFixed(1) : '–'} | ${peer.peakRssMB.toFixed(0)} |`);
 console.log(`| sdnode | ${figures.secondsPerStep.toFixed(2)} | ${figures.decodeSeconds.toFixed(2)} | ${figures.totalSeconds.toFixed(1)} | ${ours.peakRssMB.toFixed(0)} |`);
 console.log(`\nours vs this run's reference image: ${psnr(peerPng, oursPng)}`);
-if (size === 128 && steps === 4) {
+if (size === 128 && steps === 4 && values.negative === 'fog') {
   console.log(`ours vs ../shared/reference/r10-sdxl-128.png: ${psnr(path.resolve('../shared/reference/r10-sdxl-128.png'), oursPng)}`);
 }
 console.log(`images in ${folder}`);

@@ -125,6 +125,10 @@ export interface NativeRequest {
   /** SDXL: the target size the UNet is told, pixels (both or neither); 0 or absent: the generated size. */
   targetWidth?: number;
   targetHeight?: number;
+  /** SDXL refiner: the aesthetic score the prompt's pass is told. Absent: 6. */
+  aestheticScore?: number;
+  /** SDXL refiner: the aesthetic score the negative prompt's pass is told. Absent: 2.5. */
+  negativeAestheticScore?: number;
 }
 
 /** The hires fix as the engine takes it: every size already resolved, in pixels (multiples of 8). */

@@ -15,7 +15,10 @@ import {
 
 export type GenerateMode = 'txt2img' | 'img2img' | 'inpaint';
 
-/** What the defaults depend on: the model's family and prediction type. */
+/**
+ * What the defaults depend on: the model's family and prediction type. Family 'any' checks values
+ * without asking whether they apply to the model (before one is loaded).
+ */
 export interface ModelTraits {
   family: string;
   prediction: string;
@@ -74,7 +77,7 @@ const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
   'vaeTiling', 'tiling', 'previews', 'previewEvery', 'signal', 'onProgress', 'originalSize', 'cropTopLeft',
-  'targetSize',
+  'targetSize', 'aestheticScore', 'negativeAestheticScore',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -88,7 +91,7 @@ export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType']
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
-  if (model.family === 'sdxl') return 1024;
+  if (model.family === 'sdxl' || model.family === 'sdxl-refiner') return 1024;
   return model.family === 'sd2' && model.prediction === 'v' ? 768 : 512;
 }
 
@@ -128,7 +131,7 @@ export function normalizeImageOptions(
       vaeTiling: boolean(o.vaeTiling, 'vaeTiling', false),
       tiling: seamlessTiling(o.tiling, o.vaeTiling),
       previewEvery: previewInterval(o.previews, o.previewEvery),
-      ...sizeConditioning(o, model.family),
+      ...sdxlConditioning(o, model.family),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -293,15 +296,28 @@ function seedResizeFrom(widthValue: unknown, heightValue: unknown): { width: num
 }
 
 const MAX_CONDITIONING_SIDE = 16384;
-const sizeConditioningKeys = ['originalSize', 'cropTopLeft', 'targetSize'] as const;
+const DEFAULT_AESTHETIC_SCORE = 6;
+const DEFAULT_NEGATIVE_AESTHETIC_SCORE = 2.5;
+// Which families take each SDXL conditioning option.
+const sdxlOptionFamilies = {
+  originalSize: ['sdxl', 'sdxl-refiner'],
+  cropTopLeft: ['sdxl', 'sdxl-refiner'],
+  targetSize: ['sdxl'],
+  aestheticScore: ['sdxl-refiner'],
+  negativeAestheticScore: ['sdxl-refiner'],
+} as const;
 
-// SDXL's size conditioning; 0 stands for the generated size (and no crop).
-function sizeConditioning(o: Record<string, unknown>, family: string): Pick<
+// SDXL's size conditioning (0 stands for the generated size, and no crop) and the refiner's
+// aesthetic scores.
+function sdxlConditioning(o: Record<string, unknown>, family: string): Pick<
   RequestSettings, 'originalWidth' | 'originalHeight' | 'cropTop' | 'cropLeft' | 'targetWidth' | 'targetHeight'
+  | 'aestheticScore' | 'negativeAestheticScore'
 > {
-  const given = sizeConditioningKeys.find((key) => o[key] !== undefined);
-  if (given !== undefined && family !== 'sdxl') {
-    throw new RangeError(`${given} applies to SDXL models only, but this model's family is ${family}; leave it out`);
+  for (const [key, families] of Object.entries(sdxlOptionFamilies)) {
+    if (o[key] !== undefined && family !== 'any' && !(families as readonly string[]).includes(family)) {
+      const which = families.length === 1 ? `${families[0]} models` : `${families.join(' and ')} models`;
+      throw new RangeError(`${key} applies to ${which} only, but this model's family is ${family}; leave it out`);
+    }
   }
   const original = pair(o.originalSize, 'originalSize', ['width', 'height'], 1);
   const crop = pair(o.cropTopLeft, 'cropTopLeft', ['top', 'left'], 0);
@@ -313,6 +329,8 @@ function sizeConditioning(o: Record<string, unknown>, family: string): Pick<
     cropLeft: crop?.left ?? 0,
     targetWidth: target?.width ?? 0,
     targetHeight: target?.height ?? 0,
+    aestheticScore: number(o.aestheticScore, 'aestheticScore', 0, 10, DEFAULT_AESTHETIC_SCORE),
+    negativeAestheticScore: number(o.negativeAestheticScore, 'negativeAestheticScore', 0, 10, DEFAULT_NEGATIVE_AESTHETIC_SCORE),
   };
 }
 

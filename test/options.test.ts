@@ -133,6 +133,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
     seed: 1, subseed: 3, subseedStrength: 0, seedResizeWidth: 0, seedResizeHeight: 0, rng: 'gpu', clipSkip: 0, count: 1,
     strength: 1, vaeTiling: false, tiling: false, previewEvery: 0,
     originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
+    aestheticScore: 6, negativeAestheticScore: 2.5,
   });
   t.same([prompt, negativePrompt, maskBlur], ['', '', 0]);
 
@@ -163,6 +164,7 @@ t.test('keeps the values it is given', async (t) => {
     seed: 2 ** 32 - 1, subseed: 0, subseedStrength: 1, seedResizeWidth: 2048, seedResizeHeight: 64, rng: 'cpu',
     clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, previewEvery: 5,
     originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
+    aestheticScore: 6, negativeAestheticScore: 2.5,
   });
   t.equal(normalized.prompt, 'a cat');
   t.equal(normalized.negativePrompt, 'blurry');

@@ -87,11 +87,13 @@ t.test('rejects bad size conditioning values, naming the option', async (t) => {
   await t.rejects(draw({ targetSize: { width: 1.5, height: 64 } }), { name: 'TypeError', message: /targetSize\.width/ });
 });
 
-t.test('size conditioning on an SD 1.x model is an error', async (t) => {
+t.test('an option of another family is an error naming the families it applies to', async (t) => {
   const sd1 = await loadModel(await writeTinyCheckpoint(dir), cpu);
   t.teardown(() => sd1.close());
   await t.rejects(sd1.textToImage({ ...quick, originalSize: { width: 64, height: 64 } }),
-    new RangeError('originalSize applies to SDXL models only, but this model\'s family is sd1; leave it out'));
+    new RangeError('originalSize applies to sdxl and sdxl-refiner models only, but this model\'s family is sd1; leave it out'));
+  await t.rejects(draw({ aestheticScore: 7 }),
+    new RangeError('aestheticScore applies to sdxl-refiner models only, but this model\'s family is sdxl; leave it out'));
 });
 
 t.test('generate() takes the SDXL options with a model path', async (t) => {

@@ -120,6 +120,10 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   for (const auto& [name, field] : sizeConditioning) {
     if (!o.Get(name).IsUndefined()) *field = intField(o, name);
   }
+  if (!o.Get("aestheticScore").IsUndefined()) r.aestheticScore = static_cast<float>(numberField(o, "aestheticScore"));
+  if (!o.Get("negativeAestheticScore").IsUndefined()) {
+    r.negativeAestheticScore = static_cast<float>(numberField(o, "negativeAestheticScore"));
+  }
   const Napi::Value hires = o.Get("hires");
   if (!hires.IsUndefined()) {
     if (!hires.IsObject()) badField(o.Env(), "hires", "an object");

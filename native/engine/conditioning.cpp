@@ -25,24 +25,32 @@ void appendSinusoid(std::vector<float>& out, double value, int64_t width) {
 }  // namespace
 
 std::vector<float> sizeConditioning(const std::vector<float>& pooled, const Request& r, int width, int height,
-                                    int64_t embedWidth) {
+                                    int64_t embedWidth, std::optional<float> aestheticScore) {
   const bool ownOriginal = r.originalWidth > 0 && r.originalHeight > 0;
   const bool ownTarget = r.targetWidth > 0 && r.targetHeight > 0;
-  std::vector<float> out = pooled;
-  for (int value : {ownOriginal ? r.originalHeight : height, ownOriginal ? r.originalWidth : width, r.cropTop, r.cropLeft,
-                    ownTarget ? r.targetHeight : height, ownTarget ? r.targetWidth : width}) {
-    appendSinusoid(out, value, embedWidth);
+  std::vector<double> values = {static_cast<double>(ownOriginal ? r.originalHeight : height),
+                                static_cast<double>(ownOriginal ? r.originalWidth : width), static_cast<double>(r.cropTop),
+                                static_cast<double>(r.cropLeft)};
+  if (aestheticScore) {
+    values.push_back(*aestheticScore);
+  } else {
+    values.push_back(ownTarget ? r.targetHeight : height);
+    values.push_back(ownTarget ? r.targetWidth : width);
   }
+  std::vector<float> out = pooled;
+  for (double value : values) appendSinusoid(out, value, embedWidth);
   return out;
 }
 
 EncodedPrompt DiffusionModel::encodePrompt(const Conditioning& prompt, int clipSkip) {
   EncodedPrompt out;
   out.tokens = static_cast<int64_t>(prompt.tokens.size());
-  ClipOutput first = clip_->encode(prompt.tokens, clipSkip, false);
+  // The SDXL refiner's only encoder (bigG) gives the pooled vector too.
+  ClipOutput first = clip_->encode(prompt.tokens, clipSkip, refiner_);
   if (!clip2_) {
     applyEmphasis(first.hidden, prompt.weights, clip_->config().width);
     out.hidden = std::move(first.hidden);
+    out.pooled = std::move(first.pooled);
     return out;
   }
   // SDXL: both encoders read the same ids; their hidden states are concatenated per token, and the
@@ -64,10 +72,13 @@ std::pair<std::vector<float>, std::vector<float>> DiffusionModel::addedCondition
   std::pair<std::vector<float>, std::vector<float>> added;
   const int64_t adm = unet_->config().admChannels;
   if (adm == 0) return added;
-  const int64_t embedWidth = (adm - static_cast<int64_t>(text.condPooled.size())) / 6;
+  const int64_t embedWidth = (adm - static_cast<int64_t>(text.condPooled.size())) / (refiner_ ? 5 : 6);
   const int width = static_cast<int>(w) * info_.vaeScale, height = static_cast<int>(h) * info_.vaeScale;
-  added.first = sizeConditioning(text.condPooled, r, width, height, embedWidth);
-  if (!text.uncond.empty()) added.second = sizeConditioning(text.uncondPooled, r, width, height, embedWidth);
+  auto score = [&](float value) { return refiner_ ? std::optional<float>(value) : std::nullopt; };
+  added.first = sizeConditioning(text.condPooled, r, width, height, embedWidth, score(r.aestheticScore));
+  if (!text.uncond.empty()) {
+    added.second = sizeConditioning(text.uncondPooled, r, width, height, embedWidth, score(r.negativeAestheticScore));
+  }
   return added;
 }
 

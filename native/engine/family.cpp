@@ -20,9 +20,7 @@ std::string detectFamily(const Checkpoint& file) {
     throw Error(ErrorCode::ModelUnsupported, file.path + ": an SDXL-style checkpoint without the second text encoder "
                                                          "(conditioner.embedders.1.model.*)");
   }
-  if (has("conditioner.embedders.0.model.token_embedding.weight")) {
-    throw Error(ErrorCode::ModelUnsupported, file.path + ": SDXL refiner checkpoints are not supported yet (SDXL base is)");
-  }
+  if (has("conditioner.embedders.0.model.token_embedding.weight")) return "sdxl-refiner";
   throw Error(ErrorCode::ModelUnsupported,
               file.path + ": not a Stable Diffusion 1.x/2.x/XL checkpoint in the single-file LDM layout "
                           "(no cond_stage_model.* or conditioner.embedders.* text encoder)");

@@ -95,6 +95,9 @@ void DiffusionModel::checkRequest(const Request& r) const {
   if (r.cropTop < 0 || r.cropLeft < 0 || r.cropTop > 16384 || r.cropLeft > 16384) {
     fail("cropTop and cropLeft must be between 0 and 16384, got " + std::to_string(r.cropTop) + ", " + std::to_string(r.cropLeft));
   }
+  for (float score : {r.aestheticScore, r.negativeAestheticScore}) {
+    if (!std::isfinite(score) || score < 0 || score > 100) fail("aestheticScore and negativeAestheticScore must be between 0 and 100");
+  }
   if (r.tiling && r.vaeTiling) fail("tiling and vaeTiling cannot be combined: the VAE's tiles do not wrap around");
   if (r.hires) {
     const HiresFix& h = *r.hires;

@@ -46,27 +46,39 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   backend_ = std::make_unique<Backend>(params.backend, threads);
   weights_ = std::make_unique<Weights>(file_, weightType, threads, backend_->handle());
   const bool xl = family == "sdxl";
-  ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata, xl ? "conditioner.embedders.0." : "cond_stage_model.");
+  refiner_ = family == "sdxl-refiner";
+  const bool sgm = xl || refiner_;  // SDXL's layout: conditioner.embedders.N
+  ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata, sgm ? "conditioner.embedders.0." : "cond_stage_model.");
   const UnetConfig unetConfig = readUnetConfig(*weights_, file_.metadata, family != "sd1");
   VaeConfig vaeConfig = readVaeConfig(*weights_);
   int64_t contextWidth = clipConfig.width;
-  if (xl) {
-    // SDXL, as the reference engine runs it: both encoders' penultimate layers without the final
-    // norm; the second (bigG) pads with 0 after the end token and gives the pooled vector.
+  // label_emb takes the pooled text and then this many sinusoidal embeddings (sizes, crop, score).
+  auto checkAddedWidth = [&](const ClipConfig& pooling, int embeddings) {
+    const int64_t rest = unetConfig.admChannels - pooling.projection;
+    if (pooling.projection <= 0 || rest <= 0 || rest % (2 * embeddings) != 0) {
+      throw Error(ErrorCode::ModelFormat, file_.path + ": the UNet's label_emb takes " + std::to_string(unetConfig.admChannels) +
+                                              " values, which is not the pooled text (" + std::to_string(pooling.projection) +
+                                              ") plus " + std::to_string(embeddings) + " embeddings of even width");
+    }
+  };
+  if (sgm) {
+    // As the reference engine runs SDXL: the encoders' penultimate layers without the final norm;
+    // bigG (the second encoder of the base, the only one of the refiner) pads with 0 after the end
+    // token and gives the pooled vector.
     clipConfig.defaultClipSkip = 2;
     clipConfig.finalNormOnHidden = false;
+    vaeConfig.latentScale = 0.13025f;
+  }
+  if (xl) {
     ClipConfig bigG = readClipConfig(*weights_, file_.metadata, "conditioner.embedders.1.");
     bigG.finalNormOnHidden = false;
     bigG.padAfterEnd = 0;
     contextWidth += bigG.width;
-    const int64_t sizeWidth = unetConfig.admChannels - bigG.projection;
-    if (bigG.projection <= 0 || sizeWidth <= 0 || sizeWidth % 12 != 0) {
-      throw Error(ErrorCode::ModelFormat, file_.path + ": the UNet's label_emb takes " + std::to_string(unetConfig.admChannels) +
-                                              " values, which is not the pooled text (" + std::to_string(bigG.projection) +
-                                              ") plus six size embeddings of even width");
-    }
+    checkAddedWidth(bigG, 6);
     clip2_ = std::make_unique<ClipTextEncoder>(bigG, *weights_, *backend_);
-    vaeConfig.latentScale = 0.13025f;
+  } else if (refiner_) {
+    clipConfig.padAfterEnd = 0;
+    checkAddedWidth(clipConfig, 5);
   } else if (unetConfig.admChannels > 0) {
     throw Error(ErrorCode::ModelUnsupported, file_.path + ": a " + family + " UNet with label_emb (class-conditioned) is not supported");
   }

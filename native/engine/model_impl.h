@@ -70,6 +70,7 @@ class DiffusionModel : public Model {
   NoiseSchedule schedule_;
   ModelInfo info_;
   bool vPrediction_ = false;
+  bool refiner_ = false;  // SDXL refiner: one encoder (bigG), aesthetic-score conditioning
 
   void checkRequest(const Request& request) const;
   // The denoiser of k-diffusion's CompVis wrappers with classifier-free guidance.

@@ -66,7 +66,7 @@ struct LoadParams {
 };
 
 struct ModelInfo {
-  std::string family;      // "sd1" | "sd2" | "sdxl"
+  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner"
   std::string prediction;  // "eps" | "v"
   int unetInChannels = 4;
   int contextDim = 768;
@@ -154,6 +154,9 @@ struct Request {
   int cropLeft = 0;
   int targetWidth = 0;
   int targetHeight = 0;
+  // The SDXL refiner's aesthetic score conditioning for the prompt and the negative prompt.
+  float aestheticScore = 6.0f;
+  float negativeAestheticScore = 2.5f;
 };
 
 // A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed
