@@ -5,7 +5,7 @@
 // per sampling step, decode seconds, total seconds, peak RSS, and the PSNR of our image against the
 // reference PNG and against the CLI's image of this run.
 //
-//   npm run build:ts && node bench/sdxl-peer.mjs --model ../sdxl-models/sdxl-random-f16.safetensors \
+//   npm run build:ts && node bench/sdxl-peer.mjs --model ../models/sdxl-random-f16.safetensors \
 //     [--peer ../shared/peer/sd-cli-avx512] [--size 128] [--steps 4] [--threads 2] [--negative fog]
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -16,7 +16,7 @@ import { imageFolder, psnr } from './cases.mjs';
 
 const { values } = parseArgs({
   options: {
-    model: { type: 'string', default: '../sdxl-models/sdxl-random-f16.safetensors' },
+    model: { type: 'string', default: '../models/sdxl-random-f16.safetensors' },
     peer: { type: 'string', default: '../shared/peer/sd-cli-avx512' },
     size: { type: 'string', default: '128' },
     steps: { type: 'string', default: '4' },
