@@ -74,6 +74,16 @@ t.test('clip skip 1 uses the last layers of both encoders instead of the penulti
   t.notOk(await same(plain, await draw({ clipSkip: 1 })));
 });
 
+t.test('image to image, inpainting and the hires fix run on SDXL', async (t) => {
+  const image = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#4080c0' } }).png().toBuffer();
+  const mask = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#ffffff' } }).png().toBuffer();
+  const [changed] = await model.imageToImage({ ...quick, image, strength: 0.6 });
+  const [painted] = await model.inpaint({ ...quick, image, mask, strength: 1, maskBlur: 0 });
+  const [large] = await model.textToImage({ ...quick, hires: { scale: 2, steps: 1 } });
+  t.same([changed!.width, painted!.width, large!.width, large!.height], [64, 64, 128, 128]);
+  t.notOk(await same(changed!, await draw()), 'image to image starts from the image');
+});
+
 t.test('rejects bad size conditioning values, naming the option', async (t) => {
   await t.rejects(draw({ originalSize: { width: 0, height: 64 } }),
     new RangeError('Expected integer between 1 and 16384 for originalSize.width but received 0 of type number'));
