@@ -41,7 +41,12 @@ for (const c of selected) {
     continue;
   }
   const key = `${file}:${prediction ?? 'auto'}`;
-  if (!loaded.has(key)) loaded.set(key, await loadModel(file, { threads: Number(values.threads), prediction: prediction ?? 'auto' }));
+  if (!loaded.has(key)) {
+    // One model resident at a time: SDXL's 7 GB next to the others would crowd a shared machine.
+    for (const open of loaded.values()) await open.close();
+    loaded.clear();
+    loaded.set(key, await loadModel(file, { threads: Number(values.threads), prediction: prediction ?? 'auto' }));
+  }
   const model = loaded.get(key);
   const started = performance.now();
   const run = mask ? model.inpaint({ ...options, image, mask }) : image ? model.imageToImage({ ...options, image }) : model.textToImage(options);

@@ -128,6 +128,19 @@ export interface NativeRequest {
   maskedStart?: string;
   /** txt2img only: the hires fix's second pass. Absent: none. */
   hires?: NativeHires;
+  /** SDXL: the original size the UNet is told, pixels (both or neither); 0 or absent: the generated size. */
+  originalWidth?: number;
+  originalHeight?: number;
+  /** SDXL: the crop's top-left corner the UNet is told, pixels. Absent: 0. */
+  cropTop?: number;
+  cropLeft?: number;
+  /** SDXL: the target size the UNet is told, pixels (both or neither); 0 or absent: the generated size. */
+  targetWidth?: number;
+  targetHeight?: number;
+  /** SDXL refiner: the aesthetic score the prompt's pass is told. Absent: 6. */
+  aestheticScore?: number;
+  /** SDXL refiner: the aesthetic score the negative prompt's pass is told. Absent: 2.5. */
+  negativeAestheticScore?: number;
 }
 
 /** The hires fix as the engine takes it: every size already resolved, in pixels (multiples of 8). */

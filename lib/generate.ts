@@ -39,8 +39,9 @@ export async function generate(options: GenerateOptions): Promise<GeneratedImage
   const { image, mask } = options as Partial<InpaintOptions>;
   const mode: GenerateMode = mask !== undefined ? 'inpaint' : image !== undefined ? 'img2img' : 'txt2img';
   const caller = callerByMode[mode];
-  // Checked against any family: only the defaults depend on the model, and those are not kept.
-  normalizeImageOptions(options, mode, { family: 'sd1', prediction: 'eps' }, caller, generateKeys);
+  // Checked against any family: the defaults and which family-specific options apply depend on the
+  // model, and are checked again once it is loaded.
+  normalizeImageOptions(options, mode, { family: 'any', prediction: 'eps' }, caller, generateKeys);
 
   let target: Model;
   if (model instanceof Model) {

@@ -10,7 +10,7 @@ export type { DeviceInfo, SystemInfo } from '../bindings/native.js';
 export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
-export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {

@@ -25,19 +25,19 @@ import { checkGenerated, type SafetyResult } from './safety-checker.js';
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
-  /** Model family: 'sd1' (Stable Diffusion 1.x) or 'sd2' (2.x). */
-  family: 'sd1' | 'sd2';
+  /** Model family: 'sd1' (Stable Diffusion 1.x), 'sd2' (2.x), 'sdxl' (SDXL base) or 'sdxl-refiner'. */
+  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner';
   /** What the UNet predicts: noise ('eps') or velocity ('v', SD 2.x 768 models). */
   prediction: 'eps' | 'v';
   /** Whether this is an inpainting checkpoint (9-channel UNet input). */
   inpainting: boolean;
-  /** Width in pixels an image gets when the call gives none: 512, or 768 for SD 2.x v-prediction. */
+  /** Width in pixels an image gets when the call gives none: 512, 768 for SD 2.x v-prediction, 1024 for SDXL. */
   defaultWidth: number;
-  /** Height in pixels an image gets when the call gives none: 512, or 768 for SD 2.x v-prediction. */
+  /** Height in pixels an image gets when the call gives none: 512, 768 for SD 2.x v-prediction, 1024 for SDXL. */
   defaultHeight: number;
-  /** Width of the text encoder's hidden states: 768 for SD 1.x, 1024 for SD 2.x. */
+  /** Width of the text encoders' hidden states: 768 for SD 1.x, 1024 for SD 2.x, 2048 for SDXL (both encoders), 1280 for its refiner. */
   contextDim: number;
-  /** Token id that pads prompts to 77 tokens: 49407 for SD 1.x, 0 for SD 2.x. */
+  /** Token id that pads prompts to 77 tokens: 49407 for SD 1.x and SDXL (whose second encoder pads with 0 itself), 0 for SD 2.x. */
   padToken: number;
   /** Pixels per latent cell: 8. */
   vaeScale: number;
@@ -60,6 +60,11 @@ export interface ModelInfo {
    */
   unusedTensors: string[];
 }
+
+/** How people name each model family: 'SD 1.x', 'SD 2.x', 'SDXL', 'SDXL refiner'. */
+export const familyNames: Readonly<Record<ModelInfo['family'], string>> = {
+  sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL', 'sdxl-refiner': 'SDXL refiner',
+};
 
 /** One generated image. */
 export interface GeneratedImage {

@@ -112,9 +112,9 @@ export interface ImageOptions {
   prompt?: string;
   /** What to steer away from, same syntax as `prompt`. Default ''. */
   negativePrompt?: string;
-  /** Image width in pixels. Multiple of 8, 64–2048; default 512 (768 for SD 2.x v-prediction models). */
+  /** Image width in pixels. Multiple of 8, 64–2048; default 512 (768 for SD 2.x v-prediction models, 1024 for SDXL). */
   width?: number;
-  /** Image height in pixels. Multiple of 8, 64–2048; default 512 (768 for SD 2.x v-prediction models). */
+  /** Image height in pixels. Multiple of 8, 64–2048; default 512 (768 for SD 2.x v-prediction models, 1024 for SDXL). */
   height?: number;
   /** Sampling steps. Integer 1–150, default 20. */
   steps?: number;
@@ -160,9 +160,27 @@ export interface ImageOptions {
   rng?: 'gpu' | 'cpu';
   /**
    * CLIP "clip skip" as in AUTOMATIC1111: 1 uses the text encoder's last layer, 2 the one before it, …
-   * Integer 0–12; default 0, the family's own choice (SD 1.x last layer, SD 2.x penultimate).
+   * Integer 0–12; default 0, the family's own choice (SD 1.x last layer, SD 2.x and SDXL penultimate).
    */
   clipSkip?: number;
+  /**
+   * SDXL base and refiner: the size of the training image the UNet is told the picture came from (SDXL's
+   * `original_size` conditioning), in pixels; smaller sizes look blurrier, as upscaled photos did
+   * in training. Integers 1–16384; default the generated size.
+   */
+  originalSize?: { width: number; height: number };
+  /**
+   * SDXL base and refiner: the top-left corner of the crop the UNet is told the picture is (SDXL's
+   * `crop_coords_top_left`), in pixels; non-zero values tend to cut subjects off at the edges.
+   * Integers 0–16384; default { top: 0, left: 0 }.
+   */
+  cropTopLeft?: { top: number; left: number };
+  /** SDXL base only: the size the UNet is told is wanted (SDXL's `target_size`), in pixels. Integers 1–16384; default the generated size. */
+  targetSize?: { width: number; height: number };
+  /** SDXL refiner only: the aesthetic score the prompt's pass is told; higher asks for "nicer" images. Number 0–10, default 6. */
+  aestheticScore?: number;
+  /** SDXL refiner only: the aesthetic score the negative prompt's pass is told. Number 0–10, default 2.5. */
+  negativeAestheticScore?: number;
   /**
    * Run the VAE in overlapping tiles of 512×512 pixels (64 latent cells, 128 pixels shared and
    * cross-faded), as stable-diffusion.cpp's `--vae-tiling` does: the decoder (and, for image-to-image

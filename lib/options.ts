@@ -17,7 +17,10 @@ import {
 
 export type GenerateMode = 'txt2img' | 'img2img' | 'inpaint';
 
-/** What the defaults depend on: the model's family and prediction type. */
+/**
+ * What the defaults depend on: the model's family and prediction type. Family 'any' checks values
+ * without asking whether they apply to the model (before one is loaded).
+ */
 export interface ModelTraits {
   family: string;
   prediction: string;
@@ -88,6 +91,7 @@ const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
   'vaeTiling', 'tiling', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
+  'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -103,6 +107,7 @@ const modelDefaultKeys = ['loraDir'] as const;
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
+  if (model.family === 'sdxl' || model.family === 'sdxl-refiner') return 1024;
   return model.family === 'sd2' && model.prediction === 'v' ? 768 : 512;
 }
 
@@ -143,6 +148,7 @@ export function normalizeImageOptions(
       tiling: seamlessTiling(o.tiling, o.vaeTiling),
       previewEvery: previewInterval(o.previews, o.previewEvery),
       maskedStart: mode === 'inpaint' ? oneOf(o.maskedStart, 'maskedStart', maskedStarts, 'original') : 'original',
+      ...sdxlConditioning(o, model.family),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -309,6 +315,62 @@ function seedResizeFrom(widthValue: unknown, heightValue: unknown): { width: num
     throw new TypeError(`${given} is given but ${missing} is not; give both to resize the seed, or neither`);
   }
   return { width: width ?? 0, height: height ?? 0 };
+}
+
+const MAX_CONDITIONING_SIDE = 16384;
+const DEFAULT_AESTHETIC_SCORE = 6;
+const DEFAULT_NEGATIVE_AESTHETIC_SCORE = 2.5;
+// Which families take each SDXL conditioning option.
+const sdxlOptionFamilies = {
+  originalSize: ['sdxl', 'sdxl-refiner'],
+  cropTopLeft: ['sdxl', 'sdxl-refiner'],
+  targetSize: ['sdxl'],
+  aestheticScore: ['sdxl-refiner'],
+  negativeAestheticScore: ['sdxl-refiner'],
+} as const;
+
+// SDXL's size conditioning (0 stands for the generated size, and no crop) and the refiner's
+// aesthetic scores.
+function sdxlConditioning(o: Record<string, unknown>, family: string): Pick<
+  RequestSettings, 'originalWidth' | 'originalHeight' | 'cropTop' | 'cropLeft' | 'targetWidth' | 'targetHeight'
+  | 'aestheticScore' | 'negativeAestheticScore'
+> {
+  for (const [key, families] of Object.entries(sdxlOptionFamilies)) {
+    if (o[key] !== undefined && family !== 'any' && !(families as readonly string[]).includes(family)) {
+      const which = families.length === 1 ? `${families[0]} models` : `${families.join(' and ')} models`;
+      throw new RangeError(`${key} applies to ${which} only, but this model's family is ${family}; leave it out`);
+    }
+  }
+  const original = pair(o.originalSize, 'originalSize', ['width', 'height'], 1);
+  const crop = pair(o.cropTopLeft, 'cropTopLeft', ['top', 'left'], 0);
+  const target = pair(o.targetSize, 'targetSize', ['width', 'height'], 1);
+  return {
+    originalWidth: original?.width ?? 0,
+    originalHeight: original?.height ?? 0,
+    cropTop: crop?.top ?? 0,
+    cropLeft: crop?.left ?? 0,
+    targetWidth: target?.width ?? 0,
+    targetHeight: target?.height ?? 0,
+    aestheticScore: number(o.aestheticScore, 'aestheticScore', 0, 10, DEFAULT_AESTHETIC_SCORE),
+    negativeAestheticScore: number(o.negativeAestheticScore, 'negativeAestheticScore', 0, 10, DEFAULT_NEGATIVE_AESTHETIC_SCORE),
+  };
+}
+
+// An object of exactly two integer fields, both required.
+function pair<K extends string>(
+  value: unknown, name: string, keys: readonly [K, K], min: number,
+): Record<K, number> | undefined {
+  if (value === undefined) return undefined;
+  const o = checkOptionsObject(value, name, keys, name);
+  const result = {} as Record<K, number>;
+  for (const key of keys) {
+    const field = integer(o[key], `${name}.${key}`, min, MAX_CONDITIONING_SIDE, undefined);
+    if (field === undefined) {
+      throw new TypeError(`Expected an object { ${keys.join(', ')} } for ${name} but ${name}.${key} is missing`);
+    }
+    result[key] = field;
+  }
+  return result;
 }
 
 function seamlessTiling(tilingValue: unknown, vaeTilingValue: unknown): boolean {

@@ -132,6 +132,8 @@ t.test('fills in the defaults of the common tools, with the size by model family
     mode: 'txt2img', width: 512, height: 512, steps: 20, cfgScale: 7, sampler: 'euler_a', scheduler: 'discrete',
     seed: 1, subseed: 3, subseedStrength: 0, seedResizeWidth: 0, seedResizeHeight: 0, rng: 'gpu', clipSkip: 0, count: 1,
     strength: 1, vaeTiling: false, tiling: false, previewEvery: 0, maskedStart: 'original',
+    originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
+    aestheticScore: 6, negativeAestheticScore: 2.5,
   });
   t.same([prompt, negativePrompt, maskBlur], ['', '', 0]);
 
@@ -142,6 +144,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
   t.equal(sizeOf('sd1', 'eps'), '512x512', 'SD 1.x');
   t.equal(sizeOf('sd2', 'eps'), '512x512', 'SD 2.x base (eps)');
   t.equal(sizeOf('sd2', 'v'), '768x768', 'SD 2.x v-prediction');
+  t.equal(sizeOf('sdxl', 'eps'), '1024x1024', 'SDXL');
 
   t.equal(check({ image: png }, 'img2img').settings.strength, 0.75, 'img2img strength');
   const inpaint = check({ image: png, mask: png }, 'inpaint');
@@ -160,6 +163,8 @@ t.test('keeps the values it is given', async (t) => {
     mode: 'txt2img', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun', scheduler: 'exponential',
     seed: 2 ** 32 - 1, subseed: 0, subseedStrength: 1, seedResizeWidth: 2048, seedResizeHeight: 64, rng: 'cpu',
     clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, previewEvery: 5, maskedStart: 'original',
+    originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
+    aestheticScore: 6, negativeAestheticScore: 2.5,
   });
   t.equal(normalized.prompt, 'a cat');
   t.equal(normalized.negativePrompt, 'blurry');

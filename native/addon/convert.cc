@@ -129,6 +129,17 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   if (!o.Get("seedResizeHeight").IsUndefined()) r.seedResizeHeight = intField(o, "seedResizeHeight");
   if (!o.Get("tiling").IsUndefined()) r.tiling = boolField(o, "tiling");
   if (!o.Get("maskedStart").IsUndefined()) r.maskedStart = stringField(o, "maskedStart");
+  // Optional: SDXL's size conditioning; absent means the generated size and no crop.
+  const std::pair<const char*, int*> sizeConditioning[] = {
+      {"originalWidth", &r.originalWidth}, {"originalHeight", &r.originalHeight}, {"cropTop", &r.cropTop},
+      {"cropLeft", &r.cropLeft},           {"targetWidth", &r.targetWidth},       {"targetHeight", &r.targetHeight}};
+  for (const auto& [name, field] : sizeConditioning) {
+    if (!o.Get(name).IsUndefined()) *field = intField(o, name);
+  }
+  if (!o.Get("aestheticScore").IsUndefined()) r.aestheticScore = static_cast<float>(numberField(o, "aestheticScore"));
+  if (!o.Get("negativeAestheticScore").IsUndefined()) {
+    r.negativeAestheticScore = static_cast<float>(numberField(o, "negativeAestheticScore"));
+  }
   const Napi::Value hires = o.Get("hires");
   if (!hires.IsUndefined()) {
     if (!hires.IsObject()) badField(o.Env(), "hires", "an object");

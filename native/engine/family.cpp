@@ -6,7 +6,8 @@ namespace sdnode {
 
 namespace {
 
-const char* const kComponentPrefixes[] = {"cond_stage_model.", "model.diffusion_model.", "first_stage_model."};
+const char* const kComponentPrefixes[] = {"cond_stage_model.", "conditioner.embedders.", "model.diffusion_model.",
+                                         "first_stage_model."};
 
 }  // namespace
 
@@ -15,11 +16,14 @@ std::string detectFamily(const Checkpoint& file) {
   if (has("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight")) return "sd1";
   if (has("cond_stage_model.model.token_embedding.weight")) return "sd2";
   if (has("conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight")) {
-    throw Error(ErrorCode::ModelUnsupported, file.path + ": SDXL checkpoints are not supported yet (SD 1.x and 2.x are)");
+    if (has("conditioner.embedders.1.model.token_embedding.weight")) return "sdxl";
+    throw Error(ErrorCode::ModelUnsupported, file.path + ": an SDXL-style checkpoint without the second text encoder "
+                                                         "(conditioner.embedders.1.model.*)");
   }
+  if (has("conditioner.embedders.0.model.token_embedding.weight")) return "sdxl-refiner";
   throw Error(ErrorCode::ModelUnsupported,
-              file.path + ": not a Stable Diffusion 1.x/2.x checkpoint in the single-file LDM layout "
-                          "(no cond_stage_model.* text encoder)");
+              file.path + ": not a Stable Diffusion 1.x/2.x/XL checkpoint in the single-file LDM layout "
+                          "(no cond_stage_model.* or conditioner.embedders.* text encoder)");
 }
 
 bool isModelWeight(const CheckpointTensor& t) {

@@ -8,7 +8,7 @@
 
 namespace sdnode {
 
-// "sd1" or "sd2"; throws ModelUnsupported (naming the file) for SDXL and anything else.
+// "sd1", "sd2", "sdxl" or "sdxl-refiner"; throws ModelUnsupported (naming the file) for anything else.
 std::string detectFamily(const Checkpoint& file);
 
 // Whether `t` is a weight of the model: under a component prefix (text encoder, UNet, VAE), of a

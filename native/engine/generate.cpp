@@ -89,6 +89,20 @@ void DiffusionModel::checkRequest(const Request& r) const {
     fail("subseedStrength must be between 0 and 1");
   }
   if (r.seedResizeWidth != 0 || r.seedResizeHeight != 0) checkSize("seedResizeWidth and seedResizeHeight", r.seedResizeWidth, r.seedResizeHeight);
+  auto checkConditioningSize = [&](const std::string& what, int width, int height) {
+    if (width < 0 || height < 0 || width > 16384 || height > 16384 || (width == 0) != (height == 0)) {
+      fail(what + " must both be 0 (the generated size) or both between 1 and 16384, got " + std::to_string(width) + "x" +
+           std::to_string(height));
+    }
+  };
+  checkConditioningSize("originalWidth and originalHeight", r.originalWidth, r.originalHeight);
+  checkConditioningSize("targetWidth and targetHeight", r.targetWidth, r.targetHeight);
+  if (r.cropTop < 0 || r.cropLeft < 0 || r.cropTop > 16384 || r.cropLeft > 16384) {
+    fail("cropTop and cropLeft must be between 0 and 16384, got " + std::to_string(r.cropTop) + ", " + std::to_string(r.cropLeft));
+  }
+  for (float score : {r.aestheticScore, r.negativeAestheticScore}) {
+    if (!std::isfinite(score) || score < 0 || score > 100) fail("aestheticScore and negativeAestheticScore must be between 0 and 100");
+  }
   if (r.tiling && r.vaeTiling) fail("tiling and vaeTiling cannot be combined: the VAE's tiles do not wrap around");
   if (r.hires) {
     const HiresFix& h = *r.hires;
@@ -105,8 +119,8 @@ void DiffusionModel::checkRequest(const Request& r) const {
 }
 
 std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
-                                           const std::vector<float>& cond, int64_t condTokens, const std::vector<float>& uncond,
-                                           int64_t uncondTokens, float cfgScale, const std::vector<float>& concat) {
+                                           const TextConditions& text, const std::pair<std::vector<float>, std::vector<float>>& added,
+                                           float cfgScale, const std::vector<float>& concat) {
   // k-diffusion's CompVis wrappers (sigma_data = 1): eps models predict the noise, v models the velocity.
   const float s2 = sigma * sigma + 1.0f;
   const float cIn = 1.0f / std::sqrt(s2);
@@ -116,9 +130,10 @@ std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float si
   std::vector<float> input(x.size() + concat.size());
   for (size_t i = 0; i < x.size(); i++) input[i] = x[i] * cIn;
   std::copy(concat.begin(), concat.end(), input.begin() + x.size());
-  std::vector<float> out = unet_->forward(input, width, height, t, cond, condTokens);
-  if (!uncond.empty()) {
-    std::vector<float> outUncond = unet_->forward(input, width, height, t, uncond, uncondTokens);
+  std::vector<float> out = unet_->forward(input, width, height, t, text.cond, text.condTokens, added.first);
+  // At cfg 1 there is no negative pass (encodeText leaves it empty): the output is the conditional one.
+  if (!text.uncond.empty()) {
+    std::vector<float> outUncond = unet_->forward(input, width, height, t, text.uncond, text.uncondTokens, added.second);
     for (size_t i = 0; i < out.size(); i++) out[i] = outUncond[i] + cfgScale * (out[i] - outUncond[i]);
   }
   for (size_t i = 0; i < out.size(); i++) out[i] = x[i] * cSkip + out[i] * cOut;
@@ -139,12 +154,21 @@ std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& laten
 
 TextConditions DiffusionModel::encodeText(const Conditioning& prompt, const Conditioning& negative, const Request& r) {
   TextConditions text;
-  text.cond = clip_->encode(prompt.tokens, prompt.weights, r.clipSkip);
-  text.condTokens = static_cast<int64_t>(prompt.tokens.size());
+  EncodedPrompt cond = encodePrompt(prompt, r.clipSkip);
+  text.cond = std::move(cond.hidden);
+  text.condTokens = cond.tokens;
+  text.condPooled = std::move(cond.pooled);
   // cfg 1 makes the unconditional pass cancel out, so it is skipped.
   if (r.cfgScale != 1.0f) {
-    text.uncond = clip_->encode(negative.tokens, negative.weights, r.clipSkip);
-    text.uncondTokens = static_cast<int64_t>(negative.tokens.size());
+    EncodedPrompt uncond = encodePrompt(negative, r.clipSkip);
+    // SDXL with no negative prompt (its ids are just BOS, EOS): the reference engine, as SGM,
+    // guides against zero cross-attention states (the pooled vector is kept).
+    if (clip2_ && negative.tokens.size() == 77 && negative.tokens[1] == 49407) {
+      std::fill(uncond.hidden.begin(), uncond.hidden.end(), 0.0f);
+    }
+    text.uncond = std::move(uncond.hidden);
+    text.uncondTokens = uncond.tokens;
+    text.uncondPooled = std::move(uncond.pooled);
   }
   return text;
 }
@@ -174,9 +198,9 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
     p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - run.started).count();
     run.callbacks.onProgress(p);
   };
+  const auto added = addedConditioning(text, r, w, h);
   const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
-    std::vector<float> denoised =
-        denoise(latent, sigma, w, h, text.cond, text.condTokens, text.uncond, text.uncondTokens, r.cfgScale, start.concat);
+    std::vector<float> denoised = denoise(latent, sigma, w, h, text, added, r.cfgScale, start.concat);
     // Inpainting: the kept region's prediction is the input's latent, so at every step the
     // sampler re-imposes it at the current noise level.
     if (!start.latentMask.empty()) {

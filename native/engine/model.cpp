@@ -45,11 +45,45 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   const int threads = params.threads > 0 ? params.threads : physicalCores();
   backend_ = std::make_unique<Backend>(params.backend, threads);
   weights_ = std::make_unique<Weights>(file_, weightType, threads, backend_->handle());
-  const ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata);
-  const UnetConfig unetConfig = readUnetConfig(*weights_, file_.metadata, family == "sd2");
-  const VaeConfig vaeConfig = readVaeConfig(*weights_);
-  if (clipConfig.width != unetConfig.contextDim) {
-    throw Error(ErrorCode::ModelFormat, file_.path + ": text encoder width " + std::to_string(clipConfig.width) +
+  const bool xl = family == "sdxl";
+  refiner_ = family == "sdxl-refiner";
+  const bool sgm = xl || refiner_;  // SDXL's layout: conditioner.embedders.N
+  ClipConfig clipConfig = readClipConfig(*weights_, file_.metadata, sgm ? "conditioner.embedders.0." : "cond_stage_model.");
+  const UnetConfig unetConfig = readUnetConfig(*weights_, file_.metadata, family != "sd1");
+  VaeConfig vaeConfig = readVaeConfig(*weights_);
+  int64_t contextWidth = clipConfig.width;
+  // label_emb takes the pooled text and then this many sinusoidal embeddings (sizes, crop, score).
+  auto checkAddedWidth = [&](const ClipConfig& pooling, int embeddings) {
+    const int64_t rest = unetConfig.admChannels - pooling.projection;
+    if (pooling.projection <= 0 || rest <= 0 || rest % (2 * embeddings) != 0) {
+      throw Error(ErrorCode::ModelFormat, file_.path + ": the UNet's label_emb takes " + std::to_string(unetConfig.admChannels) +
+                                              " values, which is not the pooled text (" + std::to_string(pooling.projection) +
+                                              ") plus " + std::to_string(embeddings) + " embeddings of even width");
+    }
+  };
+  if (sgm) {
+    // As the reference engine runs SDXL: the encoders' penultimate layers without the final norm;
+    // bigG (the second encoder of the base, the only one of the refiner) pads with 0 after the end
+    // token and gives the pooled vector.
+    clipConfig.defaultClipSkip = 2;
+    clipConfig.finalNormOnHidden = false;
+    vaeConfig.latentScale = 0.13025f;
+  }
+  if (xl) {
+    ClipConfig bigG = readClipConfig(*weights_, file_.metadata, "conditioner.embedders.1.");
+    bigG.finalNormOnHidden = false;
+    bigG.padAfterEnd = 0;
+    contextWidth += bigG.width;
+    checkAddedWidth(bigG, 6);
+    clip2_ = std::make_unique<ClipTextEncoder>(bigG, *weights_, *backend_);
+  } else if (refiner_) {
+    clipConfig.padAfterEnd = 0;
+    checkAddedWidth(clipConfig, 5);
+  } else if (unetConfig.admChannels > 0) {
+    throw Error(ErrorCode::ModelUnsupported, file_.path + ": a " + family + " UNet with label_emb (class-conditioned) is not supported");
+  }
+  if (contextWidth != unetConfig.contextDim) {
+    throw Error(ErrorCode::ModelFormat, file_.path + ": text encoder width " + std::to_string(contextWidth) +
                                             " does not match the UNet's cross-attention width " + std::to_string(unetConfig.contextDim));
   }
   if (unetConfig.outChannels != vaeConfig.latentChannels) {
@@ -66,6 +100,7 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   unet_ = std::make_unique<Unet>(unetConfig, *weights_, *backend_);
   vae_ = std::make_unique<Vae>(vaeConfig, *weights_, *backend_);
   clip_->validate();
+  if (clip2_) clip2_->validate();
   unet_->validate();
   vae_->validate();
 
@@ -74,7 +109,8 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   info_.family = family;
   info_.prediction = prediction;
   info_.unetInChannels = static_cast<int>(unetConfig.inChannels);
-  info_.contextDim = static_cast<int>(clipConfig.width);
+  info_.contextDim = static_cast<int>(contextWidth);
+  // SDXL's second encoder pads with 0 by itself; the first one, like SD 1.x, with the end token.
   info_.padToken = family == "sd2" ? 0 : 49407;
   info_.vaeScale = vaeConfig.scale();
   info_.weightBytes = weights_->bytes();

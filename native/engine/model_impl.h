@@ -19,12 +19,22 @@
 
 namespace sdnode {
 
-// The text encoder's output for one pass: the prompt's, and the negative prompt's unless cfg is 1.
+// The text encoders' output for one pass: the prompt's, and the negative prompt's unless cfg is 1.
+// Pooled vectors are SDXL's (empty otherwise); the size embeddings join them per pass.
 struct TextConditions {
   std::vector<float> cond;
   int64_t condTokens = 0;
+  std::vector<float> condPooled;
   std::vector<float> uncond;  // empty at cfg 1
   int64_t uncondTokens = 0;
+  std::vector<float> uncondPooled;
+};
+
+// One prompt's conditioning for the UNet's cross-attention, and its pooled vector (SDXL).
+struct EncodedPrompt {
+  std::vector<float> hidden;  // [tokens, contextDim]
+  int64_t tokens = 0;
+  std::vector<float> pooled;
 };
 
 // What every step of one generation call reports to and checks.
@@ -54,6 +64,7 @@ class DiffusionModel : public Model {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Weights> weights_;
   std::unique_ptr<ClipTextEncoder> clip_;
+  std::unique_ptr<ClipTextEncoder> clip2_;  // SDXL's second encoder (OpenCLIP ViT-bigG)
   std::unique_ptr<Unet> unet_;
   std::unique_ptr<Vae> vae_;
   NoiseSchedule schedule_;
@@ -61,12 +72,18 @@ class DiffusionModel : public Model {
   bool vPrediction_ = false;
   int threads_ = 1;  // for merging LoRAs
   std::string staleWeights_;  // why the weights are not the checkpoint's any more (lora.h); empty: they are
+  bool refiner_ = false;  // SDXL refiner: one encoder (bigG), aesthetic-score conditioning
 
   void checkRequest(const Request& request) const;
   // The denoiser of k-diffusion's CompVis wrappers with classifier-free guidance.
-  std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
-                             const std::vector<float>& cond, int64_t condTokens, const std::vector<float>& uncond,
-                             int64_t uncondTokens, float cfgScale, const std::vector<float>& concat);
+  // added: the UNet's added conditioning for the prompt and the negative prompt (SDXL; else empty).
+  std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height, const TextConditions& text,
+                             const std::pair<std::vector<float>, std::vector<float>>& added, float cfgScale,
+                             const std::vector<float>& concat);
+  EncodedPrompt encodePrompt(const Conditioning& prompt, int clipSkip);
+  // The UNet's added conditioning (prompt, negative prompt) for a pass at w x h latent cells.
+  std::pair<std::vector<float>, std::vector<float>> addedConditioning(const TextConditions& text, const Request& request,
+                                                                      int64_t w, int64_t h) const;
   TextConditions encodeText(const Conditioning& prompt, const Conditioning& negative, const Request& request);
   // Runs the sampler down `sigmas` from x (already noised to sigmas[0]) and returns the clean latent.
   std::vector<float> samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,

@@ -66,7 +66,7 @@ struct LoadParams {
 };
 
 struct ModelInfo {
-  std::string family;      // "sd1" | "sd2"
+  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner"
   std::string prediction;  // "eps" | "v"
   int unetInChannels = 4;
   int contextDim = 768;
@@ -160,6 +160,18 @@ struct Request {
   std::optional<HiresFix> hires;  // txt2img only
   // Applied for this call only: the weights are byte-identical to the loaded ones afterwards.
   std::vector<LoraFile> loras;
+  // SDXL's micro-conditioning, in pixels: the size the UNet is told the training image had, the
+  // top-left corner of its crop, and the size asked for. 0 x 0 sizes: the size being generated.
+  // Other families ignore them.
+  int originalWidth = 0;
+  int originalHeight = 0;
+  int cropTop = 0;
+  int cropLeft = 0;
+  int targetWidth = 0;
+  int targetHeight = 0;
+  // The SDXL refiner's aesthetic score conditioning for the prompt and the negative prompt.
+  float aestheticScore = 6.0f;
+  float negativeAestheticScore = 2.5f;
 };
 
 // A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed

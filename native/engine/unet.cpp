@@ -55,7 +55,7 @@ void checkHeads(const UnetConfig& c, const UnetBlock& b) {
 
 }  // namespace
 
-UnetConfig readUnetConfig(const Weights& w, const std::map<std::string, std::string>& metadata, bool sd2) {
+UnetConfig readUnetConfig(const Weights& w, const std::map<std::string, std::string>& metadata, bool headDim64) {
   UnetConfig c;
   if (!w.has(kPrefix + "input_blocks.0.0.weight")) {
     throw Error(ErrorCode::ModelUnsupported, "no UNet found (expected model.diffusion_model.input_blocks.0.0.weight)");
@@ -87,7 +87,8 @@ UnetConfig readUnetConfig(const Weights& w, const std::map<std::string, std::str
       }
     }
   }
-  if (sd2) {
+  if (w.has(kPrefix + "label_emb.0.0.weight")) c.admChannels = w.shape(kPrefix + "label_emb.0.0.weight").at(1);
+  if (headDim64) {
     c.headDim = metadataPositiveInt(metadata, "sdnode.unet_head_dim", 64);
   } else {
     c.heads = metadataPositiveInt(metadata, "sdnode.unet_num_heads", 8);
@@ -163,7 +164,7 @@ ggml_tensor* spatialTransformer(Net& n, ggml_tensor* x, ggml_tensor* context, co
 }  // namespace
 
 ggml_tensor* Unet::build(GraphBuild& g, const float* x, int64_t width, int64_t height, const float* timestep, const float* context,
-                         int64_t contextTokens) {
+                         int64_t contextTokens, const float* added) {
   Net n{g.ctx(), weights_, circular_};
   ggml_context* ctx = g.ctx();
   const UnetConfig& c = config_;
@@ -173,6 +174,13 @@ ggml_tensor* Unet::build(GraphBuild& g, const float* x, int64_t width, int64_t h
   ggml_tensor* emb = ggml_timestep_embedding(ctx, t, static_cast<int>(c.modelChannels), 10000);
   emb = linear(n, emb, kPrefix + "time_embed.0", c.modelChannels, c.timeEmbedDim);
   emb = linear(n, ggml_silu(ctx, emb), kPrefix + "time_embed.2", c.timeEmbedDim, c.timeEmbedDim);
+  if (c.admChannels > 0) {
+    // SDXL: the pooled text and the size embeddings join the timestep embedding.
+    ggml_tensor* y = g.input(GGML_TYPE_F32, {c.admChannels, 1}, added);
+    y = linear(n, y, kPrefix + "label_emb.0.0", c.admChannels, c.timeEmbedDim);
+    y = linear(n, ggml_silu(ctx, y), kPrefix + "label_emb.0.2", c.timeEmbedDim, c.timeEmbedDim);
+    emb = ggml_add(ctx, emb, y);
+  }
 
   auto runBlock = [&](ggml_tensor* x, const std::vector<UnetBlock>& layers, ggml_tensor* skipTarget) {
     for (const UnetBlock& b : layers) {
@@ -220,14 +228,19 @@ ggml_tensor* Unet::build(GraphBuild& g, const float* x, int64_t width, int64_t h
 
 void Unet::validate() {
   GraphBuild g;
-  std::vector<float> x(8 * 8 * config_.inChannels), context(config_.contextDim * 77);
+  std::vector<float> x(8 * 8 * config_.inChannels), context(config_.contextDim * 77), added(config_.admChannels);
   float t = 0;
-  build(g, x.data(), 8, 8, &t, context.data(), 77);
+  build(g, x.data(), 8, 8, &t, context.data(), 77, added.data());
 }
 
 std::vector<float> Unet::forward(const std::vector<float>& x, int64_t width, int64_t height, float timestep,
-                                 const std::vector<float>& context, int64_t contextTokens) {
-  return runner_.run([&](GraphBuild& g) { return build(g, x.data(), width, height, &timestep, context.data(), contextTokens); });
+                                 const std::vector<float>& context, int64_t contextTokens, const std::vector<float>& added) {
+  if (static_cast<int64_t>(added.size()) != config_.admChannels) {
+    throw Error(ErrorCode::Internal, "the UNet's added conditioning has " + std::to_string(added.size()) + " values, not " +
+                                         std::to_string(config_.admChannels));
+  }
+  return runner_.run(
+      [&](GraphBuild& g) { return build(g, x.data(), width, height, &timestep, context.data(), contextTokens, added.data()); });
 }
 
 }  // namespace sdnode

@@ -30,24 +30,27 @@ struct UnetConfig {
   int64_t contextDim = 768;
   bool linearProjection = false;  // SD 2.x: proj_in/proj_out are linear layers
   int heads = 8;                  // fixed count (SD 1.x) ...
-  int headDim = 0;                // ... or fixed width per head (SD 2.x) when > 0
+  int headDim = 0;                // ... or fixed width per head (SD 2.x, SDXL) when > 0
+  // Width of the added conditioning vector (SDXL's label_emb: pooled text and size embeddings); 0: none.
+  int64_t admChannels = 0;
   std::vector<std::vector<UnetBlock>> input;   // input_blocks.N: one entry per N
   std::vector<UnetBlock> middle;
   std::vector<std::vector<UnetBlock>> output;  // output_blocks.N
   int headsFor(int64_t channels) const { return headDim > 0 ? static_cast<int>(channels / headDim) : heads; }
 };
 
-UnetConfig readUnetConfig(const Weights& w, const std::map<std::string, std::string>& metadata, bool sd2);
+// headDim64: heads of 64 channels (SD 2.x, SDXL) rather than 8 heads (SD 1.x).
+UnetConfig readUnetConfig(const Weights& w, const std::map<std::string, std::string>& metadata, bool headDim64);
 
 class Unet {
  public:
   Unet(const UnetConfig& config, Weights& weights, Backend& backend);
 
   const UnetConfig& config() const { return config_; }
-  // x: latent [inChannels, H, W] (channel-major, as torch stores it); context: [tokens, contextDim].
-  // Returns the model output [outChannels, H, W].
+  // x: latent [inChannels, H, W] (channel-major, as torch stores it); context: [tokens, contextDim];
+  // added: [admChannels] (empty when admChannels is 0). Returns the model output [outChannels, H, W].
   std::vector<float> forward(const std::vector<float>& x, int64_t width, int64_t height, float timestep,
-                             const std::vector<float>& context, int64_t contextTokens);
+                             const std::vector<float>& context, int64_t contextTokens, const std::vector<float>& added);
   void validate();
   // Frees the compute buffer between phases; the next call allocates it again.
   void releaseBuffers() { runner_.release(); }
@@ -60,7 +63,7 @@ class Unet {
   GraphRunner runner_;
   bool circular_ = false;
   ggml_tensor* build(GraphBuild& g, const float* x, int64_t width, int64_t height, const float* timestep, const float* context,
-                     int64_t contextTokens);
+                     int64_t contextTokens, const float* added);
 };
 
 }  // namespace sdnode

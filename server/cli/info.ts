@@ -2,7 +2,7 @@
 // resident size is the real one (and --weight-type shows what a conversion on load would give).
 
 import path from 'node:path';
-import { loadModel, weightTypes, type Model, type ModelInfo } from '../../lib/index.js';
+import { familyNames, loadModel, weightTypes, type Model, type ModelInfo } from '../../lib/index.js';
 import { InvalidFieldError, parseInteger } from '../parse.js';
 import { errorMessage, formatBytes, oneOf, parseCommand, usageError } from './common.js';
 
@@ -62,7 +62,7 @@ export async function infoCommand(argv: string[]): Promise<number> {
 
 function describe(model: Model, weightType: string | undefined): string {
   const info = model.info;
-  const family = info.family === 'sd1' ? 'SD 1.x' : 'SD 2.x';
+  const family = familyNames[info.family];
   const rows: [string, string][] = [
     ['file', `${formatBytes(info.fileBytes)}, ${info.format}`],
     ['family', `${family}${info.inpainting ? ' inpainting (9-channel UNet)' : ''}`],

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { loadModel, loadSafetyChecker, type LoadOptions, type Model } from '../../lib/index.js';
+import { familyNames, loadModel, loadSafetyChecker, type LoadOptions, type Model } from '../../lib/index.js';
 import type { ImageModel } from '../jobs/runner.js';
 import type { ImageSafetyChecker } from '../jobs/safety.js';
 import { ModelRegistry } from './registry.js';
@@ -111,7 +111,7 @@ async function openSafetyChecker(source: SafetyCheckerSource, log: (line: string
 // "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu".
 function describeModel(model: Model): string {
   const { family, prediction, inpainting, weightBytes, backend } = model.info;
-  const kind = `${family === 'sd1' ? 'SD 1.x' : 'SD 2.x'}${inpainting ? ' inpainting' : ''}`;
+  const kind = `${familyNames[family]}${inpainting ? ' inpainting' : ''}`;
   return `Loaded ${path.basename(model.path)}: ${kind}, ${prediction} prediction, `
     + `${(weightBytes / 2 ** 20).toFixed(weightBytes < 2 ** 30 ? 1 : 0)} MB of weights on ${backend}`;
 }

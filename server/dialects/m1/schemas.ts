@@ -29,7 +29,7 @@ function commonFields(kind: M1Kind) {
     iterations: formInteger('iterations', { min: 1, max: 16 }, 'Images to make (default 1)').optional(),
     steps: formInteger('steps', { min: 1, max: 150 }, 'Sampling steps (default 20)').optional(),
     seed: formInteger('seed', { min: -1, max: maxSeed }, 'Seed of the first image; image i uses seed + i. -1 or absent: random').optional(),
-    width: formInteger('width', { min: 64, max: 2048 }, 'Width in pixels, a multiple of 8 (default 512, 768 for SD 2.x v-models)').optional(),
+    width: formInteger('width', { min: 64, max: 2048 }, 'Width in pixels, a multiple of 8 (default 512, 768 for SD 2.x v-models, 1024 for SDXL)').optional(),
     height: formInteger('height', { min: 64, max: 2048 }, 'Height in pixels, a multiple of 8').optional(),
     cfg_scale: formNumber('cfg_scale', { min: 0, max: 30 }, 'Guidance scale; 1 disables guidance (default 7)').optional(),
     sampler: z.string().optional().meta({ description: `Sampler: ${samplers().join(', ')}, or an AUTOMATIC1111 name such as "DPM++ 2M Karras"` }),
