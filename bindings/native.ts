@@ -128,6 +128,8 @@ export interface NativeRequest {
   maskedStart?: string;
   /** txt2img only: the hires fix's second pass. Absent: none. */
   hires?: NativeHires;
+  /** The refiner hand-off (not with hires). Absent: none. */
+  refiner?: NativeRefiner;
   /** SDXL: the original size the UNet is told, pixels (both or neither); 0 or absent: the generated size. */
   originalWidth?: number;
   originalHeight?: number;
@@ -141,6 +143,16 @@ export interface NativeRequest {
   aestheticScore?: number;
   /** SDXL refiner: the aesthetic score the negative prompt's pass is told. Absent: 2.5. */
   negativeAestheticScore?: number;
+}
+
+/** The refiner hand-off as the engine takes it: the prompts tokenised with the refiner's pad token. */
+export interface NativeRefiner {
+  /** An open SDXL-family model other than the one generating. */
+  model: NativeModel;
+  /** Above 0, at most 1: the generating model runs round(steps × switchAt) of the pass's steps. */
+  switchAt: number;
+  prompt: NativeConditioning;
+  negative: NativeConditioning;
 }
 
 /** The hires fix as the engine takes it: every size already resolved, in pixels (multiples of 8). */

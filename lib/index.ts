@@ -15,7 +15,7 @@ export { listLoras, type LoraFileInfo } from './lora.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
-  MaskedStart, Preview, Progress, TextToImageOptions, WeightType,
+  MaskedStart, Preview, Progress, RefinerOptions, TextToImageOptions, WeightType,
 } from './option-types.js';
 export { maskedStarts, weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';

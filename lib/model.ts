@@ -5,7 +5,8 @@ import path from 'node:path';
 
 import { loadAddon } from '../bindings/index.js';
 import type {
-  NativeAddon, NativeConditioning, NativeHires, NativeImage, NativeModel, NativeModelInfo, NativeProgress, NativeRequest,
+  NativeAddon, NativeConditioning, NativeHires, NativeImage, NativeModel, NativeModelInfo, NativeProgress, NativeRefiner,
+  NativeRequest,
 } from '../bindings/native.js';
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { decodeImage, decodeMask, encodePng } from './images.js';
@@ -14,7 +15,7 @@ import type {
   ImageToImageOptions, InpaintOptions, LoadOptions, Progress, TextToImageOptions,
 } from './option-types.js';
 import {
-  defaultImageSize, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
+  defaultImageSize, invalid, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
 import { formatParameters } from './png-metadata.js';
@@ -94,6 +95,7 @@ export interface GeneratedImage {
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
 // from lib/index.ts, so users see only the public methods.
 let createModel: (modelPath: string, native: NativeModel, loraDir: string | undefined) => Model;
+let nativeOf: (model: Model) => NativeModel;
 let runOnModel: (
   model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
 ) => Promise<GeneratedImage[]>;
@@ -117,6 +119,7 @@ export class Model {
   static {
     createModel = (modelPath, native, loraDir) => new Model(modelPath, native, loraDir);
     runOnModel = (model, options, mode, caller, extraKeys) => model.#run(options, mode, caller, extraKeys);
+    nativeOf = (model) => model.#native;
   }
 
   private constructor(modelPath: string, native: NativeModel, loraDir: string | undefined) {
@@ -166,6 +169,7 @@ export class Model {
   ): Promise<GeneratedImage[]> {
     if (this.#closing) throw new SdnodeError('ERR_MODEL_CLOSED', `${caller} was called on a closed model (${this.path})`);
     const request = normalizeImageOptions(options, mode, this.info, caller, extraKeys);
+    if (request.refiner) this.#checkRefiner(request.refiner.model);
     const { signal } = request;
     if (signal?.aborted) throw abortError(signal);
 
@@ -210,6 +214,7 @@ export class Model {
       ...(image && { image }),
       ...(mask && { mask }),
       ...(request.hires && { hires: this.#nativeHires(request.hires) }),
+      ...(request.refiner && { refiner: this.#nativeRefiner(request.refiner, text, request.negativePrompt) }),
       ...(loras.length > 0 && {
         loras: loras.map((lora) => ({ path: lora.path, unetMultiplier: lora.unetWeight, textMultiplier: lora.textWeight })),
       }),
@@ -218,9 +223,28 @@ export class Model {
     return hashes === undefined ? { nativeRequest } : { nativeRequest, loraHashes: hashes };
   }
 
-  #conditioning(text: string): NativeConditioning {
-    const { tokens, weights } = buildConditioning(text, this.info.padToken);
+  #conditioning(text: string, padToken = this.info.padToken): NativeConditioning {
+    const { tokens, weights } = buildConditioning(text, padToken);
     return { tokens, weights };
+  }
+
+  #checkRefiner(refiner: unknown): asserts refiner is Model {
+    const expected = 'a loaded SDXL or SDXL refiner Model (from loadModel()) other than the one generating';
+    if (!(refiner instanceof Model) || refiner === this) throw invalid(TypeError, 'refiner.model', expected, refiner);
+    if (refiner.closed) throw new SdnodeError('ERR_MODEL_CLOSED', `refiner.model was closed (${refiner.path})`);
+    if (refiner.info.family !== 'sdxl' && refiner.info.family !== 'sdxl-refiner') {
+      throw new RangeError(`refiner.model must be ${expected}, but received a ${familyNames[refiner.info.family]} model (${refiner.path})`);
+    }
+  }
+
+  #nativeRefiner(refiner: { model: unknown; switchAt: number }, prompt: string, negativePrompt: string): NativeRefiner {
+    const model = refiner.model as Model;
+    return {
+      model: nativeOf(model),
+      switchAt: refiner.switchAt,
+      prompt: this.#conditioning(prompt, model.info.padToken),
+      negative: this.#conditioning(negativePrompt, model.info.padToken),
+    };
   }
 
   #nativeHires(hires: NormalizedHires): NativeHires {
@@ -263,11 +287,13 @@ export class Model {
     if (signal?.aborted) throw abortError(signal);
 
     const modelName = path.basename(this.path, path.extname(this.path));
+    const refinerPath = (request.refiner?.model as Model | undefined)?.path;
+    const refinerName = refinerPath && path.basename(refinerPath, path.extname(refinerPath));
     const { safety } = request;
     const { subseedStrength } = request.settings;
     const verdicts = safety ? await checkGenerated(safety.checker, images) : [];
     return Promise.all(images.map(async ({ width, height, data, seed, subseed }, i) => {
-      const parameters = formatParameters(request, { seed, subseed }, modelName, loraHashes);
+      const parameters = formatParameters(request, { seed, subseed }, modelName, loraHashes, refinerName);
       const verdict = verdicts[i];
       // As the reference pipeline: a flagged image becomes a black one of the same size.
       if (verdict?.nsfw && safety?.filter) data.fill(0);

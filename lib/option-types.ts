@@ -1,6 +1,7 @@
 // The public options of sdnode's calls, with their documentation: what users pass. lib/options.ts
 // checks them and fills in the defaults.
 import type { HiresUpscaler } from './hires.js';
+import type { Model } from './model.js';
 import type { SafetyChecker } from './safety-checker.js';
 
 /** How to load a model. */
@@ -232,6 +233,20 @@ export interface ImageOptions {
   signal?: AbortSignal;
   /** Called after every sampling step, in order. */
   onProgress?: (progress: Progress) => void;
+  /**
+   * AUTOMATIC1111's refiner: from step round(steps × switchAt) of the sampling on, another loaded
+   * model (an SDXL refiner) denoises the same latent with the same sampler, with its own text
+   * conditioning of the same prompts. Not with `hires`. Default none.
+   */
+  refiner?: RefinerOptions;
+}
+
+/** The refiner hand-off of an image call. */
+export interface RefinerOptions {
+  /** The model that takes over: a loaded SDXL or SDXL refiner model, not the one generating. */
+  model: Model;
+  /** Fraction of the steps the generating model runs before the refiner takes over. Number above 0 and at most 1 (1: the refiner runs no step), default 0.8. */
+  switchAt?: number;
 }
 
 /** Options of a text-to-image call: the image options and the hires fix. */

@@ -27,7 +27,7 @@ export interface ModelTraits {
 }
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
-export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras'>>;
+export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner'>>;
 
 /** A LoRA of the `loras` option, its path resolved. */
 export interface NormalizedLora {
@@ -71,6 +71,8 @@ export interface NormalizedImageOptions {
   loraDir?: string;
   /** LoRAs given by path, applied besides the prompt's tags. */
   loras: NormalizedLora[];
+  /** The refiner hand-off; `model` is checked to be a loaded Model by the caller (model.ts). */
+  refiner?: { model: unknown; switchAt: number };
   /** The safety checker to run on each image, and whether a flagged image is blacked out. */
   safety?: { checker: SafetyChecker; filter: boolean };
   signal?: AbortSignal;
@@ -91,7 +93,7 @@ const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
   'vaeTiling', 'tiling', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
-  'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore',
+  'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore', 'refiner',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -157,6 +159,10 @@ export function normalizeImageOptions(
   };
   if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   if (o.hires !== undefined) normalized.hires = hiresOptions(o.hires, width, height);
+  if (o.refiner !== undefined) {
+    if (o.hires !== undefined) throw new TypeError('refiner cannot be combined with hires; give one of them');
+    normalized.refiner = refinerOptions(o.refiner);
+  }
   if (isImageMode) normalized.image = imageInput(o.image, 'image');
   if (mode === 'inpaint') normalized.mask = imageInput(o.mask, 'mask');
   const safety = safetyOptions(o.safetyChecker, o.safetyCheck);
@@ -418,6 +424,14 @@ function hiresOptions(value: unknown, baseWidth: number, baseHeight: number): No
 }
 
 // Case-insensitive, as the A1111 names are typed by hand as often as copied.
+const DEFAULT_REFINER_SWITCH_AT = 0.8;
+
+function refinerOptions(value: unknown): { model: unknown; switchAt: number } {
+  const o = checkOptionsObject(value, 'refiner', ['model', 'switchAt'], 'refiner');
+  if (o.model === undefined) throw invalid(TypeError, 'refiner.model', 'a loaded Model (from loadModel())', o.model);
+  return { model: o.model, switchAt: strengthAboveZero(o.switchAt, 'refiner.switchAt', DEFAULT_REFINER_SWITCH_AT) };
+}
+
 function hiresUpscaler(value: unknown): HiresUpscaler {
   if (value === undefined) return 'Latent';
   const expected = `one of ${hiresUpscalerNames.join(', ')}`;

@@ -20,6 +20,7 @@ import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type Sche
  */
 export function formatParameters(
   request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string, loraHashes?: string,
+  refinerName?: string,
 ): string {
   const s = request.settings;
   const { hires } = request;
@@ -51,6 +52,9 @@ export function formatParameters(
   if (s.mode === 'inpaint') fields.push(['Mask blur', request.maskBlur]);
   if (s.maskedStart !== 'original') fields.push(['Masked content', maskedContentNames[s.maskedStart as Exclude<MaskedStart, 'original'>]]);
   if (loraHashes !== undefined) fields.push(['Lora hashes', loraHashes]);
+  if (request.refiner && refinerName !== undefined) {
+    fields.push(['Refiner', refinerName], ['Refiner switch at', request.refiner.switchAt]);
+  }
 
   const lines = [request.prompt];
   if (request.negativePrompt) lines.push(`Negative prompt: ${request.negativePrompt}`);

@@ -73,9 +73,9 @@ t.test('A1111 defaults, sampler names, schedulers, clip skip and ignored fields'
     alwayson_scripts: { controlnet: {} }, s_churn: 0.5 });
   t.equal(odd.status, 200);
   t.same([...(info(odd).sdnode_ignored as string[])].sort(), ['alwayson_scripts', 'restore_faces', 's_churn', 'styles']);
-  const refiner = await post(url, 'txt2img', { prompt: 'x', refiner_checkpoint: 'sdxl-refiner' });
+  const refiner = await post(url, 'txt2img', { prompt: 'x', refiner_checkpoint: 'sdxl-refiner', refiner_switch_at: 1.5 });
   t.equal(refiner.status, 422);
-  t.match(refiner.body.detail, [{ loc: ['body', 'refiner_checkpoint'], msg: /not supported/ }]);
+  t.match(refiner.body.detail, [{ loc: ['body', 'refiner_switch_at'], msg: /above 0 and at most 1/ }]);
 });
 
 t.test('hires fix, variation seeds, seed resize and tiling reach the library', async (t) => {

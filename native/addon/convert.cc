@@ -147,6 +147,17 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   }
   // Optional, as hires: absent means no LoRA.
   if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
+  // Optional, as hires. Its `model` is a Model object the caller (ModelWrap) resolves to its handle.
+  const Napi::Value refiner = o.Get("refiner");
+  if (!refiner.IsUndefined()) {
+    if (!refiner.IsObject()) badField(o.Env(), "refiner", "an object");
+    const Napi::Object handoff = refiner.As<Napi::Object>();
+    sdnode::RefinerHandoff h;
+    h.switchAt = static_cast<float>(numberField(handoff, "switchAt"));
+    h.prompt = conditioningField(handoff, "prompt");
+    h.negative = conditioningField(handoff, "negative");
+    r.refiner = std::move(h);
+  }
   return r;
 }
 

@@ -29,22 +29,36 @@ class LoadWorker : public PromiseWorker {
 
 class GenerateWorker : public PromiseWorker {
  public:
-  GenerateWorker(Napi::Env env, std::shared_ptr<ModelHandle> handle, sdnode::Request request, Napi::Function onProgress,
-                 std::shared_ptr<std::atomic<bool>> abortFlag)
+  GenerateWorker(Napi::Env env, std::shared_ptr<ModelHandle> handle, std::shared_ptr<ModelHandle> refiner, sdnode::Request request,
+                 Napi::Function onProgress, std::shared_ptr<std::atomic<bool>> abortFlag)
       : PromiseWorker(env),
         handle_(std::move(handle)),
+        refiner_(std::move(refiner)),
         request_(std::move(request)),
         abortFlag_(std::move(abortFlag)),
         progress_(env, onProgress, "sdnode-progress", progressToJs) {}
 
  protected:
   void Work() override {
-    std::lock_guard<std::mutex> lock(handle_->busy);
+    // Both models stay ours for the whole call; std::lock takes the pair without deadlocking against
+    // a call that uses them the other way round.
+    std::unique_lock<std::mutex> lock(handle_->busy, std::defer_lock);
+    std::unique_lock<std::mutex> refinerLock;
+    if (refiner_) {
+      refinerLock = std::unique_lock<std::mutex>(refiner_->busy, std::defer_lock);
+      std::lock(lock, refinerLock);
+    } else {
+      lock.lock();
+    }
     struct Close {
       ProgressChannel<sdnode::Progress>& channel;
       ~Close() { channel.close(); }
     } close{progress_};
     if (!handle_->object) throw modelClosed();
+    if (refiner_) {
+      if (!refiner_->object) throw ObjectClosed("refiner.model was closed", "ERR_MODEL_CLOSED");
+      request_.refiner->model = refiner_->object.get();
+    }
     sdnode::Callbacks callbacks;
     callbacks.aborted = [flag = abortFlag_] { return flag->load(); };
     if (progress_.open()) callbacks.onProgress = [this](const sdnode::Progress& p) { progress_.deliver(p); };
@@ -54,6 +68,7 @@ class GenerateWorker : public PromiseWorker {
 
  private:
   std::shared_ptr<ModelHandle> handle_;
+  std::shared_ptr<ModelHandle> refiner_;  // null: no refiner hand-off
   sdnode::Request request_;
   std::shared_ptr<std::atomic<bool>> abortFlag_;
   ProgressChannel<sdnode::Progress> progress_;
@@ -84,11 +99,23 @@ Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!handle_) return rejected(env, "ERR_MODEL_CLOSED", "the model was closed");
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "generate(request, onProgress) needs a request object");
-  sdnode::Request request = requestFromJs(info[0].As<Napi::Object>());
+  const Napi::Object requestObject = info[0].As<Napi::Object>();
+  sdnode::Request request = requestFromJs(requestObject);
+  std::shared_ptr<ModelHandle> refiner;
+  if (request.refiner) {
+    refiner = HandleOf(env, requestObject.Get("refiner").As<Napi::Object>().Get("model"));
+    if (!refiner) throw Napi::TypeError::New(env, "refiner.model must be an open Model object");
+    if (refiner == handle_) throw Napi::TypeError::New(env, "refiner.model must be another model than the one generating");
+  }
   Napi::Function onProgress = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
   abortFlag_ = std::make_shared<std::atomic<bool>>(false);
-  auto* worker = new GenerateWorker(env, handle_, std::move(request), onProgress, abortFlag_);
+  auto* worker = new GenerateWorker(env, handle_, std::move(refiner), std::move(request), onProgress, abortFlag_);
   return queued(worker);
+}
+
+std::shared_ptr<ModelHandle> ModelWrap::HandleOf(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addonData(env).model.Value())) return nullptr;
+  return Napi::ObjectWrap<ModelWrap>::Unwrap(value.As<Napi::Object>())->handle_;
 }
 
 Napi::Value ModelWrap::Abort(const Napi::CallbackInfo& info) {

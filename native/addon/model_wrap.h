@@ -18,6 +18,8 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static Napi::Function Define(Napi::Env env);
   static Napi::Object Create(Napi::Env env, std::shared_ptr<ModelHandle> handle);
   explicit ModelWrap(const Napi::CallbackInfo& info);
+  // The handle of a JS Model object; null when `value` is not one or was closed.
+  static std::shared_ptr<ModelHandle> HandleOf(Napi::Env env, const Napi::Value& value);
 
  private:
   std::shared_ptr<ModelHandle> handle_;

@@ -103,6 +103,12 @@ void DiffusionModel::checkRequest(const Request& r) const {
   for (float score : {r.aestheticScore, r.negativeAestheticScore}) {
     if (!std::isfinite(score) || score < 0 || score > 100) fail("aestheticScore and negativeAestheticScore must be between 0 and 100");
   }
+  if (r.refiner) {
+    if (r.hires) fail("refiner cannot be combined with hires");
+    if (!std::isfinite(r.refiner->switchAt) || r.refiner->switchAt <= 0 || r.refiner->switchAt > 1) {
+      fail("refiner.switchAt must be above 0 and at most 1");
+    }
+  }
   if (r.tiling && r.vaeTiling) fail("tiling and vaeTiling cannot be combined: the VAE's tiles do not wrap around");
   if (r.hires) {
     const HiresFix& h = *r.hires;
@@ -175,7 +181,7 @@ TextConditions DiffusionModel::encodeText(const Conditioning& prompt, const Cond
 
 std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
                                               const TextConditions& text, const ImageStart& start, int64_t w, int64_t h,
-                                              Rng& rng, const ImageProgress& progress) {
+                                              Rng& rng, const ImageProgress& progress, const RefinerPass* refiner) {
   const Request& r = run.request;
   // The preview shows the model's latest estimate of the clean image (the denoiser's x0 from the
   // step's last model call), not x: x carries the remaining noise, which at early steps hides
@@ -184,7 +190,9 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   const bool previews = r.previewEvery > 0 && static_cast<bool>(run.callbacks.onProgress);
   SamplerHooks hooks;
   hooks.aborted = run.aborted;
+  int stepsDone = 0;
   hooks.onStep = [&](int step, int steps) {
+    stepsDone = step;
     if (!run.callbacks.onProgress) return;
     Progress p;
     p.step = progress.stepsBefore + step;
@@ -199,8 +207,15 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
     run.callbacks.onProgress(p);
   };
   const auto added = addedConditioning(text, r, w, h);
+  std::pair<std::vector<float>, std::vector<float>> refinerAdded;
+  if (refiner) refinerAdded = refiner->model.addedConditioning(refiner->text, r, w, h);
   const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
-    std::vector<float> denoised = denoise(latent, sigma, w, h, text, added, r.cfgScale, start.concat);
+    // The refiner takes over the latent (and the sampler's history) at its switch step; it has no
+    // inpainting channels, so it sees the latent alone.
+    std::vector<float> denoised =
+        refiner && stepsDone >= refiner->switchStep
+            ? refiner->model.denoise(latent, sigma, w, h, refiner->text, refinerAdded, r.cfgScale, {})
+            : denoise(latent, sigma, w, h, text, added, r.cfgScale, start.concat);
     // Inpainting: the kept region's prediction is the input's latent, so at every step the
     // sampler re-imposes it at the current noise level.
     if (!start.latentMask.empty()) {
@@ -215,7 +230,32 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   };
   x = sample(r.sampler, model, std::move(x), sigmas, rng, schedule_, hooks);
   unet_->releaseBuffers();
+  if (refiner) refiner->model.unet_->releaseBuffers();
   return x;
+}
+
+std::optional<RefinerPass> DiffusionModel::prepareRefiner(const Request& r, int passSteps) {
+  if (!r.refiner) return std::nullopt;
+  const RefinerHandoff& handoff = *r.refiner;
+  auto* partner = dynamic_cast<DiffusionModel*>(handoff.model);
+  if (!partner) throw Error(ErrorCode::InvalidArgument, "refiner.model must be a loaded model");
+  if (partner == this) throw Error(ErrorCode::InvalidArgument, "refiner.model must be another model than the one generating");
+  const std::string& family = partner->info_.family;
+  if (family != "sdxl" && family != "sdxl-refiner") {
+    throw Error(ErrorCode::InvalidArgument, "refiner.model must be an SDXL or SDXL refiner model, got family '" + family + "'");
+  }
+  if (partner->vae_->config().latentChannels != vae_->config().latentChannels || partner->info_.vaeScale != info_.vaeScale) {
+    throw Error(ErrorCode::InvalidArgument, "refiner.model must have the same latent channels and scale as the model");
+  }
+  if (partner->unet_->config().inChannels != vae_->config().latentChannels) {
+    throw Error(ErrorCode::InvalidArgument, "refiner.model must not be an inpainting model");
+  }
+  if (!partner->staleWeights_.empty()) throw Error(ErrorCode::ModelIo, "refiner.model: " + partner->staleWeights_);
+  // A1111: the base runs round(steps * switchAt) steps of the pass.
+  const int switchStep = static_cast<int>(std::lround(passSteps * static_cast<double>(handoff.switchAt)));
+  TextConditions text = partner->encodeText(handoff.prompt, handoff.negative, r);
+  partner->clip_->releaseBuffers();
+  return RefinerPass{*partner, std::move(text), switchStep};
 }
 
 std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& callbacks) {
@@ -259,6 +299,13 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       hiresStart = textStart(hires.width * hires.height, channels, isInpaintModel());
     }
     const int firstSteps = static_cast<int>(sigmas.size()) - 1;
+    const std::optional<RefinerPass> refiner = prepareRefiner(r, firstSteps);
+    std::optional<AbortScope> refinerAbort;
+    std::optional<CircularScope> refinerCircular;
+    if (refiner) {
+      refinerAbort.emplace(*refiner->model.backend_, run.aborted);
+      refinerCircular.emplace(*refiner->model.unet_, *refiner->model.vae_, r.tiling);
+    }
     const int totalSteps = firstSteps + (r.hires ? static_cast<int>(hires.sigmas.size()) - 1 : 0);
 
     std::vector<Image> images;
@@ -280,7 +327,8 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
           start.maskedStartMask.empty() ? start : (maskedStart = withMaskedStart(start, r, seeds.seed));
       std::vector<float> x = initialNoise(*rng, r.rng, seeds, channels, w, h);
       for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? imageStart.initLatent[j] : 0.0f) + x[j] * sigmas[0];
-      x = samplePass(run, std::move(x), sigmas, text, imageStart, w, h, *rng, {i, totalSteps, 0, 0});
+      x = samplePass(run, std::move(x), sigmas, text, imageStart, w, h, *rng, {i, totalSteps, 0, 0},
+                     refiner ? &*refiner : nullptr);
 
       Image image;
       image.width = r.width;

@@ -53,6 +53,15 @@ struct ImageProgress {
   int stepsBefore = 0;  // steps of the passes before this one
 };
 
+class DiffusionModel;
+
+// The refiner hand-off of one pass: from step switchStep (0-based) on, `model` denoises.
+struct RefinerPass {
+  DiffusionModel& model;
+  TextConditions text;
+  int switchStep = 0;
+};
+
 class DiffusionModel : public Model {
  public:
   explicit DiffusionModel(const LoadParams& params);
@@ -88,7 +97,9 @@ class DiffusionModel : public Model {
   // Runs the sampler down `sigmas` from x (already noised to sigmas[0]) and returns the clean latent.
   std::vector<float> samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
                                 const TextConditions& text, const ImageStart& start, int64_t width, int64_t height, Rng& rng,
-                                const ImageProgress& progress);
+                                const ImageProgress& progress, const RefinerPass* refiner = nullptr);
+  // The request's refiner as this model's partner: checked, with its text encoded.
+  std::optional<RefinerPass> prepareRefiner(const Request& request, int passSteps);
   // The hires fix's starting latent: the first pass's latent resized as the plan says and cropped.
   std::vector<float> upscaleForHires(const std::vector<float>& latent, int64_t width, int64_t height, const HiresPlan& plan,
                                      bool vaeTiling, uint64_t seed);

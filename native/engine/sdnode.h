@@ -117,6 +117,21 @@ struct LoraFile {
   float textMultiplier = 1.0f;
 };
 
+class Model;
+
+// AUTOMATIC1111's refiner hand-off: the first pass's steps from round(steps * switchAt) on are
+// denoised by another model (an SDXL refiner) on the same latent, sigmas and sampler state, with
+// that model's own text conditioning.
+struct RefinerHandoff {
+  // An SDXL-family model with the same latent channels, not the one generating. The caller keeps it
+  // loaded and unused by other calls for the duration of the call.
+  Model* model = nullptr;
+  float switchAt = 0.8f;  // above 0, at most 1 (1: the refiner runs no step)
+  // The prompt and negative prompt as the refiner's tokenizer settings build them (its pad token).
+  Conditioning prompt;
+  Conditioning negative;
+};
+
 struct Request {
   std::string mode = "txt2img";  // txt2img | img2img | inpaint
   int width = 512;
@@ -172,6 +187,7 @@ struct Request {
   // The SDXL refiner's aesthetic score conditioning for the prompt and the negative prompt.
   float aestheticScore = 6.0f;
   float negativeAestheticScore = 2.5f;
+  std::optional<RefinerHandoff> refiner;  // not with hires
 };
 
 // A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed

@@ -53,6 +53,8 @@ export interface JobParameters {
     prompt?: string;
     negativePrompt?: string;
   };
+  /** Another checkpoint (by its name in the server's models) takes over from step round(steps × switchAt) (the library's `refiner`). */
+  refiner?: { checkpoint: string; switchAt: number };
   /** Inpaint only the mask's bounding box (plus this many pixels) at the full size, then paste it back. */
   inpaintRegionPadding?: number;
   /** Scale each finished image to this size (an OpenAI size larger than the preset's pixel budget). */

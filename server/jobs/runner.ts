@@ -3,8 +3,10 @@
 
 import sharp from 'sharp';
 
-import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type HiresOptions, type ImageOptions, type Model, type Progress }
-  from '../../lib/index.js';
+import {
+  insertPngText, readPngText, SdnodeError, type GeneratedImage, type HiresOptions, type ImageOptions, type Model, type Progress,
+  type RefinerOptions,
+} from '../../lib/index.js';
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
 import { inpaintMaskedRegion } from './inpaint-region.js';
 import type { JobLog } from './log.js';
@@ -39,6 +41,7 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
     let imagesDone = await store.countImages(record.id);
     log.started(record, imagesDone);
     let release: (() => void) | undefined;
+    let releaseRefiner: (() => void) | undefined;
     try {
       if (record.state !== 'IN_PROGRESS') await store.setState(record.id, 'IN_PROGRESS');
       const inputs = await readInputs(store, record);
@@ -46,6 +49,12 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
       // Previews are not checked: a job whose images the checker may black out shows none.
       const jobPreviewEvery = record.parameters.safetyCheck === 'filter' && safetyChecker ? 0 : previewEvery;
       release = lease.release;
+      const { refiner } = record.parameters;
+      const refinerLease = refiner && await models.acquire(await models.resolve(refiner.checkpoint), true);
+      releaseRefiner = refinerLease?.release;
+      // The registry's models are the library's Model objects; ImageModel only narrows what the
+      // runner calls on them.
+      const handOff = refiner && refinerLease && { model: refinerLease.model as Model, switchAt: refiner.switchAt };
       // Files are numbered 1, 2, … in the order images finish; a skipped image leaves no file, so
       // after a skip the file number runs behind the image index (and its seed).
       for (let index = imagesDone; index < totalImages; index++) {
@@ -58,7 +67,7 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
         const signal = job.imageSignal();
         let png: Buffer;
         try {
-          png = await generateImage(lease.model, record, inputs, index, signal, jobPreviewEvery, (progress) => {
+          png = await generateImage(lease.model, handOff, record, inputs, index, signal, jobPreviewEvery, (progress) => {
             job.reportProgress({
               currentImageIndex: index, currentImageProgress: progress.step / progress.steps, totalImages, step: progress.step, steps: progress.steps,
             });
@@ -98,6 +107,7 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
       await store.setState(record.id, 'FAILED', failure);
       log.failed(record, failure);
     } finally {
+      releaseRefiner?.();
       release?.();
     }
   };
@@ -113,6 +123,7 @@ async function readInputs(store: JobStore, record: JobRecord): Promise<JobInputs
 
 async function generateImage(
   model: ImageModel,
+  refiner: RefinerOptions | undefined,
   record: JobRecord,
   inputs: JobInputs,
   index: number,
@@ -139,6 +150,7 @@ async function generateImage(
     ...(p.seedResizeFromWidth !== undefined && { seedResizeFromWidth: p.seedResizeFromWidth }),
     ...(p.seedResizeFromHeight !== undefined && { seedResizeFromHeight: p.seedResizeFromHeight }),
     ...(previewEvery > 0 && { previewEvery }),
+    ...(refiner && { refiner }),
     seed: p.seed + index,
     count: 1,
     signal,

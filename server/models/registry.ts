@@ -156,8 +156,12 @@ export class ModelRegistry implements ModelCatalog {
     return found;
   }
 
-  /** Loads the model if needed (waiting for a free slot) and holds it until `release()`. */
-  async acquire(entry: ModelEntry): Promise<ModelLease> {
+  /**
+   * Loads the model if needed (waiting for a free slot) and holds it until `release()`. A job's
+   * second model (`second`: its refiner, acquired while it holds its first) never waits: with no
+   * slot free it loads one beyond `maxLoaded`, since the slot it would wait for is its own job's.
+   */
+  async acquire(entry: ModelEntry, second = false): Promise<ModelLease> {
     for (;;) {
       const resident = this.#resident.get(entry.name);
       if (resident) {
@@ -171,7 +175,7 @@ export class ModelRegistry implements ModelCatalog {
           throw error;
         }
       }
-      if (await this.#makeRoom()) {
+      if ((await this.#makeRoom()) || second) {
         this.#startLoading(entry);
         continue;
       }

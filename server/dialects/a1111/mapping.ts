@@ -76,11 +76,6 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
   if (body.script_name) ignored.push('script_name');
   if (Object.keys(body.alwayson_scripts).length > 0) ignored.push('alwayson_scripts');
   if (body.eta !== null) ignored.push('eta');
-  if (body.refiner_checkpoint) {
-    // A refiner changes the picture: leaving it out silently would answer a different request.
-    throw new ApiError(422, 'INVALID_PARAMETER', 'refiner_checkpoint is not supported: sdnode runs SD 1.x/2.x checkpoints without a refiner',
-      { param: 'refiner_checkpoint' });
-  }
   const { sd_model_checkpoint: checkpoint, CLIP_stop_at_last_layers: clipStop, ...otherSettings } = body.override_settings;
   ignored.push(...Object.keys(otherSettings).map((key) => `override_settings.${key}`));
   if (checkpoint !== undefined && typeof checkpoint !== 'string') {
@@ -112,8 +107,22 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
       && { seedResizeFromWidth: body.seed_resize_from_w, seedResizeFromHeight: body.seed_resize_from_h }),
     // A1111 keeps every image: the checker (--safety-checker) only flags, in info.nsfw.
     safetyCheck: 'report' as const,
+    refiner: refinerParameters(body.refiner_checkpoint, body.refiner_switch_at),
   });
   return { parameters, checkpoint, ignored };
+}
+
+const DEFAULT_REFINER_SWITCH_AT = 0.8;
+
+// The routes resolve the checkpoint name against the server's models before the job is queued.
+function refinerParameters(checkpoint: string | null, switchAt: number | null): JobParameters['refiner'] {
+  if (!checkpoint || checkpoint.trim().toLowerCase() === 'none') return undefined;
+  const at = switchAt ?? DEFAULT_REFINER_SWITCH_AT;
+  if (!(at > 0 && at <= 1)) {
+    throw new ApiError(422, 'INVALID_PARAMETER', `Expected a number above 0 and at most 1 for refiner_switch_at but received ${at}`,
+      { param: 'refiner_switch_at' });
+  }
+  return { checkpoint, switchAt: at };
 }
 
 // A1111's "None" resizes the pixels without an upscaler model: Lanczos here. No name: its default, "Latent".

@@ -60,6 +60,8 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
       : parseWith(img2imgSchema, req.body ?? {}, '/sdapi/v1/img2img');
     const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
     const checkpoint = await context.models.resolve(mapped.checkpoint);
+    const { refiner } = mapped.parameters;
+    if (refiner) refiner.checkpoint = (await context.models.resolve(refiner.checkpoint)).name;
     const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);
     const modelHash = checkpoint.sha256 !== undefined ? checkpoint.sha256.slice(0, 10) : hashes.shortHash(checkpoint.path).catch(() => null);
     const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });
