@@ -244,3 +244,19 @@ t.test('the LoRA fixture writes what its options say', async (t) => {
   t.same(header['lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight']?.shape, [2, 32]);
   t.same(header['lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight']?.shape, [32, 2, 1, 1]);
 });
+
+t.test('an SDXL LoRA (kohya te1 / te2 / unet names, or diffusers\') applies to an SDXL model and comes off again', async (t) => {
+  const sdxlLoras = path.join(dir, 'sdxl-loras');
+  await writeTinyLora(sdxlLoras, 'xl', { family: 'sdxl' });
+  await writeTinyLora(sdxlLoras, 'xl-diffusers', { family: 'sdxl', format: 'diffusers' });
+  const sdxl = await loadModel(await writeTinyCheckpoint(dir, { family: 'sdxl' }), { backend: 'cpu', threads: 1, loraDir: sdxlLoras });
+  t.teardown(() => sdxl.close());
+  const before = await pixels({ prompt: 'a castle' }, sdxl);
+  const withLora = await pixels({ prompt: 'a castle <lora:xl:1>' }, sdxl);
+  t.notOk(withLora.equals(before));
+  t.ok((await pixels({ prompt: 'a castle <lora:xl-diffusers:1>' }, sdxl)).equals(withLora), 'diffusers names, same update');
+  const textOnly = await pixels({ prompt: 'a castle <lora:xl:1:0>' }, sdxl);
+  t.notOk(textOnly.equals(before), 'the text encoders\' part changes the image');
+  t.notOk(textOnly.equals(withLora));
+  t.ok((await pixels({ prompt: 'a castle' }, sdxl)).equals(before), 'the weights are the checkpoint\'s again');
+});

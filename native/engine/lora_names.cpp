@@ -27,9 +27,8 @@ struct LoraComponent {
   NameStyle style;
 };
 
-// SDXL adds its own list here: lora_unet_ on model.diffusion_model., lora_te1_ / "text_encoder." on
-// conditioner.embedders.0.transformer. (HfClip), lora_te2_ / "text_encoder_2." on
-// conditioner.embedders.1.model. (OpenClip).
+// SDXL's two encoders are kohya's te1 (CLIP ViT-L, Hugging Face names in the checkpoint) and te2
+// (OpenCLIP ViT-bigG, its resblocks), diffusers' text_encoder and text_encoder_2.
 const std::vector<LoraComponent>& componentsOf(const std::string& family) {
   static const std::vector<LoraComponent> sd1 = {
       {"model.diffusion_model.", "lora_unet_", "unet.", NameStyle::Unet},
@@ -39,9 +38,15 @@ const std::vector<LoraComponent>& componentsOf(const std::string& family) {
       {"model.diffusion_model.", "lora_unet_", "unet.", NameStyle::Unet},
       {"cond_stage_model.model.", "lora_te_", "text_encoder.", NameStyle::OpenClip},
   };
+  static const std::vector<LoraComponent> sdxl = {
+      {"model.diffusion_model.", "lora_unet_", "unet.", NameStyle::Unet},
+      {"conditioner.embedders.0.transformer.", "lora_te1_", "text_encoder.", NameStyle::HfClip},
+      {"conditioner.embedders.1.model.", "lora_te2_", "text_encoder_2.", NameStyle::OpenClip},
+  };
   static const std::vector<LoraComponent> none;
   if (family == "sd1") return sd1;
   if (family == "sd2") return sd2;
+  if (family == "sdxl") return sdxl;
   return none;
 }
 
