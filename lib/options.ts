@@ -341,8 +341,10 @@ function sdxlConditioning(o: Record<string, unknown>, family: string): Pick<
   RequestSettings, 'originalWidth' | 'originalHeight' | 'cropTop' | 'cropLeft' | 'targetWidth' | 'targetHeight'
   | 'aestheticScore' | 'negativeAestheticScore'
 > {
+  // With a refiner hand-off the aesthetic scores condition the refiner, whatever the model's family.
+  const refinerTakes = (key: string) => o.refiner !== undefined && (key === 'aestheticScore' || key === 'negativeAestheticScore');
   for (const [key, families] of Object.entries(sdxlOptionFamilies)) {
-    if (o[key] !== undefined && family !== 'any' && !(families as readonly string[]).includes(family)) {
+    if (o[key] !== undefined && family !== 'any' && !(families as readonly string[]).includes(family) && !refinerTakes(key)) {
       const which = families.length === 1 ? `${families[0]} models` : `${families.join(' and ')} models`;
       throw new RangeError(`${key} applies to ${which} only, but this model's family is ${family}; leave it out`);
     }

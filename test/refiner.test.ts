@@ -44,13 +44,23 @@ t.test('the base runs round(steps x switchAt) steps; a hand-off after the last s
   t.notOk(baseOnly.equals(await pixels(handOff(0.8))), '4 steps x 0.8 rounds to 3: the refiner runs the last');
 });
 
-t.test('the refiner takes over image to image too, and the parameters text names it', async (t) => {
+t.test('the aesthetic scores reach the refiner through the base model\'s call', async (t) => {
+  const both = await pixels(handOff(0.5));
+  t.ok(both.equals(await pixels(handOff(0.5, refiner, { aestheticScore: 6, negativeAestheticScore: 2.5 }))), 'defaults 6 and 2.5');
+  t.notOk(both.equals(await pixels(handOff(0.5, refiner, { aestheticScore: 9 }))));
+  await t.rejects(base.textToImage({ ...quick, aestheticScore: 9 }), /aestheticScore applies to sdxl-refiner models only/);
+});
+
+t.test('the refiner takes over image to image and inpainting too, and the parameters text names it', async (t) => {
   const image = await solidPng(64, 64, 100);
   const options = { ...quick, image, strength: 0.6 };
   const plain = await pixels(base.imageToImage(options));
   const [refined] = await base.imageToImage({ ...options, refiner: { model: refiner, switchAt: 0.5 } });
   t.notOk(plain.equals(await sharp((refined as GeneratedImage).png).raw().toBuffer()));
   t.match((refined as GeneratedImage).parameters, /, Refiner: tiny-sdxl-refiner-f16-seed1, Refiner switch at: 0\.5/);
+  const inpaint = { ...options, mask: await solidPng(64, 64, 255), maskBlur: 0 };
+  const painted = await pixels(base.inpaint(inpaint));
+  t.notOk(painted.equals(await pixels(base.inpaint({ ...inpaint, refiner: { model: refiner, switchAt: 0.5 } }))), 'inpainting');
 });
 
 t.test('the progress counts every step once across the hand-off', async (t) => {
