@@ -3,14 +3,20 @@
 import path from 'node:path';
 
 import { loadModel, Model, runImageCall, type GeneratedImage } from './model.js';
-import type { ImageToImageOptions, InpaintOptions, LoadOptions, TextToImageOptions } from './option-types.js';
+import type { ImageToImageOptions, InpaintOptions, LoadOptions, RefinerOptions, TextToImageOptions } from './option-types.js';
 import {
   invalid, loadOptionKeys, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedLoadOptions,
 } from './options.js';
 
+// generate() takes the refiner's model as a path too.
+type WithRefinerPath<T> = T extends unknown ? Omit<T, 'refiner'> & {
+  /** As the image calls' `refiner`; `model` may be a checkpoint path, loaded and cached as `model` is. */
+  refiner?: Omit<RefinerOptions, 'model'> & { model: string | Model };
+} : never;
+
 /** Options of `generate()`: the image options of the call it makes, load options and the model. */
-export type GenerateOptions = (TextToImageOptions | ImageToImageOptions | InpaintOptions) & LoadOptions & {
+export type GenerateOptions = WithRefinerPath<TextToImageOptions | ImageToImageOptions | InpaintOptions> & LoadOptions & {
   /**
    * A loaded Model, or the path of a checkpoint file. A path is loaded once and cached per absolute
    * path and load options; later calls reuse it until it is closed.
@@ -44,6 +50,7 @@ export async function generate(options: GenerateOptions): Promise<GeneratedImage
   normalizeImageOptions(options, mode, { family: 'any', prediction: 'eps' }, caller, generateKeys);
 
   let target: Model;
+  let loadOptions = normalizeLoadOptions({}, 'generate');
   if (model instanceof Model) {
     const loadOption = loadOptionKeys.find((key) => options[key] !== undefined);
     if (loadOption) {
@@ -52,12 +59,17 @@ export async function generate(options: GenerateOptions): Promise<GeneratedImage
     }
     target = model;
   } else if (typeof model === 'string') {
-    const loadOptions = normalizeLoadOptions({ backend, threads, prediction, weightType }, 'generate');
+    loadOptions = normalizeLoadOptions({ backend, threads, prediction, weightType }, 'generate');
     target = await cachedModel(nonEmptyString(model, 'model'), loadOptions);
   } else {
     throw invalid(TypeError, 'model', 'Model or path of a checkpoint file', model);
   }
-  return runImageCall(target, options, mode, caller, generateKeys);
+  // A refiner given by path loads as `model` does (a Model `model`: with the default load options).
+  const { refiner } = options;
+  const call = typeof refiner?.model === 'string'
+    ? { ...options, refiner: { ...refiner, model: await cachedModel(nonEmptyString(refiner.model, 'refiner.model'), loadOptions) } }
+    : options;
+  return runImageCall(target, call, mode, caller, generateKeys);
 }
 
 async function cachedModel(file: string, loadOptions: NormalizedLoadOptions): Promise<Model> {

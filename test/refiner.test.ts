@@ -3,7 +3,7 @@
 import sharp from 'sharp';
 import t from 'tap';
 
-import { loadModel, type GeneratedImage, type Model } from '../lib/index.js';
+import { generate, loadModel, type GeneratedImage, type Model } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { cpu } from './fixtures/draw.js';
 import { solidPng } from './server-helpers.js';
@@ -87,4 +87,10 @@ t.test('rejects a refiner of another family or one that was closed', async (t) =
   const closing = await loadModel(await writeTinyCheckpoint(t.testdir(), { family: 'sdxl-refiner', seed: 2 }), cpu);
   await closing.close();
   await t.rejects(handOff(0.5, closing), { name: 'SdnodeError', code: 'ERR_MODEL_CLOSED', message: /refiner\.model was closed/ });
+});
+
+t.test('generate() takes the refiner as a checkpoint path, loaded as the model is', async (t) => {
+  const [image] = await generate({ ...quick, ...cpu, model: base.path, refiner: { model: refiner.path, switchAt: 0.5 } });
+  t.ok((await sharp((image as GeneratedImage).png).raw().toBuffer()).equals(await pixels(handOff(0.5))));
+  await t.rejects(generate({ ...quick, model: base, refiner: { model: '', switchAt: 0.5 } }), /refiner\.model/);
 });
