@@ -63,6 +63,15 @@ t.test('the refiner takes over image to image and inpainting too, and the parame
   t.notOk(painted.equals(await pixels(base.inpaint({ ...inpaint, refiner: { model: refiner, switchAt: 0.5 } }))), 'inpainting');
 });
 
+t.test('second-order and multistep samplers hand off between steps, keeping their history', async (t) => {
+  for (const sampler of ['heun', 'dpm++2m'] as const) {
+    const baseOnly = await pixels(base.textToImage({ ...quick, sampler }));
+    const both = await pixels(handOff(0.5, refiner, { sampler }));
+    t.notOk(both.equals(baseOnly), sampler);
+    t.ok(both.equals(await pixels(handOff(0.5, refiner, { sampler }))), `${sampler}: deterministic`);
+  }
+});
+
 t.test('the progress counts every step once across the hand-off', async (t) => {
   const steps: number[] = [];
   await base.textToImage({ ...quick, refiner: { model: refiner, switchAt: 0.5 }, onProgress: (p) => steps.push(p.step) });
