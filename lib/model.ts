@@ -57,6 +57,8 @@ export interface ModelInfo {
    * the checkpoints sdnode knows; entries hint at a variant it does not (those weights are ignored).
    */
   unusedTensors: string[];
+  /** Whether a TAESD decoder was loaded with the model (the `taesd` load option). */
+  taesd: boolean;
 }
 
 /** One generated image. */
@@ -246,11 +248,12 @@ export class Model {
  */
 export async function loadModel(modelPath: string, options?: LoadOptions): Promise<Model> {
   const resolved = path.resolve(nonEmptyString(modelPath, 'path'));
-  const { backend, prediction, threads, weightType } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType, taesd } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   try {
     const native = await addon.loadModel(resolved, {
       backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
+      ...(taesd !== undefined && { taesd: path.resolve(taesd) }),
     });
     return createModel(resolved, native);
   } catch (err) {
@@ -296,6 +299,7 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     fileBytes: native.fileBytes,
     storedTypes: { ...native.storedTypes },
     unusedTensors: [...native.unusedTensors],
+    taesd: native.taesd,
   };
 }
 

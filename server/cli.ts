@@ -41,6 +41,7 @@ const optionSpec = {
   backend: { type: 'string' },
   prediction: { type: 'string' },
   'weight-type': { type: 'string' },
+  taesd: { type: 'string' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
   redis: { type: 'string' },
@@ -115,6 +116,8 @@ Serve options:
                            ${weightTypes.filter((type) => type !== 'auto').join(', ')}.
                            Quantized types shrink the linear layers (q8_0: SD 1.5's weights
                            2035 → 1719 MB); convolution kernels stay f16.
+      --taesd <file>       Load this TAESD decoder (taesd_decoder.safetensors) with every model:
+                           live previews become its full-size decode instead of a colour map.
       --max-queue <n>      Jobs that may wait for a worker, all APIs together; beyond that requests
                            answer 503 (OpenAI: 429) with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
@@ -134,7 +137,7 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
       --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
                            after this many seconds (default 30).
   Worker options: --model, --models, --max-loaded, --concurrency (jobs at once, default 1),
-  --threads, --backend, --prediction, --weight-type, --attempts, --stall-timeout.
+  --threads, --backend, --prediction, --weight-type, --taesd, --attempts, --stall-timeout.
 
   -h, --help               Show this help.
   -v, --version            Print the version.
@@ -256,18 +259,19 @@ function integerOption(values: CliValues): (name: keyof CliValues, min: number, 
   };
 }
 
-function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType'> {
+function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'taesd'> {
   return {
     threads: integerOption(values)('threads', 1, 1024),
     backend: oneOf(values.backend, '--backend', backends),
     prediction: oneOf(values.prediction, '--prediction', predictions),
     weightType: oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes),
+    taesd: values.taesd,
   };
 }
 
 function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
-  const { threads, backend, prediction, weightType } = engineOptions(values);
+  const { threads, backend, prediction, weightType, taesd } = engineOptions(values);
   const redisOnly = (['workers', 'retention', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
     throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
@@ -307,6 +311,7 @@ function serverOptions(values: CliValues): ServerOptions {
     backend,
     prediction,
     weightType,
+    taesd,
     maxQueue: int('max-queue', 0, 1_000_000),
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),
     redis: values.redis,

@@ -24,14 +24,16 @@ std::vector<int64_t> withoutLeadingOnes(std::vector<int64_t> shape) {
 
 }  // namespace
 
-Weights::Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend) : file_(file) {
+Weights::Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend,
+                 const std::function<bool(const CheckpointTensor&)>& accept)
+    : file_(file) {
   size_t count = 0;
-  for (const auto& [name, t] : file.tensors) count += isModelWeight(t) ? 1 : 0;
+  for (const auto& [name, t] : file.tensors) count += accept(t) ? 1 : 0;
   ggml_init_params params = {ggml_tensor_overhead() * (count + 1), nullptr, true};
   ctx_ = ggml_init(params);
   if (!ctx_) throw Error(ErrorCode::OutOfMemory, "cannot allocate the weight index");
   for (const auto& [name, t] : file.tensors) {
-    if (!isModelWeight(t)) continue;
+    if (!accept(t)) continue;
     int64_t ne[4] = {1, 1, 1, 1};
     const int dims = static_cast<int>(t.shape.size());
     for (int i = 0; i < dims; i++) ne[i] = t.shape[dims - 1 - i];

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <set>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "checkpoint.h"
+#include "family.h"
 #include "ggml-backend.h"
 #include "ggml.h"
 
@@ -18,10 +20,12 @@ namespace sdnode {
 
 class Weights {
  public:
-  // Loads every tensor isModelWeight accepts (family.h). `requested` is parseWeightType's answer;
-  // what it changes, tensor by tensor, is residentType's business (weight_types.cpp). `threads`
+  // Loads every tensor `accept` takes: by default isModelWeight's (family.h), a checkpoint's; a
+  // file of another network (TAESD) passes its own. `requested` is parseWeightType's answer; what
+  // it changes, tensor by tensor, is residentType's business (weight_types.cpp). `threads`
   // quantize on load.
-  Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend);
+  Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend,
+          const std::function<bool(const CheckpointTensor&)>& accept = isModelWeight);
   ~Weights();
   Weights(const Weights&) = delete;
   Weights& operator=(const Weights&) = delete;

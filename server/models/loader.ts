@@ -12,6 +12,8 @@ export interface EngineOptions {
   backend?: LoadOptions['backend'];
   prediction?: LoadOptions['prediction'];
   weightType?: LoadOptions['weightType'];
+  /** A TAESD decoder file loaded with every model: previews use it, and so can requests. */
+  taesd?: string;
 }
 
 export function modelLoader(options: EngineOptions, log: (line: string) => void): (checkpointPath: string) => Promise<ImageModel> {
@@ -21,6 +23,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
       ...(options.threads !== undefined && { threads: options.threads }),
       ...(options.prediction !== undefined && { prediction: options.prediction }),
       ...(options.weightType !== undefined && { weightType: options.weightType }),
+      ...(options.taesd !== undefined && { taesd: options.taesd }),
     });
     log(describeModel(model));
     return model;
