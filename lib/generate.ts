@@ -40,7 +40,8 @@ export async function generate(options: GenerateOptions): Promise<GeneratedImage
   const mode: GenerateMode = mask !== undefined ? 'inpaint' : image !== undefined ? 'img2img' : 'txt2img';
   const caller = callerByMode[mode];
   // Checked against any family: only the defaults depend on the model, and those are not kept.
-  normalizeImageOptions(options, mode, { family: 'sd1', prediction: 'eps' }, caller, generateKeys);
+  const hasTaesd = model instanceof Model ? model.info.taesd : taesd !== undefined;
+  normalizeImageOptions(options, mode, { family: 'sd1', prediction: 'eps', taesd: hasTaesd }, caller, generateKeys);
 
   let target: Model;
   if (model instanceof Model) {

@@ -98,7 +98,8 @@ const flagOf: Readonly<Record<string, string>> = {
   prompt: '--prompt', negativePrompt: '--negative-prompt', width: '--width', height: '--height', steps: '--steps',
   cfgScale: '--cfg-scale', sampler: '--sampler', scheduler: '--scheduler', seed: '--seed', count: '--count',
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', rng: '--rng',
-  clipSkip: '--clip-skip', taesd: '--taesd', vaeDecoder: '--vae-decoder', weightType: '--weight-type', threads: '--threads', backend: '--backend', prediction: '--prediction',
+  clipSkip: '--clip-skip', weightType: '--weight-type', threads: '--threads', backend: '--backend', prediction: '--prediction',
+  taesd: '--taesd', vaeDecoder: '--vae-decoder',
 };
 
 /** Runs `sdnode generate` with the arguments after the command; resolves to the exit code. */
@@ -195,6 +196,9 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
   await readable('--init-img', image);
   await readable('--mask', values.mask);
   await readable('--taesd', values.taesd);
+  if (values['vae-decoder']?.toLowerCase() === 'taesd' && values.taesd === undefined) {
+    throw new InvalidFieldError('--vae-decoder', '--vae-decoder taesd needs the TAESD file: --taesd <file>');
+  }
   const options: Record<string, unknown> = {
     model: values.model,
     prompt: values.prompt,
