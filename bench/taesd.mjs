@@ -48,6 +48,7 @@ function runPeer(png, extra) {
   ], { encoding: 'utf8' });
   if (peer.status !== 0) throw new Error(`the reference failed\n${peer.stderr.slice(-2000)}`);
   const log = peer.stdout + peer.stderr;
+  writeFileSync(png.replace(/\.png$/, '.log'), log);
   const decode = /computing vae (?:\[mode: DECODE\] )?(?:decode )?graph completed, taking ([\d.]+)s/.exec(log)
     ?? /decode_first_stage completed, taking ([\d.]+)s/.exec(log);
   return { seconds: (performance.now() - started) / 1000, decodeSeconds: decode ? Number(decode[1]) : undefined };
