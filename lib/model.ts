@@ -39,7 +39,7 @@ export interface ModelInfo {
   padToken: number;
   /** Pixels per latent cell: 8. */
   vaeScale: number;
-  /** Bytes of weights the model keeps resident, after the `weightType` conversion. */
+  /** Bytes of weights the model keeps resident, after the `weightType` conversion; a TAESD's included. */
   weightBytes: number;
   /** Backend the model runs on. */
   backend: 'cpu' | 'metal' | 'cuda';

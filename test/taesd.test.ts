@@ -27,6 +27,8 @@ async function rgbOf(png: Buffer): Promise<Buffer> {
 t.test('a model loaded with a TAESD says so in its info', async (t) => {
   t.equal(model.info.taesd, true);
   t.equal(plainModel.info.taesd, false);
+  const taesdBytes = model.info.weightBytes - plainModel.info.weightBytes;
+  t.ok(taesdBytes > 2_000_000 && taesdBytes < 3_000_000, `weightBytes counts the TAESD decoder's 1.2M f16 weights (${taesdBytes})`);
 });
 
 t.test("vaeDecoder 'taesd' makes an image of the requested size, unlike the VAE's, the same every time", async (t) => {

@@ -91,6 +91,7 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   info_.fileBytes = file_.fileSize;
   info_.storedTypes = weights_->storedTypes();
   info_.taesd = taesd_ != nullptr;
+  if (taesd_) info_.weightBytes += taesd_->bytes();
   for (const std::string& name : weights_->unused()) {
     if (name.find("position_ids") == std::string::npos && name.find("logit_scale") == std::string::npos &&
         name.find("text_projection") == std::string::npos) {
