@@ -31,3 +31,25 @@ export function runCase(spec, { model, threads, png, args = [] }) {
 export function psnr(a, b) {
   return execFileSync('python3', [path.resolve('../shared/tools/psnr.py'), a, b], { encoding: 'utf8' }).trim();
 }
+
+/** The random checkpoints of ../shared/reference/README.md, by family (file names in --models). */
+export const checkpoints = { sd1: 'sd15-random-f16.safetensors', sd2: 'sd21-random-f16.safetensors' };
+
+/** The cases of ../shared/reference/README.md that the engine runs; `reference` is that folder. */
+export function referenceCases(reference) {
+  const ref = (name) => path.join(reference, name);
+  const castle = 'a castle on a hill at sunset, highly detailed';
+  return [
+    { id: 'r1-cat-64', model: 'sd1', width: 64, height: 64, steps: 2, sampler: 'euler_a', cfgScale: 7, seed: 42, prompt: 'a photo of a cat', negativePrompt: '' },
+    { id: 'r2-castle-128', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7.5, seed: 1234, prompt: castle, negativePrompt: 'blurry, low quality' },
+    { id: 'r3-euler-128x64', model: 'sd1', width: 128, height: 64, steps: 6, sampler: 'euler', cfgScale: 5, seed: 7, prompt: castle, negativePrompt: 'blurry, low quality' },
+    { id: 'r4-dpmpp2m-karras', model: 'sd1', width: 128, height: 128, steps: 10, sampler: 'dpm++2m', scheduler: 'karras', cfgScale: 7, seed: 99, prompt: 'a bowl of fruit on a wooden table', negativePrompt: 'dark' },
+    { id: 'r5-heun', model: 'sd1', width: 64, height: 64, steps: 5, sampler: 'heun', cfgScale: 7, seed: 11, prompt: 'a red sports car', negativePrompt: '' },
+    { id: 'r6-lcm', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'lcm', scheduler: 'lcm', cfgScale: 1, seed: 12, prompt: 'a mountain lake', negativePrompt: '' },
+    { id: 'r7-img2img', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7, seed: 5, prompt: 'a castle on a hill at night', negativePrompt: '', image: ref('r2-castle-128.png'), strength: 0.6 },
+    { id: 'r8-inpaint-left', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7, seed: 5, prompt: 'a stone tower', negativePrompt: '', image: ref('r2-castle-128.png'), mask: ref('mask_left_128.png'), strength: 1, maskBlur: 0 },
+    { id: 'r9-sd2-v', model: 'sd2', width: 64, height: 64, steps: 3, sampler: 'euler_a', cfgScale: 7, seed: 21, prompt: 'a photo of a cat', negativePrompt: '', prediction: 'v' },
+    // loraDir: relative to the models folder (node ../shared/tools/make-random-lora.mjs writes loras/lora-random-r8.safetensors)
+    { id: 'r11-lora', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler', cfgScale: 7, seed: 3, prompt: 'a photo of a cat <lora:lora-random-r8:1>', negativePrompt: '', loraDir: 'loras' },
+  ];
+}

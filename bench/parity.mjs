@@ -10,6 +10,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { loadModel } from '../dist/lib/index.js';
+import { checkpoints, referenceCases } from './cases.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -23,19 +24,7 @@ const { values } = parseArgs({
 
 const reference = path.resolve(values.reference);
 const ref = (name) => path.join(reference, name);
-const castle = 'a castle on a hill at sunset, highly detailed';
-const cases = [
-  { id: 'r1-cat-64', model: 'sd1', width: 64, height: 64, steps: 2, sampler: 'euler_a', cfgScale: 7, seed: 42, prompt: 'a photo of a cat', negativePrompt: '' },
-  { id: 'r2-castle-128', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7.5, seed: 1234, prompt: castle, negativePrompt: 'blurry, low quality' },
-  { id: 'r3-euler-128x64', model: 'sd1', width: 128, height: 64, steps: 6, sampler: 'euler', cfgScale: 5, seed: 7, prompt: castle, negativePrompt: 'blurry, low quality' },
-  { id: 'r4-dpmpp2m-karras', model: 'sd1', width: 128, height: 128, steps: 10, sampler: 'dpm++2m', scheduler: 'karras', cfgScale: 7, seed: 99, prompt: 'a bowl of fruit on a wooden table', negativePrompt: 'dark' },
-  { id: 'r5-heun', model: 'sd1', width: 64, height: 64, steps: 5, sampler: 'heun', cfgScale: 7, seed: 11, prompt: 'a red sports car', negativePrompt: '' },
-  { id: 'r6-lcm', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'lcm', scheduler: 'lcm', cfgScale: 1, seed: 12, prompt: 'a mountain lake', negativePrompt: '' },
-  { id: 'r7-img2img', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7, seed: 5, prompt: 'a castle on a hill at night', negativePrompt: '', image: ref('r2-castle-128.png'), strength: 0.6 },
-  { id: 'r8-inpaint-left', model: 'sd1', width: 128, height: 128, steps: 8, sampler: 'euler_a', cfgScale: 7, seed: 5, prompt: 'a stone tower', negativePrompt: '', image: ref('r2-castle-128.png'), mask: ref('mask_left_128.png'), strength: 1, maskBlur: 0 },
-  { id: 'r9-sd2-v', model: 'sd2', width: 64, height: 64, steps: 3, sampler: 'euler_a', cfgScale: 7, seed: 21, prompt: 'a photo of a cat', negativePrompt: '', prediction: 'v' },
-];
-const checkpoints = { sd1: 'sd15-random-f16.safetensors', sd2: 'sd21-random-f16.safetensors' };
+const cases = referenceCases(reference);
 
 const only = values.only ? new Set(values.only.split(',')) : undefined;
 const selected = cases.filter((c) => !only || [...only].some((o) => c.id.startsWith(o)));
@@ -43,7 +32,9 @@ fs.mkdirSync(values.out, { recursive: true });
 const rows = [];
 const loaded = new Map();
 for (const c of selected) {
-  const { id, model: family, prediction, image, mask, ...options } = c;
+  const { id, model: family, prediction, image, mask, loraDir, ...rest } = c;
+  // loraDir is relative to --models, as the reference README's `loras/` next to the checkpoints.
+  const options = loraDir ? { ...rest, loraDir: path.join(values.models, loraDir) } : rest;
   const file = path.join(values.models, checkpoints[family]);
   if (!fs.existsSync(file)) {
     console.log(`${id}: skipped, ${file} missing (node ../shared/tools/make-random-sd.mjs --family ${family} --dtype f16 --seed 1 --out ${file})`);

@@ -78,6 +78,14 @@ export interface NativeConditioning {
   weights: Float32Array;
 }
 
+/** A LoRA file and its multipliers (A1111's unet and te weights). */
+export interface NativeLora {
+  /** Absolute path of a .safetensors or .gguf LoRA. */
+  path: string;
+  unetMultiplier: number;
+  textMultiplier: number;
+}
+
 export interface NativeRequest {
   /** 'txt2img' | 'img2img' | 'inpaint' */
   mode: string;
@@ -118,6 +126,8 @@ export interface NativeRequest {
   seedResizeHeight?: number;
   /** Convolutions pad circularly, so the image tiles seamlessly. Not with vaeTiling. Absent: false. */
   tiling?: boolean;
+  /** LoRA files merged into the weights for this call only. Absent: none. */
+  loras?: NativeLora[];
   /** inpaint: what the masked region's latent starts from: 'original' | 'noise' | 'zeros'. Absent: 'original'. */
   maskedStart?: string;
   /** What decodes the final latent: 'vae' | 'taesd' (needs a TAESD loaded with the model). Absent: 'vae'. */
@@ -223,6 +233,43 @@ export interface NativeConvertJob {
   abort(): void;
 }
 
+export interface NativeSafetyCheckerOptions {
+  /** 'auto' | 'cpu' | 'metal' | 'cuda' */
+  backend: string;
+  /** Worker threads for the CPU backend, >= 1. */
+  threads: number;
+}
+
+/** What the engine read from a safety checker file. */
+export interface NativeSafetyCheckerInfo {
+  /** Side of the square input in pixels (224 for ViT-L/14). */
+  imageSize: number;
+  /** Concept embeddings (17) and special-care embeddings (3). */
+  concepts: number;
+  specialConcepts: number;
+  weightBytes: number;
+  backend: string;
+}
+
+export interface NativeSafetyVerdict {
+  nsfw: boolean;
+  specialCare: boolean;
+  /** Per concept: cosine similarity less its threshold, plus the special-care adjustment. */
+  conceptScores: Float32Array;
+  specialScores: Float32Array;
+}
+
+export interface NativeSafetyChecker {
+  readonly info: NativeSafetyCheckerInfo;
+  /**
+   * `pixels`: `count` images of planes [3, imageSize, imageSize], normalised as CLIP's image
+   * processor does. Runs off the main thread.
+   */
+  check(pixels: Float32Array, count: number): Promise<NativeSafetyVerdict[]>;
+  /** Frees the weights now; later calls reject with 'ERR_CHECKER_CLOSED'. */
+  close(): void;
+}
+
 export interface NativeAddon {
   systemInfo(): SystemInfo;
   /** Runs off the main thread. Rejects with an Error carrying `code` (ERR_MODEL_FORMAT, …). */
@@ -231,4 +278,6 @@ export interface NativeAddon {
   convertModel(
     input: string, output: string, options: NativeConvertOptions, onProgress?: (progress: NativeConvertProgress) => void,
   ): NativeConvertJob;
+  /** Runs off the main thread. Absent from addons built before the safety checker existed. */
+  loadSafetyChecker?(path: string, options: NativeSafetyCheckerOptions): Promise<NativeSafetyChecker>;
 }

@@ -88,7 +88,7 @@ function isBrushLayer(rgba: Uint8Array): boolean {
 }
 
 /** Reads a path or views bytes, and checks that they are an image of an accepted format. */
-async function openImage(input: ImageInput, name: string): Promise<Buffer> {
+export async function openImage(input: ImageInput, name: string): Promise<Buffer> {
   const bytes = typeof input === 'string'
     ? await readFile(input)
     : Buffer.from(input.buffer, input.byteOffset, input.byteLength);

@@ -11,6 +11,7 @@ export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export { listLoras, type LoraFileInfo } from './lora.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
@@ -20,6 +21,9 @@ export { maskedStarts, weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';
 export { insertPngText, readPngText } from './png-metadata.js';
 export { parseParameters, type ParsedParameters } from './parameters-text.js';
+export {
+  loadSafetyChecker, SafetyChecker, type ImageInputs, type SafetyCheckerInfo, type SafetyCheckerLoadOptions, type SafetyResult,
+} from './safety-checker.js';
 
 /** Engine sampler names; `sampler` also takes AUTOMATIC1111's names for them ("Euler a", "DPM++ 2M Karras"). */
 export function samplers(): string[] {

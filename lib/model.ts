@@ -19,7 +19,9 @@ import {
 } from './options.js';
 import { formatParameters } from './png-metadata.js';
 import { encodeRgbPng } from './png.js';
+import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
 import { buildConditioning } from './prompt.js';
+import { checkGenerated, type SafetyResult } from './safety-checker.js';
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
@@ -77,11 +79,18 @@ export interface GeneratedImage {
   height: number;
   /** AUTOMATIC1111-style generation parameters, as in the PNG's `parameters` chunk. */
   parameters: string;
+  /**
+   * Whether the call's `safetyChecker` flagged this image (with `safetyCheck: 'filter'`, the
+   * default, its pixels are then black). Absent when the call gave no checker.
+   */
+  nsfw?: boolean;
+  /** The safety checker's scores for this image; absent when the call gave no checker. */
+  safety?: SafetyResult;
 }
 
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
 // from lib/index.ts, so users see only the public methods.
-let createModel: (modelPath: string, native: NativeModel) => Model;
+let createModel: (modelPath: string, native: NativeModel, loraDir: string | undefined) => Model;
 let runOnModel: (
   model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
 ) => Promise<GeneratedImage[]>;
@@ -95,18 +104,21 @@ export class Model {
   readonly path: string;
   /** What the checkpoint holds. */
   readonly info: ModelInfo;
+  /** Absolute path of the folder `<lora:NAME>` tags are looked up in when a call gives none (load option `loraDir`). */
+  readonly loraDir: string | undefined;
   readonly #native: NativeModel;
   /** Settles when every call made so far has finished. */
   #queueTail: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
   static {
-    createModel = (modelPath, native) => new Model(modelPath, native);
+    createModel = (modelPath, native, loraDir) => new Model(modelPath, native, loraDir);
     runOnModel = (model, options, mode, caller, extraKeys) => model.#run(options, mode, caller, extraKeys);
   }
 
-  private constructor(modelPath: string, native: NativeModel) {
+  private constructor(modelPath: string, native: NativeModel, loraDir: string | undefined) {
     this.path = modelPath;
+    this.loraDir = loraDir;
     this.#native = native;
     this.info = publicInfo(native.info);
   }
@@ -157,8 +169,8 @@ export class Model {
     const prepared = this.#prepare(request);
     const turn = this.#takeTurn();
     try {
-      const [nativeRequest] = await Promise.all([prepared, untilAborted(turn.ready, signal)]);
-      return await this.#generate(request, nativeRequest);
+      const [{ nativeRequest, loraHashes }] = await Promise.all([prepared, untilAborted(turn.ready, signal)]);
+      return await this.#generate(request, nativeRequest, loraHashes);
     } finally {
       turn.done();
     }
@@ -173,20 +185,34 @@ export class Model {
     return { ready, done };
   }
 
-  async #prepare(request: NormalizedImageOptions): Promise<NativeRequest> {
+  async #prepare(request: NormalizedImageOptions): Promise<{ nativeRequest: NativeRequest; loraHashes?: string }> {
     const { width, height } = request.settings;
-    const [image, mask] = await Promise.all([
+    // As in AUTOMATIC1111, only the prompt's tags select LoRAs; the negative prompt's stay text.
+    const { text, tags } = extractLoraTags(request.prompt);
+    const [image, mask, tagged] = await Promise.all([
       request.image === undefined ? undefined : decodeImage(request.image, 'image', width, height),
       request.mask === undefined ? undefined : decodeMask(request.mask, width, height, request.maskBlur),
+      resolveLoraTags(tags, request.loraDir ?? this.loraDir),
     ]);
-    return {
+    const loras: LoraSelection[] = [
+      ...tagged,
+      ...request.loras.map(({ path: file, weight }) => ({
+        path: file, name: path.basename(file, path.extname(file)), unetWeight: weight, textWeight: weight,
+      })),
+    ];
+    const nativeRequest: NativeRequest = {
       ...request.settings,
-      prompt: this.#conditioning(request.prompt),
+      prompt: this.#conditioning(text),
       negative: this.#conditioning(request.negativePrompt),
       ...(image && { image }),
       ...(mask && { mask }),
       ...(request.hires && { hires: this.#nativeHires(request.hires) }),
+      ...(loras.length > 0 && {
+        loras: loras.map((lora) => ({ path: lora.path, unetMultiplier: lora.unetWeight, textMultiplier: lora.textWeight })),
+      }),
     };
+    const hashes = await loraHashes(loras);
+    return hashes === undefined ? { nativeRequest } : { nativeRequest, loraHashes: hashes };
   }
 
   #conditioning(text: string): NativeConditioning {
@@ -198,12 +224,14 @@ export class Model {
     const { width, height, upscaleWidth, upscaleHeight, upscaler, steps, denoisingStrength, prompt, negativePrompt } = hires;
     return {
       width, height, upscaleWidth, upscaleHeight, upscaler: engineUpscalers[upscaler], steps, denoisingStrength,
-      ...(prompt !== undefined && { prompt: this.#conditioning(prompt) }),
+      ...(prompt !== undefined && { prompt: this.#conditioning(withoutLoraTags(prompt)) }),
       ...(negativePrompt !== undefined && { negative: this.#conditioning(negativePrompt) }),
     };
   }
 
-  async #generate(request: NormalizedImageOptions, nativeRequest: NativeRequest): Promise<GeneratedImage[]> {
+  async #generate(
+    request: NormalizedImageOptions, nativeRequest: NativeRequest, loraHashes: string | undefined,
+  ): Promise<GeneratedImage[]> {
     const { signal, onProgress } = request;
     if (signal?.aborted) throw abortError(signal);
     // A progress callback that throws stops the generation and becomes the call's rejection.
@@ -232,10 +260,18 @@ export class Model {
     if (signal?.aborted) throw abortError(signal);
 
     const modelName = path.basename(this.path, path.extname(this.path));
+    const { safety } = request;
     const { subseedStrength } = request.settings;
-    return Promise.all(images.map(async ({ width, height, data, seed, subseed }) => {
-      const parameters = formatParameters(request, { seed, subseed }, modelName);
-      return { png: await encodePng(data, width, height, parameters), seed, subseed, subseedStrength, width, height, parameters };
+    const verdicts = safety ? await checkGenerated(safety.checker, images) : [];
+    return Promise.all(images.map(async ({ width, height, data, seed, subseed }, i) => {
+      const parameters = formatParameters(request, { seed, subseed }, modelName, loraHashes);
+      const verdict = verdicts[i];
+      // As the reference pipeline: a flagged image becomes a black one of the same size.
+      if (verdict?.nsfw && safety?.filter) data.fill(0);
+      const png = await encodePng(data, width, height, parameters);
+      return {
+        png, seed, subseed, subseedStrength, width, height, parameters, ...(verdict && { nsfw: verdict.nsfw, safety: verdict }),
+      };
     }));
   }
 }
@@ -248,14 +284,14 @@ export class Model {
  */
 export async function loadModel(modelPath: string, options?: LoadOptions): Promise<Model> {
   const resolved = path.resolve(nonEmptyString(modelPath, 'path'));
-  const { backend, prediction, threads, weightType, taesd } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType, loraDir, taesd } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   try {
     const native = await addon.loadModel(resolved, {
       backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
       ...(taesd !== undefined && { taesd: path.resolve(taesd) }),
     });
-    return createModel(resolved, native);
+    return createModel(resolved, native, loraDir);
   } catch (err) {
     throw fromNativeError(err);
   }

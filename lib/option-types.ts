@@ -1,6 +1,7 @@
 // The public options of sdnode's calls, with their documentation: what users pass. lib/options.ts
 // checks them and fills in the defaults.
 import type { HiresUpscaler } from './hires.js';
+import type { SafetyChecker } from './safety-checker.js';
 
 /** How to load a model. */
 export interface LoadOptions {
@@ -19,6 +20,11 @@ export interface LoadOptions {
    * default 'auto'.
    */
   weightType?: WeightType;
+  /**
+   * Folder of LoRA files (`.safetensors`, `.gguf`, subfolders included) that the prompt's
+   * `<lora:NAME:weight>` tags select by file name; a call's own `loraDir` overrides it. Default none.
+   */
+  loraDir?: string;
   /**
    * Path of a TAESD decoder (madebyollin's tiny autoencoder: `taesd_decoder.safetensors`, or the
    * diffusers `diffusion_pytorch_model.safetensors` of madebyollin/taesd) to load with the model.
@@ -198,6 +204,27 @@ export interface ImageOptions {
    * or 1 when `previews` is true.
    */
   previewEvery?: number;
+  /**
+   * Folder the prompt's `<lora:NAME:weight>` tags are looked up in (by file name without extension,
+   * or the file's `ss_output_name` alias), as AUTOMATIC1111's: the tags leave the prompt's text, and
+   * each named LoRA is merged into the weights for this call only (the negative prompt's tags stay
+   * text, as in AUTOMATIC1111). `<lora:NAME>` applies weight 1, `<lora:NAME:w>` weight w,
+   * `<lora:NAME:te:unet>` separate text-encoder and UNet weights. Default the model's `loraDir`.
+   */
+  loraDir?: string;
+  /** LoRA files given by path, applied besides the prompt's tags. `weight`: number −10–10, default 1. */
+  loras?: Array<{ path: string; weight?: number }>;
+  /**
+   * Checks every image with this safety checker (see `loadSafetyChecker()`); each result then
+   * carries `nsfw` and `safety`. Default none: images are not checked.
+   */
+  safetyChecker?: SafetyChecker;
+  /**
+   * What happens to an image the safety checker flags: 'filter' replaces its pixels with black, as
+   * the reference Stable Diffusion pipeline does; 'report' keeps them and only sets `nsfw`. Needs
+   * `safetyChecker`. Default 'filter'.
+   */
+  safetyCheck?: 'report' | 'filter';
   /** Aborts the call: before it starts it never runs; while it runs it stops within one step. Rejects with an AbortError. */
   signal?: AbortSignal;
   /** Called after every sampling step, in order. */

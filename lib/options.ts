@@ -3,12 +3,14 @@
 // async work). Wrong types are TypeErrors, values out of range RangeErrors, and every message names
 // the option, what is allowed and what was received. An option set to undefined counts as omitted.
 import { randomInt } from 'node:crypto';
+import path from 'node:path';
 
 import type { NativeRequest } from '../bindings/native.js';
 import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 import {
   maskedStarts, weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type WeightType,
 } from './option-types.js';
+import { SafetyChecker } from './safety-checker.js';
 import {
   defaultScheduler, findSampler, findScheduler, samplerAliases, samplerDisplayNames, samplerNames, schedulerNames,
 } from './samplers.js';
@@ -24,7 +26,13 @@ export interface ModelTraits {
 }
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
-export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires'>>;
+export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras'>>;
+
+/** A LoRA of the `loras` option, its path resolved. */
+export interface NormalizedLora {
+  path: string;
+  weight: number;
+}
 
 /** The checked hires fix: sizes resolved, and how they were asked for (the parameters text says it). */
 export interface NormalizedHires {
@@ -58,6 +66,12 @@ export interface NormalizedImageOptions {
   mask?: ImageInput;
   /** Mask blur sigma in pixels (inpaint). */
   maskBlur: number;
+  /** Folder `<lora:NAME>` tags are looked up in (absolute); absent: the model's. */
+  loraDir?: string;
+  /** LoRAs given by path, applied besides the prompt's tags. */
+  loras: NormalizedLora[];
+  /** The safety checker to run on each image, and whether a flagged image is blacked out. */
+  safety?: { checker: SafetyChecker; filter: boolean };
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -75,7 +89,7 @@ const MAX_SIDE = 2048;
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
-  'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'signal', 'onProgress',
+  'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -86,6 +100,8 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
 export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd'] as const;
+/** Load options that a model keeps as the default of its calls rather than in its weights. */
+const modelDefaultKeys = ['loraDir'] as const;
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
@@ -134,23 +150,28 @@ export function normalizeImageOptions(
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
     maskBlur: mode === 'inpaint' ? integer(o.maskBlur, 'maskBlur', 0, 64, DEFAULT_MASK_BLUR) : 0,
+    loras: loraList(o.loras),
   };
+  if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   if (o.hires !== undefined) normalized.hires = hiresOptions(o.hires, width, height);
   if (isImageMode) normalized.image = imageInput(o.image, 'image');
   if (mode === 'inpaint') normalized.mask = imageInput(o.mask, 'mask');
+  const safety = safetyOptions(o.safetyChecker, o.safetyCheck);
+  if (safety) normalized.safety = safety;
   if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
   if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
   return normalized;
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'taesd'>> & Pick<LoadOptions, 'threads' | 'taesd'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd'>>
+  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
   options: unknown, caller: string, extraKeys: readonly string[] = [],
 ): NormalizedLoadOptions {
-  const o = checkOptionsObject(options ?? {}, caller, [...loadOptionKeys, ...extraKeys]);
+  const o = checkOptionsObject(options ?? {}, caller, [...loadOptionKeys, ...modelDefaultKeys, ...extraKeys]);
   const normalized: NormalizedLoadOptions = {
     backend: oneOf(o.backend, 'backend', ['auto', 'cpu', 'metal', 'cuda'], 'auto'),
     prediction: oneOf(o.prediction, 'prediction', ['auto', 'eps', 'v'], 'auto'),
@@ -158,6 +179,7 @@ export function normalizeLoadOptions(
   };
   const threads = integer(o.threads, 'threads', 1, 1024, undefined);
   if (threads !== undefined) normalized.threads = threads;
+  if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   if (o.taesd !== undefined) normalized.taesd = nonEmptyString(o.taesd, 'taesd');
   return normalized;
 }
@@ -365,6 +387,21 @@ function strengthAboveZero(value: unknown, name: string, fallback: number): numb
   return value;
 }
 
+const MAX_LORA_WEIGHT = 10;
+
+function loraList(value: unknown): NormalizedLora[] {
+  if (value === undefined) return [];
+  const expected = 'array of { path, weight } objects';
+  if (!Array.isArray(value)) throw invalid(TypeError, 'loras', expected, value);
+  return value.map((entry: unknown, i) => {
+    const o = checkOptionsObject(entry, `loras[${i}]`, ['path', 'weight'], `loras[${i}]`);
+    return {
+      path: path.resolve(nonEmptyString(o.path, `loras[${i}].path`)),
+      weight: number(o.weight, `loras[${i}].weight`, -MAX_LORA_WEIGHT, MAX_LORA_WEIGHT, 1),
+    };
+  });
+}
+
 function text(value: unknown, name: string): string {
   if (value === undefined) return '';
   if (typeof value !== 'string') throw invalid(TypeError, name, 'string', value);
@@ -406,6 +443,16 @@ function imageInput(value: unknown, name: string): ImageInput {
   const expected = 'Buffer, Uint8Array or file path of a PNG, JPEG or WebP image';
   if (value instanceof Uint8Array || typeof value === 'string' && value.length > 0) return value;
   throw invalid(TypeError, name, expected, value);
+}
+
+function safetyOptions(checker: unknown, mode: unknown): NormalizedImageOptions['safety'] {
+  const filter = oneOf(mode, 'safetyCheck', ['report', 'filter'], 'filter') === 'filter';
+  if (checker === undefined) {
+    if (mode !== undefined) throw new TypeError(`safetyCheck is ${JSON.stringify(mode)} but no safetyChecker was given; load one with loadSafetyChecker()`);
+    return undefined;
+  }
+  if (!(checker instanceof SafetyChecker)) throw invalid(TypeError, 'safetyChecker', 'SafetyChecker from loadSafetyChecker()', checker);
+  return { checker, filter };
 }
 
 function abortSignal(value: unknown, name: string): AbortSignal {

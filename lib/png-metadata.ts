@@ -13,12 +13,13 @@ import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type Sche
  * the fields A1111 adds where they apply, in its order: "Schedule type" for non-default schedules,
  * "Variation seed" and "Variation seed strength", "Seed resize from", "Denoising strength" (image-
  * to-image, inpainting and the hires fix), "Clip skip", "Tiling", the hires fix's "Hires prompt",
- * "Hires negative prompt", "Hires upscale" or "Hires resize", "Hires steps", "Hires upscaler", and
- * "Mask blur" and "Masked content". Size is the first pass's, as in A1111. Values holding a comma, colon or newline are
- * quoted as A1111 quotes them.
+ * "Hires negative prompt", "Hires upscale" or "Hires resize", "Hires steps", "Hires upscaler",
+ * "Mask blur", "Masked content", and "Lora hashes" (`name: hash12` per LoRA, see lora.ts). Size is
+ * the first pass's, as in A1111. Values holding a comma, colon or newline are quoted as A1111
+ * quotes them.
  */
 export function formatParameters(
-  request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string,
+  request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string, loraHashes?: string,
 ): string {
   const s = request.settings;
   const { hires } = request;
@@ -49,6 +50,7 @@ export function formatParameters(
   }
   if (s.mode === 'inpaint') fields.push(['Mask blur', request.maskBlur]);
   if (s.maskedStart !== 'original') fields.push(['Masked content', maskedContentNames[s.maskedStart as Exclude<MaskedStart, 'original'>]]);
+  if (loraHashes !== undefined) fields.push(['Lora hashes', loraHashes]);
 
   const lines = [request.prompt];
   if (request.negativePrompt) lines.push(`Negative prompt: ${request.negativePrompt}`);

@@ -8,8 +8,10 @@
 // .native-build/, and nothing third-party is ever committed.
 //
 // Options (environment):
-//   SDNODE_CUDA=ON       also build the CUDA backend (needs nvcc)
-//   SDNODE_METAL=OFF     skip Metal on Apple Silicon (on by default there)
+//   SDNODE_CUDA=ON       also build the CUDA backend (needs nvcc; CUDA_HOME or /usr/local/cuda)
+//   SDNODE_CUDA_ARCH=90  GPU architectures to compile for (CMAKE_CUDA_ARCHITECTURES; default: the
+//                        GPUs of this machine, or a portable list when it has none)
+//   SDNODE_METAL=OFF     skip Metal on macOS (on by default on Apple Silicon; ON opts in on Intel)
 //   SDNODE_PORTABLE=1    no -march=native: code that runs on any x86-64-v3 / armv8 machine (prebuilds)
 //   SDNODE_JOBS=N        parallel compile jobs (default: all cores)
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -86,10 +88,22 @@ function ensureGgmlSource() {
   fs.rmSync(download, { recursive: true, force: true });
 }
 
+// SDNODE_CUDA_ARCH, else this machine's GPUs (one architecture each, the fastest build), else
+// (a build machine without a GPU) ggml's own list for CUDA 12/13. CMake's "native" fails there.
+function cudaArchitectures() {
+  const given = (process.env.SDNODE_CUDA_ARCH ?? '').trim();
+  if (given !== '') return given;
+  const smi = spawnSync('nvidia-smi', ['--query-gpu=compute_cap', '--format=csv,noheader'], { encoding: 'utf8' });
+  const found = smi.status === 0 ? [...new Set(smi.stdout.split('\n').map((l) => l.trim().replace('.', '')).filter((l) => /^\d+$/.test(l)))] : [];
+  if (found.length > 0) return found.join(';');
+  log('no GPU found: compiling CUDA code for architectures 75-virtual;80-virtual;86-real;89-real;90-virtual (SDNODE_CUDA_ARCH to choose)');
+  return '75-virtual;80-virtual;86-real;89-real;90-virtual';
+}
+
 function cmakeOptions() {
-  const apple = process.platform === 'darwin' && process.arch === 'arm64';
+  const mac = process.platform === 'darwin';
   const cuda = flag('SDNODE_CUDA', false);
-  const metal = apple && flag('SDNODE_METAL', true);
+  const metal = mac && flag('SDNODE_METAL', process.arch === 'arm64');
   const portable = flag('SDNODE_PORTABLE', false);
   // GCC ships libgomp everywhere; Apple's clang has no OpenMP.
   const openmp = process.platform === 'linux' && flag('SDNODE_OPENMP', true);
@@ -101,8 +115,18 @@ function cmakeOptions() {
     GGML_METAL: metal ? 'ON' : 'OFF',
     SDNODE_OPENMP: openmp ? 'ON' : 'OFF',
   };
+  // ggml's BLAS backend (on by default on macOS) would only serve a scheduler we never give it.
+  if (mac) options.GGML_BLAS = 'OFF';
   if (portable && process.arch === 'x64') Object.assign(options, { GGML_AVX: 'ON', GGML_AVX2: 'ON', GGML_FMA: 'ON', GGML_F16C: 'ON', GGML_BMI2: 'ON' });
-  if (has('ccache')) Object.assign(options, { CMAKE_C_COMPILER_LAUNCHER: 'ccache', CMAKE_CXX_COMPILER_LAUNCHER: 'ccache' });
+  if (cuda) {
+    // NCCL only serves several GPUs, and we would have to link it.
+    options.GGML_CUDA_NCCL = 'OFF';
+    options.CMAKE_CUDA_ARCHITECTURES = cudaArchitectures();
+  }
+  if (has('ccache')) {
+    Object.assign(options, { CMAKE_C_COMPILER_LAUNCHER: 'ccache', CMAKE_CXX_COMPILER_LAUNCHER: 'ccache' });
+    if (cuda) options.CMAKE_CUDA_COMPILER_LAUNCHER = 'ccache';
+  }
   return { options, cuda, metal, openmp };
 }
 
@@ -110,11 +134,15 @@ function linkItems(buildDir, { cuda, metal, openmp }) {
   const lib = (name) => path.join(buildDir, process.platform === 'win32' ? `${name}.lib` : `lib${name}.a`);
   const items = [lib('sdengine')];
   if (cuda) items.push(lib('ggml-cuda'));
-  if (metal) items.push(lib('ggml-metal'), lib('ggml-blas'));
+  if (metal) items.push(lib('ggml-metal'));
   items.push(lib('ggml'), lib('ggml-cpu'), lib('ggml-base'));
   if (cuda) {
     const cudaHome = process.env.CUDA_HOME ?? process.env.CUDA_PATH ?? '/usr/local/cuda';
-    items.push(`-L${path.join(cudaHome, 'lib64')}`, '-lcudart_static', '-lcublas_static', '-lcublasLt_static', '-lculibos', '-lcuda', '-ldl', '-lrt');
+    // lib64/stubs holds a libcuda.so to link against where only the driver's libcuda.so.1 exists.
+    for (const dir of ['lib64', 'lib64/stubs', 'targets/x86_64-linux/lib', 'targets/x86_64-linux/lib/stubs']) {
+      if (fs.existsSync(path.join(cudaHome, dir))) items.push(`-L${path.join(cudaHome, dir)}`);
+    }
+    items.push('-lcudart_static', '-lcublas_static', '-lcublasLt_static', '-lculibos', '-lcuda', '-ldl', '-lrt');
   }
   if (process.platform === 'darwin') {
     const framework = (name) => `$(SDKROOT)/System/Library/Frameworks/${name}.framework`;

@@ -41,6 +41,7 @@ const optionSpec = {
   backend: { type: 'string' },
   prediction: { type: 'string' },
   'weight-type': { type: 'string' },
+  'lora-dir': { type: 'string' },
   taesd: { type: 'string' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
@@ -50,6 +51,7 @@ const optionSpec = {
   'no-worker-timeout': { type: 'string' },
   attempts: { type: 'string' },
   'stall-timeout': { type: 'string' },
+  'safety-checker': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
 } as const;
@@ -84,6 +86,9 @@ Serve options:
       --models <dir>       Serve every .safetensors / .gguf under this folder (subfolders too), by
                            name: the path inside it without the extension. The default model is
                            --model, else the first by name. Listing them loads nothing.
+      --lora-dir <dir>     LoRA files (.safetensors, .gguf) that prompts select with
+                           <lora:NAME:weight> (default: <models>/Lora if it exists, else
+                           <models>/loras; these are not offered as checkpoints).
       --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
                            unloads the least recently used.
       --api <list>         API dialects to serve, comma-separated: ${dialectNames.join(', ')} (default all).
@@ -121,6 +126,12 @@ Serve options:
       --max-queue <n>      Jobs that may wait for a worker, all APIs together; beyond that requests
                            answer 503 (OpenAI: 429) with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
+      --safety-checker <file>
+                           Stable Diffusion's safety checker (model.safetensors of
+                           CompVis/stable-diffusion-safety-checker), loaded at start: the Photoshop
+                           API, the task API's safety_filter, A1111's info and OpenAI's moderation
+                           then check images (flagged ones come back black); without it they
+                           report nsfw as null. With --redis, the workers' checker does the checking.
 
 Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
       --redis <url>        serve: keep jobs in Redis (redis://host:6379/0) instead of --output, shared
@@ -137,7 +148,7 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
       --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
                            after this many seconds (default 30).
   Worker options: --model, --models, --max-loaded, --concurrency (jobs at once, default 1),
-  --threads, --backend, --prediction, --weight-type, --taesd, --attempts, --stall-timeout.
+  --threads, --backend, --prediction, --weight-type, --lora-dir, --taesd, --attempts, --stall-timeout, --safety-checker.
 
   -h, --help               Show this help.
   -v, --version            Print the version.
@@ -248,6 +259,7 @@ function workerOptions(values: CliValues): WorkerOptions {
     concurrency: int('concurrency', 1, 64),
     attempts: int('attempts', 1, 100),
     lockDurationMs: stallTimeout === undefined ? undefined : stallTimeout * 1000,
+    safetyCheckerPath: values['safety-checker'],
     ...engine,
   };
 }
@@ -259,8 +271,9 @@ function integerOption(values: CliValues): (name: keyof CliValues, min: number, 
   };
 }
 
-function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'taesd'> {
+function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'taesd'> {
   return {
+    loraDir: values['lora-dir'],
     threads: integerOption(values)('threads', 1, 1024),
     backend: oneOf(values.backend, '--backend', backends),
     prediction: oneOf(values.prediction, '--prediction', predictions),
@@ -271,7 +284,7 @@ function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'back
 
 function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
-  const { threads, backend, prediction, weightType, taesd } = engineOptions(values);
+  const { threads, backend, prediction, weightType, loraDir, taesd } = engineOptions(values);
   const redisOnly = (['workers', 'retention', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
     throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
@@ -311,8 +324,10 @@ function serverOptions(values: CliValues): ServerOptions {
     backend,
     prediction,
     weightType,
+    loraDir,
     taesd,
     maxQueue: int('max-queue', 0, 1_000_000),
+    safetyCheckerPath: values['safety-checker'],
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),
     redis: values.redis,
     workers: int('workers', 0, 64),

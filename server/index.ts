@@ -18,9 +18,10 @@ import type { ServerContext, WriteLine } from './http/context.js';
 import { terminalJobLog } from './jobs/log.js';
 import { EmbeddedQueue, type JobQueue } from './jobs/queue.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
+import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
 import { FileJobStore, type JobStore } from './jobs/store.js';
-import { openModels } from './models/loader.js';
+import { loraFolder, openModelsAndChecker } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
 import type { ModelCatalog } from './models/registry.js';
 import { redisJobSystem } from './redis-jobs.js';
@@ -65,6 +66,11 @@ export interface ServerOptions {
   backend?: LoadOptions['backend'];
   prediction?: LoadOptions['prediction'];
   weightType?: LoadOptions['weightType'];
+  /**
+   * Folder of LoRA files that prompts select with <lora:NAME:weight>. Default: the models folder's
+   * `Lora` when it exists, else its `loras`; none without `modelsDir`.
+   */
+  loraDir?: string;
   /** A TAESD decoder file loaded with every model (`--taesd`): live previews show its decode. */
   taesd?: string;
   /** Jobs that may wait for a worker, all dialects together; beyond that requests are refused. Default 100. */
@@ -87,6 +93,13 @@ export interface ServerOptions {
   urlTtlSeconds?: number;
   /** Sampling steps between live previews; 0 turns them off. Default 1. */
   previewEvery?: number;
+  /**
+   * Safety checker file (CompVis/stable-diffusion-safety-checker, .safetensors), loaded at start;
+   * the APIs that report `nsfw` use it. Without one they report null.
+   */
+  safetyCheckerPath?: string;
+  /** A safety checker already loaded (the caller keeps it); takes the place of safetyCheckerPath. */
+  safetyChecker?: ImageSafetyChecker;
   /** Where progress and errors are written. Default console.log. */
   log?: WriteLine;
   /**
@@ -161,7 +174,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   };
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
-    a1111: { basicAuth: options.apiAuth ?? [] },
+    a1111: { basicAuth: options.apiAuth ?? [], loraDir: loraFolder(options.loraDir, options.modelsDir) },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
       allowFetch: options.allowFetch ?? [],
@@ -206,10 +219,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
 async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promise<JobSystem> {
   const store = await FileJobStore.open(options.outputDir ?? 'output');
   // Before the port opens, as before: a bad checkpoint stops the start.
-  const models = await openModels(options, log);
+  const { models, safety } = await openModelsAndChecker(options, log);
 
   const processor = createJobProcessor({
-    store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1,
+    store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
   });
   const queue = new EmbeddedQueue(processor, {
     concurrency: options.concurrency ?? 1,
@@ -228,7 +241,10 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
         : { resumed: 0, deleted: 0 };
     },
     drain: (drainOptions) => queue.close(drainOptions),
-    dispose: () => models.closeAll(),
+    dispose: async () => {
+      await models.closeAll();
+      await safety.close();
+    },
   };
 }
 

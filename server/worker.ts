@@ -10,11 +10,11 @@ import { RedisConnection, redisKeys } from './jobs/redis.js';
 import { RedisJobStore } from './jobs/redis-store.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import { FileHashes } from './models/hashes.js';
-import { openModels, type ModelSources } from './models/loader.js';
+import { openModelsAndChecker, type ModelSources, type SafetyCheckerSource } from './models/loader.js';
 import type { ModelEntry } from './models/registry.js';
 import { heartbeatMs, newWorkerId, WorkerDirectory } from './models/remote-registry.js';
 
-export interface WorkerOptions extends ModelSources {
+export interface WorkerOptions extends ModelSources, SafetyCheckerSource {
   /** Redis URL, e.g. redis://host:6379/0. */
   redis: string;
   /** A checkpoint to offer, loaded at start. */
@@ -48,23 +48,33 @@ export interface RunningWorker {
 
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const models = await openModels(options, log);
+  const { models, safety } = await openModelsAndChecker(options, log);
 
   const keys = redisKeys();
-  const connection = await RedisConnection.open(options.redis, 'worker', log);
+  let connection: RedisConnection;
+  try {
+    connection = await RedisConnection.open(options.redis, 'worker', log);
+  } catch (error) {
+    await models.closeAll();
+    await safety.close();
+    throw error;
+  }
   const id = newWorkerId();
   const concurrency = options.concurrency ?? 1;
   const attempts = options.attempts ?? 3;
   let workers: JobWorkers;
   try {
     const store = new RedisJobStore(connection, keys, { retentionMs: 0 });
-    const processor = createJobProcessor({ store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1 });
+    const processor = createJobProcessor({
+      store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
+    });
     workers = await JobWorkers.start(connection, await connection.duplicate(), keys, store, processor, {
       concurrency, attempts, lockDurationMs: options.lockDurationMs ?? 30_000, name: id, log,
     });
   } catch (error) {
     await connection.close();
     await models.closeAll();
+    await safety.close();
     throw error;
   }
 
@@ -99,6 +109,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         await drained;
         await connection.close();
         await models.closeAll();
+        await safety.close();
       })();
       return closing;
     },

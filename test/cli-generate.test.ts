@@ -10,6 +10,7 @@ import { readPngText } from '../lib/index.js';
 import { main } from '../server/cli.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { writeTaesd } from './fixtures/taesd.js';
+import { writeTinyLora } from './fixtures/lora.js';
 import { exitCode, solidPng, spawnCli, waitForOutput } from './server-helpers.js';
 
 const dir = t.testdir();
@@ -84,6 +85,19 @@ t.test('--taesd with --vae-decoder taesd makes a draft image with the tiny autoe
   const [draftPixels, fullPixels] = await Promise.all(['draft.png', 'full.png'].map((name) => sharp(path.join(folder, name)).raw().toBuffer()));
   t.equal(draftPixels!.length, 64 * 64 * 3);
   t.notOk(draftPixels!.equals(fullPixels!), 'the VAE stays the default decoder');
+});
+
+t.test('--lora-dir applies the prompt\'s <lora:NAME:weight>; an unknown name lists the folder\'s LoRAs', async (t) => {
+  const folder = t.testdir();
+  const loras = path.join(folder, 'loras');
+  await writeTinyLora(loras, 'style');
+  const out = path.join(folder, 'styled.png');
+  const { code, output } = await run(t, [...quick, '-p', 'a cat <lora:style:0.8>', '-s', '1', '--lora-dir', loras, '-o', out]);
+  t.equal(code, 0, output);
+  t.match(readPngText(await readFile(out)).parameters, /^a cat <lora:style:0\.8>\n.*, Lora hashes: "style: [0-9a-f]{12}"$/s);
+  const unknown = await run(t, [...quick, '-p', '<lora:nope:1>', '--lora-dir', loras, '-o', out]);
+  t.equal(unknown.code, 2);
+  t.match(unknown.output, /Unknown LoRA "nope" in the prompt: .*available: style/);
 });
 
 t.test('a bad flag is a usage error with exit code 2 that names it, before any model loads', async (t) => {

@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { loadTinySafetyCheckers } from './fixtures/safety-checker.js';
 import { FakeModel, getJson, outputTestdir, solidPng, startTestServer } from './server-helpers.js';
 
 interface A1111Answer {
@@ -97,6 +98,26 @@ t.test('hires fix, variation seeds, seed resize and tiling reach the library', a
   t.notOk(model.calls[2]?.hires && 'scale' in model.calls[2].hires, 'sized by hr_resize_x, not scaled');
   const bad = await post(url, 'txt2img', { prompt: 'x', enable_hr: true, hr_upscaler: 'R-ESRGAN 4x+' });
   t.match(bad, { status: 422, body: { detail: [{ loc: ['body', 'hr_upscaler'], msg: /Latent.*Lanczos/ }] } });
+});
+
+t.test('info.nsfw flags each image with a safety checker, keeping its pixels; without one it is null with a warning', async (t) => {
+  const fixtures = outputTestdir(t);
+  const { always } = await loadTinySafetyCheckers(t, fixtures);
+  const request = { prompt: 'a barn', seed: 60, batch_size: 2, steps: 1, width: 64, height: 64 };
+  const flagged = await startTestServer(t, { model: new FakeModel(), safetyChecker: always, outputDir: path.join(fixtures, 'flagged') });
+  const checked = await post(flagged.url, 'txt2img', request);
+  t.equal(checked.status, 200);
+  t.match(info(checked), { nsfw: [true, true], sdnode_warnings: [] });
+  const pixels = await sharp(Buffer.from(checked.body.images?.[1] ?? '', 'base64')).removeAlpha().raw().toBuffer();
+  t.ok(pixels.every((value) => value === 61), 'A1111 keeps a flagged image: only info says so');
+
+  const { url } = await startTestServer(t, { model: new FakeModel(), outputDir: path.join(fixtures, 'unchecked') });
+  const unchecked = await post(url, 'img2img', { ...request, batch_size: 1, init_images: [await base64Png(64, 64)] });
+  t.equal(unchecked.status, 200);
+  t.match(info(unchecked), {
+    nsfw: [null],
+    sdnode_warnings: [/^nsfw is null: No safety checker is loaded \(start the server with --safety-checker FILE\)/],
+  });
 });
 
 t.test('bad input is a 422 with a detail list naming the field, and the server keeps serving', async (t) => {

@@ -8,6 +8,7 @@ import t, { type Test } from 'tap';
 
 import { main } from '../server/cli.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { writeTinySafetyChecker } from './fixtures/safety-checker.js';
 import { exitCode, getJson, outputTestdir, spawnCli, waitForOutput } from './server-helpers.js';
 
 /** Runs main() in this process (for commands that do not start a server); returns code and output. */
@@ -23,7 +24,7 @@ t.test('sdnode --help explains every option', async (t) => {
   const { code, output: help } = await runMain(t, ['--help']);
   t.equal(code, 0);
   for (const option of ['--model', '--port', '--host', '--concurrency', '--output', '--cert', '--key',
-    '--delete-incomplete', '--threads', '--backend', '--prediction', '--weight-type', '--max-queue', '--max-upload-mb', '--models', '--max-loaded', '--api', '--api-key', '--presets', '--url-ttl', '--help', '--version']) {
+    '--delete-incomplete', '--threads', '--backend', '--prediction', '--weight-type', '--max-queue', '--max-upload-mb', '--models', '--max-loaded', '--api', '--api-key', '--presets', '--url-ttl', '--safety-checker', '--help', '--version']) {
     t.match(help, new RegExp(`^ +(-\\w, )?${option}\\b.*\\S`, 'm'), option);
   }
   t.match(help, /default 8888/);
@@ -47,7 +48,7 @@ t.test('an unknown option or a malformed number is a usage error with exit code 
     [['--prediction', 'x0'], /Expected one of auto, eps, v for --prediction but received x0/],
     [['--cert', 'cert.pem'], /HTTPS needs both --cert and --key/],
     [['frobnicate'], /Unknown command frobnicate/],
-    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111, tasks for --api but received m1,sdapi/],
+    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111, tasks, photoshop, generate for --api but received m1,sdapi/],
     [['--max-loaded', '0'], /between 1 and 64 for --max-loaded/],
     [['--url-ttl', 'soon'], /Expected an integer for --url-ttl/],
     [['--api-prefix', 'sd/'], /Expected a path such as \/sd for --api-prefix .* but received "sd\/"/],
@@ -116,6 +117,21 @@ t.test('a model that cannot be loaded stops the start with exit code 1', async (
   const { code, output } = await runMain(t, ['serve', '--model', `${dir}/missing.safetensors`, '--port', '0', '--output', dir]);
   t.equal(code, 1);
   t.match(output, /could not start the server: .*missing\.safetensors/);
+});
+
+t.test('--safety-checker loads the checker at start; a file that is not one stops the start', async (t) => {
+  const dir = outputTestdir(t);
+  const checker = await writeTinySafetyChecker(dir);
+  const child = spawnCli(['--port', '0', '--output', dir, '--backend', 'cpu', '--safety-checker', checker]);
+  t.teardown(() => child.kill('SIGKILL'));
+  await waitForOutput(child, /listening on/);
+  t.match(child.output(), /Loaded safety checker tiny-safety-checker-never-seed1\.safetensors \(17 concepts\)/);
+  child.kill('SIGTERM');
+  t.equal(await exitCode(child), 0);
+  const model = await writeTinyCheckpoint(dir);
+  const { code, output } = await runMain(t, ['serve', '--safety-checker', model, '--port', '0', '--output', dir]);
+  t.equal(code, 1);
+  t.match(output, /could not start the server: .*not a Stable Diffusion safety checker/);
 });
 
 t.test('sdnode build runs npm run build:native in the package folder and passes on its exit code', {

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { insertPngText } from '../lib/index.js';
+import { loadTinySafetyCheckers } from './fixtures/safety-checker.js';
 import { FakeModel, getJson, jobFolders, outputTestdir, postForm, solidPng, startTestServer } from './server-helpers.js';
 
 function client(url: string, apiKey = 'unused'): OpenAI {
@@ -78,6 +79,52 @@ t.test('streaming sends partial images from the previews, then the image', async
   t.same(events.slice(0, 2).map((event) => 'partial_image_index' in event && event.partial_image_index), [0, 1]);
   for (const event of events) t.match(await png(event.b64_json), { format: 'png', width: 64, height: 64 });
   t.match(events[2], { size: '64x64', output_format: 'png' });
+});
+
+/** sdnode's additions to an images answer: nsfw per image, and why it is null. */
+type Moderated = { data?: { b64_json?: string; url?: string; nsfw?: boolean | null }[]; warning?: string };
+
+async function pixels(b64: string | undefined): Promise<Buffer> {
+  return sharp(Buffer.from(b64 ?? '', 'base64')).removeAlpha().raw().toBuffer();
+}
+
+t.test('without a safety checker every image says nsfw null, and the answer says why', async (t) => {
+  const { url } = await startTestServer(t, { model: new FakeModel() });
+  const result = await client(url).images.generate({ prompt: 'a corgi', n: 2, size: '64x64', seed: 70 } as OpenAI.ImageGenerateParamsNonStreaming) as Moderated;
+  t.same(result.data?.map((image) => image.nsfw), [null, null]);
+  t.match(result.warning, /^nsfw is null: No safety checker is loaded \(start the server with --safety-checker FILE\)/);
+  t.ok((await pixels(result.data?.[0]?.b64_json)).every((value) => value === 70), 'the image, untouched');
+});
+
+t.test('with a safety checker, moderation auto blacks out flagged images and low only flags them', async (t) => {
+  const fixtures = outputTestdir(t);
+  const { always, never } = await loadTinySafetyCheckers(t, fixtures);
+  const flagged = await startTestServer(t, { model: new FakeModel(), safetyChecker: always, outputDir: path.join(fixtures, 'flagged') });
+  const openai = client(flagged.url);
+  const request = { prompt: 'a corgi', size: '64x64', seed: 80 } as OpenAI.ImageGenerateParamsNonStreaming;
+  const auto = await openai.images.generate(request) as Moderated;
+  t.same(auto.data?.map((image) => image.nsfw), [true], 'moderation auto is the default');
+  t.equal(auto.warning, undefined);
+  t.ok((await pixels(auto.data?.[0]?.b64_json)).every((value) => value === 0), 'black');
+  const low = await openai.images.generate({ ...request, moderation: 'low' }) as Moderated;
+  t.same(low.data?.map((image) => image.nsfw), [true]);
+  t.ok((await pixels(low.data?.[0]?.b64_json)).every((value) => value === 80), 'low: flagged but kept');
+  const linked = await openai.images.generate({ ...request, response_format: 'url' }) as Moderated;
+  t.same(linked.data?.map((image) => image.nsfw), [true], 'url answers say it too');
+  const fetched = Buffer.from(await (await fetch(linked.data?.[0]?.url ?? '')).arrayBuffer()).toString('base64');
+  t.ok((await pixels(fetched)).every((value) => value === 0), 'and the link serves the black image');
+
+  const stream = await openai.images.generate({ ...request, stream: true, partial_images: 2 });
+  const events = [];
+  for await (const event of stream) events.push(event);
+  t.same(events.map((event) => event.type), ['image_generation.completed'], 'no unchecked partial images of a moderated request');
+  t.match(events[0], { nsfw: true });
+  t.ok((await pixels(events[0]?.b64_json)).every((value) => value === 0), 'the streamed image is black too');
+
+  const clean = await startTestServer(t, { model: new FakeModel(), safetyChecker: never, outputDir: path.join(fixtures, 'clean') });
+  const passed = await client(clean.url).images.generate(request) as Moderated;
+  t.same(passed.data?.map((image) => image.nsfw), [false]);
+  t.ok((await pixels(passed.data?.[0]?.b64_json)).every((value) => value === 80), 'a clean image is untouched');
 });
 
 t.test('edits: transparent mask pixels become an inpainting mask; no transparency is image-to-image', async (t) => {

@@ -8,10 +8,18 @@ import sharp from 'sharp';
 import t from 'tap';
 import WebSocket from 'ws';
 
+import { loadTinySafetyCheckers } from './fixtures/safety-checker.js';
 import { FakeModel, getJson, solidPng, startTestServer } from './server-helpers.js';
 
 interface Event { event_type: string; task_id: string; timestamp: string; step?: number; blob_url?: string; reason?: string;
-  parameters_used?: Record<string, unknown>; warnings?: string[]; preview_blob_url?: string }
+  parameters_used?: Record<string, unknown>; warnings?: string[]; preview_blob_url?: string; nsfw?: (boolean | null)[] }
+
+// Safety checker files live in the file's folder: a subtest's own folder is its server's output folder.
+const fixtures = t.testdir();
+
+async function pixelsOf(png: Buffer): Promise<Buffer> {
+  return sharp(png).removeAlpha().raw().toBuffer();
+}
 
 async function postJson(url: string, body: unknown, token?: string) {
   const response = await fetch(url, {
@@ -92,10 +100,62 @@ t.test('POST /task streams pending, started, progress and finished on the websoc
   t.same(events.filter((event) => event.event_type === 'progress').map((event) => event.step), [1, 2, 3]);
   t.match(events.find((event) => event.event_type === 'progress'), { preview_blob_url: new RegExp(`/blob/${id}-preview$`) });
   t.match(finished, { task_id: id, blob_url: new RegExp(`^${url}/blob/${id}-1$`), parameters_used: { prompt: 'a fox', seed: 9, steps: 3, safety_filter: false } });
-  t.match(finished.warnings, [/no safety checker is loaded/], 'the filter is said not to have run');
+  t.match(finished.warnings, [/no safety checker is loaded/i], 'the filter is said not to have run');
   t.match((await getJson(`${url}/task/${id}`)).body, { event_type: 'finished', task_id: id });
   const image = await fetch(finished.blob_url ?? '');
   t.equal(image.headers.get('content-type'), 'image/png');
+});
+
+t.test('without a safety checker, safety_filter says the image was not checked: nsfw null and a warning', async (t) => {
+  const { url } = await startTestServer(t, { model: new FakeModel() });
+  const response = await fetch(`${url}/txt2img?prompt=corgi&width=64&height=64&steps=1&seed=30`);
+  t.equal(response.status, 200);
+  t.equal(response.headers.get('x-nsfw'), 'null');
+  t.match(response.headers.get('x-warning'), /nsfw is null: No safety checker is loaded \(start the server with --safety-checker FILE\)/);
+  t.ok((await pixelsOf(Buffer.from(await response.arrayBuffer()))).every((value) => value === 30), 'the picture, untouched');
+
+  const { socket, next } = await openEvents(url);
+  t.teardown(() => socket.close());
+  await postJson(`${url}/task`, { task_type: 'txt2img', prompt: 'a fox', steps: 1, width: 64, height: 64, seed: 31 });
+  const finished = await next('finished');
+  t.same(finished.nsfw, [null], 'never a pretend false');
+  t.equal(finished.parameters_used?.safety_filter, false);
+  t.match(finished.warnings, [/^nsfw is null: No safety checker is loaded/]);
+
+  const unfiltered = await fetch(`${url}/txt2img?prompt=corgi&width=64&height=64&steps=1&safety_filter=false`);
+  t.equal(unfiltered.headers.get('x-nsfw'), null, 'safety_filter=false asks for no check: nothing to report');
+});
+
+t.test('with a safety checker, safety_filter blacks out a flagged image and reports nsfw; false leaves it alone', async (t) => {
+  const { always, never } = await loadTinySafetyCheckers(t, fixtures);
+  const flagged = await startTestServer(t, { model: new FakeModel(), safetyChecker: always });
+  const response = await fetch(`${flagged.url}/txt2img?prompt=corgi&width=64&height=64&steps=1&seed=40`);
+  t.equal(response.status, 200);
+  t.equal(response.headers.get('x-nsfw'), 'true');
+  t.equal(response.headers.get('x-warning'), null);
+  t.ok((await pixelsOf(Buffer.from(await response.arrayBuffer()))).every((value) => value === 0), 'black');
+
+  const { events, socket, next } = await openEvents(flagged.url);
+  t.teardown(() => socket.close());
+  const { body } = await postJson(`${flagged.url}/task`, { task_type: 'txt2img', prompt: 'a fox', steps: 2, width: 64, height: 64, seed: 41 });
+  const finished = await next('finished');
+  t.same(finished.nsfw, [true]);
+  t.equal(finished.parameters_used?.safety_filter, true, 'the filter ran');
+  t.same(finished.warnings, []);
+  t.ok((await pixelsOf(Buffer.from(await (await fetch(finished.blob_url ?? '')).arrayBuffer()))).every((value) => value === 0),
+    'the result blob is black');
+  const progress = events.filter((event) => event.task_id === body.task_id && event.event_type === 'progress');
+  t.equal(progress.length, 2);
+  t.ok(progress.every((event) => event.preview_blob_url === undefined), 'no unchecked previews of a filtered task');
+
+  const kept = await fetch(`${flagged.url}/txt2img?prompt=corgi&width=64&height=64&steps=1&seed=42&safety_filter=false`);
+  t.equal(kept.headers.get('x-nsfw'), null);
+  t.ok((await pixelsOf(Buffer.from(await kept.arrayBuffer()))).every((value) => value === 42), 'safety_filter=false: not checked, kept');
+
+  const clean = await startTestServer(t, { model: new FakeModel(), safetyChecker: never });
+  const passed = await fetch(`${clean.url}/txt2img?prompt=corgi&width=64&height=64&steps=1&seed=43`);
+  t.equal(passed.headers.get('x-nsfw'), 'false');
+  t.ok((await pixelsOf(Buffer.from(await passed.arrayBuffer()))).every((value) => value === 43), 'a clean image is untouched');
 });
 
 t.test('DELETE /task cancels a queued task and a running one, each with an aborted event', async (t) => {

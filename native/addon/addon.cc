@@ -1,9 +1,10 @@
-// Module entry: systemInfo(), loadModel(), and the Model class.
+// Module entry: systemInfo(), loadModel(), loadSafetyChecker(), and the Model and SafetyChecker classes.
 #include <napi.h>
 
 #include "convert.h"
 #include "convert_worker.h"
 #include "model_wrap.h"
+#include "safety_checker_wrap.h"
 
 namespace sdnode_addon {
 
@@ -16,6 +17,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel, "loadModel"));
   exports.Set("Model", ModelWrap::Define(env));
   exports.Set("convertModel", Napi::Function::New(env, ConvertModel, "convertModel"));
+  exports.Set("loadSafetyChecker", Napi::Function::New(env, LoadSafetyChecker, "loadSafetyChecker"));
+  exports.Set("SafetyChecker", SafetyCheckerWrap::Define(env));
   return exports;
 }
 

@@ -76,6 +76,20 @@ sdnode::HiresFix hiresFromJs(const Napi::Object& o) {
   return h;
 }
 
+std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& v) {
+  if (!v.IsArray()) badField(v.Env(), "loras", "an array");
+  Napi::Array array = v.As<Napi::Array>();
+  std::vector<sdnode::LoraFile> loras;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    Napi::Value entry = array.Get(i);
+    if (!entry.IsObject()) badField(v.Env(), "loras", "an array of { path, unetMultiplier, textMultiplier }");
+    Napi::Object o = entry.As<Napi::Object>();
+    loras.push_back({stringField(o, "path"), static_cast<float>(numberField(o, "unetMultiplier")),
+                     static_cast<float>(numberField(o, "textMultiplier"))});
+  }
+  return loras;
+}
+
 // A copy JS owns: the engine's vector is gone once the call returns.
 Napi::Uint8Array bytesToJs(Napi::Env env, const std::vector<uint8_t>& bytes) {
   Napi::Uint8Array array = Napi::Uint8Array::New(env, bytes.size());
@@ -121,6 +135,8 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
     if (!hires.IsObject()) badField(o.Env(), "hires", "an object");
     r.hires = hiresFromJs(hires.As<Napi::Object>());
   }
+  // Optional, as hires: absent means no LoRA.
+  if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
   return r;
 }
 
@@ -141,6 +157,14 @@ sdnode::ConvertParams convertParamsFromJs(const std::string& input, const std::s
   p.input = input;
   p.output = output;
   p.weightType = stringField(options, "weightType");
+  p.threads = intField(options, "threads");
+  return p;
+}
+
+sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, const Napi::Object& options) {
+  sdnode::SafetyCheckerParams p;
+  p.path = path;
+  p.backend = stringField(options, "backend");
   p.threads = intField(options, "threads");
   return p;
 }
@@ -247,6 +271,34 @@ Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images) 
     o.Set("seed", static_cast<double>(image.seed));
     o.Set("subseed", static_cast<double>(image.subseed));
     o.Set("data", bytesToJs(env, image.rgb));
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
+}
+
+Napi::Object safetyCheckerInfoToJs(Napi::Env env, const sdnode::SafetyCheckerInfo& info) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("imageSize", info.imageSize);
+  o.Set("concepts", info.concepts);
+  o.Set("specialConcepts", info.specialConcepts);
+  o.Set("weightBytes", static_cast<double>(info.weightBytes));
+  o.Set("backend", info.backend);
+  return o;
+}
+
+Napi::Array verdictsToJs(Napi::Env env, const std::vector<sdnode::SafetyVerdict>& verdicts) {
+  auto floats = [&](const std::vector<float>& values) {
+    Napi::Float32Array array = Napi::Float32Array::New(env, values.size());
+    std::copy(values.begin(), values.end(), array.Data());
+    return array;
+  };
+  Napi::Array out = Napi::Array::New(env, verdicts.size());
+  for (size_t i = 0; i < verdicts.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("nsfw", verdicts[i].nsfw);
+    o.Set("specialCare", verdicts[i].specialCare);
+    o.Set("conceptScores", floats(verdicts[i].conceptScores));
+    o.Set("specialScores", floats(verdicts[i].specialScores));
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;

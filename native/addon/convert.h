@@ -11,6 +11,7 @@ namespace sdnode_addon {
 sdnode::Request requestFromJs(const Napi::Object& object);
 sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object& options);
 sdnode::ConvertParams convertParamsFromJs(const std::string& input, const std::string& output, const Napi::Object& options);
+sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, const Napi::Object& options);
 
 Napi::Object systemInfoToJs(Napi::Env env, const sdnode::SystemInfo& info);
 Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info);
@@ -20,6 +21,8 @@ Napi::Object convertResultToJs(Napi::Env env, const sdnode::ConvertResult& resul
 Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images);
 Napi::Object countsToJs(Napi::Env env, const std::map<std::string, int>& counts);
 Napi::Array stringsToJs(Napi::Env env, const std::vector<std::string>& strings);
+Napi::Object safetyCheckerInfoToJs(Napi::Env env, const sdnode::SafetyCheckerInfo& info);
+Napi::Array verdictsToJs(Napi::Env env, const std::vector<sdnode::SafetyVerdict>& verdicts);
 // An Error with a stable `code` property.
 Napi::Error errorToJs(Napi::Env env, const std::string& code, const std::string& message);
 

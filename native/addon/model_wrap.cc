@@ -1,5 +1,6 @@
 #include "model_wrap.h"
 
+#include "addon_data.h"
 #include "convert.h"
 #include "progress_channel.h"
 #include "promise_worker.h"
@@ -8,6 +9,8 @@ namespace sdnode_addon {
 
 namespace {
 
+ObjectClosed modelClosed() { return ObjectClosed("the model was closed", "ERR_MODEL_CLOSED"); }
+
 class LoadWorker : public PromiseWorker {
  public:
   LoadWorker(Napi::Env env, sdnode::LoadParams params) : PromiseWorker(env), params_(std::move(params)) {}
@@ -15,7 +18,7 @@ class LoadWorker : public PromiseWorker {
  protected:
   void Work() override {
     handle_ = std::make_shared<ModelHandle>();
-    handle_->model = sdnode::Model::load(params_);
+    handle_->object = sdnode::Model::load(params_);
   }
   Napi::Value Result(Napi::Env env) override { return ModelWrap::Create(env, handle_); }
 
@@ -41,11 +44,11 @@ class GenerateWorker : public PromiseWorker {
       ProgressChannel<sdnode::Progress>& channel;
       ~Close() { channel.close(); }
     } close{progress_};
-    if (!handle_->model) throw ModelClosed();
+    if (!handle_->object) throw modelClosed();
     sdnode::Callbacks callbacks;
     callbacks.aborted = [flag = abortFlag_] { return flag->load(); };
     if (progress_.open()) callbacks.onProgress = [this](const sdnode::Progress& p) { progress_.deliver(p); };
-    images_ = handle_->model->generate(request_, callbacks);
+    images_ = handle_->object->generate(request_, callbacks);
   }
   Napi::Value Result(Napi::Env env) override { return imagesToJs(env, images_); }
 
@@ -57,50 +60,35 @@ class GenerateWorker : public PromiseWorker {
   std::vector<sdnode::Image> images_;
 };
 
-Napi::FunctionReference* modelConstructor = nullptr;
-
 }  // namespace
 
 Napi::Function ModelWrap::Define(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Model",
                                     {InstanceMethod("generate", &ModelWrap::Generate), InstanceMethod("abort", &ModelWrap::Abort),
                                      InstanceMethod("close", &ModelWrap::Close)});
-  modelConstructor = new Napi::FunctionReference(Napi::Persistent(ctor));
-  env.SetInstanceData<Napi::FunctionReference>(modelConstructor);
+  addonData(env).model = Napi::Persistent(ctor);
   return ctor;
 }
 
 Napi::Object ModelWrap::Create(Napi::Env env, std::shared_ptr<ModelHandle> handle) {
-  auto* boxed = new std::shared_ptr<ModelHandle>(std::move(handle));
-  Napi::External<std::shared_ptr<ModelHandle>> external = Napi::External<std::shared_ptr<ModelHandle>>::New(
-      env, boxed, [](Napi::Env, std::shared_ptr<ModelHandle>* p) { delete p; });
-  return env.GetInstanceData<Napi::FunctionReference>()->New({external});
+  return addonData(env).model.New({boxHandle(env, std::move(handle))});
 }
 
 ModelWrap::ModelWrap(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<ModelWrap>(info), abortFlag_(std::make_shared<std::atomic<bool>>(false)) {
-  if (info.Length() < 1 || !info[0].IsExternal()) {
-    throw Napi::TypeError::New(info.Env(), "Model objects are created by loadModel()");
-  }
-  handle_ = *info[0].As<Napi::External<std::shared_ptr<ModelHandle>>>().Data();
-  info.This().As<Napi::Object>().Set("info", modelInfoToJs(info.Env(), handle_->model->info()));
+  handle_ = unboxHandle<ModelHandle>(info, "Model objects are created by loadModel()");
+  info.This().As<Napi::Object>().Set("info", modelInfoToJs(info.Env(), handle_->object->info()));
 }
 
 Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!handle_) {
-    auto deferred = Napi::Promise::Deferred::New(env);
-    deferred.Reject(errorToJs(env, "ERR_MODEL_CLOSED", "the model was closed").Value());
-    return deferred.Promise();
-  }
+  if (!handle_) return rejected(env, "ERR_MODEL_CLOSED", "the model was closed");
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "generate(request, onProgress) needs a request object");
   sdnode::Request request = requestFromJs(info[0].As<Napi::Object>());
   Napi::Function onProgress = info.Length() > 1 && info[1].IsFunction() ? info[1].As<Napi::Function>() : Napi::Function();
   abortFlag_ = std::make_shared<std::atomic<bool>>(false);
   auto* worker = new GenerateWorker(env, handle_, std::move(request), onProgress, abortFlag_);
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return queued(worker);
 }
 
 Napi::Value ModelWrap::Abort(const Napi::CallbackInfo& info) {
@@ -112,11 +100,7 @@ Napi::Value ModelWrap::Close(const Napi::CallbackInfo& info) {
   // A running generation keeps its own reference; the weights go when it ends.
   if (handle_) {
     abortFlag_->store(true);
-    std::shared_ptr<ModelHandle> handle = std::move(handle_);
-    if (handle->busy.try_lock()) {
-      handle->model.reset();
-      handle->busy.unlock();
-    }
+    ModelHandle::release(std::move(handle_));
   }
   return info.Env().Undefined();
 }
@@ -128,9 +112,7 @@ Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   }
   sdnode::LoadParams params = loadParamsFromJs(info[0].As<Napi::String>().Utf8Value(), info[1].As<Napi::Object>());
   auto* worker = new LoadWorker(env, std::move(params));
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
+  return queued(worker);
 }
 
 }  // namespace sdnode_addon

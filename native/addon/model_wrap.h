@@ -5,18 +5,13 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 
+#include "native_handle.h"
 #include "sdnode.h"
 
 namespace sdnode_addon {
 
-// Shared by the JS object and any running worker, so close() during a generation frees the
-// weights only when that generation has finished.
-struct ModelHandle {
-  std::unique_ptr<sdnode::Model> model;
-  std::mutex busy;  // one generation at a time
-};
+using ModelHandle = NativeHandle<sdnode::Model>;
 
 class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:

@@ -1,5 +1,6 @@
 // An async worker that settles a promise: `Work()` runs off the main thread and may throw; engine
-// errors reject with their stable code, everything else with ERR_INTERNAL / ERR_OUT_OF_MEMORY.
+// errors reject with their stable code, a closed object with its own code, everything else with
+// ERR_INTERNAL / ERR_OUT_OF_MEMORY.
 #pragma once
 
 #include <napi.h>
@@ -13,9 +14,10 @@
 
 namespace sdnode_addon {
 
-// Thrown by a worker whose model was closed before it ran.
-struct ModelClosed : std::runtime_error {
-  ModelClosed() : std::runtime_error("the model was closed") {}
+// Thrown by a worker whose native object was closed before it ran.
+struct ObjectClosed : std::runtime_error {
+  ObjectClosed(const std::string& message, std::string code) : std::runtime_error(message), code(std::move(code)) {}
+  std::string code;
 };
 
 class PromiseWorker : public Napi::AsyncWorker {
@@ -33,8 +35,8 @@ class PromiseWorker : public Napi::AsyncWorker {
     } catch (const sdnode::Error& e) {
       code_ = sdnode::errorCodeName(e.code());
       SetError(e.what());
-    } catch (const ModelClosed& e) {
-      code_ = "ERR_MODEL_CLOSED";
+    } catch (const ObjectClosed& e) {
+      code_ = e.code;
       SetError(e.what());
     } catch (const std::bad_alloc&) {
       code_ = "ERR_OUT_OF_MEMORY";
@@ -51,5 +53,12 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::string code_ = "ERR_INTERNAL";
 };
+
+// A promise already rejected with `code`, for calls on a closed object.
+inline Napi::Value rejected(Napi::Env env, const std::string& code, const std::string& message) {
+  auto deferred = Napi::Promise::Deferred::New(env);
+  deferred.Reject(errorToJs(env, code, message).Value());
+  return deferred.Promise();
+}
 
 }  // namespace sdnode_addon

@@ -1,10 +1,14 @@
 #include "backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "ggml-cpu.h"
 #include "sdnode.h"
+#ifdef SDNODE_WITH_METAL
+#include "ggml-metal.h"
+#endif
 
 namespace sdnode {
 
@@ -33,6 +37,15 @@ ggml_backend_dev_t findDevice(const std::string& requested) {
   return nullptr;
 }
 
+// SDNODE_SCHEDULER=1 (or on/true/yes): CPU graphs go through the scheduler as GPU graphs do.
+bool schedulerForced() {
+  const char* value = std::getenv("SDNODE_SCHEDULER");
+  if (!value) return false;
+  std::string v(value);
+  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return v == "1" || v == "on" || v == "true" || v == "yes";
+}
+
 }  // namespace
 
 Backend::Backend(const std::string& requested, int threads) {
@@ -43,14 +56,37 @@ Backend::Backend(const std::string& requested, int threads) {
   backend_ = ggml_backend_dev_init(dev, nullptr);
   if (!backend_) throw Error(ErrorCode::Backend, "backend '" + requested + "' failed to start");
   name_ = backendKind(dev);
+  auto configureCpu = [&](ggml_backend_t cpu) {
+    ggml_backend_cpu_set_n_threads(cpu, std::max(1, threads));
+    ggml_backend_cpu_set_abort_callback(cpu, &Backend::abortTrampoline, this);
+  };
   if (ggml_backend_is_cpu(backend_)) {
-    ggml_backend_cpu_set_n_threads(backend_, std::max(1, threads));
-    ggml_backend_cpu_set_abort_callback(backend_, &Backend::abortTrampoline, this);
+    configureCpu(backend_);
+    scheduled_ = schedulerForced();
+    return;
   }
+  // A GPU: ops its backend lacks run on the CPU, so the scheduler needs a CPU backend last.
+  cpuFallback_ = ggml_backend_init_by_type(GGML_BACKEND_DEVICE_TYPE_CPU, nullptr);
+  if (!cpuFallback_) {
+    ggml_backend_free(backend_);
+    backend_ = nullptr;
+    throw Error(ErrorCode::Backend, "backend '" + requested + "' needs the CPU backend for its fallback ops, which failed to start");
+  }
+  configureCpu(cpuFallback_);
+  scheduled_ = true;
+#ifdef SDNODE_WITH_METAL
+  if (ggml_backend_is_metal(backend_)) ggml_backend_metal_set_abort_callback(backend_, &Backend::abortTrampoline, this);
+#endif
 }
 
 Backend::~Backend() {
+  if (cpuFallback_) ggml_backend_free(cpuFallback_);
   if (backend_) ggml_backend_free(backend_);
+}
+
+std::vector<ggml_backend_t> Backend::schedulerBackends() const {
+  if (cpuFallback_) return {backend_, cpuFallback_};
+  return {backend_};
 }
 
 void Backend::setAbortCheck(std::function<bool()> check) { abortCheck_ = std::move(check); }
@@ -87,6 +123,33 @@ GraphRunner::~GraphRunner() { release(); }
 void GraphRunner::release() {
   if (allocator_) ggml_gallocr_free(allocator_);
   allocator_ = nullptr;
+  if (scheduler_) ggml_backend_sched_free(scheduler_);
+  scheduler_ = nullptr;
+  schedulerSize_ = 0;
+}
+
+void GraphRunner::allocate(ggml_cgraph* graph) {
+  if (!backend_.scheduled()) {
+    if (!allocator_) allocator_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_.handle()));
+    if (!ggml_gallocr_alloc_graph(allocator_, graph)) throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffer");
+    return;
+  }
+  // The scheduler's tables must hold every node and leaf; a graph holds at most its capacity of each.
+  const size_t size = 2 * static_cast<size_t>(ggml_graph_size(graph));
+  if (scheduler_ && size > schedulerSize_) release();
+  if (!scheduler_) {
+    std::vector<ggml_backend_t> backends = backend_.schedulerBackends();
+    scheduler_ = ggml_backend_sched_new(backends.data(), nullptr, static_cast<int>(backends.size()), size, false, true);
+    if (!scheduler_) throw Error(ErrorCode::OutOfMemory, "cannot create the graph scheduler");
+    schedulerSize_ = size;
+  }
+  ggml_backend_sched_reset(scheduler_);
+  if (!ggml_backend_sched_alloc_graph(scheduler_, graph)) throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffers");
+}
+
+ggml_status GraphRunner::compute(ggml_cgraph* graph) {
+  if (scheduler_ && backend_.scheduled()) return ggml_backend_sched_graph_compute(scheduler_, graph);
+  return ggml_backend_graph_compute(backend_.handle(), graph);
 }
 
 std::vector<float> GraphRunner::run(const std::function<ggml_tensor*(GraphBuild&)>& build) {
@@ -95,12 +158,9 @@ std::vector<float> GraphRunner::run(const std::function<ggml_tensor*(GraphBuild&
   if (out->type != GGML_TYPE_F32) out = ggml_cast(g.ctx(), out, GGML_TYPE_F32);
   ggml_set_output(out);
   ggml_build_forward_expand(g.graph(), out);
-  if (!allocator_) allocator_ = ggml_gallocr_new(ggml_backend_get_default_buffer_type(backend_.handle()));
-  if (!ggml_gallocr_alloc_graph(allocator_, g.graph())) {
-    throw Error(ErrorCode::OutOfMemory, "cannot allocate the compute buffer");
-  }
+  allocate(g.graph());
   g.setInputs();
-  ggml_status status = ggml_backend_graph_compute(backend_.handle(), g.graph());
+  const ggml_status status = compute(g.graph());
   if (status == GGML_STATUS_ABORTED) throw Error(ErrorCode::Aborted, "generation aborted");
   if (status != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Backend, "graph compute failed with status " + std::to_string(status));
   std::vector<float> result(ggml_nelements(out));

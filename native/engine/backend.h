@@ -1,5 +1,11 @@
 // The compute backend of one model, and the graph runner every component uses: build a graph
 // into a scratch context, allocate it from a reusable allocator, copy inputs, compute, read back.
+//
+// On the CPU a graph is allocated with one ggml_gallocr and computed there. On a GPU (Metal,
+// CUDA) graphs go through ggml's scheduler with [gpu, cpu]: every op runs on the GPU where its
+// backend supports it and on the CPU otherwise, the scheduler copying tensors across. The
+// environment variable SDNODE_SCHEDULER=1 sends CPU graphs through the scheduler too (with [cpu]
+// alone), so that path is tested on machines without a GPU.
 #pragma once
 
 #include <functional>
@@ -19,22 +25,31 @@ class Backend {
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
 
+  // The backend whose buffers hold the weights.
   ggml_backend_t handle() const { return backend_; }
   const std::string& name() const { return name_; }
-  // Polled by the CPU backend between graph nodes; lets a long compute stop early.
+  // Whether graphs go through ggml's scheduler, and its backends in priority order (CPU last).
+  bool scheduled() const { return scheduled_; }
+  std::vector<ggml_backend_t> schedulerBackends() const;
+  // Polled by the CPU backend (and Metal's) between graph nodes; lets a long compute stop early.
   void setAbortCheck(std::function<bool()> check);
 
  private:
   ggml_backend_t backend_ = nullptr;
+  ggml_backend_t cpuFallback_ = nullptr;  // only when backend_ is a GPU
+  bool scheduled_ = false;
   std::string name_;
   std::function<bool()> abortCheck_;
   static bool abortTrampoline(void* data);
 };
 
+// Nodes one graph may hold (its leaves may number as many again).
+constexpr size_t kMaxGraphNodes = 16384;
+
 // One graph under construction: a no-alloc context plus the host data of its inputs.
 class GraphBuild {
  public:
-  explicit GraphBuild(size_t maxNodes = 16384);
+  explicit GraphBuild(size_t maxNodes = kMaxGraphNodes);
   ~GraphBuild();
   GraphBuild(const GraphBuild&) = delete;
   GraphBuild& operator=(const GraphBuild&) = delete;
@@ -61,12 +76,16 @@ class GraphRunner {
 
   // Builds with `build` (which returns the output tensor), computes, and returns the output as f32.
   std::vector<float> run(const std::function<ggml_tensor*(GraphBuild&)>& build);
-  // Frees the compute buffer (between phases whose graphs differ in size).
+  // Frees the compute buffers (between phases whose graphs differ in size).
   void release();
 
  private:
   Backend& backend_;
-  ggml_gallocr_t allocator_ = nullptr;
+  ggml_gallocr_t allocator_ = nullptr;      // plain path: one backend
+  ggml_backend_sched_t scheduler_ = nullptr;  // scheduled path: GPU first, CPU fallback
+  size_t schedulerSize_ = 0;                  // nodes + leaves its tables hold
+  void allocate(ggml_cgraph* graph);
+  ggml_status compute(ggml_cgraph* graph);
 };
 
 }  // namespace sdnode

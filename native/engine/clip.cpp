@@ -13,14 +13,45 @@ namespace {
 const std::string kOpenAiPrefix = "cond_stage_model.transformer.text_model.";
 const std::string kOpenClipPrefix = "cond_stage_model.model.";
 
+// Split projections: OpenAI's layout, or OpenCLIP's as stable-diffusion.cpp splits them.
+const ClipLayerNames kOpenAiLayer = {"layer_norm1", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                     "self_attn.out_proj", "layer_norm2", "mlp.fc1", "mlp.fc2", ""};
+const ClipLayerNames kOpenClipLayer = {"ln_1", "attn.q_proj", "attn.k_proj", "attn.v_proj", "attn.out_proj",
+                                       "ln_2", "mlp.c_fc", "mlp.c_proj", "attn.in_proj"};
+
+}  // namespace
+
 int countIndexed(const Weights& w, const std::string& before, const std::string& after) {
   int n = 0;
   while (w.has(before + std::to_string(n) + after)) n++;
   return n;
 }
 
-
-}  // namespace
+ggml_tensor* clipLayer(Net& n, ggml_tensor* x, const std::string& p, const ClipLayerNames& names,
+                       const ClipLayerShape& shape) {
+  ggml_context* ctx = n.ctx;
+  const int64_t W = shape.width, T = x->ne[1], N = x->ne[2];
+  ggml_tensor* h = layerNorm(n, x, p + names.norm1, W);
+  ggml_tensor *qs, *ks, *vs;
+  if (!names.packedQkv.empty() && n.w.has(p + names.packedQkv + "_weight")) {
+    ggml_tensor* qkv = ggml_mul_mat(ctx, n.w.get(p + names.packedQkv + "_weight", {3 * W, W}), h);  // packed q, k, v
+    qkv = ggml_add(ctx, qkv, n.w.get(p + names.packedQkv + "_bias", {3 * W}));
+    auto part = [&](int i) {
+      return ggml_cont(ctx, ggml_view_3d(ctx, qkv, W, T, N, qkv->nb[1], qkv->nb[2], i * W * ggml_element_size(qkv)));
+    };
+    qs = part(0), ks = part(1), vs = part(2);
+  } else {
+    qs = linear(n, h, p + names.q, W, W);
+    ks = linear(n, h, p + names.k, W, W);
+    vs = linear(n, h, p + names.v, W, W);
+  }
+  h = attention(ctx, qs, ks, vs, shape.heads, shape.causal, shape.exactAttention);
+  x = ggml_add(ctx, x, linear(n, h, p + names.out, W, W));
+  h = layerNorm(n, x, p + names.norm2, W);
+  h = linear(n, h, p + names.fc1, W, shape.mlp);
+  h = shape.quickGelu ? ggml_mul(ctx, h, ggml_sigmoid(ctx, ggml_scale(ctx, h, 1.702f))) : ggml_gelu(ctx, h);
+  return ggml_add(ctx, x, linear(n, h, p + names.fc2, shape.mlp, W));
+}
 
 ClipConfig readClipConfig(const Weights& w, const std::map<std::string, std::string>& metadata) {
   ClipConfig c;
@@ -71,31 +102,17 @@ ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_
   // x: [W, T, rows]
   ggml_tensor* x = ggml_reshape_3d(ctx, ggml_get_rows(ctx, tokenEmb, ids), W, T, rows);
   x = ggml_add(ctx, x, ggml_view_2d(ctx, posEmb, W, T, posEmb->nb[1], 0));
+  const ClipLayerNames names = open ? kOpenClipLayer : kOpenAiLayer;
+  ClipLayerShape shape;
+  shape.width = W;
+  shape.mlp = config_.mlp;
+  shape.heads = config_.heads;
+  shape.causal = true;
+  // OpenAI's CLIP was trained with quick-GELU, OpenCLIP ViT-H with GELU.
+  shape.quickGelu = !open;
   for (int l = 0; l < layers; l++) {
     const std::string q = p + (open ? "transformer.resblocks." : "encoder.layers.") + std::to_string(l) + ".";
-    ggml_tensor* h = layerNorm(n, x, q + (open ? "ln_1" : "layer_norm1"), W);
-    ggml_tensor *qs, *ks, *vs;
-    if (open && n.w.has(q + "attn.in_proj_weight")) {
-      ggml_tensor* qkv = ggml_mul_mat(ctx, n.w.get(q + "attn.in_proj_weight", {3 * W, W}), h);  // packed q, k, v
-      qkv = ggml_add(ctx, qkv, n.w.get(q + "attn.in_proj_bias", {3 * W}));
-      auto part = [&](int i) {
-        return ggml_cont(ctx, ggml_view_3d(ctx, qkv, W, T, rows, qkv->nb[1], qkv->nb[2], i * W * ggml_element_size(qkv)));
-      };
-      qs = part(0), ks = part(1), vs = part(2);
-    } else {
-      // Split projections: OpenAI's layout, or OpenCLIP's as stable-diffusion.cpp splits them.
-      const std::string attn = q + (open ? "attn." : "self_attn.");
-      qs = linear(n, h, attn + "q_proj", W, W);
-      ks = linear(n, h, attn + "k_proj", W, W);
-      vs = linear(n, h, attn + "v_proj", W, W);
-    }
-    h = attention(ctx, qs, ks, vs, config_.heads, true);
-    x = ggml_add(ctx, x, linear(n, h, q + (open ? "attn.out_proj" : "self_attn.out_proj"), W, W));
-    h = layerNorm(n, x, q + (open ? "ln_2" : "layer_norm2"), W);
-    h = linear(n, h, q + (open ? "mlp.c_fc" : "mlp.fc1"), W, config_.mlp);
-    // OpenAI's CLIP was trained with quick-GELU, OpenCLIP ViT-H with GELU.
-    h = open ? ggml_gelu(ctx, h) : ggml_mul(ctx, h, ggml_sigmoid(ctx, ggml_scale(ctx, h, 1.702f)));
-    x = ggml_add(ctx, x, linear(n, h, q + (open ? "mlp.c_proj" : "mlp.fc2"), config_.mlp, W));
+    x = clipLayer(n, x, q, names, shape);
   }
   return layerNorm(n, x, p + (open ? "ln_final" : "final_layer_norm"), W);
 }

@@ -7,9 +7,34 @@
 #include <vector>
 
 #include "backend.h"
+#include "nn.h"
 #include "weights.h"
 
 namespace sdnode {
+
+// One pre-norm transformer layer of a CLIP encoder, text or vision: the names of its weights under
+// the layer's prefix, and its sizes.
+struct ClipLayerNames {
+  std::string norm1, q, k, v, out, norm2, fc1, fc2;
+  // OpenCLIP's packed q/k/v projection (`<packedQkv>_weight`, `_bias`), used when present; "" for none.
+  std::string packedQkv;
+};
+
+struct ClipLayerShape {
+  int64_t width = 768;
+  int64_t mlp = 3072;
+  int heads = 12;
+  bool causal = false;     // text: each token sees the ones before it
+  bool quickGelu = true;   // OpenAI's CLIP (text and vision); OpenCLIP ViT-H uses GELU
+  bool exactAttention = false;
+};
+
+// How many tensors `before`0`after`, `before`1`after`, … exist without a gap: a layer count.
+int countIndexed(const Weights& w, const std::string& before, const std::string& after);
+
+// x: [width, T, N] -> [width, T, N]
+ggml_tensor* clipLayer(Net& n, ggml_tensor* x, const std::string& prefix, const ClipLayerNames& names,
+                       const ClipLayerShape& shape);
 
 struct ClipConfig {
   bool openClip = false;  // SD 2.x layout (cond_stage_model.model.*)

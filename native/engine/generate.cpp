@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "lora.h"
 #include "model_impl.h"
 #include "noise.h"
 #include "pixels.h"
@@ -208,6 +209,7 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
 std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& callbacks) {
   return asEngineError([&]() {
     checkRequest(r);
+    if (!staleWeights_.empty()) throw Error(ErrorCode::ModelIo, staleWeights_);
     const RunContext run{r, callbacks, callbacks.aborted ? callbacks.aborted : [] { return false; },
                          std::chrono::steady_clock::now()};
     AbortScope abortScope(*backend_, run.aborted);
@@ -222,6 +224,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       }
       return copies;
     }
+    const LoraMerge loras(info_.family, file_, *weights_, r.loras, threads_, staleWeights_);
     const TextConditions text = encodeText(r.prompt, r.negative, r);
     TextConditions hiresText;
     if (r.hires) {

@@ -79,6 +79,7 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   }
 
   vPrediction_ = prediction == "v";
+  threads_ = threads;
   info_.family = family;
   info_.prediction = prediction;
   info_.unetInChannels = static_cast<int>(unetConfig.inChannels);

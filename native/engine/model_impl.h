@@ -61,6 +61,8 @@ class DiffusionModel : public Model {
   NoiseSchedule schedule_;
   ModelInfo info_;
   bool vPrediction_ = false;
+  int threads_ = 1;  // for merging LoRAs
+  std::string staleWeights_;  // why the weights are not the checkpoint's any more (lora.h); empty: they are
 
   void checkRequest(const Request& request) const;
   // The denoiser of k-diffusion's CompVis wrappers with classifier-free guidance.

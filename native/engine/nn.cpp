@@ -1,7 +1,9 @@
 #include "nn.h"
 
 #include <cmath>
+#include <cstdlib>
 
+#include "ggml-cpu.h"
 #include "sdnode.h"
 
 namespace sdnode {
@@ -76,22 +78,40 @@ ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_
   return ggml_add(n.ctx, y, n.w.get(prefix + ".bias", {channels}));
 }
 
-ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal) {
+ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal,
+                       bool exact) {
   const int64_t channels = q->ne[0];
   const int64_t headDim = channels / heads;
   const int64_t tq = q->ne[1];
   const int64_t tk = k->ne[1];
   const int64_t batch = q->ne[2];
   const float scale = 1.0f / std::sqrt(static_cast<float>(headDim));
-  if (!causal) {
+  // SDNODE_FLASH_ATTENTION=0 takes the plain path everywhere (bench/gpu.sh compares both).
+  static const bool flash = [] {
+    const char* setting = std::getenv("SDNODE_FLASH_ATTENTION");
+    return setting == nullptr || std::string(setting) != "0";
+  }();
+  if (!causal && !exact && flash) {
     // The fused kernel never materialises the [Tk, Tq] score matrix (512 MB per UNet attention at
     // 512x512), which is most of the memory and time of the plain path at large sizes.
     // [C, T, N] -> [d, T, heads, N] views; K and V in f16 as the kernel wants them.
+    // The CPU kernel's fast path (tiles of queries and keys through SIMD GEMMs) needs a head width
+    // that is a multiple of the SIMD width; otherwise it falls back to one query at a time, 2.5x
+    // slower for a whole SD 1.x step on AVX-512 builds, whose 16 floats do not divide SD 1.x's 40-wide
+    // heads. Zero columns change no dot product (the scale stays that of the true width), and the
+    // padded output columns are dropped.
+    const int64_t simd = ggml_cpu_has_avx512() ? 16 : 8;
+    const int64_t padded = (headDim + simd - 1) / simd * simd;
     auto heads4 = [&](ggml_tensor* x, int64_t t) {
-      return ggml_permute(ctx, ggml_reshape_4d(ctx, x, headDim, heads, t, batch), 0, 2, 1, 3);
+      x = ggml_reshape_4d(ctx, x, headDim, heads, t, batch);
+      if (padded != headDim) x = ggml_pad(ctx, x, int(padded - headDim), 0, 0, 0);
+      return ggml_permute(ctx, x, 0, 2, 1, 3);
     };
     ggml_tensor* out = ggml_flash_attn_ext(ctx, heads4(q, tq), ggml_cast(ctx, heads4(k, tk), GGML_TYPE_F16),
                                            ggml_cast(ctx, heads4(v, tk), GGML_TYPE_F16), nullptr, scale, 0.0f, 0.0f);
+    if (padded != headDim) {  // out: [padded, heads, Tq, N]
+      out = ggml_cont(ctx, ggml_view_4d(ctx, out, headDim, heads, tq, batch, out->nb[1], out->nb[2], out->nb[3], 0));
+    }
     return ggml_reshape_3d(ctx, out, channels, tq, batch);  // out: [d, heads, Tq, N]
   }
   // [C, T, N] -> [d, T, heads*N]

@@ -113,6 +113,14 @@ struct HiresFix {
   Conditioning negative;
 };
 
+// A LoRA file merged into the weights for one call: W += multiplier · alpha/rank · up·down, with
+// AUTOMATIC1111's separate multipliers for the UNet and the text encoder.
+struct LoraFile {
+  std::string path;  // .safetensors or .gguf: kohya, diffusers / PEFT names, LoCon convolutions
+  float unetMultiplier = 1.0f;
+  float textMultiplier = 1.0f;
+};
+
 struct Request {
   std::string mode = "txt2img";  // txt2img | img2img | inpaint
   int width = 512;
@@ -157,6 +165,8 @@ struct Request {
   // much faster, a draft's quality). Any first-pass decode of a hires fix stays the VAE's.
   std::string vaeDecoder = "vae";
   std::optional<HiresFix> hires;  // txt2img only
+  // Applied for this call only: the weights are byte-identical to the loaded ones afterwards.
+  std::vector<LoraFile> loras;
 };
 
 // A cheap look at a running image: with a TAESD loaded, its decode at the image's size; otherwise one
@@ -234,6 +244,44 @@ struct ConvertResult {
 // ModelIo (reading or writing), ModelFormat / ModelUnsupported (input), InvalidArgument
 // (weightType, or output being the input), Aborted.
 ConvertResult convertToGguf(const ConvertParams& params, const ConvertCallbacks& callbacks);
+
+// The safety checker Stable Diffusion releases ship (CompVis/stable-diffusion-safety-checker, in
+// Hugging Face's transformers layout): a CLIP vision tower with its projection, and concept
+// embeddings with per-concept thresholds. Sizes are read from the file.
+struct SafetyCheckerParams {
+  std::string path;
+  std::string backend = "auto";  // auto | cpu | metal | cuda
+  int threads = 0;               // 0: physical cores
+};
+
+struct SafetyCheckerInfo {
+  int imageSize = 224;  // side of the square input: patch size x patches per side
+  int concepts = 17;
+  int specialConcepts = 3;
+  uint64_t weightBytes = 0;
+  std::string backend;
+};
+
+struct SafetyVerdict {
+  // A concept score above zero (rounded to 3 decimals, as the reference pipeline rounds) flags the image.
+  bool nsfw = false;
+  // A special-care score above zero: every concept threshold is lowered by 0.01.
+  bool specialCare = false;
+  // Cosine similarity of the image embedding to each concept, less its threshold, plus the
+  // special-care adjustment; unrounded.
+  std::vector<float> conceptScores;
+  std::vector<float> specialScores;
+};
+
+class SafetyChecker {
+ public:
+  static std::unique_ptr<SafetyChecker> load(const SafetyCheckerParams& params);
+  virtual ~SafetyChecker() = default;
+  virtual const SafetyCheckerInfo& info() const = 0;
+  // `pixels`: `count` images, each as planes [3, imageSize, imageSize] normalised as CLIP's image
+  // processor does (the caller resizes, crops and normalises). Not re-entrant.
+  virtual std::vector<SafetyVerdict> check(const std::vector<float>& pixels, int count) = 0;
+};
 
 const std::vector<std::string>& samplerNames();
 const std::vector<std::string>& schedulerNames();

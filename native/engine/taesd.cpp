@@ -42,6 +42,11 @@ const std::vector<int64_t>& shapeOf(const Checkpoint& file, const std::string& n
   return it->second.shape;
 }
 
+// Only the decoder's tensors are loaded: a diffusers file also holds the encoder.
+bool isDecoderWeight(const CheckpointTensor& t) {
+  return isWeightType(t.type) && t.elements() > 0 && (layerIndex(t.name, kDiffusersPrefix) >= 0 || layerIndex(t.name, "") >= 0);
+}
+
 }  // namespace
 
 int TaesdConfig::scale() const {
@@ -95,11 +100,6 @@ TaesdConfig readTaesdConfig(const Checkpoint& file) {
 
 Taesd::Taesd(const std::string& path, Backend& backend, int threads)
     : file_(openCheckpoint(path)), config_(readTaesdConfig(file_)), runner_(backend) {
-  const std::string prefix = decoderPrefix(file_);
-  // Only the decoder's tensors are loaded: a diffusers file also holds the encoder.
-  auto isDecoderWeight = [&](const CheckpointTensor& t) {
-    return isWeightType(t.type) && t.elements() > 0 && layerIndex(t.name, prefix) >= 0;
-  };
   weights_ = std::make_unique<Weights>(file_, GGML_TYPE_COUNT, threads, backend.handle(), isDecoderWeight);
   // A graph over one latent cell asks for every tensor with its expected shape: a file whose layers
   // are missing or do not connect fails here, naming the tensor.

@@ -24,16 +24,15 @@ std::vector<int64_t> withoutLeadingOnes(std::vector<int64_t> shape) {
 
 }  // namespace
 
-Weights::Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend,
-                 const std::function<bool(const CheckpointTensor&)>& accept)
+Weights::Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend, WeightFilter wanted)
     : file_(file) {
   size_t count = 0;
-  for (const auto& [name, t] : file.tensors) count += accept(t) ? 1 : 0;
+  for (const auto& [name, t] : file.tensors) count += wanted(t) ? 1 : 0;
   ggml_init_params params = {ggml_tensor_overhead() * (count + 1), nullptr, true};
   ctx_ = ggml_init(params);
   if (!ctx_) throw Error(ErrorCode::OutOfMemory, "cannot allocate the weight index");
   for (const auto& [name, t] : file.tensors) {
-    if (!accept(t)) continue;
+    if (!wanted(t)) continue;
     int64_t ne[4] = {1, 1, 1, 1};
     const int dims = static_cast<int>(t.shape.size());
     for (int i = 0; i < dims; i++) ne[i] = t.shape[dims - 1 - i];
@@ -116,6 +115,11 @@ ggml_tensor* Weights::get(const std::string& name, std::initializer_list<int64_t
   }
   used_.insert(name);
   return loaded->second;
+}
+
+ggml_tensor* Weights::find(const std::string& name) const {
+  auto loaded = lookup_.find(name);
+  return loaded == lookup_.end() ? nullptr : loaded->second;
 }
 
 std::vector<std::string> Weights::unused() const {

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <initializer_list>
 #include <map>
 #include <set>
@@ -18,14 +17,16 @@
 
 namespace sdnode {
 
+// Which tensors of a file a Weights object loads.
+using WeightFilter = bool (*)(const CheckpointTensor& t);
+
 class Weights {
  public:
-  // Loads every tensor `accept` takes: by default isModelWeight's (family.h), a checkpoint's; a
-  // file of another network (TAESD) passes its own. `requested` is parseWeightType's answer; what
-  // it changes, tensor by tensor, is residentType's business (weight_types.cpp). `threads`
-  // quantize on load.
+  // Loads every tensor `wanted` accepts: by default a Stable Diffusion model's (isModelWeight,
+  // family.h). `requested` is parseWeightType's answer; what it changes, tensor by tensor, is
+  // residentType's business (weight_types.cpp). `threads` quantize on load.
   Weights(const Checkpoint& file, ggml_type requested, int threads, ggml_backend_t backend,
-          const std::function<bool(const CheckpointTensor&)>& accept = isModelWeight);
+          WeightFilter wanted = isModelWeight);
   ~Weights();
   Weights(const Weights&) = delete;
   Weights& operator=(const Weights&) = delete;
@@ -36,6 +37,9 @@ class Weights {
   // The tensor, checked against `shape` (checkpoint order; 0-dim tensors are shape {}). Leading
   // extents of 1 do not count: GGUF writers drop them.
   ggml_tensor* get(const std::string& name, std::initializer_list<int64_t> shape);
+
+  // The loaded tensor, or nullptr; for updating weights in place (lora.h), not for graphs.
+  ggml_tensor* find(const std::string& name) const;
 
   uint64_t bytes() const { return bytes_; }
   // Names of loaded tensors that no graph has asked for.

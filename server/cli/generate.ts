@@ -38,6 +38,7 @@ const optionSpec = {
   rng: { type: 'string' },
   'clip-skip': { type: 'string' },
   'weight-type': { type: 'string' },
+  'lora-dir': { type: 'string' },
   threads: { type: 'string', short: 't' },
   backend: { type: 'string' },
   prediction: { type: 'string' },
@@ -80,6 +81,7 @@ Makes images from the terminal and saves them as PNG (with the generation parame
       --rng <gpu|cpu>           Random numbers as torch on CUDA (default) or on the CPU.
       --clip-skip <n>           1 = last text encoder layer, 2 = the one before, … (0–12).
       --weight-type <type>      Convert the weights on load: ${weightTypes.join(', ')}.
+      --lora-dir <dir>          Folder of the LoRA files <lora:NAME:weight> in the prompt selects.
   -t, --threads <n>             CPU threads (default: physical cores).
       --backend <name>          auto, cpu, metal or cuda (default auto).
       --prediction <kind>       auto, eps or v (default auto).
@@ -98,7 +100,7 @@ const flagOf: Readonly<Record<string, string>> = {
   prompt: '--prompt', negativePrompt: '--negative-prompt', width: '--width', height: '--height', steps: '--steps',
   cfgScale: '--cfg-scale', sampler: '--sampler', scheduler: '--scheduler', seed: '--seed', count: '--count',
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', rng: '--rng',
-  clipSkip: '--clip-skip', weightType: '--weight-type', threads: '--threads', backend: '--backend', prediction: '--prediction',
+  clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
   taesd: '--taesd', vaeDecoder: '--vae-decoder',
 };
 
@@ -221,6 +223,7 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
     rng: values.rng,
     clipSkip: integer('--clip-skip', values['clip-skip']),
     weightType: values['weight-type']?.toLowerCase(),
+    loraDir: values['lora-dir'],
     threads: integer('--threads', values.threads),
     backend: oneOf(values.backend, '--backend', ['auto', 'cpu', 'metal', 'cuda']),
     prediction: oneOf(values.prediction, '--prediction', ['auto', 'eps', 'v']),

@@ -3,10 +3,12 @@
 import type { Dialect, ServerContext } from '../http/context.js';
 import { a1111Dialect, type A1111Options } from './a1111/routes.js';
 import { m1Dialect } from './m1/routes.js';
+import { generateDialect } from './generate/routes.js';
 import { openaiDialect, type OpenAiOptions } from './openai/routes.js';
+import { photoshopDialect } from './photoshop/routes.js';
 import { tasksDialect, type TasksOptions } from './tasks/routes.js';
 
-export const dialectNames = ['m1', 'openai', 'a1111', 'tasks'] as const;
+export const dialectNames = ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate'] as const;
 export type DialectName = (typeof dialectNames)[number];
 
 export function isDialectName(value: string): value is DialectName {
@@ -25,6 +27,8 @@ export function selectDialects(names: readonly DialectName[], context: ServerCon
     openai: () => openaiDialect(context, options.openai),
     a1111: () => a1111Dialect(context, options.a1111),
     tasks: () => tasksDialect(context, options.tasks),
+    photoshop: () => photoshopDialect(context),
+    generate: () => generateDialect(context),
   };
   return dialectNames.filter((name) => names.includes(name)).map((name) => factories[name]());
 }

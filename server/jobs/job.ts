@@ -58,6 +58,12 @@ export interface JobParameters {
   /** Scale each finished image to this size (an OpenAI size larger than the preset's pixel budget). */
   outputWidth?: number;
   outputHeight?: number;
+  /**
+   * Run the safety checker on each finished image and store its verdict with the image (read it
+   * with `imageSafety()` from jobs/safety.ts): 'report' keeps a flagged image, 'filter' makes it
+   * black. Absent: no check.
+   */
+  safetyCheck?: 'report' | 'filter';
 }
 
 export interface JobError {

@@ -8,6 +8,7 @@ import { insertPngText, readPngText, SdnodeError, type GeneratedImage, type Hire
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
 import { inpaintMaskedRegion } from './inpaint-region.js';
 import type { JobLog } from './log.js';
+import { screenImage, type ImageSafetyChecker } from './safety.js';
 import type { JobProcessor } from './queue.js';
 import type { JobStore } from './store.js';
 import { isFinished, jobErrorCodes, type JobError, type JobRecord } from './job.js';
@@ -21,6 +22,8 @@ export interface JobRunnerOptions {
   log: JobLog;
   /** Sampling steps between previews; 0 turns them off. */
   previewEvery: number;
+  /** Checks the images of jobs that ask for it (JobParameters.safetyCheck). */
+  safetyChecker?: ImageSafetyChecker;
 }
 
 interface JobInputs {
@@ -28,7 +31,7 @@ interface JobInputs {
   mask?: Buffer;
 }
 
-export function createJobProcessor({ store, models, log, previewEvery }: JobRunnerOptions): JobProcessor {
+export function createJobProcessor({ store, models, log, previewEvery, safetyChecker }: JobRunnerOptions): JobProcessor {
   return async (job) => {
     const record = await store.read(job.jobId);
     if (!record || isFinished(record.state)) return;
@@ -40,6 +43,8 @@ export function createJobProcessor({ store, models, log, previewEvery }: JobRunn
       if (record.state !== 'IN_PROGRESS') await store.setState(record.id, 'IN_PROGRESS');
       const inputs = await readInputs(store, record);
       const lease = await models.acquire(await models.resolve(record.model));
+      // Previews are not checked: a job whose images the checker may black out shows none.
+      const jobPreviewEvery = record.parameters.safetyCheck === 'filter' && safetyChecker ? 0 : previewEvery;
       release = lease.release;
       // Files are numbered 1, 2, … in the order images finish; a skipped image leaves no file, so
       // after a skip the file number runs behind the image index (and its seed).
@@ -53,7 +58,7 @@ export function createJobProcessor({ store, models, log, previewEvery }: JobRunn
         const signal = job.imageSignal();
         let png: Buffer;
         try {
-          png = await generateImage(lease.model, record, inputs, index, signal, previewEvery, (progress) => {
+          png = await generateImage(lease.model, record, inputs, index, signal, jobPreviewEvery, (progress) => {
             job.reportProgress({
               currentImageIndex: index, currentImageProgress: progress.step / progress.steps, totalImages, step: progress.step, steps: progress.steps,
             });
@@ -67,7 +72,10 @@ export function createJobProcessor({ store, models, log, previewEvery }: JobRunn
           }
           throw error;
         }
-        await store.writeImage(record.id, imagesDone + 1, await scaledToOutput(png, record));
+        let finished = await scaledToOutput(png, record);
+        const { safetyCheck } = record.parameters;
+        if (safetyCheck !== undefined) finished = await screenImage(finished, safetyCheck, safetyChecker);
+        await store.writeImage(record.id, imagesDone + 1, finished);
         imagesDone++;
         job.reportImage(imagesDone);
         log.imageDone(record, index, Date.now() - startedAt, store.imageLocation(record.id, imagesDone));

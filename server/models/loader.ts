@@ -1,10 +1,12 @@
-// How the server loads a checkpoint: the library's loadModel with the CLI's engine options, and
-// one line saying what was loaded. Shared by `sdnode serve` and `sdnode worker`.
+// How the server loads a checkpoint or a safety checker: the library's loaders with the CLI's
+// engine options, and one line saying what was loaded. Shared by `sdnode serve` and `sdnode worker`.
 
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { loadModel, type LoadOptions, type Model } from '../../lib/index.js';
+import { loadModel, loadSafetyChecker, type LoadOptions, type Model } from '../../lib/index.js';
 import type { ImageModel } from '../jobs/runner.js';
+import type { ImageSafetyChecker } from '../jobs/safety.js';
 import { ModelRegistry } from './registry.js';
 
 export interface EngineOptions {
@@ -14,6 +16,19 @@ export interface EngineOptions {
   weightType?: LoadOptions['weightType'];
   /** A TAESD decoder file loaded with every model: previews use it, and so can requests. */
   taesd?: string;
+  /** Folder of the LoRA files prompts select with <lora:NAME:weight> (--lora-dir). */
+  loraDir?: string;
+}
+
+/**
+ * The LoRA folder: --lora-dir, else the models folder's `Lora` (AUTOMATIC1111's name) when it
+ * exists, else its `loras`; none without either flag.
+ */
+export function loraFolder(loraDir: string | undefined, modelsDir: string | undefined): string | undefined {
+  if (loraDir !== undefined) return path.resolve(loraDir);
+  if (modelsDir === undefined) return undefined;
+  const a1111 = path.resolve(modelsDir, 'Lora');
+  return existsSync(a1111) ? a1111 : path.resolve(modelsDir, 'loras');
 }
 
 export function modelLoader(options: EngineOptions, log: (line: string) => void): (checkpointPath: string) => Promise<ImageModel> {
@@ -23,6 +38,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
       ...(options.threads !== undefined && { threads: options.threads }),
       ...(options.prediction !== undefined && { prediction: options.prediction }),
       ...(options.weightType !== undefined && { weightType: options.weightType }),
+      ...(options.loraDir !== undefined && { loraDir: options.loraDir }),
       ...(options.taesd !== undefined && { taesd: options.taesd }),
     });
     log(describeModel(model));
@@ -42,18 +58,57 @@ export interface ModelSources extends EngineOptions {
  * The registry of --model and --models, with the default model loaded before the caller goes on:
  * a bad checkpoint stops the start.
  */
-export async function openModels(sources: ModelSources, log: (line: string) => void): Promise<ModelRegistry> {
+async function openModels(sources: ModelSources, log: (line: string) => void): Promise<ModelRegistry> {
+  const loraDir = loraFolder(sources.loraDir, sources.modelsDir);
   const models = new ModelRegistry({
     dir: sources.modelsDir,
+    ...(loraDir !== undefined && { excludeDir: loraDir }),
     defaultPath: sources.modelPath,
     preloaded: sources.model,
     maxLoaded: sources.maxLoaded ?? 1,
-    load: sources.loadModel ?? modelLoader(sources, log),
+    load: sources.loadModel ?? modelLoader({ ...sources, loraDir }, log),
     log,
   });
   const defaultModel = sources.model === undefined && sources.modelPath !== undefined ? await models.defaultModel() : undefined;
   if (defaultModel) (await models.acquire(defaultModel)).release();
   return models;
+}
+
+export interface SafetyCheckerSource extends EngineOptions {
+  /** Safety checker file (--safety-checker), loaded at start. */
+  safetyCheckerPath?: string;
+  /** A safety checker already loaded; the caller keeps it. Takes the place of safetyCheckerPath. */
+  safetyChecker?: ImageSafetyChecker;
+}
+
+export interface OpenedSafetyChecker {
+  checker?: ImageSafetyChecker;
+  /** Frees the checker this function loaded; one the caller gave stays open. */
+  close(): Promise<void>;
+}
+
+/** openModels, then openSafetyChecker; a checker that fails to load closes the models first. */
+export async function openModelsAndChecker(sources: ModelSources & SafetyCheckerSource, log: (line: string) => void):
+Promise<{ models: ModelRegistry; safety: OpenedSafetyChecker }> {
+  const models = await openModels(sources, log);
+  try {
+    return { models, safety: await openSafetyChecker(sources, log) };
+  } catch (error) {
+    await models.closeAll();
+    throw error;
+  }
+}
+
+/** The safety checker of --safety-checker, loaded before the caller goes on: a bad file stops the start. */
+async function openSafetyChecker(source: SafetyCheckerSource, log: (line: string) => void): Promise<OpenedSafetyChecker> {
+  if (source.safetyChecker !== undefined) return { checker: source.safetyChecker, close: async () => {} };
+  if (source.safetyCheckerPath === undefined) return { close: async () => {} };
+  const checker = await loadSafetyChecker(source.safetyCheckerPath, {
+    ...(source.backend !== undefined && { backend: source.backend }),
+    ...(source.threads !== undefined && { threads: source.threads }),
+  });
+  log(`Loaded safety checker ${path.basename(checker.path)} (${checker.info.concepts} concepts) on ${checker.info.backend}`);
+  return { checker, close: () => checker.close() };
 }
 
 // "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu".

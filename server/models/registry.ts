@@ -37,6 +37,8 @@ export interface ModelCatalog {
 export interface ModelRegistryOptions {
   /** Folder scanned (recursively) for checkpoints. */
   dir?: string;
+  /** A folder inside `dir` whose files are not checkpoints (the LoRA folder). */
+  excludeDir?: string;
   /** The default checkpoint (--model); it need not be inside `dir`. */
   defaultPath?: string;
   /** A model loaded by the caller: the default, never unloaded or closed here. */
@@ -108,7 +110,9 @@ export class ModelRegistry implements ModelCatalog {
 
   /** Every checkpoint offered, the default first, then by name. Reads the folder; loads nothing. */
   async list(): Promise<ModelEntry[]> {
-    const found = this.#options.dir === undefined ? [] : await scan(path.resolve(this.#options.dir));
+    const { excludeDir } = this.#options;
+    const found = (this.#options.dir === undefined ? [] : await scan(path.resolve(this.#options.dir)))
+      .filter((entry) => excludeDir === undefined || path.relative(excludeDir, entry.path).startsWith('..'));
     const entries = found.filter((entry) => entry.name !== this.#defaultEntry?.name);
     entries.sort((a, b) => a.name.localeCompare(b.name));
     return this.#defaultEntry ? [this.#defaultEntry, ...entries] : entries;

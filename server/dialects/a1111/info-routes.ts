@@ -9,7 +9,7 @@ import type { RequestHandler, Router } from 'express';
 import sharp from 'sharp';
 import type { z } from 'zod';
 
-import { hiresUpscalerNames, parseParameters, readPngText, samplerDisplayNames, samplers, systemInfo } from '../../../lib/index.js';
+import { hiresUpscalerNames, listLoras, parseParameters, readPngText, samplerDisplayNames, samplers, systemInfo } from '../../../lib/index.js';
 import type { ResponseSpec } from '../../http/api.js';
 import type { ServerContext } from '../../http/context.js';
 import { ApiError } from '../../http/errors.js';
@@ -18,7 +18,7 @@ import type { FileHashes } from '../../models/hashes.js';
 import type { ModelEntry } from '../../models/registry.js';
 import { base64Image } from './images.js';
 import type { A1111Settings } from './mapping.js';
-import { optionsSchema, pngInfoResponseSchema, pngInfoSchema, sdModelSchema } from './schemas.js';
+import { loraListSchema, optionsSchema, pngInfoResponseSchema, pngInfoSchema, sdModelSchema } from './schemas.js';
 
 /** The hires fix's latent interpolation modes (the library's other upscaler, Lanczos, works on pixels). */
 const latentUpscaleModes = hiresUpscalerNames.filter((name) => name.startsWith('Latent'));
@@ -30,6 +30,8 @@ export interface InfoRouteOptions {
   settings: A1111Settings;
   hashes: FileHashes;
   errors: Record<number, ResponseSpec>;
+  /** The LoRA folder /sdapi/v1/loras lists. */
+  loraDir: string | undefined;
 }
 
 export function infoRoutes(router: Router, context: ServerContext, options: InfoRouteOptions): void {
@@ -114,7 +116,8 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
   list('latent-upscale-modes', 'Latent upscalers for the hires fix', undefined, () => latentUpscaleModes.map((name) => ({ name })));
   list('sd-vae', 'Separate VAE files (none: each checkpoint\'s own VAE is used)', undefined, () => []);
   list('embeddings', 'Textual-inversion embeddings (none)', undefined, () => ({ loaded: {}, skipped: {} }));
-  list('loras', 'LoRA files (none yet)', undefined, () => []);
+  list('loras', 'LoRA files of the LoRA folder (--lora-dir): what <lora:NAME:weight> in a prompt selects', loraListSchema,
+    async () => (options.loraDir === undefined ? [] : listLoras(options.loraDir)));
   list('prompt-styles', 'Saved prompt styles (none)', undefined, () => []);
   list('face-restorers', 'Face restorers (none)', undefined, () => []);
   list('cmd-flags', 'How this server was started', undefined, () => ({ api: true, nowebui: true, sdnode: true }));

@@ -5,6 +5,7 @@ import { hiresUpscalerNames, parseParameters, readPngText } from '../../../lib/i
 import { ApiError } from '../../http/errors.js';
 import type { JobParameters } from '../../jobs/job.js';
 import { chosenSeed, multipleOf8, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import { safetyVerdicts } from '../../jobs/safety.js';
 import type { Img2ImgRequest, Txt2ImgRequest } from './schemas.js';
 import { img2imgSchema, txt2imgSchema } from './schemas.js';
 
@@ -109,6 +110,8 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
     ...(body.subseed_strength > 0 && { subseed: chosenSeed(body.subseed), subseedStrength: body.subseed_strength }),
     ...(body.seed_resize_from_w > 0 && body.seed_resize_from_h > 0
       && { seedResizeFromWidth: body.seed_resize_from_w, seedResizeFromHeight: body.seed_resize_from_h }),
+    // A1111 keeps every image: the checker (--safety-checker) only flags, in info.nsfw.
+    safetyCheck: 'report' as const,
   });
   return { parameters, checkpoint, ignored };
 }
@@ -150,9 +153,13 @@ export interface InfoContext {
   isInpainting: boolean;
 }
 
-/** A1111's `info`: prompts, seeds and settings per image, and each image's infotext. */
+/**
+ * A1111's `info`: prompts, seeds and settings per image, and each image's infotext; sdnode adds
+ * `nsfw` per image (null: not checked, and `sdnode_warnings` says why).
+ */
 export function infoObject(context: InfoContext): Record<string, unknown> {
   const { body, parameters: p, images } = context;
+  const safety = safetyVerdicts(images);
   const infotexts = images.map((png) => readPngText(png).parameters ?? '');
   const seeds = infotexts.map((text, i) => Number(parseParameters(text).fields.Seed ?? p.seed + i));
   const subseeds = seeds.map((_, i) => (p.subseed ?? -1) === -1 ? -1 : (p.subseed as number) + i);
@@ -191,6 +198,8 @@ export function infoObject(context: InfoContext): Record<string, unknown> {
     is_using_inpainting_conditioning: context.isInpainting,
     version: `sdnode ${context.version}`,
     sdnode_ignored: context.ignored,
+    nsfw: safety.nsfw,
+    sdnode_warnings: safety.warning === undefined ? [] : [safety.warning],
   };
 }
 

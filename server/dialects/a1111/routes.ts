@@ -27,6 +27,8 @@ const tag = 'a1111';
 export interface A1111Options {
   /** --api-auth users ("user:pass"): HTTP basic auth on /sdapi, besides the core's bearer keys. */
   basicAuth: string[];
+  /** The LoRA folder /sdapi/v1/loras lists; none: an empty list. */
+  loraDir: string | undefined;
 }
 
 export function a1111Dialect(context: ServerContext, options: A1111Options): Dialect {
@@ -124,7 +126,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
     });
   }
 
-  infoRoutes(router, context, { tag, auth, json, settings, hashes, errors });
+  infoRoutes(router, context, { tag, auth, json, settings, hashes, errors, loraDir: options.loraDir });
   api.refuseOtherMethods(router, tag);
   router.use('/sdapi', (req, _res, next) => {
     next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see ${context.apiPrefix}/docs`));

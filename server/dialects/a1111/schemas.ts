@@ -85,7 +85,10 @@ export type Img2ImgRequest = z.output<typeof img2imgSchema>;
 export const imagesResponseSchema = z.object({
   images: z.array(z.string()).meta({ description: 'Base64 PNGs' }),
   parameters: z.record(z.string(), z.unknown()).meta({ description: 'The request with its defaults filled in' }),
-  info: z.string().meta({ description: 'A JSON string: prompts, seeds, sizes, infotexts (one A1111 parameters text per image) …' }),
+  info: z.string().meta({
+    description: 'A JSON string: prompts, seeds, sizes, infotexts (one A1111 parameters text per image) …, and nsfw: per image, '
+      + 'whether the safety checker (--safety-checker) flagged it (null: not checked; sdnode_warnings says why)',
+  }),
 });
 
 export const progressQuery = z.object({
@@ -126,6 +129,14 @@ export const sdModelSchema = z.object({
   filename: z.string(),
   config: z.string().nullable(),
 });
+
+/** One entry of /sdapi/v1/loras, as AUTOMATIC1111's Lora extension lists it. */
+export const loraListSchema = z.array(z.object({
+  name: z.string(),
+  alias: z.string(),
+  path: z.string(),
+  metadata: z.record(z.string(), z.string()),
+}));
 
 /** FastAPI's error bodies: a list of problems for a 422, a message otherwise. */
 export const detailSchema = z.object({

@@ -90,6 +90,8 @@ export function baseParameters(target: Target, prompt: string, n: number | undef
     steps: settings.steps,
     cfgScale: settings.cfgScale,
     ...samplerFields(settings.sampler, settings.scheduler),
+    // OpenAI moderates every request ('auto'): with a safety checker, flagged images come back black.
+    safetyCheck: 'filter' as const,
   });
 }
 

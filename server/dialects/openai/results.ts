@@ -9,6 +9,7 @@ import { clientGone } from '../../http/client-gone.js';
 import { ApiError } from '../../http/errors.js';
 import type { ServerContext } from '../../http/context.js';
 import type { JobPreview, JobRecord } from '../../jobs/job.js';
+import { safetyVerdicts, type SafetyVerdicts } from '../../jobs/safety.js';
 import { JobAbandonedError, type JobSnapshot } from '../../jobs/service.js';
 import { encodeOutput, type OutputFormat } from './mapping.js';
 import type { ResultUrls } from './urls.js';
@@ -39,16 +40,23 @@ export async function answerWhenDone(context: ServerContext, urls: ResultUrls, r
     const done = await context.jobs.wait(record.id, signal);
     throwIfFailed(done);
     const base = `${req.protocol}://${req.get('host') ?? 'localhost'}`;
+    const pngs: Buffer[] = [];
+    for (let n = 1; n <= done.imagesDone; n++) pngs.push(await context.jobs.readImage(record.id, n));
+    const safety = verdictsOf(record, pngs);
     const data = [];
-    for (let n = 1; n <= done.imagesDone; n++) {
+    for (const [i, png] of pngs.entries()) {
+      const nsfw = safety && { nsfw: safety.nsfw[i] ?? null };
       if (options.responseFormat === 'url') {
-        data.push({ url: base + urls.sign(record.id, n, options.outputFormat) });
+        data.push({ url: base + urls.sign(record.id, i + 1, options.outputFormat), ...nsfw });
       } else {
-        const image = await encodeOutput(await context.jobs.readImage(record.id, n), options.outputFormat, options.compression);
-        data.push({ b64_json: image.toString('base64') });
+        const image = await encodeOutput(png, options.outputFormat, options.compression);
+        data.push({ b64_json: image.toString('base64'), ...nsfw });
       }
     }
-    res.json({ created, data, output_format: options.outputFormat, size: sizeLabel, quality: options.quality, background: options.background });
+    res.json({
+      created, data, output_format: options.outputFormat, size: sizeLabel, quality: options.quality, background: options.background,
+      ...(safety?.warning !== undefined && { warning: safety.warning }),
+    });
   } catch (error) {
     if (error instanceof JobAbandonedError) return;
     throw error;
@@ -85,8 +93,13 @@ async function streamEvents(context: ServerContext, res: Response, record: JobRe
   };
   const onImage = (n: number): void => {
     enqueue(async () => {
-      const image = await encodeOutput(await context.jobs.readImage(record.id, n), options.outputFormat, options.compression);
-      send(`${options.eventPrefix}.completed`, { b64_json: image.toString('base64'), ...common });
+      const png = await context.jobs.readImage(record.id, n);
+      const image = await encodeOutput(png, options.outputFormat, options.compression);
+      const safety = verdictsOf(record, [png]);
+      send(`${options.eventPrefix}.completed`, {
+        b64_json: image.toString('base64'), ...common,
+        ...(safety && { nsfw: safety.nsfw[0] ?? null }), ...(safety?.warning !== undefined && { warning: safety.warning }),
+      });
     });
   };
   const done = await context.jobs.wait(record.id, signal, {
@@ -112,6 +125,10 @@ async function partialImage(preview: JobPreview, record: JobRecord, options: Res
     .resize(width ?? (meta.width ?? 64) * 8, height ?? (meta.height ?? 64) * 8, { fit: 'fill', kernel: 'cubic' })
     .png().toBuffer();
   return encodeOutput(scaled, options.outputFormat, options.compression);
+}
+
+function verdictsOf(record: JobRecord, pngs: readonly Buffer[]): SafetyVerdicts | undefined {
+  return record.parameters.safetyCheck === undefined ? undefined : safetyVerdicts(pngs);
 }
 
 function outputSize(record: JobRecord): { width: number | undefined; height: number | undefined } {

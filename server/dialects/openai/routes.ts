@@ -76,6 +76,8 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
     const parameters = {
       ...baseParameters(target, body.prompt, body.n, body.seed, body.negative_prompt),
       ...generationSize(parseSize(body.size), target.settings),
+      // 'low': less restrictive; the checker only flags (nsfw), the images stay.
+      ...(body.moderation === 'low' && { safetyCheck: 'report' as const }),
     };
     const record = await jobs.submit({ mode: 'txt2img', dialect: tag, model: target.checkpoint.name, parameters });
     await answerWhenDone(context, urls, req, res, record, resultOptions(body, 'image_generation'));

@@ -29,7 +29,9 @@ export const generationSchema = z.strictObject({
   output_format: outputFormat.optional(),
   output_compression: z.number().int().min(0).max(100).optional().meta({ description: 'JPEG / WebP quality, 0–100 (default 100)' }),
   background: background.optional(),
-  moderation: z.enum(['low', 'auto']).optional().meta({ description: 'Accepted; sdnode does not moderate' }),
+  moderation: z.enum(['low', 'auto']).optional().meta({
+    description: 'With a safety checker (--safety-checker): auto (the default) blacks out flagged images, low only flags them (nsfw)',
+  }),
   user: z.string().optional(),
   stream: z.boolean().optional().meta({ description: 'Answer with Server-Sent Events: partial images, then each image' }),
   partial_images: z.number().int().min(0).max(3).optional().meta({ description: 'Partial images per image when streaming, 0–3' }),
@@ -73,6 +75,8 @@ export const imageDataSchema = z.object({
   b64_json: z.string().optional().meta({ description: 'The image, base64-encoded (response_format b64_json)' }),
   url: z.string().optional().meta({ description: 'Where to fetch the image; expires (response_format url)' }),
   revised_prompt: z.string().optional(),
+  nsfw: z.boolean().nullable().optional()
+    .meta({ description: 'sdnode extension: whether the safety checker flagged the image; null: no checker, not checked (see warning)' }),
 });
 
 export const imagesResponseSchema = z.object({
@@ -82,6 +86,7 @@ export const imagesResponseSchema = z.object({
   size: z.string().optional(),
   quality: z.string().optional(),
   background: z.string().optional(),
+  warning: z.string().optional().meta({ description: 'sdnode extension: why nsfw is null' }),
 });
 
 export const streamEventSchema = z.object({
@@ -93,6 +98,8 @@ export const streamEventSchema = z.object({
   background: z.string(),
   output_format: outputFormat,
   partial_image_index: z.number().int().optional(),
+  nsfw: z.boolean().nullable().optional().meta({ description: 'completed events: as nsfw of a JSON answer\'s image' }),
+  warning: z.string().optional().meta({ description: 'completed events: why nsfw is null' }),
 }).meta({ description: 'One Server-Sent Event\'s data when stream is true' });
 
 export const modelSchema = z.object({

@@ -5,6 +5,7 @@
 
 import { isFinished, type JobRecord } from '../../jobs/job.js';
 import type { QueueEvent } from '../../jobs/queue.js';
+import { safetyVerdicts } from '../../jobs/safety.js';
 import type { JobService } from '../../jobs/service.js';
 import { resultBlobId } from './blobs.js';
 import type { TaskEvent } from './schemas.js';
@@ -68,7 +69,7 @@ export class TaskEventHub {
     if (known) return known;
     const { record } = snapshot;
     const timestamp = record.updatedAt;
-    if (record.state === 'COMPLETE') return { ...this.#finished(record, snapshot.imagesDone), timestamp };
+    if (record.state === 'COMPLETE') return { ...(await this.#finished(record, snapshot.imagesDone)), timestamp };
     if (record.state === 'FAILED') return { event_type: 'aborted', task_id: id, timestamp, reason: record.error?.message ?? 'failed' };
     return { event_type: record.state === 'QUEUED' ? 'pending' : 'started', task_id: id, timestamp };
   }
@@ -105,7 +106,7 @@ export class TaskEventHub {
         const snapshot = await this.#jobs.find(event.jobId);
         if (!snapshot) return;
         if (snapshot.record.state === 'COMPLETE') {
-          this.#emit(event.jobId, this.#finished(snapshot.record, snapshot.imagesDone));
+          this.#emit(event.jobId, await this.#finished(snapshot.record, snapshot.imagesDone));
         } else if (snapshot.record.state === 'FAILED') {
           this.aborted(event.jobId, snapshot.record.error?.message ?? 'The task failed');
         }
@@ -115,17 +116,25 @@ export class TaskEventHub {
     }
   }
 
-  #finished(record: JobRecord, imagesDone: number): Omit<TaskEvent, 'timestamp'> {
+  // safety_filter in parameters_used says whether the filter ran: false for a task that asked for
+  // it when no safety checker was loaded, with a warning saying so.
+  async #finished(record: JobRecord, imagesDone: number): Promise<Omit<TaskEvent, 'timestamp'>> {
     const info = this.#tasks.get(record.id);
     const base = info?.baseUrl ?? this.#apiPrefix;
     const urls = Array.from({ length: imagesDone }, (_, i) => `${base}/blob/${resultBlobId(record.id, i + 1)}`);
+    const safety = record.parameters.safetyCheck === undefined
+      ? undefined
+      : safetyVerdicts(await Promise.all(urls.map((_, i) => this.#jobs.readImage(record.id, i + 1))));
     return {
       event_type: 'finished',
       task_id: record.id,
       blob_url: urls[0] ?? '',
       blob_urls: urls,
-      parameters_used: { ...info?.parametersUsed, seed: record.parameters.seed, safety_filter: false },
-      warnings: info?.warnings ?? [],
+      parameters_used: {
+        ...info?.parametersUsed, seed: record.parameters.seed, safety_filter: safety !== undefined && safety.warning === undefined,
+      },
+      ...(safety && { nsfw: safety.nsfw }),
+      warnings: [...(info?.warnings ?? []), ...(safety?.warning === undefined ? [] : [safety.warning])],
     };
   }
 

@@ -23,6 +23,7 @@ export function jobParameters(type: TaskType, p: TaskParameters): JobParameters 
     width: multipleOf8('width', p.width ?? (type === 'txt2img' ? 512 : undefined)),
     height: multipleOf8('height', p.height ?? (type === 'txt2img' ? 512 : undefined)),
     strength: type === 'txt2img' ? undefined : (p.strength ?? 0.8),
+    safetyCheck: (p.safety_filter ?? true) ? 'filter' as const : undefined,
   });
 }
 

@@ -11,6 +11,7 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import { imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
+import { safetyVerdicts } from '../../jobs/safety.js';
 import { BlobStore } from './blobs.js';
 import { TaskEventHub } from './events.js';
 import { jobParameters, modeByTaskType, taskUploads } from './mapping.js';
@@ -22,7 +23,6 @@ import { publicUser, Tokens, UserStore, type TaskAuthSettings } from './users.js
 import { attachEventSocket } from './websocket.js';
 
 const tag = 'tasks';
-const noSafetyChecker = 'safety_filter was asked for, but no safety checker is loaded: the image was not checked';
 
 export interface TasksOptions extends TaskAuthSettings {
   outputDir: string;
@@ -98,13 +98,12 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
       maxBytes: context.maxUploadBytes,
     });
     const record = await jobs.submit({ mode: modeByTaskType[type], dialect: tag, model: checkpoint.name, owner, parameters: jobParams, uploads });
-    const safetyFilter = parameters.safety_filter ?? true;
     hub.pending(record, {
       owner,
       baseUrl: base(req),
       parametersUsed: { ...parameters, task_type: type, model: checkpoint.name, steps: jobParams.steps, guidance: jobParams.cfgScale,
         scheduler: jobParams.sampler ?? 'euler_a', width: jobParams.width, height: jobParams.height, strength: jobParams.strength },
-      warnings: safetyFilter ? [noSafetyChecker] : [],
+      warnings: [],
     });
     return record;
   };
@@ -116,7 +115,14 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
       tag,
       summary: `${type}: the parameters in the query string; answers the PNG itself (closing the connection cancels it)`,
       query: parametersSchema.extend(tokenQuery.shape),
-      responses: { 200: { description: 'The picture', contentType: 'image/png' }, ...errors },
+      responses: {
+        200: {
+          description: 'The picture. Headers: X-Seed; with safety_filter, X-NSFW (true: flagged and black; null: not checked, '
+            + 'X-Warning says why)',
+          contentType: 'image/png',
+        },
+        ...errors,
+      },
     }, watchClient, auth, async (req, res) => {
       const { token: _token, ...query } = req.query as Record<string, unknown>;
       const parameters = parseWith(parametersSchema, query, `GET /${type}`);
@@ -126,7 +132,14 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
       if (done.record.state !== 'COMPLETE' || done.imagesDone === 0) {
         throw new ApiError(500, done.record.error?.code ?? 'GENERATION_FAILED', done.record.error?.message ?? 'The generation failed');
       }
-      res.type('png').set('X-Seed', String(record.parameters.seed)).send(await jobs.readImage(record.id, 1));
+      const png = await jobs.readImage(record.id, 1);
+      res.type('png').set('X-Seed', String(record.parameters.seed));
+      if (record.parameters.safetyCheck !== undefined) {
+        const { nsfw: [nsfw], warning } = safetyVerdicts([png]);
+        res.set('X-NSFW', String(nsfw ?? null));
+        if (warning !== undefined) res.set('X-Warning', warning);
+      }
+      res.send(png);
     });
   }
 

@@ -32,7 +32,8 @@ const parameterFields = {
   guidance: checkedNumber('guidance', { min: 1, max: 30 }, false, 'Guidance scale, ≥ 1; 1 disables guidance (default 7.5)').optional(),
   scheduler: z.string().optional().meta({ description: 'plms, ddim, k-lms, or any sdnode sampler name (default euler_a)' }),
   seed: checkedNumber('seed', { min: 0, max: 2 ** 32 - 1 }, true, 'Seed (default random; reported back)').optional(),
-  safety_filter: booleanText('Filter unsafe images (default true; without a safety checker the answer says it was not applied)').optional(),
+  safety_filter: booleanText('Check each image with the safety checker (--safety-checker) and black out flagged ones '
+    + '(default true; without a checker the answer says it was not applied)').optional(),
   width: checkedNumber('width', { min: 64, max: 2048 }, true, 'Width, a multiple of 8 (txt2img; default 512)').optional(),
   height: checkedNumber('height', { min: 64, max: 2048 }, true, 'Height, a multiple of 8 (txt2img; default 512)').optional(),
   initial_image: z.string().optional().meta({ description: 'img2img / inpaint: a blob id or the URL of a blob on this server' }),
@@ -62,6 +63,8 @@ export const eventSchema = z.object({
   blob_url: z.string().optional(),
   blob_urls: z.array(z.string()).optional(),
   parameters_used: z.record(z.string(), z.unknown()).optional(),
+  nsfw: z.array(z.boolean().nullable()).optional()
+    .meta({ description: 'finished, with safety_filter: per image (as blob_urls), whether the checker flagged it (its blob is black); null: not checked' }),
   warnings: z.array(z.string()).optional(),
   reason: z.string().optional(),
 });

@@ -1,0 +1,243 @@
+// LoRA module names → checkpoint tensors. LoRA trainers name modules after the diffusers / Hugging
+// Face layout ("down_blocks.0.attentions.0.proj_in", kohya writes it with '_' for '.'), while the
+// checkpoint uses the single-file LDM names ("input_blocks.1.1.proj_in"). Rather than parse the
+// ambiguous '_' spelling, every weight of the checkpoint is given its LoRA name(s), and LoRA files
+// are looked up in that table. Each family lists its components: where they sit in the checkpoint,
+// the kohya prefix and the diffusers prefix of their modules, and how their names are spelled.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "lora.h"
+
+namespace sdnode {
+
+namespace {
+
+enum class NameStyle {
+  Unet,      // model.diffusion_model.* (LDM) ↔ diffusers UNet2DConditionModel
+  HfClip,    // Hugging Face CLIPTextModel names on both sides
+  OpenClip,  // OpenCLIP resblocks ↔ Hugging Face CLIPTextModel names (packed q/k/v split by rows)
+};
+
+struct LoraComponent {
+  const char* checkpointPrefix;
+  const char* kohyaPrefix;
+  const char* diffusersPrefix;
+  NameStyle style;
+};
+
+// SDXL adds its own list here: lora_unet_ on model.diffusion_model., lora_te1_ / "text_encoder." on
+// conditioner.embedders.0.transformer. (HfClip), lora_te2_ / "text_encoder_2." on
+// conditioner.embedders.1.model. (OpenClip).
+const std::vector<LoraComponent>& componentsOf(const std::string& family) {
+  static const std::vector<LoraComponent> sd1 = {
+      {"model.diffusion_model.", "lora_unet_", "unet.", NameStyle::Unet},
+      {"cond_stage_model.transformer.", "lora_te_", "text_encoder.", NameStyle::HfClip},
+  };
+  static const std::vector<LoraComponent> sd2 = {
+      {"model.diffusion_model.", "lora_unet_", "unet.", NameStyle::Unet},
+      {"cond_stage_model.model.", "lora_te_", "text_encoder.", NameStyle::OpenClip},
+  };
+  static const std::vector<LoraComponent> none;
+  if (family == "sd1") return sd1;
+  if (family == "sd2") return sd2;
+  return none;
+}
+
+bool startsWith(const std::string& text, const std::string& prefix) { return text.compare(0, prefix.size(), prefix) == 0; }
+
+bool endsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string underscored(std::string name) {
+  std::replace(name.begin(), name.end(), '.', '_');
+  return name;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (;;) {
+    const size_t dot = text.find('.', start);
+    parts.push_back(text.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) return parts;
+    start = dot + 1;
+  }
+}
+
+std::string joinFrom(const std::vector<std::string>& parts, size_t first) {
+  std::string out;
+  for (size_t i = first; i < parts.size(); i++) out += (out.empty() ? "" : ".") + parts[i];
+  return out;
+}
+
+bool toIndex(const std::string& text, int& out) {
+  if (text.empty() || text.size() > 4 || !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    return false;
+  }
+  out = std::stoi(text);
+  return true;
+}
+
+// A ResBlock's layers: LDM's Sequential indices → diffusers' names.
+std::string resnetLayer(const std::string& rest) {
+  static const std::pair<const char*, const char*> layers[] = {
+      {"in_layers.0", "norm1"}, {"in_layers.2", "conv1"},  {"emb_layers.1", "time_emb_proj"},
+      {"out_layers.0", "norm2"}, {"out_layers.3", "conv2"}, {"skip_connection", "conv_shortcut"},
+  };
+  for (const auto& [ldm, diffusers] : layers) {
+    if (rest == ldm) return diffusers;
+  }
+  return "";
+}
+
+// Where LDM's numbered blocks sit in diffusers' levels: input block n is down_blocks[level] slot
+// index (its resnets / attentions, or its downsampler), output block n is up_blocks[level] slot
+// index. Read from where the down- and upsamplers are, so any ResBlock count per level works
+// (SD 1.x/2.x/XL have two; the test fixtures one).
+struct BlockPlace {
+  int level = 0;
+  int index = 0;
+};
+
+struct UnetBlocks {
+  std::map<int, BlockPlace> input;
+  std::map<int, BlockPlace> output;
+};
+
+UnetBlocks unetBlocks(const Checkpoint& file, const std::string& prefix) {
+  std::map<int, bool> inputs, outputs;  // block → ends its level (down- / upsampler)
+  for (const auto& [name, t] : file.tensors) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::vector<std::string> parts = split(name.substr(prefix.size()));
+    int block = 0;
+    if (parts.size() < 4 || !toIndex(parts[1], block)) continue;
+    if (parts[0] == "input_blocks" && block >= 1) inputs[block] |= parts[2] == "0" && parts[3] == "op";
+    if (parts[0] == "output_blocks") outputs[block] |= parts[2] != "0" && parts[3] == "conv";
+  }
+  UnetBlocks blocks;
+  BlockPlace place;
+  for (const auto& [block, down] : inputs) {
+    blocks.input[block] = place;
+    place.index++;
+    if (down) place = {place.level + 1, 0};
+  }
+  place = {};
+  for (const auto& [block, up] : outputs) {
+    blocks.output[block] = place;
+    place.index++;
+    if (up) place = {place.level + 1, 0};
+  }
+  return blocks;
+}
+
+// The diffusers module path of an LDM UNet module path (without ".weight"), or "".
+std::string diffusersUnetPath(const std::string& ldm, const UnetBlocks& blocks) {
+  static const std::pair<const char*, const char*> fixed[] = {
+      {"time_embed.0", "time_embedding.linear_1"}, {"time_embed.2", "time_embedding.linear_2"},
+      {"label_emb.0.0", "add_embedding.linear_1"}, {"label_emb.0.2", "add_embedding.linear_2"},
+      {"input_blocks.0.0", "conv_in"},            {"out.0", "conv_norm_out"},
+      {"out.2", "conv_out"},
+  };
+  for (const auto& [from, to] : fixed) {
+    if (ldm == from) return to;
+  }
+  const std::vector<std::string> parts = split(ldm);
+  auto resnet = [](const std::string& owner, const std::string& rest) {
+    const std::string layer = resnetLayer(rest);
+    return layer.empty() ? std::string() : owner + "." + layer;
+  };
+  int block = 0, slot = 0;
+  // middle_block.N.* has one index; the input and output blocks two.
+  if (parts.size() >= 3 && parts[0] == "middle_block" && toIndex(parts[1], slot)) {
+    const std::string rest = joinFrom(parts, 2);
+    if (slot == 1) return "mid_block.attentions.0." + rest;
+    if (slot == 0 || slot == 2) return resnet("mid_block.resnets." + std::to_string(slot / 2), rest);
+    return "";
+  }
+  if (parts.size() < 4 || !toIndex(parts[1], block) || !toIndex(parts[2], slot)) return "";
+  const std::string rest = joinFrom(parts, 3);
+  if (parts[0] == "input_blocks" && blocks.input.count(block)) {
+    const BlockPlace& at = blocks.input.at(block);
+    const std::string level = std::to_string(at.level), index = std::to_string(at.index);
+    if (slot == 0 && rest == "op") return "down_blocks." + level + ".downsamplers.0.conv";
+    if (slot == 0) return resnet("down_blocks." + level + ".resnets." + index, rest);
+    if (slot == 1) return "down_blocks." + level + ".attentions." + index + "." + rest;
+  } else if (parts[0] == "output_blocks" && blocks.output.count(block)) {
+    const BlockPlace& at = blocks.output.at(block);
+    const std::string level = std::to_string(at.level), index = std::to_string(at.index);
+    if (slot >= 1 && rest == "conv") return "up_blocks." + level + ".upsamplers.0.conv";
+    if (slot == 0) return resnet("up_blocks." + level + ".resnets." + index, rest);
+    if (slot == 1) return "up_blocks." + level + ".attentions." + index + "." + rest;
+  }
+  return "";
+}
+
+// Hugging Face CLIP layer names of an OpenCLIP text tower's modules (resblocks.N.*).
+void addOpenClip(const std::string& tensorName, const std::string& path, const CheckpointTensor& t, const LoraComponent& c,
+                 std::map<std::string, LoraTarget>& out) {
+  const std::vector<std::string> parts = split(path);
+  int layer = 0;
+  if (parts.size() < 4 || parts[0] != "transformer" || parts[1] != "resblocks" || !toIndex(parts[2], layer)) return;
+  const std::string prefix = std::string(c.kohyaPrefix) + "text_model_encoder_layers_" + parts[2] + "_";
+  const std::string rest = joinFrom(parts, 3);
+  if (rest == "attn.in_proj_weight" && !t.shape.empty() && t.shape[0] % 3 == 0) {
+    const int64_t third = t.shape[0] / 3;
+    const char* names[] = {"self_attn_q_proj", "self_attn_k_proj", "self_attn_v_proj"};
+    for (int i = 0; i < 3; i++) out[prefix + names[i]] = {tensorName, i * third, third, false};
+    return;
+  }
+  static const std::pair<const char*, const char*> layers[] = {
+      {"attn.q_proj.weight", "self_attn_q_proj"}, {"attn.k_proj.weight", "self_attn_k_proj"},
+      {"attn.v_proj.weight", "self_attn_v_proj"}, {"attn.out_proj.weight", "self_attn_out_proj"},
+      {"mlp.c_fc.weight", "mlp_fc1"},             {"mlp.c_proj.weight", "mlp_fc2"},
+  };
+  for (const auto& [openClip, hf] : layers) {
+    if (rest == openClip) out[prefix + hf] = {tensorName, 0, 0, false};
+  }
+}
+
+}  // namespace
+
+std::map<std::string, LoraTarget> loraTargets(const std::string& family, const Checkpoint& file) {
+  std::map<std::string, LoraTarget> targets;
+  for (const LoraComponent& c : componentsOf(family)) {
+    const UnetBlocks blocks = c.style == NameStyle::Unet ? unetBlocks(file, c.checkpointPrefix) : UnetBlocks();
+    for (const auto& [name, t] : file.tensors) {
+      if (!startsWith(name, c.checkpointPrefix) || t.shape.size() < 2) continue;
+      const std::string path = name.substr(std::strlen(c.checkpointPrefix));
+      if (c.style == NameStyle::OpenClip) {
+        addOpenClip(name, path, t, c, targets);
+        continue;
+      }
+      if (!endsWith(path, ".weight")) continue;
+      const std::string module = path.substr(0, path.size() - std::strlen(".weight"));
+      const bool unet = c.style == NameStyle::Unet;
+      targets[c.kohyaPrefix + underscored(module)] = {name, 0, 0, unet};
+      if (unet) {
+        const std::string diffusers = diffusersUnetPath(module, blocks);
+        if (!diffusers.empty()) targets[c.kohyaPrefix + underscored(diffusers)] = {name, 0, 0, true};
+      }
+    }
+  }
+  return targets;
+}
+
+std::string kohyaModuleName(const std::string& family, const std::string& module) {
+  std::string name = startsWith(module, "base_model.model.") ? module.substr(std::strlen("base_model.model.")) : module;
+  // diffusers' old attention-processor LoRAs: "attn1.processor.to_q_lora" is the module attn1.to_q.
+  const size_t processor = name.find(".processor.");
+  if (processor != std::string::npos) {
+    name.erase(processor, std::strlen(".processor"));
+    if (endsWith(name, "to_out_lora")) name = name.substr(0, name.size() - std::strlen("_lora")) + ".0";
+    else if (endsWith(name, "_lora")) name.resize(name.size() - std::strlen("_lora"));
+  }
+  for (const LoraComponent& c : componentsOf(family)) {
+    if (startsWith(name, c.diffusersPrefix)) return c.kohyaPrefix + underscored(name.substr(std::strlen(c.diffusersPrefix)));
+  }
+  return "";
+}
+
+}  // namespace sdnode

@@ -1,0 +1,78 @@
+// Photoshop plug-in requests → jobs: base64 images decoded and checked, the result's size taken
+// from the image (generated at multiples of 8, scaled back when the image's sides are not), and
+// the safety checker asked for on every image.
+
+import sharp from 'sharp';
+
+import { ApiError } from '../../http/errors.js';
+import type { JobMode, JobParameters } from '../../jobs/job.js';
+import { chosenSeed, multipleOf8, withoutUndefined } from '../../jobs/parameters.js';
+import type { Upload } from '../../jobs/store.js';
+import { base64Image } from '../a1111/images.js';
+import type { Img2ImgRequest, MaskingRequest, Txt2ImgRequest } from './schemas.js';
+
+export type PhotoshopRoute = 'txt2img' | 'img2img' | 'masking';
+
+export interface PhotoshopJob {
+  mode: JobMode;
+  parameters: JobParameters;
+  uploads: Partial<Record<'image' | 'mask', Upload>>;
+}
+
+// diffusers' defaults, which the plug-in's own server used.
+const defaultStrength: Readonly<Record<'img2img' | 'masking', number>> = { img2img: 0.8, masking: 1 };
+
+export async function photoshopJob(route: PhotoshopRoute, body: Txt2ImgRequest | Img2ImgRequest | MaskingRequest,
+  maxUploadBytes: number): Promise<PhotoshopJob> {
+  const common: JobParameters = withoutUndefined({
+    prompt: body.prompt,
+    count: body.num_outputs ?? 1,
+    seed: chosenSeed(body.seed),
+    steps: body.num_inference_steps,
+    cfgScale: body.guidance_scale,
+    // As the plug-in's server, through the reference pipeline: flagged images come back black.
+    safetyCheck: 'filter' as const,
+  });
+  if (route === 'txt2img') {
+    const { width, height } = body as Txt2ImgRequest;
+    const size = withoutUndefined({ width: multipleOf8('width', width), height: multipleOf8('height', height) });
+    return { mode: 'txt2img', parameters: { ...common, ...size }, uploads: {} };
+  }
+  const { init_image: initText, strength } = body as Img2ImgRequest;
+  const image = await decoded('init_image', initText, maxUploadBytes);
+  const { width, height } = await sizeOf(image);
+  const parameters = { ...common, ...generationSize(width, height), strength: strength ?? defaultStrength[route] };
+  if (route === 'img2img') return { mode: 'img2img', parameters, uploads: { image } };
+  const mask = await decoded('mask_image', (body as MaskingRequest).mask_image, maxUploadBytes);
+  const maskSize = await sizeOf(mask);
+  if (maskSize.width !== width || maskSize.height !== height) {
+    throw new ApiError(400, 'INVALID_PARAMETER', `mask_image must have the size of init_image (${width}x${height}) `
+      + `but is ${maskSize.width}x${maskSize.height}`, { param: 'mask_image' });
+  }
+  return { mode: 'inpaint', parameters, uploads: { image, mask } };
+}
+
+// A form body decodes '+' to a space, and base64 has no spaces: a client that did not
+// percent-encode its base64 still gets its image.
+async function decoded(field: string, text: string, maxUploadBytes: number): Promise<Upload> {
+  const upload = await base64Image(field, text.replace(/ /g, '+'));
+  if (upload.data.length > maxUploadBytes) {
+    throw new ApiError(413, 'UPLOAD_TOO_LARGE',
+      `${field} is larger than the upload limit of ${Math.round(maxUploadBytes / 2 ** 20 * 100) / 100} MB (--max-upload-mb)`, { param: field });
+  }
+  return upload;
+}
+
+async function sizeOf(upload: Upload): Promise<{ width: number; height: number }> {
+  const { width = 0, height = 0, autoOrient } = await sharp(upload.data).metadata();
+  return autoOrient ?? { width, height };
+}
+
+// The engine makes sides that are multiples of 8 within 64–2048; any other size is made at the
+// nearest such size below and scaled to the image's own.
+function generationSize(width: number, height: number): Pick<JobParameters, 'width' | 'height' | 'outputWidth' | 'outputHeight'> {
+  const side = (value: number) => Math.min(2048, Math.max(64, Math.floor(value / 8) * 8));
+  const generated = { width: side(width), height: side(height) };
+  const exact = generated.width === width && generated.height === height;
+  return exact ? generated : { ...generated, outputWidth: width, outputHeight: height };
+}
