@@ -35,13 +35,14 @@ let closesCachedModelsBeforeExit = false;
  */
 export async function generate(options: GenerateOptions): Promise<GeneratedImage[]> {
   if (typeof options !== 'object' || options === null) throw invalid(TypeError, 'the options of generate', 'object', options);
-  const { model, backend, threads, prediction, weightType } = options;
+  const { model, backend, threads, prediction, weightType, taesd } = options;
   const { image, mask } = options as Partial<InpaintOptions>;
   const mode: GenerateMode = mask !== undefined ? 'inpaint' : image !== undefined ? 'img2img' : 'txt2img';
   const caller = callerByMode[mode];
   // Checked against any family: the defaults and which family-specific options apply depend on the
   // model, and are checked again once it is loaded.
-  normalizeImageOptions(options, mode, { family: 'any', prediction: 'eps' }, caller, generateKeys);
+  const hasTaesd = model instanceof Model ? model.info.taesd : taesd !== undefined;
+  normalizeImageOptions(options, mode, { family: 'any', prediction: 'eps', taesd: hasTaesd }, caller, generateKeys);
 
   let target: Model;
   if (model instanceof Model) {
@@ -52,7 +53,7 @@ export async function generate(options: GenerateOptions): Promise<GeneratedImage
     }
     target = model;
   } else if (typeof model === 'string') {
-    const loadOptions = normalizeLoadOptions({ backend, threads, prediction, weightType }, 'generate');
+    const loadOptions = normalizeLoadOptions({ backend, threads, prediction, weightType, taesd }, 'generate');
     target = await cachedModel(nonEmptyString(model, 'model'), loadOptions);
   } else {
     throw invalid(TypeError, 'model', 'Model or path of a checkpoint file', model);
@@ -64,6 +65,7 @@ async function cachedModel(file: string, loadOptions: NormalizedLoadOptions): Pr
   const resolved = path.resolve(file);
   const key = JSON.stringify([
     resolved, loadOptions.backend, loadOptions.threads ?? 'default', loadOptions.prediction, loadOptions.weightType,
+    loadOptions.taesd === undefined ? null : path.resolve(loadOptions.taesd),
   ]);
   for (;;) {
     let entry = cachedModels.get(key);
