@@ -38,6 +38,8 @@ export interface NativeLoadOptions {
   prediction: string;
   /** Resident type of the weight matrices: 'auto' (as stored), 'f32', 'f16', 'q8_0', … Absent: 'auto'. */
   weightType?: string;
+  /** Path of a TAESD decoder file to load with the model. Absent: none. */
+  taesd?: string;
 }
 
 /** What the engine read from the checkpoint. */
@@ -66,6 +68,8 @@ export interface NativeModelInfo {
   storedTypes: Record<string, number>;
   /** Weights of the model's components that no part of the network used (a sign of an unknown variant). */
   unusedTensors: string[];
+  /** Whether a TAESD decoder was loaded with the model. */
+  taesd: boolean;
 }
 
 /** Token ids and per-token weights of one prompt: `chunks` rows of 77 (BOS … EOS pad). */
@@ -126,6 +130,8 @@ export interface NativeRequest {
   loras?: NativeLora[];
   /** inpaint: what the masked region's latent starts from: 'original' | 'noise' | 'zeros'. Absent: 'original'. */
   maskedStart?: string;
+  /** What decodes the final latent: 'vae' | 'taesd' (needs a TAESD loaded with the model). Absent: 'vae'. */
+  vaeDecoder?: string;
   /** txt2img only: the hires fix's second pass. Absent: none. */
   hires?: NativeHires;
   /** The refiner hand-off (not with hires). Absent: none. */

@@ -41,16 +41,18 @@ let closesCachedModelsBeforeExit = false;
  */
 export async function generate(options: GenerateOptions): Promise<GeneratedImage[]> {
   if (typeof options !== 'object' || options === null) throw invalid(TypeError, 'the options of generate', 'object', options);
-  const { model, backend, threads, prediction, weightType } = options;
+  const { model, backend, threads, prediction, weightType, taesd } = options;
   const { image, mask } = options as Partial<InpaintOptions>;
   const mode: GenerateMode = mask !== undefined ? 'inpaint' : image !== undefined ? 'img2img' : 'txt2img';
   const caller = callerByMode[mode];
   // Checked against any family: the defaults and which family-specific options apply depend on the
   // model, and are checked again once it is loaded.
-  normalizeImageOptions(options, mode, { family: 'any', prediction: 'eps' }, caller, generateKeys);
+  const hasTaesd = model instanceof Model ? model.info.taesd : taesd !== undefined;
+  normalizeImageOptions(options, mode, { family: 'any', prediction: 'eps', taesd: hasTaesd }, caller, generateKeys);
 
   let target: Model;
-  let loadOptions = normalizeLoadOptions({}, 'generate');
+  // The refiner's latents are decoded by the model's VAE (or TAESD): it loads without a TAESD.
+  let refinerLoadOptions = normalizeLoadOptions({}, 'generate');
   if (model instanceof Model) {
     const loadOption = loadOptionKeys.find((key) => options[key] !== undefined);
     if (loadOption) {
@@ -59,15 +61,17 @@ export async function generate(options: GenerateOptions): Promise<GeneratedImage
     }
     target = model;
   } else if (typeof model === 'string') {
-    loadOptions = normalizeLoadOptions({ backend, threads, prediction, weightType }, 'generate');
+    const loadOptions = normalizeLoadOptions({ backend, threads, prediction, weightType, taesd }, 'generate');
+    refinerLoadOptions = normalizeLoadOptions({ backend, threads, prediction, weightType }, 'generate');
     target = await cachedModel(nonEmptyString(model, 'model'), loadOptions);
   } else {
     throw invalid(TypeError, 'model', 'Model or path of a checkpoint file', model);
   }
   // A refiner given by path loads as `model` does (a Model `model`: with the default load options).
   const { refiner } = options;
-  const call = typeof refiner?.model === 'string'
-    ? { ...options, refiner: { ...refiner, model: await cachedModel(nonEmptyString(refiner.model, 'refiner.model'), loadOptions) } }
+  const refinerPath = typeof refiner?.model === 'string' ? nonEmptyString(refiner.model, 'refiner.model') : undefined;
+  const call = refiner && refinerPath !== undefined
+    ? { ...options, refiner: { ...refiner, model: await cachedModel(refinerPath, refinerLoadOptions) } }
     : options;
   return runImageCall(target, call, mode, caller, generateKeys);
 }
@@ -76,6 +80,7 @@ async function cachedModel(file: string, loadOptions: NormalizedLoadOptions): Pr
   const resolved = path.resolve(file);
   const key = JSON.stringify([
     resolved, loadOptions.backend, loadOptions.threads ?? 'default', loadOptions.prediction, loadOptions.weightType,
+    loadOptions.taesd === undefined ? null : path.resolve(loadOptions.taesd),
   ]);
   for (;;) {
     let entry = cachedModels.get(key);

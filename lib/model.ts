@@ -42,7 +42,7 @@ export interface ModelInfo {
   padToken: number;
   /** Pixels per latent cell: 8. */
   vaeScale: number;
-  /** Bytes of weights the model keeps resident, after the `weightType` conversion. */
+  /** Bytes of weights the model keeps resident, after the `weightType` conversion; a TAESD's included. */
   weightBytes: number;
   /** Backend the model runs on. */
   backend: 'cpu' | 'metal' | 'cuda';
@@ -60,6 +60,8 @@ export interface ModelInfo {
    * the checkpoints sdnode knows; entries hint at a variant it does not (those weights are ignored).
    */
   unusedTensors: string[];
+  /** Whether a TAESD decoder was loaded with the model (the `taesd` load option). */
+  taesd: boolean;
 }
 
 /** How people name each model family: 'SD 1.x', 'SD 2.x', 'SDXL', 'SDXL refiner'. */
@@ -313,11 +315,12 @@ export class Model {
  */
 export async function loadModel(modelPath: string, options?: LoadOptions): Promise<Model> {
   const resolved = path.resolve(nonEmptyString(modelPath, 'path'));
-  const { backend, prediction, threads, weightType, loraDir } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType, loraDir, taesd } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   try {
     const native = await addon.loadModel(resolved, {
       backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
+      ...(taesd !== undefined && { taesd: path.resolve(taesd) }),
     });
     return createModel(resolved, native, loraDir);
   } catch (err) {
@@ -363,6 +366,7 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     fileBytes: native.fileBytes,
     storedTypes: { ...native.storedTypes },
     unusedTensors: [...native.unusedTensors],
+    taesd: native.taesd,
   };
 }
 

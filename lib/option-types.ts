@@ -26,6 +26,13 @@ export interface LoadOptions {
    * `<lora:NAME:weight>` tags select by file name; a call's own `loraDir` overrides it. Default none.
    */
   loraDir?: string;
+  /**
+   * Path of a TAESD decoder (madebyollin's tiny autoencoder: `taesd_decoder.safetensors`, or the
+   * diffusers `diffusion_pytorch_model.safetensors` of madebyollin/taesd) to load with the model.
+   * Previews then show its decode at the image's size instead of the linear colour map, and
+   * `vaeDecoder: 'taesd'` can make draft images with it. Default none.
+   */
+  taesd?: string;
 }
 
 /** Resident types of the `weightType` load option. */
@@ -92,16 +99,18 @@ export interface Progress {
 
 /**
  * A cheap look at an image while it is made: the model's current estimate of the finished image
- * (its denoised prediction at this step), projected from the latent to RGB by a fixed linear map
- * (AUTOMATIC1111's "Approximate cheap") instead of the VAE. One pixel per latent cell, so 1/8 of the
- * image's width and height (64×64 for 512×512), not upscaled; colours are approximate.
+ * (its denoised prediction at this step). With a TAESD loaded (the `taesd` load option) it is the
+ * TAESD's decode, at the image's full size (AUTOMATIC1111's "TAESD" previews). Without one it is
+ * projected from the latent to RGB by a fixed linear map (AUTOMATIC1111's "Approximate cheap"): one
+ * pixel per latent cell, so 1/8 of the image's width and height (64×64 for 512×512), not upscaled;
+ * colours are approximate.
  */
 export interface Preview {
   /** PNG file bytes (8-bit RGB, no metadata). */
   png: Buffer;
-  /** Width in pixels: the image's width / 8. */
+  /** Width in pixels: the image's width with a TAESD loaded, else the image's width / 8. */
   width: number;
-  /** Height in pixels: the image's height / 8. */
+  /** Height in pixels: the image's height with a TAESD loaded, else the image's height / 8. */
   height: number;
   /** Sampling step it shows, 1-based; the same as the progress event's `step`. */
   step: number;
@@ -197,6 +206,12 @@ export interface ImageOptions {
    * Default false.
    */
   tiling?: boolean;
+  /**
+   * What decodes the final image: 'vae', the checkpoint's VAE, or 'taesd', the TAESD loaded with the
+   * model (the `taesd` load option; without one this is an error): a draft image in a fraction of the
+   * time, with less detail. `vaeTiling` applies to the VAE only. Default 'vae'.
+   */
+  vaeDecoder?: 'vae' | 'taesd';
   /**
    * Attach a `preview` to every step's progress event (see `Progress.preview`); needs `onProgress`.
    * With `previewEvery` as well, that sets the interval. Default false.

@@ -24,6 +24,8 @@ export type GenerateMode = 'txt2img' | 'img2img' | 'inpaint';
 export interface ModelTraits {
   family: string;
   prediction: string;
+  /** Whether a TAESD is loaded; absent when not known yet (options checked before a load). */
+  taesd?: boolean;
 }
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
@@ -92,7 +94,7 @@ const MAX_SIDE = 2048;
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
-  'vaeTiling', 'tiling', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
+  'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
   'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore', 'refiner',
 ] as const;
 const hiresOptionKeys = [
@@ -103,7 +105,7 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   img2img: [...imageOptionKeys, 'image', 'strength'],
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
-export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType'] as const;
+export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
 const modelDefaultKeys = ['loraDir'] as const;
 
@@ -148,6 +150,7 @@ export function normalizeImageOptions(
       strength: isImageMode ? number(o.strength, 'strength', 0, 1, DEFAULT_STRENGTH) : 1,
       vaeTiling: boolean(o.vaeTiling, 'vaeTiling', false),
       tiling: seamlessTiling(o.tiling, o.vaeTiling),
+      vaeDecoder: vaeDecoder(o.vaeDecoder, model),
       previewEvery: previewInterval(o.previews, o.previewEvery),
       maskedStart: mode === 'inpaint' ? oneOf(o.maskedStart, 'maskedStart', maskedStarts, 'original') : 'original',
       ...sdxlConditioning(o, model.family),
@@ -173,7 +176,8 @@ export function normalizeImageOptions(
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir'>> & Pick<LoadOptions, 'threads' | 'loraDir'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd'>>
+  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
@@ -188,6 +192,7 @@ export function normalizeLoadOptions(
   const threads = integer(o.threads, 'threads', 1, 1024, undefined);
   if (threads !== undefined) normalized.threads = threads;
   if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
+  if (o.taesd !== undefined) normalized.taesd = nonEmptyString(o.taesd, 'taesd');
   return normalized;
 }
 
@@ -298,6 +303,15 @@ function boolean(value: unknown, name: string, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw invalid(TypeError, name, 'boolean', value);
   return value;
+}
+
+function vaeDecoder(value: unknown, model: ModelTraits): 'vae' | 'taesd' {
+  const decoder = oneOf(value, 'vaeDecoder', ['vae', 'taesd'], 'vae');
+  if (decoder === 'taesd' && model.taesd === false) {
+    throw new RangeError("vaeDecoder is 'taesd' but the model was loaded without a TAESD; "
+      + 'give its file with the taesd load option (--taesd FILE on the command line)');
+  }
+  return decoder;
 }
 
 // 0 (none) or the step interval of previews.

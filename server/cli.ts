@@ -42,6 +42,7 @@ const optionSpec = {
   prediction: { type: 'string' },
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
+  taesd: { type: 'string' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
   redis: { type: 'string' },
@@ -120,6 +121,8 @@ Serve options:
                            ${weightTypes.filter((type) => type !== 'auto').join(', ')}.
                            Quantized types shrink the linear layers (q8_0: SD 1.5's weights
                            2035 → 1719 MB); convolution kernels stay f16.
+      --taesd <file>       Load this TAESD decoder (taesd_decoder.safetensors) with every model:
+                           live previews become its full-size decode instead of a colour map.
       --max-queue <n>      Jobs that may wait for a worker, all APIs together; beyond that requests
                            answer 503 (OpenAI: 429) with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
@@ -145,7 +148,7 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
       --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
                            after this many seconds (default 30).
   Worker options: --model, --models, --max-loaded, --concurrency (jobs at once, default 1),
-  --threads, --backend, --prediction, --weight-type, --lora-dir, --attempts, --stall-timeout, --safety-checker.
+  --threads, --backend, --prediction, --weight-type, --lora-dir, --taesd, --attempts, --stall-timeout, --safety-checker.
 
   -h, --help               Show this help.
   -v, --version            Print the version.
@@ -268,19 +271,20 @@ function integerOption(values: CliValues): (name: keyof CliValues, min: number, 
   };
 }
 
-function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir'> {
+function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'taesd'> {
   return {
     loraDir: values['lora-dir'],
     threads: integerOption(values)('threads', 1, 1024),
     backend: oneOf(values.backend, '--backend', backends),
     prediction: oneOf(values.prediction, '--prediction', predictions),
     weightType: oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes),
+    taesd: values.taesd,
   };
 }
 
 function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
-  const { threads, backend, prediction, weightType, loraDir } = engineOptions(values);
+  const { threads, backend, prediction, weightType, loraDir, taesd } = engineOptions(values);
   const redisOnly = (['workers', 'retention', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
     throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
@@ -321,6 +325,7 @@ function serverOptions(values: CliValues): ServerOptions {
     prediction,
     weightType,
     loraDir,
+    taesd,
     maxQueue: int('max-queue', 0, 1_000_000),
     safetyCheckerPath: values['safety-checker'],
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),

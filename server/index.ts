@@ -71,6 +71,8 @@ export interface ServerOptions {
    * `Lora` when it exists, else its `loras`; none without `modelsDir`.
    */
   loraDir?: string;
+  /** A TAESD decoder file loaded with every model (`--taesd`): live previews show its decode. */
+  taesd?: string;
   /** Jobs that may wait for a worker, all dialects together; beyond that requests are refused. Default 100. */
   maxQueue?: number;
   /** Largest upload per file, in MB. Default 20. */

@@ -9,6 +9,7 @@ import t, { type Test } from 'tap';
 import { readPngText } from '../lib/index.js';
 import { main } from '../server/cli.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { writeTaesd } from './fixtures/taesd.js';
 import { writeTinyLora } from './fixtures/lora.js';
 import { exitCode, solidPng, spawnCli, waitForOutput } from './server-helpers.js';
 
@@ -73,6 +74,19 @@ t.test('Ctrl-C stops between steps with exit code 130 and writes nothing', async
   t.same(await readdir(folder), []);
 });
 
+t.test('--taesd with --vae-decoder taesd makes a draft image with the tiny autoencoder', async (t) => {
+  const folder = t.testdir();
+  const taesd = await writeTaesd(folder);
+  const args = [...quick, '-p', 'a lighthouse', '-s', '3'];
+  const draft = await run(t, [...args, '--taesd', taesd, '--vae-decoder', 'taesd', '-o', path.join(folder, 'draft.png')]);
+  t.equal(draft.code, 0, draft.output);
+  const full = await run(t, [...args, '--taesd', taesd, '-o', path.join(folder, 'full.png')]);
+  t.equal(full.code, 0, full.output);
+  const [draftPixels, fullPixels] = await Promise.all(['draft.png', 'full.png'].map((name) => sharp(path.join(folder, name)).raw().toBuffer()));
+  t.equal(draftPixels!.length, 64 * 64 * 3);
+  t.notOk(draftPixels!.equals(fullPixels!), 'the VAE stays the default decoder');
+});
+
 t.test('--lora-dir applies the prompt\'s <lora:NAME:weight>; an unknown name lists the folder\'s LoRAs', async (t) => {
   const folder = t.testdir();
   const loras = path.join(folder, 'loras');
@@ -103,6 +117,8 @@ t.test('a bad flag is a usage error with exit code 2 that names it, before any m
     [['-m', model, '--backend', 'opencl'], /Expected one of auto, cpu, metal, cuda for --backend but received opencl/],
     [['-m', model, 'a corgi'], /Unexpected argument "a corgi"; give the prompt with -p/],
     [['-m', model, '--port', '80'], /Unknown option '--port'/],
+    [['-m', model, '--vae-decoder', 'taesd'], /--vae-decoder taesd needs the TAESD file: --taesd <file>/],
+    [['-m', model, '--taesd', missing], /Cannot read --taesd .*missing\.png: ENOENT/],
   ];
   for (const [args, message] of cases) {
     const { code, output } = await run(t, args);

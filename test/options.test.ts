@@ -131,7 +131,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
   t.same(settings, {
     mode: 'txt2img', width: 512, height: 512, steps: 20, cfgScale: 7, sampler: 'euler_a', scheduler: 'discrete',
     seed: 1, subseed: 3, subseedStrength: 0, seedResizeWidth: 0, seedResizeHeight: 0, rng: 'gpu', clipSkip: 0, count: 1,
-    strength: 1, vaeTiling: false, tiling: false, previewEvery: 0, maskedStart: 'original',
+    strength: 1, vaeTiling: false, tiling: false, vaeDecoder: 'vae', previewEvery: 0, maskedStart: 'original',
     originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
     aestheticScore: 6, negativeAestheticScore: 2.5,
   });
@@ -157,12 +157,13 @@ t.test('keeps the values it is given', async (t) => {
   const normalized = check({
     prompt: 'a cat', negativePrompt: 'blurry', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun',
     scheduler: 'exponential', seed: 2 ** 32 - 1, subseed: 0, subseedStrength: 1, seedResizeFromWidth: 2048,
-    seedResizeFromHeight: 64, count: 16, rng: 'cpu', clipSkip: 2, vaeTiling: true, previewEvery: 5, signal, onProgress,
+    seedResizeFromHeight: 64, count: 16, rng: 'cpu', clipSkip: 2, vaeTiling: true, vaeDecoder: 'taesd', previewEvery: 5, signal,
+    onProgress,
   });
   t.same(normalized.settings, {
     mode: 'txt2img', width: 640, height: 64, steps: 150, cfgScale: 0, sampler: 'heun', scheduler: 'exponential',
     seed: 2 ** 32 - 1, subseed: 0, subseedStrength: 1, seedResizeWidth: 2048, seedResizeHeight: 64, rng: 'cpu',
-    clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, previewEvery: 5, maskedStart: 'original',
+    clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, vaeDecoder: 'taesd', previewEvery: 5, maskedStart: 'original',
     originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
     aestheticScore: 6, negativeAestheticScore: 2.5,
   });
@@ -191,5 +192,5 @@ t.test('checks load options and defaults them to auto', async (t) => {
   t.throws(() => normalizeLoadOptions({ prediction: 'x0' }, 'loadModel'),
     new RangeError('Expected one of auto, eps, v for prediction but received "x0" of type string'));
   t.throws(() => normalizeLoadOptions({ gpu: true }, 'loadModel'),
-    { name: 'TypeError', message: 'Unknown option "gpu" for loadModel; known options: backend, threads, prediction, weightType' });
+    { name: 'TypeError', message: 'Unknown option "gpu" for loadModel; known options: backend, threads, prediction, weightType, taesd' });
 });

@@ -140,6 +140,7 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   if (!o.Get("negativeAestheticScore").IsUndefined()) {
     r.negativeAestheticScore = static_cast<float>(numberField(o, "negativeAestheticScore"));
   }
+  if (!o.Get("vaeDecoder").IsUndefined()) r.vaeDecoder = stringField(o, "vaeDecoder");
   const Napi::Value hires = o.Get("hires");
   if (!hires.IsUndefined()) {
     if (!hires.IsObject()) badField(o.Env(), "hires", "an object");
@@ -169,6 +170,7 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
   p.prediction = stringField(options, "prediction");
   // Optional: callers from before weightType existed load as stored.
   if (!options.Get("weightType").IsUndefined()) p.weightType = stringField(options, "weightType");
+  if (!options.Get("taesd").IsUndefined()) p.taesd = stringField(options, "taesd");
   return p;
 }
 
@@ -229,6 +231,7 @@ Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info) {
   o.Set("fileBytes", static_cast<double>(info.fileBytes));
   o.Set("storedTypes", countsToJs(env, info.storedTypes));
   o.Set("unusedTensors", stringsToJs(env, info.unusedTensors));
+  o.Set("taesd", info.taesd);
   return o;
 }
 

@@ -109,6 +109,8 @@ void DiffusionModel::checkRequest(const Request& r) const {
       fail("refiner.switchAt must be above 0 and at most 1");
     }
   }
+  if (r.vaeDecoder != "vae" && r.vaeDecoder != "taesd") fail("vaeDecoder must be vae or taesd, got '" + r.vaeDecoder + "'");
+  if (r.vaeDecoder == "taesd" && !taesd_) fail("vaeDecoder is taesd but the model was loaded without a TAESD (LoadParams::taesd)");
   if (r.tiling && r.vaeTiling) fail("tiling and vaeTiling cannot be combined: the VAE's tiles do not wrap around");
   if (r.hires) {
     const HiresFix& h = *r.hires;
@@ -158,6 +160,15 @@ std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& laten
   return rgb;
 }
 
+LatentPreview DiffusionModel::previewOf(const std::vector<float>& latent, int64_t width, int64_t height, bool circular) {
+  if (!taesd_) return previewOfLatent(latent, width, height);
+  LatentPreview preview;
+  preview.width = static_cast<int>(width) * info_.vaeScale;
+  preview.height = static_cast<int>(height) * info_.vaeScale;
+  preview.rgb = taesd_->decodeToRgb(latent, width, height, circular);
+  return preview;
+}
+
 TextConditions DiffusionModel::encodeText(const Conditioning& prompt, const Conditioning& negative, const Request& r) {
   TextConditions text;
   EncodedPrompt cond = encodePrompt(prompt, r.clipSkip);
@@ -202,7 +213,7 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
     p.passSteps = steps;
     p.image = progress.image;
     p.images = r.count;
-    if (previews && isPreviewStep(p.step, p.steps, r.previewEvery)) p.preview = previewOfLatent(latestDenoised, w, h);
+    if (previews && isPreviewStep(p.step, p.steps, r.previewEvery)) p.preview = previewOf(latestDenoised, w, h, r.tiling);
     p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - run.started).count();
     run.callbacks.onProgress(p);
   };
@@ -231,6 +242,7 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   x = sample(r.sampler, model, std::move(x), sigmas, rng, schedule_, hooks);
   unet_->releaseBuffers();
   if (refiner) refiner->model.unet_->releaseBuffers();
+  if (taesd_) taesd_->releaseBuffers();
   return x;
 }
 
@@ -345,8 +357,14 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       }
       image.seed = seeds.seed;
       image.subseed = seeds.subseed;
-      image.rgb = decodeToRgb(x, image.width / info_.vaeScale, image.height / info_.vaeScale, r.vaeTiling);
-      vae_->releaseBuffers();
+      const int64_t latentWidth = image.width / info_.vaeScale, latentHeight = image.height / info_.vaeScale;
+      if (r.vaeDecoder == "taesd") {
+        image.rgb = taesd_->decodeToRgb(x, latentWidth, latentHeight, r.tiling);
+        taesd_->releaseBuffers();
+      } else {
+        image.rgb = decodeToRgb(x, latentWidth, latentHeight, r.vaeTiling);
+        vae_->releaseBuffers();
+      }
       if (r.mode == "inpaint") compositeKept(image.rgb, r.image, r.mask);
       images.push_back(std::move(image));
     }

@@ -103,6 +103,15 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   if (clip2_) clip2_->validate();
   unet_->validate();
   vae_->validate();
+  if (!params.taesd.empty()) {
+    taesd_ = std::make_unique<Taesd>(params.taesd, *backend_, threads);
+    const TaesdConfig& tc = taesd_->config();
+    if (tc.latentChannels != vaeConfig.latentChannels || tc.scale() != vaeConfig.scale()) {
+      throw Error(ErrorCode::ModelUnsupported, params.taesd + ": this TAESD decodes " + std::to_string(tc.latentChannels) +
+                                                   "-channel latents at " + std::to_string(tc.scale()) + " pixels per cell, the model's VAE " +
+                                                   std::to_string(vaeConfig.latentChannels) + " at " + std::to_string(vaeConfig.scale()));
+    }
+  }
 
   vPrediction_ = prediction == "v";
   threads_ = threads;
@@ -118,6 +127,8 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   info_.format = file_.format;
   info_.fileBytes = file_.fileSize;
   info_.storedTypes = weights_->storedTypes();
+  info_.taesd = taesd_ != nullptr;
+  if (taesd_) info_.weightBytes += taesd_->bytes();
   for (const std::string& name : weights_->unused()) {
     if (name.find("position_ids") == std::string::npos && name.find("logit_scale") == std::string::npos &&
         name.find("text_projection") == std::string::npos) {

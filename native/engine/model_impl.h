@@ -12,6 +12,7 @@
 #include "image_start.h"
 #include "rng.h"
 #include "schedule.h"
+#include "taesd.h"
 #include "sdnode.h"
 #include "unet.h"
 #include "vae.h"
@@ -76,6 +77,7 @@ class DiffusionModel : public Model {
   std::unique_ptr<ClipTextEncoder> clip2_;  // SDXL's second encoder (OpenCLIP ViT-bigG)
   std::unique_ptr<Unet> unet_;
   std::unique_ptr<Vae> vae_;
+  std::unique_ptr<Taesd> taesd_;  // when LoadParams::taesd names one
   NoiseSchedule schedule_;
   ModelInfo info_;
   bool vPrediction_ = false;
@@ -103,6 +105,8 @@ class DiffusionModel : public Model {
   // The hires fix's starting latent: the first pass's latent resized as the plan says and cropped.
   std::vector<float> upscaleForHires(const std::vector<float>& latent, int64_t width, int64_t height, const HiresPlan& plan,
                                      bool vaeTiling, uint64_t seed);
+  // The preview of a latent in the sampler's scale: TAESD's decode when one is loaded, else the linear map.
+  LatentPreview previewOf(const std::vector<float>& latent, int64_t width, int64_t height, bool circular);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t width, int64_t height, bool tiled);
   // A sample of the VAE posterior of an image (planes [3, H, W] in [-1, 1]), scaled for the UNet;
   // draws its noise from `rng`.

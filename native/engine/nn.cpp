@@ -43,7 +43,7 @@ ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t i
 }
 
 ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, int kernel, int stride,
-                    int padding) {
+                    int padding, bool bias) {
   requireWidth(x, 2, in, prefix);
   ggml_tensor* w = n.w.get(prefix + ".weight", {out, in, kernel, kernel});
   ggml_tensor* y;
@@ -57,6 +57,7 @@ ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t i
   } else {
     y = ggml_conv_2d_direct(n.ctx, w, x, stride, stride, padding, padding, 1, 1);
   }
+  if (!bias) return y;
   ggml_tensor* b = n.w.get(prefix + ".bias", {out});
   return ggml_add(n.ctx, y, ggml_reshape_4d(n.ctx, b, 1, 1, out, 1));
 }

@@ -21,7 +21,7 @@ struct Net {
 ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, bool bias = true);
 // x: [W, H, in, N] -> [W', H', out, N]; `padding` wraps around when n.circular.
 ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, int kernel, int stride = 1,
-                    int padding = 0);
+                    int padding = 0, bool bias = true);
 // x: [W, H, C, N], 32 groups
 ggml_tensor* groupNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps = 1e-6f);
 // x: [C, T, N]

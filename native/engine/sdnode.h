@@ -63,6 +63,9 @@ struct LoadParams {
   // q5_0 | q4_k | q4_1 | q4_0 | q3_k | q2_k (case-insensitive). Quantized types apply to float
   // matrices whose rows are whole blocks; convolution kernels, vectors and embeddings keep theirs.
   std::string weightType = "auto";
+  // A TAESD decoder file (taesd.h) to load with the model: previews then show its decode, and
+  // Request::vaeDecoder "taesd" can use it for the final image. Empty: none.
+  std::string taesd;
 };
 
 struct ModelInfo {
@@ -81,6 +84,7 @@ struct ModelInfo {
   std::map<std::string, int> storedTypes;
   // Tensors under the model's prefixes that no component uses (a sign of a variant we do not know).
   std::vector<std::string> unusedTensors;
+  bool taesd = false;  // whether a TAESD decoder was loaded with the model
 };
 
 // Token ids in rows of 77 (BOS … EOS pad) and one weight per token.
@@ -172,6 +176,9 @@ struct Request {
   // Seamless tiling: every padded convolution of the UNet and the VAE wraps around the image's
   // edges, so the image tiles without seams. Not with vaeTiling.
   bool tiling = false;
+  // What decodes the final latent: vae (the checkpoint's) | taesd (the TAESD loaded with the model:
+  // much faster, a draft's quality). Any first-pass decode of a hires fix stays the VAE's.
+  std::string vaeDecoder = "vae";
   std::optional<HiresFix> hires;  // txt2img only
   // Applied for this call only: the weights are byte-identical to the loaded ones afterwards.
   std::vector<LoraFile> loras;
@@ -190,8 +197,8 @@ struct Request {
   std::optional<RefinerHandoff> refiner;  // not with hires
 };
 
-// A cheap look at a running image: one RGB pixel per latent cell (width/8 x height/8), from a fixed
-// linear map of the latent rather than the VAE.
+// A cheap look at a running image: with a TAESD loaded, its decode at the image's size; otherwise one
+// RGB pixel per latent cell (width/8 x height/8), from a fixed linear map of the latent.
 struct LatentPreview {
   int width = 0;
   int height = 0;

@@ -33,6 +33,8 @@ const optionSpec = {
   mask: { type: 'string' },
   'mask-blur': { type: 'string' },
   'vae-tiling': { type: 'boolean' },
+  taesd: { type: 'string' },
+  'vae-decoder': { type: 'string' },
   rng: { type: 'string' },
   'clip-skip': { type: 'string' },
   'weight-type': { type: 'string' },
@@ -73,6 +75,9 @@ Makes images from the terminal and saves them as PNG (with the generation parame
       --mask <file>             With -i: inpaint where the mask is white, keep where black.
       --mask-blur <px>          With --mask: soft mask edges, 0–64 (default 4).
       --vae-tiling              Decode in 512-pixel tiles: bounded memory for large images.
+      --taesd <file>            Load a TAESD decoder (taesd_decoder.safetensors) for --vae-decoder.
+      --vae-decoder <vae|taesd> What decodes the image: the model's VAE (default) or the TAESD, a
+                                fast draft (needs --taesd).
       --rng <gpu|cpu>           Random numbers as torch on CUDA (default) or on the CPU.
       --clip-skip <n>           1 = last text encoder layer, 2 = the one before, … (0–12).
       --weight-type <type>      Convert the weights on load: ${weightTypes.join(', ')}.
@@ -96,6 +101,7 @@ const flagOf: Readonly<Record<string, string>> = {
   cfgScale: '--cfg-scale', sampler: '--sampler', scheduler: '--scheduler', seed: '--seed', count: '--count',
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', rng: '--rng',
   clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
+  taesd: '--taesd', vaeDecoder: '--vae-decoder',
 };
 
 /** Runs `sdnode generate` with the arguments after the command; resolves to the exit code. */
@@ -191,6 +197,10 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
   }
   await readable('--init-img', image);
   await readable('--mask', values.mask);
+  await readable('--taesd', values.taesd);
+  if (values['vae-decoder']?.toLowerCase() === 'taesd' && values.taesd === undefined) {
+    throw new InvalidFieldError('--vae-decoder', '--vae-decoder taesd needs the TAESD file: --taesd <file>');
+  }
   const options: Record<string, unknown> = {
     model: values.model,
     prompt: values.prompt,
@@ -208,6 +218,8 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
     mask: values.mask,
     maskBlur: integer('--mask-blur', values['mask-blur']),
     vaeTiling: values['vae-tiling'],
+    taesd: values.taesd,
+    vaeDecoder: values['vae-decoder']?.toLowerCase(),
     rng: values.rng,
     clipSkip: integer('--clip-skip', values['clip-skip']),
     weightType: values['weight-type']?.toLowerCase(),

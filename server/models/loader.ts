@@ -14,6 +14,8 @@ export interface EngineOptions {
   backend?: LoadOptions['backend'];
   prediction?: LoadOptions['prediction'];
   weightType?: LoadOptions['weightType'];
+  /** A TAESD decoder file loaded with every model: previews use it, and so can requests. */
+  taesd?: string;
   /** Folder of the LoRA files prompts select with <lora:NAME:weight> (--lora-dir). */
   loraDir?: string;
 }
@@ -37,6 +39,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
       ...(options.prediction !== undefined && { prediction: options.prediction }),
       ...(options.weightType !== undefined && { weightType: options.weightType }),
       ...(options.loraDir !== undefined && { loraDir: options.loraDir }),
+      ...(options.taesd !== undefined && { taesd: options.taesd }),
     });
     log(describeModel(model));
     return model;
