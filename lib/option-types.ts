@@ -187,9 +187,9 @@ export interface ImageOptions {
   cropTopLeft?: { top: number; left: number };
   /** SDXL base only: the size the UNet is told is wanted (SDXL's `target_size`), in pixels. Integers 1–16384; default the generated size. */
   targetSize?: { width: number; height: number };
-  /** SDXL refiner only: the aesthetic score the prompt's pass is told; higher asks for "nicer" images. Number 0–10, default 6. */
+  /** SDXL refiner (or with `refiner`) only: the aesthetic score the prompt's pass is told; higher asks for "nicer" images. Number 0–10, default 6. */
   aestheticScore?: number;
-  /** SDXL refiner only: the aesthetic score the negative prompt's pass is told. Number 0–10, default 2.5. */
+  /** SDXL refiner (or with `refiner`) only: the aesthetic score the negative prompt's pass is told. Number 0–10, default 2.5. */
   negativeAestheticScore?: number;
   /**
    * Run the VAE in overlapping tiles of 512×512 pixels (64 latent cells, 128 pixels shared and
