@@ -60,7 +60,8 @@ t.test('response_format url gives a link to this server that works without a key
   t.equal(response.status, 200);
   t.equal(response.headers.get('content-type'), 'image/jpeg');
   t.match(await sharp(Buffer.from(await response.arrayBuffer())).metadata(), { format: 'jpeg', width: 64, height: 64 });
-  const forged = await getJson(link.replace(/signature=./, 'signature=0').replace(/signature=00/, 'signature=01'));
+  // One hex digit changed, whatever it was.
+  const forged = await getJson(link.replace(/.$/, (last) => (last === '0' ? '1' : '0')));
   t.equal(forged.status, 403);
   await new Promise((resolve) => setTimeout(resolve, 2100));
   const expired = await fetch(link);
