@@ -50,7 +50,8 @@ t.test('quality and style pick the preset\'s variants', async (t) => {
 });
 
 t.test('response_format url gives a link to this server that works without a key and expires', async (t) => {
-  const { url } = await startTestServer(t, { model: new FakeModel(), apiKeys: ['secret'], urlTtlSeconds: 1 });
+  // Long enough for the first fetch on a busy machine; the test then waits for the link's own expiry.
+  const { url } = await startTestServer(t, { model: new FakeModel(), apiKeys: ['secret'], urlTtlSeconds: 5 });
   const result = await client(url, 'secret').images.generate({
     prompt: 'a fox', response_format: 'url', output_format: 'jpeg', size: '64x64',
   } as OpenAI.ImageGenerateParamsNonStreaming);
@@ -63,7 +64,8 @@ t.test('response_format url gives a link to this server that works without a key
   // One hex digit changed, whatever it was.
   const forged = await getJson(link.replace(/.$/, (last) => (last === '0' ? '1' : '0')));
   t.equal(forged.status, 403);
-  await new Promise((resolve) => setTimeout(resolve, 2100));
+  const expires = Number(new URL(link).searchParams.get('expires')) * 1000;
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, expires - Date.now()) + 1100));
   const expired = await fetch(link);
   t.equal(expired.status, 403);
   t.match(await expired.json(), { error: { message: /expired/, type: 'invalid_request_error' } });
