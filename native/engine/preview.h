@@ -10,8 +10,9 @@
 namespace sdnode {
 
 // latent: [4, height, width] in the sampler's scale (already multiplied by the VAE's latent scale),
-// as SD 1.x / 2.x lay it out. Returns one RGB pixel per cell, row-major.
-LatentPreview previewOfLatent(const std::vector<float>& latent, int64_t width, int64_t height);
+// as SD 1.x / 2.x lay it out. Returns one RGB pixel per cell, row-major. `sdxl`: the SDXL VAE's
+// colour factors (base and refiner share the VAE).
+LatentPreview previewOfLatent(const std::vector<float>& latent, int64_t width, int64_t height, bool sdxl = false);
 
 // Whether `step` (1-based, of `steps`) gets a preview: every `every`-th step and always the last;
 // never when `every` is 0.
