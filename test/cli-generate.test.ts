@@ -60,6 +60,15 @@ t.test('-i with --strength makes image-to-image and --mask inpaints', async (t) 
   t.equal(code, 0, output);
   const { parameters } = readPngText(await readFile(out));
   t.match(parameters, /Denoising strength: 0\.5/);
+
+  const noise = path.join(folder, 'noise.png');
+  const started = await run(t, [...quick, '-p', 'a castle', '-i', init, '--strength', '0.5', '--mask', mask, '--mask-blur', '0',
+    '--masked-start', 'noise', '-s', '1', '-o', noise]);
+  t.equal(started.code, 0, started.output);
+  t.match(readPngText(await readFile(noise)).parameters, /Masked content: latent noise/, '--masked-start reaches the library');
+  const alone = await run(t, [...quick, '-p', 'a castle', '--masked-start', 'zeros', '-o', path.join(folder, 'x.png')]);
+  t.equal(alone.code, 2);
+  t.match(alone.output, /--masked-start needs a starting image/);
 });
 
 t.test('Ctrl-C stops between steps with exit code 130 and writes nothing', async (t) => {

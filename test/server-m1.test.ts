@@ -90,3 +90,21 @@ t.test('curl -F image=@photo.png -F mask=@mask.png /inpaint-image repaints witho
   });
   t.match(await sharp(png).metadata(), { width: 64, height: 64 });
 });
+
+t.test('masked_start picks what the masked area starts from (A1111\'s "masked content"); a bad value is a 400 naming it', async (t) => {
+  const url = await serverWithTinyModel(t);
+  const files = {
+    image: { data: await solidPng(64, 64), type: 'image/png', filename: 'photo.png' },
+    mask: { data: await solidPng(64, 64, 255), type: 'image/png', filename: 'mask.png' },
+  };
+  const fields = { prompt: 'a tower', steps: '3', seed: '5', strength: '0.9', width: '64', height: '64' };
+  const pixels = async (png: Buffer | undefined) => sharp(png).raw().toBuffer();
+  const [original] = await runFlow(t, url, 'inpaint-image', fields, files, { expectProgress: false });
+  const [zeros] = await runFlow(t, url, 'inpaint-image', { ...fields, masked_start: 'zeros' }, files, { expectProgress: false });
+  const [noise] = await runFlow(t, url, 'inpaint-image', { ...fields, masked_start: 'noise' }, files, { expectProgress: false });
+  t.notSame(await pixels(zeros), await pixels(original), 'zeros differs from the image as the start');
+  t.notSame(await pixels(noise), await pixels(zeros), 'noise differs from zeros');
+  const bad = await postForm(`${url}/inpaint-image`, { ...fields, masked_start: 'fill' }, files);
+  t.equal(bad.status, 400);
+  t.match(JSON.stringify(bad.body), /masked_start must be one of original, noise, zeros, got \\?"fill\\?"/);
+});

@@ -32,6 +32,7 @@ const optionSpec = {
   strength: { type: 'string' },
   mask: { type: 'string' },
   'mask-blur': { type: 'string' },
+  'masked-start': { type: 'string' },
   'vae-tiling': { type: 'boolean' },
   taesd: { type: 'string' },
   'vae-decoder': { type: 'string' },
@@ -74,6 +75,8 @@ Makes images from the terminal and saves them as PNG (with the generation parame
       --strength <x>            With -i: how much to change it, 0–1 (default 0.75).
       --mask <file>             With -i: inpaint where the mask is white, keep where black.
       --mask-blur <px>          With --mask: soft mask edges, 0–64 (default 4).
+      --masked-start <original|noise|zeros>
+                                With --mask: what the masked area starts from (default original).
       --vae-tiling              Decode in 512-pixel tiles: bounded memory for large images.
       --taesd <file>            Load a TAESD decoder (taesd_decoder.safetensors) for --vae-decoder.
       --vae-decoder <vae|taesd> What decodes the image: the model's VAE (default) or the TAESD, a
@@ -99,7 +102,7 @@ Example:
 const flagOf: Readonly<Record<string, string>> = {
   prompt: '--prompt', negativePrompt: '--negative-prompt', width: '--width', height: '--height', steps: '--steps',
   cfgScale: '--cfg-scale', sampler: '--sampler', scheduler: '--scheduler', seed: '--seed', count: '--count',
-  image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', rng: '--rng',
+  image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', maskedStart: '--masked-start', rng: '--rng',
   clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
   taesd: '--taesd', vaeDecoder: '--vae-decoder',
 };
@@ -188,12 +191,12 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
     text === undefined ? undefined : parseDecimal(flag, text, { min: -Number.MAX_VALUE, max: Number.MAX_VALUE });
   const image = values['init-img'];
   if (image === undefined) {
-    for (const flag of ['strength', 'mask', 'mask-blur'] as const) {
+    for (const flag of ['strength', 'mask', 'mask-blur', 'masked-start'] as const) {
       if (values[flag] !== undefined) throw new InvalidFieldError(`--${flag}`, `--${flag} needs a starting image: -i, --init-img <file>`);
     }
   }
-  if (values.mask === undefined && values['mask-blur'] !== undefined) {
-    throw new InvalidFieldError('--mask-blur', '--mask-blur needs --mask <file>');
+  for (const flag of ['mask-blur', 'masked-start'] as const) {
+    if (values.mask === undefined && values[flag] !== undefined) throw new InvalidFieldError(`--${flag}`, `--${flag} needs --mask <file>`);
   }
   await readable('--init-img', image);
   await readable('--mask', values.mask);
@@ -217,6 +220,7 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
     strength: decimal('--strength', values.strength),
     mask: values.mask,
     maskBlur: integer('--mask-blur', values['mask-blur']),
+    maskedStart: values['masked-start']?.toLowerCase(),
     vaeTiling: values['vae-tiling'],
     taesd: values.taesd,
     vaeDecoder: values['vae-decoder']?.toLowerCase(),

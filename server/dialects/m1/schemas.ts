@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 
-import { samplers, schedulers } from '../../../lib/index.js';
+import { maskedStarts, samplers, schedulers } from '../../../lib/index.js';
 import { formBoolean, formInteger, formNumber } from '../../http/schema.js';
 import { maxSeed } from '../../jobs/parameters.js';
 
@@ -48,6 +48,11 @@ export const m1FormSchemas = {
     ...commonFields('inpaint-image'),
     strength,
     mask_blur: formInteger('mask_blur', { min: 0, max: 64 }, 'Blur the mask edge by this many pixels (default 4)').optional(),
+    masked_start: z.enum(maskedStarts, {
+      error: (issue) => `masked_start must be one of ${maskedStarts.join(', ')}, got ${JSON.stringify(issue.input)}`,
+    }).optional().meta({
+      description: 'What the masked area starts from: original (the image, default), noise (AUTOMATIC1111\'s "latent noise") or zeros ("latent nothing")',
+    }),
   }),
 } as const;
 

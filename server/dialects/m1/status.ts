@@ -24,6 +24,7 @@ export function jobParameters(form: M1Form): JobParameters {
     ...samplerFields(form.sampler, form.scheduler),
     strength: form.strength,
     maskBlur: form.mask_blur,
+    maskedStart: form.masked_start,
     vaeTiling: form.vae_tiling,
   });
 }
