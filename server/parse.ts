@@ -8,6 +8,8 @@ const decimalPattern = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 export interface NumberRange {
   min: number;
   max: number;
+  /** The value must be above `min` rather than at least `min` (a fraction such as a refiner's switch-at). */
+  minExclusive?: boolean;
 }
 
 /** A user mistake in a named field; the HTTP layer turns it into a 400, the CLI into a usage error. */
@@ -42,10 +44,9 @@ export function parseDecimal(field: string, text: string, range: NumberRange): n
 }
 
 function checkRange(field: string, value: number, range: NumberRange, what: string): void {
-  if (value < range.min || value > range.max) {
-    throw new InvalidFieldError(
-      field,
-      `Expected ${what} between ${range.min} and ${range.max} for ${field} but received ${value}`,
-    );
+  const belowMin = range.minExclusive ? value <= range.min : value < range.min;
+  if (belowMin || value > range.max) {
+    const allowed = range.minExclusive ? `above ${range.min} and at most ${range.max}` : `between ${range.min} and ${range.max}`;
+    throw new InvalidFieldError(field, `Expected ${what} ${allowed} for ${field} but received ${value}`);
   }
 }

@@ -20,6 +20,7 @@ export class GenerateForm {
       ? 'Discrete' : schedulerDisplayNames[name]]));
     for (const radio of this.#modeRadios()) radio.addEventListener('change', () => this.#showMode());
     this.#showMode();
+    this.#select('refiner_checkpoint').addEventListener('change', () => this.#enableSwitchAt());
   }
 
   get mode(): JobKind {
@@ -43,14 +44,12 @@ export class GenerateForm {
     return data;
   }
 
-  /** The model choices: the server default (named when known), then the checkpoints. */
+  /** The model choices: the server default (named when known), then the checkpoints; the refiner's: none, then the checkpoints. */
   setModels(defaultName: string | null, checkpoints: readonly string[]): void {
-    const select = this.#select('model');
-    const current = select.value;
-    select.replaceChildren();
-    fillOptions(select, [['', defaultName ? `Server default (${defaultName})` : 'Server default'],
-      ...checkpoints.map((name): [string, string] => [name, name])]);
-    select.value = checkpoints.includes(current) ? current : '';
+    const named = checkpoints.map((name): [string, string] => [name, name]);
+    replaceOptions(this.#select('model'), [['', defaultName ? `Server default (${defaultName})` : 'Server default'], ...named]);
+    replaceOptions(this.#select('refiner_checkpoint'), [['', 'None'], ...named]);
+    this.#enableSwitchAt();
   }
 
   /** Fills the fields an A1111 `parameters` text names; the others keep their values. */
@@ -73,8 +72,12 @@ export class GenerateForm {
     const scheduler = fields['Schedule type'] === undefined ? choice?.scheduler : findScheduler(fields['Schedule type']);
     // No "Schedule type" means the sampler's default schedule.
     this.#select('scheduler').value = scheduler ?? '';
-    const model = this.#select('model');
-    if (fields.Model !== undefined && [...model.options].some((option) => option.value === fields.Model)) model.value = fields.Model;
+    this.#selectIfListed('model', fields.Model);
+    // An image made without a refiner is filled in as one without.
+    this.#select('refiner_checkpoint').value = '';
+    this.#selectIfListed('refiner_checkpoint', fields.Refiner);
+    this.#enableSwitchAt();
+    this.#setIfPresent('refiner_switch_at', fields.Refiner === undefined ? undefined : fields['Refiner switch at']);
   }
 
   /** Sets width and height (multiples of 8, within 64–2048) to an image's size, keeping its aspect ratio. */
@@ -83,6 +86,16 @@ export class GenerateForm {
     const fit = (value: number): string => String(Math.max(64, Math.round((value * scale) / 8) * 8));
     this.#input('width').value = fit(width);
     this.#input('height').value = fit(height);
+  }
+
+  #selectIfListed(name: string, value: string | undefined): void {
+    const select = this.#select(name);
+    if (value !== undefined && [...select.options].some((option) => option.value === value)) select.value = value;
+  }
+
+  // The switch-at is sent only with a refiner (a disabled input is left out of the form data).
+  #enableSwitchAt(): void {
+    this.#input('refiner_switch_at').disabled = this.#select('refiner_checkpoint').value === '';
   }
 
   #setIfPresent(name: string, value: string | undefined): void {
@@ -119,4 +132,12 @@ export class GenerateForm {
 
 function fillOptions(select: HTMLSelectElement, options: readonly (readonly [string, string])[]): void {
   for (const [value, text] of options) select.append(new Option(text, value));
+}
+
+// The choice made stays when it is still offered.
+function replaceOptions(select: HTMLSelectElement, options: readonly (readonly [string, string])[]): void {
+  const current = select.value;
+  select.replaceChildren();
+  fillOptions(select, options);
+  select.value = options.some(([value]) => value === current) ? current : '';
 }

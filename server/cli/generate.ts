@@ -7,6 +7,7 @@ import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { parseArgs } from 'node:util';
 import { generate, samplers, schedulers, weightTypes, type GenerateOptions, type GeneratedImage, type Progress } from '../../lib/index.js';
+import { refinerSwitchAtRange } from '../jobs/parameters.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from '../parse.js';
 import {
   eitherFlag, errorMessage, interruptedExitCode, onInterrupt, oneOf, parseCommand, usageError,
@@ -40,6 +41,8 @@ const optionSpec = {
   'clip-skip': { type: 'string' },
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
+  refiner: { type: 'string' },
+  'refiner-switch-at': { type: 'string' },
   threads: { type: 'string', short: 't' },
   backend: { type: 'string' },
   prediction: { type: 'string' },
@@ -85,6 +88,10 @@ Makes images from the terminal and saves them as PNG (with the generation parame
       --clip-skip <n>           1 = last text encoder layer, 2 = the one before, … (0–12).
       --weight-type <type>      Convert the weights on load: ${weightTypes.join(', ')}.
       --lora-dir <dir>          Folder of the LoRA files <lora:NAME:weight> in the prompt selects.
+      --refiner <file>          A second checkpoint (an SDXL refiner) that takes over the sampling
+                                at --refiner-switch-at, on the same latent (AUTOMATIC1111's refiner).
+      --refiner-switch-at <x>   With --refiner: the fraction of the steps before it takes over,
+                                above 0 and at most 1 (default 0.8).
   -t, --threads <n>             CPU threads (default: physical cores).
       --backend <name>          auto, cpu, metal or cuda (default auto).
       --prediction <kind>       auto, eps or v (default auto).
@@ -104,7 +111,7 @@ const flagOf: Readonly<Record<string, string>> = {
   cfgScale: '--cfg-scale', sampler: '--sampler', scheduler: '--scheduler', seed: '--seed', count: '--count',
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', maskedStart: '--masked-start', rng: '--rng',
   clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
-  taesd: '--taesd', vaeDecoder: '--vae-decoder',
+  taesd: '--taesd', vaeDecoder: '--vae-decoder', 'refiner.model': '--refiner', 'refiner.switchAt': '--refiner-switch-at',
 };
 
 /** Runs `sdnode generate` with the arguments after the command; resolves to the exit code. */
@@ -198,9 +205,13 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
   for (const flag of ['mask-blur', 'masked-start'] as const) {
     if (values.mask === undefined && values[flag] !== undefined) throw new InvalidFieldError(`--${flag}`, `--${flag} needs --mask <file>`);
   }
+  if (values.refiner === undefined && values['refiner-switch-at'] !== undefined) {
+    throw new InvalidFieldError('--refiner-switch-at', '--refiner-switch-at needs the refiner: --refiner <file>');
+  }
   await readable('--init-img', image);
   await readable('--mask', values.mask);
   await readable('--taesd', values.taesd);
+  await readable('--refiner', values.refiner);
   if (values['vae-decoder']?.toLowerCase() === 'taesd' && values.taesd === undefined) {
     throw new InvalidFieldError('--vae-decoder', '--vae-decoder taesd needs the TAESD file: --taesd <file>');
   }
@@ -228,6 +239,11 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
     clipSkip: integer('--clip-skip', values['clip-skip']),
     weightType: values['weight-type']?.toLowerCase(),
     loraDir: values['lora-dir'],
+    refiner: values.refiner === undefined ? undefined : {
+      model: values.refiner,
+      ...(values['refiner-switch-at'] !== undefined
+        && { switchAt: parseDecimal('--refiner-switch-at', values['refiner-switch-at'], refinerSwitchAtRange) }),
+    },
     threads: integer('--threads', values.threads),
     backend: oneOf(values.backend, '--backend', ['auto', 'cpu', 'metal', 'cuda']),
     prediction: oneOf(values.prediction, '--prediction', ['auto', 'eps', 'v']),
@@ -256,9 +272,12 @@ async function outputFile(output: string): Promise<string> {
 }
 
 // "Expected integer between 1 and 150 for steps but received 0 of type number"
-//   → "Expected integer between 1 and 150 for --steps but received 0"
+//   → "Expected integer between 1 and 150 for --steps but received 0";
+// "refiner.model must be a loaded SDXL … Model (from loadModel()) …" → "--refiner must be an SDXL … model …"
 function namingFlags(message: string): string {
   return message
-    .replace(/ for (\w+) but received /, (whole, option: string) => (flagOf[option] ? ` for ${flagOf[option]} but received ` : whole))
+    .replace(/ for ([\w.]+) but received /, (whole, option: string) => (flagOf[option] ? ` for ${flagOf[option]} but received ` : whole))
+    .replace(/^([\w.]+) must be /, (whole, option: string) => (flagOf[option] ? `${flagOf[option]} must be ` : whole))
+    .replace(/a loaded (.*) Model \(from loadModel\(\)\)/, 'an $1 model')
     .replace(/ of type \w+$/, '');
 }

@@ -41,7 +41,7 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof QueueUnavailableError) {
     return new ApiError(503, 'QUEUE_UNAVAILABLE', err.message, { headers: { 'Retry-After': '1' } });
   }
-  if (err instanceof UnknownModelError) return new ApiError(404, 'MODEL_NOT_FOUND', err.message, { param: 'model' });
+  if (err instanceof UnknownModelError) return new ApiError(404, 'MODEL_NOT_FOUND', err.message, { param: err.field ?? 'model' });
   if (err instanceof NoModelError) return new ApiError(503, 'MODEL_NOT_LOADED', err.message);
   if (isJsonSyntaxError(err)) {
     return new ApiError(400, 'INVALID_JSON', `The request body is not valid JSON: ${(err as Error).message}`);

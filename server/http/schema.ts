@@ -15,7 +15,7 @@ export function formInteger(name: string, range: NumberRange, description: strin
 /** A decimal number sent as text. */
 export function formNumber(name: string, range: NumberRange, description: string) {
   return z.string().transform((text, ctx) => parsedOrIssue(ctx, () => parseDecimal(name, text, range)))
-    .meta({ type: 'number', minimum: range.min, maximum: range.max, description });
+    .meta({ type: 'number', ...rangeKeywords(range), description });
 }
 
 // HTML checkboxes send "on"; curl users write true/false or 1/0.
@@ -27,6 +27,11 @@ export function formBoolean(name: string, description: string) {
     if (['false', '0', 'off', 'no'].includes(lower)) return false;
     throw new InvalidFieldError(name, `Expected true or false (or 1 / 0) for ${name} but received ${text}`);
   })).meta({ type: 'boolean', description });
+}
+
+/** JSON Schema's words for a range: `exclusiveMinimum` where the minimum itself is not allowed. */
+export function rangeKeywords(range: NumberRange): { minimum?: number; exclusiveMinimum?: number; maximum: number } {
+  return range.minExclusive ? { exclusiveMinimum: range.min, maximum: range.max } : { minimum: range.min, maximum: range.max };
 }
 
 function parsedOrIssue<T>(ctx: z.RefinementCtx, parse: () => T): T {

@@ -3,7 +3,9 @@
 import { randomInt } from 'node:crypto';
 
 import { resolveSampler } from '../../lib/index.js';
+import { UnknownModelError, type ModelCatalog } from '../models/registry.js';
 import { InvalidFieldError } from '../parse.js';
+import type { JobParameters } from './job.js';
 
 /** Largest seed (AUTOMATIC1111's range, as the library's). */
 export const maxSeed = 2 ** 32 - 1;
@@ -40,6 +42,63 @@ export function samplerFields(sampler: string | undefined, scheduler: string | u
     throw new InvalidFieldError(field, message.replace(/for (sampler|scheduler)/, `for ${field}`));
   }
   return { ...(sampler !== undefined && { sampler: resolved.sampler }), scheduler: resolved.scheduler };
+}
+
+/** A dialect's names for the refiner's two fields, for messages. */
+export interface RefinerFieldNames {
+  checkpoint: string;
+  switchAt: string;
+}
+
+/** AUTOMATIC1111's names, which the M1 form and the OpenAI presets use too. */
+export const a1111RefinerFields: RefinerFieldNames = { checkpoint: 'refiner_checkpoint', switchAt: 'refiner_switch_at' };
+
+/** AUTOMATIC1111's (and the library's) default hand-off point. */
+export const defaultRefinerSwitchAt = 0.8;
+
+/** The allowed switch-at values: above 0 (the base runs at least one step), at most 1. */
+export const refinerSwitchAtRange = { min: 0, max: 1, minExclusive: true } as const;
+
+/**
+ * The refiner hand-off a request asks for: none without a checkpoint or with "None" (what
+ * AUTOMATIC1111 clients send for none). A switch-at without a checkpoint is refused; the
+ * checkpoint name is resolved against the server's models by `resolveRefiner`.
+ */
+export function refinerParameters(checkpoint: string | undefined, switchAt: number | undefined, names: RefinerFieldNames):
+  JobParameters['refiner'] {
+  if (checkpoint === undefined || checkpoint.trim() === '') {
+    if (switchAt !== undefined) {
+      throw new InvalidFieldError(names.switchAt, `${names.switchAt} needs ${names.checkpoint}: the checkpoint that takes over`);
+    }
+    return undefined;
+  }
+  if (checkpoint.trim().toLowerCase() === 'none') return undefined;
+  const at = switchAt ?? defaultRefinerSwitchAt;
+  if (!(at > refinerSwitchAtRange.min && at <= refinerSwitchAtRange.max)) {
+    throw new InvalidFieldError(names.switchAt, `Expected a number above 0 and at most 1 for ${names.switchAt} but received ${at}`);
+  }
+  return { checkpoint, switchAt: at };
+}
+
+/**
+ * The refiner with its checkpoint resolved by name as the main model is (`base`: the generating
+ * model's name): an unknown name is the dialect's "unknown model" error naming `field`, and the
+ * generating model itself is refused.
+ */
+export async function resolveRefiner(models: ModelCatalog, refiner: JobParameters['refiner'], base: string, field: string):
+  Promise<JobParameters['refiner']> {
+  if (!refiner) return undefined;
+  let name: string;
+  try {
+    name = (await models.resolve(refiner.checkpoint)).name;
+  } catch (error) {
+    if (error instanceof UnknownModelError) throw new UnknownModelError(error.requested, error.available, field);
+    throw error;
+  }
+  if (name === base) {
+    throw new InvalidFieldError(field, `${field} names ${name}, the model that generates; name another checkpoint (an SDXL refiner)`);
+  }
+  return { ...refiner, checkpoint: name };
 }
 
 /** Job records stay free of `"steps": null`-style noise, and the library sees only options given. */

@@ -4,7 +4,7 @@
 import sharp from 'sharp';
 
 import {
-  insertPngText, readPngText, SdnodeError, type GeneratedImage, type HiresOptions, type ImageOptions, type Model, type Progress,
+  familyNames, insertPngText, readPngText, SdnodeError, type GeneratedImage, type HiresOptions, type ImageOptions, type Model, type Progress,
   type RefinerOptions,
 } from '../../lib/index.js';
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
@@ -52,6 +52,7 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
       const { refiner } = record.parameters;
       const refinerLease = refiner && await models.acquire(await models.resolve(refiner.checkpoint), true);
       releaseRefiner = refinerLease?.release;
+      if (refiner && refinerLease) checkRefinerFamily(refiner.checkpoint, refinerLease.model);
       // The registry's models are the library's Model objects; ImageModel only narrows what the
       // runner calls on them.
       const handOff = refiner && refinerLease && { model: refinerLease.model as Model, switchAt: refiner.switchAt };
@@ -183,6 +184,16 @@ async function generateImage(
     }
   }
   return firstPng(images);
+}
+
+// The refiner continues an SDXL latent. The library refuses any other family too, but in terms of
+// its own options; a client named a checkpoint.
+function checkRefinerFamily(name: string, model: ImageModel): void {
+  // Models passed in by an embedding app (loadModel) need not carry the library's info.
+  const family = (model as Partial<Pick<Model, 'info'>>).info?.family;
+  if (family === undefined || family === 'sdxl' || family === 'sdxl-refiner') return;
+  throw new RangeError(`The refiner checkpoint ${name} is an ${familyNames[family]} model; a refiner must be an SDXL refiner `
+    + 'or another SDXL checkpoint');
 }
 
 function firstPng(images: GeneratedImage[]): Buffer {

@@ -5,6 +5,8 @@
 
 import { readFile } from 'node:fs/promises';
 
+import { refinerSwitchAtRange } from '../jobs/parameters.js';
+
 /** Settings of a preset, in the library's terms. */
 export interface PresetSettings {
   /** Checkpoint name (override_settings.sd_model_checkpoint); absent: the server's default. */
@@ -24,6 +26,10 @@ export interface PresetSettings {
   maxPixels?: number;
   /** Scale images generated within max_pixels up to the size the client asked for. */
   scaleToSize?: boolean;
+  /** Checkpoint name of the refiner that takes over at `refinerSwitchAt` ("None": none); resolved per job. */
+  refinerCheckpoint?: string;
+  /** Fraction of the steps before the refiner takes over, above 0 and at most 1. */
+  refinerSwitchAt?: number;
 }
 
 export interface Preset extends PresetSettings {
@@ -102,7 +108,17 @@ function readPreset(name: string, raw: Record<string, unknown>, warnings: string
       settings[key] = value;
     }
   }
-  return { ...readSettings(name, settings, warnings), variants };
+  const preset = { ...readSettings(name, settings, warnings), variants };
+  // A switch-at is for the refiner the preset or one of its variants names.
+  const all: [string, PresetSettings][] = [
+    [name, preset], ...Object.entries(variants).map(([variant, v]): [string, PresetSettings] => [`${name}.${variant}`, v]),
+  ];
+  if (!all.some(([, s]) => s.refinerCheckpoint !== undefined)) {
+    for (const [where, s] of all) {
+      if (s.refinerSwitchAt !== undefined) warnings.push(`${where}.refiner_switch_at is ignored: the preset names no refiner_checkpoint`);
+    }
+  }
+  return preset;
 }
 
 function readSettings(where: string, raw: Record<string, unknown>, warnings: string[]): PresetSettings {
@@ -132,6 +148,13 @@ function readSettings(where: string, raw: Record<string, unknown>, warnings: str
       case 'width': settings.width = number(key, value, 64, 2048, true); break;
       case 'height': settings.height = number(key, value, 64, 2048, true); break;
       case 'max_pixels': settings.maxPixels = number(key, value, 64 * 64, 2048 * 2048, true); break;
+      case 'refiner_checkpoint': settings.refinerCheckpoint = text(key, value); break;
+      case 'refiner_switch_at':
+        if (typeof value !== 'number' || !(value > refinerSwitchAtRange.min && value <= refinerSwitchAtRange.max)) {
+          throw new TypeError(`Preset ${where}.${key} must be a number above 0 and at most 1, but is ${JSON.stringify(value)}`);
+        }
+        settings.refinerSwitchAt = value;
+        break;
       case 'scale_to_size':
         if (typeof value !== 'boolean') throw new TypeError(`Preset ${where}.${key} must be true or false`);
         settings.scaleToSize = value;

@@ -53,12 +53,16 @@ export interface ModelRegistryOptions {
 export class UnknownModelError extends Error {
   readonly requested: string;
   readonly available: string[];
+  /** The request field that named it, when not `model` (e.g. `refiner_checkpoint`). */
+  readonly field: string | undefined;
 
-  constructor(requested: string, available: string[]) {
-    super(`Unknown model ${JSON.stringify(requested)}; available: ${available.length > 0 ? available.join(', ') : 'none'}`);
+  constructor(requested: string, available: string[], field?: string) {
+    super(`Unknown model ${JSON.stringify(requested)}${field === undefined ? '' : ` for ${field}`}; `
+      + `available: ${available.length > 0 ? available.join(', ') : 'none'}`);
     this.name = 'UnknownModelError';
     this.requested = requested;
     this.available = available;
+    this.field = field;
   }
 }
 

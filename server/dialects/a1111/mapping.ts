@@ -4,7 +4,9 @@
 import { hiresUpscalerNames, parseParameters, readPngText } from '../../../lib/index.js';
 import { ApiError } from '../../http/errors.js';
 import type { JobParameters } from '../../jobs/job.js';
-import { chosenSeed, multipleOf8, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import {
+  a1111RefinerFields, chosenSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
+} from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
 import type { Img2ImgRequest, Txt2ImgRequest } from './schemas.js';
 import { img2imgSchema, txt2imgSchema } from './schemas.js';
@@ -107,22 +109,11 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
       && { seedResizeFromWidth: body.seed_resize_from_w, seedResizeFromHeight: body.seed_resize_from_h }),
     // A1111 keeps every image: the checker (--safety-checker) only flags, in info.nsfw.
     safetyCheck: 'report' as const,
-    refiner: refinerParameters(body.refiner_checkpoint, body.refiner_switch_at),
+    // A1111 clients send refiner_switch_at with no refiner; it is used only with one.
+    refiner: refinerParameters(body.refiner_checkpoint ?? undefined, body.refiner_checkpoint ? body.refiner_switch_at ?? undefined : undefined,
+      a1111RefinerFields),
   });
   return { parameters, checkpoint, ignored };
-}
-
-const DEFAULT_REFINER_SWITCH_AT = 0.8;
-
-// The routes resolve the checkpoint name against the server's models before the job is queued.
-function refinerParameters(checkpoint: string | null, switchAt: number | null): JobParameters['refiner'] {
-  if (!checkpoint || checkpoint.trim().toLowerCase() === 'none') return undefined;
-  const at = switchAt ?? DEFAULT_REFINER_SWITCH_AT;
-  if (!(at > 0 && at <= 1)) {
-    throw new ApiError(422, 'INVALID_PARAMETER', `Expected a number above 0 and at most 1 for refiner_switch_at but received ${at}`,
-      { param: 'refiner_switch_at' });
-  }
-  return { checkpoint, switchAt: at };
 }
 
 // A1111's "None" resizes the pixels without an upscaler model: Lanczos here. No name: its default, "Latent".

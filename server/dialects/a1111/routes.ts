@@ -14,6 +14,7 @@ import { packageVersion } from '../../version.js';
 import { basicAuthUsers } from './auth.js';
 import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './images.js';
 import { infoRoutes } from './info-routes.js';
+import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import {
   img2imgParameters, infoObject, jobTimestamp, txt2imgParameters, type A1111Settings, type MappedRequest,
 } from './mapping.js';
@@ -60,8 +61,8 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
       : parseWith(img2imgSchema, req.body ?? {}, '/sdapi/v1/img2img');
     const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
     const checkpoint = await context.models.resolve(mapped.checkpoint);
-    const { refiner } = mapped.parameters;
-    if (refiner) refiner.checkpoint = (await context.models.resolve(refiner.checkpoint)).name;
+    const refiner = await resolveRefiner(context.models, mapped.parameters.refiner, checkpoint.name, a1111RefinerFields.checkpoint);
+    mapped.parameters = withoutUndefined({ ...mapped.parameters, refiner });
     const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);
     const modelHash = checkpoint.sha256 !== undefined ? checkpoint.sha256.slice(0, 10) : hashes.shortHash(checkpoint.path).catch(() => null);
     const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });

@@ -38,8 +38,12 @@ const common = {
   script_name: z.string().nullable().default(null),
   script_args: z.array(z.unknown()).default([]),
   alwayson_scripts: z.record(z.string(), z.unknown()).default({}),
-  refiner_checkpoint: z.string().nullable().default(null),
-  refiner_switch_at: z.number().nullable().default(null),
+  refiner_checkpoint: z.string().nullable().default(null).meta({
+    description: 'A checkpoint name (as sd_model_checkpoint), usually an SDXL refiner, that takes over the sampling at '
+      + 'refiner_switch_at; null or "None": no refiner',
+  }),
+  refiner_switch_at: z.number().nullable().default(null)
+    .meta({ description: 'With refiner_checkpoint: the fraction of the steps before the refiner takes over, above 0 and at most 1 (default 0.8)' }),
   eta: z.number().nullable().default(null),
   force_task_id: z.string().nullable().default(null),
 };

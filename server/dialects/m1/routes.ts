@@ -7,6 +7,7 @@ import { ApiError, errorHandler } from '../../http/errors.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { formFields, parseWith } from '../../http/schema.js';
 import { imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
+import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
 import { QueueClosedError } from '../../jobs/queue.js';
 import { InvalidFieldError } from '../../parse.js';
@@ -63,8 +64,10 @@ function m1Router(context: ServerContext): Router {
         if (slot in fields) throw new InvalidFieldError(slot, `${slot} must be a file upload, e.g. curl -F ${slot}=@photo.png`);
       }
       const form = parseWith(m1FormSchemas[kind], fields, `/${kind}`);
-      const parameters = jobParameters(form);
+      const requested = jobParameters(form);
       const model = await context.models.resolve(form.model);
+      const refiner = await resolveRefiner(context.models, requested.refiner, model.name, a1111RefinerFields.checkpoint);
+      const parameters = withoutUndefined({ ...requested, refiner });
       const uploads = await m1Uploads(kind, req.files);
       const record = await jobs.submit({ mode: modeByKind[kind], dialect: tag, model: model.name, parameters, uploads });
       res.json(queuedBody(context.apiPrefix, kind, record.id));

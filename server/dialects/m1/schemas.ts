@@ -5,7 +5,7 @@ import { z } from 'zod';
 
 import { maskedStarts, samplers, schedulers } from '../../../lib/index.js';
 import { formBoolean, formInteger, formNumber } from '../../http/schema.js';
-import { maxSeed } from '../../jobs/parameters.js';
+import { maxSeed, refinerSwitchAtRange } from '../../jobs/parameters.js';
 
 /** The three M1 endpoints; each is also the first segment of its jobs' URLs. */
 export const m1Kinds = ['text-to-image', 'image-to-image', 'inpaint-image'] as const;
@@ -36,6 +36,12 @@ function commonFields(kind: M1Kind) {
     scheduler: z.string().optional().meta({ description: `Noise schedule: ${schedulers().join(', ')}` }),
     vae_tiling: formBoolean('vae_tiling', 'Run the VAE in 512-pixel tiles: less memory for large images').optional(),
     model: z.string().optional().meta({ description: 'Checkpoint name from GET /models (sdnode extension); default: the server\'s default model' }),
+    refiner_checkpoint: z.string().optional().meta({
+      description: 'A checkpoint name from GET /models, usually an SDXL refiner, that takes over the sampling at refiner_switch_at '
+        + '(sdnode extension); absent or "none": no refiner',
+    }),
+    refiner_switch_at: formNumber('refiner_switch_at', refinerSwitchAtRange,
+      'With refiner_checkpoint: the fraction of the steps before the refiner takes over, above 0 and at most 1 (default 0.8)').optional(),
   };
 }
 

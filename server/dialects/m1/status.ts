@@ -1,7 +1,9 @@
 // M1 ↔ jobs: a form becomes JobParameters; a job snapshot becomes the M1 status object.
 
 import type { JobMode, JobParameters, JobProgress } from '../../jobs/job.js';
-import { chosenSeed, multipleOf8, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import {
+  a1111RefinerFields, chosenSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
+} from '../../jobs/parameters.js';
 import type { JobSnapshot } from '../../jobs/service.js';
 import type { M1Form, M1Kind, M1Status } from './schemas.js';
 
@@ -26,6 +28,7 @@ export function jobParameters(form: M1Form): JobParameters {
     maskBlur: form.mask_blur,
     maskedStart: form.masked_start,
     vaeTiling: form.vae_tiling,
+    refiner: refinerParameters(form.refiner_checkpoint, form.refiner_switch_at, a1111RefinerFields),
   });
 }
 

@@ -5,11 +5,14 @@ import sharp from 'sharp';
 
 import { ApiError } from '../../http/errors.js';
 import type { JobMode, JobParameters } from '../../jobs/job.js';
-import { chosenSeed, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import {
+  a1111RefinerFields, chosenSeed, refinerParameters, resolveRefiner, samplerFields, withoutUndefined,
+} from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
 import { presetSettings, type PresetSettings, type PresetTable } from '../../models/presets.js';
 import type { ModelCatalog, ModelEntry } from '../../models/registry.js';
 import { UnknownModelError } from '../../models/registry.js';
+import { InvalidFieldError } from '../../parse.js';
 
 /** OpenAI's default model when a request names none. */
 export const defaultModelName = 'dall-e-2';
@@ -19,6 +22,8 @@ export interface Target {
   id: string;
   settings: PresetSettings;
   checkpoint: ModelEntry;
+  /** The preset's refiner, its checkpoint resolved. */
+  refiner?: JobParameters['refiner'];
 }
 
 /** A preset name, else a checkpoint name; a 404 naming both kinds of names otherwise. */
@@ -28,7 +33,8 @@ export async function resolveTarget(models: ModelCatalog, presets: PresetTable, 
   const preset = presets[id];
   if (preset) {
     const settings = presetSettings(preset, ...variants);
-    return { id, settings, checkpoint: await models.resolve(settings.checkpoint) };
+    const checkpoint = await models.resolve(settings.checkpoint);
+    return { id, settings, checkpoint, ...await presetRefiner(models, id, settings, checkpoint) };
   }
   try {
     return { id, settings: {}, checkpoint: await models.resolve(id) };
@@ -36,6 +42,21 @@ export async function resolveTarget(models: ModelCatalog, presets: PresetTable, 
     if (error instanceof UnknownModelError) {
       throw new UnknownModelError(id, [...Object.keys(presets), ...error.available]);
     }
+    throw error;
+  }
+}
+
+// The preset's refiner is the server's configuration: a name the models lack is an error of the
+// request's `model`, which chose the preset; the message names the preset's field.
+async function presetRefiner(models: ModelCatalog, id: string, settings: PresetSettings, checkpoint: ModelEntry):
+  Promise<Pick<Target, 'refiner'>> {
+  const refiner = settings.refinerCheckpoint === undefined ? undefined
+    : refinerParameters(settings.refinerCheckpoint, settings.refinerSwitchAt, a1111RefinerFields);
+  try {
+    return withoutUndefined({ refiner: await resolveRefiner(models, refiner, checkpoint.name, `refiner_checkpoint of preset ${id}`) });
+  } catch (error) {
+    if (error instanceof UnknownModelError) throw new ApiError(404, 'MODEL_NOT_FOUND', error.message, { param: 'model' });
+    if (error instanceof InvalidFieldError) throw new ApiError(400, 'INVALID_PARAMETER', error.message, { param: 'model' });
     throw error;
   }
 }
@@ -92,6 +113,7 @@ export function baseParameters(target: Target, prompt: string, n: number | undef
     ...samplerFields(settings.sampler, settings.scheduler),
     // OpenAI moderates every request ('auto'): with a safety checker, flagged images come back black.
     safetyCheck: 'filter' as const,
+    refiner: target.refiner,
   });
 }
 

@@ -4,12 +4,16 @@
 import { ApiError } from '../../http/errors.js';
 import { imageUpload } from '../../http/uploads.js';
 import type { JobMode, JobParameters } from '../../jobs/job.js';
-import { chosenSeed, multipleOf8, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import {
+  chosenSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined, type RefinerFieldNames,
+} from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
 import type { BlobStore } from './blobs.js';
 import type { TaskParameters, TaskType } from './schemas.js';
 
 export const modeByTaskType: Readonly<Record<TaskType, JobMode>> = { txt2img: 'txt2img', img2img: 'img2img', inpaint: 'inpaint' };
+
+export const taskRefinerFields: RefinerFieldNames = { checkpoint: 'refiner_model', switchAt: 'refiner_switch_at' };
 
 export function jobParameters(type: TaskType, p: TaskParameters): JobParameters {
   return withoutUndefined({
@@ -24,6 +28,7 @@ export function jobParameters(type: TaskType, p: TaskParameters): JobParameters 
     height: multipleOf8('height', p.height ?? (type === 'txt2img' ? 512 : undefined)),
     strength: type === 'txt2img' ? undefined : (p.strength ?? 0.8),
     safetyCheck: (p.safety_filter ?? true) ? 'filter' as const : undefined,
+    refiner: refinerParameters(p.refiner_model, p.refiner_switch_at, taskRefinerFields),
   });
 }
 

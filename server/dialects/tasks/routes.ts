@@ -11,10 +11,11 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import { imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
+import { resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
 import { BlobStore } from './blobs.js';
 import { TaskEventHub } from './events.js';
-import { jobParameters, modeByTaskType, taskUploads } from './mapping.js';
+import { jobParameters, modeByTaskType, taskRefinerFields, taskUploads } from './mapping.js';
 import {
   blobIdParams, blobResponseSchema, eventSchema, modelsResponseSchema, parametersSchema, passwordFormSchema, taskIdParams,
   taskSchema, tokenQuery, tokenResponseSchema, userSchema, type TaskParameters, type TaskType,
@@ -91,8 +92,10 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
   const submit = async (req: Request, res: Response, type: TaskType, parameters: TaskParameters) => {
     if (!context.acceptingJobs()) throw new ApiError(503, 'SHUTTING_DOWN', 'The server is shutting down; retry later');
     const owner = user(res);
-    const jobParams = jobParameters(type, parameters);
+    const requested = jobParameters(type, parameters);
     const checkpoint = await models.resolve(parameters.model);
+    const refiner = await resolveRefiner(models, requested.refiner, checkpoint.name, taskRefinerFields.checkpoint);
+    const jobParams = withoutUndefined({ ...requested, refiner });
     const uploads = await taskUploads(type, parameters, {
       blobs, owner, ownBases: [base(req), ownBase(req)], allowFetch: options.allowFetch,
       maxBytes: context.maxUploadBytes,
@@ -102,7 +105,8 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
       owner,
       baseUrl: base(req),
       parametersUsed: { ...parameters, task_type: type, model: checkpoint.name, steps: jobParams.steps, guidance: jobParams.cfgScale,
-        scheduler: jobParams.sampler ?? 'euler_a', width: jobParams.width, height: jobParams.height, strength: jobParams.strength },
+        scheduler: jobParams.sampler ?? 'euler_a', width: jobParams.width, height: jobParams.height, strength: jobParams.strength,
+        ...(jobParams.refiner && { refiner_model: jobParams.refiner.checkpoint, refiner_switch_at: jobParams.refiner.switchAt }) },
       warnings: [],
     });
     return record;

@@ -3,6 +3,8 @@
 
 import { z } from 'zod';
 
+import { rangeKeywords } from '../../http/schema.js';
+import { refinerSwitchAtRange } from '../../jobs/parameters.js';
 import { parseDecimal, parseInteger, type NumberRange } from '../../parse.js';
 
 function checkedNumber(name: string, range: NumberRange, integer: boolean, description: string) {
@@ -14,7 +16,7 @@ function checkedNumber(name: string, range: NumberRange, integer: boolean, descr
       ctx.addIssue({ code: 'custom', message: error instanceof Error ? error.message : String(error) });
       return z.NEVER;
     }
-  }).meta({ type: integer ? 'integer' : 'number', minimum: range.min, maximum: range.max, description });
+  }).meta({ type: integer ? 'integer' : 'number', ...rangeKeywords(range), description });
 }
 
 const booleanText = (description: string) => z.union([z.boolean(), z.enum(['true', 'false', '1', '0'])])
@@ -39,6 +41,12 @@ const parameterFields = {
   initial_image: z.string().optional().meta({ description: 'img2img / inpaint: a blob id or the URL of a blob on this server' }),
   strength: checkedNumber('strength', { min: 0, max: 1 }, false, 'img2img: how much to change the image (default 0.8)').optional(),
   mask: z.string().optional().meta({ description: 'inpaint: a blob id or blob URL; white repaints, black keeps' }),
+  refiner_model: z.string().optional().meta({
+    description: 'A checkpoint name from GET /models, usually an SDXL refiner, that takes over the sampling at refiner_switch_at; '
+      + 'absent or "none": no refiner',
+  }),
+  refiner_switch_at: checkedNumber('refiner_switch_at', refinerSwitchAtRange, false,
+    'With refiner_model: the fraction of the steps before the refiner takes over, above 0 and at most 1 (default 0.8)').optional(),
 };
 
 export const parametersSchema = z.strictObject(parameterFields);
