@@ -30,6 +30,14 @@ t.test('/openapi.json validates as OpenAPI 3.1 and documents every dialect\'s ro
   t.match(m1Form.content['multipart/form-data']?.schema.properties.steps, { type: 'integer', minimum: 1, maximum: 150 });
   const edit = document.paths['/v1/images/edits']?.post?.requestBody as { content: Record<string, { schema: { properties: Record<string, unknown>; required: string[] } }> };
   t.match(edit.content['multipart/form-data']?.schema, { properties: { image: { type: 'string' } }, required: ['prompt', 'image'] });
+  const switchAt = { type: 'number', exclusiveMinimum: 0, maximum: 1, description: /refiner takes over/ };
+  t.match(m1Form.content['multipart/form-data']?.schema.properties, { refiner_checkpoint: { type: 'string' }, refiner_switch_at: switchAt });
+  const task = document.paths['/task']?.post?.requestBody as { content: Record<string, { schema: { properties: Record<string, unknown> } }> };
+  t.match(task.content['application/json']?.schema.properties, { refiner_model: { type: 'string' }, refiner_switch_at: switchAt });
+  const taskQuery = (document.paths['/txt2img']?.get as { parameters?: { name: string }[] } | undefined)?.parameters ?? [];
+  t.ok(taskQuery.some((parameter) => parameter.name === 'refiner_model'), 'GET /txt2img documents refiner_model');
+  const a1111 = document.paths['/sdapi/v1/txt2img']?.post?.requestBody as { content: Record<string, { schema: { properties: Record<string, unknown> } }> };
+  t.match(a1111.content['application/json']?.schema.properties, { refiner_checkpoint: { description: /takes over/ }, refiner_switch_at: { description: /above 0 and at most 1/ } });
 });
 
 t.test('every example call in the README is a documented route and method', async (t) => {

@@ -121,6 +121,16 @@ t.test('task API: refiner_model and refiner_switch_at, in the query as in a task
   t.match(alone, { status: 422, body: { detail: [{ loc: ['body', 'refiner_switch_at'], msg: /needs refiner_model/ }] } });
   const unknown = await getJson(query('&refiner_model=nowhere'));
   t.match(unknown, { status: 404, body: { detail: /"nowhere" for refiner_model/ } });
+  const started = await fetch(`${url}/task`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ task_type: 'txt2img', ...request, model: 'base', guidance: 7, refiner_model: 'refiner.safetensors', refiner_switch_at: 0.5 }),
+  });
+  const { task_id: id } = await started.json() as { task_id: string };
+  const finished = (await pollTask(`${url}/task/${id}`, (event) => (event as { event_type?: string }).event_type === 'finished')).at(-1);
+  t.match(finished, { parameters_used: { refiner_model: 'refiner', refiner_switch_at: 0.5 } }, 'the name as resolved');
+  const blob = await fetch((finished as { blob_url: string }).blob_url);
+  await sameHandOff(t, Buffer.from(await blob.arrayBuffer()));
 });
 
 t.test('AUTOMATIC1111: the same fields, and an unknown refiner_checkpoint named in the 404', async (t) => {

@@ -153,6 +153,39 @@ function webPageTests(browser: Browser): void {
     t.same(problems, [], 'no script errors');
   });
 
+  t.test('a refiner chosen on the page takes over; the image\'s settings name it and "use these settings" picks it again', async (t) => {
+    const dir = outputTestdir(t);
+    const modelsDir = path.join(dir, 'models');
+    await writeTinyCheckpoint(modelsDir, { family: 'sdxl', name: 'base.safetensors' });
+    await writeTinyCheckpoint(modelsDir, { family: 'sdxl-refiner', name: 'refiner.safetensors' });
+    const { url } = await startTestServer(t, { modelsDir, outputDir: path.join(dir, 'output') });
+    const { page, problems } = await openPage(t, browser, url);
+    const refiner = page.getByLabel('Refiner', { exact: true });
+    const switchAt = page.getByLabel('Refiner switch at', { exact: true });
+    await refiner.locator('option[value="refiner"]').waitFor({ state: 'attached' });
+    t.same(await optionValues(refiner), ['', 'base', 'refiner'], 'none, then the checkpoints');
+    t.ok(await switchAt.isDisabled(), 'no switch-at without a refiner');
+    await refiner.selectOption('refiner');
+    await page.getByLabel('Prompt', { exact: true }).fill('a lighthouse');
+    await fillFields(page, { Width: '64', Height: '64', Steps: '2', Seed: '7', 'Refiner switch at': '0.5' });
+    await page.getByRole('button', { name: 'Generate' }).click();
+    const tile = page.getByRole('button', { name: /^Image 1 of "a lighthouse"/ });
+    await tile.locator('img').waitFor();
+
+    await refiner.selectOption('');
+    await tile.click();
+    const details = page.getByRole('dialog', { name: 'Image settings' });
+    await details.waitFor();
+    const fields = await details.locator('dl').innerText();
+    t.match(fields, /Refiner\s+refiner/);
+    t.match(fields, /Refiner switch at\s+0\.5/);
+    await details.getByRole('button', { name: 'Use these settings' }).click();
+    t.equal(await refiner.inputValue(), 'refiner');
+    t.equal(await switchAt.inputValue(), '0.5');
+    t.ok(await switchAt.isEnabled());
+    t.same(problems, [], 'no script errors');
+  });
+
   t.test('a waiting job can be cancelled; a running one shows its progress and live preview', async (t) => {
     const model = new FakeModel({ open: false });
     const { url } = await startTestServer(t, { model });

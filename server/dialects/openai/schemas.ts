@@ -15,7 +15,10 @@ const quality = z.enum(['standard', 'hd', 'low', 'medium', 'high', 'auto'])
   .meta({ description: 'Picks the preset\'s variant of that name (e.g. more steps for hd)' });
 const background = z.enum(['auto', 'opaque', 'transparent'])
   .meta({ description: 'transparent is refused: sdnode makes opaque images' });
-const model = z.string().meta({ description: 'A preset name (dall-e-2, dall-e-3, gpt-image-1, or one from --presets) or a checkpoint name from /v1/models' });
+const model = z.string().meta({
+  description: 'A preset name (dall-e-2, dall-e-3, gpt-image-1, or one from --presets: its sampler, steps, checkpoint, refiner, … apply) '
+    + 'or a checkpoint name from /v1/models',
+});
 
 export const generationSchema = z.strictObject({
   prompt: z.string({ error: (issue) => (issue.input === undefined ? 'prompt is required' : 'prompt must be a string') })
