@@ -110,8 +110,7 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
     // A1111 keeps every image: the checker (--safety-checker) only flags, in info.nsfw.
     safetyCheck: 'report' as const,
     // A1111 clients send refiner_switch_at with no refiner; it is used only with one.
-    refiner: refinerParameters(body.refiner_checkpoint ?? undefined, body.refiner_checkpoint ? body.refiner_switch_at ?? undefined : undefined,
-      a1111RefinerFields),
+    refiner: body.refiner_checkpoint ? refinerParameters(body.refiner_checkpoint, body.refiner_switch_at ?? undefined, a1111RefinerFields) : undefined,
   });
   return { parameters, checkpoint, ignored };
 }

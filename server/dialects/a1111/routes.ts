@@ -8,13 +8,13 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import type { JobMode, JobRecord } from '../../jobs/job.js';
+import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
 import { FileHashes } from '../../models/hashes.js';
 import { packageVersion } from '../../version.js';
 import { basicAuthUsers } from './auth.js';
 import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './images.js';
 import { infoRoutes } from './info-routes.js';
-import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import {
   img2imgParameters, infoObject, jobTimestamp, txt2imgParameters, type A1111Settings, type MappedRequest,
 } from './mapping.js';
