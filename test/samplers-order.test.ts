@@ -3,23 +3,16 @@
 // build made, so it tests the code the addon runs) and prints each run's error. Where the error
 // falls as 1/steps^p, doubling the steps divides it by 2^p; p is what is checked here.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import t from 'tap';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+import { engineLibraryName, nativeLibraryFolder, root } from './native-build.js';
 
 // The engine library of the newest native build; none where the addon came from a prebuild.
 function engineLibrary(): string | undefined {
-  const builds = path.join(root, '.native-build');
-  if (!existsSync(builds)) return undefined;
-  const libraries = readdirSync(builds)
-    .filter((name) => name.startsWith('cmake-'))
-    .map((name) => path.join(builds, name, 'lib', process.platform === 'win32' ? 'sdengine.lib' : 'libsdengine.a'))
-    .filter((file) => existsSync(file));
-  return libraries.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0];
+  const folder = nativeLibraryFolder();
+  return folder && path.join(folder, engineLibraryName);
 }
 
 interface Run { ode: string; sampler: string; grid: string; steps: number; error: number }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,7 +50,9 @@ constexpr size_t kMaxGraphNodes = 16384;
 // One graph under construction: a no-alloc context plus the host data of its inputs.
 class GraphBuild {
  public:
-  explicit GraphBuild(size_t maxNodes = kMaxGraphNodes);
+  // `onCpu`: the graph will be computed by the CPU backend, so it may hold ops of ours (ggml custom
+  // ops), which only the CPU backend runs.
+  explicit GraphBuild(size_t maxNodes = kMaxGraphNodes, bool onCpu = false);
   ~GraphBuild();
   GraphBuild(const GraphBuild&) = delete;
   GraphBuild& operator=(const GraphBuild&) = delete;
@@ -59,11 +62,21 @@ class GraphBuild {
   // A graph input whose data (kept alive by the caller) is copied in after allocation.
   ggml_tensor* input(ggml_type type, std::vector<int64_t> ne, const void* data);
   void setInputs() const;
+  bool onCpu() const { return onCpu_; }
+  // Keeps `value` alive as long as the graph: the parameters of a custom op.
+  template <class T>
+  T* keep(T value) {
+    auto kept = std::make_shared<T>(std::move(value));
+    kept_.push_back(kept);
+    return kept.get();
+  }
 
  private:
   ggml_context* ctx_ = nullptr;
   ggml_cgraph* graph_ = nullptr;
   std::vector<std::pair<ggml_tensor*, const void*>> inputs_;
+  bool onCpu_;
+  std::vector<std::shared_ptr<void>> kept_;
 };
 
 // Keeps its compute buffer between runs, so repeated graphs of one shape allocate once.

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "backend.h"
+#include "conv3x3.h"
 #include "ggml-cpu.h"
 #include "sdnode.h"
 
@@ -46,6 +48,9 @@ ggml_tensor* conv2d(Net& n, ggml_tensor* x, const std::string& prefix, int64_t i
                     int padding, bool bias) {
   requireWidth(x, 2, in, prefix);
   ggml_tensor* w = n.w.get(prefix + ".weight", {out, in, kernel, kernel});
+  if (kernel == 3 && stride == 1 && padding == 1 && n.graph != nullptr && n.graph->onCpu() && conv3x3CpuFits(x, w)) {
+    return conv3x3Cpu(*n.graph, x, w, bias ? n.w.get(prefix + ".bias", {out}) : nullptr, n.circular);
+  }
   ggml_tensor* y;
   if (kernel == 1 && stride == 1 && padding == 0) {
     // A 1x1 convolution is a matmul over channels; skipping im2col saves a copy of the activations.

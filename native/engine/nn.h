@@ -10,11 +10,15 @@
 
 namespace sdnode {
 
+class GraphBuild;
+
 struct Net {
   ggml_context* ctx;
   Weights& w;
   // Convolutions pad by wrapping around the image's edges (seamless tiling) instead of with zeros.
   bool circular = false;
+  // The graph being built, when layers may use ops of ours on the CPU (see conv3x3.h).
+  GraphBuild* graph = nullptr;
 };
 
 // x: [in, T, N] -> [out, T, N]

@@ -109,7 +109,7 @@ Taesd::Taesd(const std::string& path, Backend& backend, int threads)
 }
 
 ggml_tensor* Taesd::buildDecoder(GraphBuild& g, const float* latent, int64_t width, int64_t height, bool circular) {
-  Net n{g.ctx(), *weights_, circular};
+  Net n{g.ctx(), *weights_, circular, &g};
   // x: [W, H, C, N]
   ggml_tensor* x = g.input(GGML_TYPE_F32, {width, height, config_.latentChannels, 1}, latent);
   // The clamp: tanh(x / 3) * 3 keeps wild latents in the range TAESD was trained on.

@@ -165,7 +165,7 @@ ggml_tensor* spatialTransformer(Net& n, ggml_tensor* x, ggml_tensor* context, co
 
 ggml_tensor* Unet::build(GraphBuild& g, const float* x, int64_t width, int64_t height, const float* timestep, const float* context,
                          int64_t contextTokens, const float* added) {
-  Net n{g.ctx(), weights_, circular_};
+  Net n{g.ctx(), weights_, circular_, &g};
   ggml_context* ctx = g.ctx();
   const UnetConfig& c = config_;
   ggml_tensor* h = g.input(GGML_TYPE_F32, {width, height, c.inChannels, 1}, x);

@@ -72,7 +72,7 @@ VaeConfig readVaeConfig(const Weights& w) {
 Vae::Vae(const VaeConfig& config, Weights& weights, Backend& backend) : config_(config), weights_(weights), runner_(backend) {}
 
 ggml_tensor* Vae::buildDecoder(GraphBuild& g, const float* latent, int64_t width, int64_t height) {
-  Net n{g.ctx(), weights_, circular_};
+  Net n{g.ctx(), weights_, circular_, &g};
   const VaeConfig& c = config_;
   const std::string p = kPrefix + "decoder.";
   ggml_tensor* x = g.input(GGML_TYPE_F32, {width, height, c.latentChannels, 1}, latent);
@@ -96,7 +96,7 @@ ggml_tensor* Vae::buildDecoder(GraphBuild& g, const float* latent, int64_t width
 }
 
 ggml_tensor* Vae::buildEncoder(GraphBuild& g, const float* image, int64_t width, int64_t height) {
-  Net n{g.ctx(), weights_, circular_};
+  Net n{g.ctx(), weights_, circular_, &g};
   const VaeConfig& c = config_;
   const std::string p = kPrefix + "encoder.";
   ggml_tensor* x = g.input(GGML_TYPE_F32, {width, height, 3, 1}, image);
