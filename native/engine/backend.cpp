@@ -96,7 +96,8 @@ bool Backend::abortTrampoline(void* data) {
   return self->abortCheck_ && self->abortCheck_();
 }
 
-GraphBuild::GraphBuild(size_t maxNodes, bool onCpu) : onCpu_(onCpu) {
+GraphBuild::GraphBuild(size_t maxNodes, ggml_backend_t backend)
+    : backend_(backend), onCpu_(backend != nullptr && ggml_backend_is_cpu(backend)) {
   ggml_init_params params = {ggml_tensor_overhead() * maxNodes + ggml_graph_overhead_custom(maxNodes, false), nullptr, true};
   ctx_ = ggml_init(params);
   if (!ctx_) throw Error(ErrorCode::OutOfMemory, "cannot allocate a graph context");
@@ -153,7 +154,7 @@ ggml_status GraphRunner::compute(ggml_cgraph* graph) {
 }
 
 std::vector<float> GraphRunner::run(const std::function<ggml_tensor*(GraphBuild&)>& build) {
-  GraphBuild g(kMaxGraphNodes, ggml_backend_is_cpu(backend_.handle()));
+  GraphBuild g(kMaxGraphNodes, backend_.handle());
   ggml_tensor* out = build(g);
   if (out->type != GGML_TYPE_F32) out = ggml_cast(g.ctx(), out, GGML_TYPE_F32);
   ggml_set_output(out);

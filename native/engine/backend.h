@@ -50,9 +50,8 @@ constexpr size_t kMaxGraphNodes = 16384;
 // One graph under construction: a no-alloc context plus the host data of its inputs.
 class GraphBuild {
  public:
-  // `onCpu`: the graph will be computed by the CPU backend, so it may hold ops of ours (ggml custom
-  // ops), which only the CPU backend runs.
-  explicit GraphBuild(size_t maxNodes = kMaxGraphNodes, bool onCpu = false);
+  // `backend`: the one that will compute the graph (none when a graph is only built to check shapes).
+  explicit GraphBuild(size_t maxNodes = kMaxGraphNodes, ggml_backend_t backend = nullptr);
   ~GraphBuild();
   GraphBuild(const GraphBuild&) = delete;
   GraphBuild& operator=(const GraphBuild&) = delete;
@@ -62,7 +61,11 @@ class GraphBuild {
   // A graph input whose data (kept alive by the caller) is copied in after allocation.
   ggml_tensor* input(ggml_type type, std::vector<int64_t> ne, const void* data);
   void setInputs() const;
+  // Whether the CPU backend computes the graph, so that it may hold ops of ours (ggml custom ops).
   bool onCpu() const { return onCpu_; }
+  // Whether the backend computing the graph runs `node` itself (a GPU backend lacks some ops or
+  // shapes, which the scheduler would otherwise send to the CPU).
+  bool supports(const ggml_tensor* node) const { return backend_ == nullptr || onCpu_ || ggml_backend_supports_op(backend_, node); }
   // Keeps `value` alive as long as the graph: the parameters of a custom op.
   template <class T>
   T* keep(T value) {
@@ -75,6 +78,7 @@ class GraphBuild {
   ggml_context* ctx_ = nullptr;
   ggml_cgraph* graph_ = nullptr;
   std::vector<std::pair<ggml_tensor*, const void*>> inputs_;
+  ggml_backend_t backend_;
   bool onCpu_;
   std::vector<std::shared_ptr<void>> kept_;
 };

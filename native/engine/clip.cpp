@@ -44,7 +44,7 @@ ggml_tensor* clipLayer(Net& n, ggml_tensor* x, const std::string& p, const ClipL
     ks = linear(n, h, p + names.k, W, W);
     vs = linear(n, h, p + names.v, W, W);
   }
-  h = attention(ctx, qs, ks, vs, shape.heads, shape.causal, shape.exactAttention);
+  h = attention(n, qs, ks, vs, shape.heads, shape.causal, shape.exactAttention);
   x = ggml_add(ctx, x, linear(n, h, p + names.out, W, W));
   h = layerNorm(n, x, p + names.norm2, W);
   h = linear(n, h, p + names.fc1, W, shape.mlp);
@@ -96,7 +96,7 @@ ClipTextEncoder::ClipTextEncoder(const ClipConfig& config, Weights& weights, Bac
 // row's end-token position) is given.
 ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_t rows, int hiddenLayers, bool finalNorm,
                                     const int32_t* poolRow) {
-  Net n{g.ctx(), weights_};
+  Net n{g.ctx(), weights_, false, &g};
   ggml_context* ctx = g.ctx();
   const int64_t W = config_.width, T = 77;
   const bool open = config_.openClip;

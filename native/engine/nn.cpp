@@ -1,6 +1,8 @@
 #include "nn.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 #include <cstdlib>
 
 #include "backend.h"
@@ -83,8 +85,8 @@ ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_
   return ggml_add(n.ctx, y, n.w.get(prefix + ".bias", {channels}));
 }
 
-ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal,
-                       bool exact) {
+ggml_tensor* attention(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal, bool exact) {
+  ggml_context* ctx = n.ctx;
   const int64_t channels = q->ne[0];
   const int64_t headDim = channels / heads;
   const int64_t tq = q->ne[1];
@@ -114,10 +116,14 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
     };
     ggml_tensor* out = ggml_flash_attn_ext(ctx, heads4(q, tq), ggml_cast(ctx, heads4(k, tk), GGML_TYPE_F16),
                                            ggml_cast(ctx, heads4(v, tk), GGML_TYPE_F16), nullptr, scale, 0.0f, 0.0f);
-    if (padded != headDim) {  // out: [padded, heads, Tq, N]
-      out = ggml_cont(ctx, ggml_view_4d(ctx, out, headDim, heads, tq, batch, out->nb[1], out->nb[2], out->nb[3], 0));
+    // A GPU backend without a kernel for this head width (CUDA: 160 and the VAE's 512; Metal: 160)
+    // takes the plain path below, all on the GPU; the unused node is never computed.
+    if (n.graph == nullptr || n.graph->supports(out)) {
+      if (padded != headDim) {  // out: [padded, heads, Tq, N]
+        out = ggml_cont(ctx, ggml_view_4d(ctx, out, headDim, heads, tq, batch, out->nb[1], out->nb[2], out->nb[3], 0));
+      }
+      return ggml_reshape_3d(ctx, out, channels, tq, batch);  // out: [d, heads, Tq, N]
     }
-    return ggml_reshape_3d(ctx, out, channels, tq, batch);  // out: [d, heads, Tq, N]
   }
   // [C, T, N] -> [d, T, heads*N]
   auto splitHeads = [&](ggml_tensor* x, int64_t t) {
@@ -133,7 +139,12 @@ ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_t
   vh = ggml_reshape_3d(ctx, vh, tk, headDim, heads * batch);
 
   ggml_tensor* scores = ggml_mul_mat(ctx, kh, qh);  // [Tk, Tq, heads*N]
-  if (causal) {
+  if (causal && n.graph != nullptr) {
+    // A mask input rather than ggml's diag_mask_inf, which the Metal backend lacks.
+    std::vector<float>& mask = *n.graph->keep(std::vector<float>(tk * tq, 0.0f));
+    for (int64_t i = 0; i < tq; i++) std::fill(mask.begin() + i * tk + std::min(i + 1, tk), mask.begin() + (i + 1) * tk, -INFINITY);
+    scores = ggml_soft_max_ext(ctx, scores, n.graph->input(GGML_TYPE_F32, {tk, tq}, mask.data()), scale, 0.0f);
+  } else if (causal) {  // a graph built only to check shapes
     scores = ggml_scale(ctx, scores, scale);
     scores = ggml_diag_mask_inf(ctx, scores, 0);
     scores = ggml_soft_max(ctx, scores);

@@ -32,10 +32,10 @@ ggml_tensor* groupNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_
 ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_t channels, float eps = 1e-5f);
 // q: [C, Tq, N], k and v: [C, Tk, N] -> [C, Tq, N]; scaled dot-product attention over `heads` heads.
 // Causal attention (CLIP, 77 tokens) and `exact` attention take the plain f32 path; the rest uses
-// ggml's fused kernel, whose keys and values are f16. `exact` is for short sequences whose result
-// is compared against thresholds (the safety checker's 257 tokens), where f16 keys would move scores.
-ggml_tensor* attention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal,
-                       bool exact = false);
+// ggml's fused kernel, whose keys and values are f16, where the backend runs it for this head width
+// (CUDA and Metal lack some). `exact` is for short sequences whose result is compared against
+// thresholds (the safety checker's 257 tokens), where f16 keys would move scores.
+ggml_tensor* attention(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal, bool exact = false);
 // [W, H, C, N] <-> [C, W*H, N]
 ggml_tensor* imageToTokens(ggml_context* ctx, ggml_tensor* x);
 ggml_tensor* tokensToImage(ggml_context* ctx, ggml_tensor* x, int64_t width, int64_t height);

@@ -123,11 +123,11 @@ ggml_tensor* resBlock(Net& n, ggml_tensor* x, ggml_tensor* emb, const UnetBlock&
 ggml_tensor* transformerBlock(Net& n, ggml_tensor* x, ggml_tensor* context, const std::string& p, int64_t c, int64_t d, int heads) {
   ggml_context* ctx = n.ctx;
   ggml_tensor* h = layerNorm(n, x, p + ".norm1", c);
-  h = attention(ctx, linear(n, h, p + ".attn1.to_q", c, c, false), linear(n, h, p + ".attn1.to_k", c, c, false),
+  h = attention(n, linear(n, h, p + ".attn1.to_q", c, c, false), linear(n, h, p + ".attn1.to_k", c, c, false),
                 linear(n, h, p + ".attn1.to_v", c, c, false), heads, false);
   x = ggml_add(ctx, x, linear(n, h, p + ".attn1.to_out.0", c, c));
   h = layerNorm(n, x, p + ".norm2", c);
-  h = attention(ctx, linear(n, h, p + ".attn2.to_q", c, c, false), linear(n, context, p + ".attn2.to_k", d, c, false),
+  h = attention(n, linear(n, h, p + ".attn2.to_q", c, c, false), linear(n, context, p + ".attn2.to_k", d, c, false),
                 linear(n, context, p + ".attn2.to_v", d, c, false), heads, false);
   x = ggml_add(ctx, x, linear(n, h, p + ".attn2.to_out.0", c, c));
   h = layerNorm(n, x, p + ".norm3", c);

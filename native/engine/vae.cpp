@@ -42,7 +42,7 @@ ggml_tensor* attnBlock(Net& n, ggml_tensor* x, const std::string& p, int64_t c) 
   ggml_tensor* q = imageToTokens(n.ctx, conv2d(n, h, p + ".q", c, c, 1));
   ggml_tensor* k = imageToTokens(n.ctx, conv2d(n, h, p + ".k", c, c, 1));
   ggml_tensor* v = imageToTokens(n.ctx, conv2d(n, h, p + ".v", c, c, 1));
-  h = tokensToImage(n.ctx, attention(n.ctx, q, k, v, 1, false), width, height);
+  h = tokensToImage(n.ctx, attention(n, q, k, v, 1, false), width, height);
   return ggml_add(n.ctx, x, conv2d(n, h, p + ".proj_out", c, c, 1));
 }
 
