@@ -37,11 +37,22 @@ ggml_tensor* padCircular(ggml_context* ctx, ggml_tensor* x, int p) {
   return ggml_concat(ctx, ggml_concat(ctx, rows(x, x->ne[1] - p, p), x, 1), rows(x, 0, p), 1);
 }
 
+// Rows of activations from which a linear layer computes with an f32 copy of its weight.
+constexpr int64_t kRowsForF32 = 256;
+
 }  // namespace
 
 ggml_tensor* linear(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t out, bool bias) {
   requireWidth(x, 0, in, prefix);
-  ggml_tensor* y = ggml_mul_mat(n.ctx, n.w.get(prefix + ".weight", {out, in}), x);
+  ggml_tensor* w = n.w.get(prefix + ".weight", {out, in});
+  // On the CPU, ggml's tiled GEMM reaches more GFLOP/s on f32 weights than on quantized ones (whose
+  // kernels also quantize the activations first); where the layer has enough rows, dequantizing the
+  // weight once per graph pays for itself, and q8_0 models then step as fast as f16 ones
+  // (bench/roofline.mjs, bench/results/2026-12-01-speed-conv.md). f16 weights gain nothing from it.
+  if (n.graph != nullptr && n.graph->onCpu() && ggml_is_quantized(w->type) && x->ne[1] * x->ne[2] * x->ne[3] >= kRowsForF32) {
+    w = ggml_cast(n.ctx, w, GGML_TYPE_F32);
+  }
+  ggml_tensor* y = ggml_mul_mat(n.ctx, w, x);
   if (bias) y = ggml_add(n.ctx, y, n.w.get(prefix + ".bias", {out}));
   return y;
 }
