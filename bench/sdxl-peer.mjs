@@ -43,7 +43,8 @@ if (values.child) {
   await model.close();
   (await import('node:fs')).writeFileSync(values.child, image.png);
   console.log(JSON.stringify({
-    secondsPerStep: (stepTimes.at(-1) - stepTimes[0]) / Math.max(1, steps - 1) / 1000,
+    // From the second step on; with one step, that step with the prompt's encoding in it.
+    secondsPerStep: steps > 1 ? (stepTimes.at(-1) - stepTimes[0]) / (steps - 1) / 1000 : stepTimes[0] / 1000,
     decodeSeconds: totalSeconds - stepTimes.at(-1) / 1000,
     totalSeconds,
   }));
