@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A GPU backend against the CPU engine, on the full-size random checkpoints: every shared reference
 // case drawn on both (PSNR of the two images, pass at >= 40 dB), then it/s at 512² (SD 1.5,
-// 20 steps, euler_a, 1 and 4 images) with flash attention on and off. bench/gpu.sh builds the
+// 20 steps, euler_a, 1 and 4 images) and at 1024² (SDXL, 10 steps, 1 image), with flash attention
+// on and off. bench/gpu.sh builds the
 // addon with CUDA, writes the checkpoints and runs this; see bench/results/2026-12-01-gpu.md.
 //
 //   npm run build:ts && node bench/gpu.mjs --models DIR --reference DIR [--backend cuda] [--parts parity,speed]
@@ -29,7 +30,6 @@ const { values } = parseArgs({
 });
 
 const { loadModel } = await import('../dist/lib/index.js');
-const sd1 = path.join(values.models, checkpoints.sd1);
 
 // Peak signal-to-noise ratio of two RGB byte buffers of one size, in dB (Infinity when equal).
 function psnr(a, b) {
@@ -41,24 +41,24 @@ function psnr(a, b) {
 const rgb = async (png) => (await sharp(png).removeAlpha().raw().toBuffer());
 
 // One speed case in its own process, so that flash attention's switch (read when the engine
-// starts) and the GPU memory are that case's alone: `--child COUNT`.
+// starts) and the GPU memory are that case's alone: `--child FAMILY:SIZE:STEPS:COUNT`.
 if (values.child) {
-  const count = Number(values.child);
-  const model = await loadModel(sd1, { backend: values.backend, threads: Number(values.threads) });
-  const base = { prompt: 'a photo of a cat', width: 512, height: 512, sampler: 'euler_a', cfgScale: 7, seed: 42 };
+  const [family, size, steps, count] = values.child.split(':').map((v, i) => (i === 0 ? v : Number(v)));
+  const model = await loadModel(path.join(values.models, checkpoints[family]), { backend: values.backend, threads: Number(values.threads) });
+  const base = { prompt: 'a photo of a cat', width: size, height: size, sampler: 'euler_a', cfgScale: 7, seed: 42 };
   await model.textToImage({ ...base, steps: 1 });  // warm-up: kernels, buffers
   const stamps = [];
   const started = performance.now();
-  await model.textToImage({ ...base, steps: 20, count, onProgress: (p) => stamps.push(p) });
+  await model.textToImage({ ...base, steps, count, onProgress: (p) => stamps.push(p) });
   const seconds = (performance.now() - started) / 1000;
   await model.close();
   // Step times within one image (the first step of each image includes its text encoding).
-  const steps = [];
+  const stepMs = [];
   for (let i = 1; i < stamps.length; i++) {
-    if (stamps[i].image === stamps[i - 1].image) steps.push(stamps[i].elapsedMs - stamps[i - 1].elapsedMs);
+    if (stamps[i].image === stamps[i - 1].image) stepMs.push(stamps[i].elapsedMs - stamps[i - 1].elapsedMs);
   }
-  steps.sort((x, y) => x - y);
-  const median = steps[Math.floor(steps.length / 2)];
+  stepMs.sort((x, y) => x - y);
+  const median = stepMs[Math.floor(stepMs.length / 2)];
   console.log(JSON.stringify({ count, itPerSecond: 1000 / median, seconds, imagesPerMinute: (60 * count) / seconds }));
   process.exit(0);
 }
@@ -106,20 +106,23 @@ if (parts.has('parity')) {
 }
 
 if (parts.has('speed')) {
-  say(`SD 1.5 (random f16), 512², 20 steps, euler_a, cfg 7, backend ${values.backend}`, '');
-  say('| flash attention | images | it/s (median step) | s in all | images/min |');
-  say('|---|---|---|---|---|');
+  say(`Random f16 checkpoints, euler_a, cfg 7, backend ${values.backend}`, '');
+  say('| model | size | steps | flash attention | images | it/s (median step) | s in all | images/min |');
+  say('|---|---|---|---|---|---|---|---|');
+  const cases = [['sd1', 512, 20, 1], ['sd1', 512, 20, 4], ['sdxl', 1024, 10, 1]];
   // SDNODE_FLASH_ATTENTION is the engine's switch (0 = the plain softmax path).
   for (const flash of ['1', '0']) {
-    for (const count of [1, 4]) {
-      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', String(count), '--models', values.models,
-        '--backend', values.backend, '--threads', values.threads], { encoding: 'utf8', env: { ...process.env, SDNODE_FLASH_ATTENTION: flash } });
+    for (const [family, size, steps, count] of cases) {
+      const row = `| ${family} | ${size}² | ${steps} | ${flash === '1' ? 'on' : 'off'} | ${count}`;
+      const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', `${family}:${size}:${steps}:${count}`,
+        '--models', values.models, '--backend', values.backend, '--threads', values.threads],
+      { encoding: 'utf8', env: { ...process.env, SDNODE_FLASH_ATTENTION: flash } });
       if (child.status !== 0) {
-        say(`| ${flash === '1' ? 'on' : 'off'} | ${count} | failed: ${child.stderr.trim().split('\n').pop()} | | |`);
+        say(`${row} | failed: ${child.stderr.trim().split('\n').pop()} | | |`);
         continue;
       }
       const r = JSON.parse(child.stdout.trim().split('\n').pop());
-      say(`| ${flash === '1' ? 'on' : 'off'} | ${count} | ${r.itPerSecond.toFixed(2)} | ${r.seconds.toFixed(2)} | ${r.imagesPerMinute.toFixed(1)} |`);
+      say(`${row} | ${r.itPerSecond.toFixed(2)} | ${r.seconds.toFixed(2)} | ${r.imagesPerMinute.toFixed(1)} |`);
     }
   }
 }

@@ -45,7 +45,7 @@ fi
 node -e "import('./dist/lib/index.js').then(({ systemInfo }) => { const s = systemInfo(); console.log('backends:', s.backends.join(', ')); if (!s.backends.some((b) => b.includes('cuda'))) process.exit(1); })" \
   || { say "the addon has no CUDA backend"; exit 1; }
 
-for spec in sd1:sd15-random-f16.safetensors sd2:sd21-random-f16.safetensors; do
+for spec in sd1:sd15-random-f16.safetensors sd2:sd21-random-f16.safetensors sdxl:sdxl-random-f16.safetensors; do
   family=${spec%%:*} file=$MODELS/${spec#*:}
   [ "$family" = sd2 ] && [[ "$PARTS" != *parity* ]] && continue
   if [ ! -s "$file" ]; then

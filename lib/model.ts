@@ -237,6 +237,10 @@ export class Model {
     if (refiner.info.family !== 'sdxl' && refiner.info.family !== 'sdxl-refiner') {
       throw new RangeError(`refiner.model must be ${expected}, but received a ${familyNames[refiner.info.family]} model (${refiner.path})`);
     }
+    // The hand-off passes a latent along: both models must share SDXL's latent space (its VAE).
+    if (this.info.family !== 'sdxl' && this.info.family !== 'sdxl-refiner') {
+      throw new RangeError(`refiner takes over from SDXL models only (their latents share SDXL's VAE), but this is a ${familyNames[this.info.family]} model (${this.path})`);
+    }
   }
 
   #nativeRefiner(refiner: { model: unknown; switchAt: number }, prompt: string, negativePrompt: string): NativeRefiner {

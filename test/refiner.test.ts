@@ -92,6 +92,9 @@ t.test('rejects a bad refiner option, naming it', async (t) => {
 t.test('rejects a refiner of another family or one that was closed', async (t) => {
   const sd1 = await loadModel(await writeTinyCheckpoint(t.testdir(), { family: 'sd1' }), cpu);
   await t.rejects(handOff(0.5, sd1), /refiner\.model must be a loaded SDXL or SDXL refiner Model .* but received a SD 1\.x model/);
+  // An SD 1.x base cannot hand its latent to an SDXL refiner either: another VAE, another latent space.
+  await t.rejects(sd1.textToImage({ ...quick, refiner: { model: refiner, switchAt: 0.5 } }),
+    /refiner takes over from SDXL models only .* this is a SD 1\.x model/);
   await sd1.close();
   const closing = await loadModel(await writeTinyCheckpoint(t.testdir(), { family: 'sdxl-refiner', seed: 2 }), cpu);
   await closing.close();
