@@ -138,10 +138,10 @@ export interface ImageOptions {
   sampler?: string;
   /** Noise schedule: 'discrete', 'karras', 'exponential' or 'lcm' (see `schedulers()`), case-insensitive. Default 'discrete' ('lcm' for the lcm sampler). */
   scheduler?: string;
-  /** Seed of the first image; image i uses seed + i. Integer 0–4294967295; default a random one, reported in the result. */
+  /** Seed of the first image; image i uses seed + i (wrapping: 4294967295 + 1 is 0). Integer 0–4294967295; default a random one, reported in the result. */
   seed?: number;
   /**
-   * Variation seed of the first image (AUTOMATIC1111's subseed); image i uses subseed + i. Its noise
+   * Variation seed of the first image (AUTOMATIC1111's subseed); image i uses subseed + i (wrapping as seed does). Its noise
    * is blended into the seed's by `subseedStrength`. Integer 0–4294967295; default a random one,
    * reported in the result.
    */

@@ -53,6 +53,13 @@ t.test('count 2 makes two different images with seeds s and s+1', async (t) => {
   t.notOk((await rgbOf(images[0]!)).equals(await rgbOf(images[1]!)), 'pixels differ');
 });
 
+t.test('seeds wrap after 4294967295: the next image has seed 0 and is the seed-0 image', async (t) => {
+  const images = await model.textToImage({ ...quick, seed: 2 ** 32 - 1, count: 2 });
+  t.same(images.map((image) => image.seed), [2 ** 32 - 1, 0]);
+  const [zero] = await model.textToImage({ ...quick, seed: 0 });
+  t.ok(images[1]!.png.equals(zero!.png));
+});
+
 t.test('the same seed gives the same bytes, and a random seed is reported back', async (t) => {
   const [a] = await model.textToImage({ ...quick, seed: 7 });
   const [b] = await model.textToImage({ ...quick, seed: 7 });

@@ -66,6 +66,14 @@ t.test('curl -F prompt=… /text-to-image makes the images and serves them as PN
   t.not(pngs[0]?.equals(pngs[1] ?? Buffer.alloc(0)), true, 'seeds 42 and 43 give different images');
 });
 
+t.test('the largest seed with iterations 2: the second image has seed 0, as the library counts', async (t) => {
+  const url = await serverWithTinyModel(t);
+  const fields = { prompt: 'a castle', steps: '2', width: '64', height: '64' };
+  const [, wrapped] = await runFlow(t, url, 'text-to-image', { ...fields, seed: '4294967295', iterations: '2' }, {}, { expectProgress: false });
+  const [zero] = await runFlow(t, url, 'text-to-image', { ...fields, seed: '0' }, {}, { expectProgress: false });
+  t.ok(wrapped && zero && wrapped.equals(zero));
+});
+
 t.test('the same seed gives the same image', async (t) => {
   const url = await serverWithTinyModel(t);
   const fields = { prompt: 'a castle', steps: '3', seed: '7', width: '64', height: '64' };

@@ -52,6 +52,10 @@ auto asEngineError(Fn&& fn) -> decltype(fn()) {
 
 bool sameText(const Conditioning& a, const Conditioning& b) { return a.tokens == b.tokens && a.weights == b.weights; }
 
+// Image i of a call uses seed + i, wrapping within the 32-bit seeds a caller may give (so the
+// image after seed 4294967295 has seed 0, and every reported seed reproduces its image alone).
+uint64_t imageSeed(uint64_t base, int i) { return (base + static_cast<uint64_t>(i)) & 0xffffffffull; }
+
 }  // namespace
 
 void DiffusionModel::checkRequest(const Request& r) const {
@@ -284,7 +288,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       // Nothing is to be repainted: every image is the input as it was.
       std::vector<Image> copies;
       for (int i = 0; i < r.count; i++) {
-        copies.push_back({r.width, r.height, r.image, r.seed + static_cast<uint64_t>(i), r.subseed + static_cast<uint64_t>(i)});
+        copies.push_back({r.width, r.height, r.image, imageSeed(r.seed, i), imageSeed(r.subseed, i)});
       }
       return copies;
     }
@@ -323,8 +327,8 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     std::vector<Image> images;
     for (int i = 0; i < r.count; i++) {
       NoiseSeeds seeds;
-      seeds.seed = r.seed + static_cast<uint64_t>(i);
-      seeds.subseed = r.subseed + static_cast<uint64_t>(i);
+      seeds.seed = imageSeed(r.seed, i);
+      seeds.subseed = imageSeed(r.subseed, i);
       seeds.subseedStrength = r.subseedStrength;
       seeds.resizeWidth = r.seedResizeWidth / info_.vaeScale;
       seeds.resizeHeight = r.seedResizeHeight / info_.vaeScale;

@@ -10,6 +10,11 @@ import type { JobParameters } from './job.js';
 /** Largest seed (AUTOMATIC1111's range, as the library's). */
 export const maxSeed = 2 ** 32 - 1;
 
+/** Image `index`'s seed in a job whose first image has `first`: first + index, wrapping as the library's count does. */
+export function imageSeed(first: number, index: number): number {
+  return (first + index) % (maxSeed + 1);
+}
+
 /** The seed to store: the one given, or a random one for undefined / -1. */
 export function chosenSeed(seed: number | undefined): number {
   return seed === undefined || seed < 0 ? randomInt(0, maxSeed + 1) : seed;

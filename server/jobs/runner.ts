@@ -9,6 +9,7 @@ import {
 } from '../../lib/index.js';
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
 import { inpaintMaskedRegion } from './inpaint-region.js';
+import { imageSeed } from './parameters.js';
 import type { JobLog } from './log.js';
 import { screenImage, type ImageSafetyChecker } from './safety.js';
 import type { JobProcessor } from './queue.js';
@@ -146,13 +147,13 @@ async function generateImage(
     ...(p.clipSkip !== undefined && { clipSkip: p.clipSkip }),
     ...(p.tiling !== undefined && { tiling: p.tiling }),
     // One library call per image: image i's variation seed is the first one + i, as its seed.
-    ...(p.subseed !== undefined && { subseed: p.subseed + index }),
+    ...(p.subseed !== undefined && { subseed: imageSeed(p.subseed, index) }),
     ...(p.subseedStrength !== undefined && { subseedStrength: p.subseedStrength }),
     ...(p.seedResizeFromWidth !== undefined && { seedResizeFromWidth: p.seedResizeFromWidth }),
     ...(p.seedResizeFromHeight !== undefined && { seedResizeFromHeight: p.seedResizeFromHeight }),
     ...(previewEvery > 0 && { previewEvery }),
     ...(refiner && { refiner }),
-    seed: p.seed + index,
+    seed: imageSeed(p.seed, index),
     count: 1,
     signal,
     onProgress,

@@ -5,7 +5,7 @@ import { hiresUpscalerNames, parseParameters, readPngText } from '../../../lib/i
 import { ApiError } from '../../http/errors.js';
 import type { JobParameters } from '../../jobs/job.js';
 import {
-  a1111RefinerFields, chosenSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
+  a1111RefinerFields, chosenSeed, imageSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
 } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
 import type { Img2ImgRequest, Txt2ImgRequest } from './schemas.js';
@@ -160,7 +160,7 @@ export function infoObject(context: InfoContext): Record<string, unknown> {
   const { body, parameters: p, images } = context;
   const safety = safetyVerdicts(images);
   const infotexts = images.map((png) => readPngText(png).parameters ?? '');
-  const seeds = infotexts.map((text, i) => Number(parseParameters(text).fields.Seed ?? p.seed + i));
+  const seeds = infotexts.map((text, i) => Number(parseParameters(text).fields.Seed ?? imageSeed(p.seed, i)));
   const subseeds = seeds.map((_, i) => (p.subseed ?? -1) === -1 ? -1 : (p.subseed as number) + i);
   const count = Math.max(images.length, 1);
   return {

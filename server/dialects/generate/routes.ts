@@ -9,6 +9,7 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
+import { imageSeed } from '../../jobs/parameters.js';
 import { detailSchema } from '../a1111/schemas.js';
 import { generateParameters, imageGrid } from './mapping.js';
 import { generateResponseSchema, generateSchema } from './schemas.js';
@@ -59,7 +60,7 @@ function generateRouter(context: ServerContext): Router {
     const record = await jobs.submit({ mode: 'txt2img', dialect: tag, model: checkpoint.name, parameters });
     const images = await imagesWhenDone(context, record, res);
     if (!images) return;
-    const seeds = images.map((_, i) => parameters.seed + i);
+    const seeds = images.map((_, i) => imageSeed(parameters.seed, i));
     res.vary('Accept').set('X-Seeds', seeds.join(','));
     if (format === 'application/json') {
       res.json({ images: images.map((png, i) => ({ base64: png.toString('base64'), seed: seeds[i] })) });

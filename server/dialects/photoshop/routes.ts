@@ -10,6 +10,7 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, methodNotAllowed, type ErrorShape } from '../../http/errors.js';
 import { formFields, parseWith } from '../../http/schema.js';
 import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
+import { imageSeed } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
 import { InvalidFieldError } from '../../parse.js';
 import { photoshopJob, type PhotoshopRoute } from './mapping.js';
@@ -80,7 +81,7 @@ function photoshopRouter(context: ServerContext): Router {
       const { nsfw, warning } = safetyVerdicts(images);
       const answers = images.map((png, i) => ({
         base64: png.toString('base64'),
-        seed: record.parameters.seed + i,
+        seed: imageSeed(record.parameters.seed, i),
         mimetype: 'image/png' as const,
         nsfw: nsfw[i] ?? null,
       }));
