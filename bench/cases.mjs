@@ -1,7 +1,7 @@
 // Helpers of the benchmarks that compare settings side by side: one `speed.mjs --child` process
 // per case (so peak RSS is that case's alone), and the PSNR of two PNGs (../shared/tools/psnr.py).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,14 @@ export function runCase(spec, { model, threads, png, args = [] }) {
   }
   return { ...JSON.parse(child.stdout.trim().split('\n').pop()), png };
 }
+
+/** The reference engine's binary (../shared/peer/) for this CPU: its AVX-512 build where the CPU has avx512f; `given` wins. */
+export function referenceBinary(given) {
+  return given ?? (readFileSync('/proc/cpuinfo', 'utf8').includes(' avx512f') ? '../shared/peer/sd-cli-avx512' : '../shared/peer/sd-cli-avx2');
+}
+
+/** The median of runs (the lower middle one for an even count: the better of two). */
+export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 /** "psnr=… maxdiff=…" of two PNGs of the same size. */
 export function psnr(a, b) {

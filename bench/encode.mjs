@@ -14,6 +14,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { median, referenceBinary } from './cases.mjs';
+
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: '../models/sd15-random-f16.safetensors' },
@@ -46,9 +48,8 @@ if (values.child) {
 }
 
 const { encodeRgbPng } = await import('../dist/lib/png.js');
-const peer = values.peer ?? (readFileSync('/proc/cpuinfo', 'utf8').includes(' avx512f') ? '../shared/peer/sd-cli-avx512' : '../shared/peer/sd-cli-avx2');
+const peer = referenceBinary(values.peer);
 const folder = mkdtempSync(path.join(tmpdir(), 'sdnode-encode-'));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 function initImage(size) {
   const rgb = new Uint8Array(size * size * 3);

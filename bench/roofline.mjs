@@ -9,12 +9,14 @@
 //
 //   npm run build:ts && node bench/roofline.mjs --model ../models/sd15-random-f16.safetensors \
 //     [--sizes 256:2,512:1] [--threads 1,2] [--weight-types auto,q8_0]
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, readSync, readdirSync, statSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+import { imageFolder, runCase } from './cases.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -108,14 +110,8 @@ function gemmPeaks(threads) {
   return threads.flatMap((t) => execFileSync(harness, [t], { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l)));
 }
 
-function runEngine(spec, threads, weightType) {
-  const child = spawnSync(process.execPath, [path.join(root, 'bench/speed.mjs'), '--child', spec, '--model', values.model,
-    '--threads', threads, '--weight-type', weightType], { encoding: 'utf8' });
-  if (child.status !== 0) throw new Error(`${spec} failed:\n${child.stderr}`);
-  return JSON.parse(child.stdout.trim().split('\n').pop());
-}
-
 const threads = values.threads.split(',');
+const images = imageFolder('roofline');
 const peaks = gemmPeaks(threads);
 console.log('ggml matrix products on this machine (best of 4):\n');
 console.log('| shape (k x m x n) | weights | threads | GFLOP/s |');
@@ -131,7 +127,8 @@ for (const spec of values.sizes.split(',')) {
   const flops = countFlops(tensors, size / 8, size / 8);
   for (const weightType of values['weight-types'].split(',')) {
     for (const t of threads) {
-      const r = runEngine(spec, t, weightType);
+      const r = runCase(spec, { model: values.model, threads: t, png: path.join(images, `${spec}-${weightType}-${t}.png`), args: ['--weight-type', weightType] });
+      if (!r) continue;
       const stepFlops = 2 * flops.unet;
       const peakType = weightType === 'q8_0' ? 'q8_0' : 'f16';
       const peak = peaks.find((p) => p.threads === Number(t) && p.shape === 'square 2048' && p.weights === peakType).gflops;

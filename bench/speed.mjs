@@ -12,11 +12,13 @@
 // Both engines' s/step is the sampling phase over its steps (ours includes the prompt's encoding in
 // the first step, a few hundred ms, so it slightly favours the reference); decode is the VAE.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+
+import { median, referenceBinary } from './cases.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -73,11 +75,10 @@ if (values.child) {
   process.exit(0);
 }
 
-const peer = values.peer ?? (readFileSync('/proc/cpuinfo', 'utf8').includes(' avx512f') ? '../shared/peer/sd-cli-avx512' : '../shared/peer/sd-cli-avx2');
+const peer = referenceBinary(values.peer);
 if (!existsSync(peer)) throw new Error(`The reference binary ${peer} is missing; pass --peer`);
 if (!existsSync('/usr/bin/time')) throw new Error('/usr/bin/time (Debian package "time") measures the reference\'s peak RSS; install it');
 const folder = mkdtempSync(path.join(tmpdir(), 'sdnode-speed-'));
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 function runOurs(size, steps, threads, png) {
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', `${size}:${steps}`, '--model', values.model,

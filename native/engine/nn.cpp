@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 #include <cstdlib>
+#include <vector>
 
 #include "backend.h"
 #include "conv3x3.h"
