@@ -121,18 +121,19 @@ export class FakeModel implements ImageModel {
   failWith: Error | undefined;
   closed = false;
   #gate = new Gate();
-  #open: boolean;
 
   constructor(options: { open?: boolean; path?: string } = {}) {
-    this.#open = options.open ?? true;
+    if (options.open ?? true) this.#gate.openForever();
     this.path = options.path ?? '/models/fake-model.safetensors';
   }
 
-  /** Lets every waiting step (and all later ones, once `open`) go on. */
+  /**
+   * Lets one step go on, whether it waits already or reaches its wait later (a permit is never
+   * lost); with `open`, every step from now on.
+   */
   release(options: { open?: boolean } = {}): void {
-    if (options.open) this.#open = true;
-    this.#gate.open();
-    this.#gate = new Gate();
+    if (options.open) this.#gate.openForever();
+    else this.#gate.release();
   }
 
   async textToImage(options: ImageOptions): Promise<GeneratedImage[]> {
@@ -160,7 +161,7 @@ export class FakeModel implements ImageModel {
     const seed = options.seed ?? 0;
     const every = options.previewEvery ?? 0;
     for (let step = 1; step <= steps; step++) {
-      if (!this.#open) await Promise.race([this.#gate.promise, aborted(options.signal)]);
+      await this.#gate.acquire(options.signal);
       if (options.signal?.aborted) throw Object.assign(new Error('aborted'), { code: 'ERR_ABORTED' });
       const wantsPreview = every > 0 && (step % every === 0 || step === steps);
       const preview = wantsPreview
@@ -175,20 +176,43 @@ export class FakeModel implements ImageModel {
   }
 }
 
-class Gate {
-  readonly promise: Promise<void>;
-  open: () => void = () => {};
+/**
+ * A counting semaphore: `release()` adds a permit, `acquire()` takes one or waits for one (or for
+ * the abort signal). A release that comes before the wait stays counted.
+ */
+export class Gate {
+  #permits = 0;
+  #forever = false;
+  #waiters: (() => void)[] = [];
 
-  constructor() {
-    this.promise = new Promise((resolve) => {
-      this.open = resolve;
-    });
+  release(): void {
+    this.#permits++;
+    this.#waiters.shift()?.();
   }
-}
 
-function aborted(signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal?.addEventListener('abort', () => resolve(), { once: true }));
+  openForever(): void {
+    this.#forever = true;
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
+
+  async acquire(signal?: AbortSignal): Promise<void> {
+    while (!this.#forever && this.#permits === 0) {
+      if (signal?.aborted) return;
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = (): void => {
+          this.#waiters = this.#waiters.filter((waiter) => waiter !== wake);
+          resolve();
+        };
+        this.#waiters.push(wake);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    }
+    if (!this.#forever) this.#permits--;
+  }
 }
 
 const cliModule = fileURLToPath(new URL('../server/cli.ts', import.meta.url));

@@ -203,3 +203,11 @@ t.test('DELETE cancels a waiting or running task: FAILED with code CANCELLED, th
   t.equal(model.calls[0]?.signal?.aborted, true);
   t.equal((await getJson(`${url}/text-to-image/AAAAAAAAAAAAAAAAAAAAAA`, { method: 'DELETE' })).status, 404);
 });
+
+t.test('the fake model counts releases: one given before a step waits still lets that step go on', async (t) => {
+  const model = new FakeModel({ open: false });
+  model.release();
+  model.release();
+  const images = await model.textToImage({ prompt: 'early', steps: 2 });
+  t.equal(images.length, 1);
+});
