@@ -44,54 +44,123 @@ export interface LoraFileInfo {
 /** File extensions a LoRA may have. */
 export const loraExtensions = ['.safetensors', '.gguf'] as const;
 
-// A1111's extra-network syntax: <kind:arg:arg…>; every such tag leaves the prompt.
-const EXTRA_NETWORK = /<(\w+):([^>]+)>/g;
+// A1111's extra-network syntax is <kind:arg:arg…> (kind: word characters, args: anything up to
+// the next '>'); every such tag leaves the prompt. It is read by a scanner rather than the
+// pattern /<(\w+):([^>]+)>/g, which backtracks over the rest of the prompt at every '<' of a
+// "<a:<a:<a:…" without a '>': quadratic time from one request.
 // A1111 reads LyCORIS tags (<lyco:…>) as LoRA too.
 const LORA_KINDS = new Set(['lora', 'lyco']);
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/** Largest LoRA weight, in either direction: a tag's as the `loras` option's. */
+export const MAX_LORA_WEIGHT = 10;
+
+/**
+ * Most LoRAs one prompt may select (after merging tags of the same name): each costs a float
+ * copy of the layers it touches while the call runs.
+ */
+export const MAX_LORA_TAGS = 8;
+
+const isWordChar = (code: number): boolean =>
+  (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122) || code === 95;
+
+/**
+ * Replaces every `<kind:args>` tag of `prompt` with what `replace` returns, in one pass: each
+ * character is looked at a bounded number of times.
+ */
+function replaceExtraNetworks(prompt: string, replace: (tag: string, kind: string, args: string) => string): string {
+  let out = '';
+  let copied = 0;
+  let nextClose = -1;
+  for (let open = prompt.indexOf('<'); open !== -1; open = prompt.indexOf('<', open + 1)) {
+    let colon = open + 1;
+    while (colon < prompt.length && isWordChar(prompt.charCodeAt(colon))) colon++;
+    if (colon === open + 1 || prompt[colon] !== ':') continue;
+    if (nextClose <= colon) nextClose = prompt.indexOf('>', colon + 1);
+    if (nextClose === -1) break;
+    // An empty argument list (<kind:>) is no tag; the scan goes on after this '<'.
+    if (nextClose === colon + 1) continue;
+    out += prompt.slice(copied, open)
+      + replace(prompt.slice(open, nextClose + 1), prompt.slice(open + 1, colon), prompt.slice(colon + 1, nextClose));
+    copied = nextClose + 1;
+    open = nextClose;
+  }
+  return out + prompt.slice(copied);
+}
 
 function multiplier(text: string, tag: string): number {
   const value = Number(text.trim());
   if (text.trim() === '' || !Number.isFinite(value)) {
     throw new RangeError(`Expected a number for a LoRA weight in the prompt, as in "<lora:name:0.8>", but received "${text}" in ${tag}`);
   }
+  return checkedWeight(value, tag);
+}
+
+function checkedWeight(value: number, where: string): number {
+  if (Math.abs(value) > MAX_LORA_WEIGHT) {
+    throw new RangeError(`Expected a LoRA weight between -${MAX_LORA_WEIGHT} and ${MAX_LORA_WEIGHT} but received ${value} in ${where}`);
+  }
   return value;
+}
+
+/** Tags of one LoRA added up (their updates add up in the weights), first-seen order kept. */
+function mergeTags<T extends LoraTag>(tags: T[], key: (tag: T) => string): T[] {
+  const merged = new Map<string, T>();
+  for (const tag of tags) {
+    const seen = merged.get(key(tag));
+    if (!seen) {
+      merged.set(key(tag), { ...tag });
+      continue;
+    }
+    const where = `the prompt's tags for LoRA "${seen.name}" added up`;
+    seen.textWeight = checkedWeight(seen.textWeight + tag.textWeight, where);
+    seen.unetWeight = checkedWeight(seen.unetWeight + tag.unetWeight, where);
+  }
+  return [...merged.values()];
 }
 
 /**
  * Removes every `<kind:…>` tag from `prompt`, as A1111 does, and reads the `<lora:…>` ones:
  * `<lora:NAME>` (weight 1), `<lora:NAME:w>` (both parts), `<lora:NAME:te:unet>`, and the named
- * forms `te=w` / `unet=w`. Tags of other kinds (hypernetworks) are a RangeError: they would be
- * dropped silently otherwise.
+ * forms `te=w` / `unet=w`. Tags of one name merge into one (weights added); weights beyond
+ * ±10 and more than `maxTags` LoRAs (default 8) are a RangeError. Tags of other kinds
+ * (hypernetworks) are a RangeError: they would be dropped silently otherwise.
  */
-export function extractLoraTags(prompt: string): { text: string; tags: LoraTag[] } {
+export function extractLoraTags(prompt: string, maxTags = MAX_LORA_TAGS): { text: string; tags: LoraTag[] } {
   const tags: LoraTag[] = [];
-  const text = prompt.replace(EXTRA_NETWORK, (tag: string, kind: string, args: string) => {
+  const text = replaceExtraNetworks(prompt, (tag, kind, args) => {
     if (!LORA_KINDS.has(kind)) {
       throw new RangeError(`The prompt's ${tag} is a "${kind}" extra network; sdnode applies <lora:NAME:weight> only`);
     }
     const positional: string[] = [];
-    const named: Record<string, string> = {};
+    const named = new Map<string, string>();
     for (const item of args.split(':')) {
       const eq = item.indexOf('=');
-      if (eq >= 0) named[item.slice(0, eq).trim()] = item.slice(eq + 1);
+      if (eq >= 0) named.set(item.slice(0, eq).trim(), item.slice(eq + 1));
       else positional.push(item);
     }
     const name = (positional[0] ?? '').trim();
     if (!name) throw new RangeError(`The prompt's ${tag} names no LoRA; write <lora:NAME:weight>`);
+    const te = named.get('te');
+    const unet = named.get('unet');
     let textWeight = positional.length > 1 ? multiplier(positional[1] as string, tag) : 1;
-    if (named.te !== undefined) textWeight = multiplier(named.te, tag);
+    if (te !== undefined) textWeight = multiplier(te, tag);
     let unetWeight = positional.length > 2 ? multiplier(positional[2] as string, tag) : textWeight;
-    if (named.unet !== undefined) unetWeight = multiplier(named.unet, tag);
+    if (unet !== undefined) unetWeight = multiplier(unet, tag);
     tags.push({ name, textWeight, unetWeight });
     return '';
   });
-  return { text, tags };
+  const merged = mergeTags(tags, (tag) => tag.name);
+  if (merged.length > maxTags) {
+    throw new RangeError(`Expected at most ${maxTags} LoRAs in the prompt but received ${merged.length} `
+      + `(${merged.map((tag) => tag.name).join(', ')})`);
+  }
+  return { text, tags: merged };
 }
 
 /** The prompt's text without its extra-network tags: what gets tokenised. */
 export function withoutLoraTags(prompt: string): string {
-  return prompt.replace(EXTRA_NETWORK, '');
+  return replaceExtraNetworks(prompt, () => '');
 }
 
 /** The LoRA files under `dir` (and its subfolders), by name; [] when the folder does not exist. */
@@ -125,7 +194,7 @@ export async function resolveLoraTags(tags: LoraTag[], dir: string | undefined):
       + '(loadModel or generate option; --lora-dir for the server and the CLI)');
   }
   const available = await listLoras(dir);
-  return tags.map((tag) => {
+  const selected = tags.map((tag) => {
     const found = available.find((lora) => lora.name === tag.name) ?? available.find((lora) => lora.alias === tag.name);
     if (!found) {
       const names = available.map((lora) => lora.name);
@@ -134,6 +203,8 @@ export async function resolveLoraTags(tags: LoraTag[], dir: string | undefined):
     }
     return { path: found.path, name: tag.name, textWeight: tag.textWeight, unetWeight: tag.unetWeight };
   });
+  // A name and an alias of one file are one LoRA too.
+  return mergeTags(selected, (lora) => lora.path);
 }
 
 /** The string keys of a safetensors file's `__metadata__` block; {} for other files or none. */
@@ -178,7 +249,8 @@ export async function loraShortHash(file: string): Promise<string> {
   const key = `${file}\n${size}\n${mtimeMs}`;
   let hash = shortHashes.get(key);
   if (!hash) {
-    hash = hashFrom(file, await tensorDataOffset(file)).then((hex) => hex.slice(0, 12));
+    // Set before any await: concurrent calls for one file share this one pass over it.
+    hash = tensorDataOffset(file).then((start) => hashFrom(file, start)).then((hex) => hex.slice(0, 12));
     shortHashes.set(key, hash);
     hash.catch(() => shortHashes.delete(key));
   }
