@@ -21,6 +21,16 @@ export interface Conditioning {
   chunks: number;
 }
 
+/** Largest prompt (each of prompt and negative prompt), in UTF-8 bytes. */
+export const MAX_PROMPT_BYTES = 8192;
+/** Most 75-token chunks one prompt may make (1,500 tokens). */
+export const MAX_PROMPT_CHUNKS = 20;
+/**
+ * Most brackets open at once. Each closing bracket reweighs the text since its opener, so the
+ * work grows with the nesting depth: bounding it keeps the parser linear in the prompt's length.
+ */
+export const MAX_EMPHASIS_DEPTH = 32;
+
 const ROUND_MULTIPLIER = 1.1;
 const SQUARE_MULTIPLIER = 1 / 1.1;
 
@@ -50,13 +60,24 @@ function parseWeight(text: string): number {
   return weight;
 }
 
+/** Throws a RangeError naming `name` when `text` is longer than MAX_PROMPT_BYTES. */
+export function checkPromptSize(text: string, name = 'prompt'): void {
+  // Cheap bound first: a UTF-16 unit is at most 3 UTF-8 bytes.
+  if (text.length * 3 <= MAX_PROMPT_BYTES) return;
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_PROMPT_BYTES) {
+    throw new RangeError(`Expected at most ${MAX_PROMPT_BYTES} bytes (UTF-8) for ${name} but received ${bytes}`);
+  }
+}
+
 /**
  * Splits a prompt into runs of equal attention weight, as A1111's
  * `parse_prompt_attention`: `(a)` ×1.1, `[a]` ÷1.1, `(a:w)` ×w, `\(` etc. are
  * literals, unclosed brackets close at the end, and a standalone `BREAK`
- * becomes the span `{ text: 'BREAK', weight: -1 }`.
+ * becomes the span `{ text: 'BREAK', weight: -1 }`. More than MAX_EMPHASIS_DEPTH brackets open
+ * at once are a RangeError.
  */
-export function parseEmphasis(prompt: string): WeightedSpan[] {
+export function parseEmphasis(prompt: string, name = 'prompt'): WeightedSpan[] {
   const spans: WeightedSpan[] = [];
   const openRound: number[] = [];
   const openSquare: number[] = [];
@@ -66,8 +87,12 @@ export function parseEmphasis(prompt: string): WeightedSpan[] {
 
   for (const [token, weightText] of prompt.matchAll(ATTENTION_TOKEN)) {
     if (token.startsWith('\\')) spans.push({ text: token.slice(1), weight: 1 });
-    else if (token === '(') openRound.push(spans.length);
-    else if (token === '[') openSquare.push(spans.length);
+    else if (token === '(' || token === '[') {
+      if (openRound.length + openSquare.length === MAX_EMPHASIS_DEPTH) {
+        throw new RangeError(`Expected at most ${MAX_EMPHASIS_DEPTH} brackets open at once in ${name}, as in "((word))", but received more`);
+      }
+      (token === '(' ? openRound : openSquare).push(spans.length);
+    }
     else if (weightText !== undefined && openRound.length > 0) multiplyFrom(openRound.pop()!, parseWeight(weightText));
     else if (token === ')' && openRound.length > 0) multiplyFrom(openRound.pop()!, ROUND_MULTIPLIER);
     else if (token === ']' && openSquare.length > 0) multiplyFrom(openSquare.pop()!, SQUARE_MULTIPLIER);
@@ -97,12 +122,16 @@ interface Chunk {
   weights: number[];
 }
 
-/** A1111's tokenize_line: weighted ids cut into chunks of at most 75. */
-function splitIntoChunks(spans: WeightedSpan[]): Chunk[] {
+/** A1111's tokenize_line: weighted ids cut into chunks of at most 75; at most MAX_PROMPT_CHUNKS. */
+function splitIntoChunks(spans: WeightedSpan[], name: string): Chunk[] {
   const chunks: Chunk[] = [];
   let chunk: Chunk = { tokens: [], weights: [] };
   let lastComma = -1;
   const endChunk = (next: Chunk = { tokens: [], weights: [] }) => {
+    if (chunks.length === MAX_PROMPT_CHUNKS) {
+      throw new RangeError(`Expected at most ${MAX_PROMPT_CHUNKS * CHUNK_LENGTH} tokens (${MAX_PROMPT_CHUNKS} chunks of `
+        + `${CHUNK_LENGTH}) for ${name} but received more`);
+    }
     chunks.push(chunk);
     chunk = next;
     lastComma = -1;
@@ -133,10 +162,11 @@ function splitIntoChunks(spans: WeightedSpan[]): Chunk[] {
 /**
  * Token ids and per-token weights for a prompt, in 77-token chunks as A1111
  * builds them. `padToken` is 49407 for SD 1.x and 0 for SD 2.x; EOS is 49407
- * for both.
+ * for both. A prompt over MAX_PROMPT_BYTES or MAX_PROMPT_CHUNKS is a RangeError naming `name`.
  */
-export function buildConditioning(prompt: string, padToken: number): Conditioning {
-  const chunks = splitIntoChunks(parseEmphasis(prompt));
+export function buildConditioning(prompt: string, padToken: number, name = 'prompt'): Conditioning {
+  checkPromptSize(prompt, name);
+  const chunks = splitIntoChunks(parseEmphasis(prompt, name), name);
   const tokens = new Int32Array(chunks.length * CHUNK_WITH_ENDS).fill(padToken);
   const weights = new Float32Array(chunks.length * CHUNK_WITH_ENDS).fill(1);
   chunks.forEach((chunk, i) => {

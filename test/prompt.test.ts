@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildConditioning, parseEmphasis } from '../lib/prompt.js';
+import { buildConditioning, checkPromptSize, MAX_EMPHASIS_DEPTH, MAX_PROMPT_BYTES, MAX_PROMPT_CHUNKS, parseEmphasis } from '../lib/prompt.js';
 import { BOS, EOS, tokenize } from '../lib/tokenizer.js';
 
 const spans = (prompt: string) => parseEmphasis(prompt).map(({ text, weight }) => [text, weight]);
@@ -103,4 +103,26 @@ t.test('ends the chunk at BREAK', async (t) => {
   t.same([...c.tokens.subarray(77)], [BOS, 320, CAT, EOS, ...padding(73, 0)]);
   t.same([...c.weights.subarray(77, 81)], [1, Math.fround(1.1), Math.fround(1.1), 1]);
   t.equal(buildConditioning('a cat BREAK', 0).chunks, 1, 'a trailing BREAK adds no empty chunk');
+});
+
+t.test('refuses a prompt over 8 KB or 20 chunks, naming the field', async (t) => {
+  t.doesNotThrow(() => checkPromptSize('é'.repeat(MAX_PROMPT_BYTES / 2), 'negativePrompt'));
+  t.throws(() => buildConditioning('a'.repeat(MAX_PROMPT_BYTES + 1), EOS, 'negativePrompt'),
+    { name: 'RangeError', message: /at most 8192 bytes \(UTF-8\) for negativePrompt but received 8193/ });
+  t.throws(() => buildConditioning('é'.repeat(MAX_PROMPT_BYTES / 2 + 1), EOS), { message: /for prompt but received 8194/ });
+  t.equal(buildConditioning('cat '.repeat(75 * MAX_PROMPT_CHUNKS), EOS).chunks, MAX_PROMPT_CHUNKS);
+  t.throws(() => buildConditioning('cat '.repeat(75 * MAX_PROMPT_CHUNKS + 1), EOS), { name: 'RangeError', message: /at most 1500 tokens/ });
+  t.throws(() => buildConditioning('a BREAK '.repeat(MAX_PROMPT_CHUNKS + 1), EOS), { name: 'RangeError', message: /20 chunks/ });
+});
+
+t.test('refuses brackets nested deeper than 32, whatever their kind, and parses hostile input at once', async (t) => {
+  const nested = (depth: number) => `${'(a['.repeat(depth / 2)}x`;
+  t.doesNotThrow(() => parseEmphasis(nested(MAX_EMPHASIS_DEPTH)));
+  t.throws(() => parseEmphasis(nested(MAX_EMPHASIS_DEPTH + 2), 'negative_prompt'),
+    { name: 'RangeError', message: /at most 32 brackets open at once in negative_prompt/ });
+  // Unbounded, each of these took seconds to minutes: every closer reweighed every span since
+  // its opener.
+  t.throws(() => parseEmphasis('(a'.repeat(200_000)), RangeError);
+  t.equal(spans('(a)'.repeat(200_000)).length, 1);
+  t.equal(spans(`(a:${'1.'.repeat(100_000)}`).length, 1);
 });
