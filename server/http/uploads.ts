@@ -13,6 +13,22 @@ const extensionByFormat: Readonly<Record<string, string>> = { png: 'png', jpeg: 
 
 const maxFieldBytes = 64 * 1024;
 
+/**
+ * Room for a request's fields besides its images: four prompts of up to 8 KB and the clients'
+ * usual extras (A1111's override_settings and script arguments).
+ */
+const maxTextFieldsBytes = 256 * 1024;
+
+/**
+ * The largest body a route needs that carries `images` base64 images of at most `maxUploadBytes`
+ * each (a third larger as base64, plus a data: URL prefix); `percentEncoded` leaves room for
+ * %2B / %2F escapes in form-urlencoded bodies. Anything larger is refused before it is read.
+ */
+export function base64BodyLimit(images: number, maxUploadBytes: number, options: { percentEncoded?: boolean } = {}): number {
+  const base64 = Math.ceil(maxUploadBytes / 3) * 4 + 64;
+  return Math.ceil(images * base64 * (options.percentEncoded ? 1.5 : 1)) + maxTextFieldsBytes;
+}
+
 export interface MultipartOptions {
   /** The route, for messages: "/image-to-image". */
   route: string;

@@ -4,6 +4,7 @@
 // same whether workers run in this process or elsewhere.
 
 import { newJobId } from './ids.js';
+import { checkJobLimits } from './limits.js';
 import { QueueUnavailableError, type JobQueue, type QueueCounts, type QueueEvent } from './queue.js';
 import type { JobStore, NewJob } from './store.js';
 import { isFinished, jobErrorCodes, type JobPreview, type JobProgress, type JobRecord } from './job.js';
@@ -44,8 +45,12 @@ export class JobService {
     this.#queue = queue;
   }
 
-  /** Stores the job and queues it; a job the queue refuses is removed again. */
+  /**
+   * Stores the job and queues it; a job the queue refuses is removed again. Parameters over the
+   * job limits (jobs/limits.ts) are an InvalidFieldError before anything is stored.
+   */
   async submit(job: Omit<NewJob, 'id' | 'uploads'> & { uploads?: NewJob['uploads'] }): Promise<JobRecord> {
+    checkJobLimits(job.parameters);
     const record = await this.#store.create({ ...job, uploads: job.uploads ?? {}, id: newJobId() });
     try {
       await this.#queue.add(record.id);

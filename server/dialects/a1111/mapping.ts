@@ -4,6 +4,7 @@
 import { hiresUpscalerNames, parseParameters, readPngText } from '../../../lib/index.js';
 import { ApiError } from '../../http/errors.js';
 import type { JobParameters } from '../../jobs/job.js';
+import { maxJobImages } from '../../jobs/limits.js';
 import {
   a1111RefinerFields, chosenSeed, imageSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
 } from '../../jobs/parameters.js';
@@ -91,6 +92,10 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
       `Expected one of Automatic, Uniform, Karras, Exponential for scheduler but received ${body.scheduler}`, { param: 'scheduler' });
   }
   const scheduler = schedulerName === undefined ? undefined : schedulerByA1111Name[schedulerName];
+  if (body.batch_size * body.n_iter > maxJobImages) {
+    throw new ApiError(422, 'INVALID_PARAMETER', `Expected batch_size × n_iter of at most ${maxJobImages} but received `
+      + `${body.batch_size} × ${body.n_iter}`, { param: 'n_iter' });
+  }
   const seed = chosenSeed(body.seed);
   const parameters: JobParameters = withoutUndefined({
     prompt: body.prompt,

@@ -7,6 +7,7 @@ import { clientGone, watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
+import { base64BodyLimit } from '../../http/uploads.js';
 import type { JobMode, JobRecord } from '../../jobs/job.js';
 import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
@@ -46,8 +47,9 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
   const settings: A1111Settings = { clipSkip: undefined, samplesFormat: 'png', other: {} };
   const hashes = new FileHashes();
   const auth = a1111Auth(context, options.basicAuth);
-  // Base64 images are a third larger than the files they hold.
-  const json = express.json({ limit: Math.ceil(context.maxUploadBytes * 4 / 3) * 2 + 1024 * 1024 });
+  // Bodies as large as the route's images need: none, one (png-info), or an image and a mask.
+  const bodyFor = (images: number) => express.json({ limit: base64BodyLimit(images, context.maxUploadBytes) });
+  const json = bodyFor(1);
   const errors = {
     401: { description: 'Credentials required or wrong', schema: detailSchema },
     422: { description: 'A field is invalid: FastAPI\'s detail list naming it', schema: detailSchema },
@@ -95,7 +97,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
       summary: kind === 'txt2img' ? 'Images from a prompt (with hires fix, variation seeds, tiling)' : 'Images from images, with an optional mask (inpainting)',
       body: { contentType: 'application/json', schema: kind === 'txt2img' ? txt2imgSchema : img2imgSchema },
       responses: { 200: { description: 'The images, the request with defaults, and info', schema: imagesResponseSchema }, ...errors },
-    }, auth, watchClient, json, generate(kind));
+    }, auth, watchClient, bodyFor(kind === 'txt2img' ? 0 : 2), generate(kind));
   }
 
   api.route(router, {

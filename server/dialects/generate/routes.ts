@@ -9,6 +9,7 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
+import { base64BodyLimit } from '../../http/uploads.js';
 import { imageSeed } from '../../jobs/parameters.js';
 import { detailSchema } from '../a1111/schemas.js';
 import { generateParameters, imageGrid } from './mapping.js';
@@ -50,7 +51,7 @@ function generateRouter(context: ServerContext): Router {
       500: { description: 'The generation failed', schema: detailSchema },
       503: { description: 'No model, a full queue or a server shutting down', schema: detailSchema },
     },
-  }, keys.required(), watchClient, express.json({ limit: '1mb' }), (async (req, res) => {
+  }, keys.required(), watchClient, express.json({ limit: base64BodyLimit(0, context.maxUploadBytes) }), (async (req, res) => {
     requireAcceptingJobs(context);
     const format = req.accepts(answers);
     if (format === false) throw new ApiError(406, 'NOT_ACCEPTABLE', `/generate answers ${answers.join(' or ')}`);

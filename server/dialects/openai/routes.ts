@@ -7,7 +7,7 @@ import { watchClient } from '../../http/client-gone.js';
 import { ApiError, errorHandler, type ErrorShape } from '../../http/errors.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { formFields, parseWith } from '../../http/schema.js';
-import { imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
+import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
 import { parseParameters, readPngText } from '../../../lib/index.js';
 import type { Upload } from '../../jobs/store.js';
 import type { PresetTable } from '../../models/presets.js';
@@ -68,7 +68,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
     summary: 'Create images from a prompt',
     body: { contentType: 'application/json', schema: generationSchema },
     responses: { 200: imagesAnswer, ...errors },
-  }, keys.required(), watchClient, express.json({ limit: '1mb' }), async (req, res) => {
+  }, keys.required(), watchClient, express.json({ limit: base64BodyLimit(0, context.maxUploadBytes) }), async (req, res) => {
     accepting();
     const body = parseWith(generationSchema, req.body ?? {}, '/v1/images/generations');
     refuseTransparency(body.background);

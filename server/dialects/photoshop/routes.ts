@@ -9,6 +9,7 @@ import { watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, methodNotAllowed, type ErrorShape } from '../../http/errors.js';
 import { formFields, parseWith } from '../../http/schema.js';
+import { base64BodyLimit } from '../../http/uploads.js';
 import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
 import { imageSeed } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
@@ -32,12 +33,16 @@ export function photoshopDialect(context: ServerContext): Dialect {
   };
 }
 
+const imagesByRoute: Readonly<Record<PhotoshopRoute, number>> = { txt2img: 0, img2img: 1, masking: 2 };
+
 function photoshopRouter(context: ServerContext): Router {
   const { api, keys, jobs, models } = context;
   const router = Router();
-  // Two base64 images, each a third larger than its file, plus the other fields.
-  const limit = Math.ceil((context.maxUploadBytes * 4) / 3) * 2 + 1024 * 1024;
-  const bodies = [express.urlencoded({ extended: false, limit, parameterLimit: 64 }), express.json({ limit })];
+  // Bodies as large as the route's base64 images need.
+  const bodies = (images: number) => [
+    express.urlencoded({ extended: false, limit: base64BodyLimit(images, context.maxUploadBytes, { percentEncoded: true }), parameterLimit: 64 }),
+    express.json({ limit: base64BodyLimit(images, context.maxUploadBytes) }),
+  ];
   const errors = {
     400: { description: 'A field is missing or invalid, or an image cannot be read', schema: failureSchema },
     401: { description: 'A wrong or missing API key', schema: failureSchema },
@@ -70,7 +75,7 @@ function photoshopRouter(context: ServerContext): Router {
         + 'comes back black with nsfw true; without one nsfw is null and the answer carries a warning.',
       body: { contentType: 'application/x-www-form-urlencoded', schema },
       responses: { 200: { description: 'The images', schema: imagesResponseSchema }, ...errors },
-    }, keys.required(), watchClient, ...bodies, (async (req, res) => {
+    }, keys.required(), watchClient, ...bodies(imagesByRoute[route]), (async (req, res) => {
       requireAcceptingJobs(context);
       const body = parseWith(schema, bodyFields(req, path), path);
       const job = await photoshopJob(route, body, context.maxUploadBytes);

@@ -10,7 +10,7 @@ import { clientGone, watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
-import { imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
+import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
 import { resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
 import { BlobStore } from './blobs.js';
@@ -70,7 +70,7 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
   const { api, jobs, models } = context;
   const { blobs, hub, tokens, users } = parts;
   const router = Router();
-  const json = express.json({ limit: '1mb' });
+  const json = express.json({ limit: base64BodyLimit(0, context.maxUploadBytes) });
   const form = express.urlencoded({ extended: false, limit: '64kb' });
   const auth: RequestHandler = (req, res, next) => {
     parts.authenticate(req).then((user) => {
