@@ -88,18 +88,33 @@ export function insertPngText(png: Buffer, keyword: string, text: string): Buffe
   return Buffer.concat([png.subarray(0, ihdrEnd), encodeChunk(latin1 ? 'tEXt' : 'iTXt', data), png.subarray(ihdrEnd)]);
 }
 
-/** Every tEXt, zTXt and iTXt entry of a PNG, keyword → text (the first of each keyword). */
+/** Largest text one chunk may hold (after inflating); larger chunks are skipped. */
+export const MAX_PNG_TEXT_BYTES = 1024 * 1024;
+/** Most text read from one PNG, all chunks together; chunks past it are skipped. */
+export const MAX_PNG_TEXT_TOTAL_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Every tEXt, zTXt and iTXt entry of a PNG, keyword → text (the first of each keyword). A chunk
+ * whose text is over MAX_PNG_TEXT_BYTES, or would take the total over MAX_PNG_TEXT_TOTAL_BYTES,
+ * is skipped, and so is compressed text that does not inflate: a small upload cannot make this
+ * inflate gigabytes.
+ */
 export function readPngText(png: Buffer | Uint8Array): Record<string, string> {
   const buf = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
-  const entries: Record<string, string> = {};
+  // A map, so that any keyword ("__proto__" too) becomes an own property of the result.
+  const entries = new Map<string, string>();
+  let budget = MAX_PNG_TEXT_TOTAL_BYTES;
   for (let offset = PNG_SIGNATURE.length; offset < buf.length;) {
     const chunk = chunkAt(buf, offset, 'png');
-    const entry = decodeTextChunk(chunk.type, chunk.data);
-    if (entry && !Object.hasOwn(entries, entry[0])) entries[entry[0]] = entry[1];
+    const entry = decodeTextChunk(chunk.type, chunk.data, Math.min(budget, MAX_PNG_TEXT_BYTES));
+    if (entry && !entries.has(entry[0])) {
+      entries.set(entry[0], entry[1]);
+      budget -= entry[1].length;
+    }
     if (chunk.type === 'IEND') break;
     offset += 12 + chunk.length;
   }
-  return entries;
+  return Object.fromEntries(entries);
 }
 
 interface Chunk { type: string; length: number; data: Buffer }
@@ -120,25 +135,42 @@ function chunkAt(buf: Buffer, offset: number, name: string): Chunk {
   };
 }
 
-function decodeTextChunk(type: string, data: Buffer): [string, string] | undefined {
+function decodeTextChunk(type: string, data: Buffer, maxBytes: number): [string, string] | undefined {
   const keywordEnd = data.indexOf(0);
   if (keywordEnd < 0) return undefined;
   const keyword = data.toString('latin1', 0, keywordEnd);
   const rest = data.subarray(keywordEnd + 1);
+  let text: Buffer | undefined;
+  let encoding: BufferEncoding = 'latin1';
   switch (type) {
     case 'tEXt':
-      return [keyword, rest.toString('latin1')];
+      text = rest;
+      break;
     case 'zTXt':
-      return [keyword, inflateSync(rest.subarray(1)).toString('latin1')];
+      text = inflated(rest.subarray(1), maxBytes);
+      break;
     case 'iTXt': {
       const compressed = rest[0] === 1;
       const languageEnd = rest.indexOf(0, 2);
       const translatedEnd = languageEnd < 0 ? -1 : rest.indexOf(0, languageEnd + 1);
       if (translatedEnd < 0) return undefined;
       const body = rest.subarray(translatedEnd + 1);
-      return [keyword, (compressed ? inflateSync(body) : body).toString('utf8')];
+      text = compressed ? inflated(body, maxBytes) : body;
+      encoding = 'utf8';
+      break;
     }
     default:
       return undefined;
+  }
+  if (text === undefined || text.length > maxBytes) return undefined;
+  return [keyword, text.toString(encoding)];
+}
+
+/** The inflated data, or undefined when it is longer than `maxBytes` or not valid zlib data. */
+function inflated(data: Buffer, maxBytes: number): Buffer | undefined {
+  try {
+    return inflateSync(data, { maxOutputLength: Math.max(1, maxBytes) });
+  } catch {
+    return undefined;
   }
 }

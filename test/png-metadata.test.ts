@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { normalizeImageOptions, type GenerateMode } from '../lib/options.js';
-import { formatParameters, insertPngText, readPngText } from '../lib/png-metadata.js';
+import { formatParameters, insertPngText, MAX_PNG_TEXT_BYTES, MAX_PNG_TEXT_TOTAL_BYTES, readPngText } from '../lib/png-metadata.js';
 
 const width = 24;
 const height = 16;
@@ -81,6 +81,29 @@ t.test('reads compressed text chunks that other tools write', async (t) => {
   const zText = Buffer.concat([Buffer.from('Comment\0\0', 'latin1'), zlib.deflateSync(Buffer.from('squeezed', 'latin1'))]);
   const withZ = insertChunk(plainPng, 'zTXt', zText);
   t.same(readPngText(withZ), { Comment: 'squeezed' });
+});
+
+t.test('skips text that inflates past its limit, corrupt compressed text, and text past the total', async (t) => {
+  const zChunk = (keyword: string, text: Buffer) => Buffer.concat([Buffer.from(`${keyword}\0\0`, 'latin1'), zlib.deflateSync(text)]);
+  // 64 MB of zeros in 64 KB: a decompression bomb once inflated without an output limit.
+  const bomb = insertChunk(insertChunk(plainPng, 'tEXt', Buffer.from('parameters\0kept', 'latin1')), 'zTXt',
+    zChunk('Comment', Buffer.alloc(64 * 1024 * 1024)));
+  t.same(readPngText(bomb), { parameters: 'kept' });
+  const iBomb = Buffer.concat([Buffer.from('workflow\0\u0001\0\0\0', 'latin1'), zlib.deflateSync(Buffer.alloc(MAX_PNG_TEXT_BYTES + 1))]);
+  t.same(readPngText(insertChunk(plainPng, 'iTXt', iBomb)), {});
+  t.same(readPngText(insertChunk(plainPng, 'zTXt', Buffer.from('Comment\0\0not zlib', 'latin1'))), {});
+  let many = plainPng;
+  const big = Buffer.alloc(MAX_PNG_TEXT_BYTES, 'a');
+  for (let i = 0; i < 6; i++) many = insertChunk(many, 'zTXt', zChunk(`k${i}`, big));
+  const read = readPngText(many);
+  t.equal(Object.keys(read).length, MAX_PNG_TEXT_TOTAL_BYTES / MAX_PNG_TEXT_BYTES, 'chunks past the total are skipped');
+});
+
+t.test('any keyword is an own property of the result', async (t) => {
+  const png = insertChunk(plainPng, 'tEXt', Buffer.from('__proto__\0text', 'latin1'));
+  const read = readPngText(png);
+  t.ok(Object.hasOwn(read, '__proto__'));
+  t.equal(read.__proto__, 'text');
 });
 
 t.test('rejects data that is not a PNG or is cut short', async (t) => {
