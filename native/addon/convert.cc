@@ -159,6 +159,11 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
     h.negative = conditioningField(handoff, "negative");
     r.refiner = std::move(h);
   }
+  // Optional: the T5 encoder's ids (flow models), FLUX.1 dev's guidance, the flow shift.
+  if (!o.Get("t5Prompt").IsUndefined()) r.t5Prompt = conditioningField(o, "t5Prompt");
+  if (!o.Get("t5Negative").IsUndefined()) r.t5Negative = conditioningField(o, "t5Negative");
+  if (!o.Get("guidance").IsUndefined()) r.guidance = static_cast<float>(numberField(o, "guidance"));
+  if (!o.Get("flowShift").IsUndefined()) r.flowShift = static_cast<float>(numberField(o, "flowShift"));
   return r;
 }
 
@@ -171,6 +176,12 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
   // Optional: callers from before weightType existed load as stored.
   if (!options.Get("weightType").IsUndefined()) p.weightType = stringField(options, "weightType");
   if (!options.Get("taesd").IsUndefined()) p.taesd = stringField(options, "taesd");
+  // Optional: a model given as components.
+  const std::pair<const char*, std::string*> components[] = {
+      {"diffusionModel", &p.diffusionModel}, {"clipL", &p.clipL}, {"clipG", &p.clipG}, {"t5xxl", &p.t5xxl}, {"vae", &p.vae}};
+  for (const auto& [name, field] : components) {
+    if (!options.Get(name).IsUndefined()) *field = stringField(options, name);
+  }
   return p;
 }
 
@@ -232,6 +243,10 @@ Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info) {
   o.Set("storedTypes", countsToJs(env, info.storedTypes));
   o.Set("unusedTensors", stringsToJs(env, info.unusedTensors));
   o.Set("taesd", info.taesd);
+  o.Set("textEncoders", stringsToJs(env, info.textEncoders));
+  Napi::Object files = Napi::Object::New(env);
+  for (const auto& [name, path] : info.componentFiles) files.Set(name, path);
+  o.Set("componentFiles", files);
   return o;
 }
 

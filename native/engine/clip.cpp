@@ -126,9 +126,10 @@ ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_
   }
   hidden = ggml_reshape_1d(ctx, ggml_cont(ctx, hidden), W * T * rows);
   if (!poolRow) return hidden;
-  if (config_.projection <= 0) throw Error(ErrorCode::ModelFormat, "text encoder " + p + "* has no text_projection");
   ggml_tensor* last = ggml_reshape_2d(ctx, layerNorm(n, x, finalNormName, W), W, T * rows);
   ggml_tensor* row = ggml_get_rows(ctx, last, g.input(GGML_TYPE_I32, {1}, poolRow));  // [W, 1]
+  // Without a projection (CLIP-L as FLUX.1 uses it) the pooled vector is the end token's state.
+  if (config_.projection <= 0) return ggml_concat(ctx, hidden, ggml_reshape_1d(ctx, row, W), 0);
   // OpenCLIP stores text_projection [W, projection] and computes x·P; the reference engine
   // (stable-diffusion.cpp) uses the stored matrix as a linear layer's weight, x·Pᵀ, and so do we:
   // r10-sdxl-128 is 24.9 dB from the reference with x·P and 51.7 dB with x·Pᵀ. (Square in SDXL.)
@@ -142,7 +143,7 @@ void ClipTextEncoder::validate() {
   std::vector<int32_t> tokens(77, 0);
   const int32_t row = 76;
   // Every weight, the last layer and final norm included, so a bad one fails at load time.
-  build(g, tokens.data(), 1, config_.layers, true, config_.projection > 0 ? &row : nullptr);
+  build(g, tokens.data(), 1, config_.layers, true, &row);
 }
 
 ClipOutput ClipTextEncoder::encode(const std::vector<int32_t>& given, int clipSkip, bool pooled) {

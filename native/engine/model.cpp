@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "family.h"
+#include "flow_model.h"
 #include "model_impl.h"
 #include "system_info.h"
 #include "weight_types.h"
@@ -36,7 +37,10 @@ const char* errorCodeName(ErrorCode code) {
   return "ERR_INTERNAL";
 }
 
-std::unique_ptr<Model> Model::load(const LoadParams& params) { return std::make_unique<DiffusionModel>(params); }
+std::unique_ptr<Model> Model::load(const LoadParams& params) {
+  if (!params.diffusionModel.empty()) return std::make_unique<FlowModel>(params);
+  return std::make_unique<DiffusionModel>(params);
+}
 
 DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(params.path)) {
   const ggml_type weightType = parseWeightType(params.weightType);

@@ -37,6 +37,9 @@ ggml_tensor* padCircular(ggml_context* ctx, ggml_tensor* x, int p) {
   return ggml_concat(ctx, ggml_concat(ctx, rows(x, x->ne[1] - p, p), x, 1), rows(x, 0, p), 1);
 }
 
+ggml_tensor* plainAttention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal,
+                            GraphBuild* graph, ggml_tensor* bias, float scale);
+
 // Rows of activations from which a linear layer computes with an f32 copy of its weight.
 constexpr int64_t kRowsForF32 = 256;
 
@@ -136,6 +139,27 @@ ggml_tensor* attention(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, i
       return ggml_reshape_3d(ctx, out, channels, tq, batch);  // out: [d, heads, Tq, N]
     }
   }
+  return plainAttention(ctx, q, k, v, heads, causal, n.graph, nullptr, scale);
+}
+
+ggml_tensor* attentionWithBias(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, ggml_tensor* bias, float scale) {
+  return plainAttention(n.ctx, q, k, v, heads, false, n.graph, bias, scale);
+}
+
+ggml_tensor* rmsNorm(Net& n, ggml_tensor* x, const std::string& weightName, int64_t channels, float eps) {
+  requireWidth(x, 0, channels, weightName);
+  return ggml_mul(n.ctx, ggml_rms_norm(n.ctx, x, eps), n.w.get(weightName, {channels}));
+}
+
+namespace {
+
+ggml_tensor* plainAttention(ggml_context* ctx, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal,
+                            GraphBuild* graph, ggml_tensor* bias, float scale) {
+  const int64_t channels = q->ne[0];
+  const int64_t headDim = channels / heads;
+  const int64_t tq = q->ne[1];
+  const int64_t tk = k->ne[1];
+  const int64_t batch = q->ne[2];
   // [C, T, N] -> [d, T, heads*N]
   auto splitHeads = [&](ggml_tensor* x, int64_t t) {
     x = ggml_reshape_4d(ctx, x, headDim, heads, t, batch);
@@ -150,11 +174,13 @@ ggml_tensor* attention(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, i
   vh = ggml_reshape_3d(ctx, vh, tk, headDim, heads * batch);
 
   ggml_tensor* scores = ggml_mul_mat(ctx, kh, qh);  // [Tk, Tq, heads*N]
-  if (causal && n.graph != nullptr) {
+  if (bias != nullptr) {
+    scores = ggml_soft_max(ctx, ggml_add(ctx, ggml_scale(ctx, scores, scale), bias));
+  } else if (causal && graph != nullptr) {
     // A mask input rather than ggml's diag_mask_inf, which the Metal backend lacks.
-    std::vector<float>& mask = *n.graph->keep(std::vector<float>(tk * tq, 0.0f));
+    std::vector<float>& mask = *graph->keep(std::vector<float>(tk * tq, 0.0f));
     for (int64_t i = 0; i < tq; i++) std::fill(mask.begin() + i * tk + std::min(i + 1, tk), mask.begin() + (i + 1) * tk, -INFINITY);
-    scores = ggml_soft_max_ext(ctx, scores, n.graph->input(GGML_TYPE_F32, {tk, tq}, mask.data()), scale, 0.0f);
+    scores = ggml_soft_max_ext(ctx, scores, graph->input(GGML_TYPE_F32, {tk, tq}, mask.data()), scale, 0.0f);
   } else if (causal) {  // a graph built only to check shapes
     scores = ggml_scale(ctx, scores, scale);
     scores = ggml_diag_mask_inf(ctx, scores, 0);
@@ -167,6 +193,8 @@ ggml_tensor* attention(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, i
   out = ggml_cont(ctx, ggml_permute(ctx, out, 0, 2, 1, 3));  // [d, heads, Tq, N]
   return ggml_reshape_3d(ctx, out, channels, tq, batch);
 }
+
+}  // namespace
 
 ggml_tensor* imageToTokens(ggml_context* ctx, ggml_tensor* x) {
   const int64_t w = x->ne[0], h = x->ne[1], c = x->ne[2], n = x->ne[3];

@@ -36,6 +36,11 @@ ggml_tensor* layerNorm(Net& n, ggml_tensor* x, const std::string& prefix, int64_
 // (CUDA and Metal lack some). `exact` is for short sequences whose result is compared against
 // thresholds (the safety checker's 257 tokens), where f16 keys would move scores.
 ggml_tensor* attention(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, bool causal, bool exact = false);
+// The plain path with an additive bias on the scores, bias: [Tk, Tq, heads] (T5's relative
+// positions), and the scores' scale given (T5 does not divide by the square root of the head width).
+ggml_tensor* attentionWithBias(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, ggml_tensor* bias, float scale);
+// x: [C, T, N]: x / rms(x) * weight, without a mean or a bias (T5, Flux's q/k norms).
+ggml_tensor* rmsNorm(Net& n, ggml_tensor* x, const std::string& weightName, int64_t channels, float eps = 1e-6f);
 // [W, H, C, N] <-> [C, W*H, N]
 ggml_tensor* imageToTokens(ggml_context* ctx, ggml_tensor* x);
 ggml_tensor* tokensToImage(ggml_context* ctx, ggml_tensor* x, int64_t width, int64_t height);

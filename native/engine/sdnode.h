@@ -66,11 +66,18 @@ struct LoadParams {
   // A TAESD decoder file (taesd.h) to load with the model: previews then show its decode, and
   // Request::vaeDecoder "taesd" can use it for the final image. Empty: none.
   std::string taesd;
+  // A model given as components (FLUX.1, SD3): the diffusion transformer, and the text encoders and
+  // VAE it needs, each from its own file. Non-empty diffusionModel selects this; `path` is unused.
+  std::string diffusionModel;
+  std::string clipL;
+  std::string clipG;
+  std::string t5xxl;
+  std::string vae;
 };
 
 struct ModelInfo {
-  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner"
-  std::string prediction;  // "eps" | "v"
+  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner" | "flux-schnell" | "flux-dev"
+  std::string prediction;  // "eps" | "v" | "flow"
   int unetInChannels = 4;
   int contextDim = 768;
   int padToken = 49407;
@@ -85,6 +92,10 @@ struct ModelInfo {
   // Tensors under the model's prefixes that no component uses (a sign of a variant we do not know).
   std::vector<std::string> unusedTensors;
   bool taesd = false;  // whether a TAESD decoder was loaded with the model
+  // The text encoders a prompt goes through, in the order they take it: "clipL", "clipG", "t5xxl".
+  std::vector<std::string> textEncoders;
+  // For models loaded from components: each component's file ("diffusionModel", "clipL", "t5xxl", "vae").
+  std::map<std::string, std::string> componentFiles;
 };
 
 // Token ids in rows of 77 (BOS … EOS pad) and one weight per token.
@@ -195,6 +206,14 @@ struct Request {
   float aestheticScore = 6.0f;
   float negativeAestheticScore = 2.5f;
   std::optional<RefinerHandoff> refiner;  // not with hires
+  // The T5 encoder's prompt and negative prompt (flow models): ids without the end token or
+  // padding, one weight per id; the engine ends, pads and chunks them as the family does.
+  Conditioning t5Prompt;
+  Conditioning t5Negative;
+  // FLUX.1 dev's distilled guidance (the guidance_in embedding); other models ignore it.
+  float guidance = 3.5f;
+  // The flow-matching shift of the "discrete" schedule and its kin; 0: the family's default.
+  float flowShift = 0.0f;
 };
 
 // A cheap look at a running image: with a TAESD loaded, its decode at the image's size; otherwise one

@@ -66,6 +66,7 @@ VaeConfig readVaeConfig(const Weights& w) {
   c.decoder = readLevels(w, "decoder.up", "upsample");
   if (c.decoder.empty()) throw Error(ErrorCode::ModelFormat, "the VAE decoder has no levels (first_stage_model.decoder.up.*)");
   if (w.has(kPrefix + "encoder.conv_in.weight")) c.encoder = readLevels(w, "encoder.down", "downsample");
+  c.quantConv = w.has(kPrefix + "post_quant_conv.weight");
   return c;
 }
 
@@ -76,7 +77,7 @@ ggml_tensor* Vae::buildDecoder(GraphBuild& g, const float* latent, int64_t width
   const VaeConfig& c = config_;
   const std::string p = kPrefix + "decoder.";
   ggml_tensor* x = g.input(GGML_TYPE_F32, {width, height, c.latentChannels, 1}, latent);
-  x = conv2d(n, x, kPrefix + "post_quant_conv", c.latentChannels, c.latentChannels, 1);
+  if (c.quantConv) x = conv2d(n, x, kPrefix + "post_quant_conv", c.latentChannels, c.latentChannels, 1);
   x = conv2d(n, x, p + "conv_in", c.latentChannels, c.middleChannels, 3, 1, 1);
   x = middle(n, x, p + "mid", c.middleChannels);
   for (int l = static_cast<int>(c.decoder.size()) - 1; l >= 0; l--) {
@@ -117,6 +118,7 @@ ggml_tensor* Vae::buildEncoder(GraphBuild& g, const float* image, int64_t width,
   x = middle(n, x, p + "mid", c.middleChannels);
   x = ggml_silu(n.ctx, groupNorm(n, x, p + "norm_out", c.middleChannels));
   x = conv2d(n, x, p + "conv_out", c.middleChannels, 2 * c.latentChannels, 3, 1, 1);
+  if (!c.quantConv) return x;
   return conv2d(n, x, kPrefix + "quant_conv", 2 * c.latentChannels, 2 * c.latentChannels, 1);
 }
 

@@ -24,6 +24,11 @@ struct VaeConfig {
   float latentScale = 0.18215f;
   std::vector<VaeLevel> decoder;  // index = level, as the checkpoint numbers decoder.up.N
   std::vector<VaeLevel> encoder;  // empty when the checkpoint has no encoder
+  // Whether latents pass 1x1 convolutions between the encoder / decoder and the latent space
+  // (quant_conv, post_quant_conv): SD's VAE has them, FLUX.1's and SD3's 16-channel VAE does not.
+  bool quantConv = true;
+  // What is added to a latent after dividing it by latentScale, before decoding (FLUX.1, SD3).
+  float latentShift = 0.0f;
   int scale() const { return 1 << (decoder.size() - 1); }
 };
 

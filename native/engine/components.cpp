@@ -1,0 +1,82 @@
+#include "components.h"
+
+#include <map>
+
+#include "sdnode.h"
+
+namespace sdnode {
+
+namespace {
+
+bool startsWith(const std::string& text, const std::string& prefix) { return text.compare(0, prefix.size(), prefix) == 0; }
+
+// Every float or quantized tensor of a component file is one of its weights.
+bool isComponentWeight(const CheckpointTensor& t) { return isWeightType(t.type) && t.elements() > 0; }
+
+struct Spelling {
+  std::vector<std::string> strip;  // prefixes other tools write, removed first
+  std::string add;                 // then this is put in front
+  std::string marker;              // a tensor every file of this role has, after renaming
+  const char* what;
+};
+
+Spelling spellingOf(ComponentRole role) {
+  switch (role) {
+    case ComponentRole::DiffusionModel:
+      return {{"model.diffusion_model.", "diffusion_model."}, "", "img_in.weight", "a FLUX.1 diffusion model (img_in, double_blocks.*)"};
+    case ComponentRole::ClipL:
+    case ComponentRole::ClipG:
+      return {{"text_encoders.clip_l.transformer.", "text_encoders.clip_g.transformer.", "cond_stage_model.transformer.",
+               "conditioner.embedders.0.transformer.", "transformer."},
+              "cond_stage_model.transformer.",
+              "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
+              "a CLIP text encoder (text_model.*)"};
+    case ComponentRole::T5:
+      return {{"text_encoders.t5xxl.transformer.", "t5xxl.transformer.", "t5xxl."}, "", "shared.weight", "a T5 encoder (shared.weight, encoder.block.*)"};
+    case ComponentRole::Vae:
+      return {{"first_stage_model.", "vae."}, "first_stage_model.", "first_stage_model.decoder.conv_in.weight", "a VAE (decoder.*)"};
+  }
+  return {};
+}
+
+}  // namespace
+
+const char* componentFlag(ComponentRole role) {
+  switch (role) {
+    case ComponentRole::DiffusionModel: return "--diffusion-model";
+    case ComponentRole::ClipL: return "--clip-l";
+    case ComponentRole::ClipG: return "--clip-g";
+    case ComponentRole::T5: return "--t5xxl";
+    case ComponentRole::Vae: return "--vae";
+  }
+  return "";
+}
+
+std::unique_ptr<Component> loadComponent(const std::string& path, ComponentRole role, ggml_type requested, int threads,
+                                         ggml_backend_t backend) {
+  auto component = std::make_unique<Component>();
+  component->file = openCheckpoint(path);
+  const Spelling spelling = spellingOf(role);
+  std::map<std::string, CheckpointTensor> renamed;
+  for (auto& [name, tensor] : component->file.tensors) {
+    std::string bare = name;
+    // openCheckpoint already maps the aliases of single-file checkpoints (vae. -> first_stage_model.).
+    for (const std::string& prefix : spelling.strip) {
+      if (startsWith(bare, prefix)) {
+        bare = bare.substr(prefix.size());
+        break;
+      }
+    }
+    tensor.name = spelling.add + bare;
+    renamed[tensor.name] = std::move(tensor);
+  }
+  component->file.tensors = std::move(renamed);
+  if (component->file.tensors.count(spelling.marker) == 0) {
+    throw Error(ErrorCode::ModelUnsupported, path + " (" + componentFlag(role) + ") is not " + spelling.what + ": it has no " +
+                                                 spelling.marker);
+  }
+  component->weights = std::make_unique<Weights>(component->file, requested, threads, backend, isComponentWeight);
+  return component;
+}
+
+}  // namespace sdnode

@@ -1,0 +1,33 @@
+// A model given as one file per component (FLUX.1, SD3): each file opened, its tensor names brought
+// to the one spelling the networks read, and its weights loaded into a Weights of its own.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "checkpoint.h"
+#include "weights.h"
+
+namespace sdnode {
+
+// Which part of a model a file holds; decides how its names are spelled after loading:
+//   DiffusionModel: bare (double_blocks.0.…), whatever prefix the file used (model.diffusion_model.)
+//   ClipL / ClipG:  cond_stage_model.transformer.text_model.… (the SD 1.x spelling of CLIP's HF layout)
+//   T5:             bare (shared.weight, encoder.block.N.…)
+//   Vae:            first_stage_model.encoder.… / decoder.…
+enum class ComponentRole { DiffusionModel, ClipL, ClipG, T5, Vae };
+
+const char* componentFlag(ComponentRole role);  // "--diffusion-model", "--clip-l", …
+
+struct Component {
+  Checkpoint file;
+  std::unique_ptr<Weights> weights;
+};
+
+// Opens `path` as `role` and loads its weights (converted to `requested` as Weights does).
+// Throws ModelIo / ModelFormat naming the file, and ModelUnsupported when the file holds another
+// component (a VAE passed as the diffusion model).
+std::unique_ptr<Component> loadComponent(const std::string& path, ComponentRole role, ggml_type requested, int threads,
+                                         ggml_backend_t backend);
+
+}  // namespace sdnode

@@ -1,0 +1,283 @@
+#include "flow_model.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "noise.h"
+#include "pixels.h"
+#include "rng.h"
+#include "samplers.h"
+#include "system_info.h"
+#include "vae_tiles.h"
+#include "weight_types.h"
+
+namespace sdnode {
+
+namespace {
+
+constexpr int32_t kT5End = 1;
+constexpr int32_t kT5Pad = 0;
+// FLUX.1 reads T5's states in runs of 256 tokens (the end token and padding included).
+constexpr size_t kFluxT5Chunk = 256;
+// The 16-channel VAE's latent normalisation for FLUX.1.
+constexpr float kFluxLatentScale = 0.3611f;
+constexpr float kFluxLatentShift = 0.1159f;
+
+// Samplers that only need the sigmas (no VP-schedule timesteps, no ancestral noise formula).
+const std::vector<std::string> kFlowSamplers = {"euler", "heun", "dpm2", "dpm++2m", "ipndm", "ipndm_v"};
+
+struct AbortScope {
+  Backend& backend;
+  AbortScope(Backend& b, std::function<bool()> check) : backend(b) { backend.setAbortCheck(std::move(check)); }
+  ~AbortScope() { backend.setAbortCheck(nullptr); }
+};
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+uint64_t imageSeed(uint64_t base, int i) { return (base + static_cast<uint64_t>(i)) & 0xffffffffull; }
+
+// A1111's emphasis over T5's states, as for CLIP: each token's state times its weight, then the
+// whole run rescaled to its former mean.
+void weighStates(std::vector<float>& states, const std::vector<float>& weights, int64_t width) {
+  bool plain = true;
+  for (float w : weights) plain = plain && w == 1.0f;
+  if (plain) return;
+  double before = 0, after = 0;
+  for (float v : states) before += v;
+  for (size_t t = 0; t < weights.size(); t++) {
+    for (int64_t c = 0; c < width; c++) states[t * width + c] *= weights[t];
+  }
+  for (float v : states) after += v;
+  if (after != 0) {
+    const float ratio = static_cast<float>(before / after);
+    for (float& v : states) v *= ratio;
+  }
+}
+
+}  // namespace
+
+FlowModel::FlowModel(const LoadParams& params) {
+  const ggml_type weightType = parseWeightType(params.weightType);
+  const int threads = params.threads > 0 ? params.threads : physicalCores();
+  backend_ = std::make_unique<Backend>(params.backend, threads);
+  auto load = [&](const std::string& path, ComponentRole role, const char* what) {
+    if (path.empty()) {
+      throw Error(ErrorCode::InvalidArgument, std::string("this FLUX.1 model needs ") + what + ": give its file with " + componentFlag(role));
+    }
+    return loadComponent(path, role, weightType, threads, backend_->handle());
+  };
+  diffusion_ = load(params.diffusionModel, ComponentRole::DiffusionModel, "its diffusion model");
+  const FluxConfig fluxConfig = readFluxConfig(*diffusion_->weights);
+  clipFile_ = load(params.clipL, ComponentRole::ClipL, "the CLIP-L text encoder (clip_l.safetensors)");
+  t5File_ = load(params.t5xxl, ComponentRole::T5, "the T5-XXL text encoder (t5xxl_fp16.safetensors or a GGUF T5)");
+  vaeFile_ = load(params.vae, ComponentRole::Vae, "the 16-channel VAE (ae.safetensors)");
+  if (!params.clipG.empty()) throw Error(ErrorCode::InvalidArgument, "FLUX.1 models take no CLIP-G text encoder (--clip-g)");
+
+  ClipConfig clipConfig = readClipConfig(*clipFile_->weights, clipFile_->file.metadata, "cond_stage_model.");
+  const T5Config t5Config = readT5Config(*t5File_->weights, "");
+  VaeConfig vaeConfig = readVaeConfig(*vaeFile_->weights);
+  vaeConfig.latentScale = kFluxLatentScale;
+  vaeConfig.latentShift = kFluxLatentShift;
+  auto mismatch = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, what); };
+  if (fluxConfig.contextDim != t5Config.width) {
+    mismatch(params.diffusionModel + ": txt_in takes " + std::to_string(fluxConfig.contextDim) + "-wide text states but the T5 encoder (" +
+             params.t5xxl + ") gives " + std::to_string(t5Config.width));
+  }
+  if (fluxConfig.pooledDim != clipConfig.width) {
+    mismatch(params.diffusionModel + ": vector_in takes a " + std::to_string(fluxConfig.pooledDim) + "-wide pooled vector but the CLIP encoder (" +
+             params.clipL + ") gives " + std::to_string(clipConfig.width));
+  }
+  if (fluxConfig.latentChannels != vaeConfig.latentChannels) {
+    mismatch(params.diffusionModel + ": the transformer works on " + std::to_string(fluxConfig.latentChannels) + "-channel latents but the VAE (" +
+             params.vae + ") has " + std::to_string(vaeConfig.latentChannels));
+  }
+  flux_ = std::make_unique<FluxTransformer>(fluxConfig, *diffusion_->weights, *backend_);
+  clip_ = std::make_unique<ClipTextEncoder>(clipConfig, *clipFile_->weights, *backend_);
+  t5_ = std::make_unique<T5Encoder>(t5Config, *t5File_->weights, *backend_);
+  vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
+  flux_->validate();
+  clip_->validate();
+  t5_->validate();
+  vae_->validate();
+
+  schedule_.kind = FlowShiftKind::Flux;
+  schedule_.shift = 1.15f;
+  info_.family = fluxConfig.guidanceEmbed ? "flux-dev" : "flux-schnell";
+  info_.prediction = "flow";
+  info_.unetInChannels = static_cast<int>(fluxConfig.latentChannels);
+  info_.contextDim = static_cast<int>(fluxConfig.contextDim);
+  info_.padToken = 49407;
+  info_.vaeScale = vaeConfig.scale();
+  info_.backend = backend_->name();
+  info_.format = diffusion_->file.format;
+  info_.textEncoders = {"clipL", "t5xxl"};
+  const std::pair<const char*, Component*> parts[] = {
+      {"diffusionModel", diffusion_.get()}, {"clipL", clipFile_.get()}, {"t5xxl", t5File_.get()}, {"vae", vaeFile_.get()}};
+  for (const auto& [name, part] : parts) {
+    info_.componentFiles[name] = part->file.path;
+    info_.fileBytes += part->file.fileSize;
+    info_.weightBytes += part->weights->bytes();
+    for (const auto& [type, count] : part->weights->storedTypes()) info_.storedTypes[type] += count;
+    for (const std::string& unused : part->weights->unused()) {
+      if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos) info_.unusedTensors.push_back(unused);
+    }
+  }
+}
+
+void FlowModel::checkRequest(const Request& r) const {
+  auto fail = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, what); };
+  // The transformer takes 2x2 patches of latent cells: sizes are multiples of 16 pixels.
+  const int step = 2 * info_.vaeScale;
+  if (r.width < step || r.height < step || r.width % step != 0 || r.height % step != 0 || r.width > 4096 || r.height > 4096) {
+    fail("width and height must be multiples of " + std::to_string(step) + " between " + std::to_string(step) + " and 4096 for " +
+         info_.family + ", got " + std::to_string(r.width) + "x" + std::to_string(r.height));
+  }
+  if (r.steps < 1 || r.steps > 1000) fail("steps must be between 1 and 1000, got " + std::to_string(r.steps));
+  if (r.count < 1 || r.count > 64) fail("count must be between 1 and 64, got " + std::to_string(r.count));
+  if (!std::isfinite(r.cfgScale) || r.cfgScale < 0) fail("cfgScale must be a finite number >= 0");
+  if (!std::isfinite(r.guidance) || r.guidance < 0 || r.guidance > 100) fail("guidance must be between 0 and 100");
+  if (!std::isfinite(r.flowShift) || r.flowShift < 0 || r.flowShift > 100) fail("flowShift must be between 0 (the family's) and 100");
+  if (r.mode != "txt2img") fail("mode " + r.mode + " is not supported for " + info_.family + " models yet (txt2img only)");
+  if (std::find(kFlowSamplers.begin(), kFlowSamplers.end(), r.sampler) == kFlowSamplers.end()) {
+    fail("sampler '" + r.sampler + "' is not supported for flow models; use one of " + joined(kFlowSamplers));
+  }
+  const std::vector<std::string>& schedulers = flowSchedulerNames();
+  if (std::find(schedulers.begin(), schedulers.end(), r.scheduler) == schedulers.end()) {
+    fail("scheduler '" + r.scheduler + "' is not supported for flow models; use one of " + joined(schedulers));
+  }
+  if (r.hires) fail("hires is not supported for " + info_.family + " models yet");
+  if (r.refiner) fail("a refiner takes over from SDXL models only");
+  if (!r.loras.empty()) fail("LoRAs are not supported for " + info_.family + " models yet");
+  if (r.vaeDecoder != "vae") fail("vaeDecoder must be vae for " + info_.family + " models (no TAESD for 16-channel latents yet)");
+  if (r.tiling) fail("tiling is not supported for " + info_.family + " models yet");
+  if (r.subseedStrength != 0 || r.seedResizeWidth != 0 || r.seedResizeHeight != 0) {
+    fail("variation seeds and seed resizing are not supported for " + info_.family + " models yet");
+  }
+}
+
+FlowText FlowModel::encodePrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
+  FlowText text;
+  text.pooled = clip_->encode(clipTokens.tokens, 0, true).pooled;
+  if (t5Tokens.weights.size() != t5Tokens.tokens.size()) {
+    throw Error(ErrorCode::InvalidArgument, "the T5 conditioning must have one weight per token");
+  }
+  // The ids, the end token, then padding to whole runs of 256; each run is encoded on its own.
+  std::vector<int32_t> ids = t5Tokens.tokens;
+  std::vector<float> weights = t5Tokens.weights;
+  ids.push_back(kT5End);
+  weights.push_back(1.0f);
+  const size_t total = (ids.size() + kFluxT5Chunk - 1) / kFluxT5Chunk * kFluxT5Chunk;
+  ids.resize(total, kT5Pad);
+  weights.resize(total, 1.0f);
+  const int64_t width = t5_->config().width;
+  for (size_t from = 0; from < total; from += kFluxT5Chunk) {
+    std::vector<int32_t> chunk(ids.begin() + static_cast<std::ptrdiff_t>(from), ids.begin() + static_cast<std::ptrdiff_t>(from + kFluxT5Chunk));
+    std::vector<float> states = t5_->encode(chunk);
+    weighStates(states, std::vector<float>(weights.begin() + static_cast<std::ptrdiff_t>(from),
+                                           weights.begin() + static_cast<std::ptrdiff_t>(from + kFluxT5Chunk)),
+                width);
+    text.context.insert(text.context.end(), states.begin(), states.end());
+  }
+  text.tokens = static_cast<int64_t>(total);
+  return text;
+}
+
+std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
+                                      const FlowText* uncond, const Request& r) {
+  // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v.
+  FluxInputs in{&cond.context, cond.tokens, &cond.pooled, r.guidance};
+  std::vector<float> v = flux_->forward(x, w, h, sigma, in);
+  if (uncond) {
+    FluxInputs un{&uncond->context, uncond->tokens, &uncond->pooled, r.guidance};
+    const std::vector<float> vu = flux_->forward(x, w, h, sigma, un);
+    for (size_t i = 0; i < v.size(); i++) v[i] = vu[i] + r.cfgScale * (v[i] - vu[i]);
+  }
+  for (size_t i = 0; i < v.size(); i++) v[i] = x[i] - sigma * v[i];
+  return v;
+}
+
+std::vector<uint8_t> FlowModel::decodeToRgb(const std::vector<float>& latent, int64_t w, int64_t h, bool tiled) {
+  const VaeConfig& c = vae_->config();
+  std::vector<float> scaled(latent.size());
+  for (size_t i = 0; i < latent.size(); i++) scaled[i] = latent[i] / c.latentScale + c.latentShift;
+  std::vector<float> planes = tiled ? decodeInTiles(*vae_, scaled, w, h) : vae_->decode(scaled, w, h);
+  const int64_t plane = w * h * info_.vaeScale * info_.vaeScale;
+  std::vector<uint8_t> rgb(static_cast<size_t>(plane * 3));
+  for (int64_t p = 0; p < plane; p++) {
+    for (int c3 = 0; c3 < 3; c3++) rgb[p * 3 + c3] = signedUnitToByte(planes[c3 * plane + p]);
+  }
+  return rgb;
+}
+
+std::vector<Image> FlowModel::generate(const Request& r, const Callbacks& callbacks) {
+  try {
+    return generateImages(r, callbacks);
+  } catch (const std::invalid_argument& e) {
+    throw Error(ErrorCode::InvalidArgument, e.what());
+  } catch (const std::bad_alloc&) {
+    throw Error(ErrorCode::OutOfMemory, "out of memory");
+  }
+}
+
+std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& callbacks) {
+  checkRequest(r);
+  const std::function<bool()> aborted = callbacks.aborted ? callbacks.aborted : [] { return false; };
+  const auto started = std::chrono::steady_clock::now();
+  AbortScope abortScope(*backend_, aborted);
+  if (aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
+
+  const FlowText cond = encodePrompt(r.prompt, r.t5Prompt);
+  // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
+  FlowText uncond;
+  const bool guided = r.cfgScale != 1.0f;
+  if (guided) uncond = encodePrompt(r.negative, r.t5Negative);
+  clip_->releaseBuffers();
+  t5_->releaseBuffers();
+
+  const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
+  const int64_t channels = vae_->config().latentChannels;
+  FlowSchedule schedule = schedule_;
+  if (r.flowShift > 0) schedule.shift = r.flowShift;
+  const std::vector<float> sigmas = makeFlowSigmas(schedule, r.scheduler, r.steps, w * h);
+  const NoiseSchedule unusedVpSchedule;
+  std::vector<Image> images;
+  for (int i = 0; i < r.count; i++) {
+    NoiseSeeds seeds;
+    seeds.seed = imageSeed(r.seed, i);
+    std::unique_ptr<Rng> rng = makeRng(r.rng);
+    rng->seed(seeds.seed);
+    std::vector<float> x = initialNoise(*rng, r.rng, seeds, channels, w, h);
+    for (float& v : x) v *= sigmas[0];
+    SamplerHooks hooks;
+    hooks.aborted = aborted;
+    hooks.onStep = [&](int step, int steps) {
+      if (!callbacks.onProgress) return;
+      Progress p;
+      p.step = p.passStep = step;
+      p.steps = p.passSteps = steps;
+      p.image = i;
+      p.images = r.count;
+      p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+      callbacks.onProgress(p);
+    };
+    const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
+      return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r);
+    };
+    x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks);
+    flux_->releaseBuffers();
+    Image image;
+    image.width = r.width;
+    image.height = r.height;
+    image.seed = seeds.seed;
+    image.rgb = decodeToRgb(x, w, h, r.vaeTiling);
+    vae_->releaseBuffers();
+    images.push_back(std::move(image));
+  }
+  return images;
+}
+
+}  // namespace sdnode

@@ -1,0 +1,281 @@
+#include "flux.h"
+
+#include <cmath>
+
+#include "clip.h"
+#include "nn.h"
+#include "sdnode.h"
+
+namespace sdnode {
+
+namespace {
+
+constexpr int64_t kHeadWidth = 128;
+constexpr int64_t kPatch = 2;
+constexpr float kRopeTheta = 10000.0f;
+constexpr int kTimeEmbedding = 256;
+
+// The sinusoidal embedding of t * 1000 (cos half first), as time_in and guidance_in take it.
+std::vector<float> timeEmbedding(float t) {
+  const int half = kTimeEmbedding / 2;
+  std::vector<float> e(kTimeEmbedding);
+  for (int i = 0; i < half; i++) {
+    const float freq = std::exp(-std::log(10000.0f) * static_cast<float>(i) / static_cast<float>(half));
+    const float arg = t * 1000.0f * freq;
+    e[i] = std::cos(arg);
+    e[i + half] = std::sin(arg);
+  }
+  return e;
+}
+
+// latent [C, h, w] -> tokens [(h/2)*(w/2), C*2*2], each token's values ordered (channel, row, column).
+std::vector<float> patchify(const std::vector<float>& latent, int64_t C, int64_t h, int64_t w) {
+  const int64_t ph = h / kPatch, pw = w / kPatch, features = C * kPatch * kPatch;
+  std::vector<float> tokens(latent.size());
+  for (int64_t y = 0; y < ph; y++) {
+    for (int64_t x = 0; x < pw; x++) {
+      float* token = tokens.data() + (y * pw + x) * features;
+      for (int64_t c = 0; c < C; c++) {
+        for (int64_t dy = 0; dy < kPatch; dy++) {
+          for (int64_t dx = 0; dx < kPatch; dx++) {
+            token[(c * kPatch + dy) * kPatch + dx] = latent[(c * h + y * kPatch + dy) * w + x * kPatch + dx];
+          }
+        }
+      }
+    }
+  }
+  return tokens;
+}
+
+std::vector<float> unpatchify(const std::vector<float>& tokens, int64_t C, int64_t h, int64_t w) {
+  const int64_t ph = h / kPatch, pw = w / kPatch, features = C * kPatch * kPatch;
+  std::vector<float> latent(tokens.size());
+  for (int64_t y = 0; y < ph; y++) {
+    for (int64_t x = 0; x < pw; x++) {
+      const float* token = tokens.data() + (y * pw + x) * features;
+      for (int64_t c = 0; c < C; c++) {
+        for (int64_t dy = 0; dy < kPatch; dy++) {
+          for (int64_t dx = 0; dx < kPatch; dx++) {
+            latent[(c * h + y * kPatch + dy) * w + x * kPatch + dx] = token[(c * kPatch + dy) * kPatch + dx];
+          }
+        }
+      }
+    }
+  }
+  return latent;
+}
+
+// RoPE angles' cosines then sines, [tokens][pairs] each: text tokens at position (0, 0, 0), image
+// tokens at (0, row, column); each axis rotates its own run of pairs with frequencies theta^(-2j/width).
+std::vector<float> ropeTable(const std::vector<int>& axes, int64_t textTokens, int64_t rows, int64_t columns) {
+  int64_t pairs = 0;
+  for (int a : axes) pairs += a / 2;
+  const int64_t T = textTokens + rows * columns;
+  std::vector<float> table(static_cast<size_t>(2 * pairs * T));
+  for (int64_t t = 0; t < T; t++) {
+    const int64_t image = t - textTokens;
+    const float position[3] = {0.0f, image < 0 ? 0.0f : static_cast<float>(image / columns),
+                               image < 0 ? 0.0f : static_cast<float>(image % columns)};
+    int64_t pair = 0;
+    for (size_t a = 0; a < axes.size(); a++) {
+      const int half = axes[a] / 2;
+      for (int j = 0; j < half; j++, pair++) {
+        const float omega = 1.0f / std::pow(kRopeTheta, static_cast<float>(2 * j) / static_cast<float>(axes[a]));
+        const float angle = position[a] * omega;
+        table[static_cast<size_t>(t * pairs + pair)] = std::cos(angle);
+        table[static_cast<size_t>((T + t) * pairs + pair)] = std::sin(angle);
+      }
+    }
+  }
+  return table;
+}
+
+struct Modulation {
+  ggml_tensor* shift;
+  ggml_tensor* scale;
+  ggml_tensor* gate;
+};
+
+// silu(vec) through `<prefix>.lin` into `count` runs of (shift, scale, gate), each [hidden].
+std::vector<Modulation> modulations(Net& n, ggml_tensor* vec, const std::string& prefix, int64_t hidden, int count) {
+  ggml_tensor* m = linear(n, ggml_silu(n.ctx, vec), prefix + ".lin", hidden, 3 * count * hidden);
+  auto part = [&](int i) { return ggml_view_1d(n.ctx, m, hidden, static_cast<size_t>(i * hidden) * ggml_element_size(m)); };
+  std::vector<Modulation> out;
+  for (int i = 0; i < count; i++) out.push_back({part(3 * i), part(3 * i + 1), part(3 * i + 2)});
+  return out;
+}
+
+// x: [hidden, T]; layer norm without affine weights, then x * (1 + scale) + shift.
+ggml_tensor* modulate(ggml_context* ctx, ggml_tensor* x, ggml_tensor* shift, ggml_tensor* scale) {
+  x = ggml_norm(ctx, x, 1e-6f);
+  return ggml_add(ctx, ggml_add(ctx, x, ggml_mul(ctx, x, scale)), shift);
+}
+
+struct Rope {
+  ggml_tensor* cos;  // [1, pairs, 1, T]
+  ggml_tensor* sin;
+};
+
+// x: [128 * heads, T] of q or k, normed per head (RMS, `<norm>.scale`): [128, heads, T].
+ggml_tensor* headNorm(Net& n, ggml_tensor* x, const std::string& norm, int64_t heads) {
+  x = ggml_reshape_3d(n.ctx, ggml_cont(n.ctx, x), kHeadWidth, heads, x->ne[1]);
+  return rmsNorm(n, x, norm + ".scale", kHeadWidth);
+}
+
+// x: [128, heads, T] -> rotated, [128 * heads, T]: adjacent pairs turn by their token's angles.
+ggml_tensor* rotate(ggml_context* ctx, ggml_tensor* x, const Rope& rope) {
+  const int64_t heads = x->ne[1], T = x->ne[2];
+  x = ggml_reshape_4d(ctx, x, 2, kHeadWidth / 2, heads, T);
+  auto half = [&](int i) { return ggml_view_4d(ctx, x, 1, x->ne[1], x->ne[2], x->ne[3], x->nb[1], x->nb[2], x->nb[3], i * x->nb[0]); };
+  ggml_tensor* a = half(0);
+  ggml_tensor* b = half(1);
+  ggml_tensor* first = ggml_sub(ctx, ggml_mul(ctx, a, rope.cos), ggml_mul(ctx, b, rope.sin));
+  ggml_tensor* second = ggml_add(ctx, ggml_mul(ctx, a, rope.sin), ggml_mul(ctx, b, rope.cos));
+  return ggml_reshape_2d(ctx, ggml_concat(ctx, first, second, 0), kHeadWidth * heads, T);
+}
+
+// The column range [from, from + count) of x: [C, T].
+ggml_tensor* rowsOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t count) {
+  return ggml_view_2d(ctx, x, count, x->ne[1], x->nb[1], static_cast<size_t>(from) * ggml_element_size(x));
+}
+
+// The token range [from, from + count) of x: [C, T].
+ggml_tensor* tokensOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t count) {
+  return ggml_view_2d(ctx, x, x->ne[0], count, x->nb[1], static_cast<size_t>(from) * x->nb[1]);
+}
+
+ggml_tensor* mlpEmbedder(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t hidden) {
+  return linear(n, ggml_silu(n.ctx, linear(n, x, prefix + ".in_layer", in, hidden)), prefix + ".out_layer", hidden, hidden);
+}
+
+}  // namespace
+
+FluxConfig readFluxConfig(const Weights& w) {
+  FluxConfig c;
+  const std::vector<int64_t>& imgIn = w.shape("img_in.weight");
+  if (imgIn.size() != 2 || imgIn[1] % (kPatch * kPatch) != 0) throw Error(ErrorCode::ModelFormat, "img_in.weight must be [hidden, channels x 4]");
+  c.hidden = imgIn[0];
+  c.latentChannels = imgIn[1] / (kPatch * kPatch);
+  if (c.hidden % kHeadWidth != 0) {
+    throw Error(ErrorCode::ModelUnsupported, "img_in.weight: width " + std::to_string(c.hidden) + " is not a whole number of 128-wide heads");
+  }
+  c.heads = c.hidden / kHeadWidth;
+  c.contextDim = w.shape("txt_in.weight").at(1);
+  c.pooledDim = w.shape("vector_in.in_layer.weight").at(1);
+  c.guidanceEmbed = w.has("guidance_in.in_layer.weight");
+  c.doubleBlocks = countIndexed(w, "double_blocks.", ".img_attn.qkv.weight");
+  c.singleBlocks = countIndexed(w, "single_blocks.", ".linear1.weight");
+  if (c.doubleBlocks < 1) throw Error(ErrorCode::ModelFormat, "the Flux model has no double blocks (double_blocks.0.*)");
+  c.mlp = w.shape("double_blocks.0.img_mlp.0.weight").at(0);
+  return c;
+}
+
+FluxTransformer::FluxTransformer(const FluxConfig& config, Weights& weights, Backend& backend)
+    : config_(config), weights_(weights), runner_(backend) {}
+
+ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tokens, int64_t imageTokens, const std::vector<float>& rope,
+                                    const std::vector<float>& timeEmb, const std::vector<float>& guidanceEmb, const FluxInputs& in) {
+  Net n{g.ctx(), weights_, false, &g};
+  ggml_context* ctx = g.ctx();
+  const FluxConfig& c = config_;
+  const int64_t H = c.hidden, Tt = in.contextTokens, Ti = imageTokens, T = Tt + Ti;
+  const int64_t patchWidth = c.latentChannels * kPatch * kPatch;
+  int64_t pairs = 0;
+  for (int a : c.axes) pairs += a / 2;
+  if (2 * pairs != kHeadWidth) throw Error(ErrorCode::Internal, "Flux RoPE axes must fill the head width");
+
+  // img: [H, Ti], txt: [H, Tt], vec: [H]
+  ggml_tensor* img = linear(n, g.input(GGML_TYPE_F32, {patchWidth, Ti}, tokens.data()), "img_in", patchWidth, H);
+  ggml_tensor* txt = linear(n, g.input(GGML_TYPE_F32, {c.contextDim, Tt}, in.context->data()), "txt_in", c.contextDim, H);
+  ggml_tensor* vec = mlpEmbedder(n, g.input(GGML_TYPE_F32, {kTimeEmbedding}, timeEmb.data()), "time_in", kTimeEmbedding, H);
+  if (c.guidanceEmbed) {
+    vec = ggml_add(ctx, vec, mlpEmbedder(n, g.input(GGML_TYPE_F32, {kTimeEmbedding}, guidanceEmb.data()), "guidance_in", kTimeEmbedding, H));
+  }
+  vec = ggml_add(ctx, vec, mlpEmbedder(n, g.input(GGML_TYPE_F32, {c.pooledDim}, in.pooled->data()), "vector_in", c.pooledDim, H));
+
+  ggml_tensor* table = g.input(GGML_TYPE_F32, {pairs, T, 2}, rope.data());
+  auto ropePart = [&](int i) {
+    return ggml_reshape_4d(ctx, ggml_view_2d(ctx, table, pairs, T, table->nb[1], i * table->nb[2]), 1, pairs, 1, T);
+  };
+  const Rope pe{ropePart(0), ropePart(1)};
+
+  for (int b = 0; b < c.doubleBlocks; b++) {
+    const std::string p = "double_blocks." + std::to_string(b) + ".";
+    const std::vector<Modulation> imgMod = modulations(n, vec, p + "img_mod", H, 2);
+    const std::vector<Modulation> txtMod = modulations(n, vec, p + "txt_mod", H, 2);
+    ggml_tensor* imgQkv = linear(n, modulate(ctx, img, imgMod[0].shift, imgMod[0].scale), p + "img_attn.qkv", H, 3 * H);
+    ggml_tensor* txtQkv = linear(n, modulate(ctx, txt, txtMod[0].shift, txtMod[0].scale), p + "txt_attn.qkv", H, 3 * H);
+    // q, k, v over the joint sequence, text first: [H, T]; each stream norms its own q and k.
+    auto qk = [&](int i, const char* norm) {
+      ggml_tensor* t = headNorm(n, rowsOf(ctx, txtQkv, i * H, H), p + "txt_attn.norm." + norm, c.heads);
+      ggml_tensor* m = headNorm(n, rowsOf(ctx, imgQkv, i * H, H), p + "img_attn.norm." + norm, c.heads);
+      return rotate(ctx, ggml_concat(ctx, t, m, 2), pe);
+    };
+    ggml_tensor* v = ggml_concat(ctx, ggml_cont(ctx, rowsOf(ctx, txtQkv, 2 * H, H)), ggml_cont(ctx, rowsOf(ctx, imgQkv, 2 * H, H)), 1);
+    ggml_tensor* attn = attention(n, qk(0, "query_norm"), qk(1, "key_norm"), v, static_cast<int>(c.heads), false);
+    ggml_tensor* txtAttn = ggml_cont(ctx, tokensOf(ctx, attn, 0, Tt));
+    ggml_tensor* imgAttn = ggml_cont(ctx, tokensOf(ctx, attn, Tt, Ti));
+    img = ggml_add(ctx, img, ggml_mul(ctx, linear(n, imgAttn, p + "img_attn.proj", H, H), imgMod[0].gate));
+    ggml_tensor* h = ggml_gelu(ctx, linear(n, modulate(ctx, img, imgMod[1].shift, imgMod[1].scale), p + "img_mlp.0", H, c.mlp));
+    img = ggml_add(ctx, img, ggml_mul(ctx, linear(n, h, p + "img_mlp.2", c.mlp, H), imgMod[1].gate));
+    txt = ggml_add(ctx, txt, ggml_mul(ctx, linear(n, txtAttn, p + "txt_attn.proj", H, H), txtMod[0].gate));
+    h = ggml_gelu(ctx, linear(n, modulate(ctx, txt, txtMod[1].shift, txtMod[1].scale), p + "txt_mlp.0", H, c.mlp));
+    txt = ggml_add(ctx, txt, ggml_mul(ctx, linear(n, h, p + "txt_mlp.2", c.mlp, H), txtMod[1].gate));
+  }
+
+  // x: [H, T], text first
+  ggml_tensor* x = ggml_concat(ctx, txt, img, 1);
+  for (int b = 0; b < c.singleBlocks; b++) {
+    const std::string p = "single_blocks." + std::to_string(b) + ".";
+    const Modulation mod = modulations(n, vec, p + "modulation", H, 1)[0];
+    // linear1 gives q, k, v and the MLP's hidden layer side by side: [3H + mlp, T]
+    ggml_tensor* fused = linear(n, modulate(ctx, x, mod.shift, mod.scale), p + "linear1", H, 3 * H + c.mlp);
+    auto qk = [&](int i, const char* norm) { return rotate(ctx, headNorm(n, rowsOf(ctx, fused, i * H, H), p + "norm." + norm, c.heads), pe); };
+    ggml_tensor* attn = attention(n, qk(0, "query_norm"), qk(1, "key_norm"), ggml_cont(ctx, rowsOf(ctx, fused, 2 * H, H)),
+                                  static_cast<int>(c.heads), false);
+    ggml_tensor* mlp = ggml_gelu(ctx, ggml_cont(ctx, rowsOf(ctx, fused, 3 * H, c.mlp)));
+    ggml_tensor* out = linear(n, ggml_concat(ctx, attn, mlp, 0), p + "linear2", H + c.mlp, H);
+    x = ggml_add(ctx, x, ggml_mul(ctx, out, mod.gate));
+  }
+
+  ggml_tensor* imgOut = ggml_cont(ctx, tokensOf(ctx, x, Tt, Ti));
+  ggml_tensor* m = linear(n, ggml_silu(ctx, vec), "final_layer.adaLN_modulation.1", H, 2 * H);
+  ggml_tensor* shift = ggml_view_1d(ctx, m, H, 0);
+  ggml_tensor* scale = ggml_view_1d(ctx, m, H, static_cast<size_t>(H) * ggml_element_size(m));
+  const int64_t outWidth = weights_.shape("final_layer.linear.weight").at(0);
+  return linear(n, modulate(ctx, imgOut, shift, scale), "final_layer.linear", H, outWidth);
+}
+
+void FluxTransformer::validate() {
+  const int64_t w = 2, h = 2, textTokens = 1;
+  std::vector<float> latent(static_cast<size_t>(config_.latentChannels * w * h), 0.0f);
+  std::vector<float> context(static_cast<size_t>(config_.contextDim * textTokens), 0.0f);
+  std::vector<float> pooled(static_cast<size_t>(config_.pooledDim), 0.0f);
+  FluxInputs in{&context, textTokens, &pooled, 1.0f};
+  GraphBuild g;
+  const std::vector<float> time = timeEmbedding(1.0f);
+  ggml_tensor* out = build(g, patchify(latent, config_.latentChannels, h, w), 1, ropeTable(config_.axes, textTokens, 1, 1), time, time, in);
+  if (out->ne[0] != config_.latentChannels * kPatch * kPatch) {
+    throw Error(ErrorCode::ModelFormat, "final_layer.linear gives " + std::to_string(out->ne[0]) + " values per token; img_in takes " +
+                                            std::to_string(config_.latentChannels * kPatch * kPatch));
+  }
+}
+
+std::vector<float> FluxTransformer::forward(const std::vector<float>& latent, int64_t width, int64_t height, float sigma,
+                                            const FluxInputs& in) {
+  if (width % kPatch != 0 || height % kPatch != 0) throw Error(ErrorCode::InvalidArgument, "Flux latents must have an even width and height");
+  const int64_t C = config_.latentChannels;
+  if (in.context == nullptr || in.pooled == nullptr || static_cast<int64_t>(in.context->size()) != in.contextTokens * config_.contextDim ||
+      static_cast<int64_t>(in.pooled->size()) != config_.pooledDim) {
+    throw Error(ErrorCode::Internal, "Flux conditioning has the wrong size");
+  }
+  const std::vector<float> tokens = patchify(latent, C, height, width);
+  const int64_t rows = height / kPatch, columns = width / kPatch;
+  const std::vector<float> rope = ropeTable(config_.axes, in.contextTokens, rows, columns);
+  const std::vector<float> time = timeEmbedding(sigma);
+  const std::vector<float> guidance = timeEmbedding(in.guidance);
+  std::vector<float> out = runner_.run([&](GraphBuild& g) { return build(g, tokens, rows * columns, rope, time, guidance, in); });
+  return unpatchify(out, C, height, width);
+}
+
+}  // namespace sdnode

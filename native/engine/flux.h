@@ -1,0 +1,57 @@
+// FLUX.1's diffusion transformer (BFL's layout: img_in, time_in, vector_in, guidance_in, txt_in,
+// double_blocks.N.*, single_blocks.N.*, final_layer.*), schnell and dev. Sizes are read from the
+// file; heads are 128 wide as in every FLUX.1 release. The latent is patchified 2x2 here, on the
+// host, so the graph sees tokens only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "weights.h"
+
+namespace sdnode {
+
+struct FluxConfig {
+  int64_t hidden = 3072;
+  int64_t heads = 24;
+  int64_t mlp = 12288;
+  int64_t latentChannels = 16;  // img_in takes latentChannels x 2 x 2 per token
+  int64_t contextDim = 4096;    // txt_in: T5's width
+  int64_t pooledDim = 768;      // vector_in: CLIP-L's pooled width
+  bool guidanceEmbed = false;   // FLUX.1 dev: the distilled guidance goes in through guidance_in
+  int doubleBlocks = 19;
+  int singleBlocks = 38;
+  std::vector<int> axes = {16, 56, 56};  // RoPE widths for (index, row, column); they sum to the head width
+};
+
+FluxConfig readFluxConfig(const Weights& w);
+
+// What one transformer call sees besides the latent.
+struct FluxInputs {
+  const std::vector<float>* context = nullptr;  // [tokens, contextDim]
+  int64_t contextTokens = 0;
+  const std::vector<float>* pooled = nullptr;   // [pooledDim]
+  float guidance = 3.5f;                         // used when the model embeds guidance
+};
+
+class FluxTransformer {
+ public:
+  FluxTransformer(const FluxConfig& config, Weights& weights, Backend& backend);
+
+  const FluxConfig& config() const { return config_; }
+  // latent: [channels, h, w] (h and w even); sigma in (0, 1]. Returns the predicted velocity, same shape.
+  std::vector<float> forward(const std::vector<float>& latent, int64_t width, int64_t height, float sigma, const FluxInputs& in);
+  void validate();
+  void releaseBuffers() { runner_.release(); }
+
+ private:
+  FluxConfig config_;
+  Weights& weights_;
+  GraphRunner runner_;
+  ggml_tensor* build(GraphBuild& g, const std::vector<float>& tokens, int64_t imageTokens, const std::vector<float>& rope,
+                     const std::vector<float>& timeEmbedding, const std::vector<float>& guidanceEmbedding, const FluxInputs& in);
+};
+
+}  // namespace sdnode
