@@ -211,7 +211,9 @@ std::map<std::string, LoraTarget> loraTargets(const std::string& family, const C
   for (const LoraComponent& c : componentsOf(family)) {
     const UnetBlocks blocks = c.style == NameStyle::Unet ? unetBlocks(file, c.checkpointPrefix) : UnetBlocks();
     for (const auto& [name, t] : file.tensors) {
-      if (!startsWith(name, c.checkpointPrefix) || t.shape.size() < 2) continue;
+      // An empty tensor is never a loaded weight (isModelWeight), and its zero rows would divide
+      // the LoRA shape checks by zero.
+      if (!startsWith(name, c.checkpointPrefix) || t.shape.size() < 2 || t.elements() <= 0) continue;
       const std::string path = name.substr(std::strlen(c.checkpointPrefix));
       if (c.style == NameStyle::OpenClip) {
         addOpenClip(name, path, t, c, targets);

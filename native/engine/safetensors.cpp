@@ -60,17 +60,26 @@ CheckpointTensor readTensorEntry(const std::string& path, const std::string& nam
   if (!shape || shape->kind != JsonValue::Kind::Array || shape->array.size() > 4) {
     formatError(path, "tensor '" + name + "' has no shape of at most 4 dimensions");
   }
-  uint64_t elements = 1;
+  // The product of the non-zero extents must fit in int64_t, the type shapes and element counts
+  // have everywhere else, whatever order they are multiplied in: [2^40, 2^23, 0] holds no data,
+  // yet its first two extents already wrap a signed product.
+  uint64_t extentProduct = 1;
+  bool empty = false;
   for (const JsonValue& d : shape->array) {
     if (d.kind != JsonValue::Kind::Number || !d.isInteger || d.integer < 0 || d.integer > (1ll << 40)) {
       formatError(path, "tensor '" + name + "' has an invalid dimension");
     }
     tensor.shape.push_back(d.integer);
-    if (d.integer != 0 && elements > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d.integer)) {
+    if (d.integer == 0) {
+      empty = true;
+      continue;
+    }
+    if (extentProduct > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / static_cast<uint64_t>(d.integer)) {
       formatError(path, "tensor '" + name + "' is impossibly large");
     }
-    elements *= static_cast<uint64_t>(d.integer);
+    extentProduct *= static_cast<uint64_t>(d.integer);
   }
+  const uint64_t elements = empty ? 0 : extentProduct;
   if (!offsets || offsets->kind != JsonValue::Kind::Array || offsets->array.size() != 2) {
     formatError(path, "tensor '" + name + "' has no data_offsets [begin, end]");
   }
