@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs before `npm test` (the pretest script): installs the Debian packages the tests drive when
 # they are missing and this machine can install them (root with apt-get): chromium for the web
-# page's test, redis-server for the scale-out tests. Elsewhere it says what to install; the tests
-# that need them then fail with the same hint.
+# page's test, redis-server for the scale-out tests, clang (with libFuzzer) for the fuzz smoke.
+# Elsewhere it says what to install; the tests that need them then fail with the same hint.
 set -uo pipefail
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v clang++ >/dev/null 2>&1 || missing+=(clang)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   echo "test-deps: installing ${missing[*]} (apt-get)"
