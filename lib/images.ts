@@ -10,13 +10,24 @@ import { insertPngText } from './png-metadata.js';
 const acceptedFormats = ['png', 'jpeg', 'webp'];
 
 /**
+ * Largest image read, in pixels (width × height): 4096 × 4096. sharp's own limit is 16 times
+ * that, and a small PNG of one colour can claim it and take gigabytes to decode.
+ */
+export const MAX_INPUT_PIXELS = 4096 * 4096;
+
+/** sharp for an untrusted image: decoding stops at MAX_INPUT_PIXELS. */
+function decoder(bytes: Buffer): sharp.Sharp {
+  return sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS });
+}
+
+/**
  * Decodes `input` to RGB bytes of exactly `width`×`height` (row-major, 3 bytes a pixel). EXIF
  * orientation is applied and alpha flattened onto black. Another size is scaled to cover the target
  * and centre-cropped, AUTOMATIC1111's "Crop and resize": no stretching and no borders.
  */
 export async function decodeImage(input: ImageInput, name: string, width: number, height: number): Promise<Uint8Array> {
   const bytes = await openImage(input, name);
-  const { data, info } = await sharp(bytes)
+  const { data, info } = await decoder(bytes)
     .autoOrient()
     .flatten({ background: '#000000' })
     .resize(width, height, { fit: 'cover', position: 'centre' })
@@ -36,7 +47,7 @@ export async function decodeImage(input: ImageInput, name: string, width: number
  */
 export async function decodeMask(input: ImageInput, width: number, height: number, blurSigma: number): Promise<Uint8Array> {
   const bytes = await openImage(input, 'mask');
-  const rgba = await sharp(bytes)
+  const rgba = await decoder(bytes)
     .autoOrient()
     .ensureAlpha()
     .toColourspace('srgb')
@@ -87,21 +98,29 @@ function isBrushLayer(rgba: Uint8Array): boolean {
   return translucent;
 }
 
-/** Reads a path or views bytes, and checks that they are an image of an accepted format. */
+/**
+ * Reads a path or views bytes, and checks that they are an image of an accepted format of at
+ * most MAX_INPUT_PIXELS (a RangeError naming `name` otherwise).
+ */
 export async function openImage(input: ImageInput, name: string): Promise<Buffer> {
   const bytes = typeof input === 'string'
     ? await readFile(input)
     : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const received = typeof input === 'string' ? `file ${JSON.stringify(input)}` : `${bytes.length} bytes`;
   let format: string | undefined;
+  let width = 0;
+  let height = 0;
   try {
-    ({ format } = await sharp(bytes).metadata());
+    ({ format, width = 0, height = 0 } = await sharp(bytes).metadata());
   } catch (err) {
     throw new TypeError(`Expected PNG, JPEG or WebP image for ${name} but received ${received} that is not an image `
       + `(${(err as Error).message})`, { cause: err });
   }
   if (!format || !acceptedFormats.includes(format)) {
     throw new TypeError(`Expected PNG, JPEG or WebP image for ${name} but received ${received} in ${format} format`);
+  }
+  if (width * height > MAX_INPUT_PIXELS) {
+    throw new RangeError(`Expected an image of at most ${MAX_INPUT_PIXELS} pixels (4096×4096) for ${name} but received ${width}×${height}`);
   }
   return bytes;
 }

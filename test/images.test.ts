@@ -1,10 +1,11 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import zlib from 'node:zlib';
 
 import sharp from 'sharp';
 import t from 'tap';
 
-import { decodeImage, decodeMask, encodePng } from '../lib/images.js';
+import { decodeImage, decodeMask, encodePng, MAX_INPUT_PIXELS } from '../lib/images.js';
 import { readPngText } from '../lib/png-metadata.js';
 
 type Rgba = [number, number, number, number];
@@ -144,4 +145,15 @@ t.test('encodes RGB as a PNG that carries the parameters', async (t) => {
   t.same([info.format, info.width, info.height, info.channels], ['raw', 16, 8, 3]);
   t.ok(data.equals(pixels));
   t.same(readPngText(png), { parameters: 'a cat\nSteps: 20' });
+});
+
+t.test('refuses an image of more than 4096×4096 pixels before decoding it', async (t) => {
+  const png = Buffer.from(await sharp({ create: { width: 64, height: 64, channels: 3, background: '#808080' } }).png().toBuffer());
+  // The header claims 16383×16383: sharp's own limit lets that through, and decoding it takes gigabytes.
+  png.writeUInt32BE(16383, 16);
+  png.writeUInt32BE(16383, 20);
+  png.writeUInt32BE(zlib.crc32(png.subarray(12, 29)), 29);
+  await t.rejects(decodeImage(png, 'image', 64, 64), { name: 'RangeError', message: /at most 16777216 pixels \(4096×4096\) for image but received 16383×16383/ });
+  await t.rejects(decodeMask(png, 64, 64, 0), { name: 'RangeError', message: /for mask/ });
+  t.equal(MAX_INPUT_PIXELS, 4096 * 4096);
 });

@@ -1,9 +1,11 @@
 // What one request may ask for, in every dialect: images per job, prompt size, LoRA tags, body
 // size. Each is refused with the dialect's own 4xx before anything is queued.
 
+import zlib from 'node:zlib';
+
 import t from 'tap';
 
-import { FakeModel, startTestServer } from './server-helpers.js';
+import { FakeModel, postForm, solidPng, startTestServer } from './server-helpers.js';
 
 interface Answer {
   status: number;
@@ -70,4 +72,49 @@ t.test('bodies larger than the route\'s images need are refused before they are 
   t.equal(img2img.status, 413, 'A1111 img2img: an image and a mask of at most 1 MB each');
   t.equal((await postJson(`${url}/v1/images/generations`, { prompt: 'x', padding })).status, 413, 'OpenAI');
   t.equal((await postJson(`${url}/generate`, { prompt: 'x', padding })).status, 413, '/generate');
+});
+
+/** A real 64×64 PNG whose header claims `width` × `height`: its pixels are never there to decode. */
+async function claimingPng(width: number, height: number): Promise<Buffer> {
+  const png = Buffer.from(await solidPng(64, 64));
+  png.writeUInt32BE(width, 16);
+  png.writeUInt32BE(height, 20);
+  png.writeUInt32BE(zlib.crc32(png.subarray(12, 29)), 29);
+  return png;
+}
+
+t.test('an upload of more than 4096×4096 pixels is each dialect\'s 4xx before it is decoded', async (t) => {
+  const model = new FakeModel();
+  const { url } = await startTestServer(t, { model });
+  const bomb = await claimingPng(16383, 16383);
+  const m1 = await postForm(`${url}/image-to-image`, { prompt: 'x' }, { image: { data: bomb, type: 'image/png' } });
+  t.equal(m1.status, 400);
+  t.match(m1.body.error, { code: 'IMAGE_TOO_LARGE', message: /image is 16383×16383; images of at most 16777216 pixels/ });
+  const a1111 = await postJson(`${url}/sdapi/v1/img2img`, { prompt: 'x', init_images: [bomb.toString('base64')] });
+  t.equal(a1111.status, 422);
+  t.match(JSON.parse(a1111.text), { detail: [{ loc: ['body', 'init_images'] }] });
+  const photoshop = await postJson(`${url}/img2img`, { prompt: 'x', init_image: bomb.toString('base64') });
+  t.equal(photoshop.status, 400);
+  t.match(JSON.parse(photoshop.text), { status: 'failure', message: /16383×16383/ });
+  const form = new FormData();
+  form.append('image', new Blob([Uint8Array.from(bomb)], { type: 'image/png' }), 'bomb.png');
+  const openai = await fetch(`${url}/v1/images/variations`, { method: 'POST', body: form });
+  t.equal(openai.status, 400);
+  t.match(await openai.json(), { error: { param: 'image', message: /16383×16383/ } });
+  t.equal(model.calls.length, 0);
+});
+
+t.test('results scaled to an upload\'s size are at most 4096 on a side: larger is a 4xx', async (t) => {
+  const model = new FakeModel();
+  const { url } = await startTestServer(t, { model });
+  const wide = await solidPng(4104, 64);
+  const form = new FormData();
+  form.append('image', new Blob([Uint8Array.from(wide)], { type: 'image/png' }), 'wide.png');
+  const openai = await fetch(`${url}/v1/images/variations`, { method: 'POST', body: form });
+  t.equal(openai.status, 400);
+  t.match(await openai.json(), { error: { param: 'size', message: /at most 4096×4096 pixels for size but it would be 4104×64/ } });
+  const photoshop = await postJson(`${url}/img2img`, { prompt: 'x', init_image: wide.toString('base64') });
+  t.equal(photoshop.status, 400);
+  t.match(JSON.parse(photoshop.text), { status: 'failure', message: /init_image but it would be 4104×64/ });
+  t.equal(model.calls.length, 0);
 });

@@ -5,6 +5,7 @@ import type { RequestHandler } from 'express';
 import multer from 'multer';
 import sharp from 'sharp';
 
+import { MAX_INPUT_PIXELS } from '../../lib/images.js';
 import type { Upload } from '../jobs/store.js';
 import { ApiError } from './errors.js';
 
@@ -97,15 +98,23 @@ export function uploadedFiles(files: unknown, name: string): Buffer[] {
   return (uploaded[name] ?? []).map((file) => file.buffer);
 }
 
-/** An image upload checked to be PNG, JPEG or WebP; a 400 naming the field otherwise. */
+/**
+ * An image upload checked to be PNG, JPEG or WebP of at most MAX_INPUT_PIXELS (the library's
+ * limit, 4096×4096); a 400 naming the field otherwise, before its pixels are ever decoded.
+ */
 export async function imageUpload(field: string, data: Buffer): Promise<Upload> {
-  let format: string | undefined;
+  let meta: sharp.Metadata | undefined;
   try {
-    ({ format } = await sharp(data).metadata());
+    meta = await sharp(data).metadata();
   } catch {
-    format = undefined;
+    meta = undefined;
   }
-  const ext = format === undefined ? undefined : extensionByFormat[format];
+  const ext = meta?.format === undefined ? undefined : extensionByFormat[meta.format];
   if (ext === undefined) throw new ApiError(400, 'INVALID_IMAGE', `${field} is not a PNG, JPEG or WebP image`, { param: field });
+  const { width = 0, height = 0 } = meta ?? {};
+  if (width * height > MAX_INPUT_PIXELS) {
+    throw new ApiError(400, 'IMAGE_TOO_LARGE',
+      `${field} is ${width}×${height}; images of at most ${MAX_INPUT_PIXELS} pixels (4096×4096) are accepted`, { param: field });
+  }
   return { ext, data };
 }

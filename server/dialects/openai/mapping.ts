@@ -5,6 +5,7 @@ import sharp from 'sharp';
 
 import { ApiError } from '../../http/errors.js';
 import type { JobMode, JobParameters } from '../../jobs/job.js';
+import { checkOutputSize } from '../../jobs/limits.js';
 import {
   a1111RefinerFields, chosenSeed, refinerParameters, resolveRefiner, samplerFields, withoutUndefined,
 } from '../../jobs/parameters.js';
@@ -90,6 +91,7 @@ export function generationSize(requested: Size | undefined, settings: PresetSett
   const target = requested ?? (settings.width !== undefined && settings.height !== undefined
     ? { width: settings.width, height: settings.height } : undefined);
   if (!target) return {};
+  checkOutputSize('size', target.width, target.height);
   const budget = settings.maxPixels ?? Number.POSITIVE_INFINITY;
   const scale = Math.min(1, Math.sqrt(budget / (target.width * target.height)));
   const width = Math.max(64, Math.floor((target.width * scale) / 8) * 8);

@@ -6,6 +6,7 @@ import sharp from 'sharp';
 
 import { ApiError } from '../../http/errors.js';
 import type { JobMode, JobParameters } from '../../jobs/job.js';
+import { checkOutputSize } from '../../jobs/limits.js';
 import { chosenSeed, multipleOf8, withoutUndefined } from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
 import { base64Image } from '../a1111/images.js';
@@ -41,6 +42,7 @@ export async function photoshopJob(route: PhotoshopRoute, body: Txt2ImgRequest |
   const { init_image: initText, strength } = body as Img2ImgRequest;
   const image = await decoded('init_image', initText, maxUploadBytes);
   const { width, height } = await sizeOf(image);
+  checkOutputSize('init_image', width, height);
   const parameters = { ...common, ...generationSize(width, height), strength: strength ?? defaultStrength[route] };
   if (route === 'img2img') return { mode: 'img2img', parameters, uploads: { image } };
   const mask = await decoded('mask_image', (body as MaskingRequest).mask_image, maxUploadBytes);
