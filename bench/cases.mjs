@@ -41,7 +41,14 @@ export function psnr(a, b) {
 }
 
 /** The random checkpoints of ../shared/reference/README.md, by family (file names in --models). */
-export const checkpoints = { sd1: 'sd15-random-f16.safetensors', sd2: 'sd21-random-f16.safetensors', sdxl: 'sdxl-random-f16.safetensors' };
+export const checkpoints = {
+  sd1: 'sd15-random-f16.safetensors', sd2: 'sd21-random-f16.safetensors', sdxl: 'sdxl-random-f16.safetensors',
+  // One file per component, as ../shared/tools/make-random-dit.mjs writes them.
+  'flux-schnell': {
+    diffusionModel: 'flux-schnell-random-f16.safetensors', clipL: 'clip-l-random-f16.safetensors',
+    t5xxl: 't5xxl-random-f16.safetensors', vae: 'vae16-random-f16.safetensors',
+  },
+};
 
 /** The cases of ../shared/reference/README.md that the engine runs; `reference` is that folder. */
 export function referenceCases(reference) {
@@ -60,5 +67,7 @@ export function referenceCases(reference) {
     { id: 'r10-sdxl-128', model: 'sdxl', width: 128, height: 128, steps: 4, sampler: 'euler_a', cfgScale: 6, seed: 5, prompt: 'a lighthouse on a cliff', negativePrompt: 'fog' },
     // loraDir: relative to the models folder (node ../shared/tools/make-random-lora.mjs writes loras/lora-random-r8.safetensors)
     { id: 'r11-lora', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler', cfgScale: 7, seed: 3, prompt: 'a photo of a cat <lora:lora-random-r8:1>', negativePrompt: '', loraDir: 'loras' },
+    // The reference's T5 has no vocabulary: it sees no prompt tokens, so ours gets none either.
+    { id: 'r13-flux-schnell-128', model: 'flux-schnell', width: 128, height: 128, steps: 2, sampler: 'euler', cfgScale: 1, seed: 42, prompt: 'a photo of a cat', promptTokens: { t5xxl: [] } },
   ];
 }

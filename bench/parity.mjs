@@ -35,12 +35,18 @@ for (const c of selected) {
   const { id, model: family, prediction, image, mask, loraDir, ...rest } = c;
   // loraDir is relative to --models, as the reference README's `loras/` next to the checkpoints.
   const options = loraDir ? { ...rest, loraDir: path.join(values.models, loraDir) } : rest;
-  const file = path.join(values.models, checkpoints[family]);
-  if (!fs.existsSync(file)) {
-    console.log(`${id}: skipped, ${file} missing (node ../shared/tools/make-random-sd.mjs --family ${family} --dtype f16 --seed 1 --out ${file})`);
+  const entry = checkpoints[family];
+  // A family of components: one file each (../shared/tools/make-random-dit.mjs).
+  const files = typeof entry === 'string' ? { model: entry } : entry;
+  const missing = Object.values(files).map((f) => path.join(values.models, f)).filter((f) => !fs.existsSync(f));
+  if (missing.length > 0) {
+    console.log(`${id}: skipped, ${missing.join(', ')} missing (../shared/reference/README.md says how to write them)`);
     continue;
   }
-  const key = `${file}:${prediction ?? 'auto'}`;
+  const file = typeof entry === 'string'
+    ? path.join(values.models, entry)
+    : Object.fromEntries(Object.entries(entry).map(([role, f]) => [role, path.join(values.models, f)]));
+  const key = `${JSON.stringify(file)}:${prediction ?? 'auto'}`;
   if (!loaded.has(key)) {
     // One model resident at a time: SDXL's 7 GB next to the others would crowd a shared machine.
     for (const open of loaded.values()) await open.close();

@@ -40,13 +40,19 @@ export interface NativeLoadOptions {
   weightType?: string;
   /** Path of a TAESD decoder file to load with the model. Absent: none. */
   taesd?: string;
+  /** A model given as components (FLUX.1): the diffusion model's file selects this; the path argument is then unused. */
+  diffusionModel?: string;
+  clipL?: string;
+  clipG?: string;
+  t5xxl?: string;
+  vae?: string;
 }
 
 /** What the engine read from the checkpoint. */
 export interface NativeModelInfo {
   /** 'sd1' | 'sd2' */
   family: string;
-  /** 'eps' | 'v' */
+  /** 'eps' | 'v' | 'flow' */
   prediction: string;
   /** UNet input channels: 4, or 9 for inpainting checkpoints. */
   unetInChannels: number;
@@ -58,6 +64,10 @@ export interface NativeModelInfo {
   vaeScale: number;
   /** Bytes of weights resident for this model, after any weightType conversion. */
   weightBytes: number;
+  /** The text encoders a prompt goes through: 'clipL', 'clipG', 't5xxl'. */
+  textEncoders: string[];
+  /** Models loaded from components: each component's file by role ('diffusionModel', 'clipL', 't5xxl', 'vae'). */
+  componentFiles: Record<string, string>;
   /** Backend the model runs on: 'cpu' | 'metal' | 'cuda'. */
   backend: string;
   /** 'safetensors' | 'gguf' */
@@ -128,6 +138,14 @@ export interface NativeRequest {
   tiling?: boolean;
   /** LoRA files merged into the weights for this call only. Absent: none. */
   loras?: NativeLora[];
+  /** Flow models: the T5 encoder's ids (no end token, no padding) and weights for the prompt and the negative prompt. */
+  t5Prompt?: NativeConditioning;
+  t5Negative?: NativeConditioning;
+  /** FLUX.1 dev's distilled guidance. Absent: 3.5. */
+  guidance?: number;
+  /** Flow models: the shift of the discrete schedule and its kin; 0 or absent: the family's. */
+  flowShift?: number;
+
   /** inpaint: what the masked region's latent starts from: 'original' | 'noise' | 'zeros'. Absent: 'original'. */
   maskedStart?: string;
   /** What decodes the final latent: 'vae' | 'taesd' (needs a TAESD loaded with the model). Absent: 'vae'. */

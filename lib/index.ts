@@ -15,8 +15,9 @@ export { listLoras, type LoraFileInfo } from './lora.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
-  MaskedStart, Preview, Progress, RefinerOptions, TextToImageOptions, WeightType,
+  MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,
 } from './option-types.js';
+export { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 export { maskedStarts, weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';
 export { insertPngText, readPngText } from './png-metadata.js';

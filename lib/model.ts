@@ -12,12 +12,14 @@ import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { decodeImage, decodeMask, encodePng } from './images.js';
 import { engineUpscalers } from './hires.js';
 import type {
-  ImageToImageOptions, InpaintOptions, LoadOptions, Progress, TextToImageOptions,
+  ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
 } from './option-types.js';
 import {
-  defaultImageSize, invalid, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
+  defaultImageSize, invalid, isFlowFamily, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
+import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
+import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
 import { encodeRgbPng } from './png.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
@@ -26,10 +28,13 @@ import { checkGenerated, type SafetyResult } from './safety-checker.js';
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
-  /** Model family: 'sd1' (Stable Diffusion 1.x), 'sd2' (2.x), 'sdxl' (SDXL base) or 'sdxl-refiner'. */
-  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner';
-  /** What the UNet predicts: noise ('eps') or velocity ('v', SD 2.x 768 models). */
-  prediction: 'eps' | 'v';
+  /**
+   * Model family: 'sd1' (Stable Diffusion 1.x), 'sd2' (2.x), 'sdxl' (SDXL base), 'sdxl-refiner',
+   * 'flux-schnell' or 'flux-dev' (FLUX.1, from components).
+   */
+  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev';
+  /** What the network predicts: noise ('eps'), velocity ('v', SD 2.x 768 models) or the flow from noise to image ('flow', FLUX.1). */
+  prediction: 'eps' | 'v' | 'flow';
   /** Whether this is an inpainting checkpoint (9-channel UNet input). */
   inpainting: boolean;
   /** Width in pixels an image gets when the call gives none: 512, 768 for SD 2.x v-prediction, 1024 for SDXL. */
@@ -62,11 +67,15 @@ export interface ModelInfo {
   unusedTensors: string[];
   /** Whether a TAESD decoder was loaded with the model (the `taesd` load option). */
   taesd: boolean;
+  /** The text encoders a prompt goes through, in order: 'clipL', 'clipG', 't5xxl'. */
+  textEncoders: string[];
+  /** For a model loaded from components: each component's file (absolute paths). */
+  components?: ModelComponents;
 }
 
 /** How people name each model family: 'SD 1.x', 'SD 2.x', 'SDXL', 'SDXL refiner'. */
 export const familyNames: Readonly<Record<ModelInfo['family'], string>> = {
-  sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL', 'sdxl-refiner': 'SDXL refiner',
+  sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL', 'sdxl-refiner': 'SDXL refiner', 'flux-schnell': 'FLUX.1 schnell', 'flux-dev': 'FLUX.1 dev',
 };
 
 /** One generated image. */
@@ -96,7 +105,7 @@ export interface GeneratedImage {
 
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
 // from lib/index.ts, so users see only the public methods.
-let createModel: (modelPath: string, native: NativeModel, loraDir: string | undefined) => Model;
+let createModel: (modelPath: string, native: NativeModel, loraDir: string | undefined, t5: T5Tokenizer | undefined) => Model;
 let nativeOf: (model: Model) => NativeModel;
 let runOnModel: (
   model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
@@ -107,27 +116,29 @@ let runOnModel: (
  * made; `close()` frees its weights. Get one from `loadModel()`.
  */
 export class Model {
-  /** Absolute path of the checkpoint file. */
+  /** Absolute path of the checkpoint file (of the diffusion model, for a model loaded from components). */
   readonly path: string;
   /** What the checkpoint holds. */
   readonly info: ModelInfo;
   /** Absolute path of the folder `<lora:NAME>` tags are looked up in when a call gives none (load option `loraDir`). */
   readonly loraDir: string | undefined;
   readonly #native: NativeModel;
+  readonly #t5: T5Tokenizer | undefined;
   /** Settles when every call made so far has finished. */
   #queueTail: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
   static {
-    createModel = (modelPath, native, loraDir) => new Model(modelPath, native, loraDir);
+    createModel = (modelPath, native, loraDir, t5) => new Model(modelPath, native, loraDir, t5);
     runOnModel = (model, options, mode, caller, extraKeys) => model.#run(options, mode, caller, extraKeys);
     nativeOf = (model) => model.#native;
   }
 
-  private constructor(modelPath: string, native: NativeModel, loraDir: string | undefined) {
+  private constructor(modelPath: string, native: NativeModel, loraDir: string | undefined, t5: T5Tokenizer | undefined) {
     this.path = modelPath;
     this.loraDir = loraDir;
     this.#native = native;
+    this.#t5 = t5;
     this.info = publicInfo(native.info);
   }
 
@@ -209,10 +220,15 @@ export class Model {
         path: file, name: path.basename(file, path.extname(file)), unetWeight: weight, textWeight: weight,
       })),
     ];
+    const flow = isFlowFamily(this.info.family);
     const nativeRequest: NativeRequest = {
       ...request.settings,
-      prompt: this.#conditioning(text),
-      negative: this.#conditioning(request.negativePrompt),
+      prompt: this.#conditioning(text, this.info.padToken, request.promptTokens?.clipL),
+      negative: this.#conditioning(request.negativePrompt, this.info.padToken, request.negativePromptTokens?.clipL),
+      ...(flow && {
+        t5Prompt: flowTextConditioning(text, request.promptTokens?.t5xxl, this.#t5, 'promptTokens'),
+        t5Negative: flowTextConditioning(request.negativePrompt, request.negativePromptTokens?.t5xxl, this.#t5, 'negativePromptTokens'),
+      }),
       ...(image && { image }),
       ...(mask && { mask }),
       ...(request.hires && { hires: this.#nativeHires(request.hires) }),
@@ -225,7 +241,8 @@ export class Model {
     return hashes === undefined ? { nativeRequest } : { nativeRequest, loraHashes: hashes };
   }
 
-  #conditioning(text: string, padToken = this.info.padToken): NativeConditioning {
+  #conditioning(text: string, padToken = this.info.padToken, ids?: number[]): NativeConditioning {
+    if (ids) return conditioningFromIds(ids, padToken);
     const { tokens, weights } = buildConditioning(text, padToken);
     return { tokens, weights };
   }
@@ -313,23 +330,48 @@ export class Model {
 
 /**
  * Loads a checkpoint (`.safetensors` in the single-file layout, or `.gguf` as stable-diffusion.cpp
- * converts one, quantized or not; told apart by content) off the main thread. Rejects with an
+ * converts one, quantized or not; told apart by content) off the main thread, or a model given as
+ * components (`{ diffusionModel, clipL, t5xxl, vae }`, as FLUX.1 is downloaded). Rejects with an
  * SdnodeError: 'ERR_MODEL_IO' (cannot read), 'ERR_MODEL_FORMAT' (not a valid checkpoint),
- * 'ERR_MODEL_UNSUPPORTED', 'ERR_BACKEND', 'ERR_OUT_OF_MEMORY' or 'ERR_ADDON_LOAD' (addon not built).
+ * 'ERR_MODEL_UNSUPPORTED', 'ERR_INVALID_ARGUMENT' (a component missing: the message names it and its
+ * flag), 'ERR_BACKEND', 'ERR_OUT_OF_MEMORY' or 'ERR_ADDON_LOAD' (addon not built).
  */
-export async function loadModel(modelPath: string, options?: LoadOptions): Promise<Model> {
-  const resolved = path.resolve(nonEmptyString(modelPath, 'path'));
-  const { backend, prediction, threads, weightType, loraDir, taesd } = normalizeLoadOptions(options, 'loadModel');
+export async function loadModel(model: string | ModelComponents, options?: LoadOptions): Promise<Model> {
+  const components = typeof model === 'string' ? undefined : modelComponents(model);
+  const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
+  const { backend, prediction, threads, weightType, loraDir, taesd, t5Tokenizer } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
+  const t5 = t5Tokenizer === undefined ? undefined : await loadT5Tokenizer(path.resolve(t5Tokenizer));
   try {
     const native = await addon.loadModel(resolved, {
       backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
       ...(taesd !== undefined && { taesd: path.resolve(taesd) }),
+      ...components,
     });
-    return createModel(resolved, native, loraDir);
+    return createModel(resolved, native, loraDir, t5);
   } catch (err) {
     throw fromNativeError(err);
   }
+}
+
+const componentKeys = ['diffusionModel', 'clipL', 'clipG', 't5xxl', 'vae'] as const;
+
+/** The components object checked, each path resolved. */
+function modelComponents(value: unknown): ModelComponents {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid(TypeError, 'model', 'checkpoint path or object of component paths ({ diffusionModel, clipL, t5xxl, vae })', value);
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (record[key] !== undefined && !componentKeys.includes(key as never)) {
+      throw new TypeError(`Unknown component ${JSON.stringify(key)} for loadModel; known components: ${componentKeys.join(', ')}`);
+    }
+  }
+  const out: ModelComponents = { diffusionModel: path.resolve(nonEmptyString(record.diffusionModel, 'diffusionModel')) };
+  for (const key of componentKeys.slice(1)) {
+    if (record[key] !== undefined) out[key] = path.resolve(nonEmptyString(record[key], key));
+  }
+  return out;
 }
 
 /**
@@ -371,6 +413,8 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     storedTypes: { ...native.storedTypes },
     unusedTensors: [...native.unusedTensors],
     taesd: native.taesd,
+    textEncoders: [...native.textEncoders],
+    ...(native.componentFiles.diffusionModel !== undefined && { components: { ...native.componentFiles } as unknown as ModelComponents }),
   };
 }
 

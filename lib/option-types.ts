@@ -33,6 +33,44 @@ export interface LoadOptions {
    * `vaeDecoder: 'taesd'` can make draft images with it. Default none.
    */
   taesd?: string;
+  /**
+   * T5's SentencePiece vocabulary for models with a T5-XXL text encoder (FLUX.1): the path of
+   * google/t5-v1_1-xxl's `spiece.model` or `tokenizer.json`, or of a T5 GGUF that carries
+   * tokenizer metadata. sdnode ships none; without it, prompts need `promptTokens.t5xxl`.
+   */
+  t5Tokenizer?: string;
+}
+
+/**
+ * A model given as one file per component, as FLUX.1 is downloaded: the diffusion model
+ * (`flux1-schnell.safetensors`, a GGUF), its text encoders and its VAE (`ae.safetensors`).
+ */
+export interface ModelComponents {
+  /** The diffusion transformer's file. */
+  diffusionModel: string;
+  /** CLIP ViT-L/14 text encoder (`clip_l.safetensors`). */
+  clipL?: string;
+  /** OpenCLIP ViT-bigG text encoder (`clip_g.safetensors`): SD3's; FLUX.1 takes none. */
+  clipG?: string;
+  /** T5-XXL v1.1 encoder (`t5xxl_fp16.safetensors`, or a GGUF). */
+  t5xxl?: string;
+  /** 16-channel VAE (`ae.safetensors`). */
+  vae?: string;
+}
+
+/**
+ * Token ids that replace a text encoder's tokenizer output for the prompt: ids without special
+ * tokens or padding (those are then added as usual), for each encoder given.
+ */
+export interface PromptTokens {
+  /** CLIP-L ids (BOS, EOS and padding to 77 are added). */
+  clipL?: number[];
+  /** OpenCLIP bigG ids. */
+  clipG?: number[];
+  /** T5-XXL ids (the end token and padding are added); `[]` is what stable-diffusion.cpp without its T5 vocabulary feeds. */
+  t5xxl?: number[];
+  /** Language-model text encoder ids (Qwen). */
+  llm?: number[];
 }
 
 /** Resident types of the `weightType` load option. */
@@ -254,6 +292,14 @@ export interface ImageOptions {
    * conditioning of the same prompts. Not with `hires`. Default none.
    */
   refiner?: RefinerOptions;
+  /** FLUX.1 dev's distilled guidance ("Distilled CFG Scale"); other models ignore it. Number 0–30, default 3.5. */
+  guidance?: number;
+  /** Flow models (FLUX.1): the shift of the 'discrete' schedule and its kin. Number 0.1–100; default the family's (FLUX.1: mu 1.15). */
+  flowShift?: number;
+  /** Token ids per text encoder that replace the tokenizer's output for the prompt (see `PromptTokens`). */
+  promptTokens?: PromptTokens;
+  /** The same for the negative prompt. */
+  negativePromptTokens?: PromptTokens;
 }
 
 /** The refiner hand-off of an image call. */

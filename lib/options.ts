@@ -8,11 +8,13 @@ import path from 'node:path';
 import type { NativeRequest } from '../bindings/native.js';
 import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 import {
-  maskedStarts, weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type WeightType,
+  maskedStarts, weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type PromptTokens,
+  type WeightType,
 } from './option-types.js';
 import { SafetyChecker } from './safety-checker.js';
 import {
-  defaultScheduler, findSampler, findScheduler, samplerAliases, samplerDisplayNames, samplerNames, schedulerNames,
+  defaultScheduler, findSampler, findScheduler, flowSamplerNames, flowSchedulerNames, samplerAliases, samplerDisplayNames,
+  samplerNames, schedulerNames, unetSchedulerNames,
 } from './samplers.js';
 
 export type GenerateMode = 'txt2img' | 'img2img' | 'inpaint';
@@ -29,7 +31,7 @@ export interface ModelTraits {
 }
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
-export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner'>>;
+export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative'>>;
 
 /** A LoRA of the `loras` option, its path resolved. */
 export interface NormalizedLora {
@@ -77,6 +79,9 @@ export interface NormalizedImageOptions {
   refiner?: { model: unknown; switchAt: number };
   /** The safety checker to run on each image, and whether a flagged image is blacked out. */
   safety?: { checker: SafetyChecker; filter: boolean };
+  /** Token ids that replace the tokenizers' output, per text encoder. */
+  promptTokens?: PromptTokens;
+  negativePromptTokens?: PromptTokens;
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -96,6 +101,7 @@ const imageOptionKeys = [
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
   'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
   'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore', 'refiner',
+  'guidance', 'flowShift', 'promptTokens', 'negativePromptTokens',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -105,14 +111,30 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   img2img: [...imageOptionKeys, 'image', 'strength'],
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
-export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd'] as const;
+export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
 const modelDefaultKeys = ['loraDir'] as const;
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
-  if (model.family === 'sdxl' || model.family === 'sdxl-refiner') return 1024;
-  return model.family === 'sd2' && model.prediction === 'v' ? 768 : 512;
+  return familyDefaults(model).size;
+}
+
+/** Whether the model is a flow-matching transformer (FLUX.1). */
+export function isFlowFamily(family: string): boolean {
+  return family.startsWith('flux');
+}
+
+/**
+ * What a call gets for what it does not give, per family, as the model cards and
+ * stable-diffusion.cpp choose: FLUX.1 schnell 4 steps, dev 20, both at cfg 1 (one pass, no
+ * negative prompt) with euler on the flux schedule at 1024²; SDXL 1024²; SD 2.x v-models 768².
+ */
+export function familyDefaults(model: ModelTraits): { size: number; steps: number; cfgScale: number; sampler?: string; scheduler?: string } {
+  if (model.family === 'flux-schnell') return { size: 1024, steps: 4, cfgScale: 1, sampler: 'euler', scheduler: 'flux' };
+  if (model.family === 'flux-dev') return { size: 1024, steps: 20, cfgScale: 1, sampler: 'euler', scheduler: 'flux' };
+  if (model.family === 'sdxl' || model.family === 'sdxl-refiner') return { size: 1024, steps: DEFAULT_STEPS, cfgScale: DEFAULT_CFG_SCALE };
+  return { size: model.family === 'sd2' && model.prediction === 'v' ? 768 : 512, steps: DEFAULT_STEPS, cfgScale: DEFAULT_CFG_SCALE };
 }
 
 /**
@@ -123,11 +145,20 @@ export function normalizeImageOptions(
   options: unknown, mode: GenerateMode, model: ModelTraits, caller: string, extraKeys: readonly string[] = [],
 ): NormalizedImageOptions {
   const o = checkOptionsObject(options, caller, [...optionKeysByMode[mode], ...extraKeys]);
-  const size = defaultImageSize(model);
-  const { sampler, scheduler } = samplerAndScheduler(o.sampler, o.scheduler);
+  const defaults = familyDefaults(model);
+  const size = defaults.size;
+  const flow = isFlowFamily(model.family);
+  const { sampler, scheduler } = flow
+    ? flowSamplerAndScheduler(o.sampler, o.scheduler, defaults)
+    : samplerAndScheduler(o.sampler, o.scheduler);
+  if (!flow && model.family !== 'any' && !unetSchedulerNames.includes(scheduler as never)) {
+    throw invalid(RangeError, 'scheduler', `one of ${unetSchedulerNames.join(', ')} for this model`, o.scheduler);
+  }
   const isImageMode = mode !== 'txt2img';
-  const width = integer(o.width, 'width', 64, MAX_SIDE, size, 8);
-  const height = integer(o.height, 'height', 64, MAX_SIDE, size, 8);
+  // FLUX.1 takes 2x2 patches of 8-pixel latent cells.
+  const sizeStep = flow ? 16 : 8;
+  const width = integer(o.width, 'width', 64, MAX_SIDE, size, sizeStep);
+  const height = integer(o.height, 'height', 64, MAX_SIDE, size, sizeStep);
   const subseedStrength = number(o.subseedStrength, 'subseedStrength', 0, 1, 0);
   const seedResize = seedResizeFrom(o.seedResizeFromWidth, o.seedResizeFromHeight);
   const normalized: NormalizedImageOptions = {
@@ -135,8 +166,8 @@ export function normalizeImageOptions(
       mode,
       width,
       height,
-      steps: integer(o.steps, 'steps', 1, 150, DEFAULT_STEPS),
-      cfgScale: number(o.cfgScale, 'cfgScale', 0, 30, DEFAULT_CFG_SCALE),
+      steps: integer(o.steps, 'steps', 1, 150, defaults.steps),
+      cfgScale: number(o.cfgScale, 'cfgScale', 0, 30, defaults.cfgScale),
       sampler,
       scheduler,
       seed: integer(o.seed, 'seed', 0, MAX_SEED, undefined) ?? randomInt(0, MAX_SEED + 1),
@@ -154,6 +185,8 @@ export function normalizeImageOptions(
       previewEvery: previewInterval(o.previews, o.previewEvery),
       maskedStart: mode === 'inpaint' ? oneOf(o.maskedStart, 'maskedStart', maskedStarts, 'original') : 'original',
       ...sdxlConditioning(o, model.family),
+      guidance: number(o.guidance, 'guidance', 0, 30, 3.5),
+      flowShift: o.flowShift === undefined ? 0 : number(o.flowShift, 'flowShift', 0.1, 100, 0),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -172,12 +205,50 @@ export function normalizeImageOptions(
   if (safety) normalized.safety = safety;
   if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
   if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
+  if (o.promptTokens !== undefined) normalized.promptTokens = promptTokens(o.promptTokens, 'promptTokens');
+  if (o.negativePromptTokens !== undefined) normalized.negativePromptTokens = promptTokens(o.negativePromptTokens, 'negativePromptTokens');
   return normalized;
 }
 
+const promptTokenEncoders = ['clipL', 'clipG', 't5xxl', 'llm'] as const;
+const MAX_PROMPT_TOKENS = 4096;
+
+function promptTokens(value: unknown, name: string): PromptTokens {
+  const o = checkOptionsObject(value, name, promptTokenEncoders, name);
+  const out: PromptTokens = {};
+  for (const encoder of promptTokenEncoders) {
+    const ids = o[encoder];
+    if (ids === undefined) continue;
+    const expected = `array of at most ${MAX_PROMPT_TOKENS} integer token ids 0–${2 ** 31 - 1}`;
+    if (!Array.isArray(ids) || ids.length > MAX_PROMPT_TOKENS) throw invalid(TypeError, `${name}.${encoder}`, expected, ids);
+    ids.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id > 2 ** 31 - 1) throw invalid(RangeError, `${name}.${encoder}[${i}]`, 'integer token id 0–2147483647', id);
+    });
+    out[encoder] = [...ids as number[]];
+  }
+  return out;
+}
+
+/** Sampler and schedule of a flow model: the family's when not given, and only those that run flow models. */
+function flowSamplerAndScheduler(
+  samplerValue: unknown, schedulerValue: unknown, defaults: { sampler?: string; scheduler?: string },
+): { sampler: string; scheduler: string } {
+  const chosen = samplerAndScheduler(samplerValue ?? defaults.sampler, schedulerValue);
+  if (!flowSamplerNames.includes(chosen.sampler as never)) {
+    throw invalid(RangeError, 'sampler', `one of ${flowSamplerNames.join(', ')} for FLUX.1 models`, samplerValue);
+  }
+  // A sampler that implies its schedule (" Karras") keeps it; otherwise the family's.
+  const implied = typeof samplerValue === 'string' && findSampler(samplerValue)?.scheduler;
+  const scheduler = schedulerValue !== undefined || implied ? chosen.scheduler : defaults.scheduler ?? chosen.scheduler;
+  if (!flowSchedulerNames.includes(scheduler as never)) {
+    throw invalid(RangeError, 'scheduler', `one of ${flowSchedulerNames.join(', ')} for FLUX.1 models`, schedulerValue ?? scheduler);
+  }
+  return { sampler: chosen.sampler, scheduler };
+}
+
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd'>>
-  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer'>>
+  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
@@ -193,6 +264,7 @@ export function normalizeLoadOptions(
   if (threads !== undefined) normalized.threads = threads;
   if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   if (o.taesd !== undefined) normalized.taesd = nonEmptyString(o.taesd, 'taesd');
+  if (o.t5Tokenizer !== undefined) normalized.t5Tokenizer = nonEmptyString(o.t5Tokenizer, 't5Tokenizer');
   return normalized;
 }
 

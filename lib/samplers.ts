@@ -9,7 +9,7 @@ export const samplerNames = [
 export type SamplerName = (typeof samplerNames)[number];
 
 /** Noise schedules the engine knows. */
-export const schedulerNames = ['discrete', 'karras', 'exponential', 'lcm', 'simple'] as const;
+export const schedulerNames = ['discrete', 'karras', 'exponential', 'lcm', 'simple', 'sgm_uniform', 'flux'] as const;
 export type SchedulerName = (typeof schedulerNames)[number];
 
 /** AUTOMATIC1111's name for each engine sampler, as written in `parameters` ("Sampler: Euler a"). */
@@ -49,7 +49,16 @@ export const schedulerDisplayNames: Readonly<Record<Exclude<SchedulerName, 'disc
   exponential: 'Exponential',
   lcm: 'LCM',
   simple: 'Simple',
+  sgm_uniform: 'SGM Uniform',
+  flux: 'Flux',
 };
+
+/** Samplers that run flow-matching models (FLUX.1): those that need nothing but the sigmas. */
+export const flowSamplerNames: readonly SamplerName[] = ['euler', 'heun', 'dpm2', 'dpm++2m', 'ipndm', 'ipndm_v'];
+/** Schedules of flow-matching models; 'flux' (FLUX.1's resolution-dependent shift) is their default. */
+export const flowSchedulerNames: readonly SchedulerName[] = ['flux', 'discrete', 'simple', 'sgm_uniform', 'karras', 'exponential'];
+/** Schedules of the UNet families (SD 1.x, 2.x, SDXL). */
+export const unetSchedulerNames: readonly SchedulerName[] = ['discrete', 'karras', 'exponential', 'lcm', 'simple'];
 
 /**
  * The schedule a sampler gets when none is given, as stable-diffusion.cpp picks it: LCM and TCD
