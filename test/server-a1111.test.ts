@@ -9,7 +9,7 @@ import t from 'tap';
 
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { loadTinySafetyCheckers } from './fixtures/safety-checker.js';
-import { FakeModel, getJson, outputTestdir, solidPng, startTestServer } from './server-helpers.js';
+import { FakeModel, getJson, outputTestdir, solidPng, startTestServer, waitFor } from './server-helpers.js';
 
 interface A1111Answer {
   status: number;
@@ -318,11 +318,3 @@ t.test('--api-auth asks for basic auth on /sdapi; bearer keys work there too', a
   t.equal((await getJson(`${url}/sdapi/v1/samplers`, { headers: { authorization: `Basic ${Buffer.from('alice:x').toString('base64')}` } })).status, 401);
   t.equal((await getJson(`${url}/sdapi/v1/samplers`, { headers: { authorization: 'Bearer key' } })).status, 200);
 });
-
-async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('Timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

@@ -103,6 +103,15 @@ export async function pollTask(url: string, done: (body: ApiBody) => boolean, ti
   }
 }
 
+/** Resolves once `check` holds, looking every 10 ms; throws after `timeoutMs`. */
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('Timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 export function solidPng(width: number, height: number, gray = 128): Promise<Buffer> {
   return sharp({ create: { width, height, channels: 3, background: { r: gray, g: gray, b: gray } } }).png().toBuffer();
 }

@@ -10,7 +10,7 @@ import t from 'tap';
 
 import { insertPngText } from '../lib/index.js';
 import { loadTinySafetyCheckers } from './fixtures/safety-checker.js';
-import { FakeModel, getJson, jobFolders, outputTestdir, postForm, solidPng, startTestServer } from './server-helpers.js';
+import { FakeModel, getJson, jobFolders, outputTestdir, postForm, solidPng, startTestServer, waitFor } from './server-helpers.js';
 
 function client(url: string, apiKey = 'unused'): OpenAI {
   return new OpenAI({ baseURL: `${url}/v1`, apiKey, maxRetries: 0 });
@@ -281,13 +281,6 @@ function leftHalfTransparent(width: number, height: number): Promise<Buffer> {
   return sharp(rgba, { raw: { width, height, channels: 4 } }).png().toBuffer();
 }
 
-async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('Timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 async function jobFolderCount(outputDir: string): Promise<number> {
   return (await jobFolders(outputDir)).length;

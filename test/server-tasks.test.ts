@@ -9,7 +9,7 @@ import t from 'tap';
 import WebSocket from 'ws';
 
 import { loadTinySafetyCheckers } from './fixtures/safety-checker.js';
-import { FakeModel, getJson, solidPng, startTestServer } from './server-helpers.js';
+import { FakeModel, getJson, solidPng, startTestServer, waitFor } from './server-helpers.js';
 
 interface Event { event_type: string; task_id: string; timestamp: string; step?: number; blob_url?: string; reason?: string;
   parameters_used?: Record<string, unknown>; warnings?: string[]; preview_blob_url?: string; nsfw?: (boolean | null)[] }
@@ -244,11 +244,3 @@ t.test('tokens: sign-up and login, expired or forged tokens, public access on an
   t.ok((await postJson(`${open.url}/token/all`, {})).body.access_token);
   t.equal((await postJson(`${open.url}/user`, { username: 'dave', password: 'long enough' })).status, 403, 'sign-up is off');
 });
-
-async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('Timed out waiting');
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

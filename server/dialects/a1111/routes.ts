@@ -160,13 +160,15 @@ async function img2imgInputs(body: Img2ImgRequest, mapped: MappedRequest):
   };
 }
 
-/** The oldest running job made through this API, else the oldest running job. */
+/**
+ * The oldest running job made through this API. Jobs of other APIs stay out of sight: their
+ * prompts and previews may belong to other users, and interrupt / skip must not reach them.
+ */
 async function currentJob(context: ServerContext): Promise<string | undefined> {
-  const running = await context.jobs.running();
-  for (const id of running) {
+  for (const id of await context.jobs.running()) {
     if ((await context.jobs.find(id))?.record.dialect === tag) return id;
   }
-  return running[0];
+  return undefined;
 }
 
 async function progressBody(context: ServerContext, skipImage: boolean) {

@@ -109,9 +109,9 @@ function m1Router(context: ServerContext): Router {
       const id = String(req.params.id);
       const file = String(req.params.file);
       if (file === 'preview.png') {
+        await findJob(context, kind, id);
         const preview = await jobs.preview(id);
         if (!preview) {
-          await findJob(context, kind, id);
           throw new ApiError(404, 'IMAGE_NOT_FOUND', `Job ${id} has no preview now (only while it runs)`);
         }
         res.type('png').set('Cache-Control', 'no-store').send(preview.png);
@@ -135,9 +135,10 @@ export function m1ErrorShape(error: ApiError): { body: unknown } {
   return { body: { error: { code: error.code, message: error.message } } };
 }
 
+/** A job this API made, of the route's kind; jobs of other APIs are not found here. */
 async function findJob(context: ServerContext, kind: M1Kind, id: string) {
   const snapshot = await context.jobs.find(id);
-  if (!snapshot || snapshot.record.mode !== modeByKind[kind]) {
+  if (!snapshot || snapshot.record.dialect !== tag || snapshot.record.mode !== modeByKind[kind]) {
     throw new ApiError(404, 'TASK_NOT_FOUND', `No ${kind} task with id ${JSON.stringify(id)}`);
   }
   return snapshot;
