@@ -20,7 +20,7 @@ import {
   blobIdParams, blobResponseSchema, eventSchema, modelsResponseSchema, parametersSchema, passwordFormSchema, taskIdParams,
   taskSchema, tokenQuery, tokenResponseSchema, userSchema, type TaskParameters, type TaskType,
 } from './schemas.js';
-import { publicUser, Tokens, UserStore, type TaskAuthSettings } from './users.js';
+import { apiKeyUser, isReservedUsername, publicUser, Tokens, UserStore, type TaskAuthSettings } from './users.js';
 import { attachEventSocket } from './websocket.js';
 
 const tag = 'tasks';
@@ -205,7 +205,8 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
   }, json, async (req, res) => {
     if (!options.enableSignup) throw new ApiError(403, 'SIGNUP_DISABLED', 'Sign-up is disabled on this server (ENABLE_SIGNUP=1 enables it)');
     const { username, password } = parseWith(userSchema, req.body ?? {}, 'POST /user');
-    if (username === publicUser || !(await users.add(username, password))) throw new ApiError(409, 'USER_EXISTS', `The user ${username} exists`);
+    if (isReservedUsername(username)) throw new ApiError(409, 'USER_EXISTS', `The name ${username} is reserved by the server`);
+    if (!(await users.add(username, password))) throw new ApiError(409, 'USER_EXISTS', `The user ${username} exists`);
     res.json({ access_token: await tokens.issue(username), token_type: 'bearer' });
   });
 
@@ -270,7 +271,7 @@ function userOf(context: ServerContext, options: TaskAuthSettings, tokens: Token
     if (token !== undefined) {
       const name = await tokens.user(token);
       if (name !== undefined) return name;
-      if (context.keys.enabled && header !== undefined && context.keys.acceptsHeader(authorization)) return 'apikey';
+      if (context.keys.enabled && header !== undefined && context.keys.acceptsHeader(authorization)) return apiKeyUser;
       return undefined;
     }
     const open = options.enablePublicAccess || (!context.keys.enabled && options.secretKey === undefined);

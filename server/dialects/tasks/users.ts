@@ -27,6 +27,14 @@ export interface TaskAuthSettings {
 /** The name a token made by POST /token/all carries. */
 export const publicUser = 'all';
 
+/** The task namespace of requests made with an API key (--api-key) rather than a token. */
+export const apiKeyUser = 'apikey';
+
+/** Names the server uses itself: nobody signs up or logs in as one (they would share those tasks and blobs). */
+export function isReservedUsername(name: string): boolean {
+  return name === publicUser || name === apiKeyUser;
+}
+
 interface StoredUser {
   salt: string;
   hash: string;
@@ -35,50 +43,53 @@ interface StoredUser {
 
 export class UserStore {
   readonly #file: string;
-  #users: Record<string, StoredUser> | undefined;
+  // A map: any name ("constructor", "__proto__") is just a key.
+  #users: Map<string, StoredUser> | undefined;
 
   constructor(outputDir: string) {
     this.#file = path.join(path.resolve(outputDir), 'users.json');
   }
 
   async exists(name: string): Promise<boolean> {
-    return (await this.#load())[name] !== undefined;
+    return !isReservedUsername(name) && (await this.#load()).has(name);
   }
 
-  /** Adds a user; false when the name is taken. */
+  /** Adds a user; false when the name is taken or reserved. */
   async add(name: string, password: string): Promise<boolean> {
     const users = await this.#load();
-    if (users[name]) return false;
+    if (isReservedUsername(name) || users.has(name)) return false;
     const salt = randomBytes(16);
     const hash = await scryptAsync(password, salt, 64);
-    users[name] = { salt: salt.toString('base64'), hash: hash.toString('base64'), createdAt: new Date().toISOString() };
+    users.set(name, { salt: salt.toString('base64'), hash: hash.toString('base64'), createdAt: new Date().toISOString() });
     await this.#save(users);
     return true;
   }
 
   async verify(name: string, password: string): Promise<boolean> {
-    const user = (await this.#load())[name];
+    // A reserved name stored by an older version logs in no more.
+    const user = isReservedUsername(name) ? undefined : (await this.#load()).get(name);
     // Unknown users cost a hash too, so timing does not say which names exist.
     const salt = user ? Buffer.from(user.salt, 'base64') : randomBytes(16);
     const hash = await scryptAsync(password, salt, 64);
     return user !== undefined && timingSafeEqual(hash, Buffer.from(user.hash, 'base64'));
   }
 
-  async #load(): Promise<Record<string, StoredUser>> {
+  async #load(): Promise<Map<string, StoredUser>> {
     if (this.#users) return this.#users;
     try {
-      this.#users = (JSON.parse(await readFile(this.#file, 'utf8')) as { users: Record<string, StoredUser> }).users;
+      const stored = (JSON.parse(await readFile(this.#file, 'utf8')) as { users: Record<string, StoredUser> }).users;
+      this.#users = new Map(Object.entries(stored));
     } catch (error) {
       if ((error as { code?: unknown }).code !== 'ENOENT') throw error;
-      this.#users = {};
+      this.#users = new Map();
     }
     return this.#users;
   }
 
-  async #save(users: Record<string, StoredUser>): Promise<void> {
+  async #save(users: Map<string, StoredUser>): Promise<void> {
     await mkdir(path.dirname(this.#file), { recursive: true });
     const temp = `${this.#file}.${randomBytes(6).toString('hex')}.tmp`;
-    await writeFile(temp, JSON.stringify({ users }, null, 2), { mode: 0o600 });
+    await writeFile(temp, JSON.stringify({ users: Object.fromEntries(users) }, null, 2), { mode: 0o600 });
     await rename(temp, this.#file);
   }
 }
