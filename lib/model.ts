@@ -316,7 +316,7 @@ export class Model {
     const { subseedStrength } = request.settings;
     const verdicts = safety ? await checkGenerated(safety.checker, images) : [];
     return Promise.all(images.map(async ({ width, height, data, seed, subseed }, i) => {
-      const parameters = formatParameters(request, { seed, subseed }, modelName, loraHashes, refinerName);
+      const parameters = formatParameters(request, { seed, subseed }, modelName, loraHashes, refinerName, this.info.family);
       const verdict = verdicts[i];
       // As the reference pipeline: a flagged image becomes a black one of the same size.
       if (verdict?.nsfw && safety?.filter) data.fill(0);
@@ -341,7 +341,7 @@ export async function loadModel(model: string | ModelComponents, options?: LoadO
   const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
   const { backend, prediction, threads, weightType, loraDir, taesd, t5Tokenizer } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
-  const t5 = t5Tokenizer === undefined ? undefined : await loadT5Tokenizer(path.resolve(t5Tokenizer));
+  const t5 = t5Tokenizer !== undefined ? await loadT5Tokenizer(path.resolve(t5Tokenizer)) : await ggufT5Tokenizer(components?.t5xxl);
   try {
     const native = await addon.loadModel(resolved, {
       backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
@@ -351,6 +351,16 @@ export async function loadModel(model: string | ModelComponents, options?: LoadO
     return createModel(resolved, native, loraDir, t5);
   } catch (err) {
     throw fromNativeError(err);
+  }
+}
+
+/** The vocabulary a T5 GGUF carries in its metadata (llama.cpp's converters write it), if it is one that does. */
+async function ggufT5Tokenizer(t5xxl: string | undefined): Promise<T5Tokenizer | undefined> {
+  if (t5xxl === undefined || !t5xxl.toLowerCase().endsWith('.gguf')) return undefined;
+  try {
+    return await loadT5Tokenizer(t5xxl);
+  } catch {
+    return undefined;  // a GGUF without tokenizer metadata: prompts then need t5Tokenizer, as for safetensors
   }
 }
 

@@ -20,7 +20,7 @@ import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type Sche
  */
 export function formatParameters(
   request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string, loraHashes?: string,
-  refinerName?: string,
+  refinerName?: string, family?: string,
 ): string {
   const s = request.settings;
   const { hires } = request;
@@ -31,7 +31,11 @@ export function formatParameters(
   if (s.scheduler !== 'discrete') {
     fields.push(['Schedule type', schedulerDisplayNames[s.scheduler as Exclude<SchedulerName, 'discrete'>]]);
   }
-  fields.push(['CFG scale', s.cfgScale], ['Seed', image.seed], ['Size', `${s.width}x${s.height}`], ['Model', modelName]);
+  fields.push(['CFG scale', s.cfgScale]);
+  // Forge's name for FLUX.1 dev's distilled guidance, and its "Shift" of the flow schedule.
+  if (family === 'flux-dev') fields.push(['Distilled CFG Scale', s.guidance]);
+  if (s.flowShift > 0) fields.push(['Shift', s.flowShift]);
+  fields.push(['Seed', image.seed], ['Size', `${s.width}x${s.height}`], ['Model', modelName]);
   if (s.subseedStrength > 0) fields.push(['Variation seed', image.subseed], ['Variation seed strength', s.subseedStrength]);
   if (s.seedResizeWidth > 0) fields.push(['Seed resize from', `${s.seedResizeWidth}x${s.seedResizeHeight}`]);
   if (s.mode !== 'txt2img') fields.push(['Denoising strength', s.strength]);
