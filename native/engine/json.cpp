@@ -16,6 +16,9 @@ const JsonValue* JsonValue::find(const std::string& key) const {
 namespace {
 
 constexpr int kMaxDepth = 64;
+// Each value takes ~110 bytes parsed, ~50 times its smallest text ("0,"): without a bound, a
+// 100 MB safetensors header of zeros would take 5 GB. A real header has ~10 values per tensor.
+constexpr size_t kMaxValues = size_t(1) << 20;
 
 class Parser {
  public:
@@ -31,6 +34,7 @@ class Parser {
  private:
   const std::string& text_;
   size_t pos_ = 0;
+  size_t values_ = 0;
 
   [[noreturn]] void fail(const std::string& what) const {
     throw std::runtime_error("invalid JSON at byte " + std::to_string(pos_) + ": " + what);
@@ -60,6 +64,7 @@ class Parser {
 
   JsonValue parseValue(int depth) {
     if (depth > kMaxDepth) fail("nesting too deep");
+    if (++values_ > kMaxValues) fail("more than " + std::to_string(kMaxValues) + " values");
     JsonValue value;
     char c = peek();
     if (c == '{') {

@@ -148,6 +148,8 @@ function safetensorsRegressions(): FuzzInput[] {
     'nesting-in-metadata': safetensors(`{"__metadata__":${'{"a":'.repeat(10_000)}`),
     'metadata-array': safetensors('{"__metadata__":[1]}'),
     'duplicate-tensor': safetensors(`${entry('U8', [1], 0, 1).slice(0, -1)},${entry('U8', [1], 0, 1).slice(1)}`, 1),
+    // Over the parser's 2^20 values: 2 MB of zeros would take over 100 MB parsed.
+    'values-over-limit': safetensors(`[${'0,'.repeat(2 ** 20)}0]`),
     // Huge strings and counts in a small file: a 64 KiB name, 20000 tensors of one empty shape.
     'name-64k': safetensors(`{"${'n'.repeat(65536)}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}}`),
     'tensors-20000': safetensors(`{${Array.from({ length: 20_000 }, (_, i) => `"${i}":{"dtype":"U8","shape":[0],"data_offsets":[0,0]}`).join(',')}}`),
