@@ -25,7 +25,8 @@ t.test('Redis away: requests answer 503, and once it is back every process carri
   await redis.stop();
   const refused = await postForm(`${api}/text-to-image`, form);
   t.equal(refused.status, 503);
-  t.match(refused.body.error, { code: 'QUEUE_UNAVAILABLE', message: /The job queue is unreachable \(Redis at redis:\/\/127\.0\.0\.1:\d+\/0: .*\); retry later/ });
+  t.match(refused.body.error, { code: 'QUEUE_UNAVAILABLE', message: 'The job queue is unreachable; retry later' });
+  t.notMatch(refused.body.error?.message, /127\.0\.0\.1|redis:/, 'clients are not told where Redis is');
   t.ok(refused.headers.get('retry-after'), 'with Retry-After');
   t.equal((await getJson(`${api}${before.body.resultUrl}`)).status, 503, 'status polls too');
 

@@ -39,7 +39,8 @@ export function toApiError(err: unknown): ApiError {
     return new ApiError(503, 'SHUTTING_DOWN', err.message, { headers: { 'Retry-After': retryAfterSeconds } });
   }
   if (err instanceof QueueUnavailableError) {
-    return new ApiError(503, 'QUEUE_UNAVAILABLE', err.message, { headers: { 'Retry-After': '1' } });
+    // Its message names the Redis host; the server's log has it, clients do not need it.
+    return new ApiError(503, 'QUEUE_UNAVAILABLE', 'The job queue is unreachable; retry later', { headers: { 'Retry-After': '1' } });
   }
   if (err instanceof UnknownModelError) return new ApiError(404, 'MODEL_NOT_FOUND', err.message, { param: err.field ?? 'model' });
   if (err instanceof NoModelError) return new ApiError(503, 'MODEL_NOT_LOADED', err.message);
@@ -79,6 +80,7 @@ export function errorHandler(log: (line: string) => void, shape: ErrorShape): Er
     }
     const apiError = toApiError(err);
     if (apiError.status === 500) log(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    else if (err instanceof QueueUnavailableError) log(`warning: ${err.message}`);
     sendError(res, apiError, shape);
   };
 }

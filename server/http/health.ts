@@ -1,5 +1,6 @@
 // GET /health: whether the server can take generation requests, and how busy it is. Open even
-// when API keys are set; it names no images.
+// when API keys are set, but then only `{ ready }` without a key: the models and the queue are the
+// key holders' business.
 
 import { Router } from 'express';
 
@@ -9,7 +10,11 @@ import type { ServerContext } from './context.js';
 export function healthRoutes(context: ServerContext): Router {
   const router = Router();
   router.route('/health')
-    .get(async (_req, res) => {
+    .get(async (req, res) => {
+      if (!context.keys.accepts(req)) {
+        res.json({ ready: context.acceptingJobs() && (await context.models.defaultModel()) !== undefined });
+        return;
+      }
       const queue = await context.jobs.counts();
       const model = (await context.models.defaultModel())?.name ?? null;
       const loaded = context.models.loadedNames();

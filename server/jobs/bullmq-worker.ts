@@ -10,6 +10,7 @@
 import { Worker, WaitingError, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 
+import { withoutPaths } from '../redact.js';
 import { queueName } from './bullmq-queue.js';
 import { isFinished, jobErrorCodes } from './job.js';
 import type { WriteLine } from './log.js';
@@ -177,7 +178,7 @@ export class JobWorkers {
       const stalled = error.name === 'UnrecoverableError';
       await this.#store.setState(jobId, 'FAILED', stalled
         ? { code: jobErrorCodes.workerLost, message: `The job was interrupted ${this.#options.attempts} times (its workers stopped or lost Redis); giving up (--attempts)` }
-        : { code: jobErrorCodes.generationFailed, message: error.message });
+        : { code: jobErrorCodes.generationFailed, message: withoutPaths(error.message) });
     }
     await this.#live.finish(jobId);
   }

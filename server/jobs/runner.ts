@@ -8,6 +8,7 @@ import {
   type RefinerOptions,
 } from '../../lib/index.js';
 import { UnknownModelError, type ModelRegistry } from '../models/registry.js';
+import { withoutPaths } from '../redact.js';
 import { inpaintMaskedRegion } from './inpaint-region.js';
 import { imageSeed } from './parameters.js';
 import type { JobLog } from './log.js';
@@ -219,8 +220,9 @@ function requireInput(data: Buffer | undefined, slot: string): Buffer {
   return data;
 }
 
+/** The job's error as its clients read it: a code, and a message without the server's paths. */
 function describeFailure(error: unknown): JobError {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = withoutPaths(error instanceof Error ? error.message : String(error));
   if (error instanceof SdnodeError) return { code: error.code, message };
   // The library's option checks: a value the request allowed that this model does not.
   if (error instanceof TypeError || error instanceof RangeError) return { code: jobErrorCodes.invalidParameter, message };

@@ -121,8 +121,8 @@ function m1Router(context: ServerContext): Router {
       const snapshot = await findJob(context, kind, id);
       const image = n === undefined ? undefined : await jobs.image(snapshot.record.id, Number(n));
       if (image === undefined) throw new ApiError(404, 'IMAGE_NOT_FOUND', `Job ${id} has no image ${file} (yet)`);
-      // Images never change once written.
-      res.type('png').set('Cache-Control', 'public, max-age=31536000, immutable').send(image);
+      // Images never change once written; they may be a key holder's, so no shared cache keeps them.
+      res.type('png').set('Cache-Control', 'private, max-age=31536000, immutable').send(image);
     });
   }
   api.refuseOtherMethods(router, tag);
