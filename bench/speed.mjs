@@ -8,6 +8,10 @@
 //
 //   npm run build:ts && node bench/speed.mjs --model ../models/sd15-random-f16.safetensors \
 //     [--sizes 256:4,512:2] [--threads 2] [--rounds 2] [--peer ../shared/peer/sd-cli-avx512]
+//   FLUX.1 schnell from the random component files of ../shared/reference/README.md (cfg 1, T5 fed no
+//   tokens on both sides, as the reference has no T5 vocabulary); --peer-fa times the reference with
+//   --diffusion-fa:
+//   node bench/speed.mjs --flux ../models --cfg-scale 1 --sizes 256:2,512:2 [--peer-fa]
 //
 // Both engines' s/step is the sampling phase over its steps (ours includes the prompt's encoding in
 // the first step, a few hundred ms, so it slightly favours the reference); decode is the VAE.
@@ -33,8 +37,14 @@ const { values } = parseArgs({
     save: { type: 'string' },
     'vae-tiling': { type: 'boolean', default: false },
     'preview-every': { type: 'string', default: '0' },
+    flux: { type: 'string' },
+    'peer-fa': { type: 'boolean', default: false },
   },
 });
+
+// The FLUX.1 schnell components in the --flux folder, by role, when timing FLUX.1.
+const fluxFiles = values.flux === undefined ? undefined : Object.fromEntries(
+  Object.entries((await import('./cases.mjs')).checkpoints['flux-schnell']).map(([role, file]) => [role, path.join(values.flux, file)]));
 
 if (values.child) {
   const { loadModel } = await import('../dist/lib/index.js');
@@ -42,7 +52,7 @@ if (values.child) {
   const loadStart = performance.now();
   const options = { threads: Number(values.threads) };
   if (values['weight-type'] !== 'auto') options.weightType = values['weight-type'];
-  const model = await loadModel(values.model, options);
+  const model = await loadModel(fluxFiles ?? values.model, options);
   const loadSeconds = (performance.now() - loadStart) / 1000;
   const stepTimes = [];
   const stepCpu = [];
@@ -50,6 +60,7 @@ if (values.child) {
   const started = performance.now();
   const [image] = await model.textToImage({
     prompt: 'a photo of a cat', width: size, height: size, steps, sampler: 'euler', cfgScale: Number(values['cfg-scale']), seed: 42,
+    ...(fluxFiles && { promptTokens: { t5xxl: [] } }),
     vaeTiling: values['vae-tiling'],
     ...(Number(values['preview-every']) > 0 && { previewEvery: Number(values['preview-every']) }),
     onProgress: (p) => {
@@ -82,6 +93,7 @@ const folder = mkdtempSync(path.join(tmpdir(), 'sdnode-speed-'));
 
 function runOurs(size, steps, threads, png) {
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', `${size}:${steps}`, '--model', values.model,
+    ...(values.flux ? ['--flux', values.flux] : []),
     '--threads', threads, '--weight-type', values['weight-type'], '--cfg-scale', values['cfg-scale'], '--save', png,
     ...(values['vae-tiling'] ? ['--vae-tiling'] : [])], { encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`sdnode failed on ${size}²:\n${child.stderr}`);
@@ -91,7 +103,11 @@ function runOurs(size, steps, threads, png) {
 
 function runPeer(size, steps, threads, png) {
   const started = performance.now();
-  const child = spawnSync('/usr/bin/time', ['-f', 'maxrss=%M', peer, '-m', values.model, '-W', String(size), '-H', String(size),
+  const modelArgs = fluxFiles
+    ? ['--diffusion-model', fluxFiles.diffusionModel, '--clip_l', fluxFiles.clipL, '--t5xxl', fluxFiles.t5xxl, '--vae', fluxFiles.vae]
+    : ['-m', values.model];
+  const child = spawnSync('/usr/bin/time', ['-f', 'maxrss=%M', peer, ...modelArgs, ...(values['peer-fa'] ? ['--diffusion-fa'] : []),
+    '-W', String(size), '-H', String(size),
     '--steps', String(steps), '--sampling-method', 'euler', '--cfg-scale', values['cfg-scale'], '-s', '42', '-t', threads,
     '-p', 'a photo of a cat', '-n', '', '-o', png, '-v', ...(values['vae-tiling'] ? ['--vae-tiling'] : []),
     ...(values['weight-type'] !== 'auto' ? ['--type', values['weight-type']] : [])], { encoding: 'utf8', maxBuffer: 1 << 28 });
@@ -110,7 +126,7 @@ function psnr(a, b) {
 }
 
 const cfg = values['cfg-scale'];
-console.log(`model ${values.model}, weights ${values['weight-type']}, euler, cfg ${cfg}${values['vae-tiling'] ? ', VAE tiling' : ''}, `
+console.log(`model ${values.flux ? `FLUX.1 schnell components in ${values.flux}` : values.model}${values['peer-fa'] ? ', reference with --diffusion-fa' : ''}, weights ${values['weight-type']}, euler, cfg ${cfg}${values['vae-tiling'] ? ', VAE tiling' : ''}, `
   + `reference ${path.basename(peer)}, ${values.rounds} round(s), medians\n`);
 console.log('| size | steps | threads | s/step | ref s/step | ratio | decode s | ref decode s | ratio | total s | ref total s | ratio | peak RSS MB | ref MB | ratio | PSNR vs ref |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');

@@ -1,0 +1,123 @@
+// FLUX.1 through the public library, on tiny random components of the real layouts (BFL's
+// transformer, CLIP-L, T5, the 16-channel VAE): detection from the files, what each component
+// changes, cfg 1 as one pass, FLUX.1 dev's guidance, T5 ids from the tokenizer or given, and
+// clear errors for missing, misplaced and damaged components.
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import sharp from 'sharp';
+import t from 'tap';
+
+import { loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
+import { cpu } from './fixtures/draw.js';
+import { writeTinyFlux, type TinyFluxFiles } from './fixtures/flux.js';
+
+const dir = t.testdir();
+const schnellFiles = await writeTinyFlux(path.join(dir, 'schnell'));
+const devFiles = await writeTinyFlux(path.join(dir, 'dev'), { variant: 'flux-dev' });
+const components = ({ t5Tokenizer: _, ...files }: TinyFluxFiles) => files;
+const schnell = await loadModel(components(schnellFiles), { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+const dev = await loadModel(components(devFiles), cpu);
+t.teardown(async () => {
+  await schnell.close();
+  await dev.close();
+});
+
+const quick = { prompt: '', width: 64, height: 64, steps: 2, seed: 42 } as const;
+
+async function draw(model: Model, options: Record<string, unknown> = {}): Promise<GeneratedImage> {
+  const [image] = await model.textToImage({ ...quick, ...options });
+  return image!;
+}
+
+// Pixels, not PNG bytes: the parameters text records options that may not change the image.
+async function same(a: GeneratedImage, b: GeneratedImage): Promise<boolean> {
+  const [pa, pb] = await Promise.all([sharp(a.png).raw().toBuffer(), sharp(b.png).raw().toBuffer()]);
+  return pa.equals(pb);
+}
+
+t.test('a FLUX.1 model is told apart by its files: schnell without guidance_in, dev with it', async (t) => {
+  t.match(schnell.info, {
+    family: 'flux-schnell', prediction: 'flow', defaultWidth: 1024, defaultHeight: 1024, vaeScale: 8,
+    textEncoders: ['clipL', 't5xxl'], format: 'safetensors',
+  });
+  t.same(schnell.info.components, components(schnellFiles), 'each component file, by role');
+  t.same(schnell.info.unusedTensors, [], 'every weight of the four files is used');
+  t.equal(dev.info.family, 'flux-dev');
+  t.equal(schnell.path, schnellFiles.diffusionModel);
+});
+
+t.test('defaults follow the family: schnell 4 steps at cfg 1 with euler on the flux schedule', async (t) => {
+  const [image] = await schnell.textToImage({ width: 64, height: 64, seed: 1 });
+  t.match(image!.parameters, /Steps: 4, Sampler: Euler, Schedule type: Flux, CFG scale: 1,/);
+  t.equal(image!.width, 64);
+  const [devImage] = await dev.textToImage({ width: 64, height: 64, steps: 1, seed: 1 });
+  t.match(devImage!.parameters, /CFG scale: 1, Distilled CFG Scale: 3\.5,/, 'FLUX.1 dev records its guidance as Forge does');
+});
+
+t.test('the same seed gives the same image; the seed and the prompt change it', async (t) => {
+  const first = await draw(schnell);
+  t.ok(await same(first, await draw(schnell)), 'deterministic');
+  t.notOk(await same(first, await draw(schnell, { seed: 43 })), 'another seed');
+  t.notOk(await same(first, await draw(schnell, { prompt: 'a photo of a cat' })), 'the prompt reaches the model');
+});
+
+t.test('cfg 1 runs one pass: the negative prompt changes nothing; above 1 it guides', async (t) => {
+  const plain = await draw(schnell, { prompt: 'a cat' });
+  t.ok(await same(plain, await draw(schnell, { prompt: 'a cat', negativePrompt: 'a dog' })), 'cfg 1 ignores the negative prompt');
+  const guided = await draw(schnell, { prompt: 'a cat', negativePrompt: 'a dog', cfgScale: 3 });
+  t.notOk(await same(plain, guided));
+  t.notOk(await same(guided, await draw(schnell, { prompt: 'a cat', negativePrompt: 'a bird', cfgScale: 3 })), 'the negative prompt counts above cfg 1');
+});
+
+t.test('FLUX.1 dev embeds the distilled guidance; schnell has no guidance input', async (t) => {
+  const low = await draw(dev, { steps: 1, guidance: 1 });
+  t.notOk(await same(low, await draw(dev, { steps: 1, guidance: 6 })), 'dev: guidance changes the image');
+  t.ok(await same(await draw(schnell, { guidance: 1 }), await draw(schnell, { guidance: 6 })), 'schnell: no guidance_in, no change');
+});
+
+t.test('T5 ids come from the tokenizer, or from promptTokens.t5xxl; CLIP ids from promptTokens.clipL', async (t) => {
+  const tokenizer = await loadT5Tokenizer(schnellFiles.t5Tokenizer);
+  const prompt = 'a photo of a cat';
+  const ids = tokenizer.encode(prompt);
+  t.ok(ids.length > 0);
+  const viaTokenizer = await draw(schnell, { prompt });
+  t.ok(await same(viaTokenizer, await draw(schnell, { prompt, promptTokens: { t5xxl: ids } })), 'given ids equal the tokenizer\'s');
+  t.notOk(await same(viaTokenizer, await draw(schnell, { prompt, promptTokens: { t5xxl: [] } })), 'no T5 ids: another image');
+  const clipIds = [320, 1125, 539, 320, 2368];
+  t.ok(await same(await draw(schnell, { prompt, promptTokens: { t5xxl: ids, clipL: clipIds } }), viaTokenizer), 'CLIP ids as the CLIP tokenizer gives them');
+  t.notOk(await same(await draw(schnell, { prompt, promptTokens: { t5xxl: ids, clipL: [320] } }), viaTokenizer));
+  await t.rejects(draw(schnell, { promptTokens: { t5xxl: [64] } }), { code: 'ERR_INVALID_ARGUMENT', message: /T5 token id 64 is outside the vocabulary/ });
+  await t.rejects(draw(schnell, { promptTokens: { t5xxl: [1.5] } }), { name: 'RangeError', message: /promptTokens\.t5xxl\[0\]/ });
+  await t.rejects(draw(schnell, { promptTokens: { bert: [] } }), { name: 'TypeError', message: /Unknown option "bert" for promptTokens/ });
+});
+
+t.test('without a T5 vocabulary a prompt fails saying which file to get; an empty prompt or given ids work', async (t) => {
+  await t.rejects(draw(dev, { prompt: 'a cat', steps: 1 }), { code: 'ERR_TOKENIZER_MISSING', message: /t5Tokenizer set to .*spiece\.model or tokenizer\.json/ });
+  t.ok(await draw(dev, { prompt: '', steps: 1 }));
+  t.ok(await draw(dev, { prompt: 'a cat', steps: 1, promptTokens: { t5xxl: [5, 6] } }));
+});
+
+t.test('options a flow model cannot take are refused, naming the option and what it takes', async (t) => {
+  await t.rejects(draw(schnell, { width: 72 }), { name: 'RangeError', message: /width/ });
+  await t.rejects(draw(schnell, { sampler: 'euler_a' }), { name: 'RangeError', message: /one of euler, heun, dpm2, dpm\+\+2m, ipndm, ipndm_v for FLUX\.1 models/ });
+  await t.rejects(draw(schnell, { scheduler: 'lcm' }), { name: 'RangeError', message: /scheduler/ });
+  await t.rejects(draw(schnell, { guidance: 31 }), { name: 'RangeError', message: /guidance/ });
+  await t.rejects(schnell.imageToImage({ ...quick, image: await draw(schnell).then((i) => i.png) }), { code: 'ERR_INVALID_ARGUMENT', message: /txt2img only/ });
+  const [image] = await schnell.textToImage({ ...quick, sampler: 'dpm++2m', scheduler: 'karras', flowShift: 3 });
+  t.match(image!.parameters, /Sampler: DPM\+\+ 2M, Schedule type: Karras, .*Shift: 3,/);
+});
+
+t.test('a missing, misplaced or damaged component is an error naming it', async (t) => {
+  const { t5xxl: _, ...noT5 } = components(schnellFiles);
+  await t.rejects(loadModel(noT5, cpu), { code: 'ERR_INVALID_ARGUMENT', message: /T5-XXL text encoder .*--t5xxl/ });
+  await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: schnellFiles.vae }, cpu),
+    { code: 'ERR_MODEL_UNSUPPORTED', message: /ae\.safetensors \(--diffusion-model\) is not a FLUX\.1 diffusion model/ });
+  await t.rejects(loadModel({ ...components(schnellFiles), clipL: schnellFiles.t5xxl }, cpu), { code: 'ERR_MODEL_UNSUPPORTED', message: /--clip-l/ });
+  const truncated = path.join(dir, 'truncated.safetensors');
+  const bytes = await readFile(schnellFiles.diffusionModel);
+  await writeFile(truncated, bytes.subarray(0, bytes.length - 1000));
+  await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: truncated }, cpu), { code: 'ERR_MODEL_FORMAT' });
+  await t.rejects(loadModel({ ...components(schnellFiles), vae: path.join(dir, 'missing.safetensors') }, cpu), { code: 'ERR_MODEL_IO' });
+  await t.rejects(loadModel({ diffusionModel: schnellFiles.diffusionModel, unet: 'x' } as never, cpu), { name: 'TypeError', message: /Unknown component "unet"/ });
+});
