@@ -34,7 +34,7 @@ cp "$lib" "$out/obj/libggml-base.a"
 system_libs=(-lpthread -lm)
 if nm "$out/obj/libggml-base.a" 2>/dev/null | grep ' U GOMP_' >/dev/null; then system_libs+=(-lgomp); fi
 
-flags=(-std=c++17 -g -O1 "${sanitize[@]}" -I "$root/native/engine" -I "$include" -I "$root/test/fuzz")
+flags=(-std=c++17 -gline-tables-only -O1 "${sanitize[@]}" -I "$root/native/engine" -I "$include" -I "$root/test/fuzz")
 # Rebuilds an object only when its source or any engine / harness header is newer.
 newest_header=$(ls -t "$root"/native/engine/*.h "$root"/test/fuzz/*.h | head -1)
 compile() {  # source object [extra flags]
