@@ -35,6 +35,10 @@ constexpr uint64_t kMaxNameBytes = 4096;
 // Metadata strings longer than this are skipped rather than kept (tokenizer blobs and the like).
 constexpr uint64_t kMaxKeptValueBytes = 64u << 10;
 constexpr int64_t kMaxDimension = int64_t(1) << 40;
+// Far more than any model has (hundreds of key-value pairs, a few thousand tensors), and what keeps
+// a large hostile file of minimal entries from taking ten times its size in memory.
+constexpr uint64_t kMaxTensors = 1u << 20;
+constexpr uint64_t kMaxKeyValues = 1u << 20;
 // The smallest tensor info (1-byte name, one dimension) and key-value pair (1-byte key, u8 value).
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;
 constexpr uint64_t kMinKeyValueBytes = 8 + 1 + 4 + 1;
@@ -249,8 +253,14 @@ Checkpoint readGguf(const std::string& path) {
   if (keyValueCount > cursor.remaining() / kMinKeyValueBytes) {
     cursor.fail("the header claims " + std::to_string(keyValueCount) + " metadata entries, more than the file holds");
   }
+  if (keyValueCount > kMaxKeyValues) {
+    cursor.fail("the header claims " + std::to_string(keyValueCount) + " metadata entries (at most " + std::to_string(kMaxKeyValues) + " allowed)");
+  }
   if (tensorCount > cursor.remaining() / kMinTensorInfoBytes) {
     cursor.fail("the header claims " + std::to_string(tensorCount) + " tensors, more than the file holds");
+  }
+  if (tensorCount > kMaxTensors) {
+    cursor.fail("the header claims " + std::to_string(tensorCount) + " tensors (at most " + std::to_string(kMaxTensors) + " allowed)");
   }
   if (tensorCount == 0) cursor.fail("holds no tensors");
 
