@@ -139,9 +139,11 @@ void skipArray(HeaderCursor& cursor, const std::string& what) {
   if (elementType == kString) {
     // Each element is a length and its bytes; every length is checked as it is read.
     if (count > cursor.remaining() / 8) cursor.fail(what + " claims " + std::to_string(count) + " strings, more than the file holds");
+    // Named once: a file can hold a hundred million empty strings, each a loop turn.
+    const std::string element = "a string of " + what;
     for (uint64_t i = 0; i < count; i++) {
-      const uint64_t length = cursor.number<uint64_t>("a string of " + what);
-      cursor.skip(length, "a string of " + what);
+      const uint64_t length = cursor.number<uint64_t>(element);
+      cursor.skip(length, element);
     }
     return;
   }
