@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets of test/fuzz/ (clang, AddressSanitizer + UBSan) into build/fuzz/:
-# the checkpoint reader sources compiled with the sanitizers, linked against the real ggml-base
-# library of the last native build (.native-build/, for ggml's type traits and names).
+# Builds the libFuzzer targets of test/fuzz/ (clang, AddressSanitizer + UBSan) into
+# .native-build/fuzz/ (not build/, which node-gyp rebuild wipes): the checkpoint reader sources
+# compiled with the sanitizers, linked against the real ggml-base library of the last native build
+# (.native-build/cmake-*, for ggml's type traits and names).
 # Exit 0: built. Exit 2: no clang with libFuzzer here. Exit 3: no native build to link ggml from.
 # Usage: scripts/build-fuzz.sh [outdir]   (CXX_FUZZ overrides the compiler, default clang++)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="${1:-$root/build/fuzz}"
+out="${1:-$root/.native-build/fuzz}"
 cxx="${CXX_FUZZ:-clang++}"
 readers=(file_io json safetensors gguf_file checkpoint family lora_names)
 targets=(safetensors gguf checkpoint lora json)

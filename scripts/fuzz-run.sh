@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Long libFuzzer runs (the numbers in bench/results/*-fuzz.md): each target named (default all) for
 # RUNS executions or MAX_SECONDS, whichever comes first, one at a time on one core, growing its
-# corpus in build/fuzz/corpus/<target> from the seeds that `npx tap test/fuzz.test.ts` writes to
-# build/fuzz/seeds/. Prints one summary line per target; exits non-zero if any target did.
+# corpus in .native-build/fuzz/corpus/<target> from the seeds that `npx tap test/fuzz.test.ts`
+# writes to .native-build/fuzz/seeds/. Prints one summary line per target; exits non-zero if any
+# target did.
 # Usage: scripts/fuzz-run.sh [RUNS=1000000] [MAX_SECONDS=1800] [target ...]
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-out="$root/build/fuzz"
+out="$root/.native-build/fuzz"
 runs="${1:-1000000}"
 seconds="${2:-1800}"
 shift $(( $# > 2 ? 2 : $# ))

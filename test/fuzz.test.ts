@@ -2,7 +2,7 @@
 // with clang, AddressSanitizer and UBSan): every regression input once, then a few seconds of
 // fuzzing from the fixture seeds, per target. A target that crashes, leaks, hangs, trips a
 // sanitizer or lets anything but an sdnode::Error out exits non-zero, and the input that did it is
-// kept in build/fuzz/crashes/. The long runs (1,000,000 executions each) are in
+// kept in .native-build/fuzz/crashes/. The long runs (1,000,000 executions each) are in
 // bench/results/2026-12-07-fuzz.md. Without clang's libFuzzer this skips loudly; in CI it fails.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { FUZZ_TARGETS, fuzzSeeds, type FuzzInput } from './fuzz/seeds.js';
 import { root } from './native-build.js';
 
 const SECONDS_PER_TARGET = Number(process.env.SDNODE_FUZZ_SECONDS ?? 6);
-const out = path.join(root, 'build', 'fuzz');
+const out = path.join(root, '.native-build', 'fuzz');
 const crashes = path.join(out, 'crashes');
 
 function writeInputs(dir: string, inputs: readonly FuzzInput[]): string {
