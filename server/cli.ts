@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { weightTypes } from '../lib/index.js';
 import { dialectNames, isDialectName } from './dialects/index.js';
 import { oneOf, usageError } from './cli/common.js';
+import { componentFlags, componentOptionSpec, componentUsage } from './cli/components.js';
 import { convertCommand } from './cli/convert.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
@@ -21,6 +22,7 @@ import { packageRoot, packageVersion } from './version.js';
 
 const optionSpec = {
   model: { type: 'string', short: 'm' },
+  ...componentOptionSpec,
   models: { type: 'string' },
   'max-loaded': { type: 'string' },
   'api-key': { type: 'string', multiple: true },
@@ -80,12 +82,16 @@ const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the def
        sdnode --help | --version
 
 Serve options:
-  -m, --model <file>       Stable Diffusion checkpoint (.safetensors or .gguf): the default model,
-                           loaded at start. Without it (and --models) the server runs, but
-                           generation requests answer 503.
+  -m, --model <file>       Stable Diffusion checkpoint (.safetensors or .gguf), or a JSON file
+                           naming a model's component files: the default model, loaded at start.
+                           Without it (and --models) the server runs, but generation requests
+                           answer 503.
+${componentUsage}
       --models <dir>       Serve every .safetensors / .gguf under this folder (subfolders too), by
-                           name: the path inside it without the extension. The default model is
-                           --model, else the first by name. Listing them loads nothing.
+                           name: the path inside it without the extension; also models given as
+                           components: NAME.json naming the files, or a folder holding them
+                           (README, "Flux, SD3 and Chroma"). The default model is --model, else
+                           the first by name. Listing them loads nothing.
       --lora-dir <dir>     LoRA files (.safetensors, .gguf) that prompts select with
                            <lora:NAME:weight> (default: <models>/Lora if it exists, else
                            <models>/loras; these are not offered as checkpoints).
@@ -147,7 +153,8 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
                            one (default 3). Give API processes and workers the same value.
       --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
                            after this many seconds (default 30).
-  Worker options: --model, --models, --max-loaded, --concurrency (jobs at once, default 1),
+  Worker options: --model, --diffusion-model (and its --clip-l, --clip-g, --t5xxl, --vae), --t5-tokenizer,
+  --models, --max-loaded, --concurrency (jobs at once, default 1),
   --threads, --backend, --prediction, --weight-type, --lora-dir, --taesd, --attempts, --stall-timeout, --safety-checker.
 
   -h, --help               Show this help.
@@ -200,17 +207,19 @@ async function serve(values: CliValues): Promise<number> {
     if (error instanceof InvalidFieldError) return usageError(error.message);
     throw error;
   }
-  if (options.modelPath !== undefined) console.log(`Loading ${options.modelPath} …`);
-  if ((options.apiKeys ?? []).length === 0 && (options.apiAuth ?? []).length === 0 && !isLoopback(options.host ?? '127.0.0.1')) {
-    console.warn(`sdnode: warning: listening on ${options.host} without an API key: anyone who can reach this `
-      + 'machine can generate images and read the results. Set --api-key (or SDNODE_API_KEYS).');
-  }
+  announceLoading(options);
   let running: RunningServer;
   try {
     running = await startServer(options);
   } catch (error) {
     console.error(`sdnode: could not start the server: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
+  }
+  if (!isLoopback(options.host ?? '127.0.0.1')) {
+    for (const api of running.openApis) {
+      console.warn(`sdnode: warning: the ${api} API is open on ${options.host} without an API key: anyone who can reach `
+        + 'this machine can generate images there and read the results. Set --api-key (or SDNODE_API_KEYS) or --api-auth.');
+    }
   }
   printWelcome(running, options);
   stopOnSignals(running, 'unfinished images are made again at the next start');
@@ -225,7 +234,7 @@ async function worker(values: CliValues): Promise<number> {
     if (error instanceof InvalidFieldError) return usageError(error.message);
     throw error;
   }
-  if (options.modelPath !== undefined) console.log(`Loading ${options.modelPath} …`);
+  announceLoading(options);
   let running: Awaited<ReturnType<typeof startWorker>>;
   try {
     running = await startWorker(options);
@@ -242,11 +251,18 @@ async function worker(values: CliValues): Promise<number> {
   return 0;
 }
 
+function announceLoading(options: Pick<ServerOptions, 'modelPath' | 'modelComponents'>): void {
+  const file = options.modelPath ?? options.modelComponents?.diffusionModel;
+  if (file !== undefined) console.log(`Loading ${file} …`);
+}
+
 function workerOptions(values: CliValues): WorkerOptions {
   const redis = values.redis;
   if (redis === undefined) throw new InvalidFieldError('--redis', 'sdnode worker needs --redis <url>, e.g. redis://127.0.0.1:6379/0');
-  if (values.model === undefined && values.models === undefined) {
-    throw new InvalidFieldError('--models', 'sdnode worker needs --models <dir> or --model <file>: the checkpoints it offers');
+  const modelComponents = componentFlags(values, { tokenizerAlone: true });
+  if (values.model === undefined && modelComponents === undefined && values.models === undefined) {
+    throw new InvalidFieldError('--models', 'sdnode worker needs --models <dir>, --model <file> or --diffusion-model <file>: '
+      + 'the checkpoints it offers');
   }
   const int = integerOption(values);
   const engine = engineOptions(values);
@@ -254,6 +270,7 @@ function workerOptions(values: CliValues): WorkerOptions {
   return {
     redis,
     modelPath: values.model,
+    ...(modelComponents && { modelComponents }),
     modelsDir: values.models,
     maxLoaded: int('max-loaded', 1, 64),
     concurrency: int('concurrency', 1, 64),
@@ -271,9 +288,11 @@ function integerOption(values: CliValues): (name: keyof CliValues, min: number, 
   };
 }
 
-function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'taesd'> {
+function engineOptions(values: CliValues):
+Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'taesd' | 't5Tokenizer'> {
   return {
     loraDir: values['lora-dir'],
+    t5Tokenizer: values['t5-tokenizer'],
     threads: integerOption(values)('threads', 1, 1024),
     backend: oneOf(values.backend, '--backend', backends),
     prediction: oneOf(values.prediction, '--prediction', predictions),
@@ -284,7 +303,8 @@ function engineOptions(values: CliValues): Pick<ServerOptions, 'threads' | 'back
 
 function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
-  const { threads, backend, prediction, weightType, loraDir, taesd } = engineOptions(values);
+  const { threads, backend, prediction, weightType, loraDir, taesd, t5Tokenizer } = engineOptions(values);
+  const modelComponents = componentFlags(values, { tokenizerAlone: true });
   const redisOnly = (['workers', 'retention', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
     throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
@@ -303,6 +323,8 @@ function serverOptions(values: CliValues): ServerOptions {
   }
   return {
     modelPath: values.model,
+    ...(modelComponents && { modelComponents }),
+    t5Tokenizer,
     modelsDir: values.models,
     maxLoaded: int('max-loaded', 1, 64),
     apiKeys: collectApiKeys(values['api-key'] ?? [], process.env.SDNODE_API_KEYS),
@@ -344,9 +366,10 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
   console.log(`sdnode ${packageVersion()} listening on ${running.url} (API docs: ${running.url}/docs)`);
   console.log(`Jobs are kept in ${running.jobsLocation}`
     + (resumed > 0 ? ` (${resumed} unfinished resumed)` : '') + (deleted > 0 ? ` (${deleted} unfinished deleted)` : ''));
-  if (options.redis !== undefined && (options.workers === 0 || (options.modelPath === undefined && options.modelsDir === undefined))) {
+  const hasModel = options.modelPath !== undefined || options.modelComponents !== undefined || options.modelsDir !== undefined;
+  if (options.redis !== undefined && (options.workers === 0 || !hasModel)) {
     console.log('Models: those the workers offer (sdnode worker --redis <url> --models <dir>).');
-  } else if (options.modelPath === undefined && options.modelsDir === undefined) {
+  } else if (!hasModel) {
     console.log('No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>.');
     return;
   }

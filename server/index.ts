@@ -21,6 +21,7 @@ import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
 import { FileJobStore, type JobStore } from './jobs/store.js';
+import type { ModelComponentSet } from './models/components.js';
 import { loraFolder, openModelsAndChecker } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
 import type { ModelCatalog } from './models/registry.js';
@@ -32,16 +33,26 @@ export type { JobQueue, JobProcessor, QueuedJob, QueueCounts } from './jobs/queu
 export { dialectNames, type DialectName } from './dialects/index.js';
 
 export interface ServerOptions {
-  /** Checkpoint to serve as the default model. */
+  /** Checkpoint to serve as the default model, or a JSON file naming its component files (README, Flux). */
   modelPath?: string;
-  /** Folder whose checkpoints (.safetensors, .gguf, subfolders too) are all served by name. */
+  /**
+   * The default model as component files (`sdnode serve --diffusion-model … --clip-l … --t5xxl …
+   * --vae …`), in place of modelPath; named after the diffusion model's file.
+   */
+  modelComponents?: ModelComponentSet;
+  /** T5's spiece.model or tokenizer.json for models with a T5 encoder whose components name none. */
+  t5Tokenizer?: string;
+  /**
+   * Folder whose checkpoints (.safetensors, .gguf, subfolders too) are all served by name, and the
+   * models in it given as component files (a JSON file naming them, or a folder of them).
+   */
   modelsDir?: string;
   /** A model already loaded: the default; the caller keeps it (close() does not close it). */
   model?: ImageModel;
   /** Models resident at once (least recently used unloaded first). Default 1. */
   maxLoaded?: number;
-  /** How models are loaded; default the library's loadModel with the options below. */
-  loadModel?: (checkpointPath: string) => Promise<ImageModel>;
+  /** How models are loaded (`components` for a model given as component files); default the library's loadModel with the options below. */
+  loadModel?: (checkpointPath: string, components?: ModelComponentSet) => Promise<ImageModel>;
   /** TCP port; 0 picks a free one. Default 8888. */
   port?: number;
   /** Interface to listen on. Default 127.0.0.1. */
@@ -79,7 +90,10 @@ export interface ServerOptions {
   maxUploadMb?: number;
   /** API keys; when any is given, routes that generate, list or return images need one. */
   apiKeys?: string[];
-  /** AUTOMATIC1111's --api-auth: "user:pass" pairs for HTTP basic auth on /sdapi (besides apiKeys). */
+  /**
+   * AUTOMATIC1111's --api-auth: "user:pass" pairs for HTTP basic auth, taken wherever an API key is
+   * (every generating route of every API once any credential is set).
+   */
   apiAuth?: string[];
   /** Hosts whose image URLs the task API may fetch (--allow-fetch). */
   allowFetch?: string[];
@@ -144,6 +158,8 @@ export interface RunningServer {
   presetWarnings: string[];
   /** What the dialects want said at start-up (e.g. a link with a token). */
   welcome: string[];
+  /** The APIs where anyone who reaches the server can generate: no credential is needed there. */
+  openApis: string[];
   /**
    * Stops taking jobs (503), lets running images finish (or abandons them with `abort`; either
    * way the jobs resume at the next start), then closes the server and the models it loaded.
@@ -166,7 +182,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     jobs,
     models,
     api: new ApiRegistry(),
-    keys: new ApiKeys(options.apiKeys ?? []),
+    keys: new ApiKeys(options.apiKeys ?? [], options.apiAuth ?? []),
     maxUploadBytes: Math.round((options.maxUploadMb ?? 20) * 1024 * 1024),
     acceptingJobs: () => accepting,
     log,
@@ -174,7 +190,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   };
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
-    a1111: { basicAuth: options.apiAuth ?? [], loraDir: loraFolder(options.loraDir, options.modelsDir) },
+    a1111: { loraDir: loraFolder(options.loraDir, options.modelsDir) },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
       allowFetch: options.allowFetch ?? [],
@@ -213,7 +229,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   };
   const url = serverUrl(server, tls !== undefined) + apiPrefix;
   const welcome = (await Promise.all(dialects.map((dialect) => dialect.welcome?.(url) ?? Promise.resolve([])))).flat();
-  return { url, server, unfinished, jobsLocation: store.location, presetWarnings: presets.warnings, welcome, close };
+  const openApis = dialects.filter((dialect) => dialect.open?.() ?? !context.keys.enabled).map((dialect) => dialect.name);
+  return { url, server, unfinished, jobsLocation: store.location, presetWarnings: presets.warnings, welcome, openApis, close };
 }
 
 async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promise<JobSystem> {

@@ -87,7 +87,9 @@ t.test('SDNODE_API_KEYS protects the server; a public --host without a key is wa
   const open = spawnCli(['--port', '0', '--host', '0.0.0.0', '--output', outputTestdir(t)]);
   t.teardown(() => open.kill('SIGKILL'));
   await waitForOutput(open, /listening on/);
-  t.match(open.output(), /warning: listening on 0\.0\.0\.0 without an API key/);
+  for (const api of ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate']) {
+    t.match(open.output(), new RegExp(`warning: the ${api} API is open on 0\\.0\\.0\\.0 without an API key`), api);
+  }
   open.kill('SIGTERM');
   await exitCode(open);
 });

@@ -1,6 +1,8 @@
-// API keys: with --api-key (or SDNODE_API_KEYS) every route that generates, lists or returns
-// images needs `Authorization: Bearer <key>`. Keys are compared through their SHA-256 digests
-// with timingSafeEqual, so neither a key's content nor its length leaks through timing.
+// The server's credentials: API keys (--api-key, SDNODE_API_KEYS; `Authorization: Bearer <key>`)
+// and AUTOMATIC1111's --api-auth users (`Authorization: Basic`). One rule: once any is configured,
+// every route that generates, lists or returns images needs one of them, in every API (the task
+// API's own tokens come on top). Both are compared through SHA-256 digests with timingSafeEqual,
+// so neither a secret's content nor its length leaks through timing.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 
@@ -10,13 +12,22 @@ import { ApiError } from './errors.js';
 
 export class ApiKeys {
   readonly #digests: Buffer[];
+  readonly #basicDigests: Buffer[];
 
-  constructor(keys: readonly string[]) {
+  /** `basicAuth`: "user:password" pairs (--api-auth). */
+  constructor(keys: readonly string[], basicAuth: readonly string[] = []) {
     this.#digests = keys.map(digest);
+    this.#basicDigests = basicAuth.map(digest);
   }
 
+  /** Whether any credential is configured (then every generating route needs one). */
   get enabled(): boolean {
-    return this.#digests.length > 0;
+    return this.#digests.length > 0 || this.#basicDigests.length > 0;
+  }
+
+  /** Whether --api-auth users are configured: a 401 then asks for Basic credentials. */
+  get basicAuth(): boolean {
+    return this.#basicDigests.length > 0;
   }
 
   /** Whether the request carries one of the keys (always true when no keys are configured). */
@@ -27,13 +38,10 @@ export class ApiKeys {
   /** The same, for an Authorization header value (websocket upgrades have no Express request). */
   acceptsHeader(authorization: string | undefined): boolean {
     if (!this.enabled) return true;
-    const presented = bearerToken(authorization);
-    if (presented === undefined) return false;
-    const candidate = digest(presented);
-    // Every digest is compared, so the time taken does not say which key matched.
-    let matched = false;
-    for (const known of this.#digests) matched = timingSafeEqual(known, candidate) || matched;
-    return matched;
+    const bearer = bearerToken(authorization);
+    if (bearer !== undefined) return matchesAny(this.#digests, bearer);
+    const basic = basicCredentials(authorization);
+    return basic !== undefined && matchesAny(this.#basicDigests, basic);
   }
 
   /** Middleware: 401 in the dialect's error shape unless the request has a valid key. */
@@ -44,10 +52,11 @@ export class ApiKeys {
         return;
       }
       const given = req.get('authorization') !== undefined;
+      const wanted = this.basicAuth ? 'an API key or a user of --api-auth' : 'an API key';
       next(new ApiError(401, 'UNAUTHORIZED', given
-        ? 'The API key is not valid'
-        : 'This server needs an API key: send Authorization: Bearer <key>', {
-        headers: { 'WWW-Authenticate': 'Bearer' },
+        ? `The API key${this.basicAuth ? ' or password' : ''} is not valid`
+        : `This server needs ${wanted}: send Authorization: Bearer <key>${this.basicAuth ? ' or Basic' : ''}`, {
+        headers: { 'WWW-Authenticate': this.basicAuth ? 'Basic' : 'Bearer' },
       }));
     };
   }
@@ -56,6 +65,20 @@ export class ApiKeys {
 function bearerToken(header: string | undefined): string | undefined {
   const match = header === undefined ? null : /^Bearer\s+(.+)$/i.exec(header.trim());
   return match?.[1]?.trim();
+}
+
+/** "user:password" of a Basic Authorization header. */
+function basicCredentials(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^Basic\s+([A-Za-z0-9+/=]+)$/i.exec(header.trim());
+  return match ? Buffer.from(match[1] as string, 'base64').toString('utf8') : undefined;
+}
+
+// Every digest is compared, so the time taken does not say which one matched.
+function matchesAny(digests: readonly Buffer[], secret: string): boolean {
+  const candidate = digest(secret);
+  let matched = false;
+  for (const known of digests) matched = timingSafeEqual(known, candidate) || matched;
+  return matched;
 }
 
 function digest(key: string): Buffer {

@@ -38,6 +38,8 @@ export interface Dialect {
   attach?(server: Server): void;
   /** Called when the server closes. */
   close?(): Promise<void>;
+  /** Whether anyone may generate here without a credential; absent: when the server has none (`keys.enabled` false). */
+  open?(): boolean;
   /** Lines for the start-up message, e.g. a ready-to-open link. */
   welcome?(baseUrl: string): Promise<string[]>;
 }

@@ -13,7 +13,6 @@ import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs
 import type { Upload } from '../../jobs/store.js';
 import { FileHashes } from '../../models/hashes.js';
 import { packageVersion } from '../../version.js';
-import { basicAuthUsers } from './auth.js';
 import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './images.js';
 import { infoRoutes } from './info-routes.js';
 import {
@@ -27,8 +26,6 @@ import {
 const tag = 'a1111';
 
 export interface A1111Options {
-  /** --api-auth users ("user:pass"): HTTP basic auth on /sdapi, besides the core's bearer keys. */
-  basicAuth: string[];
   /** The LoRA folder /sdapi/v1/loras lists; none: an empty list. */
   loraDir: string | undefined;
 }
@@ -46,7 +43,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
   const router = Router();
   const settings: A1111Settings = { clipSkip: undefined, samplesFormat: 'png', other: {} };
   const hashes = new FileHashes();
-  const auth = a1111Auth(context, options.basicAuth);
+  const auth = a1111Auth(context);
   // Bodies as large as the route's images need: none, one (png-info), or an image and a mask.
   const bodyFor = (images: number) => express.json({ limit: base64BodyLimit(images, context.maxUploadBytes) });
   const json = bodyFor(1);
@@ -205,19 +202,15 @@ async function progressBody(context: ServerContext, skipImage: boolean) {
   };
 }
 
-function a1111Auth(context: ServerContext, basicAuth: string[]): RequestHandler {
-  const users = basicAuthUsers(basicAuth);
+/** The server's credentials (API keys or --api-auth users), with A1111's answer when they are missing or wrong. */
+function a1111Auth(context: ServerContext): RequestHandler {
   return (req, _res, next) => {
-    if (!context.keys.enabled && !users.enabled) {
-      next();
-      return;
-    }
-    if ((context.keys.enabled && context.keys.accepts(req)) || (users.enabled && users.accepts(req))) {
+    if (context.keys.accepts(req)) {
       next();
       return;
     }
     next(new ApiError(401, 'UNAUTHORIZED', 'Incorrect username or password', {
-      headers: { 'WWW-Authenticate': users.enabled ? 'Basic' : 'Bearer' },
+      headers: { 'WWW-Authenticate': context.keys.basicAuth ? 'Basic' : 'Bearer' },
     }));
   };
 }

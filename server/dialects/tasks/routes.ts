@@ -46,6 +46,8 @@ export function tasksDialect(context: ServerContext, options: TasksOptions): Dia
     router: () => tasksRouter(context, options, { users, tokens, blobs, hub, authenticate }),
     attach: (server: Server) => attachEventSocket(server, `${context.apiPrefix}/events`, hub, identify),
     close: async () => hub.close(),
+    // Without server credentials: open to all, to all who sign up, or without a SECRET_KEY.
+    open: () => !context.keys.enabled && (options.enablePublicAccess || options.enableSignup || options.secretKey === undefined),
     welcome: async (baseUrl: string) => (options.printLinkWithToken
       ? [`Open: ${options.baseUrl?.replace(/\/$/, '') ?? baseUrl}/txt2img?prompt=corgi&token=${await tokens.issue(publicUser)}`]
       : []),
@@ -204,6 +206,12 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
     responses: { 200: { description: 'A token for the new user', schema: tokenResponseSchema }, 403: { description: 'Sign-up is off' }, 409: { description: 'The name is taken' } },
   }, json, async (req, res) => {
     if (!options.enableSignup) throw new ApiError(403, 'SIGNUP_DISABLED', 'Sign-up is disabled on this server (ENABLE_SIGNUP=1 enables it)');
+    // With server credentials set, a new user (who may then generate) is made by a holder of one.
+    if (!context.keys.accepts(req)) {
+      throw new ApiError(401, 'UNAUTHORIZED', 'This server has API keys: sign-up needs one (Authorization: Bearer <key>)', {
+        headers: { 'WWW-Authenticate': 'Bearer' },
+      });
+    }
     const { username, password } = parseWith(userSchema, req.body ?? {}, 'POST /user');
     if (isReservedUsername(username)) throw new ApiError(409, 'USER_EXISTS', `The name ${username} is reserved by the server`);
     if (!(await users.add(username, password))) throw new ApiError(409, 'USER_EXISTS', `The user ${username} exists`);
@@ -231,9 +239,10 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
   }, async (req, res) => {
     const name = String(req.params.username);
     const caller = await parts.authenticate(req);
-    const allowed = name === publicUser ? options.enablePublicAccess : caller === name || (context.keys.enabled && context.keys.accepts(req));
+    const allowed = name === publicUser ? publicAccess(context, options) : caller === name || (context.keys.enabled && context.keys.accepts(req));
     if (!allowed || (name !== publicUser && !(await users.exists(name)))) {
-      throw new ApiError(401, 'UNAUTHORIZED', name === publicUser ? 'Public access is disabled (ENABLE_PUBLIC_ACCESS=1 enables it)' : 'Not authenticated');
+      throw new ApiError(401, 'UNAUTHORIZED', name === publicUser
+        ? 'Public access is disabled (ENABLE_PUBLIC_ACCESS=1 enables it on a server without API keys)' : 'Not authenticated');
     }
     res.json({ access_token: await tokens.issue(name), token_type: 'bearer' });
   });
@@ -274,7 +283,16 @@ function userOf(context: ServerContext, options: TaskAuthSettings, tokens: Token
       if (context.keys.enabled && header !== undefined && context.keys.acceptsHeader(authorization)) return apiKeyUser;
       return undefined;
     }
-    const open = options.enablePublicAccess || (!context.keys.enabled && options.secretKey === undefined);
-    return open ? publicUser : undefined;
+    // Basic credentials of --api-auth.
+    if (context.keys.enabled && authorization !== undefined && context.keys.acceptsHeader(authorization)) return apiKeyUser;
+    return publicAccess(context, options) || (!context.keys.enabled && options.secretKey === undefined) ? publicUser : undefined;
   };
+}
+
+/**
+ * Whether requests without a token count as the public user: ENABLE_PUBLIC_ACCESS=1 on a server
+ * without credentials. With API keys or --api-auth set, every generating route needs one.
+ */
+export function publicAccess(context: ServerContext, options: TaskAuthSettings): boolean {
+  return options.enablePublicAccess && !context.keys.enabled;
 }
