@@ -84,6 +84,22 @@ t.test('reading PNG text from a signature and arbitrary chunks returns or throws
   t.pass(`${RUNS} inputs`);
 });
 
+t.test('reading PNG text from a damaged PNG with text chunks returns or throws a TypeError, quickly', async (t) => {
+  const zTxt = encodeChunk('zTXt', Buffer.concat([Buffer.from('comment\0\0'), deflateSync(Buffer.from('x'.repeat(5000)))]));
+  const withText = insertPngText(insertPngText(basePng, 'parameters', 'a cat\nSteps: 20, Seed: 1'), 'Title', 'ünïcödé ✓');
+  const png = Buffer.concat([withText.subarray(0, 33), zTxt, withText.subarray(33)]);
+  const damage = fc.record({
+    flips: fc.array(fc.tuple(fc.nat({ max: png.length - 1 }), fc.integer({ min: 1, max: 255 })), { maxLength: 8 }),
+    cut: fc.option(fc.nat({ max: png.length }), { nil: undefined }),
+  });
+  fc.assert(fc.property(damage, ({ flips, cut }) => {
+    const bytes = Buffer.from(png);
+    for (const [at, mask] of flips) bytes[at]! ^= mask;
+    return onlyTypeError(outcome(() => readPngText(bytes.subarray(0, cut))));
+  }), { numRuns: RUNS });
+  t.pass(`${RUNS} inputs`);
+});
+
 t.test('text written into a PNG reads back unchanged, whatever the keyword and text', async (t) => {
   const keyword = fc.string({ unit: fc.integer({ min: 1, max: 255 }).map((c) => String.fromCharCode(c)), minLength: 1, maxLength: 79 });
   fc.assert(fc.property(keyword, fc.string({ unit: 'binary', maxLength: 500 }), (key, text) => {
