@@ -82,7 +82,7 @@ function ggufRegressions(): FuzzInput[] {
     'extents-bytes-wrap-to-0': gguf({ tensors: [tensorInfo('t', [2n ** 32n, 2n ** 30n], F32, 0)] }),
     'type-max': gguf({ tensors: [tensorInfo('t', [32], 0xffffffff, 0)] }),
     'type-removed-q4_2': gguf({ tensors: [tensorInfo('t', [32], 4, 0)] }),
-    'type-count': gguf({ tensors: [tensorInfo('t', [32], 39, 0)] }),
+    'type-past-any-ggml': gguf({ tensors: [tensorInfo('t', [32], 1000, 0)] }),
     'q8_0-row-not-whole-blocks': gguf({ tensors: [tensorInfo('t', [31], 8, 0)] }),
     // Data offsets: offset + size wraps past 2^64 back into the file; misaligned; overlapping the end.
     'offset-plus-size-wraps': gguf({ tensors: [tensorInfo('t', [16], F32, U64_MAX - 31n)] }),
