@@ -64,6 +64,12 @@ ClipConfig readClipConfig(const Weights& w, const std::map<std::string, std::str
     c.positions = w.shape(openAi + "embeddings.position_embedding.weight").at(0);
     c.layers = countIndexed(w, openAi + "encoder.layers.", ".mlp.fc1.weight");
     if (c.layers > 0) c.mlp = w.shape(openAi + "encoder.layers.0.mlp.fc1.weight").at(0);
+    // Hugging Face's CLIPTextModelWithProjection keeps the projection beside text_model.
+    const std::string hfProjection = component + "transformer.text_projection.weight";
+    if (w.has(hfProjection)) {
+      c.projection = w.shape(hfProjection).front();
+      c.projectionName = hfProjection;
+    }
   } else if (w.has(openClip + "token_embedding.weight")) {
     c.openClip = true;
     c.prefix = openClip;
@@ -73,8 +79,12 @@ ClipConfig readClipConfig(const Weights& w, const std::map<std::string, std::str
     c.positions = w.shape(openClip + "positional_embedding").at(0);
     c.layers = countIndexed(w, openClip + "transformer.resblocks.", ".mlp.c_fc.weight");
     if (c.layers > 0) c.mlp = w.shape(openClip + "transformer.resblocks.0.mlp.c_fc.weight").at(0);
-    if (w.has(openClip + "text_projection")) c.projection = w.shape(openClip + "text_projection").front();
+    if (w.has(openClip + "text_projection")) {
+      c.projection = w.shape(openClip + "text_projection").front();
+      c.projectionName = openClip + "text_projection";
+    }
     c.defaultClipSkip = 2;
+    c.quickGelu = false;
   } else {
     throw Error(ErrorCode::ModelUnsupported, "no text encoder found (expected " + openAi + "* or " + openClip + "*)");
   }
@@ -117,8 +127,7 @@ ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_
   shape.mlp = config_.mlp;
   shape.heads = config_.heads;
   shape.causal = true;
-  // OpenAI's CLIP was trained with quick-GELU, OpenCLIP's ViT-H and ViT-bigG with GELU.
-  shape.quickGelu = !open;
+  shape.quickGelu = config_.quickGelu;
   for (int l = 0; l < layers; l++) {
     const std::string q = p + (open ? "transformer.resblocks." : "encoder.layers.") + std::to_string(l) + ".";
     x = clipLayer(n, x, q, names, shape);
@@ -133,7 +142,7 @@ ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_
   // OpenCLIP stores text_projection [W, projection] and computes x·P; the reference engine
   // (stable-diffusion.cpp) uses the stored matrix as a linear layer's weight, x·Pᵀ, and so do we:
   // r10-sdxl-128 is 24.9 dB from the reference with x·P and 51.7 dB with x·Pᵀ. (Square in SDXL.)
-  ggml_tensor* projection = n.w.get(p + "text_projection", {config_.projection, W});
+  ggml_tensor* projection = n.w.get(config_.projectionName, {config_.projection, W});
   ggml_tensor* pooled = ggml_mul_mat(ctx, projection, row);  // [projection, 1]
   return ggml_concat(ctx, hidden, ggml_reshape_1d(ctx, pooled, config_.projection), 0);
 }

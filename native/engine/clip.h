@@ -45,6 +45,9 @@ struct ClipConfig {
   int64_t width = 768;
   int64_t mlp = 3072;
   int64_t projection = 0;  // width of the pooled output (text_projection), 0 when not used
+  std::string projectionName;  // the projection's tensor: OpenCLIP's text_projection or HF's text_projection.weight
+  // OpenAI's CLIP was trained with quick-GELU, OpenCLIP's ViT-H and ViT-bigG with GELU (whatever the layout's names).
+  bool quickGelu = true;
   int layers = 12;
   int heads = 12;
   int defaultClipSkip = 1;  // 1: last layer; SD 2.x and SDXL use the penultimate one

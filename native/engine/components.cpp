@@ -16,25 +16,26 @@ bool isComponentWeight(const CheckpointTensor& t) { return isWeightType(t.type) 
 struct Spelling {
   std::vector<std::string> strip;  // prefixes other tools write, removed first
   std::string add;                 // then this is put in front
-  std::string marker;              // a tensor every file of this role has, after renaming
+  std::vector<std::string> markers;  // tensors of which every file of this role has one, after renaming
   const char* what;
 };
 
 Spelling spellingOf(ComponentRole role) {
   switch (role) {
     case ComponentRole::DiffusionModel:
-      return {{"model.diffusion_model.", "diffusion_model."}, "", "img_in.weight", "a FLUX.1 diffusion model (img_in, double_blocks.*)"};
+      return {{"model.diffusion_model.", "diffusion_model."}, "", {"img_in.weight", "x_embedder.proj.weight"},
+              "a FLUX.1 or SD3 diffusion model (img_in or x_embedder, double_blocks.* or joint_blocks.*)"};
     case ComponentRole::ClipL:
     case ComponentRole::ClipG:
       return {{"text_encoders.clip_l.transformer.", "text_encoders.clip_g.transformer.", "cond_stage_model.transformer.",
                "conditioner.embedders.0.transformer.", "transformer."},
               "cond_stage_model.transformer.",
-              "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
+              {"cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"},
               "a CLIP text encoder (text_model.*)"};
     case ComponentRole::T5:
-      return {{"text_encoders.t5xxl.transformer.", "t5xxl.transformer.", "t5xxl."}, "", "shared.weight", "a T5 encoder (shared.weight, encoder.block.*)"};
+      return {{"text_encoders.t5xxl.transformer.", "t5xxl.transformer.", "t5xxl."}, "", {"shared.weight"}, "a T5 encoder (shared.weight, encoder.block.*)"};
     case ComponentRole::Vae:
-      return {{"first_stage_model.", "vae."}, "first_stage_model.", "first_stage_model.decoder.conv_in.weight", "a VAE (decoder.*)"};
+      return {{"first_stage_model.", "vae."}, "first_stage_model.", {"first_stage_model.decoder.conv_in.weight"}, "a VAE (decoder.*)"};
   }
   return {};
 }
@@ -71,9 +72,11 @@ std::unique_ptr<Component> loadComponent(const std::string& path, ComponentRole 
     renamed[tensor.name] = std::move(tensor);
   }
   component->file.tensors = std::move(renamed);
-  if (component->file.tensors.count(spelling.marker) == 0) {
+  bool marked = false;
+  for (const std::string& marker : spelling.markers) marked = marked || component->file.tensors.count(marker) > 0;
+  if (!marked) {
     throw Error(ErrorCode::ModelUnsupported, path + " (" + componentFlag(role) + ") is not " + spelling.what + ": it has no " +
-                                                 spelling.marker);
+                                                 spelling.markers.front());
   }
   component->weights = std::make_unique<Weights>(component->file, requested, threads, backend, isComponentWeight);
   return component;

@@ -19,9 +19,13 @@ constexpr int32_t kT5End = 1;
 constexpr int32_t kT5Pad = 0;
 // FLUX.1 reads T5's states in runs of 256 tokens (the end token and padding included).
 constexpr size_t kFluxT5Chunk = 256;
-// The 16-channel VAE's latent normalisation for FLUX.1.
+// SD3 reads T5's and the CLIP encoders' states in runs of 77 tokens.
+constexpr size_t kSd3Chunk = 77;
+// The 16-channel VAE's latent normalisation for each family.
 constexpr float kFluxLatentScale = 0.3611f;
 constexpr float kFluxLatentShift = 0.1159f;
+constexpr float kSd3LatentScale = 1.5305f;
+constexpr float kSd3LatentShift = 0.0609f;
 
 // Samplers that only need the sigmas (no VP-schedule timesteps, no ancestral noise formula).
 const std::vector<std::string> kFlowSamplers = {"euler", "heun", "dpm2", "dpm++2m", "ipndm", "ipndm_v"};
@@ -64,66 +68,103 @@ FlowModel::FlowModel(const LoadParams& params) {
   const ggml_type weightType = parseWeightType(params.weightType);
   const int threads = params.threads > 0 ? params.threads : physicalCores();
   backend_ = std::make_unique<Backend>(params.backend, threads);
+  diffusion_ = loadComponent(params.diffusionModel, ComponentRole::DiffusionModel, weightType, threads, backend_->handle());
+  const bool sd3 = diffusion_->weights->has("x_embedder.proj.weight");
+  const std::string kind = sd3 ? "SD3" : "FLUX.1";
   auto load = [&](const std::string& path, ComponentRole role, const char* what) {
-    if (path.empty()) {
-      throw Error(ErrorCode::InvalidArgument, std::string("this FLUX.1 model needs ") + what + ": give its file with " + componentFlag(role));
-    }
+    if (path.empty()) throw Error(ErrorCode::InvalidArgument, "this " + kind + " model needs " + what + ": give its file with " + componentFlag(role));
     return loadComponent(path, role, weightType, threads, backend_->handle());
   };
-  diffusion_ = load(params.diffusionModel, ComponentRole::DiffusionModel, "its diffusion model");
-  const FluxConfig fluxConfig = readFluxConfig(*diffusion_->weights);
   clipFile_ = load(params.clipL, ComponentRole::ClipL, "the CLIP-L text encoder (clip_l.safetensors)");
+  if (sd3) {
+    clipGFile_ = load(params.clipG, ComponentRole::ClipG, "the CLIP-G text encoder (clip_g.safetensors)");
+  } else if (!params.clipG.empty()) {
+    throw Error(ErrorCode::InvalidArgument, "FLUX.1 models take no CLIP-G text encoder (--clip-g)");
+  }
   t5File_ = load(params.t5xxl, ComponentRole::T5, "the T5-XXL text encoder (t5xxl_fp16.safetensors or a GGUF T5)");
-  vaeFile_ = load(params.vae, ComponentRole::Vae, "the 16-channel VAE (ae.safetensors)");
-  if (!params.clipG.empty()) throw Error(ErrorCode::InvalidArgument, "FLUX.1 models take no CLIP-G text encoder (--clip-g)");
+  vaeFile_ = load(params.vae, ComponentRole::Vae, sd3 ? "the 16-channel VAE (the SD3 VAE, or FLUX.1's ae.safetensors)" : "the 16-channel VAE (ae.safetensors)");
 
+  auto mismatch = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, what); };
+  // As the reference engine runs them: the penultimate layer without the final norm for SD3's
+  // states, and CLIP-L's pooled vector unprojected (its text_projection, if the file has one, unused).
   ClipConfig clipConfig = readClipConfig(*clipFile_->weights, clipFile_->file.metadata, "cond_stage_model.");
+  clipConfig.projection = 0;
+  clipConfig.defaultClipSkip = 2;
+  clipConfig.finalNormOnHidden = false;
   const T5Config t5Config = readT5Config(*t5File_->weights, "");
   VaeConfig vaeConfig = readVaeConfig(*vaeFile_->weights);
-  vaeConfig.latentScale = kFluxLatentScale;
-  vaeConfig.latentShift = kFluxLatentShift;
-  auto mismatch = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, what); };
-  if (fluxConfig.contextDim != t5Config.width) {
-    mismatch(params.diffusionModel + ": txt_in takes " + std::to_string(fluxConfig.contextDim) + "-wide text states but the T5 encoder (" +
+  vaeConfig.latentScale = sd3 ? kSd3LatentScale : kFluxLatentScale;
+  vaeConfig.latentShift = sd3 ? kSd3LatentShift : kFluxLatentShift;
+  int64_t latentChannels = 0, contextDim = 0, pooledDim = 0, pooledGiven = clipConfig.width;
+  if (sd3) {
+    const MmditConfig mc = readMmditConfig(*diffusion_->weights);
+    ClipConfig g = readClipConfig(*clipGFile_->weights, clipGFile_->file.metadata, "cond_stage_model.");
+    g.quickGelu = false;  // OpenCLIP's bigG in Hugging Face's names: still GELU
+    g.padAfterEnd = 0;
+    g.defaultClipSkip = 2;
+    g.finalNormOnHidden = false;
+    if (g.projection <= 0) mismatch(params.clipG + ": the CLIP-G text encoder has no text_projection for its pooled vector");
+    if (clipConfig.width + g.width > t5Config.width) {
+      mismatch("the CLIP states (" + std::to_string(clipConfig.width + g.width) + " wide) do not fit T5's width " + std::to_string(t5Config.width));
+    }
+    pooledGiven += g.projection;
+    clipG_ = std::make_unique<ClipTextEncoder>(g, *clipGFile_->weights, *backend_);
+    mmdit_ = std::make_unique<MmditTransformer>(mc, *diffusion_->weights, *backend_);
+    latentChannels = mc.latentChannels, contextDim = mc.contextDim, pooledDim = mc.pooledDim;
+    schedule_ = {FlowShiftKind::Snr, 3.0f};
+    info_.family = mc.qkNorm ? "sd3.5" : "sd3";
+    info_.textEncoders = {"clipL", "clipG", "t5xxl"};
+  } else {
+    const FluxConfig fc = readFluxConfig(*diffusion_->weights);
+    flux_ = std::make_unique<FluxTransformer>(fc, *diffusion_->weights, *backend_);
+    latentChannels = fc.latentChannels, contextDim = fc.contextDim, pooledDim = fc.pooledDim;
+    schedule_ = {FlowShiftKind::Flux, 1.15f};
+    info_.family = fc.guidanceEmbed ? "flux-dev" : "flux-schnell";
+    info_.textEncoders = {"clipL", "t5xxl"};
+  }
+  if (contextDim != t5Config.width) {
+    mismatch(params.diffusionModel + ": the transformer takes " + std::to_string(contextDim) + "-wide text states but the T5 encoder (" +
              params.t5xxl + ") gives " + std::to_string(t5Config.width));
   }
-  if (fluxConfig.pooledDim != clipConfig.width) {
-    mismatch(params.diffusionModel + ": vector_in takes a " + std::to_string(fluxConfig.pooledDim) + "-wide pooled vector but the CLIP encoder (" +
-             params.clipL + ") gives " + std::to_string(clipConfig.width));
+  if (pooledDim != pooledGiven) {
+    mismatch(params.diffusionModel + ": the transformer takes a " + std::to_string(pooledDim) + "-wide pooled vector but the CLIP encoders give " +
+             std::to_string(pooledGiven));
   }
-  if (fluxConfig.latentChannels != vaeConfig.latentChannels) {
-    mismatch(params.diffusionModel + ": the transformer works on " + std::to_string(fluxConfig.latentChannels) + "-channel latents but the VAE (" +
+  if (latentChannels != vaeConfig.latentChannels) {
+    mismatch(params.diffusionModel + ": the transformer works on " + std::to_string(latentChannels) + "-channel latents but the VAE (" +
              params.vae + ") has " + std::to_string(vaeConfig.latentChannels));
   }
-  flux_ = std::make_unique<FluxTransformer>(fluxConfig, *diffusion_->weights, *backend_);
   clip_ = std::make_unique<ClipTextEncoder>(clipConfig, *clipFile_->weights, *backend_);
   t5_ = std::make_unique<T5Encoder>(t5Config, *t5File_->weights, *backend_);
   vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
-  flux_->validate();
+  if (flux_) flux_->validate();
+  if (mmdit_) mmdit_->validate();
   clip_->validate();
+  if (clipG_) clipG_->validate();
   t5_->validate();
   vae_->validate();
 
-  schedule_.kind = FlowShiftKind::Flux;
-  schedule_.shift = 1.15f;
-  info_.family = fluxConfig.guidanceEmbed ? "flux-dev" : "flux-schnell";
   info_.prediction = "flow";
-  info_.unetInChannels = static_cast<int>(fluxConfig.latentChannels);
-  info_.contextDim = static_cast<int>(fluxConfig.contextDim);
+  info_.unetInChannels = static_cast<int>(latentChannels);
+  info_.contextDim = static_cast<int>(contextDim);
   info_.padToken = 49407;
   info_.vaeScale = vaeConfig.scale();
   info_.backend = backend_->name();
   info_.format = diffusion_->file.format;
-  info_.textEncoders = {"clipL", "t5xxl"};
-  const std::pair<const char*, Component*> parts[] = {
-      {"diffusionModel", diffusion_.get()}, {"clipL", clipFile_.get()}, {"t5xxl", t5File_.get()}, {"vae", vaeFile_.get()}};
+  const std::pair<const char*, Component*> parts[] = {{"diffusionModel", diffusion_.get()}, {"clipL", clipFile_.get()},
+                                                      {"clipG", clipGFile_.get()},          {"t5xxl", t5File_.get()},
+                                                      {"vae", vaeFile_.get()}};
   for (const auto& [name, part] : parts) {
+    if (!part) continue;
     info_.componentFiles[name] = part->file.path;
     info_.fileBytes += part->file.fileSize;
     info_.weightBytes += part->weights->bytes();
     for (const auto& [type, count] : part->weights->storedTypes()) info_.storedTypes[type] += count;
     for (const std::string& unused : part->weights->unused()) {
-      if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos) info_.unusedTensors.push_back(unused);
+      if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos &&
+          unused.find("text_projection") == std::string::npos) {
+        info_.unusedTensors.push_back(unused);
+      }
     }
   }
 }
@@ -159,41 +200,77 @@ void FlowModel::checkRequest(const Request& r) const {
   }
 }
 
-FlowText FlowModel::encodePrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
-  FlowText text;
-  text.pooled = clip_->encode(clipTokens.tokens, 0, true).pooled;
+std::vector<float> FlowModel::encodeT5(const Conditioning& t5Tokens, size_t chunk) {
   if (t5Tokens.weights.size() != t5Tokens.tokens.size()) {
     throw Error(ErrorCode::InvalidArgument, "the T5 conditioning must have one weight per token");
   }
-  // The ids, the end token, then padding to whole runs of 256; each run is encoded on its own.
   std::vector<int32_t> ids = t5Tokens.tokens;
   std::vector<float> weights = t5Tokens.weights;
   ids.push_back(kT5End);
   weights.push_back(1.0f);
-  const size_t total = (ids.size() + kFluxT5Chunk - 1) / kFluxT5Chunk * kFluxT5Chunk;
+  const size_t total = (ids.size() + chunk - 1) / chunk * chunk;
   ids.resize(total, kT5Pad);
   weights.resize(total, 1.0f);
   const int64_t width = t5_->config().width;
-  for (size_t from = 0; from < total; from += kFluxT5Chunk) {
-    std::vector<int32_t> chunk(ids.begin() + static_cast<std::ptrdiff_t>(from), ids.begin() + static_cast<std::ptrdiff_t>(from + kFluxT5Chunk));
-    std::vector<float> states = t5_->encode(chunk);
-    weighStates(states, std::vector<float>(weights.begin() + static_cast<std::ptrdiff_t>(from),
-                                           weights.begin() + static_cast<std::ptrdiff_t>(from + kFluxT5Chunk)),
-                width);
-    text.context.insert(text.context.end(), states.begin(), states.end());
+  std::vector<float> states;
+  for (size_t from = 0; from < total; from += chunk) {
+    const auto begin = static_cast<std::ptrdiff_t>(from), end = static_cast<std::ptrdiff_t>(from + chunk);
+    std::vector<float> run = t5_->encode(std::vector<int32_t>(ids.begin() + begin, ids.begin() + end));
+    weighStates(run, std::vector<float>(weights.begin() + begin, weights.begin() + end), width);
+    states.insert(states.end(), run.begin(), run.end());
   }
-  text.tokens = static_cast<int64_t>(total);
+  return states;
+}
+
+FlowText FlowModel::encodePrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
+  return mmdit_ ? encodeSd3Prompt(clipTokens, t5Tokens) : encodeFluxPrompt(clipTokens, t5Tokens);
+}
+
+FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
+  FlowText text;
+  text.pooled = clip_->encode(clipTokens.tokens, 0, true).pooled;
+  text.context = encodeT5(t5Tokens, kFluxT5Chunk);
+  text.tokens = static_cast<int64_t>(text.context.size()) / t5_->config().width;
+  return text;
+}
+
+FlowText FlowModel::encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
+  // Per run of 77: the CLIP-L ‖ CLIP-G states (zero-padded to T5's width) for 77 tokens, then T5's
+  // states for 77; the pooled vector is both encoders' of the first run.
+  ClipOutput l = clip_->encode(clipTokens.tokens, 0, true);
+  ClipOutput g = clipG_->encode(clipTokens.tokens, 0, true);
+  applyEmphasis(l.hidden, clipTokens.weights, clip_->config().width);
+  applyEmphasis(g.hidden, clipTokens.weights, clipG_->config().width);
+  const std::vector<float> t5 = encodeT5(t5Tokens, kSd3Chunk);
+  const int64_t W = t5_->config().width, wl = clip_->config().width, wg = clipG_->config().width, T = kSd3Chunk;
+  const int64_t clipRuns = static_cast<int64_t>(clipTokens.tokens.size()) / T, t5Runs = static_cast<int64_t>(t5.size()) / (W * T);
+  const int64_t runs = std::max(clipRuns, t5Runs);
+  FlowText text;
+  text.context.assign(static_cast<size_t>(runs * 2 * T * W), 0.0f);
+  for (int64_t r = 0; r < runs; r++) {
+    float* run = text.context.data() + r * 2 * T * W;
+    for (int64_t t = 0; r < clipRuns && t < T; t++) {
+      std::copy_n(l.hidden.data() + (r * T + t) * wl, wl, run + t * W);
+      std::copy_n(g.hidden.data() + (r * T + t) * wg, wg, run + t * W + wl);
+    }
+    if (r < t5Runs) std::copy_n(t5.data() + r * T * W, T * W, run + T * W);
+  }
+  text.tokens = runs * 2 * T;
+  text.pooled = std::move(l.pooled);
+  text.pooled.insert(text.pooled.end(), g.pooled.begin(), g.pooled.end());
   return text;
 }
 
 std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
                                       const FlowText* uncond, const Request& r) {
   // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v.
-  FluxInputs in{&cond.context, cond.tokens, &cond.pooled, r.guidance};
-  std::vector<float> v = flux_->forward(x, w, h, sigma, in);
+  auto velocity = [&](const FlowText& text) {
+    if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled});
+    return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance});
+  };
+  std::vector<float> v = velocity(cond);
   if (uncond) {
-    FluxInputs un{&uncond->context, uncond->tokens, &uncond->pooled, r.guidance};
-    const std::vector<float> vu = flux_->forward(x, w, h, sigma, un);
+    const std::vector<float> vu = velocity(*uncond);
     for (size_t i = 0; i < v.size(); i++) v[i] = vu[i] + r.cfgScale * (v[i] - vu[i]);
   }
   for (size_t i = 0; i < v.size(); i++) v[i] = x[i] - sigma * v[i];
@@ -236,6 +313,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
   const bool guided = r.cfgScale != 1.0f;
   if (guided) uncond = encodePrompt(r.negative, r.t5Negative);
   clip_->releaseBuffers();
+  if (clipG_) clipG_->releaseBuffers();
   t5_->releaseBuffers();
 
   const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
@@ -268,7 +346,8 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
       return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r);
     };
     x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks);
-    flux_->releaseBuffers();
+    if (flux_) flux_->releaseBuffers();
+    if (mmdit_) mmdit_->releaseBuffers();
     Image image;
     image.width = r.width;
     image.height = r.height;

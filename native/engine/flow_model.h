@@ -1,6 +1,7 @@
-// A flow-matching transformer model loaded from components (FLUX.1 schnell and dev): CLIP-L's pooled
-// vector and T5's hidden states condition the transformer, which predicts the velocity from noise
-// to image; the 16-channel VAE decodes.
+// A flow-matching transformer model loaded from components: FLUX.1 schnell and dev (CLIP-L's pooled
+// vector and T5's states condition the transformer) and SD3 / SD3.5 (CLIP-L's and CLIP-G's
+// penultimate states beside T5's, their pooled vectors). The transformer predicts the velocity from
+// noise to image; the 16-channel VAE decodes.
 #pragma once
 
 #include <memory>
@@ -10,6 +11,7 @@
 #include "components.h"
 #include "flow_schedule.h"
 #include "flux.h"
+#include "mmdit.h"
 #include "sdnode.h"
 #include "t5.h"
 #include "vae.h"
@@ -18,9 +20,9 @@ namespace sdnode {
 
 // One prompt through the text encoders.
 struct FlowText {
-  std::vector<float> context;  // T5's hidden states, [tokens, width]
+  std::vector<float> context;  // the transformer's text tokens, [tokens, width]
   int64_t tokens = 0;
-  std::vector<float> pooled;   // CLIP-L's pooled vector
+  std::vector<float> pooled;   // CLIP-L's pooled vector (FLUX.1), CLIP-L's ‖ CLIP-G's (SD3)
 };
 
 class FlowModel : public Model {
@@ -33,19 +35,25 @@ class FlowModel : public Model {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Component> diffusion_;
   std::unique_ptr<Component> clipFile_;
+  std::unique_ptr<Component> clipGFile_;
   std::unique_ptr<Component> t5File_;
   std::unique_ptr<Component> vaeFile_;
-  std::unique_ptr<FluxTransformer> flux_;
+  std::unique_ptr<FluxTransformer> flux_;   // FLUX.1
+  std::unique_ptr<MmditTransformer> mmdit_;  // SD3, SD3.5
   std::unique_ptr<ClipTextEncoder> clip_;
+  std::unique_ptr<ClipTextEncoder> clipG_;   // SD3's
   std::unique_ptr<T5Encoder> t5_;
   std::unique_ptr<Vae> vae_;
   FlowSchedule schedule_;
-  std::string defaultScheduler_ = "flux";
   ModelInfo info_;
 
   void checkRequest(const Request& request) const;
   std::vector<Image> generateImages(const Request& request, const Callbacks& callbacks);
   FlowText encodePrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens);
+  FlowText encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens);
+  FlowText encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& t5Tokens);
+  // T5's states for ids and weights: the end token, padding to whole runs of `chunk`, each run encoded alone.
+  std::vector<float> encodeT5(const Conditioning& t5Tokens, size_t chunk);
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
                              const FlowText* uncond, const Request& request);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t w, int64_t h, bool tiled);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "clip.h"
+#include "dit.h"
 #include "nn.h"
 #include "sdnode.h"
 
@@ -11,59 +12,12 @@ namespace sdnode {
 namespace {
 
 constexpr int64_t kHeadWidth = 128;
-constexpr int64_t kPatch = 2;
+constexpr int64_t kPatch = kDitPatch;
 constexpr float kRopeTheta = 10000.0f;
 constexpr int kTimeEmbedding = 256;
 
-// The sinusoidal embedding of t * 1000 (cos half first), as time_in and guidance_in take it.
-std::vector<float> timeEmbedding(float t) {
-  const int half = kTimeEmbedding / 2;
-  std::vector<float> e(kTimeEmbedding);
-  for (int i = 0; i < half; i++) {
-    const float freq = std::exp(-std::log(10000.0f) * static_cast<float>(i) / static_cast<float>(half));
-    const float arg = t * 1000.0f * freq;
-    e[i] = std::cos(arg);
-    e[i + half] = std::sin(arg);
-  }
-  return e;
-}
-
-// latent [C, h, w] -> tokens [(h/2)*(w/2), C*2*2], each token's values ordered (channel, row, column).
-std::vector<float> patchify(const std::vector<float>& latent, int64_t C, int64_t h, int64_t w) {
-  const int64_t ph = h / kPatch, pw = w / kPatch, features = C * kPatch * kPatch;
-  std::vector<float> tokens(latent.size());
-  for (int64_t y = 0; y < ph; y++) {
-    for (int64_t x = 0; x < pw; x++) {
-      float* token = tokens.data() + (y * pw + x) * features;
-      for (int64_t c = 0; c < C; c++) {
-        for (int64_t dy = 0; dy < kPatch; dy++) {
-          for (int64_t dx = 0; dx < kPatch; dx++) {
-            token[(c * kPatch + dy) * kPatch + dx] = latent[(c * h + y * kPatch + dy) * w + x * kPatch + dx];
-          }
-        }
-      }
-    }
-  }
-  return tokens;
-}
-
-std::vector<float> unpatchify(const std::vector<float>& tokens, int64_t C, int64_t h, int64_t w) {
-  const int64_t ph = h / kPatch, pw = w / kPatch, features = C * kPatch * kPatch;
-  std::vector<float> latent(tokens.size());
-  for (int64_t y = 0; y < ph; y++) {
-    for (int64_t x = 0; x < pw; x++) {
-      const float* token = tokens.data() + (y * pw + x) * features;
-      for (int64_t c = 0; c < C; c++) {
-        for (int64_t dy = 0; dy < kPatch; dy++) {
-          for (int64_t dx = 0; dx < kPatch; dx++) {
-            latent[(c * h + y * kPatch + dy) * w + x * kPatch + dx] = token[(c * kPatch + dy) * kPatch + dx];
-          }
-        }
-      }
-    }
-  }
-  return latent;
-}
+// FLUX.1 embeds t * 1000 (and its guidance the same way).
+std::vector<float> timeEmbedding(float t) { return timestepEmbedding(t * 1000.0f, kTimeEmbedding); }
 
 // RoPE angles' cosines then sines, [tokens][pairs] each: text tokens at position (0, 0, 0), image
 // tokens at (0, row, column); each axis rotates its own run of pairs with frequencies theta^(-2j/width).
@@ -99,16 +53,9 @@ struct Modulation {
 // silu(vec) through `<prefix>.lin` into `count` runs of (shift, scale, gate), each [hidden].
 std::vector<Modulation> modulations(Net& n, ggml_tensor* vec, const std::string& prefix, int64_t hidden, int count) {
   ggml_tensor* m = linear(n, ggml_silu(n.ctx, vec), prefix + ".lin", hidden, 3 * count * hidden);
-  auto part = [&](int i) { return ggml_view_1d(n.ctx, m, hidden, static_cast<size_t>(i * hidden) * ggml_element_size(m)); };
   std::vector<Modulation> out;
-  for (int i = 0; i < count; i++) out.push_back({part(3 * i), part(3 * i + 1), part(3 * i + 2)});
+  for (int i = 0; i < count; i++) out.push_back({pieceOf(n.ctx, m, hidden, 3 * i), pieceOf(n.ctx, m, hidden, 3 * i + 1), pieceOf(n.ctx, m, hidden, 3 * i + 2)});
   return out;
-}
-
-// x: [hidden, T]; layer norm without affine weights, then x * (1 + scale) + shift.
-ggml_tensor* modulate(ggml_context* ctx, ggml_tensor* x, ggml_tensor* shift, ggml_tensor* scale) {
-  x = ggml_norm(ctx, x, 1e-6f);
-  return ggml_add(ctx, ggml_add(ctx, x, ggml_mul(ctx, x, scale)), shift);
 }
 
 struct Rope {
@@ -132,16 +79,6 @@ ggml_tensor* rotate(ggml_context* ctx, ggml_tensor* x, const Rope& rope) {
   ggml_tensor* first = ggml_sub(ctx, ggml_mul(ctx, a, rope.cos), ggml_mul(ctx, b, rope.sin));
   ggml_tensor* second = ggml_add(ctx, ggml_mul(ctx, a, rope.sin), ggml_mul(ctx, b, rope.cos));
   return ggml_reshape_2d(ctx, ggml_concat(ctx, first, second, 0), kHeadWidth * heads, T);
-}
-
-// The column range [from, from + count) of x: [C, T].
-ggml_tensor* rowsOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t count) {
-  return ggml_view_2d(ctx, x, count, x->ne[1], x->nb[1], static_cast<size_t>(from) * ggml_element_size(x));
-}
-
-// The token range [from, from + count) of x: [C, T].
-ggml_tensor* tokensOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t count) {
-  return ggml_view_2d(ctx, x, x->ne[0], count, x->nb[1], static_cast<size_t>(from) * x->nb[1]);
 }
 
 ggml_tensor* mlpEmbedder(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t hidden) {
@@ -207,11 +144,11 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
     ggml_tensor* txtQkv = linear(n, modulate(ctx, txt, txtMod[0].shift, txtMod[0].scale), p + "txt_attn.qkv", H, 3 * H);
     // q, k, v over the joint sequence, text first: [H, T]; each stream norms its own q and k.
     auto qk = [&](int i, const char* norm) {
-      ggml_tensor* t = headNorm(n, rowsOf(ctx, txtQkv, i * H, H), p + "txt_attn.norm." + norm, c.heads);
-      ggml_tensor* m = headNorm(n, rowsOf(ctx, imgQkv, i * H, H), p + "img_attn.norm." + norm, c.heads);
+      ggml_tensor* t = headNorm(n, valuesOf(ctx, txtQkv, i * H, H), p + "txt_attn.norm." + norm, c.heads);
+      ggml_tensor* m = headNorm(n, valuesOf(ctx, imgQkv, i * H, H), p + "img_attn.norm." + norm, c.heads);
       return rotate(ctx, ggml_concat(ctx, t, m, 2), pe);
     };
-    ggml_tensor* v = ggml_concat(ctx, ggml_cont(ctx, rowsOf(ctx, txtQkv, 2 * H, H)), ggml_cont(ctx, rowsOf(ctx, imgQkv, 2 * H, H)), 1);
+    ggml_tensor* v = ggml_concat(ctx, ggml_cont(ctx, valuesOf(ctx, txtQkv, 2 * H, H)), ggml_cont(ctx, valuesOf(ctx, imgQkv, 2 * H, H)), 1);
     ggml_tensor* attn = attention(n, qk(0, "query_norm"), qk(1, "key_norm"), v, static_cast<int>(c.heads), false);
     ggml_tensor* txtAttn = ggml_cont(ctx, tokensOf(ctx, attn, 0, Tt));
     ggml_tensor* imgAttn = ggml_cont(ctx, tokensOf(ctx, attn, Tt, Ti));
@@ -230,18 +167,18 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
     const Modulation mod = modulations(n, vec, p + "modulation", H, 1)[0];
     // linear1 gives q, k, v and the MLP's hidden layer side by side: [3H + mlp, T]
     ggml_tensor* fused = linear(n, modulate(ctx, x, mod.shift, mod.scale), p + "linear1", H, 3 * H + c.mlp);
-    auto qk = [&](int i, const char* norm) { return rotate(ctx, headNorm(n, rowsOf(ctx, fused, i * H, H), p + "norm." + norm, c.heads), pe); };
-    ggml_tensor* attn = attention(n, qk(0, "query_norm"), qk(1, "key_norm"), ggml_cont(ctx, rowsOf(ctx, fused, 2 * H, H)),
+    auto qk = [&](int i, const char* norm) { return rotate(ctx, headNorm(n, valuesOf(ctx, fused, i * H, H), p + "norm." + norm, c.heads), pe); };
+    ggml_tensor* attn = attention(n, qk(0, "query_norm"), qk(1, "key_norm"), ggml_cont(ctx, valuesOf(ctx, fused, 2 * H, H)),
                                   static_cast<int>(c.heads), false);
-    ggml_tensor* mlp = ggml_gelu(ctx, ggml_cont(ctx, rowsOf(ctx, fused, 3 * H, c.mlp)));
+    ggml_tensor* mlp = ggml_gelu(ctx, ggml_cont(ctx, valuesOf(ctx, fused, 3 * H, c.mlp)));
     ggml_tensor* out = linear(n, ggml_concat(ctx, attn, mlp, 0), p + "linear2", H + c.mlp, H);
     x = ggml_add(ctx, x, ggml_mul(ctx, out, mod.gate));
   }
 
   ggml_tensor* imgOut = ggml_cont(ctx, tokensOf(ctx, x, Tt, Ti));
   ggml_tensor* m = linear(n, ggml_silu(ctx, vec), "final_layer.adaLN_modulation.1", H, 2 * H);
-  ggml_tensor* shift = ggml_view_1d(ctx, m, H, 0);
-  ggml_tensor* scale = ggml_view_1d(ctx, m, H, static_cast<size_t>(H) * ggml_element_size(m));
+  ggml_tensor* shift = pieceOf(ctx, m, H, 0);
+  ggml_tensor* scale = pieceOf(ctx, m, H, 1);
   const int64_t outWidth = weights_.shape("final_layer.linear.weight").at(0);
   return linear(n, modulate(ctx, imgOut, shift, scale), "final_layer.linear", H, outWidth);
 }
@@ -275,7 +212,7 @@ std::vector<float> FluxTransformer::forward(const std::vector<float>& latent, in
   const std::vector<float> time = timeEmbedding(sigma);
   const std::vector<float> guidance = timeEmbedding(in.guidance);
   std::vector<float> out = runner_.run([&](GraphBuild& g) { return build(g, tokens, rows * columns, rope, time, guidance, in); });
-  return unpatchify(out, C, height, width);
+  return unpatchify(out, C, height, width, PatchOrder::ChannelFirst);
 }
 
 }  // namespace sdnode

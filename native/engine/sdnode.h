@@ -66,7 +66,7 @@ struct LoadParams {
   // A TAESD decoder file (taesd.h) to load with the model: previews then show its decode, and
   // Request::vaeDecoder "taesd" can use it for the final image. Empty: none.
   std::string taesd;
-  // A model given as components (FLUX.1, SD3): the diffusion transformer, and the text encoders and
+  // A model given as components (FLUX.1, SD3 / SD3.5): the diffusion transformer, and the text encoders and
   // VAE it needs, each from its own file. Non-empty diffusionModel selects this; `path` is unused.
   std::string diffusionModel;
   std::string clipL;
@@ -76,7 +76,7 @@ struct LoadParams {
 };
 
 struct ModelInfo {
-  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner" | "flux-schnell" | "flux-dev"
+  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner" | "flux-schnell" | "flux-dev" | "sd3" | "sd3.5"
   std::string prediction;  // "eps" | "v" | "flow"
   int unetInChannels = 4;
   int contextDim = 768;

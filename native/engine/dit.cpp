@@ -1,0 +1,70 @@
+#include "dit.h"
+
+#include <cmath>
+
+namespace sdnode {
+
+std::vector<float> timestepEmbedding(float t, int width) {
+  const int half = width / 2;
+  std::vector<float> e(static_cast<size_t>(width));
+  for (int i = 0; i < half; i++) {
+    const float freq = std::exp(-std::log(10000.0f) * static_cast<float>(i) / static_cast<float>(half));
+    e[i] = std::cos(t * freq);
+    e[i + half] = std::sin(t * freq);
+  }
+  return e;
+}
+
+namespace {
+
+// Calls visit(latentIndex, tokenIndex) for every value, tokens' values in `order`.
+template <typename Visit>
+void forEachPatchValue(int64_t C, int64_t h, int64_t w, PatchOrder order, Visit visit) {
+  const int64_t ph = h / kDitPatch, pw = w / kDitPatch, features = C * kDitPatch * kDitPatch;
+  for (int64_t y = 0; y < ph; y++) {
+    for (int64_t x = 0; x < pw; x++) {
+      const int64_t token = (y * pw + x) * features;
+      for (int64_t c = 0; c < C; c++) {
+        for (int64_t dy = 0; dy < kDitPatch; dy++) {
+          for (int64_t dx = 0; dx < kDitPatch; dx++) {
+            const int64_t value = order == PatchOrder::ChannelFirst ? (c * kDitPatch + dy) * kDitPatch + dx : (dy * kDitPatch + dx) * C + c;
+            visit((c * h + y * kDitPatch + dy) * w + x * kDitPatch + dx, token + value);
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<float> patchify(const std::vector<float>& latent, int64_t C, int64_t h, int64_t w) {
+  std::vector<float> tokens(latent.size());
+  forEachPatchValue(C, h, w, PatchOrder::ChannelFirst, [&](int64_t at, int64_t to) { tokens[to] = latent[at]; });
+  return tokens;
+}
+
+std::vector<float> unpatchify(const std::vector<float>& tokens, int64_t C, int64_t h, int64_t w, PatchOrder order) {
+  std::vector<float> latent(tokens.size());
+  forEachPatchValue(C, h, w, order, [&](int64_t at, int64_t from) { latent[at] = tokens[from]; });
+  return latent;
+}
+
+ggml_tensor* modulate(ggml_context* ctx, ggml_tensor* x, ggml_tensor* shift, ggml_tensor* scale) {
+  x = ggml_norm(ctx, x, 1e-6f);
+  return ggml_add(ctx, ggml_add(ctx, x, ggml_mul(ctx, x, scale)), shift);
+}
+
+ggml_tensor* valuesOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t count) {
+  return ggml_view_2d(ctx, x, count, x->ne[1], x->nb[1], static_cast<size_t>(from) * ggml_element_size(x));
+}
+
+ggml_tensor* tokensOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t count) {
+  return ggml_view_2d(ctx, x, x->ne[0], count, x->nb[1], static_cast<size_t>(from) * x->nb[1]);
+}
+
+ggml_tensor* pieceOf(ggml_context* ctx, ggml_tensor* m, int64_t width, int i) {
+  return ggml_view_1d(ctx, m, width, static_cast<size_t>(i * width) * ggml_element_size(m));
+}
+
+}  // namespace sdnode
