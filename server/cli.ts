@@ -14,6 +14,7 @@ import { infoCommand } from './cli/info.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
 import { checkApiPrefix } from './http/api-prefix.js';
 import { collectApiKeys } from './http/auth.js';
+import { isLoopback } from './http/origin.js';
 import { startServer, type RunningServer, type ServerOptions } from './index.js';
 import { redisDisplayUrl } from './jobs/redis.js';
 import { startWorker, type WorkerOptions } from './worker.js';
@@ -31,6 +32,7 @@ const optionSpec = {
   api: { type: 'string' },
   presets: { type: 'string' },
   'allow-fetch': { type: 'string' },
+  'allowed-hosts': { type: 'string' },
   'url-ttl': { type: 'string' },
   port: { type: 'string', short: 'p' },
   host: { type: 'string' },
@@ -101,8 +103,8 @@ ${componentUsage}
       --api-key <key>      Require Authorization: Bearer <key> on every route that generates, lists
                            or returns images (repeatable; also SDNODE_API_KEYS=k1,k2). /health,
                            /docs and /openapi.json stay open.
-      --api-auth <u:p,…>   HTTP basic auth for the AUTOMATIC1111 API (/sdapi), as A1111's own
-                           --api-auth; bearer keys from --api-key work there too.
+      --api-auth <u:p,…>   HTTP basic auth users, as A1111's own --api-auth; taken wherever an
+                           --api-key is (every API's generating routes need one or the other).
       --api-prefix <path>  Serve every route under this path, e.g. /sd: POST /sd/sdapi/v1/txt2img,
                            /sd/text-to-image, /sd/docs, /sd/health, the web page at /sd/; the URLs
                            in answers carry it too (for a reverse proxy that forwards /sd unchanged).
@@ -110,6 +112,9 @@ ${componentUsage}
                            in AUTOMATIC1111's field names (see the README).
       --allow-fetch <hosts> Hosts (host[:port], comma-separated) whose image URLs the task API may
                            fetch for initial_image / mask; others are refused (default none).
+      --allowed-hosts <names> Host names (comma-separated; .example.com for every name under it)
+                           that requests and web pages may use besides IP addresses and
+                           localhost; others get 403 (DNS rebinding, cross-site form posts).
       --url-ttl <seconds>  Lifetime of OpenAI response_format=url links (default 3600).
   -p, --port <n>           TCP port to listen on (default 8888; 0 picks a free one).
       --host <address>     Interface to listen on (default 127.0.0.1; 0.0.0.0 for every interface).
@@ -334,6 +339,7 @@ function serverOptions(values: CliValues): ServerOptions {
     presets: values.presets,
     urlTtlSeconds: int('url-ttl', 1, 365 * 24 * 3600),
     allowFetch: values['allow-fetch']?.split(',').map((host) => host.trim()).filter((host) => host !== ''),
+    allowedHosts: values['allowed-hosts']?.split(',').map((host) => host.trim()).filter((host) => host !== ''),
     tasks: taskSettingsFromEnvironment(process.env),
     port: int('port', 0, 65535),
     host: values.host,
@@ -443,6 +449,3 @@ function apiAuthPairs(text: string): string[] {
   }
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}

@@ -4,8 +4,9 @@
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 
 import type { LoadOptions } from '../lib/index.js';
 import { dialectNames, selectDialects, type DialectName } from './dialects/index.js';
@@ -14,7 +15,8 @@ import { ApiRegistry } from './http/api.js';
 import { checkApiPrefix } from './http/api-prefix.js';
 import { createApp } from './http/app.js';
 import { ApiKeys } from './http/auth.js';
-import type { ServerContext, WriteLine } from './http/context.js';
+import type { Dialect, ServerContext, WriteLine } from './http/context.js';
+import { AllowedHosts } from './http/origin.js';
 import { terminalJobLog } from './jobs/log.js';
 import { EmbeddedQueue, type JobQueue } from './jobs/queue.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
@@ -57,6 +59,12 @@ export interface ServerOptions {
   port?: number;
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
+  /**
+   * Host names (besides IP addresses and localhost) that requests may name in Host, and web pages
+   * in Origin (".example.com": any name under it). Others get 403: DNS rebinding and cross-site
+   * form posts stop there.
+   */
+  allowedHosts?: string[];
   /**
    * Path every route is served under (APIs, /docs, /openapi.json, /health, the web page), e.g. '/sd':
    * then POST /sd/sdapi/v1/txt2img, and the URLs in answers start with /sd. Starts with /, no
@@ -183,6 +191,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     models,
     api: new ApiRegistry(),
     keys: new ApiKeys(options.apiKeys ?? [], options.apiAuth ?? []),
+    // The name the server listens on is one it answers for.
+    allowedHosts: new AllowedHosts([...(options.allowedHosts ?? []), ...(isIP(options.host ?? '') === 0 && options.host ? [options.host] : [])]),
     maxUploadBytes: Math.round((options.maxUploadMb ?? 20) * 1024 * 1024),
     acceptingJobs: () => accepting,
     log,
@@ -205,6 +215,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const app = createApp(context, dialects, packageVersion());
   const server = tls ? https.createServer(tls, app) : http.createServer(app);
   for (const dialect of dialects) dialect.attach?.(server);
+  closeOtherUpgrades(server, dialects);
   try {
     await listen(server, options.port ?? 8888, options.host ?? '127.0.0.1');
   } catch (error) {
@@ -302,4 +313,12 @@ function serverUrl(server: http.Server, secure: boolean): string {
 
 function describe(error: unknown): string {
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
+
+// A websocket upgrade that no API takes would hold its socket open until the client gives up.
+function closeOtherUpgrades(server: http.Server | https.Server, dialects: readonly Dialect[]): void {
+  const paths = new Set(dialects.flatMap((dialect) => dialect.upgradePaths ?? []));
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
+    if (!paths.has(new URL(req.url ?? '/', 'http://localhost').pathname)) socket.destroy();
+  });
 }

@@ -8,6 +8,7 @@ import type { Dialect, ServerContext } from './context.js';
 import { docsRoutes } from './docs.js';
 import { ApiError, errorHandler } from './errors.js';
 import { healthRoutes } from './health.js';
+import { originGuard } from './origin.js';
 import { webPageRoutes } from './web-page.js';
 
 export function createApp(context: ServerContext, dialects: readonly Dialect[], version: string): Express {
@@ -15,6 +16,7 @@ export function createApp(context: ServerContext, dialects: readonly Dialect[], 
   app.disable('x-powered-by');
   // Most clients are people with curl.
   app.set('json spaces', 2);
+  app.use(originGuard(context.allowedHosts));
   const routes = Router();
   routes.use(healthRoutes(context));
   routes.use(webPageRoutes(context.apiPrefix));

@@ -8,6 +8,7 @@ import type { JobService } from '../jobs/service.js';
 import type { ModelCatalog } from '../models/registry.js';
 import type { ApiRegistry } from './api.js';
 import type { ApiKeys } from './auth.js';
+import type { AllowedHosts } from './origin.js';
 
 export type WriteLine = (line: string) => void;
 
@@ -16,6 +17,8 @@ export interface ServerContext {
   models: ModelCatalog;
   api: ApiRegistry;
   keys: ApiKeys;
+  /** Which Host and Origin headers requests and websockets may carry (--allowed-hosts). */
+  allowedHosts: AllowedHosts;
   /** Per-file upload limit in bytes. */
   maxUploadBytes: number;
   /** False once shutdown has begun. */
@@ -36,6 +39,8 @@ export interface Dialect {
   router(): Router;
   /** For dialects that take more than HTTP requests (websockets): called once the server exists. */
   attach?(server: Server): void;
+  /** The paths (with the --api-prefix) where `attach` takes websocket upgrades; upgrades elsewhere are closed. */
+  upgradePaths?: string[];
   /** Called when the server closes. */
   close?(): Promise<void>;
   /** Whether anyone may generate here without a credential; absent: when the server has none (`keys.enabled` false). */

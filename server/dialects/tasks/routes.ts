@@ -44,7 +44,8 @@ export function tasksDialect(context: ServerContext, options: TasksOptions): Dia
     name: tag,
     description: 'The task API: synchronous GET /txt2img, tasks with websocket events, blobs, users and tokens',
     router: () => tasksRouter(context, options, { users, tokens, blobs, hub, authenticate }),
-    attach: (server: Server) => attachEventSocket(server, `${context.apiPrefix}/events`, hub, identify),
+    attach: (server: Server) => attachEventSocket(server, `${context.apiPrefix}/events`, hub, identify, context.allowedHosts),
+    upgradePaths: [`${context.apiPrefix}/events`],
     close: async () => hub.close(),
     // Without server credentials: open to all, to all who sign up, or without a SECRET_KEY.
     open: () => !context.keys.enabled && (options.enablePublicAccess || options.enableSignup || options.secretKey === undefined),
