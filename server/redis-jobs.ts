@@ -7,6 +7,7 @@ import { BullMqQueue } from './jobs/bullmq-queue.js';
 import type { WriteLine } from './jobs/log.js';
 import { RedisConnection, redisKeys } from './jobs/redis.js';
 import { RedisJobStore } from './jobs/redis-store.js';
+import { hasDefaultModel } from './models/loader.js';
 import { RemoteModelRegistry, WorkerDirectory } from './models/remote-registry.js';
 import { startWorker, type RunningWorker } from './worker.js';
 
@@ -20,7 +21,8 @@ export async function redisJobSystem(redis: string, options: ServerOptions, log:
   try {
     const store = new RedisJobStore(connection, keys, { retentionMs: (options.retentionHours ?? 24) * 3600 * 1000 });
     const directory = new WorkerDirectory(connection, keys);
-    const models = new RemoteModelRegistry(directory, connection, keys, { defaultName: options.model?.path ?? options.modelPath });
+    const defaultName = options.model?.path ?? options.modelPath ?? options.modelComponents?.diffusionModel;
+    const models = new RemoteModelRegistry(directory, connection, keys, { defaultName });
     queue = await BullMqQueue.open(connection, await connection.duplicate(), keys, store, directory, {
       maxWaiting: options.maxQueue ?? 100,
       attempts,
@@ -28,7 +30,7 @@ export async function redisJobSystem(redis: string, options: ServerOptions, log:
       lockDurationMs,
       log,
     });
-    const hasModel = options.model !== undefined || options.modelPath !== undefined || options.modelsDir !== undefined;
+    const hasModel = hasDefaultModel(options) || options.modelsDir !== undefined;
     const localWorkers = options.workers ?? (hasModel ? 1 : 0);
     if (localWorkers > 0) {
       worker = await startWorker({

@@ -9,6 +9,7 @@ import { terminalJobLog, type WriteLine } from './jobs/log.js';
 import { RedisConnection, redisKeys } from './jobs/redis.js';
 import { RedisJobStore } from './jobs/redis-store.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
+import type { ModelComponentSet } from './models/components.js';
 import { FileHashes } from './models/hashes.js';
 import { openModelsAndChecker, type ModelSources, type SafetyCheckerSource } from './models/loader.js';
 import type { ModelEntry } from './models/registry.js';
@@ -17,7 +18,7 @@ import { heartbeatMs, newWorkerId, WorkerDirectory } from './models/remote-regis
 export interface WorkerOptions extends ModelSources, SafetyCheckerSource {
   /** Redis URL, e.g. redis://host:6379/0. */
   redis: string;
-  /** A checkpoint to offer, loaded at start. */
+  /** A checkpoint (or a JSON file naming a model's components) to offer, loaded at start. */
   modelPath?: string;
   /** A folder whose checkpoints (subfolders too) are all offered, by name. */
   modelsDir?: string;
@@ -25,8 +26,8 @@ export interface WorkerOptions extends ModelSources, SafetyCheckerSource {
   model?: ImageModel;
   /** Models resident at once. Default 1. */
   maxLoaded?: number;
-  /** How models are loaded; default the library's loadModel with the engine options. */
-  loadModel?: (checkpointPath: string) => Promise<ImageModel>;
+  /** How models are loaded (`components` for a model given as component files); default the library's loadModel with the engine options. */
+  loadModel?: (checkpointPath: string, components?: ModelComponentSet) => Promise<ImageModel>;
   /** Jobs run at once. Default 1. */
   concurrency?: number;
   /** Times a job is started before it fails (a worker that dies mid-job costs one). Default 3. */

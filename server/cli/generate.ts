@@ -6,23 +6,30 @@
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { parseArgs } from 'node:util';
-import { generate, samplers, schedulers, weightTypes, type GenerateOptions, type GeneratedImage, type Progress } from '../../lib/index.js';
+import {
+  generate, loadModel, samplers, schedulers, SdnodeError, weightTypes, type GenerateOptions, type GeneratedImage, type Model, type Progress,
+} from '../../lib/index.js';
+import type { ModelComponentSet } from '../models/components.js';
 import { refinerSwitchAtRange } from '../jobs/parameters.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from '../parse.js';
 import {
   eitherFlag, errorMessage, interruptedExitCode, onInterrupt, oneOf, parseCommand, usageError,
 } from './common.js';
+import { componentFlags, componentOptionSpec, componentUsage } from './components.js';
 import { writeImages } from './output-files.js';
 import { ProgressBar } from './progress-bar.js';
 
 const optionSpec = {
   model: { type: 'string', short: 'm' },
+  ...componentOptionSpec,
   prompt: { type: 'string', short: 'p' },
   'negative-prompt': { type: 'string', short: 'n' },
   width: { type: 'string', short: 'W' },
   height: { type: 'string', short: 'H' },
   steps: { type: 'string' },
   'cfg-scale': { type: 'string' },
+  guidance: { type: 'string' },
+  'flow-shift': { type: 'string' },
   sampler: { type: 'string' },
   'sampling-method': { type: 'string' },
   scheduler: { type: 'string' },
@@ -61,13 +68,20 @@ export const generateUsage = `Usage: sdnode generate -m <model> -p <prompt> [opt
 Makes images from the terminal and saves them as PNG (with the generation parameters in a
 "parameters" text chunk, as AUTOMATIC1111 writes them).
 
-  -m, --model <file>            Checkpoint (.safetensors or .gguf). Required.
+  -m, --model <file>            Checkpoint (.safetensors or .gguf). Required, unless the model is
+                                given as components:
+${componentUsage}
   -p, --prompt <text>           What to draw; (word:1.2) emphasis as in AUTOMATIC1111.
   -n, --negative-prompt <text>  What to steer away from.
   -W, --width <px>              Multiple of 8, 64–2048 (default 512; 768 for SD 2.x v-models).
   -H, --height <px>             Multiple of 8, 64–2048 (default as --width).
       --steps <n>               Sampling steps, 1–150 (default 20).
-      --cfg-scale <x>           Guidance scale, 0–30 (default 7; 1 disables the negative prompt).
+      --cfg-scale <x>           Guidance scale, 0–30 (default 7; 1 disables the negative prompt;
+                                FLUX.1: 1).
+      --guidance <x>            FLUX.1 dev's distilled guidance ("Distilled CFG Scale"), 0–30
+                                (default 3.5); other models ignore it.
+      --flow-shift <x>          FLUX.1: the shift of the flow schedule, 0.1–100 (default the
+                                family's).
       --sampler <name>          ${samplers().join(', ')} or AUTOMATIC1111's names ("DPM++ 2M
                                 Karras"); default euler_a. Also --sampling-method.
       --scheduler <name>        ${schedulers().join(', ')} (default discrete).
@@ -102,8 +116,11 @@ Makes images from the terminal and saves them as PNG (with the generation parame
 
 Ctrl-C stops after the current step (exit code 130) and writes nothing.
 
-Example:
-  npx sdnode generate -m ./v1-5-pruned-emaonly.safetensors -p "a corgi in a field" --steps 20 -s 42 -o corgi.png`;
+Examples:
+  npx sdnode generate -m ./v1-5-pruned-emaonly.safetensors -p "a corgi in a field" --steps 20 -s 42 -o corgi.png
+  npx sdnode generate --diffusion-model flux1-dev.safetensors --clip-l clip_l.safetensors \
+    --t5xxl t5xxl_fp16.safetensors --vae ae.safetensors --t5-tokenizer tokenizer_2/spiece.model \
+    -p "a corgi in a field" --guidance 3.5 -o corgi.png`;
 
 // Library option → the flag that sets it, for rewording the library's messages.
 const flagOf: Readonly<Record<string, string>> = {
@@ -112,7 +129,13 @@ const flagOf: Readonly<Record<string, string>> = {
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', maskedStart: '--masked-start', rng: '--rng',
   clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
   taesd: '--taesd', vaeDecoder: '--vae-decoder', 'refiner.model': '--refiner', 'refiner.switchAt': '--refiner-switch-at',
+  guidance: '--guidance', flowShift: '--flow-shift', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
+  t5xxl: '--t5xxl', vae: '--vae', t5Tokenizer: '--t5-tokenizer',
 };
+
+// The library's advice names its own options; here the flags say it.
+const tokenizerMissing = 'This model\'s T5-XXL text encoder needs T5\'s SentencePiece vocabulary, which sdnode does not ship: '
+  + 'give --t5-tokenizer with the spiece.model or tokenizer.json of FLUX.1\'s tokenizer_2/ folder (google/t5-v1_1-xxl\'s)';
 
 /** Runs `sdnode generate` with the arguments after the command; resolves to the exit code. */
 export async function generateCommand(argv: string[]): Promise<number> {
@@ -123,18 +146,32 @@ export async function generateCommand(argv: string[]): Promise<number> {
     return usageError(`Unexpected argument ${JSON.stringify(positionals[0])}; give the prompt with -p "…"`, help);
   }
   let options: GenerateOptions;
+  let components: ModelComponentSet | undefined;
   let output: string;
   try {
-    options = await generateOptions(values);
+    components = componentFlags(values);
+    options = await generateOptions(values, components);
     output = await outputFile(values.output ?? defaultOutput);
   } catch (error) {
     if (error instanceof InvalidFieldError) return usageError(error.message, help);
     throw error;
   }
-  return run(options, output, values.overwrite === true);
+  return run(options, components, output, values.overwrite === true);
 }
 
-async function run(options: GenerateOptions, output: string, overwrite: boolean): Promise<number> {
+// A model given as components is loaded here (generate() caches paths only), then drawn with.
+async function generateFromComponents(options: GenerateOptions, components: ModelComponentSet): Promise<GeneratedImage[]> {
+  const { backend, threads, prediction, weightType, taesd, ...call } = options;
+  const { t5Tokenizer, ...files } = components;
+  const model: Model = await loadModel(files, { backend, threads, prediction, weightType, taesd, t5Tokenizer });
+  try {
+    return await generate({ ...call, model } as GenerateOptions);
+  } finally {
+    await model.close();
+  }
+}
+
+async function run(options: GenerateOptions, components: ModelComponentSet | undefined, output: string, overwrite: boolean): Promise<number> {
   const controller = new AbortController();
   const bar = new ProgressBar(process.stdout);
   const removeHandlers = onInterrupt(() => {
@@ -143,11 +180,12 @@ async function run(options: GenerateOptions, output: string, overwrite: boolean)
   });
   // generate() checks the options before its first await, so a mistake rejects it before this
   // notice is due: no "Loading" line above a usage error.
-  const notice = setImmediate(() => console.log(`Loading ${options.model as string} …`));
+  const notice = setImmediate(() => console.log(`Loading ${components?.diffusionModel ?? options.model as string} …`));
   const started = Date.now();
   let images: GeneratedImage[];
   try {
-    images = await generate({ ...options, signal: controller.signal, onProgress: reportProgress(bar) });
+    const call = { ...options, signal: controller.signal, onProgress: reportProgress(bar) };
+    images = components ? await generateFromComponents(call, components) : await generate(call);
   } catch (error) {
     clearImmediate(notice);
     bar.clear();
@@ -156,7 +194,8 @@ async function run(options: GenerateOptions, output: string, overwrite: boolean)
       return interruptedExitCode;
     }
     if (error instanceof TypeError || error instanceof RangeError) return usageError(namingFlags(error.message), help);
-    console.error(`sdnode: ${errorMessage(error)}`);
+    const tokenizer = error instanceof SdnodeError && error.code === 'ERR_TOKENIZER_MISSING';
+    console.error(`sdnode: ${tokenizer ? tokenizerMissing : errorMessage(error)}`);
     return 1;
   } finally {
     removeHandlers();
@@ -190,8 +229,11 @@ function reportProgress(bar: ProgressBar): (progress: Progress) => void {
   };
 }
 
-async function generateOptions(values: Values): Promise<GenerateOptions> {
-  if (values.model === undefined) throw new InvalidFieldError('--model', 'Missing --model <file>: the checkpoint to draw with');
+async function generateOptions(values: Values, components: ModelComponentSet | undefined): Promise<GenerateOptions> {
+  if (values.model === undefined && components === undefined) {
+    throw new InvalidFieldError('--model', 'Missing --model <file>: the checkpoint to draw with (or --diffusion-model <file> '
+      + 'with its --clip-l, --t5xxl and --vae for a model given as components)');
+  }
   const integer = (flag: string, text: string | undefined) =>
     text === undefined ? undefined : parseInteger(flag, text, { min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER });
   const decimal = (flag: string, text: string | undefined) =>
@@ -223,6 +265,8 @@ async function generateOptions(values: Values): Promise<GenerateOptions> {
     height: integer('--height', values.height),
     steps: integer('--steps', values.steps),
     cfgScale: decimal('--cfg-scale', values['cfg-scale']),
+    guidance: decimal('--guidance', values.guidance),
+    flowShift: decimal('--flow-shift', values['flow-shift']),
     sampler: eitherFlag(values, 'sampler', 'sampling-method'),
     scheduler: values.scheduler,
     seed: integer('--seed', values.seed),

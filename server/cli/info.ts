@@ -2,11 +2,13 @@
 // resident size is the real one (and --weight-type shows what a conversion on load would give).
 
 import path from 'node:path';
-import { familyNames, loadModel, weightTypes, type Model, type ModelInfo } from '../../lib/index.js';
+import { familyNames, loadModel, weightTypes, type Model, type ModelComponents, type ModelInfo } from '../../lib/index.js';
 import { InvalidFieldError, parseInteger } from '../parse.js';
 import { errorMessage, formatBytes, oneOf, parseCommand, usageError } from './common.js';
+import { componentFlags, componentOptionSpec, componentUsage } from './components.js';
 
 const optionSpec = {
+  ...componentOptionSpec,
   'weight-type': { type: 'string' },
   prediction: { type: 'string' },
   backend: { type: 'string' },
@@ -19,10 +21,13 @@ const help = 'sdnode info --help';
 const listedUnused = 10;
 
 export const infoUsage = `Usage: sdnode info <model> [options]
+       sdnode info --diffusion-model <file> [--clip-l <file>] [--t5xxl <file>] [--vae <file>] [options]
 
-Loads a checkpoint and tells what it is: family, prediction, default image size, the types its
-weights are stored in, their size in memory, and weights no part of the network used.
+Loads a checkpoint (or a model given as components) and tells what it is: family, prediction,
+default image size, each component's file, the types its weights are stored in, their size in
+memory, and weights no part of the network used.
 
+${componentUsage}
       --weight-type <type>  Report the memory after converting on load: ${weightTypes.join(', ')}.
       --prediction <kind>   auto, eps or v (default auto).
       --backend <name>      auto, cpu, metal or cuda (default auto).
@@ -35,13 +40,25 @@ export async function infoCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand('info', argv, optionSpec, infoUsage);
   if (typeof parsed === 'number') return parsed;
   const { values, positionals } = parsed;
-  if (positionals.length !== 1) {
-    return usageError(positionals.length === 0 ? 'Missing the model: sdnode info <model>' : `Unexpected argument ${positionals[1]}`, help);
+  let source: string | ModelComponents;
+  let t5Tokenizer: string | undefined;
+  try {
+    const components = componentFlags({ ...values, model: positionals[0] });
+    if (components) ({ t5Tokenizer, ...source } = components);
+    else source = positionals[0] ?? '';
+  } catch (error) {
+    if (error instanceof InvalidFieldError) return usageError(error.message.replace('--model', 'the model argument'), help);
+    throw error;
+  }
+  if (typeof source === 'string' && positionals.length !== 1) {
+    return usageError(positionals.length === 0 ? 'Missing the model: sdnode info <model> (or --diffusion-model <file>)'
+      : `Unexpected argument ${positionals[1]}`, help);
   }
   let model: Model;
   try {
     const weightType = oneOf(values['weight-type']?.toLowerCase(), '--weight-type', weightTypes);
-    model = await loadModel(positionals[0]!, {
+    model = await loadModel(source, {
+      ...(t5Tokenizer !== undefined && { t5Tokenizer }),
       weightType,
       prediction: oneOf(values.prediction, '--prediction', ['auto', 'eps', 'v'] as const),
       backend: oneOf(values.backend, '--backend', ['auto', 'cpu', 'metal', 'cuda'] as const),
@@ -65,8 +82,10 @@ function describe(model: Model, weightType: string | undefined): string {
   const family = familyNames[info.family];
   const rows: [string, string][] = [
     ['file', `${formatBytes(info.fileBytes)}, ${info.format}`],
+    ...componentRows(info),
     ['family', `${family}${info.inpainting ? ' inpainting (9-channel UNet)' : ''}`],
-    ['prediction', info.prediction === 'v' ? 'v (velocity)' : 'eps (noise)'],
+    ['prediction', predictionNames[info.prediction]],
+    ['text encoders', info.textEncoders.map((encoder) => encoderNames[encoder] ?? encoder).join(', ')],
     ['default size', `${info.defaultWidth}×${info.defaultHeight}`],
     ['stored as', storedTypes(info)],
     ['in memory', `${formatBytes(info.weightBytes)} of weights on ${info.backend}`
@@ -75,6 +94,21 @@ function describe(model: Model, weightType: string | undefined): string {
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   return [path.basename(model.path), ...rows.map(([label, value]) => `  ${label.padEnd(width)}  ${value}`)].join('\n');
+}
+
+const predictionNames: Readonly<Record<ModelInfo['prediction'], string>> = {
+  eps: 'eps (noise)', v: 'v (velocity)', flow: 'flow (rectified flow)',
+};
+const encoderNames: Readonly<Record<string, string>> = { clipL: 'CLIP-L', clipG: 'OpenCLIP bigG', t5xxl: 'T5-XXL' };
+const componentLabels: readonly (readonly [keyof ModelComponents, string])[] = [
+  ['diffusionModel', 'diffusion model'], ['clipL', 'CLIP-L'], ['clipG', 'CLIP-G'], ['t5xxl', 'T5-XXL'], ['vae', 'VAE'],
+];
+
+// A model given as components: one row per file.
+function componentRows(info: ModelInfo): [string, string][] {
+  const { components } = info;
+  if (!components) return [];
+  return componentLabels.flatMap(([key, label]): [string, string][] => (components[key] === undefined ? [] : [[label, components[key]]]));
 }
 
 // "f16 (686 tensors), f32 (444 tensors)", most used first.

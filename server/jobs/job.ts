@@ -24,6 +24,8 @@ export interface JobParameters {
   width?: number;
   height?: number;
   cfgScale?: number;
+  /** FLUX.1 dev's distilled guidance (the library's `guidance`; Forge's "Distilled CFG Scale"). */
+  guidance?: number;
   sampler?: string;
   scheduler?: string;
   strength?: number;

@@ -137,11 +137,12 @@ async function generateImage(
   const p = record.parameters;
   const options: ImageOptions = {
     ...(p.prompt !== '' && { prompt: p.prompt }),
-    ...(p.negativePrompt !== undefined && { negativePrompt: p.negativePrompt }),
+    ...(p.negativePrompt !== undefined && !negativePromptUnused(model, p) && { negativePrompt: p.negativePrompt }),
     ...(p.width !== undefined && { width: p.width }),
     ...(p.height !== undefined && { height: p.height }),
     ...(p.steps !== undefined && { steps: p.steps }),
     ...(p.cfgScale !== undefined && { cfgScale: p.cfgScale }),
+    ...(p.guidance !== undefined && { guidance: p.guidance }),
     ...(p.sampler !== undefined && { sampler: p.sampler }),
     ...(p.scheduler !== undefined && { scheduler: p.scheduler }),
     ...(p.vaeTiling !== undefined && { vaeTiling: p.vaeTiling }),
@@ -198,6 +199,13 @@ function checkRefinerFamily(name: string, model: ImageModel): void {
     + 'or another SDXL checkpoint');
 }
 
+// A flow model (FLUX.1) at cfg 1, its default, runs one pass without the negative prompt; a preset's
+// or client's negative prompt then must not need T5's tokenizer, nor show in the parameters.
+function negativePromptUnused(model: ImageModel, p: JobRecord['parameters']): boolean {
+  const prediction = (model as Partial<Pick<Model, 'info'>>).info?.prediction;
+  return prediction === 'flow' && (p.cfgScale ?? 1) === 1;
+}
+
 function firstPng(images: GeneratedImage[]): Buffer {
   const [image] = images;
   if (!image) throw new Error('The library returned no image');
@@ -221,7 +229,13 @@ function requireInput(data: Buffer | undefined, slot: string): Buffer {
 }
 
 /** The job's error as its clients read it: a code, and a message without the server's paths. */
+// The library's advice names its load option; a server is given the file by a flag or a models folder.
+const tokenizerMissing = 'This model\'s T5-XXL text encoder needs T5\'s SentencePiece vocabulary, which sdnode does not ship: '
+  + 'get spiece.model or tokenizer.json from FLUX.1\'s tokenizer_2/ folder (google/t5-v1_1-xxl\'s) and start the server with '
+  + '--t5-tokenizer <file>, or put it beside the model\'s components in the models folder (README, "Flux, SD3 and Chroma")';
+
 function describeFailure(error: unknown): JobError {
+  if (error instanceof SdnodeError && error.code === 'ERR_TOKENIZER_MISSING') return { code: error.code, message: tokenizerMissing };
   const message = withoutPaths(error instanceof Error ? error.message : String(error));
   if (error instanceof SdnodeError) return { code: error.code, message };
   // The library's option checks: a value the request allowed that this model does not.

@@ -4,9 +4,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
-import { familyNames, loadModel, loadSafetyChecker, type LoadOptions, type Model } from '../../lib/index.js';
+import { familyNames, loadModel, loadSafetyChecker, type LoadOptions, type Model, type ModelComponents } from '../../lib/index.js';
 import type { ImageModel } from '../jobs/runner.js';
 import type { ImageSafetyChecker } from '../jobs/safety.js';
+import { checkComponentSet, requireComponentJson, type ModelComponentSet } from './components.js';
 import { ModelRegistry } from './registry.js';
 
 export interface EngineOptions {
@@ -18,6 +19,8 @@ export interface EngineOptions {
   taesd?: string;
   /** Folder of the LoRA files prompts select with <lora:NAME:weight> (--lora-dir). */
   loraDir?: string;
+  /** T5's tokenizer file (--t5-tokenizer) for models with a T5 encoder whose components name none. */
+  t5Tokenizer?: string;
 }
 
 /**
@@ -31,15 +34,25 @@ export function loraFolder(loraDir: string | undefined, modelsDir: string | unde
   return existsSync(a1111) ? a1111 : path.resolve(modelsDir, 'loras');
 }
 
-export function modelLoader(options: EngineOptions, log: (line: string) => void): (checkpointPath: string) => Promise<ImageModel> {
-  return async (checkpointPath) => {
-    const model = await loadModel(checkpointPath, {
+export function modelLoader(options: EngineOptions, log: (line: string) => void):
+(checkpointPath: string, components?: ModelComponentSet) => Promise<ImageModel> {
+  return async (checkpointPath, components) => {
+    let source: string | ModelComponents = checkpointPath;
+    let t5Tokenizer: string | undefined;
+    if (components) {
+      checkComponentSet(components, `the components of ${path.basename(checkpointPath)}`);
+      const { t5Tokenizer: own, ...files } = components;
+      source = files;
+      t5Tokenizer = own ?? options.t5Tokenizer;
+    }
+    const model = await loadModel(source, {
       ...(options.backend !== undefined && { backend: options.backend }),
       ...(options.threads !== undefined && { threads: options.threads }),
       ...(options.prediction !== undefined && { prediction: options.prediction }),
       ...(options.weightType !== undefined && { weightType: options.weightType }),
       ...(options.loraDir !== undefined && { loraDir: options.loraDir }),
       ...(options.taesd !== undefined && { taesd: options.taesd }),
+      ...(t5Tokenizer !== undefined && { t5Tokenizer }),
     });
     log(describeModel(model));
     return model;
@@ -47,11 +60,19 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
 }
 
 export interface ModelSources extends EngineOptions {
+  /** The default model: a checkpoint, or a JSON file naming its components (see components.ts). */
   modelPath?: string;
+  /** The default model as component files (--diffusion-model, --clip-l, --t5xxl, --vae), in place of modelPath. */
+  modelComponents?: ModelComponentSet;
   modelsDir?: string;
   model?: ImageModel;
   maxLoaded?: number;
-  loadModel?: (checkpointPath: string) => Promise<ImageModel>;
+  loadModel?: (checkpointPath: string, components?: ModelComponentSet) => Promise<ImageModel>;
+}
+
+/** Whether a default model is given, as a file or as components. */
+export function hasDefaultModel(sources: Pick<ModelSources, 'model' | 'modelPath' | 'modelComponents'>): boolean {
+  return sources.model !== undefined || sources.modelPath !== undefined || sources.modelComponents !== undefined;
 }
 
 /**
@@ -60,16 +81,20 @@ export interface ModelSources extends EngineOptions {
  */
 async function openModels(sources: ModelSources, log: (line: string) => void): Promise<ModelRegistry> {
   const loraDir = loraFolder(sources.loraDir, sources.modelsDir);
+  const { modelPath } = sources;
+  const defaultComponents = sources.modelComponents
+    ?? (modelPath?.toLowerCase().endsWith('.json') ? await requireComponentJson(path.resolve(modelPath)) : undefined);
   const models = new ModelRegistry({
     dir: sources.modelsDir,
     ...(loraDir !== undefined && { excludeDir: loraDir }),
-    defaultPath: sources.modelPath,
+    defaultPath: modelPath,
+    ...(defaultComponents && { defaultComponents }),
     preloaded: sources.model,
     maxLoaded: sources.maxLoaded ?? 1,
     load: sources.loadModel ?? modelLoader({ ...sources, loraDir }, log),
     log,
   });
-  const defaultModel = sources.model === undefined && sources.modelPath !== undefined ? await models.defaultModel() : undefined;
+  const defaultModel = sources.model === undefined && hasDefaultModel(sources) ? await models.defaultModel() : undefined;
   if (defaultModel) (await models.acquire(defaultModel)).release();
   return models;
 }
@@ -111,7 +136,8 @@ async function openSafetyChecker(source: SafetyCheckerSource, log: (line: string
   return { checker, close: () => checker.close() };
 }
 
-// "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu".
+// "Loaded v1-5.gguf: SD 1.x, eps prediction, 1642 MB of weights on cpu"; for components, the
+// diffusion model's file name.
 function describeModel(model: Model): string {
   const { family, prediction, inpainting, weightBytes, backend } = model.info;
   const kind = `${familyNames[family]}${inpainting ? ' inpainting' : ''}`;

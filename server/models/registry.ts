@@ -1,5 +1,6 @@
 // The checkpoints a server offers: every .safetensors / .gguf under --models (subfolders too) plus
-// --model, by name (the path inside the folder without its extension, e.g. "anime/v3"). Listing
+// --model, by name (the path inside the folder without its extension, e.g. "anime/v3"), and the
+// models given as component files (a JSON file or a folder of them, see components.ts). Listing
 // reads the folder and never loads anything; at most `maxLoaded` models stay resident, and a job
 // that names another one waits for a free slot, unloading the least recently used idle model.
 
@@ -7,14 +8,22 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { ImageModel } from '../jobs/runner.js';
+import { findComponentModels, type ModelComponentSet } from './components.js';
 
 const checkpointExtensions = ['.safetensors', '.gguf'];
+// A component JSON file's name is the model's without it.
+const modelFileExtensions = [...checkpointExtensions, '.json'];
 
 export interface ModelEntry {
   /** What clients call it: the path under --models without extension, or --model's file name without it. */
   name: string;
-  /** Absolute path of the checkpoint (on the worker that offers it, with --redis; '' while none does). */
+  /**
+   * Absolute path of the checkpoint, or of the diffusion model of a model given as components (on
+   * the worker that offers it, with --redis; '' while none does).
+   */
   path: string;
+  /** For a model given as component files: each file (absolute paths). */
+  components?: ModelComponentSet;
   /** The file's SHA-256 in hex, when the worker that offers it has computed it. */
   sha256?: string;
 }
@@ -39,13 +48,16 @@ export interface ModelRegistryOptions {
   dir?: string;
   /** A folder inside `dir` whose files are not checkpoints (the LoRA folder). */
   excludeDir?: string;
-  /** The default checkpoint (--model); it need not be inside `dir`. */
+  /** The default checkpoint (--model, or a component JSON file); it need not be inside `dir`. */
   defaultPath?: string;
+  /** The default model's component files (--diffusion-model, … or --model's JSON file); named after `defaultPath` when given, else its diffusion model. */
+  defaultComponents?: ModelComponentSet;
   /** A model loaded by the caller: the default, never unloaded or closed here. */
   preloaded?: ImageModel;
   /** Models kept resident at once, >= 1. */
   maxLoaded: number;
-  load: (checkpointPath: string) => Promise<ImageModel>;
+  /** Loads a checkpoint, or the components when the entry has them (`checkpointPath` is then the diffusion model). */
+  load: (checkpointPath: string, components?: ModelComponentSet) => Promise<ImageModel>;
   /** Told about loads and unloads. */
   log: (line: string) => void;
 }
@@ -98,8 +110,11 @@ export class ModelRegistry implements ModelCatalog {
 
   constructor(options: ModelRegistryOptions) {
     this.#options = options;
-    const defaultPath = options.preloaded?.path ?? options.defaultPath;
-    this.#defaultEntry = defaultPath === undefined ? undefined : { name: nameOf(defaultPath), path: path.resolve(defaultPath) };
+    const components = options.preloaded ? undefined : options.defaultComponents;
+    const defaultPath = options.preloaded?.path ?? options.defaultPath ?? components?.diffusionModel;
+    this.#defaultEntry = defaultPath === undefined ? undefined : {
+      name: nameOf(defaultPath), path: path.resolve(components?.diffusionModel ?? defaultPath), ...(components && { components }),
+    };
     if (options.preloaded && this.#defaultEntry) {
       this.#resident.set(this.#defaultEntry.name, {
         model: options.preloaded, loading: Promise.resolve(options.preloaded), users: 0, lastUsed: 0, pinned: true,
@@ -201,7 +216,7 @@ export class ModelRegistry implements ModelCatalog {
   #startLoading(entry: ModelEntry): void {
     const resident: Resident = { model: undefined, loading: undefined as unknown as Promise<ImageModel>, users: 0, lastUsed: ++this.#clock, pinned: false };
     this.#options.log(`Loading model ${entry.name} (${entry.path}) …`);
-    resident.loading = this.#options.load(entry.path).then((model) => {
+    resident.loading = this.#options.load(entry.path, entry.components).then((model) => {
       resident.model = model;
       return model;
     }, (error: unknown) => {
@@ -256,7 +271,7 @@ export function modelNameOf(requested: string): string {
 }
 
 function nameOf(checkpointPath: string): string {
-  const extension = checkpointExtensions.find((ext) => checkpointPath.toLowerCase().endsWith(ext));
+  const extension = modelFileExtensions.find((ext) => checkpointPath.toLowerCase().endsWith(ext));
   const base = path.basename(checkpointPath);
   return extension === undefined ? base : base.slice(0, -extension.length);
 }
@@ -269,14 +284,17 @@ async function scan(root: string): Promise<ModelEntry[]> {
     if ((error as { code?: unknown }).code === 'ENOENT') return [];
     throw error;
   }
-  return names
-    .filter((name) => checkpointExtensions.some((ext) => name.toLowerCase().endsWith(ext)))
+  const { models, taken } = await findComponentModels(root, names);
+  const checkpoints = names
+    .filter((name) => checkpointExtensions.some((ext) => name.toLowerCase().endsWith(ext)) && !taken.has(path.join(root, name)))
     .map((relative) => {
       const posix = relative.split(path.sep).join('/');
       const dir = path.posix.dirname(posix);
       const name = dir === '.' ? nameOf(posix) : `${dir}/${nameOf(posix)}`;
       return { name, path: path.join(root, relative) };
     });
+  const sets = models.map(({ name, components }): ModelEntry => ({ name, path: path.resolve(components.diffusionModel), components }));
+  return [...checkpoints, ...sets];
 }
 
 function once(fn: () => void): () => void {

@@ -106,6 +106,7 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
     width: multipleOf8('width', body.width),
     height: multipleOf8('height', body.height),
     cfgScale: body.cfg_scale,
+    guidance: body.distilled_cfg_scale ?? undefined,
     ...samplerFields(sampler, scheduler, { sampler: 'sampler_name', scheduler: 'scheduler' }),
     clipSkip,
     tiling: body.tiling === true ? true : undefined,

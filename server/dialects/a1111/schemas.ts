@@ -23,6 +23,8 @@ const common = {
   n_iter: z.number().int().min(1).max(16).default(1),
   steps: z.number().int().min(1).max(150).default(50),
   cfg_scale: z.number().min(0).max(30).default(7),
+  distilled_cfg_scale: z.number().min(0).max(30).nullable().default(null)
+    .meta({ description: 'FLUX.1 dev\'s distilled guidance, as Forge names it (default 3.5); other models ignore it' }),
   width: z.number().int().min(64).max(2048).default(512),
   height: z.number().int().min(64).max(2048).default(512),
   restore_faces: z.boolean().nullable().default(null),

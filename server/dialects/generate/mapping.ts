@@ -18,6 +18,7 @@ export function generateParameters(body: GenerateRequest): JobParameters {
     width: body.width,
     height: body.height,
     cfgScale: body.cfg_scale,
+    guidance: body.guidance,
     steps: body.steps,
   });
 }

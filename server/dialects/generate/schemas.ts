@@ -12,6 +12,8 @@ export const generateSchema = z.object({
   width: z.number().int().min(64).max(2048).multipleOf(8).optional().meta({ description: 'Width in pixels, a multiple of 8 (default 512)', examples: [512] }),
   height: z.number().int().min(64).max(2048).multipleOf(8).optional().meta({ description: 'Height in pixels, a multiple of 8 (default 512)', examples: [512] }),
   cfg_scale: z.number().min(0).max(30).optional().meta({ description: 'Classifier-free guidance scale, 0–30 (default 7)', examples: [7] }),
+  guidance: z.number().min(0).max(30).optional()
+    .meta({ description: 'FLUX.1 dev\'s distilled guidance, 0–30 (default 3.5); other models ignore it', examples: [3.5] }),
   steps: z.number().int().min(1).max(150).optional().meta({ description: 'Sampling steps, 1–150 (default 20)', examples: [20] }),
   number_of_images: z.number().int().min(1).max(16).optional()
     .meta({ description: 'Images to make, 1–16 (default 1); several come back as one PNG grid', examples: [1] }),

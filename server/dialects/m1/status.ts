@@ -23,6 +23,7 @@ export function jobParameters(form: M1Form): JobParameters {
     width: multipleOf8('width', form.width),
     height: multipleOf8('height', form.height),
     cfgScale: form.cfg_scale,
+    guidance: form.guidance,
     ...samplerFields(form.sampler, form.scheduler),
     strength: form.strength,
     maskBlur: form.mask_blur,

@@ -1,0 +1,59 @@
+// The flags that give a model as component files (FLUX.1 as it is downloaded), shared by serve,
+// worker, generate and info: --diffusion-model with --clip-l, --clip-g, --t5xxl, --vae, and
+// --t5-tokenizer for T5's vocabulary.
+
+import type { ModelComponentSet } from '../models/components.js';
+import { InvalidFieldError } from '../parse.js';
+
+export const componentOptionSpec = {
+  'diffusion-model': { type: 'string' },
+  'clip-l': { type: 'string' },
+  'clip-g': { type: 'string' },
+  t5xxl: { type: 'string' },
+  vae: { type: 'string' },
+  't5-tokenizer': { type: 'string' },
+} as const;
+
+/** Help lines for the flags, indented as the commands' own. */
+export const componentUsage = `      --diffusion-model <file>  A model given as components (FLUX.1): the diffusion model
+                           (flux1-schnell.safetensors, flux1-dev.safetensors, a GGUF), in place
+                           of --model; the model is named after this file. With:
+      --clip-l <file>      its CLIP-L text encoder (clip_l.safetensors),
+      --clip-g <file>      its OpenCLIP bigG text encoder (clip_g.safetensors; not FLUX.1's),
+      --t5xxl <file>       its T5-XXL encoder (t5xxl_fp16.safetensors; fp8 files not yet),
+      --vae <file>         its 16-channel VAE (ae.safetensors),
+      --t5-tokenizer <file> T5's vocabulary: spiece.model or tokenizer.json from FLUX.1's
+                           tokenizer_2/ folder (sdnode ships none; without it prompts fail).`;
+
+const companions = ['clip-l', 'clip-g', 't5xxl', 'vae', 't5-tokenizer'] as const;
+const keyOf = { 'clip-l': 'clipL', 'clip-g': 'clipG', t5xxl: 't5xxl', vae: 'vae', 't5-tokenizer': 't5Tokenizer' } as const;
+
+type ComponentValues = Partial<Record<keyof typeof componentOptionSpec, string>> & { model?: string };
+
+/**
+ * The component set the flags give, or undefined without --diffusion-model. A companion flag
+ * without --diffusion-model, or --model with it, is an InvalidFieldError naming the flags;
+ * `tokenizerAlone` lets --t5-tokenizer stand alone (serve and worker: it then serves the
+ * component models of --models).
+ */
+export function componentFlags(values: ComponentValues, options: { tokenizerAlone?: boolean } = {}): ModelComponentSet | undefined {
+  const diffusionModel = values['diffusion-model'];
+  if (diffusionModel === undefined) {
+    const stray = companions.find((flag) => values[flag] !== undefined && !(flag === 't5-tokenizer' && options.tokenizerAlone));
+    if (stray !== undefined) {
+      throw new InvalidFieldError(`--${stray}`, `--${stray} is a component of a model given as files: add --diffusion-model <file> `
+        + `(with --clip-l, --t5xxl and --vae), or leave --${stray} out`);
+    }
+    return undefined;
+  }
+  if (values.model !== undefined) {
+    throw new InvalidFieldError('--model', '--model and --diffusion-model both name the model: give --model <checkpoint>, '
+      + 'or --diffusion-model <file> with its --clip-l, --t5xxl and --vae');
+  }
+  const set: ModelComponentSet = { diffusionModel };
+  for (const flag of companions) {
+    const file = values[flag];
+    if (file !== undefined) set[keyOf[flag]] = file;
+  }
+  return set;
+}
