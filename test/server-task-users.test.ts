@@ -10,9 +10,10 @@ import { FakeModel, getJson, startTestServer } from './server-helpers.js';
 
 const secretKey = 's'.repeat(32);
 
-async function signUp(url: string, username: string): Promise<{ status: number; body: { access_token?: string; detail?: unknown } }> {
+async function signUp(url: string, username: string, headers: Record<string, string> = {}):
+  Promise<{ status: number; body: { access_token?: string; detail?: unknown } }> {
   const response = await fetch(`${url}/user`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password: 'long enough' }),
+    method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ username, password: 'long enough' }),
   });
   return { status: response.status, body: await response.json() as { access_token?: string } };
 }
@@ -24,7 +25,7 @@ async function logIn(url: string, username: string): Promise<number> {
 t.test('the API-key holders\' and the public namespaces cannot be signed up for', async (t) => {
   const { url } = await startTestServer(t, { model: new FakeModel(), apiKeys: ['key'], tasks: { secretKey, enableSignup: true } });
   for (const name of ['apikey', 'all']) {
-    const answer = await signUp(url, name);
+    const answer = await signUp(url, name, { authorization: 'Bearer key' });
     t.equal(answer.status, 409, name);
     t.match(answer.body, { detail: /reserved/ });
     t.equal(await logIn(url, name), 401);
@@ -54,4 +55,33 @@ t.test('usernames such as constructor and __proto__ sign up and log in like any 
   t.equal(await logIn(url, 'valueOf'), 401, 'a name nobody signed up as');
   const stored = JSON.parse(await readFile(path.join(outputDir, 'users.json'), 'utf8')) as { users: object };
   t.same(Object.keys(stored.users).sort(), ['__proto__', 'constructor', 'hasOwnProperty', 'toString']);
+});
+
+t.test('log-ins are limited per client and username: the 11th attempt in a minute is a 429', async (t) => {
+  const { url } = await startTestServer(t, { model: new FakeModel(), tasks: { secretKey, enableSignup: true } });
+  t.equal((await signUp(url, 'bob')).status, 200);
+  t.equal((await signUp(url, 'carol')).status, 200);
+  for (let i = 0; i < 10; i++) {
+    const wrong = await fetch(`${url}/token`, { method: 'POST', body: new URLSearchParams({ username: 'bob', password: `guess ${i}` }) });
+    t.equal(wrong.status, 401);
+  }
+  const refused = await fetch(`${url}/token`, { method: 'POST', body: new URLSearchParams({ username: 'bob', password: 'long enough' }) });
+  t.equal(refused.status, 429, 'the right password too, once the limit is reached');
+  t.match(refused.headers.get('retry-after'), /^\d+$/);
+  t.match(await refused.json(), { detail: /Too many attempts; retry in \d+ s/ });
+  t.equal(await logIn(url, 'carol'), 200, 'another user is not held up');
+  for (let i = 0; i < 16; i++) t.equal(await logIn(url, `nobody${i}`), 401);
+  t.equal(await logIn(url, 'carol'), 429, 'the 31st attempt from one client in a minute');
+});
+
+t.test('a SECRET_KEY under 32 bytes is refused at start; tokens without exp are refused', async (t) => {
+  await t.rejects(startTestServer(t, { model: new FakeModel(), tasks: { secretKey: 'short' } }),
+    { name: 'RangeError', message: /SECRET_KEY must be at least 32 bytes but has 5/ });
+  const { url } = await startTestServer(t, { model: new FakeModel(), tasks: { secretKey } });
+  const { SignJWT } = await import('jose');
+  const key = new TextEncoder().encode(secretKey);
+  const forever = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('all').sign(key);
+  t.equal((await getJson(`${url}/models`, { headers: { authorization: `Bearer ${forever}` } })).status, 401);
+  const expiring = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('all').setExpirationTime('1h').sign(key);
+  t.equal((await getJson(`${url}/models`, { headers: { authorization: `Bearer ${expiring}` } })).status, 200);
 });

@@ -10,6 +10,7 @@ import { clientGone, watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
+import { RateLimiter } from '../../http/rate-limit.js';
 import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
 import { resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
@@ -74,6 +75,8 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
   const { blobs, hub, tokens, users } = parts;
   const router = Router();
   const json = express.json({ limit: base64BodyLimit(0, context.maxUploadBytes) });
+  // Each attempt costs a password hash: a guesser gets few per username, and per client.
+  const attempts = { client: new RateLimiter(passwordAttemptsPerMinute.client, 60_000), user: new RateLimiter(passwordAttemptsPerMinute.user, 60_000) };
   const form = express.urlencoded({ extended: false, limit: '64kb' });
   const auth: RequestHandler = (req, res, next) => {
     parts.authenticate(req).then((user) => {
@@ -214,6 +217,7 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
       });
     }
     const { username, password } = parseWith(userSchema, req.body ?? {}, 'POST /user');
+    throttle(attempts.client, req.ip ?? '');
     if (isReservedUsername(username)) throw new ApiError(409, 'USER_EXISTS', `The name ${username} is reserved by the server`);
     if (!(await users.add(username, password))) throw new ApiError(409, 'USER_EXISTS', `The user ${username} exists`);
     res.json({ access_token: await tokens.issue(username), token_type: 'bearer' });
@@ -225,6 +229,8 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
     responses: { 200: { description: 'A token', schema: tokenResponseSchema }, 401: { description: 'Wrong name or password' } },
   }, form, json, async (req, res) => {
     const { username, password } = parseWith(passwordFormSchema, req.body ?? {}, 'POST /token');
+    throttle(attempts.client, req.ip ?? '');
+    throttle(attempts.user, username);
     if (!(await users.verify(username, password))) {
       throw new ApiError(401, 'UNAUTHORIZED', 'Incorrect username or password', { headers: { 'WWW-Authenticate': 'Bearer' } });
     }
@@ -257,6 +263,16 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
 
   router.use(['/txt2img', '/img2img', '/inpaint', '/task', '/blob', '/user', '/token', '/models'], errorHandler(context.log, fastApiErrorShape));
   return router;
+}
+
+/** Log-ins and sign-ups per minute: per client address, and log-ins per username. */
+export const passwordAttemptsPerMinute = { client: 30, user: 10 } as const;
+
+function throttle(limiter: RateLimiter, key: string): void {
+  const waitSeconds = limiter.attempt(key);
+  if (waitSeconds !== undefined) {
+    throw new ApiError(429, 'TOO_MANY_ATTEMPTS', `Too many attempts; retry in ${waitSeconds} s`, { headers: { 'Retry-After': String(waitSeconds) } });
+  }
 }
 
 function user(res: Response): string {

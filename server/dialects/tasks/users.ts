@@ -94,12 +94,22 @@ export class UserStore {
   }
 }
 
+/** Shortest SECRET_KEY taken, in bytes (UTF-8). */
+export const minSecretKeyBytes = 32;
+
+/** A token names its user and an expiry; one without `exp` is refused. */
 export class Tokens {
   readonly #key: Uint8Array;
   readonly #ttlSeconds: number;
 
   constructor(secretKey: string | undefined, ttlSeconds: number) {
-    this.#key = secretKey === undefined ? randomBytes(32) : new TextEncoder().encode(secretKey);
+    const key = secretKey === undefined ? randomBytes(minSecretKeyBytes) : new TextEncoder().encode(secretKey);
+    // HS256 with a short key falls to an offline search from one token.
+    if (key.length < minSecretKeyBytes) {
+      throw new RangeError(`SECRET_KEY must be at least ${minSecretKeyBytes} bytes but has ${key.length}; `
+        + 'make one with: openssl rand -hex 32');
+    }
+    this.#key = key;
     this.#ttlSeconds = ttlSeconds;
   }
 
@@ -111,7 +121,7 @@ export class Tokens {
   /** The user a valid, unexpired token names; undefined for anything else. */
   async user(token: string): Promise<string | undefined> {
     try {
-      const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'] });
+      const { payload } = await jwtVerify(token, this.#key, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
       return typeof payload.sub === 'string' ? payload.sub : undefined;
     } catch {
       return undefined;
