@@ -5,26 +5,36 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import path from 'node:path';
+
+import type { ModelEntry } from './registry.js';
 
 export class FileHashes {
-  readonly #known = new Map<string, Promise<string>>();
+  // One hash per file, of its latest version: an edited file's old hash is dropped.
+  readonly #known = new Map<string, { version: string; hash: Promise<string> }>();
 
-  /** The file's SHA-256 in hex. */
+  /** The file's SHA-256 in hex; concurrent calls for one version of a file share one pass over it. */
   async sha256(file: string): Promise<string> {
     const { size, mtimeMs } = await stat(file);
-    const key = `${file}\n${size}\n${mtimeMs}`;
-    let hash = this.#known.get(key);
-    if (!hash) {
-      hash = digest(file);
-      this.#known.set(key, hash);
-      hash.catch(() => this.#known.delete(key));
-    }
+    const version = `${size}\n${mtimeMs}`;
+    const known = this.#known.get(file);
+    if (known?.version === version) return known.hash;
+    const hash = digest(file);
+    this.#known.set(file, { version, hash });
+    hash.catch(() => {
+      if (this.#known.get(file)?.hash === hash) this.#known.delete(file);
+    });
     return hash;
   }
 
-  /** AUTOMATIC1111's short hash: the first ten hex digits. */
-  async shortHash(file: string): Promise<string> {
-    return (await this.sha256(file)).slice(0, 10);
+  /**
+   * A model's SHA-256: the one its entry carries (a worker's), else its file's when the entry names
+   * a file of this machine (an absolute path), else undefined. Never throws.
+   */
+  async ofEntry(entry: ModelEntry): Promise<string | undefined> {
+    if (entry.sha256 !== undefined) return entry.sha256;
+    if (!path.isAbsolute(entry.path)) return undefined;
+    return this.sha256(entry.path).catch(() => undefined);
   }
 }
 

@@ -10,6 +10,9 @@
 // it: one may start; the queue fails it after --no-worker-timeout), else the only model offered.
 
 import { hostname } from 'node:os';
+import path from 'node:path';
+
+import { z } from 'zod';
 
 import type { RedisConnection, RedisKeys } from '../jobs/redis.js';
 import { InvalidFieldError } from '../parse.js';
@@ -25,6 +28,45 @@ export interface WorkerOffer {
   models: ModelEntry[];
   /** Names it has loaded now. */
   loaded: string[];
+}
+
+// Anything that can write to Redis can write an offer: each is checked before it is believed.
+const offerSchema = z.object({
+  id: z.string().min(1).max(256),
+  host: z.string().max(256),
+  pid: z.number().int().nonnegative(),
+  concurrency: z.number().int().min(1).max(1024),
+  models: z.array(z.object({
+    name: z.string().min(1).max(512).regex(/^[^\u0000-\u001f]+$/),
+    path: z.string().max(4096),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+  })).max(10_000),
+  loaded: z.array(z.string().max(512)).max(10_000),
+});
+
+/**
+ * A worker's offer as read from Redis, or undefined when it is not one. Model paths keep only
+ * their file names: they are paths on the worker's machine, and this process never opens (or
+ * hashes) a file a worker named.
+ */
+export function parseOffer(text: string): WorkerOffer | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const result = offerSchema.safeParse(parsed);
+  if (!result.success) return undefined;
+  const offer = result.data;
+  return {
+    ...offer,
+    models: offer.models.map((entry) => ({
+      name: entry.name,
+      path: path.basename(entry.path.replaceAll('\\', '/')),
+      ...(entry.sha256 !== undefined && { sha256: entry.sha256 }),
+    })),
+  };
 }
 
 /** Heartbeats: a worker is listed while its offer is renewed within this time. */
@@ -74,7 +116,7 @@ export class WorkerDirectory {
       const texts = await redis.mget(ids.map((id) => this.#keys.worker(id)));
       const dead = ids.filter((_id, i) => texts[i] === null);
       if (dead.length > 0) await redis.srem(this.#keys.workers, ...dead);
-      return texts.filter((text): text is string => text !== null).map((text) => JSON.parse(text) as WorkerOffer);
+      return texts.flatMap((text) => (text === null ? [] : [parseOffer(text)].filter((offer) => offer !== undefined)));
     });
   }
 }

@@ -46,8 +46,7 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
     });
   };
 
-  const title = async (entry: ModelEntry): Promise<string> =>
-    `${entry.name}${path.extname(entry.path)} [${entry.sha256?.slice(0, 10) ?? await hashes.shortHash(entry.path)}]`;
+  const title = async (entry: ModelEntry): Promise<string> => modelTitle(entry, await hashes.ofEntry(entry));
   const currentOptions = async () => {
     const model = await models.defaultModel();
     return {
@@ -93,13 +92,14 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
   list('sd-models', 'The checkpoints (hashing each file once, the first time)', undefined, async () => {
     const entries = await models.list();
     return Promise.all(entries.map(async (entry): Promise<z.output<typeof sdModelSchema>> => {
-      const sha256 = entry.sha256 ?? await hashes.sha256(entry.path);
+      const sha256 = await hashes.ofEntry(entry);
       return {
-        title: `${entry.name}${path.extname(entry.path)} [${sha256.slice(0, 10)}]`,
+        title: modelTitle(entry, sha256),
         model_name: entry.name,
-        hash: sha256.slice(0, 10),
-        sha256,
-        filename: entry.path,
+        hash: sha256?.slice(0, 10) ?? null,
+        sha256: sha256 ?? null,
+        // The file's name only: where the server keeps its models is not the clients' business.
+        filename: `${entry.name}${path.extname(entry.path)}`,
         config: null,
       };
     }));
@@ -159,4 +159,10 @@ function memory(): Record<string, unknown> {
       ? { system: { free: gpu.memoryFree, used: gpu.memoryTotal - gpu.memoryFree, total: gpu.memoryTotal } }
       : { error: 'sdnode runs on the CPU here (no CUDA backend in this build or no CUDA device)' },
   };
+}
+
+/** AUTOMATIC1111's checkpoint title, "v1-5.safetensors [6ce0161689]"; without the hash while it is unknown. */
+function modelTitle(entry: ModelEntry, sha256: string | undefined): string {
+  const file = `${entry.name}${path.extname(entry.path)}`;
+  return sha256 === undefined ? file : `${file} [${sha256.slice(0, 10)}]`;
 }

@@ -63,7 +63,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
     const refiner = await resolveRefiner(context.models, mapped.parameters.refiner, checkpoint.name, a1111RefinerFields.checkpoint);
     mapped.parameters = withoutUndefined({ ...mapped.parameters, refiner });
     const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);
-    const modelHash = checkpoint.sha256 !== undefined ? checkpoint.sha256.slice(0, 10) : hashes.shortHash(checkpoint.path).catch(() => null);
+    const modelHash = hashes.ofEntry(checkpoint).then((sha256) => sha256?.slice(0, 10) ?? null);
     const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });
     const done = await jobs.waitForClient(record.id, clientGone(res));
     if (!done) return;
