@@ -45,7 +45,8 @@ export class ProgressBar {
     const now = performance.now();
     if (now - this.#lastDrawMs < this.#minIntervalMs && state.done < state.total) return;
     this.#lastDrawMs = now;
-    const columns = this.#stream.columns ?? 80;
+    // A pty without a size (under `script`, some CI runners) reports 0 columns.
+    const columns = this.#stream.columns || 80;
     this.#stream.write(clearLine + formatBar(state).slice(0, Math.max(columns - 1, 10)));
     this.#drawn = true;
   }
