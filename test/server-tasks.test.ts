@@ -244,3 +244,17 @@ t.test('tokens: sign-up and login, expired or forged tokens, public access on an
   t.ok((await postJson(`${open.url}/token/all`, {})).body.access_token);
   t.equal((await postJson(`${open.url}/user`, { username: 'dave', password: 'long enough' })).status, 403, 'sign-up is off');
 });
+
+t.test('img2img and inpaint without width and height make the initial image\'s size, rounded down to 8', async (t) => {
+  const model = new FakeModel();
+  const { url } = await startTestServer(t, { model });
+  const blob = async (png: Buffer) => ((await (await fetch(`${url}/blob`, { method: 'POST', body: Uint8Array.from(png) })).json()) as { blob_id: string }).blob_id;
+  const image = await blob(await solidPng(100, 68));
+  const mask = await blob(await solidPng(100, 68, 255));
+  t.equal((await postJson(`${url}/task`, { task_type: 'img2img', prompt: 'x', initial_image: image })).status, 200);
+  t.equal((await postJson(`${url}/task`, { task_type: 'inpaint', prompt: 'x', initial_image: image, mask })).status, 200);
+  t.equal((await postJson(`${url}/task`, { task_type: 'img2img', prompt: 'x', initial_image: image, width: 64 })).status, 200);
+  await waitFor(() => model.calls.length === 3);
+  t.same(model.calls.map((call) => [call.method, call.width, call.height]),
+    [['imageToImage', 96, 64], ['inpaint', 96, 64], ['imageToImage', 64, 64]]);
+});

@@ -98,6 +98,12 @@ export function uploadedFiles(files: unknown, name: string): Buffer[] {
   return (uploaded[name] ?? []).map((file) => file.buffer);
 }
 
+/** An upload's size as it shows: after its EXIF orientation. */
+export async function imageSize(upload: Upload): Promise<{ width: number; height: number }> {
+  const { width = 0, height = 0, autoOrient } = await sharp(upload.data).metadata();
+  return autoOrient ?? { width, height };
+}
+
 /**
  * An image upload checked to be PNG, JPEG or WebP of at most MAX_INPUT_PIXELS (the library's
  * limit, 4096×4096); a 400 naming the field otherwise, before its pixels are ever decoded.

@@ -2,9 +2,8 @@
 // from the image (generated at multiples of 8, scaled back when the image's sides are not), and
 // the safety checker asked for on every image.
 
-import sharp from 'sharp';
-
 import { ApiError } from '../../http/errors.js';
+import { imageSize } from '../../http/uploads.js';
 import type { JobMode, JobParameters } from '../../jobs/job.js';
 import { checkOutputSize } from '../../jobs/limits.js';
 import { chosenSeed, multipleOf8, withoutUndefined } from '../../jobs/parameters.js';
@@ -41,12 +40,12 @@ export async function photoshopJob(route: PhotoshopRoute, body: Txt2ImgRequest |
   }
   const { init_image: initText, strength } = body as Img2ImgRequest;
   const image = await decoded('init_image', initText, maxUploadBytes);
-  const { width, height } = await sizeOf(image);
+  const { width, height } = await imageSize(image);
   checkOutputSize('init_image', width, height);
   const parameters = { ...common, ...generationSize(width, height), strength: strength ?? defaultStrength[route] };
   if (route === 'img2img') return { mode: 'img2img', parameters, uploads: { image } };
   const mask = await decoded('mask_image', (body as MaskingRequest).mask_image, maxUploadBytes);
-  const maskSize = await sizeOf(mask);
+  const maskSize = await imageSize(mask);
   if (maskSize.width !== width || maskSize.height !== height) {
     throw new ApiError(400, 'INVALID_PARAMETER', `mask_image must have the size of init_image (${width}x${height}) `
       + `but is ${maskSize.width}x${maskSize.height}`, { param: 'mask_image' });
@@ -63,11 +62,6 @@ async function decoded(field: string, text: string, maxUploadBytes: number): Pro
       `${field} is larger than the upload limit of ${Math.round(maxUploadBytes / 2 ** 20 * 100) / 100} MB (--max-upload-mb)`, { param: field });
   }
   return upload;
-}
-
-async function sizeOf(upload: Upload): Promise<{ width: number; height: number }> {
-  const { width = 0, height = 0, autoOrient } = await sharp(upload.data).metadata();
-  return autoOrient ?? { width, height };
 }
 
 // The engine makes sides that are multiples of 8 within 64–2048; any other size is made at the

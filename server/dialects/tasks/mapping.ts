@@ -2,7 +2,7 @@
 // ids, this server's blob URLs, and URLs of hosts allowed with --allow-fetch) to uploads.
 
 import { ApiError } from '../../http/errors.js';
-import { imageUpload } from '../../http/uploads.js';
+import { imageSize, imageUpload } from '../../http/uploads.js';
 import type { JobMode, JobParameters } from '../../jobs/job.js';
 import {
   chosenSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined, type RefinerFieldNames,
@@ -40,6 +40,18 @@ export interface ImageSources {
   /** Hosts whose URLs may be fetched (--allow-fetch). */
   allowFetch: string[];
   maxBytes: number;
+}
+
+/**
+ * The parameters with the initial image's size where the task gave none: the seed API documents
+ * width and height for txt2img only, and its diffusers pipeline makes an image-to-image result at
+ * the input's size, each side rounded down to a multiple of 8 (here also kept within 64–2048).
+ */
+export async function withInitialImageSize(parameters: JobParameters, image: Upload | undefined): Promise<JobParameters> {
+  if (image === undefined || (parameters.width !== undefined && parameters.height !== undefined)) return parameters;
+  const size = await imageSize(image);
+  const side = (value: number): number => Math.min(2048, Math.max(64, Math.floor(value / 8) * 8));
+  return { ...parameters, width: parameters.width ?? side(size.width), height: parameters.height ?? side(size.height) };
 }
 
 /** The uploads a task of this type needs, from its references; 422s naming the field otherwise. */

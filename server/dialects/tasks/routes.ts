@@ -16,7 +16,7 @@ import { resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
 import { BlobStore } from './blobs.js';
 import { TaskEventHub } from './events.js';
-import { jobParameters, modeByTaskType, taskRefinerFields, taskUploads } from './mapping.js';
+import { jobParameters, modeByTaskType, taskRefinerFields, taskUploads, withInitialImageSize } from './mapping.js';
 import {
   blobIdParams, blobResponseSchema, eventSchema, modelsResponseSchema, parametersSchema, passwordFormSchema, taskIdParams,
   taskSchema, tokenQuery, tokenResponseSchema, userSchema, type TaskParameters, type TaskType,
@@ -106,12 +106,13 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
       blobs, owner, ownBases: [base(req), ownBase(req)], allowFetch: options.allowFetch,
       maxBytes: context.maxUploadBytes,
     });
-    const record = await jobs.submit({ mode: modeByTaskType[type], dialect: tag, model: checkpoint.name, owner, parameters: jobParams, uploads });
+    const sized = await withInitialImageSize(jobParams, uploads.image);
+    const record = await jobs.submit({ mode: modeByTaskType[type], dialect: tag, model: checkpoint.name, owner, parameters: sized, uploads });
     hub.pending(record, {
       owner,
       baseUrl: base(req),
       parametersUsed: { ...parameters, task_type: type, model: checkpoint.name, steps: jobParams.steps, guidance: jobParams.cfgScale,
-        scheduler: jobParams.sampler ?? 'euler_a', width: jobParams.width, height: jobParams.height, strength: jobParams.strength,
+        scheduler: jobParams.sampler ?? 'euler_a', width: sized.width, height: sized.height, strength: jobParams.strength,
         ...(jobParams.refiner && { refiner_model: jobParams.refiner.checkpoint, refiner_switch_at: jobParams.refiner.switchAt }) },
       warnings: [],
     });
