@@ -22,11 +22,12 @@ export async function redisJobSystem(redis: string, options: ServerOptions, log:
     const store = new RedisJobStore(connection, keys, { retentionMs: (options.retentionHours ?? 24) * 3600 * 1000 });
     const directory = new WorkerDirectory(connection, keys);
     const defaultName = options.model?.path ?? options.modelPath ?? options.modelComponents?.diffusionModel;
-    const models = new RemoteModelRegistry(directory, connection, keys, { defaultName });
+    const noWorkerTimeoutMs = (options.noWorkerTimeoutSeconds ?? 60) * 1000;
+    const models = new RemoteModelRegistry(directory, connection, keys, { defaultName, rememberMs: noWorkerTimeoutMs });
     queue = await BullMqQueue.open(connection, await connection.duplicate(), keys, store, directory, {
       maxWaiting: options.maxQueue ?? 100,
       attempts,
-      noWorkerTimeoutMs: (options.noWorkerTimeoutSeconds ?? 60) * 1000,
+      noWorkerTimeoutMs,
       lockDurationMs,
       log,
     });

@@ -7,7 +7,8 @@ import path from 'node:path';
 import t from 'tap';
 
 import { FileHashes } from '../server/models/hashes.js';
-import { parseOffer } from '../server/models/remote-registry.js';
+import { redisKeys, type RedisConnection } from '../server/jobs/redis.js';
+import { parseOffer, RemoteModelRegistry, type WorkerDirectory, type WorkerOffer } from '../server/models/remote-registry.js';
 
 const sha256 = 'a'.repeat(64);
 const offer = {
@@ -48,4 +49,21 @@ t.test('a model entry is hashed only where it names a file of this machine', asy
   t.equal(await hashes.ofEntry({ name: 'gone', path: path.join(dir, 'gone.safetensors') }), undefined);
   await writeFile(file, 'abcd');
   t.equal(await hashes.ofEntry({ name: 'm', path: file }), '88d4266fd4e6338d13b845fcf289579d209c897823b9217da3e161936f031589', 'a new version, a new hash');
+});
+
+t.test('with workers restarting, a model offered within --no-worker-timeout still resolves (its job queues)', async (t) => {
+  let offers: WorkerOffer[] = [{ id: 'w1', host: 'h', pid: 1, concurrency: 1, loaded: [], models: [{ name: 'v1-5', path: 'v1-5.safetensors' }] }];
+  const directory = { live: async () => offers } as unknown as WorkerDirectory;
+  const connection = { call: async (use: (redis: { get: () => Promise<null> }) => unknown) => use({ get: async () => null }) } as unknown as RedisConnection;
+  const keys = redisKeys();
+  const remembering = new RemoteModelRegistry(directory, connection, keys, { rememberMs: 60_000 });
+  const forgetting = new RemoteModelRegistry(directory, connection, keys);
+  t.equal((await remembering.resolve('v1-5')).name, 'v1-5');
+  await forgetting.resolve('v1-5');
+  offers = [];
+  t.equal((await remembering.resolve('v1-5')).name, 'v1-5', 'named');
+  t.equal((await remembering.resolve()).name, 'v1-5', 'the only model, unnamed');
+  await t.rejects(remembering.resolve('sdxl'), { name: 'UnknownModelError' }, 'never offered');
+  await t.rejects(forgetting.resolve('v1-5'), { name: 'UnknownModelError' }, 'without the window, as before');
+  await t.rejects(forgetting.resolve(), { name: 'NoModelError' });
 });

@@ -129,6 +129,11 @@ export function newWorkerId(): string {
 export interface RemoteModelRegistryOptions {
   /** The API process's --model: a name (or a file name; its extension is dropped). */
   defaultName?: string;
+  /**
+   * How long a model stays requestable after the last worker offering it went (--no-worker-timeout):
+   * jobs for it queue while workers restart, and fail NO_WORKER if none comes back in time. Default 0.
+   */
+  rememberMs?: number;
 }
 
 export class RemoteModelRegistry implements ModelCatalog {
@@ -137,6 +142,9 @@ export class RemoteModelRegistry implements ModelCatalog {
   readonly #connection: RedisConnection;
   readonly #keys: RedisKeys;
   readonly #defaultName: string | undefined;
+  readonly #rememberMs: number;
+  /** Every model seen offered, by name, and when it last was. */
+  readonly #seen = new Map<string, { entry: ModelEntry; at: number }>();
   #loaded: string[] = [];
 
   constructor(directory: WorkerDirectory, connection: RedisConnection, keys: RedisKeys, options: RemoteModelRegistryOptions = {}) {
@@ -144,6 +152,7 @@ export class RemoteModelRegistry implements ModelCatalog {
     this.#connection = connection;
     this.#keys = keys;
     this.#defaultName = options.defaultName === undefined ? undefined : modelNameOf(options.defaultName);
+    this.#rememberMs = options.rememberMs ?? 0;
   }
 
   /** Every model some live worker offers: the default first, then by name. */
@@ -157,6 +166,8 @@ export class RemoteModelRegistry implements ModelCatalog {
       const known = byName.get(entry.name);
       if (!known || (known.sha256 === undefined && entry.sha256 !== undefined)) byName.set(entry.name, entry);
     }
+    const now = Date.now();
+    for (const entry of byName.values()) this.#seen.set(entry.name, { entry, at: now });
     const defaultName = await this.#chosenDefault() ?? this.#defaultName;
     return [...byName.values()].sort((a, b) =>
       Number(b.name === defaultName) - Number(a.name === defaultName) || a.name.localeCompare(b.name));
@@ -191,8 +202,28 @@ export class RemoteModelRegistry implements ModelCatalog {
     } catch (error) {
       // A worker that started within the listing cache's lifetime is not missed: look again.
       if (!(error instanceof NoModelError || error instanceof UnknownModelError)) throw error;
-      return this.#resolveIn(await this.list(true), requested);
+      const live = await this.list(true);
+      try {
+        return await this.#resolveIn(live, requested);
+      } catch (stillMissing) {
+        // Workers restarting: a model offered within --no-worker-timeout is queued for their return.
+        const recent = this.#recentlyOffered(live);
+        if (recent.length === 0 || !(stillMissing instanceof NoModelError || stillMissing instanceof UnknownModelError)) throw stillMissing;
+        return this.#resolveIn([...live, ...recent], requested).catch(() => Promise.reject(stillMissing));
+      }
     }
+  }
+
+  /** Models no live worker offers now but one did within the last `rememberMs`. */
+  #recentlyOffered(live: ModelEntry[]): ModelEntry[] {
+    const now = Date.now();
+    const offered = new Set(live.map((entry) => entry.name));
+    const recent: ModelEntry[] = [];
+    for (const [name, { entry, at }] of this.#seen) {
+      if (now - at > this.#rememberMs) this.#seen.delete(name);
+      else if (!offered.has(name)) recent.push(entry);
+    }
+    return recent;
   }
 
   async #resolveIn(entries: ModelEntry[], requested?: string): Promise<ModelEntry> {
