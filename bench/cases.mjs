@@ -48,6 +48,10 @@ export const checkpoints = {
     diffusionModel: 'flux-schnell-random-f16.safetensors', clipL: 'clip-l-random-f16.safetensors',
     t5xxl: 't5xxl-random-f16.safetensors', vae: 'vae16-random-f16.safetensors',
   },
+  'sd3-medium': {
+    diffusionModel: 'sd3-medium-random-f16.safetensors', clipL: 'clip-l-random-f16.safetensors', clipG: 'clip-g-random-f16.safetensors',
+    t5xxl: 't5xxl-random-f16.safetensors', vae: 'vae16-random-f16.safetensors',
+  },
 };
 
 /** The cases of ../shared/reference/README.md that the engine runs; `reference` is that folder. */
@@ -69,5 +73,6 @@ export function referenceCases(reference) {
     { id: 'r11-lora', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler', cfgScale: 7, seed: 3, prompt: 'a photo of a cat <lora:lora-random-r8:1>', negativePrompt: '', loraDir: 'loras' },
     // The reference's T5 has no vocabulary: it sees no prompt tokens, so ours gets none either.
     { id: 'r13-flux-schnell-128', model: 'flux-schnell', width: 128, height: 128, steps: 2, sampler: 'euler', cfgScale: 1, seed: 42, prompt: 'a photo of a cat', promptTokens: { t5xxl: [] } },
+    { id: 'r14-sd3-medium-128', model: 'sd3-medium', width: 128, height: 128, steps: 2, sampler: 'euler', scheduler: 'discrete', cfgScale: 4.5, seed: 42, prompt: 'a photo of a cat', negativePrompt: '', promptTokens: { t5xxl: [] } },
   ];
 }

@@ -141,6 +141,9 @@ export interface NativeRequest {
   /** Flow models: the T5 encoder's ids (no end token, no padding) and weights for the prompt and the negative prompt. */
   t5Prompt?: NativeConditioning;
   t5Negative?: NativeConditioning;
+  /** SD3: CLIP-G rows of 77 when they differ from prompt / negative (ids given per encoder). Absent: the same rows. */
+  clipGPrompt?: NativeConditioning;
+  clipGNegative?: NativeConditioning;
   /** FLUX.1 dev's distilled guidance. Absent: 3.5. */
   guidance?: number;
   /** Flow models: the shift of the discrete schedule and its kin; 0 or absent: the family's. */

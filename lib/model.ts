@@ -30,9 +30,9 @@ import { checkGenerated, type SafetyResult } from './safety-checker.js';
 export interface ModelInfo {
   /**
    * Model family: 'sd1' (Stable Diffusion 1.x), 'sd2' (2.x), 'sdxl' (SDXL base), 'sdxl-refiner',
-   * 'flux-schnell' or 'flux-dev' (FLUX.1, from components).
+   * 'flux-schnell' or 'flux-dev' (FLUX.1), 'sd3' (SD3 medium) or 'sd3.5' (SD3.5 medium and large), the last four from components.
    */
-  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev';
+  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev' | 'sd3' | 'sd3.5';
   /** What the network predicts: noise ('eps'), velocity ('v', SD 2.x 768 models) or the flow from noise to image ('flow', FLUX.1). */
   prediction: 'eps' | 'v' | 'flow';
   /** Whether this is an inpainting checkpoint (9-channel UNet input). */
@@ -76,6 +76,7 @@ export interface ModelInfo {
 /** How people name each model family: 'SD 1.x', 'SD 2.x', 'SDXL', 'SDXL refiner'. */
 export const familyNames: Readonly<Record<ModelInfo['family'], string>> = {
   sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL', 'sdxl-refiner': 'SDXL refiner', 'flux-schnell': 'FLUX.1 schnell', 'flux-dev': 'FLUX.1 dev',
+  sd3: 'SD3', 'sd3.5': 'SD3.5',
 };
 
 /** One generated image. */
@@ -227,8 +228,13 @@ export class Model {
       negative: this.#conditioning(request.negativePrompt, this.info.padToken, request.negativePromptTokens?.clipL),
       ...(flow && {
         t5Prompt: flowTextConditioning(text, request.promptTokens?.t5xxl, this.#t5, 'promptTokens'),
-        t5Negative: flowTextConditioning(request.negativePrompt, request.negativePromptTokens?.t5xxl, this.#t5, 'negativePromptTokens'),
+        // cfg 1 runs no negative pass, so its text is not tokenised (nor needs a T5 vocabulary).
+        t5Negative: request.settings.cfgScale === 1
+          ? flowTextConditioning('', [], undefined, 'negativePromptTokens')
+          : flowTextConditioning(request.negativePrompt, request.negativePromptTokens?.t5xxl, this.#t5, 'negativePromptTokens'),
       }),
+      ...(request.promptTokens?.clipG && { clipGPrompt: conditioningFromIds(request.promptTokens.clipG, 0) }),
+      ...(request.negativePromptTokens?.clipG && { clipGNegative: conditioningFromIds(request.negativePromptTokens.clipG, 0) }),
       ...(image && { image }),
       ...(mask && { mask }),
       ...(request.hires && { hires: this.#nativeHires(request.hires) }),

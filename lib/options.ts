@@ -28,10 +28,13 @@ export interface ModelTraits {
   prediction: string;
   /** Whether a TAESD is loaded; absent when not known yet (options checked before a load). */
   taesd?: boolean;
+  /** The text encoders a prompt goes through ('clipL', 'clipG', 't5xxl'); absent when not known. */
+  textEncoders?: readonly string[];
 }
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
-export type RequestSettings = Required<Omit<NativeRequest, 'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative'>>;
+export type RequestSettings = Required<Omit<NativeRequest,
+  'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative' | 'clipGPrompt' | 'clipGNegative'>>;
 
 /** A LoRA of the `loras` option, its path resolved. */
 export interface NormalizedLora {
@@ -120,9 +123,9 @@ export function defaultImageSize(model: ModelTraits): number {
   return familyDefaults(model).size;
 }
 
-/** Whether the model is a flow-matching transformer (FLUX.1). */
+/** Whether the model is a flow-matching transformer (FLUX.1, SD3, SD3.5). */
 export function isFlowFamily(family: string): boolean {
-  return family.startsWith('flux');
+  return family.startsWith('flux') || family.startsWith('sd3');
 }
 
 /**
@@ -133,6 +136,9 @@ export function isFlowFamily(family: string): boolean {
 export function familyDefaults(model: ModelTraits): { size: number; steps: number; cfgScale: number; sampler?: string; scheduler?: string } {
   if (model.family === 'flux-schnell') return { size: 1024, steps: 4, cfgScale: 1, sampler: 'euler', scheduler: 'flux' };
   if (model.family === 'flux-dev') return { size: 1024, steps: 20, cfgScale: 1, sampler: 'euler', scheduler: 'flux' };
+  // SD3 medium's card: 28 steps at cfg 7; SD3.5 medium's: 40 at 4.5; both on the discrete flow schedule (shift 3).
+  if (model.family === 'sd3') return { size: 1024, steps: 28, cfgScale: 7, sampler: 'euler', scheduler: 'discrete' };
+  if (model.family === 'sd3.5') return { size: 1024, steps: 40, cfgScale: 4.5, sampler: 'euler', scheduler: 'discrete' };
   if (model.family === 'sdxl' || model.family === 'sdxl-refiner') return { size: 1024, steps: DEFAULT_STEPS, cfgScale: DEFAULT_CFG_SCALE };
   return { size: model.family === 'sd2' && model.prediction === 'v' ? 768 : 512, steps: DEFAULT_STEPS, cfgScale: DEFAULT_CFG_SCALE };
 }
@@ -158,6 +164,7 @@ export function normalizeImageOptions(
   // FLUX.1 takes 2x2 patches of 8-pixel latent cells.
   const sizeStep = flow ? 16 : 8;
   const width = integer(o.width, 'width', 64, MAX_SIDE, size, sizeStep);
+  if (model.family !== 'any') checkPromptTokens(o, model);
   const height = integer(o.height, 'height', 64, MAX_SIDE, size, sizeStep);
   const subseedStrength = number(o.subseedStrength, 'subseedStrength', 0, 1, 0);
   const seedResize = seedResizeFrom(o.seedResizeFromWidth, o.seedResizeFromHeight);
@@ -211,6 +218,21 @@ export function normalizeImageOptions(
 }
 
 const promptTokenEncoders = ['clipL', 'clipG', 't5xxl', 'llm'] as const;
+
+/** Ids for an encoder the model does not have would be silently unused: refused, naming the encoders it has. */
+function checkPromptTokens(o: Record<string, unknown>, model: ModelTraits): void {
+  const encoders = model.textEncoders ?? [];
+  for (const name of ['promptTokens', 'negativePromptTokens']) {
+    const given = o[name];
+    if (typeof given !== 'object' || given === null) continue;
+    for (const [encoder, ids] of Object.entries(given)) {
+      if (ids !== undefined && !encoders.includes(encoder)) {
+        const has = encoders.length > 0 ? `its encoders are ${encoders.join(', ')}` : 'it takes no token ids';
+        throw new RangeError(`${name}.${encoder} is for a text encoder this model does not have; ${has}`);
+      }
+    }
+  }
+}
 const MAX_PROMPT_TOKENS = 4096;
 
 function promptTokens(value: unknown, name: string): PromptTokens {
@@ -235,13 +257,13 @@ function flowSamplerAndScheduler(
 ): { sampler: string; scheduler: string } {
   const chosen = samplerAndScheduler(samplerValue ?? defaults.sampler, schedulerValue);
   if (!flowSamplerNames.includes(chosen.sampler as never)) {
-    throw invalid(RangeError, 'sampler', `one of ${flowSamplerNames.join(', ')} for FLUX.1 models`, samplerValue);
+    throw invalid(RangeError, 'sampler', `one of ${flowSamplerNames.join(', ')} for flow models (FLUX.1, SD3)`, samplerValue);
   }
   // A sampler that implies its schedule (" Karras") keeps it; otherwise the family's.
   const implied = typeof samplerValue === 'string' && findSampler(samplerValue)?.scheduler;
   const scheduler = schedulerValue !== undefined || implied ? chosen.scheduler : defaults.scheduler ?? chosen.scheduler;
   if (!flowSchedulerNames.includes(scheduler as never)) {
-    throw invalid(RangeError, 'scheduler', `one of ${flowSchedulerNames.join(', ')} for FLUX.1 models`, schedulerValue ?? scheduler);
+    throw invalid(RangeError, 'scheduler', `one of ${flowSchedulerNames.join(', ')} for flow models (FLUX.1, SD3)`, schedulerValue ?? scheduler);
   }
   return { sampler: chosen.sampler, scheduler };
 }

@@ -162,6 +162,8 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   // Optional: the T5 encoder's ids (flow models), FLUX.1 dev's guidance, the flow shift.
   if (!o.Get("t5Prompt").IsUndefined()) r.t5Prompt = conditioningField(o, "t5Prompt");
   if (!o.Get("t5Negative").IsUndefined()) r.t5Negative = conditioningField(o, "t5Negative");
+  if (!o.Get("clipGPrompt").IsUndefined()) r.clipGPrompt = conditioningField(o, "clipGPrompt");
+  if (!o.Get("clipGNegative").IsUndefined()) r.clipGNegative = conditioningField(o, "clipGNegative");
   if (!o.Get("guidance").IsUndefined()) r.guidance = static_cast<float>(numberField(o, "guidance"));
   if (!o.Get("flowShift").IsUndefined()) r.flowShift = static_cast<float>(numberField(o, "flowShift"));
   return r;

@@ -222,8 +222,9 @@ std::vector<float> FlowModel::encodeT5(const Conditioning& t5Tokens, size_t chun
   return states;
 }
 
-FlowText FlowModel::encodePrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
-  return mmdit_ ? encodeSd3Prompt(clipTokens, t5Tokens) : encodeFluxPrompt(clipTokens, t5Tokens);
+FlowText FlowModel::encodePrompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
+  return mmdit_ ? encodeSd3Prompt(clipTokens, clipGTokens.tokens.empty() ? clipTokens : clipGTokens, t5Tokens)
+                : encodeFluxPrompt(clipTokens, t5Tokens);
 }
 
 FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
@@ -234,16 +235,16 @@ FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Condi
   return text;
 }
 
-FlowText FlowModel::encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
+FlowText FlowModel::encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
   // Per run of 77: the CLIP-L ‖ CLIP-G states (zero-padded to T5's width) for 77 tokens, then T5's
   // states for 77; the pooled vector is both encoders' of the first run.
   ClipOutput l = clip_->encode(clipTokens.tokens, 0, true);
-  ClipOutput g = clipG_->encode(clipTokens.tokens, 0, true);
+  ClipOutput g = clipG_->encode(clipGTokens.tokens, 0, true);
   applyEmphasis(l.hidden, clipTokens.weights, clip_->config().width);
-  applyEmphasis(g.hidden, clipTokens.weights, clipG_->config().width);
+  applyEmphasis(g.hidden, clipGTokens.weights, clipG_->config().width);
   const std::vector<float> t5 = encodeT5(t5Tokens, kSd3Chunk);
   const int64_t W = t5_->config().width, wl = clip_->config().width, wg = clipG_->config().width, T = kSd3Chunk;
-  const int64_t clipRuns = static_cast<int64_t>(clipTokens.tokens.size()) / T, t5Runs = static_cast<int64_t>(t5.size()) / (W * T);
+  const int64_t clipRuns = static_cast<int64_t>(std::min(clipTokens.tokens.size(), clipGTokens.tokens.size())) / T, t5Runs = static_cast<int64_t>(t5.size()) / (W * T);
   const int64_t runs = std::max(clipRuns, t5Runs);
   FlowText text;
   text.context.assign(static_cast<size_t>(runs * 2 * T * W), 0.0f);
@@ -307,11 +308,11 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
   AbortScope abortScope(*backend_, aborted);
   if (aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
 
-  const FlowText cond = encodePrompt(r.prompt, r.t5Prompt);
+  const FlowText cond = encodePrompt(r.prompt, r.clipGPrompt, r.t5Prompt);
   // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
   FlowText uncond;
   const bool guided = r.cfgScale != 1.0f;
-  if (guided) uncond = encodePrompt(r.negative, r.t5Negative);
+  if (guided) uncond = encodePrompt(r.negative, r.clipGNegative, r.t5Negative);
   clip_->releaseBuffers();
   if (clipG_) clipG_->releaseBuffers();
   t5_->releaseBuffers();

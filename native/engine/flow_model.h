@@ -49,9 +49,10 @@ class FlowModel : public Model {
 
   void checkRequest(const Request& request) const;
   std::vector<Image> generateImages(const Request& request, const Callbacks& callbacks);
-  FlowText encodePrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens);
+  // clipGTokens: SD3's CLIP-G rows when they differ from clipTokens; empty: the same rows.
+  FlowText encodePrompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   FlowText encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens);
-  FlowText encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& t5Tokens);
+  FlowText encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   // T5's states for ids and weights: the end token, padding to whole runs of `chunk`, each run encoded alone.
   std::vector<float> encodeT5(const Conditioning& t5Tokens, size_t chunk);
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,

@@ -95,7 +95,8 @@ ggml_tensor* MmditTransformer::build(GraphBuild& g, const std::vector<float>& to
   ggml_tensor* grid = ggml_reshape_3d(ctx, weights_.get("pos_embed", {1, c.posEmbedSide * c.posEmbedSide, H}), H, c.posEmbedSide, c.posEmbedSide);
   const int64_t top = (c.posEmbedSide - rows) / 2, left = (c.posEmbedSide - columns) / 2;
   ggml_tensor* pos = ggml_view_3d(ctx, grid, H, columns, rows, grid->nb[1], grid->nb[2], static_cast<size_t>(top) * grid->nb[2] + left * grid->nb[1]);
-  x = ggml_add(ctx, x, ggml_reshape_2d(ctx, ggml_cont(ctx, pos), H, Ti));
+  // (pos_embed keeps its stored type, f16 in most files; ggml adds f32 to f32.)
+  x = ggml_add(ctx, x, ggml_reshape_2d(ctx, ggml_cast(ctx, ggml_cont(ctx, pos), GGML_TYPE_F32), H, Ti));
 
   auto embedder = [&](ggml_tensor* v, const std::string& prefix, int64_t width) {
     return linear(n, ggml_silu(ctx, linear(n, v, prefix + ".mlp.0", width, H)), prefix + ".mlp.2", H, H);

@@ -132,6 +132,8 @@ DiffusionModel::DiffusionModel(const LoadParams& params) : file_(openCheckpoint(
   info_.fileBytes = file_.fileSize;
   info_.storedTypes = weights_->storedTypes();
   info_.taesd = taesd_ != nullptr;
+  // The encoders whose ids a caller may give (the prompt's rows feed every encoder of these families).
+  if (family == "sd1" || family == "sdxl") info_.textEncoders = {"clipL"};
   if (taesd_) info_.weightBytes += taesd_->bytes();
   for (const std::string& name : weights_->unused()) {
     if (name.find("position_ids") == std::string::npos && name.find("logit_scale") == std::string::npos &&

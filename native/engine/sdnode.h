@@ -210,6 +210,10 @@ struct Request {
   // padding, one weight per id; the engine ends, pads and chunks them as the family does.
   Conditioning t5Prompt;
   Conditioning t5Negative;
+  // SD3's CLIP-G rows of 77 when they differ from `prompt` / `negative` (ids given per encoder);
+  // empty: CLIP-G reads the same rows as CLIP-L.
+  Conditioning clipGPrompt;
+  Conditioning clipGNegative;
   // FLUX.1 dev's distilled guidance (the guidance_in embedding); other models ignore it.
   float guidance = 3.5f;
   // The flow-matching shift of the "discrete" schedule and its kin; 0: the family's default.
