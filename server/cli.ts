@@ -151,7 +151,8 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
       --workers <n>        serve --redis: jobs this process generates itself (default 1 when --model
                            or --models is given, else 0); 0 makes it an API process only, and then
                            --model is just the name of the default model (the workers' file name).
-      --retention <hours>  serve --redis: how long finished jobs and their images are kept (default 24).
+      --retention <hours>  How long finished jobs and their images (files or Redis), the task API's
+                           uploaded blobs and its task events are kept (default 24).
       --no-worker-timeout <s>  serve --redis: a job for a model no worker offers fails after this many
                            seconds (default 60).
       --attempts <n>       Times a job is started before it fails; a worker that dies mid-job costs
@@ -310,7 +311,7 @@ function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
   const { threads, backend, prediction, weightType, loraDir, taesd, t5Tokenizer } = engineOptions(values);
   const modelComponents = componentFlags(values, { tokenizerAlone: true });
-  const redisOnly = (['workers', 'retention', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
+  const redisOnly = (['workers', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
     throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
   }

@@ -19,6 +19,7 @@ import type { Dialect, ServerContext, WriteLine } from './http/context.js';
 import { AllowedHosts } from './http/origin.js';
 import { terminalJobLog } from './jobs/log.js';
 import { EmbeddedQueue, type JobQueue } from './jobs/queue.js';
+import { defaultRetentionMs, sweepEvery } from './jobs/retention.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
@@ -131,7 +132,10 @@ export interface ServerOptions {
   redis?: string;
   /** With `redis`: jobs this process generates itself; 0 makes it API-only. Default 1 with a model, else 0. */
   workers?: number;
-  /** With `redis`: hours finished jobs and their images are kept. Default 24. */
+  /**
+   * Hours finished jobs and their images are kept (files or Redis), and the task API's blobs and
+   * its events in memory. Default 24.
+   */
   retentionHours?: number;
   /** With `redis`: seconds a job waits for a worker that offers its model before it fails. Default 60. */
   noWorkerTimeoutSeconds?: number;
@@ -203,6 +207,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     a1111: { loraDir: loraFolder(options.loraDir, options.modelsDir) },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
+      retentionMs: retention(options),
       allowFetch: options.allowFetch ?? [],
       tokenTtlSeconds: options.tasks?.tokenTtlSeconds ?? 7 * 24 * 3600,
       enablePublicAccess: options.tasks?.enablePublicAccess ?? false,
@@ -257,6 +262,8 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
     maxWaiting: options.maxQueue ?? 100,
     onProcessorError: (jobId, error) => log(`[${jobId.slice(0, 8)}] error: ${describe(error)}`),
   });
+  const retentionMs = retention(options);
+  const stopSweeping = sweepEvery(retentionMs, () => store.removeFinishedBefore(Date.now() - retentionMs), log);
   return {
     store,
     queue,
@@ -270,6 +277,7 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
     },
     drain: (drainOptions) => queue.close(drainOptions),
     dispose: async () => {
+      stopSweeping();
       await models.closeAll();
       await safety.close();
     },
@@ -321,4 +329,9 @@ function closeOtherUpgrades(server: http.Server | https.Server, dialects: readon
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex) => {
     if (!paths.has(new URL(req.url ?? '/', 'http://localhost').pathname)) socket.destroy();
   });
+}
+
+/** --retention in milliseconds. */
+function retention(options: ServerOptions): number {
+  return options.retentionHours === undefined ? defaultRetentionMs : options.retentionHours * 3600 * 1000;
 }

@@ -15,7 +15,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 
 import { isJobId } from './ids.js';
-import { isJobMode, type JobError, type JobMode, type JobParameters, type JobRecord, type JobState,
+import { isFinished, isJobMode, type JobError, type JobMode, type JobParameters, type JobRecord, type JobState,
   type UploadSlot } from './job.js';
 
 const jobFile = 'job.json';
@@ -205,6 +205,17 @@ export class FileJobStore implements JobStore {
   async remove(id: string): Promise<void> {
     if (!isJobId(id)) return;
     await rm(this.jobDir(id), { recursive: true, force: true });
+  }
+
+  /** Deletes the jobs that finished (COMPLETE or FAILED) before `cutoffMs` (epoch ms), images and all; returns how many. */
+  async removeFinishedBefore(cutoffMs: number): Promise<number> {
+    let removed = 0;
+    for (const record of await this.list()) {
+      if (!isFinished(record.state) || Date.parse(record.updatedAt) >= cutoffMs) continue;
+      await this.remove(record.id);
+      removed++;
+    }
+    return removed;
   }
 
   /** Every readable job, oldest first. */

@@ -3,7 +3,7 @@
 // image n of a task and "<task>-preview" its latest preview, read through the job service.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { isJobId, newJobId } from '../../jobs/ids.js';
@@ -41,6 +41,28 @@ export class BlobStore {
     await writeAtomically(path.join(this.#dir, id), upload.data);
     await writeAtomically(path.join(this.#dir, `${id}.json`), JSON.stringify(meta));
     return id;
+  }
+
+  /** Deletes the uploaded blobs stored before `cutoffMs` (epoch ms); returns how many. */
+  async removeBefore(cutoffMs: number): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.#dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw error;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const id = name.endsWith('.json') ? name.slice(0, -'.json'.length) : undefined;
+      if (id === undefined || !isJobId(id)) continue;
+      const meta = await readFile(path.join(this.#dir, name), 'utf8').then((text) => JSON.parse(text) as BlobMeta, () => undefined);
+      if (meta !== undefined && Date.parse(meta.createdAt) >= cutoffMs) continue;
+      await rm(path.join(this.#dir, id), { force: true });
+      await rm(path.join(this.#dir, name), { force: true });
+      removed++;
+    }
+    return removed;
   }
 
   /** The blob if it exists and belongs to `owner` (undefined otherwise: another user's blob is not found). */

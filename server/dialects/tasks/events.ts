@@ -61,6 +61,24 @@ export class TaskEventHub {
     this.#emit(id, { event_type: 'aborted', reason });
   }
 
+  /**
+   * Forgets the tasks that ended (finished or aborted) before `cutoffMs` (epoch ms): their events
+   * are read from the job's state from then on, for as long as the job is kept.
+   */
+  forgetEndedBefore(cutoffMs: number): void {
+    for (const [id, event] of this.#latest) {
+      if ((event.event_type === 'finished' || event.event_type === 'aborted') && Date.parse(event.timestamp) < cutoffMs) {
+        this.#latest.delete(id);
+        this.#tasks.delete(id);
+      }
+    }
+  }
+
+  /** The number of tasks whose events are held in memory. */
+  get remembered(): number {
+    return this.#latest.size;
+  }
+
   /** The latest event of a task of `owner`, from memory or, after a restart, from the job's state. */
   async latest(owner: string, id: string): Promise<TaskEvent | undefined> {
     const snapshot = await this.#jobs.find(id);

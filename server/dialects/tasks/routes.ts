@@ -11,6 +11,7 @@ import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import { RateLimiter } from '../../http/rate-limit.js';
+import { sweepEvery } from '../../jobs/retention.js';
 import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
 import { resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
@@ -30,6 +31,8 @@ export interface TasksOptions extends TaskAuthSettings {
   outputDir: string;
   /** Hosts whose URLs initial_image / mask may name (--allow-fetch). */
   allowFetch: string[];
+  /** How long uploaded blobs and the events of ended tasks are kept (--retention). */
+  retentionMs: number;
 }
 
 export function tasksDialect(context: ServerContext, options: TasksOptions): Dialect {
@@ -38,6 +41,11 @@ export function tasksDialect(context: ServerContext, options: TasksOptions): Dia
   const blobs = new BlobStore(options.outputDir, context.jobs);
   const hub = new TaskEventHub(context.jobs, tag, context.apiPrefix);
   const identify = userOf(context, options, tokens);
+  const stopSweeping = sweepEvery(options.retentionMs, async () => {
+    const cutoffMs = Date.now() - options.retentionMs;
+    hub.forgetEndedBefore(cutoffMs);
+    await blobs.removeBefore(cutoffMs);
+  }, context.log);
   const authenticate = (req: Request) => identify({
     authorization: req.get('authorization'), token: typeof req.query.token === 'string' ? req.query.token : undefined,
   });
@@ -47,7 +55,10 @@ export function tasksDialect(context: ServerContext, options: TasksOptions): Dia
     router: () => tasksRouter(context, options, { users, tokens, blobs, hub, authenticate }),
     attach: (server: Server) => attachEventSocket(server, `${context.apiPrefix}/events`, hub, identify, context.allowedHosts),
     upgradePaths: [`${context.apiPrefix}/events`],
-    close: async () => hub.close(),
+    close: async () => {
+      stopSweeping();
+      hub.close();
+    },
     // Without server credentials: open to all, to all who sign up, or without a SECRET_KEY.
     open: () => !context.keys.enabled && (options.enablePublicAccess || options.enableSignup || options.secretKey === undefined),
     welcome: async (baseUrl: string) => (options.printLinkWithToken
