@@ -3,6 +3,7 @@
 import { randomInt } from 'node:crypto';
 
 import { resolveSampler } from '../../lib/index.js';
+import { findSampler } from '../../lib/samplers.js';
 import { UnknownModelError, type ModelCatalog } from '../models/registry.js';
 import { InvalidFieldError } from '../parse.js';
 import type { JobParameters } from './job.js';
@@ -28,6 +29,28 @@ export function multipleOf8(field: string, value: number | undefined): number | 
   return value;
 }
 
+/** A dialect's names for the size fields, for messages. */
+export interface SizeFieldNames {
+  width: string;
+  height: string;
+}
+
+/**
+ * Throws the dialect's invalid-field error for a size the model cannot take: flow models (FLUX.1,
+ * SD3) make images in multiples of 16 (2×2 patches of 8-pixel latent cells), where the dialect's
+ * own check allowed multiples of 8. `flow`: whether the model is one, as known before the job runs.
+ */
+export function checkSizeForModel(parameters: Pick<JobParameters, 'width' | 'height'>, flow: boolean,
+  names: SizeFieldNames = { width: 'width', height: 'height' }): void {
+  if (!flow) return;
+  for (const side of ['width', 'height'] as const) {
+    const value = parameters[side];
+    if (value !== undefined && value % 16 !== 0) {
+      throw new InvalidFieldError(names[side], `Expected a multiple of 16 for ${names[side]} on this flow model (FLUX.1, SD3) but received ${value}`);
+    }
+  }
+}
+
 /**
  * The library's own sampler resolution, so "DPM++ 2M Karras" works in every dialect as in the
  * library; only the fields given are kept, so a job stored without a sampler keeps the library's
@@ -46,7 +69,13 @@ export function samplerFields(sampler: string | undefined, scheduler: string | u
     const field = isScheduler ? names.scheduler : names.sampler;
     throw new InvalidFieldError(field, message.replace(/for (sampler|scheduler)/, `for ${field}`));
   }
-  return { ...(sampler !== undefined && { sampler: resolved.sampler }), scheduler: resolved.scheduler };
+  // A schedule neither given nor implied by the sampler's name ("DPM++ 2M Karras") is left to the
+  // library, which picks the model family's (FLUX.1's flux schedule, not UNet's discrete).
+  const implied = sampler !== undefined && findSampler(sampler)?.scheduler !== undefined;
+  return {
+    ...(sampler !== undefined && { sampler: resolved.sampler }),
+    ...((scheduler !== undefined || implied) && { scheduler: resolved.scheduler }),
+  };
 }
 
 /** A dialect's names for the refiner's two fields, for messages. */

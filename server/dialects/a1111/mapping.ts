@@ -1,14 +1,15 @@
 // AUTOMATIC1111 ↔ jobs: its request fields to JobParameters (and the fields sdnode leaves aside,
 // reported, never silently dropped), and the `info` object of its answers.
 
-import { hiresUpscalerNames, parseParameters, readPngText } from '../../../lib/index.js';
+import { hiresUpscalerNames, parseParameters, readPngText, samplerDisplayNames } from '../../../lib/index.js';
 import { ApiError } from '../../http/errors.js';
 import type { JobParameters } from '../../jobs/job.js';
 import { maxJobImages } from '../../jobs/limits.js';
 import {
-  a1111RefinerFields, chosenSeed, imageSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
+  a1111RefinerFields, checkSizeForModel, chosenSeed, imageSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
 } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
+import { flowDefaults, type FlowFamily } from '../model-family.js';
 import type { Img2ImgRequest, Txt2ImgRequest } from './schemas.js';
 import { img2imgSchema, txt2imgSchema } from './schemas.js';
 
@@ -70,6 +71,29 @@ export function img2imgParameters(body: Img2ImgRequest, settings: A1111Settings)
   if (body.image_cfg_scale !== null) mapped.ignored.push('image_cfg_scale');
   if (body.init_images.length > 1) mapped.ignored.push('init_images beyond the first');
   return mapped;
+}
+
+/**
+ * For a flow model, the fields the request left out take the model family's defaults instead of
+ * A1111's (50 steps, cfg 7, "Euler a", 512²: FLUX.1 cannot use Euler a and runs cfg 1 in one
+ * pass), and `body` is filled in with them, so its `parameters` and `info` report what was used.
+ * `given`: the keys the request had; `family`: undefined for a UNet model (A1111's defaults stay).
+ */
+export function applyFamilyDefaults(mapped: MappedRequest, body: Txt2ImgRequest | Img2ImgRequest, given: ReadonlySet<string>,
+  family: FlowFamily | undefined): void {
+  if (family === undefined) return;
+  const defaults = flowDefaults(family);
+  const { parameters } = mapped;
+  if (!given.has('steps')) body.steps = parameters.steps = defaults.steps;
+  if (!given.has('cfg_scale')) body.cfg_scale = parameters.cfgScale = defaults.cfgScale;
+  if (!given.has('width')) body.width = parameters.width = defaults.size;
+  if (!given.has('height')) body.height = parameters.height = defaults.size;
+  if (!given.has('sampler_name') && !given.has('sampler_index')) {
+    parameters.sampler = defaults.sampler;
+    body.sampler_name = samplerDisplayNames[defaults.sampler as keyof typeof samplerDisplayNames];
+    if (body.scheduler === null) parameters.scheduler = defaults.scheduler;
+  }
+  checkSizeForModel(parameters, true);
 }
 
 function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111Settings, known: string[]): MappedRequest {

@@ -13,10 +13,11 @@ import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs
 import type { Upload } from '../../jobs/store.js';
 import { FileHashes } from '../../models/hashes.js';
 import { packageVersion } from '../../version.js';
+import { flowFamilyOf } from '../model-family.js';
 import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './images.js';
 import { infoRoutes } from './info-routes.js';
 import {
-  img2imgParameters, infoObject, jobTimestamp, txt2imgParameters, type A1111Settings, type MappedRequest,
+  applyFamilyDefaults, img2imgParameters, infoObject, jobTimestamp, txt2imgParameters, type A1111Settings, type MappedRequest,
 } from './mapping.js';
 import {
   detailSchema, img2imgSchema, imagesResponseSchema, progressQuery, progressSchema, txt2imgSchema,
@@ -60,6 +61,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
       : parseWith(img2imgSchema, req.body ?? {}, '/sdapi/v1/img2img');
     const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
     const checkpoint = await context.models.resolve(mapped.checkpoint);
+    applyFamilyDefaults(mapped, body, new Set(Object.keys(req.body ?? {})), await flowFamilyOf(checkpoint));
     const refiner = await resolveRefiner(context.models, mapped.parameters.refiner, checkpoint.name, a1111RefinerFields.checkpoint);
     mapped.parameters = withoutUndefined({ ...mapped.parameters, refiner });
     const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);

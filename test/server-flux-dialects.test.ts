@@ -1,0 +1,61 @@
+// FLUX.1 through the dialects' own defaults and checks: fields a request leaves out take the
+// model family's defaults (and the answers report them), sizes that are not multiples of 16 are
+// each dialect's 4xx naming the field, and a missing T5 tokenizer is a client-visible setup error.
+import { copyFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import t from 'tap';
+
+import { writeTinyFlux } from './fixtures/flux.js';
+import { getJson, startTestServer } from './server-helpers.js';
+
+const dir = t.testdir();
+const schnell = await writeTinyFlux(path.join(dir, 'schnell'));
+const dev = await writeTinyFlux(path.join(dir, 'dev'), { variant: 'flux-dev' });
+
+// A models folder with both, as folders of components under their download names.
+const models = path.join(dir, 'models');
+for (const [name, files] of [['schnell', schnell], ['dev', dev]] as const) {
+  const folder = path.join(models, name);
+  await mkdir(path.join(folder, 'tokenizer_2'), { recursive: true });
+  const { t5Tokenizer, ...components } = files;
+  await Promise.all(Object.values(components).map((file) => copyFile(file, path.join(folder, path.basename(file)))));
+  await copyFile(t5Tokenizer, path.join(folder, 'tokenizer_2', 'tokenizer.json'));
+}
+
+async function postJson(url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+t.test('A1111 requests without sampler, steps or cfg get the FLUX.1 family\'s and report them', async (t) => {
+  const { url } = await startTestServer(t, { modelsDir: models });
+  const txt2img = await postJson(`${url}/sdapi/v1/txt2img`, {
+    prompt: 'a cat', width: 64, height: 64, seed: 1, override_settings: { sd_model_checkpoint: 'schnell' },
+  });
+  t.equal(txt2img.status, 200, JSON.stringify(txt2img.body.detail));
+  t.match(txt2img.body.parameters, { sampler_name: 'Euler', steps: 4, cfg_scale: 1, width: 64, height: 64 });
+  const info = JSON.parse(txt2img.body.info as string) as { sampler_name: string; steps: number; cfg_scale: number; infotexts: string[] };
+  t.match(info, { sampler_name: 'Euler', steps: 4, cfg_scale: 1 });
+  t.match(info.infotexts[0], /Steps: 4, Sampler: Euler, Schedule type: [^,]*, CFG scale: 1,/);
+
+  // What the client gives stays; Forge's distilled_cfg_scale is FLUX.1 dev's guidance.
+  const given = await postJson(`${url}/sdapi/v1/txt2img`, {
+    prompt: 'a cat', width: 64, height: 64, seed: 1, steps: 2, distilled_cfg_scale: 5, override_settings: { sd_model_checkpoint: 'dev' },
+  });
+  t.equal(given.status, 200, JSON.stringify(given.body.detail));
+  const devInfo = JSON.parse(given.body.info as string) as { steps: number; cfg_scale: number; infotexts: string[] };
+  t.match(devInfo, { steps: 2, cfg_scale: 1 });
+  t.match(devInfo.infotexts[0], /Distilled CFG Scale: 5/);
+});
+
+t.test('A1111 refuses a width that is not a multiple of 16 on a flow model with a 422 naming it', async (t) => {
+  const { url } = await startTestServer(t, { modelsDir: models });
+  const refused = await postJson(`${url}/sdapi/v1/txt2img`, {
+    prompt: 'a cat', width: 72, height: 64, override_settings: { sd_model_checkpoint: 'schnell' },
+  });
+  t.equal(refused.status, 422);
+  t.match(refused.body.detail, [{ loc: ['body', 'width'], msg: /multiple of 16/ }]);
+  t.same(await getJson(`${url}/sdapi/v1/progress`).then((r) => (r.body as { state: { job_count: number } }).state.job_count), 0,
+    'no job was made');
+});
