@@ -20,7 +20,7 @@ t.test('with --models, loras/ is listed by /sdapi/v1/loras, its files are no che
   const listed = await getJson(`${url}/sdapi/v1/loras`);
   t.equal(listed.status, 200);
   t.same(listed.body, [{
-    name: 'style', alias: 'my-style', path: path.join(loras, 'style.safetensors'),
+    name: 'style', alias: 'my-style', path: 'style.safetensors',
     metadata: { ss_output_name: 'my-style', ss_network_dim: '4' },
   }]);
   const checkpoints = (await getJson(`${url}/sdapi/v1/sd-models`)).body as unknown as { model_name: string }[];

@@ -117,7 +117,12 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
   list('sd-vae', 'Separate VAE files (none: each checkpoint\'s own VAE is used)', undefined, () => []);
   list('embeddings', 'Textual-inversion embeddings (none)', undefined, () => ({ loaded: {}, skipped: {} }));
   list('loras', 'LoRA files of the LoRA folder (--lora-dir): what <lora:NAME:weight> in a prompt selects', loraListSchema,
-    async () => (options.loraDir === undefined ? [] : listLoras(options.loraDir)));
+    async () => {
+      if (options.loraDir === undefined) return [];
+      const folder = options.loraDir;
+      // Paths within the LoRA folder: where the server keeps it is not the clients' business.
+      return (await listLoras(folder)).map((lora) => ({ ...lora, path: path.relative(folder, lora.path) }));
+    });
   list('prompt-styles', 'Saved prompt styles (none)', undefined, () => []);
   list('face-restorers', 'Face restorers (none)', undefined, () => []);
   list('cmd-flags', 'How this server was started', undefined, () => ({ api: true, nowebui: true, sdnode: true }));
