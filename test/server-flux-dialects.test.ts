@@ -6,8 +6,9 @@ import path from 'node:path';
 
 import t from 'tap';
 
+import { readPngText } from '../lib/index.js';
 import { writeTinyFlux } from './fixtures/flux.js';
-import { getJson, startTestServer } from './server-helpers.js';
+import { getJson, pollTask, startTestServer } from './server-helpers.js';
 
 const dir = t.testdir();
 const schnell = await writeTinyFlux(path.join(dir, 'schnell'));
@@ -58,4 +59,22 @@ t.test('A1111 refuses a width that is not a multiple of 16 on a flow model with 
   t.match(refused.body.detail, [{ loc: ['body', 'width'], msg: /multiple of 16/ }]);
   t.same(await getJson(`${url}/sdapi/v1/progress`).then((r) => (r.body as { state: { job_count: number } }).state.job_count), 0,
     'no job was made');
+});
+
+t.test('a task for FLUX.1 dev without guidance runs at cfg 1 and takes distilled_guidance as its guidance', async (t) => {
+  const { url } = await startTestServer(t, { modelsDir: models });
+  const queued = await postJson(`${url}/task`, {
+    task_type: 'txt2img', model: 'dev', prompt: 'a fox', steps: 2, width: 64, height: 64, seed: 9, distilled_guidance: 5,
+  });
+  t.equal(queued.status, 200, JSON.stringify(queued.body));
+  const [finished] = (await pollTask(`${url}/task/${String(queued.body.task_id)}`,
+    (body) => ['finished', 'aborted'].includes(String((body as { event_type?: string }).event_type)))).slice(-1) as
+    { event_type: string; blob_url: string; parameters_used: Record<string, unknown> }[];
+  t.match(finished, { event_type: 'finished', parameters_used: { guidance: 1, distilled_guidance: 5, scheduler: 'euler', steps: 2 } });
+  const png = Buffer.from(await (await fetch(finished!.blob_url)).arrayBuffer());
+  t.match(readPngText(png).parameters, /CFG scale: 1, .*Distilled CFG Scale: 5/);
+
+  const refused = await postJson(`${url}/task`, { task_type: 'txt2img', model: 'dev', prompt: 'a fox', width: 64, height: 72 });
+  t.equal(refused.status, 422);
+  t.match(refused.body.detail, [{ loc: ['body', 'height'], msg: /multiple of 16/ }]);
 });

@@ -22,6 +22,8 @@ export interface FamilyDefaults {
   size: number;
   sampler: string;
   scheduler: string;
+  /** FLUX.1 dev's distilled guidance (the library's `guidance` default, as the model card's). */
+  guidance: number;
 }
 
 // Tensor names sit in the first bytes: a safetensors header, or a GGUF file's metadata and tensor infos.
@@ -53,7 +55,7 @@ export function flowDefaults(family: FlowFamily): FamilyDefaults {
   const defaults = familyDefaults({ family, prediction: 'flow' });
   return {
     steps: defaults.steps, cfgScale: defaults.cfgScale, size: defaults.size,
-    sampler: defaults.sampler ?? 'euler', scheduler: defaults.scheduler ?? 'discrete',
+    sampler: defaults.sampler ?? 'euler', scheduler: defaults.scheduler ?? 'discrete', guidance: 3.5,
   };
 }
 

@@ -5,9 +5,10 @@ import { ApiError } from '../../http/errors.js';
 import { imageSize, imageUpload } from '../../http/uploads.js';
 import type { JobMode, JobParameters } from '../../jobs/job.js';
 import {
-  chosenSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined, type RefinerFieldNames,
+  checkSizeForModel, chosenSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined, type RefinerFieldNames,
 } from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
+import { flowDefaults, type FlowFamily } from '../model-family.js';
 import type { BlobStore } from './blobs.js';
 import type { TaskParameters, TaskType } from './schemas.js';
 
@@ -15,21 +16,31 @@ export const modeByTaskType: Readonly<Record<TaskType, JobMode>> = { txt2img: 't
 
 export const taskRefinerFields: RefinerFieldNames = { checkpoint: 'refiner_model', switchAt: 'refiner_switch_at' };
 
-export function jobParameters(type: TaskType, p: TaskParameters): JobParameters {
-  return withoutUndefined({
+/**
+ * The job for a task. What it leaves out takes the seed API's defaults (20 steps, guidance 7.5,
+ * 512²), or for a flow model (`family`) the family's (FLUX.1: cfg 1, one pass), which the library
+ * would choose too but `parameters_used` reports.
+ */
+export function jobParameters(type: TaskType, p: TaskParameters, family?: FlowFamily): JobParameters {
+  const defaults = family === undefined ? undefined : flowDefaults(family);
+  const size = defaults?.size ?? 512;
+  const parameters: JobParameters = withoutUndefined({
     prompt: p.prompt,
     negativePrompt: p.negative_prompt,
     count: 1,
     seed: chosenSeed(p.seed),
-    steps: p.steps ?? 20,
-    cfgScale: p.guidance ?? 7.5,
-    ...samplerFields(p.scheduler, undefined, { sampler: 'scheduler', scheduler: 'scheduler' }),
-    width: multipleOf8('width', p.width ?? (type === 'txt2img' ? 512 : undefined)),
-    height: multipleOf8('height', p.height ?? (type === 'txt2img' ? 512 : undefined)),
+    steps: p.steps ?? defaults?.steps ?? 20,
+    cfgScale: p.guidance ?? defaults?.cfgScale ?? 7.5,
+    guidance: p.distilled_guidance,
+    ...samplerFields(p.scheduler ?? defaults?.sampler, undefined, { sampler: 'scheduler', scheduler: 'scheduler' }),
+    width: multipleOf8('width', p.width ?? (type === 'txt2img' ? size : undefined)),
+    height: multipleOf8('height', p.height ?? (type === 'txt2img' ? size : undefined)),
     strength: type === 'txt2img' ? undefined : (p.strength ?? 0.8),
     safetyCheck: (p.safety_filter ?? true) ? 'filter' as const : undefined,
     refiner: refinerParameters(p.refiner_model, p.refiner_switch_at, taskRefinerFields),
   });
+  checkSizeForModel(parameters, family !== undefined);
+  return parameters;
 }
 
 export interface ImageSources {
@@ -45,12 +56,15 @@ export interface ImageSources {
 /**
  * The parameters with the initial image's size where the task gave none: the seed API documents
  * width and height for txt2img only, and its diffusers pipeline makes an image-to-image result at
- * the input's size, each side rounded down to a multiple of 8 (here also kept within 64–2048).
+ * the input's size, each side rounded down to a multiple of 8 (16 for a `flow` model; here also
+ * kept within 64–2048).
  */
-export async function withInitialImageSize(parameters: JobParameters, image: Upload | undefined): Promise<JobParameters> {
+export async function withInitialImageSize(parameters: JobParameters, image: Upload | undefined, flow = false): Promise<JobParameters> {
   if (image === undefined || (parameters.width !== undefined && parameters.height !== undefined)) return parameters;
   const size = await imageSize(image);
-  const side = (value: number): number => Math.min(2048, Math.max(64, Math.floor(value / 8) * 8));
+  // Flow models (FLUX.1, SD3) take multiples of 16.
+  const step = flow ? 16 : 8;
+  const side = (value: number): number => Math.min(2048, Math.max(64, Math.floor(value / step) * step));
   return { ...parameters, width: parameters.width ?? side(size.width), height: parameters.height ?? side(size.height) };
 }
 

@@ -15,6 +15,7 @@ import { sweepEvery } from '../../jobs/retention.js';
 import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
 import { resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
+import { flowDefaults, flowFamilyOf } from '../model-family.js';
 import { BlobStore } from './blobs.js';
 import { TaskEventHub } from './events.js';
 import { jobParameters, modeByTaskType, taskRefinerFields, taskUploads, withInitialImageSize } from './mapping.js';
@@ -109,20 +110,22 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
   const submit = async (req: Request, res: Response, type: TaskType, parameters: TaskParameters) => {
     if (!context.acceptingJobs()) throw new ApiError(503, 'SHUTTING_DOWN', 'The server is shutting down; retry later');
     const owner = user(res);
-    const requested = jobParameters(type, parameters);
     const checkpoint = await models.resolve(parameters.model);
+    const family = await flowFamilyOf(checkpoint);
+    const requested = jobParameters(type, parameters, family);
     const refiner = await resolveRefiner(models, requested.refiner, checkpoint.name, taskRefinerFields.checkpoint);
     const jobParams = withoutUndefined({ ...requested, refiner });
     const uploads = await taskUploads(type, parameters, {
       blobs, owner, ownBases: [base(req), ownBase(req)], allowFetch: options.allowFetch,
       maxBytes: context.maxUploadBytes,
     });
-    const sized = await withInitialImageSize(jobParams, uploads.image);
+    const sized = await withInitialImageSize(jobParams, uploads.image, family !== undefined);
     const record = await jobs.submit({ mode: modeByTaskType[type], dialect: tag, model: checkpoint.name, owner, parameters: sized, uploads });
     hub.pending(record, {
       owner,
       baseUrl: base(req),
       parametersUsed: { ...parameters, task_type: type, model: checkpoint.name, steps: jobParams.steps, guidance: jobParams.cfgScale,
+        ...(family === 'flux-dev' && { distilled_guidance: jobParams.guidance ?? flowDefaults(family).guidance }),
         scheduler: jobParams.sampler ?? 'euler_a', width: sized.width, height: sized.height, strength: jobParams.strength,
         ...(jobParams.refiner && { refiner_model: jobParams.refiner.checkpoint, refiner_switch_at: jobParams.refiner.switchAt }) },
       warnings: [],
