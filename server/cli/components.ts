@@ -1,6 +1,6 @@
-// The flags that give a model as component files (FLUX.1 as it is downloaded), shared by serve,
-// worker, generate and info: --diffusion-model with --clip-l, --clip-g, --t5xxl, --vae, and
-// --t5-tokenizer for T5's vocabulary.
+// The flags that give a model as component files (FLUX.1 and SD3 as they are downloaded), shared
+// by serve, worker, generate and info: --diffusion-model with --clip-l, --clip-g, --t5xxl, --vae,
+// and --t5-tokenizer for T5's vocabulary.
 
 import type { ModelComponentSet } from '../models/components.js';
 import { InvalidFieldError } from '../parse.js';
@@ -15,15 +15,16 @@ export const componentOptionSpec = {
 } as const;
 
 /** Help lines for the flags, indented as the commands' own. */
-export const componentUsage = `      --diffusion-model <file>  A model given as components (FLUX.1): the diffusion model
-                           (flux1-schnell.safetensors, flux1-dev.safetensors, a GGUF), in place
-                           of --model; the model is named after this file. With:
+export const componentUsage = `      --diffusion-model <file>  A model given as components (FLUX.1, SD3, SD3.5): the diffusion
+                           model (flux1-dev.safetensors, sd3.5_medium.safetensors, a GGUF), in
+                           place of --model; the model is named after this file. With:
       --clip-l <file>      its CLIP-L text encoder (clip_l.safetensors),
-      --clip-g <file>      its OpenCLIP bigG text encoder (clip_g.safetensors; not FLUX.1's),
+      --clip-g <file>      its OpenCLIP bigG text encoder (clip_g.safetensors; SD3 only),
       --t5xxl <file>       its T5-XXL encoder (t5xxl_fp16.safetensors; fp8 files not yet),
-      --vae <file>         its 16-channel VAE (ae.safetensors),
+      --vae <file>         its 16-channel VAE (FLUX.1's ae.safetensors; SD3 has its own),
       --t5-tokenizer <file> T5's vocabulary: spiece.model or tokenizer.json from FLUX.1's
-                           tokenizer_2/ folder (sdnode ships none; without it prompts fail).`;
+                           tokenizer_2/ or SD3's tokenizer_3/ folder (sdnode ships none;
+                           without it prompts fail).`;
 
 const companions = ['clip-l', 'clip-g', 't5xxl', 'vae', 't5-tokenizer'] as const;
 const keyOf = { 'clip-l': 'clipL', 'clip-g': 'clipG', t5xxl: 't5xxl', vae: 'vae', 't5-tokenizer': 't5Tokenizer' } as const;
@@ -42,13 +43,13 @@ export function componentFlags(values: ComponentValues, options: { tokenizerAlon
     const stray = companions.find((flag) => values[flag] !== undefined && !(flag === 't5-tokenizer' && options.tokenizerAlone));
     if (stray !== undefined) {
       throw new InvalidFieldError(`--${stray}`, `--${stray} is a component of a model given as files: add --diffusion-model <file> `
-        + `(with --clip-l, --t5xxl and --vae), or leave --${stray} out`);
+        + `(with --clip-l, --t5xxl and --vae; SD3 also --clip-g), or leave --${stray} out`);
     }
     return undefined;
   }
   if (values.model !== undefined) {
     throw new InvalidFieldError('--model', '--model and --diffusion-model both name the model: give --model <checkpoint>, '
-      + 'or --diffusion-model <file> with its --clip-l, --t5xxl and --vae');
+      + 'or --diffusion-model <file> with its --clip-l, --t5xxl and --vae (SD3 also --clip-g)');
   }
   const set: ModelComponentSet = { diffusionModel };
   for (const flag of companions) {

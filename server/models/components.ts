@@ -1,4 +1,4 @@
-// Models given as one file per component (FLUX.1 as it is downloaded), and how the models folder
+// Models given as one file per component (FLUX.1 and SD3 as they are downloaded), and how the models folder
 // shows them. Two conventions, both found by a listing without loading anything:
 //
 // - A JSON file naming the components, paths relative to the JSON file:
@@ -6,11 +6,11 @@
 //       "t5xxl": "t5xxl_fp16.safetensors", "vae": "ae.safetensors", "t5Tokenizer": "tokenizer.json" }
 //   `NAME.json` is the model NAME; `DIR/model.json` is the model DIR. JSON files without a
 //   "diffusionModel" key (tokenizer.json, configs) are not models.
-// - A folder holding the files under their download names: a T5 or CLIP-L file (`t5xxl*`,
+// - A folder holding the files under their download names: a T5 or CLIP file (`t5xxl*`,
 //   `clip_l*`, `clip_g*`), the VAE (`ae.*`, or a name with `vae`), and exactly one other
-//   .safetensors / .gguf, the diffusion model (`flux1-schnell.safetensors`). The model is named
-//   after the folder. T5's tokenizer is `spiece.model` or `tokenizer.json` in the folder or in its
-//   `tokenizer_2/` (the FLUX.1 repository's layout).
+//   .safetensors / .gguf, the diffusion model (`flux1-schnell.safetensors`, `sd3.5_medium.safetensors`).
+//   The model is named after the folder. T5's tokenizer is `spiece.model` or `tokenizer.json` in
+//   the folder, in its `tokenizer_2/` (the FLUX.1 repository's layout) or its `tokenizer_3/` (SD3's).
 // The component files themselves are then not offered as checkpoints of their own.
 
 import { readFile, stat } from 'node:fs/promises';
@@ -96,7 +96,7 @@ export function checkComponentSet(set: ModelComponentSet, source: string): void 
 
 type Role = 'clipL' | 'clipG' | 't5xxl' | 'vae';
 
-// Download names: clip_l.safetensors, t5xxl_fp16.safetensors, ae.safetensors, sdxl_vae.safetensors.
+// Download names: clip_l.safetensors, clip_g.safetensors, t5xxl_fp16.safetensors, ae.safetensors, sd3_vae.safetensors.
 function roleOf(fileName: string): Role | undefined {
   const lower = fileName.toLowerCase();
   if (!checkpointExtensions.some((ext) => lower.endsWith(ext))) return undefined;
@@ -132,7 +132,8 @@ Promise<{ models: FoundComponentModel[]; taken: Set<string> }> {
   // A folder whose diffusion model a JSON file names is that model's, not one of its own.
   const named = new Set(models.map(({ components }) => path.resolve(components.diffusionModel)));
   for (const [dir, files] of byDir) {
-    const found = folderComponents(root, dir, files, byDir.get(dir === '.' ? 'tokenizer_2' : `${dir}/tokenizer_2`) ?? []);
+    const tokenizerDirs = tokenizerFolders.map((sub) => ({ sub, files: byDir.get(dir === '.' ? sub : `${dir}/${sub}`) ?? [] }));
+    const found = folderComponents(root, dir, files, tokenizerDirs);
     if (found && !named.has(found.diffusionModel)) models.push({ name: dir === '.' ? stemOf(found.diffusionModel) : dir, components: found });
   }
   const taken = new Set<string>();
@@ -145,7 +146,11 @@ Promise<{ models: FoundComponentModel[]; taken: Set<string> }> {
   return { models, taken };
 }
 
-function folderComponents(root: string, dir: string, files: readonly string[], tokenizerFiles: readonly string[]): ModelComponentSet | undefined {
+// Where the model repositories keep T5's tokenizer: FLUX.1's tokenizer_2/, SD3's tokenizer_3/.
+const tokenizerFolders = ['tokenizer_2', 'tokenizer_3'] as const;
+
+function folderComponents(root: string, dir: string, files: readonly string[],
+  tokenizerDirs: readonly { sub: string; files: readonly string[] }[]): ModelComponentSet | undefined {
   const at = (file: string): string => path.join(root, dir, file);
   const roles = new Map<Role, string>();
   const others: string[] = [];
@@ -158,9 +163,11 @@ function folderComponents(root: string, dir: string, files: readonly string[], t
   if (!isComponentFolder || others.length !== 1) return undefined;
   const set: ModelComponentSet = { diffusionModel: at(others[0]!) };
   for (const [role, file] of roles) set[role] = at(file);
-  const tokenizer = ['spiece.model', 'tokenizer.json'].map((file) => (files.includes(file) ? at(file)
-    : tokenizerFiles.includes(file) ? at(`tokenizer_2/${file}`) : undefined)).find((file) => file !== undefined);
-  if (tokenizer !== undefined) set.t5Tokenizer = tokenizer;
+  const tokenizer = ['spiece.model', 'tokenizer.json'].flatMap((file) => [
+    files.includes(file) ? file : undefined,
+    ...tokenizerDirs.map(({ sub, files: inside }) => (inside.includes(file) ? `${sub}/${file}` : undefined)),
+  ]).find((file) => file !== undefined);
+  if (tokenizer !== undefined) set.t5Tokenizer = at(tokenizer);
   return set;
 }
 
