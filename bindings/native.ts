@@ -49,6 +49,13 @@ export interface NativeLoadOptions {
 }
 
 /** What the engine read from the checkpoint. */
+/** An image a model reads beside the prompt: RGB bytes, width*height*3. */
+export interface NativeReferenceImage {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
 export interface NativeModelInfo {
   /** 'sd1' | 'sd2' */
   family: string;
@@ -144,6 +151,8 @@ export interface NativeRequest {
   /** SD3: CLIP-G rows of 77 when they differ from prompt / negative (ids given per encoder). Absent: the same rows. */
   clipGPrompt?: NativeConditioning;
   clipGNegative?: NativeConditioning;
+  /** FLUX.1 Kontext: reference images (sides multiples of 16). Absent: none. */
+  referenceImages?: NativeReferenceImage[];
   /** FLUX.1 dev's distilled guidance. Absent: 3.5. */
   guidance?: number;
   /** Flow models: the shift of the discrete schedule and its kin; 0 or absent: the family's. */

@@ -19,6 +19,7 @@ import {
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
 import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
+import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
 import { encodeRgbPng } from './png.js';
@@ -210,10 +211,11 @@ export class Model {
     const { width, height } = request.settings;
     // As in AUTOMATIC1111, only the prompt's tags select LoRAs; the negative prompt's stay text.
     const { text, tags } = extractLoraTags(request.prompt);
-    const [image, mask, tagged] = await Promise.all([
+    const [image, mask, tagged, references] = await Promise.all([
       request.image === undefined ? undefined : decodeImage(request.image, 'image', width, height),
       request.mask === undefined ? undefined : decodeMask(request.mask, width, height, request.maskBlur),
       resolveLoraTags(tags, request.loraDir ?? this.loraDir),
+      request.referenceImages === undefined ? undefined : decodeReferenceImages(request.referenceImages),
     ]);
     const loras: LoraSelection[] = [
       ...tagged,
@@ -237,6 +239,7 @@ export class Model {
       ...(request.negativePromptTokens?.clipG && { clipGNegative: conditioningFromIds(request.negativePromptTokens.clipG, 0) }),
       ...(image && { image }),
       ...(mask && { mask }),
+      ...(references && references.length > 0 && { referenceImages: references }),
       ...(request.hires && { hires: this.#nativeHires(request.hires) }),
       ...(request.refiner && { refiner: this.#nativeRefiner(request.refiner, text, request.negativePrompt) }),
       ...(loras.length > 0 && {

@@ -300,6 +300,12 @@ export interface ImageOptions {
   promptTokens?: PromptTokens;
   /** The same for the negative prompt. */
   negativePromptTokens?: PromptTokens;
+  /**
+   * FLUX.1 Kontext: images the model reads beside the prompt ("make the car in this photo red"),
+   * each at its own aspect ratio, scaled to at most a megapixel in 16-pixel steps. At most 4;
+   * FLUX.1 models only. Default none.
+   */
+  referenceImages?: ImageInput[];
 }
 
 /** The refiner hand-off of an image call. */

@@ -34,7 +34,8 @@ export interface ModelTraits {
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
 export type RequestSettings = Required<Omit<NativeRequest,
-  'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative' | 'clipGPrompt' | 'clipGNegative'>>;
+  'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative' | 'clipGPrompt' | 'clipGNegative'
+  | 'referenceImages'>>;
 
 /** A LoRA of the `loras` option, its path resolved. */
 export interface NormalizedLora {
@@ -84,6 +85,8 @@ export interface NormalizedImageOptions {
   safety?: { checker: SafetyChecker; filter: boolean };
   /** Token ids that replace the tokenizers' output, per text encoder. */
   promptTokens?: PromptTokens;
+  /** FLUX.1 Kontext's reference images, not decoded yet. */
+  referenceImages?: ImageInput[];
   negativePromptTokens?: PromptTokens;
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
@@ -104,7 +107,7 @@ const imageOptionKeys = [
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
   'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
   'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore', 'refiner',
-  'guidance', 'flowShift', 'promptTokens', 'negativePromptTokens',
+  'guidance', 'flowShift', 'promptTokens', 'negativePromptTokens', 'referenceImages',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -164,7 +167,6 @@ export function normalizeImageOptions(
   // FLUX.1 takes 2x2 patches of 8-pixel latent cells.
   const sizeStep = flow ? 16 : 8;
   const width = integer(o.width, 'width', 64, MAX_SIDE, size, sizeStep);
-  if (model.family !== 'any') checkPromptTokens(o, model);
   const height = integer(o.height, 'height', 64, MAX_SIDE, size, sizeStep);
   const subseedStrength = number(o.subseedStrength, 'subseedStrength', 0, 1, 0);
   const seedResize = seedResizeFrom(o.seedResizeFromWidth, o.seedResizeFromHeight);
@@ -213,11 +215,21 @@ export function normalizeImageOptions(
   if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
   if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
   if (o.promptTokens !== undefined) normalized.promptTokens = promptTokens(o.promptTokens, 'promptTokens');
+  if (o.referenceImages !== undefined) normalized.referenceImages = referenceImages(o.referenceImages, model.family);
   if (o.negativePromptTokens !== undefined) normalized.negativePromptTokens = promptTokens(o.negativePromptTokens, 'negativePromptTokens');
+  if (model.family !== 'any') checkPromptTokens(o, model);
   return normalized;
 }
 
 const promptTokenEncoders = ['clipL', 'clipG', 't5xxl', 'llm'] as const;
+
+function referenceImages(value: unknown, family: string): ImageInput[] {
+  if (!Array.isArray(value) || value.length > 4) throw invalid(TypeError, 'referenceImages', 'array of at most 4 images', value);
+  if (family !== 'any' && !family.startsWith('flux')) {
+    throw new RangeError(`referenceImages are for FLUX.1 (Kontext) models; this is a ${family} model`);
+  }
+  return value.map((image, i) => imageInput(image, `referenceImages[${i}]`));
+}
 
 /** Ids for an encoder the model does not have would be silently unused: refused, naming the encoders it has. */
 function checkPromptTokens(o: Record<string, unknown>, model: ModelTraits): void {

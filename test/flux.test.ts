@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
-import { cpu } from './fixtures/draw.js';
+import { cpu, meanAbsDiff } from './fixtures/draw.js';
 import { writeTinyFlux, type TinyFluxFiles } from './fixtures/flux.js';
 
 const dir = t.testdir();
@@ -100,10 +100,11 @@ t.test('without a T5 vocabulary a prompt fails saying which file to get; an empt
 
 t.test('options a flow model cannot take are refused, naming the option and what it takes', async (t) => {
   await t.rejects(draw(schnell, { width: 72 }), { name: 'RangeError', message: /width/ });
-  await t.rejects(draw(schnell, { sampler: 'euler_a' }), { name: 'RangeError', message: /one of euler, heun, dpm2, dpm\+\+2m, ipndm, ipndm_v for FLUX\.1 models/ });
+  await t.rejects(draw(schnell, { sampler: 'euler_a' }), { name: 'RangeError', message: /one of euler, heun, dpm2, dpm\+\+2m, ipndm, ipndm_v for flow models/ });
   await t.rejects(draw(schnell, { scheduler: 'lcm' }), { name: 'RangeError', message: /scheduler/ });
   await t.rejects(draw(schnell, { guidance: 31 }), { name: 'RangeError', message: /guidance/ });
-  await t.rejects(schnell.imageToImage({ ...quick, image: await draw(schnell).then((i) => i.png) }), { code: 'ERR_INVALID_ARGUMENT', message: /txt2img only/ });
+  const png = await draw(schnell).then((i) => i.png);
+  await t.rejects(schnell.inpaint({ ...quick, image: png, mask: png }), { code: 'ERR_INVALID_ARGUMENT', message: /inpaint is not supported/ });
   const [image] = await schnell.textToImage({ ...quick, sampler: 'dpm++2m', scheduler: 'karras', flowShift: 3 });
   t.match(image!.parameters, /Sampler: DPM\+\+ 2M, Schedule type: Karras, .*Shift: 3,/);
 });
@@ -120,4 +121,34 @@ t.test('a missing, misplaced or damaged component is an error naming it', async 
   await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: truncated }, cpu), { code: 'ERR_MODEL_FORMAT' });
   await t.rejects(loadModel({ ...components(schnellFiles), vae: path.join(dir, 'missing.safetensors') }, cpu), { code: 'ERR_MODEL_IO' });
   await t.rejects(loadModel({ diffusionModel: schnellFiles.diffusionModel, unet: 'x' } as never, cpu), { name: 'TypeError', message: /Unknown component "unet"/ });
+});
+
+t.test('image-to-image: strength 0 keeps the input, low strength stays near it, full strength departs', async (t) => {
+  const input = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 40, b: 40 } } }).png().toBuffer();
+  const pixels = async (png: Buffer) => sharp(png).raw().toBuffer();
+  const inputPixels = await pixels(input);
+  const [kept] = await schnell.imageToImage({ ...quick, image: input, strength: 0 });
+  t.ok((await pixels(kept!.png)).equals(inputPixels), 'strength 0: the input, byte for byte');
+  const [near] = await schnell.imageToImage({ ...quick, steps: 4, image: input, strength: 0.25 });
+  const [far] = await schnell.imageToImage({ ...quick, steps: 4, image: input, strength: 1 });
+  const nearDiff = meanAbsDiff(await pixels(near!.png), inputPixels);
+  const farDiff = meanAbsDiff(await pixels(far!.png), inputPixels);
+  t.ok(nearDiff < farDiff, `strength 0.25 (mean difference ${nearDiff.toFixed(1)}) stays nearer the input than 1 (${farDiff.toFixed(1)})`);
+  t.match(near!.parameters, /Denoising strength: 0\.25/);
+  const [again] = await schnell.imageToImage({ ...quick, steps: 4, image: input, strength: 0.25 });
+  t.ok(await same(near!, again!), 'deterministic: the posterior sample is drawn from the seed');
+});
+
+t.test('Kontext: reference images are read beside the prompt, each one changing the image', async (t) => {
+  const red = await sharp({ create: { width: 48, height: 32, channels: 3, background: { r: 220, g: 30, b: 30 } } }).png().toBuffer();
+  const blue = await sharp({ create: { width: 48, height: 32, channels: 3, background: { r: 30, g: 30, b: 220 } } }).png().toBuffer();
+  const plain = await draw(dev, { steps: 1 });
+  const withRed = await draw(dev, { steps: 1, referenceImages: [red] });
+  t.notOk(await same(plain, withRed), 'a reference changes the image');
+  t.notOk(await same(withRed, await draw(dev, { steps: 1, referenceImages: [blue] })), 'its content matters');
+  t.notOk(await same(withRed, await draw(dev, { steps: 1, referenceImages: [red, blue] })), 'a second reference counts too');
+  t.equal(withRed.width, 64, 'the output keeps the requested size, not the reference\'s');
+  await t.rejects(draw(dev, { referenceImages: [red, red, red, red, red] }), { name: 'TypeError', message: /referenceImages/ });
+  await t.rejects(draw(dev, { referenceImages: ['/no/such/file.png'] }), { code: 'ENOENT', path: '/no/such/file.png' });
+  await t.rejects(draw(dev, { referenceImages: [Buffer.from('not an image')] }), { name: 'TypeError', message: /referenceImages\[0\]/ });
 });

@@ -164,6 +164,18 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   if (!o.Get("t5Negative").IsUndefined()) r.t5Negative = conditioningField(o, "t5Negative");
   if (!o.Get("clipGPrompt").IsUndefined()) r.clipGPrompt = conditioningField(o, "clipGPrompt");
   if (!o.Get("clipGNegative").IsUndefined()) r.clipGNegative = conditioningField(o, "clipGNegative");
+  // Optional: FLUX.1 Kontext's reference images, [{ width, height, data }].
+  const Napi::Value references = o.Get("referenceImages");
+  if (!references.IsUndefined()) {
+    if (!references.IsArray()) badField(o.Env(), "referenceImages", "an array");
+    const Napi::Array array = references.As<Napi::Array>();
+    for (uint32_t i = 0; i < array.Length(); i++) {
+      const Napi::Value entry = array.Get(i);
+      if (!entry.IsObject()) badField(o.Env(), "referenceImages", "an array of { width, height, data }");
+      const Napi::Object ref = entry.As<Napi::Object>();
+      r.referenceImages.push_back({intField(ref, "width"), intField(ref, "height"), typedArrayField<uint8_t, napi_uint8_array>(ref, "data", false)});
+    }
+  }
   if (!o.Get("guidance").IsUndefined()) r.guidance = static_cast<float>(numberField(o, "guidance"));
   if (!o.Get("flowShift").IsUndefined()) r.flowShift = static_cast<float>(numberField(o, "flowShift"));
   return r;

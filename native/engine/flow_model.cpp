@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "image_start.h"
 #include "noise.h"
 #include "pixels.h"
 #include "rng.h"
@@ -182,7 +183,21 @@ void FlowModel::checkRequest(const Request& r) const {
   if (!std::isfinite(r.cfgScale) || r.cfgScale < 0) fail("cfgScale must be a finite number >= 0");
   if (!std::isfinite(r.guidance) || r.guidance < 0 || r.guidance > 100) fail("guidance must be between 0 and 100");
   if (!std::isfinite(r.flowShift) || r.flowShift < 0 || r.flowShift > 100) fail("flowShift must be between 0 (the family's) and 100");
-  if (r.mode != "txt2img") fail("mode " + r.mode + " is not supported for " + info_.family + " models yet (txt2img only)");
+  if (r.mode == "inpaint") fail("mode inpaint is not supported for " + info_.family + " models yet (txt2img and img2img)");
+  if (r.mode != "txt2img" && r.mode != "img2img") fail("mode must be txt2img or img2img, got '" + r.mode + "'");
+  const size_t pixels = static_cast<size_t>(r.width) * r.height;
+  if (r.mode == "img2img" && r.image.size() != pixels * 3) {
+    fail("image must hold width*height*3 = " + std::to_string(pixels * 3) + " RGB bytes, got " + std::to_string(r.image.size()));
+  }
+  if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
+  if (!r.referenceImages.empty() && !flux_) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
+  if (r.referenceImages.size() > 4) fail("at most 4 referenceImages, got " + std::to_string(r.referenceImages.size()));
+  for (const ReferenceImage& ref : r.referenceImages) {
+    if (ref.width < step || ref.height < step || ref.width % step != 0 || ref.height % step != 0 || ref.width > 2048 || ref.height > 2048 ||
+        ref.rgb.size() != static_cast<size_t>(ref.width) * ref.height * 3) {
+      fail("each reference image must be a multiple of " + std::to_string(step) + " pixels a side, at most 2048, with width*height*3 RGB bytes");
+    }
+  }
   if (std::find(kFlowSamplers.begin(), kFlowSamplers.end(), r.sampler) == kFlowSamplers.end()) {
     fail("sampler '" + r.sampler + "' is not supported for flow models; use one of " + joined(kFlowSamplers));
   }
@@ -263,11 +278,11 @@ FlowText FlowModel::encodeSd3Prompt(const Conditioning& clipTokens, const Condit
 }
 
 std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
-                                      const FlowText* uncond, const Request& r) {
+                                      const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references) {
   // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v.
   auto velocity = [&](const FlowText& text) {
     if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled});
-    return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance});
+    return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references});
   };
   std::vector<float> v = velocity(cond);
   if (uncond) {
@@ -291,6 +306,25 @@ std::vector<uint8_t> FlowModel::decodeToRgb(const std::vector<float>& latent, in
   return rgb;
 }
 
+std::vector<float> FlowModel::encodeToLatent(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, Rng* rng) {
+  const int64_t pixels = static_cast<int64_t>(width) * height;
+  std::vector<float> planes(static_cast<size_t>(3 * pixels));
+  for (int64_t p = 0; p < pixels; p++) {
+    for (int c = 0; c < 3; c++) planes[c * pixels + p] = rgb[p * 3 + c] / 127.5f - 1.0f;
+  }
+  const std::vector<float> moments = tiled ? encodeInTiles(*vae_, planes, width, height) : vae_->encode(planes, width, height);
+  vae_->releaseBuffers();
+  const size_t n = moments.size() / 2;
+  const std::vector<float> noise = rng ? rng->randn(n) : std::vector<float>(n, 0.0f);
+  const VaeConfig& c = vae_->config();
+  std::vector<float> latent(n);
+  for (size_t i = 0; i < n; i++) {
+    const float logVar = std::min(20.0f, std::max(-30.0f, moments[n + i]));
+    latent[i] = (moments[i] + std::exp(0.5f * logVar) * noise[i] - c.latentShift) * c.latentScale;
+  }
+  return latent;
+}
+
 std::vector<Image> FlowModel::generate(const Request& r, const Callbacks& callbacks) {
   try {
     return generateImages(r, callbacks);
@@ -307,6 +341,12 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
   const auto started = std::chrono::steady_clock::now();
   AbortScope abortScope(*backend_, aborted);
   if (aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
+  if (keepsInput(r)) {
+    // Strength 0 changes nothing: every image is the input as it was.
+    std::vector<Image> copies;
+    for (int i = 0; i < r.count; i++) copies.push_back({r.width, r.height, r.image, imageSeed(r.seed, i), 0});
+    return copies;
+  }
 
   const FlowText cond = encodePrompt(r.prompt, r.clipGPrompt, r.t5Prompt);
   // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
@@ -321,7 +361,20 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
   const int64_t channels = vae_->config().latentChannels;
   FlowSchedule schedule = schedule_;
   if (r.flowShift > 0) schedule.shift = r.flowShift;
-  const std::vector<float> sigmas = makeFlowSigmas(schedule, r.scheduler, r.steps, w * h);
+  const bool fromImage = r.mode == "img2img";
+  const std::vector<float> sigmas = startSigmas(makeFlowSigmas(schedule, r.scheduler, r.steps, w * h), r.steps, r.strength, fromImage);
+  // As for the UNet families: one generator seeded with the request's seed samples the input's posterior.
+  std::vector<float> initLatent;
+  if (fromImage) {
+    std::unique_ptr<Rng> rng = makeRng(r.rng);
+    rng->seed(r.seed);
+    initLatent = encodeToLatent(r.image, r.width, r.height, r.vaeTiling, rng.get());
+  }
+  std::vector<FluxReference> references;
+  for (const ReferenceImage& ref : r.referenceImages) {
+    references.push_back({encodeToLatent(ref.rgb, ref.width, ref.height, r.vaeTiling, nullptr), ref.width / info_.vaeScale,
+                          ref.height / info_.vaeScale});
+  }
   const NoiseSchedule unusedVpSchedule;
   std::vector<Image> images;
   for (int i = 0; i < r.count; i++) {
@@ -330,7 +383,8 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     std::unique_ptr<Rng> rng = makeRng(r.rng);
     rng->seed(seeds.seed);
     std::vector<float> x = initialNoise(*rng, r.rng, seeds, channels, w, h);
-    for (float& v : x) v *= sigmas[0];
+    // Flow matching mixes rather than adds: x = (1 - sigma) x0 + sigma noise.
+    for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? (1.0f - sigmas[0]) * initLatent[j] : 0.0f) + sigmas[0] * x[j];
     SamplerHooks hooks;
     hooks.aborted = aborted;
     hooks.onStep = [&](int step, int steps) {
@@ -344,7 +398,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
       callbacks.onProgress(p);
     };
     const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
-      return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r);
+      return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references);
     };
     x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks);
     if (flux_) flux_->releaseBuffers();

@@ -12,6 +12,7 @@
 #include "flow_schedule.h"
 #include "flux.h"
 #include "mmdit.h"
+#include "rng.h"
 #include "sdnode.h"
 #include "t5.h"
 #include "vae.h"
@@ -56,8 +57,11 @@ class FlowModel : public Model {
   // T5's states for ids and weights: the end token, padding to whole runs of `chunk`, each run encoded alone.
   std::vector<float> encodeT5(const Conditioning& t5Tokens, size_t chunk);
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
-                             const FlowText* uncond, const Request& request);
+                             const FlowText* uncond, const Request& request, const std::vector<FluxReference>& references);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t w, int64_t h, bool tiled);
+  // An RGB image's latent in the transformer's normalisation: a sample of the VAE posterior drawn
+  // from `rng` (image-to-image, as the reference engine does), or its mean when rng is null (references).
+  std::vector<float> encodeToLatent(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, Rng* rng);
 };
 
 }  // namespace sdnode

@@ -19,29 +19,57 @@ constexpr int kTimeEmbedding = 256;
 // FLUX.1 embeds t * 1000 (and its guidance the same way).
 std::vector<float> timeEmbedding(float t) { return timestepEmbedding(t * 1000.0f, kTimeEmbedding); }
 
-// RoPE angles' cosines then sines, [tokens][pairs] each: text tokens at position (0, 0, 0), image
-// tokens at (0, row, column); each axis rotates its own run of pairs with frequencies theta^(-2j/width).
-std::vector<float> ropeTable(const std::vector<int>& axes, int64_t textTokens, int64_t rows, int64_t columns) {
-  int64_t pairs = 0;
+// A run of tokens on a grid of RoPE positions (index, row + rowOffset, column + columnOffset); text
+// tokens are a 1 x count grid at (0, 0, 0) with no spread.
+struct PositionGrid {
+  int64_t rows = 0, columns = 0;
+  float index = 0, rowOffset = 0, columnOffset = 0;
+  bool spread = true;  // false: every token at (index, rowOffset, columnOffset)
+};
+
+// RoPE angles' cosines then sines, [tokens][pairs] each, for the grids in order; each axis rotates
+// its own run of pairs with frequencies theta^(-2j/width).
+std::vector<float> ropeTable(const std::vector<int>& axes, const std::vector<PositionGrid>& grids) {
+  int64_t pairs = 0, T = 0;
   for (int a : axes) pairs += a / 2;
-  const int64_t T = textTokens + rows * columns;
+  for (const PositionGrid& g : grids) T += g.rows * g.columns;
   std::vector<float> table(static_cast<size_t>(2 * pairs * T));
-  for (int64_t t = 0; t < T; t++) {
-    const int64_t image = t - textTokens;
-    const float position[3] = {0.0f, image < 0 ? 0.0f : static_cast<float>(image / columns),
-                               image < 0 ? 0.0f : static_cast<float>(image % columns)};
-    int64_t pair = 0;
-    for (size_t a = 0; a < axes.size(); a++) {
-      const int half = axes[a] / 2;
-      for (int j = 0; j < half; j++, pair++) {
-        const float omega = 1.0f / std::pow(kRopeTheta, static_cast<float>(2 * j) / static_cast<float>(axes[a]));
-        const float angle = position[a] * omega;
-        table[static_cast<size_t>(t * pairs + pair)] = std::cos(angle);
-        table[static_cast<size_t>((T + t) * pairs + pair)] = std::sin(angle);
+  int64_t t = 0;
+  for (const PositionGrid& g : grids) {
+    for (int64_t i = 0; i < g.rows * g.columns; i++, t++) {
+      const float position[3] = {g.index, g.rowOffset + (g.spread ? static_cast<float>(i / g.columns) : 0.0f),
+                                 g.columnOffset + (g.spread ? static_cast<float>(i % g.columns) : 0.0f)};
+      int64_t pair = 0;
+      for (size_t a = 0; a < axes.size(); a++) {
+        const int half = axes[a] / 2;
+        for (int j = 0; j < half; j++, pair++) {
+          const float omega = 1.0f / std::pow(kRopeTheta, static_cast<float>(2 * j) / static_cast<float>(axes[a]));
+          const float angle = position[a] * omega;
+          table[static_cast<size_t>(t * pairs + pair)] = std::cos(angle);
+          table[static_cast<size_t>((T + t) * pairs + pair)] = std::sin(angle);
+        }
       }
     }
   }
   return table;
+}
+
+// The text, the image and the references, as FLUX.1 places them: references at index 1, each next
+// to the ones before it (below when taller than wide so far, else to the right), offsets in latent
+// cells as the reference engine counts them.
+std::vector<PositionGrid> positionGrids(int64_t textTokens, int64_t rows, int64_t columns, const std::vector<FluxReference>* references) {
+  std::vector<PositionGrid> grids = {{1, textTokens, 0, 0, 0, false}, {rows, columns, 0, 0, 0, true}};
+  if (references == nullptr) return grids;
+  int64_t usedRows = 0, usedColumns = 0;
+  for (const FluxReference& ref : *references) {
+    int64_t rowOffset = 0, columnOffset = 0;
+    if (ref.height + usedRows > ref.width + usedColumns) columnOffset = usedColumns;
+    else rowOffset = usedRows;
+    grids.push_back({ref.height / kPatch, ref.width / kPatch, 1, static_cast<float>(rowOffset), static_cast<float>(columnOffset), true});
+    usedRows = std::max(usedRows, ref.height + rowOffset);
+    usedColumns = std::max(usedColumns, ref.width + columnOffset);
+  }
+  return grids;
 }
 
 struct Modulation {
@@ -115,14 +143,15 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
   Net n{g.ctx(), weights_, false, &g};
   ggml_context* ctx = g.ctx();
   const FluxConfig& c = config_;
-  const int64_t H = c.hidden, Tt = in.contextTokens, Ti = imageTokens, T = Tt + Ti;
   const int64_t patchWidth = c.latentChannels * kPatch * kPatch;
+  // Ti: the image's tokens; Tx: the image's and the references'.
+  const int64_t H = c.hidden, Tt = in.contextTokens, Ti = imageTokens, Tx = static_cast<int64_t>(tokens.size()) / patchWidth, T = Tt + Tx;
   int64_t pairs = 0;
   for (int a : c.axes) pairs += a / 2;
   if (2 * pairs != kHeadWidth) throw Error(ErrorCode::Internal, "Flux RoPE axes must fill the head width");
 
   // img: [H, Ti], txt: [H, Tt], vec: [H]
-  ggml_tensor* img = linear(n, g.input(GGML_TYPE_F32, {patchWidth, Ti}, tokens.data()), "img_in", patchWidth, H);
+  ggml_tensor* img = linear(n, g.input(GGML_TYPE_F32, {patchWidth, Tx}, tokens.data()), "img_in", patchWidth, H);
   ggml_tensor* txt = linear(n, g.input(GGML_TYPE_F32, {c.contextDim, Tt}, in.context->data()), "txt_in", c.contextDim, H);
   ggml_tensor* vec = mlpEmbedder(n, g.input(GGML_TYPE_F32, {kTimeEmbedding}, timeEmb.data()), "time_in", kTimeEmbedding, H);
   if (c.guidanceEmbed) {
@@ -151,7 +180,7 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
     ggml_tensor* v = ggml_concat(ctx, ggml_cont(ctx, valuesOf(ctx, txtQkv, 2 * H, H)), ggml_cont(ctx, valuesOf(ctx, imgQkv, 2 * H, H)), 1);
     ggml_tensor* attn = attention(n, qk(0, "query_norm"), qk(1, "key_norm"), v, static_cast<int>(c.heads), false);
     ggml_tensor* txtAttn = ggml_cont(ctx, tokensOf(ctx, attn, 0, Tt));
-    ggml_tensor* imgAttn = ggml_cont(ctx, tokensOf(ctx, attn, Tt, Ti));
+    ggml_tensor* imgAttn = ggml_cont(ctx, tokensOf(ctx, attn, Tt, Tx));
     img = ggml_add(ctx, img, ggml_mul(ctx, linear(n, imgAttn, p + "img_attn.proj", H, H), imgMod[0].gate));
     ggml_tensor* h = ggml_gelu(ctx, linear(n, modulate(ctx, img, imgMod[1].shift, imgMod[1].scale), p + "img_mlp.0", H, c.mlp));
     img = ggml_add(ctx, img, ggml_mul(ctx, linear(n, h, p + "img_mlp.2", c.mlp, H), imgMod[1].gate));
@@ -191,7 +220,8 @@ void FluxTransformer::validate() {
   FluxInputs in{&context, textTokens, &pooled, 1.0f};
   GraphBuild g;
   const std::vector<float> time = timeEmbedding(1.0f);
-  ggml_tensor* out = build(g, patchify(latent, config_.latentChannels, h, w), 1, ropeTable(config_.axes, textTokens, 1, 1), time, time, in);
+  ggml_tensor* out = build(g, patchify(latent, config_.latentChannels, h, w), 1, ropeTable(config_.axes, positionGrids(textTokens, 1, 1, nullptr)),
+                           time, time, in);
   if (out->ne[0] != config_.latentChannels * kPatch * kPatch) {
     throw Error(ErrorCode::ModelFormat, "final_layer.linear gives " + std::to_string(out->ne[0]) + " values per token; img_in takes " +
                                             std::to_string(config_.latentChannels * kPatch * kPatch));
@@ -206,9 +236,15 @@ std::vector<float> FluxTransformer::forward(const std::vector<float>& latent, in
       static_cast<int64_t>(in.pooled->size()) != config_.pooledDim) {
     throw Error(ErrorCode::Internal, "Flux conditioning has the wrong size");
   }
-  const std::vector<float> tokens = patchify(latent, C, height, width);
+  std::vector<float> tokens = patchify(latent, C, height, width);
   const int64_t rows = height / kPatch, columns = width / kPatch;
-  const std::vector<float> rope = ropeTable(config_.axes, in.contextTokens, rows, columns);
+  if (in.references) {
+    for (const FluxReference& ref : *in.references) {
+      const std::vector<float> more = patchify(ref.latent, C, ref.height, ref.width);
+      tokens.insert(tokens.end(), more.begin(), more.end());
+    }
+  }
+  const std::vector<float> rope = ropeTable(config_.axes, positionGrids(in.contextTokens, rows, columns, in.references));
   const std::vector<float> time = timeEmbedding(sigma);
   const std::vector<float> guidance = timeEmbedding(in.guidance);
   std::vector<float> out = runner_.run([&](GraphBuild& g) { return build(g, tokens, rows * columns, rope, time, guidance, in); });

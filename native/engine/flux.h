@@ -28,12 +28,20 @@ struct FluxConfig {
 
 FluxConfig readFluxConfig(const Weights& w);
 
+// A reference image's latent for FLUX.1 Kontext: its tokens follow the image's, at RoPE index 1.
+struct FluxReference {
+  std::vector<float> latent;  // [channels, h, w], normalised as the transformer's latents
+  int64_t width = 0;          // latent cells (even)
+  int64_t height = 0;
+};
+
 // What one transformer call sees besides the latent.
 struct FluxInputs {
   const std::vector<float>* context = nullptr;  // [tokens, contextDim]
   int64_t contextTokens = 0;
   const std::vector<float>* pooled = nullptr;   // [pooledDim]
   float guidance = 3.5f;                         // used when the model embeds guidance
+  const std::vector<FluxReference>* references = nullptr;  // Kontext; null or empty: none
 };
 
 class FluxTransformer {
@@ -50,6 +58,7 @@ class FluxTransformer {
   FluxConfig config_;
   Weights& weights_;
   GraphRunner runner_;
+  // tokens: the image's patches, then any references'; imageTokens: the image's alone.
   ggml_tensor* build(GraphBuild& g, const std::vector<float>& tokens, int64_t imageTokens, const std::vector<float>& rope,
                      const std::vector<float>& timeEmbedding, const std::vector<float>& guidanceEmbedding, const FluxInputs& in);
 };

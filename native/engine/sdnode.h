@@ -134,6 +134,13 @@ struct LoraFile {
 
 class Model;
 
+// An image a model reads beside the prompt (FLUX.1 Kontext's reference images).
+struct ReferenceImage {
+  int width = 0;   // pixels, a multiple of 16
+  int height = 0;
+  std::vector<uint8_t> rgb;  // width*height*3
+};
+
 // AUTOMATIC1111's refiner hand-off: the first pass's steps from round(steps * switchAt) on are
 // denoised by another model (an SDXL refiner) on the same latent, sigmas and sampler state, with
 // that model's own text conditioning.
@@ -218,6 +225,8 @@ struct Request {
   float guidance = 3.5f;
   // The flow-matching shift of the "discrete" schedule and its kin; 0: the family's default.
   float flowShift = 0.0f;
+  // FLUX.1 Kontext: images whose latents the transformer reads as extra tokens (at most 4).
+  std::vector<ReferenceImage> referenceImages;
 };
 
 // A cheap look at a running image: with a TAESD loaded, its decode at the image's size; otherwise one
