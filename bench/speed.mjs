@@ -8,10 +8,11 @@
 //
 //   npm run build:ts && node bench/speed.mjs --model ../models/sd15-random-f16.safetensors \
 //     [--sizes 256:4,512:2] [--threads 2] [--rounds 2] [--peer ../shared/peer/sd-cli-avx512]
-//   FLUX.1 schnell from the random component files of ../shared/reference/README.md (cfg 1, T5 fed no
-//   tokens on both sides, as the reference has no T5 vocabulary); --peer-fa times the reference with
-//   --diffusion-fa:
+//   Flow models from the random component files of ../shared/reference/README.md (T5 fed no tokens on
+//   both sides, as the reference has no T5 vocabulary); --peer-fa times the reference with
+//   --diffusion-fa; --family flux-schnell (default) or sd3-medium:
 //   node bench/speed.mjs --flux ../models --cfg-scale 1 --sizes 256:2,512:2 [--peer-fa]
+//   node bench/speed.mjs --flux ../models --family sd3-medium --cfg-scale 4.5 --sizes 256:2
 //
 // Both engines' s/step is the sampling phase over its steps (ours includes the prompt's encoding in
 // the first step, a few hundred ms, so it slightly favours the reference); decode is the VAE.
@@ -38,13 +39,14 @@ const { values } = parseArgs({
     'vae-tiling': { type: 'boolean', default: false },
     'preview-every': { type: 'string', default: '0' },
     flux: { type: 'string' },
+    family: { type: 'string', default: 'flux-schnell' },
     'peer-fa': { type: 'boolean', default: false },
   },
 });
 
-// The FLUX.1 schnell components in the --flux folder, by role, when timing FLUX.1.
+// The --family's components in the --flux folder, by role, when timing a flow model.
 const fluxFiles = values.flux === undefined ? undefined : Object.fromEntries(
-  Object.entries((await import('./cases.mjs')).checkpoints['flux-schnell']).map(([role, file]) => [role, path.join(values.flux, file)]));
+  Object.entries((await import('./cases.mjs')).checkpoints[values.family]).map(([role, file]) => [role, path.join(values.flux, file)]));
 
 if (values.child) {
   const { loadModel } = await import('../dist/lib/index.js');
@@ -93,7 +95,7 @@ const folder = mkdtempSync(path.join(tmpdir(), 'sdnode-speed-'));
 
 function runOurs(size, steps, threads, png) {
   const child = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', `${size}:${steps}`, '--model', values.model,
-    ...(values.flux ? ['--flux', values.flux] : []),
+    ...(values.flux ? ['--flux', values.flux, '--family', values.family] : []),
     '--threads', threads, '--weight-type', values['weight-type'], '--cfg-scale', values['cfg-scale'], '--save', png,
     ...(values['vae-tiling'] ? ['--vae-tiling'] : [])], { encoding: 'utf8' });
   if (child.status !== 0) throw new Error(`sdnode failed on ${size}²:\n${child.stderr}`);
@@ -104,7 +106,8 @@ function runOurs(size, steps, threads, png) {
 function runPeer(size, steps, threads, png) {
   const started = performance.now();
   const modelArgs = fluxFiles
-    ? ['--diffusion-model', fluxFiles.diffusionModel, '--clip_l', fluxFiles.clipL, '--t5xxl', fluxFiles.t5xxl, '--vae', fluxFiles.vae]
+    ? ['--diffusion-model', fluxFiles.diffusionModel, '--clip_l', fluxFiles.clipL, '--t5xxl', fluxFiles.t5xxl, '--vae', fluxFiles.vae,
+      ...(fluxFiles.clipG ? ['--clip_g', fluxFiles.clipG] : [])]
     : ['-m', values.model];
   const child = spawnSync('/usr/bin/time', ['-f', 'maxrss=%M', peer, ...modelArgs, ...(values['peer-fa'] ? ['--diffusion-fa'] : []),
     '-W', String(size), '-H', String(size),
@@ -126,7 +129,7 @@ function psnr(a, b) {
 }
 
 const cfg = values['cfg-scale'];
-console.log(`model ${values.flux ? `FLUX.1 schnell components in ${values.flux}` : values.model}${values['peer-fa'] ? ', reference with --diffusion-fa' : ''}, weights ${values['weight-type']}, euler, cfg ${cfg}${values['vae-tiling'] ? ', VAE tiling' : ''}, `
+console.log(`model ${values.flux ? `${values.family} components in ${values.flux}` : values.model}${values['peer-fa'] ? ', reference with --diffusion-fa' : ''}, weights ${values['weight-type']}, euler, cfg ${cfg}${values['vae-tiling'] ? ', VAE tiling' : ''}, `
   + `reference ${path.basename(peer)}, ${values.rounds} round(s), medians\n`);
 console.log('| size | steps | threads | s/step | ref s/step | ratio | decode s | ref decode s | ratio | total s | ref total s | ratio | peak RSS MB | ref MB | ratio | PSNR vs ref |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
