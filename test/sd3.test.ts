@@ -2,7 +2,7 @@
 // (Stability's MMDiT / MMDiT-X, CLIP-L, CLIP-G with its projection, T5, the 16-channel VAE):
 // detection from the files, the cards' defaults, what each text encoder changes, and clear errors
 // for missing and broken components.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -10,6 +10,8 @@ import t from 'tap';
 
 import { loadModel, type GeneratedImage, type Model } from '../lib/index.js';
 import { cpu } from './fixtures/draw.js';
+import { encodeGguf } from './fixtures/gguf.js';
+import { readSafetensorsHeader } from './fixtures/safetensors.js';
 import { tinyClipGBytes, writeTinySd3, type TinySd3Files } from './fixtures/sd3.js';
 
 const dir = t.testdir();
@@ -129,4 +131,17 @@ t.test('a missing or broken component is an error naming it', async (t) => {
   await t.rejects(loadModel({ ...components(sd3Files), clipG: unprojected }, cpu),
     { code: 'ERR_MODEL_FORMAT', message: /clip_g_no_projection\.safetensors: the CLIP-G text encoder has no text_projection/ });
   await t.rejects(loadModel({ ...components(sd3Files), clipG: sd3Files.t5xxl }, cpu), { code: 'ERR_MODEL_UNSUPPORTED', message: /--clip-g/ });
+});
+
+t.test('the diffusion model as a GGUF (bare names, as the popular converters write SD3.5) draws the same image', async (t) => {
+  const source = await readFile(sd35Files.diffusionModel);
+  const { dataStart, tensors } = readSafetensorsHeader(source);
+  const gguf = path.join(dir, 'sd3.5_medium-f16.gguf');
+  await writeFile(gguf, encodeGguf([...tensors].map(([name, entry]) => ({
+    name, type: 'f16' as const, shape: entry.shape, data: source.subarray(dataStart + entry.data_offsets[0], dataStart + entry.data_offsets[1]),
+  }))));
+  const fromGguf = await loadModel({ ...components(sd35Files), diffusionModel: gguf }, { ...cpu, t5Tokenizer: sd35Files.t5Tokenizer });
+  t.teardown(() => fromGguf.close());
+  t.match(fromGguf.info, { family: 'sd3.5', format: 'gguf', unusedTensors: [] });
+  t.ok(await same(await draw(sd35), await draw(fromGguf)));
 });
