@@ -8,7 +8,7 @@ import t from 'tap';
 
 import { readPngText } from '../lib/index.js';
 import { writeTinyFlux } from './fixtures/flux.js';
-import { getJson, pollTask, startTestServer } from './server-helpers.js';
+import { getJson, pollTask, postForm, startTestServer } from './server-helpers.js';
 
 const dir = t.testdir();
 const schnell = await writeTinyFlux(path.join(dir, 'schnell'));
@@ -77,4 +77,26 @@ t.test('a task for FLUX.1 dev without guidance runs at cfg 1 and takes distilled
   const refused = await postJson(`${url}/task`, { task_type: 'txt2img', model: 'dev', prompt: 'a fox', width: 64, height: 72 });
   t.equal(refused.status, 422);
   t.match(refused.body.detail, [{ loc: ['body', 'height'], msg: /multiple of 16/ }]);
+});
+
+t.test('every dialect refuses a size that is not a multiple of 16 on a flow model in its own shape', async (t) => {
+  const { url } = await startTestServer(t, { modelComponents: schnell });
+  const m1 = await postForm(`${url}/text-to-image`, { prompt: 'a cat', width: '72', height: '64' });
+  t.equal(m1.status, 400);
+  t.match(m1.body, { error: { code: 'INVALID_PARAMETER', message: /multiple of 16 for width/ } });
+
+  const openai = await postJson(`${url}/v1/images/generations`, { model: 'flux1-schnell', prompt: 'a cat', size: '72x64' });
+  t.equal(openai.status, 400);
+  t.match(openai.body, { error: { type: 'invalid_request_error', param: 'size', message: /multiple of 16/ } });
+
+  const generate = await postJson(`${url}/generate`, { prompt: 'a cat', width: 64, height: 72 });
+  t.equal(generate.status, 422);
+  t.match(generate.body.detail, [{ loc: ['body', 'height'], msg: /multiple of 16/ }]);
+
+  const photoshop = await fetch(`${url}/txt2img`, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ prompt: 'a cat', width: '72', height: '64' }),
+  });
+  t.equal(photoshop.status, 400);
+  t.match(await photoshop.json(), { status: 'failure', message: /multiple of 16 for width/ });
 });

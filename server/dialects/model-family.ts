@@ -11,6 +11,8 @@ import { open, stat } from 'node:fs/promises';
 
 import { familyDefaults } from '../../lib/options.js';
 import type { ModelInfo } from '../../lib/index.js';
+import type { JobParameters } from '../jobs/job.js';
+import { checkSizeForModel, type SizeFieldNames } from '../jobs/parameters.js';
 import type { ModelEntry } from '../models/registry.js';
 
 export type FlowFamily = Extract<ModelInfo['family'], 'flux-schnell' | 'flux-dev' | 'sd3' | 'sd3.5'>;
@@ -48,6 +50,15 @@ export async function flowFamilyOf(entry: ModelEntry): Promise<FlowFamily | unde
   const family = header === undefined ? undefined : familyFromNames(header, components.clipG !== undefined);
   familyByFile.set(file, { stamp, family });
   return family;
+}
+
+/**
+ * Throws the dialect's invalid-field error when the request's size does not suit the model: flow
+ * models take multiples of 16 (see checkSizeForModel); `names`: the request's fields for messages.
+ */
+export async function checkSizeForEntry(entry: ModelEntry, parameters: Pick<JobParameters, 'width' | 'height'>,
+  names?: SizeFieldNames): Promise<void> {
+  checkSizeForModel(parameters, (await flowFamilyOf(entry)) !== undefined, names);
 }
 
 /** The library's defaults for a flow family (what it uses for fields a call leaves out). */

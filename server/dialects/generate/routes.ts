@@ -12,6 +12,7 @@ import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
 import { base64BodyLimit } from '../../http/uploads.js';
 import { imageSeed } from '../../jobs/parameters.js';
 import { detailSchema } from '../a1111/schemas.js';
+import { checkSizeForEntry } from '../model-family.js';
 import { generateParameters, imageGrid } from './mapping.js';
 import { generateResponseSchema, generateSchema } from './schemas.js';
 
@@ -58,6 +59,7 @@ function generateRouter(context: ServerContext): Router {
     const body = parseWith(generateSchema, req.body ?? {}, '/generate');
     const parameters = generateParameters(body);
     const checkpoint = await models.resolve();
+    await checkSizeForEntry(checkpoint, parameters);
     const record = await jobs.submit({ mode: 'txt2img', dialect: tag, model: checkpoint.name, parameters });
     const images = await imagesWhenDone(context, record, res);
     if (!images) return;

@@ -11,6 +11,7 @@ import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs
 import type { Upload } from '../../jobs/store.js';
 import { QueueClosedError } from '../../jobs/queue.js';
 import { InvalidFieldError } from '../../parse.js';
+import { checkSizeForEntry } from '../model-family.js';
 import { imageParams, jobIdParams, m1ErrorSchema, m1FormSchemas, m1Kinds, m1StatusSchema, m1UploadSlots, type M1Kind }
   from './schemas.js';
 import { jobParameters, modeByKind, queuedBody, statusBody } from './status.js';
@@ -66,6 +67,7 @@ function m1Router(context: ServerContext): Router {
       const form = parseWith(m1FormSchemas[kind], fields, `/${kind}`);
       const requested = jobParameters(form);
       const model = await context.models.resolve(form.model);
+      await checkSizeForEntry(model, requested);
       const refiner = await resolveRefiner(context.models, requested.refiner, model.name, a1111RefinerFields.checkpoint);
       const parameters = withoutUndefined({ ...requested, refiner });
       const uploads = await m1Uploads(kind, req.files);

@@ -11,6 +11,7 @@ import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../.
 import { parseParameters, readPngText } from '../../../lib/index.js';
 import type { Upload } from '../../jobs/store.js';
 import type { PresetTable } from '../../models/presets.js';
+import { checkSizeForEntry } from '../model-family.js';
 import {
   baseParameters, contentTypes, editInputs, encodeOutput, generationSize, parseSize, resolveTarget, type OutputFormat,
 } from './mapping.js';
@@ -79,6 +80,7 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
       // 'low': less restrictive; the checker only flags (nsfw), the images stay.
       ...(body.moderation === 'low' && { safetyCheck: 'report' as const }),
     };
+    await checkSizeForEntry(target.checkpoint, parameters, { width: 'size', height: 'size' });
     const record = await jobs.submit({ mode: 'txt2img', dialect: tag, model: target.checkpoint.name, parameters });
     await answerWhenDone(context, urls, req, res, record, resultOptions(body, 'image_generation'));
   });

@@ -14,6 +14,7 @@ import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
 import { imageSeed } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
 import { InvalidFieldError } from '../../parse.js';
+import { checkSizeForEntry } from '../model-family.js';
 import { photoshopJob, type PhotoshopRoute } from './mapping.js';
 import { failureSchema, imagesResponseSchema, img2imgSchema, maskingSchema, pingSchema, txt2imgSchema } from './schemas.js';
 
@@ -80,6 +81,9 @@ function photoshopRouter(context: ServerContext): Router {
       const body = parseWith(schema, bodyFields(req, path), path);
       const job = await photoshopJob(route, body, context.maxUploadBytes);
       const checkpoint = await models.resolve();
+      // Image to image makes the input image's size.
+      const sizeField = route === 'txt2img' ? undefined : { width: 'init_image', height: 'init_image' };
+      await checkSizeForEntry(checkpoint, job.parameters, sizeField);
       const record = await jobs.submit({ ...job, dialect: tag, model: checkpoint.name });
       const images = await imagesWhenDone(context, record, res);
       if (!images) return;
