@@ -33,6 +33,8 @@ export class TaskEventHub {
   readonly #listeners = new Map<Listener, string>();
   readonly #unsubscribe: () => void;
   #handling: Promise<void> = Promise.resolve();
+  /** The unfinished tasks an earlier run left, read from the store once (the first listener waits for it). */
+  #earlier: Promise<void> | undefined;
 
   constructor(jobs: JobService, dialect: string, apiPrefix: string) {
     this.#jobs = jobs;
@@ -92,15 +94,27 @@ export class TaskEventHub {
     return { event_type: record.state === 'QUEUED' ? 'pending' : 'started', task_id: id, timestamp };
   }
 
-  /** Calls `listener` with every event of `owner`'s tasks; first the latest of each unfinished one. */
+  /**
+   * Calls `listener` with every event of `owner`'s tasks; first the latest of each unfinished one.
+   * The tasks are those in memory (the store is listed once, not per connection).
+   */
   async listen(owner: string, listener: Listener): Promise<() => void> {
-    for (const record of await this.#jobs.list()) {
-      if (record.dialect !== this.#dialect || record.owner !== owner || isFinished(record.state)) continue;
-      const latest = await this.latest(owner, record.id);
-      if (latest) listener(latest);
+    this.#earlier ??= this.#rememberEarlierTasks();
+    await this.#earlier;
+    for (const [id, info] of [...this.#tasks]) {
+      if (info.owner !== owner) continue;
+      const latest = this.#latest.get(id) ?? await this.latest(owner, id);
+      if (latest && latest.event_type !== 'finished' && latest.event_type !== 'aborted') listener(latest);
     }
     this.#listeners.set(listener, owner);
     return () => this.#listeners.delete(listener);
+  }
+
+  async #rememberEarlierTasks(): Promise<void> {
+    for (const record of await this.#jobs.list()) {
+      if (record.dialect !== this.#dialect || record.owner === undefined || isFinished(record.state) || this.#tasks.has(record.id)) continue;
+      this.#tasks.set(record.id, { owner: record.owner, baseUrl: this.#apiPrefix, parametersUsed: {}, warnings: [] });
+    }
   }
 
   async #onQueueEvent(event: QueueEvent): Promise<void> {
