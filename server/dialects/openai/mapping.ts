@@ -14,6 +14,7 @@ import { presetSettings, type PresetSettings, type PresetTable } from '../../mod
 import type { ModelCatalog, ModelEntry } from '../../models/registry.js';
 import { UnknownModelError } from '../../models/registry.js';
 import { InvalidFieldError } from '../../parse.js';
+import { flowFamilyOf } from '../model-family.js';
 
 /** OpenAI's default model when a request names none. */
 export const defaultModelName = 'dall-e-2';
@@ -25,6 +26,8 @@ export interface Target {
   checkpoint: ModelEntry;
   /** The preset's refiner, its checkpoint resolved. */
   refiner?: JobParameters['refiner'];
+  /** Whether the checkpoint is a flow model (FLUX.1, SD3), as known before the job runs. */
+  flow?: boolean;
 }
 
 /** A preset name, else a checkpoint name; a 404 naming both kinds of names otherwise. */
@@ -35,7 +38,8 @@ export async function resolveTarget(models: ModelCatalog, presets: PresetTable, 
   if (preset) {
     const settings = presetSettings(preset, ...variants);
     const checkpoint = await models.resolve(settings.checkpoint);
-    return { id, settings, checkpoint, ...await presetRefiner(models, id, settings, checkpoint) };
+    const flow = (await flowFamilyOf(checkpoint)) !== undefined;
+    return { id, settings, checkpoint, flow, ...await presetRefiner(models, id, settings, checkpoint) };
   }
   try {
     return { id, settings: {}, checkpoint: await models.resolve(id) };
@@ -104,7 +108,9 @@ export function generationSize(requested: Size | undefined, settings: PresetSett
 /** The job parameters common to every OpenAI route. */
 export function baseParameters(target: Target, prompt: string, n: number | undefined, seed: number | undefined,
   negativePrompt?: string): JobParameters {
-  const { settings } = target;
+  // The built-in presets' samplers and cfg scales are UNet choices ("Euler a" at cfg 7): a flow
+  // model takes its family's (FLUX.1: euler at cfg 1, one pass) and keeps the preset's steps.
+  const settings = target.flow ? { ...target.settings, sampler: undefined, scheduler: undefined, cfgScale: undefined } : target.settings;
   return withoutUndefined({
     prompt,
     negativePrompt: negativePrompt ?? settings.negativePrompt,

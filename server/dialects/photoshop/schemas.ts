@@ -19,7 +19,7 @@ function commonFields() {
       .optional(),
     num_outputs: formInteger('num_outputs', { min: 1, max: 10 }, 'Images to make, 1–10 (default 1)').optional(),
     num_inference_steps: formInteger('num_inference_steps', { min: 1, max: 150 }, 'Sampling steps, 1–150 (default 20)').optional(),
-    guidance_scale: formNumber('guidance_scale', { min: 0, max: 30 }, 'Classifier-free guidance scale, 0–30 (default 7)').optional(),
+    guidance_scale: formNumber('guidance_scale', { min: 0, max: 30 }, 'Classifier-free guidance scale, 0–30 (default 7; flow models their family\'s: 1 for FLUX.1)').optional(),
   };
 }
 
