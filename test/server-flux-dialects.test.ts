@@ -100,3 +100,36 @@ t.test('every dialect refuses a size that is not a multiple of 16 on a flow mode
   t.equal(photoshop.status, 400);
   t.match(await photoshop.json(), { status: 'failure', message: /multiple of 16 for width/ });
 });
+
+t.test('a prompt without a T5 tokenizer is a 4xx setup error in every dialect, saying which file to get', async (t) => {
+  const { t5Tokenizer: _unused, ...withoutTokenizer } = schnell;
+  const { url } = await startTestServer(t, { modelComponents: withoutTokenizer });
+  const openai = await postJson(`${url}/v1/images/generations`, { model: 'flux1-schnell', prompt: 'a cat', size: '64x64' });
+  t.equal(openai.status, 400, 'not retried by client SDKs, as a 5xx would be');
+  t.match(openai.body, { error: { type: 'invalid_request_error', code: 'err_tokenizer_missing', param: 'prompt', message: /--t5-tokenizer/ } });
+
+  const a1111 = await postJson(`${url}/sdapi/v1/txt2img`, { prompt: 'a cat', width: 64, height: 64 });
+  t.equal(a1111.status, 422);
+  t.match(a1111.body.detail, [{ loc: ['body', 'prompt'], msg: /spiece\.model or tokenizer\.json/ }]);
+
+  const generate = await postJson(`${url}/generate`, { prompt: 'a cat', width: 64, height: 64 });
+  t.equal(generate.status, 422);
+  t.match(generate.body.detail, [{ loc: ['body', 'prompt'], msg: /--t5-tokenizer/ }]);
+});
+
+t.test('OpenAI presets and Photoshop requests without a cfg scale get the FLUX.1 family\'s', async (t) => {
+  const { url } = await startTestServer(t, { modelComponents: schnell });
+  // dall-e-2's preset is "Euler a" at cfg 7, a UNet choice; FLUX.1 runs euler at cfg 1 with the preset's 20 steps.
+  const openai = await postJson(`${url}/v1/images/generations`, { model: 'dall-e-2', prompt: 'a cat', size: '64x64', response_format: 'b64_json' });
+  t.equal(openai.status, 200, JSON.stringify(openai.body.error));
+  const [image] = openai.body.data as { b64_json: string }[];
+  t.match(readPngText(Buffer.from(image!.b64_json, 'base64')).parameters, /Steps: 20, Sampler: Euler, .*CFG scale: 1,/);
+
+  const photoshop = await fetch(`${url}/txt2img`, {
+    method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ prompt: 'a cat', width: '64', height: '64', num_inference_steps: '2' }),
+  });
+  t.equal(photoshop.status, 200);
+  const { images } = (await photoshop.json()) as { images: { base64: string }[] };
+  t.match(readPngText(Buffer.from(images[0]!.base64, 'base64')).parameters, /Steps: 2, Sampler: Euler, .*CFG scale: 1,/);
+});

@@ -4,6 +4,7 @@
 
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 
+import type { JobError } from '../jobs/job.js';
 import { QueueClosedError, QueueFullError, QueueUnavailableError } from '../jobs/queue.js';
 import { NoModelError, UnknownModelError } from '../models/registry.js';
 import { InvalidFieldError } from '../parse.js';
@@ -24,6 +25,27 @@ export class ApiError extends Error {
     this.param = options.param;
     this.headers = options.headers ?? {};
   }
+}
+
+/**
+ * HTTP status of a failed job's error code; any other is 500. INVALID_PARAMETER: the library refused
+ * a value the request allowed for this model, the client's to fix. ERR_TOKENIZER_MISSING: a FLUX.1
+ * or SD3 prompt on a server started without T5's vocabulary (--t5-tokenizer). That is a setup
+ * error, but a 4xx: retrying cannot fix it, and client SDKs retry 5xx answers (OpenAI's twice, each
+ * a new job), while the message says which file to get and the request can still succeed here with
+ * an empty prompt. `param` names the field a code is about.
+ */
+const jobErrorAnswers: Readonly<Record<string, { status: number; param?: string }>> = {
+  INVALID_PARAMETER: { status: 400 },
+  MODEL_NOT_FOUND: { status: 404, param: 'model' },
+  ERR_TOKENIZER_MISSING: { status: 400, param: 'prompt' },
+};
+
+/** A failed job's error as the client sees it, in every dialect alike. */
+export function jobFailureError(error: JobError | null): ApiError {
+  const { code, message } = error ?? { code: 'GENERATION_FAILED', message: 'The generation failed' };
+  const answer = jobErrorAnswers[code];
+  return new ApiError(answer?.status ?? 500, code, message, answer?.param === undefined ? {} : { param: answer.param });
 }
 
 /** Seconds a client should wait before retrying when the queue is full or the server is stopping. */

@@ -5,7 +5,7 @@ import express, { Router, type RequestHandler } from 'express';
 
 import { clientGone, watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
-import { ApiError, errorHandler, fastApiErrorShape } from '../../http/errors.js';
+import { ApiError, errorHandler, fastApiErrorShape, jobFailureError } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import { base64BodyLimit } from '../../http/uploads.js';
 import type { JobMode, JobRecord } from '../../jobs/job.js';
@@ -140,8 +140,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
 }
 
 function failure(record: JobRecord): ApiError {
-  const error = record.error ?? { code: 'GENERATION_FAILED', message: 'The generation failed' };
-  return new ApiError(error.code === 'INVALID_PARAMETER' ? 422 : 500, error.code, error.message);
+  return jobFailureError(record.error);
 }
 
 async function img2imgInputs(body: Img2ImgRequest, mapped: MappedRequest):

@@ -6,7 +6,7 @@ import type { Request, Response } from 'express';
 import sharp from 'sharp';
 
 import { clientGone } from '../../http/client-gone.js';
-import { ApiError } from '../../http/errors.js';
+import { ApiError, jobFailureError } from '../../http/errors.js';
 import type { ServerContext } from '../../http/context.js';
 import type { JobPreview, JobRecord } from '../../jobs/job.js';
 import { safetyVerdicts, type SafetyVerdicts } from '../../jobs/safety.js';
@@ -112,7 +112,8 @@ async function streamEvents(context: ServerContext, res: Response, record: JobRe
   await writing;
   if (done.record.state === 'FAILED') {
     const error = failure(done);
-    send('error', { error: { message: error.message, type: 'server_error', param: null, code: error.code } });
+    const type = error.status >= 500 ? 'server_error' : 'invalid_request_error';
+    send('error', { error: { message: error.message, type, param: error.param ?? null, code: error.code } });
   }
   res.end();
 }
@@ -146,8 +147,5 @@ function throwIfFailed(snapshot: JobSnapshot): void {
 }
 
 function failure(snapshot: JobSnapshot): ApiError {
-  const error = snapshot.record.error ?? { code: 'GENERATION_FAILED', message: 'The generation failed' };
-  // The library refused a value the request allowed for this model: the client's to fix.
-  const status = error.code === 'INVALID_PARAMETER' ? 400 : error.code === 'MODEL_NOT_FOUND' ? 404 : 500;
-  return new ApiError(status, error.code, error.message);
+  return jobFailureError(snapshot.record.error);
 }
