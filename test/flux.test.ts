@@ -11,6 +11,7 @@ import t from 'tap';
 import { loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
 import { cpu, meanAbsDiff } from './fixtures/draw.js';
 import { writeTinyFlux, type TinyFluxFiles } from './fixtures/flux.js';
+import { assemble, readSafetensorsHeader } from './fixtures/safetensors.js';
 
 const dir = t.testdir();
 const schnellFiles = await writeTinyFlux(path.join(dir, 'schnell'));
@@ -151,4 +152,69 @@ t.test('Kontext: reference images are read beside the prompt, each one changing 
   await t.rejects(draw(dev, { referenceImages: [red, red, red, red, red] }), { name: 'TypeError', message: /referenceImages/ });
   await t.rejects(draw(dev, { referenceImages: ['/no/such/file.png'] }), { code: 'ENOENT', path: '/no/such/file.png' });
   await t.rejects(draw(dev, { referenceImages: [Buffer.from('not an image')] }), { name: 'TypeError', message: /referenceImages\[0\]/ });
+});
+
+// The nearest e4m3fn byte to an f16 value (round to nearest; saturates at ±448), by search: a test
+// writer independent of the engine's decoder.
+const e4m3Values = Array.from({ length: 256 }, (_, v) => {
+  const sign = v & 0x80 ? -1 : 1, exponent = (v >> 3) & 0xf, mantissa = v & 7;
+  if (exponent === 0xf && mantissa === 7) return NaN;
+  return sign * (exponent === 0 ? (mantissa / 8) * 2 ** -6 : (1 + mantissa / 8) * 2 ** (exponent - 7));
+});
+function toE4m3(value: number): number {
+  let best = 0;
+  for (let v = 0; v < 256; v++) if (Math.abs(e4m3Values[v]! - value) < Math.abs(e4m3Values[best]! - value)) best = v;
+  return best;
+}
+
+/** `file` (all F16) rewritten with every 2-D tensor as F8_E4M3, as fp8 downloads store their matrices. */
+async function writeFp8(file: string, out: string, extra: Record<string, { dtype: string; shape: number[]; data: Buffer }> = {}): Promise<void> {
+  const bytes = await readFile(file);
+  const header = readSafetensorsHeader(bytes);
+  const entries: Record<string, unknown> = { __metadata__: header.metadata };
+  const data: Buffer[] = [];
+  let offset = 0;
+  for (const [name, entry] of header.tensors) {
+    const [from, to] = entry.data_offsets;
+    let raw = bytes.subarray(header.dataStart + from, header.dataStart + to);
+    let dtype = entry.dtype;
+    if (entry.shape.length === 2) {
+      const fp8 = Buffer.alloc(raw.length / 2);
+      for (let i = 0; i < fp8.length; i++) {
+        const h = raw.readUInt16LE(2 * i);
+        const f16 = (h & 0x8000 ? -1 : 1) * (((h >> 10) & 0x1f) === 0 ? (h & 0x3ff) / 1024 * 2 ** -14 : (1 + (h & 0x3ff) / 1024) * 2 ** (((h >> 10) & 0x1f) - 15));
+        fp8[i] = toE4m3(f16);
+      }
+      raw = fp8;
+      dtype = 'F8_E4M3';
+    }
+    entries[name] = { dtype, shape: entry.shape, data_offsets: [offset, offset + raw.length] };
+    data.push(raw);
+    offset += raw.length;
+  }
+  for (const [name, t] of Object.entries(extra)) {
+    entries[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
+    data.push(t.data);
+    offset += t.data.length;
+  }
+  await writeFile(out, assemble(JSON.stringify(entries), data));
+}
+
+t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; scaled fp8 is refused by name', async (t) => {
+  const fp8Model = path.join(dir, 'flux1-schnell-fp8.safetensors');
+  const fp8T5 = path.join(dir, 't5xxl_fp8_e4m3fn.safetensors');
+  await writeFp8(schnellFiles.diffusionModel, fp8Model);
+  await writeFp8(schnellFiles.t5xxl, fp8T5);
+  const model = await loadModel({ ...components(schnellFiles), diffusionModel: fp8Model, t5xxl: fp8T5 }, { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+  t.teardown(() => model.close());
+  t.ok(model.info.storedTypes.f8_e4m3! > 0, `fp8 tensors counted as such (${JSON.stringify(model.info.storedTypes)})`);
+  t.same(model.info.unusedTensors, []);
+  const pixels = async (image: GeneratedImage) => sharp(image.png).raw().toBuffer();
+  const [fromFp8, fromF16, otherSeed] = [await draw(model, { prompt: 'a cat' }), await draw(schnell, { prompt: 'a cat' }), await draw(schnell, { prompt: 'a cat', seed: 7 })];
+  const nearby = meanAbsDiff(await pixels(fromFp8), await pixels(fromF16));
+  const apart = meanAbsDiff(await pixels(otherSeed), await pixels(fromF16));
+  t.ok(nearby < apart / 2, `fp8 is near the f16 image (mean difference ${nearby.toFixed(2)}) compared with another seed (${apart.toFixed(2)})`);
+  const scaled = path.join(dir, 'flux1-schnell-fp8-scaled.safetensors');
+  await writeFp8(schnellFiles.diffusionModel, scaled, { 'img_in.scale_weight': { dtype: 'F32', shape: [], data: Buffer.from(new Float32Array([1]).buffer) } });
+  await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: scaled }, cpu), { code: 'ERR_MODEL_UNSUPPORTED', message: /scaled fp8 weights \(img_in\.scale_weight\)/ });
 });

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "sdnode.h"
+#include "weight_types.h"
 
 namespace sdnode {
 
@@ -10,8 +11,8 @@ namespace {
 
 bool startsWith(const std::string& text, const std::string& prefix) { return text.compare(0, prefix.size(), prefix) == 0; }
 
-// Every float or quantized tensor of a component file is one of its weights.
-bool isComponentWeight(const CheckpointTensor& t) { return isWeightType(t.type) && t.elements() > 0; }
+// Every float or quantized tensor of a component file is one of its weights (8-bit floats widened on load).
+bool isComponentWeight(const CheckpointTensor& t) { return (isWeightType(t.type) || isFloat8(t)) && t.elements() > 0; }
 
 struct Spelling {
   std::vector<std::string> strip;  // prefixes other tools write, removed first
@@ -77,6 +78,12 @@ std::unique_ptr<Component> loadComponent(const std::string& path, ComponentRole 
   if (!marked) {
     throw Error(ErrorCode::ModelUnsupported, path + " (" + componentFlag(role) + ") is not " + spelling.what + ": it has no " +
                                                  spelling.markers.front());
+  }
+  for (const auto& [name, tensor] : component->file.tensors) {
+    if (name == "scaled_fp8" || name.size() > 13 && name.compare(name.size() - 13, 13, ".scale_weight") == 0) {
+      throw Error(ErrorCode::ModelUnsupported, path + " (" + componentFlag(role) + ") stores scaled fp8 weights (" + name +
+                                                   "), which are not supported yet: use the fp16 / bf16 file, a plain fp8 e4m3fn one, or a GGUF");
+    }
   }
   component->weights = std::make_unique<Weights>(component->file, requested, threads, backend, isComponentWeight);
   return component;

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <system_error>
 #include <thread>
 
@@ -25,9 +27,26 @@ constexpr WeightTypeName kWeightTypes[] = {
 
 bool contains(const std::string& name, const char* part) { return name.find(part) != std::string::npos; }
 
+// One 8-bit float: e4m3fn (bias 7, no infinities, 0x7f/0xff NaN) or e5m2 (f16's top byte).
+float float8ToF32(uint8_t v, bool e4m3) {
+  const float sign = (v & 0x80) ? -1.0f : 1.0f;
+  if (!e4m3) {
+    const uint16_t half = static_cast<uint16_t>(v) << 8;
+    return ggml_fp16_to_fp32(static_cast<ggml_fp16_t>(half));
+  }
+  const int exponent = (v >> 3) & 0xf, mantissa = v & 0x7;
+  if (exponent == 0xf && mantissa == 0x7) return std::numeric_limits<float>::quiet_NaN();
+  if (exponent == 0) return sign * std::ldexp(static_cast<float>(mantissa) / 8.0f, -6);
+  return sign * std::ldexp(1.0f + static_cast<float>(mantissa) / 8.0f, exponent - 7);
+}
+
 void convertToF32(const CheckpointTensor& t, const void* raw, float* out) {
   const int64_t n = t.elements();
-  if (t.type == GGML_TYPE_F32) {
+  if (isFloat8(t)) {
+    const bool e4m3 = t.typeName == "F8_E4M3";
+    const uint8_t* bytes = static_cast<const uint8_t*>(raw);
+    for (int64_t i = 0; i < n; i++) out[i] = float8ToF32(bytes[i], e4m3);
+  } else if (t.type == GGML_TYPE_F32) {
     std::memcpy(out, raw, n * sizeof(float));
   } else {
     ggml_get_type_traits(t.type)->to_float(raw, out, n);
@@ -79,7 +98,15 @@ ggml_type parseWeightType(const std::string& name) {
 // apply to every matrix and kernel; a quantized type to float matrices whose rows are whole
 // blocks, except embeddings and the time embedding, kept precise as stable-diffusion.cpp's
 // converter keeps them. bf16 becomes f32, as the reference engine keeps it.
+bool isFloat8(const CheckpointTensor& t) { return t.typeName == "F8_E4M3" || t.typeName == "F8_E5M2"; }
+
 ggml_type residentType(const CheckpointTensor& t, ggml_type requested) {
+  if (isFloat8(t)) {
+    CheckpointTensor widened = t;
+    widened.type = GGML_TYPE_F16;
+    widened.typeName = "F16";
+    return residentType(widened, requested);
+  }
   const bool quantized = ggml_is_quantized(t.type);
   const bool embedding = contains(t.name, "embedding");
   if (t.shape.size() <= 1 || contains(t.name, "position_embedding") || contains(t.name, "positional_embedding")) {

@@ -16,6 +16,10 @@ namespace sdnode {
 ggml_type parseWeightType(const std::string& name);
 
 // The type tensor `t` is kept in when `requested` (parseWeightType's answer) is asked for.
+// Whether `t` is stored as an 8-bit float (safetensors F8_E4M3, F8_E5M2: fp8 downloads such as
+// t5xxl_fp8_e4m3fn); ggml has no such type, so they are widened on load as f16 would be.
+bool isFloat8(const CheckpointTensor& t);
+
 ggml_type residentType(const CheckpointTensor& t, ggml_type requested);
 
 // Converts the stored bytes `raw` of `t` into `type`, writing ggml's layout of that type to `out`.

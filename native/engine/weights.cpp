@@ -1,6 +1,7 @@
 #include "weights.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include "family.h"
 #include "file_io.h"
@@ -132,7 +133,13 @@ std::vector<std::string> Weights::unused() const {
 
 std::map<std::string, int> Weights::storedTypes() const {
   std::map<std::string, int> counts;
-  for (const auto& [name, tensor] : lookup_) counts[ggml_type_name(file_.tensors.at(name).type)]++;
+  for (const auto& [name, tensor] : lookup_) {
+    const CheckpointTensor& t = file_.tensors.at(name);
+    // Types ggml lacks (8-bit floats) go by the file's name for them, lower-cased.
+    std::string type = t.type < GGML_TYPE_COUNT ? ggml_type_name(t.type) : t.typeName;
+    for (char& ch : type) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    counts[type]++;
+  }
   return counts;
 }
 
