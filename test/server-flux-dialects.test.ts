@@ -133,3 +133,11 @@ t.test('OpenAI presets and Photoshop requests without a cfg scale get the FLUX.1
   const { images } = (await photoshop.json()) as { images: { base64: string }[] };
   t.match(readPngText(Buffer.from(images[0]!.base64, 'base64')).parameters, /Steps: 2, Sampler: Euler, .*CFG scale: 1,/);
 });
+
+t.test('GET /v1/models says which flow family each component model is, with its defaults', async (t) => {
+  const { url } = await startTestServer(t, { modelsDir: models });
+  const { data } = (await getJson(`${url}/v1/models`)).body as unknown as { data: { id: string; family?: string; defaults?: object }[] };
+  t.match(data.find((model) => model.id === 'dev'), { family: 'flux-dev', defaults: { steps: 20, cfgScale: 1, size: 1024, guidance: 3.5 } });
+  t.match(data.find((model) => model.id === 'schnell'), { family: 'flux-schnell', defaults: { steps: 4, cfgScale: 1, sampler: 'euler' } });
+  t.notOk(data.find((model) => model.id === 'dall-e-2')?.family, 'presets have none');
+});

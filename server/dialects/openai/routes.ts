@@ -11,7 +11,7 @@ import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../.
 import { parseParameters, readPngText } from '../../../lib/index.js';
 import type { Upload } from '../../jobs/store.js';
 import type { PresetTable } from '../../models/presets.js';
-import { checkSizeForEntry } from '../model-family.js';
+import { checkSizeForEntry, flowDefaults, flowFamilyOf } from '../model-family.js';
 import {
   baseParameters, contentTypes, editInputs, encodeOutput, generationSize, parseSize, resolveTarget, type OutputFormat,
 } from './mapping.js';
@@ -256,9 +256,14 @@ function promptOf(image: Upload): string {
   return parameters === undefined ? '' : parseParameters(parameters).prompt;
 }
 
+// Checkpoints of a flow family say which, with its defaults, so a client (the web page) can offer
+// the fields that apply (guidance for FLUX.1 dev, no negative prompt at cfg 1).
 async function modelList(context: ServerContext, presets: PresetTable) {
-  const checkpoints = await context.models.list();
-  return [...Object.keys(presets), ...checkpoints.map((entry) => entry.name)].map(modelObject);
+  const checkpoints = await Promise.all((await context.models.list()).map(async (entry) => {
+    const family = await flowFamilyOf(entry);
+    return { ...modelObject(entry.name), ...(family && { family, defaults: flowDefaults(family) }) };
+  }));
+  return [...Object.keys(presets).map(modelObject), ...checkpoints];
 }
 
 function modelObject(id: string) {
