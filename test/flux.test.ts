@@ -218,3 +218,35 @@ t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; sc
   await writeFp8(schnellFiles.diffusionModel, scaled, { 'img_in.scale_weight': { dtype: 'F32', shape: [], data: Buffer.from(new Float32Array([1]).buffer) } });
   await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: scaled }, cpu), { code: 'ERR_MODEL_UNSUPPORTED', message: /scaled fp8 weights \(img_in\.scale_weight\)/ });
 });
+
+t.test('a single file bundling the components loads as the model, each role taking only its own tensors', async (t) => {
+  // The components under the prefixes single-file checkpoints use.
+  const parts: Array<[string, string]> = [
+    [schnellFiles.diffusionModel, 'model.diffusion_model.'], [schnellFiles.clipL, 'text_encoders.clip_l.transformer.'],
+    [schnellFiles.t5xxl, 'text_encoders.t5xxl.transformer.'], [schnellFiles.vae, 'first_stage_model.'],
+  ];
+  const metadata: Record<string, string> = {};
+  const entries: Record<string, unknown> = { __metadata__: metadata };
+  const data: Buffer[] = [];
+  let offset = 0;
+  for (const [file, prefix] of parts) {
+    const bytes = await readFile(file);
+    const header = readSafetensorsHeader(bytes);
+    Object.assign(metadata, header.metadata);  // the tiny CLIP's head count
+    for (const [name, entry] of header.tensors) {
+      const raw = bytes.subarray(header.dataStart + entry.data_offsets[0], header.dataStart + entry.data_offsets[1]);
+      entries[prefix + name] = { dtype: entry.dtype, shape: entry.shape, data_offsets: [offset, offset + raw.length] };
+      data.push(raw);
+      offset += raw.length;
+    }
+  }
+  const bundle = path.join(dir, 'flux1-schnell-all-in-one.safetensors');
+  await writeFile(bundle, assemble(JSON.stringify(entries), data));
+  const model = await loadModel(bundle, { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+  t.teardown(() => model.close());
+  t.equal(model.info.family, 'flux-schnell');
+  t.same(model.info.components, { diffusionModel: bundle, clipL: bundle, t5xxl: bundle, vae: bundle });
+  t.same(model.info.unusedTensors, [], 'no role loaded another role\'s tensors');
+  t.equal(model.info.weightBytes, schnell.info.weightBytes, 'each tensor resident once');
+  t.ok(await same(await draw(model, { prompt: 'a cat' }), await draw(schnell, { prompt: 'a cat' })), 'the same pixels as the separate files');
+});

@@ -11,6 +11,9 @@ namespace {
 
 bool startsWith(const std::string& text, const std::string& prefix) { return text.compare(0, prefix.size(), prefix) == 0; }
 
+// The prefixes under which single-file checkpoints keep their components.
+const char* const kBundlePrefixes[] = {"model.diffusion_model.", "text_encoders.", "first_stage_model.", "cond_stage_model.", "conditioner."};
+
 // Every float or quantized tensor of a component file is one of its weights (8-bit floats widened on load).
 bool isComponentWeight(const CheckpointTensor& t) { return (isWeightType(t.type) || isFloat8(t)) && t.elements() > 0; }
 
@@ -27,9 +30,12 @@ Spelling spellingOf(ComponentRole role) {
       return {{"model.diffusion_model.", "diffusion_model."}, "", {"img_in.weight", "x_embedder.proj.weight"},
               "a FLUX.1 or SD3 diffusion model (img_in or x_embedder, double_blocks.* or joint_blocks.*)"};
     case ComponentRole::ClipL:
+      return {{"text_encoders.clip_l.transformer.", "cond_stage_model.transformer.", "conditioner.embedders.0.transformer.", "transformer."},
+              "cond_stage_model.transformer.",
+              {"cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"},
+              "a CLIP text encoder (text_model.*)"};
     case ComponentRole::ClipG:
-      return {{"text_encoders.clip_l.transformer.", "text_encoders.clip_g.transformer.", "cond_stage_model.transformer.",
-               "conditioner.embedders.0.transformer.", "transformer."},
+      return {{"text_encoders.clip_g.transformer.", "transformer."},
               "cond_stage_model.transformer.",
               {"cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"},
               "a CLIP text encoder (text_model.*)"};
@@ -59,16 +65,26 @@ std::unique_ptr<Component> loadComponent(const std::string& path, ComponentRole 
   auto component = std::make_unique<Component>();
   component->file = openCheckpoint(path);
   const Spelling spelling = spellingOf(role);
+  // A file that bundles components (an SD3 checkpoint with its VAE, SD3.5's with its text encoders)
+  // names each under its prefix: this role takes its own tensors only. A file of one component
+  // (bare names) is taken whole.
+  bool bundle = false;
+  for (const auto& [name, tensor] : component->file.tensors) {
+    for (const char* prefix : kBundlePrefixes) bundle = bundle || startsWith(name, prefix);
+  }
   std::map<std::string, CheckpointTensor> renamed;
   for (auto& [name, tensor] : component->file.tensors) {
     std::string bare = name;
+    bool own = !bundle;
     // openCheckpoint already maps the aliases of single-file checkpoints (vae. -> first_stage_model.).
     for (const std::string& prefix : spelling.strip) {
       if (startsWith(bare, prefix)) {
         bare = bare.substr(prefix.size());
+        own = true;
         break;
       }
     }
+    if (!own) continue;
     tensor.name = spelling.add + bare;
     renamed[tensor.name] = std::move(tensor);
   }

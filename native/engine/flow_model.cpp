@@ -83,7 +83,7 @@ FlowModel::FlowModel(const LoadParams& params) {
     throw Error(ErrorCode::InvalidArgument, "FLUX.1 models take no CLIP-G text encoder (--clip-g)");
   }
   t5File_ = load(params.t5xxl, ComponentRole::T5, "the T5-XXL text encoder (t5xxl_fp16.safetensors or a GGUF T5)");
-  vaeFile_ = load(params.vae, ComponentRole::Vae, sd3 ? "the 16-channel VAE (the SD3 VAE, or FLUX.1's ae.safetensors)" : "the 16-channel VAE (ae.safetensors)");
+  vaeFile_ = load(params.vae, ComponentRole::Vae, sd3 ? "the SD3 VAE (an SD3 checkpoint holds it: give the checkpoint as --vae too)" : "FLUX.1's VAE (ae.safetensors)");
 
   auto mismatch = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, what); };
   // As the reference engine runs them: the penultimate layer without the final norm for SD3's

@@ -39,6 +39,25 @@ const char* errorCodeName(ErrorCode code) {
 
 std::unique_ptr<Model> Model::load(const LoadParams& params) {
   if (!params.diffusionModel.empty()) return std::make_unique<FlowModel>(params);
+  // A single file that bundles a flow model with its text encoders and VAE (SD3's *_incl_clips*
+  // checkpoints, all-in-one FLUX.1 files): each component comes from it unless given on its own.
+  const Checkpoint file = openCheckpoint(params.path);
+  const std::string dm = "model.diffusion_model.";
+  if (file.tensors.count(dm + "img_in.weight") || file.tensors.count(dm + "x_embedder.proj.weight")) {
+    LoadParams bundled = params;
+    bundled.diffusionModel = params.path;
+    auto has = [&](const std::string& prefix) {
+      return std::any_of(file.tensors.begin(), file.tensors.end(), [&](const auto& entry) { return entry.first.rfind(prefix, 0) == 0; });
+    };
+    const std::pair<std::string*, const char*> roles[] = {{&bundled.clipL, "text_encoders.clip_l."},
+                                                          {&bundled.clipG, "text_encoders.clip_g."},
+                                                          {&bundled.t5xxl, "text_encoders.t5xxl."},
+                                                          {&bundled.vae, "first_stage_model."}};
+    for (const auto& [field, prefix] : roles) {
+      if (field->empty() && has(prefix)) *field = params.path;
+    }
+    return std::make_unique<FlowModel>(bundled);
+  }
   return std::make_unique<DiffusionModel>(params);
 }
 
