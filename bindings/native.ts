@@ -46,6 +46,8 @@ export interface NativeLoadOptions {
   clipG?: string;
   t5xxl?: string;
   vae?: string;
+  /** Flow models: keep the text encoders resident between calls. Absent: false (loaded per new prompt, then freed). */
+  keepTextEncoders?: boolean;
 }
 
 /** What the engine read from the checkpoint. */

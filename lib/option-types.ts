@@ -39,6 +39,12 @@ export interface LoadOptions {
    * tokenizer metadata. sdnode ships none; without it, prompts need `promptTokens.t5xxl`.
    */
   t5Tokenizer?: string;
+  /**
+   * Models from components (FLUX.1, SD3): keep the text encoders in memory between calls. By default
+   * they are loaded when a prompt not among the last 8 encoded comes, used and freed again, so
+   * T5-XXL (9.5 GB in f16) is resident only while a new prompt is encoded. Default false.
+   */
+  keepTextEncoders?: boolean;
 }
 
 /**

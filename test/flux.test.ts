@@ -2,7 +2,7 @@
 // transformer, CLIP-L, T5, the 16-channel VAE): detection from the files, what each component
 // changes, cfg 1 as one pass, FLUX.1 dev's guidance, T5 ids from the tokenizer or given, and
 // clear errors for missing, misplaced and damaged components.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -249,4 +249,24 @@ t.test('a single file bundling the components loads as the model, each role taki
   t.same(model.info.unusedTensors, [], 'no role loaded another role\'s tensors');
   t.equal(model.info.weightBytes, schnell.info.weightBytes, 'each tensor resident once');
   t.ok(await same(await draw(model, { prompt: 'a cat' }), await draw(schnell, { prompt: 'a cat' })), 'the same pixels as the separate files');
+});
+
+t.test('text encoders are freed after a prompt and loaded again for a new one; recent prompts come from the cache', async (t) => {
+  const copy = path.join(dir, 'copy');
+  const files = await writeTinyFlux(copy);
+  const lean = await loadModel(components(files), { ...cpu, t5Tokenizer: files.t5Tokenizer });
+  const kept = await loadModel(components(files), { ...cpu, t5Tokenizer: files.t5Tokenizer, keepTextEncoders: true });
+  t.teardown(async () => {
+    await lean.close();
+    await kept.close();
+  });
+  const first = await draw(lean, { prompt: 'a cat' });
+  t.ok(await same(first, await draw(kept, { prompt: 'a cat' })), 'freeing them changes no pixel');
+  t.ok(await same(await draw(lean, { prompt: 'a dog' }), await draw(kept, { prompt: 'a dog' })), 'a new prompt reloads them');
+  // Without the T5 file on disk, only the model that freed its encoders notices, and only for a prompt it has not seen.
+  await rm(files.t5xxl);
+  t.ok(await same(first, await draw(lean, { prompt: 'a cat' })), 'a recent prompt needs no encoder');
+  await t.rejects(draw(lean, { prompt: 'a bird' }), { code: 'ERR_MODEL_IO', message: /t5xxl_fp16\.safetensors/ }, 'a new prompt reads the encoders again');
+  t.ok(await draw(kept, { prompt: 'a bird' }), 'keepTextEncoders: true keeps them resident');
+  await t.rejects(loadModel(components(files), { ...cpu, keepTextEncoders: 'yes' } as never), { name: 'TypeError', message: /keepTextEncoders/ });
 });

@@ -196,6 +196,7 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
   for (const auto& [name, field] : components) {
     if (!options.Get(name).IsUndefined()) *field = stringField(options, name);
   }
+  if (!options.Get("keepTextEncoders").IsUndefined()) p.keepTextEncoders = boolField(options, "keepTextEncoders");
   return p;
 }
 

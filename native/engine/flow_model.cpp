@@ -65,7 +65,7 @@ void weighStates(std::vector<float>& states, const std::vector<float>& weights, 
 
 }  // namespace
 
-FlowModel::FlowModel(const LoadParams& params) {
+FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   const ggml_type weightType = parseWeightType(params.weightType);
   const int threads = params.threads > 0 ? params.threads : physicalCores();
   backend_ = std::make_unique<Backend>(params.backend, threads);
@@ -135,6 +135,9 @@ FlowModel::FlowModel(const LoadParams& params) {
     mismatch(params.diffusionModel + ": the transformer works on " + std::to_string(latentChannels) + "-channel latents but the VAE (" +
              params.vae + ") has " + std::to_string(vaeConfig.latentChannels));
   }
+  clipConfig_ = clipConfig;
+  t5Config_ = t5Config;
+  if (clipG_) clipGConfig_ = clipG_->config();
   clip_ = std::make_unique<ClipTextEncoder>(clipConfig, *clipFile_->weights, *backend_);
   t5_ = std::make_unique<T5Encoder>(t5Config, *t5File_->weights, *backend_);
   vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
@@ -168,6 +171,51 @@ FlowModel::FlowModel(const LoadParams& params) {
       }
     }
   }
+  if (!params.keepTextEncoders) releaseTextEncoders();
+}
+
+void FlowModel::loadTextEncoders() {
+  if (t5_) return;
+  const ggml_type weightType = parseWeightType(params_.weightType);
+  const int threads = params_.threads > 0 ? params_.threads : physicalCores();
+  clipFile_ = loadComponent(params_.clipL, ComponentRole::ClipL, weightType, threads, backend_->handle());
+  clip_ = std::make_unique<ClipTextEncoder>(clipConfig_, *clipFile_->weights, *backend_);
+  if (mmdit_) {
+    clipGFile_ = loadComponent(params_.clipG, ComponentRole::ClipG, weightType, threads, backend_->handle());
+    clipG_ = std::make_unique<ClipTextEncoder>(clipGConfig_, *clipGFile_->weights, *backend_);
+  }
+  t5File_ = loadComponent(params_.t5xxl, ComponentRole::T5, weightType, threads, backend_->handle());
+  t5_ = std::make_unique<T5Encoder>(t5Config_, *t5File_->weights, *backend_);
+}
+
+void FlowModel::releaseTextEncoders() {
+  clip_.reset();
+  clipG_.reset();
+  t5_.reset();
+  clipFile_.reset();
+  clipGFile_.reset();
+  t5File_.reset();
+}
+
+FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
+  constexpr size_t kCachedPrompts = 8;
+  std::string key;
+  for (const Conditioning* c : {&clipTokens, &clipGTokens, &t5Tokens}) {
+    key.append(reinterpret_cast<const char*>(c->tokens.data()), c->tokens.size() * sizeof(int32_t));
+    key.append(reinterpret_cast<const char*>(c->weights.data()), c->weights.size() * sizeof(float));
+    key += '|' + std::to_string(c->tokens.size()) + '|';
+  }
+  for (auto it = promptCache_.begin(); it != promptCache_.end(); ++it) {
+    if (it->first == key) {
+      promptCache_.splice(promptCache_.begin(), promptCache_, it);
+      return it->second;
+    }
+  }
+  loadTextEncoders();
+  FlowText text = encodePrompt(clipTokens, clipGTokens, t5Tokens);
+  promptCache_.emplace_front(std::move(key), text);
+  if (promptCache_.size() > kCachedPrompts) promptCache_.pop_back();
+  return text;
 }
 
 void FlowModel::checkRequest(const Request& r) const {
@@ -348,14 +396,18 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     return copies;
   }
 
-  const FlowText cond = encodePrompt(r.prompt, r.clipGPrompt, r.t5Prompt);
+  const FlowText cond = encodeCached(r.prompt, r.clipGPrompt, r.t5Prompt);
   // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
   FlowText uncond;
   const bool guided = r.cfgScale != 1.0f;
-  if (guided) uncond = encodePrompt(r.negative, r.clipGNegative, r.t5Negative);
-  clip_->releaseBuffers();
-  if (clipG_) clipG_->releaseBuffers();
-  t5_->releaseBuffers();
+  if (guided) uncond = encodeCached(r.negative, r.clipGNegative, r.t5Negative);
+  if (!params_.keepTextEncoders) {
+    releaseTextEncoders();
+  } else {
+    clip_->releaseBuffers();
+    if (clipG_) clipG_->releaseBuffers();
+    t5_->releaseBuffers();
+  }
 
   const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
   const int64_t channels = vae_->config().latentChannels;

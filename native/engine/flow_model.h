@@ -4,7 +4,9 @@
 // noise to image; the 16-channel VAE decodes.
 #pragma once
 
+#include <list>
 #include <memory>
+#include <string>
 
 #include "backend.h"
 #include "clip.h"
@@ -46,9 +48,20 @@ class FlowModel : public Model {
   std::unique_ptr<T5Encoder> t5_;
   std::unique_ptr<Vae> vae_;
   FlowSchedule schedule_;
+  // What reloading the text encoders needs (they are freed between prompts unless kept).
+  LoadParams params_;
+  ClipConfig clipConfig_;
+  ClipConfig clipGConfig_;
+  T5Config t5Config_;
+  // The last prompts' encodings, most recent first.
+  std::list<std::pair<std::string, FlowText>> promptCache_;
   ModelInfo info_;
 
   void checkRequest(const Request& request) const;
+  void loadTextEncoders();
+  void releaseTextEncoders();
+  // encodePrompt through the cache of recent prompts, loading the text encoders on a miss.
+  FlowText encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   std::vector<Image> generateImages(const Request& request, const Callbacks& callbacks);
   // clipGTokens: SD3's CLIP-G rows when they differ from clipTokens; empty: the same rows.
   FlowText encodePrompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);

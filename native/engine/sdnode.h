@@ -73,6 +73,10 @@ struct LoadParams {
   std::string clipG;
   std::string t5xxl;
   std::string vae;
+  // Flow models: keep the text encoders resident between calls. Off (the default), they are loaded
+  // for a prompt not encoded recently (the last 8 are kept), used, and freed again, so T5-XXL's
+  // 9.5 GB (f16) are resident only while a new prompt is encoded.
+  bool keepTextEncoders = false;
 };
 
 struct ModelInfo {
