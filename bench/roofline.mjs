@@ -104,7 +104,9 @@ function gemmPeaks(threads) {
     .sort((a, b) => statSync(path.join(b, 'libsdengine.a')).mtimeMs - statSync(path.join(a, 'libsdengine.a')).mtimeMs)[0];
   const include = readdirSync(builds).filter((n) => n.startsWith('llama-')).map((n) => path.join(builds, n, 'ggml', 'include'));
   const harness = path.join(mkdtempSync(path.join(tmpdir(), 'sdnode-roofline-')), 'gemm-peak');
-  execFileSync('c++', ['-std=c++17', '-O2', '-I', path.join(root, 'native/engine'), ...include.flatMap((i) => ['-I', i]),
+  const engine = path.join(root, 'native/engine');
+  const engineFolders = [engine, ...readdirSync(engine, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(engine, e.name))];
+  execFileSync('c++', ['-std=c++17', '-O2', ...engineFolders.flatMap((f) => ['-I', f]), ...include.flatMap((i) => ['-I', i]),
     path.join(root, 'bench/native/gemm-peak.cpp'), ...['libsdengine.a', 'libggml.a', 'libggml-cpu.a', 'libggml-base.a'].map((l) => path.join(folder, l)),
     '-fopenmp', '-lpthread', '-ldl', '-lm', '-o', harness]);
   return threads.flatMap((t) => execFileSync(harness, [t], { encoding: 'utf8' }).trim().split('\n').map((l) => JSON.parse(l)));

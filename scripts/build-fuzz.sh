@@ -35,9 +35,12 @@ cp "$lib" "$out/obj/libggml-base.a"
 system_libs=(-lpthread -lm)
 if nm "$out/obj/libggml-base.a" 2>/dev/null | grep ' U GOMP_' >/dev/null; then system_libs+=(-lgomp); fi
 
-flags=(-std=c++17 -gline-tables-only -O1 "${sanitize[@]}" -I "$root/native/engine" -I "$include" -I "$root/test/fuzz")
+# The engine's folders all sit on the include path (its files include each other by name alone).
+engine_includes=()
+while IFS= read -r folder; do engine_includes+=(-I "$folder"); done < <(find "$root/native/engine" -type d)
+flags=(-std=c++17 -gline-tables-only -O1 "${sanitize[@]}" "${engine_includes[@]}" -I "$include" -I "$root/test/fuzz")
 # Rebuilds an object only when its source or any engine / harness header is newer.
-newest_header=$(ls -t "$root"/native/engine/*.h "$root"/test/fuzz/*.h | head -1)
+newest_header=$(ls -t $(find "$root/native/engine" -name '*.h') "$root"/test/fuzz/*.h | head -1)
 compile() {  # source object [extra flags]
   local source=$1 object=$2
   shift 2
@@ -45,7 +48,7 @@ compile() {  # source object [extra flags]
     "$cxx" "${flags[@]}" "$@" -c "$source" -o "$object" &
   fi
 }
-for r in "${readers[@]}"; do compile "$root/native/engine/$r.cpp" "$out/obj/$r.o" -fsanitize=fuzzer-no-link; done
+for r in "${readers[@]}"; do compile "$(find "$root/native/engine" -name "$r.cpp" | head -1)" "$out/obj/$r.o" -fsanitize=fuzzer-no-link; done
 for t in "${targets[@]}"; do compile "$root/test/fuzz/${t}_fuzzer.cpp" "$out/obj/${t}_fuzzer.o" -fsanitize=fuzzer; done
 wait_all() { local status=0; for job in $(jobs -p); do wait "$job" || status=1; done; return $status; }
 wait_all

@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import t from 'tap';
 
-import { nativeLibraryFolder, root } from './native-build.js';
+import { engineIncludeArgs, nativeLibraryFolder, root } from './native-build.js';
 
 interface Result { case: string; threads: number; relativeError: number }
 
@@ -18,7 +18,7 @@ function runHarness(folder: string, compiler: string): Result[] {
   const ggmlInclude = path.join(root, '.native-build');
   const includes = readdirSync(ggmlInclude).filter((name) => name.startsWith('llama-'))
     .map((name) => path.join(ggmlInclude, name, 'ggml', 'include'));
-  const compile = [compiler, '-std=c++17', '-O1', '-I', path.join(root, 'native/engine'), ...includes.flatMap((i) => ['-I', i]),
+  const compile = [compiler, '-std=c++17', '-O1', ...engineIncludeArgs(), ...includes.flatMap((i) => ['-I', i]),
     '-c', path.join(root, 'test/native/conv3x3.cpp'), '-o', `${harness}.o`];
   const ccache = spawnSync('ccache', ['--version']).status === 0;
   execFileSync(ccache ? 'ccache' : compiler, ccache ? compile : compile.slice(1));

@@ -19,3 +19,10 @@ export function nativeLibraryFolder(): string | undefined {
     .filter((folder) => existsSync(path.join(folder, engineLibraryName)))
     .sort((a, b) => age(b) - age(a))[0];
 }
+
+/** `-I` arguments for every folder of the engine's sources (they include each other by name alone). */
+export function engineIncludeArgs(): string[] {
+  const engine = path.join(root, 'native', 'engine');
+  const folders = readdirSync(engine, { withFileTypes: true }).filter((entry) => entry.isDirectory()).map((entry) => path.join(engine, entry.name));
+  return [engine, ...folders].flatMap((folder) => ['-I', folder]);
+}

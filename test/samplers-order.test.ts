@@ -7,7 +7,7 @@ import path from 'node:path';
 
 import t from 'tap';
 
-import { engineLibraryName, nativeLibraryFolder, root } from './native-build.js';
+import { engineIncludeArgs, engineLibraryName, nativeLibraryFolder, root } from './native-build.js';
 
 // The engine library of the newest native build; none where the addon came from a prebuild.
 function engineLibrary(): string | undefined {
@@ -20,7 +20,7 @@ interface Run { ode: string; sampler: string; grid: string; steps: number; error
 /** Compiles the harness against `library` and runs it for `samplers`. */
 function runHarness(library: string, compiler: string, samplers: string[]): Run[] {
   const harness = path.join(t.testdir(), 'sampler-ode');
-  const compile = [compiler, '-std=c++17', '-O1', '-I', path.join(root, 'native/engine'), '-c',
+  const compile = [compiler, '-std=c++17', '-O1', ...engineIncludeArgs(), '-c',
     path.join(root, 'test/native/sampler-ode.cpp'), '-o', `${harness}.o`];
   // With ccache, every run after the first one only links.
   const ccache = spawnSync('ccache', ['--version']).status === 0;
