@@ -26,7 +26,7 @@ for t in "${targets[@]}"; do
   code=$?
   [ $code -eq 0 ] || status=1
   executions=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$log")
-  final=$(grep -E '^#[0-9]+ +DONE' "$log" | tail -1 | sed -E 's/^#[0-9]+ +DONE +//')
+  final=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 | sed -E 's/^#[0-9]+[[:space:]]+DONE[[:space:]]+//')
   echo "$t: exit $code, ${executions:-?} executions in $(( $(date +%s) - start )) s; $final"
 done
 exit $status

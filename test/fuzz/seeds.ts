@@ -7,7 +7,7 @@ import { tinyCheckpointBytes } from '../fixtures/checkpoint.js';
 import { encodeGguf, ggufLayout, tinyGgufBytes, type GgufTensor } from '../fixtures/gguf.js';
 import { tinyLoraBytes } from '../fixtures/lora.js';
 import {
-  dtypeBytes, elementCount, encodeSafetensors, readSafetensorsHeader,
+  assemble, dtypeBytes, elementCount, encodeSafetensors, readSafetensorsHeader,
   type SafetensorsDtype, type SafetensorsTensor,
 } from '../fixtures/safetensors.js';
 
@@ -46,6 +46,10 @@ function safetensorsSeeds(): FuzzInput[] {
   const mixed = dtypes.map((dtype, i) => shrunk(`model.diffusion_model.extra.${i}.weight`, dtype, [2, 3]));
   mixed.push(shrunk('cond_stage_model.transformer.text_model.embeddings.position_ids', 'I64', []));
   seeds.push({ name: 'dtypes.safetensors', bytes: encodeSafetensors(mixed, { format: 'pt' }) });
+  // Every JSON escape (JSON.stringify writes none of \u00e9, \u20ac or a surrogate pair).
+  const escaped = String.raw`{"__metadata__":{"caf\u00e9":"\ud83d\ude00 \u0041\u00e9\u20ac \n\t\"\\\/\b\f\r","n":1.5e-3},`
+    + String.raw`"model.diffusion_model.t\u00e9.weight":{"dtype":"F16","shape":[1],"data_offsets":[0,2]}}`;
+  seeds.push({ name: 'escapes.safetensors', bytes: assemble(escaped, [Buffer.alloc(2)]) });
   return seeds;
 }
 
