@@ -4,7 +4,7 @@
 // images are the same bytes. A step's difference of a few milliseconds drowns in a 30 s step's noise,
 // so the preview's own parts are also timed alone at the same size: the engine's (the denoised copy
 // and the latent-to-RGB projection, bench/preview-cost.cpp compiled here against
-// native/engine/preview.cpp) and the library's (the synchronous PNG encode), as fractions of a step.
+// native/engine/pipeline/preview.cpp) and the library's (the synchronous PNG encode), as fractions of a step.
 //
 //   npm run build:ts && node bench/previews.mjs --model ../models/sd15-random-f16.safetensors [--sizes 512:3]
 import { execFileSync } from 'node:child_process';
@@ -28,8 +28,8 @@ const f = (x, digits = 2) => x.toFixed(digits);
 
 // The engine part, alone, optimised as the engine's CMake Release build is.
 const costBinary = path.join(images, 'preview-cost');
-execFileSync(process.env.CXX ?? 'c++', ['-std=c++17', '-O3', '-DNDEBUG', '-Inative/engine', 'bench/preview-cost.cpp',
-  'native/engine/preview.cpp', '-o', costBinary]);
+execFileSync(process.env.CXX ?? 'c++', ['-std=c++17', '-O3', '-DNDEBUG', '-Inative/engine', '-Inative/engine/pipeline', 'bench/preview-cost.cpp',
+  'native/engine/pipeline/preview.cpp', '-o', costBinary]);
 function engineMsPerPreview(latentWidth, latentHeight) {
   return JSON.parse(execFileSync(costBinary, [String(latentWidth), String(latentHeight), '2000'], { encoding: 'utf8' })).msPerPreview;
 }
