@@ -11,7 +11,7 @@ import t from 'tap';
 import { loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
 import { cpu, meanAbsDiff } from './fixtures/draw.js';
 import { writeTinyFlux, type TinyFluxFiles } from './fixtures/flux.js';
-import { assemble, readSafetensorsHeader } from './fixtures/safetensors.js';
+import { assemble, encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
 
 const dir = t.testdir();
 const schnellFiles = await writeTinyFlux(path.join(dir, 'schnell'));
@@ -269,4 +269,49 @@ t.test('text encoders are freed after a prompt and loaded again for a new one; r
   await t.rejects(draw(lean, { prompt: 'a bird' }), { code: 'ERR_MODEL_IO', message: /t5xxl_fp16\.safetensors/ }, 'a new prompt reads the encoders again');
   t.ok(await draw(kept, { prompt: 'a bird' }), 'keepTextEncoders: true keeps them resident');
   await t.rejects(loadModel(components(files), { ...cpu, keepTextEncoders: 'yes' } as never), { name: 'TypeError', message: /keepTextEncoders/ });
+});
+
+t.test('FLUX.1 LoRAs in kohya, ComfyUI and diffusers names merge for the call and come out exactly', async (t) => {
+  const H = 256;
+  const rank = 4;
+  let seed = 7;
+  const random = (n: number, scale: number) => Float32Array.from({ length: n }, () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return (seed / 2 ** 31 - 0.5) * scale;
+  });
+  const down = random(rank * H, 0.2);
+  const up = random(3 * H * rank, 0.2);  // for the packed qkv: rows of q, then k, then v
+  const f32 = (name: string, shape: number[], values: Float32Array) => ({ name, dtype: 'F32' as const, shape, data: Buffer.from(values.buffer, values.byteOffset, values.byteLength) });
+  const write = async (name: string, tensors: ReturnType<typeof f32>[]) => {
+    const file = path.join(dir, name);
+    await writeFile(file, encodeSafetensors(tensors, {}));
+    return file;
+  };
+  const kohya = await write('flux-kohya.safetensors', [
+    f32('lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight', [rank, H], down),
+    f32('lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight', [3 * H, rank], up),
+    f32('lora_unet_double_blocks_0_img_attn_qkv.alpha', [], Float32Array.of(rank)),
+  ]);
+  const comfy = await write('flux-comfy.safetensors', [
+    f32('diffusion_model.double_blocks.0.img_attn.qkv.lora_A.weight', [rank, H], down),
+    f32('diffusion_model.double_blocks.0.img_attn.qkv.lora_B.weight', [3 * H, rank], up),
+  ]);
+  const third = (i: number) => up.subarray(i * H * rank, (i + 1) * H * rank);
+  const diffusers = await write('flux-diffusers.safetensors', ['q', 'k', 'v'].flatMap((p, i) => [
+    f32(`transformer.transformer_blocks.0.attn.to_${p}.lora_A.weight`, [rank, H], down),
+    f32(`transformer.transformer_blocks.0.attn.to_${p}.lora_B.weight`, [H, rank], third(i)),
+  ]));
+  const plain = await draw(schnell, { prompt: 'a cat' });
+  const withKohya = await draw(schnell, { prompt: 'a cat', loras: [{ path: kohya }] });
+  t.notOk(await same(plain, withKohya), 'the LoRA changes the image');
+  t.ok(await same(plain, await draw(schnell, { prompt: 'a cat' })), 'and comes out exactly after the call');
+  t.ok(await same(withKohya, await draw(schnell, { prompt: 'a cat', loras: [{ path: comfy }] })), 'ComfyUI names: the same update');
+  t.ok(await same(withKohya, await draw(schnell, { prompt: 'a cat', loras: [{ path: diffusers }] })), 'diffusers q, k, v: the same rows of qkv');
+  t.ok(await same(plain, await draw(schnell, { prompt: 'a cat', loras: [{ path: kohya, weight: 0 }] })), 'weight 0 changes nothing');
+  const sdLora = await write('sd-lora.safetensors', [
+    f32('lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight', [rank, 32], random(rank * 32, 0.2)),
+    f32('lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight', [32, rank], random(32 * rank, 0.2)),
+  ]);
+  await t.rejects(draw(schnell, { loras: [{ path: sdLora }] }), { code: 'ERR_MODEL_UNSUPPORTED', message: /probably for another model family/ });
+  t.ok(await same(plain, await draw(schnell, { prompt: 'a cat' })), 'a refused LoRA leaves the weights as they were');
 });

@@ -18,6 +18,7 @@ enum class NameStyle {
   Unet,      // model.diffusion_model.* (LDM) ↔ diffusers UNet2DConditionModel
   HfClip,    // Hugging Face CLIPTextModel names on both sides
   OpenClip,  // OpenCLIP resblocks ↔ Hugging Face CLIPTextModel names (packed q/k/v split by rows)
+  Flux,      // BFL's FLUX.1 names (kohya / ComfyUI) ↔ diffusers' FluxTransformer2DModel (q/k/v as row blocks)
 };
 
 struct LoraComponent {
@@ -43,7 +44,15 @@ const std::vector<LoraComponent>& componentsOf(const std::string& family) {
       {"conditioner.embedders.0.transformer.", "lora_te1_", "text_encoder.", NameStyle::HfClip},
       {"conditioner.embedders.1.model.", "lora_te2_", "text_encoder_2.", NameStyle::OpenClip},
   };
+  // FLUX.1's diffusion model is a component of its own, with bare names. Its LoRAs come as kohya
+  // ("lora_unet_double_blocks_0_img_attn_qkv"), ComfyUI ("diffusion_model.double_blocks.0…") or
+  // diffusers / PEFT ("transformer.transformer_blocks.0.attn.to_q") modules.
+  static const std::vector<LoraComponent> flux = {
+      {"", "lora_unet_", "diffusion_model.", NameStyle::Flux},
+      {"", "lora_unet_", "transformer.", NameStyle::Flux},
+  };
   static const std::vector<LoraComponent> none;
+  if (family == "flux-schnell" || family == "flux-dev") return flux;
   if (family == "sd1") return sd1;
   if (family == "sd2") return sd2;
   if (family == "sdxl") return sdxl;
@@ -204,12 +213,59 @@ void addOpenClip(const std::string& tensorName, const std::string& path, const C
   }
 }
 
+// diffusers' names for FLUX.1's weights, as kohya spells them: q, k and v of a joint attention are
+// row blocks of BFL's packed qkv, and a single block's q, k, v and MLP input rows of linear1.
+void addFluxDiffusers(const Checkpoint& file, const char* kohya, std::map<std::string, LoraTarget>& targets) {
+  auto shape = [&](const std::string& name) -> const std::vector<int64_t>* {
+    auto it = file.tensors.find(name);
+    return it == file.tensors.end() || it->second.shape.size() != 2 ? nullptr : &it->second.shape;
+  };
+  const std::vector<int64_t>* imgIn = shape("img_in.weight");
+  if (!imgIn) return;
+  const int64_t H = (*imgIn)[0];
+  auto add = [&](const std::string& module, const std::string& tensor, int64_t firstRow = 0, int64_t rows = 0) {
+    if (shape(tensor)) targets[kohya + underscored(module)] = {tensor, firstRow, rows, true};
+  };
+  const std::pair<const char*, const char*> whole[] = {
+      {"x_embedder", "img_in"}, {"context_embedder", "txt_in"}, {"proj_out", "final_layer.linear"},
+      {"time_text_embed.timestep_embedder.linear_1", "time_in.in_layer"}, {"time_text_embed.timestep_embedder.linear_2", "time_in.out_layer"},
+      {"time_text_embed.guidance_embedder.linear_1", "guidance_in.in_layer"}, {"time_text_embed.guidance_embedder.linear_2", "guidance_in.out_layer"},
+      {"time_text_embed.text_embedder.linear_1", "vector_in.in_layer"}, {"time_text_embed.text_embedder.linear_2", "vector_in.out_layer"}};
+  for (const auto& [module, tensor] : whole) add(module, std::string(tensor) + ".weight");
+  for (int b = 0; shape("double_blocks." + std::to_string(b) + ".img_attn.qkv.weight"); b++) {
+    const std::string d = "transformer_blocks." + std::to_string(b) + ".", p = "double_blocks." + std::to_string(b) + ".";
+    const char* qkv[] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+      add(d + "attn.to_" + qkv[i], p + "img_attn.qkv.weight", i * H, H);
+      add(d + "attn.add_" + qkv[i] + "_proj", p + "txt_attn.qkv.weight", i * H, H);
+    }
+    add(d + "attn.to_out.0", p + "img_attn.proj.weight");
+    add(d + "attn.to_add_out", p + "txt_attn.proj.weight");
+    add(d + "ff.net.0.proj", p + "img_mlp.0.weight");
+    add(d + "ff.net.2", p + "img_mlp.2.weight");
+    add(d + "ff_context.net.0.proj", p + "txt_mlp.0.weight");
+    add(d + "ff_context.net.2", p + "txt_mlp.2.weight");
+    add(d + "norm1.linear", p + "img_mod.lin.weight");
+    add(d + "norm1_context.linear", p + "txt_mod.lin.weight");
+  }
+  for (int b = 0; shape("single_blocks." + std::to_string(b) + ".linear1.weight"); b++) {
+    const std::string d = "single_transformer_blocks." + std::to_string(b) + ".", p = "single_blocks." + std::to_string(b) + ".";
+    const int64_t fused = (*shape(p + "linear1.weight"))[0];
+    const char* qkv[] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) add(d + "attn.to_" + qkv[i], p + "linear1.weight", i * H, H);
+    add(d + "proj_mlp", p + "linear1.weight", 3 * H, fused - 3 * H);
+    add(d + "proj_out", p + "linear2.weight");
+    add(d + "norm.linear", p + "modulation.lin.weight");
+  }
+}
+
 }  // namespace
 
 std::map<std::string, LoraTarget> loraTargets(const std::string& family, const Checkpoint& file) {
   std::map<std::string, LoraTarget> targets;
   for (const LoraComponent& c : componentsOf(family)) {
     const UnetBlocks blocks = c.style == NameStyle::Unet ? unetBlocks(file, c.checkpointPrefix) : UnetBlocks();
+    if (c.style == NameStyle::Flux) addFluxDiffusers(file, c.kohyaPrefix, targets);
     for (const auto& [name, t] : file.tensors) {
       // An empty tensor is never a loaded weight (isModelWeight), and its zero rows would divide
       // the LoRA shape checks by zero.
@@ -221,9 +277,9 @@ std::map<std::string, LoraTarget> loraTargets(const std::string& family, const C
       }
       if (!endsWith(path, ".weight")) continue;
       const std::string module = path.substr(0, path.size() - std::strlen(".weight"));
-      const bool unet = c.style == NameStyle::Unet;
+      const bool unet = c.style == NameStyle::Unet || c.style == NameStyle::Flux;
       targets[c.kohyaPrefix + underscored(module)] = {name, 0, 0, unet};
-      if (unet) {
+      if (c.style == NameStyle::Unet) {
         const std::string diffusers = diffusersUnetPath(module, blocks);
         if (!diffusers.empty()) targets[c.kohyaPrefix + underscored(diffusers)] = {name, 0, 0, true};
       }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "image_start.h"
+#include "lora.h"
 #include "noise.h"
 #include "pixels.h"
 #include "rng.h"
@@ -255,7 +256,7 @@ void FlowModel::checkRequest(const Request& r) const {
   }
   if (r.hires) fail("hires is not supported for " + info_.family + " models yet");
   if (r.refiner) fail("a refiner takes over from SDXL models only");
-  if (!r.loras.empty()) fail("LoRAs are not supported for " + info_.family + " models yet");
+  if (!r.loras.empty() && !flux_) fail("LoRAs are not supported for " + info_.family + " models yet (FLUX.1 only)");
   if (r.vaeDecoder != "vae") fail("vaeDecoder must be vae for " + info_.family + " models (no TAESD for 16-channel latents yet)");
   if (r.tiling) fail("tiling is not supported for " + info_.family + " models yet");
   if (r.subseedStrength != 0 || r.seedResizeWidth != 0 || r.seedResizeHeight != 0) {
@@ -389,6 +390,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
   const auto started = std::chrono::steady_clock::now();
   AbortScope abortScope(*backend_, aborted);
   if (aborted()) throw Error(ErrorCode::Aborted, "generation aborted");
+  if (!staleWeights_.empty()) throw Error(ErrorCode::ModelIo, staleWeights_);
   if (keepsInput(r)) {
     // Strength 0 changes nothing: every image is the input as it was.
     std::vector<Image> copies;
@@ -396,6 +398,9 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     return copies;
   }
 
+  // LoRAs change the transformer for this call only (its text encoders take none yet).
+  const int threads = params_.threads > 0 ? params_.threads : physicalCores();
+  const LoraMerge loras(info_.family, diffusion_->file, *diffusion_->weights, r.loras, threads, staleWeights_);
   const FlowText cond = encodeCached(r.prompt, r.clipGPrompt, r.t5Prompt);
   // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
   FlowText uncond;

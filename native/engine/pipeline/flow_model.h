@@ -53,6 +53,8 @@ class FlowModel : public Model {
   ClipConfig clipConfig_;
   ClipConfig clipGConfig_;
   T5Config t5Config_;
+  // Why the weights are not the files' any more (a LoRA could not be taken out, lora.h); empty: they are.
+  std::string staleWeights_;
   // The last prompts' encodings, most recent first.
   std::list<std::pair<std::string, FlowText>> promptCache_;
   ModelInfo info_;
