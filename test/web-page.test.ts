@@ -1,11 +1,12 @@
 // The web page at / in a real browser (Debian's chromium through playwright-core): a prompt
 // becomes an image in the gallery with its settings, a painted mask goes out with an inpainting
-// request, a waiting job is cancelled, and the page works behind an API key and under
-// --api-prefix. Screenshots of the page are saved under .tap/web-page/ to look at.
+// request, a waiting job is cancelled, the fields follow a FLUX.1 model's family, and the page
+// works behind an API key and under --api-prefix. Screenshots of the page are saved under
+// .tap/web-page/ to look at.
 
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -15,7 +16,9 @@ import sharp from 'sharp';
 import t, { type Test } from 'tap';
 
 import { samplers } from '../lib/index.js';
+import { flowSamplerNames } from '../lib/samplers.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { writeTinyFlux } from './fixtures/flux.js';
 import { FakeModel, getJson, jobFolders, outputTestdir, startTestServer } from './server-helpers.js';
 
 const chromiumPath = '/usr/bin/chromium';
@@ -183,6 +186,79 @@ function webPageTests(browser: Browser): void {
     t.equal(await refiner.inputValue(), 'refiner');
     t.equal(await switchAt.inputValue(), '0.5');
     t.ok(await switchAt.isEnabled());
+    t.same(problems, [], 'no script errors');
+  });
+
+  t.test('a FLUX.1 dev model offers guidance and its samplers, leaves out the unused negative prompt at cfg 1 and makes an image; '
+    + 'an SD model keeps its fields', async (t) => {
+    const dir = outputTestdir(t);
+    const modelsDir = path.join(dir, 'models');
+    const outputDir = path.join(dir, 'output');
+    await writeTinyCheckpoint(modelsDir, { name: 'sd.safetensors' });
+    // The components (and the T5 tokenizer, so the page's prompt can be read) named by a JSON file in the models folder.
+    const dev = await writeTinyFlux(path.join(dir, 'flux-parts'), { variant: 'flux-dev' });
+    await writeFile(path.join(modelsDir, 'flux-dev.json'), JSON.stringify(dev));
+    const { url } = await startTestServer(t, { modelsDir, outputDir });
+    const { page, problems } = await openPage(t, browser, url);
+
+    const model = page.getByLabel('Model', { exact: true });
+    const guidance = page.getByLabel('Guidance', { exact: true });
+    const negative = page.getByLabel('Negative prompt', { exact: true });
+    const sampler = page.getByLabel('Sampler', { exact: true });
+    const cfg = page.getByLabel('CFG scale', { exact: true });
+    const width = page.getByLabel('Width', { exact: true });
+    await model.locator('option[value="flux-dev"]').waitFor({ state: 'attached' });
+    t.same((await optionValues(model)).sort(), ['', 'flux-dev', 'sd'], 'the server default, then the models by name');
+
+    await model.selectOption('sd');
+    t.ok(await guidance.isHidden(), 'no guidance for SD');
+    t.same(await optionValues(sampler), samplers(), 'every sampler for SD');
+    t.equal(await sampler.inputValue(), 'euler_a');
+    await cfg.fill('1');
+    t.ok(await negative.isEnabled(), 'an SD model keeps its negative prompt at cfg 1');
+    t.same([await width.getAttribute('step'), await width.getAttribute('placeholder')], ['8', '512']);
+    await cfg.fill('');
+
+    await model.selectOption('flux-dev');
+    await guidance.waitFor();
+    t.equal(await guidance.getAttribute('placeholder'), '3.5');
+    t.ok(await negative.isDisabled(), 'at FLUX.1\'s cfg 1 the negative prompt is unused');
+    await waitForText(page.locator('#negative-prompt-hint'), /Unused at CFG scale 1/);
+    t.same(await optionValues(sampler), flowSamplerNames, 'only the flow samplers');
+    t.equal(await sampler.inputValue(), 'euler', 'the family\'s sampler');
+    t.equal(await page.getByLabel('Steps', { exact: true }).getAttribute('placeholder'), '20');
+    t.equal(await cfg.getAttribute('placeholder'), '1');
+    t.same([await width.getAttribute('step'), await width.getAttribute('placeholder')], ['16', '1024']);
+    await cfg.fill('2');
+    t.ok(await negative.isEnabled(), 'above cfg 1 the negative prompt is used');
+    await negative.fill('blurry');
+    await cfg.fill('1');
+    t.ok(await negative.isDisabled());
+    t.equal(await negative.inputValue(), 'blurry', 'its text stays for a higher cfg');
+
+    await page.getByLabel('Prompt', { exact: true }).fill('a lighthouse at dawn');
+    await fillFields(page, { Width: '64', Height: '64', Steps: '2', Seed: '3', Guidance: '5' });
+    await page.screenshot({ path: path.join(screenshotDir, 'flux-dev.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Generate' }).click();
+    const tile = page.getByRole('button', { name: /^Image 1 of "a lighthouse at dawn"/ });
+    // The job list says why, should the job fail.
+    await waitForText(page.locator('#job-list'), /Done/i, 60_000);
+    await tile.locator('img').waitFor();
+    const [id] = await jobFolders(outputDir);
+    const job = JSON.parse(await readFile(path.join(outputDir, id as string, 'job.json'), 'utf8')) as { model: string; parameters: object };
+    t.equal(job.model, 'flux-dev');
+    t.match(job.parameters, { guidance: 5, cfgScale: 1, sampler: 'euler', width: 64, height: 64 });
+    t.notOk('negativePrompt' in job.parameters, 'the disabled negative prompt is not sent');
+    await tile.click();
+    const details = page.getByRole('dialog', { name: 'Image settings' });
+    t.match(await details.locator('dl').innerText(), /Distilled CFG Scale\s+5/);
+    await details.getByRole('button', { name: 'Close' }).click();
+
+    await model.selectOption('sd');
+    t.ok(await guidance.isHidden(), 'guidance hides again');
+    t.ok(await negative.isEnabled());
+    t.same(await optionValues(sampler), samplers());
+    t.equal(await sampler.inputValue(), 'euler_a', 'SD\'s sampler as before');
     t.same(problems, [], 'no script errors');
   });
 

@@ -4,13 +4,13 @@
 
 import { Api, ApiError, describeError } from './api.js';
 import { byId } from './dom.js';
-import { GenerateForm } from './form.js';
+import { GenerateForm, type ModelChoice } from './form.js';
 import { Gallery } from './gallery.js';
 import { InputImage } from './input-image.js';
 import { JobList } from './job-list.js';
 import { JobTracker } from './jobs.js';
 
-/** GET /v1/models lists OpenAI's preset names too; M1 takes checkpoint names only. */
+/** GET /v1/models lists OpenAI's preset names too; M1 takes model names only. */
 const builtInPresets = new Set(['dall-e-2', 'dall-e-3', 'gpt-image-1']);
 const healthIntervalMs = 5000;
 const keyHint = 'Enter the server\'s API key in the field at the top of the page.';
@@ -128,7 +128,7 @@ byId('clear-finished', HTMLButtonElement).addEventListener('click', () => tracke
 let defaultModel: string | null = null;
 let lastHealth = 0;
 let healthTimer: ReturnType<typeof setTimeout> | undefined;
-let checkpoints: string[] = [];
+let models: ModelChoice[] = [];
 const serverStatus = byId('server-status', HTMLElement);
 
 /** The header's queue counts follow the jobs, refreshed at most once a second. */
@@ -150,7 +150,7 @@ async function refreshHealth(): Promise<void> {
     serverStatus.dataset.ready = String(health.ready);
     if (health.model !== defaultModel) {
       defaultModel = health.model;
-      form.setModels(defaultModel, checkpoints);
+      form.setModels(defaultModel, models);
     }
   } catch (error) {
     serverStatus.textContent = describeError(error);
@@ -160,15 +160,15 @@ async function refreshHealth(): Promise<void> {
 
 async function refreshModels(): Promise<void> {
   try {
-    const list = await api.json<{ data: { id: string }[] }>(api.route('/v1/models'));
-    checkpoints = list.data.map((model) => model.id).filter((id) => !builtInPresets.has(id));
+    const list = await api.json<{ data: ModelChoice[] }>(api.route('/v1/models'));
+    models = list.data.filter(({ id }) => !builtInPresets.has(id));
     banner.set('models', undefined);
   } catch (error) {
     // 404: the server was started without the OpenAI API (--api m1); the default model still works.
-    checkpoints = [];
+    models = [];
     banner.set('models', error instanceof ApiError && error.status === 404 ? undefined : error);
   }
-  form.setModels(defaultModel, checkpoints);
+  form.setModels(defaultModel, models);
 }
 
 gallery.render(tracker);
