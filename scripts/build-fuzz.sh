@@ -46,17 +46,27 @@ compile() {  # source object [extra flags]
   shift 2
   if [ ! -f "$object" ] || [ "$source" -nt "$object" ] || [ "$newest_header" -nt "$object" ] || [ "$0" -nt "$object" ]; then
     "$cxx" "${flags[@]}" "$@" -c "$source" -o "$object" &
+    pids+=($!)
   fi
 }
+# Waits for every job started since the last call; fails if any did (a compile that ended before
+# the wait counts too: `jobs -p` would no longer list it).
+wait_all() {
+  local status=0 pid
+  for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+  pids=()
+  return $status
+}
+pids=()
 for r in "${readers[@]}"; do compile "$(find "$root/native/engine" -name "$r.cpp" | head -1)" "$out/obj/$r.o" -fsanitize=fuzzer-no-link; done
 for t in "${targets[@]}"; do compile "$root/test/fuzz/${t}_fuzzer.cpp" "$out/obj/${t}_fuzzer.o" -fsanitize=fuzzer; done
-wait_all() { local status=0; for job in $(jobs -p); do wait "$job" || status=1; done; return $status; }
 wait_all
 objects=()
 for r in "${readers[@]}"; do objects+=("$out/obj/$r.o"); done
 for t in "${targets[@]}"; do
   "$cxx" "${sanitize[@]}" -fsanitize=fuzzer "$out/obj/${t}_fuzzer.o" "${objects[@]}" "$out/obj/libggml-base.a" \
     "${system_libs[@]}" -o "$out/${t}_fuzzer" &
+  pids+=($!)
 done
 wait_all
 echo "build-fuzz: ${targets[*]} in $out"
