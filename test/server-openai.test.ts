@@ -207,7 +207,7 @@ t.test('errors arrive as the SDK\'s typed errors', async (t) => {
     { constructor: OpenAI.NotFoundError, error: { code: 'model_not_found', message: /dall-e-3.*fake-model/ } });
   const running = good.images.generate({ prompt: 'occupies the worker', size: '64x64' });
   // The second request must arrive once the first holds the only worker.
-  await waitFor(async () => (await getJson(`${url}/health`)).body.queue?.running === 1);
+  await waitFor(async () => (await getJson(`${url}/health`, { headers: { authorization: 'Bearer right' } })).body.queue?.running === 1);
   await t.rejects(good.images.generate({ prompt: 'no room' }), { constructor: OpenAI.RateLimitError, status: 429 });
   model.release({ open: true });
   t.equal((await running).data?.length, 1);
