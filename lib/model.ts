@@ -31,9 +31,10 @@ import { checkGenerated, type SafetyResult } from './safety-checker.js';
 export interface ModelInfo {
   /**
    * Model family: 'sd1' (Stable Diffusion 1.x), 'sd2' (2.x), 'sdxl' (SDXL base), 'sdxl-refiner',
-   * 'flux-schnell' or 'flux-dev' (FLUX.1), 'sd3' (SD3 medium) or 'sd3.5' (SD3.5 medium and large), the last four from components.
+   * 'flux-schnell' or 'flux-dev' (FLUX.1), 'chroma', 'sd3' (SD3 medium) or 'sd3.5' (SD3.5 medium and large), the last five
+   * from components or a single file that bundles them.
    */
-  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev' | 'sd3' | 'sd3.5';
+  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev' | 'chroma' | 'sd3' | 'sd3.5';
   /** What the network predicts: noise ('eps'), velocity ('v', SD 2.x 768 models) or the flow from noise to image ('flow', FLUX.1). */
   prediction: 'eps' | 'v' | 'flow';
   /** Whether this is an inpainting checkpoint (9-channel UNet input). */
@@ -77,7 +78,7 @@ export interface ModelInfo {
 /** How people name each model family: 'SD 1.x', 'SD 2.x', 'SDXL', 'SDXL refiner'. */
 export const familyNames: Readonly<Record<ModelInfo['family'], string>> = {
   sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL', 'sdxl-refiner': 'SDXL refiner', 'flux-schnell': 'FLUX.1 schnell', 'flux-dev': 'FLUX.1 dev',
-  sd3: 'SD3', 'sd3.5': 'SD3.5',
+  chroma: 'Chroma', sd3: 'SD3', 'sd3.5': 'SD3.5',
 };
 
 /** One generated image. */

@@ -128,7 +128,7 @@ export function defaultImageSize(model: ModelTraits): number {
 
 /** Whether the model is a flow-matching transformer (FLUX.1, SD3, SD3.5). */
 export function isFlowFamily(family: string): boolean {
-  return family.startsWith('flux') || family.startsWith('sd3');
+  return family.startsWith('flux') || family.startsWith('sd3') || family === 'chroma';
 }
 
 /**
@@ -139,6 +139,8 @@ export function isFlowFamily(family: string): boolean {
 export function familyDefaults(model: ModelTraits): { size: number; steps: number; cfgScale: number; sampler?: string; scheduler?: string } {
   if (model.family === 'flux-schnell') return { size: 1024, steps: 4, cfgScale: 1, sampler: 'euler', scheduler: 'flux' };
   if (model.family === 'flux-dev') return { size: 1024, steps: 20, cfgScale: 1, sampler: 'euler', scheduler: 'flux' };
+  // Chroma's card: about 26 steps at cfg 4, with a negative prompt (it is not guidance-distilled).
+  if (model.family === 'chroma') return { size: 1024, steps: 26, cfgScale: 4, sampler: 'euler', scheduler: 'flux' };
   // SD3 medium's card: 28 steps at cfg 7; SD3.5 medium's: 40 at 4.5; both on the discrete flow schedule (shift 3).
   if (model.family === 'sd3') return { size: 1024, steps: 28, cfgScale: 7, sampler: 'euler', scheduler: 'discrete' };
   if (model.family === 'sd3.5') return { size: 1024, steps: 40, cfgScale: 4.5, sampler: 'euler', scheduler: 'discrete' };

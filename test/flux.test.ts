@@ -315,3 +315,18 @@ t.test('FLUX.1 LoRAs in kohya, ComfyUI and diffusers names merge for the call an
   await t.rejects(draw(schnell, { loras: [{ path: sdLora }] }), { code: 'ERR_MODEL_UNSUPPORTED', message: /probably for another model family/ });
   t.ok(await same(plain, await draw(schnell, { prompt: 'a cat' })), 'a refused LoRA leaves the weights as they were');
 });
+
+t.test('Chroma: T5 alone, its approximator\'s modulations and a masked T5 padding; LoRAs by FLUX.1 names', async (t) => {
+  const files = await writeTinyFlux(path.join(dir, 'chroma'), { variant: 'chroma' });
+  const { clipL: _, ...chromaFiles } = components(files);
+  const chroma = await loadModel(chromaFiles, { ...cpu, t5Tokenizer: files.t5Tokenizer });
+  t.teardown(() => chroma.close());
+  t.match(chroma.info, { family: 'chroma', prediction: 'flow', textEncoders: ['t5xxl'] });
+  t.same(chroma.info.unusedTensors, []);
+  const [image] = await chroma.textToImage({ ...quick, prompt: 'a cat', negativePrompt: 'a dog' });
+  t.match(image!.parameters, /Steps: 2, Sampler: Euler, Schedule type: Flux, CFG scale: 4,/, 'cfg 4 by default: Chroma is not guidance-distilled');
+  t.notOk(await same(image!, (await chroma.textToImage({ ...quick, prompt: 'a cat', negativePrompt: 'a bird' }))[0]!), 'the negative prompt counts');
+  t.notOk(await same(image!, (await chroma.textToImage({ ...quick, prompt: 'a dog', negativePrompt: 'a dog' }))[0]!), 'the prompt counts');
+  await t.rejects(loadModel(components(files), cpu), { code: 'ERR_INVALID_ARGUMENT', message: /Chroma models take no CLIP-L/ });
+  await t.rejects(chroma.textToImage({ ...quick, promptTokens: { clipL: [1] } }), { name: 'RangeError', message: /its encoders are t5xxl/ });
+});

@@ -80,7 +80,7 @@ struct LoadParams {
 };
 
 struct ModelInfo {
-  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner" | "flux-schnell" | "flux-dev" | "sd3" | "sd3.5"
+  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner" | "flux-schnell" | "flux-dev" | "chroma" | "sd3" | "sd3.5"
   std::string prediction;  // "eps" | "v" | "flow"
   int unetInChannels = 4;
   int contextDim = 768;

@@ -52,7 +52,7 @@ const std::vector<LoraComponent>& componentsOf(const std::string& family) {
       {"", "lora_unet_", "transformer.", NameStyle::Flux},
   };
   static const std::vector<LoraComponent> none;
-  if (family == "flux-schnell" || family == "flux-dev") return flux;
+  if (family == "flux-schnell" || family == "flux-dev" || family == "chroma") return flux;
   if (family == "sd1") return sd1;
   if (family == "sd2") return sd2;
   if (family == "sdxl") return sdxl;

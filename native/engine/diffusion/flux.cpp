@@ -15,6 +15,27 @@ constexpr int64_t kHeadWidth = 128;
 constexpr int64_t kPatch = kDitPatch;
 constexpr float kRopeTheta = 10000.0f;
 constexpr int kTimeEmbedding = 256;
+// Chroma's approximator makes this many modulation rows, laid out for 19 double and 38 single blocks
+// whatever the file holds: single block j at 3j, double block i's image half at 6i + 114, its text
+// half at 6i + 228, the final layer's shift and scale last.
+constexpr int64_t kChromaRows = 344;
+constexpr int64_t kChromaSingleRows = 3 * 38;
+constexpr int64_t kChromaDoubleRows = 6 * 19;
+
+// Each approximator row's input: the timestep's embedding (16), the guidance's (16, Chroma is run
+// with 0) and the row index's (32), each of value * 1000.
+std::vector<float> chromaRows(float sigma) {
+  const std::vector<float> time = timestepEmbedding(sigma * 1000.0f, 16), guidance = timestepEmbedding(0.0f, 16);
+  std::vector<float> rows;
+  rows.reserve(static_cast<size_t>(kChromaRows * 64));
+  for (int64_t i = 0; i < kChromaRows; i++) {
+    const std::vector<float> index = timestepEmbedding(static_cast<float>(i) * 1000.0f, 32);
+    rows.insert(rows.end(), time.begin(), time.end());
+    rows.insert(rows.end(), guidance.begin(), guidance.end());
+    rows.insert(rows.end(), index.begin(), index.end());
+  }
+  return rows;
+}
 
 // FLUX.1 embeds t * 1000 (and its guidance the same way).
 std::vector<float> timeEmbedding(float t) { return timestepEmbedding(t * 1000.0f, kTimeEmbedding); }
@@ -126,7 +147,8 @@ FluxConfig readFluxConfig(const Weights& w) {
   }
   c.heads = c.hidden / kHeadWidth;
   c.contextDim = w.shape("txt_in.weight").at(1);
-  c.pooledDim = w.shape("vector_in.in_layer.weight").at(1);
+  c.chroma = w.has("distilled_guidance_layer.in_proj.weight");
+  c.pooledDim = c.chroma ? 0 : w.shape("vector_in.in_layer.weight").at(1);
   c.guidanceEmbed = w.has("guidance_in.in_layer.weight");
   c.doubleBlocks = countIndexed(w, "double_blocks.", ".img_attn.qkv.weight");
   c.singleBlocks = countIndexed(w, "single_blocks.", ".linear1.weight");
@@ -153,11 +175,46 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
   // img: [H, Ti], txt: [H, Tt], vec: [H]
   ggml_tensor* img = linear(n, g.input(GGML_TYPE_F32, {patchWidth, Tx}, tokens.data()), "img_in", patchWidth, H);
   ggml_tensor* txt = linear(n, g.input(GGML_TYPE_F32, {c.contextDim, Tt}, in.context->data()), "txt_in", c.contextDim, H);
-  ggml_tensor* vec = mlpEmbedder(n, g.input(GGML_TYPE_F32, {kTimeEmbedding}, timeEmb.data()), "time_in", kTimeEmbedding, H);
-  if (c.guidanceEmbed) {
-    vec = ggml_add(ctx, vec, mlpEmbedder(n, g.input(GGML_TYPE_F32, {kTimeEmbedding}, guidanceEmb.data()), "guidance_in", kTimeEmbedding, H));
+  // FLUX.1: one vector modulates every block through its own weights. Chroma: the approximator's
+  // rows are the modulations themselves. timeEmb holds Chroma's approximator input.
+  ggml_tensor* vec = nullptr;
+  ggml_tensor* rows = nullptr;  // Chroma: [H, kChromaRows]
+  if (c.chroma) {
+    const std::string a = "distilled_guidance_layer.";
+    const int64_t inner = weights_.shape(a + "in_proj.weight").at(0);
+    rows = linear(n, g.input(GGML_TYPE_F32, {64, kChromaRows}, timeEmb.data()), a + "in_proj", 64, inner);
+    for (int i = 0; i < 5; i++) {
+      const std::string l = a + "layers." + std::to_string(i);
+      ggml_tensor* h = rmsNorm(n, rows, a + "norms." + std::to_string(i) + ".scale", inner);
+      rows = ggml_add(ctx, rows, mlpEmbedder(n, h, l, inner, inner));
+    }
+    rows = linear(n, rows, a + "out_proj", inner, H);
+  } else {
+    vec = mlpEmbedder(n, g.input(GGML_TYPE_F32, {kTimeEmbedding}, timeEmb.data()), "time_in", kTimeEmbedding, H);
+    if (c.guidanceEmbed) {
+      vec = ggml_add(ctx, vec, mlpEmbedder(n, g.input(GGML_TYPE_F32, {kTimeEmbedding}, guidanceEmb.data()), "guidance_in", kTimeEmbedding, H));
+    }
+    vec = ggml_add(ctx, vec, mlpEmbedder(n, g.input(GGML_TYPE_F32, {c.pooledDim}, in.pooled->data()), "vector_in", c.pooledDim, H));
   }
-  vec = ggml_add(ctx, vec, mlpEmbedder(n, g.input(GGML_TYPE_F32, {c.pooledDim}, in.pooled->data()), "vector_in", c.pooledDim, H));
+  auto row = [&](int64_t r) { return ggml_view_1d(ctx, rows, H, static_cast<size_t>(r) * rows->nb[1]); };
+  // `count` (shift, scale, gate) runs from `<prefix>.lin`, or Chroma's rows from `first` on.
+  auto mods = [&](const std::string& prefix, int count, int64_t first) {
+    if (!c.chroma) return modulations(n, vec, prefix, H, count);
+    std::vector<Modulation> out;
+    for (int i = 0; i < count; i++) out.push_back({row(first + 3 * i), row(first + 3 * i + 1), row(first + 3 * i + 2)});
+    return out;
+  };
+  // Chroma masks T5's padding as keys (the image's tokens never).
+  ggml_tensor* keyMask = nullptr;
+  if (in.textMask) {
+    std::vector<float>& mask = *g.keep(std::vector<float>(static_cast<size_t>(T), 0.0f));
+    std::copy(in.textMask->begin(), in.textMask->end(), mask.begin());
+    keyMask = g.input(GGML_TYPE_F32, {T, 1, 1}, mask.data());
+  }
+  auto attend = [&](ggml_tensor* q, ggml_tensor* k, ggml_tensor* v) {
+    if (!keyMask) return attention(n, q, k, v, static_cast<int>(c.heads), false);
+    return attentionWithBias(n, q, k, v, static_cast<int>(c.heads), keyMask, 1.0f / std::sqrt(static_cast<float>(kHeadWidth)));
+  };
 
   ggml_tensor* table = g.input(GGML_TYPE_F32, {pairs, T, 2}, rope.data());
   auto ropePart = [&](int i) {
@@ -167,8 +224,8 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
 
   for (int b = 0; b < c.doubleBlocks; b++) {
     const std::string p = "double_blocks." + std::to_string(b) + ".";
-    const std::vector<Modulation> imgMod = modulations(n, vec, p + "img_mod", H, 2);
-    const std::vector<Modulation> txtMod = modulations(n, vec, p + "txt_mod", H, 2);
+    const std::vector<Modulation> imgMod = mods(p + "img_mod", 2, 6 * b + kChromaSingleRows);
+    const std::vector<Modulation> txtMod = mods(p + "txt_mod", 2, 6 * b + kChromaDoubleRows + kChromaSingleRows);
     ggml_tensor* imgQkv = linear(n, modulate(ctx, img, imgMod[0].shift, imgMod[0].scale), p + "img_attn.qkv", H, 3 * H);
     ggml_tensor* txtQkv = linear(n, modulate(ctx, txt, txtMod[0].shift, txtMod[0].scale), p + "txt_attn.qkv", H, 3 * H);
     // q, k, v over the joint sequence, text first: [H, T]; each stream norms its own q and k.
@@ -178,7 +235,7 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
       return rotate(ctx, ggml_concat(ctx, t, m, 2), pe);
     };
     ggml_tensor* v = ggml_concat(ctx, ggml_cont(ctx, valuesOf(ctx, txtQkv, 2 * H, H)), ggml_cont(ctx, valuesOf(ctx, imgQkv, 2 * H, H)), 1);
-    ggml_tensor* attn = attention(n, qk(0, "query_norm"), qk(1, "key_norm"), v, static_cast<int>(c.heads), false);
+    ggml_tensor* attn = attend(qk(0, "query_norm"), qk(1, "key_norm"), v);
     ggml_tensor* txtAttn = ggml_cont(ctx, tokensOf(ctx, attn, 0, Tt));
     ggml_tensor* imgAttn = ggml_cont(ctx, tokensOf(ctx, attn, Tt, Tx));
     img = ggml_add(ctx, img, ggml_mul(ctx, linear(n, imgAttn, p + "img_attn.proj", H, H), imgMod[0].gate));
@@ -193,21 +250,27 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
   ggml_tensor* x = ggml_concat(ctx, txt, img, 1);
   for (int b = 0; b < c.singleBlocks; b++) {
     const std::string p = "single_blocks." + std::to_string(b) + ".";
-    const Modulation mod = modulations(n, vec, p + "modulation", H, 1)[0];
+    const Modulation mod = mods(p + "modulation", 1, 3 * b)[0];
     // linear1 gives q, k, v and the MLP's hidden layer side by side: [3H + mlp, T]
     ggml_tensor* fused = linear(n, modulate(ctx, x, mod.shift, mod.scale), p + "linear1", H, 3 * H + c.mlp);
     auto qk = [&](int i, const char* norm) { return rotate(ctx, headNorm(n, valuesOf(ctx, fused, i * H, H), p + "norm." + norm, c.heads), pe); };
-    ggml_tensor* attn = attention(n, qk(0, "query_norm"), qk(1, "key_norm"), ggml_cont(ctx, valuesOf(ctx, fused, 2 * H, H)),
-                                  static_cast<int>(c.heads), false);
+    ggml_tensor* attn = attend(qk(0, "query_norm"), qk(1, "key_norm"), ggml_cont(ctx, valuesOf(ctx, fused, 2 * H, H)));
     ggml_tensor* mlp = ggml_gelu(ctx, ggml_cont(ctx, valuesOf(ctx, fused, 3 * H, c.mlp)));
     ggml_tensor* out = linear(n, ggml_concat(ctx, attn, mlp, 0), p + "linear2", H + c.mlp, H);
     x = ggml_add(ctx, x, ggml_mul(ctx, out, mod.gate));
   }
 
   ggml_tensor* imgOut = ggml_cont(ctx, tokensOf(ctx, x, Tt, Ti));
-  ggml_tensor* m = linear(n, ggml_silu(ctx, vec), "final_layer.adaLN_modulation.1", H, 2 * H);
-  ggml_tensor* shift = pieceOf(ctx, m, H, 0);
-  ggml_tensor* scale = pieceOf(ctx, m, H, 1);
+  ggml_tensor* shift;
+  ggml_tensor* scale;
+  if (c.chroma) {
+    shift = row(kChromaRows - 2);
+    scale = row(kChromaRows - 1);
+  } else {
+    ggml_tensor* m = linear(n, ggml_silu(ctx, vec), "final_layer.adaLN_modulation.1", H, 2 * H);
+    shift = pieceOf(ctx, m, H, 0);
+    scale = pieceOf(ctx, m, H, 1);
+  }
   const int64_t outWidth = weights_.shape("final_layer.linear.weight").at(0);
   return linear(n, modulate(ctx, imgOut, shift, scale), "final_layer.linear", H, outWidth);
 }
@@ -219,7 +282,7 @@ void FluxTransformer::validate() {
   std::vector<float> pooled(static_cast<size_t>(config_.pooledDim), 0.0f);
   FluxInputs in{&context, textTokens, &pooled, 1.0f};
   GraphBuild g;
-  const std::vector<float> time = timeEmbedding(1.0f);
+  const std::vector<float> time = config_.chroma ? chromaRows(1.0f) : timeEmbedding(1.0f);
   ggml_tensor* out = build(g, patchify(latent, config_.latentChannels, h, w), 1, ropeTable(config_.axes, positionGrids(textTokens, 1, 1, nullptr)),
                            time, time, in);
   if (out->ne[0] != config_.latentChannels * kPatch * kPatch) {
@@ -233,7 +296,8 @@ std::vector<float> FluxTransformer::forward(const std::vector<float>& latent, in
   if (width % kPatch != 0 || height % kPatch != 0) throw Error(ErrorCode::InvalidArgument, "Flux latents must have an even width and height");
   const int64_t C = config_.latentChannels;
   if (in.context == nullptr || in.pooled == nullptr || static_cast<int64_t>(in.context->size()) != in.contextTokens * config_.contextDim ||
-      static_cast<int64_t>(in.pooled->size()) != config_.pooledDim) {
+      static_cast<int64_t>(in.pooled->size()) != config_.pooledDim ||
+      (in.textMask && static_cast<int64_t>(in.textMask->size()) != in.contextTokens)) {
     throw Error(ErrorCode::Internal, "Flux conditioning has the wrong size");
   }
   std::vector<float> tokens = patchify(latent, C, height, width);
@@ -245,7 +309,7 @@ std::vector<float> FluxTransformer::forward(const std::vector<float>& latent, in
     }
   }
   const std::vector<float> rope = ropeTable(config_.axes, positionGrids(in.contextTokens, rows, columns, in.references));
-  const std::vector<float> time = timeEmbedding(sigma);
+  const std::vector<float> time = config_.chroma ? chromaRows(sigma) : timeEmbedding(sigma);
   const std::vector<float> guidance = timeEmbedding(in.guidance);
   std::vector<float> out = runner_.run([&](GraphBuild& g) { return build(g, tokens, rows * columns, rope, time, guidance, in); });
   return unpatchify(out, C, height, width, PatchOrder::ChannelFirst);

@@ -1,5 +1,6 @@
 // FLUX.1's diffusion transformer (BFL's layout: img_in, time_in, vector_in, guidance_in, txt_in,
-// double_blocks.N.*, single_blocks.N.*, final_layer.*), schnell and dev. Sizes are read from the
+// double_blocks.N.*, single_blocks.N.*, final_layer.*), schnell and dev, and Chroma (the same blocks
+// without their modulation weights, modulated by distilled_guidance_layer). Sizes are read from the
 // file; heads are 128 wide as in every FLUX.1 release. The latent is patchified 2x2 here, on the
 // host, so the graph sees tokens only.
 #pragma once
@@ -21,6 +22,9 @@ struct FluxConfig {
   int64_t contextDim = 4096;    // txt_in: T5's width
   int64_t pooledDim = 768;      // vector_in: CLIP-L's pooled width
   bool guidanceEmbed = false;   // FLUX.1 dev: the distilled guidance goes in through guidance_in
+  // Chroma: no time_in / vector_in / per-block modulation weights; one approximator network
+  // (distilled_guidance_layer) makes every block's modulation from the timestep.
+  bool chroma = false;
   int doubleBlocks = 19;
   int singleBlocks = 38;
   std::vector<int> axes = {16, 56, 56};  // RoPE widths for (index, row, column); they sum to the head width
@@ -42,6 +46,9 @@ struct FluxInputs {
   const std::vector<float>* pooled = nullptr;   // [pooledDim]
   float guidance = 3.5f;                         // used when the model embeds guidance
   const std::vector<FluxReference>* references = nullptr;  // Kontext; null or empty: none
+  // Chroma: what is added to the attention scores of each text token as a key (0, or -infinity for
+  // T5's padding); null: no mask.
+  const std::vector<float>* textMask = nullptr;
 };
 
 class FluxTransformer {

@@ -21,6 +21,8 @@ constexpr int32_t kT5End = 1;
 constexpr int32_t kT5Pad = 0;
 // FLUX.1 reads T5's states in runs of 256 tokens (the end token and padding included).
 constexpr size_t kFluxT5Chunk = 256;
+// Chroma reads T5's states in runs of 512, masking the padding but its first token.
+constexpr size_t kChromaT5Chunk = 512;
 // SD3 reads T5's and the CLIP encoders' states in runs of 77 tokens.
 constexpr size_t kSd3Chunk = 77;
 // The 16-channel VAE's latent normalisation for each family.
@@ -72,16 +74,19 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   backend_ = std::make_unique<Backend>(params.backend, threads);
   diffusion_ = loadComponent(params.diffusionModel, ComponentRole::DiffusionModel, weightType, threads, backend_->handle());
   const bool sd3 = diffusion_->weights->has("x_embedder.proj.weight");
-  const std::string kind = sd3 ? "SD3" : "FLUX.1";
+  const bool chroma = diffusion_->weights->has("distilled_guidance_layer.in_proj.weight");
+  const std::string kind = sd3 ? "SD3" : chroma ? "Chroma" : "FLUX.1";
   auto load = [&](const std::string& path, ComponentRole role, const char* what) {
     if (path.empty()) throw Error(ErrorCode::InvalidArgument, "this " + kind + " model needs " + what + ": give its file with " + componentFlag(role));
     return loadComponent(path, role, weightType, threads, backend_->handle());
   };
-  clipFile_ = load(params.clipL, ComponentRole::ClipL, "the CLIP-L text encoder (clip_l.safetensors)");
+  // Chroma reads T5 alone.
+  if (!chroma) clipFile_ = load(params.clipL, ComponentRole::ClipL, "the CLIP-L text encoder (clip_l.safetensors)");
+  else if (!params.clipL.empty()) throw Error(ErrorCode::InvalidArgument, "Chroma models take no CLIP-L text encoder (--clip-l)");
   if (sd3) {
     clipGFile_ = load(params.clipG, ComponentRole::ClipG, "the CLIP-G text encoder (clip_g.safetensors)");
   } else if (!params.clipG.empty()) {
-    throw Error(ErrorCode::InvalidArgument, "FLUX.1 models take no CLIP-G text encoder (--clip-g)");
+    throw Error(ErrorCode::InvalidArgument, kind + " models take no CLIP-G text encoder (--clip-g)");
   }
   t5File_ = load(params.t5xxl, ComponentRole::T5, "the T5-XXL text encoder (t5xxl_fp16.safetensors or a GGUF T5)");
   vaeFile_ = load(params.vae, ComponentRole::Vae, sd3 ? "the SD3 VAE (an SD3 checkpoint holds it: give the checkpoint as --vae too)" : "FLUX.1's VAE (ae.safetensors)");
@@ -89,7 +94,8 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   auto mismatch = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, what); };
   // As the reference engine runs them: the penultimate layer without the final norm for SD3's
   // states, and CLIP-L's pooled vector unprojected (its text_projection, if the file has one, unused).
-  ClipConfig clipConfig = readClipConfig(*clipFile_->weights, clipFile_->file.metadata, "cond_stage_model.");
+  ClipConfig clipConfig = chroma ? ClipConfig() : readClipConfig(*clipFile_->weights, clipFile_->file.metadata, "cond_stage_model.");
+  if (chroma) clipConfig.width = 0;
   clipConfig.projection = 0;
   clipConfig.defaultClipSkip = 2;
   clipConfig.finalNormOnHidden = false;
@@ -121,8 +127,8 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
     flux_ = std::make_unique<FluxTransformer>(fc, *diffusion_->weights, *backend_);
     latentChannels = fc.latentChannels, contextDim = fc.contextDim, pooledDim = fc.pooledDim;
     schedule_ = {FlowShiftKind::Flux, 1.15f};
-    info_.family = fc.guidanceEmbed ? "flux-dev" : "flux-schnell";
-    info_.textEncoders = {"clipL", "t5xxl"};
+    info_.family = fc.chroma ? "chroma" : fc.guidanceEmbed ? "flux-dev" : "flux-schnell";
+    info_.textEncoders = fc.chroma ? std::vector<std::string>{"t5xxl"} : std::vector<std::string>{"clipL", "t5xxl"};
   }
   if (contextDim != t5Config.width) {
     mismatch(params.diffusionModel + ": the transformer takes " + std::to_string(contextDim) + "-wide text states but the T5 encoder (" +
@@ -139,12 +145,12 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   clipConfig_ = clipConfig;
   t5Config_ = t5Config;
   if (clipG_) clipGConfig_ = clipG_->config();
-  clip_ = std::make_unique<ClipTextEncoder>(clipConfig, *clipFile_->weights, *backend_);
+  if (clipFile_) clip_ = std::make_unique<ClipTextEncoder>(clipConfig, *clipFile_->weights, *backend_);
   t5_ = std::make_unique<T5Encoder>(t5Config, *t5File_->weights, *backend_);
   vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
   if (flux_) flux_->validate();
   if (mmdit_) mmdit_->validate();
-  clip_->validate();
+  if (clip_) clip_->validate();
   if (clipG_) clipG_->validate();
   t5_->validate();
   vae_->validate();
@@ -179,8 +185,10 @@ void FlowModel::loadTextEncoders() {
   if (t5_) return;
   const ggml_type weightType = parseWeightType(params_.weightType);
   const int threads = params_.threads > 0 ? params_.threads : physicalCores();
-  clipFile_ = loadComponent(params_.clipL, ComponentRole::ClipL, weightType, threads, backend_->handle());
-  clip_ = std::make_unique<ClipTextEncoder>(clipConfig_, *clipFile_->weights, *backend_);
+  if (!params_.clipL.empty() && clipConfig_.width > 0) {
+    clipFile_ = loadComponent(params_.clipL, ComponentRole::ClipL, weightType, threads, backend_->handle());
+    clip_ = std::make_unique<ClipTextEncoder>(clipConfig_, *clipFile_->weights, *backend_);
+  }
   if (mmdit_) {
     clipGFile_ = loadComponent(params_.clipG, ComponentRole::ClipG, weightType, threads, backend_->handle());
     clipG_ = std::make_unique<ClipTextEncoder>(clipGConfig_, *clipGFile_->weights, *backend_);
@@ -287,8 +295,8 @@ std::vector<float> FlowModel::encodeT5(const Conditioning& t5Tokens, size_t chun
 }
 
 FlowText FlowModel::encodePrompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
-  return mmdit_ ? encodeSd3Prompt(clipTokens, clipGTokens.tokens.empty() ? clipTokens : clipGTokens, t5Tokens)
-                : encodeFluxPrompt(clipTokens, t5Tokens);
+  if (mmdit_) return encodeSd3Prompt(clipTokens, clipGTokens.tokens.empty() ? clipTokens : clipGTokens, t5Tokens);
+  return flux_->config().chroma ? encodeChromaPrompt(t5Tokens) : encodeFluxPrompt(clipTokens, t5Tokens);
 }
 
 FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
@@ -296,6 +304,17 @@ FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Condi
   text.pooled = clip_->encode(clipTokens.tokens, 0, true).pooled;
   text.context = encodeT5(t5Tokens, kFluxT5Chunk);
   text.tokens = static_cast<int64_t>(text.context.size()) / t5_->config().width;
+  return text;
+}
+
+FlowText FlowModel::encodeChromaPrompt(const Conditioning& t5Tokens) {
+  FlowText text;
+  text.context = encodeT5(t5Tokens, kChromaT5Chunk);
+  text.tokens = static_cast<int64_t>(text.context.size()) / t5_->config().width;
+  // Keys: the ids and the end token, and one padding token (Chroma's training attended to one).
+  const size_t attended = t5Tokens.tokens.size() + 2;
+  text.mask.assign(static_cast<size_t>(text.tokens), -INFINITY);
+  std::fill(text.mask.begin(), text.mask.begin() + static_cast<std::ptrdiff_t>(std::min(attended, text.mask.size())), 0.0f);
   return text;
 }
 
@@ -331,7 +350,8 @@ std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, 
   // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v.
   auto velocity = [&](const FlowText& text) {
     if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled});
-    return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references});
+    return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references,
+                                                     text.mask.empty() ? nullptr : &text.mask});
   };
   std::vector<float> v = velocity(cond);
   if (uncond) {
@@ -409,7 +429,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
   if (!params_.keepTextEncoders) {
     releaseTextEncoders();
   } else {
-    clip_->releaseBuffers();
+    if (clip_) clip_->releaseBuffers();
     if (clipG_) clipG_->releaseBuffers();
     t5_->releaseBuffers();
   }

@@ -25,7 +25,8 @@ namespace sdnode {
 struct FlowText {
   std::vector<float> context;  // the transformer's text tokens, [tokens, width]
   int64_t tokens = 0;
-  std::vector<float> pooled;   // CLIP-L's pooled vector (FLUX.1), CLIP-L's ‖ CLIP-G's (SD3)
+  std::vector<float> pooled;   // CLIP-L's pooled vector (FLUX.1), CLIP-L's ‖ CLIP-G's (SD3); none (Chroma)
+  std::vector<float> mask;     // Chroma: added to each text token's attention scores as a key
 };
 
 class FlowModel : public Model {
@@ -68,6 +69,7 @@ class FlowModel : public Model {
   // clipGTokens: SD3's CLIP-G rows when they differ from clipTokens; empty: the same rows.
   FlowText encodePrompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   FlowText encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens);
+  FlowText encodeChromaPrompt(const Conditioning& t5Tokens);
   FlowText encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   // T5's states for ids and weights: the end token, padding to whole runs of `chunk`, each run encoded alone.
   std::vector<float> encodeT5(const Conditioning& t5Tokens, size_t chunk);
