@@ -67,7 +67,7 @@ t.test('rejects each wrong option with a message that names it, what is allowed 
     ['onProgress that is not a function', { onProgress: 'log' }, 'txt2img', TypeError,
       'Expected function for onProgress but received "log" of type string'],
     ['scheduler "linear"', { scheduler: 'linear' }, 'txt2img', RangeError,
-      'Expected one of discrete, karras, exponential, lcm, simple for scheduler but received "linear" of type string'],
+      'Expected one of discrete, karras, exponential, lcm, simple, sgm_uniform, flux for scheduler but received "linear" of type string'],
   ];
   for (const [what, options, mode, kind, message] of cases) {
     t.throws(() => check(options, mode), new kind(message), what);
@@ -133,7 +133,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
     seed: 1, subseed: 3, subseedStrength: 0, seedResizeWidth: 0, seedResizeHeight: 0, rng: 'gpu', clipSkip: 0, count: 1,
     strength: 1, vaeTiling: false, tiling: false, vaeDecoder: 'vae', previewEvery: 0, maskedStart: 'original',
     originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
-    aestheticScore: 6, negativeAestheticScore: 2.5,
+    aestheticScore: 6, negativeAestheticScore: 2.5, guidance: 3.5, flowShift: 0,
   });
   t.same([prompt, negativePrompt, maskBlur], ['', '', 0]);
 
@@ -165,7 +165,7 @@ t.test('keeps the values it is given', async (t) => {
     seed: 2 ** 32 - 1, subseed: 0, subseedStrength: 1, seedResizeWidth: 2048, seedResizeHeight: 64, rng: 'cpu',
     clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, vaeDecoder: 'taesd', previewEvery: 5, maskedStart: 'original',
     originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
-    aestheticScore: 6, negativeAestheticScore: 2.5,
+    aestheticScore: 6, negativeAestheticScore: 2.5, guidance: 3.5, flowShift: 0,
   });
   t.equal(normalized.prompt, 'a cat');
   t.equal(normalized.negativePrompt, 'blurry');
