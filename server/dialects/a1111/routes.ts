@@ -1,7 +1,7 @@
 // AUTOMATIC1111's /sdapi/v1 API: txt2img and img2img answer when their job is done (a client that
 // leaves cancels it); progress, interrupt and skip act on the running A1111 job.
 
-import express, { Router, type RequestHandler } from 'express';
+import express, { Router, type Request, type RequestHandler } from 'express';
 
 import { clientGone, watchClient } from '../../http/client-gone.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
@@ -46,7 +46,10 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
   const hashes = new FileHashes();
   const auth = a1111Auth(context);
   // Bodies as large as the route's images need: none, one (png-info), or an image and a mask.
-  const bodyFor = (images: number) => express.json({ limit: base64BodyLimit(images, context.maxUploadBytes) });
+  const bodyFor = (images: number): RequestHandler => {
+    const parse = express.json({ limit: base64BodyLimit(images, context.maxUploadBytes) });
+    return (req, res, next) => parse(req, res, (err?: unknown) => next(err ?? missingJsonObject(req)));
+  };
   const json = bodyFor(1);
   const errors = {
     401: { description: 'Credentials required or wrong', schema: detailSchema },
@@ -107,7 +110,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
     query: progressQuery,
     responses: { 200: { description: 'Progress', schema: progressSchema }, 401: errors[401] },
   }, auth, async (req, res) => {
-    const skipImage = req.query.skip_current_image === 'true';
+    const skipImage = parseWith(progressQuery, req.query, '/sdapi/v1/progress').skip_current_image === 'true';
     res.json(await progressBody(context, skipImage));
   });
 
@@ -214,4 +217,13 @@ function a1111Auth(context: ServerContext): RequestHandler {
       headers: { 'WWW-Authenticate': context.keys.basicAuth ? 'Basic' : 'Bearer' },
     }));
   };
+}
+
+/**
+ * FastAPI answers 422 to a body that is absent, empty or not JSON, even where every field has a
+ * default (txt2img, options); express.json would pass such a body on as none, or as {}.
+ */
+function missingJsonObject(req: Request): ApiError | undefined {
+  if (req.is('application/json') && req.headers['content-length'] !== '0' && req.body !== undefined) return undefined;
+  return new ApiError(422, 'INVALID_PARAMETER', 'The body must be a JSON object, sent with Content-Type: application/json');
 }
