@@ -135,8 +135,12 @@ std::map<std::string, int> Weights::storedTypes() const {
   std::map<std::string, int> counts;
   for (const auto& [name, tensor] : lookup_) {
     const CheckpointTensor& t = file_.tensors.at(name);
-    // Types ggml lacks (8-bit floats) go by the file's name for them, lower-cased.
-    std::string type = t.type < GGML_TYPE_COUNT ? ggml_type_name(t.type) : t.typeName;
+    if (t.type < GGML_TYPE_COUNT) {
+      counts[ggml_type_name(t.type)]++;
+      continue;
+    }
+    // Types ggml lacks (8-bit floats) go by the file's name for them, lower-cased ("f8_e4m3").
+    std::string type = t.typeName;
     for (char& ch : type) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     counts[type]++;
   }
