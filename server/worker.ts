@@ -87,7 +87,13 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const entries = await models.list();
     const withHashes = entries.map((entry): ModelEntry => {
       const sha256 = known.get(entry.path);
-      if (sha256 === undefined) void hashes.sha256(entry.path).then((hash) => known.set(entry.path, hash), () => {});
+      // A hash, once computed, is offered at once rather than at the next beat.
+      if (sha256 === undefined) {
+        void hashes.sha256(entry.path).then((hash) => {
+          known.set(entry.path, hash);
+          void heartbeat().catch(() => {});
+        }, () => {});
+      }
       return sha256 === undefined ? entry : { ...entry, sha256 };
     });
     await directory.advertise({ id, host: hostname(), pid: process.pid, concurrency, models: withHashes, loaded: models.loadedNames() });

@@ -48,7 +48,7 @@ t.test('sdnode worker --safety-checker checks the images of the jobs it takes fo
 t.test('the CLI says what --redis needs', async (t) => {
   const cases: [string[], RegExp][] = [
     [['worker', '--models', '.'], /sdnode worker needs --redis <url>/],
-    [['worker', '--redis', 'redis://127.0.0.1:1/0'], /needs --models <dir> or --model <file>/],
+    [['worker', '--redis', 'redis://127.0.0.1:1/0'], /needs --models <dir>, --model <file> or --diffusion-model <file>/],
     [['serve', '--workers', '2'], /--workers applies to jobs in Redis; add --redis <url>/],
   ];
   const errors: string[] = [];

@@ -9,7 +9,7 @@ import t from 'tap';
 
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { startRedis, startSdnode } from './redis-helpers.js';
-import { getJson, outputTestdir, pollTask, postForm, startTestServer, type ApiBody } from './server-helpers.js';
+import { getJson, outputTestdir, pollTask, postForm, startTestServer, waitFor, type ApiBody } from './server-helpers.js';
 
 t.test('an API process and two workers share jobs: M1 and OpenAI jobs complete, and a second API process follows them', async (t) => {
   const dir = outputTestdir(t);
@@ -30,7 +30,12 @@ t.test('an API process and two workers share jobs: M1 and OpenAI jobs complete, 
   t.match((await getJson(`${api}/health`)).body, { ready: true, model: 'tiny', queue: { waiting: 0, running: 0 } });
   const models = await (await fetch(`${other}/v1/models`)).json() as { data: { id: string }[] };
   t.ok(models.data.some((model) => model.id === 'tiny'), '/v1/models lists what the workers offer');
-  const sdModels = await (await fetch(`${other}/sdapi/v1/sd-models`)).json() as { model_name: string; sha256: string }[];
+  // The worker hashes its file after its first offer, then offers the hash.
+  let sdModels: { model_name: string; sha256: string | null }[] = [];
+  await waitFor(async () => {
+    sdModels = await (await fetch(`${other}/sdapi/v1/sd-models`)).json() as typeof sdModels;
+    return sdModels.some((model) => typeof model.sha256 === 'string');
+  }, 60_000);
   t.match(sdModels, [{ model_name: 'tiny', sha256: /^[0-9a-f]{64}$/ }], 'A1111 lists it with the hash the worker computed');
 
   // Two jobs at once: each worker takes one.
