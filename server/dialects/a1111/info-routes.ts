@@ -83,7 +83,8 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
           if (value !== 'png') throw new ApiError(422, 'INVALID_PARAMETER', 'samples_format: sdnode returns PNG images', { param: key });
           break;
         default:
-          settings.other[key] = value;
+          // An own property whatever the key (`__proto__` included), as JSON.parse made it.
+          Object.defineProperty(settings.other, key, { value, enumerable: true, configurable: true, writable: true });
       }
     }
     res.json(null);
