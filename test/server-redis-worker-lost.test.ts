@@ -15,7 +15,7 @@ t.test('a worker killed mid-job: another worker finishes the job with every imag
   const redis = await startRedis(t, dir);
   const modelsDir = path.join(dir, 'models');
   await writeTinyCheckpoint(modelsDir, { name: 'tiny.safetensors' });
-  const workerArgs = ['worker', '--redis', redis.url, '--models', modelsDir, '--stall-timeout', '2', '--threads', '1'];
+  const workerArgs = ['worker', '--redis', redis.url, '--models', modelsDir, '--stall-timeout', '6', '--threads', '1'];
   const [{ url: api }, ...workers] = await Promise.all([
     startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0 }),
     startSdnode(t, workerArgs),
