@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
-import { cpu, meanAbsDiff } from './fixtures/draw.js';
+import { cpu, meanAbsDiff, samePixels } from './fixtures/draw.js';
 import { writeTinyFlux, type TinyFluxFiles } from './fixtures/flux.js';
 import { assemble, encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
 
@@ -31,11 +31,7 @@ async function draw(model: Model, options: Record<string, unknown> = {}): Promis
   return image!;
 }
 
-// Pixels, not PNG bytes: the parameters text records options that may not change the image.
-async function same(a: GeneratedImage, b: GeneratedImage): Promise<boolean> {
-  const [pa, pb] = await Promise.all([sharp(a.png).raw().toBuffer(), sharp(b.png).raw().toBuffer()]);
-  return pa.equals(pb);
-}
+const same = samePixels;
 
 t.test('a FLUX.1 model is told apart by its files: schnell without guidance_in, dev with it', async (t) => {
   t.match(schnell.info, {

@@ -5,11 +5,10 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
-import sharp from 'sharp';
 import t from 'tap';
 
 import { loadModel, type GeneratedImage, type Model } from '../lib/index.js';
-import { cpu } from './fixtures/draw.js';
+import { cpu, samePixels } from './fixtures/draw.js';
 import { encodeGguf } from './fixtures/gguf.js';
 import { readSafetensorsHeader } from './fixtures/safetensors.js';
 import { tinyClipGBytes, writeTinySd3, type TinySd3Files } from './fixtures/sd3.js';
@@ -32,11 +31,7 @@ async function draw(model: Model, options: Record<string, unknown> = {}): Promis
   return image!;
 }
 
-// Pixels, not PNG bytes: the parameters text records options that may not change the image.
-async function same(a: GeneratedImage, b: GeneratedImage): Promise<boolean> {
-  const [pa, pb] = await Promise.all([sharp(a.png).raw().toBuffer(), sharp(b.png).raw().toBuffer()]);
-  return pa.equals(pb);
-}
+const same = samePixels;
 
 // The step count a call without `steps` runs, read from its first progress report; the call is
 // then aborted, so the family's default (28 or 40 steps) costs one step.
