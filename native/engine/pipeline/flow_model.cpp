@@ -178,7 +178,7 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
       }
     }
   }
-  if (!params.keepTextEncoders) releaseTextEncoders();
+  // Loaded (and checked) above; the first encoding uses them and then frees them unless kept.
 }
 
 void FlowModel::loadTextEncoders() {
@@ -376,22 +376,7 @@ std::vector<uint8_t> FlowModel::decodeToRgb(const std::vector<float>& latent, in
 }
 
 std::vector<float> FlowModel::encodeToLatent(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, Rng* rng) {
-  const int64_t pixels = static_cast<int64_t>(width) * height;
-  std::vector<float> planes(static_cast<size_t>(3 * pixels));
-  for (int64_t p = 0; p < pixels; p++) {
-    for (int c = 0; c < 3; c++) planes[c * pixels + p] = rgb[p * 3 + c] / 127.5f - 1.0f;
-  }
-  const std::vector<float> moments = tiled ? encodeInTiles(*vae_, planes, width, height) : vae_->encode(planes, width, height);
-  vae_->releaseBuffers();
-  const size_t n = moments.size() / 2;
-  const std::vector<float> noise = rng ? rng->randn(n) : std::vector<float>(n, 0.0f);
-  const VaeConfig& c = vae_->config();
-  std::vector<float> latent(n);
-  for (size_t i = 0; i < n; i++) {
-    const float logVar = std::min(20.0f, std::max(-30.0f, moments[n + i]));
-    latent[i] = (moments[i] + std::exp(0.5f * logVar) * noise[i] - c.latentShift) * c.latentScale;
-  }
-  return latent;
+  return encodeLatent(*vae_, rgbToPlanes(rgb, static_cast<int64_t>(width) * height), width, height, tiled, rng);
 }
 
 std::vector<Image> FlowModel::generate(const Request& r, const Callbacks& callbacks) {

@@ -59,19 +59,24 @@ std::vector<float> dilate(const std::vector<float>& m, int64_t w, int64_t h) {
 
 }  // namespace
 
-std::vector<float> DiffusionModel::encodeToLatent(const std::vector<float>& planes, int width, int height, bool tiled, Rng& rng) {
-  // DiagonalGaussianDistribution.sample(): mean + exp(logvar / 2) * noise, logvar clamped to [-30, 20].
-  const std::vector<float> moments = tiled ? encodeInTiles(*vae_, planes, width, height) : vae_->encode(planes, width, height);
-  vae_->releaseBuffers();
+std::vector<float> rgbToPlanes(const std::vector<uint8_t>& rgb, int64_t pixels) { return toPlanes(rgb, pixels); }
+
+std::vector<float> encodeLatent(Vae& vae, const std::vector<float>& planes, int width, int height, bool tiled, Rng* rng) {
+  const std::vector<float> moments = tiled ? encodeInTiles(vae, planes, width, height) : vae.encode(planes, width, height);
+  vae.releaseBuffers();
   const size_t n = moments.size() / 2;
-  const std::vector<float> noise = rng.randn(n);
-  const float scale = vae_->config().latentScale;
+  const std::vector<float> noise = rng ? rng->randn(n) : std::vector<float>(n, 0.0f);
+  const VaeConfig& c = vae.config();
   std::vector<float> latent(n);
   for (size_t i = 0; i < n; i++) {
     const float logVar = std::min(20.0f, std::max(-30.0f, moments[n + i]));
-    latent[i] = (moments[i] + std::exp(0.5f * logVar) * noise[i]) * scale;
+    latent[i] = (moments[i] + std::exp(0.5f * logVar) * noise[i] - c.latentShift) * c.latentScale;
   }
   return latent;
+}
+
+std::vector<float> DiffusionModel::encodeToLatent(const std::vector<float>& planes, int width, int height, bool tiled, Rng& rng) {
+  return encodeLatent(*vae_, planes, width, height, tiled, &rng);
 }
 
 ImageStart DiffusionModel::prepareImageStart(const Request& r) {

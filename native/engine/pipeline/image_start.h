@@ -4,7 +4,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "rng.h"
 #include "sdnode.h"
+#include "vae.h"
 
 namespace sdnode {
 
@@ -32,6 +34,14 @@ ImageStart withMaskedStart(const ImageStart& start, const Request& request, uint
 // Whether the request asks for nothing to change (strength 0, or a mask that keeps every pixel), so
 // every image is the input as it was.
 bool keepsInput(const Request& request);
+
+// RGB bytes -> planes [3, H, W] in [-1, 1], the VAE's input range.
+std::vector<float> rgbToPlanes(const std::vector<uint8_t>& rgb, int64_t pixels);
+
+// The VAE's latent of planes [3, H, W], normalised for the diffusion model ((z - latentShift) *
+// latentScale): z is a sample of the posterior drawn from `rng` (DiagonalGaussianDistribution.sample(),
+// logvar clamped to [-30, 20]), or its mean when rng is null.
+std::vector<float> encodeLatent(Vae& vae, const std::vector<float>& planes, int width, int height, bool tiled, Rng* rng);
 
 // The part of the full schedule an image-to-image run takes for `strength`.
 std::vector<float> startSigmas(const std::vector<float>& sigmas, int steps, float strength, bool fromImage);
