@@ -159,6 +159,11 @@ export interface NativeRequest {
   guidance?: number;
   /** Flow models: the shift of the discrete schedule and its kin; 0 or absent: the family's. */
   flowShift?: number;
+  /** Flow models' skip-layer guidance: its scale (0 or absent: off), the blocks left out, and the part of the schedule it runs in. */
+  slgScale?: number;
+  skipLayers?: Int32Array;
+  slgStart?: number;
+  slgEnd?: number;
 
   /** inpaint: what the masked region's latent starts from: 'original' | 'noise' | 'zeros'. Absent: 'original'. */
   maskedStart?: string;

@@ -241,6 +241,7 @@ export class Model {
       ...(image && { image }),
       ...(mask && { mask }),
       ...(references && references.length > 0 && { referenceImages: references }),
+      ...(request.settings.slgScale > 0 && { skipLayers: Int32Array.from(request.skipLayers) }),
       ...(request.hires && { hires: this.#nativeHires(request.hires) }),
       ...(request.refiner && { refiner: this.#nativeRefiner(request.refiner, text, request.negativePrompt) }),
       ...(loras.length > 0 && {

@@ -302,6 +302,18 @@ export interface ImageOptions {
   guidance?: number;
   /** Flow models (FLUX.1): the shift of the 'discrete' schedule and its kin. Number 0.1–100; default the family's (FLUX.1: mu 1.15). */
   flowShift?: number;
+  /**
+   * Skip-layer guidance (flow transformers; SD3.5 medium's card suggests 2.5): on the steps between
+   * `slgStart` and `slgEnd`, the prediction moves `slgScale` times away from the one made without the
+   * blocks in `skipLayers`, which sharpens anatomy and structure. Costs one more transformer pass on
+   * those steps. Number 0–100, default 0 (off).
+   */
+  slgScale?: number;
+  /** The blocks skip-layer guidance leaves out (FLUX.1: double block i is i, single block i is doubles + i). Default [7, 8, 9]. */
+  skipLayers?: number[];
+  /** Where skip-layer guidance starts and stops, as fractions of the schedule. Defaults 0.01 and 0.2. */
+  slgStart?: number;
+  slgEnd?: number;
   /** Token ids per text encoder that replace the tokenizer's output for the prompt (see `PromptTokens`). */
   promptTokens?: PromptTokens;
   /** The same for the negative prompt. */

@@ -97,13 +97,48 @@ t.test('without a T5 vocabulary a prompt fails saying which file to get; an empt
 
 t.test('options a flow model cannot take are refused, naming the option and what it takes', async (t) => {
   await t.rejects(draw(schnell, { width: 72 }), { name: 'RangeError', message: /width/ });
-  await t.rejects(draw(schnell, { sampler: 'euler_a' }), { name: 'RangeError', message: /one of euler, heun, dpm2, dpm\+\+2m, ipndm, ipndm_v for flow models/ });
+  await t.rejects(draw(schnell, { sampler: 'ddim' }), { name: 'RangeError', message: /one of euler, euler_a, heun, .*res_multistep for flow models .* for sampler/ });
   await t.rejects(draw(schnell, { scheduler: 'lcm' }), { name: 'RangeError', message: /scheduler/ });
   await t.rejects(draw(schnell, { guidance: 31 }), { name: 'RangeError', message: /guidance/ });
   const png = await draw(schnell).then((i) => i.png);
   await t.rejects(schnell.inpaint({ ...quick, image: png, mask: png }), { code: 'ERR_INVALID_ARGUMENT', message: /inpaint is not supported/ });
   const [image] = await schnell.textToImage({ ...quick, sampler: 'dpm++2m', scheduler: 'karras', flowShift: 3 });
   t.match(image!.parameters, /Sampler: DPM\+\+ 2M, Schedule type: Karras, .*Shift: 3,/);
+});
+
+t.test('every flow sampler and schedule runs: the ancestral ones re-noise with the seed, the deterministic ones do not', async (t) => {
+  const euler = await draw(schnell, { steps: 3, sampler: 'euler' });
+  const seen: GeneratedImage[] = [euler];
+  const written = { euler_a: 'Euler a', 'dpm++2s_a': 'DPM++ 2S a', lcm: 'LCM', res_multistep: 'RES Multistep', heun: 'Heun' };
+  for (const [sampler, name] of Object.entries(written)) {
+    const image = await draw(schnell, { steps: 3, sampler });
+    t.ok(image.parameters.includes(`Sampler: ${name},`), `parameters say ${name}`);
+    for (const other of seen) t.notOk(await same(image, other), `${sampler} takes its own path`);
+    seen.push(image);
+  }
+  // Ancestral samplers draw fresh noise per step from the seed's generator: same seed, same image.
+  t.ok(await same(await draw(schnell, { steps: 3, sampler: 'euler_a' }), seen[1]!), 'euler_a is deterministic per seed');
+  // One step ends on the prediction whatever the sampler: the re-noising only happens between steps.
+  t.ok(await same(await draw(schnell, { steps: 1, sampler: 'euler_a' }), await draw(schnell, { steps: 1, sampler: 'euler' })));
+  const schedules = await Promise.all(['beta', 'smoothstep', 'flux'].map((scheduler) => draw(schnell, { steps: 3, scheduler })));
+  t.notOk(await same(schedules[0]!, schedules[2]!), 'beta spaces the steps differently from flux');
+  t.notOk(await same(schedules[1]!, schedules[2]!), 'smoothstep too');
+  t.match(schedules[0]!.parameters, /Schedule type: Beta,/);
+});
+
+t.test('skip-layer guidance: a scale moves the image, only on its steps and with its blocks; bad values are refused', async (t) => {
+  const plain = await draw(schnell, { steps: 3 });
+  const guided = await draw(schnell, { steps: 3, slgScale: 2, skipLayers: [1], slgStart: 0, slgEnd: 1 });
+  t.notOk(await same(plain, guided), 'slgScale changes the image');
+  t.notOk(await same(guided, await draw(schnell, { steps: 3, slgScale: 2, skipLayers: [0], slgStart: 0, slgEnd: 1 })), 'the skipped block matters');
+  // 3 steps: a schedule of 4 sigmas; steps strictly between 0.01·4 and 0.2·4 (0 and 0): none.
+  t.ok(await same(plain, await draw(schnell, { steps: 3, slgScale: 2, skipLayers: [1] })), 'outside its window it does nothing');
+  t.ok(await same(plain, await draw(schnell, { steps: 3, slgScale: 0, skipLayers: [1], slgStart: 0, slgEnd: 1 })), 'scale 0 is off');
+  await t.rejects(draw(schnell, { slgScale: 2, skipLayers: [2], slgStart: 0, slgEnd: 1 }), { code: 'ERR_INVALID_ARGUMENT', message: /skipLayers: 2 is not a block of this flux-schnell model \(0 to 1\)/ });
+  await t.rejects(draw(schnell, { slgScale: 2, skipLayers: [] }), { name: 'TypeError', message: /skipLayers/ });
+  await t.rejects(draw(schnell, { slgScale: 2, skipLayers: [-1] }), { name: 'RangeError', message: /skipLayers\[0\]/ });
+  await t.rejects(draw(schnell, { slgStart: 0.5, slgEnd: 0.2 }), { name: 'RangeError', message: /slgStart \(0\.5\) must not be after slgEnd/ });
+  await t.rejects(draw(schnell, { slgScale: -1 }), { name: 'RangeError', message: /slgScale/ });
 });
 
 t.test('a missing, misplaced or damaged component is an error naming it', async (t) => {

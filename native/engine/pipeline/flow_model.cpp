@@ -31,9 +31,6 @@ constexpr float kFluxLatentShift = 0.1159f;
 constexpr float kSd3LatentScale = 1.5305f;
 constexpr float kSd3LatentShift = 0.0609f;
 
-// Samplers that only need the sigmas (no VP-schedule timesteps, no ancestral noise formula).
-const std::vector<std::string> kFlowSamplers = {"euler", "heun", "dpm2", "dpm++2m", "ipndm", "ipndm_v"};
-
 struct AbortScope {
   Backend& backend;
   AbortScope(Backend& b, std::function<bool()> check) : backend(b) { backend.setAbortCheck(std::move(check)); }
@@ -255,8 +252,19 @@ void FlowModel::checkRequest(const Request& r) const {
       fail("each reference image must be a multiple of " + std::to_string(step) + " pixels a side, at most 2048, with width*height*3 RGB bytes");
     }
   }
-  if (std::find(kFlowSamplers.begin(), kFlowSamplers.end(), r.sampler) == kFlowSamplers.end()) {
-    fail("sampler '" + r.sampler + "' is not supported for flow models; use one of " + joined(kFlowSamplers));
+  const std::vector<std::string>& samplers = flowSamplerNames();
+  if (std::find(samplers.begin(), samplers.end(), r.sampler) == samplers.end()) {
+    fail("sampler '" + r.sampler + "' is not supported for flow models; use one of " + joined(samplers));
+  }
+  if (!std::isfinite(r.slgScale) || r.slgScale < 0 || r.slgScale > 100) fail("slgScale must be between 0 (off) and 100");
+  if (!std::isfinite(r.slgStart) || !std::isfinite(r.slgEnd) || r.slgStart < 0 || r.slgEnd > 1 || r.slgStart > r.slgEnd) {
+    fail("slgStart and slgEnd must be fractions of the schedule with 0 <= slgStart <= slgEnd <= 1");
+  }
+  const int blocks = mmdit_ ? mmdit_->config().depth : flux_->config().doubleBlocks + flux_->config().singleBlocks;
+  for (int32_t layer : r.slgScale != 0 ? r.skipLayers : std::vector<int32_t>()) {
+    if (layer < 0 || layer >= blocks) {
+      fail("skipLayers: " + std::to_string(layer) + " is not a block of this " + info_.family + " model (0 to " + std::to_string(blocks - 1) + ")");
+    }
   }
   const std::vector<std::string>& schedulers = flowSchedulerNames();
   if (std::find(schedulers.begin(), schedulers.end(), r.scheduler) == schedulers.end()) {
@@ -346,17 +354,23 @@ FlowText FlowModel::encodeSd3Prompt(const Conditioning& clipTokens, const Condit
 }
 
 std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
-                                      const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references) {
+                                      const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references,
+                                      bool skipLayerGuidance) {
   // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v.
-  auto velocity = [&](const FlowText& text) {
-    if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled});
+  auto velocity = [&](const FlowText& text, const std::vector<int32_t>* skipBlocks) {
+    if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled, skipBlocks});
     return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references,
-                                                     text.mask.empty() ? nullptr : &text.mask});
+                                                     text.mask.empty() ? nullptr : &text.mask, skipBlocks});
   };
-  std::vector<float> v = velocity(cond);
+  std::vector<float> v = velocity(cond, nullptr);
+  const std::vector<float> conditioned = skipLayerGuidance ? v : std::vector<float>();
   if (uncond) {
-    const std::vector<float> vu = velocity(*uncond);
+    const std::vector<float> vu = velocity(*uncond, nullptr);
     for (size_t i = 0; i < v.size(); i++) v[i] = vu[i] + r.cfgScale * (v[i] - vu[i]);
+  }
+  if (skipLayerGuidance) {
+    const std::vector<float> vs = velocity(cond, &r.skipLayers);
+    for (size_t i = 0; i < v.size(); i++) v[i] += r.slgScale * (conditioned[i] - vs[i]);
   }
   for (size_t i = 0; i < v.size(); i++) v[i] = x[i] - sigma * v[i];
   return v;
@@ -459,10 +473,15 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
       p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
       callbacks.onProgress(p);
     };
-    const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
-      return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references);
+    // Skip-layer guidance runs on the steps strictly between slgStart and slgEnd of the schedule
+    // (its sigmas counted), and not on the first of a step's two model calls, as in the reference.
+    const float scheduleSize = static_cast<float>(sigmas.size());
+    const int slgFirst = static_cast<int>(r.slgStart * scheduleSize), slgLast = static_cast<int>(r.slgEnd * scheduleSize);
+    const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
+      const bool slg = r.slgScale != 0 && !r.skipLayers.empty() && step > slgFirst && step < slgLast;
+      return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references, slg);
     };
-    x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks);
+    x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks, true);
     if (flux_) flux_->releaseBuffers();
     if (mmdit_) mmdit_->releaseBuffers();
     Image image;

@@ -73,8 +73,11 @@ class FlowModel : public Model {
   FlowText encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   // T5's states for ids and weights: the end token, padding to whole runs of `chunk`, each run encoded alone.
   std::vector<float> encodeT5(const Conditioning& t5Tokens, size_t chunk);
+  // The denoised prediction at sigma; with `skipLayerGuidance`, moved by the request's slgScale
+  // away from the prediction without its skipLayers.
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
-                             const FlowText* uncond, const Request& request, const std::vector<FluxReference>& references);
+                             const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references,
+                             bool skipLayerGuidance);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t w, int64_t h, bool tiled);
   // An RGB image's latent in the transformer's normalisation: a sample of the VAE posterior drawn
   // from `rng` (image-to-image, as the reference engine does), or its mean when rng is null (references).

@@ -224,7 +224,7 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   const auto added = addedConditioning(text, r, w, h);
   std::pair<std::vector<float>, std::vector<float>> refinerAdded;
   if (refiner) refinerAdded = refiner->model.addedConditioning(refiner->text, r, w, h);
-  const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
+  const Denoiser model = [&](const std::vector<float>& latent, float sigma, int /*step*/) {
     // The refiner takes over the latent (and the sampler's history) at its switch step; it has no
     // inpainting channels, so it sees the latent alone.
     std::vector<float> denoised =
