@@ -56,7 +56,7 @@ Ode flatStartOde(double top) {
   static const double start[kComponents] = {1.0, -0.6, 0.3};
   return {"flat-start",
           [top](size_t j, double sigma) { return start[j] * std::exp(std::pow((top - sigma) / top, 5)); },
-          [top](const std::vector<float>& x, float sigma) {
+          [top](const std::vector<float>& x, float sigma, int) {
             const double u = (top - sigma) / top;
             const double lambda = -5 * std::pow(u, 4) / top;
             std::vector<float> out(x.size());
