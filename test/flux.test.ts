@@ -12,6 +12,7 @@ import { loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../
 import { cpu, meanAbsDiff, samePixels } from './fixtures/draw.js';
 import { writeTinyFlux, type TinyFluxFiles } from './fixtures/flux.js';
 import { assemble, encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
+import { writeTaesd } from './fixtures/taesd.js';
 
 const dir = t.testdir();
 const schnellFiles = await writeTinyFlux(path.join(dir, 'schnell'));
@@ -141,6 +142,36 @@ t.test('skip-layer guidance: a scale moves the image, only on its steps and with
   await t.rejects(draw(schnell, { slgScale: -1 }), { name: 'RangeError', message: /slgScale/ });
 });
 
+t.test('previews: the 16-channel colour map per cell, or a TAEF1 at full size; a TAEF1 also decodes the image', async (t) => {
+  const previews: Array<{ step: number; width: number; height: number; png: Buffer }> = [];
+  const image = await draw(schnell, {
+    steps: 3, previews: true,
+    onProgress: (p: { step: number; preview?: { width: number; height: number; png: Buffer } }) => {
+      if (p.preview) previews.push({ step: p.step, ...p.preview });
+    },
+  });
+  t.same(previews.map((p) => [p.step, p.width, p.height]), [[1, 8, 8], [2, 8, 8], [3, 8, 8]], 'one pixel per latent cell, every step');
+  const [first, , last] = await Promise.all(previews.map((p) => sharp(p.png).raw().toBuffer()));
+  t.ok(new Set(last!).size > 4, 'the map gives colours, not a flat image');
+  t.notOk(first!.equals(last!), 'the preview follows the prediction');
+
+  const taef1 = await writeTaesd(path.join(dir, 'taef1'), { latentChannels: 16, channels: 8, blocks: 1, name: 'taef1.safetensors' });
+  const withTaesd = await loadModel(components(schnellFiles), { ...cpu, taesd: taef1 });
+  t.teardown(() => withTaesd.close());
+  t.equal(withTaesd.info.taesd, true);
+  const seen: number[][] = [];
+  const [fast] = await withTaesd.textToImage({
+    ...quick, steps: 2, vaeDecoder: 'taesd', previews: true,
+    onProgress: (p: { preview?: { width: number; height: number } }) => { if (p.preview) seen.push([p.preview.width, p.preview.height]); },
+  });
+  t.same(seen, [[64, 64], [64, 64]], 'TAEF1 previews at the image size');
+  t.equal(fast!.width, 64);
+  t.notOk(await same(fast!, await draw(withTaesd, { steps: 2 })), 'vaeDecoder taesd decodes with TAEF1, not the VAE');
+  t.ok(await same(image, await draw(schnell, { steps: 3 })), 'previews do not change the image');
+  const sd1Taesd = await writeTaesd(path.join(dir, 'taesd4'), { channels: 8, blocks: 1 });
+  await t.rejects(loadModel(components(schnellFiles), { ...cpu, taesd: sd1Taesd }), { code: 'ERR_MODEL_UNSUPPORTED', message: /4-channel latents; FLUX\.1 needs a 16-channel one \(taef1\)/ });
+});
+
 t.test('a missing, misplaced or damaged component is an error naming it', async (t) => {
   const { t5xxl: _, ...noT5 } = components(schnellFiles);
   await t.rejects(loadModel(noT5, cpu), { code: 'ERR_INVALID_ARGUMENT', message: /T5-XXL text encoder .*--t5xxl/ });
@@ -199,7 +230,15 @@ function toE4m3(value: number): number {
 }
 
 /** `file` (all F16) rewritten with every 2-D tensor as F8_E4M3, as fp8 downloads store their matrices. */
-async function writeFp8(file: string, out: string, extra: Record<string, { dtype: string; shape: number[]; data: Buffer }> = {}): Promise<void> {
+/**
+ * An fp8 e4m3fn copy of a safetensors file: its matrices in 8-bit floats. `scaleBy`: ComfyUI's scaled
+ * fp8, each matrix stored divided by it beside a `.scale_weight` of it (and a `.scale_input`, and the
+ * `scaled_fp8` marker); `dropScales` leaves those out, keeping the divided bytes.
+ */
+async function writeFp8(
+  file: string, out: string, extra: Record<string, { dtype: string; shape: number[]; data: Buffer }> = {},
+  { scaleBy = 1, dropScales = false } = {},
+): Promise<void> {
   const bytes = await readFile(file);
   const header = readSafetensorsHeader(bytes);
   const entries: Record<string, unknown> = { __metadata__: header.metadata };
@@ -214,15 +253,21 @@ async function writeFp8(file: string, out: string, extra: Record<string, { dtype
       for (let i = 0; i < fp8.length; i++) {
         const h = raw.readUInt16LE(2 * i);
         const f16 = (h & 0x8000 ? -1 : 1) * (((h >> 10) & 0x1f) === 0 ? (h & 0x3ff) / 1024 * 2 ** -14 : (1 + (h & 0x3ff) / 1024) * 2 ** (((h >> 10) & 0x1f) - 15));
-        fp8[i] = toE4m3(f16);
+        fp8[i] = toE4m3(f16 / scaleBy);
       }
       raw = fp8;
       dtype = 'F8_E4M3';
+      if (scaleBy !== 1 && !dropScales) {
+        const scale = Buffer.from(new Float32Array([scaleBy]).buffer);
+        const stem = name.slice(0, -'.weight'.length);
+        extra = { ...extra, [`${stem}.scale_weight`]: { dtype: 'F32', shape: [], data: scale }, [`${stem}.scale_input`]: { dtype: 'F32', shape: [], data: scale } };
+      }
     }
     entries[name] = { dtype, shape: entry.shape, data_offsets: [offset, offset + raw.length] };
     data.push(raw);
     offset += raw.length;
   }
+  if (scaleBy !== 1 && !dropScales) extra = { ...extra, scaled_fp8: { dtype: 'F8_E4M3', shape: [0], data: Buffer.alloc(0) } };
   for (const [name, t] of Object.entries(extra)) {
     entries[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
     data.push(t.data);
@@ -231,7 +276,7 @@ async function writeFp8(file: string, out: string, extra: Record<string, { dtype
   await writeFile(out, assemble(JSON.stringify(entries), data));
 }
 
-t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; scaled fp8 is refused by name', async (t) => {
+t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; scaled fp8 loads with its scales, and a bad scale is an error naming it', async (t) => {
   const fp8Model = path.join(dir, 'flux1-schnell-fp8.safetensors');
   const fp8T5 = path.join(dir, 't5xxl_fp8_e4m3fn.safetensors');
   await writeFp8(schnellFiles.diffusionModel, fp8Model);
@@ -245,9 +290,37 @@ t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; sc
   const nearby = meanAbsDiff(await pixels(fromFp8), await pixels(fromF16));
   const apart = meanAbsDiff(await pixels(otherSeed), await pixels(fromF16));
   t.ok(nearby < apart / 2, `fp8 is near the f16 image (mean difference ${nearby.toFixed(2)}) compared with another seed (${apart.toFixed(2)})`);
-  const scaled = path.join(dir, 'flux1-schnell-fp8-scaled.safetensors');
-  await writeFp8(schnellFiles.diffusionModel, scaled, { 'img_in.scale_weight': { dtype: 'F32', shape: [], data: Buffer.from(new Float32Array([1]).buffer) } });
-  await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: scaled }, cpu), { code: 'ERR_MODEL_UNSUPPORTED', message: /scaled fp8 weights \(img_in\.scale_weight\)/ });
+
+  // Scaled fp8 (ComfyUI's, as in SD3.5's …_t5xxlfp8scaled bundles): each weight stored divided by
+  // its scale_weight. Loaded, the scales put the weights back: nearly the plain fp8 image, and far
+  // from the same bytes read without their scales.
+  const scaledFile = path.join(dir, 'flux1-schnell-fp8-scaled.safetensors');
+  const unscaledFile = path.join(dir, 'flux1-schnell-fp8-scales-dropped.safetensors');
+  await writeFp8(schnellFiles.diffusionModel, scaledFile, {}, { scaleBy: 4 });
+  await writeFp8(schnellFiles.diffusionModel, unscaledFile, {}, { scaleBy: 4, dropScales: true });
+  const scaledModel = await loadModel({ ...components(schnellFiles), diffusionModel: scaledFile, t5xxl: fp8T5 }, { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+  t.same(scaledModel.info.unusedTensors, [], 'scale_weight, scale_input and the scaled_fp8 marker are all taken');
+  const fromScaled = await draw(scaledModel, { prompt: 'a cat' });
+  await scaledModel.close();
+  const unscaledModel = await loadModel({ ...components(schnellFiles), diffusionModel: unscaledFile, t5xxl: fp8T5 }, { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+  const fromUnscaled = await draw(unscaledModel, { prompt: 'a cat' });
+  await unscaledModel.close();
+  const scaledGap = meanAbsDiff(await pixels(fromScaled), await pixels(fromFp8));
+  const unscaledGap = meanAbsDiff(await pixels(fromUnscaled), await pixels(fromFp8));
+  t.ok(scaledGap < unscaledGap / 2, `scaled fp8 is near the fp8 image (${scaledGap.toFixed(2)}); its bytes without the scales are not (${unscaledGap.toFixed(2)})`);
+  const scalar = (value: number) => ({ dtype: 'F32', shape: [], data: Buffer.from(new Float32Array([value]).buffer) });
+  type Extra = Record<string, { dtype: string; shape: number[]; data: Buffer }>;
+  const badScales: Array<[string, Extra, RegExp]> = [
+    ['a zero scale', { 'img_in.scale_weight': scalar(0) }, /img_in\.scale_weight holds 0\.0+; an fp8 weight's scale must be a positive number/],
+    ['a NaN scale', { 'img_in.scale_weight': scalar(Number.NaN) }, /img_in\.scale_weight holds nan/],
+    ['a scale of two values', { 'img_in.scale_weight': { dtype: 'F32', shape: [2], data: Buffer.alloc(8) } }, /must be one f32, f16 or bf16 value/],
+    ['a scale without its weight', { 'nowhere.scale_weight': scalar(1) }, /scales nowhere\.weight, which is not an fp8 weight/],
+  ];
+  for (const [what, extra, message] of badScales) {
+    const bad = path.join(dir, 'flux1-schnell-fp8-bad-scale.safetensors');
+    await writeFp8(schnellFiles.diffusionModel, bad, extra);
+    await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: bad }, cpu), { code: 'ERR_MODEL_FORMAT', message }, what);
+  }
 });
 
 t.test('a single file bundling the components loads as the model, each role taking only its own tensors', async (t) => {

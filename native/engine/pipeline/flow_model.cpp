@@ -151,6 +151,16 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   if (clipG_) clipG_->validate();
   t5_->validate();
   vae_->validate();
+  if (!params.taesd.empty()) {
+    // TAEF1 and TAESD3 decode the transformer's latents as they are (scaled and shifted).
+    taesd_ = std::make_unique<Taesd>(params.taesd, *backend_, threads);
+    const TaesdConfig& tc = taesd_->config();
+    if (tc.latentChannels != vaeConfig.latentChannels || tc.scale() != vaeConfig.scale()) {
+      throw Error(ErrorCode::ModelUnsupported, params.taesd + ": this TAESD decodes " + std::to_string(tc.latentChannels) +
+                                                   "-channel latents; " + kind + " needs a 16-channel one (" +
+                                                   (sd3 ? "taesd3" : "taef1") + ")");
+    }
+  }
 
   info_.prediction = "flow";
   info_.unetInChannels = static_cast<int>(latentChannels);
@@ -159,6 +169,7 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   info_.vaeScale = vaeConfig.scale();
   info_.backend = backend_->name();
   info_.format = diffusion_->file.format;
+  info_.taesd = taesd_ != nullptr;
   const std::pair<const char*, Component*> parts[] = {{"diffusionModel", diffusion_.get()}, {"clipL", clipFile_.get()},
                                                       {"clipG", clipGFile_.get()},          {"t5xxl", t5File_.get()},
                                                       {"vae", vaeFile_.get()}};
@@ -273,7 +284,9 @@ void FlowModel::checkRequest(const Request& r) const {
   if (r.hires) fail("hires is not supported for " + info_.family + " models yet");
   if (r.refiner) fail("a refiner takes over from SDXL models only");
   if (!r.loras.empty() && !flux_) fail("LoRAs are not supported for " + info_.family + " models yet (FLUX.1 only)");
-  if (r.vaeDecoder != "vae") fail("vaeDecoder must be vae for " + info_.family + " models (no TAESD for 16-channel latents yet)");
+  if (r.vaeDecoder != "vae" && r.vaeDecoder != "taesd") fail("vaeDecoder must be vae or taesd, got '" + r.vaeDecoder + "'");
+  if (r.vaeDecoder == "taesd" && !taesd_) fail("vaeDecoder is taesd but the model was loaded without a TAESD (taef1 or taesd3)");
+  if (r.previewEvery < 0) fail("previewEvery must be >= 0");
   if (r.tiling) fail("tiling is not supported for " + info_.family + " models yet");
   if (r.subseedStrength != 0 || r.seedResizeWidth != 0 || r.seedResizeHeight != 0) {
     fail("variation seeds and seed resizing are not supported for " + info_.family + " models yet");
@@ -389,6 +402,15 @@ std::vector<uint8_t> FlowModel::decodeToRgb(const std::vector<float>& latent, in
   return rgb;
 }
 
+LatentPreview FlowModel::previewOf(const std::vector<float>& latent, int64_t w, int64_t h) {
+  if (!taesd_) return previewOfLatent(latent, w, h, mmdit_ ? LatentColours::Sd3 : LatentColours::Flux);
+  LatentPreview preview;
+  preview.width = static_cast<int>(w) * info_.vaeScale;
+  preview.height = static_cast<int>(h) * info_.vaeScale;
+  preview.rgb = taesd_->decodeToRgb(latent, w, h, false);
+  return preview;
+}
+
 std::vector<float> FlowModel::encodeToLatent(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, Rng* rng) {
   return encodeLatent(*vae_, rgbToPlanes(rgb, static_cast<int64_t>(width) * height), width, height, tiled, rng);
 }
@@ -463,6 +485,8 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? (1.0f - sigmas[0]) * initLatent[j] : 0.0f) + sigmas[0] * x[j];
     SamplerHooks hooks;
     hooks.aborted = aborted;
+    const bool previews = callbacks.onProgress && r.previewEvery > 0;
+    std::vector<float> latestDenoised;
     hooks.onStep = [&](int step, int steps) {
       if (!callbacks.onProgress) return;
       Progress p;
@@ -470,6 +494,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
       p.steps = p.passSteps = steps;
       p.image = i;
       p.images = r.count;
+      if (previews && isPreviewStep(step, steps, r.previewEvery)) p.preview = previewOf(latestDenoised, w, h);
       p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
       callbacks.onProgress(p);
     };
@@ -479,7 +504,9 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     const int slgFirst = static_cast<int>(r.slgStart * scheduleSize), slgLast = static_cast<int>(r.slgEnd * scheduleSize);
     const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
       const bool slg = r.slgScale != 0 && !r.skipLayers.empty() && step > slgFirst && step < slgLast;
-      return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references, slg);
+      std::vector<float> denoised = denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references, slg);
+      if (previews) latestDenoised = denoised;
+      return denoised;
     };
     x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks, true);
     if (flux_) flux_->releaseBuffers();
@@ -488,8 +515,13 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     image.width = r.width;
     image.height = r.height;
     image.seed = seeds.seed;
-    image.rgb = decodeToRgb(x, w, h, r.vaeTiling);
-    vae_->releaseBuffers();
+    if (r.vaeDecoder == "taesd") {
+      image.rgb = taesd_->decodeToRgb(x, w, h, false);
+    } else {
+      image.rgb = decodeToRgb(x, w, h, r.vaeTiling);
+      vae_->releaseBuffers();
+    }
+    if (taesd_) taesd_->releaseBuffers();
     images.push_back(std::move(image));
   }
   return images;

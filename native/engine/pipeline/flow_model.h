@@ -15,8 +15,10 @@
 #include "flux.h"
 #include "mmdit.h"
 #include "rng.h"
+#include "preview.h"
 #include "sdnode.h"
 #include "t5.h"
+#include "taesd.h"
 #include "vae.h"
 
 namespace sdnode {
@@ -48,6 +50,7 @@ class FlowModel : public Model {
   std::unique_ptr<ClipTextEncoder> clipG_;   // SD3's
   std::unique_ptr<T5Encoder> t5_;
   std::unique_ptr<Vae> vae_;
+  std::unique_ptr<Taesd> taesd_;  // TAEF1 / TAESD3, when LoadParams::taesd names one
   FlowSchedule schedule_;
   // What reloading the text encoders needs (they are freed between prompts unless kept).
   LoadParams params_;
@@ -79,6 +82,8 @@ class FlowModel : public Model {
                              const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references,
                              bool skipLayerGuidance);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t w, int64_t h, bool tiled);
+  // A look at a running image's prediction: TAESD's decode when one is loaded, else the colour map.
+  LatentPreview previewOf(const std::vector<float>& latent, int64_t w, int64_t h);
   // An RGB image's latent in the transformer's normalisation: a sample of the VAE posterior drawn
   // from `rng` (image-to-image, as the reference engine does), or its mean when rng is null (references).
   std::vector<float> encodeToLatent(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, Rng* rng);

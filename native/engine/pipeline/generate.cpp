@@ -165,7 +165,7 @@ std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& laten
 }
 
 LatentPreview DiffusionModel::previewOf(const std::vector<float>& latent, int64_t width, int64_t height, bool circular) {
-  if (!taesd_) return previewOfLatent(latent, width, height, info_.family.rfind("sdxl", 0) == 0);
+  if (!taesd_) return previewOfLatent(latent, width, height, info_.family.rfind("sdxl", 0) == 0 ? LatentColours::Sdxl : LatentColours::Sd1);
   LatentPreview preview;
   preview.width = static_cast<int>(width) * info_.vaeScale;
   preview.height = static_cast<int>(height) * info_.vaeScale;
