@@ -8,7 +8,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import t from 'tap';
 
-import { loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
+import { convertModel, loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
 import { cpu, meanAbsDiff, samePixels } from './fixtures/draw.js';
 import { writeTinyFlux, type TinyFluxFiles } from './fixtures/flux.js';
 import { assemble, encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
@@ -321,6 +321,31 @@ t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; sc
     await writeFp8(schnellFiles.diffusionModel, bad, extra);
     await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: bad }, cpu), { code: 'ERR_MODEL_FORMAT', message }, what);
   }
+});
+
+t.test('convertModel writes the diffusion model and T5 as GGUF under their own names; they load as the components', async (t) => {
+  const transformer = path.join(dir, 'flux1-schnell-q8_0.gguf');
+  const t5 = path.join(dir, 't5xxl-f16.gguf');
+  const converted = await convertModel(schnellFiles.diffusionModel, transformer, { weightType: 'q8_0' });
+  t.ok(converted.types.q8_0! > 0, `matrices quantized (${JSON.stringify(converted.types)})`);
+  t.same(converted.skipped, []);
+  await convertModel(schnellFiles.t5xxl, t5);
+  const model = await loadModel({ ...components(schnellFiles), diffusionModel: transformer, t5xxl: t5 }, { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+  t.teardown(() => model.close());
+  t.equal(model.info.format, 'gguf');
+  t.equal(model.info.family, 'flux-schnell');
+  t.ok(model.info.storedTypes.q8_0! > 0);
+  const pixels = async (image: GeneratedImage) => sharp(image.png).raw().toBuffer();
+  const [fromGguf, fromF16, otherSeed] = [await draw(model, { prompt: 'a cat' }), await draw(schnell, { prompt: 'a cat' }), await draw(schnell, { prompt: 'a cat', seed: 7 })];
+  const nearby = meanAbsDiff(await pixels(fromGguf), await pixels(fromF16));
+  t.ok(nearby < meanAbsDiff(await pixels(otherSeed), await pixels(fromF16)) / 2, `q8_0 GGUF is near the f16 image (mean difference ${nearby.toFixed(2)})`);
+  // A scaled fp8 file converts with its scales applied, so its GGUF holds the true weights.
+  const scaled = path.join(dir, 'flux1-schnell-fp8-scaled-for-gguf.safetensors');
+  await writeFp8(schnellFiles.diffusionModel, scaled, {}, { scaleBy: 4 });
+  const fromScaled = await convertModel(scaled, path.join(dir, 'flux1-schnell-from-fp8.gguf'));
+  t.notOk(Object.keys(fromScaled.types).some((type) => type.includes('8_e')), 'fp8 widened to f16');
+  t.same(fromScaled.skipped, [], 'scale tensors are taken, not carried over');
+  await t.rejects(convertModel(schnellFiles.t5Tokenizer, path.join(dir, 'no.gguf')), { code: /ERR_MODEL_(FORMAT|UNSUPPORTED)/ });
 });
 
 t.test('a single file bundling the components loads as the model, each role taking only its own tensors', async (t) => {

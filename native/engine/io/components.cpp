@@ -17,8 +17,6 @@ bool startsWith(const std::string& text, const std::string& prefix) { return tex
 // The prefixes under which single-file checkpoints keep their components.
 const char* const kBundlePrefixes[] = {"model.diffusion_model.", "text_encoders.", "first_stage_model.", "cond_stage_model.", "conditioner."};
 
-// Every float or quantized tensor of a component file is one of its weights (8-bit floats widened on load).
-bool isComponentWeight(const CheckpointTensor& t) { return (isWeightType(t.type) || isFloat8(t)) && t.elements() > 0; }
 
 struct Spelling {
   std::vector<std::string> strip;  // prefixes other tools write, removed first
@@ -50,9 +48,17 @@ Spelling spellingOf(ComponentRole role) {
   return {};
 }
 
+}  // namespace
+
+bool isComponentWeight(const CheckpointTensor& t) { return (isWeightType(t.type) || isFloat8(t)) && t.elements() > 0; }
+
+namespace {
+
 bool endsWith(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+
+}  // namespace
 
 // Scaled fp8 files (ComfyUI's, as in SD3.5's …_t5xxlfp8scaled bundles) store each fp8 weight with a
 // scalar `<name>.scale_weight` it is multiplied by; `scale_input` (fp8 matmul's input scale) and the
@@ -96,7 +102,24 @@ void applyFloat8Scales(Checkpoint& file, const std::string& flag) {
   }
 }
 
-}  // namespace
+std::optional<ComponentRole> componentRoleOf(const Checkpoint& file) {
+  for (ComponentRole role : {ComponentRole::DiffusionModel, ComponentRole::T5, ComponentRole::ClipL, ComponentRole::Vae}) {
+    const Spelling spelling = spellingOf(role);
+    for (const auto& [name, tensor] : file.tensors) {
+      std::string bare = name;
+      for (const std::string& prefix : spelling.strip) {
+        if (startsWith(bare, prefix)) {
+          bare = bare.substr(prefix.size());
+          break;
+        }
+      }
+      for (const std::string& marker : spelling.markers) {
+        if (spelling.add + bare == marker) return role;
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 const char* componentFlag(ComponentRole role) {
   switch (role) {
