@@ -300,7 +300,7 @@ export interface ImageOptions {
   refiner?: RefinerOptions;
   /** FLUX.1 dev's distilled guidance ("Distilled CFG Scale"); other models ignore it. Number 0–30, default 3.5. */
   guidance?: number;
-  /** Flow models (FLUX.1): the shift of the 'discrete' schedule and its kin. Number 0.1–100; default the family's (FLUX.1: mu 1.15). */
+  /** Flow models (FLUX.1): the shift of the 'discrete' schedule and its kin. Number 0.1–100; default the family's (FLUX.1 dev: mu 1.15; schnell, Chroma: 1.0; SD3: 3). */
   flowShift?: number;
   /**
    * Skip-layer guidance (flow transformers; SD3.5 medium's card suggests 2.5): on the steps between

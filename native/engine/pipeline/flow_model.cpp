@@ -123,7 +123,9 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
     const FluxConfig fc = readFluxConfig(*diffusion_->weights);
     flux_ = std::make_unique<FluxTransformer>(fc, *diffusion_->weights, *backend_);
     latentChannels = fc.latentChannels, contextDim = fc.contextDim, pooledDim = fc.pooledDim;
-    schedule_ = {FlowShiftKind::Flux, 1.15f};
+    // The shift (mu) of the timestep-based schedules, as the reference engine sets it: 1.15 for FLUX.1
+    // dev (guidance_in), 1.0 for schnell and Chroma. The `flux` schedule takes its mu from the size.
+    schedule_ = {FlowShiftKind::Flux, fc.guidanceEmbed ? 1.15f : 1.0f};
     info_.family = fc.chroma ? "chroma" : fc.guidanceEmbed ? "flux-dev" : "flux-schnell";
     info_.textEncoders = fc.chroma ? std::vector<std::string>{"t5xxl"} : std::vector<std::string>{"clipL", "t5xxl"};
   }
