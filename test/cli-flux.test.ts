@@ -1,6 +1,7 @@
 // `sdnode generate` and `sdnode info` with a model given as components (FLUX.1 as downloaded):
-// the component flags, --guidance, the family in info, and usage errors that name the flags.
-import { readFile } from 'node:fs/promises';
+// the component flags, --guidance, the family in info (FLUX.1 Kontext by --kontext or the file's
+// name), and usage errors that name the flags.
+import { copyFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -83,7 +84,22 @@ t.test('info prints the family, each component file and the stored types', async
   t.match(output, `diffusion model  ${dev.diffusionModel}`);
   t.match(output, new RegExp(`T5-XXL\\s+${dev.t5xxl.replaceAll('\\', '\\\\').replaceAll('.', '\\.')}`));
   t.match(output, /stored as\s+f16 \(/);
+  t.notMatch(output, /Kontext/, 'FLUX.1 dev is not Kontext unless marked');
   const json = await run(t, ['info', ...flags(dev), '--json', '--backend', 'cpu', '-t', '1']);
   t.equal(json.code, 0, json.output);
-  t.match(JSON.parse(json.output) as object, { info: undefined, family: 'flux-dev', components: { vae: dev.vae } });
+  t.match(JSON.parse(json.output) as object, { info: undefined, family: 'flux-dev', components: { vae: dev.vae }, kontext: undefined });
+});
+
+t.test('info calls FLUX.1 dev\'s layout Kontext when --kontext says so or the file is named so', async (t) => {
+  const flagged = await run(t, ['info', ...flags(dev), '--kontext', '--backend', 'cpu', '-t', '1']);
+  t.equal(flagged.code, 0, flagged.output);
+  t.match(flagged.output, /family\s+FLUX\.1 dev, Kontext/);
+  const named = path.join(t.testdir(), 'flux1-kontext-dev.safetensors');
+  await copyFile(dev.diffusionModel, named);
+  const json = await run(t, ['info', ...flags({ ...dev, diffusionModel: named }), '--json', '--backend', 'cpu', '-t', '1']);
+  t.equal(json.code, 0, json.output);
+  t.match(JSON.parse(json.output) as object, { family: 'flux-dev', kontext: true });
+  const stray = await run(t, ['serve', '--kontext']);
+  t.equal(stray.code, 2);
+  t.match(stray.output, /--kontext marks the model given with --diffusion-model/);
 });

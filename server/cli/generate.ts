@@ -9,7 +9,7 @@ import type { parseArgs } from 'node:util';
 import {
   generate, loadModel, samplers, schedulers, SdnodeError, weightTypes, type GenerateOptions, type GeneratedImage, type Model, type Progress,
 } from '../../lib/index.js';
-import type { ModelComponentSet } from '../models/components.js';
+import { libraryComponents, type ModelComponentSet } from '../models/components.js';
 import { refinerSwitchAtRange } from '../jobs/parameters.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from '../parse.js';
 import {
@@ -162,7 +162,7 @@ export async function generateCommand(argv: string[]): Promise<number> {
 // A model given as components is loaded here (generate() caches paths only), then drawn with.
 async function generateFromComponents(options: GenerateOptions, components: ModelComponentSet): Promise<GeneratedImage[]> {
   const { backend, threads, prediction, weightType, taesd, ...call } = options;
-  const { t5Tokenizer, ...files } = components;
+  const { files, t5Tokenizer } = libraryComponents(components);
   const model: Model = await loadModel(files, { backend, threads, prediction, weightType, taesd, t5Tokenizer });
   try {
     return await generate({ ...call, model } as GenerateOptions);

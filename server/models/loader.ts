@@ -7,7 +7,7 @@ import path from 'node:path';
 import { familyNames, loadModel, loadSafetyChecker, type LoadOptions, type Model, type ModelComponents } from '../../lib/index.js';
 import type { ImageModel } from '../jobs/runner.js';
 import type { ImageSafetyChecker } from '../jobs/safety.js';
-import { checkComponentSet, requireComponentJson, type ModelComponentSet } from './components.js';
+import { checkComponentSet, libraryComponents, requireComponentJson, type ModelComponentSet } from './components.js';
 import { ModelRegistry } from './registry.js';
 
 export interface EngineOptions {
@@ -41,7 +41,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
     let t5Tokenizer: string | undefined;
     if (components) {
       checkComponentSet(components, `the components of ${path.basename(checkpointPath)}`);
-      const { t5Tokenizer: own, ...files } = components;
+      const { files, t5Tokenizer: own } = libraryComponents(components);
       source = files;
       t5Tokenizer = own ?? options.t5Tokenizer;
     }
