@@ -400,7 +400,7 @@ t.test('text encoders are freed after a prompt and loaded again for a new one; r
   await t.rejects(loadModel(components(files), { ...cpu, keepTextEncoders: 'yes' } as never), { name: 'TypeError', message: /keepTextEncoders/ });
 });
 
-t.test('FLUX.1 LoRAs in kohya, ComfyUI and diffusers names merge for the call and come out exactly', async (t) => {
+t.test('FLUX.1 LoRAs in kohya, ComfyUI, diffusers and XLabs names merge for the call and come out exactly', async (t) => {
   const H = 256;
   const rank = 4;
   let seed = 7;
@@ -436,6 +436,12 @@ t.test('FLUX.1 LoRAs in kohya, ComfyUI and diffusers names merge for the call an
   t.ok(await same(plain, await draw(schnell, { prompt: 'a cat' })), 'and comes out exactly after the call');
   t.ok(await same(withKohya, await draw(schnell, { prompt: 'a cat', loras: [{ path: comfy }] })), 'ComfyUI names: the same update');
   t.ok(await same(withKohya, await draw(schnell, { prompt: 'a cat', loras: [{ path: diffusers }] })), 'diffusers q, k, v: the same rows of qkv');
+  // XLabs' names: the image stream's attention of double block 0 (qkv_lora1), no alpha (scale 1).
+  const xlabs = await write('flux-xlabs.safetensors', [
+    f32('double_blocks.0.processor.qkv_lora1.down.weight', [rank, H], down),
+    f32('double_blocks.0.processor.qkv_lora1.up.weight', [3 * H, rank], up),
+  ]);
+  t.ok(await same(withKohya, await draw(schnell, { prompt: 'a cat', loras: [{ path: xlabs }] })), 'XLabs names: the same update');
   t.ok(await same(plain, await draw(schnell, { prompt: 'a cat', loras: [{ path: kohya, weight: 0 }] })), 'weight 0 changes nothing');
   const sdLora = await write('sd-lora.safetensors', [
     f32('lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight', [rank, 32], random(rank * 32, 0.2)),

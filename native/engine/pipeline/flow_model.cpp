@@ -285,7 +285,6 @@ void FlowModel::checkRequest(const Request& r) const {
   }
   if (r.hires) fail("hires is not supported for " + info_.family + " models yet");
   if (r.refiner) fail("a refiner takes over from SDXL models only");
-  if (!r.loras.empty() && !flux_) fail("LoRAs are not supported for " + info_.family + " models yet (FLUX.1 only)");
   if (r.vaeDecoder != "vae" && r.vaeDecoder != "taesd") fail("vaeDecoder must be vae or taesd, got '" + r.vaeDecoder + "'");
   if (r.vaeDecoder == "taesd" && !taesd_) fail("vaeDecoder is taesd but the model was loaded without a TAESD (taef1 or taesd3)");
   if (r.previewEvery < 0) fail("previewEvery must be >= 0");
