@@ -4,9 +4,10 @@
 // apart: a model is Kontext when its name or its diffusion model's file name says "kontext" (as
 // every download does: flux1-kontext-dev.safetensors), or when its components are marked so
 // (--kontext, or "kontext": true in its JSON file). A model whose family is known to be another
-// than FLUX.1 is never Kontext. Every image-to-image door (OpenAI edits and variations, A1111
-// img2img, the task API's img2img, M1's /image-to-image, Photoshop's /img2img) asks `isKontext`
-// and then builds its job from `kontextJob`.
+// than FLUX.1 is never Kontext. With --redis, the worker that offers a model decides, and says so
+// in its offer. Every image-to-image door (OpenAI edits and variations, A1111 img2img, the task
+// API's img2img, M1's /image-to-image, Photoshop's /img2img) asks `isKontext` and then builds its
+// job from `kontextJob`.
 
 import { referenceSize } from '../../lib/reference-images.js';
 import { imageSize } from '../http/uploads.js';
@@ -22,8 +23,10 @@ export const maxReferenceImages = referenceSlots.length;
 
 /** Whether image-to-image requests for this model send their images as Kontext's reference images. */
 export async function isKontext(entry: ModelEntry): Promise<boolean> {
+  // A worker's model (--redis) comes with the worker's answer, which knows the mark and the family.
+  if (entry.kontext !== undefined) return entry.kontext;
   if (!markedKontext(entry.components?.kontext, entry.name, [entry.path, entry.components?.diffusionModel ?? ''])) return false;
-  // A checkpoint in one file, or a worker's model (--redis), has no family known here: its name decides.
+  // A checkpoint in one file (or an older worker's model) has no family known here: its name decides.
   const family = await flowFamilyOf(entry);
   return family === undefined || family === 'flux-dev' || family === 'flux-schnell';
 }
