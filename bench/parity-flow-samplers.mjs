@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Parity of the flow models' samplers, schedules and skip-layer guidance with stable-diffusion.cpp:
 // the ancestral samplers in their flow form (euler_a, dpm++2s_a, lcm), res_multistep, the beta and
-// smoothstep schedules, and SLG. For each case this script first makes the reference PNG with the
+// smoothstep schedules, SLG, and SD3.5 medium (MMDiT-X). For each case this script first makes the reference PNG with the
 // reference engine's CLI (../shared/peer/) into --refs, unless it is already there, then runs the
 // same case through the public library and prints the PSNR (../shared/tools/psnr.py). Not a CI
 // test: it needs the random component files of ../shared/reference/README.md (make-random-dit.mjs).
@@ -45,6 +45,10 @@ const cases = [
   { id: 's2-sd3-slg', ...sd3, steps: 6, sampler: 'euler', scheduler: 'discrete', slgScale: 2.5, slgEnd: 0.6,
     peerArgs: ['--sampling-method', 'euler', '--slg-scale', '2.5', '--skip-layer-end', '0.6'] },
   { id: 's3-sd3-dpmpp2s-a', ...sd3, steps: 3, sampler: 'dpm++2s_a', scheduler: 'discrete', peerArgs: ['--sampling-method', 'dpm++2s_a'] },
+  // SD3.5 medium (MMDiT-X: q/k norms, attn2 in blocks 0-12), full size, as r14 is for SD3.
+  { id: 'm1-sd35-medium', ...sd3, model: 'sd35-medium', steps: 2, sampler: 'euler', scheduler: 'discrete', peerArgs: ['--sampling-method', 'euler'] },
+  { id: 'm2-sd35-slg-heun', ...sd3, model: 'sd35-medium', steps: 3, sampler: 'heun', scheduler: 'discrete', slgScale: 2.5, slgStart: 0, slgEnd: 1,
+    peerArgs: ['--sampling-method', 'heun', '--slg-scale', '2.5', '--skip-layer-start', '0', '--skip-layer-end', '1'] },
 ];
 
 const peerFlags = { diffusionModel: '--diffusion-model', clipL: '--clip_l', clipG: '--clip_g', t5xxl: '--t5xxl', vae: '--vae' };

@@ -48,6 +48,8 @@ export interface NativeLoadOptions {
   vae?: string;
   /** Flow models: keep the text encoders resident between calls. Absent: false (loaded per new prompt, then freed). */
   keepTextEncoders?: boolean;
+  /** Flow models: the transformer and the text encoders are never resident at once. Absent: false. */
+  lowMemory?: boolean;
 }
 
 /** What the engine read from the checkpoint. */

@@ -350,7 +350,7 @@ export class Model {
 export async function loadModel(model: string | ModelComponents, options?: LoadOptions): Promise<Model> {
   const components = typeof model === 'string' ? undefined : modelComponents(model);
   const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
-  const { backend, prediction, threads, weightType, loraDir, taesd, t5Tokenizer, keepTextEncoders } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType, loraDir, taesd, t5Tokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   const t5 = t5Tokenizer !== undefined ? await loadT5Tokenizer(path.resolve(t5Tokenizer)) : await ggufT5Tokenizer(components?.t5xxl);
   try {
@@ -358,6 +358,7 @@ export async function loadModel(model: string | ModelComponents, options?: LoadO
       backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
       ...(taesd !== undefined && { taesd: path.resolve(taesd) }),
       ...(keepTextEncoders !== undefined && { keepTextEncoders }),
+      ...(lowMemory !== undefined && { lowMemory }),
       ...components,
     });
     return createModel(resolved, native, loraDir, t5);

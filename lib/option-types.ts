@@ -45,6 +45,14 @@ export interface LoadOptions {
    * T5-XXL (9.5 GB in f16) is resident only while a new prompt is encoded. Default false.
    */
   keepTextEncoders?: boolean;
+  /**
+   * Models from components (FLUX.1, SD3): never hold the transformer and the text encoders at once,
+   * so peak memory is the larger of the two instead of their sum (FLUX.1 dev in q4_K with T5 in f16:
+   * about 9.5 GB instead of 16). The transformer is freed while a new prompt is encoded and read
+   * again after it, which costs a load per new prompt (the last 8 prompts stay encoded). For 16 GB
+   * machines. Not with `keepTextEncoders`. Default false.
+   */
+  lowMemory?: boolean;
 }
 
 /**

@@ -120,7 +120,7 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   img2img: [...imageOptionKeys, 'image', 'strength'],
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
-export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'keepTextEncoders'] as const;
+export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'keepTextEncoders', 'lowMemory'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
 const modelDefaultKeys = ['loraDir'] as const;
 
@@ -311,8 +311,8 @@ function flowSamplerAndScheduler(
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders'>>
-  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>>
+  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
@@ -330,6 +330,10 @@ export function normalizeLoadOptions(
   if (o.taesd !== undefined) normalized.taesd = nonEmptyString(o.taesd, 'taesd');
   if (o.t5Tokenizer !== undefined) normalized.t5Tokenizer = nonEmptyString(o.t5Tokenizer, 't5Tokenizer');
   if (o.keepTextEncoders !== undefined) normalized.keepTextEncoders = boolean(o.keepTextEncoders, 'keepTextEncoders', false);
+  if (o.lowMemory !== undefined) normalized.lowMemory = boolean(o.lowMemory, 'lowMemory', false);
+  if (normalized.lowMemory && normalized.keepTextEncoders) {
+    throw new TypeError('lowMemory and keepTextEncoders exclude each other: lowMemory frees the text encoders whenever the transformer runs');
+  }
   return normalized;
 }
 

@@ -47,6 +47,7 @@ const optionSpec = {
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
   taesd: { type: 'string' },
+  'low-memory': { type: 'boolean' },
   'max-queue': { type: 'string' },
   'max-upload-mb': { type: 'string' },
   redis: { type: 'string' },
@@ -134,6 +135,9 @@ ${componentUsage}
                            2035 → 1719 MB); convolution kernels stay f16.
       --taesd <file>       Load this TAESD decoder (taesd_decoder.safetensors) with every model:
                            live previews become its full-size decode instead of a colour map.
+      --low-memory         Models given as components (FLUX.1, SD3): never hold the transformer
+                           and the text encoders at once; each new prompt reads the transformer
+                           again after encoding (FLUX.1 dev q4_K with T5 f16: ~9.5 GB, not 16).
       --max-queue <n>      Jobs that may wait for a worker, all APIs together; beyond that requests
                            answer 503 (OpenAI: 429) with Retry-After (default 100).
       --max-upload-mb <n>  Largest image or mask upload, in MB (default 20); larger ones answer 413.
@@ -295,8 +299,9 @@ function integerOption(values: CliValues): (name: keyof CliValues, min: number, 
 }
 
 function engineOptions(values: CliValues):
-Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'taesd' | 't5Tokenizer'> {
+Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'lowMemory'> {
   return {
+    lowMemory: values['low-memory'],
     loraDir: values['lora-dir'],
     t5Tokenizer: values['t5-tokenizer'],
     threads: integerOption(values)('threads', 1, 1024),
@@ -309,7 +314,7 @@ Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraD
 
 function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
-  const { threads, backend, prediction, weightType, loraDir, taesd, t5Tokenizer } = engineOptions(values);
+  const { threads, backend, prediction, weightType, loraDir, taesd, t5Tokenizer, lowMemory } = engineOptions(values);
   const modelComponents = componentFlags(values, { tokenizerAlone: true });
   const redisOnly = (['workers', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
@@ -355,6 +360,7 @@ function serverOptions(values: CliValues): ServerOptions {
     weightType,
     loraDir,
     taesd,
+    lowMemory,
     maxQueue: int('max-queue', 0, 1_000_000),
     safetyCheckerPath: values['safety-checker'],
     maxUploadMb: maxUploadMb === undefined ? undefined : parseDecimal('--max-upload-mb', maxUploadMb, { min: 0.001, max: 4096 }),

@@ -400,6 +400,30 @@ t.test('text encoders are freed after a prompt and loaded again for a new one; r
   await t.rejects(loadModel(components(files), { ...cpu, keepTextEncoders: 'yes' } as never), { name: 'TypeError', message: /keepTextEncoders/ });
 });
 
+t.test('lowMemory: the transformer is freed while a new prompt is encoded and read again after; the pixels are the same', async (t) => {
+  const copy = path.join(dir, 'low-memory');
+  const files = await writeTinyFlux(copy);
+  const low = await loadModel(components(files), { ...cpu, t5Tokenizer: files.t5Tokenizer, lowMemory: true });
+  const usual = await loadModel(components(files), { ...cpu, t5Tokenizer: files.t5Tokenizer });
+  t.teardown(async () => {
+    await low.close();
+    await usual.close();
+  });
+  t.same(low.info.components, usual.info.components, 'the same files, by role');
+  t.equal(low.info.weightBytes, usual.info.weightBytes);
+  const first = await draw(low, { prompt: 'a cat' });
+  t.ok(await same(first, await draw(usual, { prompt: 'a cat' })), 'the same image');
+  t.ok(await same(await draw(low, { prompt: 'a dog', cfgScale: 2, negativePrompt: 'a bird' }),
+    await draw(usual, { prompt: 'a dog', cfgScale: 2, negativePrompt: 'a bird' })), 'a new prompt and a negative one: still the same');
+  // Without the transformer's file on disk, a recent prompt still draws (the transformer stayed), a
+  // new one fails reading it back after encoding: it was freed. The usual model never notices.
+  await rm(files.diffusionModel);
+  t.ok(await same(first, await draw(low, { prompt: 'a cat' })), 'a recent prompt keeps the transformer');
+  await t.rejects(draw(low, { prompt: 'a fish' }), { code: 'ERR_MODEL_IO', message: /flux1-schnell|diffusion/ }, 'a new prompt frees it and reads it again');
+  t.ok(await draw(usual, { prompt: 'a fish' }), 'without lowMemory the transformer stays resident');
+  await t.rejects(loadModel(components(files), { ...cpu, lowMemory: true, keepTextEncoders: true }), { name: 'TypeError', message: /lowMemory and keepTextEncoders/ });
+});
+
 t.test('FLUX.1 LoRAs in kohya, ComfyUI, diffusers and XLabs names merge for the call and come out exactly', async (t) => {
   const H = 256;
   const rank = 4;

@@ -202,6 +202,7 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
     if (!options.Get(name).IsUndefined()) *field = stringField(options, name);
   }
   if (!options.Get("keepTextEncoders").IsUndefined()) p.keepTextEncoders = boolField(options, "keepTextEncoders");
+  if (!options.Get("lowMemory").IsUndefined()) p.lowMemory = boolField(options, "lowMemory");
   return p;
 }
 

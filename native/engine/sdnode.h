@@ -77,6 +77,11 @@ struct LoadParams {
   // for a prompt not encoded recently (the last 8 are kept), used, and freed again, so T5-XXL's
   // 9.5 GB (f16) are resident only while a new prompt is encoded.
   bool keepTextEncoders = false;
+  // Flow models: never hold the transformer and the text encoders at once. The transformer is freed
+  // while a new prompt is encoded and loaded again after, so peak memory is the larger of the two
+  // rather than their sum, at the cost of reading the transformer's file again for each new prompt.
+  // Not with keepTextEncoders.
+  bool lowMemory = false;
 };
 
 struct ModelInfo {

@@ -21,6 +21,8 @@ export interface EngineOptions {
   loraDir?: string;
   /** T5's tokenizer file (--t5-tokenizer) for models with a T5 encoder whose components name none. */
   t5Tokenizer?: string;
+  /** Models given as components: never hold the transformer and the text encoders at once (--low-memory). */
+  lowMemory?: boolean;
 }
 
 /**
@@ -53,6 +55,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
       ...(options.loraDir !== undefined && { loraDir: options.loraDir }),
       ...(options.taesd !== undefined && { taesd: options.taesd }),
       ...(t5Tokenizer !== undefined && { t5Tokenizer }),
+      ...(components && options.lowMemory && { lowMemory: true }),
     });
     log(describeModel(model));
     return model;

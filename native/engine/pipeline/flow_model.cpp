@@ -73,6 +73,16 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   const bool sd3 = diffusion_->weights->has("x_embedder.proj.weight");
   const bool chroma = diffusion_->weights->has("distilled_guidance_layer.in_proj.weight");
   const std::string kind = sd3 ? "SD3" : chroma ? "Chroma" : "FLUX.1";
+  if (params.lowMemory && params.keepTextEncoders) {
+    throw Error(ErrorCode::InvalidArgument, "lowMemory frees the text encoders whenever the transformer runs; it cannot keep them (keepTextEncoders)");
+  }
+  sd3_ = sd3;
+  if (sd3) mmditConfig_ = readMmditConfig(*diffusion_->weights);
+  else fluxConfig_ = readFluxConfig(*diffusion_->weights);
+  buildTransformer();
+  noteComponent("diffusionModel", *diffusion_);
+  // lowMemory: the transformer comes back once the text encoders have done the first prompt.
+  if (params.lowMemory) releaseTransformer();
   auto load = [&](const std::string& path, ComponentRole role, const char* what) {
     if (path.empty()) throw Error(ErrorCode::InvalidArgument, "this " + kind + " model needs " + what + ": give its file with " + componentFlag(role));
     return loadComponent(path, role, weightType, threads, backend_->handle());
@@ -102,7 +112,7 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   vaeConfig.latentShift = sd3 ? kSd3LatentShift : kFluxLatentShift;
   int64_t latentChannels = 0, contextDim = 0, pooledDim = 0, pooledGiven = clipConfig.width;
   if (sd3) {
-    const MmditConfig mc = readMmditConfig(*diffusion_->weights);
+    const MmditConfig& mc = mmditConfig_;
     ClipConfig g = readClipConfig(*clipGFile_->weights, clipGFile_->file.metadata, "cond_stage_model.");
     g.quickGelu = false;  // OpenCLIP's bigG in Hugging Face's names: still GELU
     g.padAfterEnd = 0;
@@ -114,14 +124,12 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
     }
     pooledGiven += g.projection;
     clipG_ = std::make_unique<ClipTextEncoder>(g, *clipGFile_->weights, *backend_);
-    mmdit_ = std::make_unique<MmditTransformer>(mc, *diffusion_->weights, *backend_);
     latentChannels = mc.latentChannels, contextDim = mc.contextDim, pooledDim = mc.pooledDim;
     schedule_ = {FlowShiftKind::Snr, 3.0f};
     info_.family = mc.qkNorm ? "sd3.5" : "sd3";
     info_.textEncoders = {"clipL", "clipG", "t5xxl"};
   } else {
-    const FluxConfig fc = readFluxConfig(*diffusion_->weights);
-    flux_ = std::make_unique<FluxTransformer>(fc, *diffusion_->weights, *backend_);
+    const FluxConfig& fc = fluxConfig_;
     latentChannels = fc.latentChannels, contextDim = fc.contextDim, pooledDim = fc.pooledDim;
     // The shift (mu) of the timestep-based schedules, as the reference engine sets it: 1.15 for FLUX.1
     // dev (guidance_in), 1.0 for schnell and Chroma. The `flux` schedule takes its mu from the size.
@@ -147,8 +155,6 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   if (clipFile_) clip_ = std::make_unique<ClipTextEncoder>(clipConfig, *clipFile_->weights, *backend_);
   t5_ = std::make_unique<T5Encoder>(t5Config, *t5File_->weights, *backend_);
   vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
-  if (flux_) flux_->validate();
-  if (mmdit_) mmdit_->validate();
   if (clip_) clip_->validate();
   if (clipG_) clipG_->validate();
   t5_->validate();
@@ -170,36 +176,65 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   info_.padToken = 49407;
   info_.vaeScale = vaeConfig.scale();
   info_.backend = backend_->name();
-  info_.format = diffusion_->file.format;
   info_.taesd = taesd_ != nullptr;
-  const std::pair<const char*, Component*> parts[] = {{"diffusionModel", diffusion_.get()}, {"clipL", clipFile_.get()},
-                                                      {"clipG", clipGFile_.get()},          {"t5xxl", t5File_.get()},
-                                                      {"vae", vaeFile_.get()}};
+  const std::pair<const char*, Component*> parts[] = {
+      {"clipL", clipFile_.get()}, {"clipG", clipGFile_.get()}, {"t5xxl", t5File_.get()}, {"vae", vaeFile_.get()}};
   for (const auto& [name, part] : parts) {
-    if (!part) continue;
-    info_.componentFiles[name] = part->file.path;
-    info_.fileBytes += part->file.fileSize;
-    info_.weightBytes += part->weights->bytes();
-    for (const auto& [type, count] : part->weights->storedTypes()) info_.storedTypes[type] += count;
-    for (const std::string& unused : part->weights->unused()) {
-      if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos &&
-          unused.find("text_projection") == std::string::npos) {
-        info_.unusedTensors.push_back(unused);
-      }
-    }
+    if (part) noteComponent(name, *part);
   }
   // Loaded (and checked) above; the first encoding uses them and then frees them unless kept.
 }
 
+void FlowModel::noteComponent(const char* role, const Component& part) {
+  if (std::string(role) == "diffusionModel") info_.format = part.file.format;
+  info_.componentFiles[role] = part.file.path;
+  info_.fileBytes += part.file.fileSize;
+  info_.weightBytes += part.weights->bytes();
+  for (const auto& [type, count] : part.weights->storedTypes()) info_.storedTypes[type] += count;
+  for (const std::string& unused : part.weights->unused()) {
+    if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos &&
+        unused.find("text_projection") == std::string::npos) {
+      info_.unusedTensors.push_back(unused);
+    }
+  }
+}
+
+void FlowModel::buildTransformer() {
+  if (sd3_) {
+    mmdit_ = std::make_unique<MmditTransformer>(mmditConfig_, *diffusion_->weights, *backend_);
+    mmdit_->validate();
+  } else {
+    flux_ = std::make_unique<FluxTransformer>(fluxConfig_, *diffusion_->weights, *backend_);
+    flux_->validate();
+  }
+}
+
+void FlowModel::loadTransformer() {
+  if (diffusion_) return;
+  const int threads = params_.threads > 0 ? params_.threads : physicalCores();
+  diffusion_ = loadComponent(params_.diffusionModel, ComponentRole::DiffusionModel, parseWeightType(params_.weightType), threads,
+                             backend_->handle());
+  buildTransformer();
+  // Weights straight from the file: whatever a LoRA left behind is gone.
+  staleWeights_.clear();
+}
+
+void FlowModel::releaseTransformer() {
+  flux_.reset();
+  mmdit_.reset();
+  diffusion_.reset();
+}
+
 void FlowModel::loadTextEncoders() {
   if (t5_) return;
+  if (params_.lowMemory) releaseTransformer();
   const ggml_type weightType = parseWeightType(params_.weightType);
   const int threads = params_.threads > 0 ? params_.threads : physicalCores();
   if (!params_.clipL.empty() && clipConfig_.width > 0) {
     clipFile_ = loadComponent(params_.clipL, ComponentRole::ClipL, weightType, threads, backend_->handle());
     clip_ = std::make_unique<ClipTextEncoder>(clipConfig_, *clipFile_->weights, *backend_);
   }
-  if (mmdit_) {
+  if (sd3_) {
     clipGFile_ = loadComponent(params_.clipG, ComponentRole::ClipG, weightType, threads, backend_->handle());
     clipG_ = std::make_unique<ClipTextEncoder>(clipGConfig_, *clipGFile_->weights, *backend_);
   }
@@ -257,7 +292,7 @@ void FlowModel::checkRequest(const Request& r) const {
     fail("image must hold width*height*3 = " + std::to_string(pixels * 3) + " RGB bytes, got " + std::to_string(r.image.size()));
   }
   if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
-  if (!r.referenceImages.empty() && !flux_) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
+  if (!r.referenceImages.empty() && sd3_) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
   if (r.referenceImages.size() > 4) fail("at most 4 referenceImages, got " + std::to_string(r.referenceImages.size()));
   for (const ReferenceImage& ref : r.referenceImages) {
     if (ref.width < step || ref.height < step || ref.width % step != 0 || ref.height % step != 0 || ref.width > 2048 || ref.height > 2048 ||
@@ -273,7 +308,7 @@ void FlowModel::checkRequest(const Request& r) const {
   if (!std::isfinite(r.slgStart) || !std::isfinite(r.slgEnd) || r.slgStart < 0 || r.slgEnd > 1 || r.slgStart > r.slgEnd) {
     fail("slgStart and slgEnd must be fractions of the schedule with 0 <= slgStart <= slgEnd <= 1");
   }
-  const int blocks = mmdit_ ? mmdit_->config().depth : flux_->config().doubleBlocks + flux_->config().singleBlocks;
+  const int blocks = sd3_ ? mmditConfig_.depth : fluxConfig_.doubleBlocks + fluxConfig_.singleBlocks;
   for (int32_t layer : r.slgScale != 0 ? r.skipLayers : std::vector<int32_t>()) {
     if (layer < 0 || layer >= blocks) {
       fail("skipLayers: " + std::to_string(layer) + " is not a block of this " + info_.family + " model (0 to " + std::to_string(blocks - 1) + ")");
@@ -317,8 +352,8 @@ std::vector<float> FlowModel::encodeT5(const Conditioning& t5Tokens, size_t chun
 }
 
 FlowText FlowModel::encodePrompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
-  if (mmdit_) return encodeSd3Prompt(clipTokens, clipGTokens.tokens.empty() ? clipTokens : clipGTokens, t5Tokens);
-  return flux_->config().chroma ? encodeChromaPrompt(t5Tokens) : encodeFluxPrompt(clipTokens, t5Tokens);
+  if (sd3_) return encodeSd3Prompt(clipTokens, clipGTokens.tokens.empty() ? clipTokens : clipGTokens, t5Tokens);
+  return fluxConfig_.chroma ? encodeChromaPrompt(t5Tokens) : encodeFluxPrompt(clipTokens, t5Tokens);
 }
 
 FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
@@ -404,7 +439,7 @@ std::vector<uint8_t> FlowModel::decodeToRgb(const std::vector<float>& latent, in
 }
 
 LatentPreview FlowModel::previewOf(const std::vector<float>& latent, int64_t w, int64_t h) {
-  if (!taesd_) return previewOfLatent(latent, w, h, mmdit_ ? LatentColours::Sd3 : LatentColours::Flux);
+  if (!taesd_) return previewOfLatent(latent, w, h, sd3_ ? LatentColours::Sd3 : LatentColours::Flux);
   LatentPreview preview;
   preview.width = static_cast<int>(w) * info_.vaeScale;
   preview.height = static_cast<int>(h) * info_.vaeScale;
@@ -440,9 +475,6 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     return copies;
   }
 
-  // LoRAs change the transformer for this call only (its text encoders take none yet).
-  const int threads = params_.threads > 0 ? params_.threads : physicalCores();
-  const LoraMerge loras(info_.family, diffusion_->file, *diffusion_->weights, r.loras, threads, staleWeights_);
   const FlowText cond = encodeCached(r.prompt, r.clipGPrompt, r.t5Prompt);
   // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
   FlowText uncond;
@@ -455,6 +487,11 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     if (clipG_) clipG_->releaseBuffers();
     t5_->releaseBuffers();
   }
+  // With lowMemory the transformer was freed for the text encoders; it comes back now they are gone.
+  loadTransformer();
+  // LoRAs change the transformer for this call only (its text encoders take none yet).
+  const int threads = params_.threads > 0 ? params_.threads : physicalCores();
+  const LoraMerge loras(info_.family, diffusion_->file, *diffusion_->weights, r.loras, threads, staleWeights_);
 
   const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
   const int64_t channels = vae_->config().latentChannels;

@@ -44,6 +44,11 @@ class FlowModel : public Model {
   std::unique_ptr<Component> clipGFile_;
   std::unique_ptr<Component> t5File_;
   std::unique_ptr<Component> vaeFile_;
+  // The transformer: FLUX.1's or SD3's, after its config; with lowMemory it is freed while the text
+  // encoders run (diffusion_ null then).
+  bool sd3_ = false;
+  FluxConfig fluxConfig_;
+  MmditConfig mmditConfig_;
   std::unique_ptr<FluxTransformer> flux_;   // FLUX.1
   std::unique_ptr<MmditTransformer> mmdit_;  // SD3, SD3.5
   std::unique_ptr<ClipTextEncoder> clip_;
@@ -64,7 +69,13 @@ class FlowModel : public Model {
   ModelInfo info_;
 
   void checkRequest(const Request& request) const;
-  void loadTextEncoders();
+  // Adds a loaded component's file, bytes and types to info_.
+  void noteComponent(const char* role, const Component& part);
+  // The transformer over diffusion_'s weights, checked.
+  void buildTransformer();
+  void loadTransformer();  // when freed: loads diffusion_ again and builds the transformer
+  void releaseTransformer();
+  void loadTextEncoders();  // with lowMemory, frees the transformer first
   void releaseTextEncoders();
   // encodePrompt through the cache of recent prompts, loading the text encoders on a miss.
   FlowText encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
