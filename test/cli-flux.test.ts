@@ -51,6 +51,23 @@ t.test('generate --guidance reaches FLUX.1 dev', async (t) => {
   t.not(low.equals(high), true, 'another guidance gives another image');
 });
 
+t.test('generate --slg-scale with --skip-layers changes the image; --low-memory does not', async (t) => {
+  const folder = t.testdir();
+  const make = async (name: string, extra: string[]): Promise<Buffer> => {
+    const out = path.join(folder, `${name}.png`);
+    const { code, output } = await run(t, ['generate', ...flags(schnell), ...quick, '--steps', '3', '-s', '2', ...extra, '-o', out]);
+    t.equal(code, 0, output);
+    return sharp(out).raw().toBuffer();
+  };
+  const plain = await make('plain', []);
+  const slg = await make('slg', ['--slg-scale', '2', '--skip-layers', '[1]', '--skip-layer-start', '0', '--skip-layer-end', '1']);
+  t.notOk(plain.equals(slg), 'skip-layer guidance changes the image');
+  t.ok(plain.equals(await make('low', ['--low-memory'])), '--low-memory draws the same image');
+  const bad = await run(t, ['generate', ...flags(schnell), ...quick, '--slg-scale', '2', '--skip-layers', '1,x', '-o', path.join(folder, 'x.png')]);
+  t.equal(bad.code, 2);
+  t.match(bad.output, /--skip-layers/);
+});
+
 t.test('a prompt without --t5-tokenizer fails saying which file to give', async (t) => {
   const { code, output } = await run(t, ['generate', ...flags(schnell), ...quick, '-p', 'a cat', '-o', path.join(t.testdir(), 'x.png')]);
   t.equal(code, 1);

@@ -35,6 +35,11 @@ const optionSpec = {
   'cfg-scale': { type: 'string' },
   guidance: { type: 'string' },
   'flow-shift': { type: 'string' },
+  'slg-scale': { type: 'string' },
+  'skip-layers': { type: 'string' },
+  'skip-layer-start': { type: 'string' },
+  'skip-layer-end': { type: 'string' },
+  'low-memory': { type: 'boolean' },
   sampler: { type: 'string' },
   'sampling-method': { type: 'string' },
   scheduler: { type: 'string' },
@@ -88,6 +93,12 @@ ${componentUsage}
                                 (default 3.5); other models ignore it.
       --flow-shift <x>          FLUX.1: the shift of the flow schedule, 0.1–100 (default the
                                 family's).
+      --slg-scale <x>           Skip-layer guidance (SD3.5, SD3, FLUX.1), 0–100 (default 0: off;
+                                SD3.5 medium's card: 2.5). With --skip-layers <7,8,9> (the blocks
+                                left out), --skip-layer-start <0.01> and --skip-layer-end <0.2>
+                                (the part of the schedule it runs in), as stable-diffusion.cpp.
+      --low-memory              Models given as components: never hold the transformer and the
+                                text encoders at once (peak memory the larger of the two).
       --sampler <name>          ${samplers().join(', ')} or AUTOMATIC1111's names ("DPM++ 2M
                                 Karras"); default euler_a. Also --sampling-method.
       --scheduler <name>        ${schedulers().join(', ')} (default discrete).
@@ -144,7 +155,8 @@ const flagOf: Readonly<Record<string, string>> = {
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', maskedStart: '--masked-start', rng: '--rng',
   clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
   taesd: '--taesd', vaeDecoder: '--vae-decoder', 'refiner.model': '--refiner', 'refiner.switchAt': '--refiner-switch-at',
-  guidance: '--guidance', flowShift: '--flow-shift', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
+  guidance: '--guidance', flowShift: '--flow-shift', slgScale: '--slg-scale', skipLayers: '--skip-layers', slgStart: '--skip-layer-start',
+  slgEnd: '--skip-layer-end', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
   t5xxl: '--t5xxl', vae: '--vae', t5Tokenizer: '--t5-tokenizer', referenceImages: '--reference-image',
 };
 
@@ -171,14 +183,17 @@ export async function generateCommand(argv: string[]): Promise<number> {
     if (error instanceof InvalidFieldError) return usageError(error.message, help);
     throw error;
   }
-  return run(options, components, output, values.overwrite === true);
+  if (values['low-memory'] && !components) {
+    return usageError('--low-memory is for a model given as components: --diffusion-model <file> with its --clip-l, --t5xxl and --vae', help);
+  }
+  return run(options, components, output, values.overwrite === true, values['low-memory'] === true);
 }
 
 // A model given as components is loaded here (generate() caches paths only), then drawn with.
-async function generateFromComponents(options: GenerateOptions, components: ModelComponentSet): Promise<GeneratedImage[]> {
+async function generateFromComponents(options: GenerateOptions, components: ModelComponentSet, lowMemory: boolean): Promise<GeneratedImage[]> {
   const { backend, threads, prediction, weightType, taesd, ...call } = options;
   const { files, t5Tokenizer } = libraryComponents(components);
-  const model: Model = await loadModel(files, { backend, threads, prediction, weightType, taesd, t5Tokenizer });
+  const model: Model = await loadModel(files, { backend, threads, prediction, weightType, taesd, t5Tokenizer, ...(lowMemory && { lowMemory }) });
   try {
     const edit = model.info.family.startsWith('flux') && editsInitImage(components, call as StartImage);
     return await generate({ ...(edit ? await asKontextEdit(call) : call), model } as GenerateOptions);
@@ -187,7 +202,9 @@ async function generateFromComponents(options: GenerateOptions, components: Mode
   }
 }
 
-async function run(options: GenerateOptions, components: ModelComponentSet | undefined, output: string, overwrite: boolean): Promise<number> {
+async function run(
+  options: GenerateOptions, components: ModelComponentSet | undefined, output: string, overwrite: boolean, lowMemory: boolean,
+): Promise<number> {
   const controller = new AbortController();
   const bar = new ProgressBar(process.stdout);
   const removeHandlers = onInterrupt(() => {
@@ -201,7 +218,7 @@ async function run(options: GenerateOptions, components: ModelComponentSet | und
   let images: GeneratedImage[];
   try {
     const call = { ...options, signal: controller.signal, onProgress: reportProgress(bar) };
-    images = components ? await generateFromComponents(call, components) : await generate(call);
+    images = components ? await generateFromComponents(call, components, lowMemory) : await generate(call);
   } catch (error) {
     clearImmediate(notice);
     bar.clear();
@@ -321,6 +338,10 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
     cfgScale: decimal('--cfg-scale', values['cfg-scale']),
     guidance: decimal('--guidance', values.guidance),
     flowShift: decimal('--flow-shift', values['flow-shift']),
+    slgScale: decimal('--slg-scale', values['slg-scale']),
+    skipLayers: skipLayers(values['skip-layers']),
+    slgStart: decimal('--skip-layer-start', values['skip-layer-start']),
+    slgEnd: decimal('--skip-layer-end', values['skip-layer-end']),
     sampler: eitherFlag(values, 'sampler', 'sampling-method'),
     scheduler: values.scheduler,
     seed: integer('--seed', values.seed),
@@ -349,6 +370,13 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
   };
   // generate() checks every value (rng, weightType, sampler names, ranges) before it loads anything.
   return options as unknown as GenerateOptions;
+}
+
+// "7,8,9" or stable-diffusion.cpp's "[7,8,9]"; the library checks the values.
+function skipLayers(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const items = text.trim().replace(/^\[|\]$/g, '').split(/[\s,]+/).filter((item) => item !== '');
+  return items.map((item) => parseInteger('--skip-layers', item, { min: 0, max: 255 }));
 }
 
 async function readable(flag: string, file: string | undefined): Promise<void> {
