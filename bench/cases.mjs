@@ -75,6 +75,12 @@ export function referenceCases(reference) {
     { id: 'r10-sdxl-128', model: 'sdxl', width: 128, height: 128, steps: 4, sampler: 'euler_a', cfgScale: 6, seed: 5, prompt: 'a lighthouse on a cliff', negativePrompt: 'fog' },
     // loraDir: relative to the models folder (node ../shared/tools/make-random-lora.mjs writes loras/lora-random-r8.safetensors)
     { id: 'r11-lora', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler', cfgScale: 7, seed: 3, prompt: 'a photo of a cat <lora:lora-random-r8:1>', negativePrompt: '', loraDir: 'loras' },
+    // The add-ons of ../shared/tools/make-random-addons.mjs, under addons/ in the models folder (embeddingsDir too is relative to it).
+    { id: 'r17-embeddings', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler_a', cfgScale: 7, seed: 42, prompt: 'a photo of sdnemb-cat', negativePrompt: 'sdnemb-bad', embeddingsDir: 'addons/embeddings' },
+    { id: 'r18-loha', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler_a', cfgScale: 7, seed: 42, prompt: 'a photo of a cat <lora:loha-random-r8:0.8>', negativePrompt: '', loraDir: 'addons/lycoris' },
+    // Not in ../shared/reference: made with the reference's merge path, as r18 with the LoKr file
+    // (bench/results/2026-12-07-addons-ti-lyco.md has the command); `referencePng` is relative to the models folder.
+    { id: 'r19-lokr', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler_a', cfgScale: 7, seed: 42, prompt: 'a photo of a cat <lora:lokr-random-r16:0.8>', negativePrompt: '', loraDir: 'addons/lycoris', referencePng: 'addons/r19-lokr.png' },
     // The reference's T5 has no vocabulary: it sees no prompt tokens, so ours gets none either.
     { id: 'r13-flux-schnell-128', model: 'flux-schnell', width: 128, height: 128, steps: 2, sampler: 'euler', cfgScale: 1, seed: 42, prompt: 'a photo of a cat', promptTokens: { t5xxl: [] } },
     { id: 'r14-sd3-medium-128', model: 'sd3-medium', width: 128, height: 128, steps: 2, sampler: 'euler', scheduler: 'discrete', cfgScale: 4.5, seed: 42, prompt: 'a photo of a cat', negativePrompt: '', promptTokens: { t5xxl: [] } },

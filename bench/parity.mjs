@@ -32,9 +32,18 @@ fs.mkdirSync(values.out, { recursive: true });
 const rows = [];
 const loaded = new Map();
 for (const c of selected) {
-  const { id, model: family, prediction, image, mask, loraDir, ...rest } = c;
-  // loraDir is relative to --models, as the reference README's `loras/` next to the checkpoints.
-  const options = loraDir ? { ...rest, loraDir: path.join(values.models, loraDir) } : rest;
+  const { id, model: family, prediction, image, mask, loraDir, embeddingsDir, referencePng, ...rest } = c;
+  // loraDir and embeddingsDir are relative to --models, as the reference README's `loras/` next to the checkpoints.
+  const options = {
+    ...rest,
+    ...(loraDir && { loraDir: path.join(values.models, loraDir) }),
+    ...(embeddingsDir && { embeddingsDir: path.join(values.models, embeddingsDir) }),
+  };
+  const expected = referencePng ? path.join(values.models, referencePng) : ref(`${id}.png`);
+  if (!fs.existsSync(expected)) {
+    console.log(`${id}: skipped, ${expected} missing`);
+    continue;
+  }
   const entry = checkpoints[family];
   // A family of components: one file each (../shared/tools/make-random-dit.mjs).
   const files = typeof entry === 'string' ? { model: entry } : entry;
@@ -60,7 +69,7 @@ for (const c of selected) {
   const seconds = (performance.now() - started) / 1000;
   const ours = path.join(values.out, `${id}.png`);
   fs.writeFileSync(ours, result.png);
-  const psnrArgs = [path.resolve('../shared/tools/psnr.py'), ref(`${id}.png`), ours, ...(mask ? ['--mask', mask] : [])];
+  const psnrArgs = [path.resolve('../shared/tools/psnr.py'), expected, ours, ...(mask ? ['--mask', mask] : [])];
   const psnr = execFileSync('python3', psnrArgs, { encoding: 'utf8' }).trim();
   rows.push({ id, psnr, seconds: seconds.toFixed(1) });
   console.log(`${id}: ${psnr} (${seconds.toFixed(1)} s)`);

@@ -97,6 +97,10 @@ export interface NativeModelInfo {
 export interface NativeConditioning {
   tokens: Int32Array;
   weights: Float32Array;
+  /** Textual-inversion vectors, rows of the first text encoder's width: token id vocab + k is row k. */
+  embeddings?: Float32Array;
+  /** The same rows for the second text encoder (SDXL's bigG), in its width. */
+  embeddings2?: Float32Array;
 }
 
 /** A LoRA file and its multipliers (A1111's unet and te weights). */

@@ -12,6 +12,7 @@ export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
+export { loadEmbeddings, type Embedding, type EmbeddingSet, type EmbeddingTarget, type SkippedEmbedding } from './embeddings.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,

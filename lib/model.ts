@@ -24,6 +24,7 @@ import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
 import { encodeRgbPng } from './png.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
+import { embeddingHashes, EmbeddingVocabulary, loadEmbeddings } from './embeddings.js';
 import { buildConditioning } from './prompt.js';
 import { checkGenerated, type SafetyResult } from './safety-checker.js';
 
@@ -106,9 +107,14 @@ export interface GeneratedImage {
   safety?: SafetyResult;
 }
 
+interface ModelFolders {
+  loraDir: string | undefined;
+  embeddingsDir: string | undefined;
+}
+
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
 // from lib/index.ts, so users see only the public methods.
-let createModel: (modelPath: string, native: NativeModel, loraDir: string | undefined, t5: T5Tokenizer | undefined) => Model;
+let createModel: (modelPath: string, native: NativeModel, folders: ModelFolders, t5: T5Tokenizer | undefined) => Model;
 let nativeOf: (model: Model) => NativeModel;
 let runOnModel: (
   model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
@@ -125,6 +131,8 @@ export class Model {
   readonly info: ModelInfo;
   /** Absolute path of the folder `<lora:NAME>` tags are looked up in when a call gives none (load option `loraDir`). */
   readonly loraDir: string | undefined;
+  /** Absolute path of the folder of textual-inversion embeddings when a call gives none (load option `embeddingsDir`). */
+  readonly embeddingsDir: string | undefined;
   readonly #native: NativeModel;
   readonly #t5: T5Tokenizer | undefined;
   /** Settles when every call made so far has finished. */
@@ -132,14 +140,15 @@ export class Model {
   #closing: Promise<void> | undefined;
 
   static {
-    createModel = (modelPath, native, loraDir, t5) => new Model(modelPath, native, loraDir, t5);
+    createModel = (modelPath, native, folders, t5) => new Model(modelPath, native, folders, t5);
     runOnModel = (model, options, mode, caller, extraKeys) => model.#run(options, mode, caller, extraKeys);
     nativeOf = (model) => model.#native;
   }
 
-  private constructor(modelPath: string, native: NativeModel, loraDir: string | undefined, t5: T5Tokenizer | undefined) {
+  private constructor(modelPath: string, native: NativeModel, folders: ModelFolders, t5: T5Tokenizer | undefined) {
     this.path = modelPath;
-    this.loraDir = loraDir;
+    this.loraDir = folders.loraDir;
+    this.embeddingsDir = folders.embeddingsDir;
     this.#native = native;
     this.#t5 = t5;
     this.info = publicInfo(native.info);
@@ -192,8 +201,8 @@ export class Model {
     const prepared = this.#prepare(request);
     const turn = this.#takeTurn();
     try {
-      const [{ nativeRequest, loraHashes }] = await Promise.all([prepared, untilAborted(turn.ready, signal)]);
-      return await this.#generate(request, nativeRequest, loraHashes);
+      const [{ nativeRequest, ...hashes }] = await Promise.all([prepared, untilAborted(turn.ready, signal)]);
+      return await this.#generate(request, nativeRequest, hashes);
     } finally {
       turn.done();
     }
@@ -208,16 +217,20 @@ export class Model {
     return { ready, done };
   }
 
-  async #prepare(request: NormalizedImageOptions): Promise<{ nativeRequest: NativeRequest; loraHashes?: string }> {
+  async #prepare(request: NormalizedImageOptions): Promise<{ nativeRequest: NativeRequest; loraHashes?: string; tiHashes?: string }> {
     const { width, height } = request.settings;
     // As in AUTOMATIC1111, only the prompt's tags select LoRAs; the negative prompt's stay text.
     const { text, tags } = extractLoraTags(request.prompt);
-    const [image, mask, tagged, references] = await Promise.all([
+    const embeddingsDir = request.embeddingsDir ?? this.embeddingsDir;
+    const [image, mask, tagged, references, embeddings] = await Promise.all([
       request.image === undefined ? undefined : decodeImage(request.image, 'image', width, height),
       request.mask === undefined ? undefined : decodeMask(request.mask, width, height, request.maskBlur),
       resolveLoraTags(tags, request.loraDir ?? this.loraDir),
       request.referenceImages === undefined ? undefined : decodeReferenceImages(request.referenceImages),
+      // Flow models' CLIP-L is not fed embeddings (A1111 has none for them either).
+      embeddingsDir === undefined || isFlowFamily(this.info.family) ? undefined : loadEmbeddings(embeddingsDir, this.info),
     ]);
+    const vocabulary = new EmbeddingVocabulary(embeddings?.loaded ?? []);
     const loras: LoraSelection[] = [
       ...tagged,
       ...request.loras.map(({ path: file, weight }) => ({
@@ -227,8 +240,8 @@ export class Model {
     const flow = isFlowFamily(this.info.family);
     const nativeRequest: NativeRequest = {
       ...request.settings,
-      prompt: this.#conditioning(text, this.info.padToken, request.promptTokens?.clipL),
-      negative: this.#conditioning(request.negativePrompt, this.info.padToken, request.negativePromptTokens?.clipL),
+      prompt: this.#conditioning(text, this.info.padToken, request.promptTokens?.clipL, vocabulary),
+      negative: this.#conditioning(request.negativePrompt, this.info.padToken, request.negativePromptTokens?.clipL, vocabulary),
       ...(flow && {
         t5Prompt: flowTextConditioning(text, request.promptTokens?.t5xxl, this.#t5, 'promptTokens'),
         // cfg 1 runs no negative pass, so its text is not tokenised (nor needs a T5 vocabulary).
@@ -242,19 +255,24 @@ export class Model {
       ...(mask && { mask }),
       ...(references && references.length > 0 && { referenceImages: references }),
       ...(request.settings.slgScale > 0 && { skipLayers: Int32Array.from(request.skipLayers) }),
-      ...(request.hires && { hires: this.#nativeHires(request.hires) }),
+      ...(request.hires && { hires: this.#nativeHires(request.hires, vocabulary) }),
       ...(request.refiner && { refiner: this.#nativeRefiner(request.refiner, text, request.negativePrompt) }),
       ...(loras.length > 0 && {
         loras: loras.map((lora) => ({ path: lora.path, unetMultiplier: lora.unetWeight, textMultiplier: lora.textWeight })),
       }),
     };
-    const hashes = await loraHashes(loras);
-    return hashes === undefined ? { nativeRequest } : { nativeRequest, loraHashes: hashes };
+    // Every conditioning of the call carries the rows of every embedding the call named.
+    const tables = vocabulary.tables();
+    for (const conditioning of [nativeRequest.prompt, nativeRequest.negative, nativeRequest.hires?.prompt, nativeRequest.hires?.negative]) {
+      if (conditioning) Object.assign(conditioning, tables);
+    }
+    const [hashes, tiHashes] = await Promise.all([loraHashes(loras), embeddingHashes(vocabulary.used)]);
+    return { nativeRequest, ...(hashes !== undefined && { loraHashes: hashes }), ...(tiHashes !== undefined && { tiHashes }) };
   }
 
-  #conditioning(text: string, padToken = this.info.padToken, ids?: number[]): NativeConditioning {
+  #conditioning(text: string, padToken = this.info.padToken, ids?: number[], embeddings?: EmbeddingVocabulary): NativeConditioning {
     if (ids) return conditioningFromIds(ids, padToken);
-    const { tokens, weights } = buildConditioning(text, padToken);
+    const { tokens, weights } = buildConditioning(text, padToken, 'prompt', embeddings);
     return { tokens, weights };
   }
 
@@ -281,17 +299,17 @@ export class Model {
     };
   }
 
-  #nativeHires(hires: NormalizedHires): NativeHires {
+  #nativeHires(hires: NormalizedHires, embeddings: EmbeddingVocabulary): NativeHires {
     const { width, height, upscaleWidth, upscaleHeight, upscaler, steps, denoisingStrength, prompt, negativePrompt } = hires;
     return {
       width, height, upscaleWidth, upscaleHeight, upscaler: engineUpscalers[upscaler], steps, denoisingStrength,
-      ...(prompt !== undefined && { prompt: this.#conditioning(withoutLoraTags(prompt)) }),
-      ...(negativePrompt !== undefined && { negative: this.#conditioning(negativePrompt) }),
+      ...(prompt !== undefined && { prompt: this.#conditioning(withoutLoraTags(prompt), this.info.padToken, undefined, embeddings) }),
+      ...(negativePrompt !== undefined && { negative: this.#conditioning(negativePrompt, this.info.padToken, undefined, embeddings) }),
     };
   }
 
   async #generate(
-    request: NormalizedImageOptions, nativeRequest: NativeRequest, loraHashes: string | undefined,
+    request: NormalizedImageOptions, nativeRequest: NativeRequest, hashes: { loraHashes?: string; tiHashes?: string },
   ): Promise<GeneratedImage[]> {
     const { signal, onProgress } = request;
     if (signal?.aborted) throw abortError(signal);
@@ -327,7 +345,7 @@ export class Model {
     const { subseedStrength } = request.settings;
     const verdicts = safety ? await checkGenerated(safety.checker, images) : [];
     return Promise.all(images.map(async ({ width, height, data, seed, subseed }, i) => {
-      const parameters = formatParameters(request, { seed, subseed }, modelName, loraHashes, refinerName, this.info.family);
+      const parameters = formatParameters(request, { seed, subseed }, modelName, hashes.loraHashes, refinerName, this.info.family, hashes.tiHashes);
       const verdict = verdicts[i];
       // As the reference pipeline: a flagged image becomes a black one of the same size.
       if (verdict?.nsfw && safety?.filter) data.fill(0);
@@ -350,7 +368,7 @@ export class Model {
 export async function loadModel(model: string | ModelComponents, options?: LoadOptions): Promise<Model> {
   const components = typeof model === 'string' ? undefined : modelComponents(model);
   const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
-  const { backend, prediction, threads, weightType, loraDir, taesd, t5Tokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   const t5 = t5Tokenizer !== undefined ? await loadT5Tokenizer(path.resolve(t5Tokenizer)) : await ggufT5Tokenizer(components?.t5xxl);
   try {
@@ -361,7 +379,7 @@ export async function loadModel(model: string | ModelComponents, options?: LoadO
       ...(lowMemory !== undefined && { lowMemory }),
       ...components,
     });
-    return createModel(resolved, native, loraDir, t5);
+    return createModel(resolved, native, { loraDir, embeddingsDir }, t5);
   } catch (err) {
     throw fromNativeError(err);
   }

@@ -27,6 +27,12 @@ export interface LoadOptions {
    */
   loraDir?: string;
   /**
+   * Folder of textual-inversion embeddings (`.safetensors`, subfolders included) that prompts and
+   * negative prompts name by file stem, in any case; a call's own `embeddingsDir` overrides it.
+   * Default none.
+   */
+  embeddingsDir?: string;
+  /**
    * Path of a TAESD decoder (madebyollin's tiny autoencoder: `taesd_decoder.safetensors`, or the
    * diffusers `diffusion_pytorch_model.safetensors` of madebyollin/taesd) to load with the model.
    * Previews then show its decode at the image's size instead of the linear colour map, and
@@ -283,6 +289,14 @@ export interface ImageOptions {
    * `<lora:NAME:te:unet>` separate text-encoder and UNet weights. Default the model's `loraDir`.
    */
   loraDir?: string;
+  /**
+   * Folder of textual-inversion embeddings, as AUTOMATIC1111's `embeddings/`: a file's stem (in
+   * any case, as a whole word) in the prompt or negative prompt stands for its vectors, weighted by
+   * the emphasis around it. A1111's `.safetensors` (`emb_params`; SDXL `clip_l` + `clip_g`) and
+   * diffusers' (`<token>`); a file for another model family is skipped with a warning. SD 1.x,
+   * SD 2.x and SDXL. Default the model's `embeddingsDir`.
+   */
+  embeddingsDir?: string;
   /** LoRA files given by path, applied besides the prompt's tags. `weight`: number −10–10, default 1. */
   loras?: Array<{ path: string; weight?: number }>;
   /**

@@ -77,6 +77,8 @@ export interface NormalizedImageOptions {
   maskBlur: number;
   /** Folder `<lora:NAME>` tags are looked up in (absolute); absent: the model's. */
   loraDir?: string;
+  /** Folder of textual-inversion embeddings (absolute); absent: the model's. */
+  embeddingsDir?: string;
   /** LoRAs given by path, applied besides the prompt's tags. */
   loras: NormalizedLora[];
   /** The refiner hand-off; `model` is checked to be a loaded Model by the caller (model.ts). */
@@ -107,7 +109,7 @@ const MAX_SIDE = 2048;
 const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
-  'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
+  'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'embeddingsDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
   'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore', 'refiner',
   'guidance', 'flowShift', 'promptTokens', 'negativePromptTokens', 'referenceImages',
   'slgScale', 'skipLayers', 'slgStart', 'slgEnd',
@@ -122,7 +124,7 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
 };
 export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'keepTextEncoders', 'lowMemory'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
-const modelDefaultKeys = ['loraDir'] as const;
+const modelDefaultKeys = ['loraDir', 'embeddingsDir'] as const;
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
@@ -210,6 +212,7 @@ export function normalizeImageOptions(
     skipLayers: skipLayers(o.skipLayers),
   };
   if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
+  if (o.embeddingsDir !== undefined) normalized.embeddingsDir = path.resolve(nonEmptyString(o.embeddingsDir, 'embeddingsDir'));
   if (o.hires !== undefined) normalized.hires = hiresOptions(o.hires, width, height);
   if (o.refiner !== undefined) {
     if (o.hires !== undefined) throw new TypeError('refiner cannot be combined with hires; give one of them');
@@ -311,8 +314,8 @@ function flowSamplerAndScheduler(
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>>
-  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>>
+  & Pick<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
@@ -327,6 +330,7 @@ export function normalizeLoadOptions(
   const threads = integer(o.threads, 'threads', 1, 1024, undefined);
   if (threads !== undefined) normalized.threads = threads;
   if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
+  if (o.embeddingsDir !== undefined) normalized.embeddingsDir = path.resolve(nonEmptyString(o.embeddingsDir, 'embeddingsDir'));
   if (o.taesd !== undefined) normalized.taesd = nonEmptyString(o.taesd, 'taesd');
   if (o.t5Tokenizer !== undefined) normalized.t5Tokenizer = nonEmptyString(o.t5Tokenizer, 't5Tokenizer');
   if (o.keepTextEncoders !== undefined) normalized.keepTextEncoders = boolean(o.keepTextEncoders, 'keepTextEncoders', false);

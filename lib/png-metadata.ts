@@ -14,13 +14,14 @@ import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type Sche
  * "Variation seed" and "Variation seed strength", "Seed resize from", "Denoising strength" (image-
  * to-image, inpainting and the hires fix), "Clip skip", "Tiling", the hires fix's "Hires prompt",
  * "Hires negative prompt", "Hires upscale" or "Hires resize", "Hires steps", "Hires upscaler",
- * "Mask blur", "Masked content", and "Lora hashes" (`name: hash12` per LoRA, see lora.ts). Size is
+ * "Mask blur", "Masked content", "Lora hashes" (`name: hash12` per LoRA, see lora.ts) and "TI hashes"
+ * (the same per textual-inversion embedding the prompts named, see embeddings.ts). Size is
  * the first pass's, as in A1111. Values holding a comma, colon or newline are quoted as A1111
  * quotes them.
  */
 export function formatParameters(
   request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string, loraHashes?: string,
-  refinerName?: string, family?: string,
+  refinerName?: string, family?: string, tiHashes?: string,
 ): string {
   const s = request.settings;
   const { hires } = request;
@@ -56,6 +57,7 @@ export function formatParameters(
   if (s.mode === 'inpaint') fields.push(['Mask blur', request.maskBlur]);
   if (s.maskedStart !== 'original') fields.push(['Masked content', maskedContentNames[s.maskedStart as Exclude<MaskedStart, 'original'>]]);
   if (loraHashes !== undefined) fields.push(['Lora hashes', loraHashes]);
+  if (tiHashes !== undefined) fields.push(['TI hashes', tiHashes]);
   if (request.refiner && refinerName !== undefined) {
     fields.push(['Refiner', refinerName], ['Refiner switch at', request.refiner.switchAt]);
   }

@@ -117,13 +117,22 @@ export function parseEmphasis(prompt: string, name = 'prompt'): WeightedSpan[] {
   return merged.length > 0 ? merged : [{ text: '', weight: 1 }];
 }
 
+/**
+ * Textual-inversion embeddings a prompt may name: `pattern` finds their names (whole words, any
+ * case), `idsOf` gives the token ids that stand for one (vocabulary size and up).
+ */
+export interface PromptEmbeddings {
+  pattern: RegExp;
+  idsOf(name: string): number[];
+}
+
 interface Chunk {
   tokens: number[];
   weights: number[];
 }
 
 /** A1111's tokenize_line: weighted ids cut into chunks of at most 75; at most MAX_PROMPT_CHUNKS. */
-function splitIntoChunks(spans: WeightedSpan[], name: string): Chunk[] {
+function splitIntoChunks(spans: WeightedSpan[], name: string, embeddings?: PromptEmbeddings): Chunk[] {
   const chunks: Chunk[] = [];
   let chunk: Chunk = { tokens: [], weights: [] };
   let lastComma = -1;
@@ -137,36 +146,61 @@ function splitIntoChunks(spans: WeightedSpan[], name: string): Chunk[] {
     lastComma = -1;
   };
 
+  const addToken = (token: number, weight: number) => {
+    if (token === COMMA) {
+      lastComma = chunk.tokens.length;
+    } else if (chunk.tokens.length === CHUNK_LENGTH && lastComma !== -1 && CHUNK_LENGTH - lastComma <= COMMA_BACKTRACK) {
+      // Keeps the phrase after the last comma whole by moving it to the next chunk.
+      const cut = lastComma + 1;
+      endChunk({ tokens: chunk.tokens.splice(cut), weights: chunk.weights.splice(cut) });
+    }
+    if (chunk.tokens.length === CHUNK_LENGTH) endChunk();
+    chunk.tokens.push(token);
+    chunk.weights.push(weight);
+  };
+
   for (const span of spans) {
     if (isBreak(span)) {
       endChunk();
       continue;
     }
-    for (const token of tokenize(span.text)) {
-      if (token === COMMA) {
-        lastComma = chunk.tokens.length;
-      } else if (chunk.tokens.length === CHUNK_LENGTH && lastComma !== -1 && CHUNK_LENGTH - lastComma <= COMMA_BACKTRACK) {
-        // Keeps the phrase after the last comma whole by moving it to the next chunk.
-        const cut = lastComma + 1;
-        endChunk({ tokens: chunk.tokens.splice(cut), weights: chunk.weights.splice(cut) });
+    for (const piece of embeddingPieces(span.text, embeddings)) {
+      if (typeof piece !== 'string') {
+        // As A1111: an embedding is never split across chunks.
+        if (chunk.tokens.length + piece.length > CHUNK_LENGTH) endChunk();
+        chunk.tokens.push(...piece);
+        chunk.weights.push(...piece.map(() => span.weight));
+        continue;
       }
-      if (chunk.tokens.length === CHUNK_LENGTH) endChunk();
-      chunk.tokens.push(token);
-      chunk.weights.push(span.weight);
+      for (const token of tokenize(piece)) addToken(token, span.weight);
     }
   }
   if (chunk.tokens.length > 0 || chunks.length === 0) endChunk();
   return chunks;
 }
 
+/** `text` as plain text and the ids of the embeddings named in it, in order. */
+function embeddingPieces(text: string, embeddings: PromptEmbeddings | undefined): Array<string | number[]> {
+  if (!embeddings) return [text];
+  const pieces: Array<string | number[]> = [];
+  let at = 0;
+  for (const match of text.matchAll(embeddings.pattern)) {
+    pieces.push(text.slice(at, match.index), embeddings.idsOf(match[0]));
+    at = match.index + match[0].length;
+  }
+  pieces.push(text.slice(at));
+  return pieces;
+}
+
 /**
  * Token ids and per-token weights for a prompt, in 77-token chunks as A1111
  * builds them. `padToken` is 49407 for SD 1.x and 0 for SD 2.x; EOS is 49407
  * for both. A prompt over MAX_PROMPT_BYTES or MAX_PROMPT_CHUNKS is a RangeError naming `name`.
+ * `embeddings`' names in the text become their ids, weighted as the text around them.
  */
-export function buildConditioning(prompt: string, padToken: number, name = 'prompt'): Conditioning {
+export function buildConditioning(prompt: string, padToken: number, name = 'prompt', embeddings?: PromptEmbeddings): Conditioning {
   checkPromptSize(prompt, name);
-  const chunks = splitIntoChunks(parseEmphasis(prompt, name), name);
+  const chunks = splitIntoChunks(parseEmphasis(prompt, name), name, embeddings);
   const tokens = new Int32Array(chunks.length * CHUNK_WITH_ENDS).fill(padToken);
   const weights = new Float32Array(chunks.length * CHUNK_WITH_ENDS).fill(1);
   chunks.forEach((chunk, i) => {

@@ -46,6 +46,7 @@ const optionSpec = {
   prediction: { type: 'string' },
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
+  'embeddings-dir': { type: 'string' },
   taesd: { type: 'string' },
   'low-memory': { type: 'boolean' },
   'max-queue': { type: 'string' },
@@ -98,6 +99,8 @@ ${componentUsage}
       --lora-dir <dir>     LoRA files (.safetensors, .gguf) that prompts select with
                            <lora:NAME:weight> (default: <models>/Lora if it exists, else
                            <models>/loras; these are not offered as checkpoints).
+      --embeddings-dir <dir>  Textual-inversion embeddings (.safetensors) that prompts name by
+                           file stem (default: <models>/embeddings; not offered as checkpoints).
       --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
                            unloads the least recently used.
       --api <list>         API dialects to serve, comma-separated: ${dialectNames.join(', ')} (default all).
@@ -165,7 +168,7 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
                            after this many seconds (default 30).
   Worker options: --model, --diffusion-model (and its --clip-l, --clip-g, --t5xxl, --vae), --t5-tokenizer,
   --models, --max-loaded, --concurrency (jobs at once, default 1),
-  --threads, --backend, --prediction, --weight-type, --lora-dir, --taesd, --attempts, --stall-timeout, --safety-checker.
+  --threads, --backend, --prediction, --weight-type, --lora-dir, --embeddings-dir, --taesd, --attempts, --stall-timeout, --safety-checker.
 
   -h, --help               Show this help.
   -v, --version            Print the version.
@@ -299,10 +302,11 @@ function integerOption(values: CliValues): (name: keyof CliValues, min: number, 
 }
 
 function engineOptions(values: CliValues):
-Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'lowMemory'> {
+Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'lowMemory'> {
   return {
     lowMemory: values['low-memory'],
     loraDir: values['lora-dir'],
+    embeddingsDir: values['embeddings-dir'],
     t5Tokenizer: values['t5-tokenizer'],
     threads: integerOption(values)('threads', 1, 1024),
     backend: oneOf(values.backend, '--backend', backends),
@@ -314,7 +318,7 @@ Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraD
 
 function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
-  const { threads, backend, prediction, weightType, loraDir, taesd, t5Tokenizer, lowMemory } = engineOptions(values);
+  const { threads, backend, prediction, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, lowMemory } = engineOptions(values);
   const modelComponents = componentFlags(values, { tokenizerAlone: true });
   const redisOnly = (['workers', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
@@ -359,6 +363,7 @@ function serverOptions(values: CliValues): ServerOptions {
     prediction,
     weightType,
     loraDir,
+    embeddingsDir,
     taesd,
     lowMemory,
     maxQueue: int('max-queue', 0, 1_000_000),

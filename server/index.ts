@@ -25,7 +25,7 @@ import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
 import { FileJobStore, type JobStore } from './jobs/store.js';
 import type { ModelComponentSet } from './models/components.js';
-import { loraFolder, openModelsAndChecker } from './models/loader.js';
+import { embeddingsFolder, loraFolder, openModelsAndChecker } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
 import type { ModelCatalog } from './models/registry.js';
 import { redisJobSystem } from './redis-jobs.js';
@@ -91,6 +91,8 @@ export interface ServerOptions {
    * `Lora` when it exists, else its `loras`; none without `modelsDir`.
    */
   loraDir?: string;
+  /** Folder of textual-inversion embeddings that prompts name. Default: the models folder's `embeddings`; none without `modelsDir`. */
+  embeddingsDir?: string;
   /** A TAESD decoder file loaded with every model (`--taesd`): live previews show its decode. */
   taesd?: string;
   /**
@@ -209,7 +211,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   };
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
-    a1111: { loraDir: loraFolder(options.loraDir, options.modelsDir) },
+    a1111: { loraDir: loraFolder(options.loraDir, options.modelsDir), embeddingsDir: embeddingsFolder(options.embeddingsDir, options.modelsDir) },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
       retentionMs: retention(options),

@@ -2,17 +2,17 @@
 // weights for one call only, and the next call without them gives the very same bytes as before.
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
-import t from 'tap';
+import t, { type Test } from 'tap';
 
 import { listLoras, loadModel, type Model, type TextToImageOptions } from '../lib/index.js';
 import { extractLoraTags } from '../lib/lora.js';
 import { tinyCheckpointBytes, writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { encodeGguf } from './fixtures/gguf.js';
-import { tinyLoraBytes, writeTinyLora } from './fixtures/lora.js';
+import { tinyLoraBytes, tinyLycorisPair, writeTinyLora } from './fixtures/lora.js';
 import { encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
 
 const dir = t.testdir();
@@ -136,11 +136,56 @@ t.test('a LoRA for another model family is a clear error, and the model is uncha
   t.ok((await pixels({ prompt: 'a castle' })).equals(before));
 });
 
-t.test('adapters other than LoRA and LoCon, and incomplete modules, are refused by name', async (t) => {
+// Pixel values may differ by rounding: the LyCORIS update is summed in another order before the
+// weight is rounded to f16 again.
+function nearlyEqual(t: Test, a: Buffer, b: Buffer, plain: Buffer) {
+  let maxDiff = 0;
+  let fromPlain = 0;
+  for (let i = 0; i < a.length; i++) {
+    maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+    fromPlain = Math.max(fromPlain, Math.abs(a[i]! - plain[i]!));
+  }
+  t.ok(maxDiff <= 2, `at most 2 levels apart (${maxDiff})`);
+  t.ok(fromPlain > 20, `far from the image without it (${fromPlain})`);
+}
+
+for (const kind of ['loha', 'lokr'] as const) {
+  t.test(`a ${kind === 'loha' ? 'LoHa' : 'LoKr'} file changes the weights as the LoRA of the same difference, by tag and by path, and is taken out after`, async (t) => {
+    const lycorisDir = path.join(dir, `lycoris-${kind}`);
+    const { lycoris, lora } = tinyLycorisPair(kind);
+    await mkdir(lycorisDir, { recursive: true });
+    await writeFile(path.join(lycorisDir, `tiny-${kind}.safetensors`), lycoris);
+    await writeFile(path.join(lycorisDir, 'same-as-lora.safetensors'), lora);
+    const plain = await pixels({ prompt: 'a castle' });
+    const asLora = await pixels({ prompt: 'a castle <lora:same-as-lora:0.8>', loraDir: lycorisDir });
+    const tagged = await pixels({ prompt: `a castle <lora:tiny-${kind}:0.8>`, loraDir: lycorisDir });
+    nearlyEqual(t, tagged, asLora, plain);
+    t.ok((await pixels({ prompt: 'a castle', loras: [{ path: path.join(lycorisDir, `tiny-${kind}.safetensors`), weight: 0.8 }] })).equals(tagged));
+    t.ok((await pixels({ prompt: 'a castle' })).equals(plain));
+  });
+}
+
+t.test('a LyCORIS module whose factors do not fit the weight names the module and the shapes', async (t) => {
   const tensor = (name: string, shape: number[]) => ({ name, dtype: 'F16' as const, shape, data: Buffer.alloc(2 * shape.reduce((a, b) => a * b, 1)) });
-  const loha = path.join(dir, 'loha.safetensors');
-  await writeFile(loha, encodeSafetensors([tensor('lora_unet_down_blocks_0_attentions_0_proj_in.hada_w1_a', [32, 4])], {}));
-  await t.rejects(model.textToImage({ ...quick, loras: [{ path: loha }] }), { code: 'ERR_MODEL_UNSUPPORTED', message: /hada_w1_a' belongs to a LoHa adapter/ });
+  const module = 'lora_te_text_model_encoder_layers_0_mlp_fc1';
+  const loha = path.join(dir, 'loha-misfit.safetensors');
+  await writeFile(loha, encodeSafetensors([
+    tensor(`${module}.hada_w1_a`, [3, 4]), tensor(`${module}.hada_w1_b`, [4, 5]),
+    tensor(`${module}.hada_w2_a`, [3, 4]), tensor(`${module}.hada_w2_b`, [4, 5]),
+  ], {}));
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: loha }] }), {
+    code: 'ERR_MODEL_UNSUPPORTED', message: new RegExp(`module '${module}' \\(hada_w1_a \\[3, 4\\].*\\) does not fit weight`),
+  });
+  const lokr = path.join(dir, 'lokr-half.safetensors');
+  await writeFile(lokr, encodeSafetensors([tensor(`${module}.lokr_w1`, [2, 2]), tensor(`${module}.lokr_w2_a`, [4, 4])], {}));
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: lokr }] }), { code: 'ERR_MODEL_FORMAT', message: /lacks its lokr_w2_b tensor/ });
+});
+
+t.test('adapters other than LoRA, LoCon, LoHa and LoKr, and incomplete modules, are refused by name', async (t) => {
+  const tensor = (name: string, shape: number[]) => ({ name, dtype: 'F16' as const, shape, data: Buffer.alloc(2 * shape.reduce((a, b) => a * b, 1)) });
+  const dora = path.join(dir, 'dora.safetensors');
+  await writeFile(dora, encodeSafetensors([tensor('lora_unet_down_blocks_0_attentions_0_proj_in.dora_scale', [32, 1])], {}));
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: dora }] }), { code: 'ERR_MODEL_UNSUPPORTED', message: /dora_scale' belongs to a DoRA adapter/ });
   const half = path.join(dir, 'half.safetensors');
   await writeFile(half, encodeSafetensors([tensor('lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight', [4, 32, 1, 1])], {}));
   await t.rejects(model.textToImage({ ...quick, loras: [{ path: half }] }), { code: 'ERR_MODEL_FORMAT', message: /module 'lora_unet_down_blocks_0_attentions_0_proj_in' lacks its up matrix/ });

@@ -126,3 +126,19 @@ t.test('refuses brackets nested deeper than 32, whatever their kind, and parses 
   t.equal(spans('(a)'.repeat(200_000)).length, 1);
   t.equal(spans(`(a:${'1.'.repeat(100_000)}`).length, 1);
 });
+
+t.test('an embedding\'s ids stay together: one that does not fit the chunk\'s rest starts the next', async (t) => {
+  const { EmbeddingVocabulary } = await import('../lib/embeddings.js');
+  const vectors = (n: number) => new Float32Array(n * 4);
+  const vocabulary = new EmbeddingVocabulary([
+    { name: 'Bad-Hands', path: 'a', vectors: 3, first: vectors(3) },
+    { name: 'bad', path: 'b', vectors: 1, first: vectors(1) },
+  ]);
+  const c = buildConditioning(`${'cat '.repeat(73)}bad-hands, (bad:1.2)`, EOS, 'prompt', vocabulary);
+  t.equal(c.chunks, 2);
+  t.same([...c.tokens.slice(74, 77)], [EOS, EOS, EOS], 'the first chunk ends after the 73 words');
+  t.same([...c.tokens.slice(78, 83)], [49408, 49409, 49410, 267, 49411], 'longest name first, then the comma and the shorter name');
+  t.same([...c.weights.slice(78, 83)].map((w) => Math.round(w * 100) / 100), [1, 1, 1, 1, 1.2]);
+  t.same(vocabulary.used.map((e) => e.name), ['Bad-Hands', 'bad']);
+  t.equal(vocabulary.tables().embeddings?.length, 16, 'the rows of the used embeddings, in order of use');
+});

@@ -52,6 +52,8 @@ sdnode::Conditioning conditioningField(const Napi::Object& o, const char* name) 
   sdnode::Conditioning out;
   out.tokens = typedArrayField<int32_t, napi_int32_array>(c, "tokens", false);
   out.weights = typedArrayField<float, napi_float32_array>(c, "weights", false);
+  out.embeddings = typedArrayField<float, napi_float32_array>(c, "embeddings", true);
+  out.embeddings2 = typedArrayField<float, napi_float32_array>(c, "embeddings2", true);
   return out;
 }
 

@@ -111,6 +111,10 @@ struct ModelInfo {
 struct Conditioning {
   std::vector<int32_t> tokens;
   std::vector<float> weights;
+  // Textual-inversion vectors: token id vocab + k stands for row k, [rows, width] with the width of
+  // the model's first text encoder (`embeddings`) and of its second (`embeddings2`, SDXL's bigG).
+  std::vector<float> embeddings;
+  std::vector<float> embeddings2;
 };
 
 // AUTOMATIC1111's hires fix: after the sampler, the latent is upscaled (latent modes) or decoded,

@@ -59,6 +59,7 @@ const optionSpec = {
   'clip-skip': { type: 'string' },
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
+  'embeddings-dir': { type: 'string' },
   refiner: { type: 'string' },
   'refiner-switch-at': { type: 'string' },
   threads: { type: 'string', short: 't' },
@@ -125,6 +126,8 @@ ${componentUsage}
       --clip-skip <n>           1 = last text encoder layer, 2 = the one before, … (0–12).
       --weight-type <type>      Convert the weights on load: ${weightTypes.join(', ')}.
       --lora-dir <dir>          Folder of the LoRA files <lora:NAME:weight> in the prompt selects.
+      --embeddings-dir <dir>    Folder of textual-inversion embeddings (.safetensors) the prompt and
+                                negative prompt name by file stem.
       --refiner <file>          A second checkpoint (an SDXL refiner) that takes over the sampling
                                 at --refiner-switch-at, on the same latent (AUTOMATIC1111's refiner).
       --refiner-switch-at <x>   With --refiner: the fraction of the steps before it takes over,
@@ -153,7 +156,7 @@ const flagOf: Readonly<Record<string, string>> = {
   prompt: '--prompt', negativePrompt: '--negative-prompt', width: '--width', height: '--height', steps: '--steps',
   cfgScale: '--cfg-scale', sampler: '--sampler', scheduler: '--scheduler', seed: '--seed', count: '--count',
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', maskedStart: '--masked-start', rng: '--rng',
-  clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
+  clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', embeddingsDir: '--embeddings-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
   taesd: '--taesd', vaeDecoder: '--vae-decoder', 'refiner.model': '--refiner', 'refiner.switchAt': '--refiner-switch-at',
   guidance: '--guidance', flowShift: '--flow-shift', slgScale: '--slg-scale', skipLayers: '--skip-layers', slgStart: '--skip-layer-start',
   slgEnd: '--skip-layer-end', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
@@ -359,6 +362,7 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
     clipSkip: integer('--clip-skip', values['clip-skip']),
     weightType: values['weight-type']?.toLowerCase(),
     loraDir: values['lora-dir'],
+    embeddingsDir: values['embeddings-dir'],
     refiner: values.refiner === undefined ? undefined : {
       model: values.refiner,
       ...(values['refiner-switch-at'] !== undefined

@@ -92,3 +92,32 @@ async function readHeader(file: string): Promise<string> {
     await handle.close();
   }
 }
+
+/**
+ * The family of a model by the names in its checkpoint's header, as the engine tells them apart
+ * (a flow family for components, else SDXL with two text encoders, the SDXL refiner with bigG
+ * alone, SD 2.x with OpenCLIP, or SD 1.x), and its text encoders' width together: the token
+ * embeddings' widths in a safetensors header, the family's usual one in a GGUF. Undefined when the
+ * file cannot be read (or sits on a Redis worker).
+ */
+export async function modelTraitsOf(entry: ModelEntry): Promise<{ family: ModelInfo['family']; contextDim: number } | undefined> {
+  if (entry.components) {
+    const flow = await flowFamilyOf(entry);
+    return flow === undefined ? undefined : { family: flow, contextDim: 0 };
+  }
+  if (entry.path === '') return undefined;
+  const header = await readHeader(entry.path).catch(() => undefined);
+  if (header === undefined) return undefined;
+  const family = header.includes('conditioner.embedders.1.') ? 'sdxl'
+    : header.includes('conditioner.embedders.0.model.') ? 'sdxl-refiner'
+      : header.includes('cond_stage_model.model.') ? 'sd2' : 'sd1';
+  let widths: number[] = [];
+  try {
+    const tensors = JSON.parse(header) as Record<string, { shape?: number[] }>;
+    widths = Object.entries(tensors).filter(([name]) => /token_embedding\.weight$/.test(name)).map(([, t]) => t.shape?.[1] ?? 0);
+  } catch {
+    // A GGUF header: the family's widths.
+  }
+  const usual: Record<string, number> = { sd1: 768, sd2: 1024, sdxl: 2048, 'sdxl-refiner': 1280 };
+  return { family, contextDim: widths.length > 0 ? widths.reduce((a, b) => a + b, 0) : usual[family] };
+}

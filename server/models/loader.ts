@@ -19,6 +19,8 @@ export interface EngineOptions {
   taesd?: string;
   /** Folder of the LoRA files prompts select with <lora:NAME:weight> (--lora-dir). */
   loraDir?: string;
+  /** Folder of the textual-inversion embeddings prompts name (--embeddings-dir). */
+  embeddingsDir?: string;
   /** T5's tokenizer file (--t5-tokenizer) for models with a T5 encoder whose components name none. */
   t5Tokenizer?: string;
   /** Models given as components: never hold the transformer and the text encoders at once (--low-memory). */
@@ -34,6 +36,12 @@ export function loraFolder(loraDir: string | undefined, modelsDir: string | unde
   if (modelsDir === undefined) return undefined;
   const a1111 = path.resolve(modelsDir, 'Lora');
   return existsSync(a1111) ? a1111 : path.resolve(modelsDir, 'loras');
+}
+
+/** The embeddings folder: --embeddings-dir, else the models folder's `embeddings` (A1111's); none without either. */
+export function embeddingsFolder(embeddingsDir: string | undefined, modelsDir: string | undefined): string | undefined {
+  if (embeddingsDir !== undefined) return path.resolve(embeddingsDir);
+  return modelsDir === undefined ? undefined : path.resolve(modelsDir, 'embeddings');
 }
 
 export function modelLoader(options: EngineOptions, log: (line: string) => void):
@@ -53,6 +61,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
       ...(options.prediction !== undefined && { prediction: options.prediction }),
       ...(options.weightType !== undefined && { weightType: options.weightType }),
       ...(options.loraDir !== undefined && { loraDir: options.loraDir }),
+      ...(options.embeddingsDir !== undefined && { embeddingsDir: options.embeddingsDir }),
       ...(options.taesd !== undefined && { taesd: options.taesd }),
       ...(t5Tokenizer !== undefined && { t5Tokenizer }),
       ...(components && options.lowMemory && { lowMemory: true }),
@@ -84,17 +93,18 @@ export function hasDefaultModel(sources: Pick<ModelSources, 'model' | 'modelPath
  */
 async function openModels(sources: ModelSources, log: (line: string) => void): Promise<ModelRegistry> {
   const loraDir = loraFolder(sources.loraDir, sources.modelsDir);
+  const embeddingsDir = embeddingsFolder(sources.embeddingsDir, sources.modelsDir);
   const { modelPath } = sources;
   const defaultComponents = sources.modelComponents
     ?? (modelPath?.toLowerCase().endsWith('.json') ? await requireComponentJson(path.resolve(modelPath)) : undefined);
   const models = new ModelRegistry({
     dir: sources.modelsDir,
-    ...(loraDir !== undefined && { excludeDir: loraDir }),
+    excludeDirs: [loraDir, embeddingsDir].filter((dir) => dir !== undefined),
     defaultPath: modelPath,
     ...(defaultComponents && { defaultComponents }),
     preloaded: sources.model,
     maxLoaded: sources.maxLoaded ?? 1,
-    load: sources.loadModel ?? modelLoader({ ...sources, loraDir }, log),
+    load: sources.loadModel ?? modelLoader({ ...sources, loraDir, embeddingsDir }, log),
     log,
   });
   const defaultModel = sources.model === undefined && hasDefaultModel(sources) ? await models.defaultModel() : undefined;

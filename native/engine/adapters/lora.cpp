@@ -17,45 +17,96 @@ namespace sdnode {
 
 namespace {
 
-enum class Role { Down, Up, Alpha };
-
-// Tensor name endings of the LoRA formats we apply; longer ones first, as ".down.weight" (diffusers'
-// old attention processors) ends the others too.
-const std::pair<const char*, Role> kSuffixes[] = {
-    {".lora_linear_layer.down.weight", Role::Down}, {".lora_linear_layer.up.weight", Role::Up},
-    {".lora_down.weight", Role::Down},              {".lora_up.weight", Role::Up},
-    {".lora.down.weight", Role::Down},              {".lora.up.weight", Role::Up},
-    {".lora_A.weight", Role::Down},                 {".lora_B.weight", Role::Up},
-    {".down.weight", Role::Down},                   {".up.weight", Role::Up},
-    {".alpha", Role::Alpha},
+// Tensor name endings of the adapter formats we apply, by the part each names; longer ones first, as
+// ".down.weight" (diffusers' old attention processors) ends the others too.
+const std::pair<const char*, const char*> kSuffixes[] = {
+    {".lora_linear_layer.down.weight", "down"}, {".lora_linear_layer.up.weight", "up"},
+    {".lora_down.weight", "down"},              {".lora_up.weight", "up"},
+    {".lora.down.weight", "down"},              {".lora.up.weight", "up"},
+    {".lora_A.weight", "down"},                 {".lora_B.weight", "up"},
+    {".down.weight", "down"},                   {".up.weight", "up"},
+    {".hada_w1_a", "hada_w1_a"}, {".hada_w1_b", "hada_w1_b"}, {".hada_w2_a", "hada_w2_a"}, {".hada_w2_b", "hada_w2_b"},
+    {".hada_t1", "hada_t1"},     {".hada_t2", "hada_t2"},
+    {".lokr_w1_a", "lokr_w1_a"}, {".lokr_w1_b", "lokr_w1_b"}, {".lokr_w2_a", "lokr_w2_a"}, {".lokr_w2_b", "lokr_w2_b"},
+    {".lokr_w1", "lokr_w1"},     {".lokr_w2", "lokr_w2"},     {".lokr_t2", "lokr_t2"},
+    {".alpha", "alpha"},
 };
 
-// Name parts of adapter kinds other than LoRA / LoCon, which change weights by other formulas.
+// Name parts of adapter kinds we do not apply, which change weights by other formulas.
 const std::pair<const char*, const char*> kOtherKinds[] = {
-    {"hada_", "LoHa"},  {"lokr_", "LoKr"},     {".lora_mid.", "LoCon with Tucker decomposition (lora_mid)"},
+    {".lora_mid.", "LoCon with Tucker decomposition (lora_mid)"},
     {"dora_scale", "DoRA"}, {".oft_", "OFT"}, {".diff", "full weight differences"},
-};
-
-struct Matrix {
-  std::vector<int64_t> shape;  // outermost first
-  std::vector<float> values;
 };
 
 struct Module {
   std::string name;  // as the file spells it, for messages
-  const CheckpointTensor* down = nullptr;
-  const CheckpointTensor* up = nullptr;
-  const CheckpointTensor* alpha = nullptr;
+  std::map<std::string, const CheckpointTensor*> parts;  // by kSuffixes' part name
+  const CheckpointTensor* part(const char* which) const {
+    auto found = parts.find(which);
+    return found == parts.end() ? nullptr : found->second;
+  }
 };
 
-// One module ready to merge: delta = scale · up[rows × rank] · down[rank × cols].
+// A factor of an update, [rows × cols]: a · b with a [rows × rank] and b [rank × cols]; `full`
+// itself when rank is 0; or LyCORIS's Tucker form, Σ_ij t[i, j, s] · a[i, o] · b[j, c] over the
+// kernel positions s (a [rank × rows], b [rank × in], cols = in · kernel).
+struct Factor {
+  int64_t rows = 0, cols = 0, rank = 0, kernel = 0;  // kernel 0: no Tucker core
+  std::vector<float> a, b, full, core;
+
+  void row(int64_t o, float* out) const {
+    if (rank == 0) {
+      std::copy_n(full.data() + o * cols, cols, out);
+      return;
+    }
+    std::fill_n(out, cols, 0.0f);
+    for (int64_t k = 0; k < rank; k++) {
+      const float x = a[o * rank + k];
+      const float* r = b.data() + k * cols;
+      for (int64_t j = 0; j < cols; j++) out[j] += x * r[j];
+    }
+  }
+
+  // Replaces the Tucker form by the whole matrix (rank 0); done just before merging, one module at
+  // a time, as a conv's full difference is as large as its weight.
+  void expandTucker() {
+    if (kernel == 0) return;
+    const int64_t in = cols / kernel;
+    // partial[i, c, s] = Σ_j t[i, j, s] · b[j, c]
+    std::vector<float> partial(static_cast<size_t>(rank * in * kernel), 0.0f);
+    for (int64_t i = 0; i < rank; i++)
+      for (int64_t j = 0; j < rank; j++)
+        for (int64_t s = 0; s < kernel; s++) {
+          const float t = core[(i * rank + j) * kernel + s];
+          for (int64_t c = 0; c < in; c++) partial[(i * in + c) * kernel + s] += t * b[j * in + c];
+        }
+    full.assign(static_cast<size_t>(rows * cols), 0.0f);
+    for (int64_t o = 0; o < rows; o++)
+      for (int64_t i = 0; i < rank; i++) {
+        const float x = a[i * rows + o];
+        const float* p = partial.data() + i * cols;
+        float* out = full.data() + o * cols;
+        for (int64_t j = 0; j < cols; j++) out[j] += x * p[j];
+      }
+    rank = kernel = 0;
+    a = {};
+    b = {};
+    core = {};
+  }
+};
+
+enum class Kind { LoRA, LoHa, LoKr };
+
+// One module ready to merge, delta [rows × cols] times `scale`:
+//   LoRA  first (up · down)
+//   LoHa  first ⊙ second (each a product), elementwise
+//   LoKr  kron(first [o1 × i1], second [o2 × cols / i1]), row o1·o2 + r, column i1·(cols / i1) + c
 struct Update {
   LoraTarget target;
-  int64_t rank = 0;
+  Kind kind = Kind::LoRA;
   int64_t cols = 0;
   float scale = 0;
-  std::vector<float> up;
-  std::vector<float> down;
+  Factor first, second;
 };
 
 std::string shapeText(const std::vector<int64_t>& shape) {
@@ -106,28 +157,120 @@ std::map<std::string, Module> modulesOf(const Checkpoint& file) {
     for (const auto& [part, kind] : kOtherKinds) {
       if (name.find(part) != std::string::npos) {
         throw Error(ErrorCode::ModelUnsupported, "LoRA " + file.path + ": tensor '" + name + "' belongs to a " + kind +
-                                                     " adapter; sdnode applies LoRA and LoCon only");
+                                                     " adapter; sdnode applies LoRA, LoCon, LoHa and LoKr");
       }
     }
     // Textual-inversion embeddings bundled with a LoRA are a prompt feature, not a weight update.
     if (name.rfind("bundle_emb.", 0) == 0) continue;
     bool known = false;
-    for (const auto& [suffix, role] : kSuffixes) {
+    for (const auto& [suffix, part] : kSuffixes) {
       if (!endsWith(name, suffix)) continue;
       const std::string moduleName = name.substr(0, name.size() - std::strlen(suffix));
       Module& m = modules[moduleName];
       m.name = moduleName;
-      (role == Role::Down ? m.down : role == Role::Up ? m.up : m.alpha) = &t;
+      m.parts[part] = &t;
       known = true;
       break;
     }
     if (!known) {
       throw Error(ErrorCode::ModelFormat, "LoRA " + file.path + ": tensor '" + name +
                                               "' is not part of a LoRA module (expected names ending in .lora_down.weight, "
-                                              ".lora_up.weight, .alpha, .lora_A.weight or .lora_B.weight)");
+                                              ".lora_up.weight, .alpha, .lora_A.weight, .lora_B.weight, .hada_* or .lokr_*)");
     }
   }
   return modules;
+}
+
+// Reads one module's factors and checks them against the weight they change; throws with `misfit`
+// (the shapes, for the message) where they do not fit.
+class ModuleReader {
+ public:
+  ModuleReader(InputFile& input, const std::string& path, const Module& m, int64_t kernel)
+      : input_(input), path_(path), m_(m), kernel_(kernel) {}
+
+  // a · b with a [rows × rank], b [rank × cols], or LyCORIS's Tucker form where `core` is present.
+  Factor product(const char* aName, const char* bName, const char* coreName, int64_t rows, int64_t cols) {
+    const CheckpointTensor* a = need(aName);
+    const CheckpointTensor* b = need(bName);
+    const CheckpointTensor* core = coreName ? m_.part(coreName) : nullptr;
+    Factor f;
+    f.rows = rows;
+    f.cols = cols;
+    f.rank = a->shape.size() >= 2 ? (core ? a->shape[0] : a->shape[1]) : 0;
+    if (core) {
+      f.kernel = kernel_;
+      const bool fits = f.rank > 0 && kernel_ > 0 && a->shape.size() == 2 && a->shape[1] == rows && b->shape.size() == 2 &&
+                        b->shape[0] == f.rank && b->shape[1] * kernel_ == cols && elements(core->shape) == f.rank * f.rank * kernel_;
+      if (!fits) misfit();
+      f.core = readValues(input_, path_, *core);
+    } else {
+      if (f.rank <= 0 || elements(a->shape) != rows * f.rank || b->shape.empty() || b->shape[0] != f.rank ||
+          elements(b->shape) != f.rank * cols) {
+        misfit();
+      }
+    }
+    f.a = readValues(input_, path_, *a);
+    f.b = readValues(input_, path_, *b);
+    return f;
+  }
+
+  // A LoKr factor: whole (`fullName`) or split into a · b.
+  Factor lokrFactor(const char* fullName, const char* aName, const char* bName, const char* coreName, int64_t rows, int64_t cols) {
+    if (const CheckpointTensor* full = m_.part(fullName)) {
+      if (elements(full->shape) != rows * cols || full->shape.empty() || full->shape[0] != rows) misfit();
+      Factor f;
+      f.rows = rows;
+      f.cols = cols;
+      f.full = readValues(input_, path_, *full);
+      return f;
+    }
+    return product(aName, bName, coreName, rows, cols);
+  }
+
+  const CheckpointTensor* need(const char* which) {
+    const CheckpointTensor* t = m_.part(which);
+    if (!t) throw Error(ErrorCode::ModelFormat, "LoRA " + path_ + ": module '" + m_.name + "' lacks its " + which + " tensor");
+    return t;
+  }
+
+  [[noreturn]] void misfit() {
+    std::string shapes;
+    for (const auto& [part, t] : m_.parts) {
+      if (std::string(part) != "alpha") shapes += (shapes.empty() ? "" : ", ") + std::string(part) + " " + shapeText(t->shape);
+    }
+    throw Error(ErrorCode::ModelUnsupported, "LoRA " + path_ + ": module '" + m_.name + "' (" + shapes + ") does not fit " + target_ +
+                                                 "; the LoRA is probably for another model family");
+  }
+
+  std::string target_;
+
+ private:
+  InputFile& input_;
+  const std::string& path_;
+  const Module& m_;
+  int64_t kernel_;
+};
+
+Kind kindOf(const Module& m) {
+  bool loha = false, lokr = false;
+  for (const auto& [part, t] : m.parts) {
+    loha = loha || part.rfind("hada_", 0) == 0;
+    lokr = lokr || part.rfind("lokr_", 0) == 0;
+  }
+  return loha ? Kind::LoHa : lokr ? Kind::LoKr : Kind::LoRA;
+}
+
+// kron(w1, w2) fills [rows × cols] with w1 [o1 × i1] and w2 [rows / o1 × cols / i1]: the sizes of w1
+// come from the file (lokr_w1, or lokr_w1_a's rows and lokr_w1_b's columns).
+std::pair<int64_t, int64_t> lokrFirstShape(ModuleReader& reader, const Module& m) {
+  if (const CheckpointTensor* w1 = m.part("lokr_w1")) {
+    if (w1->shape.size() < 2) reader.misfit();
+    return {w1->shape[0], elements(w1->shape) / w1->shape[0]};
+  }
+  const CheckpointTensor* a = reader.need("lokr_w1_a");
+  const CheckpointTensor* b = reader.need("lokr_w1_b");
+  if (a->shape.size() != 2 || b->shape.size() < 2) reader.misfit();
+  return {a->shape[0], elements(b->shape) / b->shape[0]};
 }
 
 std::vector<Update> readUpdates(const std::string& family, const std::map<std::string, LoraTarget>& targets,
@@ -139,9 +282,10 @@ std::vector<Update> readUpdates(const std::string& family, const std::map<std::s
   std::vector<Update> updates;
   InputFile input(lora.path);
   for (const auto& [moduleName, m] : modules) {
-    if (!m.down || !m.up) {
+    const Kind kind = kindOf(m);
+    if (kind == Kind::LoRA && (!m.part("down") || !m.part("up"))) {
       throw Error(ErrorCode::ModelFormat, "LoRA " + lora.path + ": module '" + moduleName + "' lacks its " +
-                                              (m.down ? "up" : "down") + " matrix");
+                                              (m.part("down") ? "up" : "down") + " matrix");
     }
     const std::string kohya = moduleName.rfind("lora_", 0) == 0 ? moduleName : kohyaModuleName(family, moduleName);
     auto found = targets.find(kohya);
@@ -152,35 +296,60 @@ std::vector<Update> readUpdates(const std::string& family, const std::map<std::s
     const LoraTarget& target = found->second;
     const float multiplier = target.unet ? lora.unetMultiplier : lora.textMultiplier;
     if (multiplier == 0.0f) continue;
-    const std::vector<int64_t>& down = m.down->shape;
-    const std::vector<int64_t>& up = m.up->shape;
     const std::vector<int64_t>& weight = model.tensors.at(target.tensor).shape;
-    const int64_t rank = down.empty() ? 0 : down[0];
     const int64_t rows = target.rows ? target.rows : weight[0];
-    const bool upIsMatrix = up.size() >= 2 && up[1] == rank && elements(up) == up[0] * rank;
-    if (rank <= 0 || !upIsMatrix || up[0] != rows || elements(down) / rank != elements(weight) / weight[0]) {
-      throw Error(ErrorCode::ModelUnsupported,
-                  "LoRA " + lora.path + ": module '" + moduleName + "' (down " + shapeText(down) + ", up " + shapeText(up) +
-                      ") does not fit weight '" + target.tensor + "' " + shapeText(weight) +
-                      (target.rows ? " (rows " + std::to_string(target.firstRow) + "+" + std::to_string(rows) + ")" : "") +
-                      " of this " + family + " model; the LoRA is probably for another model family");
-    }
+    const int64_t cols = elements(weight) / weight[0];
+    const int64_t kernel = weight.size() == 4 ? weight[2] * weight[3] : 1;
+    ModuleReader reader(input, lora.path, m, kernel);
+    reader.target_ = "weight '" + target.tensor + "' " + shapeText(weight) +
+                     (target.rows ? " (rows " + std::to_string(target.firstRow) + "+" + std::to_string(rows) + ")" : "") +
+                     " of this " + family + " model";
     if (!weights.find(target.tensor)) {
       throw Error(ErrorCode::ModelUnsupported, "LoRA " + lora.path + ": weight '" + target.tensor + "' is not loaded");
     }
     Update u;
     u.target = target;
-    u.rank = rank;
-    u.cols = elements(down) / rank;
-    float alpha = static_cast<float>(rank);
-    if (m.alpha) {
-      const std::vector<float> a = readValues(input, lora.path, *m.alpha);
-      if (a.size() != 1) throw Error(ErrorCode::ModelFormat, "LoRA " + lora.path + ": '" + m.alpha->name + "' must hold one number");
-      alpha = a[0];
+    u.kind = kind;
+    u.cols = cols;
+    // The rank alpha divides by; 0 where alpha does not apply (LoKr with both factors whole).
+    int64_t rank = 0;
+    if (kind == Kind::LoRA) {
+      // up [rows, rank(, 1, 1)] · down [rank, cols]: the up matrix is read as a's [rows × rank].
+      const std::vector<int64_t>& down = m.part("down")->shape;
+      const std::vector<int64_t>& up = m.part("up")->shape;
+      rank = down.empty() ? 0 : down[0];
+      if (rank <= 0 || up.size() < 2 || up[0] != rows || up[1] != rank || elements(up) != rows * rank ||
+          elements(down) != rank * cols) {
+        reader.misfit();
+      }
+      u.first.rows = rows;
+      u.first.cols = cols;
+      u.first.rank = rank;
+      u.first.a = readValues(input, lora.path, *m.part("up"));
+      u.first.b = readValues(input, lora.path, *m.part("down"));
+    } else if (kind == Kind::LoHa) {
+      u.first = reader.product("hada_w1_a", "hada_w1_b", "hada_t1", rows, cols);
+      u.second = reader.product("hada_w2_a", "hada_w2_b", "hada_t2", rows, cols);
+      rank = u.first.rank;
+    } else {
+      const auto [o1, i1] = lokrFirstShape(reader, m);
+      if (o1 <= 0 || i1 <= 0 || rows % o1 != 0 || cols % i1 != 0) reader.misfit();
+      u.first = reader.lokrFactor("lokr_w1", "lokr_w1_a", "lokr_w1_b", nullptr, o1, i1);
+      u.second = reader.lokrFactor("lokr_w2", "lokr_w2_a", "lokr_w2_b", "lokr_t2", rows / o1, cols / i1);
+      // LyCORIS: alpha / rank where a factor is split (the rank of w1's split, else w2's), else 1.
+      rank = u.first.rank > 0 ? u.first.rank : u.second.rank;
     }
-    u.scale = multiplier * alpha / static_cast<float>(rank);
-    u.up = readValues(input, lora.path, *m.up);
-    u.down = readValues(input, lora.path, *m.down);
+    float scale = 1.0f;
+    if (rank > 0) {
+      float alpha = static_cast<float>(rank);
+      if (const CheckpointTensor* a = m.part("alpha")) {
+        const std::vector<float> values = readValues(input, lora.path, *a);
+        if (values.size() != 1) throw Error(ErrorCode::ModelFormat, "LoRA " + lora.path + ": '" + a->name + "' must hold one number");
+        alpha = values[0];
+      }
+      scale = alpha / static_cast<float>(rank);
+    }
+    u.scale = multiplier * scale;
     updates.push_back(std::move(u));
   }
   if (!unmatched.empty()) {
@@ -209,15 +378,34 @@ void parallelFor(int64_t items, int64_t minimum, int threads, Fn fn) {
   for (std::thread& worker : workers) worker.join();
 }
 
-void addUpdate(std::vector<float>& w, const Update& u, int threads) {
+void addUpdate(std::vector<float>& w, Update& u, int threads) {
+  u.first.expandTucker();
+  u.second.expandTucker();
   const int64_t rows = u.target.rows ? u.target.rows : static_cast<int64_t>(w.size()) / u.cols;
   parallelFor(rows, 64, threads, [&](int64_t first, int64_t count) {
+    std::vector<float> one(static_cast<size_t>(u.cols)), two(static_cast<size_t>(u.cols));
     for (int64_t o = first; o < first + count; o++) {
       float* row = w.data() + (u.target.firstRow + o) * u.cols;
-      for (int64_t k = 0; k < u.rank; k++) {
-        const float a = u.scale * u.up[o * u.rank + k];
-        const float* d = u.down.data() + k * u.cols;
-        for (int64_t j = 0; j < u.cols; j++) row[j] += a * d[j];
+      if (u.kind == Kind::LoRA) {
+        // Σ_k up[o, k] · down[k, :], without a row buffer: LoRA is the common case.
+        for (int64_t k = 0; k < u.first.rank; k++) {
+          const float a = u.scale * u.first.a[o * u.first.rank + k];
+          const float* d = u.first.b.data() + k * u.cols;
+          for (int64_t j = 0; j < u.cols; j++) row[j] += a * d[j];
+        }
+      } else if (u.kind == Kind::LoHa) {
+        u.first.row(o, one.data());
+        u.second.row(o, two.data());
+        for (int64_t j = 0; j < u.cols; j++) row[j] += u.scale * (one[j] * two[j]);
+      } else {
+        const int64_t o2 = u.second.rows, c2 = u.second.cols;
+        u.first.row(o / o2, one.data());
+        u.second.row(o % o2, two.data());
+        for (int64_t j1 = 0; j1 < u.first.cols; j1++) {
+          const float x = u.scale * one[j1];
+          float* out = row + j1 * c2;
+          for (int64_t j2 = 0; j2 < c2; j2++) out[j2] += x * two[j2];
+        }
       }
     }
   });
@@ -306,7 +494,7 @@ LoraMerge::LoraMerge(const std::string& family, const Checkpoint& model, Weights
     std::vector<float> w;
     std::vector<float> scratch;
     std::vector<uint8_t> original, fromFile, raw, merged;
-    for (const auto& [name, updates] : byTensor) {
+    for (auto& [name, updates] : byTensor) {
       ggml_tensor* tensor = weights.find(name);
       const CheckpointTensor& stored = model.tensors.at(name);
       original.resize(ggml_nbytes(tensor));
@@ -314,7 +502,8 @@ LoraMerge::LoraMerge(const std::string& family, const Checkpoint& model, Weights
       residentFromFile(input, stored, tensor, fromFile, raw, scratch, threads);
       residentToFloat(tensor, original.data(), w, threads);
       touched_.push_back({tensor, &stored, digestOf(original), fromFile == original ? std::vector<uint8_t>() : original});
-      for (const Update& u : updates) addUpdate(w, u, threads);
+      for (Update& u : updates) addUpdate(w, u, threads);
+      updates = {};  // a Tucker factor's expanded difference is as large as the weight
       floatToResident(w, model.tensors.at(name), tensor, merged, threads, scratch);
       ggml_backend_tensor_set(tensor, merged.data(), 0, merged.size());
     }

@@ -50,7 +50,9 @@ auto asEngineError(Fn&& fn) -> decltype(fn()) {
   }
 }
 
-bool sameText(const Conditioning& a, const Conditioning& b) { return a.tokens == b.tokens && a.weights == b.weights; }
+bool sameText(const Conditioning& a, const Conditioning& b) {
+  return a.tokens == b.tokens && a.weights == b.weights && a.embeddings == b.embeddings && a.embeddings2 == b.embeddings2;
+}
 
 // Image i of a call uses seed + i, wrapping within the 32-bit seeds a caller may give (so the
 // image after seed 4294967295 has seed 0, and every reported seed reproduces its image alone).

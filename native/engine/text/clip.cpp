@@ -105,19 +105,46 @@ ClipTextEncoder::ClipTextEncoder(const ClipConfig& config, Weights& weights, Bac
 // flattened [W * T * rows], followed by the pooled vector [projection] when `poolRow` (the first
 // row's end-token position) is given.
 ggml_tensor* ClipTextEncoder::build(GraphBuild& g, const int32_t* tokens, int64_t rows, int hiddenLayers, bool finalNorm,
-                                    const int32_t* poolRow) {
+                                    const int32_t* poolRow, const std::vector<float>& extra) {
   Net n{g.ctx(), weights_, false, &g};
   ggml_context* ctx = g.ctx();
   const int64_t W = config_.width, T = 77;
   const bool open = config_.openClip;
   const std::string& p = config_.prefix;
+  struct ExtraLookup {
+    std::vector<int32_t> vocabIds, extraIds;
+    std::vector<float> fromVocab, fromExtra;
+  };
+  ExtraLookup* lookup = nullptr;
+  if (!extra.empty()) {
+    // Each position takes its vocabulary row or its extra row: both are looked up (id 0 standing in
+    // for the other) and the one not wanted is multiplied by 0, which leaves the other exact.
+    const int64_t n = T * rows;
+    lookup = g.keep(ExtraLookup{std::vector<int32_t>(tokens, tokens + n), std::vector<int32_t>(static_cast<size_t>(n), 0),
+                                std::vector<float>(static_cast<size_t>(n), 1.0f), std::vector<float>(static_cast<size_t>(n), 0.0f)});
+    for (int64_t i = 0; i < n; i++) {
+      if (tokens[i] < config_.vocab) continue;
+      lookup->extraIds[i] = static_cast<int32_t>(tokens[i] - config_.vocab);
+      lookup->vocabIds[i] = 0;
+      lookup->fromVocab[i] = 0.0f;
+      lookup->fromExtra[i] = 1.0f;
+    }
+    tokens = lookup->vocabIds.data();
+  }
   ggml_tensor* ids = g.input(GGML_TYPE_I32, {T * rows}, tokens);
   ggml_tensor* tokenEmb = n.w.get(p + (open ? "token_embedding.weight" : "embeddings.token_embedding.weight"), {config_.vocab, W});
   ggml_tensor* posEmb =
       n.w.get(p + (open ? "positional_embedding" : "embeddings.position_embedding.weight"), {config_.positions, W});
   const std::string finalNormName = p + (open ? "ln_final" : "final_layer_norm");
   // x: [W, T, rows]
-  ggml_tensor* x = ggml_reshape_3d(ctx, ggml_get_rows(ctx, tokenEmb, ids), W, T, rows);
+  ggml_tensor* embedded = ggml_get_rows(ctx, tokenEmb, ids);  // [W, T * rows]
+  if (lookup) {
+    ggml_tensor* table = g.input(GGML_TYPE_F32, {W, static_cast<int64_t>(extra.size()) / W}, extra.data());
+    ggml_tensor* own = ggml_get_rows(ctx, table, g.input(GGML_TYPE_I32, {T * rows}, lookup->extraIds.data()));
+    embedded = ggml_add(ctx, ggml_mul(ctx, embedded, g.input(GGML_TYPE_F32, {1, T * rows}, lookup->fromVocab.data())),
+                        ggml_mul(ctx, own, g.input(GGML_TYPE_F32, {1, T * rows}, lookup->fromExtra.data())));
+  }
+  ggml_tensor* x = ggml_reshape_3d(ctx, embedded, W, T, rows);
   x = ggml_add(ctx, x, ggml_view_2d(ctx, posEmb, W, T, posEmb->nb[1], 0));
   ggml_tensor* hidden = nullptr;
   const int layers = poolRow ? config_.layers : hiddenLayers;
@@ -155,13 +182,18 @@ void ClipTextEncoder::validate() {
   build(g, tokens.data(), 1, config_.layers, true, &row);
 }
 
-ClipOutput ClipTextEncoder::encode(const std::vector<int32_t>& given, int clipSkip, bool pooled) {
+ClipOutput ClipTextEncoder::encode(const std::vector<int32_t>& given, int clipSkip, bool pooled, const std::vector<float>& extra) {
   const int64_t T = 77;
   if (given.empty() || given.size() % T != 0) throw Error(ErrorCode::InvalidArgument, "conditioning must be rows of 77 tokens");
+  if (extra.size() % static_cast<size_t>(config_.width) != 0) {
+    throw Error(ErrorCode::InvalidArgument, "embedding vectors must be rows of the text encoder's width " + std::to_string(config_.width));
+  }
+  const int64_t extraRows = static_cast<int64_t>(extra.size()) / config_.width;
   for (int32_t id : given) {
-    if (id < 0 || id >= config_.vocab) {
+    if (id < 0 || id >= config_.vocab + extraRows) {
       throw Error(ErrorCode::InvalidArgument, "token id " + std::to_string(id) + " is outside the vocabulary (0-" +
-                                                  std::to_string(config_.vocab - 1) + ")");
+                                                  std::to_string(config_.vocab - 1) + ")" +
+                                                  (extraRows ? " and the " + std::to_string(extraRows) + " embedding vectors" : ""));
     }
   }
   const int skip = clipSkip > 0 ? clipSkip : config_.defaultClipSkip;
@@ -183,7 +215,7 @@ ClipOutput ClipTextEncoder::encode(const std::vector<int32_t>& given, int clipSk
   }
   const int hiddenLayers = config_.layers - (skip - 1);
   std::vector<float> out =
-      runner_.run([&](GraphBuild& g) { return build(g, tokens.data(), rows, hiddenLayers, config_.finalNormOnHidden, pooled ? &poolRow : nullptr);
+      runner_.run([&](GraphBuild& g) { return build(g, tokens.data(), rows, hiddenLayers, config_.finalNormOnHidden, pooled ? &poolRow : nullptr, extra);
   });
   ClipOutput result;
   const size_t hiddenSize = static_cast<size_t>(config_.width * T * rows);

@@ -73,7 +73,8 @@ class ClipTextEncoder {
   const ClipConfig& config() const { return config_; }
   // tokens: rows of 77 ids. Returns the hidden states of the layer clipSkip selects (0: the
   // family's default) and, with `pooled`, the projected last-layer state at the first row's end token.
-  ClipOutput encode(const std::vector<int32_t>& tokens, int clipSkip, bool pooled);
+  // Ids from the vocabulary's size on stand for rows of `extra` ([rows, width]: textual inversion).
+  ClipOutput encode(const std::vector<int32_t>& tokens, int clipSkip, bool pooled, const std::vector<float>& extra = {});
   // Builds the graph once without running it, so a checkpoint that disagrees fails at load time.
   void validate();
   // Frees the compute buffer between phases; the next call allocates it again.
@@ -83,7 +84,8 @@ class ClipTextEncoder {
   ClipConfig config_;
   Weights& weights_;
   GraphRunner runner_;
-  ggml_tensor* build(GraphBuild& g, const int32_t* tokens, int64_t rows, int hiddenLayers, bool finalNorm, const int32_t* poolRow);
+  ggml_tensor* build(GraphBuild& g, const int32_t* tokens, int64_t rows, int hiddenLayers, bool finalNorm, const int32_t* poolRow,
+                     const std::vector<float>& extra = {});
 };
 
 // A1111's emphasis: scales each token's hidden state [rows * 77, width] by its weight, then restores

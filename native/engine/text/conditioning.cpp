@@ -46,7 +46,7 @@ EncodedPrompt DiffusionModel::encodePrompt(const Conditioning& prompt, int clipS
   EncodedPrompt out;
   out.tokens = static_cast<int64_t>(prompt.tokens.size());
   // The SDXL refiner's only encoder (bigG) gives the pooled vector too.
-  ClipOutput first = clip_->encode(prompt.tokens, clipSkip, refiner_);
+  ClipOutput first = clip_->encode(prompt.tokens, clipSkip, refiner_, prompt.embeddings);
   if (!clip2_) {
     applyEmphasis(first.hidden, prompt.weights, clip_->config().width);
     out.hidden = std::move(first.hidden);
@@ -55,7 +55,7 @@ EncodedPrompt DiffusionModel::encodePrompt(const Conditioning& prompt, int clipS
   }
   // SDXL: both encoders read the same ids; their hidden states are concatenated per token, and the
   // emphasis weighs the concatenation as one.
-  ClipOutput second = clip2_->encode(prompt.tokens, clipSkip, true);
+  ClipOutput second = clip2_->encode(prompt.tokens, clipSkip, true, prompt.embeddings2);
   const int64_t w1 = clip_->config().width, w2 = clip2_->config().width, tokens = out.tokens;
   out.hidden.resize(static_cast<size_t>(tokens * (w1 + w2)));
   for (int64_t t = 0; t < tokens; t++) {

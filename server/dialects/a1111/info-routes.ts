@@ -16,6 +16,7 @@ import { ApiError } from '../../http/errors.js';
 import { parseWith } from '../../http/schema.js';
 import type { FileHashes } from '../../models/hashes.js';
 import type { ModelEntry } from '../../models/registry.js';
+import { embeddingList, embeddingListSchema } from './embeddings.js';
 import { base64Image } from './images.js';
 import type { A1111Settings } from './mapping.js';
 import { loraListSchema, optionsSchema, pngInfoResponseSchema, pngInfoSchema, sdModelSchema } from './schemas.js';
@@ -32,6 +33,8 @@ export interface InfoRouteOptions {
   errors: Record<number, ResponseSpec>;
   /** The LoRA folder /sdapi/v1/loras lists. */
   loraDir: string | undefined;
+  /** The embeddings folder /sdapi/v1/embeddings lists. */
+  embeddingsDir: string | undefined;
 }
 
 export function infoRoutes(router: Router, context: ServerContext, options: InfoRouteOptions): void {
@@ -116,7 +119,8 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
   })));
   list('latent-upscale-modes', 'Latent upscalers for the hires fix', undefined, () => latentUpscaleModes.map((name) => ({ name })));
   list('sd-vae', 'Separate VAE files (none: each checkpoint\'s own VAE is used)', undefined, () => []);
-  list('embeddings', 'Textual-inversion embeddings (none)', undefined, () => ({ loaded: {}, skipped: {} }));
+  list('embeddings', 'Textual-inversion embeddings of the embeddings folder (--embeddings-dir): those the default model takes, and those skipped with the reason',
+    embeddingListSchema, async () => embeddingList(options.embeddingsDir, await models.defaultModel()));
   list('loras', 'LoRA files of the LoRA folder (--lora-dir): what <lora:NAME:weight> in a prompt selects', loraListSchema,
     async () => {
       if (options.loraDir === undefined) return [];

@@ -31,6 +31,8 @@ const tag = 'a1111';
 export interface A1111Options {
   /** The LoRA folder /sdapi/v1/loras lists; none: an empty list. */
   loraDir: string | undefined;
+  /** The embeddings folder /sdapi/v1/embeddings lists. */
+  embeddingsDir: string | undefined;
 }
 
 export function a1111Dialect(context: ServerContext, options: A1111Options): Dialect {
@@ -138,7 +140,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
     });
   }
 
-  infoRoutes(router, context, { tag, auth, json, settings, hashes, errors, loraDir: options.loraDir });
+  infoRoutes(router, context, { tag, auth, json, settings, hashes, errors, loraDir: options.loraDir, embeddingsDir: options.embeddingsDir });
   api.refuseOtherMethods(router, tag);
   router.use('/sdapi', (req, _res, next) => {
     next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see ${context.apiPrefix}/docs`));
