@@ -1,6 +1,6 @@
 // `sdnode generate` as a user runs it: PNGs where -o says with their seeds, image-to-image and
 // inpainting from files, Ctrl-C, and usage errors that name the flag.
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -11,6 +11,7 @@ import { main } from '../server/cli.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { writeTaesd } from './fixtures/taesd.js';
 import { writeTinyLora } from './fixtures/lora.js';
+import { encodeFloats, encodeSafetensors } from './fixtures/safetensors.js';
 import { exitCode, solidPng, spawnCli, waitForOutput } from './server-helpers.js';
 
 const dir = t.testdir();
@@ -107,6 +108,23 @@ t.test('--lora-dir applies the prompt\'s <lora:NAME:weight>; an unknown name lis
   const unknown = await run(t, [...quick, '-p', '<lora:nope:1>', '--lora-dir', loras, '-o', out]);
   t.equal(unknown.code, 2);
   t.match(unknown.output, /Unknown LoRA "nope" in the prompt: .*available: style/);
+});
+
+t.test('--embeddings-dir lets the prompt name an embedding, recorded as TI hashes', async (t) => {
+  const folder = t.testdir();
+  const embeddings = path.join(folder, 'embeddings');
+  await mkdir(embeddings);
+  const values = Float32Array.from({ length: 2 * 32 }, (_, i) => Math.sin(i) * 0.05);
+  await writeFile(path.join(embeddings, 'inkstyle.safetensors'),
+    encodeSafetensors([{ name: 'emb_params', dtype: 'F32', shape: [2, 32], data: encodeFloats(values, 'F32') }], {}));
+  const styled = path.join(folder, 'styled.png');
+  const plain = path.join(folder, 'plain.png');
+  const first = await run(t, [...quick, '-p', 'a cat, inkstyle', '-s', '1', '--embeddings-dir', embeddings, '-o', styled]);
+  t.equal(first.code, 0, first.output);
+  t.match(readPngText(await readFile(styled)).parameters, /, TI hashes: "inkstyle: [0-9a-f]{12}"$/);
+  const second = await run(t, [...quick, '-p', 'a cat, inkstyle', '-s', '1', '-o', plain]);
+  t.equal(second.code, 0, second.output);
+  t.notOk((await sharp(styled).raw().toBuffer()).equals(await sharp(plain).raw().toBuffer()), 'without the folder the name is text');
 });
 
 t.test('a bad flag is a usage error with exit code 2 that names it, before any model loads', async (t) => {

@@ -142,3 +142,15 @@ t.test('/sdapi/v1/embeddings lists the loaded and the skipped embeddings with th
     'too-wide': { ...common, shape: width + 8, vectors: 2, filename: 'too-wide.safetensors', reason: `its vectors are ${width + 8} wide; this sd1 model's text encoder takes ${width}` },
   });
 });
+
+t.test('the server reads the models folder\'s embeddings folder by default and does not offer its files as checkpoints', async (t) => {
+  // Beside the test's own folder, which startTestServer takes for its output.
+  const models = path.join(dir, 'models');
+  await mkdir(path.join(models, 'embeddings'), { recursive: true });
+  await writeFile(path.join(models, 'tiny.safetensors'), sd1);
+  await writeFile(path.join(models, 'embeddings', 'MyCat.safetensors'), await readFile(path.join(embeddingsDir, 'MyCat.safetensors')));
+  const { url } = await startTestServer(t, { modelsDir: models });
+  t.same(((await getJson(`${url}/sdapi/v1/sd-models`)).body as unknown as { model_name: string }[]).map((m) => m.model_name), ['tiny']);
+  const listed = (await getJson(`${url}/sdapi/v1/embeddings`)).body as unknown as { loaded: object };
+  t.same(Object.keys(listed.loaded), ['MyCat']);
+});
