@@ -7,8 +7,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { PromptEmbeddings } from './prompt.js';
+import { halfToFloat, isTensor, readTorchFile, type PickleValue } from './torch-file.js';
 
-/** File extensions read as embeddings. `.pt` / `.bin` (pickles) are listed as skipped, with a reason. */
+/** File extensions read as embeddings: safetensors, and torch files (`.pt`, diffusers' `.bin`) read without unpickling. */
 export const embeddingExtensions = ['.safetensors', '.pt', '.bin'] as const;
 
 /** Largest embedding file read: real ones are a few kB to a few hundred kB. */
@@ -48,15 +49,6 @@ interface Tensor {
   shape: number[];
   values: Float32Array;
 }
-
-const halfToFloat = (h: number): number => {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 31) return fraction ? Number.NaN : sign * Number.POSITIVE_INFINITY;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
-};
 
 function decodeTensor(bytes: Buffer, dtype: string, count: number): Float32Array {
   const out = new Float32Array(count);
@@ -99,6 +91,21 @@ function readSafetensors(bytes: Buffer): Map<string, Tensor> {
   return tensors;
 }
 
+/**
+ * The tensors of a torch embedding file by the names the safetensors layouts use: A1111's `.pt`
+ * (`string_to_param`: its one entry as emb_params), or a dict of tensors (diffusers' `<token>`,
+ * SDXL's clip_l / clip_g, emb_params).
+ */
+function torchEmbeddingTensors(root: PickleValue): Map<string, Tensor> {
+  if (!(root instanceof Map)) throw new Error('it holds no dict of tensors');
+  const tensorsOf = (dict: PickleValue) => (dict instanceof Map
+    ? [...dict].filter((entry): entry is [string, Tensor] => typeof entry[0] === 'string' && isTensor(entry[1]))
+    : []);
+  const params = tensorsOf(root.get('string_to_param') ?? null);
+  if (params.length > 0) return new Map([['emb_params', params[0]![1]]]);
+  return new Map(tensorsOf(root));
+}
+
 /** [vectors, width] of a tensor: a single vector [width] counts as one row. */
 function rows(tensor: Tensor): [number, number] {
   const width = tensor.shape.at(-1) ?? 0;
@@ -123,14 +130,11 @@ export async function readEmbedding(file: string, { family, contextDim }: Embedd
     name, path: file, reason, ...(shape !== undefined && { shape, vectors }),
   });
   const ext = path.extname(file).toLowerCase();
-  if (ext !== '.safetensors') {
-    return skip(`${ext} embeddings are Python pickles, which sdnode does not load (unpickling can run code); convert the file to .safetensors`);
-  }
   let tensors: Map<string, Tensor>;
   try {
     const bytes = await readFile(file);
     if (bytes.length > MAX_EMBEDDING_BYTES) return skip(`the file is over ${MAX_EMBEDDING_BYTES} bytes, too large for an embedding`);
-    tensors = readSafetensors(bytes);
+    tensors = ext === '.safetensors' ? readSafetensors(bytes) : torchEmbeddingTensors(readTorchFile(bytes));
   } catch (error) {
     return skip(`cannot read it: ${(error as Error).message}`);
   }

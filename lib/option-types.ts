@@ -27,7 +27,7 @@ export interface LoadOptions {
    */
   loraDir?: string;
   /**
-   * Folder of textual-inversion embeddings (`.safetensors`, subfolders included) that prompts and
+   * Folder of textual-inversion embeddings (`.safetensors`, `.pt`, `.bin`, subfolders included) that prompts and
    * negative prompts name by file stem, in any case; a call's own `embeddingsDir` overrides it.
    * Default none.
    */
@@ -292,8 +292,9 @@ export interface ImageOptions {
   /**
    * Folder of textual-inversion embeddings, as AUTOMATIC1111's `embeddings/`: a file's stem (in
    * any case, as a whole word) in the prompt or negative prompt stands for its vectors, weighted by
-   * the emphasis around it. A1111's `.safetensors` (`emb_params`; SDXL `clip_l` + `clip_g`) and
-   * diffusers' (`<token>`); a file for another model family is skipped with a warning. SD 1.x,
+   * the emphasis around it. A1111's `.safetensors` (`emb_params`; SDXL `clip_l` + `clip_g`) and `.pt`,
+   * diffusers' (`<token>`, `.bin`), torch files read without unpickling; a file for another model
+   * family is skipped with a warning. SD 1.x,
    * SD 2.x and SDXL. Default the model's `embeddingsDir`.
    */
   embeddingsDir?: string;

@@ -2,7 +2,7 @@
 // place of token embeddings. An embedding holding the token vectors of some words must give the
 // very image those words give.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -12,6 +12,7 @@ import { loadEmbeddings, loadModel, type Model, type TextToImageOptions } from '
 import { tinyCheckpointBytes } from './fixtures/checkpoint.js';
 import { encodeFloats, encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
 import { getJson, startTestServer } from './server-helpers.js';
+import { pickle, torchFile } from './fixtures/torch-file.js';
 
 const A = 320;
 const CAT = 2368;
@@ -81,6 +82,26 @@ t.test('a name inside a longer word stays text', async (t) => {
   t.ok((await pixels({ prompt: 'a photo of xmycat' })).equals(await pixels({ prompt: 'a photo of xmycat' }, bare)));
 });
 
+t.test('torch files (A1111 .pt, diffusers learned_embeds.bin) are read as data: a call in the pickle is not made', async (t) => {
+  const folder = path.join(dir, 'torch-embeddings');
+  await mkdir(folder);
+  const witness = path.join(dir, 'pickle-ran');
+  const a1111 = pickle.dict([
+    ['string_to_token', pickle.dict([['*', pickle.int(265)]])],
+    ['string_to_param', pickle.dict([['*', pickle.tensor('0', [2, width], true)]])],
+    ['name', pickle.str('ptcat')],
+    ['step', pickle.int(1000)],
+    ['sd_checkpoint', pickle.call(pickle.global('os', 'system'), pickle.str(`touch ${witness}`))],
+    ['sd_checkpoint_name', pickle.call(pickle.global('builtins', 'exec'), pickle.str(`open(${JSON.stringify(witness)}, 'w')`))],
+  ]);
+  await writeFile(path.join(folder, 'ptcat.pt'), torchFile(a1111, { 0: tokenRows(sd1, sd1Clip, [A, CAT]) }));
+  const diffusers = pickle.dict([['<photo>', pickle.tensor('0', [width])]]);
+  await writeFile(path.join(folder, 'binphoto.bin'), torchFile(diffusers, { 0: tokenRows(sd1, sd1Clip, [PHOTO]) }));
+  const words = await pixels({ prompt: 'a photo of a cat' });
+  t.ok((await pixels({ prompt: 'a binphoto of ptcat', embeddingsDir: folder })).equals(words));
+  await t.rejects(access(witness), 'nothing in the pickle ran');
+});
+
 t.test('the image\'s parameters carry TI hashes of the embeddings used, as A1111 writes them', async (t) => {
   const [image] = await model.textToImage({ ...quick, prompt: 'a photo of mycat', negativePrompt: 'photo-one' });
   const hash = async (file: string) => createHash('sha256').update(await readFile(path.join(embeddingsDir, file))).digest('hex').slice(0, 12);
@@ -93,7 +114,7 @@ t.test('files that do not fit the model are skipped with the reason, and their n
   const set = await loadEmbeddings(embeddingsDir, model.info, { warn: false });
   t.same(set.loaded.map((e) => [e.name, e.vectors]), [['MyCat', 2], ['photo-one', 1]]);
   t.match(set.skipped, [
-    { name: 'pickled', reason: /\.pt embeddings are Python pickles.*convert the file to \.safetensors/ },
+    { name: 'pickled', reason: /cannot read it: it is not a zip archive/ },
     { name: 'too-wide', reason: `its vectors are ${width + 8} wide; this sd1 model's text encoder takes ${width}`, shape: width + 8, vectors: 2 },
   ]);
   t.ok((await pixels({ prompt: 'a too-wide house' })).equals(await pixels({ prompt: 'a too-wide house' }, bare)));
@@ -138,7 +159,7 @@ t.test('/sdapi/v1/embeddings lists the loaded and the skipped embeddings with th
     'photo-one': { ...common, shape: width, vectors: 1, filename: path.join('sub', 'photo-one.safetensors') },
   });
   t.match((body as { skipped: unknown }).skipped, {
-    pickled: { ...common, shape: null, vectors: null, filename: 'pickled.pt', reason: /Python pickles/ },
+    pickled: { ...common, shape: null, vectors: null, filename: 'pickled.pt', reason: /not a zip archive/ },
     'too-wide': { ...common, shape: width + 8, vectors: 2, filename: 'too-wide.safetensors', reason: `its vectors are ${width + 8} wide; this sd1 model's text encoder takes ${width}` },
   });
 });

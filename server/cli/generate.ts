@@ -126,7 +126,7 @@ ${componentUsage}
       --clip-skip <n>           1 = last text encoder layer, 2 = the one before, … (0–12).
       --weight-type <type>      Convert the weights on load: ${weightTypes.join(', ')}.
       --lora-dir <dir>          Folder of the LoRA files <lora:NAME:weight> in the prompt selects.
-      --embeddings-dir <dir>    Folder of textual-inversion embeddings (.safetensors) the prompt and
+      --embeddings-dir <dir>    Folder of textual-inversion embeddings (.safetensors, .pt) the prompt and
                                 negative prompt name by file stem.
       --refiner <file>          A second checkpoint (an SDXL refiner) that takes over the sampling
                                 at --refiner-switch-at, on the same latent (AUTOMATIC1111's refiner).
