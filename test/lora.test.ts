@@ -165,6 +165,45 @@ for (const kind of ['loha', 'lokr'] as const) {
   });
 }
 
+t.test('LyCORIS Tucker cores (hada_t1 / hada_t2, lokr_t2) rebuild a convolution as LyCORIS does', async (t) => {
+  // The first ResBlock's 3×3 convolution, and a LoCon of the same difference: down[k, c, s] =
+  // Σ_j t[k, j, s] · b[j, c], up[o, k] = a[k, o].
+  const [out, inC] = readSafetensorsHeader(await readFile(model.path)).tensors.get('model.diffusion_model.input_blocks.1.0.in_layers.2.weight')!.shape as [number, number];
+  const rank = 3;
+  const random = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898 + seed * 78.233));
+  const a = random(rank * out, 1);
+  const b = random(rank * inC, 2);
+  const core = random(rank * rank * 9, 3);
+  const down = new Float32Array(rank * inC * 9);
+  for (let k = 0; k < rank; k++) for (let j = 0; j < rank; j++) for (let c = 0; c < inC; c++) for (let x = 0; x < 9; x++) down[(k * inC + c) * 9 + x]! += core[(k * rank + j) * 9 + x]! * b[j * inC + c]!;
+  const up = new Float32Array(out * rank);
+  for (let o = 0; o < out; o++) for (let k = 0; k < rank; k++) up[o * rank + k] = a[k * out + o]!;
+  // The second LoHa factor is all ones: a core with one 1 per kernel position, a and b with a row of ones.
+  const onesCore = new Float32Array(rank * rank * 9);
+  onesCore.fill(1, 0, 9);
+  const firstRow = (n: number) => Float32Array.from({ length: rank * n }, (_, i) => (i < n ? 1 : 0));
+  const name = 'lora_unet_down_blocks_0_resnets_0_conv1';
+  const f32 = (tensor: string, shape: number[], data: Float32Array) => ({ name: `${name}.${tensor}`, dtype: 'F32' as const, shape, data: Buffer.from(data.buffer) });
+  const alpha = f32('alpha', [], Float32Array.of(rank));
+  const files = {
+    locon: [f32('lora_down.weight', [rank, inC, 3, 3], down), f32('lora_up.weight', [out, rank, 1, 1], up), alpha],
+    loha: [f32('hada_t1', [rank, rank, 3, 3], core), f32('hada_w1_a', [rank, out], a), f32('hada_w1_b', [rank, inC], b),
+      f32('hada_t2', [rank, rank, 3, 3], onesCore), f32('hada_w2_a', [rank, out], firstRow(out)), f32('hada_w2_b', [rank, inC], firstRow(inC)), alpha],
+    // kron([[1]], w2): the LoKr's difference is its Tucker w2 alone.
+    lokr: [f32('lokr_w1', [1, 1], Float32Array.of(1)), f32('lokr_t2', [rank, rank, 3, 3], core), f32('lokr_w2_a', [rank, out], a),
+      f32('lokr_w2_b', [rank, inC], b), alpha],
+  };
+  const images: Record<string, Buffer> = {};
+  for (const [kind, tensors] of Object.entries(files)) {
+    const file = path.join(dir, `tucker-${kind}.safetensors`);
+    await writeFile(file, encodeSafetensors(tensors, {}));
+    images[kind] = await pixels({ prompt: 'a castle', loras: [{ path: file }] });
+  }
+  const plain = await pixels({ prompt: 'a castle' });
+  nearlyEqual(t, images.loha!, images.locon!, plain);
+  nearlyEqual(t, images.lokr!, images.locon!, plain);
+});
+
 t.test('a LyCORIS module whose factors do not fit the weight names the module and the shapes', async (t) => {
   const tensor = (name: string, shape: number[]) => ({ name, dtype: 'F16' as const, shape, data: Buffer.alloc(2 * shape.reduce((a, b) => a * b, 1)) });
   const module = 'lora_te_text_model_encoder_layers_0_mlp_fc1';
