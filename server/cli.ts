@@ -99,7 +99,8 @@ ${componentUsage}
       --lora-dir <dir>     LoRA files (.safetensors, .gguf) that prompts select with
                            <lora:NAME:weight> (default: <models>/Lora if it exists, else
                            <models>/loras; these are not offered as checkpoints).
-      --embeddings-dir <dir>  Textual-inversion embeddings (.safetensors, .pt) that prompts name by
+      --embeddings-dir <dir>
+                           Textual-inversion embeddings (.safetensors, .pt) that prompts name by
                            file stem (default: <models>/embeddings; not offered as checkpoints).
       --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
                            unloads the least recently used.
