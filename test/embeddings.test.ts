@@ -145,6 +145,21 @@ t.test('SDXL embeddings carry vectors for both text encoders', async (t) => {
   t.match(skipped, [{ name: 'sd1cat', reason: /SDXL embeddings hold clip_l and clip_g/ }]);
 });
 
+t.test('SD 2.x takes embeddings of its OpenCLIP width', async (t) => {
+  const sd2 = tinyCheckpointBytes({ family: 'sd2', dtype: 'f32' });
+  const clip = 'cond_stage_model.model.token_embedding.weight';
+  const tmp = t.testdir();
+  const file = path.join(tmp, 'sd2.safetensors');
+  await writeFile(file, sd2);
+  const folder = path.join(tmp, 'embeddings');
+  await mkdir(folder);
+  const w = readSafetensorsHeader(sd2).tensors.get(clip)!.shape[1]!;
+  await writeFile(path.join(folder, 'twocat.safetensors'), embeddingFile({ emb_params: tokenRows(sd2, clip, [A, CAT]) }, w));
+  const v2 = await loadModel(file, { backend: 'cpu', threads: 1, embeddingsDir: folder });
+  t.teardown(() => v2.close());
+  t.ok((await pixels({ prompt: 'a photo of twocat' }, v2)).equals(await pixels({ prompt: 'a photo of a cat' }, v2)));
+});
+
 t.test('a bad embeddingsDir is a TypeError naming it', async (t) => {
   await t.rejects(model.textToImage({ ...quick, prompt: 'x', embeddingsDir: 5 as unknown as string }), { name: 'TypeError', message: /embeddingsDir/ });
   await t.rejects(loadModel(checkpoint, { embeddingsDir: '' }), { name: 'TypeError', message: /embeddingsDir/ });
