@@ -140,7 +140,7 @@ struct HiresFix {
 // A LoRA file merged into the weights for one call: W += multiplier · alpha/rank · up·down, with
 // AUTOMATIC1111's separate multipliers for the UNet and the text encoder.
 struct LoraFile {
-  std::string path;  // .safetensors or .gguf: kohya, diffusers / PEFT names, LoCon convolutions
+  std::string path;  // .safetensors or .gguf: kohya, diffusers / PEFT names, LoCon, LoHa, LoKr
   float unetMultiplier = 1.0f;
   float textMultiplier = 1.0f;
 };

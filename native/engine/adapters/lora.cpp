@@ -1,5 +1,5 @@
-// LoRA files (kohya, diffusers / PEFT names, LoCon convolutions) read and checked whole before a
-// single weight changes, then merged tensor by tensor with the original bytes kept for restoring.
+// LoRA files (kohya, diffusers / PEFT names, LoCon convolutions, LyCORIS LoHa and LoKr) read and
+// checked whole before a single weight changes, then merged tensor by tensor with the original bytes kept for restoring.
 #include "lora.h"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
-// LoRA: low-rank updates (W += multiplier · alpha/rank · up·down) merged into the loaded weights for
-// one generation call and taken out again afterwards, byte for byte.
+// LoRA: low-rank updates (W += multiplier · alpha/rank · up·down; LyCORIS LoHa's Hadamard and LoKr's
+// Kronecker products too) merged into the loaded weights for one generation call and taken out
+// again afterwards, byte for byte.
 #pragma once
 
 #include <cstdint>
