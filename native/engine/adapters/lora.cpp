@@ -10,6 +10,7 @@
 #include "file_io.h"
 #include "ggml-cpu.h"
 #include "gguf_file.h"
+#include "lora_factor.h"
 #include "safetensors.h"
 #include "weight_types.h"
 
@@ -47,60 +48,13 @@ struct Module {
   }
 };
 
-// A factor of an update, [rows × cols]: a · b with a [rows × rank] and b [rank × cols]; `full`
-// itself when rank is 0; or LyCORIS's Tucker form, Σ_ij t[i, j, s] · a[i, o] · b[j, c] over the
-// kernel positions s (a [rank × rows], b [rank × in], cols = in · kernel).
-struct Factor {
-  int64_t rows = 0, cols = 0, rank = 0, kernel = 0;  // kernel 0: no Tucker core
-  std::vector<float> a, b, full, core;
-
-  void row(int64_t o, float* out) const {
-    if (rank == 0) {
-      std::copy_n(full.data() + o * cols, cols, out);
-      return;
-    }
-    std::fill_n(out, cols, 0.0f);
-    for (int64_t k = 0; k < rank; k++) {
-      const float x = a[o * rank + k];
-      const float* r = b.data() + k * cols;
-      for (int64_t j = 0; j < cols; j++) out[j] += x * r[j];
-    }
-  }
-
-  // Replaces the Tucker form by the whole matrix (rank 0); done just before merging, one module at
-  // a time, as a conv's full difference is as large as its weight.
-  void expandTucker() {
-    if (kernel == 0) return;
-    const int64_t in = cols / kernel;
-    // partial[i, c, s] = Σ_j t[i, j, s] · b[j, c]
-    std::vector<float> partial(static_cast<size_t>(rank * in * kernel), 0.0f);
-    for (int64_t i = 0; i < rank; i++)
-      for (int64_t j = 0; j < rank; j++)
-        for (int64_t s = 0; s < kernel; s++) {
-          const float t = core[(i * rank + j) * kernel + s];
-          for (int64_t c = 0; c < in; c++) partial[(i * in + c) * kernel + s] += t * b[j * in + c];
-        }
-    full.assign(static_cast<size_t>(rows * cols), 0.0f);
-    for (int64_t o = 0; o < rows; o++)
-      for (int64_t i = 0; i < rank; i++) {
-        const float x = a[i * rows + o];
-        const float* p = partial.data() + i * cols;
-        float* out = full.data() + o * cols;
-        for (int64_t j = 0; j < cols; j++) out[j] += x * p[j];
-      }
-    rank = kernel = 0;
-    a = {};
-    b = {};
-    core = {};
-  }
-};
-
 enum class Kind { LoRA, LoHa, LoKr };
 
 // One module ready to merge, delta [rows × cols] times `scale`:
 //   LoRA  first (up · down)
 //   LoHa  first ⊙ second (each a product), elementwise
-//   LoKr  kron(first [o1 × i1], second [o2 × cols / i1]), row o1·o2 + r, column i1·(cols / i1) + c
+//   LoKr  kron(first, second): row p · second.rows + r, column q · second.cols + c holds
+//         first[p, q] · second[r, c]
 struct Update {
   LoraTarget target;
   Kind kind = Kind::LoRA;
