@@ -118,7 +118,7 @@ export interface EmbeddingTarget {
   contextDim: number;
 }
 
-const embeddingFamilies = new Set(['sd1', 'sd2', 'sdxl']);
+const embeddingFamilies = new Set(['sd1', 'sd2', 'sdxl', 'sdxl-refiner']);
 
 /**
  * Reads one embedding file for a model: A1111's `.safetensors` (`emb_params`), SDXL's (`clip_l` +
@@ -146,6 +146,8 @@ export async function readEmbedding(file: string, { family, contextDim }: Embedd
     const [count, widthL] = rows(l);
     const [countG, widthG] = rows(g);
     if (count !== countG) return skip(`its clip_l and clip_g hold different numbers of vectors (${count} and ${countG})`);
+    // The SDXL refiner's one encoder is base's second (bigG): it takes clip_g.
+    if (family === 'sdxl-refiner' && widthG === contextDim) return checkCount({ name, path: file, vectors: count, first: g.values }, skip);
     if (family !== 'sdxl' || widthL + widthG !== contextDim) {
       return skip(`it is an SDXL embedding (clip_l ${widthL} + clip_g ${widthG} wide), which does not fit this ${family} model`, widthL, count);
     }
@@ -155,7 +157,7 @@ export async function readEmbedding(file: string, { family, contextDim }: Embedd
     return skip(`it holds no embedding tensor (expected emb_params, clip_l + clip_g, or a single tensor); found ${[...tensors.keys()].join(', ') || 'none'}`);
   }
   const [count, width] = rows(single);
-  if (family === 'sdxl') return skip(`it has one ${width}-wide tensor; SDXL embeddings hold clip_l and clip_g`, width, count);
+  if (family.startsWith('sdxl')) return skip(`it has one ${width}-wide tensor; SDXL embeddings hold clip_l and clip_g`, width, count);
   if (width !== contextDim) return skip(`its vectors are ${width} wide; this ${family} model's text encoder takes ${contextDim}`, width, count);
   return checkCount({ name, path: file, vectors: count, first: single.values }, skip);
 }

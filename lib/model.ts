@@ -222,15 +222,19 @@ export class Model {
     // As in AUTOMATIC1111, only the prompt's tags select LoRAs; the negative prompt's stay text.
     const { text, tags } = extractLoraTags(request.prompt);
     const embeddingsDir = request.embeddingsDir ?? this.embeddingsDir;
-    const [image, mask, tagged, references, embeddings] = await Promise.all([
+    const refinerModel = request.refiner?.model as Model | undefined;
+    const [image, mask, tagged, references, embeddings, refinerEmbeddings] = await Promise.all([
       request.image === undefined ? undefined : decodeImage(request.image, 'image', width, height),
       request.mask === undefined ? undefined : decodeMask(request.mask, width, height, request.maskBlur),
       resolveLoraTags(tags, request.loraDir ?? this.loraDir),
       request.referenceImages === undefined ? undefined : decodeReferenceImages(request.referenceImages),
       // Flow models' CLIP-L is not fed embeddings (A1111 has none for them either).
       embeddingsDir === undefined || isFlowFamily(this.info.family) ? undefined : loadEmbeddings(embeddingsDir, this.info),
+      // The refiner's encoder (bigG) takes the clip_g part of SDXL embeddings.
+      embeddingsDir === undefined || !refinerModel ? undefined : loadEmbeddings(embeddingsDir, refinerModel.info),
     ]);
     const vocabulary = new EmbeddingVocabulary(embeddings?.loaded ?? []);
+    const refinerVocabulary = new EmbeddingVocabulary(refinerEmbeddings?.loaded ?? []);
     const loras: LoraSelection[] = [
       ...tagged,
       ...request.loras.map(({ path: file, weight }) => ({
@@ -256,7 +260,7 @@ export class Model {
       ...(references && references.length > 0 && { referenceImages: references }),
       ...(request.settings.slgScale > 0 && { skipLayers: Int32Array.from(request.skipLayers) }),
       ...(request.hires && { hires: this.#nativeHires(request.hires, vocabulary) }),
-      ...(request.refiner && { refiner: this.#nativeRefiner(request.refiner, text, request.negativePrompt) }),
+      ...(request.refiner && { refiner: this.#nativeRefiner(request.refiner, text, request.negativePrompt, refinerVocabulary) }),
       ...(loras.length > 0 && {
         loras: loras.map((lora) => ({ path: lora.path, unetMultiplier: lora.unetWeight, textMultiplier: lora.textWeight })),
       }),
@@ -266,7 +270,12 @@ export class Model {
     for (const conditioning of [nativeRequest.prompt, nativeRequest.negative, nativeRequest.hires?.prompt, nativeRequest.hires?.negative]) {
       if (conditioning) Object.assign(conditioning, tables);
     }
-    const [hashes, tiHashes] = await Promise.all([loraHashes(loras), embeddingHashes(vocabulary.used)]);
+    if (nativeRequest.refiner) {
+      Object.assign(nativeRequest.refiner.prompt, refinerVocabulary.tables());
+      Object.assign(nativeRequest.refiner.negative, refinerVocabulary.tables());
+    }
+    const used = [...vocabulary.used, ...refinerVocabulary.used.filter((e) => !vocabulary.used.some((u) => u.path === e.path))];
+    const [hashes, tiHashes] = await Promise.all([loraHashes(loras), embeddingHashes(used)]);
     return { nativeRequest, ...(hashes !== undefined && { loraHashes: hashes }), ...(tiHashes !== undefined && { tiHashes }) };
   }
 
@@ -289,13 +298,15 @@ export class Model {
     }
   }
 
-  #nativeRefiner(refiner: { model: unknown; switchAt: number }, prompt: string, negativePrompt: string): NativeRefiner {
+  #nativeRefiner(
+    refiner: { model: unknown; switchAt: number }, prompt: string, negativePrompt: string, embeddings: EmbeddingVocabulary,
+  ): NativeRefiner {
     const model = refiner.model as Model;
     return {
       model: nativeOf(model),
       switchAt: refiner.switchAt,
-      prompt: this.#conditioning(prompt, model.info.padToken),
-      negative: this.#conditioning(negativePrompt, model.info.padToken),
+      prompt: this.#conditioning(prompt, model.info.padToken, undefined, embeddings),
+      negative: this.#conditioning(negativePrompt, model.info.padToken, undefined, embeddings),
     };
   }
 

@@ -295,7 +295,7 @@ export interface ImageOptions {
    * the emphasis around it. A1111's `.safetensors` (`emb_params`; SDXL `clip_l` + `clip_g`) and `.pt`,
    * diffusers' (`<token>`, `.bin`), torch files read without unpickling; a file for another model
    * family is skipped with a warning. SD 1.x,
-   * SD 2.x and SDXL. Default the model's `embeddingsDir`.
+   * SD 2.x, SDXL and its refiner (clip_g). Default the model's `embeddingsDir`.
    */
   embeddingsDir?: string;
   /** LoRA files given by path, applied besides the prompt's tags. `weight`: number −10–10, default 1. */

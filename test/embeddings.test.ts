@@ -145,6 +145,31 @@ t.test('SDXL embeddings carry vectors for both text encoders', async (t) => {
   t.match(skipped, [{ name: 'sd1cat', reason: /SDXL embeddings hold clip_l and clip_g/ }]);
 });
 
+t.test('the SDXL refiner takes the clip_g part of SDXL embeddings, generating and in a hand-off', async (t) => {
+  const refinerBytes = tinyCheckpointBytes({ family: 'sdxl-refiner', dtype: 'f32' });
+  const sdxl = tinyCheckpointBytes({ family: 'sdxl', dtype: 'f32' });
+  const g = 'conditioner.embedders.0.model.token_embedding.weight';
+  const wg = readSafetensorsHeader(refinerBytes).tensors.get(g)!.shape[1]!;
+  const wl = readSafetensorsHeader(sdxl).tensors.get('conditioner.embedders.0.transformer.text_model.embeddings.token_embedding.weight')!.shape[1]!;
+  const tmp = t.testdir();
+  const folder = path.join(tmp, 'embeddings');
+  await mkdir(folder);
+  await writeFile(path.join(folder, 'gcat.safetensors'), encodeSafetensors([
+    { name: 'clip_g', dtype: 'F32', shape: [2, wg], data: encodeFloats(tokenRows(refinerBytes, g, [A, CAT]), 'F32') },
+    { name: 'clip_l', dtype: 'F32', shape: [2, wl], data: encodeFloats(new Float32Array(2 * wl), 'F32') },
+  ], {}));
+  await writeFile(path.join(tmp, 'refiner.safetensors'), refinerBytes);
+  await writeFile(path.join(tmp, 'sdxl.safetensors'), sdxl);
+  const refiner = await loadModel(path.join(tmp, 'refiner.safetensors'), { backend: 'cpu', threads: 1, embeddingsDir: folder });
+  t.teardown(() => refiner.close());
+  t.ok((await pixels({ prompt: 'a photo of gcat' }, refiner)).equals(await pixels({ prompt: 'a photo of a cat' }, refiner)));
+  // In a hand-off the refiner's half sees the embedding too: only its steps differ from the words'.
+  const base = await loadModel(path.join(tmp, 'sdxl.safetensors'), { backend: 'cpu', threads: 1, embeddingsDir: folder });
+  t.teardown(() => base.close());
+  const handoff = (prompt: string, switchAt: number) => pixels({ prompt, steps: 4, refiner: { model: refiner, switchAt } }, base);
+  t.ok((await handoff('a photo of gcat', 0.01)).equals(await handoff('a photo of a cat', 0.01)), 'every step on the refiner');
+});
+
 t.test('SD 2.x takes embeddings of its OpenCLIP width', async (t) => {
   const sd2 = tinyCheckpointBytes({ family: 'sd2', dtype: 'f32' });
   const clip = 'cond_stage_model.model.token_embedding.weight';
