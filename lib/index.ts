@@ -12,6 +12,10 @@ export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
+export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile } from './catalogue.js';
+export {
+  defaultModelsDir, findPulledModel, isModelReference, pullModel, sidecarOf, sourceFile, type PulledModel, type PullOptions, type PullProgress,
+} from './pull.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
