@@ -14,7 +14,8 @@ export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } fr
 export { listLoras, type LoraFileInfo } from './lora.js';
 export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile } from './catalogue.js';
 export {
-  defaultModelsDir, findPulledModel, isModelReference, pullModel, sidecarOf, sourceFile, type PulledModel, type PullOptions, type PullProgress,
+  defaultModelsDir, findPulledModel, isModelReference, pullModel, sidecarOf, sourceFile, unfinishedDownloads,
+  type PulledModel, type PullOptions, type PullProgress,
 } from './pull.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {

@@ -193,6 +193,13 @@ export async function findPulledModel(reference: string, options: { modelsDir?: 
   return complete ? pulledOf(p) : undefined;
 }
 
+/** The unfinished downloads (`.part` files) of the model a reference names in `modelsDir`. */
+export async function unfinishedDownloads(reference: string, options: { modelsDir?: string } = {}): Promise<string[]> {
+  const p = plan(reference, path.resolve(options.modelsDir ?? defaultModelsDir()));
+  const parts = p.downloads.map((download) => `${download.target}.part`);
+  return (await Promise.all(parts.map(async (part) => (await exists(part) ? part : undefined)))).filter((part) => part !== undefined);
+}
+
 /**
  * Downloads the model a reference names into the models folder (each file verified by size and
  * sha256 before it takes its name) and resolves to where it is. A model already there complete is

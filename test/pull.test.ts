@@ -9,7 +9,7 @@ import t from 'tap';
 import { findPulledModel, loadModel, pullModel, SdnodeError, type PullProgress } from '../lib/index.js';
 import { tinyCheckpointBytes } from './fixtures/checkpoint.js';
 import { cpu } from './fixtures/draw.js';
-import { startFakeHub } from './fixtures/fake-hub.js';
+import { serveFluxSchnellQ4, startFakeHub } from './fixtures/fake-hub.js';
 
 const hub = await startFakeHub();
 t.teardown(() => hub.close());
@@ -139,14 +139,7 @@ t.test('loadModel pulls a reference only with pull: true', async (t) => {
 });
 
 t.test('a catalogue model of several files pulls each one and writes its component JSON last', async (t) => {
-  const files = {
-    'city96/FLUX.1-schnell-gguf/main/flux1-schnell-Q4_K_S.gguf': 'transformer',
-    'comfyanonymous/flux_text_encoders/main/clip_l.safetensors': 'clip',
-    'comfyanonymous/flux_text_encoders/main/t5xxl_fp8_e4m3fn.safetensors': 't5',
-    'black-forest-labs/FLUX.1-schnell/main/ae.safetensors': 'vae',
-    'black-forest-labs/FLUX.1-schnell/main/tokenizer_2/spiece.model': 'vocab',
-  };
-  for (const [key, text] of Object.entries(files)) hub.files.set(key, { bytes: Buffer.from(text) });
+  serveFluxSchnellQ4(hub);
   const modelsDir = t.testdir();
   const pulled = await pullModel('flux-schnell-q4', { modelsDir });
   const dir = path.join(modelsDir, 'flux-schnell-q4');
