@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import t, { type Test } from 'tap';
 
 import { main } from '../server/cli.js';
+import { pullWithProgress } from '../server/cli/pull.js';
 import { tinyCheckpointBytes } from './fixtures/checkpoint.js';
 import { serveFluxSchnellQ4, startFakeHub } from './fixtures/fake-hub.js';
 import { exitCode, getJson, outputTestdir, spawnCli, waitFor, waitForOutput } from './server-helpers.js';
@@ -52,6 +53,16 @@ t.test('pull downloads a reference, models lists it with where it came from, rm 
   const unknown = await run(t, ['rm', 'tiny', '--models', dir]);
   t.equal(unknown.code, 2);
   t.match(unknown.output, /No model tiny in .*sdnode models lists them/);
+});
+
+t.test('on a terminal the bar shows the bytes, the speed and the time left', async (t) => {
+  const written: string[] = [];
+  const terminal = { isTTY: true, columns: 160, write: (text: string) => written.push(text) };
+  const pulled = await pullWithProgress('hf:someone/tiny/tiny.safetensors', t.testdir(), '<ref>', terminal);
+  t.equal(typeof pulled, 'object');
+  const screen = written.join('');
+  t.match(screen, /Downloading tiny\.safetensors, 6\.2 MB\n/);
+  t.match(screen, /tiny\.safetensors ▕█{24}▏ 6\.2 MB\/6\.2 MB {2}[\d.]+ [KMG]B\/s {2}ETA 0:00/);
 });
 
 t.test('models --catalogue lists the names pull knows, with licence and whether they are gated', async (t) => {
