@@ -9,11 +9,15 @@ import type {
   NativeRequest,
 } from '../bindings/native.js';
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
-import { decodeImage, decodeMask, encodePng } from './images.js';
+import { decodeImage, decodeMask, encodePng, imageSize } from './images.js';
 import { engineUpscalers } from './hires.js';
 import type {
-  ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
+  ImageInput, ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
 } from './option-types.js';
+import {
+  checkLatent, latentSize, normalizeSampleOptions, publicLatent, stageBoolean, stageInteger,
+  type DecodedImage, type Latent, type PromptConditioning, type SampleOptions,
+} from './stages.js';
 import {
   defaultImageSize, invalid, isFlowFamily, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
@@ -163,6 +167,114 @@ export class Model {
   /** Repaints where `mask` is white and keeps `image` where it is black. */
   inpaint(options: InpaintOptions): Promise<GeneratedImage[]> {
     return this.#run(options, 'inpaint', 'inpaint');
+  }
+
+  /**
+   * Encodes a prompt (emphasis syntax, any length) with the model's text encoders, for `sample()`.
+   * `clipSkip` as the image calls take it (0: the family's default). UNet families only (the stage
+   * API); others reject with 'ERR_MODEL_UNSUPPORTED'.
+   */
+  encodePrompt(prompt: string, options: StageCallOptions & { clipSkip?: number } = {}): Promise<PromptConditioning> {
+    const conditioning = this.#conditioning(typeof prompt === 'string' ? prompt : nonEmptyString(prompt, 'prompt'));
+    const clipSkip = stageInteger(options.clipSkip, 'clipSkip', 0, 12, 0);
+    return this.#stage('encodePrompt', options.signal, async (native) => {
+      const text = await native.encodeText(conditioning, clipSkip);
+      return { ...text, contextDim: this.info.contextDim };
+    });
+  }
+
+  /** A latent of zeros for `batch` images of width × height pixels (ComfyUI's EmptyLatentImage). */
+  emptyLatent(options: { width: number; height: number; batch?: number }): Latent {
+    const { vaeScale } = this.info;
+    const width = latentSize(options?.width, 'width', vaeScale), height = latentSize(options?.height, 'height', vaeScale);
+    const batch = stageInteger(options.batch, 'batch', 1, 64, 1);
+    const channels = this.#latentChannels();
+    return { width, height, channels, batch, data: new Float32Array(batch * channels * (width / vaeScale) * (height / vaeScale)) };
+  }
+
+  /**
+   * The VAE's latent of an image: a file or its bytes, resized as the image calls resize (cover and
+   * centre-crop) to width × height (default: its own size cut down to multiples of 8), or RGB bytes
+   * already of that size. The posterior's mean, or a sample of it when `seed` is given.
+   */
+  encodeImage(
+    image: ImageInput | DecodedImage,
+    options: StageCallOptions & { width?: number; height?: number; seed?: number; rng?: 'gpu' | 'cpu'; vaeTiling?: boolean } = {},
+  ): Promise<Latent> {
+    const { vaeScale } = this.info;
+    const seed = options.seed === undefined ? undefined : stageInteger(options.seed, 'seed', 0, Number.MAX_SAFE_INTEGER, 0);
+    const rng = options.rng ?? 'gpu';
+    if (rng !== 'gpu' && rng !== 'cpu') throw invalid(RangeError, 'rng', "'gpu' or 'cpu'", rng);
+    const tiled = stageBoolean(options.vaeTiling, 'vaeTiling', false);
+    const pixels = rawImage(image, vaeScale) ?? (async () => {
+      const own = await imageSize(image as ImageInput, 'image');
+      const width = latentSize(options.width ?? Math.floor(own.width / vaeScale) * vaeScale, 'width', vaeScale);
+      const height = latentSize(options.height ?? Math.floor(own.height / vaeScale) * vaeScale, 'height', vaeScale);
+      return { width, height, data: await decodeImage(image as ImageInput, 'image', width, height) };
+    })();
+    return this.#stage('encodeImage', options.signal, async (native) => {
+      const { width, height, data } = await pixels;
+      const latent = await native.encodeImage({ data, width, height, tiled, sampled: seed !== undefined, seed: seed ?? 0, rng });
+      return publicLatent(latent, vaeScale);
+    }, pixels);
+  }
+
+  /**
+   * Runs the sampler on a latent with the prompt's conditioning (ComfyUI's KSampler and
+   * KSamplerAdvanced): `emptyLatent()` then `sample()` then `decode()` with the image calls' seed,
+   * sampler, steps and cfgScale gives `textToImage()`'s pixels.
+   */
+  sample(options: SampleOptions): Promise<Latent> {
+    const { vaeScale, contextDim } = this.info;
+    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, vaeScale, this.#latentChannels(), contextDim);
+    return this.#stage('sample', signal, async (native) => {
+      let callbackFailure: { error: unknown } | undefined;
+      const out = await native.sampleLatent(request, latent, (progress) => {
+        if (!onProgress || callbackFailure) return;
+        try {
+          onProgress(publicProgress(progress));
+        } catch (error) {
+          callbackFailure = { error };
+          native.abort();
+        }
+      }).catch((err: unknown) => { throw callbackFailure ? callbackFailure.error : err; });
+      if (callbackFailure) throw callbackFailure.error;
+      return publicLatent(out, vaeScale);
+    });
+  }
+
+  /** The VAE's decode of every latent of the batch: RGB bytes. */
+  decode(latent: Latent, options: StageCallOptions & { vaeTiling?: boolean } = {}): Promise<DecodedImage[]> {
+    const native = checkLatent(latent, 'latent', this.info.vaeScale, this.#latentChannels());
+    const tiled = stageBoolean(options.vaeTiling, 'vaeTiling', false);
+    return this.#stage('decode', options.signal, async (model) => {
+      const images = await model.decodeLatent(native, tiled);
+      return images.map(({ width, height, data }) => ({ width, height, data }));
+    });
+  }
+
+  #latentChannels(): number {
+    return isFlowFamily(this.info.family) ? 16 : 4;
+  }
+
+  /** One stage call in the model's queue; `prepared` (input decoding) fails the call before its turn. */
+  async #stage<T>(caller: string, signal: AbortSignal | undefined, run: (native: NativeModel) => Promise<T>, prepared?: Promise<unknown>): Promise<T> {
+    if (this.#closing) throw new SdnodeError('ERR_MODEL_CLOSED', `${caller} was called on a closed model (${this.path})`);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid(TypeError, 'signal', 'AbortSignal', signal);
+    if (signal?.aborted) throw abortError(signal);
+    const turn = this.#takeTurn();
+    const stop = () => this.#native.abort();
+    try {
+      await Promise.all([prepared, untilAborted(turn.ready, signal)]);
+      signal?.addEventListener('abort', stop, { once: true });
+      return await run(this.#native);
+    } catch (err) {
+      if (signal?.aborted) throw abortError(signal);
+      throw err instanceof SdnodeError || err instanceof TypeError || err instanceof RangeError ? err : fromNativeError(err);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      turn.done();
+    }
   }
 
   /**
@@ -450,6 +562,23 @@ function publicProgress({
     progress.preview = { png: encodeRgbPng(data, width, height), width, height, step };
   }
   return progress;
+}
+
+/** Options every stage call takes. */
+export interface StageCallOptions {
+  signal?: AbortSignal;
+}
+
+/** RGB bytes given as { width, height, data }, checked; undefined for a file or encoded image. */
+function rawImage(image: unknown, vaeScale: number): Promise<DecodedImage> | undefined {
+  if (typeof image !== 'object' || image === null || image instanceof Uint8Array) return undefined;
+  const { width, height, data } = image as Partial<DecodedImage>;
+  latentSize(width, 'image.width', vaeScale);
+  latentSize(height, 'image.height', vaeScale);
+  if (!(data instanceof Uint8Array) || data.length !== width! * height! * 3) {
+    throw invalid(TypeError, 'image.data', `Uint8Array of width × height × 3 = ${width! * height! * 3} RGB bytes`, data);
+  }
+  return Promise.resolve({ width: width!, height: height!, data });
 }
 
 /** `promise`, or an AbortError as soon as `signal` fires, whichever is first. */

@@ -10,45 +10,13 @@
 #include "pixels.h"
 #include "preview.h"
 #include "rng.h"
+#include "run_scopes.h"
 #include "samplers.h"
 #include "vae_tiles.h"
 
 namespace sdnode {
 
 namespace {
-
-struct AbortScope {
-  Backend& backend;
-  AbortScope(Backend& b, std::function<bool()> check) : backend(b) { backend.setAbortCheck(std::move(check)); }
-  ~AbortScope() { backend.setAbortCheck(nullptr); }
-};
-
-// Seamless tiling holds for one call only: the next call's convolutions pad with zeros again.
-struct CircularScope {
-  Unet& unet;
-  Vae& vae;
-  CircularScope(Unet& u, Vae& v, bool on) : unet(u), vae(v) {
-    unet.setCircularPadding(on);
-    vae.setCircularPadding(on);
-  }
-  ~CircularScope() {
-    unet.setCircularPadding(false);
-    vae.setCircularPadding(false);
-  }
-};
-
-template <typename Fn>
-auto asEngineError(Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Error&) {
-    throw;
-  } catch (const std::invalid_argument& e) {
-    throw Error(ErrorCode::InvalidArgument, e.what());
-  } catch (const std::bad_alloc&) {
-    throw Error(ErrorCode::OutOfMemory, "out of memory");
-  }
-}
 
 bool sameText(const Conditioning& a, const Conditioning& b) { return a.tokens == b.tokens && a.weights == b.weights; }
 

@@ -68,6 +68,11 @@ class DiffusionModel : public Model {
   explicit DiffusionModel(const LoadParams& params);
   const ModelInfo& info() const override { return info_; }
   std::vector<Image> generate(const Request& request, const Callbacks& callbacks) override;
+  EncodedText encodeText(const Conditioning& prompt, int clipSkip) override;
+  LatentBatch encodeImage(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, bool sampled, uint64_t seed,
+                          const std::string& rng) override;
+  LatentBatch sampleLatent(const SampleRequest& request, const LatentBatch& latent, const Callbacks& callbacks) override;
+  std::vector<Image> decodeLatent(const LatentBatch& latent, bool tiled, const Callbacks& callbacks) override;
 
  private:
   Checkpoint file_;

@@ -1,0 +1,95 @@
+// The stage API (encodePrompt, emptyLatent, encodeImage, sample, decode) on a tiny random checkpoint:
+// what a program that composes the stages sees, and that the composition is textToImage's image.
+import sharp from 'sharp';
+import t from 'tap';
+
+import { loadModel, type GeneratedImage } from '../lib/index.js';
+import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { cpu } from './fixtures/draw.js';
+
+const dir = t.testdir();
+const model = await loadModel(await writeTinyCheckpoint(dir), cpu);
+t.teardown(() => model.close());
+
+async function rgbOf(image: GeneratedImage): Promise<Buffer> {
+  return sharp(image.png).raw().toBuffer();
+}
+
+t.test('emptyLatent, sample and decode give textToImage\'s pixels for the same settings', async (t) => {
+  const settings = { seed: 42, steps: 2, cfgScale: 7, sampler: 'euler_a' } as const;
+  const [expected] = await model.textToImage({ ...settings, prompt: 'a red fox', negativePrompt: 'blurry', width: 64, height: 64 });
+  const [positive, negative] = await Promise.all([model.encodePrompt('a red fox'), model.encodePrompt('blurry')]);
+  t.same([positive.tokens, positive.hidden.length], [77, 77 * model.info.contextDim]);
+  const latent = await model.sample({ ...settings, latent: model.emptyLatent({ width: 64, height: 64 }), positive, negative });
+  t.same([latent.width, latent.height, latent.channels, latent.batch], [64, 64, 4, 1]);
+  const [image, ...rest] = await model.decode(latent);
+  t.same(rest, []);
+  t.same([image!.width, image!.height], [64, 64]);
+  t.ok(Buffer.from(image!.data).equals(await rgbOf(expected!)), 'same pixels as textToImage');
+});
+
+t.test('a run split at a step by startStep / endStep equals the whole run', async (t) => {
+  const positive = await model.encodePrompt('a lighthouse');
+  const common = { positive, cfgScale: 1, steps: 4, seed: 7, sampler: 'euler', rng: 'cpu' } as const;
+  const empty = model.emptyLatent({ width: 64, height: 64 });
+  const whole = await model.sample({ ...common, latent: empty });
+  const half = await model.sample({ ...common, latent: empty, endStep: 2, returnWithLeftoverNoise: true });
+  const rest = await model.sample({ ...common, latent: half, startStep: 2, addNoise: false });
+  t.same(Array.from(rest.data), Array.from(whole.data));
+  t.notSame(Array.from(half.data), Array.from(whole.data), 'the first half alone is not the end');
+});
+
+t.test('a batch latent samples every image; the seed decides the noise', async (t) => {
+  const positive = await model.encodePrompt('a boat');
+  const latent = model.emptyLatent({ width: 64, height: 64, batch: 2 });
+  const options = { positive, cfgScale: 1, steps: 1, seed: 3, sampler: 'euler' } as const;
+  const [a, b, c] = await Promise.all([
+    model.sample({ ...options, latent }), model.sample({ ...options, latent }), model.sample({ ...options, latent, seed: 4 }),
+  ]);
+  t.equal(a!.batch, 2);
+  t.same(Array.from(a!.data), Array.from(b!.data), 'same seed, same latent');
+  t.notSame(Array.from(a!.data), Array.from(c!.data), 'another seed, another latent');
+  const images = await model.decode(a!);
+  t.equal(images.length, 2);
+  t.notOk(Buffer.from(images[0]!.data).equals(Buffer.from(images[1]!.data)), 'the two images differ');
+});
+
+t.test('encodeImage then sample with denoise changes an image; a noise mask of zeros keeps its latent', async (t) => {
+  const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#3366cc' } }).png().toBuffer();
+  const latent = await model.encodeImage(png);
+  t.same([latent.width, latent.height, latent.batch], [64, 64, 1]);
+  const again = await model.encodeImage(png);
+  t.same(Array.from(again.data), Array.from(latent.data), 'the posterior mean is deterministic');
+  const positive = await model.encodePrompt('a blue wall');
+  const options = { positive, cfgScale: 1, steps: 2, seed: 1, denoise: 0.5, latent } as const;
+  const changed = await model.sample(options);
+  t.notSame(Array.from(changed.data), Array.from(latent.data));
+  const kept = await model.sample({ ...options, noiseMask: new Float32Array(64) });
+  const drift = Math.max(...kept.data.map((v, i) => Math.abs(v - latent.data[i]!)));
+  t.ok(drift < 1e-5, `mask 0 everywhere keeps every cell (largest change ${drift})`);
+});
+
+t.test('bad stage input is refused with the field named', async (t) => {
+  const positive = await model.encodePrompt('x');
+  const latent = model.emptyLatent({ width: 64, height: 64 });
+  t.throws(() => model.emptyLatent({ width: 60, height: 64 }), /Expected multiple of 8 from 8 to 4096 for width but received 60/);
+  t.throws(() => model.sample({ latent, positive, steps: 0, cfgScale: 1 }), /for steps but received 0/);
+  t.throws(() => model.sample({ latent, positive }), /negative is needed unless cfgScale is 1/);
+  t.throws(() => model.sample({ latent, positive, cfgScale: 1, denoise: 0 }), /for denoise but received 0/);
+  t.throws(() => model.sample({ latent: { ...latent, channels: 16 }, positive, cfgScale: 1 }), /latent has 16 channels/);
+  t.throws(() => model.sample({ latent, positive: { ...positive, contextDim: 1024 }, cfgScale: 1 }), /positive was encoded by a model of text width 1024/);
+  t.throws(() => model.sample({ latent, positive, cfgScale: 1, sampler: 'nope' }), /for sampler but received "nope"/);
+  t.throws(() => model.decode({ ...latent, data: new Float32Array(3) }), /latent.data must hold/);
+});
+
+t.test('an aborted sample rejects with ERR_ABORTED and the model goes on working', async (t) => {
+  const positive = await model.encodePrompt('x');
+  const controller = new AbortController();
+  const aborted = model.sample({
+    latent: model.emptyLatent({ width: 64, height: 64 }), positive, cfgScale: 1, steps: 50,
+    signal: controller.signal, onProgress: (p) => { if (p.step === 1) controller.abort(); },
+  });
+  await t.rejects(aborted, { name: 'AbortError', code: 'ERR_ABORTED' });
+  const [image] = await model.decode(model.emptyLatent({ width: 64, height: 64 }));
+  t.equal(image!.data.length, 64 * 64 * 3);
+});
