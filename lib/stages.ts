@@ -54,7 +54,7 @@ export interface SampleOptions {
   scheduler?: string;
   /** Sampling steps of the schedule. Range 1–1000, default 20. */
   steps?: number;
-  /** Guidance scale; 1 disables CFG. Range 0–30, default 7. */
+  /** Guidance scale; 1 disables CFG. Range 0–100 (ComfyUI's), default 7. */
   cfgScale?: number;
   /** Seed of the noise: one draw for the whole batch, then the ancestral samplers' draws. Default 0. */
   seed?: number;
@@ -163,7 +163,7 @@ export function normalizeSampleOptions(options: unknown, vaeScale: number, chann
     }
     latent.noiseMask = o.noiseMask;
   }
-  const cfgScale = number(o.cfgScale, 'cfgScale', 0, 30, 7);
+  const cfgScale = number(o.cfgScale, 'cfgScale', 0, 100, 7);
   const positive = checkConditioning(o.positive, 'positive', contextDim);
   if (o.negative === undefined && cfgScale !== 1) throw new TypeError('negative is needed unless cfgScale is 1 (received cfgScale ' + cfgScale + ')');
   const negative = o.negative === undefined ? undefined : checkConditioning(o.negative, 'negative', contextDim);

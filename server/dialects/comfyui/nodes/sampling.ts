@@ -1,0 +1,143 @@
+// Loaders, text and the samplers: CheckpointLoaderSimple, CLIPSetLastLayer, CLIPTextEncode,
+// ConditioningZeroOut, KSampler, KSamplerAdvanced. Sampler and scheduler names are ComfyUI's,
+// mapped onto the engine's; the noise is ComfyUI's (torch's CPU generator, one draw for the batch).
+
+import type { Latent, PromptConditioning } from '../../../../lib/index.js';
+import { outputs, seedInput, type CheckpointRef, type InputSpec, type NodeContext, type NodeDefinition } from './types.js';
+
+/** ComfyUI's sampler names and the engine's for each. */
+export const comfySamplers: Readonly<Record<string, string>> = {
+  euler: 'euler',
+  euler_ancestral: 'euler_a',
+  heun: 'heun',
+  dpm_2: 'dpm2',
+  lms: 'lms',
+  dpmpp_2s_ancestral: 'dpm++2s_a',
+  dpmpp_2m: 'dpm++2m',
+  ddim: 'ddim',
+  lcm: 'lcm',
+  ipndm: 'ipndm',
+  ipndm_v: 'ipndm_v',
+};
+
+/**
+ * ComfyUI's scheduler names and the engine's schedule for each: 'normal' is the evenly spaced
+ * timesteps ('discrete'), 'simple' every (1000 / steps)-th one; sgm_uniform and ddim_uniform are
+ * run as their nearest engine schedules (a little different sigmas).
+ */
+export const comfySchedulers: Readonly<Record<string, string>> = {
+  normal: 'discrete',
+  karras: 'karras',
+  exponential: 'exponential',
+  sgm_uniform: 'discrete',
+  simple: 'simple',
+  ddim_uniform: 'simple',
+};
+
+const samplerInputs: Record<string, InputSpec> = {
+  steps: ['INT', { default: 20, min: 1, max: 10000 }],
+  cfg: ['FLOAT', { default: 8.0, min: 0.0, max: 100.0, step: 0.1, round: 0.01 }],
+  sampler_name: [Object.keys(comfySamplers)],
+  scheduler: [Object.keys(comfySchedulers)],
+  positive: ['CONDITIONING'],
+  negative: ['CONDITIONING'],
+  latent_image: ['LATENT'],
+};
+
+interface SampleInputs {
+  model: CheckpointRef;
+  seed: number;
+  steps: number;
+  cfg: number;
+  sampler_name: string;
+  scheduler: string;
+  positive: PromptConditioning;
+  negative: PromptConditioning;
+  latent_image: Latent;
+}
+
+async function runSampler(
+  i: SampleInputs, context: NodeContext, extra: { denoise?: number; startStep?: number; endStep?: number; addNoise?: boolean; returnWithLeftoverNoise?: boolean },
+): Promise<Latent> {
+  if (!Number.isSafeInteger(i.seed)) throw new RangeError(`seed ${i.seed} is above 2^53 - 1, the largest seed sdnode takes`);
+  const model = await context.model(i.model);
+  return model.sample({
+    latent: i.latent_image, positive: i.positive, negative: i.negative, seed: i.seed, steps: i.steps, cfgScale: i.cfg,
+    sampler: comfySamplers[i.sampler_name]!, scheduler: comfySchedulers[i.scheduler]!, rng: 'cpu', ...extra,
+    signal: context.signal, onProgress: (p) => context.onProgress(p),
+    ...(context.previewEvery > 0 && { previewEvery: context.previewEvery }),
+  });
+}
+
+export const samplingNodes: Record<string, NodeDefinition> = {
+  CheckpointLoaderSimple: {
+    category: 'loaders',
+    description: 'Loads a diffusion model checkpoint; its MODEL, CLIP and VAE.',
+    // The names are the server's models; routes fill them in (comfyui/object-info.ts).
+    required: { ckpt_name: [[]] },
+    outputs: [['MODEL', 'MODEL'], ['CLIP', 'CLIP'], ['VAE', 'VAE']],
+    run: async (i) => {
+      const ref: CheckpointRef = { checkpoint: i.ckpt_name as string, clipSkip: 0 };
+      return outputs(ref, ref, ref);
+    },
+  },
+  CLIPSetLastLayer: {
+    category: 'conditioning',
+    description: 'Which CLIP layer the text is read from: -1 the last, -2 the one before (CLIP skip 2).',
+    required: { clip: ['CLIP'], stop_at_clip_layer: ['INT', { default: -1, min: -24, max: -1, step: 1 }] },
+    outputs: [['CLIP', 'CLIP']],
+    run: async (i) => outputs({ ...(i.clip as CheckpointRef), clipSkip: -(i.stop_at_clip_layer as number) }),
+  },
+  CLIPTextEncode: {
+    category: 'conditioning',
+    description: 'Encodes a prompt (emphasis syntax as AUTOMATIC1111) with the text encoders.',
+    required: { text: ['STRING', { multiline: true, dynamicPrompts: true }], clip: ['CLIP'] },
+    outputs: [['CONDITIONING', 'CONDITIONING']],
+    run: async (i, context) => {
+      const clip = i.clip as CheckpointRef;
+      const model = await context.model(clip);
+      return outputs(await model.encodePrompt(i.text as string, { clipSkip: clip.clipSkip, signal: context.signal }));
+    },
+  },
+  ConditioningZeroOut: {
+    category: 'advanced/conditioning',
+    description: 'Conditioning of zeros (what some workflows use as the negative).',
+    required: { conditioning: ['CONDITIONING'] },
+    outputs: [['CONDITIONING', 'CONDITIONING']],
+    run: async (i) => {
+      const c = i.conditioning as PromptConditioning;
+      return outputs({ ...c, hidden: new Float32Array(c.hidden.length), pooled: new Float32Array(c.pooled.length) });
+    },
+  },
+  KSampler: {
+    category: 'sampling',
+    description: 'Denoises the latent with the prompt\'s conditioning.',
+    required: {
+      model: ['MODEL'], seed: seedInput, ...samplerInputs, denoise: ['FLOAT', { default: 1.0, min: 0.0, max: 1.0, step: 0.01 }],
+    },
+    outputs: [['LATENT', 'LATENT']],
+    run: async (i, context) => {
+      const denoise = i.denoise as number;
+      // ComfyUI: denoise 0 runs no step and hands the latent on.
+      if (denoise === 0) return outputs(i.latent_image);
+      return outputs(await runSampler(i as unknown as SampleInputs, context, { denoise }));
+    },
+  },
+  KSamplerAdvanced: {
+    category: 'sampling',
+    description: 'KSampler that runs a window of the schedule (start_at_step to end_at_step), for multi-pass workflows.',
+    required: {
+      model: ['MODEL'], add_noise: [['enable', 'disable']], noise_seed: seedInput, ...samplerInputs,
+      start_at_step: ['INT', { default: 0, min: 0, max: 10000 }],
+      end_at_step: ['INT', { default: 10000, min: 0, max: 10000 }],
+      return_with_leftover_noise: [['disable', 'enable']],
+    },
+    outputs: [['LATENT', 'LATENT']],
+    run: async (i, context) => outputs(await runSampler({ ...(i as unknown as SampleInputs), seed: i.noise_seed as number }, context, {
+      startStep: i.start_at_step as number,
+      endStep: i.end_at_step as number,
+      addNoise: i.add_noise === 'enable',
+      returnWithLeftoverNoise: i.return_with_leftover_noise === 'enable',
+    })),
+  },
+};

@@ -1,0 +1,263 @@
+// ComfyUI's API (--api comfyui) end to end on a tiny checkpoint: a ComfyUI client from npm
+// (@stable-canvas/comfyui-client) queues the default workflow and an image-to-image one; Open
+// WebUI's sequence over plain HTTP and the websocket; caching, interrupt, queue deletion and
+// validation in ComfyUI's error shape.
+import path from 'node:path';
+
+import { Client } from '@stable-canvas/comfyui-client';
+import sharp from 'sharp';
+import t, { type Test } from 'tap';
+import WebSocket from 'ws';
+
+import { readPngText } from '../lib/index.js';
+import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { startTestServer } from './server-helpers.js';
+
+const dir = t.testdir();
+const modelPath = await writeTinyCheckpoint(dir);
+const ckpt = `${path.basename(modelPath, '.safetensors')}.safetensors`;
+const server = await startTestServer(t, { modelPath, outputDir: path.join(dir, 'output'), apis: ['comfyui'] });
+const host = new URL(server.url).host;
+
+type Graph = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
+
+/** ComfyUI's default graph, at 64² and 2 steps. */
+function defaultGraph(overrides: { seed?: number; steps?: number } = {}): Graph {
+  return {
+    3: {
+      class_type: 'KSampler',
+      inputs: {
+        seed: overrides.seed ?? 156680208700286, steps: overrides.steps ?? 2, cfg: 8, sampler_name: 'euler', scheduler: 'normal', denoise: 1,
+        model: ['4', 0], positive: ['6', 0], negative: ['7', 0], latent_image: ['5', 0],
+      },
+    },
+    4: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: ckpt } },
+    5: { class_type: 'EmptyLatentImage', inputs: { width: 64, height: 64, batch_size: 1 } },
+    6: { class_type: 'CLIPTextEncode', inputs: { text: 'beautiful scenery nature glass bottle landscape, , purple galaxy bottle,', clip: ['4', 1] } },
+    7: { class_type: 'CLIPTextEncode', inputs: { text: 'text, watermark', clip: ['4', 1] } },
+    8: { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
+    9: { class_type: 'SaveImage', inputs: { filename_prefix: 'ComfyUI', images: ['8', 0] } },
+  };
+}
+
+interface Message { type: string; data: Record<string, unknown> }
+
+/** A /ws connection that records every message; `until` waits for one that matches. */
+async function openSocket(t: Test, clientId: string): Promise<{ messages: Message[]; previews: Buffer[]; until(match: (m: Message) => boolean): Promise<Message> }> {
+  const ws = new WebSocket(`ws://${host}/ws?clientId=${clientId}`);
+  const messages: Message[] = [];
+  const previews: Buffer[] = [];
+  const waiters: { match: (m: Message) => boolean; resolve: (m: Message) => void }[] = [];
+  ws.on('message', (data, binary) => {
+    if (binary) {
+      previews.push(data as Buffer);
+      return;
+    }
+    const message = JSON.parse(String(data)) as Message;
+    messages.push(message);
+    for (const waiter of [...waiters]) {
+      if (waiter.match(message)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve(message);
+      }
+    }
+  });
+  t.teardown(() => ws.close());
+  await new Promise((resolve) => ws.once('open', resolve));
+  return {
+    messages,
+    previews,
+    until: (match) => {
+      const seen = messages.find(match);
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }));
+    },
+  };
+}
+
+async function postJson(route: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${server.url}${route}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: response.status, body: await response.json() as Record<string, unknown> };
+}
+
+async function getJson(route: string): Promise<Record<string, unknown>> {
+  return await (await fetch(`${server.url}${route}`)).json() as Record<string, unknown>;
+}
+
+const finished = (promptId: string) => (m: Message) => m.type === 'executing' && m.data.node === null && m.data.prompt_id === promptId;
+
+t.test('a ComfyUI client from npm runs the default workflow and fetches its image through /view', async (t) => {
+  const client = new Client({ api_host: host, clientId: 'npm-client', WebSocket, fetch });
+  client.connect();
+  t.teardown(() => client.close());
+  await new Promise((resolve) => client.events.once('connected', resolve));
+  const defs = await client.getNodeDefs() as Record<string, { input: { required: Record<string, unknown[]> } }>;
+  t.same(defs.KSampler!.input.required.seed, ['INT', { default: 0, min: 0, max: 0xffffffffffffffff, control_after_generate: true }]);
+  t.same(defs.CheckpointLoaderSimple!.input.required.ckpt_name, [[ckpt]]);
+  const steps: number[] = [];
+  const result = await client.enqueue(defaultGraph(), { progress: (p) => steps.push(p.value), disable_random_seed: true });
+  t.same(steps, [1, 2], 'progress for every step');
+  // The client keeps the binary preview frames it saw while the prompt ran, then the saved image's URL.
+  const previews = result.images.filter((image) => image.type === 'buff');
+  t.same(previews.map((preview) => preview.mime), ['image/png', 'image/png']);
+  const urls = result.images.filter((image) => image.type === 'url').map((image) => image.data);
+  t.equal(urls.length, 1);
+  const png = Buffer.from(await (await fetch(urls[0]!)).arrayBuffer());
+  const metadata = await sharp(png).metadata();
+  t.same([metadata.format, metadata.width, metadata.height], ['png', 64, 64]);
+  t.same(JSON.parse(readPngText(png).prompt!)['3'].inputs.seed, 156680208700286, 'the workflow is in the PNG as ComfyUI writes it');
+});
+
+t.test('the same seed gives the same image; an image-to-image workflow changes an uploaded image', async (t) => {
+  const client = new Client({ api_host: host, clientId: 'npm-client-2', WebSocket, fetch });
+  client.connect();
+  t.teardown(() => client.close());
+  await new Promise((resolve) => client.events.once('connected', resolve));
+  const fetchImage = async (url: string) => Buffer.from(await (await fetch(url)).arrayBuffer());
+  const first = await client.enqueue(defaultGraph({ seed: 5 }), { disable_random_seed: true });
+  const second = await client.enqueue(defaultGraph({ seed: 5 }), { disable_random_seed: true });
+  const urlOf = (output: typeof first) => output.images.find((image) => image.type === 'url')!.data as string;
+  const [a, b] = await Promise.all([fetchImage(urlOf(first)), fetchImage(urlOf(second))]);
+  t.ok((await sharp(a).raw().toBuffer()).equals(await sharp(b).raw().toBuffer()), 'same pixels');
+
+  const photo = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#c04020' } }).png().toBuffer();
+  const form = new FormData();
+  form.append('image', new Blob([Uint8Array.from(photo)], { type: 'image/png' }), 'photo.png');
+  form.append('overwrite', 'true');
+  const uploaded = await (await fetch(`${server.url}/upload/image`, { method: 'POST', body: form })).json();
+  t.same(uploaded, { name: 'photo.png', subfolder: '', type: 'input' });
+  const graph = defaultGraph({ seed: 9 });
+  graph['10'] = { class_type: 'LoadImage', inputs: { image: 'photo.png' } };
+  graph['11'] = { class_type: 'VAEEncode', inputs: { pixels: ['10', 0], vae: ['4', 2] } };
+  graph['3']!.inputs = { ...graph['3']!.inputs, latent_image: ['11', 0], denoise: 0.5 };
+  delete graph['5'];
+  const result = await client.enqueue(graph, { disable_random_seed: true });
+  const out = await fetchImage(urlOf(result));
+  t.same([(await sharp(out).metadata()).width, (await sharp(out).metadata()).height], [64, 64]);
+  t.notOk((await sharp(out).raw().toBuffer()).equals(await sharp(photo).raw().toBuffer()), 'the image changed');
+  const input = await fetch(`${server.url}/view?filename=photo.png&type=input`);
+  t.equal(input.status, 200, 'the upload is served back');
+});
+
+t.test('Open WebUI\'s sequence: /object_info, /prompt, /ws until executing null, /history, /view', async (t) => {
+  const info = await getJson('/object_info');
+  t.ok(info.KSamplerAdvanced && info.VAEEncodeForInpaint && info.SaveImage);
+  const socket = await openSocket(t, 'open-webui');
+  const queued = await postJson('/prompt', { prompt: defaultGraph({ seed: 77 }), client_id: 'open-webui' });
+  t.equal(queued.status, 200);
+  t.same(queued.body.node_errors, {});
+  const promptId = queued.body.prompt_id as string;
+  await socket.until(finished(promptId));
+  const types = socket.messages.filter((m) => m.data.prompt_id === promptId).map((m) => m.type);
+  t.same(types.slice(0, 2), ['execution_start', 'execution_cached']);
+  t.same(types.slice(-2), ['execution_success', 'executing']);
+  t.ok(types.includes('progress') && types.includes('executed'));
+  const executing = socket.messages.filter((m) => m.type === 'executing' && m.data.prompt_id === promptId).map((m) => m.data.node);
+  t.equal(executing.at(-1), null);
+  t.ok(executing.includes('3') && executing.includes('9'));
+  t.ok(socket.previews.length > 0 && socket.previews[0]!.readUInt32BE(0) === 1 && socket.previews[0]!.readUInt32BE(4) === 2, 'PNG preview frames');
+
+  const history = await getJson(`/history/${promptId}`) as Record<string, { outputs: Record<string, { images: { filename: string; subfolder: string; type: string }[] }>; status: { status_str: string } }>;
+  const entry = history[promptId]!;
+  t.equal(entry.status.status_str, 'success');
+  const [image] = entry.outputs['9']!.images;
+  const view = await fetch(`${server.url}/view?${new URLSearchParams({ filename: image!.filename, subfolder: image!.subfolder, type: image!.type })}`);
+  t.equal(view.headers.get('content-type'), 'image/png');
+  t.equal((await sharp(Buffer.from(await view.arrayBuffer())).metadata()).width, 64);
+  t.same(await getJson(`/api/history/${promptId}`), history, 'the /api/ path answers the same');
+});
+
+t.test('a prompt queued again runs only its output node: the rest is reported cached', async (t) => {
+  const socket = await openSocket(t, 'cache');
+  const graph = defaultGraph({ seed: 1234 });
+  const first = (await postJson('/prompt', { prompt: graph, client_id: 'cache' })).body.prompt_id as string;
+  await socket.until(finished(first));
+  const second = (await postJson('/prompt', { prompt: graph, client_id: 'cache' })).body.prompt_id as string;
+  await socket.until(finished(second));
+  const cached = socket.messages.find((m) => m.type === 'execution_cached' && m.data.prompt_id === second)!;
+  t.same([...(cached.data.nodes as string[])].sort(), ['3', '4', '5', '6', '7', '8']);
+  const ran = socket.messages.filter((m) => m.type === 'executing' && m.data.prompt_id === second).map((m) => m.data.node);
+  t.same(ran, ['9', null]);
+});
+
+t.test('interrupt stops the running prompt and /queue delete removes a pending one', async (t) => {
+  const socket = await openSocket(t, 'stopper');
+  const running = (await postJson('/prompt', { prompt: defaultGraph({ seed: 1, steps: 1000 }), client_id: 'stopper' })).body.prompt_id as string;
+  const pending = (await postJson('/prompt', { prompt: defaultGraph({ seed: 2 }), client_id: 'stopper' })).body.prompt_id as string;
+  await socket.until((m) => m.type === 'progress' && m.data.prompt_id === running);
+  const queue = await getJson('/queue') as { queue_running: unknown[][]; queue_pending: unknown[][] };
+  t.same(queue.queue_running.map((row) => row[1]), [running]);
+  t.same(queue.queue_pending.map((row) => row[1]), [pending]);
+  t.equal((await postJson('/queue', { delete: [pending] })).status, 200);
+  t.same((await getJson('/queue') as { queue_pending: unknown[] }).queue_pending, []);
+  t.equal((await postJson('/interrupt', {})).status, 200);
+  const interrupted = await socket.until((m) => m.type === 'execution_interrupted' && m.data.prompt_id === running);
+  t.equal(interrupted.data.node_id, '3');
+  await socket.until(finished(running));
+  const history = await getJson('/history');
+  t.equal((history[running] as { status: { status_str: string } }).status.status_str, 'error');
+  t.notOk(history[pending], 'the deleted prompt never ran');
+});
+
+t.test('graphs that do not validate are refused in ComfyUI\'s shape before they queue', async (t) => {
+  const before = Object.keys(await getJson('/history')).length;
+  const unknown = defaultGraph();
+  unknown['9']!.class_type = 'NoSuchNode';
+  let answer = await postJson('/prompt', { prompt: unknown });
+  t.equal(answer.status, 400);
+  t.match(answer.body.error, { type: 'invalid_prompt', message: 'Cannot execute because node NoSuchNode does not exist.', details: "Node ID '#9'" });
+
+  const missing = defaultGraph();
+  delete missing['3']!.inputs.steps;
+  answer = await postJson('/prompt', { prompt: missing });
+  t.equal(answer.status, 400);
+  t.match(answer.body, {
+    error: { type: 'prompt_outputs_failed_validation', message: 'Prompt outputs failed validation' },
+    node_errors: { 3: { class_type: 'KSampler', dependent_outputs: ['9'], errors: [{ type: 'required_input_missing', details: 'steps', extra_info: { input_name: 'steps' } }] } },
+  });
+
+  const wrongType = defaultGraph();
+  wrongType['3']!.inputs.positive = ['4', 1];
+  answer = await postJson('/prompt', { prompt: wrongType });
+  t.match(answer.body, { node_errors: { 3: { errors: [{ type: 'return_type_mismatch', details: 'positive, received_type(CLIP) mismatch input_type(CONDITIONING)' }] } } });
+
+  const cycle = defaultGraph();
+  cycle['8']!.inputs.samples = ['3', 0];
+  cycle['3']!.inputs.latent_image = ['3', 0];
+  answer = await postJson('/prompt', { prompt: cycle });
+  t.equal(answer.status, 400);
+  t.match(answer.body, { node_errors: { 3: { errors: [{ type: 'dependency_cycle' }] } } });
+
+  const dangling = defaultGraph();
+  dangling['8']!.inputs.vae = ['42', 2];
+  answer = await postJson('/prompt', { prompt: dangling });
+  t.match(answer.body, { node_errors: { 8: { errors: [{ type: 'bad_linked_input', details: 'vae' }] } } });
+
+  const outOfRange = defaultGraph();
+  outOfRange['3']!.inputs.steps = 0;
+  answer = await postJson('/prompt', { prompt: outOfRange });
+  t.match(answer.body, { node_errors: { 3: { errors: [{ type: 'value_smaller_than_min', message: 'Value 0 smaller than min of 1', details: 'steps' }] } } });
+
+  const badChoice = defaultGraph();
+  badChoice['3']!.inputs.sampler_name = 'nope';
+  answer = await postJson('/prompt', { prompt: badChoice });
+  t.match(answer.body, { node_errors: { 3: { errors: [{ type: 'value_not_in_list' }] } } });
+
+  const noOutputs = defaultGraph();
+  delete noOutputs['9'];
+  answer = await postJson('/prompt', { prompt: noOutputs });
+  t.match(answer.body, { error: { type: 'prompt_no_outputs', message: 'Prompt has no outputs' } });
+
+  t.same(await getJson('/queue'), { queue_running: [], queue_pending: [] });
+  t.equal(Object.keys(await getJson('/history')).length, before, 'nothing was queued');
+});
+
+t.test('the informational routes answer as ComfyUI\'s do', async (t) => {
+  t.same(await getJson('/prompt'), { exec_info: { queue_remaining: 0 } });
+  t.same(await getJson('/embeddings'), []);
+  t.same(await getJson('/extensions'), []);
+  t.same(await getJson('/models/checkpoints'), [ckpt]);
+  t.same(Object.keys(await getJson('/object_info/KSampler')), ['KSampler']);
+  const stats = await getJson('/system_stats') as { system: { os: string }; devices: { type: string }[] };
+  t.equal(stats.system.os, process.platform);
+  t.equal(stats.devices[0]?.type, 'cpu');
+});
