@@ -76,7 +76,8 @@ async function openSocket(t: Test, clientId: string): Promise<{ messages: Messag
 
 async function postJson(route: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${server.url}${route}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: response.status, body: await response.json() as Record<string, unknown> };
+  const text = await response.text();
+  return { status: response.status, body: text === '' ? {} : JSON.parse(text) as Record<string, unknown> };
 }
 
 async function getJson(route: string): Promise<Record<string, unknown>> {
@@ -242,6 +243,9 @@ t.test('graphs that do not validate are refused in ComfyUI\'s shape before they 
   answer = await postJson('/prompt', { prompt: badChoice });
   t.match(answer.body, { node_errors: { 3: { errors: [{ type: 'value_not_in_list' }] } } });
 
+  answer = await postJson('/prompt', { client_id: 'x' });
+  t.same(answer, { status: 400, body: { error: { type: 'no_prompt', message: 'No prompt provided', details: 'No prompt provided', extra_info: {} }, node_errors: {} } });
+
   const noOutputs = defaultGraph();
   delete noOutputs['9'];
   answer = await postJson('/prompt', { prompt: noOutputs });
@@ -249,6 +253,18 @@ t.test('graphs that do not validate are refused in ComfyUI\'s shape before they 
 
   t.same(await getJson('/queue'), { queue_running: [], queue_pending: [] });
   t.equal(Object.keys(await getJson('/history')).length, before, 'nothing was queued');
+});
+
+t.test('a node that fails while it runs ends the prompt with execution_error naming it', async (t) => {
+  const socket = await openSocket(t, 'failing');
+  const graph = defaultGraph();
+  graph['5']!.inputs.batch_size = 65;
+  const promptId = (await postJson('/prompt', { prompt: graph, client_id: 'failing' })).body.prompt_id as string;
+  const failure = await socket.until((m) => m.type === 'execution_error' && m.data.prompt_id === promptId);
+  t.match(failure.data, { node_id: '5', node_type: 'EmptyLatentImage', exception_message: /batch_size 65 is above 64/ });
+  await socket.until(finished(promptId));
+  const history = await getJson(`/history/${promptId}`) as Record<string, { status: { status_str: string; completed: boolean } }>;
+  t.same(history[promptId]!.status.status_str, 'error');
 });
 
 t.test('the informational routes answer as ComfyUI\'s do', async (t) => {

@@ -123,6 +123,7 @@ export function checkGraph(prompt: unknown, lists: ChoiceLists): GraphCheck {
     const definition = nodeClasses[node.class_type]!;
     const errors: ComfyError[] = [];
     const inputs: Record<string, unknown> = {};
+    let sourcesValid = true;
     const specs: [string, InputSpec, boolean][] = [
       ...Object.entries(definition.required).map(([name, spec]) => [name, spec, true] as [string, InputSpec, boolean]),
       ...Object.entries(definition.optional ?? {}).map(([name, spec]) => [name, spec, false] as [string, InputSpec, boolean]),
@@ -161,19 +162,16 @@ export function checkGraph(prompt: unknown, lists: ChoiceLists): GraphCheck {
           { input_name: name, input_config: spec, received_type: received ?? null, linked_node: link }));
         continue;
       }
-      if (!checkNode(source)) {
-        // The source's own errors are reported on it; this node cannot run either.
-        errors.push(error('exception_during_inner_validation', 'Exception when validating inner node', `${name}: node ${source} is invalid`,
-          { input_name: name, linked_node: link }));
-        continue;
-      }
+      // An invalid source makes this node invalid too; as in ComfyUI, only the source's own errors are reported.
+      if (!checkNode(source)) sourcesValid = false;
       inputs[name] = [source, index];
     }
     visiting.delete(id);
-    if (errors.length > 0) errorsOf.set(id, [...(errorsOf.get(id) ?? []), ...errors]);
-    else checked[id] = { class_type: node.class_type, inputs };
-    valid.set(id, errors.length === 0);
-    return errors.length === 0;
+    if (errors.length > 0) errorsOf.set(id, errors);
+    const ok = errors.length === 0 && sourcesValid;
+    if (ok) checked[id] = { class_type: node.class_type, inputs };
+    valid.set(id, ok);
+    return ok;
   };
 
   const goodOutputs: string[] = [];
@@ -191,7 +189,8 @@ export function checkGraph(prompt: unknown, lists: ChoiceLists): GraphCheck {
     }
   }
   if (goodOutputs.length === 0) {
-    return { ok: false, error: error('prompt_outputs_failed_validation', 'Prompt outputs failed validation'), nodeErrors };
+    const details = Object.values(nodeErrors).flatMap((node) => node.errors.map((e) => `${e.message}: ${e.details}`)).join('\n');
+    return { ok: false, error: error('prompt_outputs_failed_validation', 'Prompt outputs failed validation', details), nodeErrors };
   }
   const needed = new Set(goodOutputs.flatMap((output) => dependencies(graph, output)));
   const runnable = Object.fromEntries(Object.entries(checked).filter(([id]) => needed.has(id)));

@@ -73,6 +73,10 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
   route('post', '/prompt', 'Queues an API-format workflow; a graph that does not validate is answered with ComfyUI\'s node_errors', json, async (req, res) => {
     requireAcceptingJobs(context);
     const body = (req.body ?? {}) as Record<string, unknown>;
+    if (body.prompt === undefined) {
+      res.status(400).json({ error: { type: 'no_prompt', message: 'No prompt provided', details: 'No prompt provided', extra_info: {} }, node_errors: {} });
+      return;
+    }
     const check = checkGraph(body.prompt, await choiceLists());
     if (!check.ok) {
       res.status(400).json({ error: check.error, node_errors: check.nodeErrors });
@@ -81,8 +85,9 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
     const clientId = optionalString(body.client_id, 'client_id');
     const promptId = optionalString(body.prompt_id, 'prompt_id');
     const extraData = body.extra_data === undefined ? {} : objectField(body.extra_data, 'extra_data');
+    // ComfyUI: a given number is kept (it orders ComfyUI's queue; sdnode's runs in arrival order); else the counter's, negative for front.
     const number = typeof body.number === 'number' ? body.number : body.front === true ? -nextNumber : nextNumber;
-    nextNumber++;
+    if (typeof body.number !== 'number') nextNumber++;
     const checkpoint = Object.values(check.graph).find((node) => node.class_type === 'CheckpointLoaderSimple')?.inputs.ckpt_name;
     const model = typeof checkpoint === 'string' ? (await models.resolve(checkpoint)).name : undefined;
     const record = await jobs.submit({
@@ -118,7 +123,7 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
     const targets = body.clear === true ? pending : pending.filter((r) => Array.isArray(body.delete) && body.delete.includes(promptIdOf(r)));
     for (const record of targets) await jobs.cancel(record.id, { remove: true });
     void events.broadcastStatus();
-    res.json({});
+    res.status(200).end();
   });
 
   route('post', '/interrupt', 'Stops the running prompt (or the one named by prompt_id)', json, async (req, res) => {
@@ -128,7 +133,7 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
       if (!snapshot || snapshot.record.dialect !== dialectTag) continue;
       if (promptId === undefined || promptIdOf(snapshot.record) === promptId) await jobs.cancel(id);
     }
-    res.json({});
+    res.status(200).end();
   });
 
   route('get', '/history', 'Finished prompts, their outputs and status (max_items: the latest n)', async (req, res) => {
@@ -154,7 +159,7 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
     const finished = (await workflowJobs(jobs)).filter((r) => isFinished(r.state));
     const targets = body.clear === true ? finished : finished.filter((r) => Array.isArray(body.delete) && body.delete.includes(promptIdOf(r)));
     for (const record of targets) await jobs.cancel(record.id, { remove: true });
-    res.json({});
+    res.status(200).end();
   });
 
   route('get', '/view', 'An image: a workflow\'s output or temp image, or an uploaded input (filename, subfolder, type)', async (req, res) => {
