@@ -286,6 +286,8 @@ export interface NativeSampleRequest {
   forceFullDenoise: boolean;
   addNoise: boolean;
   previewEvery: number;
+  /** Merged into the UNet for this call; absent: none. */
+  loras?: NativeLora[];
   positive: NativeEncodedText;
   /** Absent at cfgScale 1. */
   negative?: NativeEncodedText;
@@ -308,7 +310,7 @@ export interface NativeModel {
   /** Runs off the main thread; rejects with code 'ERR_ABORTED' after `abort()`. */
   generate(request: NativeRequest, onProgress: (progress: NativeProgress) => void): Promise<NativeImage[]>;
   /** The stage API (UNet families; others reject with 'ERR_MODEL_UNSUPPORTED'). */
-  encodeText(prompt: NativeConditioning, clipSkip: number): Promise<NativeEncodedText>;
+  encodeText(prompt: NativeConditioning, clipSkip: number, loras: NativeLora[]): Promise<NativeEncodedText>;
   encodeImage(request: NativeEncodeImageRequest): Promise<NativeLatent>;
   sampleLatent(request: NativeSampleRequest, latent: NativeLatent, onProgress?: (progress: NativeProgress) => void): Promise<NativeLatent>;
   decodeLatent(latent: NativeLatent, tiled: boolean): Promise<NativeImage[]>;

@@ -19,7 +19,7 @@ import {
   type DecodedImage, type Latent, type PromptConditioning, type SampleOptions,
 } from './stages.js';
 import {
-  defaultImageSize, invalid, isFlowFamily, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
+  defaultImageSize, invalid, isFlowFamily, loraList, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
 import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
@@ -171,14 +171,18 @@ export class Model {
 
   /**
    * Encodes a prompt (emphasis syntax, any length) with the model's text encoders, for `sample()`.
-   * `clipSkip` as the image calls take it (0: the family's default). UNet families only (the stage
-   * API); others reject with 'ERR_MODEL_UNSUPPORTED'.
+   * `clipSkip` as the image calls take it (0: the family's default); `loras` are merged into the text
+   * encoders for this call. UNet families only (the stage API); others reject with
+   * 'ERR_MODEL_UNSUPPORTED'.
    */
-  encodePrompt(prompt: string, options: StageCallOptions & { clipSkip?: number } = {}): Promise<PromptConditioning> {
+  encodePrompt(
+    prompt: string, options: StageCallOptions & { clipSkip?: number; loras?: { path: string; weight?: number }[] } = {},
+  ): Promise<PromptConditioning> {
     const conditioning = this.#conditioning(typeof prompt === 'string' ? prompt : nonEmptyString(prompt, 'prompt'));
     const clipSkip = stageInteger(options.clipSkip, 'clipSkip', 0, 12, 0);
+    const loras = loraList(options.loras).map(({ path: file, weight }) => ({ path: file, unetMultiplier: 0, textMultiplier: weight }));
     return this.#stage('encodePrompt', options.signal, async (native) => {
-      const text = await native.encodeText(conditioning, clipSkip);
+      const text = await native.encodeText(conditioning, clipSkip, loras);
       return { ...text, contextDim: this.info.contextDim };
     });
   }

@@ -3,7 +3,7 @@
 // plain typed arrays the garbage collector frees; no native handle outlives a call.
 import type { NativeEncodedText, NativeLatent, NativeSampleRequest } from '../bindings/native.js';
 import type { Progress } from './option-types.js';
-import { invalid, resolveSampler } from './options.js';
+import { invalid, loraList, resolveSampler } from './options.js';
 
 /** A prompt through a model's text encoders (`model.encodePrompt()`), for `model.sample()`. */
 export interface PromptConditioning {
@@ -74,6 +74,8 @@ export interface SampleOptions {
   noiseMask?: Float32Array;
   /** Attach a preview to every n-th step's progress. Range 0 (off)–1000, default 0. */
   previewEvery?: number;
+  /** LoRA files merged into the UNet for this call, each with its weight (default 1, range −10–10). */
+  loras?: { path: string; weight?: number }[];
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -88,7 +90,7 @@ export interface NormalizedSample {
 
 const sampleKeys = new Set([
   'latent', 'positive', 'negative', 'sampler', 'scheduler', 'steps', 'cfgScale', 'seed', 'rng', 'denoise', 'startStep', 'endStep',
-  'addNoise', 'returnWithLeftoverNoise', 'noiseMask', 'previewEvery', 'signal', 'onProgress',
+  'addNoise', 'returnWithLeftoverNoise', 'noiseMask', 'previewEvery', 'loras', 'signal', 'onProgress',
 ]);
 
 function integer(value: unknown, name: string, min: number, max: number, fallback: number): number {
@@ -183,6 +185,7 @@ export function normalizeSampleOptions(options: unknown, vaeScale: number, chann
     addNoise: boolean(o.addNoise, 'addNoise', true),
     forceFullDenoise: !boolean(o.returnWithLeftoverNoise, 'returnWithLeftoverNoise', false),
     previewEvery: integer(o.previewEvery, 'previewEvery', 0, 1000, 0),
+    loras: loraList(o.loras).map(({ path, weight }) => ({ path, unetMultiplier: weight, textMultiplier: 0 })),
     positive,
     ...(negative && { negative }),
   };

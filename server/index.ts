@@ -208,7 +208,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
     a1111: { loraDir: loraFolder(options.loraDir, options.modelsDir) },
-    comfyui: { inputDir: comfyuiInputDir(options) },
+    comfyui: { inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir) },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
       retentionMs: retention(options),
@@ -260,7 +260,7 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
 
   const processor = createJobProcessor({
     store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
-    runWorkflow: createWorkflowRunner({ inputDir: comfyuiInputDir(options) }),
+    runWorkflow: createWorkflowRunner({ inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir) }),
   });
   const queue = new EmbeddedQueue(processor, {
     concurrency: options.concurrency ?? 1,

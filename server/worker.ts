@@ -13,7 +13,7 @@ import { createWorkflowRunner } from './dialects/comfyui/executor.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import type { ModelComponentSet } from './models/components.js';
 import { FileHashes } from './models/hashes.js';
-import { openModelsAndChecker, type ModelSources, type SafetyCheckerSource } from './models/loader.js';
+import { loraFolder, openModelsAndChecker, type ModelSources, type SafetyCheckerSource } from './models/loader.js';
 import type { ModelEntry } from './models/registry.js';
 import { heartbeatMs, newWorkerId, WorkerDirectory } from './models/remote-registry.js';
 
@@ -72,7 +72,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const store = new RedisJobStore(connection, keys, { retentionMs: 0 });
     const processor = createJobProcessor({
       store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
-      runWorkflow: createWorkflowRunner({ inputDir: path.resolve(options.comfyuiInputDir ?? 'output/comfyui-input') }),
+      runWorkflow: createWorkflowRunner({
+        inputDir: path.resolve(options.comfyuiInputDir ?? 'output/comfyui-input'), loraDir: loraFolder(options.loraDir, options.modelsDir),
+      }),
     });
     workers = await JobWorkers.start(connection, await connection.duplicate(), keys, store, processor, {
       concurrency, attempts, lockDurationMs: options.lockDurationMs ?? 30_000, name: id, log,

@@ -11,12 +11,14 @@ import WebSocket from 'ws';
 
 import { readPngText } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { writeTinyLora } from './fixtures/lora.js';
 import { startTestServer } from './server-helpers.js';
 
 const dir = t.testdir();
 const modelPath = await writeTinyCheckpoint(dir);
 const ckpt = `${path.basename(modelPath, '.safetensors')}.safetensors`;
-const server = await startTestServer(t, { modelPath, outputDir: path.join(dir, 'output'), apis: ['comfyui'] });
+await writeTinyLora(path.join(dir, 'loras'), 'style');
+const server = await startTestServer(t, { modelPath, loraDir: path.join(dir, 'loras'), outputDir: path.join(dir, 'output'), apis: ['comfyui'] });
 const host = new URL(server.url).host;
 
 type Graph = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
@@ -38,6 +40,15 @@ function defaultGraph(overrides: { seed?: number; steps?: number } = {}): Graph 
     8: { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
     9: { class_type: 'SaveImage', inputs: { filename_prefix: 'ComfyUI', images: ['8', 0] } },
   };
+}
+
+/** The npm client, its websocket connected. */
+async function connectedClient(t: Test, clientId: string): Promise<Client> {
+  const client = new Client({ api_host: host, clientId, WebSocket, fetch });
+  client.connect();
+  t.teardown(() => client.close());
+  await new Promise((resolve) => client.events.once('connected', resolve));
+  return client;
 }
 
 interface Message { type: string; data: Record<string, unknown> }
@@ -87,10 +98,7 @@ async function getJson(route: string): Promise<Record<string, unknown>> {
 const finished = (promptId: string) => (m: Message) => m.type === 'executing' && m.data.node === null && m.data.prompt_id === promptId;
 
 t.test('a ComfyUI client from npm runs the default workflow and fetches its image through /view', async (t) => {
-  const client = new Client({ api_host: host, clientId: 'npm-client', WebSocket, fetch });
-  client.connect();
-  t.teardown(() => client.close());
-  await new Promise((resolve) => client.events.once('connected', resolve));
+  const client = await connectedClient(t, 'npm-client');
   const defs = await client.getNodeDefs() as Record<string, { input: { required: Record<string, unknown[]> } }>;
   t.same(defs.KSampler!.input.required.seed, ['INT', { default: 0, min: 0, max: 0xffffffffffffffff, control_after_generate: true }]);
   t.same(defs.CheckpointLoaderSimple!.input.required.ckpt_name, [[ckpt]]);
@@ -109,10 +117,7 @@ t.test('a ComfyUI client from npm runs the default workflow and fetches its imag
 });
 
 t.test('the same seed gives the same image; an image-to-image workflow changes an uploaded image', async (t) => {
-  const client = new Client({ api_host: host, clientId: 'npm-client-2', WebSocket, fetch });
-  client.connect();
-  t.teardown(() => client.close());
-  await new Promise((resolve) => client.events.once('connected', resolve));
+  const client = await connectedClient(t, 'npm-client-2');
   const fetchImage = async (url: string) => Buffer.from(await (await fetch(url)).arrayBuffer());
   const first = await client.enqueue(defaultGraph({ seed: 5 }), { disable_random_seed: true });
   const second = await client.enqueue(defaultGraph({ seed: 5 }), { disable_random_seed: true });
@@ -137,6 +142,27 @@ t.test('the same seed gives the same image; an image-to-image workflow changes a
   t.notOk((await sharp(out).raw().toBuffer()).equals(await sharp(photo).raw().toBuffer()), 'the image changed');
   const input = await fetch(`${server.url}/view?filename=photo.png&type=input`);
   t.equal(input.status, 200, 'the upload is served back');
+});
+
+t.test('LoraLoader applies a LoRA from the LoRA folder; strength 0 is the image without it', async (t) => {
+  const client = await connectedClient(t, 'lora-client');
+  const defs = await client.getNodeDefs() as Record<string, { input: { required: Record<string, unknown[]> } }>;
+  t.same(defs.LoraLoader!.input.required.lora_name, [['style.safetensors']]);
+  const run = async (strength: number | undefined) => {
+    const graph = defaultGraph({ seed: 11 });
+    if (strength !== undefined) {
+      graph['10'] = { class_type: 'LoraLoader', inputs: { model: ['4', 0], clip: ['4', 1], lora_name: 'style.safetensors', strength_model: strength, strength_clip: strength } };
+      graph['3']!.inputs.model = ['10', 0];
+      graph['6']!.inputs.clip = ['10', 1];
+      graph['7']!.inputs.clip = ['10', 1];
+    }
+    const result = await client.enqueue(graph, { disable_random_seed: true });
+    const url = result.images.find((image) => image.type === 'url')!.data as string;
+    return sharp(Buffer.from(await (await fetch(url)).arrayBuffer())).raw().toBuffer();
+  };
+  const [plain, zero, styled] = [await run(undefined), await run(0), await run(1)];
+  t.ok(zero.equals(plain), 'strength 0 leaves the image as it was');
+  t.notOk(styled.equals(plain), 'the LoRA changes the image');
 });
 
 t.test('Open WebUI\'s sequence: /object_info, /prompt, /ws until executing null, /history, /view', async (t) => {

@@ -72,20 +72,6 @@ sdnode::HiresFix hiresFromJs(const Napi::Object& o) {
   return h;
 }
 
-std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& v) {
-  if (!v.IsArray()) badField(v.Env(), "loras", "an array");
-  Napi::Array array = v.As<Napi::Array>();
-  std::vector<sdnode::LoraFile> loras;
-  for (uint32_t i = 0; i < array.Length(); i++) {
-    Napi::Value entry = array.Get(i);
-    if (!entry.IsObject()) badField(v.Env(), "loras", "an array of { path, unetMultiplier, textMultiplier }");
-    Napi::Object o = entry.As<Napi::Object>();
-    loras.push_back({stringField(o, "path"), static_cast<float>(numberField(o, "unetMultiplier")),
-                     static_cast<float>(numberField(o, "textMultiplier"))});
-  }
-  return loras;
-}
-
 // A copy JS owns: the engine's vector is gone once the call returns.
 Napi::Uint8Array bytesToJs(Napi::Env env, const std::vector<uint8_t>& bytes) {
   Napi::Uint8Array array = Napi::Uint8Array::New(env, bytes.size());
@@ -280,6 +266,20 @@ sdnode::Conditioning conditioningFromJs(const Napi::Object& o) {
   return out;
 }
 
+std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& v) {
+  if (!v.IsArray()) badField(v.Env(), "loras", "an array");
+  Napi::Array array = v.As<Napi::Array>();
+  std::vector<sdnode::LoraFile> loras;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    Napi::Value entry = array.Get(i);
+    if (!entry.IsObject()) badField(v.Env(), "loras", "an array of { path, unetMultiplier, textMultiplier }");
+    Napi::Object o = entry.As<Napi::Object>();
+    loras.push_back({stringField(o, "path"), static_cast<float>(numberField(o, "unetMultiplier")),
+                     static_cast<float>(numberField(o, "textMultiplier"))});
+  }
+  return loras;
+}
+
 sdnode::EncodedText encodedTextFromJs(const Napi::Object& o) {
   sdnode::EncodedText t;
   t.hidden = typedArrayField<float, napi_float32_array>(o, "hidden", false);
@@ -313,6 +313,7 @@ sdnode::SampleRequest sampleRequestFromJs(const Napi::Object& o) {
   r.forceFullDenoise = boolField(o, "forceFullDenoise");
   r.addNoise = boolField(o, "addNoise");
   r.previewEvery = intField(o, "previewEvery");
+  if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
   Napi::Value positive = o.Get("positive"), negative = o.Get("negative");
   if (!positive.IsObject()) badField(o.Env(), "positive", "encoded text");
   r.positive = encodedTextFromJs(positive.As<Napi::Object>());

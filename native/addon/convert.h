@@ -15,6 +15,7 @@ sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, c
 
 // The stage API's values (sdnode::EncodedText, LatentBatch, SampleRequest).
 sdnode::Conditioning conditioningFromJs(const Napi::Object& object);
+std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& value);
 sdnode::EncodedText encodedTextFromJs(const Napi::Object& object);
 sdnode::LatentBatch latentFromJs(const Napi::Object& object);
 sdnode::SampleRequest sampleRequestFromJs(const Napi::Object& object);

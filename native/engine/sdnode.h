@@ -308,6 +308,8 @@ struct SampleRequest {
   bool addNoise = true;  // false: the latent already holds its noise (a previous pass's leftover)
   int clipSkip = 0;
   int previewEvery = 0;  // as Request::previewEvery
+  // Merged into the UNet for this call (their text multipliers are not used here).
+  std::vector<LoraFile> loras;
   EncodedText positive;
   EncodedText negative;  // unused at cfgScale 1
 };
@@ -320,8 +322,9 @@ class Model {
   // Not re-entrant: one generation at a time per model (the addon queues calls).
   virtual std::vector<Image> generate(const Request& request, const Callbacks& callbacks) = 0;
   // The stages (UNet families; the flow models throw ModelUnsupported). Not re-entrant either.
-  // `prompt` as Request::prompt; clipSkip 0: the family's default.
-  virtual EncodedText encodeText(const Conditioning& prompt, int clipSkip);
+  // `prompt` as Request::prompt; clipSkip 0: the family's default; `loras` merged into the text
+  // encoders for this call (their UNet multipliers are not used here).
+  virtual EncodedText encodeText(const Conditioning& prompt, int clipSkip, const std::vector<LoraFile>& loras);
   // RGB bytes width*height*3 (pixels, multiples of the VAE scale) to one latent: the posterior's
   // mean, or a sample of it drawn from a generator of kind `rng` seeded with `seed` when sampled.
   virtual LatentBatch encodeImage(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, bool sampled,

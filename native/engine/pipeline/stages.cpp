@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "lora.h"
 #include "model_impl.h"
 #include "run_scopes.h"
 #include "samplers.h"
@@ -48,17 +49,20 @@ std::vector<float> stageSigmas(const NoiseSchedule& schedule, const SampleReques
 
 }  // namespace
 
-EncodedText Model::encodeText(const Conditioning&, int) { unsupported(info()); }
+EncodedText Model::encodeText(const Conditioning&, int, const std::vector<LoraFile>&) { unsupported(info()); }
 LatentBatch Model::encodeImage(const std::vector<uint8_t>&, int, int, bool, bool, uint64_t, const std::string&) { unsupported(info()); }
 LatentBatch Model::sampleLatent(const SampleRequest&, const LatentBatch&, const Callbacks&) { unsupported(info()); }
 std::vector<Image> Model::decodeLatent(const LatentBatch&, bool, const Callbacks&) { unsupported(info()); }
 
-EncodedText DiffusionModel::encodeText(const Conditioning& prompt, int clipSkip) {
+EncodedText DiffusionModel::encodeText(const Conditioning& prompt, int clipSkip, const std::vector<LoraFile>& loras) {
   return asEngineError([&]() {
     if (!staleWeights_.empty()) throw Error(ErrorCode::ModelIo, staleWeights_);
     if (prompt.tokens.empty() || prompt.tokens.size() % 77 != 0 || prompt.weights.size() != prompt.tokens.size()) {
       fail("prompt must hold rows of 77 token ids and one weight per id");
     }
+    std::vector<LoraFile> textLoras = loras;
+    for (LoraFile& lora : textLoras) lora.unetMultiplier = 0.0f;
+    const LoraMerge merge(info_.family, file_, *weights_, textLoras, threads_, staleWeights_);
     EncodedPrompt encoded = encodePrompt(prompt, clipSkip);
     clip_->releaseBuffers();
     if (clip2_) clip2_->releaseBuffers();
@@ -130,6 +134,9 @@ LatentBatch DiffusionModel::sampleLatent(const SampleRequest& s, const LatentBat
     const std::vector<float> sigmas = stageSigmas(schedule_, s);
     LatentBatch out = latent;
     if (sigmas.empty()) return out;  // the window holds no step: the latent as it was
+    std::vector<LoraFile> unetLoras = s.loras;
+    for (LoraFile& lora : unetLoras) lora.textMultiplier = 0.0f;
+    const LoraMerge merge(info_.family, file_, *weights_, unetLoras, threads_, staleWeights_);
     TextConditions text;
     text.cond = s.positive.hidden;
     text.condTokens = s.positive.tokens;

@@ -15,6 +15,8 @@ import type { CheckpointRef, NodeContext } from './nodes/types.js';
 export interface WorkflowRunnerOptions {
   /** The folder /upload/image writes to and LoadImage reads from. */
   inputDir: string;
+  /** The folder LoraLoader's names are in; undefined: the server has none. */
+  loraDir: string | undefined;
 }
 
 /** A file of the input folder by ComfyUI's name for it ("sub/name.png", optionally "… [input]"); throws for names outside it. */
@@ -41,7 +43,17 @@ function signatures(graph: Graph, order: string[]): Map<string, string> {
   return keys;
 }
 
-export function createWorkflowRunner({ inputDir }: WorkflowRunnerOptions): WorkflowRunner {
+/** A LoRA file by ComfyUI's name for it (its path in the LoRA folder); throws for names outside it. */
+export function loraPath(loraDir: string | undefined, name: string): string {
+  if (loraDir === undefined) throw new RangeError(`LoRA ${JSON.stringify(name)}: the server has no LoRA folder (--lora-dir or --models)`);
+  const resolved = path.resolve(loraDir, name);
+  if (path.isAbsolute(name) || !resolved.startsWith(path.resolve(loraDir) + path.sep)) {
+    throw new RangeError(`The LoRA name ${JSON.stringify(name)} is not a file of the LoRA folder`);
+  }
+  return resolved;
+}
+
+export function createWorkflowRunner({ inputDir, loraDir }: WorkflowRunnerOptions): WorkflowRunner {
   // The outputs of the last workflow's nodes, by cache key.
   let cache = new Map<string, unknown[]>();
 
@@ -105,6 +117,7 @@ export function createWorkflowRunner({ inputDir }: WorkflowRunnerOptions): Workf
           nodeId: id,
           model: modelOf,
           readInput: (name) => readFile(inputPath(inputDir, name)),
+          loraPath: (name) => loraPath(loraDir, name),
           saveImage: async (png) => {
             imageCount++;
             await store.writeImage(record.id, imageCount, png);

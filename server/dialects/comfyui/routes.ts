@@ -10,7 +10,7 @@ import path from 'node:path';
 import express, { Router, type Request, type RequestHandler } from 'express';
 import sharp from 'sharp';
 
-import { systemInfo } from '../../../lib/index.js';
+import { listLoras, systemInfo } from '../../../lib/index.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, type ErrorShape } from '../../http/errors.js';
 import { requireAcceptingJobs } from '../../http/sync-job.js';
@@ -28,6 +28,8 @@ import { ComfyEvents } from './websocket.js';
 export interface ComfyUiOptions {
   /** The folder /upload/image writes to and LoadImage reads from. */
   inputDir: string;
+  /** The folder LoraLoader's names are in. */
+  loraDir: string | undefined;
 }
 
 const imageExtensions = ['.png', '.jpg', '.jpeg', '.webp'];
@@ -68,6 +70,8 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
   const choiceLists = async (): Promise<ChoiceLists> => ({
     checkpoints: (await models.list()).map((entry) => checkpointName(entry.name, entry.path)),
     inputImages: await inputImages(inputDir),
+    loras: options.loraDir === undefined ? []
+      : (await listLoras(options.loraDir)).map((lora) => path.relative(options.loraDir!, lora.path).split(path.sep).join('/')),
   });
 
   route('post', '/prompt', 'Queues an API-format workflow; a graph that does not validate is answered with ComfyUI\'s node_errors', json, async (req, res) => {
@@ -222,7 +226,8 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
   route('get', '/models/:folder', 'The files of one model folder', async (req, res) => {
     const folder = String(req.params.folder);
     if (!modelFolders.includes(folder)) throw new ApiError(404, 'NOT_FOUND', `No model folder ${JSON.stringify(folder)}`, { param: 'folder' });
-    res.json(folder === 'checkpoints' ? (await choiceLists()).checkpoints : []);
+    const lists = await choiceLists();
+    res.json(folder === 'checkpoints' ? lists.checkpoints : folder === 'loras' ? lists.loras : []);
   });
 
   api.refuseOtherMethods(router, dialectTag);

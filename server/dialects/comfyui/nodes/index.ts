@@ -11,11 +11,14 @@ export const nodeClasses: Readonly<Record<string, NodeDefinition>> = { ...sampli
 export interface ChoiceLists {
   checkpoints: string[];
   inputImages: string[];
+  /** The LoRA folder's files, relative to it. */
+  loras: string[];
 }
 
 /** An input's spec with the server's lists filled in where the node takes one of them. */
 export function inputSpec(className: string, name: string, spec: InputSpec, lists: ChoiceLists): InputSpec {
   if (className === 'CheckpointLoaderSimple' && name === 'ckpt_name') return [lists.checkpoints];
+  if (name === 'lora_name') return [lists.loras];
   if ((className === 'LoadImage' || className === 'LoadImageMask') && name === 'image') return [lists.inputImages, spec[1] ?? {}];
   return spec;
 }

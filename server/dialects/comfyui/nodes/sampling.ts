@@ -56,6 +56,13 @@ interface SampleInputs {
   latent_image: Latent;
 }
 
+/** The ref with one more LoRA; strength 0 leaves it as it was, as ComfyUI does. */
+function withLora(ref: CheckpointRef, file: string, weight: number): CheckpointRef {
+  if (weight === 0) return ref;
+  if (Math.abs(weight) > 10) throw new RangeError(`LoRA strength ${weight} is outside −10–10, the range sdnode merges`);
+  return { ...ref, loras: [...ref.loras, { path: file, weight }] };
+}
+
 async function runSampler(
   i: SampleInputs, context: NodeContext, extra: { denoise?: number; startStep?: number; endStep?: number; addNoise?: boolean; returnWithLeftoverNoise?: boolean },
 ): Promise<Latent> {
@@ -64,6 +71,7 @@ async function runSampler(
   return model.sample({
     latent: i.latent_image, positive: i.positive, negative: i.negative, seed: i.seed, steps: i.steps, cfgScale: i.cfg,
     sampler: comfySamplers[i.sampler_name]!, scheduler: comfySchedulers[i.scheduler]!, rng: 'cpu', ...extra,
+    ...(i.model.loras.length > 0 && { loras: i.model.loras }),
     signal: context.signal, onProgress: (p) => context.onProgress(p),
     ...(context.previewEvery > 0 && { previewEvery: context.previewEvery }),
   });
@@ -77,9 +85,31 @@ export const samplingNodes: Record<string, NodeDefinition> = {
     required: { ckpt_name: [[]] },
     outputs: [['MODEL', 'MODEL'], ['CLIP', 'CLIP'], ['VAE', 'VAE']],
     run: async (i) => {
-      const ref: CheckpointRef = { checkpoint: i.ckpt_name as string, clipSkip: 0 };
+      const ref: CheckpointRef = { checkpoint: i.ckpt_name as string, clipSkip: 0, loras: [] };
       return outputs(ref, ref, ref);
     },
+  },
+  LoraLoader: {
+    category: 'loaders',
+    description: 'Applies a LoRA to the MODEL (the sampler) and the CLIP (the text encoders), each with its strength.',
+    // The names are the LoRA folder's files; routes fill them in.
+    required: {
+      model: ['MODEL'], clip: ['CLIP'], lora_name: [[]],
+      strength_model: ['FLOAT', { default: 1.0, min: -100.0, max: 100.0, step: 0.01 }],
+      strength_clip: ['FLOAT', { default: 1.0, min: -100.0, max: 100.0, step: 0.01 }],
+    },
+    outputs: [['MODEL', 'MODEL'], ['CLIP', 'CLIP']],
+    run: async (i, context) => {
+      const file = context.loraPath(i.lora_name as string);
+      return outputs(withLora(i.model as CheckpointRef, file, i.strength_model as number), withLora(i.clip as CheckpointRef, file, i.strength_clip as number));
+    },
+  },
+  LoraLoaderModelOnly: {
+    category: 'loaders',
+    description: 'Applies a LoRA to the MODEL only.',
+    required: { model: ['MODEL'], lora_name: [[]], strength_model: ['FLOAT', { default: 1.0, min: -100.0, max: 100.0, step: 0.01 }] },
+    outputs: [['MODEL', 'MODEL']],
+    run: async (i, context) => outputs(withLora(i.model as CheckpointRef, context.loraPath(i.lora_name as string), i.strength_model as number)),
   },
   CLIPSetLastLayer: {
     category: 'conditioning',
@@ -96,7 +126,9 @@ export const samplingNodes: Record<string, NodeDefinition> = {
     run: async (i, context) => {
       const clip = i.clip as CheckpointRef;
       const model = await context.model(clip);
-      return outputs(await model.encodePrompt(i.text as string, { clipSkip: clip.clipSkip, signal: context.signal }));
+      return outputs(await model.encodePrompt(i.text as string, {
+        clipSkip: clip.clipSkip, signal: context.signal, ...(clip.loras.length > 0 && { loras: clip.loras }),
+      }));
     },
   },
   ConditioningZeroOut: {

@@ -11,6 +11,8 @@ export interface CheckpointRef {
   checkpoint: string;
   /** CLIPSetLastLayer's layer as the library counts it (1: the last). 0: the family's default. */
   clipSkip: number;
+  /** LoRAs applied to this MODEL (in the sampler) or CLIP (in the text encoders): absolute paths and weights. */
+  loras: { path: string; weight: number }[];
 }
 
 /** MASK values: one per pixel, 0–1 (1: repaint). */
@@ -32,6 +34,8 @@ export interface NodeContext {
   model(ref: CheckpointRef): Promise<Model>;
   /** A file from the input folder (/upload/image), by ComfyUI's image name ("sub/name.png [input]"). */
   readInput(name: string): Promise<Buffer>;
+  /** The absolute path of a LoRA by its name in the LoRA folder ("sub/name.safetensors"). */
+  loraPath(name: string): string;
   /** Stores a PNG among the job's images; returns its number. */
   saveImage(png: Buffer, type: 'output' | 'temp'): Promise<number>;
   /** The workflow and the client's extra_pnginfo, for the PNG text chunks ComfyUI writes. */
