@@ -209,6 +209,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
     a1111: { loraDir: loraFolder(options.loraDir, options.modelsDir) },
     comfyui: { inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir) },
+    sdcpp: { loraDir: loraFolder(options.loraDir, options.modelsDir), maxQueue: options.maxQueue ?? 100 },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
       retentionMs: retention(options),

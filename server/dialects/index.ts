@@ -7,9 +7,10 @@ import { m1Dialect } from './m1/routes.js';
 import { generateDialect } from './generate/routes.js';
 import { openaiDialect, type OpenAiOptions } from './openai/routes.js';
 import { photoshopDialect } from './photoshop/routes.js';
+import { sdcppDialect, type SdcppOptions } from './sdcpp/routes.js';
 import { tasksDialect, type TasksOptions } from './tasks/routes.js';
 
-export const dialectNames = ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate', 'comfyui'] as const;
+export const dialectNames = ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate', 'comfyui', 'sdcpp'] as const;
 export type DialectName = (typeof dialectNames)[number];
 
 export function isDialectName(value: string): value is DialectName {
@@ -21,6 +22,7 @@ export interface DialectOptions {
   a1111: A1111Options;
   tasks: TasksOptions;
   comfyui: ComfyUiOptions;
+  sdcpp: SdcppOptions;
 }
 
 export function selectDialects(names: readonly DialectName[], context: ServerContext, options: DialectOptions): Dialect[] {
@@ -32,6 +34,7 @@ export function selectDialects(names: readonly DialectName[], context: ServerCon
     photoshop: () => photoshopDialect(context),
     generate: () => generateDialect(context),
     comfyui: () => comfyuiDialect(context, options.comfyui),
+    sdcpp: () => sdcppDialect(context, options.sdcpp),
   };
   return dialectNames.filter((name) => names.includes(name)).map((name) => factories[name]());
 }
