@@ -6,11 +6,9 @@ import path from 'node:path';
 import { hiresUpscalerNames } from '../../../lib/index.js';
 import type { JobSnapshot } from '../../jobs/service.js';
 import type { JobParameters } from '../../jobs/job.js';
-import { chosenSeed, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import { reducedSeed, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
 import { InvalidFieldError } from '../../parse.js';
 import type { ImgGenRequest, SdcppJob } from './schemas.js';
-
-const seedRange = 2 ** 32;
 
 export function imgGenParameters(body: ImgGenRequest): JobParameters {
   const sample = body.sample_params ?? {};
@@ -26,7 +24,7 @@ export function imgGenParameters(body: ImgGenRequest): JobParameters {
     prompt: [body.prompt, ...loraTags].join(' ').trim(),
     negativePrompt: body.negative_prompt,
     count: body.batch_count ?? 1,
-    seed: body.seed === undefined || body.seed < 0 ? chosenSeed(undefined) : body.seed % seedRange,
+    seed: reducedSeed(body.seed),
     width: body.width,
     height: body.height,
     steps: sample.sample_steps,
