@@ -255,8 +255,23 @@ export interface NativeEncodedText {
   /** [tokens, contextDim] */
   hidden: Float32Array;
   tokens: number;
-  /** SDXL's pooled vector; empty otherwise. */
+  /** SDXL's, FLUX.1's and SD3's pooled vector; empty otherwise. */
   pooled: Float32Array;
+  /** Chroma's text-token attention mask; absent otherwise. */
+  mask?: Float32Array;
+}
+
+/** One prompt's ids for each text encoder (the stage API's encodeText). */
+export interface NativeTextRequest {
+  /** The CLIP encoders' rows of 77. */
+  prompt: NativeConditioning;
+  /** SD3's CLIP-G rows when they differ; absent: the same rows. */
+  clipG?: NativeConditioning;
+  /** Flow models' T5 ids (no end token, no padding). */
+  t5?: NativeConditioning;
+  clipSkip: number;
+  /** Merged into the text encoders for the call. */
+  loras?: NativeLora[];
 }
 
 /** Latents in the diffusion model's scale; sizes in latent cells. */
@@ -286,6 +301,10 @@ export interface NativeSampleRequest {
   forceFullDenoise: boolean;
   addNoise: boolean;
   previewEvery: number;
+  /** FLUX.1 dev's distilled guidance; absent: 3.5. */
+  guidance?: number;
+  /** Flow models' schedule shift; absent or 0: the family's. */
+  flowShift?: number;
   /** Merged into the UNet for this call; absent: none. */
   loras?: NativeLora[];
   positive: NativeEncodedText;
@@ -309,8 +328,8 @@ export interface NativeModel {
   readonly info: NativeModelInfo;
   /** Runs off the main thread; rejects with code 'ERR_ABORTED' after `abort()`. */
   generate(request: NativeRequest, onProgress: (progress: NativeProgress) => void): Promise<NativeImage[]>;
-  /** The stage API (UNet families; others reject with 'ERR_MODEL_UNSUPPORTED'). */
-  encodeText(prompt: NativeConditioning, clipSkip: number, loras: NativeLora[]): Promise<NativeEncodedText>;
+  /** The stage API. */
+  encodeText(request: NativeTextRequest): Promise<NativeEncodedText>;
   encodeImage(request: NativeEncodeImageRequest): Promise<NativeLatent>;
   sampleLatent(request: NativeSampleRequest, latent: NativeLatent, onProgress?: (progress: NativeProgress) => void): Promise<NativeLatent>;
   decodeLatent(latent: NativeLatent, tiled: boolean): Promise<NativeImage[]>;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { loadAddon } from '../bindings/index.js';
 import type {
   NativeAddon, NativeConditioning, NativeHires, NativeImage, NativeModel, NativeModelInfo, NativeProgress, NativeRefiner,
-  NativeRequest,
+  NativeRequest, NativeTextRequest,
 } from '../bindings/native.js';
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { decodeImage, decodeMask, encodePng, imageSize } from './images.js';
@@ -178,20 +178,25 @@ export class Model {
   encodePrompt(
     prompt: string, options: StageCallOptions & { clipSkip?: number; loras?: { path: string; weight?: number }[] } = {},
   ): Promise<PromptConditioning> {
-    const conditioning = this.#conditioning(typeof prompt === 'string' ? prompt : nonEmptyString(prompt, 'prompt'));
-    const clipSkip = stageInteger(options.clipSkip, 'clipSkip', 0, 12, 0);
-    const loras = loraList(options.loras).map(({ path: file, weight }) => ({ path: file, unetMultiplier: 0, textMultiplier: weight }));
+    const text = typeof prompt === 'string' ? prompt : nonEmptyString(prompt, 'prompt');
+    const request: NativeTextRequest = {
+      prompt: this.#conditioning(text),
+      ...(isFlowFamily(this.info.family) && { t5: flowTextConditioning(text, undefined, this.#t5, 'prompt') }),
+      clipSkip: stageInteger(options.clipSkip, 'clipSkip', 0, 12, 0),
+      loras: loraList(options.loras).map(({ path: file, weight }) => ({ path: file, unetMultiplier: 0, textMultiplier: weight })),
+    };
     return this.#stage('encodePrompt', options.signal, async (native) => {
-      const text = await native.encodeText(conditioning, clipSkip, loras);
-      return { ...text, contextDim: this.info.contextDim };
+      const encoded = await native.encodeText(request);
+      return { ...encoded, contextDim: this.info.contextDim };
     });
   }
 
   /** A latent of zeros for `batch` images of width × height pixels (ComfyUI's EmptyLatentImage). */
   emptyLatent(options: { width: number; height: number; batch?: number }): Latent {
-    const { vaeScale } = this.info;
-    const width = latentSize(options?.width, 'width', vaeScale), height = latentSize(options?.height, 'height', vaeScale);
+    const step = this.#sizeStep();
+    const width = latentSize(options?.width, 'width', step), height = latentSize(options?.height, 'height', step);
     const batch = stageInteger(options.batch, 'batch', 1, 64, 1);
+    const { vaeScale } = this.info;
     const channels = this.#latentChannels();
     return { width, height, channels, batch, data: new Float32Array(batch * channels * (width / vaeScale) * (height / vaeScale)) };
   }
@@ -210,10 +215,11 @@ export class Model {
     const rng = options.rng ?? 'gpu';
     if (rng !== 'gpu' && rng !== 'cpu') throw invalid(RangeError, 'rng', "'gpu' or 'cpu'", rng);
     const tiled = stageBoolean(options.vaeTiling, 'vaeTiling', false);
-    const pixels = rawImage(image, vaeScale) ?? (async () => {
+    const step = this.#sizeStep();
+    const pixels = rawImage(image, step) ?? (async () => {
       const own = await imageSize(image as ImageInput, 'image');
-      const width = latentSize(options.width ?? Math.floor(own.width / vaeScale) * vaeScale, 'width', vaeScale);
-      const height = latentSize(options.height ?? Math.floor(own.height / vaeScale) * vaeScale, 'height', vaeScale);
+      const width = latentSize(options.width ?? Math.floor(own.width / step) * step, 'width', step);
+      const height = latentSize(options.height ?? Math.floor(own.height / step) * step, 'height', step);
       return { width, height, data: await decodeImage(image as ImageInput, 'image', width, height) };
     })();
     return this.#stage('encodeImage', options.signal, async (native) => {
@@ -229,8 +235,8 @@ export class Model {
    * sampler, steps and cfgScale gives `textToImage()`'s pixels.
    */
   sample(options: SampleOptions): Promise<Latent> {
-    const { vaeScale, contextDim } = this.info;
-    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, vaeScale, this.#latentChannels(), contextDim);
+    const { vaeScale } = this.info;
+    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, { ...this.info, channels: this.#latentChannels() });
     return this.#stage('sample', signal, async (native) => {
       let callbackFailure: { error: unknown } | undefined;
       const out = await native.sampleLatent(request, latent, (progress) => {
@@ -259,6 +265,11 @@ export class Model {
 
   #latentChannels(): number {
     return isFlowFamily(this.info.family) ? 16 : 4;
+  }
+
+  /** Pixels a latent's sides are multiples of: the VAE scale, twice that for the transformers' 2×2 patches. */
+  #sizeStep(): number {
+    return isFlowFamily(this.info.family) ? 2 * this.info.vaeScale : this.info.vaeScale;
   }
 
   /** One stage call in the model's queue; `prepared` (input decoding) fails the call before its turn. */

@@ -3,7 +3,8 @@
 // plain typed arrays the garbage collector frees; no native handle outlives a call.
 import type { NativeEncodedText, NativeLatent, NativeSampleRequest } from '../bindings/native.js';
 import type { Progress } from './option-types.js';
-import { invalid, loraList, resolveSampler } from './options.js';
+import { familyDefaults, invalid, loraList, resolveSampler } from './options.js';
+import { findSampler } from './samplers.js';
 
 /** A prompt through a model's text encoders (`model.encodePrompt()`), for `model.sample()`. */
 export interface PromptConditioning {
@@ -15,6 +16,8 @@ export interface PromptConditioning {
   readonly pooled: Float32Array;
   /** Width of the hidden states: the model's `info.contextDim`. */
   readonly contextDim: number;
+  /** Chroma's attention mask over the text tokens; absent for other families. */
+  readonly mask?: Float32Array;
 }
 
 /** Latent images in the diffusion model's scale, `batch` of them, as the stages pass them on. */
@@ -48,14 +51,18 @@ export interface SampleOptions {
   positive: PromptConditioning;
   /** The negative prompt's conditioning; needed unless cfgScale is 1. */
   negative?: PromptConditioning;
-  /** Sampler, as the image calls take it. Default 'euler_a'. */
+  /** Sampler, as the image calls take it. Default: the family's, as for the image calls ('euler_a'; 'euler' for flow models). */
   sampler?: string;
-  /** Noise schedule. Default: the sampler's ('discrete' for most). */
+  /** Noise schedule. Default: the sampler's, or the family's ('flux' for FLUX.1). */
   scheduler?: string;
-  /** Sampling steps of the schedule. Range 1–1000, default 20. */
+  /** Sampling steps of the schedule. Range 1–1000, default the family's (20 for the UNet families). */
   steps?: number;
-  /** Guidance scale; 1 disables CFG. Range 0–100 (ComfyUI's), default 7. */
+  /** Guidance scale; 1 disables CFG. Range 0–100 (ComfyUI's), default the family's (7; 1 for FLUX.1). */
   cfgScale?: number;
+  /** FLUX.1 dev's distilled guidance (ComfyUI's FluxGuidance); other models ignore it. Range 0–100, default 3.5. */
+  guidance?: number;
+  /** Flow models' schedule shift; 0: the family's. Range 0–100, default 0. */
+  flowShift?: number;
   /** Seed of the noise: one draw for the whole batch, then the ancestral samplers' draws. Default 0. */
   seed?: number;
   /** Random generator: 'gpu' (torch's CUDA Philox, the image calls' default) or 'cpu' (torch's CPU generator, ComfyUI's). */
@@ -89,7 +96,7 @@ export interface NormalizedSample {
 }
 
 const sampleKeys = new Set([
-  'latent', 'positive', 'negative', 'sampler', 'scheduler', 'steps', 'cfgScale', 'seed', 'rng', 'denoise', 'startStep', 'endStep',
+  'latent', 'positive', 'negative', 'sampler', 'scheduler', 'steps', 'cfgScale', 'guidance', 'flowShift', 'seed', 'rng', 'denoise', 'startStep', 'endStep',
   'addNoise', 'returnWithLeftoverNoise', 'noiseMask', 'previewEvery', 'loras', 'signal', 'onProgress',
 ]);
 
@@ -140,18 +147,29 @@ export function checkLatent(value: unknown, name: string, vaeScale: number, chan
 export function checkConditioning(value: unknown, name: string, contextDim: number): NativeEncodedText {
   const expected = 'PromptConditioning from encodePrompt()';
   if (typeof value !== 'object' || value === null) throw invalid(TypeError, name, expected, value);
-  const { hidden, tokens, pooled, contextDim: width } = value as Partial<PromptConditioning>;
+  const { hidden, tokens, pooled, mask, contextDim: width } = value as Partial<PromptConditioning>;
   if (!(hidden instanceof Float32Array) || typeof tokens !== 'number' || !(pooled instanceof Float32Array)) {
     throw invalid(TypeError, name, expected, value);
   }
   if (width !== contextDim || hidden.length !== tokens * contextDim) {
     throw new RangeError(`${name} was encoded by a model of text width ${width}; this model's is ${contextDim}`);
   }
-  return { hidden, tokens, pooled };
+  return { hidden, tokens, pooled, ...(mask instanceof Float32Array && { mask }) };
 }
 
-/** The checked options of `sample()`. */
-export function normalizeSampleOptions(options: unknown, vaeScale: number, channels: number, contextDim: number): NormalizedSample {
+/** What the model is, for the checks and defaults of `sample()`. */
+export interface SampleTraits {
+  family: string;
+  prediction: string;
+  vaeScale: number;
+  channels: number;
+  contextDim: number;
+}
+
+/** The checked options of `sample()`, with the family's defaults (steps, cfg, sampler and schedule) for what is not given. */
+export function normalizeSampleOptions(options: unknown, model: SampleTraits): NormalizedSample {
+  const { vaeScale, channels, contextDim } = model;
+  const defaults = familyDefaults(model);
   if (typeof options !== 'object' || options === null) throw invalid(TypeError, 'the options of sample', 'object', options);
   const o = options as SampleOptions;
   for (const key of Object.keys(o)) {
@@ -165,12 +183,14 @@ export function normalizeSampleOptions(options: unknown, vaeScale: number, chann
     }
     latent.noiseMask = o.noiseMask;
   }
-  const cfgScale = number(o.cfgScale, 'cfgScale', 0, 100, 7);
+  const cfgScale = number(o.cfgScale, 'cfgScale', 0, 100, defaults.cfgScale);
   const positive = checkConditioning(o.positive, 'positive', contextDim);
   if (o.negative === undefined && cfgScale !== 1) throw new TypeError('negative is needed unless cfgScale is 1 (received cfgScale ' + cfgScale + ')');
   const negative = o.negative === undefined ? undefined : checkConditioning(o.negative, 'negative', contextDim);
-  const { sampler, scheduler } = resolveSampler(o.sampler, o.scheduler);
-  const steps = integer(o.steps, 'steps', 1, 1000, 20);
+  // The family's schedule unless one is given or the sampler's name implies one ("DPM++ 2M Karras").
+  const implied = typeof o.sampler === 'string' && findSampler(o.sampler)?.scheduler !== undefined;
+  const { sampler, scheduler } = resolveSampler(o.sampler ?? defaults.sampler, o.scheduler ?? (implied ? undefined : defaults.scheduler));
+  const steps = integer(o.steps, 'steps', 1, 1000, defaults.steps);
   const startStep = integer(o.startStep, 'startStep', 0, 10000, 0);
   const endStep = integer(o.endStep, 'endStep', 0, 10000, 10000);
   const rng = o.rng ?? 'gpu';
@@ -185,6 +205,8 @@ export function normalizeSampleOptions(options: unknown, vaeScale: number, chann
     addNoise: boolean(o.addNoise, 'addNoise', true),
     forceFullDenoise: !boolean(o.returnWithLeftoverNoise, 'returnWithLeftoverNoise', false),
     previewEvery: integer(o.previewEvery, 'previewEvery', 0, 1000, 0),
+    guidance: number(o.guidance, 'guidance', 0, 100, 3.5),
+    flowShift: number(o.flowShift, 'flowShift', 0, 100, 0),
     loras: loraList(o.loras).map(({ path, weight }) => ({ path, unetMultiplier: weight, textMultiplier: 0 })),
     positive,
     ...(negative && { negative }),

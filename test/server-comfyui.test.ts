@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 
 import { readPngText } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { writeTinyFlux } from './fixtures/flux.js';
 import { writeTinyLora } from './fixtures/lora.js';
 import { startTestServer } from './server-helpers.js';
 
@@ -54,8 +55,14 @@ async function connectedClient(t: Test, clientId: string): Promise<Client> {
 interface Message { type: string; data: Record<string, unknown> }
 
 /** A /ws connection that records every message; `until` waits for one that matches. */
-async function openSocket(t: Test, clientId: string): Promise<{ messages: Message[]; previews: Buffer[]; until(match: (m: Message) => boolean): Promise<Message> }> {
-  const ws = new WebSocket(`ws://${host}/ws?clientId=${clientId}`);
+interface Socket { messages: Message[]; previews: Buffer[]; until(match: (m: Message) => boolean): Promise<Message> }
+
+function openSocket(t: Test, clientId: string): Promise<Socket> {
+  return openSocketAt(t, host, clientId);
+}
+
+async function openSocketAt(t: Test, at: string, clientId: string): Promise<Socket> {
+  const ws = new WebSocket(`ws://${at}/ws?clientId=${clientId}`);
   const messages: Message[] = [];
   const previews: Buffer[] = [];
   const waiters: { match: (m: Message) => boolean; resolve: (m: Message) => void }[] = [];
@@ -302,4 +309,35 @@ t.test('the informational routes answer as ComfyUI\'s do', async (t) => {
   const stats = await getJson('/system_stats') as { system: { os: string }; devices: { type: string }[] };
   t.equal(stats.system.os, process.platform);
   t.equal(stats.devices[0]?.type, 'cpu');
+});
+
+t.test('a FLUX.1 dev workflow: EmptySD3LatentImage, FluxGuidance and the flow sampler', async (t) => {
+  const { t5Tokenizer, ...files } = await writeTinyFlux(path.join(dir, 'flux-dev'), { variant: 'flux-dev' });
+  const flux = await startTestServer(t, { modelComponents: { ...files, t5Tokenizer }, outputDir: path.join(dir, 'flux-output'), apis: ['comfyui'] });
+  const [name] = await (await fetch(`${flux.url}/models/checkpoints`)).json() as string[];
+  const socket = await openSocketAt(t, new URL(flux.url).host, 'flux');
+  const run = async (guidance: number) => {
+    const graph: Graph = {
+      1: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: name } },
+      2: { class_type: 'CLIPTextEncode', inputs: { text: 'a red fox', clip: ['1', 1] } },
+      3: { class_type: 'FluxGuidance', inputs: { conditioning: ['2', 0], guidance } },
+      4: { class_type: 'EmptySD3LatentImage', inputs: { width: 64, height: 64, batch_size: 1 } },
+      5: {
+        class_type: 'KSampler',
+        inputs: { model: ['1', 0], positive: ['3', 0], negative: ['2', 0], latent_image: ['4', 0], seed: 1, steps: 2, cfg: 1,
+          sampler_name: 'euler', scheduler: 'simple', denoise: 1 },
+      },
+      6: { class_type: 'VAEDecode', inputs: { samples: ['5', 0], vae: ['1', 2] } },
+      7: { class_type: 'SaveImage', inputs: { images: ['6', 0], filename_prefix: 'flux' } },
+    };
+    const response = await fetch(`${flux.url}/prompt`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: graph, client_id: 'flux' }) });
+    const promptId = ((await response.json()) as { prompt_id: string }).prompt_id;
+    const executed = await socket.until((m) => m.type === 'executed' && m.data.prompt_id === promptId);
+    const [image] = (executed.data.output as { images: { filename: string; type: string }[] }).images;
+    const png = Buffer.from(await (await fetch(`${flux.url}/view?filename=${image!.filename}&type=${image!.type}`)).arrayBuffer());
+    return sharp(png).raw().toBuffer({ resolveWithObject: true });
+  };
+  const low = await run(1);
+  t.same([low.info.width, low.info.height], [64, 64]);
+  t.notOk((await run(8)).data.equals(low.data), 'the guidance reaches the transformer');
 });

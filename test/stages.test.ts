@@ -1,11 +1,15 @@
 // The stage API (encodePrompt, emptyLatent, encodeImage, sample, decode) on a tiny random checkpoint:
 // what a program that composes the stages sees, and that the composition is textToImage's image.
+import path from 'node:path';
+
 import sharp from 'sharp';
 import t from 'tap';
 
 import { loadModel, type GeneratedImage } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { cpu } from './fixtures/draw.js';
+import { writeTinyFlux } from './fixtures/flux.js';
+import { writeTinySd3 } from './fixtures/sd3.js';
 
 const dir = t.testdir();
 const model = await loadModel(await writeTinyCheckpoint(dir), cpu);
@@ -92,4 +96,43 @@ t.test('an aborted sample rejects with ERR_ABORTED and the model goes on working
   await t.rejects(aborted, { name: 'AbortError', code: 'ERR_ABORTED' });
   const [image] = await model.decode(model.emptyLatent({ width: 64, height: 64 }));
   t.equal(image!.data.length, 64 * 64 * 3);
+});
+
+t.test('FLUX.1 dev: the stages give textToImage\'s pixels, guidance included; a split run equals the whole', async (t) => {
+  const { t5Tokenizer, ...files } = await writeTinyFlux(path.join(dir, 'flux-dev'), { variant: 'flux-dev' });
+  const flux = await loadModel(files, { ...cpu, t5Tokenizer });
+  t.teardown(() => flux.close());
+  const settings = { seed: 7, steps: 2, cfgScale: 1, sampler: 'euler', guidance: 5 } as const;
+  const [expected] = await flux.textToImage({ ...settings, prompt: 'a red fox', width: 64, height: 64 });
+  const positive = await flux.encodePrompt('a red fox');
+  const empty = flux.emptyLatent({ width: 64, height: 64 });
+  t.equal(empty.channels, 16);
+  const latent = await flux.sample({ ...settings, latent: empty, positive });
+  const [image] = await flux.decode(latent);
+  t.ok(Buffer.from(image!.data).equals(await rgbOf(expected!)), 'same pixels as textToImage');
+  const other = await flux.decode(await flux.sample({ ...settings, guidance: 1, latent: empty, positive }));
+  t.notOk(Buffer.from(other[0]!.data).equals(Buffer.from(image!.data)), 'guidance reaches the transformer');
+
+  const common = { ...settings, steps: 4, latent: empty, positive, rng: 'cpu' } as const;
+  const whole = await flux.sample(common);
+  const half = await flux.sample({ ...common, endStep: 2, returnWithLeftoverNoise: true });
+  const rest = await flux.sample({ ...common, latent: half, startStep: 2, addNoise: false });
+  const drift = Math.max(...rest.data.map((v, i) => Math.abs(v - whole.data[i]!)));
+  t.ok(drift < 1e-4, `the second half continues the first (largest difference ${drift})`);
+  t.throws(() => flux.emptyLatent({ width: 72, height: 64 }), /Expected multiple of 16 from 16 to 4096 for width but received 72/);
+});
+
+t.test('SD3: encodePrompt, sample with cfg and decode run; the encoded image round-trips to its size', async (t) => {
+  const files = await writeTinySd3(path.join(dir, 'sd3'));
+  const { t5Tokenizer, ...components } = files;
+  const sd3 = await loadModel(components, { ...cpu, t5Tokenizer });
+  t.teardown(() => sd3.close());
+  const settings = { seed: 3, steps: 2, cfgScale: 4, sampler: 'euler' } as const;
+  const [expected] = await sd3.textToImage({ ...settings, prompt: 'a boat', negativePrompt: 'fog', width: 64, height: 64 });
+  const [positive, negative] = [await sd3.encodePrompt('a boat'), await sd3.encodePrompt('fog')];
+  const latent = await sd3.sample({ ...settings, latent: sd3.emptyLatent({ width: 64, height: 64 }), positive, negative });
+  const [image] = await sd3.decode(latent);
+  t.ok(Buffer.from(image!.data).equals(await rgbOf(expected!)), 'same pixels as textToImage');
+  const encoded = await sd3.encodeImage(image!);
+  t.same([encoded.width, encoded.height, encoded.channels], [64, 64, 16]);
 });

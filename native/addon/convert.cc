@@ -285,7 +285,18 @@ sdnode::EncodedText encodedTextFromJs(const Napi::Object& o) {
   t.hidden = typedArrayField<float, napi_float32_array>(o, "hidden", false);
   t.tokens = intField(o, "tokens");
   t.pooled = typedArrayField<float, napi_float32_array>(o, "pooled", true);
+  t.mask = typedArrayField<float, napi_float32_array>(o, "mask", true);
   return t;
+}
+
+sdnode::TextRequest textRequestFromJs(const Napi::Object& o) {
+  sdnode::TextRequest r;
+  r.prompt = conditioningField(o, "prompt");
+  if (!o.Get("clipG").IsUndefined()) r.clipG = conditioningField(o, "clipG");
+  if (!o.Get("t5").IsUndefined()) r.t5 = conditioningField(o, "t5");
+  r.clipSkip = intField(o, "clipSkip");
+  if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
+  return r;
 }
 
 sdnode::LatentBatch latentFromJs(const Napi::Object& o) {
@@ -313,6 +324,8 @@ sdnode::SampleRequest sampleRequestFromJs(const Napi::Object& o) {
   r.forceFullDenoise = boolField(o, "forceFullDenoise");
   r.addNoise = boolField(o, "addNoise");
   r.previewEvery = intField(o, "previewEvery");
+  if (!o.Get("guidance").IsUndefined()) r.guidance = static_cast<float>(numberField(o, "guidance"));
+  if (!o.Get("flowShift").IsUndefined()) r.flowShift = static_cast<float>(numberField(o, "flowShift"));
   if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
   Napi::Value positive = o.Get("positive"), negative = o.Get("negative");
   if (!positive.IsObject()) badField(o.Env(), "positive", "encoded text");
@@ -336,6 +349,7 @@ Napi::Object encodedTextToJs(Napi::Env env, const sdnode::EncodedText& t) {
   o.Set("hidden", floatsToJs(env, t.hidden));
   o.Set("tokens", static_cast<double>(t.tokens));
   o.Set("pooled", floatsToJs(env, t.pooled));
+  if (!t.mask.empty()) o.Set("mask", floatsToJs(env, t.mask));
   return o;
 }
 

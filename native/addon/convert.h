@@ -17,6 +17,7 @@ sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, c
 sdnode::Conditioning conditioningFromJs(const Napi::Object& object);
 std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& value);
 sdnode::EncodedText encodedTextFromJs(const Napi::Object& object);
+sdnode::TextRequest textRequestFromJs(const Napi::Object& object);
 sdnode::LatentBatch latentFromJs(const Napi::Object& object);
 sdnode::SampleRequest sampleRequestFromJs(const Napi::Object& object);
 Napi::Object encodedTextToJs(Napi::Env env, const sdnode::EncodedText& text);

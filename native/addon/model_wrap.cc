@@ -132,17 +132,15 @@ Napi::Function progressArgument(const Napi::CallbackInfo& info, size_t index) {
 
 }  // namespace
 
-// encodeText({ tokens, weights }, clipSkip, loras) -> Promise<{ hidden, tokens, pooled }>
+// encodeText({ prompt, clipG, t5, clipSkip, loras }) -> Promise<{ hidden, tokens, pooled, mask }>
 Napi::Value ModelWrap::EncodeText(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!handle_) return rejected(env, "ERR_MODEL_CLOSED", "the model was closed");
-  auto prompt = std::make_shared<sdnode::Conditioning>(conditioningFromJs(objectArgument(info, 0, "encodeText")));
-  const int clipSkip = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
-  auto loras = std::make_shared<std::vector<sdnode::LoraFile>>(info.Length() > 2 ? lorasFromJs(info[2]) : std::vector<sdnode::LoraFile>());
+  auto request = std::make_shared<sdnode::TextRequest>(textRequestFromJs(objectArgument(info, 0, "encodeText")));
   auto out = std::make_shared<sdnode::EncodedText>();
   abortFlag_ = std::make_shared<std::atomic<bool>>(false);
   return queued(new StageWorker(
-      env, handle_, [prompt, clipSkip, loras, out](sdnode::Model& m, const sdnode::Callbacks&) { *out = m.encodeText(*prompt, clipSkip, *loras); },
+      env, handle_, [request, out](sdnode::Model& m, const sdnode::Callbacks&) { *out = m.encodeText(*request); },
       [out](Napi::Env e) -> Napi::Value { return encodedTextToJs(e, *out); }, Napi::Function(), abortFlag_));
 }
 

@@ -8,7 +8,9 @@
 #include "noise.h"
 #include "pixels.h"
 #include "rng.h"
+#include "run_scopes.h"
 #include "samplers.h"
+#include "stage_common.h"
 #include "system_info.h"
 #include "vae_tiles.h"
 #include "weight_types.h"
@@ -34,12 +36,6 @@ constexpr float kSd3LatentShift = 0.0609f;
 // Samplers that only need the sigmas (no VP-schedule timesteps, no ancestral noise formula).
 const std::vector<std::string> kFlowSamplers = {"euler", "heun", "dpm2", "dpm++2m", "ipndm", "ipndm_v"};
 
-struct AbortScope {
-  Backend& backend;
-  AbortScope(Backend& b, std::function<bool()> check) : backend(b) { backend.setAbortCheck(std::move(check)); }
-  ~AbortScope() { backend.setAbortCheck(nullptr); }
-};
-
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -47,6 +43,21 @@ std::string joined(const std::vector<std::string>& names) {
 }
 
 uint64_t imageSeed(uint64_t base, int i) { return (base + static_cast<uint64_t>(i)) & 0xffffffffull; }
+
+}  // namespace
+
+void checkFlowSampling(const std::string& sampler, const std::string& scheduler) {
+  auto fail = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, what); };
+  if (std::find(kFlowSamplers.begin(), kFlowSamplers.end(), sampler) == kFlowSamplers.end()) {
+    fail("sampler '" + sampler + "' is not supported for flow models; use one of " + joined(kFlowSamplers));
+  }
+  const std::vector<std::string>& schedulers = flowSchedulerNames();
+  if (std::find(schedulers.begin(), schedulers.end(), scheduler) == schedulers.end()) {
+    fail("scheduler '" + scheduler + "' is not supported for flow models; use one of " + joined(schedulers));
+  }
+}
+
+namespace {
 
 // A1111's emphasis over T5's states, as for CLIP: each token's state times its weight, then the
 // whole run rescaled to its former mean.
@@ -206,6 +217,17 @@ void FlowModel::releaseTextEncoders() {
   t5File_.reset();
 }
 
+void FlowModel::doneWithTextEncoders() {
+  if (!params_.keepTextEncoders) {
+    releaseTextEncoders();
+    return;
+  }
+  // Kept loaded: only their compute buffers go.
+  if (clip_) clip_->releaseBuffers();
+  if (clipG_) clipG_->releaseBuffers();
+  if (t5_) t5_->releaseBuffers();
+}
+
 FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
   constexpr size_t kCachedPrompts = 8;
   std::string key;
@@ -255,13 +277,7 @@ void FlowModel::checkRequest(const Request& r) const {
       fail("each reference image must be a multiple of " + std::to_string(step) + " pixels a side, at most 2048, with width*height*3 RGB bytes");
     }
   }
-  if (std::find(kFlowSamplers.begin(), kFlowSamplers.end(), r.sampler) == kFlowSamplers.end()) {
-    fail("sampler '" + r.sampler + "' is not supported for flow models; use one of " + joined(kFlowSamplers));
-  }
-  const std::vector<std::string>& schedulers = flowSchedulerNames();
-  if (std::find(schedulers.begin(), schedulers.end(), r.scheduler) == schedulers.end()) {
-    fail("scheduler '" + r.scheduler + "' is not supported for flow models; use one of " + joined(schedulers));
-  }
+  checkFlowSampling(r.sampler, r.scheduler);
   if (r.hires) fail("hires is not supported for " + info_.family + " models yet");
   if (r.refiner) fail("a refiner takes over from SDXL models only");
   if (!r.loras.empty() && !flux_) fail("LoRAs are not supported for " + info_.family + " models yet (FLUX.1 only)");
@@ -411,13 +427,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
   FlowText uncond;
   const bool guided = r.cfgScale != 1.0f;
   if (guided) uncond = encodeCached(r.negative, r.clipGNegative, r.t5Negative);
-  if (!params_.keepTextEncoders) {
-    releaseTextEncoders();
-  } else {
-    if (clip_) clip_->releaseBuffers();
-    if (clipG_) clipG_->releaseBuffers();
-    t5_->releaseBuffers();
-  }
+  doneWithTextEncoders();
 
   const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
   const int64_t channels = vae_->config().latentChannels;
@@ -449,16 +459,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? (1.0f - sigmas[0]) * initLatent[j] : 0.0f) + sigmas[0] * x[j];
     SamplerHooks hooks;
     hooks.aborted = aborted;
-    hooks.onStep = [&](int step, int steps) {
-      if (!callbacks.onProgress) return;
-      Progress p;
-      p.step = p.passStep = step;
-      p.steps = p.passSteps = steps;
-      p.image = i;
-      p.images = r.count;
-      p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-      callbacks.onProgress(p);
-    };
+    hooks.onStep = stepReporter(callbacks, i, r.count, started);
     const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
       return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references);
     };

@@ -12,6 +12,7 @@
 #include "rng.h"
 #include "run_scopes.h"
 #include "samplers.h"
+#include "stage_common.h"
 #include "vae_tiles.h"
 
 namespace sdnode {
@@ -201,13 +202,7 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
             : denoise(latent, sigma, w, h, text, added, r.cfgScale, start.concat);
     // Inpainting: the kept region's prediction is the input's latent, so at every step the
     // sampler re-imposes it at the current noise level.
-    if (!start.latentMask.empty()) {
-      const size_t cells = start.latentMask.size();
-      for (size_t j = 0; j < denoised.size(); j++) {
-        const float m = start.latentMask[j % cells];
-        denoised[j] = start.initLatent[j] + m * (denoised[j] - start.initLatent[j]);
-      }
-    }
+    if (!start.latentMask.empty()) blendKept(denoised, start.initLatent, start.latentMask);
     if (previews) latestDenoised = denoised;
     return denoised;
   };

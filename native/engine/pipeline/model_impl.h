@@ -68,7 +68,7 @@ class DiffusionModel : public Model {
   explicit DiffusionModel(const LoadParams& params);
   const ModelInfo& info() const override { return info_; }
   std::vector<Image> generate(const Request& request, const Callbacks& callbacks) override;
-  EncodedText encodeText(const Conditioning& prompt, int clipSkip, const std::vector<LoraFile>& loras) override;
+  EncodedText encodeText(const TextRequest& text) override;
   LatentBatch encodeImage(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, bool sampled, uint64_t seed,
                           const std::string& rng) override;
   LatentBatch sampleLatent(const SampleRequest& request, const LatentBatch& latent, const Callbacks& callbacks) override;

@@ -10,6 +10,13 @@ const vaeScale = 8;
 const latentChannels = 4;
 const latentUpscaleMethods: ResizeMethod[] = ['nearest-exact', 'bilinear', 'area'];
 
+/** Zeros for `batch` images of width × height pixels (floored to multiples of `step`). */
+function emptyLatent(width: number, height: number, batch: number, channels: number, step: number): Latent {
+  if (batch > 64) throw new RangeError(`batch_size ${batch} is above 64, the most sdnode samples at once`);
+  const w = Math.floor(width / step) * step, h = Math.floor(height / step) * step;
+  return { width: w, height: h, channels, batch, data: new Float32Array(batch * channels * (w / vaeScale) * (h / vaeScale)) };
+}
+
 function upscaleLatent(latent: Latent, width: number, height: number, method: ResizeMethod, crop: boolean): Latent {
   const w = latent.width / vaeScale, h = latent.height / vaeScale, toW = Math.max(1, width / vaeScale), toH = Math.max(1, height / vaeScale);
   const data = resizePlanes(latent.data, latent.batch * latent.channels, w, h, toW, toH, method, crop);
@@ -26,8 +33,10 @@ async function encodeBatch(images: ImageBatch, vae: CheckpointRef, context: Node
   const model = await context.model(vae);
   const latents: Latent[] = [];
   for (const image of images) {
-    // ComfyUI encodes the largest multiple-of-8 crop of the image's top left corner.
-    const width = Math.floor(image.width / vaeScale) * vaeScale, height = Math.floor(image.height / vaeScale) * vaeScale;
+    // ComfyUI encodes the largest crop of the image's top left corner the model takes (multiples of
+    // 8 pixels, 16 for the transformers' 2×2 patches).
+    const step = model.info.prediction === 'flow' ? 2 * vaeScale : vaeScale;
+    const width = Math.floor(image.width / step) * step, height = Math.floor(image.height / step) * step;
     latents.push(await model.encodeImage(cropped(image, width, height), { signal: context.signal }));
   }
   const [first] = latents;
@@ -75,13 +84,18 @@ export const latentNodes: Record<string, NodeDefinition> = {
       batch_size: ['INT', { default: 1, min: 1, max: 4096 }],
     },
     outputs: [['LATENT', 'LATENT']],
-    run: async (i) => {
-      const width = Math.floor((i.width as number) / vaeScale) * vaeScale, height = Math.floor((i.height as number) / vaeScale) * vaeScale;
-      const batch = i.batch_size as number;
-      if (batch > 64) throw new RangeError(`batch_size ${batch} is above 64, the most sdnode samples at once`);
-      const data = new Float32Array(batch * latentChannels * (width / vaeScale) * (height / vaeScale));
-      return outputs({ width, height, channels: latentChannels, batch, data } satisfies Latent);
+    run: async (i) => outputs(emptyLatent(i.width as number, i.height as number, i.batch_size as number, latentChannels, vaeScale)),
+  },
+  EmptySD3LatentImage: {
+    category: 'latent/sd3',
+    description: 'A 16-channel latent of zeros (SD3, FLUX.1): the start of text-to-image.',
+    required: {
+      width: ['INT', { default: 1024, min: 16, max: 16384, step: 16 }],
+      height: ['INT', { default: 1024, min: 16, max: 16384, step: 16 }],
+      batch_size: ['INT', { default: 1, min: 1, max: 4096 }],
     },
+    outputs: [['LATENT', 'LATENT']],
+    run: async (i) => outputs(emptyLatent(i.width as number, i.height as number, i.batch_size as number, 16, 16)),
   },
   LatentUpscale: {
     category: 'latent',

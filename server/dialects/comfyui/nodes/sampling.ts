@@ -56,6 +56,9 @@ interface SampleInputs {
   latent_image: Latent;
 }
 
+/** CONDITIONING values: the prompt's, with FluxGuidance's guidance when set. */
+type Guided = PromptConditioning & { guidance?: number };
+
 /** The ref with one more LoRA; strength 0 leaves it as it was, as ComfyUI does. */
 function withLora(ref: CheckpointRef, file: string, weight: number): CheckpointRef {
   if (weight === 0) return ref;
@@ -68,8 +71,15 @@ async function runSampler(
 ): Promise<Latent> {
   if (!Number.isSafeInteger(i.seed)) throw new RangeError(`seed ${i.seed} is above 2^53 - 1, the largest seed sdnode takes`);
   const model = await context.model(i.model);
+  let latent = i.latent_image;
+  // As ComfyUI does: an empty latent made for another family (EmptyLatentImage for FLUX.1) becomes
+  // this model's empty latent of the same size.
+  const own = model.emptyLatent({ width: latent.width, height: latent.height, batch: latent.batch });
+  if (latent.channels !== own.channels && latent.data.every((v) => v === 0)) latent = own;
+  const { guidance } = i.positive as Guided;
   return model.sample({
-    latent: i.latent_image, positive: i.positive, negative: i.negative, seed: i.seed, steps: i.steps, cfgScale: i.cfg,
+    latent, positive: i.positive, negative: i.negative, seed: i.seed, steps: i.steps, cfgScale: i.cfg,
+    ...(guidance !== undefined && { guidance }),
     sampler: comfySamplers[i.sampler_name]!, scheduler: comfySchedulers[i.scheduler]!, rng: 'cpu', ...extra,
     ...(i.model.loras.length > 0 && { loras: i.model.loras }),
     signal: context.signal, onProgress: (p) => context.onProgress(p),
@@ -130,6 +140,13 @@ export const samplingNodes: Record<string, NodeDefinition> = {
         clipSkip: clip.clipSkip, signal: context.signal, ...(clip.loras.length > 0 && { loras: clip.loras }),
       }));
     },
+  },
+  FluxGuidance: {
+    category: 'advanced/conditioning/flux',
+    description: 'FLUX.1 dev\'s distilled guidance for the sampler that reads this conditioning.',
+    required: { conditioning: ['CONDITIONING'], guidance: ['FLOAT', { default: 3.5, min: 0.0, max: 100.0, step: 0.1 }] },
+    outputs: [['CONDITIONING', 'CONDITIONING']],
+    run: async (i) => outputs({ ...(i.conditioning as Guided), guidance: i.guidance as number }),
   },
   ConditioningZeroOut: {
     category: 'advanced/conditioning',
