@@ -32,6 +32,19 @@ t.test('emptyLatent, sample and decode give textToImage\'s pixels for the same s
   t.ok(Buffer.from(image!.data).equals(await rgbOf(expected!)), 'same pixels as textToImage');
 });
 
+t.test('encodeImage with the seed, then sample from the strength\'s step, gives imageToImage\'s pixels', async (t) => {
+  const photo = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#a05030' } }).png().toBuffer();
+  const settings = { seed: 9, steps: 4, cfgScale: 1, sampler: 'euler' } as const;
+  const strength = 0.5;
+  const [expected] = await model.imageToImage({ ...settings, prompt: 'a brick wall', image: photo, strength, width: 64, height: 64 });
+  const latent = await model.encodeImage(photo, { seed: settings.seed });
+  // AUTOMATIC1111's strength runs int(steps × strength) + 1 steps from the end of the schedule.
+  const startStep = settings.steps - Math.floor(settings.steps * strength) - 1;
+  const sampled = await model.sample({ ...settings, latent, positive: await model.encodePrompt('a brick wall'), startStep });
+  const [image] = await model.decode(sampled);
+  t.ok(Buffer.from(image!.data).equals(await rgbOf(expected!)), 'same pixels as imageToImage');
+});
+
 t.test('a run split at a step by startStep / endStep equals the whole run', async (t) => {
   const positive = await model.encodePrompt('a lighthouse');
   const common = { positive, cfgScale: 1, steps: 4, seed: 7, sampler: 'euler', rng: 'cpu' } as const;
