@@ -10,8 +10,10 @@ export type { DeviceInfo, SystemInfo } from '../bindings/native.js';
 export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
-export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo, type StageCallOptions } from './model.js';
-export type { DecodedImage, Latent, PromptConditioning, SampleOptions } from './stages.js';
+export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export type {
+  DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
+} from './stages.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {

@@ -6,30 +6,31 @@ import path from 'node:path';
 import { loadAddon } from '../bindings/index.js';
 import type {
   NativeAddon, NativeConditioning, NativeHires, NativeImage, NativeModel, NativeModelInfo, NativeProgress, NativeRefiner,
-  NativeRequest, NativeTextRequest,
+  NativeRequest,
 } from '../bindings/native.js';
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
-import { decodeImage, decodeMask, encodePng, imageSize } from './images.js';
+import { decodeImage, decodeMask, encodePng } from './images.js';
 import { engineUpscalers } from './hires.js';
 import type {
   ImageInput, ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
 } from './option-types.js';
 import {
-  checkLatent, latentSize, normalizeSampleOptions, publicLatent, stageBoolean, stageInteger,
-  type DecodedImage, type Latent, type PromptConditioning, type SampleOptions,
+  checkLatent, emptyLatentFor, encodeImageInputs, latentChannels, normalizeSampleOptions, publicLatent, stageBoolean, textRequest,
+  type DecodedImage, type EncodeImageOptions, type EncodePromptOptions, type Latent, type PromptConditioning, type SampleOptions,
+  type StageCallOptions,
 } from './stages.js';
 import {
-  defaultImageSize, invalid, isFlowFamily, loraList, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
+  defaultImageSize, invalid, isFlowFamily, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
 import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
 import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
-import { encodeRgbPng } from './png.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
 import { buildConditioning } from './prompt.js';
 import { checkGenerated, type SafetyResult } from './safety-checker.js';
+import { ProgressRelay, untilAborted } from './progress.js';
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
@@ -172,60 +173,29 @@ export class Model {
   /**
    * Encodes a prompt (emphasis syntax, any length) with the model's text encoders, for `sample()`.
    * `clipSkip` as the image calls take it (0: the family's default); `loras` are merged into the text
-   * encoders for this call. UNet families only (the stage API); others reject with
-   * 'ERR_MODEL_UNSUPPORTED'.
+   * encoders for this call.
    */
-  encodePrompt(
-    prompt: string, options: StageCallOptions & { clipSkip?: number; loras?: { path: string; weight?: number }[] } = {},
-  ): Promise<PromptConditioning> {
-    const text = typeof prompt === 'string' ? prompt : nonEmptyString(prompt, 'prompt');
-    const request: NativeTextRequest = {
-      prompt: this.#conditioning(text),
-      ...(isFlowFamily(this.info.family) && { t5: flowTextConditioning(text, undefined, this.#t5, 'prompt') }),
-      clipSkip: stageInteger(options.clipSkip, 'clipSkip', 0, 12, 0),
-      loras: loraList(options.loras).map(({ path: file, weight }) => ({ path: file, unetMultiplier: 0, textMultiplier: weight })),
-    };
-    return this.#stage('encodePrompt', options.signal, async (native) => {
-      const encoded = await native.encodeText(request);
-      return { ...encoded, contextDim: this.info.contextDim };
-    });
+  encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptConditioning> {
+    const request = textRequest(this.info, this.#t5, prompt, options);
+    return this.#stage('encodePrompt', options.signal, async (native) => ({ ...await native.encodeText(request), contextDim: this.info.contextDim }));
   }
 
   /** A latent of zeros for `batch` images of width × height pixels (ComfyUI's EmptyLatentImage). */
   emptyLatent(options: { width: number; height: number; batch?: number }): Latent {
-    const step = this.#sizeStep();
-    const width = latentSize(options?.width, 'width', step), height = latentSize(options?.height, 'height', step);
-    const batch = stageInteger(options.batch, 'batch', 1, 64, 1);
-    const { vaeScale } = this.info;
-    const channels = this.#latentChannels();
-    return { width, height, channels, batch, data: new Float32Array(batch * channels * (width / vaeScale) * (height / vaeScale)) };
+    return emptyLatentFor(this.info, options);
   }
 
   /**
    * The VAE's latent of an image: a file or its bytes, resized as the image calls resize (cover and
-   * centre-crop) to width × height (default: its own size cut down to multiples of 8), or RGB bytes
-   * already of that size. The posterior's mean, or a sample of it when `seed` is given.
+   * centre-crop) to width × height (default: its own size cut down to multiples of 8, 16 for flow
+   * models), or RGB bytes already of that size. The posterior's mean, or a sample of it when `seed`
+   * is given.
    */
-  encodeImage(
-    image: ImageInput | DecodedImage,
-    options: StageCallOptions & { width?: number; height?: number; seed?: number; rng?: 'gpu' | 'cpu'; vaeTiling?: boolean } = {},
-  ): Promise<Latent> {
-    const { vaeScale } = this.info;
-    const seed = options.seed === undefined ? undefined : stageInteger(options.seed, 'seed', 0, Number.MAX_SAFE_INTEGER, 0);
-    const rng = options.rng ?? 'gpu';
-    if (rng !== 'gpu' && rng !== 'cpu') throw invalid(RangeError, 'rng', "'gpu' or 'cpu'", rng);
-    const tiled = stageBoolean(options.vaeTiling, 'vaeTiling', false);
-    const step = this.#sizeStep();
-    const pixels = rawImage(image, step) ?? (async () => {
-      const own = await imageSize(image as ImageInput, 'image');
-      const width = latentSize(options.width ?? Math.floor(own.width / step) * step, 'width', step);
-      const height = latentSize(options.height ?? Math.floor(own.height / step) * step, 'height', step);
-      return { width, height, data: await decodeImage(image as ImageInput, 'image', width, height) };
-    })();
+  encodeImage(image: ImageInput | DecodedImage, options: EncodeImageOptions = {}): Promise<Latent> {
+    const { pixels, request } = encodeImageInputs(this.info, image, options);
     return this.#stage('encodeImage', options.signal, async (native) => {
-      const { width, height, data } = await pixels;
-      const latent = await native.encodeImage({ data, width, height, tiled, sampled: seed !== undefined, seed: seed ?? 0, rng });
-      return publicLatent(latent, vaeScale);
+      const latent = await native.encodeImage({ ...await pixels, ...request });
+      return publicLatent(latent, this.info.vaeScale);
     }, pixels);
   }
 
@@ -236,26 +206,18 @@ export class Model {
    */
   sample(options: SampleOptions): Promise<Latent> {
     const { vaeScale } = this.info;
-    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, { ...this.info, channels: this.#latentChannels() });
+    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, { ...this.info, channels: latentChannels(this.info) });
+    const relay = new ProgressRelay(onProgress, () => this.#native.abort());
     return this.#stage('sample', signal, async (native) => {
-      let callbackFailure: { error: unknown } | undefined;
-      const out = await native.sampleLatent(request, latent, (progress) => {
-        if (!onProgress || callbackFailure) return;
-        try {
-          onProgress(publicProgress(progress));
-        } catch (error) {
-          callbackFailure = { error };
-          native.abort();
-        }
-      }).catch((err: unknown) => { throw callbackFailure ? callbackFailure.error : err; });
-      if (callbackFailure) throw callbackFailure.error;
+      const out = await native.sampleLatent(request, latent, relay.listener);
+      relay.rethrow();
       return publicLatent(out, vaeScale);
-    });
+    }, undefined, relay);
   }
 
   /** The VAE's decode of every latent of the batch: RGB bytes. */
   decode(latent: Latent, options: StageCallOptions & { vaeTiling?: boolean } = {}): Promise<DecodedImage[]> {
-    const native = checkLatent(latent, 'latent', this.info.vaeScale, this.#latentChannels());
+    const native = checkLatent(latent, 'latent', this.info.vaeScale, latentChannels(this.info));
     const tiled = stageBoolean(options.vaeTiling, 'vaeTiling', false);
     return this.#stage('decode', options.signal, async (model) => {
       const images = await model.decodeLatent(native, tiled);
@@ -263,17 +225,13 @@ export class Model {
     });
   }
 
-  #latentChannels(): number {
-    return isFlowFamily(this.info.family) ? 16 : 4;
-  }
-
-  /** Pixels a latent's sides are multiples of: the VAE scale, twice that for the transformers' 2×2 patches. */
-  #sizeStep(): number {
-    return isFlowFamily(this.info.family) ? 2 * this.info.vaeScale : this.info.vaeScale;
-  }
-
-  /** One stage call in the model's queue; `prepared` (input decoding) fails the call before its turn. */
-  async #stage<T>(caller: string, signal: AbortSignal | undefined, run: (native: NativeModel) => Promise<T>, prepared?: Promise<unknown>): Promise<T> {
+  /**
+   * One stage call in the model's queue; `prepared` (input decoding) fails the call before its turn,
+   * and a progress listener's error (`relay`) becomes its rejection.
+   */
+  async #stage<T>(
+    caller: string, signal: AbortSignal | undefined, run: (native: NativeModel) => Promise<T>, prepared?: Promise<unknown>, relay?: ProgressRelay,
+  ): Promise<T> {
     if (this.#closing) throw new SdnodeError('ERR_MODEL_CLOSED', `${caller} was called on a closed model (${this.path})`);
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid(TypeError, 'signal', 'AbortSignal', signal);
     if (signal?.aborted) throw abortError(signal);
@@ -284,6 +242,7 @@ export class Model {
       signal?.addEventListener('abort', stop, { once: true });
       return await run(this.#native);
     } catch (err) {
+      relay?.rethrow();
       if (signal?.aborted) throw abortError(signal);
       throw err instanceof SdnodeError || err instanceof TypeError || err instanceof RangeError ? err : fromNativeError(err);
     } finally {
@@ -421,29 +380,20 @@ export class Model {
   ): Promise<GeneratedImage[]> {
     const { signal, onProgress } = request;
     if (signal?.aborted) throw abortError(signal);
-    // A progress callback that throws stops the generation and becomes the call's rejection.
-    let callbackFailure: { error: unknown } | undefined;
     const stop = () => this.#native.abort();
+    const relay = new ProgressRelay(onProgress, stop);
     signal?.addEventListener('abort', stop, { once: true });
     let images: NativeImage[];
     try {
-      images = await this.#native.generate(nativeRequest, (progress) => {
-        if (!onProgress || callbackFailure) return;
-        try {
-          onProgress(publicProgress(progress));
-        } catch (error) {
-          callbackFailure = { error };
-          stop();
-        }
-      });
+      images = await this.#native.generate(nativeRequest, relay.listener);
     } catch (err) {
-      if (callbackFailure) throw callbackFailure.error;
+      relay.rethrow();
       if (signal?.aborted) throw abortError(signal);
       throw fromNativeError(err);
     } finally {
       signal?.removeEventListener('abort', stop);
     }
-    if (callbackFailure) throw callbackFailure.error;
+    relay.rethrow();
     if (signal?.aborted) throw abortError(signal);
 
     const modelName = path.basename(this.path, path.extname(this.path));
@@ -564,44 +514,4 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     textEncoders: [...native.textEncoders],
     ...(native.componentFiles.diffusionModel !== undefined && { components: { ...native.componentFiles } as unknown as ModelComponents }),
   };
-}
-
-// The preview is encoded here, synchronously: the engine waits for this callback to return before
-// it goes on, so events keep their step order and a preview never outlives its call.
-function publicProgress({
-  step, steps, pass, passStep, passSteps, image, images, elapsedMs, preview,
-}: NativeProgress): Progress {
-  const progress: Progress = { step, steps, pass: pass === 1 ? 'hires' : 'first', passStep, passSteps, image, images, elapsedMs };
-  if (preview) {
-    const { width, height, data } = preview;
-    progress.preview = { png: encodeRgbPng(data, width, height), width, height, step };
-  }
-  return progress;
-}
-
-/** Options every stage call takes. */
-export interface StageCallOptions {
-  signal?: AbortSignal;
-}
-
-/** RGB bytes given as { width, height, data }, checked; undefined for a file or encoded image. */
-function rawImage(image: unknown, vaeScale: number): Promise<DecodedImage> | undefined {
-  if (typeof image !== 'object' || image === null || image instanceof Uint8Array) return undefined;
-  const { width, height, data } = image as Partial<DecodedImage>;
-  latentSize(width, 'image.width', vaeScale);
-  latentSize(height, 'image.height', vaeScale);
-  if (!(data instanceof Uint8Array) || data.length !== width! * height! * 3) {
-    throw invalid(TypeError, 'image.data', `Uint8Array of width × height × 3 = ${width! * height! * 3} RGB bytes`, data);
-  }
-  return Promise.resolve({ width: width!, height: height!, data });
-}
-
-/** `promise`, or an AbortError as soon as `signal` fires, whichever is first. */
-function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return promise;
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

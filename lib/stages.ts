@@ -1,9 +1,14 @@
 // The stage API's values and option checks: conditioning, latents and the sampler call, as
 // Model.encodePrompt / emptyLatent / encodeImage / sample / decode take and return them. Values are
 // plain typed arrays the garbage collector frees; no native handle outlives a call.
-import type { NativeEncodedText, NativeLatent, NativeSampleRequest } from '../bindings/native.js';
-import type { Progress } from './option-types.js';
-import { familyDefaults, invalid, loraList, resolveSampler } from './options.js';
+import type { NativeEncodedText, NativeEncodeImageRequest, NativeLatent, NativeSampleRequest, NativeTextRequest } from '../bindings/native.js';
+import { flowTextConditioning } from './flow-text.js';
+import { decodeImage, imageSize } from './images.js';
+import type { ModelInfo } from './model.js';
+import type { ImageInput, Progress } from './option-types.js';
+import { familyDefaults, invalid, isFlowFamily, loraList, resolveSampler } from './options.js';
+import { buildConditioning } from './prompt.js';
+import type { T5Tokenizer } from './t5-tokenizer.js';
 import { findSampler } from './samplers.js';
 
 /** A prompt through a model's text encoders (`model.encodePrompt()`), for `model.sample()`. */
@@ -228,4 +233,95 @@ export function publicLatent(native: NativeLatent, vaeScale: number): Latent {
   return { width: width * vaeScale, height: height * vaeScale, channels, batch, data, ...(noiseMask && { noiseMask }) };
 }
 
-export { integer as stageInteger, boolean as stageBoolean };
+export { boolean as stageBoolean };
+
+/** Options every stage call takes. */
+export interface StageCallOptions {
+  signal?: AbortSignal;
+}
+
+/** Options of `model.encodePrompt()`. */
+export interface EncodePromptOptions extends StageCallOptions {
+  /** CLIP skip as the image calls take it; 0: the family's default. Range 0–12. */
+  clipSkip?: number;
+  /** LoRA files merged into the text encoders for this call, each with its weight (default 1, range −10–10). */
+  loras?: { path: string; weight?: number }[];
+}
+
+/** Options of `model.encodeImage()`. */
+export interface EncodeImageOptions extends StageCallOptions {
+  /** Size in pixels the image is resized to; default its own, cut down to the model's multiple. */
+  width?: number;
+  height?: number;
+  /** Sample the VAE posterior with this seed (as the image calls do); absent: its mean (as ComfyUI's VAEEncode). */
+  seed?: number;
+  /** Generator of the posterior sample: 'gpu' (default) or 'cpu'. */
+  rng?: 'gpu' | 'cpu';
+  /** Encode in tiles (the image calls' `vaeTiling`). */
+  vaeTiling?: boolean;
+}
+
+/** What the stage helpers need to know of a model. */
+type StageModel = Pick<ModelInfo, 'family' | 'vaeScale' | 'padToken'>;
+
+/** Latent channels of the model's family: 4, 16 for the flow transformers. */
+export function latentChannels(model: Pick<ModelInfo, 'family'>): number {
+  return isFlowFamily(model.family) ? 16 : 4;
+}
+
+/** Pixels a latent's sides are multiples of: the VAE scale, twice that for the transformers' 2×2 patches. */
+function sizeStep(model: StageModel): number {
+  return isFlowFamily(model.family) ? 2 * model.vaeScale : model.vaeScale;
+}
+
+/** The engine's text request for `prompt`: CLIP rows, and T5 ids for flow models. */
+export function textRequest(model: StageModel, t5: T5Tokenizer | undefined, prompt: unknown, options: EncodePromptOptions): NativeTextRequest {
+  if (typeof prompt !== 'string') throw invalid(TypeError, 'prompt', 'string', prompt);
+  const { tokens, weights } = buildConditioning(prompt, model.padToken);
+  return {
+    prompt: { tokens, weights },
+    ...(isFlowFamily(model.family) && { t5: flowTextConditioning(prompt, undefined, t5, 'prompt') }),
+    clipSkip: integer(options.clipSkip, 'clipSkip', 0, 12, 0),
+    loras: loraList(options.loras).map(({ path, weight }) => ({ path, unetMultiplier: 0, textMultiplier: weight })),
+  };
+}
+
+/** Zeros for `batch` images of width × height pixels. */
+export function emptyLatentFor(model: StageModel, options: { width: number; height: number; batch?: number }): Latent {
+  if (typeof options !== 'object' || options === null) throw invalid(TypeError, 'the options of emptyLatent', 'object', options);
+  const step = sizeStep(model);
+  const width = latentSize(options.width, 'width', step), height = latentSize(options.height, 'height', step);
+  const batch = integer(options.batch, 'batch', 1, 64, 1);
+  const channels = latentChannels(model);
+  const cells = (width / model.vaeScale) * (height / model.vaeScale);
+  return { width, height, channels, batch, data: new Float32Array(batch * channels * cells) };
+}
+
+/** The checked options of `encodeImage()`: its pixels (decoded off the queue) and the engine's settings. */
+export function encodeImageInputs(model: StageModel, image: ImageInput | DecodedImage, options: EncodeImageOptions):
+  { pixels: Promise<DecodedImage>; request: Omit<NativeEncodeImageRequest, 'data' | 'width' | 'height'> } {
+  const seed = options.seed === undefined ? undefined : integer(options.seed, 'seed', 0, Number.MAX_SAFE_INTEGER, 0);
+  const rng = options.rng ?? 'gpu';
+  if (rng !== 'gpu' && rng !== 'cpu') throw invalid(RangeError, 'rng', "'gpu' or 'cpu'", rng);
+  const tiled = boolean(options.vaeTiling, 'vaeTiling', false);
+  const step = sizeStep(model);
+  const pixels = rawImage(image, step) ?? (async () => {
+    const own = await imageSize(image as ImageInput, 'image');
+    const width = latentSize(options.width ?? Math.floor(own.width / step) * step, 'width', step);
+    const height = latentSize(options.height ?? Math.floor(own.height / step) * step, 'height', step);
+    return { width, height, data: await decodeImage(image as ImageInput, 'image', width, height) };
+  })();
+  return { pixels, request: { tiled, sampled: seed !== undefined, seed: seed ?? 0, rng } };
+}
+
+/** RGB bytes given as { width, height, data }, checked; undefined for a file or encoded image. */
+function rawImage(image: unknown, step: number): Promise<DecodedImage> | undefined {
+  if (typeof image !== 'object' || image === null || image instanceof Uint8Array) return undefined;
+  const { width, height, data } = image as Partial<DecodedImage>;
+  latentSize(width, 'image.width', step);
+  latentSize(height, 'image.height', step);
+  if (!(data instanceof Uint8Array) || data.length !== width! * height! * 3) {
+    throw invalid(TypeError, 'image.data', `Uint8Array of width × height × 3 = ${width! * height! * 3} RGB bytes`, data);
+  }
+  return Promise.resolve({ width: width!, height: height!, data });
+}

@@ -109,6 +109,11 @@ t.test('an aborted sample rejects with ERR_ABORTED and the model goes on working
   await t.rejects(aborted, { name: 'AbortError', code: 'ERR_ABORTED' });
   const [image] = await model.decode(model.emptyLatent({ width: 64, height: 64 }));
   t.equal(image!.data.length, 64 * 64 * 3);
+  const failing = model.sample({
+    latent: model.emptyLatent({ width: 64, height: 64 }), positive, cfgScale: 1, steps: 50,
+    onProgress: () => { throw new Error('listener broke'); },
+  });
+  await t.rejects(failing, { message: 'listener broke' }, 'a progress callback that throws stops the call with its error');
 });
 
 t.test('FLUX.1 dev: the stages give textToImage\'s pixels, guidance included; a split run equals the whole', async (t) => {
