@@ -311,12 +311,18 @@ t.test('the informational routes answer as ComfyUI\'s do', async (t) => {
   t.equal(stats.devices[0]?.type, 'cpu');
 });
 
-t.test('a FLUX.1 dev workflow: EmptySD3LatentImage, FluxGuidance and the flow sampler', async (t) => {
+t.test('a FLUX.1 dev workflow: EmptySD3LatentImage, FluxGuidance and the flow sampler; UNETLoader, DualCLIPLoader and VAELoader name its parts', async (t) => {
   const { t5Tokenizer, ...files } = await writeTinyFlux(path.join(dir, 'flux-dev'), { variant: 'flux-dev' });
   const flux = await startTestServer(t, { modelComponents: { ...files, t5Tokenizer }, outputDir: path.join(dir, 'flux-output'), apis: ['comfyui'] });
   const [name] = await (await fetch(`${flux.url}/models/checkpoints`)).json() as string[];
   const socket = await openSocketAt(t, new URL(flux.url).host, 'flux');
-  const run = async (guidance: number) => {
+  const base = (file: string) => path.basename(file);
+  const partLoaders: Graph = {
+    11: { class_type: 'UNETLoader', inputs: { unet_name: base(files.diffusionModel), weight_dtype: 'default' } },
+    12: { class_type: 'DualCLIPLoader', inputs: { clip_name1: base(files.clipL), clip_name2: base(files.t5xxl), type: 'flux' } },
+    13: { class_type: 'VAELoader', inputs: { vae_name: base(files.vae) } },
+  };
+  const run = async (guidance: number, parts = false) => {
     const graph: Graph = {
       1: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: name } },
       2: { class_type: 'CLIPTextEncode', inputs: { text: 'a red fox', clip: ['1', 1] } },
@@ -330,6 +336,13 @@ t.test('a FLUX.1 dev workflow: EmptySD3LatentImage, FluxGuidance and the flow sa
       6: { class_type: 'VAEDecode', inputs: { samples: ['5', 0], vae: ['1', 2] } },
       7: { class_type: 'SaveImage', inputs: { images: ['6', 0], filename_prefix: 'flux' } },
     };
+    if (parts) {
+      Object.assign(graph, partLoaders);
+      delete graph['1'];
+      graph['2']!.inputs.clip = ['12', 0];
+      graph['5']!.inputs.model = ['11', 0];
+      graph['6']!.inputs.vae = ['13', 0];
+    }
     const response = await fetch(`${flux.url}/prompt`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ prompt: graph, client_id: 'flux' }) });
     const promptId = ((await response.json()) as { prompt_id: string }).prompt_id;
     const executed = await socket.until((m) => m.type === 'executed' && m.data.prompt_id === promptId);
@@ -340,4 +353,7 @@ t.test('a FLUX.1 dev workflow: EmptySD3LatentImage, FluxGuidance and the flow sa
   const low = await run(1);
   t.same([low.info.width, low.info.height], [64, 64]);
   t.notOk((await run(8)).data.equals(low.data), 'the guidance reaches the transformer');
+  t.ok((await run(1, true)).data.equals(low.data), 'the part loaders give the same model');
+  const info = await (await fetch(`${flux.url}/object_info/DualCLIPLoader`)).json() as { DualCLIPLoader: { input: { required: { clip_name1: string[][] } } } };
+  t.same(info.DualCLIPLoader.input.required.clip_name1, [[base(files.clipL), base(files.t5xxl)].sort()]);
 });

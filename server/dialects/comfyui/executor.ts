@@ -9,6 +9,7 @@ import type { Model, Progress } from '../../../lib/index.js';
 import type { WorkflowProgress } from '../../jobs/job.js';
 import type { WorkflowRunner } from '../../jobs/runner.js';
 import { dependencies, linkOf, type Graph } from './graph.js';
+import { findComponentModel } from './nodes/components.js';
 import { nodeClasses } from './nodes/index.js';
 import type { CheckpointRef, NodeContext } from './nodes/types.js';
 
@@ -118,6 +119,7 @@ export function createWorkflowRunner({ inputDir, loraDir }: WorkflowRunnerOption
           model: modelOf,
           readInput: (name) => readFile(inputPath(inputDir, name)),
           loraPath: (name) => loraPath(loraDir, name),
+          componentModel: async (kind, files) => findComponentModel(await models.list(), kind, files),
           saveImage: async (png) => {
             imageCount++;
             await store.writeImage(record.id, imageCount, png);

@@ -22,6 +22,7 @@ import { checkGraph } from './graph.js';
 import {
   dialectTag, findPrompt, historyEntry, parseImageFilename, promptIdOf, queueRow, workflowJobs,
 } from './history.js';
+import { componentFileLists } from './nodes/components.js';
 import { nodeClasses, objectInfo, type ChoiceLists } from './nodes/index.js';
 import { ComfyEvents } from './websocket.js';
 
@@ -67,12 +68,16 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
   };
   const json = express.json({ limit: `${Math.max(1, Math.ceil(context.maxUploadBytes / (1024 * 1024)))}mb` });
 
-  const choiceLists = async (): Promise<ChoiceLists> => ({
-    checkpoints: (await models.list()).map((entry) => checkpointName(entry.name, entry.path)),
-    inputImages: await inputImages(inputDir),
-    loras: options.loraDir === undefined ? []
-      : (await listLoras(options.loraDir)).map((lora) => path.relative(options.loraDir!, lora.path).split(path.sep).join('/')),
-  });
+  const choiceLists = async (): Promise<ChoiceLists> => {
+    const entries = await models.list();
+    return {
+      checkpoints: entries.map((entry) => checkpointName(entry.name, entry.path)),
+      ...componentFileLists(entries),
+      inputImages: await inputImages(inputDir),
+      loras: options.loraDir === undefined ? []
+        : (await listLoras(options.loraDir)).map((lora) => path.relative(options.loraDir!, lora.path).split(path.sep).join('/')),
+    };
+  };
 
   route('post', '/prompt', 'Queues an API-format workflow; a graph that does not validate is answered with ComfyUI\'s node_errors', json, async (req, res) => {
     requireAcceptingJobs(context);
@@ -227,7 +232,10 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
     const folder = String(req.params.folder);
     if (!modelFolders.includes(folder)) throw new ApiError(404, 'NOT_FOUND', `No model folder ${JSON.stringify(folder)}`, { param: 'folder' });
     const lists = await choiceLists();
-    res.json(folder === 'checkpoints' ? lists.checkpoints : folder === 'loras' ? lists.loras : []);
+    const byFolder: Record<string, string[]> = {
+      checkpoints: lists.checkpoints, loras: lists.loras, diffusion_models: lists.diffusionModels, text_encoders: lists.textEncoders, vae: lists.vaes,
+    };
+    res.json(byFolder[folder] ?? []);
   });
 
   api.refuseOtherMethods(router, dialectTag);

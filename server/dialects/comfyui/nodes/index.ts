@@ -1,11 +1,12 @@
 // Every node class a workflow may use, and /object_info's description of each.
 
+import { componentNodes } from './components.js';
 import { imageNodes } from './images.js';
 import { latentNodes } from './latents.js';
 import { samplingNodes } from './sampling.js';
 import type { InputSpec, NodeDefinition } from './types.js';
 
-export const nodeClasses: Readonly<Record<string, NodeDefinition>> = { ...samplingNodes, ...latentNodes, ...imageNodes };
+export const nodeClasses: Readonly<Record<string, NodeDefinition>> = { ...samplingNodes, ...componentNodes, ...latentNodes, ...imageNodes };
 
 /** The lists of values that depend on the server: its checkpoints and the input folder's images. */
 export interface ChoiceLists {
@@ -13,12 +14,19 @@ export interface ChoiceLists {
   inputImages: string[];
   /** The LoRA folder's files, relative to it. */
   loras: string[];
+  /** The file names of the component models' parts: diffusion models, text encoders, VAEs. */
+  diffusionModels: string[];
+  textEncoders: string[];
+  vaes: string[];
 }
 
 /** An input's spec with the server's lists filled in where the node takes one of them. */
 export function inputSpec(className: string, name: string, spec: InputSpec, lists: ChoiceLists): InputSpec {
   if (className === 'CheckpointLoaderSimple' && name === 'ckpt_name') return [lists.checkpoints];
   if (name === 'lora_name') return [lists.loras];
+  if (name === 'unet_name') return [lists.diffusionModels];
+  if (/^clip_name\d?$/.test(name)) return [lists.textEncoders];
+  if (name === 'vae_name') return [lists.vaes];
   if ((className === 'LoadImage' || className === 'LoadImageMask') && name === 'image') return [lists.inputImages, spec[1] ?? {}];
   return spec;
 }
