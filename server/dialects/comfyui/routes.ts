@@ -179,8 +179,10 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
     if (type === 'input') {
       image = await readFile(inputPath(inputDir, path.posix.join(subfolder, filename))).catch(() => undefined);
     } else {
+      // Only workflow jobs' images: other APIs' jobs stay out of sight.
       const ref = parseImageFilename(filename);
-      image = ref && (await jobs.image(ref.jobId, ref.n));
+      const owner = ref && (await jobs.find(ref.jobId));
+      image = ref && owner?.record.dialect === dialectTag ? await jobs.image(ref.jobId, ref.n) : undefined;
     }
     if (!image) throw new ApiError(404, 'NOT_FOUND', `No ${type} image ${JSON.stringify(filename)}`, { param: 'filename' });
     res.type(imageType(filename)).send(image);
