@@ -172,6 +172,21 @@ t.test('LoraLoader applies a LoRA from the LoRA folder; strength 0 is the image 
   t.notOk(styled.equals(plain), 'the LoRA changes the image');
 });
 
+t.test('a two-pass hires workflow: LatentUpscaleBy between two KSamplers makes the larger image', async (t) => {
+  const client = await connectedClient(t, 'hires-client');
+  const graph = defaultGraph({ seed: 21 });
+  graph['10'] = { class_type: 'LatentUpscaleBy', inputs: { samples: ['3', 0], upscale_method: 'bicubic', scale_by: 2 } };
+  graph['11'] = {
+    class_type: 'KSampler',
+    inputs: { ...graph['3']!.inputs, latent_image: ['10', 0], denoise: 0.5, sampler_name: 'dpmpp_2m', scheduler: 'karras' },
+  };
+  graph['8']!.inputs.samples = ['11', 0];
+  const result = await client.enqueue(graph, { disable_random_seed: true });
+  const url = result.images.find((image) => image.type === 'url')!.data as string;
+  const metadata = await sharp(Buffer.from(await (await fetch(url)).arrayBuffer())).metadata();
+  t.same([metadata.width, metadata.height], [128, 128]);
+});
+
 t.test('Open WebUI\'s sequence: /object_info, /prompt, /ws until executing null, /history, /view', async (t) => {
   const info = await getJson('/object_info');
   t.ok(info.KSamplerAdvanced && info.VAEEncodeForInpaint && info.SaveImage);

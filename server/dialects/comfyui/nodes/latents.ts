@@ -8,7 +8,7 @@ import { outputs, type CheckpointRef, type ImageBatch, type MaskValue, type Node
 /** Pixels per latent cell of the UNet families. */
 const vaeScale = 8;
 const latentChannels = 4;
-const latentUpscaleMethods: ResizeMethod[] = ['nearest-exact', 'bilinear', 'area'];
+const latentUpscaleMethods: ResizeMethod[] = ['nearest-exact', 'bilinear', 'area', 'bicubic'];
 
 /** Zeros for `batch` images of width × height pixels (floored to multiples of `step`). */
 function emptyLatent(width: number, height: number, batch: number, channels: number, step: number): Latent {

@@ -1,7 +1,15 @@
 // Resizing planes of floats (latent channels, masks) as torch's interpolate does for ComfyUI's
 // upscale methods, with its optional centre crop to the target's aspect ratio first.
 
-export type ResizeMethod = 'nearest-exact' | 'bilinear' | 'area';
+export type ResizeMethod = 'nearest-exact' | 'bilinear' | 'area' | 'bicubic';
+
+/** torch's cubic convolution weight (A = -0.75) of a tap at distance d. */
+function cubicWeight(d: number): number {
+  const a = -0.75, x = Math.abs(d);
+  if (x <= 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
+  return 0;
+}
 
 /** The centre crop ComfyUI's "crop: center" takes before scaling: [x, y, width, height]. */
 export function centreCrop(width: number, height: number, targetWidth: number, targetHeight: number): [number, number, number, number] {
@@ -37,6 +45,17 @@ export function resizePlane(
         let sum = 0;
         for (let yy = ya; yy < yb; yy++) for (let xx = xa; xx < xb; xx++) sum += at(Math.min(w - 1, xx), Math.min(h - 1, yy));
         value = sum / ((xb - xa) * (yb - ya));
+      } else if (method === 'bicubic') {
+        // align_corners=False, 4×4 taps, edges clamped (torch's bicubic, not antialiased).
+        const fx = (x + 0.5) * sx - 0.5, fy = (y + 0.5) * sy - 0.5;
+        const x0 = Math.floor(fx), y0 = Math.floor(fy);
+        value = 0;
+        for (let j = -1; j <= 2; j++) {
+          const wy = cubicWeight(fy - (y0 + j));
+          for (let i = -1; i <= 2; i++) {
+            value += wy * cubicWeight(fx - (x0 + i)) * at(Math.min(w - 1, Math.max(0, x0 + i)), Math.min(h - 1, Math.max(0, y0 + j)));
+          }
+        }
       } else {
         // align_corners=False: source coordinates of pixel centres, clamped at the edges.
         const fx = Math.max(0, (x + 0.5) * sx - 0.5), fy = Math.max(0, (y + 0.5) * sy - 0.5);
