@@ -13,7 +13,7 @@ import { readPngText } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { writeTinyFlux } from './fixtures/flux.js';
 import { writeTinyLora } from './fixtures/lora.js';
-import { startTestServer } from './server-helpers.js';
+import { FakeModel, startTestServer } from './server-helpers.js';
 
 const dir = t.testdir();
 const modelPath = await writeTinyCheckpoint(dir);
@@ -371,4 +371,26 @@ t.test('a FLUX.1 dev workflow: EmptySD3LatentImage, FluxGuidance and the flow sa
   t.ok((await run(1, true)).data.equals(low.data), 'the part loaders give the same model');
   const info = await (await fetch(`${flux.url}/object_info/DualCLIPLoader`)).json() as { DualCLIPLoader: { input: { required: { clip_name1: string[][] } } } };
   t.same(info.DualCLIPLoader.input.required.clip_name1, [[base(files.clipL), base(files.t5xxl)].sort()]);
+});
+
+t.test('with an API key, the routes and the websocket want it', async (t) => {
+  const keyed = await startTestServer(t, { model: new FakeModel(), apiKeys: ['secret'], apis: ['comfyui'] });
+  const at = new URL(keyed.url).host;
+  const denied = await fetch(`${keyed.url}/prompt`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+  t.equal(denied.status, 401);
+  t.match(await denied.json(), { error: { type: 'unauthorized' }, node_errors: [] });
+  const allowed = await fetch(`${keyed.url}/object_info/SaveImage`, { headers: { authorization: 'Bearer secret' } });
+  t.equal(allowed.status, 200);
+  const refused = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`ws://${at}/ws?clientId=x`);
+    ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+    ws.on('error', () => {});
+  });
+  t.equal(refused, 401);
+  const socket = await new Promise<Message>((resolve) => {
+    const ws = new WebSocket(`ws://${at}/ws?clientId=x&token=secret`);
+    t.teardown(() => ws.close());
+    ws.once('message', (data) => resolve(JSON.parse(String(data)) as Message));
+  });
+  t.match(socket, { type: 'status', data: { sid: 'x', status: { exec_info: { queue_remaining: 0 } } } });
 });
