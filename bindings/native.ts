@@ -307,9 +307,10 @@ export interface NativeSampleRequest {
   flowShift?: number;
   /** Merged into the UNet for this call; absent: none. */
   loras?: NativeLora[];
-  positive: NativeEncodedText;
-  /** Absent at cfgScale 1. */
-  negative?: NativeEncodedText;
+  /** One or more (combined: the mean of their predictions). */
+  positive: NativeEncodedText[];
+  /** Absent or empty at cfgScale 1. */
+  negative?: NativeEncodedText[];
 }
 
 export interface NativeEncodeImageRequest {

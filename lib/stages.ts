@@ -52,10 +52,13 @@ export interface DecodedImage {
 export interface SampleOptions {
   /** The latent to start from: `emptyLatent()`, `encodeImage()` or an earlier `sample()`. */
   latent: Latent;
-  /** The prompt's conditioning, from `encodePrompt()`. */
-  positive: PromptConditioning;
-  /** The negative prompt's conditioning; needed unless cfgScale is 1. */
-  negative?: PromptConditioning;
+  /**
+   * The prompt's conditioning, from `encodePrompt()`; several (at most 16) are combined as ComfyUI's
+   * ConditioningCombine combines them: the prediction is the mean of each one's.
+   */
+  positive: PromptConditioning | PromptConditioning[];
+  /** The negative prompt's conditioning (or several); needed unless cfgScale is 1. */
+  negative?: PromptConditioning | PromptConditioning[];
   /** Sampler, as the image calls take it. Default: the family's, as for the image calls ('euler_a'; 'euler' for flow models). */
   sampler?: string;
   /** Noise schedule. Default: the sampler's, or the family's ('flux' for FLUX.1). */
@@ -171,6 +174,13 @@ export interface SampleTraits {
   contextDim: number;
 }
 
+/** One conditioning or a list of 1–16, each checked. */
+function conditioningList(value: unknown, name: string, contextDim: number): NativeEncodedText[] {
+  if (!Array.isArray(value)) return [checkConditioning(value, name, contextDim)];
+  if (value.length < 1 || value.length > 16) throw invalid(RangeError, name, 'PromptConditioning or a list of 1 to 16 of them', value);
+  return value.map((entry: unknown, i) => checkConditioning(entry, `${name}[${i}]`, contextDim));
+}
+
 /** The checked options of `sample()`, with the family's defaults (steps, cfg, sampler and schedule) for what is not given. */
 export function normalizeSampleOptions(options: unknown, model: SampleTraits): NormalizedSample {
   const { vaeScale, channels, contextDim } = model;
@@ -189,9 +199,9 @@ export function normalizeSampleOptions(options: unknown, model: SampleTraits): N
     latent.noiseMask = o.noiseMask;
   }
   const cfgScale = number(o.cfgScale, 'cfgScale', 0, 100, defaults.cfgScale);
-  const positive = checkConditioning(o.positive, 'positive', contextDim);
+  const positive = conditioningList(o.positive, 'positive', contextDim);
   if (o.negative === undefined && cfgScale !== 1) throw new TypeError('negative is needed unless cfgScale is 1 (received cfgScale ' + cfgScale + ')');
-  const negative = o.negative === undefined ? undefined : checkConditioning(o.negative, 'negative', contextDim);
+  const negative = o.negative === undefined ? undefined : conditioningList(o.negative, 'negative', contextDim);
   // The family's schedule unless one is given or the sampler's name implies one ("DPM++ 2M Karras").
   const implied = typeof o.sampler === 'string' && findSampler(o.sampler)?.scheduler !== undefined;
   const { sampler, scheduler } = resolveSampler(o.sampler ?? defaults.sampler, o.scheduler ?? (implied ? undefined : defaults.scheduler));

@@ -24,6 +24,8 @@ const host = new URL(server.url).host;
 
 type Graph = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
 
+const graph6Text = 'beautiful scenery nature glass bottle landscape, , purple galaxy bottle,';
+
 /** ComfyUI's default graph, at 64² and 2 steps. */
 function defaultGraph(overrides: { seed?: number; steps?: number } = {}): Graph {
   return {
@@ -36,7 +38,7 @@ function defaultGraph(overrides: { seed?: number; steps?: number } = {}): Graph 
     },
     4: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: ckpt } },
     5: { class_type: 'EmptyLatentImage', inputs: { width: 64, height: 64, batch_size: 1 } },
-    6: { class_type: 'CLIPTextEncode', inputs: { text: 'beautiful scenery nature glass bottle landscape, , purple galaxy bottle,', clip: ['4', 1] } },
+    6: { class_type: 'CLIPTextEncode', inputs: { text: graph6Text, clip: ['4', 1] } },
     7: { class_type: 'CLIPTextEncode', inputs: { text: 'text, watermark', clip: ['4', 1] } },
     8: { class_type: 'VAEDecode', inputs: { samples: ['3', 0], vae: ['4', 2] } },
     9: { class_type: 'SaveImage', inputs: { filename_prefix: 'ComfyUI', images: ['8', 0] } },
@@ -185,6 +187,25 @@ t.test('a two-pass hires workflow: LatentUpscaleBy between two KSamplers makes t
   const url = result.images.find((image) => image.type === 'url')!.data as string;
   const metadata = await sharp(Buffer.from(await (await fetch(url)).arrayBuffer())).metadata();
   t.same([metadata.width, metadata.height], [128, 128]);
+});
+
+t.test('ConditioningCombine of a prompt with itself gives the prompt\'s image; with another, a different one', async (t) => {
+  const client = await connectedClient(t, 'combine-client');
+  const image = async (graph: Graph) => {
+    const result = await client.enqueue(graph, { disable_random_seed: true });
+    const url = result.images.find((entry) => entry.type === 'url')!.data as string;
+    return sharp(Buffer.from(await (await fetch(url)).arrayBuffer())).raw().toBuffer();
+  };
+  const plain = await image(defaultGraph({ seed: 31 }));
+  const combined = (other: string) => {
+    const graph = defaultGraph({ seed: 31 });
+    graph['12'] = { class_type: 'CLIPTextEncode', inputs: { text: other, clip: ['4', 1] } };
+    graph['13'] = { class_type: 'ConditioningCombine', inputs: { conditioning_1: ['6', 0], conditioning_2: ['12', 0] } };
+    graph['3']!.inputs.positive = ['13', 0];
+    return graph;
+  };
+  t.ok((await image(combined(graph6Text))).equals(plain), 'combined with itself');
+  t.notOk((await image(combined('a snowy mountain'))).equals(plain), 'combined with another prompt');
 });
 
 t.test('Open WebUI\'s sequence: /object_info, /prompt, /ws until executing null, /history, /view', async (t) => {

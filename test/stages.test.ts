@@ -56,6 +56,19 @@ t.test('a run split at a step by startStep / endStep equals the whole run', asyn
   t.notSame(Array.from(half.data), Array.from(whole.data), 'the first half alone is not the end');
 });
 
+t.test('a list of conditionings is combined: the mean of their predictions', async (t) => {
+  const [fox, owl, blur] = await Promise.all([model.encodePrompt('a fox'), model.encodePrompt('an owl'), model.encodePrompt('blurry')]);
+  const latent = model.emptyLatent({ width: 64, height: 64 });
+  const options = { latent, negative: blur, steps: 2, seed: 5, sampler: 'euler' } as const;
+  const [alone, twice, both] = [
+    await model.sample({ ...options, positive: fox }), await model.sample({ ...options, positive: [fox, fox] }),
+    await model.sample({ ...options, positive: [fox, owl] }),
+  ];
+  t.same(Array.from(twice.data), Array.from(alone.data), 'a conditioning combined with itself is itself');
+  t.notSame(Array.from(both.data), Array.from(alone.data), 'another one changes the result');
+  t.throws(() => model.sample({ ...options, positive: [] }), /for positive but received array of length 0/);
+});
+
 t.test('a batch latent samples every image; the seed decides the noise', async (t) => {
   const positive = await model.encodePrompt('a boat');
   const latent = model.emptyLatent({ width: 64, height: 64, batch: 2 });

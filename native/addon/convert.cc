@@ -310,6 +310,25 @@ sdnode::LatentBatch latentFromJs(const Napi::Object& o) {
   return l;
 }
 
+namespace {
+
+// An array of encoded texts (absent: none).
+std::vector<sdnode::EncodedText> encodedTextsFromJs(const Napi::Object& o, const char* name) {
+  const Napi::Value v = o.Get(name);
+  if (v.IsUndefined()) return {};
+  if (!v.IsArray()) badField(o.Env(), name, "an array of encoded texts");
+  const Napi::Array array = v.As<Napi::Array>();
+  std::vector<sdnode::EncodedText> texts;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    const Napi::Value entry = array.Get(i);
+    if (!entry.IsObject()) badField(o.Env(), name, "an array of encoded texts");
+    texts.push_back(encodedTextFromJs(entry.As<Napi::Object>()));
+  }
+  return texts;
+}
+
+}  // namespace
+
 sdnode::SampleRequest sampleRequestFromJs(const Napi::Object& o) {
   sdnode::SampleRequest r;
   r.sampler = stringField(o, "sampler");
@@ -327,10 +346,8 @@ sdnode::SampleRequest sampleRequestFromJs(const Napi::Object& o) {
   if (!o.Get("guidance").IsUndefined()) r.guidance = static_cast<float>(numberField(o, "guidance"));
   if (!o.Get("flowShift").IsUndefined()) r.flowShift = static_cast<float>(numberField(o, "flowShift"));
   if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
-  Napi::Value positive = o.Get("positive"), negative = o.Get("negative");
-  if (!positive.IsObject()) badField(o.Env(), "positive", "encoded text");
-  r.positive = encodedTextFromJs(positive.As<Napi::Object>());
-  if (negative.IsObject()) r.negative = encodedTextFromJs(negative.As<Napi::Object>());
+  r.positive = encodedTextsFromJs(o, "positive");
+  r.negative = encodedTextsFromJs(o, "negative");
   return r;
 }
 

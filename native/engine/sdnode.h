@@ -323,8 +323,10 @@ struct SampleRequest {
   float flowShift = 0.0f;  // flow models: as Request::flowShift
   // Merged into the UNet for this call (their text multipliers are not used here).
   std::vector<LoraFile> loras;
-  EncodedText positive;
-  EncodedText negative;  // unused at cfgScale 1
+  // ComfyUI's conditioning lists: with several, the prediction is the mean of the guided
+  // predictions over every (positive, negative) pair, as ComfyUI combines conditionings.
+  std::vector<EncodedText> positive;
+  std::vector<EncodedText> negative;  // unused at cfgScale 1
 };
 
 class Model {

@@ -61,9 +61,12 @@ LatentBatch FlowModel::sampleLatent(const SampleRequest& s, const LatentBatch& l
     if (sigmas.empty()) return out;  // the window holds no step: the latent as it was
     const int threads = params_.threads > 0 ? params_.threads : physicalCores();
     const LoraMerge loras(info_.family, diffusion_->file, *diffusion_->weights, s.loras, threads, staleWeights_);
-    const FlowText cond = flowTextOf(s.positive);
     const bool guided = s.cfgScale != 1.0f;
-    const FlowText uncond = guided ? flowTextOf(s.negative) : FlowText{};
+    std::vector<FlowText> conds, unconds;
+    for (const EncodedText& text : s.positive) conds.push_back(flowTextOf(text));
+    if (guided) {
+      for (const EncodedText& text : s.negative) unconds.push_back(flowTextOf(text));
+    }
     Request r;
     r.cfgScale = s.cfgScale;
     r.guidance = s.guidance;
@@ -82,8 +85,18 @@ LatentBatch FlowModel::sampleLatent(const SampleRequest& s, const LatentBatch& l
       SamplerHooks hooks;
       hooks.aborted = aborted;
       hooks.onStep = stepReporter(callbacks, i, latent.batch, started);
+      // Combined conditionings: the mean of the guided predictions over every (positive, negative) pair.
       const Denoiser model = [&](const std::vector<float>& current, float sigma) {
-        std::vector<float> denoised = denoise(current, sigma, w, h, cond, guided ? &uncond : nullptr, r, noReferences);
+        std::vector<float> denoised(current.size(), 0.0f);
+        size_t pairs = 0;
+        for (const FlowText& cond : conds) {
+          for (size_t k = 0; k < (guided ? unconds.size() : 1); k++) {
+            const std::vector<float> one = denoise(current, sigma, w, h, cond, guided ? &unconds[k] : nullptr, r, noReferences);
+            for (size_t j = 0; j < one.size(); j++) denoised[j] += one[j];
+            pairs++;
+          }
+        }
+        for (float& v : denoised) v /= static_cast<float>(pairs);
         if (!latent.noiseMask.empty()) blendKept(denoised, image, latent.noiseMask);
         return denoised;
       };

@@ -102,8 +102,9 @@ class DiffusionModel : public Model {
                                                                       int64_t w, int64_t h) const;
   TextConditions encodeText(const Conditioning& prompt, const Conditioning& negative, const Request& request);
   // Runs the sampler down `sigmas` from x (already noised to sigmas[0]) and returns the clean latent.
+  // Several `texts` (combined conditionings): the mean of their predictions.
   std::vector<float> samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
-                                const TextConditions& text, const ImageStart& start, int64_t width, int64_t height, Rng& rng,
+                                const std::vector<const TextConditions*>& texts, const ImageStart& start, int64_t width, int64_t height, Rng& rng,
                                 const ImageProgress& progress, const RefinerPass* refiner = nullptr);
   // The request's refiner as this model's partner: checked, with its text encoded.
   std::optional<RefinerPass> prepareRefiner(const Request& request, int passSteps);

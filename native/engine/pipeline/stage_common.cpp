@@ -26,10 +26,14 @@ void checkStageSample(const SampleRequest& s, const LatentBatch& latent, int64_t
   if (s.startStep < 0 || s.endStep < 0) stageFail("startStep and endStep must be >= 0");
   if (!std::isfinite(s.cfgScale) || s.cfgScale < 0) stageFail("cfgScale must be a finite number >= 0");
   if (s.previewEvery < 0 || s.previewEvery > 1000) stageFail("previewEvery must be between 0 (off) and 1000");
-  if (s.positive.hidden.empty() || (s.cfgScale != 1.0f && s.negative.hidden.empty())) stageFail("positive and negative must be encoded text");
-  for (const EncodedText* text : {&s.positive, &s.negative}) {
-    if (textWidth > 0 && !text->hidden.empty() && static_cast<int64_t>(text->hidden.size()) != text->tokens * textWidth) {
-      stageFail("the conditioning was not made by a model of this text width (" + std::to_string(textWidth) + ")");
+  if (s.positive.empty() || (s.cfgScale != 1.0f && s.negative.empty())) stageFail("positive and negative must be encoded text");
+  if (s.positive.size() > 16 || s.negative.size() > 16) stageFail("at most 16 positive and 16 negative conditionings");
+  for (const std::vector<EncodedText>* list : {&s.positive, &s.negative}) {
+    for (const EncodedText& text : *list) {
+      if (text.hidden.empty()) stageFail("positive and negative must be encoded text");
+      if (textWidth > 0 && static_cast<int64_t>(text.hidden.size()) != text.tokens * textWidth) {
+        stageFail("the conditioning was not made by a model of this text width (" + std::to_string(textWidth) + ")");
+      }
     }
   }
 }

@@ -75,15 +75,25 @@ LatentBatch DiffusionModel::sampleLatent(const SampleRequest& s, const LatentBat
     std::vector<LoraFile> unetLoras = s.loras;
     for (LoraFile& lora : unetLoras) lora.textMultiplier = 0.0f;
     const LoraMerge merge(info_.family, file_, *weights_, unetLoras, threads_, staleWeights_);
-    TextConditions text;
-    text.cond = s.positive.hidden;
-    text.condTokens = s.positive.tokens;
-    text.condPooled = s.positive.pooled;
-    if (s.cfgScale != 1.0f) {
-      text.uncond = s.negative.hidden;
-      text.uncondTokens = s.negative.tokens;
-      text.uncondPooled = s.negative.pooled;
+    // Every (positive, negative) pair; at cfg 1 the positives alone.
+    std::vector<TextConditions> pairs;
+    for (const EncodedText& positive : s.positive) {
+      const size_t negatives = s.cfgScale != 1.0f ? s.negative.size() : 1;
+      for (size_t k = 0; k < negatives; k++) {
+        TextConditions text;
+        text.cond = positive.hidden;
+        text.condTokens = positive.tokens;
+        text.condPooled = positive.pooled;
+        if (s.cfgScale != 1.0f) {
+          text.uncond = s.negative[k].hidden;
+          text.uncondTokens = s.negative[k].tokens;
+          text.uncondPooled = s.negative[k].pooled;
+        }
+        pairs.push_back(std::move(text));
+      }
     }
+    std::vector<const TextConditions*> texts;
+    for (const TextConditions& text : pairs) texts.push_back(&text);
     std::unique_ptr<Rng> rng = makeRng(s.rng);
     rng->seed(s.seed);
     const size_t n = static_cast<size_t>(channels * cells);
@@ -104,7 +114,7 @@ LatentBatch DiffusionModel::sampleLatent(const SampleRequest& s, const LatentBat
       }
       std::vector<float> x(n);
       for (size_t j = 0; j < n; j++) x[j] = image[j] + noise[i * n + j] * sigmas[0];
-      x = samplePass(run, std::move(x), sigmas, text, start, w, h, *rng, {i, steps, 0, 0});
+      x = samplePass(run, std::move(x), sigmas, texts, start, w, h, *rng, {i, steps, 0, 0});
       std::copy(x.begin(), x.end(), out.data.begin() + i * n);
     }
     return out;

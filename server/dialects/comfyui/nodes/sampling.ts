@@ -51,12 +51,15 @@ interface SampleInputs {
   cfg: number;
   sampler_name: string;
   scheduler: string;
-  positive: PromptConditioning;
-  negative: PromptConditioning;
+  positive: Guided[];
+  negative: Guided[];
   latent_image: Latent;
 }
 
-/** CONDITIONING values: the prompt's, with FluxGuidance's guidance when set. */
+/**
+ * CONDITIONING values: a list, as in ComfyUI (ConditioningCombine joins lists; the sampler takes the
+ * mean of their predictions), each the prompt's with FluxGuidance's guidance when set.
+ */
 type Guided = PromptConditioning & { guidance?: number };
 
 /** The ref with one more LoRA; strength 0 leaves it as it was, as ComfyUI does. */
@@ -76,7 +79,7 @@ async function runSampler(
   // this model's empty latent of the same size.
   const own = model.emptyLatent({ width: latent.width, height: latent.height, batch: latent.batch });
   if (latent.channels !== own.channels && latent.data.every((v) => v === 0)) latent = own;
-  const { guidance } = i.positive as Guided;
+  const guidance = i.positive.find((c) => c.guidance !== undefined)?.guidance;
   return model.sample({
     latent, positive: i.positive, negative: i.negative, seed: i.seed, steps: i.steps, cfgScale: i.cfg,
     ...(guidance !== undefined && { guidance }),
@@ -136,9 +139,9 @@ export const samplingNodes: Record<string, NodeDefinition> = {
     run: async (i, context) => {
       const clip = i.clip as CheckpointRef;
       const model = await context.model(clip);
-      return outputs(await model.encodePrompt(i.text as string, {
+      return outputs([await model.encodePrompt(i.text as string, {
         clipSkip: clip.clipSkip, signal: context.signal, ...(clip.loras.length > 0 && { loras: clip.loras }),
-      }));
+      })] satisfies Guided[]);
     },
   },
   FluxGuidance: {
@@ -146,16 +149,25 @@ export const samplingNodes: Record<string, NodeDefinition> = {
     description: 'FLUX.1 dev\'s distilled guidance for the sampler that reads this conditioning.',
     required: { conditioning: ['CONDITIONING'], guidance: ['FLOAT', { default: 3.5, min: 0.0, max: 100.0, step: 0.1 }] },
     outputs: [['CONDITIONING', 'CONDITIONING']],
-    run: async (i) => outputs({ ...(i.conditioning as Guided), guidance: i.guidance as number }),
+    run: async (i) => outputs((i.conditioning as Guided[]).map((c) => ({ ...c, guidance: i.guidance as number }))),
   },
   ConditioningZeroOut: {
     category: 'advanced/conditioning',
     description: 'Conditioning of zeros (what some workflows use as the negative).',
     required: { conditioning: ['CONDITIONING'] },
     outputs: [['CONDITIONING', 'CONDITIONING']],
+    run: async (i) => outputs((i.conditioning as Guided[])
+      .map((c) => ({ ...c, hidden: new Float32Array(c.hidden.length), pooled: new Float32Array(c.pooled.length) }))),
+  },
+  ConditioningCombine: {
+    category: 'conditioning',
+    description: 'Both conditionings: the sampler takes the mean of their predictions.',
+    required: { conditioning_1: ['CONDITIONING'], conditioning_2: ['CONDITIONING'] },
+    outputs: [['CONDITIONING', 'CONDITIONING']],
     run: async (i) => {
-      const c = i.conditioning as PromptConditioning;
-      return outputs({ ...c, hidden: new Float32Array(c.hidden.length), pooled: new Float32Array(c.pooled.length) });
+      const combined = [...(i.conditioning_1 as Guided[]), ...(i.conditioning_2 as Guided[])];
+      if (combined.length > 16) throw new RangeError(`ConditioningCombine would hold ${combined.length} conditionings; sdnode samples with at most 16`);
+      return outputs(combined);
     },
   },
   KSampler: {
