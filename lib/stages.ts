@@ -4,7 +4,6 @@
 import type { NativeEncodedText, NativeEncodeImageRequest, NativeLatent, NativeSampleRequest, NativeTextRequest } from '../bindings/native.js';
 import { flowTextConditioning } from './flow-text.js';
 import { decodeImage, imageSize } from './images.js';
-import type { ModelInfo } from './model.js';
 import type { ImageInput, Progress } from './option-types.js';
 import { familyDefaults, invalid, isFlowFamily, loraList, resolveSampler } from './options.js';
 import { buildConditioning } from './prompt.js';
@@ -271,11 +270,15 @@ export interface EncodeImageOptions extends StageCallOptions {
   vaeTiling?: boolean;
 }
 
-/** What the stage helpers need to know of a model. */
-type StageModel = Pick<ModelInfo, 'family' | 'vaeScale' | 'padToken'>;
+/** What the stage helpers need to know of a model (its ModelInfo's fields). */
+interface StageModel {
+  family: string;
+  vaeScale: number;
+  padToken: number;
+}
 
 /** Latent channels of the model's family: 4, 16 for the flow transformers. */
-export function latentChannels(model: Pick<ModelInfo, 'family'>): number {
+export function latentChannels(model: { family: string }): number {
   return isFlowFamily(model.family) ? 16 : 4;
 }
 
