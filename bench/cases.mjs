@@ -52,6 +52,10 @@ export const checkpoints = {
     diffusionModel: 'sd3-medium-random-f16.safetensors', clipL: 'clip-l-random-f16.safetensors', clipG: 'clip-g-random-f16.safetensors',
     t5xxl: 't5xxl-random-f16.safetensors', vae: 'vae16-random-f16.safetensors',
   },
+  'sd35-medium': {
+    diffusionModel: 'sd35-medium-random-f16.safetensors', clipL: 'clip-l-random-f16.safetensors', clipG: 'clip-g-random-f16.safetensors',
+    t5xxl: 't5xxl-random-f16.safetensors', vae: 'vae16-random-f16.safetensors',
+  },
 };
 
 /** The cases of ../shared/reference/README.md that the engine runs; `reference` is that folder. */

@@ -48,6 +48,8 @@ export interface NativeLoadOptions {
   vae?: string;
   /** Flow models: keep the text encoders resident between calls. Absent: false (loaded per new prompt, then freed). */
   keepTextEncoders?: boolean;
+  /** Flow models: the transformer and the text encoders are never resident at once. Absent: false. */
+  lowMemory?: boolean;
 }
 
 /** What the engine read from the checkpoint. */
@@ -159,6 +161,11 @@ export interface NativeRequest {
   guidance?: number;
   /** Flow models: the shift of the discrete schedule and its kin; 0 or absent: the family's. */
   flowShift?: number;
+  /** Flow models' skip-layer guidance: its scale (0 or absent: off), the blocks left out, and the part of the schedule it runs in. */
+  slgScale?: number;
+  skipLayers?: Int32Array;
+  slgStart?: number;
+  slgEnd?: number;
 
   /** inpaint: what the masked region's latent starts from: 'original' | 'noise' | 'zeros'. Absent: 'original'. */
   maskedStart?: string;

@@ -15,6 +15,11 @@ export type {
   DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
 } from './stages.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
+export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile } from './catalogue.js';
+export {
+  defaultModelsDir, findPulledModel, isModelReference, pullModel, sidecarOf, sourceFile, unfinishedDownloads,
+  type PulledModel, type PullOptions, type PullProgress,
+} from './pull.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,

@@ -1,6 +1,7 @@
 // A loaded model: the native weights plus the queue that keeps its calls one at a time. Each call
 // takes its place in the queue when it is made; decoding its images and tokenising its prompts
 // happen at once, so a bad input fails without waiting for the calls ahead of it.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { loadAddon } from '../bindings/index.js';
@@ -24,6 +25,7 @@ import {
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
 import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
+import { findPulledModel, isModelReference, pullModel } from './pull.js';
 import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
@@ -327,6 +329,7 @@ export class Model {
       ...(image && { image }),
       ...(mask && { mask }),
       ...(references && references.length > 0 && { referenceImages: references }),
+      ...(request.settings.slgScale > 0 && { skipLayers: Int32Array.from(request.skipLayers) }),
       ...(request.hires && { hires: this.#nativeHires(request.hires) }),
       ...(request.refiner && { refiner: this.#nativeRefiner(request.refiner, text, request.negativePrompt) }),
       ...(loras.length > 0 && {
@@ -423,10 +426,12 @@ export class Model {
  * 'ERR_MODEL_UNSUPPORTED', 'ERR_INVALID_ARGUMENT' (a component missing: the message names it and its
  * flag), 'ERR_BACKEND', 'ERR_OUT_OF_MEMORY' or 'ERR_ADDON_LOAD' (addon not built).
  */
-export async function loadModel(model: string | ModelComponents, options?: LoadOptions): Promise<Model> {
+export async function loadModel(reference: string | ModelComponents, options?: LoadOptions): Promise<Model> {
+  const { model, t5Tokenizer: pulledTokenizer } = await resolveModelReference(reference, options);
+  if (pulledTokenizer !== undefined && options?.t5Tokenizer === undefined) options = { ...options, t5Tokenizer: pulledTokenizer };
   const components = typeof model === 'string' ? undefined : modelComponents(model);
   const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
-  const { backend, prediction, threads, weightType, loraDir, taesd, t5Tokenizer, keepTextEncoders } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType, loraDir, taesd, t5Tokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   const t5 = t5Tokenizer !== undefined ? await loadT5Tokenizer(path.resolve(t5Tokenizer)) : await ggufT5Tokenizer(components?.t5xxl);
   try {
@@ -434,12 +439,30 @@ export async function loadModel(model: string | ModelComponents, options?: LoadO
       backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
       ...(taesd !== undefined && { taesd: path.resolve(taesd) }),
       ...(keepTextEncoders !== undefined && { keepTextEncoders }),
+      ...(lowMemory !== undefined && { lowMemory }),
       ...components,
     });
     return createModel(resolved, native, loraDir, t5);
   } catch (err) {
     throw fromNativeError(err);
   }
+}
+
+/**
+ * A reference (hf:, https://, a catalogue name) as the files it names in the models folder,
+ * downloaded first when `pull` is true; anything else unchanged. A catalogue name that is also a
+ * file's path is the file.
+ */
+async function resolveModelReference(model: string | ModelComponents, options: LoadOptions | undefined):
+Promise<{ model: string | ModelComponents; t5Tokenizer?: string }> {
+  if (typeof model !== 'string' || !isModelReference(model) || (!/^(hf:|https?:)/i.test(model) && existsSync(model))) return { model };
+  const pull: unknown = options?.pull;
+  if (pull !== undefined && typeof pull !== 'boolean') throw invalid(TypeError, 'pull', 'boolean', pull);
+  const found = pull === true ? await pullModel(model) : await findPulledModel(model);
+  if (!found) {
+    throw new SdnodeError('ERR_MODEL_NOT_PULLED', `${model} is not downloaded yet: run sdnode pull ${model}, or pass { pull: true } to loadModel`);
+  }
+  return { model: found.components ?? found.path, ...(found.t5Tokenizer !== undefined && { t5Tokenizer: found.t5Tokenizer }) };
 }
 
 /** The vocabulary a T5 GGUF carries in its metadata (llama.cpp's converters write it), if it is one that does. */

@@ -45,6 +45,21 @@ export interface LoadOptions {
    * T5-XXL (9.5 GB in f16) is resident only while a new prompt is encoded. Default false.
    */
   keepTextEncoders?: boolean;
+  /**
+   * Models from components (FLUX.1, SD3): never hold the transformer and the text encoders at once,
+   * so peak memory is the larger of the two instead of their sum (FLUX.1 dev in q4_K with T5 in f16:
+   * about 9.5 GB instead of 16). The transformer is freed while a new prompt is encoded and read
+   * again after it, which costs a load per new prompt (the last 8 prompts stay encoded). For 16 GB
+   * machines. Not with `keepTextEncoders`. Default false.
+   */
+  lowMemory?: boolean;
+  /**
+   * When the model is a reference (`hf:<owner>/<repo>/<file>[@<revision>]`, an https:// URL or a
+   * catalogue name such as 'sd-turbo') not yet in the models folder (`SDNODE_MODELS`, else
+   * `~/.cache/sdnode/models`): download it first (see `pullModel`). Without it such a model is an
+   * SdnodeError 'ERR_MODEL_NOT_PULLED'; nothing is ever downloaded unasked. Default false.
+   */
+  pull?: boolean;
 }
 
 /**
@@ -300,8 +315,20 @@ export interface ImageOptions {
   refiner?: RefinerOptions;
   /** FLUX.1 dev's distilled guidance ("Distilled CFG Scale"); other models ignore it. Number 0–30, default 3.5. */
   guidance?: number;
-  /** Flow models (FLUX.1): the shift of the 'discrete' schedule and its kin. Number 0.1–100; default the family's (FLUX.1: mu 1.15). */
+  /** Flow models (FLUX.1): the shift of the 'discrete' schedule and its kin. Number 0.1–100; default the family's (FLUX.1 dev: mu 1.15; schnell, Chroma: 1.0; SD3: 3). */
   flowShift?: number;
+  /**
+   * Skip-layer guidance (flow transformers; SD3.5 medium's card suggests 2.5): on the steps between
+   * `slgStart` and `slgEnd`, the prediction moves `slgScale` times away from the one made without the
+   * blocks in `skipLayers`, which sharpens anatomy and structure. Costs one more transformer pass on
+   * those steps. Number 0–100, default 0 (off).
+   */
+  slgScale?: number;
+  /** The blocks skip-layer guidance leaves out (FLUX.1: double block i is i, single block i is doubles + i). Default [7, 8, 9]. */
+  skipLayers?: number[];
+  /** Where skip-layer guidance starts and stops, as fractions of the schedule. Defaults 0.01 and 0.2. */
+  slgStart?: number;
+  slgEnd?: number;
   /** Token ids per text encoder that replace the tokenizer's output for the prompt (see `PromptTokens`). */
   promptTokens?: PromptTokens;
   /** The same for the negative prompt. */

@@ -35,7 +35,7 @@ export interface ModelTraits {
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
 export type RequestSettings = Required<Omit<NativeRequest,
   'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative' | 'clipGPrompt' | 'clipGNegative'
-  | 'referenceImages'>>;
+  | 'referenceImages' | 'skipLayers'>>;
 
 /** A LoRA of the `loras` option, its path resolved. */
 export interface NormalizedLora {
@@ -88,6 +88,8 @@ export interface NormalizedImageOptions {
   /** FLUX.1 Kontext's reference images, not decoded yet. */
   referenceImages?: ImageInput[];
   negativePromptTokens?: PromptTokens;
+  /** The transformer blocks skip-layer guidance leaves out (used when settings.slgScale > 0). */
+  skipLayers: number[];
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -108,6 +110,7 @@ const imageOptionKeys = [
   'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
   'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore', 'refiner',
   'guidance', 'flowShift', 'promptTokens', 'negativePromptTokens', 'referenceImages',
+  'slgScale', 'skipLayers', 'slgStart', 'slgEnd',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -117,7 +120,7 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   img2img: [...imageOptionKeys, 'image', 'strength'],
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
-export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'keepTextEncoders'] as const;
+export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'keepTextEncoders', 'lowMemory', 'pull'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
 const modelDefaultKeys = ['loraDir'] as const;
 
@@ -198,11 +201,13 @@ export function normalizeImageOptions(
       ...sdxlConditioning(o, model.family),
       guidance: number(o.guidance, 'guidance', 0, 30, 3.5),
       flowShift: o.flowShift === undefined ? 0 : number(o.flowShift, 'flowShift', 0.1, 100, 0),
+      ...skipLayerGuidance(o, model.family),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
     maskBlur: mode === 'inpaint' ? integer(o.maskBlur, 'maskBlur', 0, 64, DEFAULT_MASK_BLUR) : 0,
     loras: loraList(o.loras),
+    skipLayers: skipLayers(o.skipLayers),
   };
   if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   if (o.hires !== undefined) normalized.hires = hiresOptions(o.hires, width, height);
@@ -224,6 +229,29 @@ export function normalizeImageOptions(
 }
 
 const promptTokenEncoders = ['clipL', 'clipG', 't5xxl', 'llm'] as const;
+
+/** Skip-layer guidance's scale and where in the schedule it runs; flow transformers only. */
+function skipLayerGuidance(o: Record<string, unknown>, family: string): { slgScale: number; slgStart: number; slgEnd: number } {
+  const slgScale = number(o.slgScale, 'slgScale', 0, 100, 0);
+  if (slgScale > 0 && family !== 'any' && !isFlowFamily(family)) {
+    throw new RangeError(`slgScale (skip-layer guidance) is for flow transformers (SD3.5, SD3, FLUX.1); this is a ${family} model`);
+  }
+  const slgStart = number(o.slgStart, 'slgStart', 0, 1, 0.01);
+  const slgEnd = number(o.slgEnd, 'slgEnd', 0, 1, 0.2);
+  if (slgStart > slgEnd) throw new RangeError(`slgStart (${slgStart}) must not be after slgEnd (${slgEnd})`);
+  return { slgScale, slgStart, slgEnd };
+}
+
+/** The blocks skip-layer guidance leaves out: SD3.5 medium's card uses 7, 8 and 9 (the default). */
+function skipLayers(value: unknown): number[] {
+  if (value === undefined) return [7, 8, 9];
+  const expected = 'array of 1–64 block indices, integers 0–255';
+  if (!Array.isArray(value) || value.length < 1 || value.length > 64) throw invalid(TypeError, 'skipLayers', expected, value);
+  value.forEach((layer, i) => {
+    if (!Number.isInteger(layer) || layer < 0 || layer > 255) throw invalid(RangeError, `skipLayers[${i}]`, 'integer block index 0–255', layer);
+  });
+  return [...value as number[]];
+}
 
 function referenceImages(value: unknown, family: string): ImageInput[] {
   if (!Array.isArray(value) || value.length > 4) throw invalid(TypeError, 'referenceImages', 'array of at most 4 images', value);
@@ -283,8 +311,8 @@ function flowSamplerAndScheduler(
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders'>>
-  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory' | 'pull'>>
+  & Pick<LoadOptions, 'threads' | 'loraDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
@@ -302,6 +330,10 @@ export function normalizeLoadOptions(
   if (o.taesd !== undefined) normalized.taesd = nonEmptyString(o.taesd, 'taesd');
   if (o.t5Tokenizer !== undefined) normalized.t5Tokenizer = nonEmptyString(o.t5Tokenizer, 't5Tokenizer');
   if (o.keepTextEncoders !== undefined) normalized.keepTextEncoders = boolean(o.keepTextEncoders, 'keepTextEncoders', false);
+  if (o.lowMemory !== undefined) normalized.lowMemory = boolean(o.lowMemory, 'lowMemory', false);
+  if (normalized.lowMemory && normalized.keepTextEncoders) {
+    throw new TypeError('lowMemory and keepTextEncoders exclude each other: lowMemory frees the text encoders whenever the transformer runs');
+  }
   return normalized;
 }
 

@@ -4,12 +4,12 @@
 /** Sampler names the engine knows. */
 export const samplerNames = [
   'euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim',
-  'lms', 'ipndm', 'ipndm_v', 'plms', 'ddim_trailing', 'tcd',
+  'lms', 'ipndm', 'ipndm_v', 'plms', 'ddim_trailing', 'tcd', 'res_multistep',
 ] as const;
 export type SamplerName = (typeof samplerNames)[number];
 
 /** Noise schedules the engine knows. */
-export const schedulerNames = ['discrete', 'karras', 'exponential', 'lcm', 'simple', 'sgm_uniform', 'flux'] as const;
+export const schedulerNames = ['discrete', 'karras', 'exponential', 'lcm', 'simple', 'sgm_uniform', 'flux', 'beta', 'smoothstep'] as const;
 export type SchedulerName = (typeof schedulerNames)[number];
 
 /** AUTOMATIC1111's name for each engine sampler, as written in `parameters` ("Sampler: Euler a"). */
@@ -29,6 +29,7 @@ export const samplerDisplayNames: Readonly<Record<SamplerName, string>> = {
   plms: 'PLMS',
   ddim_trailing: 'DDIM Trailing',
   tcd: 'TCD',
+  res_multistep: 'RES Multistep',
 };
 
 /**
@@ -51,14 +52,23 @@ export const schedulerDisplayNames: Readonly<Record<Exclude<SchedulerName, 'disc
   simple: 'Simple',
   sgm_uniform: 'SGM Uniform',
   flux: 'Flux',
+  beta: 'Beta',
+  smoothstep: 'Smoothstep',
 };
 
-/** Samplers that run flow-matching models (FLUX.1): those that need nothing but the sigmas. */
-export const flowSamplerNames: readonly SamplerName[] = ['euler', 'heun', 'dpm2', 'dpm++2m', 'ipndm', 'ipndm_v'];
+/**
+ * Samplers that run flow-matching models (FLUX.1, SD3): those that need nothing but the sigmas, and
+ * the ancestral ones in their flow form (the re-noising also scales the signal down).
+ */
+export const flowSamplerNames: readonly SamplerName[] = [
+  'euler', 'euler_a', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ipndm', 'ipndm_v', 'res_multistep',
+];
 /** Schedules of flow-matching models; 'flux' (FLUX.1's resolution-dependent shift) is their default. */
-export const flowSchedulerNames: readonly SchedulerName[] = ['flux', 'discrete', 'simple', 'sgm_uniform', 'karras', 'exponential'];
+export const flowSchedulerNames: readonly SchedulerName[] = [
+  'flux', 'discrete', 'simple', 'sgm_uniform', 'karras', 'exponential', 'beta', 'smoothstep',
+];
 /** Schedules of the UNet families (SD 1.x, 2.x, SDXL). */
-export const unetSchedulerNames: readonly SchedulerName[] = ['discrete', 'karras', 'exponential', 'lcm', 'simple'];
+export const unetSchedulerNames: readonly SchedulerName[] = ['discrete', 'karras', 'exponential', 'lcm', 'simple', 'beta', 'smoothstep'];
 
 /**
  * The schedule a sampler gets when none is given, as stable-diffusion.cpp picks it: LCM and TCD

@@ -96,6 +96,11 @@ export interface ServerOptions {
   loraDir?: string;
   /** A TAESD decoder file loaded with every model (`--taesd`): live previews show its decode. */
   taesd?: string;
+  /**
+   * Models given as components (FLUX.1, SD3): never hold the transformer and the text encoders at
+   * once (`--low-memory`; the library's `lowMemory` load option).
+   */
+  lowMemory?: boolean;
   /** Jobs that may wait for a worker, all dialects together; beyond that requests are refused. Default 100. */
   maxQueue?: number;
   /** Largest upload per file, in MB. Default 20. */

@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
 
+import { isKontext } from './dialects/kontext.js';
 import { JobWorkers } from './jobs/bullmq-worker.js';
 import { terminalJobLog, type WriteLine } from './jobs/log.js';
 import { RedisConnection, redisKeys } from './jobs/redis.js';
@@ -92,7 +93,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   let offered: string[] = [];
   const heartbeat = async (): Promise<void> => {
     const entries = await models.list();
-    const withHashes = entries.map((entry): ModelEntry => {
+    const offers = await Promise.all(entries.map(async (entry): Promise<ModelEntry> => {
+      // The API processes cannot read the files that tell Kontext apart (--kontext, "kontext": true, the family).
+      const kontext = await isKontext(entry);
       const sha256 = known.get(entry.path);
       // A hash, once computed, is offered at once rather than at the next beat.
       if (sha256 === undefined) {
@@ -101,9 +104,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
           void heartbeat().catch(() => {});
         }, () => {});
       }
-      return sha256 === undefined ? entry : { ...entry, sha256 };
-    });
-    await directory.advertise({ id, host: hostname(), pid: process.pid, concurrency, models: withHashes, loaded: models.loadedNames() });
+      return { ...entry, kontext, ...(sha256 !== undefined && { sha256 }) };
+    }));
+    await directory.advertise({ id, host: hostname(), pid: process.pid, concurrency, models: offers, loaded: models.loadedNames() });
     offered = entries.map((entry) => entry.name);
     await workers.offer(offered);
   };

@@ -8,10 +8,11 @@ import path from 'node:path';
 import sharp from 'sharp';
 import t from 'tap';
 
-import { loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
+import { convertModel, loadModel, loadT5Tokenizer, type GeneratedImage, type Model } from '../lib/index.js';
 import { cpu, meanAbsDiff, samePixels } from './fixtures/draw.js';
 import { writeTinyFlux, type TinyFluxFiles } from './fixtures/flux.js';
 import { assemble, encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
+import { writeTaesd } from './fixtures/taesd.js';
 
 const dir = t.testdir();
 const schnellFiles = await writeTinyFlux(path.join(dir, 'schnell'));
@@ -97,13 +98,78 @@ t.test('without a T5 vocabulary a prompt fails saying which file to get; an empt
 
 t.test('options a flow model cannot take are refused, naming the option and what it takes', async (t) => {
   await t.rejects(draw(schnell, { width: 72 }), { name: 'RangeError', message: /width/ });
-  await t.rejects(draw(schnell, { sampler: 'euler_a' }), { name: 'RangeError', message: /one of euler, heun, dpm2, dpm\+\+2m, ipndm, ipndm_v for flow models/ });
+  await t.rejects(draw(schnell, { sampler: 'ddim' }), { name: 'RangeError', message: /one of euler, euler_a, heun, .*res_multistep for flow models .* for sampler/ });
   await t.rejects(draw(schnell, { scheduler: 'lcm' }), { name: 'RangeError', message: /scheduler/ });
   await t.rejects(draw(schnell, { guidance: 31 }), { name: 'RangeError', message: /guidance/ });
   const png = await draw(schnell).then((i) => i.png);
   await t.rejects(schnell.inpaint({ ...quick, image: png, mask: png }), { code: 'ERR_INVALID_ARGUMENT', message: /inpaint is not supported/ });
   const [image] = await schnell.textToImage({ ...quick, sampler: 'dpm++2m', scheduler: 'karras', flowShift: 3 });
   t.match(image!.parameters, /Sampler: DPM\+\+ 2M, Schedule type: Karras, .*Shift: 3,/);
+});
+
+t.test('every flow sampler and schedule runs: the ancestral ones re-noise with the seed, the deterministic ones do not', async (t) => {
+  const euler = await draw(schnell, { steps: 3, sampler: 'euler' });
+  const seen: GeneratedImage[] = [euler];
+  const written = { euler_a: 'Euler a', 'dpm++2s_a': 'DPM++ 2S a', lcm: 'LCM', res_multistep: 'RES Multistep', heun: 'Heun' };
+  for (const [sampler, name] of Object.entries(written)) {
+    const image = await draw(schnell, { steps: 3, sampler });
+    t.ok(image.parameters.includes(`Sampler: ${name},`), `parameters say ${name}`);
+    for (const other of seen) t.notOk(await same(image, other), `${sampler} takes its own path`);
+    seen.push(image);
+  }
+  // Ancestral samplers draw fresh noise per step from the seed's generator: same seed, same image.
+  t.ok(await same(await draw(schnell, { steps: 3, sampler: 'euler_a' }), seen[1]!), 'euler_a is deterministic per seed');
+  // One step ends on the prediction whatever the sampler: the re-noising only happens between steps.
+  t.ok(await same(await draw(schnell, { steps: 1, sampler: 'euler_a' }), await draw(schnell, { steps: 1, sampler: 'euler' })));
+  const schedules = await Promise.all(['beta', 'smoothstep', 'flux'].map((scheduler) => draw(schnell, { steps: 3, scheduler })));
+  t.notOk(await same(schedules[0]!, schedules[2]!), 'beta spaces the steps differently from flux');
+  t.notOk(await same(schedules[1]!, schedules[2]!), 'smoothstep too');
+  t.match(schedules[0]!.parameters, /Schedule type: Beta,/);
+});
+
+t.test('skip-layer guidance: a scale moves the image, only on its steps and with its blocks; bad values are refused', async (t) => {
+  const plain = await draw(schnell, { steps: 3 });
+  const guided = await draw(schnell, { steps: 3, slgScale: 2, skipLayers: [1], slgStart: 0, slgEnd: 1 });
+  t.notOk(await same(plain, guided), 'slgScale changes the image');
+  t.notOk(await same(guided, await draw(schnell, { steps: 3, slgScale: 2, skipLayers: [0], slgStart: 0, slgEnd: 1 })), 'the skipped block matters');
+  // 3 steps: a schedule of 4 sigmas; steps strictly between 0.01·4 and 0.2·4 (0 and 0): none.
+  t.ok(await same(plain, await draw(schnell, { steps: 3, slgScale: 2, skipLayers: [1] })), 'outside its window it does nothing');
+  t.ok(await same(plain, await draw(schnell, { steps: 3, slgScale: 0, skipLayers: [1], slgStart: 0, slgEnd: 1 })), 'scale 0 is off');
+  await t.rejects(draw(schnell, { slgScale: 2, skipLayers: [2], slgStart: 0, slgEnd: 1 }), { code: 'ERR_INVALID_ARGUMENT', message: /skipLayers: 2 is not a block of this flux-schnell model \(0 to 1\)/ });
+  await t.rejects(draw(schnell, { slgScale: 2, skipLayers: [] }), { name: 'TypeError', message: /skipLayers/ });
+  await t.rejects(draw(schnell, { slgScale: 2, skipLayers: [-1] }), { name: 'RangeError', message: /skipLayers\[0\]/ });
+  await t.rejects(draw(schnell, { slgStart: 0.5, slgEnd: 0.2 }), { name: 'RangeError', message: /slgStart \(0\.5\) must not be after slgEnd/ });
+  await t.rejects(draw(schnell, { slgScale: -1 }), { name: 'RangeError', message: /slgScale/ });
+});
+
+t.test('previews: the 16-channel colour map per cell, or a TAEF1 at full size; a TAEF1 also decodes the image', async (t) => {
+  const previews: Array<{ step: number; width: number; height: number; png: Buffer }> = [];
+  const image = await draw(schnell, {
+    steps: 3, previews: true,
+    onProgress: (p: { step: number; preview?: { width: number; height: number; png: Buffer } }) => {
+      if (p.preview) previews.push({ step: p.step, ...p.preview });
+    },
+  });
+  t.same(previews.map((p) => [p.step, p.width, p.height]), [[1, 8, 8], [2, 8, 8], [3, 8, 8]], 'one pixel per latent cell, every step');
+  const [first, , last] = await Promise.all(previews.map((p) => sharp(p.png).raw().toBuffer()));
+  t.ok(new Set(last!).size > 4, 'the map gives colours, not a flat image');
+  t.notOk(first!.equals(last!), 'the preview follows the prediction');
+
+  const taef1 = await writeTaesd(path.join(dir, 'taef1'), { latentChannels: 16, channels: 8, blocks: 1, name: 'taef1.safetensors' });
+  const withTaesd = await loadModel(components(schnellFiles), { ...cpu, taesd: taef1 });
+  t.teardown(() => withTaesd.close());
+  t.equal(withTaesd.info.taesd, true);
+  const seen: number[][] = [];
+  const [fast] = await withTaesd.textToImage({
+    ...quick, steps: 2, vaeDecoder: 'taesd', previews: true,
+    onProgress: (p: { preview?: { width: number; height: number } }) => { if (p.preview) seen.push([p.preview.width, p.preview.height]); },
+  });
+  t.same(seen, [[64, 64], [64, 64]], 'TAEF1 previews at the image size');
+  t.equal(fast!.width, 64);
+  t.notOk(await same(fast!, await draw(withTaesd, { steps: 2 })), 'vaeDecoder taesd decodes with TAEF1, not the VAE');
+  t.ok(await same(image, await draw(schnell, { steps: 3 })), 'previews do not change the image');
+  const sd1Taesd = await writeTaesd(path.join(dir, 'taesd4'), { channels: 8, blocks: 1 });
+  await t.rejects(loadModel(components(schnellFiles), { ...cpu, taesd: sd1Taesd }), { code: 'ERR_MODEL_UNSUPPORTED', message: /4-channel latents; FLUX\.1 needs a 16-channel one \(taef1\)/ });
 });
 
 t.test('a missing, misplaced or damaged component is an error naming it', async (t) => {
@@ -164,7 +230,15 @@ function toE4m3(value: number): number {
 }
 
 /** `file` (all F16) rewritten with every 2-D tensor as F8_E4M3, as fp8 downloads store their matrices. */
-async function writeFp8(file: string, out: string, extra: Record<string, { dtype: string; shape: number[]; data: Buffer }> = {}): Promise<void> {
+/**
+ * An fp8 e4m3fn copy of a safetensors file: its matrices in 8-bit floats. `scaleBy`: ComfyUI's scaled
+ * fp8, each matrix stored divided by it beside a `.scale_weight` of it (and a `.scale_input`, and the
+ * `scaled_fp8` marker); `dropScales` leaves those out, keeping the divided bytes.
+ */
+async function writeFp8(
+  file: string, out: string, extra: Record<string, { dtype: string; shape: number[]; data: Buffer }> = {},
+  { scaleBy = 1, dropScales = false } = {},
+): Promise<void> {
   const bytes = await readFile(file);
   const header = readSafetensorsHeader(bytes);
   const entries: Record<string, unknown> = { __metadata__: header.metadata };
@@ -179,15 +253,21 @@ async function writeFp8(file: string, out: string, extra: Record<string, { dtype
       for (let i = 0; i < fp8.length; i++) {
         const h = raw.readUInt16LE(2 * i);
         const f16 = (h & 0x8000 ? -1 : 1) * (((h >> 10) & 0x1f) === 0 ? (h & 0x3ff) / 1024 * 2 ** -14 : (1 + (h & 0x3ff) / 1024) * 2 ** (((h >> 10) & 0x1f) - 15));
-        fp8[i] = toE4m3(f16);
+        fp8[i] = toE4m3(f16 / scaleBy);
       }
       raw = fp8;
       dtype = 'F8_E4M3';
+      if (scaleBy !== 1 && !dropScales) {
+        const scale = Buffer.from(new Float32Array([scaleBy]).buffer);
+        const stem = name.slice(0, -'.weight'.length);
+        extra = { ...extra, [`${stem}.scale_weight`]: { dtype: 'F32', shape: [], data: scale }, [`${stem}.scale_input`]: { dtype: 'F32', shape: [], data: scale } };
+      }
     }
     entries[name] = { dtype, shape: entry.shape, data_offsets: [offset, offset + raw.length] };
     data.push(raw);
     offset += raw.length;
   }
+  if (scaleBy !== 1 && !dropScales) extra = { ...extra, scaled_fp8: { dtype: 'F8_E4M3', shape: [0], data: Buffer.alloc(0) } };
   for (const [name, t] of Object.entries(extra)) {
     entries[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.data.length] };
     data.push(t.data);
@@ -196,7 +276,7 @@ async function writeFp8(file: string, out: string, extra: Record<string, { dtype
   await writeFile(out, assemble(JSON.stringify(entries), data));
 }
 
-t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; scaled fp8 is refused by name', async (t) => {
+t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; scaled fp8 loads with its scales, and a bad scale is an error naming it', async (t) => {
   const fp8Model = path.join(dir, 'flux1-schnell-fp8.safetensors');
   const fp8T5 = path.join(dir, 't5xxl_fp8_e4m3fn.safetensors');
   await writeFp8(schnellFiles.diffusionModel, fp8Model);
@@ -210,9 +290,62 @@ t.test('fp8 e4m3fn files load, widened to f16, and make nearly the f16 image; sc
   const nearby = meanAbsDiff(await pixels(fromFp8), await pixels(fromF16));
   const apart = meanAbsDiff(await pixels(otherSeed), await pixels(fromF16));
   t.ok(nearby < apart / 2, `fp8 is near the f16 image (mean difference ${nearby.toFixed(2)}) compared with another seed (${apart.toFixed(2)})`);
-  const scaled = path.join(dir, 'flux1-schnell-fp8-scaled.safetensors');
-  await writeFp8(schnellFiles.diffusionModel, scaled, { 'img_in.scale_weight': { dtype: 'F32', shape: [], data: Buffer.from(new Float32Array([1]).buffer) } });
-  await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: scaled }, cpu), { code: 'ERR_MODEL_UNSUPPORTED', message: /scaled fp8 weights \(img_in\.scale_weight\)/ });
+
+  // Scaled fp8 (ComfyUI's, as in SD3.5's …_t5xxlfp8scaled bundles): each weight stored divided by
+  // its scale_weight. Loaded, the scales put the weights back: nearly the plain fp8 image, and far
+  // from the same bytes read without their scales.
+  const scaledFile = path.join(dir, 'flux1-schnell-fp8-scaled.safetensors');
+  const unscaledFile = path.join(dir, 'flux1-schnell-fp8-scales-dropped.safetensors');
+  await writeFp8(schnellFiles.diffusionModel, scaledFile, {}, { scaleBy: 4 });
+  await writeFp8(schnellFiles.diffusionModel, unscaledFile, {}, { scaleBy: 4, dropScales: true });
+  const scaledModel = await loadModel({ ...components(schnellFiles), diffusionModel: scaledFile, t5xxl: fp8T5 }, { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+  t.same(scaledModel.info.unusedTensors, [], 'scale_weight, scale_input and the scaled_fp8 marker are all taken');
+  const fromScaled = await draw(scaledModel, { prompt: 'a cat' });
+  await scaledModel.close();
+  const unscaledModel = await loadModel({ ...components(schnellFiles), diffusionModel: unscaledFile, t5xxl: fp8T5 }, { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+  const fromUnscaled = await draw(unscaledModel, { prompt: 'a cat' });
+  await unscaledModel.close();
+  const scaledGap = meanAbsDiff(await pixels(fromScaled), await pixels(fromFp8));
+  const unscaledGap = meanAbsDiff(await pixels(fromUnscaled), await pixels(fromFp8));
+  t.ok(scaledGap < unscaledGap / 2, `scaled fp8 is near the fp8 image (${scaledGap.toFixed(2)}); its bytes without the scales are not (${unscaledGap.toFixed(2)})`);
+  const scalar = (value: number) => ({ dtype: 'F32', shape: [], data: Buffer.from(new Float32Array([value]).buffer) });
+  type Extra = Record<string, { dtype: string; shape: number[]; data: Buffer }>;
+  const badScales: Array<[string, Extra, RegExp]> = [
+    ['a zero scale', { 'img_in.scale_weight': scalar(0) }, /img_in\.scale_weight holds 0\.0+; an fp8 weight's scale must be a positive number/],
+    ['a NaN scale', { 'img_in.scale_weight': scalar(Number.NaN) }, /img_in\.scale_weight holds nan/],
+    ['a scale of two values', { 'img_in.scale_weight': { dtype: 'F32', shape: [2], data: Buffer.alloc(8) } }, /must be one f32, f16 or bf16 value/],
+    ['a scale without its weight', { 'nowhere.scale_weight': scalar(1) }, /scales nowhere\.weight, which is not an fp8 weight/],
+  ];
+  for (const [what, extra, message] of badScales) {
+    const bad = path.join(dir, 'flux1-schnell-fp8-bad-scale.safetensors');
+    await writeFp8(schnellFiles.diffusionModel, bad, extra);
+    await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: bad }, cpu), { code: 'ERR_MODEL_FORMAT', message }, what);
+  }
+});
+
+t.test('convertModel writes the diffusion model and T5 as GGUF under their own names; they load as the components', async (t) => {
+  const transformer = path.join(dir, 'flux1-schnell-q8_0.gguf');
+  const t5 = path.join(dir, 't5xxl-f16.gguf');
+  const converted = await convertModel(schnellFiles.diffusionModel, transformer, { weightType: 'q8_0' });
+  t.ok(converted.types.q8_0! > 0, `matrices quantized (${JSON.stringify(converted.types)})`);
+  t.same(converted.skipped, []);
+  await convertModel(schnellFiles.t5xxl, t5);
+  const model = await loadModel({ ...components(schnellFiles), diffusionModel: transformer, t5xxl: t5 }, { ...cpu, t5Tokenizer: schnellFiles.t5Tokenizer });
+  t.teardown(() => model.close());
+  t.equal(model.info.format, 'gguf');
+  t.equal(model.info.family, 'flux-schnell');
+  t.ok(model.info.storedTypes.q8_0! > 0);
+  const pixels = async (image: GeneratedImage) => sharp(image.png).raw().toBuffer();
+  const [fromGguf, fromF16, otherSeed] = [await draw(model, { prompt: 'a cat' }), await draw(schnell, { prompt: 'a cat' }), await draw(schnell, { prompt: 'a cat', seed: 7 })];
+  const nearby = meanAbsDiff(await pixels(fromGguf), await pixels(fromF16));
+  t.ok(nearby < meanAbsDiff(await pixels(otherSeed), await pixels(fromF16)) / 2, `q8_0 GGUF is near the f16 image (mean difference ${nearby.toFixed(2)})`);
+  // A scaled fp8 file converts with its scales applied, so its GGUF holds the true weights.
+  const scaled = path.join(dir, 'flux1-schnell-fp8-scaled-for-gguf.safetensors');
+  await writeFp8(schnellFiles.diffusionModel, scaled, {}, { scaleBy: 4 });
+  const fromScaled = await convertModel(scaled, path.join(dir, 'flux1-schnell-from-fp8.gguf'));
+  t.notOk(Object.keys(fromScaled.types).some((type) => type.includes('8_e')), 'fp8 widened to f16');
+  t.same(fromScaled.skipped, [], 'scale tensors are taken, not carried over');
+  await t.rejects(convertModel(schnellFiles.t5Tokenizer, path.join(dir, 'no.gguf')), { code: /ERR_MODEL_(FORMAT|UNSUPPORTED)/ });
 });
 
 t.test('a single file bundling the components loads as the model, each role taking only its own tensors', async (t) => {
@@ -267,7 +400,31 @@ t.test('text encoders are freed after a prompt and loaded again for a new one; r
   await t.rejects(loadModel(components(files), { ...cpu, keepTextEncoders: 'yes' } as never), { name: 'TypeError', message: /keepTextEncoders/ });
 });
 
-t.test('FLUX.1 LoRAs in kohya, ComfyUI and diffusers names merge for the call and come out exactly', async (t) => {
+t.test('lowMemory: the transformer is freed while a new prompt is encoded and read again after; the pixels are the same', async (t) => {
+  const copy = path.join(dir, 'low-memory');
+  const files = await writeTinyFlux(copy);
+  const low = await loadModel(components(files), { ...cpu, t5Tokenizer: files.t5Tokenizer, lowMemory: true });
+  const usual = await loadModel(components(files), { ...cpu, t5Tokenizer: files.t5Tokenizer });
+  t.teardown(async () => {
+    await low.close();
+    await usual.close();
+  });
+  t.same(low.info.components, usual.info.components, 'the same files, by role');
+  t.equal(low.info.weightBytes, usual.info.weightBytes);
+  const first = await draw(low, { prompt: 'a cat' });
+  t.ok(await same(first, await draw(usual, { prompt: 'a cat' })), 'the same image');
+  t.ok(await same(await draw(low, { prompt: 'a dog', cfgScale: 2, negativePrompt: 'a bird' }),
+    await draw(usual, { prompt: 'a dog', cfgScale: 2, negativePrompt: 'a bird' })), 'a new prompt and a negative one: still the same');
+  // Without the transformer's file on disk, a recent prompt still draws (the transformer stayed), a
+  // new one fails reading it back after encoding: it was freed. The usual model never notices.
+  await rm(files.diffusionModel);
+  t.ok(await same(first, await draw(low, { prompt: 'a cat' })), 'a recent prompt keeps the transformer');
+  await t.rejects(draw(low, { prompt: 'a fish' }), { code: 'ERR_MODEL_IO', message: /flux1-schnell|diffusion/ }, 'a new prompt frees it and reads it again');
+  t.ok(await draw(usual, { prompt: 'a fish' }), 'without lowMemory the transformer stays resident');
+  await t.rejects(loadModel(components(files), { ...cpu, lowMemory: true, keepTextEncoders: true }), { name: 'TypeError', message: /lowMemory and keepTextEncoders/ });
+});
+
+t.test('FLUX.1 LoRAs in kohya, ComfyUI, diffusers and XLabs names merge for the call and come out exactly', async (t) => {
   const H = 256;
   const rank = 4;
   let seed = 7;
@@ -303,6 +460,12 @@ t.test('FLUX.1 LoRAs in kohya, ComfyUI and diffusers names merge for the call an
   t.ok(await same(plain, await draw(schnell, { prompt: 'a cat' })), 'and comes out exactly after the call');
   t.ok(await same(withKohya, await draw(schnell, { prompt: 'a cat', loras: [{ path: comfy }] })), 'ComfyUI names: the same update');
   t.ok(await same(withKohya, await draw(schnell, { prompt: 'a cat', loras: [{ path: diffusers }] })), 'diffusers q, k, v: the same rows of qkv');
+  // XLabs' names: the image stream's attention of double block 0 (qkv_lora1), no alpha (scale 1).
+  const xlabs = await write('flux-xlabs.safetensors', [
+    f32('double_blocks.0.processor.qkv_lora1.down.weight', [rank, H], down),
+    f32('double_blocks.0.processor.qkv_lora1.up.weight', [3 * H, rank], up),
+  ]);
+  t.ok(await same(withKohya, await draw(schnell, { prompt: 'a cat', loras: [{ path: xlabs }] })), 'XLabs names: the same update');
   t.ok(await same(plain, await draw(schnell, { prompt: 'a cat', loras: [{ path: kohya, weight: 0 }] })), 'weight 0 changes nothing');
   const sdLora = await write('sd-lora.safetensors', [
     f32('lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight', [rank, 32], random(rank * 32, 0.2)),

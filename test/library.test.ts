@@ -28,8 +28,8 @@ async function rgbOf(image: GeneratedImage): Promise<Buffer> {
 t.test('reports the engine, samplers and schedulers it has', async (t) => {
   t.ok(systemInfo().backends.includes('cpu'));
   t.same(samplers(), ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim',
-    'lms', 'ipndm', 'ipndm_v', 'plms', 'ddim_trailing', 'tcd']);
-  t.same(schedulers(), ['discrete', 'karras', 'exponential', 'lcm', 'simple', 'sgm_uniform', 'flux']);
+    'lms', 'ipndm', 'ipndm_v', 'plms', 'ddim_trailing', 'tcd', 'res_multistep']);
+  t.same(schedulers(), ['discrete', 'karras', 'exponential', 'lcm', 'simple', 'sgm_uniform', 'flux', 'beta', 'smoothstep']);
   t.same([model.info.family, model.info.prediction, model.info.inpainting, model.info.defaultWidth],
     ['sd1', 'eps', false, 512]);
   t.equal(model.path, path.resolve(checkpoint));

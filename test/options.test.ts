@@ -67,7 +67,7 @@ t.test('rejects each wrong option with a message that names it, what is allowed 
     ['onProgress that is not a function', { onProgress: 'log' }, 'txt2img', TypeError,
       'Expected function for onProgress but received "log" of type string'],
     ['scheduler "linear"', { scheduler: 'linear' }, 'txt2img', RangeError,
-      'Expected one of discrete, karras, exponential, lcm, simple, sgm_uniform, flux for scheduler but received "linear" of type string'],
+      'Expected one of discrete, karras, exponential, lcm, simple, sgm_uniform, flux, beta, smoothstep for scheduler but received "linear" of type string'],
   ];
   for (const [what, options, mode, kind, message] of cases) {
     t.throws(() => check(options, mode), new kind(message), what);
@@ -78,8 +78,8 @@ t.test('lists the known samplers when the sampler is unknown', async (t) => {
   t.throws(() => check({ sampler: 'unipc' }), {
     name: 'RangeError',
     message: 'Expected one of euler_a, euler, heun, dpm2, dpm++2s_a, dpm++2m, lcm, ddim, lms, ipndm, ipndm_v, plms, '
-      + 'ddim_trailing, tcd or their AUTOMATIC1111 names (Euler a, Euler, Heun, DPM2, DPM++ 2S a, DPM++ 2M, LCM, DDIM, '
-      + 'LMS, iPNDM, iPNDM_v, PLMS, DDIM Trailing, TCD, with an optional " Karras" or " Exponential") or k-lms, k_lms '
+      + 'ddim_trailing, tcd, res_multistep or their AUTOMATIC1111 names (Euler a, Euler, Heun, DPM2, DPM++ 2S a, DPM++ 2M, LCM, DDIM, '
+      + 'LMS, iPNDM, iPNDM_v, PLMS, DDIM Trailing, TCD, RES Multistep, with an optional " Karras" or " Exponential") or k-lms, k_lms '
       + 'for sampler but received "unipc" of type string',
   });
 });
@@ -134,6 +134,7 @@ t.test('fills in the defaults of the common tools, with the size by model family
     strength: 1, vaeTiling: false, tiling: false, vaeDecoder: 'vae', previewEvery: 0, maskedStart: 'original',
     originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
     aestheticScore: 6, negativeAestheticScore: 2.5, guidance: 3.5, flowShift: 0,
+    slgScale: 0, slgStart: 0.01, slgEnd: 0.2,
   });
   t.same([prompt, negativePrompt, maskBlur], ['', '', 0]);
 
@@ -166,6 +167,7 @@ t.test('keeps the values it is given', async (t) => {
     clipSkip: 2, count: 16, strength: 1, vaeTiling: true, tiling: false, vaeDecoder: 'taesd', previewEvery: 5, maskedStart: 'original',
     originalWidth: 0, originalHeight: 0, cropTop: 0, cropLeft: 0, targetWidth: 0, targetHeight: 0,
     aestheticScore: 6, negativeAestheticScore: 2.5, guidance: 3.5, flowShift: 0,
+    slgScale: 0, slgStart: 0.01, slgEnd: 0.2,
   });
   t.equal(normalized.prompt, 'a cat');
   t.equal(normalized.negativePrompt, 'blurry');

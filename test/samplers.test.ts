@@ -18,15 +18,15 @@ async function pixels(images: Promise<GeneratedImage[]>): Promise<Buffer> {
 }
 
 // lms, ipndm, ipndm_v, plms, ddim_trailing and tcd have their own file, samplers-multistep.test.ts.
-const samplersHere = ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim'];
+const samplersHere = ['euler_a', 'euler', 'heun', 'dpm2', 'dpm++2s_a', 'dpm++2m', 'lcm', 'ddim', 'res_multistep'];
 
 // The schedules of the UNet families; sgm_uniform and flux are the flow models' (FLUX.1, SD3).
-const unetSchedules = ['discrete', 'karras', 'exponential', 'lcm', 'simple'];
+const unetSchedules = ['discrete', 'karras', 'exponential', 'lcm', 'simple', 'beta', 'smoothstep'];
 
-t.test('euler_a … ddim run with every schedule, deterministically', async (t) => {
+t.test('euler_a … res_multistep run with every schedule, deterministically', async (t) => {
   t.same(samplers().filter((s) => samplersHere.includes(s)), samplersHere);
   t.same(schedulers().filter((s) => unetSchedules.includes(s)), unetSchedules);
-  await t.rejects(model.textToImage({ ...quick, scheduler: 'flux' }), { name: 'RangeError', message: /one of discrete, karras, exponential, lcm, simple for this model/ },
+  await t.rejects(model.textToImage({ ...quick, scheduler: 'flux' }), { name: 'RangeError', message: /one of discrete, karras, exponential, lcm, simple, beta, smoothstep for this model/ },
     'a flow model\'s schedule is refused for SD, naming the ones it takes');
   const seen = new Map<string, string>();
   for (const sampler of samplersHere) {

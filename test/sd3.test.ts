@@ -10,7 +10,7 @@ import t from 'tap';
 import { loadModel, type GeneratedImage, type Model } from '../lib/index.js';
 import { cpu, samePixels } from './fixtures/draw.js';
 import { encodeGguf } from './fixtures/gguf.js';
-import { readSafetensorsHeader } from './fixtures/safetensors.js';
+import { encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
 import { tinyClipGBytes, writeTinySd3, type TinySd3Files } from './fixtures/sd3.js';
 
 const dir = t.testdir();
@@ -114,6 +114,46 @@ t.test('CLIP-G takes the CLIP ids unless promptTokens.clipG gives its own', asyn
 t.test('FLUX.1 options do nothing: SD3 has no distilled guidance', async (t) => {
   t.ok(await same(await draw(sd3, { guidance: 1 }), await draw(sd3, { guidance: 8 })));
   t.ok(await same(await draw(sd35, { guidance: 1 }), await draw(sd35, { guidance: 8 })));
+});
+
+t.test('SD3 LoRAs in kohya, ComfyUI and diffusers names merge for the call and come out exactly, attn2 too', async (t) => {
+  const H = 128;  // the tiny MMDiT's width: 2 heads of 64
+  const rank = 4;
+  let seed = 11;
+  const random = (n: number) => Float32Array.from({ length: n }, () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return (seed / 2 ** 31 - 0.5) * 0.4;
+  });
+  const f32 = (name: string, shape: number[], values: Float32Array) => ({ name, dtype: 'F32' as const, shape, data: Buffer.from(values.buffer, values.byteOffset, values.byteLength) });
+  const write = async (name: string, tensors: ReturnType<typeof f32>[]) => {
+    const file = path.join(dir, name);
+    await writeFile(file, encodeSafetensors(tensors, {}));
+    return file;
+  };
+  const down = random(rank * H);
+  const up = random(3 * H * rank);
+  const third = (i: number) => up.subarray(i * H * rank, (i + 1) * H * rank);
+  for (const [module, diffusersModule] of [['x_block_attn_qkv', 'attn.to_'], ['context_block_attn_qkv', 'attn.add_'], ['x_block_attn2_qkv', 'attn2.to_']]) {
+    const kohya = await write(`sd3-kohya-${module}.safetensors`, [
+      f32(`lora_unet_joint_blocks_0_${module}.lora_down.weight`, [rank, H], down),
+      f32(`lora_unet_joint_blocks_0_${module}.lora_up.weight`, [3 * H, rank], up),
+    ]);
+    const comfy = await write(`sd3-comfy-${module}.safetensors`, [
+      f32(`diffusion_model.joint_blocks.0.${module.replace(/_(attn2?)_qkv$/, '.$1.qkv')}.lora_A.weight`, [rank, H], down),
+      f32(`diffusion_model.joint_blocks.0.${module.replace(/_(attn2?)_qkv$/, '.$1.qkv')}.lora_B.weight`, [3 * H, rank], up),
+    ]);
+    const suffix = (p: string) => (diffusersModule === 'attn.add_' ? `${p}_proj` : p);
+    const diffusers = await write(`sd3-diffusers-${module}.safetensors`, ['q', 'k', 'v'].flatMap((p, i) => [
+      f32(`transformer.transformer_blocks.0.${diffusersModule}${suffix(p)}.lora_A.weight`, [rank, H], down),
+      f32(`transformer.transformer_blocks.0.${diffusersModule}${suffix(p)}.lora_B.weight`, [H, rank], third(i)),
+    ]));
+    const plain = await draw(sd35);
+    const withKohya = await draw(sd35, { loras: [{ path: kohya }] });
+    t.notOk(await same(plain, withKohya), `${module}: the LoRA changes the image`);
+    t.ok(await same(plain, await draw(sd35)), `${module}: and comes out exactly after the call`);
+    t.ok(await same(withKohya, await draw(sd35, { loras: [{ path: comfy }] })), `${module}: ComfyUI names, the same update`);
+    t.ok(await same(withKohya, await draw(sd35, { loras: [{ path: diffusers }] })), `${module}: diffusers q, k, v, the same rows of qkv`);
+  }
 });
 
 t.test('a missing or broken component is an error naming it', async (t) => {

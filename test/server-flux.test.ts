@@ -48,6 +48,16 @@ t.test('started with the component options, M1 and OpenAI requests get FLUX.1 PN
   t.ok(ids.includes('flux1-schnell'), 'named after the diffusion model\'s file');
 });
 
+t.test('with lowMemory (--low-memory) a component model draws the same image', async (t) => {
+  const usual = await startTestServer(t, { modelComponents: { ...files, t5Tokenizer } });
+  const low = await startTestServer(t, { modelComponents: { ...files, t5Tokenizer }, lowMemory: true });
+  const [a, b] = [await m1Image(usual.url, { prompt: 'a cat', seed: '5' }), await m1Image(low.url, { prompt: 'a cat', seed: '5' })];
+  const pixels = async (png: Buffer) => sharp(png).raw().toBuffer();
+  t.ok((await pixels(a)).equals(await pixels(b)));
+  t.ok((await pixels(await m1Image(low.url, { prompt: 'a dog', seed: '5' }))).equals(await pixels(await m1Image(usual.url, { prompt: 'a dog', seed: '5' }))),
+    'a second prompt too (the transformer read again after encoding)');
+});
+
 t.test('a models folder shows JSON and folder models by name in the listings, and they generate', async (t) => {
   const models = path.join(dir, 'models');
   // A folder of components under their download names, its tokenizer in tokenizer_2/ as in the FLUX.1 repo.

@@ -100,3 +100,15 @@ t.test('a request for a model no worker offers: named in a 404, or FAILED with N
   const done = await pollTask(`${api}${ok.body.resultUrl}`, (status) => status.status === 'COMPLETE');
   t.equal(done.at(-1)?.imageUrls?.length, 1, 'a model a worker offers still works');
 });
+
+t.test('--max-queue holds against requests that arrive together: as many accepted as it allows, the rest 503 QUEUE_FULL', async (t) => {
+  const dir = outputTestdir(t);
+  const redis = await startRedis(t, dir);
+  // No worker offers the model, so no job leaves the queue while the requests arrive.
+  const { url: api } = await startTestServer(t, { outputDir: path.join(dir, 'output'), redis: redis.url, workers: 0, modelPath: 'ghost', maxQueue: 3 });
+  const answers = await Promise.all(Array.from({ length: 12 }, () =>
+    postForm(`${api}/text-to-image`, { prompt: 'a cat', steps: '1', width: '64', height: '64' })));
+  t.same(answers.map((answer) => answer.status).sort((a, b) => a - b), [200, 200, 200, ...Array<number>(9).fill(503)]);
+  t.ok(answers.filter((answer) => answer.status === 503).every((answer) => answer.body.error?.code === 'QUEUE_FULL'), 'each refusal says QUEUE_FULL');
+  t.match((await getJson(`${api}/health`)).body, { queue: { waiting: 3, running: 0 } });
+});

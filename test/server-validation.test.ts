@@ -73,7 +73,7 @@ t.test('AUTOMATIC1111 sampler names are accepted, and a bad scheduler is a 400 n
   t.equal(status, 200);
   t.equal(body.status, 'QUEUED');
   await expectError(t, postForm(`${url}/text-to-image`, { prompt: 'cat', sampler: 'euler', scheduler: 'linear' }), 400,
-    'INVALID_PARAMETER', /Expected one of discrete, karras, exponential, lcm, simple, sgm_uniform, flux for scheduler/);
+    'INVALID_PARAMETER', /Expected one of discrete, karras, exponential, lcm, simple, sgm_uniform, flux, beta, smoothstep for scheduler/);
 });
 
 t.test('vae_tiling takes true/false, 1/0 or a checkbox\'s "on", reaches the library, and rejects anything else', async (t) => {

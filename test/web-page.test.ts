@@ -1,6 +1,7 @@
 // The web page at / in a real browser (Debian's chromium through playwright-core): a prompt
 // becomes an image in the gallery with its settings, a painted mask goes out with an inpainting
-// request, a waiting job is cancelled, the fields follow a FLUX.1 model's family, and the page
+// request, a waiting job is cancelled, the fields follow a FLUX.1 model's family (a Kontext model's
+// image to image edits by instruction), and the page
 // works behind an API key and under --api-prefix. Screenshots of the page are saved under
 // .tap/web-page/ to look at.
 
@@ -261,6 +262,52 @@ function webPageTests(browser: Browser): void {
     t.equal(await sampler.inputValue(), 'euler_a', 'SD\'s sampler as before');
     t.same(problems, [], 'no script errors');
   });
+
+  t.test('with a FLUX.1 Kontext model, image to image edits the image by the prompt: a hint, no strength, the image\'s size',
+    async (t) => {
+      const dir = outputTestdir(t);
+      const modelsDir = path.join(dir, 'models');
+      const outputDir = path.join(dir, 'output');
+      await writeTinyCheckpoint(modelsDir, { name: 'sd.safetensors' });
+      const dev = await writeTinyFlux(path.join(dir, 'flux-parts'), { variant: 'flux-dev' });
+      await writeFile(path.join(modelsDir, 'flux1-kontext-dev.json'), JSON.stringify(dev));
+      const { url } = await startTestServer(t, { modelsDir, outputDir });
+      const { page, problems } = await openPage(t, browser, url);
+
+      const model = page.getByLabel('Model', { exact: true });
+      const strength = page.getByLabel('Strength', { exact: true });
+      const hint = page.locator('#kontext-hint');
+      await model.locator('option[value="flux1-kontext-dev"]').waitFor({ state: 'attached' });
+      await page.getByLabel('Image to image', { exact: true }).check();
+      await model.selectOption('sd');
+      t.ok(await strength.isVisible(), 'an SD model takes a strength');
+      t.ok(await hint.isHidden());
+      await model.selectOption('flux1-kontext-dev');
+      t.ok(await strength.isHidden(), 'Kontext noises nothing: no strength');
+      await waitForText(hint, /reads the image beside the prompt/);
+      t.equal(await page.getByLabel('Width', { exact: true }).getAttribute('placeholder'), 'image\'s', 'empty, the size is the image\'s');
+
+      await page.getByLabel('Image file (PNG, JPEG or WebP)', { exact: true })
+        .setInputFiles({ name: 'photo.png', mimeType: 'image/png', buffer: await gradientPng(96, 64) });
+      await page.getByLabel('Prompt', { exact: true }).fill('make the sky red');
+      await fillFields(page, { Steps: '1', Seed: '2' });
+      await page.screenshot({ path: path.join(screenshotDir, 'kontext.png'), fullPage: true });
+      await page.getByRole('button', { name: 'Generate' }).click();
+      await waitForText(page.locator('#job-list'), /Done/i, 60_000);
+      await page.getByRole('button', { name: /^Image 1 of "make the sky red"/ }).locator('img').waitFor();
+      const [id] = await jobFolders(outputDir);
+      const job = JSON.parse(await readFile(path.join(outputDir, id as string, 'job.json'), 'utf8')) as
+        { mode: string; uploads: Record<string, string>; parameters: Record<string, unknown> };
+      t.match(job, { mode: 'img2img', model: 'flux1-kontext-dev', uploads: { reference1: /^reference1\./ } });
+      t.notOk('image' in job.uploads, 'the image is a reference, not a start');
+      t.notOk('strength' in job.parameters);
+      t.match(await sharp(path.join(outputDir, id as string, '1.png')).metadata(), { width: 96, height: 64 }, 'the image\'s size');
+
+      await model.selectOption('sd');
+      t.ok(await strength.isVisible(), 'the strength comes back');
+      t.ok(await hint.isHidden());
+      t.same(problems, [], 'no script errors');
+    });
 
   t.test('a waiting job can be cancelled; a running one shows its progress and live preview', async (t) => {
     const model = new FakeModel({ open: false });

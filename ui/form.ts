@@ -11,11 +11,12 @@ import type { FamilyDefaults, FlowFamily } from '../server/dialects/model-family
 import { byId } from './dom.js';
 import { jobKinds, type JobKind } from './jobs.js';
 
-/** A model of GET /v1/models: flow models (FLUX.1, SD3) say their family, with its defaults. */
+/** A model of GET /v1/models: flow models (FLUX.1, SD3) say their family, with its defaults; FLUX.1 Kontext says so. */
 export interface ModelChoice {
   id: string;
   family?: FlowFamily;
   defaults?: FamilyDefaults;
+  kontext?: boolean;
 }
 
 /** The placeholders and size step the page is written with: those of the UNet models (SD 1.x, 2.x, SDXL). */
@@ -131,9 +132,13 @@ export class GenerateForm {
 
   /** The chosen model's flow defaults; undefined for a UNet model or one whose family the server does not know. */
   #flowDefaults(): (FamilyDefaults & { family: FlowFamily }) | undefined {
-    const name = this.#select('model').value || this.#defaultModel;
-    const model = this.#models.find(({ id }) => id === name);
+    const model = this.#chosenModel();
     return model?.family && model.defaults ? { ...model.defaults, family: model.family } : undefined;
+  }
+
+  #chosenModel(): ModelChoice | undefined {
+    const name = this.#select('model').value || this.#defaultModel;
+    return this.#models.find(({ id }) => id === name);
   }
 
   // A flow model takes its own samplers and schedules, sizes in steps of 16 (2×2 patches of 8-pixel
@@ -148,10 +153,7 @@ export class GenerateForm {
     this.#offer('scheduler', [['', defaultSchedule], ...schedules.map((name): [string, string] => [name, scheduleName(name)])], '');
     this.#number('steps').placeholder = flow ? String(flow.steps) : unet.steps;
     this.#number('cfg_scale').placeholder = flow ? String(flow.cfgScale) : unet.cfgScale;
-    for (const name of sizeFields) {
-      this.#number(name).placeholder = flow ? String(flow.size) : unet.size;
-      this.#number(name).step = flow ? '16' : unet.sizeStep;
-    }
+    for (const name of sizeFields) this.#number(name).step = flow ? '16' : unet.sizeStep;
     // Only FLUX.1 dev was distilled with a guidance input; a hidden field is also disabled, so it is not sent.
     const guidance = this.#number('guidance');
     const withGuidance = flow?.family === 'flux-dev';
@@ -159,6 +161,8 @@ export class GenerateForm {
     guidance.disabled = !withGuidance;
     if (flow) guidance.placeholder = String(flow.guidance);
     this.#enableNegativePrompt();
+    // FLUX.1 Kontext reads the input image as a reference: no strength, a hint on how to prompt it.
+    this.#showMode();
   }
 
   // At cfg 1 a flow model runs one pass per step, which never reads the negative prompt (FLUX.1's
@@ -194,10 +198,16 @@ export class GenerateForm {
     if (value !== undefined && value !== '') this.#input(name).value = value;
   }
 
+  // Elements show in their data-modes; data-kontext="only" ones only for a FLUX.1 Kontext model, "never" ones never for one.
   #showMode(): void {
     const mode = this.mode;
+    const kontext = this.#chosenModel()?.kontext === true;
+    // A Kontext edit makes the input image's size unless one is given.
+    const size = kontext && mode === 'image-to-image' ? 'image\'s' : String(this.#flowDefaults()?.size ?? this.#unetFields.size);
+    for (const name of sizeFields) this.#number(name).placeholder = size;
     for (const element of this.element.querySelectorAll<HTMLElement>('[data-modes]')) {
-      const shown = (element.dataset.modes ?? '').split(' ').includes(mode);
+      const forModel = element.dataset.kontext === undefined || (element.dataset.kontext === 'only') === kontext;
+      const shown = forModel && (element.dataset.modes ?? '').split(' ').includes(mode);
       element.hidden = !shown;
       // A disabled fieldset's fields are left out of the form data.
       if (element instanceof HTMLFieldSetElement) element.disabled = !shown;

@@ -160,6 +160,11 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   }
   if (!o.Get("guidance").IsUndefined()) r.guidance = static_cast<float>(numberField(o, "guidance"));
   if (!o.Get("flowShift").IsUndefined()) r.flowShift = static_cast<float>(numberField(o, "flowShift"));
+  // Optional: skip-layer guidance.
+  if (!o.Get("slgScale").IsUndefined()) r.slgScale = static_cast<float>(numberField(o, "slgScale"));
+  if (!o.Get("skipLayers").IsUndefined()) r.skipLayers = typedArrayField<int32_t, napi_int32_array>(o, "skipLayers", false);
+  if (!o.Get("slgStart").IsUndefined()) r.slgStart = static_cast<float>(numberField(o, "slgStart"));
+  if (!o.Get("slgEnd").IsUndefined()) r.slgEnd = static_cast<float>(numberField(o, "slgEnd"));
   return r;
 }
 
@@ -179,6 +184,7 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
     if (!options.Get(name).IsUndefined()) *field = stringField(options, name);
   }
   if (!options.Get("keepTextEncoders").IsUndefined()) p.keepTextEncoders = boolField(options, "keepTextEncoders");
+  if (!options.Get("lowMemory").IsUndefined()) p.lowMemory = boolField(options, "lowMemory");
   return p;
 }
 

@@ -77,6 +77,11 @@ struct LoadParams {
   // for a prompt not encoded recently (the last 8 are kept), used, and freed again, so T5-XXL's
   // 9.5 GB (f16) are resident only while a new prompt is encoded.
   bool keepTextEncoders = false;
+  // Flow models: never hold the transformer and the text encoders at once. The transformer is freed
+  // while a new prompt is encoded and loaded again after, so peak memory is the larger of the two
+  // rather than their sum, at the cost of reading the transformer's file again for each new prompt.
+  // Not with keepTextEncoders.
+  bool lowMemory = false;
 };
 
 struct ModelInfo {
@@ -231,6 +236,13 @@ struct Request {
   float flowShift = 0.0f;
   // FLUX.1 Kontext: images whose latents the transformer reads as extra tokens (at most 4).
   std::vector<ReferenceImage> referenceImages;
+  // Skip-layer guidance (flow transformers; SD3.5 medium's model card uses it): on the steps
+  // between slgStart and slgEnd (fractions of the schedule), the prediction moves by slgScale times
+  // (prediction - the prediction with the blocks in skipLayers left out). 0 turns it off.
+  float slgScale = 0.0f;
+  std::vector<int32_t> skipLayers = {7, 8, 9};
+  float slgStart = 0.01f;
+  float slgEnd = 0.2f;
 };
 
 // A cheap look at a running image: with a TAESD loaded, its decode at the image's size; otherwise one

@@ -1,6 +1,7 @@
 // The flags that give a model as component files (FLUX.1 and SD3 as they are downloaded), shared
 // by serve, worker, generate and info: --diffusion-model with --clip-l, --clip-g, --t5xxl, --vae,
-// and --t5-tokenizer for T5's vocabulary.
+// --t5-tokenizer for T5's vocabulary, and --kontext for a FLUX.1 Kontext file whose name does not
+// say so (Kontext has FLUX.1 dev's tensors).
 
 import type { ModelComponentSet } from '../models/components.js';
 import { InvalidFieldError } from '../parse.js';
@@ -12,6 +13,7 @@ export const componentOptionSpec = {
   t5xxl: { type: 'string' },
   vae: { type: 'string' },
   't5-tokenizer': { type: 'string' },
+  kontext: { type: 'boolean' },
 } as const;
 
 /** Help lines for the flags, indented as the commands' own. */
@@ -24,12 +26,15 @@ export const componentUsage = `      --diffusion-model <file>  A model given as 
       --vae <file>         its 16-channel VAE (FLUX.1's ae.safetensors; SD3 has its own),
       --t5-tokenizer <file> T5's vocabulary: spiece.model or tokenizer.json from FLUX.1's
                            tokenizer_2/ or SD3's tokenizer_3/ folder (sdnode ships none;
-                           without it prompts fail).`;
+                           without it prompts fail).
+      --kontext            the diffusion model is FLUX.1 Kontext (needed only when its file name
+                           lacks "kontext"): image-to-image requests to the server send their
+                           images as Kontext's reference images.`;
 
 const companions = ['clip-l', 'clip-g', 't5xxl', 'vae', 't5-tokenizer'] as const;
 const keyOf = { 'clip-l': 'clipL', 'clip-g': 'clipG', t5xxl: 't5xxl', vae: 'vae', 't5-tokenizer': 't5Tokenizer' } as const;
 
-type ComponentValues = Partial<Record<keyof typeof componentOptionSpec, string>> & { model?: string };
+type ComponentValues = Partial<Record<Exclude<keyof typeof componentOptionSpec, 'kontext'>, string>> & { kontext?: boolean; model?: string };
 
 /**
  * The component set the flags give, or undefined without --diffusion-model. A companion flag
@@ -40,6 +45,10 @@ type ComponentValues = Partial<Record<keyof typeof componentOptionSpec, string>>
 export function componentFlags(values: ComponentValues, options: { tokenizerAlone?: boolean } = {}): ModelComponentSet | undefined {
   const diffusionModel = values['diffusion-model'];
   if (diffusionModel === undefined) {
+    if (values.kontext === true) {
+      throw new InvalidFieldError('--kontext', '--kontext marks the model given with --diffusion-model <file> as FLUX.1 Kontext; '
+        + 'in a models folder, give its JSON file "kontext": true instead (or a name containing "kontext")');
+    }
     const stray = companions.find((flag) => values[flag] !== undefined && !(flag === 't5-tokenizer' && options.tokenizerAlone));
     if (stray !== undefined) {
       throw new InvalidFieldError(`--${stray}`, `--${stray} is a component of a model given as files: add --diffusion-model <file> `
@@ -56,5 +65,6 @@ export function componentFlags(values: ComponentValues, options: { tokenizerAlon
     const file = values[flag];
     if (file !== undefined) set[keyOf[flag]] = file;
   }
+  if (values.kontext === true) set.kontext = true;
   return set;
 }

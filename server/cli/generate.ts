@@ -6,10 +6,15 @@
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { parseArgs } from 'node:util';
+
+import sharp from 'sharp';
+
 import {
   generate, loadModel, samplers, schedulers, SdnodeError, weightTypes, type GenerateOptions, type GeneratedImage, type Model, type Progress,
 } from '../../lib/index.js';
-import type { ModelComponentSet } from '../models/components.js';
+import { referenceSize } from '../../lib/reference-images.js';
+import { maxReferenceImages } from '../dialects/kontext.js';
+import { libraryComponents, markedKontext, type ModelComponentSet } from '../models/components.js';
 import { refinerSwitchAtRange } from '../jobs/parameters.js';
 import { InvalidFieldError, parseDecimal, parseInteger } from '../parse.js';
 import {
@@ -17,10 +22,12 @@ import {
 } from './common.js';
 import { componentFlags, componentOptionSpec, componentUsage } from './components.js';
 import { writeImages } from './output-files.js';
+import { resolveModelFlag } from './pull.js';
 import { ProgressBar } from './progress-bar.js';
 
 const optionSpec = {
   model: { type: 'string', short: 'm' },
+  pull: { type: 'boolean' },
   ...componentOptionSpec,
   prompt: { type: 'string', short: 'p' },
   'negative-prompt': { type: 'string', short: 'n' },
@@ -30,6 +37,11 @@ const optionSpec = {
   'cfg-scale': { type: 'string' },
   guidance: { type: 'string' },
   'flow-shift': { type: 'string' },
+  'slg-scale': { type: 'string' },
+  'skip-layers': { type: 'string' },
+  'skip-layer-start': { type: 'string' },
+  'skip-layer-end': { type: 'string' },
+  'low-memory': { type: 'boolean' },
   sampler: { type: 'string' },
   'sampling-method': { type: 'string' },
   scheduler: { type: 'string' },
@@ -41,6 +53,7 @@ const optionSpec = {
   mask: { type: 'string' },
   'mask-blur': { type: 'string' },
   'masked-start': { type: 'string' },
+  'reference-image': { type: 'string', multiple: true },
   'vae-tiling': { type: 'boolean' },
   taesd: { type: 'string' },
   'vae-decoder': { type: 'string' },
@@ -68,8 +81,10 @@ export const generateUsage = `Usage: sdnode generate -m <model> -p <prompt> [opt
 Makes images from the terminal and saves them as PNG (with the generation parameters in a
 "parameters" text chunk, as AUTOMATIC1111 writes them).
 
-  -m, --model <file>            Checkpoint (.safetensors or .gguf). Required, unless the model is
-                                given as components:
+  -m, --model <file>            Checkpoint (.safetensors or .gguf), or a model reference (sd-turbo,
+                                hf:<owner>/<repo>/<file>, https://…) downloaded with sdnode pull.
+                                Required, unless the model is given as components:
+      --pull                    Download the --model reference first if it is not there yet.
 ${componentUsage}
   -p, --prompt <text>           What to draw; (word:1.2) emphasis as in AUTOMATIC1111.
   -n, --negative-prompt <text>  What to steer away from.
@@ -82,18 +97,30 @@ ${componentUsage}
                                 (default 3.5); other models ignore it.
       --flow-shift <x>          FLUX.1: the shift of the flow schedule, 0.1–100 (default the
                                 family's).
+      --slg-scale <x>           Skip-layer guidance (SD3.5, SD3, FLUX.1), 0–100 (default 0: off;
+                                SD3.5 medium's card: 2.5). With --skip-layers <7,8,9> (the blocks
+                                left out), --skip-layer-start <0.01> and --skip-layer-end <0.2>
+                                (the part of the schedule it runs in), as stable-diffusion.cpp.
+      --low-memory              Models given as components: never hold the transformer and the
+                                text encoders at once (peak memory the larger of the two).
       --sampler <name>          ${samplers().join(', ')} or AUTOMATIC1111's names ("DPM++ 2M
                                 Karras"); default euler_a. Also --sampling-method.
       --scheduler <name>        ${schedulers().join(', ')} (default discrete).
   -s, --seed <n>                Seed of the first image, 0–4294967295; image i uses seed + i
                                 (default random, printed with each file).
       --count <n>               Images to make, 1–16 (default 1). Also -b, --batch-count.
-  -i, --init-img <file>         Start from this image (PNG, JPEG, WebP): image-to-image.
+  -i, --init-img <file>         Start from this image (PNG, JPEG, WebP): image-to-image. FLUX.1
+                                Kontext (--kontext, or "kontext" in the file's name): without
+                                --strength or --mask, the image to edit as the prompt says, read
+                                as the first --reference-image; the size defaults to the image's
+                                (in 16s, at most about a megapixel).
       --strength <x>            With -i: how much to change it, 0–1 (default 0.75).
       --mask <file>             With -i: inpaint where the mask is white, keep where black.
       --mask-blur <px>          With --mask: soft mask edges, 0–64 (default 4).
       --masked-start <original|noise|zeros>
                                 With --mask: what the masked area starts from (default original).
+      --reference-image <file>  FLUX.1 (Kontext): an image the model reads beside the prompt
+                                ("make the car in this photo red"); repeat for up to ${maxReferenceImages}.
       --vae-tiling              Decode in 512-pixel tiles: bounded memory for large images.
       --taesd <file>            Load a TAESD decoder (taesd_decoder.safetensors) for --vae-decoder.
       --vae-decoder <vae|taesd> What decodes the image: the model's VAE (default) or the TAESD, a
@@ -118,9 +145,12 @@ Ctrl-C stops after the current step (exit code 130) and writes nothing.
 
 Examples:
   npx sdnode generate -m ./v1-5-pruned-emaonly.safetensors -p "a corgi in a field" --steps 20 -s 42 -o corgi.png
-  npx sdnode generate --diffusion-model flux1-dev.safetensors --clip-l clip_l.safetensors \
-    --t5xxl t5xxl_fp16.safetensors --vae ae.safetensors --t5-tokenizer tokenizer_2/spiece.model \
-    -p "a corgi in a field" --guidance 3.5 -o corgi.png`;
+  npx sdnode generate --diffusion-model flux1-dev.safetensors --clip-l clip_l.safetensors \\
+    --t5xxl t5xxl_fp16.safetensors --vae ae.safetensors --t5-tokenizer tokenizer_2/spiece.model \\
+    -p "a corgi in a field" --guidance 3.5 -o corgi.png
+  npx sdnode generate --diffusion-model flux1-kontext-dev.safetensors --clip-l clip_l.safetensors \\
+    --t5xxl t5xxl_fp16.safetensors --vae ae.safetensors --t5-tokenizer tokenizer_2/spiece.model \\
+    -i car.png -p "make the car red" -o red-car.png`;
 
 // Library option → the flag that sets it, for rewording the library's messages.
 const flagOf: Readonly<Record<string, string>> = {
@@ -129,8 +159,9 @@ const flagOf: Readonly<Record<string, string>> = {
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', maskedStart: '--masked-start', rng: '--rng',
   clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
   taesd: '--taesd', vaeDecoder: '--vae-decoder', 'refiner.model': '--refiner', 'refiner.switchAt': '--refiner-switch-at',
-  guidance: '--guidance', flowShift: '--flow-shift', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
-  t5xxl: '--t5xxl', vae: '--vae', t5Tokenizer: '--t5-tokenizer',
+  guidance: '--guidance', flowShift: '--flow-shift', slgScale: '--slg-scale', skipLayers: '--skip-layers', slgStart: '--skip-layer-start',
+  slgEnd: '--skip-layer-end', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
+  t5xxl: '--t5xxl', vae: '--vae', t5Tokenizer: '--t5-tokenizer', referenceImages: '--reference-image',
 };
 
 // The library's advice names its own options; here the flags say it.
@@ -148,30 +179,42 @@ export async function generateCommand(argv: string[]): Promise<number> {
   let options: GenerateOptions;
   let components: ModelComponentSet | undefined;
   let output: string;
+  const pulled = values.model === undefined ? undefined
+    : await resolveModelFlag(values.model, { pull: values.pull === true, modelsDir: undefined, help });
+  if (typeof pulled === 'number') return pulled;
   try {
-    components = componentFlags(values);
-    options = await generateOptions(values, components);
+    // A pulled model of several files comes as its components, as --diffusion-model and the rest give them.
+    const pulledSet = typeof pulled === 'object' && pulled.components ? { ...pulled.components, t5Tokenizer: pulled.t5Tokenizer } : undefined;
+    components = componentFlags(values) ?? pulledSet;
+    const model = typeof pulled === 'object' ? (pulledSet ? undefined : pulled.path) : pulled;
+    options = await generateOptions({ ...values, model }, components);
     output = await outputFile(values.output ?? defaultOutput);
   } catch (error) {
     if (error instanceof InvalidFieldError) return usageError(error.message, help);
     throw error;
   }
-  return run(options, components, output, values.overwrite === true);
+  if (values['low-memory'] && !components) {
+    return usageError('--low-memory is for a model given as components: --diffusion-model <file> with its --clip-l, --t5xxl and --vae', help);
+  }
+  return run(options, components, output, values.overwrite === true, values['low-memory'] === true);
 }
 
 // A model given as components is loaded here (generate() caches paths only), then drawn with.
-async function generateFromComponents(options: GenerateOptions, components: ModelComponentSet): Promise<GeneratedImage[]> {
+async function generateFromComponents(options: GenerateOptions, components: ModelComponentSet, lowMemory: boolean): Promise<GeneratedImage[]> {
   const { backend, threads, prediction, weightType, taesd, ...call } = options;
-  const { t5Tokenizer, ...files } = components;
-  const model: Model = await loadModel(files, { backend, threads, prediction, weightType, taesd, t5Tokenizer });
+  const { files, t5Tokenizer } = libraryComponents(components);
+  const model: Model = await loadModel(files, { backend, threads, prediction, weightType, taesd, t5Tokenizer, ...(lowMemory && { lowMemory }) });
   try {
-    return await generate({ ...call, model } as GenerateOptions);
+    const edit = model.info.family.startsWith('flux') && editsInitImage(components, call as StartImage);
+    return await generate({ ...(edit ? await asKontextEdit(call) : call), model } as GenerateOptions);
   } finally {
     await model.close();
   }
 }
 
-async function run(options: GenerateOptions, components: ModelComponentSet | undefined, output: string, overwrite: boolean): Promise<number> {
+async function run(
+  options: GenerateOptions, components: ModelComponentSet | undefined, output: string, overwrite: boolean, lowMemory: boolean,
+): Promise<number> {
   const controller = new AbortController();
   const bar = new ProgressBar(process.stdout);
   const removeHandlers = onInterrupt(() => {
@@ -185,7 +228,7 @@ async function run(options: GenerateOptions, components: ModelComponentSet | und
   let images: GeneratedImage[];
   try {
     const call = { ...options, signal: controller.signal, onProgress: reportProgress(bar) };
-    images = components ? await generateFromComponents(call, components) : await generate(call);
+    images = components ? await generateFromComponents(call, components, lowMemory) : await generate(call);
   } catch (error) {
     clearImmediate(notice);
     bar.clear();
@@ -193,6 +236,7 @@ async function run(options: GenerateOptions, components: ModelComponentSet | und
       console.error('sdnode: stopped by Ctrl-C; no images were written');
       return interruptedExitCode;
     }
+    if (error instanceof InvalidFieldError) return usageError(error.message, help);
     if (error instanceof TypeError || error instanceof RangeError) return usageError(namingFlags(error.message), help);
     const tokenizer = error instanceof SdnodeError && error.code === 'ERR_TOKENIZER_MISSING';
     console.error(`sdnode: ${tokenizer ? tokenizerMissing : errorMessage(error)}`);
@@ -212,6 +256,35 @@ async function run(options: GenerateOptions, components: ModelComponentSet | und
   const seconds = (Date.now() - started) / 1000;
   console.log(`${images.length} image${images.length === 1 ? '' : 's'} in ${seconds.toFixed(1)} s`);
   return 0;
+}
+
+type StartImage = { image?: unknown; strength?: unknown; mask?: unknown };
+
+/**
+ * Whether a model marked FLUX.1 Kontext (--kontext, or its file's name) edits the -i image as the
+ * prompt says, as the server's image-to-image doors do: without --strength or --mask, the image is
+ * its first reference image. Once loaded, the model must also be FLUX.1.
+ */
+function editsInitImage(components: ModelComponentSet | undefined, start: StartImage): boolean {
+  return components !== undefined && markedKontext(components.kontext, '', [components.diffusionModel])
+    && start.image !== undefined && start.strength === undefined && start.mask === undefined;
+}
+
+/** The Kontext edit of the -i image: its first reference image, and the size defaults to the image's. */
+async function asKontextEdit(call: GenerateOptions): Promise<GenerateOptions> {
+  const { image, referenceImages = [], ...rest } = call as GenerateOptions & { image: string };
+  let size: { width: number; height: number };
+  try {
+    const { width = 0, height = 0, autoOrient } = await sharp(image).metadata();
+    size = referenceSize(autoOrient?.width ?? width, autoOrient?.height ?? height);
+  } catch (error) {
+    throw new InvalidFieldError('--init-img', `Expected PNG, JPEG or WebP image for --init-img but received ${image}: ${errorMessage(error)}`);
+  }
+  // Flow models take at least 64 pixels a side.
+  return {
+    ...rest, referenceImages: [image, ...referenceImages],
+    width: call.width ?? Math.max(64, size.width), height: call.height ?? Math.max(64, size.height),
+  } as GenerateOptions;
 }
 
 // A bar per step on a terminal; otherwise a line when each image has finished its steps.
@@ -250,7 +323,15 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
   if (values.refiner === undefined && values['refiner-switch-at'] !== undefined) {
     throw new InvalidFieldError('--refiner-switch-at', '--refiner-switch-at needs the refiner: --refiner <file>');
   }
+  const references = values['reference-image'] ?? [];
+  const readAsReference = editsInitImage(components, { image, strength: values.strength, mask: values.mask });
+  if (references.length + Number(readAsReference) > maxReferenceImages) {
+    throw new InvalidFieldError('--reference-image', `Expected at most ${maxReferenceImages} images for --reference-image`
+      + `${readAsReference ? ' and -i, which this Kontext model reads as one' : ''} (FLUX.1 Kontext's reference images) `
+      + `but received ${references.length + Number(readAsReference)}`);
+  }
   await readable('--init-img', image);
+  for (const file of references) await readable('--reference-image', file);
   await readable('--mask', values.mask);
   await readable('--taesd', values.taesd);
   await readable('--refiner', values.refiner);
@@ -267,6 +348,10 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
     cfgScale: decimal('--cfg-scale', values['cfg-scale']),
     guidance: decimal('--guidance', values.guidance),
     flowShift: decimal('--flow-shift', values['flow-shift']),
+    slgScale: decimal('--slg-scale', values['slg-scale']),
+    skipLayers: skipLayers(values['skip-layers']),
+    slgStart: decimal('--skip-layer-start', values['skip-layer-start']),
+    slgEnd: decimal('--skip-layer-end', values['skip-layer-end']),
     sampler: eitherFlag(values, 'sampler', 'sampling-method'),
     scheduler: values.scheduler,
     seed: integer('--seed', values.seed),
@@ -276,6 +361,7 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
     mask: values.mask,
     maskBlur: integer('--mask-blur', values['mask-blur']),
     maskedStart: values['masked-start']?.toLowerCase(),
+    referenceImages: references.length > 0 ? references : undefined,
     vaeTiling: values['vae-tiling'],
     taesd: values.taesd,
     vaeDecoder: values['vae-decoder']?.toLowerCase(),
@@ -294,6 +380,13 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
   };
   // generate() checks every value (rng, weightType, sampler names, ranges) before it loads anything.
   return options as unknown as GenerateOptions;
+}
+
+// "7,8,9" or stable-diffusion.cpp's "[7,8,9]"; the library checks the values.
+function skipLayers(text: string | undefined): number[] | undefined {
+  if (text === undefined) return undefined;
+  const items = text.trim().replace(/^\[|\]$/g, '').split(/[\s,]+/).filter((item) => item !== '');
+  return items.map((item) => parseInteger('--skip-layers', item, { min: 0, max: 255 }));
 }
 
 async function readable(flag: string, file: string | undefined): Promise<void> {
@@ -317,10 +410,14 @@ async function outputFile(output: string): Promise<string> {
 
 // "Expected integer between 1 and 150 for steps but received 0 of type number"
 //   → "Expected integer between 1 and 150 for --steps but received 0";
-// "refiner.model must be a loaded SDXL … Model (from loadModel()) …" → "--refiner must be an SDXL … model …"
+// "refiner.model must be a loaded SDXL … Model (from loadModel()) …" → "--refiner must be an SDXL … model …";
+// "… image for referenceImages[1] but received file …" → "… image for --reference-image but received file …";
+// "referenceImages are for FLUX.1 (Kontext) models; …" → "--reference-image is for FLUX.1 (Kontext) models; …"
 function namingFlags(message: string): string {
   return message
-    .replace(/ for ([\w.]+) but received /, (whole, option: string) => (flagOf[option] ? ` for ${flagOf[option]} but received ` : whole))
+    .replace(/ for ([\w.]+)(?:\[\d+\])? but received /,
+      (whole, option: string) => (flagOf[option] ? ` for ${flagOf[option]} but received ` : whole))
+    .replace(/^referenceImages are for /, '--reference-image is for ')
     .replace(/^([\w.]+) must be /, (whole, option: string) => (flagOf[option] ? `${flagOf[option]} must be ` : whole))
     .replace(/a loaded (.*) Model \(from loadModel\(\)\)/, 'an $1 model')
     .replace(/ of type \w+$/, '');

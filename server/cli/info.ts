@@ -5,6 +5,7 @@ import path from 'node:path';
 import { familyNames, loadModel, weightTypes, type Model, type ModelComponents, type ModelInfo } from '../../lib/index.js';
 import { InvalidFieldError, parseInteger } from '../parse.js';
 import { errorMessage, formatBytes, oneOf, parseCommand, usageError } from './common.js';
+import { libraryComponents, markedKontext } from '../models/components.js';
 import { componentFlags, componentOptionSpec, componentUsage } from './components.js';
 
 const optionSpec = {
@@ -23,9 +24,9 @@ const listedUnused = 10;
 export const infoUsage = `Usage: sdnode info <model> [options]
        sdnode info --diffusion-model <file> [--clip-l <file>] [--t5xxl <file>] [--vae <file>] [options]
 
-Loads a checkpoint (or a model given as components) and tells what it is: family, prediction,
-default image size, each component's file, the types its weights are stored in, their size in
-memory, and weights no part of the network used.
+Loads a checkpoint (or a model given as components) and tells what it is: family (FLUX.1 Kontext
+by --kontext or its file name), prediction, default image size, each component's file, the types
+its weights are stored in, their size in memory, and weights no part of the network used.
 
 ${componentUsage}
       --weight-type <type>  Report the memory after converting on load: ${weightTypes.join(', ')}.
@@ -42,10 +43,12 @@ export async function infoCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   let source: string | ModelComponents;
   let t5Tokenizer: string | undefined;
+  let kontextFlag: boolean | undefined;
   try {
     const components = componentFlags({ ...values, model: positionals[0] });
-    if (components) ({ t5Tokenizer, ...source } = components);
+    if (components) ({ files: source, t5Tokenizer } = libraryComponents(components));
     else source = positionals[0] ?? '';
+    kontextFlag = components?.kontext;
   } catch (error) {
     if (error instanceof InvalidFieldError) return usageError(error.message.replace('--model', 'the model argument'), help);
     throw error;
@@ -69,17 +72,20 @@ export async function infoCommand(argv: string[]): Promise<number> {
     console.error(`sdnode: ${errorMessage(error)}`);
     return 1;
   }
+  // As the server tells FLUX.1 Kontext from FLUX.1 dev: by --kontext or the file's name.
+  const kontext = model.info.family.startsWith('flux') && markedKontext(kontextFlag, '', [model.path]);
   try {
-    console.log(values.json ? JSON.stringify({ path: model.path, ...model.info }, null, 2) : describe(model, values['weight-type']));
+    console.log(values.json ? JSON.stringify({ path: model.path, ...model.info, ...(kontext && { kontext }) }, null, 2)
+      : describe(model, values['weight-type'], kontext));
   } finally {
     await model.close();
   }
   return 0;
 }
 
-function describe(model: Model, weightType: string | undefined): string {
+function describe(model: Model, weightType: string | undefined, kontext: boolean): string {
   const info = model.info;
-  const family = familyNames[info.family];
+  const family = familyNames[info.family] + (kontext ? ', Kontext (the server reads image-to-image inputs as reference images)' : '');
   const rows: [string, string][] = [
     ['file', `${formatBytes(info.fileBytes)}, ${info.format}`],
     ...componentRows(info),

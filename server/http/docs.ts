@@ -2,6 +2,7 @@
 // from the swagger-ui-dist package, served from this server: no CDN, works offline). Both stay
 // open when API keys are set; the page's "Authorize" button takes a key.
 
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -46,14 +47,20 @@ const initScript = (prefix: string): string => `window.ui = SwaggerUIBundle({
 /** `info.prefix`: the server's --api-prefix ('' for none), which the document's paths and the page's links carry. */
 export function docsRoutes(api: ApiRegistry, info: { version: string; prefix: string; dialects: { name: string; description: string }[] }): Router {
   const router = Router();
-  let document: Record<string, unknown> | undefined;
-  router.get('/openapi.json', (_req, res) => {
-    document ??= api.document({
-      title: 'sdnode',
-      version: info.version,
-      description: 'Local Stable Diffusion image generation. Every API dialect below feeds one job queue.',
-    }, info.dialects, info.prefix);
-    res.json(document);
+  // Serialized and hashed once: a few hundred KB that res.json would stringify, and Express hash
+  // for its ETag, on the event loop for every request.
+  let document: { body: Buffer; etag: string } | undefined;
+  router.get('/openapi.json', (req, res) => {
+    if (!document) {
+      const body = Buffer.from(JSON.stringify(api.document({
+        title: 'sdnode',
+        version: info.version,
+        description: 'Local Stable Diffusion image generation. Every API dialect below feeds one job queue.',
+      }, info.dialects, info.prefix), null, req.app.get('json spaces') as number | undefined));
+      // The weak ETag Express would make (the etag package's form), so clients see no change.
+      document = { body, etag: `W/"${body.length.toString(16)}-${createHash('sha1').update(body).digest('base64').slice(0, 27)}"` };
+    }
+    res.type('json').set('ETag', document.etag).send(document.body);
   });
   router.get('/docs', (_req, res) => {
     res.type('html').send(docsPage(info.prefix));

@@ -48,6 +48,8 @@ export class BullMqQueue implements JobQueue {
   #unsubscribe: (() => Promise<void>) | undefined;
   #sweeper: NodeJS.Timeout | undefined;
   #closing = false;
+  /** The last admission under --max-queue; the next waits for it. */
+  #admissions: Promise<unknown> = Promise.resolve();
 
   private constructor(connection: RedisConnection, keys: RedisKeys, store: JobStore, workers: WorkerDirectory, options: BullMqQueueOptions) {
     this.#connection = connection;
@@ -77,15 +79,29 @@ export class BullMqQueue implements JobQueue {
     if (this.#closing) throw new QueueClosedError();
     const model = await this.#modelOf(jobId);
     if (model === undefined) throw new Error(`Job ${jobId} is not in the store or names no model`);
-    if (!options.ignoreLimit) {
-      // As the embedded queue: full when enough jobs wait and no worker for this model is free.
-      const [counts, offers, active] = await Promise.all([
-        this.counts(), this.#workers.live(), this.#connection.call(() => this.#queue(model).getActiveCount()),
-      ]);
-      const capacity = offers.filter((offer) => offer.models.some((entry) => entry.name === model))
-        .reduce((sum, offer) => sum + offer.concurrency, 0);
-      if (active >= capacity && counts.waiting >= this.#options.maxWaiting) throw new QueueFullError(this.#options.maxWaiting);
-    }
+    if (options.ignoreLimit) return this.#enqueue(jobId, model);
+    // Checking the bound and adding are several Redis calls: done one job at a time, so that
+    // requests arriving together each count the jobs admitted before them. (Several API
+    // processes still check side by side: each may let one job past the bound at one instant.)
+    const admitted = this.#admissions.then(() => this.#admit(jobId, model));
+    this.#admissions = admitted.catch(() => undefined);
+    return admitted;
+  }
+
+  // As the embedded queue: full when enough jobs wait beyond those the free workers for this
+  // model are about to take (a worker takes a job a moment after it is added, not at once).
+  async #admit(jobId: string, model: string): Promise<void> {
+    const [counts, offers, active] = await Promise.all([
+      this.counts(), this.#workers.live(), this.#connection.call(() => this.#queue(model).getActiveCount()),
+    ]);
+    const capacity = offers.filter((offer) => offer.models.some((entry) => entry.name === model))
+      .reduce((sum, offer) => sum + offer.concurrency, 0);
+    const freeWorkers = Math.max(0, capacity - active);
+    if (counts.waiting >= this.#options.maxWaiting + freeWorkers) throw new QueueFullError(this.#options.maxWaiting);
+    await this.#enqueue(jobId, model);
+  }
+
+  async #enqueue(jobId: string, model: string): Promise<void> {
     await this.#connection.call(async (redis) => {
       await redis.sadd(this.#keys.models, model);
       await this.#queue(model).add('generate', {}, {

@@ -9,8 +9,14 @@ export type JobMode = (typeof jobModes)[number];
 
 export type JobState = 'QUEUED' | 'IN_PROGRESS' | 'COMPLETE' | 'FAILED';
 
+/**
+ * FLUX.1 Kontext's reference images (the library's `referenceImages`, at most 4), in order. An
+ * img2img job with these and no `image` reads them beside the prompt and noises nothing.
+ */
+export const referenceSlots = ['reference1', 'reference2', 'reference3', 'reference4'] as const;
+
 /** Upload slots a job can have; the stored file is `<slot>.<ext>`, never a user-supplied name. */
-export type UploadSlot = 'image' | 'mask';
+export type UploadSlot = 'image' | 'mask' | (typeof referenceSlots)[number];
 
 /** Generation parameters in the library's terms; absent fields take the library's defaults. */
 export interface JobParameters {

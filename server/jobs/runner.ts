@@ -15,7 +15,7 @@ import type { JobLog } from './log.js';
 import { screenImage, type ImageSafetyChecker } from './safety.js';
 import type { JobProcessor, QueuedJob } from './queue.js';
 import type { JobStore } from './store.js';
-import { isFinished, jobErrorCodes, type JobError, type JobRecord } from './job.js';
+import { isFinished, jobErrorCodes, referenceSlots, type JobError, type JobRecord, type UploadSlot } from './job.js';
 
 /** The part of the library's Model the server uses. */
 export type ImageModel = Pick<Model, 'path' | 'textToImage' | 'imageToImage' | 'inpaint' | 'close'>;
@@ -44,10 +44,7 @@ export interface WorkflowRun {
 /** Runs one workflow job to its end; throws as a failed image would (the job then FAILED). */
 export type WorkflowRunner = (run: WorkflowRun) => Promise<void>;
 
-interface JobInputs {
-  image?: Buffer;
-  mask?: Buffer;
-}
+type JobInputs = Partial<Record<UploadSlot, Buffer>>;
 
 export function createJobProcessor({ store, models, log, previewEvery, safetyChecker, runWorkflow }: JobRunnerOptions): JobProcessor {
   return async (job) => {
@@ -139,7 +136,7 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
 
 async function readInputs(store: JobStore, record: JobRecord): Promise<JobInputs> {
   const inputs: JobInputs = {};
-  for (const slot of Object.keys(record.uploads) as (keyof JobInputs)[]) {
+  for (const slot of Object.keys(record.uploads) as UploadSlot[]) {
     inputs[slot] = await store.readUpload(record.id, slot);
   }
   return inputs;
@@ -156,6 +153,7 @@ async function generateImage(
   onProgress: (progress: Progress) => void,
 ): Promise<Buffer> {
   const p = record.parameters;
+  const references = referenceSlots.map((slot) => inputs[slot]).filter((data): data is Buffer => data !== undefined);
   const options: ImageOptions = {
     ...(p.prompt !== '' && { prompt: p.prompt }),
     ...(p.negativePrompt !== undefined && !negativePromptUnused(model, p) && { negativePrompt: p.negativePrompt }),
@@ -176,6 +174,7 @@ async function generateImage(
     ...(p.seedResizeFromHeight !== undefined && { seedResizeFromHeight: p.seedResizeFromHeight }),
     ...(previewEvery > 0 && { previewEvery }),
     ...(refiner && { refiner }),
+    ...(references.length > 0 && { referenceImages: references }),
     seed: imageSeed(p.seed, index),
     count: 1,
     signal,
@@ -188,7 +187,10 @@ async function generateImage(
       images = await model.textToImage({ ...options, ...(p.hires && { hires: p.hires as HiresOptions }) });
       break;
     case 'img2img':
-      images = await model.imageToImage({ ...options, ...strength, image: requireInput(inputs.image, 'image') });
+      // A FLUX.1 Kontext edit starts from noise: its images are read as references, beside the prompt.
+      images = inputs.image === undefined && references.length > 0
+        ? await model.textToImage(options)
+        : await model.imageToImage({ ...options, ...strength, image: requireInput(inputs.image, 'image') });
       break;
     case 'inpaint': {
       const inpaint = async (image: Buffer, mask: Buffer): Promise<Buffer> => firstPng(await model.inpaint({

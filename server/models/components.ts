@@ -5,7 +5,9 @@
 //     { "diffusionModel": "flux1-schnell.safetensors", "clipL": "clip_l.safetensors",
 //       "t5xxl": "t5xxl_fp16.safetensors", "vae": "ae.safetensors", "t5Tokenizer": "tokenizer.json" }
 //   `NAME.json` is the model NAME; `DIR/model.json` is the model DIR. JSON files without a
-//   "diffusionModel" key (tokenizer.json, configs) are not models.
+//   "diffusionModel" key (tokenizer.json, configs) are not models. `"kontext": true` marks a
+//   FLUX.1 Kontext model whose names do not say so (Kontext has FLUX.1 dev's tensors; see
+//   dialects/kontext.ts).
 // - A folder holding the files under their download names: a T5 or CLIP file (`t5xxl*`,
 //   `clip_l*`, `clip_g*`), the VAE (`ae.*`, or a name with `vae`), and exactly one other
 //   .safetensors / .gguf, the diffusion model (`flux1-schnell.safetensors`, `sd3.5_medium.safetensors`).
@@ -22,10 +24,28 @@ import type { ModelComponents } from '../../lib/index.js';
 export interface ModelComponentSet extends ModelComponents {
   /** T5's spiece.model or tokenizer.json. */
   t5Tokenizer?: string;
+  /** A FLUX.1 Kontext model (--kontext, or "kontext": true in its JSON file): not a file; the dialects read it. */
+  kontext?: boolean;
 }
 
-/** The keys a component JSON file may hold. */
+/** The file keys a component JSON file may hold; "kontext" (true or false) besides. */
 export const componentSetKeys = ['diffusionModel', 'clipL', 'clipG', 't5xxl', 'vae', 't5Tokenizer'] as const;
+
+/**
+ * Whether a model is marked as FLUX.1 Kontext, whose tensors are FLUX.1 dev's: by its components'
+ * `kontext` (true or false) when given, else by its name or one of its files' names (not their
+ * folders) containing "kontext", as every download's does (flux1-kontext-dev.safetensors).
+ */
+export function markedKontext(flag: boolean | undefined, name: string, files: readonly string[]): boolean {
+  const fileNames = files.map((file) => path.basename(file.replaceAll('\\', '/')));
+  return flag ?? [name, ...fileNames].some((text) => /kontext/i.test(text));
+}
+
+/** What the library's loadModel takes from a set: the component files, and T5's tokenizer as a load option. */
+export function libraryComponents(set: ModelComponentSet): { files: ModelComponents; t5Tokenizer?: string } {
+  const { t5Tokenizer, kontext: _kontext, ...files } = set;
+  return t5Tokenizer === undefined ? { files } : { files, t5Tokenizer };
+}
 
 /** The name of the JSON file that makes its folder a model. */
 export const folderModelJson = 'model.json';
@@ -85,8 +105,12 @@ export async function requireComponentJson(file: string): Promise<ModelComponent
  */
 export function checkComponentSet(set: ModelComponentSet, source: string): void {
   for (const [key, value] of Object.entries(set)) {
+    if (key === 'kontext') {
+      if (typeof value !== 'boolean') throw new TypeError(`${source}: expected true or false for kontext but received ${JSON.stringify(value)}`);
+      continue;
+    }
     if (!(componentSetKeys as readonly string[]).includes(key)) {
-      throw new TypeError(`${source}: unknown key ${JSON.stringify(key)}; known keys: ${componentSetKeys.join(', ')}`);
+      throw new TypeError(`${source}: unknown key ${JSON.stringify(key)}; known keys: ${componentSetKeys.join(', ')}, kontext`);
     }
     if (typeof value !== 'string' || value === '') {
       throw new TypeError(`${source}: expected a file path for ${key} but received ${JSON.stringify(value)}`);

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { familyNames, loadModel, loadSafetyChecker, type LoadOptions, type Model, type ModelComponents } from '../../lib/index.js';
 import type { ImageModel } from '../jobs/runner.js';
 import type { ImageSafetyChecker } from '../jobs/safety.js';
-import { checkComponentSet, requireComponentJson, type ModelComponentSet } from './components.js';
+import { checkComponentSet, libraryComponents, requireComponentJson, type ModelComponentSet } from './components.js';
 import { ModelRegistry } from './registry.js';
 
 export interface EngineOptions {
@@ -21,6 +21,8 @@ export interface EngineOptions {
   loraDir?: string;
   /** T5's tokenizer file (--t5-tokenizer) for models with a T5 encoder whose components name none. */
   t5Tokenizer?: string;
+  /** Models given as components: never hold the transformer and the text encoders at once (--low-memory). */
+  lowMemory?: boolean;
 }
 
 /**
@@ -41,7 +43,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
     let t5Tokenizer: string | undefined;
     if (components) {
       checkComponentSet(components, `the components of ${path.basename(checkpointPath)}`);
-      const { t5Tokenizer: own, ...files } = components;
+      const { files, t5Tokenizer: own } = libraryComponents(components);
       source = files;
       t5Tokenizer = own ?? options.t5Tokenizer;
     }
@@ -53,6 +55,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
       ...(options.loraDir !== undefined && { loraDir: options.loraDir }),
       ...(options.taesd !== undefined && { taesd: options.taesd }),
       ...(t5Tokenizer !== undefined && { t5Tokenizer }),
+      ...(components && options.lowMemory && { lowMemory: true }),
     });
     log(describeModel(model));
     return model;

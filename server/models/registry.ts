@@ -26,6 +26,11 @@ export interface ModelEntry {
   components?: ModelComponentSet;
   /** The file's SHA-256 in hex, when the worker that offers it has computed it. */
   sha256?: string;
+  /**
+   * Whether the model is FLUX.1 Kontext, as the worker that offers it (--redis) tells from its
+   * files and marks, which this process cannot read. Unset for a model of this process's own.
+   */
+  kontext?: boolean;
 }
 
 /** What the HTTP side asks of models: names, the default, and what is resident. Files or Redis. */

@@ -25,6 +25,7 @@ export interface WorkerOffer {
   pid: number;
   /** Jobs it runs at once. */
   concurrency: number;
+  /** Its models, each with `kontext` set: whether it is FLUX.1 Kontext, which only its files and marks tell. */
   models: ModelEntry[];
   /** Names it has loaded now. */
   loaded: string[];
@@ -40,6 +41,7 @@ const offerSchema = z.object({
     name: z.string().min(1).max(512).regex(/^[^\u0000-\u001f]+$/),
     path: z.string().max(4096),
     sha256: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    kontext: z.boolean().optional(),
   })).max(10_000),
   loaded: z.array(z.string().max(512)).max(10_000),
 });
@@ -47,7 +49,8 @@ const offerSchema = z.object({
 /**
  * A worker's offer as read from Redis, or undefined when it is not one. Model paths keep only
  * their file names: they are paths on the worker's machine, and this process never opens (or
- * hashes) a file a worker named.
+ * hashes) a file a worker named. Each model's `kontext` is the worker's word (absent from an
+ * older worker's offer: the model's name then decides).
  */
 export function parseOffer(text: string): WorkerOffer | undefined {
   let parsed: unknown;
@@ -65,6 +68,7 @@ export function parseOffer(text: string): WorkerOffer | undefined {
       name: entry.name,
       path: path.basename(entry.path.replaceAll('\\', '/')),
       ...(entry.sha256 !== undefined && { sha256: entry.sha256 }),
+      ...(entry.kontext !== undefined && { kontext: entry.kontext }),
     })),
   };
 }

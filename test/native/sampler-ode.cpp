@@ -38,7 +38,7 @@ Ode gaussianOde() {
   static const Component c[kComponents] = {{0.3, 0.6, 1.1}, {-0.5, 1.0, -0.7}, {1.2, 0.8, 0.4}};
   return {"gaussian",
           [](size_t j, double sigma) { return c[j].mu + c[j].n * std::sqrt(c[j].s * c[j].s + sigma * sigma); },
-          [](const std::vector<float>& x, float sigma) {
+          [](const std::vector<float>& x, float sigma, int) {
             std::vector<float> out(x.size());
             for (size_t j = 0; j < x.size(); ++j) {
               const double shrink = c[j].s * c[j].s / (c[j].s * c[j].s + static_cast<double>(sigma) * sigma);
@@ -56,7 +56,7 @@ Ode flatStartOde(double top) {
   static const double start[kComponents] = {1.0, -0.6, 0.3};
   return {"flat-start",
           [top](size_t j, double sigma) { return start[j] * std::exp(std::pow((top - sigma) / top, 5)); },
-          [top](const std::vector<float>& x, float sigma) {
+          [top](const std::vector<float>& x, float sigma, int) {
             const double u = (top - sigma) / top;
             const double lambda = -5 * std::pow(u, 4) / top;
             std::vector<float> out(x.size());

@@ -19,6 +19,7 @@ enum class NameStyle {
   HfClip,    // Hugging Face CLIPTextModel names on both sides
   OpenClip,  // OpenCLIP resblocks ↔ Hugging Face CLIPTextModel names (packed q/k/v split by rows)
   Flux,      // BFL's FLUX.1 names (kohya / ComfyUI) ↔ diffusers' FluxTransformer2DModel (q/k/v as row blocks)
+  Mmdit,     // Stability's SD3 names (kohya / ComfyUI) ↔ diffusers' SD3Transformer2DModel (q/k/v as row blocks)
 };
 
 struct LoraComponent {
@@ -51,8 +52,15 @@ const std::vector<LoraComponent>& componentsOf(const std::string& family) {
       {"", "lora_unet_", "diffusion_model.", NameStyle::Flux},
       {"", "lora_unet_", "transformer.", NameStyle::Flux},
   };
+  // SD3's likewise: kohya ("lora_unet_joint_blocks_0_x_block_attn_qkv"), ComfyUI ("diffusion_model.joint_blocks.0…")
+  // or diffusers / PEFT ("transformer.transformer_blocks.0.attn.to_q").
+  static const std::vector<LoraComponent> sd3 = {
+      {"", "lora_unet_", "diffusion_model.", NameStyle::Mmdit},
+      {"", "lora_unet_", "transformer.", NameStyle::Mmdit},
+  };
   static const std::vector<LoraComponent> none;
   if (family == "flux-schnell" || family == "flux-dev" || family == "chroma") return flux;
+  if (family == "sd3" || family == "sd3.5") return sd3;
   if (family == "sd1") return sd1;
   if (family == "sd2") return sd2;
   if (family == "sdxl") return sdxl;
@@ -259,6 +267,61 @@ void addFluxDiffusers(const Checkpoint& file, const char* kohya, std::map<std::s
   }
 }
 
+// diffusers' names for SD3's weights, as kohya spells them: q, k and v are row blocks of the packed
+// qkv of the image stream (to_*), the text stream (add_*_proj) and SD3.5's second attention (attn2).
+// The final layer's norm (diffusers' norm_out, scale before shift) is left out: its rows are in
+// the other order.
+void addMmditDiffusers(const Checkpoint& file, const char* kohya, std::map<std::string, LoraTarget>& targets) {
+  auto shape = [&](const std::string& name) -> const std::vector<int64_t>* {
+    auto it = file.tensors.find(name);
+    return it == file.tensors.end() || it->second.shape.size() != 2 ? nullptr : &it->second.shape;
+  };
+  const std::vector<int64_t>* context = shape("context_embedder.weight");
+  if (!context) return;
+  const int64_t H = (*context)[0];
+  auto add = [&](const std::string& module, const std::string& tensor, int64_t firstRow = 0, int64_t rows = 0) {
+    if (shape(tensor)) targets[kohya + underscored(module)] = {tensor, firstRow, rows, true};
+  };
+  const std::pair<const char*, const char*> whole[] = {
+      {"context_embedder", "context_embedder"}, {"proj_out", "final_layer.linear"},
+      {"time_text_embed.timestep_embedder.linear_1", "t_embedder.mlp.0"}, {"time_text_embed.timestep_embedder.linear_2", "t_embedder.mlp.2"},
+      {"time_text_embed.text_embedder.linear_1", "y_embedder.mlp.0"}, {"time_text_embed.text_embedder.linear_2", "y_embedder.mlp.2"}};
+  for (const auto& [module, tensor] : whole) add(module, std::string(tensor) + ".weight");
+  for (int b = 0; shape("joint_blocks." + std::to_string(b) + ".x_block.attn.qkv.weight"); b++) {
+    const std::string d = "transformer_blocks." + std::to_string(b) + ".", x = "joint_blocks." + std::to_string(b) + ".x_block.",
+                      c = "joint_blocks." + std::to_string(b) + ".context_block.";
+    const char* qkv[] = {"q", "k", "v"};
+    for (int i = 0; i < 3; i++) {
+      add(d + "attn.to_" + qkv[i], x + "attn.qkv.weight", i * H, H);
+      add(d + "attn.add_" + qkv[i] + "_proj", c + "attn.qkv.weight", i * H, H);
+      add(d + "attn2.to_" + qkv[i], x + "attn2.qkv.weight", i * H, H);
+    }
+    add(d + "attn.to_out.0", x + "attn.proj.weight");
+    add(d + "attn.to_add_out", c + "attn.proj.weight");
+    add(d + "attn2.to_out.0", x + "attn2.proj.weight");
+    add(d + "ff.net.0.proj", x + "mlp.fc1.weight");
+    add(d + "ff.net.2", x + "mlp.fc2.weight");
+    add(d + "ff_context.net.0.proj", c + "mlp.fc1.weight");
+    add(d + "ff_context.net.2", c + "mlp.fc2.weight");
+    add(d + "norm1.linear", x + "adaLN_modulation.1.weight");
+    add(d + "norm1_context.linear", c + "adaLN_modulation.1.weight");
+  }
+}
+
+// XLabs' FLUX.1 LoRAs name attention processors of the double blocks: lora1 is the image stream's,
+// lora2 the text stream's (double_blocks.N.processor.qkv_lora1 → double_blocks.N.img_attn.qkv).
+std::string xlabsModule(const std::string& name) {
+  const std::vector<std::string> parts = split(name);
+  int block = 0;
+  if (parts.size() != 4 || parts[0] != "double_blocks" || !toIndex(parts[1], block) || parts[2] != "processor") return "";
+  static const std::pair<const char*, const char*> layers[] = {
+      {"qkv_lora1", "img_attn_qkv"}, {"proj_lora1", "img_attn_proj"}, {"qkv_lora2", "txt_attn_qkv"}, {"proj_lora2", "txt_attn_proj"}};
+  for (const auto& [xlabs, bfl] : layers) {
+    if (parts[3] == xlabs) return "lora_unet_double_blocks_" + parts[1] + "_" + bfl;
+  }
+  return "";
+}
+
 }  // namespace
 
 std::map<std::string, LoraTarget> loraTargets(const std::string& family, const Checkpoint& file) {
@@ -266,6 +329,7 @@ std::map<std::string, LoraTarget> loraTargets(const std::string& family, const C
   for (const LoraComponent& c : componentsOf(family)) {
     const UnetBlocks blocks = c.style == NameStyle::Unet ? unetBlocks(file, c.checkpointPrefix) : UnetBlocks();
     if (c.style == NameStyle::Flux) addFluxDiffusers(file, c.kohyaPrefix, targets);
+    if (c.style == NameStyle::Mmdit) addMmditDiffusers(file, c.kohyaPrefix, targets);
     for (const auto& [name, t] : file.tensors) {
       // An empty tensor is never a loaded weight (isModelWeight), and its zero rows would divide
       // the LoRA shape checks by zero.
@@ -277,7 +341,7 @@ std::map<std::string, LoraTarget> loraTargets(const std::string& family, const C
       }
       if (!endsWith(path, ".weight")) continue;
       const std::string module = path.substr(0, path.size() - std::strlen(".weight"));
-      const bool unet = c.style == NameStyle::Unet || c.style == NameStyle::Flux;
+      const bool unet = c.style == NameStyle::Unet || c.style == NameStyle::Flux || c.style == NameStyle::Mmdit;
       targets[c.kohyaPrefix + underscored(module)] = {name, 0, 0, unet};
       if (c.style == NameStyle::Unet) {
         const std::string diffusers = diffusersUnetPath(module, blocks);
@@ -290,6 +354,10 @@ std::map<std::string, LoraTarget> loraTargets(const std::string& family, const C
 
 std::string kohyaModuleName(const std::string& family, const std::string& module) {
   std::string name = startsWith(module, "base_model.model.") ? module.substr(std::strlen("base_model.model.")) : module;
+  if (family == "flux-schnell" || family == "flux-dev") {
+    const std::string xlabs = xlabsModule(name);
+    if (!xlabs.empty()) return xlabs;
+  }
   // diffusers' old attention-processor LoRAs: "attn1.processor.to_q_lora" is the module attn1.to_q.
   const size_t processor = name.find(".processor.");
   if (processor != std::string::npos) {

@@ -1,5 +1,7 @@
 #include "dit.h"
 
+#include <algorithm>
+
 #include <cmath>
 
 namespace sdnode {
@@ -65,6 +67,10 @@ ggml_tensor* tokensOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t c
 
 ggml_tensor* pieceOf(ggml_context* ctx, ggml_tensor* m, int64_t width, int i) {
   return ggml_view_1d(ctx, m, width, static_cast<size_t>(i * width) * ggml_element_size(m));
+}
+
+bool skipped(const std::vector<int32_t>* blocks, int index) {
+  return blocks != nullptr && std::find(blocks->begin(), blocks->end(), index) != blocks->end();
 }
 
 }  // namespace sdnode

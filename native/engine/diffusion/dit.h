@@ -39,4 +39,7 @@ ggml_tensor* tokensOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t c
 // The i-th of the [width] pieces a modulation vector m: [k * width] is cut into.
 ggml_tensor* pieceOf(ggml_context* ctx, ggml_tensor* m, int64_t width, int i);
 
+// Whether block `index` is in `blocks` (null: none is), the blocks skip-layer guidance leaves out.
+bool skipped(const std::vector<int32_t>* blocks, int index);
+
 }  // namespace sdnode

@@ -223,6 +223,7 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
   const Rope pe{ropePart(0), ropePart(1)};
 
   for (int b = 0; b < c.doubleBlocks; b++) {
+    if (skipped(in.skipBlocks, b)) continue;
     const std::string p = "double_blocks." + std::to_string(b) + ".";
     const std::vector<Modulation> imgMod = mods(p + "img_mod", 2, 6 * b + kChromaSingleRows);
     const std::vector<Modulation> txtMod = mods(p + "txt_mod", 2, 6 * b + kChromaDoubleRows + kChromaSingleRows);
@@ -249,6 +250,7 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
   // x: [H, T], text first
   ggml_tensor* x = ggml_concat(ctx, txt, img, 1);
   for (int b = 0; b < c.singleBlocks; b++) {
+    if (skipped(in.skipBlocks, c.doubleBlocks + b)) continue;
     const std::string p = "single_blocks." + std::to_string(b) + ".";
     const Modulation mod = mods(p + "modulation", 1, 3 * b)[0];
     // linear1 gives q, k, v and the MLP's hidden layer side by side: [3H + mlp, T]

@@ -49,6 +49,8 @@ struct FluxInputs {
   // Chroma: what is added to the attention scores of each text token as a key (0, or -infinity for
   // T5's padding); null: no mask.
   const std::vector<float>* textMask = nullptr;
+  // Blocks left out (skip-layer guidance): double block i as i, single block i as doubleBlocks + i.
+  const std::vector<int32_t>* skipBlocks = nullptr;
 };
 
 class FluxTransformer {

@@ -108,6 +108,7 @@ ggml_tensor* MmditTransformer::build(GraphBuild& g, const std::vector<float>& to
   ggml_tensor* silu = ggml_silu(ctx, vec);
 
   for (int b = 0; b < c.depth; b++) {
+    if (skipped(in.skipBlocks, b)) continue;
     const std::string p = "joint_blocks." + std::to_string(b) + ".";
     const std::string cp = p + "context_block", xp = p + "x_block";
     // The last block's context half only feeds this block's attention (SD3's "pre-only" block).

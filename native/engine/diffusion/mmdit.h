@@ -32,6 +32,7 @@ struct MmditInputs {
   const std::vector<float>* context = nullptr;  // [tokens, contextDim]
   int64_t contextTokens = 0;
   const std::vector<float>* pooled = nullptr;   // [pooledDim]
+  const std::vector<int32_t>* skipBlocks = nullptr;  // joint blocks left out (skip-layer guidance)
 };
 
 class MmditTransformer {

@@ -21,6 +21,8 @@ struct CheckpointTensor {
   std::vector<int64_t> shape;  // outermost first ([out, in, kh, kw])
   uint64_t offset = 0;         // absolute file offset of the first byte
   uint64_t bytes = 0;
+  // Scaled 8-bit floats (ComfyUI's `scale_weight` beside each fp8 weight): the stored values times this.
+  float scale = 1.0f;
   int64_t elements() const;
 };
 

@@ -1,7 +1,10 @@
 #include "components.h"
 
+#include <cmath>
+#include <cstring>
 #include <map>
 
+#include "file_io.h"
 #include "sdnode.h"
 #include "weight_types.h"
 
@@ -14,8 +17,6 @@ bool startsWith(const std::string& text, const std::string& prefix) { return tex
 // The prefixes under which single-file checkpoints keep their components.
 const char* const kBundlePrefixes[] = {"model.diffusion_model.", "text_encoders.", "first_stage_model.", "cond_stage_model.", "conditioner."};
 
-// Every float or quantized tensor of a component file is one of its weights (8-bit floats widened on load).
-bool isComponentWeight(const CheckpointTensor& t) { return (isWeightType(t.type) || isFloat8(t)) && t.elements() > 0; }
 
 struct Spelling {
   std::vector<std::string> strip;  // prefixes other tools write, removed first
@@ -48,6 +49,77 @@ Spelling spellingOf(ComponentRole role) {
 }
 
 }  // namespace
+
+bool isComponentWeight(const CheckpointTensor& t) { return (isWeightType(t.type) || isFloat8(t)) && t.elements() > 0; }
+
+namespace {
+
+bool endsWith(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+// Scaled fp8 files (ComfyUI's, as in SD3.5's …_t5xxlfp8scaled bundles) store each fp8 weight with a
+// scalar `<name>.scale_weight` it is multiplied by; `scale_input` (fp8 matmul's input scale) and the
+// `scaled_fp8` marker only matter to fp8 arithmetic. The scale moves onto its weight, which is then
+// widened as any fp8 weight, and the helper tensors leave the list.
+void applyFloat8Scales(Checkpoint& file, const std::string& flag) {
+  std::unique_ptr<InputFile> in;
+  for (auto it = file.tensors.begin(); it != file.tensors.end();) {
+    const std::string& name = it->first;
+    const CheckpointTensor& t = it->second;
+    if (name == "scaled_fp8" || endsWith(name, ".scale_input")) {
+      it = file.tensors.erase(it);
+      continue;
+    }
+    if (!endsWith(name, ".scale_weight")) {
+      ++it;
+      continue;
+    }
+    auto bad = [&](const std::string& why) {
+      throw Error(ErrorCode::ModelFormat, file.path + " (" + flag + "): " + name + " " + why);
+    };
+    if (t.elements() != 1 || (t.type != GGML_TYPE_F32 && t.type != GGML_TYPE_F16 && t.type != GGML_TYPE_BF16)) {
+      bad("must be one f32, f16 or bf16 value (the scale of an fp8 weight), but is " + t.typeName + " with " +
+          std::to_string(t.elements()) + " values");
+    }
+    const std::string weightName = name.substr(0, name.size() - 13) + ".weight";
+    auto weight = file.tensors.find(weightName);
+    if (weight == file.tensors.end() || !isFloat8(weight->second)) bad("scales " + weightName + ", which is not an fp8 weight of the file");
+    if (!in) in = std::make_unique<InputFile>(file.path);
+    uint8_t raw[4] = {};
+    in->readAt(t.offset, raw, t.bytes);
+    float scale = 0.0f;
+    if (t.type == GGML_TYPE_F32) {
+      std::memcpy(&scale, raw, sizeof scale);
+    } else {
+      ggml_get_type_traits(t.type)->to_float(raw, &scale, 1);
+    }
+    if (!std::isfinite(scale) || scale <= 0.0f) bad("holds " + std::to_string(scale) + "; an fp8 weight's scale must be a positive number");
+    weight->second.scale = scale;
+    it = file.tensors.erase(it);
+  }
+}
+
+std::optional<ComponentRole> componentRoleOf(const Checkpoint& file) {
+  for (ComponentRole role : {ComponentRole::DiffusionModel, ComponentRole::T5, ComponentRole::ClipL, ComponentRole::Vae}) {
+    const Spelling spelling = spellingOf(role);
+    for (const auto& [name, tensor] : file.tensors) {
+      std::string bare = name;
+      for (const std::string& prefix : spelling.strip) {
+        if (startsWith(bare, prefix)) {
+          bare = bare.substr(prefix.size());
+          break;
+        }
+      }
+      for (const std::string& marker : spelling.markers) {
+        if (spelling.add + bare == marker) return role;
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 const char* componentFlag(ComponentRole role) {
   switch (role) {
@@ -95,12 +167,7 @@ std::unique_ptr<Component> loadComponent(const std::string& path, ComponentRole 
     throw Error(ErrorCode::ModelUnsupported, path + " (" + componentFlag(role) + ") is not " + spelling.what + ": it has no " +
                                                  spelling.markers.front());
   }
-  for (const auto& [name, tensor] : component->file.tensors) {
-    if (name == "scaled_fp8" || name.size() > 13 && name.compare(name.size() - 13, 13, ".scale_weight") == 0) {
-      throw Error(ErrorCode::ModelUnsupported, path + " (" + componentFlag(role) + ") stores scaled fp8 weights (" + name +
-                                                   "), which are not supported yet: use the fp16 / bf16 file, a plain fp8 e4m3fn one, or a GGUF");
-    }
-  }
+  applyFloat8Scales(component->file, componentFlag(role));
   component->weights = std::make_unique<Weights>(component->file, requested, threads, backend, isComponentWeight);
   return component;
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "checkpoint.h"
@@ -23,6 +24,19 @@ struct Component {
   Checkpoint file;
   std::unique_ptr<Weights> weights;
 };
+
+// The role of a file that holds one flow-model component under any spelling loadComponent accepts
+// (a FLUX.1 / SD3 diffusion model, a T5 encoder, a CLIP text encoder, a 16-channel VAE); none when it
+// holds something else.
+std::optional<ComponentRole> componentRoleOf(const Checkpoint& file);
+
+// Every float or quantized tensor of a component file is one of its weights (8-bit floats widened on load).
+bool isComponentWeight(const CheckpointTensor& t);
+
+// Scaled fp8 (ComfyUI's `<weight>.scale_weight` beside each fp8 weight): moves each scale onto its
+// weight and drops the helper tensors. Throws ModelFormat naming the file (as `flag`) and the tensor
+// for a scale that is not one positive number of a float type, or that scales no fp8 weight.
+void applyFloat8Scales(Checkpoint& file, const std::string& flag);
 
 // Opens `path` as `role` and loads its weights (converted to `requested` as Weights does).
 // Throws ModelIo / ModelFormat naming the file, and ModelUnsupported when the file holds another

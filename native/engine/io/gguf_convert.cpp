@@ -1,8 +1,11 @@
 // convertToGguf: a checkpoint's model weights, each in the type a model loaded with the requested
 // weightType keeps it in, written as GGUF under the names stable-diffusion.cpp uses (the
 // single-file LDM names, which Checkpoint already holds). What is not a model weight is left out.
+// A flow model's component file (a FLUX.1 / SD3 diffusion model, a T5 encoder, …) converts too,
+// under the names it has, for the flag of its role (--diffusion-model, --t5xxl, …).
 #include <filesystem>
 
+#include "components.h"
 #include "family.h"
 #include "file_io.h"
 #include "gguf_writer.h"
@@ -47,15 +50,22 @@ std::map<std::string, std::string> keptMetadata(const Checkpoint& file) {
 ConvertResult convertToGguf(const ConvertParams& params, const ConvertCallbacks& callbacks) {
   const ggml_type requested = parseWeightType(params.weightType);
   if (params.output.empty()) throw Error(ErrorCode::InvalidArgument, "the output path is empty");
-  const Checkpoint file = openCheckpoint(params.input);
-  detectFamily(file);
+  Checkpoint file = openCheckpoint(params.input);
+  std::optional<ComponentRole> component;
+  try {
+    detectFamily(file);
+  } catch (const Error& e) {
+    component = componentRoleOf(file);
+    if (e.code() != ErrorCode::ModelUnsupported || !component) throw;
+    applyFloat8Scales(file, componentFlag(*component));
+  }
   refuseSameFile(params.input, params.output);
 
   ConvertResult result;
   std::vector<const CheckpointTensor*> weights;
   std::vector<GgufTensorInfo> infos;
   for (const auto& [name, t] : file.tensors) {
-    if (!isModelWeight(t)) {
+    if (!(component ? isComponentWeight(t) : isModelWeight(t))) {
       result.skipped.push_back(name);
       continue;
     }

@@ -45,7 +45,7 @@ void convertToF32(const CheckpointTensor& t, const void* raw, float* out) {
   if (isFloat8(t)) {
     const bool e4m3 = t.typeName == "F8_E4M3";
     const uint8_t* bytes = static_cast<const uint8_t*>(raw);
-    for (int64_t i = 0; i < n; i++) out[i] = float8ToF32(bytes[i], e4m3);
+    for (int64_t i = 0; i < n; i++) out[i] = float8ToF32(bytes[i], e4m3) * t.scale;
   } else if (t.type == GGML_TYPE_F32) {
     std::memcpy(out, raw, n * sizeof(float));
   } else {

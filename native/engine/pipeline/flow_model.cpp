@@ -10,7 +10,6 @@
 #include "rng.h"
 #include "run_scopes.h"
 #include "samplers.h"
-#include "stage_common.h"
 #include "system_info.h"
 #include "vae_tiles.h"
 #include "weight_types.h"
@@ -33,9 +32,6 @@ constexpr float kFluxLatentShift = 0.1159f;
 constexpr float kSd3LatentScale = 1.5305f;
 constexpr float kSd3LatentShift = 0.0609f;
 
-// Samplers that only need the sigmas (no VP-schedule timesteps, no ancestral noise formula).
-const std::vector<std::string> kFlowSamplers = {"euler", "heun", "dpm2", "dpm++2m", "ipndm", "ipndm_v"};
-
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -48,8 +44,9 @@ uint64_t imageSeed(uint64_t base, int i) { return (base + static_cast<uint64_t>(
 
 void checkFlowSampling(const std::string& sampler, const std::string& scheduler) {
   auto fail = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, what); };
-  if (std::find(kFlowSamplers.begin(), kFlowSamplers.end(), sampler) == kFlowSamplers.end()) {
-    fail("sampler '" + sampler + "' is not supported for flow models; use one of " + joined(kFlowSamplers));
+  const std::vector<std::string>& samplers = flowSamplerNames();
+  if (std::find(samplers.begin(), samplers.end(), sampler) == samplers.end()) {
+    fail("sampler '" + sampler + "' is not supported for flow models; use one of " + joined(samplers));
   }
   const std::vector<std::string>& schedulers = flowSchedulerNames();
   if (std::find(schedulers.begin(), schedulers.end(), scheduler) == schedulers.end()) {
@@ -87,6 +84,16 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   const bool sd3 = diffusion_->weights->has("x_embedder.proj.weight");
   const bool chroma = diffusion_->weights->has("distilled_guidance_layer.in_proj.weight");
   const std::string kind = sd3 ? "SD3" : chroma ? "Chroma" : "FLUX.1";
+  if (params.lowMemory && params.keepTextEncoders) {
+    throw Error(ErrorCode::InvalidArgument, "lowMemory frees the text encoders whenever the transformer runs; it cannot keep them (keepTextEncoders)");
+  }
+  sd3_ = sd3;
+  if (sd3) mmditConfig_ = readMmditConfig(*diffusion_->weights);
+  else fluxConfig_ = readFluxConfig(*diffusion_->weights);
+  buildTransformer();
+  noteComponent("diffusionModel", *diffusion_);
+  // lowMemory: the transformer comes back once the text encoders have done the first prompt.
+  if (params.lowMemory) releaseTransformer();
   auto load = [&](const std::string& path, ComponentRole role, const char* what) {
     if (path.empty()) throw Error(ErrorCode::InvalidArgument, "this " + kind + " model needs " + what + ": give its file with " + componentFlag(role));
     return loadComponent(path, role, weightType, threads, backend_->handle());
@@ -116,7 +123,7 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   vaeConfig.latentShift = sd3 ? kSd3LatentShift : kFluxLatentShift;
   int64_t latentChannels = 0, contextDim = 0, pooledDim = 0, pooledGiven = clipConfig.width;
   if (sd3) {
-    const MmditConfig mc = readMmditConfig(*diffusion_->weights);
+    const MmditConfig& mc = mmditConfig_;
     ClipConfig g = readClipConfig(*clipGFile_->weights, clipGFile_->file.metadata, "cond_stage_model.");
     g.quickGelu = false;  // OpenCLIP's bigG in Hugging Face's names: still GELU
     g.padAfterEnd = 0;
@@ -128,16 +135,16 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
     }
     pooledGiven += g.projection;
     clipG_ = std::make_unique<ClipTextEncoder>(g, *clipGFile_->weights, *backend_);
-    mmdit_ = std::make_unique<MmditTransformer>(mc, *diffusion_->weights, *backend_);
     latentChannels = mc.latentChannels, contextDim = mc.contextDim, pooledDim = mc.pooledDim;
     schedule_ = {FlowShiftKind::Snr, 3.0f};
     info_.family = mc.qkNorm ? "sd3.5" : "sd3";
     info_.textEncoders = {"clipL", "clipG", "t5xxl"};
   } else {
-    const FluxConfig fc = readFluxConfig(*diffusion_->weights);
-    flux_ = std::make_unique<FluxTransformer>(fc, *diffusion_->weights, *backend_);
+    const FluxConfig& fc = fluxConfig_;
     latentChannels = fc.latentChannels, contextDim = fc.contextDim, pooledDim = fc.pooledDim;
-    schedule_ = {FlowShiftKind::Flux, 1.15f};
+    // The shift (mu) of the timestep-based schedules, as the reference engine sets it: 1.15 for FLUX.1
+    // dev (guidance_in), 1.0 for schnell and Chroma. The `flux` schedule takes its mu from the size.
+    schedule_ = {FlowShiftKind::Flux, fc.guidanceEmbed ? 1.15f : 1.0f};
     info_.family = fc.chroma ? "chroma" : fc.guidanceEmbed ? "flux-dev" : "flux-schnell";
     info_.textEncoders = fc.chroma ? std::vector<std::string>{"t5xxl"} : std::vector<std::string>{"clipL", "t5xxl"};
   }
@@ -159,12 +166,20 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   if (clipFile_) clip_ = std::make_unique<ClipTextEncoder>(clipConfig, *clipFile_->weights, *backend_);
   t5_ = std::make_unique<T5Encoder>(t5Config, *t5File_->weights, *backend_);
   vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
-  if (flux_) flux_->validate();
-  if (mmdit_) mmdit_->validate();
   if (clip_) clip_->validate();
   if (clipG_) clipG_->validate();
   t5_->validate();
   vae_->validate();
+  if (!params.taesd.empty()) {
+    // TAEF1 and TAESD3 decode the transformer's latents as they are (scaled and shifted).
+    taesd_ = std::make_unique<Taesd>(params.taesd, *backend_, threads);
+    const TaesdConfig& tc = taesd_->config();
+    if (tc.latentChannels != vaeConfig.latentChannels || tc.scale() != vaeConfig.scale()) {
+      throw Error(ErrorCode::ModelUnsupported, params.taesd + ": this TAESD decodes " + std::to_string(tc.latentChannels) +
+                                                   "-channel latents; " + kind + " needs a 16-channel one (" +
+                                                   (sd3 ? "taesd3" : "taef1") + ")");
+    }
+  }
 
   info_.prediction = "flow";
   info_.unetInChannels = static_cast<int>(latentChannels);
@@ -172,35 +187,65 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   info_.padToken = 49407;
   info_.vaeScale = vaeConfig.scale();
   info_.backend = backend_->name();
-  info_.format = diffusion_->file.format;
-  const std::pair<const char*, Component*> parts[] = {{"diffusionModel", diffusion_.get()}, {"clipL", clipFile_.get()},
-                                                      {"clipG", clipGFile_.get()},          {"t5xxl", t5File_.get()},
-                                                      {"vae", vaeFile_.get()}};
+  info_.taesd = taesd_ != nullptr;
+  const std::pair<const char*, Component*> parts[] = {
+      {"clipL", clipFile_.get()}, {"clipG", clipGFile_.get()}, {"t5xxl", t5File_.get()}, {"vae", vaeFile_.get()}};
   for (const auto& [name, part] : parts) {
-    if (!part) continue;
-    info_.componentFiles[name] = part->file.path;
-    info_.fileBytes += part->file.fileSize;
-    info_.weightBytes += part->weights->bytes();
-    for (const auto& [type, count] : part->weights->storedTypes()) info_.storedTypes[type] += count;
-    for (const std::string& unused : part->weights->unused()) {
-      if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos &&
-          unused.find("text_projection") == std::string::npos) {
-        info_.unusedTensors.push_back(unused);
-      }
-    }
+    if (part) noteComponent(name, *part);
   }
   // Loaded (and checked) above; the first encoding uses them and then frees them unless kept.
 }
 
+void FlowModel::noteComponent(const char* role, const Component& part) {
+  if (std::string(role) == "diffusionModel") info_.format = part.file.format;
+  info_.componentFiles[role] = part.file.path;
+  info_.fileBytes += part.file.fileSize;
+  info_.weightBytes += part.weights->bytes();
+  for (const auto& [type, count] : part.weights->storedTypes()) info_.storedTypes[type] += count;
+  for (const std::string& unused : part.weights->unused()) {
+    if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos &&
+        unused.find("text_projection") == std::string::npos) {
+      info_.unusedTensors.push_back(unused);
+    }
+  }
+}
+
+void FlowModel::buildTransformer() {
+  if (sd3_) {
+    mmdit_ = std::make_unique<MmditTransformer>(mmditConfig_, *diffusion_->weights, *backend_);
+    mmdit_->validate();
+  } else {
+    flux_ = std::make_unique<FluxTransformer>(fluxConfig_, *diffusion_->weights, *backend_);
+    flux_->validate();
+  }
+}
+
+void FlowModel::loadTransformer() {
+  if (diffusion_) return;
+  const int threads = params_.threads > 0 ? params_.threads : physicalCores();
+  diffusion_ = loadComponent(params_.diffusionModel, ComponentRole::DiffusionModel, parseWeightType(params_.weightType), threads,
+                             backend_->handle());
+  buildTransformer();
+  // Weights straight from the file: whatever a LoRA left behind is gone.
+  staleWeights_.clear();
+}
+
+void FlowModel::releaseTransformer() {
+  flux_.reset();
+  mmdit_.reset();
+  diffusion_.reset();
+}
+
 void FlowModel::loadTextEncoders() {
   if (t5_) return;
+  if (params_.lowMemory) releaseTransformer();
   const ggml_type weightType = parseWeightType(params_.weightType);
   const int threads = params_.threads > 0 ? params_.threads : physicalCores();
   if (!params_.clipL.empty() && clipConfig_.width > 0) {
     clipFile_ = loadComponent(params_.clipL, ComponentRole::ClipL, weightType, threads, backend_->handle());
     clip_ = std::make_unique<ClipTextEncoder>(clipConfig_, *clipFile_->weights, *backend_);
   }
-  if (mmdit_) {
+  if (sd3_) {
     clipGFile_ = loadComponent(params_.clipG, ComponentRole::ClipG, weightType, threads, backend_->handle());
     clipG_ = std::make_unique<ClipTextEncoder>(clipGConfig_, *clipGFile_->weights, *backend_);
   }
@@ -269,7 +314,7 @@ void FlowModel::checkRequest(const Request& r) const {
     fail("image must hold width*height*3 = " + std::to_string(pixels * 3) + " RGB bytes, got " + std::to_string(r.image.size()));
   }
   if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
-  if (!r.referenceImages.empty() && !flux_) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
+  if (!r.referenceImages.empty() && sd3_) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
   if (r.referenceImages.size() > 4) fail("at most 4 referenceImages, got " + std::to_string(r.referenceImages.size()));
   for (const ReferenceImage& ref : r.referenceImages) {
     if (ref.width < step || ref.height < step || ref.width % step != 0 || ref.height % step != 0 || ref.width > 2048 || ref.height > 2048 ||
@@ -278,10 +323,21 @@ void FlowModel::checkRequest(const Request& r) const {
     }
   }
   checkFlowSampling(r.sampler, r.scheduler);
+  if (!std::isfinite(r.slgScale) || r.slgScale < 0 || r.slgScale > 100) fail("slgScale must be between 0 (off) and 100");
+  if (!std::isfinite(r.slgStart) || !std::isfinite(r.slgEnd) || r.slgStart < 0 || r.slgEnd > 1 || r.slgStart > r.slgEnd) {
+    fail("slgStart and slgEnd must be fractions of the schedule with 0 <= slgStart <= slgEnd <= 1");
+  }
+  const int blocks = sd3_ ? mmditConfig_.depth : fluxConfig_.doubleBlocks + fluxConfig_.singleBlocks;
+  for (int32_t layer : r.slgScale != 0 ? r.skipLayers : std::vector<int32_t>()) {
+    if (layer < 0 || layer >= blocks) {
+      fail("skipLayers: " + std::to_string(layer) + " is not a block of this " + info_.family + " model (0 to " + std::to_string(blocks - 1) + ")");
+    }
+  }
   if (r.hires) fail("hires is not supported for " + info_.family + " models yet");
   if (r.refiner) fail("a refiner takes over from SDXL models only");
-  if (!r.loras.empty() && !flux_) fail("LoRAs are not supported for " + info_.family + " models yet (FLUX.1 only)");
-  if (r.vaeDecoder != "vae") fail("vaeDecoder must be vae for " + info_.family + " models (no TAESD for 16-channel latents yet)");
+  if (r.vaeDecoder != "vae" && r.vaeDecoder != "taesd") fail("vaeDecoder must be vae or taesd, got '" + r.vaeDecoder + "'");
+  if (r.vaeDecoder == "taesd" && !taesd_) fail("vaeDecoder is taesd but the model was loaded without a TAESD (taef1 or taesd3)");
+  if (r.previewEvery < 0) fail("previewEvery must be >= 0");
   if (r.tiling) fail("tiling is not supported for " + info_.family + " models yet");
   if (r.subseedStrength != 0 || r.seedResizeWidth != 0 || r.seedResizeHeight != 0) {
     fail("variation seeds and seed resizing are not supported for " + info_.family + " models yet");
@@ -311,8 +367,8 @@ std::vector<float> FlowModel::encodeT5(const Conditioning& t5Tokens, size_t chun
 }
 
 FlowText FlowModel::encodePrompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
-  if (mmdit_) return encodeSd3Prompt(clipTokens, clipGTokens.tokens.empty() ? clipTokens : clipGTokens, t5Tokens);
-  return flux_->config().chroma ? encodeChromaPrompt(t5Tokens) : encodeFluxPrompt(clipTokens, t5Tokens);
+  if (sd3_) return encodeSd3Prompt(clipTokens, clipGTokens.tokens.empty() ? clipTokens : clipGTokens, t5Tokens);
+  return fluxConfig_.chroma ? encodeChromaPrompt(t5Tokens) : encodeFluxPrompt(clipTokens, t5Tokens);
 }
 
 FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens) {
@@ -362,17 +418,23 @@ FlowText FlowModel::encodeSd3Prompt(const Conditioning& clipTokens, const Condit
 }
 
 std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
-                                      const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references) {
+                                      const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references,
+                                      bool skipLayerGuidance) {
   // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v.
-  auto velocity = [&](const FlowText& text) {
-    if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled});
+  auto velocity = [&](const FlowText& text, const std::vector<int32_t>* skipBlocks) {
+    if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled, skipBlocks});
     return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references,
-                                                     text.mask.empty() ? nullptr : &text.mask});
+                                                     text.mask.empty() ? nullptr : &text.mask, skipBlocks});
   };
-  std::vector<float> v = velocity(cond);
+  std::vector<float> v = velocity(cond, nullptr);
+  const std::vector<float> conditioned = skipLayerGuidance ? v : std::vector<float>();
   if (uncond) {
-    const std::vector<float> vu = velocity(*uncond);
+    const std::vector<float> vu = velocity(*uncond, nullptr);
     for (size_t i = 0; i < v.size(); i++) v[i] = vu[i] + r.cfgScale * (v[i] - vu[i]);
+  }
+  if (skipLayerGuidance) {
+    const std::vector<float> vs = velocity(cond, &r.skipLayers);
+    for (size_t i = 0; i < v.size(); i++) v[i] += r.slgScale * (conditioned[i] - vs[i]);
   }
   for (size_t i = 0; i < v.size(); i++) v[i] = x[i] - sigma * v[i];
   return v;
@@ -389,6 +451,15 @@ std::vector<uint8_t> FlowModel::decodeToRgb(const std::vector<float>& latent, in
     for (int c3 = 0; c3 < 3; c3++) rgb[p * 3 + c3] = signedUnitToByte(planes[c3 * plane + p]);
   }
   return rgb;
+}
+
+LatentPreview FlowModel::previewOf(const std::vector<float>& latent, int64_t w, int64_t h) {
+  if (!taesd_) return previewOfLatent(latent, w, h, sd3_ ? LatentColours::Sd3 : LatentColours::Flux);
+  LatentPreview preview;
+  preview.width = static_cast<int>(w) * info_.vaeScale;
+  preview.height = static_cast<int>(h) * info_.vaeScale;
+  preview.rgb = taesd_->decodeToRgb(latent, w, h, false);
+  return preview;
 }
 
 std::vector<float> FlowModel::encodeToLatent(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, Rng* rng) {
@@ -419,15 +490,17 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     return copies;
   }
 
-  // LoRAs change the transformer for this call only (its text encoders take none yet).
-  const int threads = params_.threads > 0 ? params_.threads : physicalCores();
-  const LoraMerge loras(info_.family, diffusion_->file, *diffusion_->weights, r.loras, threads, staleWeights_);
   const FlowText cond = encodeCached(r.prompt, r.clipGPrompt, r.t5Prompt);
   // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
   FlowText uncond;
   const bool guided = r.cfgScale != 1.0f;
   if (guided) uncond = encodeCached(r.negative, r.clipGNegative, r.t5Negative);
   doneWithTextEncoders();
+  // With lowMemory the transformer was freed for the text encoders; it comes back now they are gone.
+  loadTransformer();
+  // LoRAs change the transformer for this call only (its text encoders take none yet).
+  const int threads = params_.threads > 0 ? params_.threads : physicalCores();
+  const LoraMerge loras(info_.family, diffusion_->file, *diffusion_->weights, r.loras, threads, staleWeights_);
 
   const int64_t w = r.width / info_.vaeScale, h = r.height / info_.vaeScale;
   const int64_t channels = vae_->config().latentChannels;
@@ -459,19 +532,43 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? (1.0f - sigmas[0]) * initLatent[j] : 0.0f) + sigmas[0] * x[j];
     SamplerHooks hooks;
     hooks.aborted = aborted;
-    hooks.onStep = stepReporter(callbacks, i, r.count, started);
-    const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
-      return denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references);
+    const bool previews = callbacks.onProgress && r.previewEvery > 0;
+    std::vector<float> latestDenoised;
+    hooks.onStep = [&](int step, int steps) {
+      if (!callbacks.onProgress) return;
+      Progress p;
+      p.step = p.passStep = step;
+      p.steps = p.passSteps = steps;
+      p.image = i;
+      p.images = r.count;
+      if (previews && isPreviewStep(step, steps, r.previewEvery)) p.preview = previewOf(latestDenoised, w, h);
+      p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+      callbacks.onProgress(p);
     };
-    x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks);
+    // Skip-layer guidance runs on the steps strictly between slgStart and slgEnd of the schedule
+    // (its sigmas counted), and not on the first of a step's two model calls, as in the reference.
+    const float scheduleSize = static_cast<float>(sigmas.size());
+    const int slgFirst = static_cast<int>(r.slgStart * scheduleSize), slgLast = static_cast<int>(r.slgEnd * scheduleSize);
+    const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
+      const bool slg = r.slgScale != 0 && !r.skipLayers.empty() && step > slgFirst && step < slgLast;
+      std::vector<float> denoised = denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references, slg);
+      if (previews) latestDenoised = denoised;
+      return denoised;
+    };
+    x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks, true);
     if (flux_) flux_->releaseBuffers();
     if (mmdit_) mmdit_->releaseBuffers();
     Image image;
     image.width = r.width;
     image.height = r.height;
     image.seed = seeds.seed;
-    image.rgb = decodeToRgb(x, w, h, r.vaeTiling);
-    vae_->releaseBuffers();
+    if (r.vaeDecoder == "taesd") {
+      image.rgb = taesd_->decodeToRgb(x, w, h, false);
+    } else {
+      image.rgb = decodeToRgb(x, w, h, r.vaeTiling);
+      vae_->releaseBuffers();
+    }
+    if (taesd_) taesd_->releaseBuffers();
     images.push_back(std::move(image));
   }
   return images;

@@ -15,8 +15,10 @@
 #include "flux.h"
 #include "mmdit.h"
 #include "rng.h"
+#include "preview.h"
 #include "sdnode.h"
 #include "t5.h"
+#include "taesd.h"
 #include "vae.h"
 
 namespace sdnode {
@@ -51,12 +53,18 @@ class FlowModel : public Model {
   std::unique_ptr<Component> clipGFile_;
   std::unique_ptr<Component> t5File_;
   std::unique_ptr<Component> vaeFile_;
+  // The transformer: FLUX.1's or SD3's, after its config; with lowMemory it is freed while the text
+  // encoders run (diffusion_ null then).
+  bool sd3_ = false;
+  FluxConfig fluxConfig_;
+  MmditConfig mmditConfig_;
   std::unique_ptr<FluxTransformer> flux_;   // FLUX.1
   std::unique_ptr<MmditTransformer> mmdit_;  // SD3, SD3.5
   std::unique_ptr<ClipTextEncoder> clip_;
   std::unique_ptr<ClipTextEncoder> clipG_;   // SD3's
   std::unique_ptr<T5Encoder> t5_;
   std::unique_ptr<Vae> vae_;
+  std::unique_ptr<Taesd> taesd_;  // TAEF1 / TAESD3, when LoadParams::taesd names one
   FlowSchedule schedule_;
   // What reloading the text encoders needs (they are freed between prompts unless kept).
   LoadParams params_;
@@ -70,7 +78,13 @@ class FlowModel : public Model {
   ModelInfo info_;
 
   void checkRequest(const Request& request) const;
-  void loadTextEncoders();
+  // Adds a loaded component's file, bytes and types to info_.
+  void noteComponent(const char* role, const Component& part);
+  // The transformer over diffusion_'s weights, checked.
+  void buildTransformer();
+  void loadTransformer();  // when freed: loads diffusion_ again and builds the transformer
+  void releaseTransformer();
+  void loadTextEncoders();  // with lowMemory, frees the transformer first
   void releaseTextEncoders();
   // After a call's prompts are encoded: the text encoders freed, or (keepTextEncoders) their buffers.
   void doneWithTextEncoders();
@@ -84,9 +98,14 @@ class FlowModel : public Model {
   FlowText encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   // T5's states for ids and weights: the end token, padding to whole runs of `chunk`, each run encoded alone.
   std::vector<float> encodeT5(const Conditioning& t5Tokens, size_t chunk);
+  // The denoised prediction at sigma; with `skipLayerGuidance`, moved by the request's slgScale
+  // away from the prediction without its skipLayers.
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
-                             const FlowText* uncond, const Request& request, const std::vector<FluxReference>& references);
+                             const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references,
+                             bool skipLayerGuidance);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t w, int64_t h, bool tiled);
+  // A look at a running image's prediction: TAESD's decode when one is loaded, else the colour map.
+  LatentPreview previewOf(const std::vector<float>& latent, int64_t w, int64_t h);
   // An RGB image's latent in the transformer's normalisation: a sample of the VAE posterior drawn
   // from `rng` (image-to-image, as the reference engine does), or its mean when rng is null (references).
   std::vector<float> encodeToLatent(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, Rng* rng);

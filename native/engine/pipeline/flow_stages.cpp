@@ -59,6 +59,8 @@ LatentBatch FlowModel::sampleLatent(const SampleRequest& s, const LatentBatch& l
     const std::vector<float> sigmas = stageSigmas(s, [&](int steps) { return makeFlowSigmas(schedule, s.scheduler, steps, cells); });
     LatentBatch out = latent;
     if (sigmas.empty()) return out;  // the window holds no step: the latent as it was
+    // With lowMemory the transformer was freed for the text encoders; it comes back now.
+    loadTransformer();
     const int threads = params_.threads > 0 ? params_.threads : physicalCores();
     const LoraMerge loras(info_.family, diffusion_->file, *diffusion_->weights, s.loras, threads, staleWeights_);
     const bool guided = s.cfgScale != 1.0f;
@@ -86,12 +88,12 @@ LatentBatch FlowModel::sampleLatent(const SampleRequest& s, const LatentBatch& l
       hooks.aborted = aborted;
       hooks.onStep = stepReporter(callbacks, i, latent.batch, started);
       // Combined conditionings: the mean of the guided predictions over every (positive, negative) pair.
-      const Denoiser model = [&](const std::vector<float>& current, float sigma) {
+      const Denoiser model = [&](const std::vector<float>& current, float sigma, int /*step*/) {
         std::vector<float> denoised(current.size(), 0.0f);
         size_t pairs = 0;
         for (const FlowText& cond : conds) {
           for (size_t k = 0; k < (guided ? unconds.size() : 1); k++) {
-            const std::vector<float> one = denoise(current, sigma, w, h, cond, guided ? &unconds[k] : nullptr, r, noReferences);
+            const std::vector<float> one = denoise(current, sigma, w, h, cond, guided ? &unconds[k] : nullptr, r, noReferences, false);
             for (size_t j = 0; j < one.size(); j++) denoised[j] += one[j];
             pairs++;
           }
@@ -100,7 +102,7 @@ LatentBatch FlowModel::sampleLatent(const SampleRequest& s, const LatentBatch& l
         if (!latent.noiseMask.empty()) blendKept(denoised, image, latent.noiseMask);
         return denoised;
       };
-      x = sample(s.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks);
+      x = sample(s.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks, true);
       // ComfyUI hands on a latent that keeps noise as x / (1 - sigma), what the next pass's mixing undoes.
       const float last = sigmas.back();
       if (last > 0.0f) {

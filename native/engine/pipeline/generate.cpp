@@ -134,7 +134,7 @@ std::vector<uint8_t> DiffusionModel::decodeToRgb(const std::vector<float>& laten
 }
 
 LatentPreview DiffusionModel::previewOf(const std::vector<float>& latent, int64_t width, int64_t height, bool circular) {
-  if (!taesd_) return previewOfLatent(latent, width, height, info_.family.rfind("sdxl", 0) == 0);
+  if (!taesd_) return previewOfLatent(latent, width, height, info_.family.rfind("sdxl", 0) == 0 ? LatentColours::Sdxl : LatentColours::Sd1);
   LatentPreview preview;
   preview.width = static_cast<int>(width) * info_.vaeScale;
   preview.height = static_cast<int>(height) * info_.vaeScale;
@@ -194,7 +194,7 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   for (const TextConditions* text : texts) added.push_back(addedConditioning(*text, r, w, h));
   std::pair<std::vector<float>, std::vector<float>> refinerAdded;
   if (refiner) refinerAdded = refiner->model.addedConditioning(refiner->text, r, w, h);
-  const Denoiser model = [&](const std::vector<float>& latent, float sigma) {
+  const Denoiser model = [&](const std::vector<float>& latent, float sigma, int /*step*/) {
     // The refiner takes over the latent (and the sampler's history) at its switch step; it has no
     // inpainting channels, so it sees the latent alone.
     std::vector<float> denoised =

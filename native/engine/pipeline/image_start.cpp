@@ -150,7 +150,9 @@ bool keepsInput(const Request& r) {
 std::vector<float> startSigmas(const std::vector<float>& sigmas, int steps, float strength, bool fromImage) {
   if (!fromImage) return sigmas;
   // The reference engine (and AUTOMATIC1111) run int(steps * strength) + 1 steps (all of them at
-  // strength 1), from the matching point of the full schedule.
+  // strength 1), from the matching point of the full schedule. (A beta schedule may hold fewer
+  // steps than asked for.)
+  steps = std::min(steps, static_cast<int>(sigmas.size()) - 1);
   int encodeSteps = static_cast<int>(static_cast<float>(steps) * strength);
   if (encodeSteps >= steps) encodeSteps = steps - 1;
   return std::vector<float>(sigmas.begin() + (steps - encodeSteps - 1), sigmas.end());

@@ -9,10 +9,18 @@
 
 namespace sdnode {
 
-// latent: [4, height, width] in the sampler's scale (already multiplied by the VAE's latent scale),
-// as SD 1.x / 2.x lay it out. Returns one RGB pixel per cell, row-major. `sdxl`: the SDXL VAE's
-// colour factors (base and refiner share the VAE).
-LatentPreview previewOfLatent(const std::vector<float>& latent, int64_t width, int64_t height, bool sdxl = false);
+// Which VAE's latent-to-colour map to use: each latent space lays colours out its own way.
+enum class LatentColours {
+  Sd1,   // SD 1.x and 2.x (4 channels)
+  Sdxl,  // SDXL base and refiner (4 channels)
+  Flux,  // FLUX.1 and Chroma's 16-channel VAE
+  Sd3,   // SD3 / SD3.5's 16-channel VAE
+};
+
+// latent: [channels, height, width] in the sampler's scale (already scaled, and shifted where the
+// family shifts it). Returns one RGB pixel per cell, row-major.
+LatentPreview previewOfLatent(const std::vector<float>& latent, int64_t width, int64_t height,
+                              LatentColours colours = LatentColours::Sd1);
 
 // Whether `step` (1-based, of `steps`) gets a preview: every `every`-th step and always the last;
 // never when `every` is 0.

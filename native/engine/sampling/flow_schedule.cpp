@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "timestep_spacing.h"
+
 namespace sdnode {
 
 namespace {
@@ -56,16 +58,18 @@ std::vector<float> makeFlowSigmas(const FlowSchedule& schedule, const std::strin
         sigmas.push_back(std::exp(std::log(sigmaMax) - f * (std::log(sigmaMax) - std::log(sigmaMin))));
       }
     }
+  } else if (scheduler == "beta" || scheduler == "smoothstep") {
+    for (float t : scheduler == "beta" ? betaTimesteps(steps) : smoothstepTimesteps(steps)) sigmas.push_back(schedule.tToSigma(t));
   } else {
     throw std::invalid_argument("scheduler '" + scheduler + "' is not one of the flow models' schedulers (flux, discrete, simple, "
-                                "sgm_uniform, karras, exponential)");
+                                "sgm_uniform, karras, exponential, beta, smoothstep)");
   }
   sigmas.push_back(0.0f);
   return sigmas;
 }
 
 const std::vector<std::string>& flowSchedulerNames() {
-  static const std::vector<std::string> names = {"flux", "discrete", "simple", "sgm_uniform", "karras", "exponential"};
+  static const std::vector<std::string> names = {"flux", "discrete", "simple", "sgm_uniform", "karras", "exponential", "beta", "smoothstep"};
   return names;
 }
 

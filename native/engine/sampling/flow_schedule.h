@@ -22,7 +22,8 @@ struct FlowSchedule {
 
 // steps + 1 decreasing sigmas ending in 0. Schedulers: "flux" (FLUX.1's own: evenly spaced u from
 // 1, shifted by mu from the latent's size in cells, latentCells), "discrete", "simple",
-// "sgm_uniform", "karras", "exponential" (over the schedule's timesteps). Throws
+// "sgm_uniform", "karras", "exponential", "beta", "smoothstep" (over the schedule's timesteps;
+// beta may give fewer than `steps`, see timestep_spacing.h). Throws
 // std::invalid_argument for an unknown scheduler or steps < 1.
 std::vector<float> makeFlowSigmas(const FlowSchedule& schedule, const std::string& scheduler, int steps, int64_t latentCells);
 

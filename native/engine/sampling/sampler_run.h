@@ -17,21 +17,18 @@ using Latent = std::vector<float>;
 class SamplerRun {
  public:
   SamplerRun(const Denoiser& denoise, Rng& rng, const NoiseSchedule& schedule,
-             const SamplerHooks& hooks, int steps)
-      : denoise_(denoise), rng_(rng), schedule_(schedule), hooks_(hooks), steps_(steps) {}
+             const SamplerHooks& hooks, int steps, bool flow)
+      : denoise_(denoise), rng_(rng), schedule_(schedule), hooks_(hooks), steps_(steps), flow_(flow) {}
 
   const NoiseSchedule& schedule() const { return schedule_; }
+  // Whether the model is a flow-matching one (x = (1 - sigma) x0 + sigma noise).
+  bool flow() const { return flow_; }
 
-  Latent denoise(const Latent& x, float sigma) {
-    if (hooks_.aborted && hooks_.aborted()) throw Aborted();
-    Latent denoised = denoise_(x, sigma);
-    if (denoised.size() != x.size()) {
-      throw std::runtime_error("sampler: the denoiser returned " +
-                               std::to_string(denoised.size()) + " values for a latent of " +
-                               std::to_string(x.size()));
-    }
-    return denoised;
-  }
+  // The model's prediction for the current step.
+  Latent denoise(const Latent& x, float sigma) { return call(x, sigma, step_); }
+  // The first of a step's two model calls (heun, dpm2, dpm++2s_a), numbered as the reference
+  // numbers it.
+  Latent denoiseFirstOfTwo(const Latent& x, float sigma) { return call(x, sigma, -step_); }
 
   void addNoise(Latent& x, float scale) {
     const std::vector<float> noise = rng_.randn(x.size());
@@ -39,6 +36,7 @@ class SamplerRun {
   }
 
   void stepDone(int i) {
+    step_ = i + 2;
     if (hooks_.onStep) hooks_.onStep(i + 1, steps_);
   }
 
@@ -48,6 +46,19 @@ class SamplerRun {
   const NoiseSchedule& schedule_;
   const SamplerHooks& hooks_;
   int steps_;
+  bool flow_;
+  int step_ = 1;  // 1-based: the step the next model call belongs to
+
+  Latent call(const Latent& x, float sigma, int step) {
+    if (hooks_.aborted && hooks_.aborted()) throw Aborted();
+    Latent denoised = denoise_(x, sigma, step);
+    if (denoised.size() != x.size()) {
+      throw std::runtime_error("sampler: the denoiser returned " +
+                               std::to_string(denoised.size()) + " values for a latent of " +
+                               std::to_string(x.size()));
+    }
+    return denoised;
+  }
 };
 
 using SamplerFn = Latent (*)(SamplerRun&, Latent, const std::vector<float>&);

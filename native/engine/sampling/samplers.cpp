@@ -36,13 +36,48 @@ AncestralStep ancestralStep(float sigmaFrom, float sigmaTo) {
   return {std::sqrt(sigmaTo * sigmaTo - up * up), up};
 }
 
+// The same split for flow matching (eta 1), where x = (1 - sigma) x0 + sigma noise: step down to
+// sigmaDown = sigmaTo^2 / sigmaFrom, scale the mix so its signal part is (1 - sigmaTo) again
+// (signalScale), and add the noise that brings its noise part back up to sigmaTo.
+struct FlowAncestralStep {
+  float sigmaDown;
+  float sigmaUp;
+  float signalScale;
+};
+
+FlowAncestralStep flowAncestralStep(float sigmaFrom, float sigmaTo) {
+  if (sigmaFrom <= 0 || sigmaTo <= 0) return {sigmaTo, 0.0f, 1.0f};
+  const float sigmaDown = std::clamp(sigmaTo * (sigmaTo / sigmaFrom), 0.0f, sigmaTo);
+  if (1.0f - sigmaDown <= 0) return {sigmaTo, 0.0f, 1.0f};
+  const float signalScale = (1.0f - sigmaTo) / (1.0f - sigmaDown);
+  const float kept = std::clamp(sigmaDown / sigmaTo * signalScale, -1.0f, 1.0f);
+  return {sigmaDown, sigmaTo * std::sqrt(std::max(1.0f - kept * kept, 0.0f)), signalScale};
+}
+
+// Adds an ancestral step's fresh noise; flow models first scale the signal back (see above).
+void renoise(SamplerRun& run, Latent& x, float sigmaUp, float signalScale) {
+  if (signalScale != 1.0f) {
+    for (float& v : x) v *= signalScale;
+  }
+  run.addNoise(x, sigmaUp);
+}
+
 Latent sampleEulerAncestral(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
   const int steps = static_cast<int>(sigmas.size()) - 1;
   for (int i = 0; i < steps; ++i) {
     const Latent denoised = run.denoise(x, sigmas[i]);
-    const AncestralStep a = ancestralStep(sigmas[i], sigmas[i + 1]);
-    eulerStep(x, denoised, sigmas[i], a.sigmaDown);
-    if (sigmas[i + 1] > 0) run.addNoise(x, a.sigmaUp);
+    if (!run.flow()) {
+      const AncestralStep a = ancestralStep(sigmas[i], sigmas[i + 1]);
+      eulerStep(x, denoised, sigmas[i], a.sigmaDown);
+      if (sigmas[i + 1] > 0) run.addNoise(x, a.sigmaUp);
+    } else if (sigmas[i + 1] == 0) {
+      x = denoised;
+    } else {
+      const FlowAncestralStep a = flowAncestralStep(sigmas[i], sigmas[i + 1]);
+      const float keep = a.sigmaDown / sigmas[i];
+      for (size_t j = 0; j < x.size(); ++j) x[j] = keep * x[j] + (1.0f - keep) * denoised[j];
+      if (a.sigmaUp > 0) renoise(run, x, a.sigmaUp, a.signalScale);
+    }
     run.stepDone(i);
   }
   return x;
@@ -66,7 +101,7 @@ Latent sampleHeun(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
   for (int i = 0; i < steps; ++i) {
     const float sigma = sigmas[i];
     const float sigmaNext = sigmas[i + 1];
-    const Latent denoised = run.denoise(x, sigma);
+    const Latent denoised = run.denoiseFirstOfTwo(x, sigma);
     if (sigmaNext == 0) {
       eulerStep(x, denoised, sigma, sigmaNext);
     } else {
@@ -93,7 +128,7 @@ Latent sampleDpm2(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
   for (int i = 0; i < steps; ++i) {
     const float sigma = sigmas[i];
     const float sigmaNext = sigmas[i + 1];
-    const Latent denoised = run.denoise(x, sigma);
+    const Latent denoised = run.denoiseFirstOfTwo(x, sigma);
     if (sigmaNext == 0) {
       eulerStep(x, denoised, sigma, sigmaNext);
     } else {
@@ -114,12 +149,15 @@ Latent sampleDpm2(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
 }
 
 // DPM-Solver++(2S) in t = -log(sigma), stepping to the ancestral sigmaDown, then adding noise.
+Latent sampleDpmpp2sAncestralFlow(SamplerRun& run, Latent x, const std::vector<float>& sigmas);
+
 Latent sampleDpmpp2sAncestral(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  if (run.flow()) return sampleDpmpp2sAncestralFlow(run, std::move(x), sigmas);
   const int steps = static_cast<int>(sigmas.size()) - 1;
   Latent xMid(x.size());
   for (int i = 0; i < steps; ++i) {
     const float sigma = sigmas[i];
-    const Latent denoised = run.denoise(x, sigma);
+    const Latent denoised = run.denoiseFirstOfTwo(x, sigma);
     const AncestralStep a = ancestralStep(sigma, sigmas[i + 1]);
     if (a.sigmaDown == 0) {
       eulerStep(x, denoised, sigma, a.sigmaDown);
@@ -137,6 +175,40 @@ Latent sampleDpmpp2sAncestral(SamplerRun& run, Latent x, const std::vector<float
       for (size_t j = 0; j < x.size(); ++j) x[j] = scale * x[j] + weight * denoisedMid[j];
     }
     if (sigmas[i + 1] > 0) run.addNoise(x, a.sigmaUp);
+    run.stepDone(i);
+  }
+  return x;
+}
+
+// The flow form: the midpoint is halfway in lambda = log((1 - sigma) / sigma) between sigma and
+// the ancestral sigmaDown. At sigma 1 (lambda -inf, a step's start from pure noise) the midpoint
+// is sigma itself, so the step's first prediction serves twice.
+Latent sampleDpmpp2sAncestralFlow(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  Latent xMid(x.size());
+  for (int i = 0; i < steps; ++i) {
+    const float sigma = sigmas[i];
+    const float sigmaTo = sigmas[i + 1];
+    const bool fromNoise = 1.0f - sigma < 1e-6f;
+    const Latent denoised = fromNoise ? run.denoise(x, sigma) : run.denoiseFirstOfTwo(x, sigma);
+    if (sigmaTo == 0) {
+      x = denoised;
+    } else {
+      const FlowAncestralStep a = flowAncestralStep(sigma, sigmaTo);
+      Latent midPrediction;
+      if (fromNoise) {
+        midPrediction = denoised;
+      } else {
+        const float expS = std::sqrt((1.0f - sigma) / sigma * ((1.0f - a.sigmaDown) / a.sigmaDown));
+        const float sigmaMid = 1.0f / (expS + 1.0f);
+        const float keep = sigmaMid / sigma;
+        for (size_t j = 0; j < x.size(); ++j) xMid[j] = keep * x[j] + (1.0f - keep) * denoised[j];
+        midPrediction = run.denoise(xMid, sigmaMid);
+      }
+      const float keep = a.sigmaDown / sigma;
+      for (size_t j = 0; j < x.size(); ++j) x[j] = keep * x[j] + (1.0f - keep) * midPrediction[j];
+      renoise(run, x, a.sigmaUp, a.signalScale);
+    }
     run.stepDone(i);
   }
   return x;
@@ -176,11 +248,44 @@ Latent sampleDpmpp2m(SamplerRun& run, Latent x, const std::vector<float>& sigmas
 }
 
 // Latent consistency models jump straight to the prediction, then re-noise to the next level.
+// Flow models mix rather than add, so the prediction is scaled to (1 - sigma) first.
 Latent sampleLcm(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
   const int steps = static_cast<int>(sigmas.size()) - 1;
   for (int i = 0; i < steps; ++i) {
     x = run.denoise(x, sigmas[i]);
-    if (sigmas[i + 1] > 0) run.addNoise(x, sigmas[i + 1]);
+    if (sigmas[i + 1] > 0) renoise(run, x, sigmas[i + 1], run.flow() ? 1.0f - sigmas[i + 1] : 1.0f);
+    run.stepDone(i);
+  }
+  return x;
+}
+
+// RES multistep (Zhang and Chen's refined exponential solver, second order), as the reference runs
+// it with eta 0: deterministic; each step after the first corrects the exponential-integrator
+// step with the previous prediction, weighted by the phi functions of the log-sigma step.
+Latent sampleResMultistep(SamplerRun& run, Latent x, const std::vector<float>& sigmas) {
+  auto phi1 = [](float t) { return std::fabs(t) < 1e-6f ? 1.0f + t * 0.5f + t * t / 6.0f : std::expm1(t) / t; };
+  auto phi2 = [&](float t) { return std::fabs(t) < 1e-6f ? 0.5f + t / 6.0f + t * t / 24.0f : (phi1(t) - 1.0f) / t; };
+  const int steps = static_cast<int>(sigmas.size()) - 1;
+  Latent previous;
+  for (int i = 0; i < steps; ++i) {
+    const float sigma = sigmas[i];
+    const float sigmaNext = sigmas[i + 1];
+    Latent denoised = run.denoise(x, sigma);
+    if (sigmaNext == 0 || previous.empty()) {
+      eulerStep(x, denoised, sigma, sigmaNext);
+    } else {
+      const float t = -std::log(sigma);
+      const float h = -std::log(sigmaNext) - t;
+      // The previous step's span over this one's, as the reference measures it.
+      const float c2 = (-std::log(sigmas[i - 1]) - t) / h;
+      float b1 = phi1(-h) - phi2(-h) / c2;
+      float b2 = phi2(-h) / c2;
+      if (!std::isfinite(b1)) b1 = 0.0f;
+      if (!std::isfinite(b2)) b2 = 0.0f;
+      const float scale = std::exp(-h);
+      for (size_t j = 0; j < x.size(); ++j) x[j] = scale * x[j] + h * (b1 * denoised[j] + b2 * previous[j]);
+    }
+    previous = std::move(denoised);
     run.stepDone(i);
   }
   return x;
@@ -233,6 +338,7 @@ const std::vector<SamplerEntry>& samplerTable() {
       // those schedules (bit for bit for ddim_trailing).
       {"ddim_trailing", sampleEuler},
       {"tcd", sampleEuler},
+      {"res_multistep", sampleResMultistep},
   };
   return table;
 }
@@ -284,9 +390,15 @@ const std::vector<std::string>& samplerNames() {
   return names;
 }
 
+const std::vector<std::string>& flowSamplerNames() {
+  static const std::vector<std::string> names = {"euler",   "euler_a", "heun",        "dpm2",          "dpm++2s_a",
+                                                 "dpm++2m", "lcm",     "ipndm",       "ipndm_v",       "res_multistep"};
+  return names;
+}
+
 std::vector<float> sample(const std::string& sampler, const Denoiser& denoise,
                           std::vector<float> x, const std::vector<float>& sigmas, Rng& rng,
-                          const NoiseSchedule& schedule, const SamplerHooks& hooks) {
+                          const NoiseSchedule& schedule, const SamplerHooks& hooks, bool flow) {
   SamplerFn fn = nullptr;
   std::string known;
   for (const SamplerEntry& entry : samplerTable()) {
@@ -300,7 +412,10 @@ std::vector<float> sample(const std::string& sampler, const Denoiser& denoise,
   if (!denoise) throw std::invalid_argument("sample: denoise is empty");
   if (x.empty()) throw std::invalid_argument("sample: x is empty");
   checkSigmas(sigmas);
-  SamplerRun run(denoise, rng, schedule, hooks, static_cast<int>(sigmas.size()) - 1);
+  if (flow && std::find(flowSamplerNames().begin(), flowSamplerNames().end(), sampler) == flowSamplerNames().end()) {
+    throw std::invalid_argument("sampler '" + sampler + "' has no flow-matching form");
+  }
+  SamplerRun run(denoise, rng, schedule, hooks, static_cast<int>(sigmas.size()) - 1, flow);
   return fn(run, std::move(x), sigmas);
 }
 

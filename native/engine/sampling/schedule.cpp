@@ -4,6 +4,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "timestep_spacing.h"
+
 namespace sdnode {
 
 namespace {
@@ -146,7 +148,7 @@ float NoiseSchedule::sigmaAt(int t) const {
 }
 
 const std::vector<std::string>& schedulerNames() {
-  static const std::vector<std::string> names = {"discrete", "karras", "exponential", "lcm", "simple"};
+  static const std::vector<std::string> names = {"discrete", "karras", "exponential", "lcm", "simple", "beta", "smoothstep"};
   return names;
 }
 
@@ -160,6 +162,12 @@ std::vector<float> makeSigmas(const NoiseSchedule& schedule, const std::string& 
   if (scheduler == "exponential") return exponentialSigmas(schedule, steps);
   if (scheduler == "lcm") return lcmSigmas(schedule, steps);
   if (scheduler == "simple") return simpleSigmas(schedule, steps);
+  if (scheduler == "beta" || scheduler == "smoothstep") {
+    std::vector<float> sigmas;
+    for (float t : scheduler == "beta" ? betaTimesteps(steps) : smoothstepTimesteps(steps)) sigmas.push_back(schedule.tToSigma(t));
+    sigmas.push_back(0.0f);
+    return sigmas;
+  }
   throw std::invalid_argument("scheduler: unknown name '" + scheduler +
                               "' (expected one of: " + joinNames(schedulerNames()) + ")");
 }

@@ -31,7 +31,8 @@ class NoiseSchedule {
 
 // steps + 1 decreasing sigmas ending in 0. Schedulers: "discrete" (timesteps evenly spaced
 // from 999 to 0), "karras" (rho = 7), "exponential" (evenly spaced in log sigma), "lcm" (the LCM
-// distillation grid), "simple" (DDIM's trailing spacing: every (1000 / steps)-th timestep from 999).
+// distillation grid), "simple" (DDIM's trailing spacing: every (1000 / steps)-th timestep from 999),
+// "beta" and "smoothstep" (timestep_spacing.h; beta may give fewer than `steps`).
 // Throws std::invalid_argument for an unknown scheduler or steps < 1.
 std::vector<float> makeSigmas(const NoiseSchedule& schedule, const std::string& scheduler,
                               int steps);

@@ -9,13 +9,17 @@ import {
   a1111RefinerFields, checkSizeForModel, chosenSeed, imageSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
 } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
+import { kontextJob, kontextParameters, maxReferenceImages, type KontextJob } from '../kontext.js';
 import { flowDefaults, type FlowFamily } from '../model-family.js';
+import { base64Image } from './images.js';
 import type { Img2ImgRequest, Txt2ImgRequest } from './schemas.js';
 import { img2imgSchema, txt2imgSchema } from './schemas.js';
 
 /** A1111's scheduler field values → sdnode's schedules ('automatic': the sampler's own). */
 const schedulerByA1111Name: Readonly<Record<string, string | undefined>> = {
   automatic: undefined, uniform: 'discrete', karras: 'karras', exponential: 'exponential',
+  // Forge's picks for FLUX.1 and SD3 ("Simple", "Beta"), and SGM Uniform.
+  simple: 'simple', beta: 'beta', sgm_uniform: 'sgm_uniform',
 };
 
 /** Server-wide settings a client can change with POST /sdapi/v1/options. */
@@ -77,23 +81,47 @@ export function img2imgParameters(body: Img2ImgRequest, settings: A1111Settings)
  * For a flow model, the fields the request left out take the model family's defaults instead of
  * A1111's (50 steps, cfg 7, "Euler a", 512²: FLUX.1 cannot use Euler a and runs cfg 1 in one
  * pass), and `body` is filled in with them, so its `parameters` and `info` report what was used.
- * `given`: the keys the request had; `family`: undefined for a UNet model (A1111's defaults stay).
+ * `given`: the keys the request had; `family`: undefined for a UNet model (A1111's defaults stay);
+ * `size`: the default size in place of the family's (a Kontext edit's: its image's).
  */
 export function applyFamilyDefaults(mapped: MappedRequest, body: Txt2ImgRequest | Img2ImgRequest, given: ReadonlySet<string>,
-  family: FlowFamily | undefined): void {
+  family: FlowFamily | undefined, size?: { width: number; height: number }): void {
   if (family === undefined) return;
   const defaults = flowDefaults(family);
   const { parameters } = mapped;
   if (!given.has('steps')) body.steps = parameters.steps = defaults.steps;
   if (!given.has('cfg_scale')) body.cfg_scale = parameters.cfgScale = defaults.cfgScale;
-  if (!given.has('width')) body.width = parameters.width = defaults.size;
-  if (!given.has('height')) body.height = parameters.height = defaults.size;
+  if (!given.has('width')) body.width = parameters.width = size?.width ?? defaults.size;
+  if (!given.has('height')) body.height = parameters.height = size?.height ?? defaults.size;
   if (!given.has('sampler_name') && !given.has('sampler_index')) {
     parameters.sampler = defaults.sampler;
     body.sampler_name = samplerDisplayNames[defaults.sampler as keyof typeof samplerDisplayNames];
     if (body.scheduler === null) parameters.scheduler = defaults.scheduler;
   }
   checkSizeForModel(parameters, true);
+}
+
+/**
+ * A FLUX.1 Kontext img2img: every init image (up to 4) is a reference image read beside the
+ * prompt; nothing is noised, so denoising_strength and resize_mode do not apply, and a mask is
+ * refused (inpainting with FLUX.1 is not there). `mapped` loses its strength and says what is unused.
+ */
+export async function kontextImg2img(body: Img2ImgRequest, mapped: MappedRequest, checkpoint: string): Promise<KontextJob> {
+  if (body.mask !== null) {
+    throw new ApiError(422, 'INVALID_PARAMETER', `mask is not used by ${checkpoint}, a FLUX.1 Kontext model: it changes what the prompt `
+      + 'says ("make the sky red") and keeps the rest; leave mask out', { param: 'mask' });
+  }
+  if (body.init_images.length > maxReferenceImages) {
+    throw new ApiError(422, 'INVALID_PARAMETER', `Expected at most ${maxReferenceImages} init_images (FLUX.1 Kontext's reference images) `
+      + `but received ${body.init_images.length}`, { param: 'init_images' });
+  }
+  const images = await Promise.all(body.init_images.map((text, i) => base64Image(`init_images[${i}]`, text)));
+  const job = await kontextJob(images, 'init_images');
+  mapped.parameters = kontextParameters(mapped.parameters, job);
+  mapped.ignored = mapped.ignored.filter((field) => field !== 'init_images beyond the first');
+  if (body.denoising_strength !== null) mapped.ignored.push('denoising_strength');
+  if (body.resize_mode !== 0) mapped.ignored.push('resize_mode');
+  return job;
 }
 
 function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111Settings, known: string[]): MappedRequest {
@@ -110,10 +138,11 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
   }
   const clipSkip = clipStop === undefined ? settings.clipSkip : clipSkipValue(clipStop);
   const sampler = body.sampler_name ?? body.sampler_index ?? 'Euler a';
-  const schedulerName = body.scheduler?.trim().toLowerCase();
+  // By name ("sgm_uniform") or label ("SGM Uniform").
+  const schedulerName = body.scheduler?.trim().toLowerCase().replace(/\s+/g, '_');
   if (schedulerName !== undefined && !(schedulerName in schedulerByA1111Name)) {
     throw new ApiError(422, 'INVALID_PARAMETER',
-      `Expected one of Automatic, Uniform, Karras, Exponential for scheduler but received ${body.scheduler}`, { param: 'scheduler' });
+      `Expected one of Automatic, Uniform, Karras, Exponential, SGM Uniform, Simple, Beta for scheduler but received ${body.scheduler}`, { param: 'scheduler' });
   }
   const scheduler = schedulerName === undefined ? undefined : schedulerByA1111Name[schedulerName];
   if (body.batch_size * body.n_iter > maxJobImages) {

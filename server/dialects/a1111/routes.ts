@@ -13,11 +13,13 @@ import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs
 import type { Upload } from '../../jobs/store.js';
 import { FileHashes } from '../../models/hashes.js';
 import { packageVersion } from '../../version.js';
+import { isKontext } from '../kontext.js';
 import { flowFamilyOf } from '../model-family.js';
 import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './images.js';
 import { infoRoutes } from './info-routes.js';
 import {
-  applyFamilyDefaults, img2imgParameters, infoObject, jobTimestamp, txt2imgParameters, type A1111Settings, type MappedRequest,
+  applyFamilyDefaults, img2imgParameters, infoObject, jobTimestamp, kontextImg2img, txt2imgParameters, type A1111Settings,
+  type MappedRequest,
 } from './mapping.js';
 import {
   detailSchema, img2imgSchema, imagesResponseSchema, progressQuery, progressSchema, txt2imgSchema,
@@ -64,10 +66,13 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
       : parseWith(img2imgSchema, req.body ?? {}, '/sdapi/v1/img2img');
     const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
     const checkpoint = await context.models.resolve(mapped.checkpoint);
-    applyFamilyDefaults(mapped, body, new Set(Object.keys(req.body ?? {})), await flowFamilyOf(checkpoint));
+    const kontext = kind === 'img2img' && await isKontext(checkpoint)
+      ? await kontextImg2img(body as Img2ImgRequest, mapped, checkpoint.name) : undefined;
+    applyFamilyDefaults(mapped, body, new Set(Object.keys(req.body ?? {})), await flowFamilyOf(checkpoint), kontext?.size);
     const refiner = await resolveRefiner(context.models, mapped.parameters.refiner, checkpoint.name, a1111RefinerFields.checkpoint);
     mapped.parameters = withoutUndefined({ ...mapped.parameters, refiner });
-    const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} } : await img2imgInputs(body as Img2ImgRequest, mapped);
+    const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} }
+      : kontext ? { mode: 'img2img' as const, uploads: kontext.uploads } : await img2imgInputs(body as Img2ImgRequest, mapped);
     const modelHash = hashes.ofEntry(checkpoint).then((sha256) => sha256?.slice(0, 10) ?? null);
     const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });
     const done = await jobs.waitForClient(record.id, clientGone(res));

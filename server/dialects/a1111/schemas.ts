@@ -18,7 +18,7 @@ const common = {
   seed_resize_from_w: z.number().int().min(-1).max(2048).default(-1),
   sampler_name: z.string().nullable().default(null).meta({ description: 'A1111 sampler name, e.g. "DPM++ 2M Karras" or "Euler a" (default)' }),
   sampler_index: z.string().nullable().default(null).meta({ description: 'Older name of sampler_name' }),
-  scheduler: z.string().nullable().default(null).meta({ description: 'Automatic, Uniform, Karras or Exponential (A1111 1.9+)' }),
+  scheduler: z.string().nullable().default(null).meta({ description: 'Automatic, Uniform, Karras, Exponential, SGM Uniform, Simple or Beta (A1111 1.9+)' }),
   batch_size: z.number().int().min(1).max(16).default(1),
   n_iter: z.number().int().min(1).max(16).default(1),
   steps: z.number().int().min(1).max(150).default(50),
@@ -69,7 +69,10 @@ export type Txt2ImgRequest = z.output<typeof txt2imgSchema>;
 
 export const img2imgSchema = z.looseObject({
   ...common,
-  init_images: z.array(z.string()).min(1, 'init_images needs one base64 image').meta({ description: 'Base64 images, with or without a data: URL prefix; the first is used' }),
+  init_images: z.array(z.string()).min(1, 'init_images needs one base64 image').meta({
+    description: 'Base64 images, with or without a data: URL prefix; the first is used (a FLUX.1 Kontext model reads up to 4, '
+      + 'as reference images beside the prompt, and makes the first one\'s size unless width and height are given)',
+  }),
   resize_mode: z.number().int().min(0).max(3).default(0)
     .meta({ description: '0 just resize, 1 crop and resize, 2 resize and fill, 3 latent upscale (as just resize)' }),
   mask: z.string().nullable().default(null).meta({ description: 'Base64 mask: white repaints, black keeps' }),

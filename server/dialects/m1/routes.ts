@@ -11,6 +11,7 @@ import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs
 import type { Upload } from '../../jobs/store.js';
 import { QueueClosedError } from '../../jobs/queue.js';
 import { InvalidFieldError } from '../../parse.js';
+import { isKontext, kontextJob, kontextParameters } from '../kontext.js';
 import { checkSizeForEntry } from '../model-family.js';
 import { imageParams, jobIdParams, m1ErrorSchema, m1FormSchemas, m1Kinds, m1StatusSchema, m1UploadSlots, type M1Kind }
   from './schemas.js';
@@ -45,8 +46,7 @@ function m1Router(context: ServerContext): Router {
       body: {
         contentType: 'multipart/form-data',
         schema: m1FormSchemas[kind],
-        files: m1UploadSlots[kind].map((name) => ({ name, required: true,
-          description: name === 'mask' ? 'PNG, JPEG or WebP: white repaints, black keeps' : 'PNG, JPEG or WebP' })),
+        files: m1UploadSlots[kind].map((name) => ({ name, required: true, description: uploadDescription(kind, name) })),
       },
       responses: {
         200: { description: 'Queued', schema: m1StatusSchema },
@@ -69,8 +69,11 @@ function m1Router(context: ServerContext): Router {
       const model = await context.models.resolve(form.model);
       await checkSizeForEntry(model, requested);
       const refiner = await resolveRefiner(context.models, requested.refiner, model.name, a1111RefinerFields.checkpoint);
-      const parameters = withoutUndefined({ ...requested, refiner });
-      const uploads = await m1Uploads(kind, req.files);
+      const given = await m1Uploads(kind, req.files);
+      // FLUX.1 Kontext reads the image as a reference beside the prompt, noising nothing.
+      const kontext = kind === 'image-to-image' && given.image && await isKontext(model) ? await kontextJob([given.image], 'image') : undefined;
+      const parameters = withoutUndefined(kontext ? kontextParameters({ ...requested, refiner }, kontext) : { ...requested, refiner });
+      const uploads = kontext?.uploads ?? given;
       const record = await jobs.submit({ mode: modeByKind[kind], dialect: tag, model: model.name, parameters, uploads });
       res.json(queuedBody(context.apiPrefix, kind, record.id));
     });
@@ -144,6 +147,12 @@ async function findJob(context: ServerContext, kind: M1Kind, id: string) {
     throw new ApiError(404, 'TASK_NOT_FOUND', `No ${kind} task with id ${JSON.stringify(id)}`);
   }
   return snapshot;
+}
+
+function uploadDescription(kind: M1Kind, slot: 'image' | 'mask'): string {
+  if (slot === 'mask') return 'PNG, JPEG or WebP: white repaints, black keeps';
+  return kind === 'image-to-image' ? 'PNG, JPEG or WebP (a FLUX.1 Kontext model reads it as a reference image beside the prompt, '
+    + 'without strength, and makes its size unless width and height are given)' : 'PNG, JPEG or WebP';
 }
 
 async function m1Uploads(kind: M1Kind, files: unknown): Promise<Partial<Record<'image' | 'mask', Upload>>> {

@@ -14,6 +14,7 @@ import { presetSettings, type PresetSettings, type PresetTable } from '../../mod
 import type { ModelCatalog, ModelEntry } from '../../models/registry.js';
 import { UnknownModelError } from '../../models/registry.js';
 import { InvalidFieldError } from '../../parse.js';
+import { isKontext } from '../kontext.js';
 import { flowFamilyOf } from '../model-family.js';
 
 /** OpenAI's default model when a request names none. */
@@ -28,6 +29,8 @@ export interface Target {
   refiner?: JobParameters['refiner'];
   /** Whether the checkpoint is a flow model (FLUX.1, SD3), as known before the job runs. */
   flow?: boolean;
+  /** Whether it is FLUX.1 Kontext: edits send their images as reference images (see kontext.ts). */
+  kontext?: boolean;
 }
 
 /** A preset name, else a checkpoint name; a 404 naming both kinds of names otherwise. */
@@ -38,17 +41,21 @@ export async function resolveTarget(models: ModelCatalog, presets: PresetTable, 
   if (preset) {
     const settings = presetSettings(preset, ...variants);
     const checkpoint = await models.resolve(settings.checkpoint);
-    const flow = (await flowFamilyOf(checkpoint)) !== undefined;
-    return { id, settings, checkpoint, flow, ...await presetRefiner(models, id, settings, checkpoint) };
+    return { id, settings, checkpoint, ...await modelKind(checkpoint), ...await presetRefiner(models, id, settings, checkpoint) };
   }
   try {
-    return { id, settings: {}, checkpoint: await models.resolve(id) };
+    const checkpoint = await models.resolve(id);
+    return { id, settings: {}, checkpoint, ...await modelKind(checkpoint) };
   } catch (error) {
     if (error instanceof UnknownModelError) {
       throw new UnknownModelError(id, [...Object.keys(presets), ...error.available]);
     }
     throw error;
   }
+}
+
+async function modelKind(checkpoint: ModelEntry): Promise<Pick<Target, 'flow' | 'kontext'>> {
+  return { flow: (await flowFamilyOf(checkpoint)) !== undefined, kontext: await isKontext(checkpoint) };
 }
 
 // The preset's refiner is the server's configuration: a name the models lack is an error of the
@@ -87,10 +94,10 @@ export function parseSize(text: string | undefined): Size | undefined {
 
 /**
  * What to generate for a requested size: within the preset's pixel budget, aspect ratio kept,
- * sides multiples of 8; plus the size to scale the result to when the preset (or a side that is
- * not a multiple of 8) calls for it.
+ * sides multiples of `step` (8; 16 for flow models); plus the size to scale the result to when the
+ * preset (or a side that is not such a multiple) calls for it.
  */
-export function generationSize(requested: Size | undefined, settings: PresetSettings):
+export function generationSize(requested: Size | undefined, settings: PresetSettings, step = 8):
   Pick<JobParameters, 'width' | 'height' | 'outputWidth' | 'outputHeight'> {
   const target = requested ?? (settings.width !== undefined && settings.height !== undefined
     ? { width: settings.width, height: settings.height } : undefined);
@@ -98,8 +105,8 @@ export function generationSize(requested: Size | undefined, settings: PresetSett
   checkOutputSize('size', target.width, target.height);
   const budget = settings.maxPixels ?? Number.POSITIVE_INFINITY;
   const scale = Math.min(1, Math.sqrt(budget / (target.width * target.height)));
-  const width = Math.max(64, Math.floor((target.width * scale) / 8) * 8);
-  const height = Math.max(64, Math.floor((target.height * scale) / 8) * 8);
+  const width = Math.max(64, Math.floor((target.width * scale) / step) * step);
+  const height = Math.max(64, Math.floor((target.height * scale) / step) * step);
   const exact = width === target.width && height === target.height;
   const scaleBack = !exact && (settings.scaleToSize === true || scale === 1);
   return { width, height, ...(scaleBack && { outputWidth: target.width, outputHeight: target.height }) };

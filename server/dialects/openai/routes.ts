@@ -11,6 +11,7 @@ import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../.
 import { parseParameters, readPngText } from '../../../lib/index.js';
 import type { Upload } from '../../jobs/store.js';
 import type { PresetTable } from '../../models/presets.js';
+import { isKontext, kontextJob, kontextParameters, maxReferenceImages } from '../kontext.js';
 import { checkSizeForEntry, flowDefaults, flowFamilyOf } from '../model-family.js';
 import {
   baseParameters, contentTypes, editInputs, encodeOutput, generationSize, parseSize, resolveTarget, type OutputFormat,
@@ -89,30 +90,47 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
     method: 'post',
     path: '/v1/images/edits',
     tag,
-    summary: 'Edit an image: repaint its transparent pixels (or the mask\'s), or change it all',
+    summary: 'Edit an image: repaint its transparent pixels (or the mask\'s), or change it all; FLUX.1 Kontext: by the prompt\'s instruction',
+    description: 'For a FLUX.1 Kontext model the images (up to 4) are read beside the prompt, which says what to change '
+      + '("make the car red"); the result has the first image\'s size in whole 16-pixel patches unless size is given, and '
+      + 'a mask is refused. Other models edit one image.',
     body: {
       contentType: 'multipart/form-data',
       schema: editSchema,
       files: [
-        { name: 'image', required: true, description: 'PNG, JPEG or WebP; one image (also accepted as image[])' },
+        { name: 'image', required: true, description: 'PNG, JPEG or WebP; one image (also accepted as image[]), up to 4 for FLUX.1 Kontext' },
         { name: 'mask', required: false, description: 'PNG of the same size whose fully transparent pixels mark what to edit' },
       ],
     },
     responses: { 200: imagesAnswer, ...errors, 413: { description: 'An upload is over --max-upload-mb', schema: openaiErrorSchema } },
   }, keys.required(), watchClient, multipart('/v1/images/edits', [
-    { name: 'image', maxCount: 1 }, { name: 'image[]', maxCount: 1 }, { name: 'mask', maxCount: 1 },
+    { name: 'image', maxCount: maxReferenceImages }, { name: 'image[]', maxCount: maxReferenceImages }, { name: 'mask', maxCount: 1 },
   ]), async (req, res) => {
     accepting();
     const body = parseWith(editSchema, formFields(req.body), '/v1/images/edits');
     refuseTransparency(body.background);
-    const image = await oneImage(req.files);
+    const images = await imageUploads(req.files);
     const [maskData] = uploadedFiles(req.files, 'mask');
     const mask = maskData ? await imageUpload('mask', maskData) : undefined;
     const target = await resolveTarget(models, presets, body.model, [body.quality]);
-    const inputs = await editInputs(image, mask);
+    if (target.kontext) {
+      if (mask) {
+        throw new ApiError(400, 'INVALID_PARAMETER', `mask is not used by ${target.checkpoint.name}, a FLUX.1 Kontext model: it changes `
+          + 'what the prompt says ("make the sky red") and keeps the rest; leave mask out', { param: 'mask' });
+      }
+      const kontext = await kontextJob(images, 'image');
+      const parameters = kontextParameters({
+        ...baseParameters(target, body.prompt, body.n, body.seed),
+        ...generationSize(parseSize(body.size) ?? kontext.size, { scaleToSize: true, ...target.settings }, 16),
+      }, kontext);
+      const record = await jobs.submit({ mode: 'img2img', dialect: tag, model: target.checkpoint.name, parameters, uploads: kontext.uploads });
+      await answerWhenDone(context, urls, req, res, record, resultOptions(body, 'image_edit'));
+      return;
+    }
+    const inputs = await editInputs(oneImage(images), mask);
     const parameters = {
       ...baseParameters(target, body.prompt, body.n, body.seed),
-      ...generationSize(parseSize(body.size) ?? inputs.imageSize, { scaleToSize: true, ...target.settings }),
+      ...generationSize(parseSize(body.size) ?? inputs.imageSize, { scaleToSize: true, ...target.settings }, target.flow ? 16 : 8),
       // A transparent area is repainted from scratch, with a hard edge: every opaque pixel is kept
       // as it was. Without one the whole image changes by the preset's strength.
       ...(inputs.mode === 'inpaint' ? { strength: 1, maskBlur: 0 } : { strength: target.settings.strength ?? 0.75 }),
@@ -135,15 +153,18 @@ function openaiRouter(context: ServerContext, options: OpenAiOptions): Router {
   }, keys.required(), watchClient, multipart('/v1/images/variations', [{ name: 'image', maxCount: 1 }]), async (req, res) => {
     accepting();
     const body = parseWith(variationSchema, formFields(req.body), '/v1/images/variations');
-    const image = await oneImage(req.files);
+    const image = oneImage(await imageUploads(req.files));
     const target = await resolveTarget(models, presets, body.model, []);
-    const { width, height } = (await editInputs(image, undefined)).imageSize;
-    const parameters = {
+    // FLUX.1 Kontext reads the image as a reference; its prompt (the image's own, or none) asks for no change.
+    const kontext = target.kontext ? await kontextJob([image], 'image') : undefined;
+    const requested = parseSize(body.size) ?? kontext?.size ?? (await editInputs(image, undefined)).imageSize;
+    const common = {
       ...baseParameters(target, promptOf(image), body.n, body.seed),
-      ...generationSize(parseSize(body.size) ?? { width, height }, { scaleToSize: true, ...target.settings }),
-      strength: target.settings.strength ?? 0.75,
+      ...generationSize(requested, { scaleToSize: true, ...target.settings }, target.flow ? 16 : 8),
     };
-    const record = await jobs.submit({ mode: 'img2img', dialect: tag, model: target.checkpoint.name, parameters, uploads: { image } });
+    const parameters = kontext ? kontextParameters(common, kontext) : { ...common, strength: target.settings.strength ?? 0.75 };
+    const uploads = kontext?.uploads ?? { image };
+    const record = await jobs.submit({ mode: 'img2img', dialect: tag, model: target.checkpoint.name, parameters, uploads });
     // DALL·E 2's variations answer with links unless asked otherwise.
     await answerWhenDone(context, urls, req, res, record, resultOptions({ response_format: 'url', ...body }, 'image_edit'));
   });
@@ -242,11 +263,19 @@ function refuseTransparency(background: string | undefined): void {
   }
 }
 
-async function oneImage(files: unknown): Promise<Upload> {
+// The images of `image` and `image[]`, in that order, each checked; at least one.
+async function imageUploads(files: unknown): Promise<Upload[]> {
   const images = [...uploadedFiles(files, 'image'), ...uploadedFiles(files, 'image[]')];
   if (images.length === 0) throw new ApiError(400, 'MISSING_UPLOAD', 'image is required: a PNG, JPEG or WebP file', { param: 'image' });
-  if (images.length > 1) throw new ApiError(400, 'INVALID_PARAMETER', 'sdnode edits one image per request; send one image', { param: 'image' });
-  return imageUpload('image', images[0] as Buffer);
+  return Promise.all(images.map((data) => imageUpload('image', data)));
+}
+
+function oneImage(images: Upload[]): Upload {
+  if (images.length > 1) {
+    throw new ApiError(400, 'INVALID_PARAMETER', `This model edits one image per request, but received ${images.length}; send one image `
+      + `(FLUX.1 Kontext models read up to ${maxReferenceImages})`, { param: 'image' });
+  }
+  return images[0] as Upload;
 }
 
 // A PNG made by sdnode (or AUTOMATIC1111) says what it shows in its parameters chunk.
@@ -261,7 +290,8 @@ function promptOf(image: Upload): string {
 async function modelList(context: ServerContext, presets: PresetTable) {
   const checkpoints = await Promise.all((await context.models.list()).map(async (entry) => {
     const family = await flowFamilyOf(entry);
-    return { ...modelObject(entry.name), ...(family && { family, defaults: flowDefaults(family) }) };
+    const kontext = await isKontext(entry);
+    return { ...modelObject(entry.name), ...(family && { family, defaults: flowDefaults(family) }), ...(kontext && { kontext }) };
   }));
   return [...Object.keys(presets).map(modelObject), ...checkpoints];
 }

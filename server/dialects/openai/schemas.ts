@@ -110,11 +110,14 @@ export const modelSchema = z.object({
   object: z.literal('model'),
   created: z.number().int(),
   owned_by: z.string(),
-  family: z.enum(['flux-schnell', 'flux-dev', 'sd3', 'sd3.5']).optional()
+  family: z.enum(['flux-schnell', 'flux-dev', 'chroma', 'sd3', 'sd3.5']).optional()
     .meta({ description: 'sdnode: the flow family of a model given as components; absent for other checkpoints and presets' }),
   defaults: z.object({
     steps: z.number().int(), cfgScale: z.number(), size: z.number().int(), sampler: z.string(), scheduler: z.string(), guidance: z.number(),
   }).optional().meta({ description: 'sdnode: with family, what a request that leaves these out gets' }),
+  kontext: z.literal(true).optional().meta({
+    description: 'sdnode: a FLUX.1 Kontext model: image edits (edits, img2img) send their images as reference images beside the prompt',
+  }),
 });
 
 export const modelListSchema = z.object({ object: z.literal('list'), data: z.array(modelSchema) });

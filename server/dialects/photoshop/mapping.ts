@@ -1,6 +1,7 @@
 // Photoshop plug-in requests → jobs: base64 images decoded and checked, the result's size taken
-// from the image (generated at multiples of 8, scaled back when the image's sides are not), and
-// the safety checker asked for on every image.
+// from the image (generated at multiples of 8, 16 for flow models, scaled back when the image's
+// sides are not), and the safety checker asked for on every image. A FLUX.1 Kontext model reads
+// img2img's image as a reference beside the prompt (see kontext.ts).
 
 import { ApiError } from '../../http/errors.js';
 import { imageSize } from '../../http/uploads.js';
@@ -9,6 +10,7 @@ import { checkOutputSize } from '../../jobs/limits.js';
 import { chosenSeed, multipleOf8, withoutUndefined } from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
 import { base64Image } from '../a1111/images.js';
+import { kontextJob, kontextParameters } from '../kontext.js';
 import type { Img2ImgRequest, MaskingRequest, Txt2ImgRequest } from './schemas.js';
 
 export type PhotoshopRoute = 'txt2img' | 'img2img' | 'masking';
@@ -22,8 +24,15 @@ export interface PhotoshopJob {
 // diffusers' defaults, which the plug-in's own server used.
 const defaultStrength: Readonly<Record<'img2img' | 'masking', number>> = { img2img: 0.8, masking: 1 };
 
+/** What the job depends on of the model, as known before it runs. */
+export interface PhotoshopModel {
+  /** A flow model (FLUX.1, SD3): sizes in multiples of 16. */
+  flow: boolean;
+  kontext: boolean;
+}
+
 export async function photoshopJob(route: PhotoshopRoute, body: Txt2ImgRequest | Img2ImgRequest | MaskingRequest,
-  maxUploadBytes: number): Promise<PhotoshopJob> {
+  maxUploadBytes: number, model: PhotoshopModel): Promise<PhotoshopJob> {
   const common: JobParameters = withoutUndefined({
     prompt: body.prompt,
     count: body.num_outputs ?? 1,
@@ -42,7 +51,12 @@ export async function photoshopJob(route: PhotoshopRoute, body: Txt2ImgRequest |
   const image = await decoded('init_image', initText, maxUploadBytes);
   const { width, height } = await imageSize(image);
   checkOutputSize('init_image', width, height);
-  const parameters = { ...common, ...generationSize(width, height), strength: strength ?? defaultStrength[route] };
+  if (route === 'img2img' && model.kontext) {
+    const kontext = await kontextJob([image], 'init_image');
+    return { mode: 'img2img', parameters: kontextParameters({ ...common, ...scaledTo(kontext.size, width, height) }, kontext), uploads: kontext.uploads };
+  }
+  const step = model.flow ? 16 : 8;
+  const parameters = { ...common, ...generationSize(width, height, step), strength: strength ?? defaultStrength[route] };
   if (route === 'img2img') return { mode: 'img2img', parameters, uploads: { image } };
   const mask = await decoded('mask_image', (body as MaskingRequest).mask_image, maxUploadBytes);
   const maskSize = await imageSize(mask);
@@ -64,11 +78,15 @@ async function decoded(field: string, text: string, maxUploadBytes: number): Pro
   return upload;
 }
 
-// The engine makes sides that are multiples of 8 within 64–2048; any other size is made at the
-// nearest such size below and scaled to the image's own.
-function generationSize(width: number, height: number): Pick<JobParameters, 'width' | 'height' | 'outputWidth' | 'outputHeight'> {
-  const side = (value: number) => Math.min(2048, Math.max(64, Math.floor(value / 8) * 8));
-  const generated = { width: side(width), height: side(height) };
+// The engine makes sides that are multiples of `step` within 64–2048; any other size is made at
+// the nearest such size below and scaled to the image's own.
+function generationSize(width: number, height: number, step: number): Pick<JobParameters, 'width' | 'height' | 'outputWidth' | 'outputHeight'> {
+  const side = (value: number) => Math.min(2048, Math.max(64, Math.floor(value / step) * step));
+  return scaledTo({ width: side(width), height: side(height) }, width, height);
+}
+
+function scaledTo(generated: { width: number; height: number }, width: number, height: number):
+  Pick<JobParameters, 'width' | 'height' | 'outputWidth' | 'outputHeight'> {
   const exact = generated.width === width && generated.height === height;
   return exact ? generated : { ...generated, outputWidth: width, outputHeight: height };
 }

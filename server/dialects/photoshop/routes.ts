@@ -14,7 +14,8 @@ import { imagesWhenDone, requireAcceptingJobs } from '../../http/sync-job.js';
 import { imageSeed } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
 import { InvalidFieldError } from '../../parse.js';
-import { checkSizeForEntry } from '../model-family.js';
+import { isKontext } from '../kontext.js';
+import { checkSizeForEntry, flowFamilyOf } from '../model-family.js';
 import { photoshopJob, type PhotoshopRoute } from './mapping.js';
 import { failureSchema, imagesResponseSchema, img2imgSchema, maskingSchema, pingSchema, txt2imgSchema } from './schemas.js';
 
@@ -79,8 +80,9 @@ function photoshopRouter(context: ServerContext): Router {
     }, keys.required(), watchClient, ...bodies(imagesByRoute[route]), (async (req, res) => {
       requireAcceptingJobs(context);
       const body = parseWith(schema, bodyFields(req, path), path);
-      const job = await photoshopJob(route, body, context.maxUploadBytes);
       const checkpoint = await models.resolve();
+      const model = { flow: (await flowFamilyOf(checkpoint)) !== undefined, kontext: await isKontext(checkpoint) };
+      const job = await photoshopJob(route, body, context.maxUploadBytes, model);
       // Image to image makes the input image's size.
       const sizeField = route === 'txt2img' ? undefined : { width: 'init_image', height: 'init_image' };
       await checkSizeForEntry(checkpoint, job.parameters, sizeField);

@@ -15,6 +15,7 @@ import { sweepEvery } from '../../jobs/retention.js';
 import { base64BodyLimit, imageUpload, multipartForm, uploadedFiles } from '../../http/uploads.js';
 import { resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import { safetyVerdicts } from '../../jobs/safety.js';
+import { isKontext, kontextJob, kontextParameters } from '../kontext.js';
 import { flowDefaults, flowFamilyOf } from '../model-family.js';
 import { BlobStore } from './blobs.js';
 import { TaskEventHub } from './events.js';
@@ -115,18 +116,21 @@ function tasksRouter(context: ServerContext, options: TasksOptions, parts: Parts
     const requested = jobParameters(type, parameters, family);
     const refiner = await resolveRefiner(models, requested.refiner, checkpoint.name, taskRefinerFields.checkpoint);
     const jobParams = withoutUndefined({ ...requested, refiner });
-    const uploads = await taskUploads(type, parameters, {
+    const given = await taskUploads(type, parameters, {
       blobs, owner, ownBases: [base(req), ownBase(req)], allowFetch: options.allowFetch,
       maxBytes: context.maxUploadBytes,
     });
-    const sized = await withInitialImageSize(jobParams, uploads.image, family !== undefined);
+    // FLUX.1 Kontext reads the initial image as a reference beside the prompt, noising nothing.
+    const kontext = type === 'img2img' && given.image && await isKontext(checkpoint) ? await kontextJob([given.image], 'initial_image') : undefined;
+    const uploads = kontext?.uploads ?? given;
+    const sized = kontext ? kontextParameters(jobParams, kontext) : await withInitialImageSize(jobParams, given.image, family !== undefined);
     const record = await jobs.submit({ mode: modeByTaskType[type], dialect: tag, model: checkpoint.name, owner, parameters: sized, uploads });
     hub.pending(record, {
       owner,
       baseUrl: base(req),
       parametersUsed: { ...parameters, task_type: type, model: checkpoint.name, steps: jobParams.steps, guidance: jobParams.cfgScale,
         ...(family === 'flux-dev' && { distilled_guidance: jobParams.guidance ?? flowDefaults(family).guidance }),
-        scheduler: jobParams.sampler ?? 'euler_a', width: sized.width, height: sized.height, strength: jobParams.strength,
+        scheduler: jobParams.sampler ?? 'euler_a', width: sized.width, height: sized.height, strength: sized.strength,
         ...(jobParams.refiner && { refiner_model: jobParams.refiner.checkpoint, refiner_switch_at: jobParams.refiner.switchAt }) },
       warnings: [],
     });

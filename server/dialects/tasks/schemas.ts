@@ -41,7 +41,10 @@ const parameterFields = {
     + '(default true; without a checker the answer says it was not applied)').optional(),
   width: checkedNumber('width', { min: 64, max: 2048 }, true, 'Width, a multiple of 8 (16 for flow models; txt2img; default 512, flow models 1024)').optional(),
   height: checkedNumber('height', { min: 64, max: 2048 }, true, 'Height, a multiple of 8 (16 for flow models; txt2img; default 512, flow models 1024)').optional(),
-  initial_image: z.string().optional().meta({ description: 'img2img / inpaint: a blob id or the URL of a blob on this server' }),
+  initial_image: z.string().optional().meta({
+    description: 'img2img / inpaint: a blob id or the URL of a blob on this server (a FLUX.1 Kontext model\'s img2img reads it as a '
+      + 'reference image beside the prompt, without strength, and makes its size unless width and height are given)',
+  }),
   strength: checkedNumber('strength', { min: 0, max: 1 }, false, 'img2img: how much to change the image (default 0.8)').optional(),
   mask: z.string().optional().meta({ description: 'inpaint: a blob id or blob URL; white repaints, black keeps' }),
   refiner_model: z.string().optional().meta({

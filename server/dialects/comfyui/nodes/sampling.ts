@@ -18,6 +18,7 @@ export const comfySamplers: Readonly<Record<string, string>> = {
   lcm: 'lcm',
   ipndm: 'ipndm',
   ipndm_v: 'ipndm_v',
+  res_multistep: 'res_multistep',
 };
 
 /**
@@ -32,6 +33,7 @@ export const comfySchedulers: Readonly<Record<string, string>> = {
   sgm_uniform: 'discrete',
   simple: 'simple',
   ddim_uniform: 'simple',
+  beta: 'beta',
 };
 
 const samplerInputs: Record<string, InputSpec> = {
