@@ -11,6 +11,9 @@ export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export type {
+  DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
+} from './stages.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
 export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile } from './catalogue.js';
 export {

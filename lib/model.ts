@@ -13,8 +13,13 @@ import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { decodeImage, decodeMask, encodePng } from './images.js';
 import { engineUpscalers } from './hires.js';
 import type {
-  ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
+  ImageInput, ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
 } from './option-types.js';
+import {
+  checkLatent, emptyLatentFor, encodeImageInputs, latentChannels, normalizeSampleOptions, publicLatent, stageBoolean, textRequest,
+  type DecodedImage, type EncodeImageOptions, type EncodePromptOptions, type Latent, type PromptConditioning, type SampleOptions,
+  type StageCallOptions,
+} from './stages.js';
 import {
   defaultImageSize, invalid, isFlowFamily, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
@@ -24,10 +29,10 @@ import { findPulledModel, isModelReference, pullModel } from './pull.js';
 import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
-import { encodeRgbPng } from './png.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
 import { buildConditioning } from './prompt.js';
 import { checkGenerated, type SafetyResult } from './safety-checker.js';
+import { ProgressRelay, untilAborted } from './progress.js';
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
@@ -168,6 +173,87 @@ export class Model {
   }
 
   /**
+   * Encodes a prompt (emphasis syntax, any length) with the model's text encoders, for `sample()`.
+   * `clipSkip` as the image calls take it (0: the family's default); `loras` are merged into the text
+   * encoders for this call.
+   */
+  encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptConditioning> {
+    const request = textRequest(this.info, this.#t5, prompt, options);
+    return this.#stage('encodePrompt', options.signal, async (native) => ({ ...await native.encodeText(request), contextDim: this.info.contextDim }));
+  }
+
+  /** A latent of zeros for `batch` images of width × height pixels (ComfyUI's EmptyLatentImage). */
+  emptyLatent(options: { width: number; height: number; batch?: number }): Latent {
+    return emptyLatentFor(this.info, options);
+  }
+
+  /**
+   * The VAE's latent of an image: a file or its bytes, resized as the image calls resize (cover and
+   * centre-crop) to width × height (default: its own size cut down to multiples of 8, 16 for flow
+   * models), or RGB bytes already of that size. The posterior's mean, or a sample of it when `seed`
+   * is given.
+   */
+  encodeImage(image: ImageInput | DecodedImage, options: EncodeImageOptions = {}): Promise<Latent> {
+    const { pixels, request } = encodeImageInputs(this.info, image, options);
+    return this.#stage('encodeImage', options.signal, async (native) => {
+      const latent = await native.encodeImage({ ...await pixels, ...request });
+      return publicLatent(latent, this.info.vaeScale);
+    }, pixels);
+  }
+
+  /**
+   * Runs the sampler on a latent with the prompt's conditioning (ComfyUI's KSampler and
+   * KSamplerAdvanced): `emptyLatent()` then `sample()` then `decode()` with the image calls' seed,
+   * sampler, steps and cfgScale gives `textToImage()`'s pixels.
+   */
+  sample(options: SampleOptions): Promise<Latent> {
+    const { vaeScale } = this.info;
+    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, { ...this.info, channels: latentChannels(this.info) });
+    const relay = new ProgressRelay(onProgress, () => this.#native.abort());
+    return this.#stage('sample', signal, async (native) => {
+      const out = await native.sampleLatent(request, latent, relay.listener);
+      relay.rethrow();
+      return publicLatent(out, vaeScale);
+    }, undefined, relay);
+  }
+
+  /** The VAE's decode of every latent of the batch: RGB bytes. */
+  decode(latent: Latent, options: StageCallOptions & { vaeTiling?: boolean } = {}): Promise<DecodedImage[]> {
+    const native = checkLatent(latent, 'latent', this.info.vaeScale, latentChannels(this.info));
+    const tiled = stageBoolean(options.vaeTiling, 'vaeTiling', false);
+    return this.#stage('decode', options.signal, async (model) => {
+      const images = await model.decodeLatent(native, tiled);
+      return images.map(({ width, height, data }) => ({ width, height, data }));
+    });
+  }
+
+  /**
+   * One stage call in the model's queue; `prepared` (input decoding) fails the call before its turn,
+   * and a progress listener's error (`relay`) becomes its rejection.
+   */
+  async #stage<T>(
+    caller: string, signal: AbortSignal | undefined, run: (native: NativeModel) => Promise<T>, prepared?: Promise<unknown>, relay?: ProgressRelay,
+  ): Promise<T> {
+    if (this.#closing) throw new SdnodeError('ERR_MODEL_CLOSED', `${caller} was called on a closed model (${this.path})`);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid(TypeError, 'signal', 'AbortSignal', signal);
+    if (signal?.aborted) throw abortError(signal);
+    const turn = this.#takeTurn();
+    const stop = () => this.#native.abort();
+    try {
+      await Promise.all([prepared, untilAborted(turn.ready, signal)]);
+      signal?.addEventListener('abort', stop, { once: true });
+      return await run(this.#native);
+    } catch (err) {
+      relay?.rethrow();
+      if (signal?.aborted) throw abortError(signal);
+      throw err instanceof SdnodeError || err instanceof TypeError || err instanceof RangeError ? err : fromNativeError(err);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      turn.done();
+    }
+  }
+
+  /**
    * Frees the weights once every call already made has finished (abort their signals to hurry it);
    * calls made afterwards reject with 'ERR_MODEL_CLOSED'. Calling it again returns the same promise.
    */
@@ -297,29 +383,20 @@ export class Model {
   ): Promise<GeneratedImage[]> {
     const { signal, onProgress } = request;
     if (signal?.aborted) throw abortError(signal);
-    // A progress callback that throws stops the generation and becomes the call's rejection.
-    let callbackFailure: { error: unknown } | undefined;
     const stop = () => this.#native.abort();
+    const relay = new ProgressRelay(onProgress, stop);
     signal?.addEventListener('abort', stop, { once: true });
     let images: NativeImage[];
     try {
-      images = await this.#native.generate(nativeRequest, (progress) => {
-        if (!onProgress || callbackFailure) return;
-        try {
-          onProgress(publicProgress(progress));
-        } catch (error) {
-          callbackFailure = { error };
-          stop();
-        }
-      });
+      images = await this.#native.generate(nativeRequest, relay.listener);
     } catch (err) {
-      if (callbackFailure) throw callbackFailure.error;
+      relay.rethrow();
       if (signal?.aborted) throw abortError(signal);
       throw fromNativeError(err);
     } finally {
       signal?.removeEventListener('abort', stop);
     }
-    if (callbackFailure) throw callbackFailure.error;
+    relay.rethrow();
     if (signal?.aborted) throw abortError(signal);
 
     const modelName = path.basename(this.path, path.extname(this.path));
@@ -460,27 +537,4 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     textEncoders: [...native.textEncoders],
     ...(native.componentFiles.diffusionModel !== undefined && { components: { ...native.componentFiles } as unknown as ModelComponents }),
   };
-}
-
-// The preview is encoded here, synchronously: the engine waits for this callback to return before
-// it goes on, so events keep their step order and a preview never outlives its call.
-function publicProgress({
-  step, steps, pass, passStep, passSteps, image, images, elapsedMs, preview,
-}: NativeProgress): Progress {
-  const progress: Progress = { step, steps, pass: pass === 1 ? 'hires' : 'first', passStep, passSteps, image, images, elapsedMs };
-  if (preview) {
-    const { width, height, data } = preview;
-    progress.preview = { png: encodeRgbPng(data, width, height), width, height, step };
-  }
-  return progress;
-}
-
-/** `promise`, or an AbortError as soon as `signal` fires, whichever is first. */
-function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return promise;
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

@@ -608,7 +608,8 @@ function strengthAboveZero(value: unknown, name: string, fallback: number): numb
 
 const MAX_LORA_WEIGHT = 10;
 
-function loraList(value: unknown): NormalizedLora[] {
+/** The `loras` option checked: each path resolved, each weight in range (default 1). */
+export function loraList(value: unknown): NormalizedLora[] {
   if (value === undefined) return [];
   const expected = 'array of { path, weight } objects';
   if (!Array.isArray(value)) throw invalid(TypeError, 'loras', expected, value);
