@@ -261,10 +261,90 @@ export interface NativeImage {
   subseed: number;
 }
 
+/** One prompt through the text encoders (the stage API). */
+export interface NativeEncodedText {
+  /** [tokens, contextDim] */
+  hidden: Float32Array;
+  tokens: number;
+  /** SDXL's, FLUX.1's and SD3's pooled vector; empty otherwise. */
+  pooled: Float32Array;
+  /** Chroma's text-token attention mask; absent otherwise. */
+  mask?: Float32Array;
+}
+
+/** One prompt's ids for each text encoder (the stage API's encodeText). */
+export interface NativeTextRequest {
+  /** The CLIP encoders' rows of 77. */
+  prompt: NativeConditioning;
+  /** SD3's CLIP-G rows when they differ; absent: the same rows. */
+  clipG?: NativeConditioning;
+  /** Flow models' T5 ids (no end token, no padding). */
+  t5?: NativeConditioning;
+  clipSkip: number;
+  /** Merged into the text encoders for the call. */
+  loras?: NativeLora[];
+}
+
+/** Latents in the diffusion model's scale; sizes in latent cells. */
+export interface NativeLatent {
+  width: number;
+  height: number;
+  channels: number;
+  batch: number;
+  /** [batch, channels, height, width] */
+  data: Float32Array;
+  /** [height, width], 0 keeps, 1 repaints; absent: everywhere. */
+  noiseMask?: Float32Array;
+}
+
+export interface NativeSampleRequest {
+  sampler: string;
+  scheduler: string;
+  steps: number;
+  cfgScale: number;
+  seed: number;
+  /** 'gpu' | 'cpu' */
+  rng: string;
+  /** (0, 1] */
+  denoise: number;
+  startStep: number;
+  endStep: number;
+  forceFullDenoise: boolean;
+  addNoise: boolean;
+  previewEvery: number;
+  /** FLUX.1 dev's distilled guidance; absent: 3.5. */
+  guidance?: number;
+  /** Flow models' schedule shift; absent or 0: the family's. */
+  flowShift?: number;
+  /** Merged into the UNet for this call; absent: none. */
+  loras?: NativeLora[];
+  /** One or more (combined: the mean of their predictions). */
+  positive: NativeEncodedText[];
+  /** Absent or empty at cfgScale 1. */
+  negative?: NativeEncodedText[];
+}
+
+export interface NativeEncodeImageRequest {
+  /** RGB bytes, width*height*3 */
+  data: Uint8Array;
+  width: number;
+  height: number;
+  tiled: boolean;
+  /** Sample the VAE posterior with a generator of kind `rng` seeded with `seed`; false: its mean. */
+  sampled: boolean;
+  seed: number;
+  rng: string;
+}
+
 export interface NativeModel {
   readonly info: NativeModelInfo;
   /** Runs off the main thread; rejects with code 'ERR_ABORTED' after `abort()`. */
   generate(request: NativeRequest, onProgress: (progress: NativeProgress) => void): Promise<NativeImage[]>;
+  /** The stage API. */
+  encodeText(request: NativeTextRequest): Promise<NativeEncodedText>;
+  encodeImage(request: NativeEncodeImageRequest): Promise<NativeLatent>;
+  sampleLatent(request: NativeSampleRequest, latent: NativeLatent, onProgress?: (progress: NativeProgress) => void): Promise<NativeLatent>;
+  decodeLatent(latent: NativeLatent, tiled: boolean): Promise<NativeImage[]>;
   /** Asks the generation started by the latest generate() call to stop within one step (each call has its own flag). */
   abort(): void;
   /** Frees the weights now; later calls reject with 'ERR_MODEL_CLOSED'. */

@@ -37,6 +37,12 @@ export async function decodeImage(input: ImageInput, name: string, width: number
   return expectRaw(data, info, 3, width, height);
 }
 
+/** The size of an image file or its bytes, after EXIF orientation. */
+export async function imageSize(input: ImageInput, name: string): Promise<{ width: number; height: number }> {
+  const { info } = await decoder(await openImage(input, name)).autoOrient().raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height };
+}
+
 /**
  * Decodes a mask to one byte per pixel (255 repaints, 0 keeps) of exactly `width`×`height`, resized
  * like `decodeImage`, then blurred with a Gaussian of sigma `blurSigma` pixels (0: none).

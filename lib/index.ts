@@ -11,7 +11,15 @@ export { convertModel, type ConvertResult } from './convert.js';
 export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
+export type {
+  DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
+} from './stages.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
+export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile } from './catalogue.js';
+export {
+  defaultModelsDir, findPulledModel, isModelReference, pullModel, sidecarOf, sourceFile, unfinishedDownloads,
+  type PulledModel, type PullOptions, type PullProgress,
+} from './pull.js';
 export { loadEmbeddings, type Embedding, type EmbeddingSet, type EmbeddingTarget, type SkippedEmbedding } from './embeddings.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 export type {

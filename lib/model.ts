@@ -1,6 +1,7 @@
 // A loaded model: the native weights plus the queue that keeps its calls one at a time. Each call
 // takes its place in the queue when it is made; decoding its images and tokenising its prompts
 // happen at once, so a bad input fails without waiting for the calls ahead of it.
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { loadAddon } from '../bindings/index.js';
@@ -12,21 +13,27 @@ import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { decodeImage, decodeMask, encodePng } from './images.js';
 import { engineUpscalers } from './hires.js';
 import type {
-  ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
+  ImageInput, ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
 } from './option-types.js';
+import {
+  checkLatent, emptyLatentFor, encodeImageInputs, latentChannels, normalizeSampleOptions, publicLatent, stageBoolean, textRequest,
+  type DecodedImage, type EncodeImageOptions, type EncodePromptOptions, type Latent, type PromptConditioning, type SampleOptions,
+  type StageCallOptions,
+} from './stages.js';
 import {
   defaultImageSize, invalid, isFlowFamily, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
 import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
+import { findPulledModel, isModelReference, pullModel } from './pull.js';
 import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
-import { encodeRgbPng } from './png.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
 import { embeddingHashes, EmbeddingVocabulary, loadEmbeddings } from './embeddings.js';
 import { buildConditioning } from './prompt.js';
 import { checkGenerated, type SafetyResult } from './safety-checker.js';
+import { ProgressRelay, untilAborted } from './progress.js';
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
@@ -172,6 +179,87 @@ export class Model {
   /** Repaints where `mask` is white and keeps `image` where it is black. */
   inpaint(options: InpaintOptions): Promise<GeneratedImage[]> {
     return this.#run(options, 'inpaint', 'inpaint');
+  }
+
+  /**
+   * Encodes a prompt (emphasis syntax, any length) with the model's text encoders, for `sample()`.
+   * `clipSkip` as the image calls take it (0: the family's default); `loras` are merged into the text
+   * encoders for this call.
+   */
+  encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptConditioning> {
+    const request = textRequest(this.info, this.#t5, prompt, options);
+    return this.#stage('encodePrompt', options.signal, async (native) => ({ ...await native.encodeText(request), contextDim: this.info.contextDim }));
+  }
+
+  /** A latent of zeros for `batch` images of width × height pixels (ComfyUI's EmptyLatentImage). */
+  emptyLatent(options: { width: number; height: number; batch?: number }): Latent {
+    return emptyLatentFor(this.info, options);
+  }
+
+  /**
+   * The VAE's latent of an image: a file or its bytes, resized as the image calls resize (cover and
+   * centre-crop) to width × height (default: its own size cut down to multiples of 8, 16 for flow
+   * models), or RGB bytes already of that size. The posterior's mean, or a sample of it when `seed`
+   * is given.
+   */
+  encodeImage(image: ImageInput | DecodedImage, options: EncodeImageOptions = {}): Promise<Latent> {
+    const { pixels, request } = encodeImageInputs(this.info, image, options);
+    return this.#stage('encodeImage', options.signal, async (native) => {
+      const latent = await native.encodeImage({ ...await pixels, ...request });
+      return publicLatent(latent, this.info.vaeScale);
+    }, pixels);
+  }
+
+  /**
+   * Runs the sampler on a latent with the prompt's conditioning (ComfyUI's KSampler and
+   * KSamplerAdvanced): `emptyLatent()` then `sample()` then `decode()` with the image calls' seed,
+   * sampler, steps and cfgScale gives `textToImage()`'s pixels.
+   */
+  sample(options: SampleOptions): Promise<Latent> {
+    const { vaeScale } = this.info;
+    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, { ...this.info, channels: latentChannels(this.info) });
+    const relay = new ProgressRelay(onProgress, () => this.#native.abort());
+    return this.#stage('sample', signal, async (native) => {
+      const out = await native.sampleLatent(request, latent, relay.listener);
+      relay.rethrow();
+      return publicLatent(out, vaeScale);
+    }, undefined, relay);
+  }
+
+  /** The VAE's decode of every latent of the batch: RGB bytes. */
+  decode(latent: Latent, options: StageCallOptions & { vaeTiling?: boolean } = {}): Promise<DecodedImage[]> {
+    const native = checkLatent(latent, 'latent', this.info.vaeScale, latentChannels(this.info));
+    const tiled = stageBoolean(options.vaeTiling, 'vaeTiling', false);
+    return this.#stage('decode', options.signal, async (model) => {
+      const images = await model.decodeLatent(native, tiled);
+      return images.map(({ width, height, data }) => ({ width, height, data }));
+    });
+  }
+
+  /**
+   * One stage call in the model's queue; `prepared` (input decoding) fails the call before its turn,
+   * and a progress listener's error (`relay`) becomes its rejection.
+   */
+  async #stage<T>(
+    caller: string, signal: AbortSignal | undefined, run: (native: NativeModel) => Promise<T>, prepared?: Promise<unknown>, relay?: ProgressRelay,
+  ): Promise<T> {
+    if (this.#closing) throw new SdnodeError('ERR_MODEL_CLOSED', `${caller} was called on a closed model (${this.path})`);
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalid(TypeError, 'signal', 'AbortSignal', signal);
+    if (signal?.aborted) throw abortError(signal);
+    const turn = this.#takeTurn();
+    const stop = () => this.#native.abort();
+    try {
+      await Promise.all([prepared, untilAborted(turn.ready, signal)]);
+      signal?.addEventListener('abort', stop, { once: true });
+      return await run(this.#native);
+    } catch (err) {
+      relay?.rethrow();
+      if (signal?.aborted) throw abortError(signal);
+      throw err instanceof SdnodeError || err instanceof TypeError || err instanceof RangeError ? err : fromNativeError(err);
+    } finally {
+      signal?.removeEventListener('abort', stop);
+      turn.done();
+    }
   }
 
   /**
@@ -324,29 +412,20 @@ export class Model {
   ): Promise<GeneratedImage[]> {
     const { signal, onProgress } = request;
     if (signal?.aborted) throw abortError(signal);
-    // A progress callback that throws stops the generation and becomes the call's rejection.
-    let callbackFailure: { error: unknown } | undefined;
     const stop = () => this.#native.abort();
+    const relay = new ProgressRelay(onProgress, stop);
     signal?.addEventListener('abort', stop, { once: true });
     let images: NativeImage[];
     try {
-      images = await this.#native.generate(nativeRequest, (progress) => {
-        if (!onProgress || callbackFailure) return;
-        try {
-          onProgress(publicProgress(progress));
-        } catch (error) {
-          callbackFailure = { error };
-          stop();
-        }
-      });
+      images = await this.#native.generate(nativeRequest, relay.listener);
     } catch (err) {
-      if (callbackFailure) throw callbackFailure.error;
+      relay.rethrow();
       if (signal?.aborted) throw abortError(signal);
       throw fromNativeError(err);
     } finally {
       signal?.removeEventListener('abort', stop);
     }
-    if (callbackFailure) throw callbackFailure.error;
+    relay.rethrow();
     if (signal?.aborted) throw abortError(signal);
 
     const modelName = path.basename(this.path, path.extname(this.path));
@@ -376,7 +455,9 @@ export class Model {
  * 'ERR_MODEL_UNSUPPORTED', 'ERR_INVALID_ARGUMENT' (a component missing: the message names it and its
  * flag), 'ERR_BACKEND', 'ERR_OUT_OF_MEMORY' or 'ERR_ADDON_LOAD' (addon not built).
  */
-export async function loadModel(model: string | ModelComponents, options?: LoadOptions): Promise<Model> {
+export async function loadModel(reference: string | ModelComponents, options?: LoadOptions): Promise<Model> {
+  const { model, t5Tokenizer: pulledTokenizer } = await resolveModelReference(reference, options);
+  if (pulledTokenizer !== undefined && options?.t5Tokenizer === undefined) options = { ...options, t5Tokenizer: pulledTokenizer };
   const components = typeof model === 'string' ? undefined : modelComponents(model);
   const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
   const { backend, prediction, threads, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
@@ -394,6 +475,23 @@ export async function loadModel(model: string | ModelComponents, options?: LoadO
   } catch (err) {
     throw fromNativeError(err);
   }
+}
+
+/**
+ * A reference (hf:, https://, a catalogue name) as the files it names in the models folder,
+ * downloaded first when `pull` is true; anything else unchanged. A catalogue name that is also a
+ * file's path is the file.
+ */
+async function resolveModelReference(model: string | ModelComponents, options: LoadOptions | undefined):
+Promise<{ model: string | ModelComponents; t5Tokenizer?: string }> {
+  if (typeof model !== 'string' || !isModelReference(model) || (!/^(hf:|https?:)/i.test(model) && existsSync(model))) return { model };
+  const pull: unknown = options?.pull;
+  if (pull !== undefined && typeof pull !== 'boolean') throw invalid(TypeError, 'pull', 'boolean', pull);
+  const found = pull === true ? await pullModel(model) : await findPulledModel(model);
+  if (!found) {
+    throw new SdnodeError('ERR_MODEL_NOT_PULLED', `${model} is not downloaded yet: run sdnode pull ${model}, or pass { pull: true } to loadModel`);
+  }
+  return { model: found.components ?? found.path, ...(found.t5Tokenizer !== undefined && { t5Tokenizer: found.t5Tokenizer }) };
 }
 
 /** The vocabulary a T5 GGUF carries in its metadata (llama.cpp's converters write it), if it is one that does. */
@@ -468,27 +566,4 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     textEncoders: [...native.textEncoders],
     ...(native.componentFiles.diffusionModel !== undefined && { components: { ...native.componentFiles } as unknown as ModelComponents }),
   };
-}
-
-// The preview is encoded here, synchronously: the engine waits for this callback to return before
-// it goes on, so events keep their step order and a preview never outlives its call.
-function publicProgress({
-  step, steps, pass, passStep, passSteps, image, images, elapsedMs, preview,
-}: NativeProgress): Progress {
-  const progress: Progress = { step, steps, pass: pass === 1 ? 'hires' : 'first', passStep, passSteps, image, images, elapsedMs };
-  if (preview) {
-    const { width, height, data } = preview;
-    progress.preview = { png: encodeRgbPng(data, width, height), width, height, step };
-  }
-  return progress;
-}
-
-/** `promise`, or an AbortError as soon as `signal` fires, whichever is first. */
-function untilAborted(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (!signal) return promise;
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
 }

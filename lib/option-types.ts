@@ -59,6 +59,13 @@ export interface LoadOptions {
    * machines. Not with `keepTextEncoders`. Default false.
    */
   lowMemory?: boolean;
+  /**
+   * When the model is a reference (`hf:<owner>/<repo>/<file>[@<revision>]`, an https:// URL or a
+   * catalogue name such as 'sd-turbo') not yet in the models folder (`SDNODE_MODELS`, else
+   * `~/.cache/sdnode/models`): download it first (see `pullModel`). Without it such a model is an
+   * SdnodeError 'ERR_MODEL_NOT_PULLED'; nothing is ever downloaded unasked. Default false.
+   */
+  pull?: boolean;
 }
 
 /**

@@ -122,7 +122,7 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   img2img: [...imageOptionKeys, 'image', 'strength'],
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
-export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'keepTextEncoders', 'lowMemory'] as const;
+export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'keepTextEncoders', 'lowMemory', 'pull'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
 const modelDefaultKeys = ['loraDir', 'embeddingsDir'] as const;
 
@@ -314,7 +314,7 @@ function flowSamplerAndScheduler(
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>>
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory' | 'pull'>>
   & Pick<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
@@ -612,7 +612,8 @@ function strengthAboveZero(value: unknown, name: string, fallback: number): numb
 
 const MAX_LORA_WEIGHT = 10;
 
-function loraList(value: unknown): NormalizedLora[] {
+/** The `loras` option checked: each path resolved, each weight in range (default 1). */
+export function loraList(value: unknown): NormalizedLora[] {
   if (value === undefined) return [];
   const expected = 'array of { path, weight } objects';
   if (!Array.isArray(value)) throw invalid(TypeError, 'loras', expected, value);

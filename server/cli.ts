@@ -1,16 +1,17 @@
-// The `sdnode` command: serve (the default), worker, generate, info, convert, build, --help, --version.
-// generate, info and convert parse their own flags (server/cli/).
+// The `sdnode` command: serve (the default), worker, generate, info, convert, pull, models, rm, build, --help,
+// --version. generate, info, convert, pull, models and rm parse their own flags (server/cli/).
 
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 
-import { weightTypes } from '../lib/index.js';
+import { catalogue, defaultCatalogueModel, defaultModelsDir, weightTypes } from '../lib/index.js';
 import { dialectNames, isDialectName } from './dialects/index.js';
 import { oneOf, usageError } from './cli/common.js';
 import { componentFlags, componentOptionSpec, componentUsage } from './cli/components.js';
 import { convertCommand } from './cli/convert.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
+import { askYes, modelsCommand, pullCommand, pullWithProgress, resolveModelFlag, rmCommand } from './cli/pull.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
 import { checkApiPrefix } from './http/api-prefix.js';
 import { collectApiKeys } from './http/auth.js';
@@ -23,6 +24,7 @@ import { packageRoot, packageVersion } from './version.js';
 
 const optionSpec = {
   model: { type: 'string', short: 'm' },
+  pull: { type: 'boolean' },
   ...componentOptionSpec,
   models: { type: 'string' },
   'max-loaded': { type: 'string' },
@@ -72,9 +74,16 @@ const subcommands: Readonly<Record<string, (argv: string[]) => Promise<number>>>
   generate: generateCommand,
   info: infoCommand,
   convert: convertCommand,
+  pull: pullCommand,
+  models: modelsCommand,
+  rm: rmCommand,
 };
 
 const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the default command)
+       sdnode pull <ref>…          download models: ${Object.keys(catalogue).join(', ')}, hf:<owner>/<repo>/<file>
+                                   or an https:// URL (sdnode pull --help)
+       sdnode models               list the downloaded models (--catalogue: the ones pull knows by name)
+       sdnode rm <name>…           delete a downloaded model
        sdnode generate -m <model> -p <prompt> [options]
                                    make images from the terminal (sdnode generate --help)
        sdnode info <model>         what a checkpoint is: family, types, memory (sdnode info --help)
@@ -88,8 +97,12 @@ const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the def
 Serve options:
   -m, --model <file>       Stable Diffusion checkpoint (.safetensors or .gguf), or a JSON file
                            naming a model's component files: the default model, loaded at start.
-                           Without it (and --models) the server runs, but generation requests
-                           answer 503.
+                           Also a reference (a catalogue name such as ${defaultCatalogueModel}, hf:<owner>/<repo>/<file>,
+                           an https:// URL) to a model downloaded with sdnode pull. Without it (and
+                           --models) the server offers to download ${defaultCatalogueModel}; declined, it runs, but
+                           generation requests answer 503.
+      --pull               Download the --model reference (or, without --model, ${defaultCatalogueModel}) into
+                           --models, else SDNODE_MODELS or ~/.cache/sdnode/models, if it is not there.
 ${componentUsage}
       --models <dir>       Serve every .safetensors / .gguf under this folder (subfolders too), by
                            name: the path inside it without the extension; also models given as
@@ -175,7 +188,7 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
   -v, --version            Print the version.
 
 Example:
-  npx sdnode serve --model ./v1-5-pruned-emaonly.safetensors
+  npx sdnode serve --model ${defaultCatalogueModel} --pull
   curl -F prompt="a photo of a cat" http://127.0.0.1:8888/text-to-image
   API documentation: http://127.0.0.1:8888/docs`;
 
@@ -214,6 +227,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(values: CliValues): Promise<number> {
+  const model = await serveModel(values);
+  if (typeof model === 'number') return model;
+  values = { ...values, model };
   let options: ServerOptions;
   try {
     options = serverOptions(values);
@@ -263,6 +279,29 @@ async function worker(values: CliValues): Promise<number> {
   console.log('Press Ctrl+C to stop.');
   stopOnSignals(running, 'unfinished jobs go back to the queue for another worker');
   return 0;
+}
+
+/**
+ * The --model to serve: a reference resolved to its file in the models folder (pulled with --pull
+ * or a yes); with no model at all, the catalogue's default when --pull or a yes asks for it.
+ * Undefined leaves the server without a model; a number is an exit code.
+ */
+async function serveModel(values: CliValues): Promise<string | undefined | number> {
+  const { model } = values;
+  if (model !== undefined) {
+    const resolved = await resolveModelFlag(model, { pull: values.pull === true, modelsDir: values.models, help: 'sdnode --help' });
+    return typeof resolved === 'object' ? resolved.path : resolved;
+  }
+  const hasModel = values.models !== undefined || values['diffusion-model'] !== undefined || values.redis !== undefined;
+  if (hasModel) return undefined;
+  const modelsDir = defaultModelsDir();
+  const { description, licence } = catalogue[defaultCatalogueModel]!;
+  if (values.pull !== true && !await askYes(`No --model given. Serve ${defaultCatalogueModel} (${description}; licence: ${licence}), `
+    + `downloading it into ${modelsDir} if it is not there?`)) {
+    return undefined;
+  }
+  const pulled = await pullWithProgress(defaultCatalogueModel, modelsDir, '--model');
+  return typeof pulled === 'number' ? pulled : pulled.path;
 }
 
 function announceLoading(options: Pick<ServerOptions, 'modelPath' | 'modelComponents'>): void {
@@ -389,7 +428,8 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
   if (options.redis !== undefined && (options.workers === 0 || !hasModel)) {
     console.log('Models: those the workers offer (sdnode worker --redis <url> --models <dir>).');
   } else if (!hasModel) {
-    console.log('No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>.');
+    console.log(`No model loaded: generation requests answer 503. Start with sdnode serve --model <checkpoint>, `
+      + `or sdnode serve --model ${defaultCatalogueModel} --pull to download one.`);
     return;
   }
   for (const line of running.welcome) console.log(line);

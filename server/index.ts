@@ -20,6 +20,7 @@ import { AllowedHosts } from './http/origin.js';
 import { terminalJobLog } from './jobs/log.js';
 import { EmbeddedQueue, type JobQueue } from './jobs/queue.js';
 import { defaultRetentionMs, sweepEvery } from './jobs/retention.js';
+import { createWorkflowRunner } from './dialects/comfyui/executor.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
@@ -76,6 +77,8 @@ export interface ServerOptions {
   concurrency?: number;
   /** Folder holding one sub-folder per job. Default ./output. */
   outputDir?: string;
+  /** Folder ComfyUI's /upload/image writes and its LoadImage node reads. Default <outputDir>/comfyui-input. */
+  comfyuiInputDir?: string;
   /** PEM certificate and key files; HTTPS when both are given. */
   cert?: string;
   key?: string;
@@ -212,6 +215,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
     a1111: { loraDir: loraFolder(options.loraDir, options.modelsDir), embeddingsDir: embeddingsFolder(options.embeddingsDir, options.modelsDir) },
+    comfyui: { inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir) },
+    sdcpp: { loraDir: loraFolder(options.loraDir, options.modelsDir), maxQueue: options.maxQueue ?? 100 },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
       retentionMs: retention(options),
@@ -263,6 +268,7 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
 
   const processor = createJobProcessor({
     store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
+    runWorkflow: createWorkflowRunner({ inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir) }),
   });
   const queue = new EmbeddedQueue(processor, {
     concurrency: options.concurrency ?? 1,
@@ -289,6 +295,10 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
       await safety.close();
     },
   };
+}
+
+function comfyuiInputDir(options: ServerOptions): string {
+  return path.resolve(options.comfyuiInputDir ?? path.join(options.outputDir ?? 'output', 'comfyui-input'));
 }
 
 async function readTls(options: ServerOptions): Promise<{ cert: Buffer; key: Buffer }> {

@@ -3,16 +3,18 @@
 // queues, and runs them with the same job runner as the embedded queue.
 
 import { hostname } from 'node:os';
+import path from 'node:path';
 
 import { isKontext } from './dialects/kontext.js';
 import { JobWorkers } from './jobs/bullmq-worker.js';
 import { terminalJobLog, type WriteLine } from './jobs/log.js';
 import { RedisConnection, redisKeys } from './jobs/redis.js';
 import { RedisJobStore } from './jobs/redis-store.js';
+import { createWorkflowRunner } from './dialects/comfyui/executor.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import type { ModelComponentSet } from './models/components.js';
 import { FileHashes } from './models/hashes.js';
-import { openModelsAndChecker, type ModelSources, type SafetyCheckerSource } from './models/loader.js';
+import { loraFolder, openModelsAndChecker, type ModelSources, type SafetyCheckerSource } from './models/loader.js';
 import type { ModelEntry } from './models/registry.js';
 import { heartbeatMs, newWorkerId, WorkerDirectory } from './models/remote-registry.js';
 
@@ -37,6 +39,8 @@ export interface WorkerOptions extends ModelSources, SafetyCheckerSource {
   lockDurationMs?: number;
   /** Sampling steps between live previews; 0 turns them off. Default 1. */
   previewEvery?: number;
+  /** The API processes' ComfyUI input folder (shared), which LoadImage reads. Default ./output/comfyui-input. */
+  comfyuiInputDir?: string;
   log?: WriteLine;
 }
 
@@ -69,6 +73,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     const store = new RedisJobStore(connection, keys, { retentionMs: 0 });
     const processor = createJobProcessor({
       store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
+      runWorkflow: createWorkflowRunner({
+        inputDir: path.resolve(options.comfyuiInputDir ?? 'output/comfyui-input'), loraDir: loraFolder(options.loraDir, options.modelsDir),
+      }),
     });
     workers = await JobWorkers.start(connection, await connection.duplicate(), keys, store, processor, {
       concurrency, attempts, lockDurationMs: options.lockDurationMs ?? 30_000, name: id, log,

@@ -69,6 +69,11 @@ t.test('A1111 defaults, sampler names, schedulers, clip skip and ignored fields'
   await post(url, 'txt2img', { prompt: 'x', steps: 2, sampler_name: 'Euler', scheduler: 'Exponential', width: 64, height: 64,
     override_settings: { CLIP_stop_at_last_layers: 2 } });
   t.match(model.calls[2], { sampler: 'euler', scheduler: 'exponential', clipSkip: 2 });
+  // Forge's schedules, by label or name.
+  await post(url, 'txt2img', { prompt: 'x', steps: 2, sampler_name: 'Euler', scheduler: 'Beta', width: 64, height: 64 });
+  t.match(model.calls[3], { sampler: 'euler', scheduler: 'beta' });
+  await post(url, 'txt2img', { prompt: 'x', steps: 2, sampler_name: 'Euler', scheduler: 'simple', width: 64, height: 64 });
+  t.match(model.calls[4], { scheduler: 'simple' });
   const odd = await post(url, 'txt2img', { prompt: 'x', steps: 1, width: 64, height: 64, restore_faces: true, styles: ['s'],
     alwayson_scripts: { controlnet: {} }, s_churn: 0.5 });
   t.equal(odd.status, 200);
@@ -128,7 +133,7 @@ t.test('bad input is a 422 with a detail list naming the field, and the server k
     ['txt2img', { prompt: 'x', width: -64 }, 'width', /width/],
     ['txt2img', { prompt: 'x', width: 100 }, 'width', /multiple of 8 for width/],
     ['txt2img', { prompt: 'x', sampler_name: 'Magic' }, 'sampler_name', /for sampler_name/],
-    ['txt2img', { prompt: 'x', scheduler: 'Beta' }, 'scheduler', /Automatic, Uniform, Karras, Exponential/],
+    ['txt2img', { prompt: 'x', scheduler: 'Polyexponential' }, 'scheduler', /Automatic, Uniform, Karras, Exponential, SGM Uniform, Simple, Beta/],
     ['img2img', { prompt: 'x', init_images: ['***'] }, 'init_images', /not base64 image data/],
     ['img2img', { prompt: 'x', init_images: [Buffer.from('not an image').toString('base64')] }, 'init_images', /not a PNG, JPEG or WebP/],
     ['img2img', { prompt: 'x', init_images: [] }, 'init_images', /init_images/],
@@ -285,7 +290,7 @@ t.test('the listing routes answer A1111\'s shapes', async (t) => {
   const { url } = await startTestServer(t, { model: new FakeModel() });
   const samplers = (await getJson(`${url}/sdapi/v1/samplers`)).body as unknown as { name: string; aliases: string[] }[];
   t.ok(samplers.some((sampler) => sampler.name === 'DPM++ 2M' && sampler.aliases.includes('dpm++2m')));
-  t.same(((await getJson(`${url}/sdapi/v1/schedulers`)).body as unknown as { name: string }[]).map((s) => s.name), ['automatic', 'uniform', 'karras', 'exponential']);
+  t.same(((await getJson(`${url}/sdapi/v1/schedulers`)).body as unknown as { name: string }[]).map((s) => s.name), ['automatic', 'uniform', 'karras', 'exponential', 'sgm_uniform', 'simple', 'beta']);
   t.match((await getJson(`${url}/sdapi/v1/latent-upscale-modes`)).body, [{ name: 'Latent' }]);
   t.match((await getJson(`${url}/sdapi/v1/upscalers`)).body, [{ name: 'None' }, { name: 'Lanczos' }]);
   for (const route of ['sd-vae', 'loras', 'prompt-styles', 'face-restorers']) t.same((await getJson(`${url}/sdapi/v1/${route}`)).body, [], route);

@@ -48,7 +48,7 @@ t.test('an unknown option or a malformed number is a usage error with exit code 
     [['--prediction', 'x0'], /Expected one of auto, eps, v for --prediction but received x0/],
     [['--cert', 'cert.pem'], /HTTPS needs both --cert and --key/],
     [['frobnicate'], /Unknown command frobnicate/],
-    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111, tasks, photoshop, generate for --api but received m1,sdapi/],
+    [['--api', 'm1,sdapi'], /Expected a comma-separated list of m1, openai, a1111, tasks, photoshop, generate, comfyui, sdcpp for --api but received m1,sdapi/],
     [['--max-loaded', '0'], /between 1 and 64 for --max-loaded/],
     [['--url-ttl', 'soon'], /Expected an integer for --url-ttl/],
     [['--api-prefix', 'sd/'], /Expected a path such as \/sd for --api-prefix .* but received "sd\/"/],
@@ -87,7 +87,7 @@ t.test('SDNODE_API_KEYS protects the server; a public --host without a key is wa
   const open = spawnCli(['--port', '0', '--host', '0.0.0.0', '--output', outputTestdir(t)]);
   t.teardown(() => open.kill('SIGKILL'));
   await waitForOutput(open, /listening on/);
-  for (const api of ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate']) {
+  for (const api of ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate', 'comfyui', 'sdcpp']) {
     t.match(open.output(), new RegExp(`warning: the ${api} API is open on 0\\.0\\.0\\.0 without an API key`), api);
   }
   open.kill('SIGTERM');

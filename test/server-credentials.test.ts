@@ -56,7 +56,7 @@ t.test('the server says which APIs are open to anyone', async (t) => {
     await running.close({ abort: true });
     return running.openApis;
   };
-  t.same(await start({}), ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate']);
+  t.same(await start({}), ['m1', 'openai', 'a1111', 'tasks', 'photoshop', 'generate', 'comfyui', 'sdcpp']);
   t.same(await start({ apis: ['m1', 'tasks'], tasks: { secretKey: 's'.repeat(32) } }), ['m1'], 'tasks needs tokens');
   t.same(await start({ apis: ['m1', 'tasks'], tasks: { secretKey: 's'.repeat(32), enableSignup: true } }), ['m1', 'tasks'], 'anyone may sign up');
   t.same(await start({ apiAuth: ['alice:pw'], tasks: { enablePublicAccess: true } }), []);

@@ -311,11 +311,14 @@ function inDialectShape(tag: string, body: unknown): boolean {
   const error = (typeof object.error === 'object' && object.error !== null ? object.error : {}) as Record<string, unknown>;
   switch (tag) {
     case 'm1':
+    case 'sdcpp':
       return typeof error.code === 'string' && typeof error.message === 'string';
     case 'openai':
       return typeof error.message === 'string' && typeof error.type === 'string' && 'code' in error && 'param' in error;
     case 'photoshop':
       return object.status === 'failure' && typeof object.message === 'string';
+    case 'comfyui':
+      return typeof error.type === 'string' && typeof error.message === 'string' && 'node_errors' in object;
     default:
       return typeof object.detail === 'string' || Array.isArray(object.detail);
   }
@@ -339,7 +342,7 @@ t.test('every malformed request to every documented route gets a 4xx in its dial
   for (const item of cases) perDialect.set(item.tag, (perDialect.get(item.tag) ?? 0) + 1);
   t.comment(`${cases.length} requests: ${[...perDialect].map(([tag, count]) => `${tag} ${count}`).join(', ')}`);
   t.ok(cases.length > 1000, `a corpus of ${cases.length} requests`);
-  t.same([...perDialect.keys()].sort(), ['a1111', 'generate', 'm1', 'openai', 'photoshop', 'tasks']);
+  t.same([...perDialect.keys()].sort(), ['a1111', 'comfyui', 'generate', 'm1', 'openai', 'photoshop', 'sdcpp', 'tasks']);
 
   const failures: string[] = [];
   await runPool(cases, 8, async (item) => {

@@ -48,13 +48,7 @@ std::vector<T> typedArrayField(const Napi::Object& o, const char* name, bool opt
 sdnode::Conditioning conditioningField(const Napi::Object& o, const char* name) {
   Napi::Value v = o.Get(name);
   if (!v.IsObject()) badField(o.Env(), name, "an object with tokens and weights");
-  Napi::Object c = v.As<Napi::Object>();
-  sdnode::Conditioning out;
-  out.tokens = typedArrayField<int32_t, napi_int32_array>(c, "tokens", false);
-  out.weights = typedArrayField<float, napi_float32_array>(c, "weights", false);
-  out.embeddings = typedArrayField<float, napi_float32_array>(c, "embeddings", true);
-  out.embeddings2 = typedArrayField<float, napi_float32_array>(c, "embeddings2", true);
-  return out;
+  return conditioningFromJs(v.As<Napi::Object>());
 }
 
 uint64_t seedField(const Napi::Object& o, const char* name) {
@@ -76,20 +70,6 @@ sdnode::HiresFix hiresFromJs(const Napi::Object& o) {
   if (!o.Get("prompt").IsUndefined()) h.prompt = conditioningField(o, "prompt");
   if (!o.Get("negative").IsUndefined()) h.negative = conditioningField(o, "negative");
   return h;
-}
-
-std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& v) {
-  if (!v.IsArray()) badField(v.Env(), "loras", "an array");
-  Napi::Array array = v.As<Napi::Array>();
-  std::vector<sdnode::LoraFile> loras;
-  for (uint32_t i = 0; i < array.Length(); i++) {
-    Napi::Value entry = array.Get(i);
-    if (!entry.IsObject()) badField(v.Env(), "loras", "an array of { path, unetMultiplier, textMultiplier }");
-    Napi::Object o = entry.As<Napi::Object>();
-    loras.push_back({stringField(o, "path"), static_cast<float>(numberField(o, "unetMultiplier")),
-                     static_cast<float>(numberField(o, "textMultiplier"))});
-  }
-  return loras;
 }
 
 // A copy JS owns: the engine's vector is gone once the call returns.
@@ -283,6 +263,130 @@ Napi::Array stringsToJs(Napi::Env env, const std::vector<std::string>& strings) 
   Napi::Array array = Napi::Array::New(env, strings.size());
   for (size_t i = 0; i < strings.size(); i++) array.Set(static_cast<uint32_t>(i), strings[i]);
   return array;
+}
+
+sdnode::Conditioning conditioningFromJs(const Napi::Object& o) {
+  sdnode::Conditioning out;
+  out.tokens = typedArrayField<int32_t, napi_int32_array>(o, "tokens", false);
+  out.weights = typedArrayField<float, napi_float32_array>(o, "weights", false);
+  out.embeddings = typedArrayField<float, napi_float32_array>(o, "embeddings", true);
+  out.embeddings2 = typedArrayField<float, napi_float32_array>(o, "embeddings2", true);
+  return out;
+}
+
+std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& v) {
+  if (!v.IsArray()) badField(v.Env(), "loras", "an array");
+  Napi::Array array = v.As<Napi::Array>();
+  std::vector<sdnode::LoraFile> loras;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    Napi::Value entry = array.Get(i);
+    if (!entry.IsObject()) badField(v.Env(), "loras", "an array of { path, unetMultiplier, textMultiplier }");
+    Napi::Object o = entry.As<Napi::Object>();
+    loras.push_back({stringField(o, "path"), static_cast<float>(numberField(o, "unetMultiplier")),
+                     static_cast<float>(numberField(o, "textMultiplier"))});
+  }
+  return loras;
+}
+
+sdnode::EncodedText encodedTextFromJs(const Napi::Object& o) {
+  sdnode::EncodedText t;
+  t.hidden = typedArrayField<float, napi_float32_array>(o, "hidden", false);
+  t.tokens = intField(o, "tokens");
+  t.pooled = typedArrayField<float, napi_float32_array>(o, "pooled", true);
+  t.mask = typedArrayField<float, napi_float32_array>(o, "mask", true);
+  return t;
+}
+
+sdnode::TextRequest textRequestFromJs(const Napi::Object& o) {
+  sdnode::TextRequest r;
+  r.prompt = conditioningField(o, "prompt");
+  if (!o.Get("clipG").IsUndefined()) r.clipG = conditioningField(o, "clipG");
+  if (!o.Get("t5").IsUndefined()) r.t5 = conditioningField(o, "t5");
+  r.clipSkip = intField(o, "clipSkip");
+  if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
+  return r;
+}
+
+sdnode::LatentBatch latentFromJs(const Napi::Object& o) {
+  sdnode::LatentBatch l;
+  l.width = intField(o, "width");
+  l.height = intField(o, "height");
+  l.channels = intField(o, "channels");
+  l.batch = intField(o, "batch");
+  l.data = typedArrayField<float, napi_float32_array>(o, "data", false);
+  l.noiseMask = typedArrayField<float, napi_float32_array>(o, "noiseMask", true);
+  return l;
+}
+
+namespace {
+
+// An array of encoded texts (absent: none).
+std::vector<sdnode::EncodedText> encodedTextsFromJs(const Napi::Object& o, const char* name) {
+  const Napi::Value v = o.Get(name);
+  if (v.IsUndefined()) return {};
+  if (!v.IsArray()) badField(o.Env(), name, "an array of encoded texts");
+  const Napi::Array array = v.As<Napi::Array>();
+  std::vector<sdnode::EncodedText> texts;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    const Napi::Value entry = array.Get(i);
+    if (!entry.IsObject()) badField(o.Env(), name, "an array of encoded texts");
+    texts.push_back(encodedTextFromJs(entry.As<Napi::Object>()));
+  }
+  return texts;
+}
+
+}  // namespace
+
+sdnode::SampleRequest sampleRequestFromJs(const Napi::Object& o) {
+  sdnode::SampleRequest r;
+  r.sampler = stringField(o, "sampler");
+  r.scheduler = stringField(o, "scheduler");
+  r.steps = intField(o, "steps");
+  r.cfgScale = static_cast<float>(numberField(o, "cfgScale"));
+  r.seed = seedField(o, "seed");
+  r.rng = stringField(o, "rng");
+  r.denoise = static_cast<float>(numberField(o, "denoise"));
+  r.startStep = intField(o, "startStep");
+  r.endStep = intField(o, "endStep");
+  r.forceFullDenoise = boolField(o, "forceFullDenoise");
+  r.addNoise = boolField(o, "addNoise");
+  r.previewEvery = intField(o, "previewEvery");
+  if (!o.Get("guidance").IsUndefined()) r.guidance = static_cast<float>(numberField(o, "guidance"));
+  if (!o.Get("flowShift").IsUndefined()) r.flowShift = static_cast<float>(numberField(o, "flowShift"));
+  if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
+  r.positive = encodedTextsFromJs(o, "positive");
+  r.negative = encodedTextsFromJs(o, "negative");
+  return r;
+}
+
+namespace {
+
+Napi::Float32Array floatsToJs(Napi::Env env, const std::vector<float>& values) {
+  Napi::Float32Array array = Napi::Float32Array::New(env, values.size());
+  std::copy(values.begin(), values.end(), array.Data());
+  return array;
+}
+
+}  // namespace
+
+Napi::Object encodedTextToJs(Napi::Env env, const sdnode::EncodedText& t) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("hidden", floatsToJs(env, t.hidden));
+  o.Set("tokens", static_cast<double>(t.tokens));
+  o.Set("pooled", floatsToJs(env, t.pooled));
+  if (!t.mask.empty()) o.Set("mask", floatsToJs(env, t.mask));
+  return o;
+}
+
+Napi::Object latentToJs(Napi::Env env, const sdnode::LatentBatch& l) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("width", l.width);
+  o.Set("height", l.height);
+  o.Set("channels", l.channels);
+  o.Set("batch", l.batch);
+  o.Set("data", floatsToJs(env, l.data));
+  if (!l.noiseMask.empty()) o.Set("noiseMask", floatsToJs(env, l.noiseMask));
+  return o;
 }
 
 Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& p) {

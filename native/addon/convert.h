@@ -13,6 +13,16 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
 sdnode::ConvertParams convertParamsFromJs(const std::string& input, const std::string& output, const Napi::Object& options);
 sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, const Napi::Object& options);
 
+// The stage API's values (sdnode::EncodedText, LatentBatch, SampleRequest).
+sdnode::Conditioning conditioningFromJs(const Napi::Object& object);
+std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& value);
+sdnode::EncodedText encodedTextFromJs(const Napi::Object& object);
+sdnode::TextRequest textRequestFromJs(const Napi::Object& object);
+sdnode::LatentBatch latentFromJs(const Napi::Object& object);
+sdnode::SampleRequest sampleRequestFromJs(const Napi::Object& object);
+Napi::Object encodedTextToJs(Napi::Env env, const sdnode::EncodedText& text);
+Napi::Object latentToJs(Napi::Env env, const sdnode::LatentBatch& latent);
+
 Napi::Object systemInfoToJs(Napi::Env env, const sdnode::SystemInfo& info);
 Napi::Object modelInfoToJs(Napi::Env env, const sdnode::ModelInfo& info);
 Napi::Object progressToJs(Napi::Env env, const sdnode::Progress& progress);

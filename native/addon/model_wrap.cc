@@ -4,6 +4,7 @@
 #include "convert.h"
 #include "progress_channel.h"
 #include "promise_worker.h"
+#include "stage_worker.h"
 
 namespace sdnode_addon {
 
@@ -79,7 +80,10 @@ class GenerateWorker : public PromiseWorker {
 
 Napi::Function ModelWrap::Define(Napi::Env env) {
   Napi::Function ctor = DefineClass(env, "Model",
-                                    {InstanceMethod("generate", &ModelWrap::Generate), InstanceMethod("abort", &ModelWrap::Abort),
+                                    {InstanceMethod("generate", &ModelWrap::Generate), InstanceMethod("encodeText", &ModelWrap::EncodeText),
+                                     InstanceMethod("encodeImage", &ModelWrap::EncodeImage),
+                                     InstanceMethod("sampleLatent", &ModelWrap::SampleLatent),
+                                     InstanceMethod("decodeLatent", &ModelWrap::DecodeLatent), InstanceMethod("abort", &ModelWrap::Abort),
                                      InstanceMethod("close", &ModelWrap::Close)});
   addonData(env).model = Napi::Persistent(ctor);
   return ctor;
@@ -111,6 +115,83 @@ Napi::Value ModelWrap::Generate(const Napi::CallbackInfo& info) {
   abortFlag_ = std::make_shared<std::atomic<bool>>(false);
   auto* worker = new GenerateWorker(env, handle_, std::move(refiner), std::move(request), onProgress, abortFlag_);
   return queued(worker);
+}
+
+namespace {
+
+Napi::Object objectArgument(const Napi::CallbackInfo& info, size_t index, const char* call) {
+  if (info.Length() <= index || !info[index].IsObject()) {
+    throw Napi::TypeError::New(info.Env(), std::string(call) + " needs an object as argument " + std::to_string(index + 1));
+  }
+  return info[index].As<Napi::Object>();
+}
+
+Napi::Function progressArgument(const Napi::CallbackInfo& info, size_t index) {
+  return info.Length() > index && info[index].IsFunction() ? info[index].As<Napi::Function>() : Napi::Function();
+}
+
+}  // namespace
+
+// encodeText({ prompt, clipG, t5, clipSkip, loras }) -> Promise<{ hidden, tokens, pooled, mask }>
+Napi::Value ModelWrap::EncodeText(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!handle_) return rejected(env, "ERR_MODEL_CLOSED", "the model was closed");
+  auto request = std::make_shared<sdnode::TextRequest>(textRequestFromJs(objectArgument(info, 0, "encodeText")));
+  auto out = std::make_shared<sdnode::EncodedText>();
+  abortFlag_ = std::make_shared<std::atomic<bool>>(false);
+  return queued(new StageWorker(
+      env, handle_, [request, out](sdnode::Model& m, const sdnode::Callbacks&) { *out = m.encodeText(*request); },
+      [out](Napi::Env e) -> Napi::Value { return encodedTextToJs(e, *out); }, Napi::Function(), abortFlag_));
+}
+
+// encodeImage({ data, width, height, tiled, sampled, seed, rng }) -> Promise<latent>
+Napi::Value ModelWrap::EncodeImage(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!handle_) return rejected(env, "ERR_MODEL_CLOSED", "the model was closed");
+  const Napi::Object o = objectArgument(info, 0, "encodeImage");
+  const Napi::Value data = o.Get("data");
+  if (!data.IsTypedArray() || data.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    throw Napi::TypeError::New(env, "internal: encodeImage's data must be a Uint8Array");
+  }
+  Napi::Uint8Array bytes = data.As<Napi::Uint8Array>();
+  auto rgb = std::make_shared<std::vector<uint8_t>>(bytes.Data(), bytes.Data() + bytes.ElementLength());
+  const int width = o.Get("width").As<Napi::Number>().Int32Value(), height = o.Get("height").As<Napi::Number>().Int32Value();
+  const bool tiled = o.Get("tiled").ToBoolean(), sampled = o.Get("sampled").ToBoolean();
+  const uint64_t seed = static_cast<uint64_t>(o.Get("seed").ToNumber().DoubleValue());
+  const std::string rng = o.Get("rng").IsString() ? o.Get("rng").As<Napi::String>().Utf8Value() : "gpu";
+  auto out = std::make_shared<sdnode::LatentBatch>();
+  abortFlag_ = std::make_shared<std::atomic<bool>>(false);
+  return queued(new StageWorker(
+      env, handle_,
+      [=](sdnode::Model& m, const sdnode::Callbacks&) { *out = m.encodeImage(*rgb, width, height, tiled, sampled, seed, rng); },
+      [out](Napi::Env e) -> Napi::Value { return latentToJs(e, *out); }, Napi::Function(), abortFlag_));
+}
+
+// sampleLatent(request, latent, onProgress) -> Promise<latent>
+Napi::Value ModelWrap::SampleLatent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!handle_) return rejected(env, "ERR_MODEL_CLOSED", "the model was closed");
+  auto request = std::make_shared<sdnode::SampleRequest>(sampleRequestFromJs(objectArgument(info, 0, "sampleLatent")));
+  auto latent = std::make_shared<sdnode::LatentBatch>(latentFromJs(objectArgument(info, 1, "sampleLatent")));
+  auto out = std::make_shared<sdnode::LatentBatch>();
+  abortFlag_ = std::make_shared<std::atomic<bool>>(false);
+  return queued(new StageWorker(
+      env, handle_,
+      [request, latent, out](sdnode::Model& m, const sdnode::Callbacks& callbacks) { *out = m.sampleLatent(*request, *latent, callbacks); },
+      [out](Napi::Env e) -> Napi::Value { return latentToJs(e, *out); }, progressArgument(info, 2), abortFlag_));
+}
+
+// decodeLatent(latent, tiled) -> Promise<{ width, height, data }[]>
+Napi::Value ModelWrap::DecodeLatent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!handle_) return rejected(env, "ERR_MODEL_CLOSED", "the model was closed");
+  auto latent = std::make_shared<sdnode::LatentBatch>(latentFromJs(objectArgument(info, 0, "decodeLatent")));
+  const bool tiled = info.Length() > 1 && info[1].ToBoolean();
+  auto out = std::make_shared<std::vector<sdnode::Image>>();
+  abortFlag_ = std::make_shared<std::atomic<bool>>(false);
+  return queued(new StageWorker(
+      env, handle_, [latent, tiled, out](sdnode::Model& m, const sdnode::Callbacks& callbacks) { *out = m.decodeLatent(*latent, tiled, callbacks); },
+      [out](Napi::Env e) -> Napi::Value { return imagesToJs(e, *out); }, Napi::Function(), abortFlag_));
 }
 
 std::shared_ptr<ModelHandle> ModelWrap::HandleOf(Napi::Env env, const Napi::Value& value) {

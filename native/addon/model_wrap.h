@@ -26,6 +26,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   std::shared_ptr<std::atomic<bool>> abortFlag_;
 
   Napi::Value Generate(const Napi::CallbackInfo& info);
+  // The stage API: each returns a promise and runs in the model's queue like generate().
+  Napi::Value EncodeText(const Napi::CallbackInfo& info);
+  Napi::Value EncodeImage(const Napi::CallbackInfo& info);
+  Napi::Value SampleLatent(const Napi::CallbackInfo& info);
+  Napi::Value DecodeLatent(const Napi::CallbackInfo& info);
   Napi::Value Abort(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 };

@@ -284,6 +284,67 @@ struct Callbacks {
   std::function<bool()> aborted;  // polled between steps and inside long graph computations
 };
 
+// The stages a generation is made of, for callers that compose them (ComfyUI's nodes): text to
+// conditioning, pixels to latent, latent to latent through the sampler, latent to pixels.
+
+// One prompt's ids for each text encoder the model has, as Request gives them.
+struct TextRequest {
+  Conditioning prompt;  // the CLIP encoders' rows of 77, as Request::prompt
+  Conditioning clipG;   // SD3's CLIP-G rows when they differ from `prompt`; empty: the same rows
+  Conditioning t5;      // flow models' T5 ids, as Request::t5Prompt
+  int clipSkip = 0;     // 0: the family's default
+  // Merged into the text encoders for this call (their UNet multipliers are not used here).
+  std::vector<LoraFile> loras;
+};
+
+// One prompt through the model's text encoders.
+struct EncodedText {
+  std::vector<float> hidden;  // [tokens, width]: the cross-attention context (UNet) or text tokens (flow models)
+  int64_t tokens = 0;
+  std::vector<float> pooled;  // SDXL's, FLUX.1's and SD3's pooled vector; empty for SD 1.x / 2.x and Chroma
+  std::vector<float> mask;    // Chroma: added to each text token's attention scores; empty otherwise
+};
+
+// Latents in the diffusion model's scale (the VAE's latent, shifted and scaled), `batch` of them.
+struct LatentBatch {
+  int width = 0;   // latent cells
+  int height = 0;
+  int channels = 4;
+  int batch = 1;
+  std::vector<float> data;  // [batch, channels, height, width]
+  // Where the sampler may change the latent, per cell (0 keeps the input's latent, 1 repaints);
+  // empty: everywhere. ComfyUI's noise_mask.
+  std::vector<float> noiseMask;  // [height, width]
+};
+
+struct SampleRequest {
+  std::string sampler = "euler_a";
+  std::string scheduler = "discrete";
+  int steps = 20;
+  float cfgScale = 7.0f;
+  uint64_t seed = 0;
+  std::string rng = "gpu";
+  // ComfyUI's denoise: below 1, the schedule is made for steps / denoise steps and its last `steps`
+  // are run. 0 < denoise <= 1.
+  float denoise = 1.0f;
+  // ComfyUI's start_at_step / end_at_step: the steps of the schedule that run (endStep >= steps: to
+  // the end). Stopping early leaves the remaining noise in the latent unless forceFullDenoise.
+  int startStep = 0;
+  int endStep = 10000;
+  bool forceFullDenoise = true;
+  bool addNoise = true;  // false: the latent already holds its noise (a previous pass's leftover)
+  int clipSkip = 0;
+  int previewEvery = 0;  // as Request::previewEvery
+  float guidance = 3.5f;   // FLUX.1 dev's distilled guidance, as Request::guidance
+  float flowShift = 0.0f;  // flow models: as Request::flowShift
+  // Merged into the UNet for this call (their text multipliers are not used here).
+  std::vector<LoraFile> loras;
+  // ComfyUI's conditioning lists: with several, the prediction is the mean of the guided
+  // predictions over every (positive, negative) pair, as ComfyUI combines conditionings.
+  std::vector<EncodedText> positive;
+  std::vector<EncodedText> negative;  // unused at cfgScale 1
+};
+
 class Model {
  public:
   static std::unique_ptr<Model> load(const LoadParams& params);
@@ -291,6 +352,19 @@ class Model {
   virtual const ModelInfo& info() const = 0;
   // Not re-entrant: one generation at a time per model (the addon queues calls).
   virtual std::vector<Image> generate(const Request& request, const Callbacks& callbacks) = 0;
+  // The stages. Not re-entrant either.
+  virtual EncodedText encodeText(const TextRequest& text);
+  // RGB bytes width*height*3 (pixels, multiples of the VAE scale) to one latent: the posterior's
+  // mean, or a sample of it drawn from a generator of kind `rng` seeded with `seed` when sampled.
+  virtual LatentBatch encodeImage(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, bool sampled,
+                                  uint64_t seed, const std::string& rng);
+  // Runs the sampler on every latent of the batch; the initial noise of the whole batch is one draw
+  // of the seeded generator ([batch, channels, height, width], as ComfyUI draws it), which then
+  // goes on to give the ancestral samplers' noise. Flow models mix latent and noise as ComfyUI does
+  // (sigma·noise + (1 − sigma)·latent) and hand a latent with leftover noise on divided by 1 − sigma.
+  virtual LatentBatch sampleLatent(const SampleRequest& request, const LatentBatch& latent, const Callbacks& callbacks);
+  // Each latent of the batch to RGB bytes (width, height: pixels).
+  virtual std::vector<Image> decodeLatent(const LatentBatch& latent, bool tiled, const Callbacks& callbacks);
 };
 
 struct ConvertParams {

@@ -22,10 +22,12 @@ import {
 } from './common.js';
 import { componentFlags, componentOptionSpec, componentUsage } from './components.js';
 import { writeImages } from './output-files.js';
+import { resolveModelFlag } from './pull.js';
 import { ProgressBar } from './progress-bar.js';
 
 const optionSpec = {
   model: { type: 'string', short: 'm' },
+  pull: { type: 'boolean' },
   ...componentOptionSpec,
   prompt: { type: 'string', short: 'p' },
   'negative-prompt': { type: 'string', short: 'n' },
@@ -80,8 +82,10 @@ export const generateUsage = `Usage: sdnode generate -m <model> -p <prompt> [opt
 Makes images from the terminal and saves them as PNG (with the generation parameters in a
 "parameters" text chunk, as AUTOMATIC1111 writes them).
 
-  -m, --model <file>            Checkpoint (.safetensors or .gguf). Required, unless the model is
-                                given as components:
+  -m, --model <file>            Checkpoint (.safetensors or .gguf), or a model reference (sd-turbo,
+                                hf:<owner>/<repo>/<file>, https://…) downloaded with sdnode pull.
+                                Required, unless the model is given as components:
+      --pull                    Download the --model reference first if it is not there yet.
 ${componentUsage}
   -p, --prompt <text>           What to draw; (word:1.2) emphasis as in AUTOMATIC1111.
   -n, --negative-prompt <text>  What to steer away from.
@@ -178,9 +182,15 @@ export async function generateCommand(argv: string[]): Promise<number> {
   let options: GenerateOptions;
   let components: ModelComponentSet | undefined;
   let output: string;
+  const pulled = values.model === undefined ? undefined
+    : await resolveModelFlag(values.model, { pull: values.pull === true, modelsDir: undefined, help });
+  if (typeof pulled === 'number') return pulled;
   try {
-    components = componentFlags(values);
-    options = await generateOptions(values, components);
+    // A pulled model of several files comes as its components, as --diffusion-model and the rest give them.
+    const pulledSet = typeof pulled === 'object' && pulled.components ? { ...pulled.components, t5Tokenizer: pulled.t5Tokenizer } : undefined;
+    components = componentFlags(values) ?? pulledSet;
+    const model = typeof pulled === 'object' ? (pulledSet ? undefined : pulled.path) : pulled;
+    options = await generateOptions({ ...values, model }, components);
     output = await outputFile(values.output ?? defaultOutput);
   } catch (error) {
     if (error instanceof InvalidFieldError) return usageError(error.message, help);

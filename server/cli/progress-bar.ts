@@ -14,6 +14,8 @@ export interface BarState {
   label: string;
   done: number;
   total: number;
+  /** The counts, already worded ("1.2 MB/3.4 GB"), shown in place of done/total. */
+  amount?: string;
   /** Rate, already worded: "1.25 s/step". */
   rate?: string;
   /** Seconds left, when they can be told. */
@@ -65,9 +67,9 @@ export class ProgressBar {
 }
 
 /** "image 1/2 ▕██████░░░░░░░░░░░░░░░░░░▏ 5/20  1.25 s/step  ETA 0:19" */
-export function formatBar({ label, done, total, rate, etaSeconds }: BarState): string {
+export function formatBar({ label, done, total, amount, rate, etaSeconds }: BarState): string {
   const filled = total > 0 ? Math.round((Math.min(done, total) / total) * barWidth) : 0;
-  const parts = [`${label} ▕${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)}▏ ${done}/${total}`];
+  const parts = [`${label} ▕${'█'.repeat(filled)}${'░'.repeat(barWidth - filled)}▏ ${amount ?? `${done}/${total}`}`];
   if (rate !== undefined) parts.push(rate);
   if (etaSeconds !== undefined) parts.push(`ETA ${formatDuration(etaSeconds)}`);
   return parts.join('  ');

@@ -3,8 +3,8 @@
 
 import type { MaskedStart } from '../../lib/index.js';
 
-/** What the engine is asked to do. */
-export const jobModes = ['txt2img', 'img2img', 'inpaint'] as const;
+/** What the engine is asked to do; 'workflow': a graph of stage calls (ComfyUI's API format). */
+export const jobModes = ['txt2img', 'img2img', 'inpaint', 'workflow'] as const;
 export type JobMode = (typeof jobModes)[number];
 
 export type JobState = 'QUEUED' | 'IN_PROGRESS' | 'COMPLETE' | 'FAILED';
@@ -74,6 +74,21 @@ export interface JobParameters {
    * black. Absent: no check.
    */
   safetyCheck?: 'report' | 'filter';
+  /**
+   * Workflow jobs: the graph in ComfyUI's API format (node id → { class_type, inputs }), checked
+   * when it was submitted, and what the submitting client sent beside it.
+   */
+  workflow?: {
+    graph: Record<string, { class_type: string; inputs: Record<string, unknown> }>;
+    /** The node ids whose outputs the client wants (the graph's output nodes). */
+    outputs: string[];
+    clientId?: string;
+    /** The id the client gave the prompt (ComfyUI's prompt_id); absent: the job id is the prompt id. */
+    promptId?: string;
+    extraData?: Record<string, unknown>;
+    /** The queue number ComfyUI clients see. */
+    number: number;
+  };
 }
 
 export interface JobError {
@@ -111,6 +126,20 @@ export interface JobProgress {
   /** Sampling step of the current image just finished, and how many it takes (once sampling started). */
   step?: number;
   steps?: number;
+  /** Workflow jobs: where the graph stands. */
+  workflow?: WorkflowProgress;
+}
+
+/** How far a workflow job has got: every field is the whole state, so each report stands alone. */
+export interface WorkflowProgress {
+  /** The node running now; null once every node has run. */
+  node: string | null;
+  /** Nodes whose outputs came from the previous workflow's (not run again). */
+  cached: string[];
+  /** Nodes that have run, in order. */
+  executed: string[];
+  /** Output nodes done so far: the numbers of the job images each wrote, and their kind. */
+  outputs: Record<string, { images: number[]; type: 'output' | 'temp' }>;
 }
 
 /** The latest preview of a running job: a small PNG of the current latent. */

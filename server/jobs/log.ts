@@ -27,7 +27,12 @@ export function terminalJobLog(write: WriteLine, now: () => number = Date.now): 
     `image ${index + 1}/${record.parameters.count}`;
   return {
     started(record, imagesDone) {
-      const { prompt, count, seed } = record.parameters;
+      const { prompt, count, seed, workflow } = record.parameters;
+      if (workflow) {
+        const nodes = Object.keys(workflow.graph).length;
+        line(record, `workflow of ${nodes} node${nodes === 1 ? '' : 's'}, outputs ${workflow.outputs.join(', ')}`);
+        return;
+      }
       const from = imagesDone > 0 ? `, resuming at image ${imagesDone + 1}` : '';
       const about = prompt === '' ? '' : ` ${JSON.stringify(truncate(prompt, 60))}`;
       line(record, `${record.mode}${about}: ${count} image${count === 1 ? '' : 's'}, seed ${seed}${from}`);

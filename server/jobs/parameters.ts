@@ -21,6 +21,11 @@ export function chosenSeed(seed: number | undefined): number {
   return seed === undefined || seed < 0 ? randomInt(0, maxSeed + 1) : seed;
 }
 
+/** A request's seed of any size (up to 2^53) reduced modulo 2^32, the generator's range; undefined / -1: a random one. */
+export function reducedSeed(seed: number | undefined): number {
+  return seed === undefined || seed < 0 ? chosenSeed(undefined) : seed % (maxSeed + 1);
+}
+
 /** Throws unless `value` is a multiple of 8 (what the VAE needs). */
 export function multipleOf8(field: string, value: number | undefined): number | undefined {
   if (value !== undefined && value % 8 !== 0) {

@@ -13,7 +13,7 @@ import { inpaintMaskedRegion } from './inpaint-region.js';
 import { imageSeed } from './parameters.js';
 import type { JobLog } from './log.js';
 import { screenImage, type ImageSafetyChecker } from './safety.js';
-import type { JobProcessor } from './queue.js';
+import type { JobProcessor, QueuedJob } from './queue.js';
 import type { JobStore } from './store.js';
 import { isFinished, jobErrorCodes, referenceSlots, type JobError, type JobRecord, type UploadSlot } from './job.js';
 
@@ -28,11 +28,25 @@ export interface JobRunnerOptions {
   previewEvery: number;
   /** Checks the images of jobs that ask for it (JobParameters.safetyCheck). */
   safetyChecker?: ImageSafetyChecker;
+  /** Runs workflow jobs (ComfyUI's API); without it they fail. */
+  runWorkflow?: WorkflowRunner;
 }
+
+/** What a workflow job's runner gets: the job, where its images go, and the models. */
+export interface WorkflowRun {
+  record: JobRecord;
+  job: QueuedJob;
+  store: JobStore;
+  models: ModelRegistry;
+  previewEvery: number;
+}
+
+/** Runs one workflow job to its end; throws as a failed image would (the job then FAILED). */
+export type WorkflowRunner = (run: WorkflowRun) => Promise<void>;
 
 type JobInputs = Partial<Record<UploadSlot, Buffer>>;
 
-export function createJobProcessor({ store, models, log, previewEvery, safetyChecker }: JobRunnerOptions): JobProcessor {
+export function createJobProcessor({ store, models, log, previewEvery, safetyChecker, runWorkflow }: JobRunnerOptions): JobProcessor {
   return async (job) => {
     const record = await store.read(job.jobId);
     if (!record || isFinished(record.state)) return;
@@ -43,6 +57,13 @@ export function createJobProcessor({ store, models, log, previewEvery, safetyChe
     let releaseRefiner: (() => void) | undefined;
     try {
       if (record.state !== 'IN_PROGRESS') await store.setState(record.id, 'IN_PROGRESS');
+      if (record.mode === 'workflow') {
+        if (!runWorkflow) throw new Error('This server runs no workflows: start it with the comfyui API (--api comfyui)');
+        await runWorkflow({ record, job, store, models, previewEvery });
+        await store.setState(record.id, 'COMPLETE');
+        log.completed(record);
+        return;
+      }
       const inputs = await readInputs(store, record);
       const lease = await models.acquire(await models.resolve(record.model));
       // Previews are not checked: a job whose images the checker may black out shows none.
@@ -187,6 +208,8 @@ async function generateImage(
       }
       return inpaint(image, mask);
     }
+    case 'workflow':
+      throw new Error('A workflow job reached the image runner');
   }
   return firstPng(images);
 }

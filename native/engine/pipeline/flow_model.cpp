@@ -8,6 +8,7 @@
 #include "noise.h"
 #include "pixels.h"
 #include "rng.h"
+#include "run_scopes.h"
 #include "samplers.h"
 #include "system_info.h"
 #include "vae_tiles.h"
@@ -31,12 +32,6 @@ constexpr float kFluxLatentShift = 0.1159f;
 constexpr float kSd3LatentScale = 1.5305f;
 constexpr float kSd3LatentShift = 0.0609f;
 
-struct AbortScope {
-  Backend& backend;
-  AbortScope(Backend& b, std::function<bool()> check) : backend(b) { backend.setAbortCheck(std::move(check)); }
-  ~AbortScope() { backend.setAbortCheck(nullptr); }
-};
-
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
   for (const std::string& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -44,6 +39,22 @@ std::string joined(const std::vector<std::string>& names) {
 }
 
 uint64_t imageSeed(uint64_t base, int i) { return (base + static_cast<uint64_t>(i)) & 0xffffffffull; }
+
+}  // namespace
+
+void checkFlowSampling(const std::string& sampler, const std::string& scheduler) {
+  auto fail = [](const std::string& what) { throw Error(ErrorCode::InvalidArgument, what); };
+  const std::vector<std::string>& samplers = flowSamplerNames();
+  if (std::find(samplers.begin(), samplers.end(), sampler) == samplers.end()) {
+    fail("sampler '" + sampler + "' is not supported for flow models; use one of " + joined(samplers));
+  }
+  const std::vector<std::string>& schedulers = flowSchedulerNames();
+  if (std::find(schedulers.begin(), schedulers.end(), scheduler) == schedulers.end()) {
+    fail("scheduler '" + scheduler + "' is not supported for flow models; use one of " + joined(schedulers));
+  }
+}
+
+namespace {
 
 // A1111's emphasis over T5's states, as for CLIP: each token's state times its weight, then the
 // whole run rescaled to its former mean.
@@ -251,6 +262,17 @@ void FlowModel::releaseTextEncoders() {
   t5File_.reset();
 }
 
+void FlowModel::doneWithTextEncoders() {
+  if (!params_.keepTextEncoders) {
+    releaseTextEncoders();
+    return;
+  }
+  // Kept loaded: only their compute buffers go.
+  if (clip_) clip_->releaseBuffers();
+  if (clipG_) clipG_->releaseBuffers();
+  if (t5_) t5_->releaseBuffers();
+}
+
 FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
   constexpr size_t kCachedPrompts = 8;
   std::string key;
@@ -300,10 +322,7 @@ void FlowModel::checkRequest(const Request& r) const {
       fail("each reference image must be a multiple of " + std::to_string(step) + " pixels a side, at most 2048, with width*height*3 RGB bytes");
     }
   }
-  const std::vector<std::string>& samplers = flowSamplerNames();
-  if (std::find(samplers.begin(), samplers.end(), r.sampler) == samplers.end()) {
-    fail("sampler '" + r.sampler + "' is not supported for flow models; use one of " + joined(samplers));
-  }
+  checkFlowSampling(r.sampler, r.scheduler);
   if (!std::isfinite(r.slgScale) || r.slgScale < 0 || r.slgScale > 100) fail("slgScale must be between 0 (off) and 100");
   if (!std::isfinite(r.slgStart) || !std::isfinite(r.slgEnd) || r.slgStart < 0 || r.slgEnd > 1 || r.slgStart > r.slgEnd) {
     fail("slgStart and slgEnd must be fractions of the schedule with 0 <= slgStart <= slgEnd <= 1");
@@ -313,10 +332,6 @@ void FlowModel::checkRequest(const Request& r) const {
     if (layer < 0 || layer >= blocks) {
       fail("skipLayers: " + std::to_string(layer) + " is not a block of this " + info_.family + " model (0 to " + std::to_string(blocks - 1) + ")");
     }
-  }
-  const std::vector<std::string>& schedulers = flowSchedulerNames();
-  if (std::find(schedulers.begin(), schedulers.end(), r.scheduler) == schedulers.end()) {
-    fail("scheduler '" + r.scheduler + "' is not supported for flow models; use one of " + joined(schedulers));
   }
   if (r.hires) fail("hires is not supported for " + info_.family + " models yet");
   if (r.refiner) fail("a refiner takes over from SDXL models only");
@@ -480,13 +495,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
   FlowText uncond;
   const bool guided = r.cfgScale != 1.0f;
   if (guided) uncond = encodeCached(r.negative, r.clipGNegative, r.t5Negative);
-  if (!params_.keepTextEncoders) {
-    releaseTextEncoders();
-  } else {
-    if (clip_) clip_->releaseBuffers();
-    if (clipG_) clipG_->releaseBuffers();
-    t5_->releaseBuffers();
-  }
+  doneWithTextEncoders();
   // With lowMemory the transformer was freed for the text encoders; it comes back now they are gone.
   loadTransformer();
   // LoRAs change the transformer for this call only (its text encoders take none yet).

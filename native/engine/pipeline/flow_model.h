@@ -31,11 +31,20 @@ struct FlowText {
   std::vector<float> mask;     // Chroma: added to each text token's attention scores as a key
 };
 
+// Throws InvalidArgument unless the sampler and scheduler run flow models.
+void checkFlowSampling(const std::string& sampler, const std::string& scheduler);
+
 class FlowModel : public Model {
  public:
   explicit FlowModel(const LoadParams& params);
   const ModelInfo& info() const override { return info_; }
   std::vector<Image> generate(const Request& request, const Callbacks& callbacks) override;
+  // The stages (flow_stages.cpp).
+  EncodedText encodeText(const TextRequest& text) override;
+  LatentBatch encodeImage(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, bool sampled, uint64_t seed,
+                          const std::string& rng) override;
+  LatentBatch sampleLatent(const SampleRequest& request, const LatentBatch& latent, const Callbacks& callbacks) override;
+  std::vector<Image> decodeLatent(const LatentBatch& latent, bool tiled, const Callbacks& callbacks) override;
 
  private:
   std::unique_ptr<Backend> backend_;
@@ -77,6 +86,8 @@ class FlowModel : public Model {
   void releaseTransformer();
   void loadTextEncoders();  // with lowMemory, frees the transformer first
   void releaseTextEncoders();
+  // After a call's prompts are encoded: the text encoders freed, or (keepTextEncoders) their buffers.
+  void doneWithTextEncoders();
   // encodePrompt through the cache of recent prompts, loading the text encoders on a miss.
   FlowText encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   std::vector<Image> generateImages(const Request& request, const Callbacks& callbacks);

@@ -10,45 +10,14 @@
 #include "pixels.h"
 #include "preview.h"
 #include "rng.h"
+#include "run_scopes.h"
 #include "samplers.h"
+#include "stage_common.h"
 #include "vae_tiles.h"
 
 namespace sdnode {
 
 namespace {
-
-struct AbortScope {
-  Backend& backend;
-  AbortScope(Backend& b, std::function<bool()> check) : backend(b) { backend.setAbortCheck(std::move(check)); }
-  ~AbortScope() { backend.setAbortCheck(nullptr); }
-};
-
-// Seamless tiling holds for one call only: the next call's convolutions pad with zeros again.
-struct CircularScope {
-  Unet& unet;
-  Vae& vae;
-  CircularScope(Unet& u, Vae& v, bool on) : unet(u), vae(v) {
-    unet.setCircularPadding(on);
-    vae.setCircularPadding(on);
-  }
-  ~CircularScope() {
-    unet.setCircularPadding(false);
-    vae.setCircularPadding(false);
-  }
-};
-
-template <typename Fn>
-auto asEngineError(Fn&& fn) -> decltype(fn()) {
-  try {
-    return fn();
-  } catch (const Error&) {
-    throw;
-  } catch (const std::invalid_argument& e) {
-    throw Error(ErrorCode::InvalidArgument, e.what());
-  } catch (const std::bad_alloc&) {
-    throw Error(ErrorCode::OutOfMemory, "out of memory");
-  }
-}
 
 bool sameText(const Conditioning& a, const Conditioning& b) {
   return a.tokens == b.tokens && a.weights == b.weights && a.embeddings == b.embeddings && a.embeddings2 == b.embeddings2;
@@ -197,7 +166,7 @@ TextConditions DiffusionModel::encodeText(const Conditioning& prompt, const Cond
 }
 
 std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
-                                              const TextConditions& text, const ImageStart& start, int64_t w, int64_t h,
+                                              const std::vector<const TextConditions*>& texts, const ImageStart& start, int64_t w, int64_t h,
                                               Rng& rng, const ImageProgress& progress, const RefinerPass* refiner) {
   const Request& r = run.request;
   // The preview shows the model's latest estimate of the clean image (the denoiser's x0 from the
@@ -223,7 +192,8 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
     p.elapsedMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - run.started).count();
     run.callbacks.onProgress(p);
   };
-  const auto added = addedConditioning(text, r, w, h);
+  std::vector<std::pair<std::vector<float>, std::vector<float>>> added;
+  for (const TextConditions* text : texts) added.push_back(addedConditioning(*text, r, w, h));
   std::pair<std::vector<float>, std::vector<float>> refinerAdded;
   if (refiner) refinerAdded = refiner->model.addedConditioning(refiner->text, r, w, h);
   const Denoiser model = [&](const std::vector<float>& latent, float sigma, int /*step*/) {
@@ -232,16 +202,17 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
     std::vector<float> denoised =
         refiner && stepsDone >= refiner->switchStep
             ? refiner->model.denoise(latent, sigma, w, h, refiner->text, refinerAdded, r.cfgScale, {})
-            : denoise(latent, sigma, w, h, text, added, r.cfgScale, start.concat);
+            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat);
+    for (size_t k = 1; k < texts.size(); k++) {
+      const std::vector<float> more = denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat);
+      for (size_t j = 0; j < denoised.size(); j++) denoised[j] += more[j];
+    }
+    if (texts.size() > 1) {
+      for (float& v : denoised) v /= static_cast<float>(texts.size());
+    }
     // Inpainting: the kept region's prediction is the input's latent, so at every step the
     // sampler re-imposes it at the current noise level.
-    if (!start.latentMask.empty()) {
-      const size_t cells = start.latentMask.size();
-      for (size_t j = 0; j < denoised.size(); j++) {
-        const float m = start.latentMask[j % cells];
-        denoised[j] = start.initLatent[j] + m * (denoised[j] - start.initLatent[j]);
-      }
-    }
+    if (!start.latentMask.empty()) blendKept(denoised, start.initLatent, start.latentMask);
     if (previews) latestDenoised = denoised;
     return denoised;
   };
@@ -345,7 +316,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
           start.maskedStartMask.empty() ? start : (maskedStart = withMaskedStart(start, r, seeds.seed));
       std::vector<float> x = initialNoise(*rng, r.rng, seeds, channels, w, h);
       for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? imageStart.initLatent[j] : 0.0f) + x[j] * sigmas[0];
-      x = samplePass(run, std::move(x), sigmas, text, imageStart, w, h, *rng, {i, totalSteps, 0, 0},
+      x = samplePass(run, std::move(x), sigmas, {&text}, imageStart, w, h, *rng, {i, totalSteps, 0, 0},
                      refiner ? &*refiner : nullptr);
 
       Image image;
@@ -356,7 +327,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
         rng->seed(seeds.seed);
         x = initialNoise(*rng, r.rng, seeds, channels, hires.width, hires.height);
         for (size_t j = 0; j < x.size(); j++) x[j] = hiresStart.initLatent[j] + x[j] * hires.sigmas[0];
-        x = samplePass(run, std::move(x), hires.sigmas, hiresText, hiresStart, hires.width, hires.height, *rng,
+        x = samplePass(run, std::move(x), hires.sigmas, {&hiresText}, hiresStart, hires.width, hires.height, *rng,
                        {i, totalSteps, 1, firstSteps});
         image.width = static_cast<int>(hires.width) * info_.vaeScale;
         image.height = static_cast<int>(hires.height) * info_.vaeScale;

@@ -68,6 +68,11 @@ class DiffusionModel : public Model {
   explicit DiffusionModel(const LoadParams& params);
   const ModelInfo& info() const override { return info_; }
   std::vector<Image> generate(const Request& request, const Callbacks& callbacks) override;
+  EncodedText encodeText(const TextRequest& text) override;
+  LatentBatch encodeImage(const std::vector<uint8_t>& rgb, int width, int height, bool tiled, bool sampled, uint64_t seed,
+                          const std::string& rng) override;
+  LatentBatch sampleLatent(const SampleRequest& request, const LatentBatch& latent, const Callbacks& callbacks) override;
+  std::vector<Image> decodeLatent(const LatentBatch& latent, bool tiled, const Callbacks& callbacks) override;
 
  private:
   Checkpoint file_;
@@ -97,8 +102,9 @@ class DiffusionModel : public Model {
                                                                       int64_t w, int64_t h) const;
   TextConditions encodeText(const Conditioning& prompt, const Conditioning& negative, const Request& request);
   // Runs the sampler down `sigmas` from x (already noised to sigmas[0]) and returns the clean latent.
+  // Several `texts` (combined conditionings): the mean of their predictions.
   std::vector<float> samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
-                                const TextConditions& text, const ImageStart& start, int64_t width, int64_t height, Rng& rng,
+                                const std::vector<const TextConditions*>& texts, const ImageStart& start, int64_t width, int64_t height, Rng& rng,
                                 const ImageProgress& progress, const RefinerPass* refiner = nullptr);
   // The request's refiner as this model's partner: checked, with its text encoded.
   std::optional<RefinerPass> prepareRefiner(const Request& request, int passSteps);

@@ -113,6 +113,7 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
   })));
   list('schedulers', 'Noise schedules', undefined, () => [
     ['automatic', 'Automatic'], ['uniform', 'Uniform'], ['karras', 'Karras'], ['exponential', 'Exponential'],
+    ['sgm_uniform', 'SGM Uniform'], ['simple', 'Simple'], ['beta', 'Beta'],
   ].map(([name, label]) => ({ name, label, aliases: null, default_rho: -1, need_inner_model: false })));
   list('upscalers', 'Image upscalers for the hires fix', undefined, () => ['None', 'Lanczos'].map((name) => ({
     name, model_name: null, model_path: null, model_url: null, scale: 4,

@@ -18,6 +18,8 @@ import { img2imgSchema, txt2imgSchema } from './schemas.js';
 /** A1111's scheduler field values → sdnode's schedules ('automatic': the sampler's own). */
 const schedulerByA1111Name: Readonly<Record<string, string | undefined>> = {
   automatic: undefined, uniform: 'discrete', karras: 'karras', exponential: 'exponential',
+  // Forge's picks for FLUX.1 and SD3 ("Simple", "Beta"), and SGM Uniform.
+  simple: 'simple', beta: 'beta', sgm_uniform: 'sgm_uniform',
 };
 
 /** Server-wide settings a client can change with POST /sdapi/v1/options. */
@@ -136,10 +138,11 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
   }
   const clipSkip = clipStop === undefined ? settings.clipSkip : clipSkipValue(clipStop);
   const sampler = body.sampler_name ?? body.sampler_index ?? 'Euler a';
-  const schedulerName = body.scheduler?.trim().toLowerCase();
+  // By name ("sgm_uniform") or label ("SGM Uniform").
+  const schedulerName = body.scheduler?.trim().toLowerCase().replace(/\s+/g, '_');
   if (schedulerName !== undefined && !(schedulerName in schedulerByA1111Name)) {
     throw new ApiError(422, 'INVALID_PARAMETER',
-      `Expected one of Automatic, Uniform, Karras, Exponential for scheduler but received ${body.scheduler}`, { param: 'scheduler' });
+      `Expected one of Automatic, Uniform, Karras, Exponential, SGM Uniform, Simple, Beta for scheduler but received ${body.scheduler}`, { param: 'scheduler' });
   }
   const scheduler = schedulerName === undefined ? undefined : schedulerByA1111Name[schedulerName];
   if (body.batch_size * body.n_iter > maxJobImages) {

@@ -18,7 +18,7 @@ const common = {
   seed_resize_from_w: z.number().int().min(-1).max(2048).default(-1),
   sampler_name: z.string().nullable().default(null).meta({ description: 'A1111 sampler name, e.g. "DPM++ 2M Karras" or "Euler a" (default)' }),
   sampler_index: z.string().nullable().default(null).meta({ description: 'Older name of sampler_name' }),
-  scheduler: z.string().nullable().default(null).meta({ description: 'Automatic, Uniform, Karras or Exponential (A1111 1.9+)' }),
+  scheduler: z.string().nullable().default(null).meta({ description: 'Automatic, Uniform, Karras, Exponential, SGM Uniform, Simple or Beta (A1111 1.9+)' }),
   batch_size: z.number().int().min(1).max(16).default(1),
   n_iter: z.number().int().min(1).max(16).default(1),
   steps: z.number().int().min(1).max(150).default(50),

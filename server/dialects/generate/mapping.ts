@@ -5,16 +5,14 @@ import sharp from 'sharp';
 
 import { insertPngText, readPngText } from '../../../lib/index.js';
 import type { JobParameters } from '../../jobs/job.js';
-import { chosenSeed, withoutUndefined } from '../../jobs/parameters.js';
+import { reducedSeed, withoutUndefined } from '../../jobs/parameters.js';
 import type { GenerateRequest } from './schemas.js';
-
-const seedRange = 2 ** 32;
 
 export function generateParameters(body: GenerateRequest): JobParameters {
   return withoutUndefined({
     prompt: body.prompt,
     count: body.number_of_images ?? 1,
-    seed: body.seed === undefined || body.seed < 0 ? chosenSeed(undefined) : body.seed % seedRange,
+    seed: reducedSeed(body.seed),
     width: body.width,
     height: body.height,
     cfgScale: body.cfg_scale,
