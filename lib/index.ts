@@ -13,6 +13,10 @@ export { generate, type GenerateOptions } from './generate.js';
 export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
+export {
+  loadUpscaler, upscale, Upscaler, type UpscaledImage, type UpscaleImageOptions, type UpscaleOptions, type UpscalerInfo,
+  type UpscalerLoadOptions,
+} from './upscale.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
   MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,

@@ -683,3 +683,30 @@ function progressCallback<T>(value: unknown, name: string): (progress: T) => voi
   if (typeof value === 'function') return value as (progress: T) => void;
   throw invalid(TypeError, name, 'function', value);
 }
+
+/** Options of an upscale with every default filled in but what needs the model (its scale). */
+export interface NormalizedUpscaleOptions {
+  scale?: number;
+  width?: number;
+  height?: number;
+  tile: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: { tile: number; tiles: number; pass: number; passes: number }) => void;
+}
+
+/** Checks the per-image options of an upscale (`scale`, or `width`/`height`; `tile`, `signal`, `onProgress`). */
+export function normalizeUpscaleOptions(options: unknown, caller: string, extraKeys: readonly string[] = []): NormalizedUpscaleOptions {
+  const o = checkOptionsObject(options ?? {}, caller, ['scale', 'width', 'height', 'tile', 'signal', 'onProgress', ...extraKeys]);
+  const normalized: NormalizedUpscaleOptions = { tile: integer(o.tile, 'tile', 32, 2048, 128) };
+  if (o.scale !== undefined) normalized.scale = number(o.scale, 'scale', 0.25, 16, 1);
+  const width = integer(o.width, 'width', 1, 16384, undefined);
+  const height = integer(o.height, 'height', 1, 16384, undefined);
+  if ((width !== undefined || height !== undefined) && normalized.scale !== undefined) {
+    throw new TypeError('scale and width/height exclude each other: give the factor or the size');
+  }
+  if (width !== undefined) normalized.width = width;
+  if (height !== undefined) normalized.height = height;
+  if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
+  if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
+  return normalized;
+}

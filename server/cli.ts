@@ -1,5 +1,5 @@
-// The `sdnode` command: serve (the default), worker, generate, info, convert, build, --help, --version.
-// generate, info and convert parse their own flags (server/cli/).
+// The `sdnode` command: serve (the default), worker, generate, info, convert, upscale, build, --help,
+// --version. generate, info, convert and upscale parse their own flags (server/cli/).
 
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -9,6 +9,7 @@ import { dialectNames, isDialectName } from './dialects/index.js';
 import { oneOf, usageError } from './cli/common.js';
 import { componentFlags, componentOptionSpec, componentUsage } from './cli/components.js';
 import { convertCommand } from './cli/convert.js';
+import { upscaleCommand } from './cli/upscale.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
@@ -71,6 +72,7 @@ const subcommands: Readonly<Record<string, (argv: string[]) => Promise<number>>>
   generate: generateCommand,
   info: infoCommand,
   convert: convertCommand,
+  upscale: upscaleCommand,
 };
 
 const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the default command)
@@ -79,6 +81,8 @@ const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the def
        sdnode info <model>         what a checkpoint is: family, types, memory (sdnode info --help)
        sdnode convert <model> <out.gguf> --type q8_0
                                    write a (quantized) GGUF file (sdnode convert --help)
+       sdnode upscale -i <image> --upscale-model <file> [-o out.png] [--scale n]
+                                   enlarge an image with ESRGAN (sdnode upscale --help)
        sdnode worker --redis <url> --models <dir> [--model <file>] [--concurrency <n>]
                                    take jobs from Redis and generate them (see Several machines)
        sdnode build                compile the native addon from source (npm run build:native)
