@@ -47,6 +47,7 @@ const optionSpec = {
   prediction: { type: 'string' },
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
+  'upscaler-dir': { type: 'string' },
   taesd: { type: 'string' },
   'low-memory': { type: 'boolean' },
   'max-queue': { type: 'string' },
@@ -102,6 +103,9 @@ ${componentUsage}
       --lora-dir <dir>     LoRA files (.safetensors, .gguf) that prompts select with
                            <lora:NAME:weight> (default: <models>/Lora if it exists, else
                            <models>/loras; these are not offered as checkpoints).
+      --upscaler-dir <dir> ESRGAN-family upscalers (.safetensors, .gguf) for A1111's extras routes
+                           and /sdapi/v1/upscalers, by file name (default: <models>/ESRGAN if it
+                           exists, else <models>/upscale_models; not offered as checkpoints).
       --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
                            unloads the least recently used.
       --api <list>         API dialects to serve, comma-separated: ${dialectNames.join(', ')} (default all).
@@ -363,6 +367,7 @@ function serverOptions(values: CliValues): ServerOptions {
     prediction,
     weightType,
     loraDir,
+    upscalerDir: values['upscaler-dir'],
     taesd,
     lowMemory,
     maxQueue: int('max-queue', 0, 1_000_000),
