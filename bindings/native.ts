@@ -210,9 +210,11 @@ export interface NativeHires {
   upscaleHeight: number;
   /**
    * 'latent-bilinear' | 'latent-bilinear-antialiased' | 'latent-bicubic' | 'latent-bicubic-antialiased' |
-   * 'latent-nearest' | 'latent-nearest-exact' | 'lanczos'
+   * 'latent-nearest' | 'latent-nearest-exact' | 'lanczos' | 'esrgan'
    */
   upscaler: string;
+  /** With 'esrgan': the upscaler file. */
+  upscalerPath?: string;
   /** Steps of the second pass; 0: the request's steps. */
   steps: number;
   /** Above 0, at most 1. */

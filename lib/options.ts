@@ -56,7 +56,10 @@ export interface NormalizedHires {
    * width and/or height ("Hires resize", 0 for the one not given).
    */
   sizedBy: { scale: number } | { width: number; height: number };
-  upscaler: HiresUpscaler;
+  /** A built-in upscaler, or the name (file stem) of the ESRGAN model at upscalerPath. */
+  upscaler: HiresUpscaler | string;
+  /** The ESRGAN-family model file, for an upscaler given as a file. */
+  upscalerPath?: string;
   /** 0: the first pass's steps. */
   steps: number;
   denoisingStrength: number;
@@ -571,7 +574,7 @@ function hiresOptions(value: unknown, baseWidth: number, baseHeight: number): No
   const normalized: NormalizedHires = {
     ...size,
     sizedBy: scale === undefined ? { width: width ?? 0, height: height ?? 0 } : { scale },
-    upscaler: hiresUpscaler(o.upscaler),
+    ...hiresUpscaler(o.upscaler),
     steps: integer(o.steps, 'hires.steps', 0, 150, 0),
     denoisingStrength: strengthAboveZero(o.denoisingStrength, 'hires.denoisingStrength', DEFAULT_HIRES_STRENGTH),
   };
@@ -589,13 +592,15 @@ function refinerOptions(value: unknown): { model: unknown; switchAt: number } {
   return { model: o.model, switchAt: strengthAboveZero(o.switchAt, 'refiner.switchAt', DEFAULT_REFINER_SWITCH_AT) };
 }
 
-function hiresUpscaler(value: unknown): HiresUpscaler {
-  if (value === undefined) return 'Latent';
-  const expected = `one of ${hiresUpscalerNames.join(', ')}`;
+// A built-in name, or the path of an ESRGAN-family file (named by its stem in the parameters text).
+function hiresUpscaler(value: unknown): { upscaler: HiresUpscaler | string; upscalerPath?: string } {
+  if (value === undefined) return { upscaler: 'Latent' };
+  const expected = `one of ${hiresUpscalerNames.join(', ')}, or the path of an ESRGAN .safetensors or .gguf file`;
   if (typeof value !== 'string') throw invalid(TypeError, 'hires.upscaler', expected, value);
   const found = hiresUpscalerNames.find((name) => name.toLowerCase() === value.toLowerCase());
-  if (!found) throw invalid(RangeError, 'hires.upscaler', expected, value);
-  return found;
+  if (found) return { upscaler: found };
+  if (!/\.(safetensors|gguf)$/i.test(value)) throw invalid(RangeError, 'hires.upscaler', expected, value);
+  return { upscaler: path.basename(value, path.extname(value)), upscalerPath: path.resolve(value) };
 }
 
 function strengthAboveZero(value: unknown, name: string, fallback: number): number {

@@ -36,7 +36,8 @@ async function size(base64: string | undefined): Promise<[number | undefined, nu
 const dir = outputTestdir(t);
 const models = path.join(dir, 'models');
 await writeEsrgan(path.join(models, 'ESRGAN'), { name: 'tiny-x4.safetensors' });
-const { url } = await startTestServer(t, { model: new FakeModel(), modelsDir: models, outputDir: path.join(dir, 'out') });
+const fake = new FakeModel();
+const { url } = await startTestServer(t, { model: fake, modelsDir: models, outputDir: path.join(dir, 'out') });
 
 t.test('/sdapi/v1/upscalers lists the built-in upscalers and the folder\'s files', async (t) => {
   const list = (await getJson(`${url}/sdapi/v1/upscalers`)).body as unknown as { name: string; model_path: string | null; scale: number }[];
@@ -90,4 +91,13 @@ t.test('an unknown upscaler or face restoration is a 422 naming the field', asyn
   answer = await post(url, 'extra-single-image', { image: 'not base64!', upscaler_1: 'Lanczos' });
   t.equal(answer.status, 422);
   t.match(JSON.stringify(answer.body), /image/);
+});
+
+t.test('txt2img\'s hr_upscaler takes an ESRGAN file by name; an unknown name is a 422 listing them', async (t) => {
+  const answer = await post(url, 'txt2img', { prompt: 'a barn', steps: 2, width: 64, height: 64, enable_hr: true, hr_upscaler: 'tiny-x4' });
+  t.equal(answer.status, 200, JSON.stringify(answer.body));
+  t.equal(fake.calls.at(-1)?.hires?.upscaler, path.join(models, 'ESRGAN', 'tiny-x4.safetensors'));
+  const unknown = await post(url, 'txt2img', { prompt: 'a barn', enable_hr: true, hr_upscaler: '4x-UltraSharp' });
+  t.equal(unknown.status, 422);
+  t.match(JSON.stringify(unknown.body), /hr_upscaler.*Lanczos, None, tiny-x4 for hr_upscaler but received 4x-UltraSharp/);
 });

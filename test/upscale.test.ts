@@ -6,8 +6,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import t from 'tap';
 
-import { loadUpscaler, SdnodeError, upscale } from '../lib/index.js';
-import { cpu } from './fixtures/draw.js';
+import { loadModel, loadUpscaler, SdnodeError, upscale } from '../lib/index.js';
+import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { cpu, meanAbsDiff } from './fixtures/draw.js';
 import { esrganBytes, writeEsrgan } from './fixtures/esrgan.js';
 import { writeTaesd } from './fixtures/taesd.js';
 
@@ -136,4 +137,19 @@ t.test('bad options are errors naming the option', async (t) => {
   await t.rejects(upscale(input, { model: '' }), { name: 'TypeError', message: /for model/ });
   await upscaler.close();
   await t.rejects(upscaler.upscale(input), { code: 'ERR_UPSCALER_CLOSED' });
+});
+
+t.test('the hires fix upscales with an ESRGAN file, named by its stem in the parameters', async (t) => {
+  const model = await loadModel(await writeTinyCheckpoint(dir, { dtype: 'f16' }), cpu);
+  t.teardown(() => model.close());
+  const quick = { prompt: 'a castle', width: 64, height: 64, steps: 1, cfgScale: 1, seed: 42 } as const;
+  // A light second pass, so that the upscaled image shows through the tiny model's denoising.
+  const [esrgan] = await model.textToImage({ ...quick, hires: { upscaler: x4, denoisingStrength: 0.1 } });
+  const [lanczos] = await model.textToImage({ ...quick, hires: { upscaler: 'Lanczos', denoisingStrength: 0.1 } });
+  t.same([esrgan!.width, esrgan!.height], [128, 128]);
+  t.match(esrgan!.parameters, /Hires upscale: 2, Hires upscaler: esrgan-new-x4$/);
+  const [a, b] = await Promise.all([esrgan!.png, lanczos!.png].map((png) => sharp(png).raw().toBuffer()));
+  t.ok(meanAbsDiff(a!, b!) > 5, 'not the Lanczos image');
+  await t.rejects(model.textToImage({ ...quick, hires: { upscaler: 'RealESRGAN' } }), { name: 'RangeError', message: /hires\.upscaler.*ESRGAN/ });
+  await t.rejects(model.textToImage({ ...quick, hires: { upscaler: path.join(dir, 'missing.safetensors') } }), { code: 'ERR_MODEL_IO' });
 });

@@ -68,6 +68,7 @@ sdnode::HiresFix hiresFromJs(const Napi::Object& o) {
   h.upscaleWidth = intField(o, "upscaleWidth");
   h.upscaleHeight = intField(o, "upscaleHeight");
   h.upscaler = stringField(o, "upscaler");
+  if (!o.Get("upscalerPath").IsUndefined()) h.upscalerPath = stringField(o, "upscalerPath");
   h.steps = intField(o, "steps");
   h.denoisingStrength = static_cast<float>(numberField(o, "denoisingStrength"));
   // Absent: the second pass takes the request's prompts.

@@ -124,8 +124,10 @@ struct HiresFix {
   int upscaleHeight = 0;
   // latent-bilinear | latent-bilinear-antialiased | latent-bicubic | latent-bicubic-antialiased |
   // latent-nearest | latent-nearest-exact (torch.nn.functional.interpolate on the latent) | lanczos
-  // (PIL's Lanczos on the decoded image).
+  // (PIL's Lanczos on the decoded image) | esrgan (the ESRGAN-family model at upscalerPath on the
+  // decoded image, then Lanczos to the size).
   std::string upscaler = "latent-bilinear";
+  std::string upscalerPath;
   int steps = 0;  // steps the second pass runs; 0: the request's steps
   float denoisingStrength = 0.7f;
   // The second pass's text; empty tokens: the request's prompt / negative prompt.

@@ -16,7 +16,8 @@ struct HiresPlan {
   int64_t height = 0;
   int64_t upscaleWidth = 0;  // latent cells the first pass is resized to, before the centre crop
   int64_t upscaleHeight = 0;
-  bool inImageSpace = false;  // lanczos: decode, resize the image, encode again
+  bool inImageSpace = false;  // lanczos, esrgan: decode, resize the image, encode again
+  std::string esrganPath;     // esrgan: the upscaler run on the decoded image before the resize
   ResampleFilter filter = ResampleFilter::Bilinear;
   std::vector<float> sigmas;  // the second pass's part of its schedule
 };

@@ -20,8 +20,8 @@ import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './ima
 import { extrasRoutes } from './extras.js';
 import { infoRoutes } from './info-routes.js';
 import {
-  applyFamilyDefaults, img2imgParameters, infoObject, jobTimestamp, kontextImg2img, txt2imgParameters, type A1111Settings,
-  type MappedRequest,
+  applyFamilyDefaults, img2imgParameters, infoObject, jobTimestamp, kontextImg2img, resolveHiresUpscaler, txt2imgParameters,
+  type A1111Settings, type MappedRequest,
 } from './mapping.js';
 import {
   detailSchema, img2imgSchema, imagesResponseSchema, progressQuery, progressSchema, txt2imgSchema,
@@ -70,6 +70,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
       ? parseWith(txt2imgSchema, req.body ?? {}, '/sdapi/v1/txt2img')
       : parseWith(img2imgSchema, req.body ?? {}, '/sdapi/v1/img2img');
     const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
+    await resolveHiresUpscaler(mapped, options.upscalers);
     const checkpoint = await context.models.resolve(mapped.checkpoint);
     const kontext = kind === 'img2img' && await isKontext(checkpoint)
       ? await kontextImg2img(body as Img2ImgRequest, mapped, checkpoint.name) : undefined;
