@@ -111,7 +111,9 @@ std::vector<float> DiffusionModel::upscaleWithModel(const std::vector<float>& im
   const int64_t s = upscaler->info().scale, scale = info_.vaeScale;
   std::vector<uint8_t> rgb = toBytes(image, width, height);
   for (int pass = 0; pass < kMaxUpscalerPasses && (width < plan.upscaleWidth * scale || height < plan.upscaleHeight * scale); pass++) {
-    rgb = upscaler->upscale(rgb, static_cast<int>(width), static_cast<int>(height), {});
+    UpscaleOptions options;
+    options.aborted = plan.aborted;
+    rgb = upscaler->upscale(rgb, static_cast<int>(width), static_cast<int>(height), options);
     width *= s;
     height *= s;
   }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ struct HiresPlan {
   int64_t upscaleHeight = 0;
   bool inImageSpace = false;  // lanczos, esrgan: decode, resize the image, encode again
   std::string esrganPath;     // esrgan: the upscaler run on the decoded image before the resize
+  std::function<bool()> aborted;  // polled between the upscaler's tiles
   ResampleFilter filter = ResampleFilter::Bilinear;
   std::vector<float> sigmas;  // the second pass's part of its schedule
 };
