@@ -21,6 +21,10 @@ export {
   type PulledModel, type PullOptions, type PullProgress,
 } from './pull.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
+export {
+  loadUpscaler, upscale, Upscaler, type UpscaledImage, type UpscaleImageOptions, type UpscaleOptions, type UpscalerInfo,
+  type UpscalerLoadOptions,
+} from './upscale.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
   MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,

@@ -1,5 +1,6 @@
-// The `sdnode` command: serve (the default), worker, generate, info, convert, pull, models, rm, build, --help,
-// --version. generate, info, convert, pull, models and rm parse their own flags (server/cli/).
+// The `sdnode` command: serve (the default), worker, generate, info, convert, upscale, pull, models, rm,
+// build, --help, --version. generate, info, convert, upscale, pull, models and rm parse their own flags
+// (server/cli/).
 
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -9,6 +10,7 @@ import { dialectNames, isDialectName } from './dialects/index.js';
 import { oneOf, usageError } from './cli/common.js';
 import { componentFlags, componentOptionSpec, componentUsage } from './cli/components.js';
 import { convertCommand } from './cli/convert.js';
+import { upscaleCommand } from './cli/upscale.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
 import { askYes, modelsCommand, pullCommand, pullWithProgress, resolveModelFlag, rmCommand } from './cli/pull.js';
@@ -48,6 +50,7 @@ const optionSpec = {
   prediction: { type: 'string' },
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
+  'upscaler-dir': { type: 'string' },
   taesd: { type: 'string' },
   'low-memory': { type: 'boolean' },
   'max-queue': { type: 'string' },
@@ -73,6 +76,7 @@ const subcommands: Readonly<Record<string, (argv: string[]) => Promise<number>>>
   generate: generateCommand,
   info: infoCommand,
   convert: convertCommand,
+  upscale: upscaleCommand,
   pull: pullCommand,
   models: modelsCommand,
   rm: rmCommand,
@@ -88,6 +92,8 @@ const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the def
        sdnode info <model>         what a checkpoint is: family, types, memory (sdnode info --help)
        sdnode convert <model> <out.gguf> --type q8_0
                                    write a (quantized) GGUF file (sdnode convert --help)
+       sdnode upscale -i <image> --upscale-model <file> [-o out.png] [--scale n]
+                                   enlarge an image with ESRGAN (sdnode upscale --help)
        sdnode worker --redis <url> --models <dir> [--model <file>] [--concurrency <n>]
                                    take jobs from Redis and generate them (see Several machines)
        sdnode build                compile the native addon from source (npm run build:native)
@@ -111,6 +117,9 @@ ${componentUsage}
       --lora-dir <dir>     LoRA files (.safetensors, .gguf) that prompts select with
                            <lora:NAME:weight> (default: <models>/Lora if it exists, else
                            <models>/loras; these are not offered as checkpoints).
+      --upscaler-dir <dir> ESRGAN-family upscalers (.safetensors, .gguf) for A1111's extras routes
+                           and /sdapi/v1/upscalers, by file name (default: <models>/ESRGAN if it
+                           exists, else <models>/upscale_models; not offered as checkpoints).
       --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
                            unloads the least recently used.
       --api <list>         API dialects to serve, comma-separated: ${dialectNames.join(', ')} (default all).
@@ -398,6 +407,7 @@ function serverOptions(values: CliValues): ServerOptions {
     prediction,
     weightType,
     loraDir,
+    upscalerDir: values['upscaler-dir'],
     taesd,
     lowMemory,
     maxQueue: int('max-queue', 0, 1_000_000),

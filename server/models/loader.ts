@@ -19,6 +19,8 @@ export interface EngineOptions {
   taesd?: string;
   /** Folder of the LoRA files prompts select with <lora:NAME:weight> (--lora-dir). */
   loraDir?: string;
+  /** Folder of ESRGAN-family upscalers (--upscaler-dir); its files are not checkpoints. */
+  upscalerDir?: string;
   /** T5's tokenizer file (--t5-tokenizer) for models with a T5 encoder whose components name none. */
   t5Tokenizer?: string;
   /** Models given as components: never hold the transformer and the text encoders at once (--low-memory). */
@@ -34,6 +36,17 @@ export function loraFolder(loraDir: string | undefined, modelsDir: string | unde
   if (modelsDir === undefined) return undefined;
   const a1111 = path.resolve(modelsDir, 'Lora');
   return existsSync(a1111) ? a1111 : path.resolve(modelsDir, 'loras');
+}
+
+/**
+ * The folder of ESRGAN-family upscalers: --upscaler-dir, else the models folder's `ESRGAN`
+ * (AUTOMATIC1111's) when it exists, else its `upscale_models` (ComfyUI's).
+ */
+export function upscalerFolder(upscalerDir: string | undefined, modelsDir: string | undefined): string | undefined {
+  if (upscalerDir !== undefined) return path.resolve(upscalerDir);
+  if (modelsDir === undefined) return undefined;
+  const a1111 = path.resolve(modelsDir, 'ESRGAN');
+  return existsSync(a1111) ? a1111 : path.resolve(modelsDir, 'upscale_models');
 }
 
 export function modelLoader(options: EngineOptions, log: (line: string) => void):
@@ -89,7 +102,7 @@ async function openModels(sources: ModelSources, log: (line: string) => void): P
     ?? (modelPath?.toLowerCase().endsWith('.json') ? await requireComponentJson(path.resolve(modelPath)) : undefined);
   const models = new ModelRegistry({
     dir: sources.modelsDir,
-    ...(loraDir !== undefined && { excludeDir: loraDir }),
+    excludeDirs: [loraDir, upscalerFolder(sources.upscalerDir, sources.modelsDir)].filter((dir) => dir !== undefined),
     defaultPath: modelPath,
     ...(defaultComponents && { defaultComponents }),
     preloaded: sources.model,

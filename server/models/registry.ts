@@ -51,8 +51,8 @@ export interface ModelCatalog {
 export interface ModelRegistryOptions {
   /** Folder scanned (recursively) for checkpoints. */
   dir?: string;
-  /** A folder inside `dir` whose files are not checkpoints (the LoRA folder). */
-  excludeDir?: string;
+  /** Folders inside `dir` whose files are not checkpoints (the LoRA and upscaler folders). */
+  excludeDirs?: string[];
   /** The default checkpoint (--model, or a component JSON file); it need not be inside `dir`. */
   defaultPath?: string;
   /** The default model's component files (--diffusion-model, … or --model's JSON file); named after `defaultPath` when given, else its diffusion model. */
@@ -134,9 +134,9 @@ export class ModelRegistry implements ModelCatalog {
 
   /** Every checkpoint offered, the default first, then by name. Reads the folder; loads nothing. */
   async list(): Promise<ModelEntry[]> {
-    const { excludeDir } = this.#options;
+    const excludeDirs = this.#options.excludeDirs ?? [];
     const found = (this.#options.dir === undefined ? [] : await scan(path.resolve(this.#options.dir)))
-      .filter((entry) => excludeDir === undefined || path.relative(excludeDir, entry.path).startsWith('..'));
+      .filter((entry) => excludeDirs.every((excluded) => path.relative(excluded, entry.path).startsWith('..')));
     const entries = found.filter((entry) => entry.name !== this.#defaultEntry?.name);
     entries.sort((a, b) => a.name.localeCompare(b.name));
     return this.#defaultEntry ? [this.#defaultEntry, ...entries] : entries;
