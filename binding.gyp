@@ -7,7 +7,8 @@
         "native/addon/convert.cc",
         "native/addon/convert_worker.cc",
         "native/addon/model_wrap.cc",
-        "native/addon/safety_checker_wrap.cc"
+        "native/addon/safety_checker_wrap.cc",
+        "native/addon/upscaler_wrap.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

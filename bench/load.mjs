@@ -8,7 +8,7 @@
 //   npm run build:ts && node bench/load.mjs [--connections 1000] [--seconds 20] [--max-queue 20]
 //     [--burst 60] [--steps 2] [--size 64] [--model file] [--sdnode dir] [--routes list] [--rate n]
 //     [--server-cpus list --client-cpus list]
-//     [--rss-every 10] [--warm-up s] [--idle] [--redis [--kill-after s] [--stall-timeout 6]]
+//     [--rss-every 10] [--warm-up s] [--idle] [--control] [--redis [--kill-after s] [--stall-timeout 6]]
 //
 //   --sdnode dir      the sdnode package to run (its bin/ and dist/), default this checkout: to
 //                     compare two commits with the same bench.
@@ -24,6 +24,8 @@
 //                     at most 60 s), end, max and the least-squares slope after the warm-up.
 //   --idle            one job only, finished before the clients start: the same routes with the
 //                     engine idle, to tell its share of the latency from the machine's.
+//   --control         no sdnode: the same clients, pinning and --routes against a node:http server
+//                     that answers {} at once: the latency this machine gives any server.
 //   --redis           a redis-server of its own on a free port, an API process (serve --redis
 //                     --workers 0) and two `sdnode worker` processes; after --kill-after s (default
 //                     a third of the run) the first worker seen running a job is killed (SIGKILL),
@@ -62,6 +64,7 @@ const { values } = parseArgs({
     'warm-up': { type: 'string' },
     redis: { type: 'boolean', default: false },
     idle: { type: 'boolean', default: false },
+    control: { type: 'boolean', default: false },
     'kill-after': { type: 'string' },
     'stall-timeout': { type: 'string', default: '6' },
   },
@@ -82,11 +85,15 @@ const scratch = mkdtempSync(path.join(tmpdir(), 'sdnode-load-'));
 const processes = [];
 
 if (values['client-cpus'] !== undefined) pinThisProcess(values['client-cpus']);
-const model = values.model ?? writeTinyCheckpoint(scratch);
+const model = values.control ? undefined : (values.model ?? writeTinyCheckpoint(scratch));
 const uptimeBefore = uptime();
 try {
-  const { server, generators } = values.redis ? await startRedisSetup() : await startEmbedded();
-  await run(server, generators);
+  if (values.control) {
+    await runControl();
+  } else {
+    const { server, generators } = values.redis ? await startRedisSetup() : await startEmbedded();
+    await run(server, generators);
+  }
 } finally {
   for (const child of processes) child.kill('SIGKILL');
   rmSync(scratch, { recursive: true, force: true });
@@ -140,13 +147,8 @@ async function run(server, generators) {
   const kill = values.redis ? killAWorkerMidJob(generators, submissions) : undefined;
 
   const routes = values.routes.split(',').map((route) => (route === 'job' ? new URL(firstJob.resultUrl).pathname : route));
-  const cpuBefore = cpuTimes();
   phase = 'clients';
-  const result = await autocannon({
-    url, connections, duration: seconds, timeout: 10, ...(rate === undefined ? {} : { overallRate: rate }),
-    requests: routes.map((route) => ({ method: 'GET', path: route })),
-  });
-  const cpuBusy = busyShare(cpuBefore, cpuTimes());
+  const { result, cpuBusy } = await runClients(url, routes);
   phase = 'after';
   clearInterval(steady);
   const answers = await Promise.all(submissions);
@@ -170,16 +172,8 @@ async function run(server, generators) {
   const madeTwice = tags.filter((tag) => (jobLog.images.get(tag) ?? 0) > 1).length;
   const unknownInLog = [...jobLog.completions.keys()].filter((tag) => !tags.includes(tag)).length;
 
-  console.log(`\n${cpus().length} CPUs (${cpus()[0].model}); uptime before: ${uptimeBefore}; after: ${uptime()}`);
-  console.log(`load average (1 min) during the run: min ${Math.min(...loads).toFixed(2)}, max ${Math.max(...loads).toFixed(2)}; `
-    + `CPU busy during the clients' run (whole machine): ${cpuBusy.map((share, cpu) => `cpu${cpu} ${(share * 100).toFixed(0)} %`).join(', ')}`);
-  console.log(`pinning: sdnode ${serverCpus ?? 'not pinned'}, load generator ${values['client-cpus'] ?? 'not pinned'}`);
-  console.log(`\n## Non-generating routes: ${connections} connections for ${seconds} s, `
-    + `${rate === undefined ? 'closed loop' : `${rate} requests/s in all`}, cycling ${routes.join(', ')}\n`);
-  console.log('| requests | 2xx | non-2xx | errors | timeouts | req/s (mean) | p50 ms | p90 ms | p99 ms | max ms |');
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
-  console.log(`| ${result.requests.total} | ${result['2xx']} | ${result.non2xx} | ${result.errors} | ${result.timeouts} | `
-    + `${result.requests.average.toFixed(0)} | ${result.latency.p50} | ${result.latency.p90} | ${result.latency.p99} | ${result.latency.max} |`);
+  printMachine(loads, cpuBusy);
+  printRoutes('Non-generating routes', result, routes);
   console.log(`\n## Jobs (M1 POST /text-to-image, ${values.size}², ${values.steps} steps; --max-queue ${maxQueue}; ${values.idle ? 'one job, done before the clients start (--idle)' : `a burst of ${burst}, then one per 500 ms`}; `
     + `${values.redis ? 'serve --redis --workers 0 and two workers' : 'embedded queue'})\n`);
   console.log(`submitted ${answers.length}; answers ${JSON.stringify(statuses)}`);
@@ -199,6 +193,46 @@ async function run(server, generators) {
     && served.every(Boolean) && completedOnce === accepted.length && madeTwice === 0 && unknownInLog === 0;
   console.log(`\nevery accepted job completed exactly once: ${exactlyOnce}`);
   if (!exactlyOnce || !clearRefusals || waiting.some((sample) => sample.jobs > maxQueue) || (killed && !killed.recoveredBy(readJobLog(generators)))) process.exitCode = 1;
+}
+
+/** --control: the same clients against a node:http server that answers {} at once, pinned the same way. */
+async function runControl() {
+  const server = await whenReady(spawnPinned(process.execPath, ['-e', `
+    const server = require('node:http').createServer((req, res) => res.setHeader('content-type', 'application/json').end('{}'));
+    server.listen(0, '127.0.0.1', () => console.log('listening on http://127.0.0.1:' + server.address().port + '\\nPress Ctrl+C to stop'));
+  `], { stdio: ['ignore', 'pipe', 'pipe'] }), 'node:http');
+  const loads = [];
+  const loadTimer = setInterval(() => loads.push(loadavg()[0]), 1000);
+  const routes = values.routes.split(',').map((route) => (route === 'job' ? '/job' : route));
+  const { result, cpuBusy } = await runClients(server.url, routes);
+  clearInterval(loadTimer);
+  printMachine(loads, cpuBusy);
+  printRoutes('Control: a node:http server that answers {} (no sdnode, no engine)', result, routes);
+}
+
+async function runClients(url, routes) {
+  const cpuBefore = cpuTimes();
+  const result = await autocannon({
+    url, connections, duration: seconds, timeout: 10, ...(rate === undefined ? {} : { overallRate: rate }),
+    requests: routes.map((route) => ({ method: 'GET', path: route })),
+  });
+  return { result, cpuBusy: busyShare(cpuBefore, cpuTimes()) };
+}
+
+function printMachine(loads, cpuBusy) {
+  console.log(`\n${cpus().length} CPUs (${cpus()[0].model}); uptime before: ${uptimeBefore}; after: ${uptime()}`);
+  console.log(`load average (1 min) during the run: min ${Math.min(...loads).toFixed(2)}, max ${Math.max(...loads).toFixed(2)}; `
+    + `CPU busy during the clients' run (whole machine): ${cpuBusy.map((share, cpu) => `cpu${cpu} ${(share * 100).toFixed(0)} %`).join(', ')}`);
+  console.log(`pinning: server ${serverCpus ?? 'not pinned'}, load generator ${values['client-cpus'] ?? 'not pinned'}`);
+}
+
+function printRoutes(title, result, routes) {
+  console.log(`\n## ${title}: ${connections} connections for ${seconds} s, `
+    + `${rate === undefined ? 'closed loop' : `${rate} requests/s in all`}, cycling ${routes.join(', ')}\n`);
+  console.log('| requests | 2xx | non-2xx | errors | timeouts | req/s (mean) | p50 ms | p90 ms | p99 ms | max ms |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log(`| ${result.requests.total} | ${result['2xx']} | ${result.non2xx} | ${result.errors} | ${result.timeouts} | `
+    + `${result.requests.average.toFixed(0)} | ${result.latency.p50} | ${result.latency.p90} | ${result.latency.p99} | ${result.latency.max} |`);
 }
 
 async function submit(url) {
@@ -241,6 +275,7 @@ async function killAWorkerMidJob(workers, submissions) {
       const [tag] = readJobLog([victim]).running;
       victim.kill('SIGKILL');
       const killedAt = Date.now();
+      victim.label += ' (killed)';
       const survivor = workers.find((worker) => worker !== victim);
       const recoveredBy = (jobLog) => (jobLog.startsBy.get(tag) ?? []).includes(survivor.pid);
       await waitForJob(await resultUrlOf(tag, submissions));
@@ -299,24 +334,35 @@ function sampleRss(children) {
     stop() {
       clearInterval(timer);
       sample();
-      return { labels: children.map((child) => child.label), series };
+      return { children, series };
     },
   };
 }
 
-function printRss({ labels, series }) {
+function printRss({ children, series }) {
+  const labels = children.map((child) => child.label);
+  const slope = (points) => (points.length > 1 ? slopePerMinute(points).toFixed(2) : '–');
   console.log(`\n## RSS (MB), every ${rssEveryMs / 1000} s; warm-up ${warmUpSeconds.toFixed(0)} s\n`);
-  console.log('| process | start | after warm-up | end | max | slope after warm-up (MB/min) | min–max after warm-up |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| process | start | after warm-up | end | max | slope after warm-up (MB/min) | its first half / second half | min–max after warm-up |');
+  console.log('|---|---|---|---|---|---|---|---|');
   labels.forEach((label, i) => {
     const points = series.filter((row) => row.mb[i] !== undefined).map((row) => ({ seconds: row.seconds, mb: row.mb[i] }));
     const settled = points.filter((point) => point.seconds >= warmUpSeconds);
     const settledMb = settled.map((point) => point.mb);
+    const middle = settled.length > 0 ? (settled[0].seconds + settled.at(-1).seconds) / 2 : 0;
     console.log(`| ${label} | ${points[0].mb.toFixed(0)} | ${settled[0]?.mb.toFixed(0) ?? '–'} | ${points.at(-1).mb.toFixed(0)} | `
-      + `${Math.max(...points.map((point) => point.mb)).toFixed(0)} | ${settled.length > 1 ? slopePerMinute(settled).toFixed(2) : '–'} | `
+      + `${Math.max(...points.map((point) => point.mb)).toFixed(0)} | ${slope(settled)} | `
+      + `${slope(settled.filter((point) => point.seconds < middle))} / ${slope(settled.filter((point) => point.seconds >= middle))} | `
       + `${settled.length > 0 ? `${Math.min(...settledMb).toFixed(0)}–${Math.max(...settledMb).toFixed(0)}` : '–'} |`);
   });
   console.log(`\nseries (s: MB of ${labels[0]}): ${series.map((row) => `${row.seconds.toFixed(0)}: ${row.mb[0].toFixed(0)}`).join(', ')}`);
+  // GC makes the RSS a saw; the lows of each minute show what stays.
+  const minutes = [];
+  for (const row of series) (minutes[Math.floor(row.seconds / 60)] ??= []).push(row.mb[0]);
+  if (minutes.length > 2) {
+    console.log(`per minute (min / mean / max of ${labels[0]}): ${minutes.map((mbs, minute) => `${minute}: ${Math.min(...mbs).toFixed(0)} / `
+      + `${mean(mbs).toFixed(0)} / ${Math.max(...mbs).toFixed(0)}`).join(', ')}`);
+  }
 }
 
 function slopePerMinute(points) {
@@ -390,17 +436,22 @@ function spawnPinned(command, args, options) {
 /** Starts `sdnode <args>` and resolves once it says it is ready; its output is kept for the job log and errors. */
 function startSdnode(args) {
   const child = spawnPinned(process.execPath, [path.join(sdnodeDir, 'bin', 'sdnode.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return whenReady(child, `sdnode ${args[0]}`);
+}
+
+/** Resolves once `child` prints "Press Ctrl+C to stop", with its output, URL and a label added. */
+function whenReady(child, label) {
   let output = '';
   return new Promise((resolve, reject) => {
     const onData = (chunk) => {
       output += chunk;
       if (/Press Ctrl\+C to stop/.test(output)) {
-        resolve(Object.assign(child, { output: () => output, url: /listening on (http:\/\/\S+)/.exec(output)?.[1], label: `sdnode ${args[0]}` }));
+        resolve(Object.assign(child, { output: () => output, url: /listening on (http:\/\/\S+)/.exec(output)?.[1], label }));
       }
     };
     child.stdout.on('data', onData);
     child.stderr.on('data', onData);
-    child.once('exit', (code, signal) => reject(new Error(`sdnode ${args[0]} exited (${code ?? signal}):\n${output}`)));
+    child.once('exit', (code, signal) => reject(new Error(`${label} exited (${code ?? signal}):\n${output}`)));
   });
 }
 

@@ -214,9 +214,11 @@ export interface NativeHires {
   upscaleHeight: number;
   /**
    * 'latent-bilinear' | 'latent-bilinear-antialiased' | 'latent-bicubic' | 'latent-bicubic-antialiased' |
-   * 'latent-nearest' | 'latent-nearest-exact' | 'lanczos'
+   * 'latent-nearest' | 'latent-nearest-exact' | 'lanczos' | 'esrgan'
    */
   upscaler: string;
+  /** With 'esrgan': the upscaler file. */
+  upscalerPath?: string;
   /** Steps of the second pass; 0: the request's steps. */
   steps: number;
   /** Above 0, at most 1. */
@@ -418,6 +420,33 @@ export interface NativeSafetyChecker {
   close(): void;
 }
 
+export interface NativeUpscalerInfo {
+  /** 'rrdbnet' | 'srvggnet' */
+  architecture: string;
+  scale: number;
+  blocks: number;
+  features: number;
+  weightBytes: number;
+  backend: string;
+}
+
+export interface NativeUpscaleJob {
+  /** RGB bytes at info.scale times the size; rejects with code 'ERR_ABORTED' after `abort()`. */
+  done: Promise<Buffer>;
+  abort(): void;
+}
+
+export interface NativeUpscaler {
+  readonly info: NativeUpscalerInfo;
+  /** `rgb`: width x height x 3 bytes. Tiles of `tile` pixels overlapping by `overlap`. Runs off the main thread. */
+  upscale(
+    rgb: Uint8Array, width: number, height: number, options: { tile: number; overlap: number },
+    onTile?: (progress: { tile: number; tiles: number }) => void,
+  ): NativeUpscaleJob;
+  /** Frees the weights now; later calls reject with 'ERR_UPSCALER_CLOSED'. */
+  close(): void;
+}
+
 export interface NativeAddon {
   systemInfo(): SystemInfo;
   /** Runs off the main thread. Rejects with an Error carrying `code` (ERR_MODEL_FORMAT, …). */
@@ -428,4 +457,6 @@ export interface NativeAddon {
   ): NativeConvertJob;
   /** Runs off the main thread. Absent from addons built before the safety checker existed. */
   loadSafetyChecker?(path: string, options: NativeSafetyCheckerOptions): Promise<NativeSafetyChecker>;
+  /** Runs off the main thread. Absent from addons built before the upscalers existed. */
+  loadUpscaler?(path: string, options: NativeSafetyCheckerOptions): Promise<NativeUpscaler>;
 }

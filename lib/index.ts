@@ -22,6 +22,10 @@ export {
 } from './pull.js';
 export { loadEmbeddings, type Embedding, type EmbeddingSet, type EmbeddingTarget, type SkippedEmbedding } from './embeddings.js';
 export { hiresUpscalerNames, type HiresUpscaler } from './hires.js';
+export {
+  loadUpscaler, upscale, Upscaler, type UpscaledImage, type UpscaleImageOptions, type UpscaleOptions, type UpscalerInfo,
+  type UpscalerLoadOptions,
+} from './upscale.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
   MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,

@@ -11,7 +11,7 @@ import type {
 } from '../bindings/native.js';
 import { abortError, fromNativeError, SdnodeError } from './errors.js';
 import { decodeImage, decodeMask, encodePng } from './images.js';
-import { engineUpscalers } from './hires.js';
+import { engineUpscalers, type HiresUpscaler } from './hires.js';
 import type {
   ImageInput, ImageToImageOptions, InpaintOptions, LoadOptions, ModelComponents, Progress, TextToImageOptions,
 } from './option-types.js';
@@ -399,9 +399,10 @@ export class Model {
   }
 
   #nativeHires(hires: NormalizedHires, embeddings: EmbeddingVocabulary): NativeHires {
-    const { width, height, upscaleWidth, upscaleHeight, upscaler, steps, denoisingStrength, prompt, negativePrompt } = hires;
+    const { width, height, upscaleWidth, upscaleHeight, upscaler, upscalerPath, steps, denoisingStrength, prompt, negativePrompt } = hires;
     return {
-      width, height, upscaleWidth, upscaleHeight, upscaler: engineUpscalers[upscaler], steps, denoisingStrength,
+      width, height, upscaleWidth, upscaleHeight, steps, denoisingStrength,
+      ...(upscalerPath === undefined ? { upscaler: engineUpscalers[upscaler as HiresUpscaler] } : { upscaler: 'esrgan', upscalerPath }),
       ...(prompt !== undefined && { prompt: this.#conditioning(withoutLoraTags(prompt), this.info.padToken, undefined, embeddings) }),
       ...(negativePrompt !== undefined && { negative: this.#conditioning(negativePrompt, this.info.padToken, undefined, embeddings) }),
     };

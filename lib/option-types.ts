@@ -391,9 +391,12 @@ export interface HiresOptions {
    * How the first pass is enlarged: one of the latent modes (torch.nn.functional.interpolate on the
    * latent, as AUTOMATIC1111: 'Latent' bilinear, 'Latent (antialiased)', 'Latent (bicubic)',
    * 'Latent (bicubic antialiased)', 'Latent (nearest)', 'Latent (nearest-exact)') or 'Lanczos'
-   * (decode, resize the image with PIL's Lanczos filter, encode). Case-insensitive; default 'Latent'.
+   * (decode, resize the image with PIL's Lanczos filter, encode), or the path of an ESRGAN-family
+   * file (.safetensors or .gguf: decode, run the model until the image is large enough, Lanczos to
+   * the size, encode; the parameters text names it by its file stem). Case-insensitive names;
+   * default 'Latent'.
    */
-  upscaler?: HiresUpscaler;
+  upscaler?: HiresUpscaler | (string & {});
   /** Steps the second pass runs; 0 runs as many as the first pass (`steps`). Integer 0–150, default 0. */
   steps?: number;
   /** How much the second pass changes the upscaled image. Number above 0 and at most 1, default 0.7. */

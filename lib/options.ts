@@ -56,7 +56,10 @@ export interface NormalizedHires {
    * width and/or height ("Hires resize", 0 for the one not given).
    */
   sizedBy: { scale: number } | { width: number; height: number };
-  upscaler: HiresUpscaler;
+  /** A built-in upscaler, or the name (file stem) of the ESRGAN model at upscalerPath. */
+  upscaler: HiresUpscaler | string;
+  /** The ESRGAN-family model file, for an upscaler given as a file. */
+  upscalerPath?: string;
   /** 0: the first pass's steps. */
   steps: number;
   denoisingStrength: number;
@@ -575,7 +578,7 @@ function hiresOptions(value: unknown, baseWidth: number, baseHeight: number): No
   const normalized: NormalizedHires = {
     ...size,
     sizedBy: scale === undefined ? { width: width ?? 0, height: height ?? 0 } : { scale },
-    upscaler: hiresUpscaler(o.upscaler),
+    ...hiresUpscaler(o.upscaler),
     steps: integer(o.steps, 'hires.steps', 0, 150, 0),
     denoisingStrength: strengthAboveZero(o.denoisingStrength, 'hires.denoisingStrength', DEFAULT_HIRES_STRENGTH),
   };
@@ -593,13 +596,15 @@ function refinerOptions(value: unknown): { model: unknown; switchAt: number } {
   return { model: o.model, switchAt: strengthAboveZero(o.switchAt, 'refiner.switchAt', DEFAULT_REFINER_SWITCH_AT) };
 }
 
-function hiresUpscaler(value: unknown): HiresUpscaler {
-  if (value === undefined) return 'Latent';
-  const expected = `one of ${hiresUpscalerNames.join(', ')}`;
+// A built-in name, or the path of an ESRGAN-family file (named by its stem in the parameters text).
+function hiresUpscaler(value: unknown): { upscaler: HiresUpscaler | string; upscalerPath?: string } {
+  if (value === undefined) return { upscaler: 'Latent' };
+  const expected = `one of ${hiresUpscalerNames.join(', ')}, or the path of an ESRGAN .safetensors or .gguf file`;
   if (typeof value !== 'string') throw invalid(TypeError, 'hires.upscaler', expected, value);
   const found = hiresUpscalerNames.find((name) => name.toLowerCase() === value.toLowerCase());
-  if (!found) throw invalid(RangeError, 'hires.upscaler', expected, value);
-  return found;
+  if (found) return { upscaler: found };
+  if (!/\.(safetensors|gguf)$/i.test(value)) throw invalid(RangeError, 'hires.upscaler', expected, value);
+  return { upscaler: path.basename(value, path.extname(value)), upscalerPath: path.resolve(value) };
 }
 
 function strengthAboveZero(value: unknown, name: string, fallback: number): number {
@@ -687,4 +692,31 @@ function abortSignal(value: unknown, name: string): AbortSignal {
 function progressCallback<T>(value: unknown, name: string): (progress: T) => void {
   if (typeof value === 'function') return value as (progress: T) => void;
   throw invalid(TypeError, name, 'function', value);
+}
+
+/** Options of an upscale with every default filled in but what needs the model (its scale). */
+export interface NormalizedUpscaleOptions {
+  scale?: number;
+  width?: number;
+  height?: number;
+  tile: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: { tile: number; tiles: number; pass: number; passes: number }) => void;
+}
+
+/** Checks the per-image options of an upscale (`scale`, or `width`/`height`; `tile`, `signal`, `onProgress`). */
+export function normalizeUpscaleOptions(options: unknown, caller: string, extraKeys: readonly string[] = []): NormalizedUpscaleOptions {
+  const o = checkOptionsObject(options ?? {}, caller, ['scale', 'width', 'height', 'tile', 'signal', 'onProgress', ...extraKeys]);
+  const normalized: NormalizedUpscaleOptions = { tile: integer(o.tile, 'tile', 32, 2048, 128) };
+  if (o.scale !== undefined) normalized.scale = number(o.scale, 'scale', 0.25, 16, 1);
+  const width = integer(o.width, 'width', 1, 16384, undefined);
+  const height = integer(o.height, 'height', 1, 16384, undefined);
+  if ((width !== undefined || height !== undefined) && normalized.scale !== undefined) {
+    throw new TypeError('scale and width/height exclude each other: give the factor or the size');
+  }
+  if (width !== undefined) normalized.width = width;
+  if (height !== undefined) normalized.height = height;
+  if (o.signal !== undefined) normalized.signal = abortSignal(o.signal, 'signal');
+  if (o.onProgress !== undefined) normalized.onProgress = progressCallback(o.onProgress, 'onProgress');
+  return normalized;
 }

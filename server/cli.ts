@@ -1,5 +1,6 @@
-// The `sdnode` command: serve (the default), worker, generate, info, convert, pull, models, rm, build, --help,
-// --version. generate, info, convert, pull, models and rm parse their own flags (server/cli/).
+// The `sdnode` command: serve (the default), worker, generate, info, convert, upscale, pull, models, rm,
+// build, --help, --version. generate, info, convert, upscale, pull, models and rm parse their own flags
+// (server/cli/).
 
 import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -9,6 +10,7 @@ import { dialectNames, isDialectName } from './dialects/index.js';
 import { oneOf, usageError } from './cli/common.js';
 import { componentFlags, componentOptionSpec, componentUsage } from './cli/components.js';
 import { convertCommand } from './cli/convert.js';
+import { upscaleCommand } from './cli/upscale.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
 import { askYes, modelsCommand, pullCommand, pullWithProgress, resolveModelFlag, rmCommand } from './cli/pull.js';
@@ -49,6 +51,7 @@ const optionSpec = {
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
   'embeddings-dir': { type: 'string' },
+  'upscaler-dir': { type: 'string' },
   taesd: { type: 'string' },
   'low-memory': { type: 'boolean' },
   'max-queue': { type: 'string' },
@@ -74,6 +77,7 @@ const subcommands: Readonly<Record<string, (argv: string[]) => Promise<number>>>
   generate: generateCommand,
   info: infoCommand,
   convert: convertCommand,
+  upscale: upscaleCommand,
   pull: pullCommand,
   models: modelsCommand,
   rm: rmCommand,
@@ -89,6 +93,8 @@ const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the def
        sdnode info <model>         what a checkpoint is: family, types, memory (sdnode info --help)
        sdnode convert <model> <out.gguf> --type q8_0
                                    write a (quantized) GGUF file (sdnode convert --help)
+       sdnode upscale -i <image> --upscale-model <file> [-o out.png] [--scale n]
+                                   enlarge an image with ESRGAN (sdnode upscale --help)
        sdnode worker --redis <url> --models <dir> [--model <file>] [--concurrency <n>]
                                    take jobs from Redis and generate them (see Several machines)
        sdnode build                compile the native addon from source (npm run build:native)
@@ -115,6 +121,9 @@ ${componentUsage}
       --embeddings-dir <dir>
                            Textual-inversion embeddings (.safetensors, .pt) that prompts name by
                            file stem (default: <models>/embeddings; not offered as checkpoints).
+      --upscaler-dir <dir> ESRGAN-family upscalers (.safetensors, .gguf) for A1111's extras routes
+                           and /sdapi/v1/upscalers, by file name (default: <models>/ESRGAN if it
+                           exists, else <models>/upscale_models; not offered as checkpoints).
       --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
                            unloads the least recently used.
       --api <list>         API dialects to serve, comma-separated: ${dialectNames.join(', ')} (default all).
@@ -404,6 +413,7 @@ function serverOptions(values: CliValues): ServerOptions {
     weightType,
     loraDir,
     embeddingsDir,
+    upscalerDir: values['upscaler-dir'],
     taesd,
     lowMemory,
     maxQueue: int('max-queue', 0, 1_000_000),

@@ -26,9 +26,10 @@ import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
 import { FileJobStore, type JobStore } from './jobs/store.js';
 import type { ModelComponentSet } from './models/components.js';
-import { embeddingsFolder, loraFolder, openModelsAndChecker } from './models/loader.js';
+import { embeddingsFolder, loraFolder, openModelsAndChecker, upscalerFolder } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
 import type { ModelCatalog } from './models/registry.js';
+import { UpscalerCatalog } from './models/upscalers.js';
 import { redisJobSystem } from './redis-jobs.js';
 import { packageVersion } from './version.js';
 
@@ -96,6 +97,12 @@ export interface ServerOptions {
   loraDir?: string;
   /** Folder of textual-inversion embeddings that prompts name. Default: the models folder's `embeddings`; none without `modelsDir`. */
   embeddingsDir?: string;
+  /**
+   * Folder of ESRGAN-family upscalers (.safetensors, .gguf) for A1111's extras routes and
+   * /sdapi/v1/upscalers, by file name. Default: the models folder's `ESRGAN` when it exists, else its
+   * `upscale_models`; none without `modelsDir`.
+   */
+  upscalerDir?: string;
   /** A TAESD decoder file loaded with every model (`--taesd`): live previews show its decode. */
   taesd?: string;
   /**
@@ -214,7 +221,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   };
   const dialects = selectDialects(options.apis ?? [...dialectNames], context, {
     openai: { presets: presets.table, urlTtlSeconds: options.urlTtlSeconds ?? 3600, urlSecret: await store.secret() },
-    a1111: { loraDir: loraFolder(options.loraDir, options.modelsDir), embeddingsDir: embeddingsFolder(options.embeddingsDir, options.modelsDir) },
+    a1111: {
+      loraDir: loraFolder(options.loraDir, options.modelsDir),
+      embeddingsDir: embeddingsFolder(options.embeddingsDir, options.modelsDir),
+      upscalers: new UpscalerCatalog(upscalerFolder(options.upscalerDir, options.modelsDir), { threads: options.threads, backend: options.backend }),
+    },
     comfyui: { inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir) },
     sdcpp: { loraDir: loraFolder(options.loraDir, options.modelsDir), maxQueue: options.maxQueue ?? 100 },
     tasks: {

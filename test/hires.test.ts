@@ -101,7 +101,8 @@ t.test('rejects bad hires options with a message that names the option', async (
     [{ scale: 2, width: 128 }, TypeError, 'hires.scale is 2 but hires.width is given too; give the scale or the size, not both'],
     [{ width: 100 }, RangeError, 'Expected multiple of 8 between 64 and 2048 for hires.width but received 100 of type number'],
     [{ upscaler: 'ESRGAN_4x' }, RangeError, 'Expected one of Latent, Latent (antialiased), Latent (bicubic), '
-      + 'Latent (bicubic antialiased), Latent (nearest), Latent (nearest-exact), Lanczos for hires.upscaler but received '
+      + 'Latent (bicubic antialiased), Latent (nearest), Latent (nearest-exact), Lanczos, or the path of an ESRGAN .safetensors '
+      + 'or .gguf file for hires.upscaler but received '
       + '"ESRGAN_4x" of type string'],
     [{ steps: 151 }, RangeError, 'Expected integer between 0 and 150 for hires.steps but received 151 of type number'],
     [{ denoisingStrength: 0 }, RangeError,

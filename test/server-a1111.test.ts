@@ -292,7 +292,7 @@ t.test('the listing routes answer A1111\'s shapes', async (t) => {
   t.ok(samplers.some((sampler) => sampler.name === 'DPM++ 2M' && sampler.aliases.includes('dpm++2m')));
   t.same(((await getJson(`${url}/sdapi/v1/schedulers`)).body as unknown as { name: string }[]).map((s) => s.name), ['automatic', 'uniform', 'karras', 'exponential', 'sgm_uniform', 'simple', 'beta']);
   t.match((await getJson(`${url}/sdapi/v1/latent-upscale-modes`)).body, [{ name: 'Latent' }]);
-  t.match((await getJson(`${url}/sdapi/v1/upscalers`)).body, [{ name: 'None' }, { name: 'Lanczos' }]);
+  t.match((await getJson(`${url}/sdapi/v1/upscalers`)).body, [{ name: 'None' }, { name: 'Lanczos' }, { name: 'Nearest' }]);
   for (const route of ['sd-vae', 'loras', 'prompt-styles', 'face-restorers']) t.same((await getJson(`${url}/sdapi/v1/${route}`)).body, [], route);
   t.same((await getJson(`${url}/sdapi/v1/embeddings`)).body, { loaded: {}, skipped: {} });
   t.match((await getJson(`${url}/sdapi/v1/memory`)).body, { ram: { total: Number }, cuda: {} });

@@ -1,10 +1,12 @@
-// Module entry: systemInfo(), loadModel(), loadSafetyChecker(), and the Model and SafetyChecker classes.
+// Module entry: systemInfo(), loadModel(), loadSafetyChecker(), loadUpscaler(), and the Model,
+// SafetyChecker and Upscaler classes.
 #include <napi.h>
 
 #include "convert.h"
 #include "convert_worker.h"
 #include "model_wrap.h"
 #include "safety_checker_wrap.h"
+#include "upscaler_wrap.h"
 
 namespace sdnode_addon {
 
@@ -19,6 +21,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("convertModel", Napi::Function::New(env, ConvertModel, "convertModel"));
   exports.Set("loadSafetyChecker", Napi::Function::New(env, LoadSafetyChecker, "loadSafetyChecker"));
   exports.Set("SafetyChecker", SafetyCheckerWrap::Define(env));
+  exports.Set("loadUpscaler", Napi::Function::New(env, LoadUpscaler, "loadUpscaler"));
+  exports.Set("Upscaler", UpscalerWrap::Define(env));
   return exports;
 }
 

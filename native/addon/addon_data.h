@@ -9,6 +9,7 @@ namespace sdnode_addon {
 struct AddonData {
   Napi::FunctionReference model;
   Napi::FunctionReference safetyChecker;
+  Napi::FunctionReference upscaler;
 };
 
 // Created on first use; freed with the environment.

@@ -64,6 +64,7 @@ sdnode::HiresFix hiresFromJs(const Napi::Object& o) {
   h.upscaleWidth = intField(o, "upscaleWidth");
   h.upscaleHeight = intField(o, "upscaleHeight");
   h.upscaler = stringField(o, "upscaler");
+  if (!o.Get("upscalerPath").IsUndefined()) h.upscalerPath = stringField(o, "upscalerPath");
   h.steps = intField(o, "steps");
   h.denoisingStrength = static_cast<float>(numberField(o, "denoisingStrength"));
   // Absent: the second pass takes the request's prompts.
@@ -203,6 +204,21 @@ sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, c
   p.backend = stringField(options, "backend");
   p.threads = intField(options, "threads");
   return p;
+}
+
+sdnode::UpscalerParams upscalerParamsFromJs(const std::string& path, const Napi::Object& options) {
+  sdnode::UpscalerParams p;
+  p.path = path;
+  p.backend = stringField(options, "backend");
+  p.threads = intField(options, "threads");
+  return p;
+}
+
+sdnode::UpscaleOptions upscaleOptionsFromJs(const Napi::Object& options) {
+  sdnode::UpscaleOptions o;
+  o.tile = intField(options, "tile");
+  o.overlap = intField(options, "overlap");
+  return o;
 }
 
 Napi::Object systemInfoToJs(Napi::Env env, const sdnode::SystemInfo& info) {
@@ -445,6 +461,17 @@ Napi::Object safetyCheckerInfoToJs(Napi::Env env, const sdnode::SafetyCheckerInf
   o.Set("imageSize", info.imageSize);
   o.Set("concepts", info.concepts);
   o.Set("specialConcepts", info.specialConcepts);
+  o.Set("weightBytes", static_cast<double>(info.weightBytes));
+  o.Set("backend", info.backend);
+  return o;
+}
+
+Napi::Object upscalerInfoToJs(Napi::Env env, const sdnode::UpscalerInfo& info) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("architecture", info.architecture);
+  o.Set("scale", info.scale);
+  o.Set("blocks", info.blocks);
+  o.Set("features", info.features);
   o.Set("weightBytes", static_cast<double>(info.weightBytes));
   o.Set("backend", info.backend);
   return o;

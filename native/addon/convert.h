@@ -12,6 +12,9 @@ sdnode::Request requestFromJs(const Napi::Object& object);
 sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object& options);
 sdnode::ConvertParams convertParamsFromJs(const std::string& input, const std::string& output, const Napi::Object& options);
 sdnode::SafetyCheckerParams safetyCheckerParamsFromJs(const std::string& path, const Napi::Object& options);
+sdnode::UpscalerParams upscalerParamsFromJs(const std::string& path, const Napi::Object& options);
+// { tile, overlap }; the callbacks are the worker's business.
+sdnode::UpscaleOptions upscaleOptionsFromJs(const Napi::Object& options);
 
 // The stage API's values (sdnode::EncodedText, LatentBatch, SampleRequest).
 sdnode::Conditioning conditioningFromJs(const Napi::Object& object);
@@ -32,6 +35,7 @@ Napi::Array imagesToJs(Napi::Env env, const std::vector<sdnode::Image>& images);
 Napi::Object countsToJs(Napi::Env env, const std::map<std::string, int>& counts);
 Napi::Array stringsToJs(Napi::Env env, const std::vector<std::string>& strings);
 Napi::Object safetyCheckerInfoToJs(Napi::Env env, const sdnode::SafetyCheckerInfo& info);
+Napi::Object upscalerInfoToJs(Napi::Env env, const sdnode::UpscalerInfo& info);
 Napi::Array verdictsToJs(Napi::Env env, const std::vector<sdnode::SafetyVerdict>& verdicts);
 // An Error with a stable `code` property.
 Napi::Error errorToJs(Napi::Env env, const std::string& code, const std::string& message);

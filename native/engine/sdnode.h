@@ -128,8 +128,10 @@ struct HiresFix {
   int upscaleHeight = 0;
   // latent-bilinear | latent-bilinear-antialiased | latent-bicubic | latent-bicubic-antialiased |
   // latent-nearest | latent-nearest-exact (torch.nn.functional.interpolate on the latent) | lanczos
-  // (PIL's Lanczos on the decoded image).
+  // (PIL's Lanczos on the decoded image) | esrgan (the ESRGAN-family model at upscalerPath on the
+  // decoded image, then Lanczos to the size).
   std::string upscaler = "latent-bilinear";
+  std::string upscalerPath;
   int steps = 0;  // steps the second pass runs; 0: the request's steps
   float denoisingStrength = 0.7f;
   // The second pass's text; empty tokens: the request's prompt / negative prompt.
@@ -435,6 +437,43 @@ class SafetyChecker {
   // `pixels`: `count` images, each as planes [3, imageSize, imageSize] normalised as CLIP's image
   // processor does (the caller resizes, crops and normalises). Not re-entrant.
   virtual std::vector<SafetyVerdict> check(const std::vector<float>& pixels, int count) = 0;
+};
+
+// ESRGAN-family upscalers: RRDBNet (ESRGAN, Real-ESRGAN x4plus / x4plus_anime_6B / x2plus, in
+// BasicSR's names or the old ESRGAN ones) and the compact SRVGGNet (realesr-general-x4v3). Sizes,
+// block counts and the scale are read from the tensors.
+struct UpscalerParams {
+  std::string path;
+  std::string backend = "auto";  // auto | cpu | metal | cuda
+  int threads = 0;               // 0: physical cores
+};
+
+struct UpscalerInfo {
+  std::string architecture;  // "rrdbnet" | "srvggnet"
+  int scale = 4;             // output pixels per input pixel, per side
+  int blocks = 0;            // RRDB blocks, or SRVGGNet body convolutions
+  int features = 0;          // channels of the trunk
+  uint64_t weightBytes = 0;
+  std::string backend;
+};
+
+struct UpscaleOptions {
+  // Side of the square input tiles in pixels, and pixels shared by neighbouring tiles (blended with
+  // smootherstep weights); an image no larger than one tile runs whole.
+  int tile = 128;
+  int overlap = 16;
+  std::function<void(int tile, int tiles)> onTile;  // after each tile
+  std::function<bool()> aborted;                     // polled between tiles and graph nodes
+};
+
+class Upscaler {
+ public:
+  static std::unique_ptr<Upscaler> load(const UpscalerParams& params);
+  virtual ~Upscaler() = default;
+  virtual const UpscalerInfo& info() const = 0;
+  // rgb: width x height pixels, 3 bytes each, rows top first -> the same at info().scale times the
+  // size, the network's output clamped to [0, 1] and rounded. Not re-entrant.
+  virtual std::vector<uint8_t> upscale(const std::vector<uint8_t>& rgb, int width, int height, const UpscaleOptions& options) = 0;
 };
 
 const std::vector<std::string>& samplerNames();

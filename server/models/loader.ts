@@ -21,6 +21,8 @@ export interface EngineOptions {
   loraDir?: string;
   /** Folder of the textual-inversion embeddings prompts name (--embeddings-dir). */
   embeddingsDir?: string;
+  /** Folder of ESRGAN-family upscalers (--upscaler-dir); its files are not checkpoints. */
+  upscalerDir?: string;
   /** T5's tokenizer file (--t5-tokenizer) for models with a T5 encoder whose components name none. */
   t5Tokenizer?: string;
   /** Models given as components: never hold the transformer and the text encoders at once (--low-memory). */
@@ -42,6 +44,17 @@ export function loraFolder(loraDir: string | undefined, modelsDir: string | unde
 export function embeddingsFolder(embeddingsDir: string | undefined, modelsDir: string | undefined): string | undefined {
   if (embeddingsDir !== undefined) return path.resolve(embeddingsDir);
   return modelsDir === undefined ? undefined : path.resolve(modelsDir, 'embeddings');
+}
+
+/**
+ * The folder of ESRGAN-family upscalers: --upscaler-dir, else the models folder's `ESRGAN`
+ * (AUTOMATIC1111's) when it exists, else its `upscale_models` (ComfyUI's).
+ */
+export function upscalerFolder(upscalerDir: string | undefined, modelsDir: string | undefined): string | undefined {
+  if (upscalerDir !== undefined) return path.resolve(upscalerDir);
+  if (modelsDir === undefined) return undefined;
+  const a1111 = path.resolve(modelsDir, 'ESRGAN');
+  return existsSync(a1111) ? a1111 : path.resolve(modelsDir, 'upscale_models');
 }
 
 export function modelLoader(options: EngineOptions, log: (line: string) => void):
@@ -99,7 +112,7 @@ async function openModels(sources: ModelSources, log: (line: string) => void): P
     ?? (modelPath?.toLowerCase().endsWith('.json') ? await requireComponentJson(path.resolve(modelPath)) : undefined);
   const models = new ModelRegistry({
     dir: sources.modelsDir,
-    excludeDirs: [loraDir, embeddingsDir].filter((dir) => dir !== undefined),
+    excludeDirs: [loraDir, embeddingsDir, upscalerFolder(sources.upscalerDir, sources.modelsDir)].filter((dir) => dir !== undefined),
     defaultPath: modelPath,
     ...(defaultComponents && { defaultComponents }),
     preloaded: sources.model,

@@ -51,7 +51,7 @@ export interface ModelCatalog {
 export interface ModelRegistryOptions {
   /** Folder scanned (recursively) for checkpoints. */
   dir?: string;
-  /** A folder inside `dir` whose files are not checkpoints (the LoRA folder). */
+  /** Folders inside `dir` whose files are not checkpoints (the LoRA and upscaler folders). */
   excludeDirs?: string[];
   /** The default checkpoint (--model, or a component JSON file); it need not be inside `dir`. */
   defaultPath?: string;
@@ -136,7 +136,7 @@ export class ModelRegistry implements ModelCatalog {
   async list(): Promise<ModelEntry[]> {
     const excludeDirs = this.#options.excludeDirs ?? [];
     const found = (this.#options.dir === undefined ? [] : await scan(path.resolve(this.#options.dir)))
-      .filter((entry) => excludeDirs.every((dir) => path.relative(dir, entry.path).startsWith('..')));
+      .filter((entry) => excludeDirs.every((excluded) => path.relative(excluded, entry.path).startsWith('..')));
     const entries = found.filter((entry) => entry.name !== this.#defaultEntry?.name);
     entries.sort((a, b) => a.name.localeCompare(b.name));
     return this.#defaultEntry ? [this.#defaultEntry, ...entries] : entries;

@@ -285,6 +285,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     ImageStart hiresStart;
     if (r.hires) {
       hires = planHires(*r.hires, info_.vaeScale, r.steps, r.scheduler, schedule_);
+      hires.aborted = run.aborted;
       hiresStart = textStart(hires.width * hires.height, channels, isInpaintModel());
     }
     const int firstSteps = static_cast<int>(sigmas.size()) - 1;

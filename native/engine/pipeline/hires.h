@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,9 @@ struct HiresPlan {
   int64_t height = 0;
   int64_t upscaleWidth = 0;  // latent cells the first pass is resized to, before the centre crop
   int64_t upscaleHeight = 0;
-  bool inImageSpace = false;  // lanczos: decode, resize the image, encode again
+  bool inImageSpace = false;  // lanczos, esrgan: decode, resize the image, encode again
+  std::string esrganPath;     // esrgan: the upscaler run on the decoded image before the resize
+  std::function<bool()> aborted;  // polled between the upscaler's tiles
   ResampleFilter filter = ResampleFilter::Bilinear;
   std::vector<float> sigmas;  // the second pass's part of its schedule
 };

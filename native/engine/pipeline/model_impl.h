@@ -108,6 +108,9 @@ class DiffusionModel : public Model {
                                 const ImageProgress& progress, const RefinerPass* refiner = nullptr);
   // The request's refiner as this model's partner: checked, with its text encoded.
   std::optional<RefinerPass> prepareRefiner(const Request& request, int passSteps);
+  // The hires fix's ESRGAN step: image planes [3, height, width] in [-1, 1] through the model until
+  // they reach the plan's size (width and height become the result's).
+  std::vector<float> upscaleWithModel(const std::vector<float>& image, int64_t& width, int64_t& height, const HiresPlan& plan);
   // The hires fix's starting latent: the first pass's latent resized as the plan says and cropped.
   std::vector<float> upscaleForHires(const std::vector<float>& latent, int64_t width, int64_t height, const HiresPlan& plan,
                                      bool vaeTiling, uint64_t seed);

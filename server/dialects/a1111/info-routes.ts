@@ -1,5 +1,5 @@
 // AUTOMATIC1111's settings and listing routes: options (switching the default checkpoint),
-// sd-models with their hashes, samplers, schedulers, upscalers, the lists sdnode has nothing in
+// sd-models with their hashes, samplers, schedulers, the lists sdnode has nothing in
 // (empty, honestly), memory, and png-info.
 
 import { freemem, totalmem } from 'node:os';
@@ -115,9 +115,6 @@ export function infoRoutes(router: Router, context: ServerContext, options: Info
     ['automatic', 'Automatic'], ['uniform', 'Uniform'], ['karras', 'Karras'], ['exponential', 'Exponential'],
     ['sgm_uniform', 'SGM Uniform'], ['simple', 'Simple'], ['beta', 'Beta'],
   ].map(([name, label]) => ({ name, label, aliases: null, default_rho: -1, need_inner_model: false })));
-  list('upscalers', 'Image upscalers for the hires fix', undefined, () => ['None', 'Lanczos'].map((name) => ({
-    name, model_name: null, model_path: null, model_url: null, scale: 4,
-  })));
   list('latent-upscale-modes', 'Latent upscalers for the hires fix', undefined, () => latentUpscaleModes.map((name) => ({ name })));
   list('sd-vae', 'Separate VAE files (none: each checkpoint\'s own VAE is used)', undefined, () => []);
   list('embeddings', 'Textual-inversion embeddings of the embeddings folder (--embeddings-dir): those the default model takes, and those skipped with the reason',

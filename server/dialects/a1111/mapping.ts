@@ -5,6 +5,7 @@ import { hiresUpscalerNames, parseParameters, readPngText, samplerDisplayNames }
 import { ApiError } from '../../http/errors.js';
 import type { JobParameters } from '../../jobs/job.js';
 import { maxJobImages } from '../../jobs/limits.js';
+import { UnknownUpscalerError, type UpscalerCatalog } from '../../models/upscalers.js';
 import {
   a1111RefinerFields, checkSizeForModel, chosenSeed, imageSeed, multipleOf8, refinerParameters, samplerFields, withoutUndefined,
 } from '../../jobs/parameters.js';
@@ -174,16 +175,29 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
   return { parameters, checkpoint, ignored };
 }
 
-// A1111's "None" resizes the pixels without an upscaler model: Lanczos here. No name: its default, "Latent".
+// A1111's "None" resizes the pixels without an upscaler model: Lanczos here. No name: its default,
+// "Latent". Another name stays as given: resolveHiresUpscaler looks it up among the ESRGAN files.
 function hiresUpscaler(name: string | null): string {
   if (name === null || name.trim() === '') return 'Latent';
   if (name.trim().toLowerCase() === 'none') return 'Lanczos';
-  const known = hiresUpscalerNames.find((upscaler) => upscaler.toLowerCase() === name.trim().toLowerCase());
-  if (!known) {
-    throw new ApiError(422, 'INVALID_PARAMETER', `Expected one of ${hiresUpscalerNames.join(', ')} for hr_upscaler but received ${name}`,
-      { param: 'hr_upscaler' });
+  return hiresUpscalerNames.find((upscaler) => upscaler.toLowerCase() === name.trim().toLowerCase()) ?? name;
+}
+
+/**
+ * The hires fix's upscaler when it names an ESRGAN file of the upscaler folder: the job gets the
+ * file's path (the library's hires.upscaler). An unknown name is a 422 listing what exists.
+ */
+export async function resolveHiresUpscaler(mapped: MappedRequest, upscalers: UpscalerCatalog): Promise<void> {
+  const hires = mapped.parameters.hires;
+  const name = hires?.upscaler;
+  if (hires === undefined || name === undefined || (hiresUpscalerNames as readonly string[]).includes(name)) return;
+  try {
+    hires.upscaler = (await upscalers.resolve(name)).path;
+  } catch (error) {
+    if (!(error instanceof UnknownUpscalerError)) throw error;
+    const names = [...hiresUpscalerNames, 'None', ...error.available];
+    throw new ApiError(422, 'INVALID_PARAMETER', `Expected one of ${names.join(', ')} for hr_upscaler but received ${name}`, { param: 'hr_upscaler' });
   }
-  return known;
 }
 
 function clipSkipValue(value: unknown): number {

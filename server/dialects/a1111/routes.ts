@@ -12,14 +12,16 @@ import type { JobMode, JobRecord } from '../../jobs/job.js';
 import { a1111RefinerFields, resolveRefiner, withoutUndefined } from '../../jobs/parameters.js';
 import type { Upload } from '../../jobs/store.js';
 import { FileHashes } from '../../models/hashes.js';
+import type { UpscalerCatalog } from '../../models/upscalers.js';
 import { packageVersion } from '../../version.js';
 import { isKontext } from '../kontext.js';
 import { flowFamilyOf } from '../model-family.js';
 import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './images.js';
+import { extrasRoutes } from './extras.js';
 import { infoRoutes } from './info-routes.js';
 import {
-  applyFamilyDefaults, img2imgParameters, infoObject, jobTimestamp, kontextImg2img, txt2imgParameters, type A1111Settings,
-  type MappedRequest,
+  applyFamilyDefaults, img2imgParameters, infoObject, jobTimestamp, kontextImg2img, resolveHiresUpscaler, txt2imgParameters,
+  type A1111Settings, type MappedRequest,
 } from './mapping.js';
 import {
   detailSchema, img2imgSchema, imagesResponseSchema, progressQuery, progressSchema, txt2imgSchema,
@@ -33,13 +35,16 @@ export interface A1111Options {
   loraDir: string | undefined;
   /** The embeddings folder /sdapi/v1/embeddings lists. */
   embeddingsDir: string | undefined;
+  /** The ESRGAN-family upscalers /sdapi/v1/upscalers lists and the extras routes run. */
+  upscalers: UpscalerCatalog;
 }
 
 export function a1111Dialect(context: ServerContext, options: A1111Options): Dialect {
   return {
     name: tag,
-    description: 'AUTOMATIC1111\'s web UI API (/sdapi/v1): txt2img, img2img, progress, options, models, png-info',
+    description: 'AUTOMATIC1111\'s web UI API (/sdapi/v1): txt2img, img2img, extras (upscaling), progress, options, models, png-info',
     router: () => a1111Router(context, options),
+    close: () => options.upscalers.close(),
   };
 }
 
@@ -67,6 +72,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
       ? parseWith(txt2imgSchema, req.body ?? {}, '/sdapi/v1/txt2img')
       : parseWith(img2imgSchema, req.body ?? {}, '/sdapi/v1/img2img');
     const mapped = kind === 'txt2img' ? txt2imgParameters(body as Txt2ImgRequest, settings) : img2imgParameters(body as Img2ImgRequest, settings);
+    await resolveHiresUpscaler(mapped, options.upscalers);
     const checkpoint = await context.models.resolve(mapped.checkpoint);
     const kontext = kind === 'img2img' && await isKontext(checkpoint)
       ? await kontextImg2img(body as Img2ImgRequest, mapped, checkpoint.name) : undefined;
@@ -141,6 +147,7 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
   }
 
   infoRoutes(router, context, { tag, auth, json, settings, hashes, errors, loraDir: options.loraDir, embeddingsDir: options.embeddingsDir });
+  extrasRoutes(router, context, { tag, auth, bodyFor, errors, upscalers: options.upscalers });
   api.refuseOtherMethods(router, tag);
   router.use('/sdapi', (req, _res, next) => {
     next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see ${context.apiPrefix}/docs`));

@@ -154,3 +154,34 @@ export const detailSchema = z.object({
     z.array(z.object({ loc: z.array(z.union([z.string(), z.number()])), msg: z.string(), type: z.string() })),
   ]),
 });
+
+/** Fields of AUTOMATIC1111's extras (postprocessing) requests, with its defaults. Face restoration is not offered. */
+const extrasCommon = {
+  resize_mode: z.union([z.literal(0), z.literal(1)]).default(0)
+    .meta({ description: '0: scale by upscaling_resize; 1: to upscaling_resize_w × upscaling_resize_h' }),
+  show_extras_results: z.boolean().default(true),
+  gfpgan_visibility: z.number().min(0).max(1).default(0).meta({ description: 'Face restoration; sdnode has none, so it must be 0' }),
+  codeformer_visibility: z.number().min(0).max(1).default(0).meta({ description: 'Face restoration; sdnode has none, so it must be 0' }),
+  codeformer_weight: z.number().min(0).max(1).default(0),
+  upscaling_resize: z.number().min(1).max(8).default(2).meta({ description: 'Factor of the input size (resize_mode 0)' }),
+  upscaling_resize_w: z.number().int().min(1).max(8192).default(512),
+  upscaling_resize_h: z.number().int().min(1).max(8192).default(512),
+  upscaling_crop: z.boolean().default(true).meta({ description: 'resize_mode 1: cover the size and crop the centre (else stretch)' }),
+  upscaler_1: z.string().default('None').meta({ description: 'An upscaler of /sdapi/v1/upscalers; None leaves the image as it is' }),
+  upscaler_2: z.string().default('None'),
+  extras_upscaler_2_visibility: z.number().min(0).max(1).default(0).meta({ description: 'Weight of upscaler_2\'s image blended over upscaler_1\'s' }),
+  upscale_first: z.boolean().default(false),
+};
+
+export const extraSingleImageSchema = z.object({ ...extrasCommon, image: z.string().meta({ description: 'Base64 image (data URL prefix allowed)' }) });
+export const extraBatchImagesSchema = z.object({
+  ...extrasCommon,
+  imageList: z.array(z.object({ data: z.string(), name: z.string().default('') })).min(1).max(64)
+    .meta({ description: 'Base64 images (data URL prefix allowed) with their file names' }),
+});
+export type ExtrasRequest = z.infer<typeof extraSingleImageSchema> | z.infer<typeof extraBatchImagesSchema>;
+export const extraSingleImageResponseSchema = z.object({ html_info: z.string(), image: z.string() });
+export const extraBatchImagesResponseSchema = z.object({ html_info: z.string(), images: z.array(z.string()) });
+export const upscalerListSchema = z.array(z.object({
+  name: z.string(), model_name: z.string().nullable(), model_path: z.string().nullable(), model_url: z.string().nullable(), scale: z.number(),
+}));
