@@ -3,7 +3,7 @@
 // CLI, ../shared/peer/): FLUX.1 dev q4_K with T5-XXL in q4_K or f16, and SD3.5 medium f16, each run
 // once per size by both engines in their own process under `/usr/bin/time -v` (peak RSS, wall time),
 // with the process's RSS sampled from /proc every --interval-ms and the engines' phases stamped on
-// that timeline (sdnode: load, first step, decode end; the reference: its "... completed" log lines),
+// that timeline (sdnode: loaded, step 1 done, decoded; the reference: its "... completed" log lines),
 // so a peak can be traced to the phase that makes it. 1 step, euler, seed 42, T5 fed no tokens on
 // both sides (the reference has no T5 vocabulary: promptTokens { t5xxl: [] } on ours).
 //
@@ -23,6 +23,9 @@
 //   --interval-ms      the RSS sampling period (default 1000).
 //   --trace-dir DIR    writes one JSON per run there: its samples [seconds, RSS MB] and its phases.
 //   --peer FILE        the reference binary (default: sd-cli-avx2).
+//   --deepen IN.gguf --out OUT.gguf [--blocks double_blocks=19,single_blocks=38]: instead of measuring,
+//                      writes a deeper copy of a converted GGUF, its blocks repeated (see deepenGguf):
+//                      a full-depth FLUX.1 dev q4_K from make-random-dit's 2 + 2 file in a minute.
 // Before each run it waits until /proc/meminfo's MemAvailable covers the run's files plus 1.5 GiB (on a
 // shared machine an oversized run would push someone else's process into the OOM killer).
 // Prints a markdown table (peak RSS, wall time, the phase at the peak sample) and, per
@@ -240,7 +243,8 @@ function measure(argv, phaseOf) {
 
 const sdnodePhase = (line) => {
   const m = /^\{"event":"([a-z-]+)"/.exec(line);
-  return m && { 'load-start': 'loading', loaded: 'loaded (every component)', step: 'step 1 done', decoded: 'decoded' }[m[1]];
+  // Each mark names the phase it starts (one step: the step's end starts the decode).
+  return m && { 'load-start': 'loading', loaded: 'encoding (every component loaded)', step: 'decoding (step 1 done)', decoded: 'done' }[m[1]];
 };
 // The reference's -v log: "... completed, taking Ns" per phase, and the buffers it allocates.
 const peerPhase = (line) => {
