@@ -226,7 +226,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       embeddingsDir: embeddingsFolder(options.embeddingsDir, options.modelsDir),
       upscalers: new UpscalerCatalog(upscalerFolder(options.upscalerDir, options.modelsDir), { threads: options.threads, backend: options.backend }),
     },
-    comfyui: { inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir) },
+    comfyui: {
+      inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir),
+      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir),
+    },
     sdcpp: { loraDir: loraFolder(options.loraDir, options.modelsDir), maxQueue: options.maxQueue ?? 100 },
     tasks: {
       outputDir: path.resolve(options.outputDir ?? 'output'),
@@ -279,7 +282,10 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
 
   const processor = createJobProcessor({
     store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
-    runWorkflow: createWorkflowRunner({ inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir) }),
+    runWorkflow: createWorkflowRunner({
+      inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir),
+      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir),
+    }),
   });
   const queue = new EmbeddedQueue(processor, {
     concurrency: options.concurrency ?? 1,

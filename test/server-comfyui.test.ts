@@ -11,6 +11,7 @@ import WebSocket from 'ws';
 
 import { readPngText } from '../lib/index.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { writeEsrgan } from './fixtures/esrgan.js';
 import { writeTinyFlux } from './fixtures/flux.js';
 import { writeTinyLora } from './fixtures/lora.js';
 import { FakeModel, startTestServer } from './server-helpers.js';
@@ -19,7 +20,10 @@ const dir = t.testdir();
 const modelPath = await writeTinyCheckpoint(dir);
 const ckpt = `${path.basename(modelPath, '.safetensors')}.safetensors`;
 await writeTinyLora(path.join(dir, 'loras'), 'style');
-const server = await startTestServer(t, { modelPath, loraDir: path.join(dir, 'loras'), outputDir: path.join(dir, 'output'), apis: ['comfyui'] });
+await writeEsrgan(path.join(dir, 'upscalers'), { name: 'RealESRGAN_tiny_x4.safetensors' });
+const server = await startTestServer(t, {
+  modelPath, loraDir: path.join(dir, 'loras'), upscalerDir: path.join(dir, 'upscalers'), outputDir: path.join(dir, 'output'), apis: ['comfyui'],
+});
 const host = new URL(server.url).host;
 
 type Graph = Record<string, { class_type: string; inputs: Record<string, unknown> }>;
@@ -151,6 +155,30 @@ t.test('the same seed gives the same image; an image-to-image workflow changes a
   t.notOk((await sharp(out).raw().toBuffer()).equals(await sharp(photo).raw().toBuffer()), 'the image changed');
   const input = await fetch(`${server.url}/view?filename=photo.png&type=input`);
   t.equal(input.status, 200, 'the upload is served back');
+});
+
+t.test('UpscaleModelLoader and ImageUpscaleWithModel enlarge an uploaded image by the upscaler\'s factor', async (t) => {
+  const client = await connectedClient(t, 'upscale-client');
+  const defs = await client.getNodeDefs() as Record<string, { input: { required: Record<string, unknown[]> } }>;
+  t.same(defs.UpscaleModelLoader!.input.required.model_name, [['RealESRGAN_tiny_x4.safetensors']], 'the upscaler folder\'s files');
+  const photo = await sharp({ create: { width: 24, height: 16, channels: 3, background: '#3060c0' } }).png().toBuffer();
+  const form = new FormData();
+  form.append('image', new Blob([Uint8Array.from(photo)], { type: 'image/png' }), 'small.png');
+  form.append('overwrite', 'true');
+  await fetch(`${server.url}/upload/image`, { method: 'POST', body: form });
+  const graph = {
+    '1': { class_type: 'LoadImage', inputs: { image: 'small.png' } },
+    '2': { class_type: 'UpscaleModelLoader', inputs: { model_name: 'RealESRGAN_tiny_x4.safetensors' } },
+    '3': { class_type: 'ImageUpscaleWithModel', inputs: { upscale_model: ['2', 0], image: ['1', 0] } },
+    '4': { class_type: 'SaveImage', inputs: { images: ['3', 0], filename_prefix: 'up' } },
+  };
+  const result = await client.enqueue(graph, { disable_random_seed: true });
+  const url = result.images.find((image) => image.type === 'url')!.data as string;
+  const out = Buffer.from(await (await fetch(url)).arrayBuffer());
+  const { width, height } = await sharp(out).metadata();
+  t.same([width, height], [96, 64], '×4');
+  const refused = await postJson('/prompt', { prompt: { ...graph, '2': { class_type: 'UpscaleModelLoader', inputs: { model_name: 'nope.pth' } } } });
+  t.equal(refused.status, 400, 'a name not in the folder is refused before it queues');
 });
 
 t.test('LoraLoader applies a LoRA from the LoRA folder; strength 0 is the image without it', async (t) => {

@@ -18,6 +18,8 @@ export interface WorkflowRunnerOptions {
   inputDir: string;
   /** The folder LoraLoader's names are in; undefined: the server has none. */
   loraDir: string | undefined;
+  /** The folder UpscaleModelLoader's names are in (ESRGAN files); undefined: the server has none. */
+  upscalerDir?: string | undefined;
 }
 
 /** A file of the input folder by ComfyUI's name for it ("sub/name.png", optionally "… [input]"); throws for names outside it. */
@@ -46,15 +48,24 @@ function signatures(graph: Graph, order: string[]): Map<string, string> {
 
 /** A LoRA file by ComfyUI's name for it (its path in the LoRA folder); throws for names outside it. */
 export function loraPath(loraDir: string | undefined, name: string): string {
-  if (loraDir === undefined) throw new RangeError(`LoRA ${JSON.stringify(name)}: the server has no LoRA folder (--lora-dir or --models)`);
-  const resolved = path.resolve(loraDir, name);
-  if (path.isAbsolute(name) || !resolved.startsWith(path.resolve(loraDir) + path.sep)) {
-    throw new RangeError(`The LoRA name ${JSON.stringify(name)} is not a file of the LoRA folder`);
+  return folderFile(loraDir, name, 'LoRA', '--lora-dir or --models');
+}
+
+/** An upscaler file by ComfyUI's name for it (its path in the upscaler folder); throws for names outside it. */
+export function upscalerPath(upscalerDir: string | undefined, name: string): string {
+  return folderFile(upscalerDir, name, 'upscale model', '--upscaler-dir or --models');
+}
+
+function folderFile(dir: string | undefined, name: string, what: string, flags: string): string {
+  if (dir === undefined) throw new RangeError(`The ${what} ${JSON.stringify(name)}: the server has no ${what} folder (${flags})`);
+  const resolved = path.resolve(dir, name);
+  if (path.isAbsolute(name) || !resolved.startsWith(path.resolve(dir) + path.sep)) {
+    throw new RangeError(`The ${what} name ${JSON.stringify(name)} is not a file of the ${what} folder`);
   }
   return resolved;
 }
 
-export function createWorkflowRunner({ inputDir, loraDir }: WorkflowRunnerOptions): WorkflowRunner {
+export function createWorkflowRunner({ inputDir, loraDir, upscalerDir }: WorkflowRunnerOptions): WorkflowRunner {
   // The outputs of the last workflow's nodes, by cache key.
   let cache = new Map<string, unknown[]>();
 
@@ -119,6 +130,7 @@ export function createWorkflowRunner({ inputDir, loraDir }: WorkflowRunnerOption
           model: modelOf,
           readInput: (name) => readFile(inputPath(inputDir, name)),
           loraPath: (name) => loraPath(loraDir, name),
+          upscalerPath: (name) => upscalerPath(upscalerDir, name),
           componentModel: async (kind, files) => findComponentModel(await models.list(), kind, files),
           saveImage: async (png) => {
             imageCount++;

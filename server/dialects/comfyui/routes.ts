@@ -11,6 +11,7 @@ import express, { Router, type Request, type RequestHandler } from 'express';
 import sharp from 'sharp';
 
 import { listLoras, systemInfo } from '../../../lib/index.js';
+import { UpscalerCatalog } from '../../models/upscalers.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, type ErrorShape } from '../../http/errors.js';
 import { requireAcceptingJobs } from '../../http/sync-job.js';
@@ -31,6 +32,8 @@ export interface ComfyUiOptions {
   inputDir: string;
   /** The folder LoraLoader's names are in. */
   loraDir: string | undefined;
+  /** The folder UpscaleModelLoader's names are in (ESRGAN files). */
+  upscalerDir?: string | undefined;
 }
 
 const imageExtensions = ['.png', '.jpg', '.jpeg', '.webp'];
@@ -76,6 +79,8 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
       inputImages: await inputImages(inputDir),
       loras: options.loraDir === undefined ? []
         : (await listLoras(options.loraDir)).map((lora) => path.relative(options.loraDir!, lora.path).split(path.sep).join('/')),
+      upscaleModels: (await new UpscalerCatalog(options.upscalerDir).list())
+        .map((entry) => path.relative(options.upscalerDir!, entry.path).split(path.sep).join('/')),
     };
   };
 

@@ -1,10 +1,11 @@
 // Images in and out: LoadImage, LoadImageMask, SaveImage, PreviewImage, ImageScale, ImageScaleBy,
-// ImageInvert. IMAGE values are RGB bytes; files are decoded and encoded with sharp.
+// ImageInvert, and the ESRGAN-family upscalers (UpscaleModelLoader, ImageUpscaleWithModel). IMAGE
+// values are RGB bytes; files are decoded and encoded with sharp.
 
 import sharp from 'sharp';
 
 import { MAX_INPUT_PIXELS } from '../../../../lib/images.js';
-import { insertPngText } from '../../../../lib/index.js';
+import { insertPngText, loadUpscaler } from '../../../../lib/index.js';
 import { outputs, type ImageBatch, type MaskValue, type NodeContext, type NodeDefinition, type NodeResult } from './types.js';
 
 /** PNG text chunks that tell which node stored a job image, and its kind (for /history). */
@@ -134,5 +135,33 @@ export const imageNodes: Record<string, NodeDefinition> = {
     required: { image: ['IMAGE'] },
     outputs: [['IMAGE', 'IMAGE']],
     run: async (i) => outputs((i.image as ImageBatch).map((image) => ({ ...image, data: image.data.map((v) => 255 - v) }))),
+  },
+  UpscaleModelLoader: {
+    category: 'loaders',
+    description: 'An ESRGAN-family upscaler (RRDBNet, SRVGGNetCompact) from the upscaler folder.',
+    required: { model_name: [[]] },
+    outputs: [['UPSCALE_MODEL', 'UPSCALE_MODEL']],
+    // The value is the file; ImageUpscaleWithModel loads it for its run.
+    run: async (i, context) => outputs(context.upscalerPath(i.model_name as string)),
+  },
+  ImageUpscaleWithModel: {
+    category: 'image/upscaling',
+    description: 'Enlarges the images by the upscaler\'s own factor (×4 for RealESRGAN_x4plus), tile by tile.',
+    required: { upscale_model: ['UPSCALE_MODEL'], image: ['IMAGE'] },
+    outputs: [['IMAGE', 'IMAGE']],
+    run: async (i, context) => {
+      const upscaler = await loadUpscaler(i.upscale_model as string);
+      try {
+        const upscaled: ImageBatch = [];
+        for (const image of i.image as ImageBatch) {
+          const png = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } }).png().toBuffer();
+          const result = await upscaler.upscale(png, { scale: upscaler.info.scale, signal: context.signal });
+          upscaled.push({ width: result.width, height: result.height, data: new Uint8Array(result.data) });
+        }
+        return outputs(upscaled);
+      } finally {
+        await upscaler.close();
+      }
+    },
   },
 };

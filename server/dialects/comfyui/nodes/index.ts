@@ -14,6 +14,8 @@ export interface ChoiceLists {
   inputImages: string[];
   /** The LoRA folder's files, relative to it. */
   loras: string[];
+  /** The upscaler folder's files, relative to it. */
+  upscaleModels: string[];
   /** The file names of the component models' parts: diffusion models, text encoders, VAEs. */
   diffusionModels: string[];
   textEncoders: string[];
@@ -24,6 +26,7 @@ export interface ChoiceLists {
 export function inputSpec(className: string, name: string, spec: InputSpec, lists: ChoiceLists): InputSpec {
   if (className === 'CheckpointLoaderSimple' && name === 'ckpt_name') return [lists.checkpoints];
   if (name === 'lora_name') return [lists.loras];
+  if (className === 'UpscaleModelLoader' && name === 'model_name') return [lists.upscaleModels];
   if (name === 'unet_name') return [lists.diffusionModels];
   if (/^clip_name\d?$/.test(name)) return [lists.textEncoders];
   if (name === 'vae_name') return [lists.vaes];
