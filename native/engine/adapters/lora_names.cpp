@@ -221,49 +221,71 @@ void addOpenClip(const std::string& tensorName, const std::string& path, const C
   }
 }
 
+// What the diffusers-name tables of the transformers share: 2-D weights looked up by name, and the
+// kohya spelling of a diffusers module mapped onto a weight (or a block of its rows).
+class DiffusersTargets {
+ public:
+  DiffusersTargets(const Checkpoint& file, const char* kohya, std::map<std::string, LoraTarget>& targets)
+      : file_(file), kohya_(kohya), targets_(targets) {}
+
+  const std::vector<int64_t>* matrix(const std::string& name) const {
+    auto it = file_.tensors.find(name);
+    return it == file_.tensors.end() || it->second.shape.size() != 2 ? nullptr : &it->second.shape;
+  }
+
+  void add(const std::string& module, const std::string& tensor, int64_t firstRow = 0, int64_t rows = 0) {
+    if (matrix(tensor)) targets_[kohya_ + underscored(module)] = {tensor, firstRow, rows, true};
+  }
+
+  // Modules that are whole weights: {diffusers module, weight without ".weight"}.
+  template <size_t N>
+  void addWhole(const std::pair<const char*, const char*> (&pairs)[N]) {
+    for (const auto& [module, tensor] : pairs) add(module, std::string(tensor) + ".weight");
+  }
+
+ private:
+  const Checkpoint& file_;
+  std::string kohya_;
+  std::map<std::string, LoraTarget>& targets_;
+};
+
 // diffusers' names for FLUX.1's weights, as kohya spells them: q, k and v of a joint attention are
 // row blocks of BFL's packed qkv, and a single block's q, k, v and MLP input rows of linear1.
 void addFluxDiffusers(const Checkpoint& file, const char* kohya, std::map<std::string, LoraTarget>& targets) {
-  auto shape = [&](const std::string& name) -> const std::vector<int64_t>* {
-    auto it = file.tensors.find(name);
-    return it == file.tensors.end() || it->second.shape.size() != 2 ? nullptr : &it->second.shape;
-  };
-  const std::vector<int64_t>* imgIn = shape("img_in.weight");
+  DiffusersTargets t(file, kohya, targets);
+  const std::vector<int64_t>* imgIn = t.matrix("img_in.weight");
   if (!imgIn) return;
   const int64_t H = (*imgIn)[0];
-  auto add = [&](const std::string& module, const std::string& tensor, int64_t firstRow = 0, int64_t rows = 0) {
-    if (shape(tensor)) targets[kohya + underscored(module)] = {tensor, firstRow, rows, true};
-  };
   const std::pair<const char*, const char*> whole[] = {
       {"x_embedder", "img_in"}, {"context_embedder", "txt_in"}, {"proj_out", "final_layer.linear"},
       {"time_text_embed.timestep_embedder.linear_1", "time_in.in_layer"}, {"time_text_embed.timestep_embedder.linear_2", "time_in.out_layer"},
       {"time_text_embed.guidance_embedder.linear_1", "guidance_in.in_layer"}, {"time_text_embed.guidance_embedder.linear_2", "guidance_in.out_layer"},
       {"time_text_embed.text_embedder.linear_1", "vector_in.in_layer"}, {"time_text_embed.text_embedder.linear_2", "vector_in.out_layer"}};
-  for (const auto& [module, tensor] : whole) add(module, std::string(tensor) + ".weight");
-  for (int b = 0; shape("double_blocks." + std::to_string(b) + ".img_attn.qkv.weight"); b++) {
+  t.addWhole(whole);
+  for (int b = 0; t.matrix("double_blocks." + std::to_string(b) + ".img_attn.qkv.weight"); b++) {
     const std::string d = "transformer_blocks." + std::to_string(b) + ".", p = "double_blocks." + std::to_string(b) + ".";
     const char* qkv[] = {"q", "k", "v"};
     for (int i = 0; i < 3; i++) {
-      add(d + "attn.to_" + qkv[i], p + "img_attn.qkv.weight", i * H, H);
-      add(d + "attn.add_" + qkv[i] + "_proj", p + "txt_attn.qkv.weight", i * H, H);
+      t.add(d + "attn.to_" + qkv[i], p + "img_attn.qkv.weight", i * H, H);
+      t.add(d + "attn.add_" + qkv[i] + "_proj", p + "txt_attn.qkv.weight", i * H, H);
     }
-    add(d + "attn.to_out.0", p + "img_attn.proj.weight");
-    add(d + "attn.to_add_out", p + "txt_attn.proj.weight");
-    add(d + "ff.net.0.proj", p + "img_mlp.0.weight");
-    add(d + "ff.net.2", p + "img_mlp.2.weight");
-    add(d + "ff_context.net.0.proj", p + "txt_mlp.0.weight");
-    add(d + "ff_context.net.2", p + "txt_mlp.2.weight");
-    add(d + "norm1.linear", p + "img_mod.lin.weight");
-    add(d + "norm1_context.linear", p + "txt_mod.lin.weight");
+    t.add(d + "attn.to_out.0", p + "img_attn.proj.weight");
+    t.add(d + "attn.to_add_out", p + "txt_attn.proj.weight");
+    t.add(d + "ff.net.0.proj", p + "img_mlp.0.weight");
+    t.add(d + "ff.net.2", p + "img_mlp.2.weight");
+    t.add(d + "ff_context.net.0.proj", p + "txt_mlp.0.weight");
+    t.add(d + "ff_context.net.2", p + "txt_mlp.2.weight");
+    t.add(d + "norm1.linear", p + "img_mod.lin.weight");
+    t.add(d + "norm1_context.linear", p + "txt_mod.lin.weight");
   }
-  for (int b = 0; shape("single_blocks." + std::to_string(b) + ".linear1.weight"); b++) {
+  for (int b = 0; t.matrix("single_blocks." + std::to_string(b) + ".linear1.weight"); b++) {
     const std::string d = "single_transformer_blocks." + std::to_string(b) + ".", p = "single_blocks." + std::to_string(b) + ".";
-    const int64_t fused = (*shape(p + "linear1.weight"))[0];
+    const int64_t fused = (*t.matrix(p + "linear1.weight"))[0];
     const char* qkv[] = {"q", "k", "v"};
-    for (int i = 0; i < 3; i++) add(d + "attn.to_" + qkv[i], p + "linear1.weight", i * H, H);
-    add(d + "proj_mlp", p + "linear1.weight", 3 * H, fused - 3 * H);
-    add(d + "proj_out", p + "linear2.weight");
-    add(d + "norm.linear", p + "modulation.lin.weight");
+    for (int i = 0; i < 3; i++) t.add(d + "attn.to_" + qkv[i], p + "linear1.weight", i * H, H);
+    t.add(d + "proj_mlp", p + "linear1.weight", 3 * H, fused - 3 * H);
+    t.add(d + "proj_out", p + "linear2.weight");
+    t.add(d + "norm.linear", p + "modulation.lin.weight");
   }
 }
 
@@ -272,39 +294,33 @@ void addFluxDiffusers(const Checkpoint& file, const char* kohya, std::map<std::s
 // The final layer's norm (diffusers' norm_out, scale before shift) is left out: its rows are in
 // the other order.
 void addMmditDiffusers(const Checkpoint& file, const char* kohya, std::map<std::string, LoraTarget>& targets) {
-  auto shape = [&](const std::string& name) -> const std::vector<int64_t>* {
-    auto it = file.tensors.find(name);
-    return it == file.tensors.end() || it->second.shape.size() != 2 ? nullptr : &it->second.shape;
-  };
-  const std::vector<int64_t>* context = shape("context_embedder.weight");
+  DiffusersTargets t(file, kohya, targets);
+  const std::vector<int64_t>* context = t.matrix("context_embedder.weight");
   if (!context) return;
   const int64_t H = (*context)[0];
-  auto add = [&](const std::string& module, const std::string& tensor, int64_t firstRow = 0, int64_t rows = 0) {
-    if (shape(tensor)) targets[kohya + underscored(module)] = {tensor, firstRow, rows, true};
-  };
   const std::pair<const char*, const char*> whole[] = {
       {"context_embedder", "context_embedder"}, {"proj_out", "final_layer.linear"},
       {"time_text_embed.timestep_embedder.linear_1", "t_embedder.mlp.0"}, {"time_text_embed.timestep_embedder.linear_2", "t_embedder.mlp.2"},
       {"time_text_embed.text_embedder.linear_1", "y_embedder.mlp.0"}, {"time_text_embed.text_embedder.linear_2", "y_embedder.mlp.2"}};
-  for (const auto& [module, tensor] : whole) add(module, std::string(tensor) + ".weight");
-  for (int b = 0; shape("joint_blocks." + std::to_string(b) + ".x_block.attn.qkv.weight"); b++) {
+  t.addWhole(whole);
+  for (int b = 0; t.matrix("joint_blocks." + std::to_string(b) + ".x_block.attn.qkv.weight"); b++) {
     const std::string d = "transformer_blocks." + std::to_string(b) + ".", x = "joint_blocks." + std::to_string(b) + ".x_block.",
                       c = "joint_blocks." + std::to_string(b) + ".context_block.";
     const char* qkv[] = {"q", "k", "v"};
     for (int i = 0; i < 3; i++) {
-      add(d + "attn.to_" + qkv[i], x + "attn.qkv.weight", i * H, H);
-      add(d + "attn.add_" + qkv[i] + "_proj", c + "attn.qkv.weight", i * H, H);
-      add(d + "attn2.to_" + qkv[i], x + "attn2.qkv.weight", i * H, H);
+      t.add(d + "attn.to_" + qkv[i], x + "attn.qkv.weight", i * H, H);
+      t.add(d + "attn.add_" + qkv[i] + "_proj", c + "attn.qkv.weight", i * H, H);
+      t.add(d + "attn2.to_" + qkv[i], x + "attn2.qkv.weight", i * H, H);
     }
-    add(d + "attn.to_out.0", x + "attn.proj.weight");
-    add(d + "attn.to_add_out", c + "attn.proj.weight");
-    add(d + "attn2.to_out.0", x + "attn2.proj.weight");
-    add(d + "ff.net.0.proj", x + "mlp.fc1.weight");
-    add(d + "ff.net.2", x + "mlp.fc2.weight");
-    add(d + "ff_context.net.0.proj", c + "mlp.fc1.weight");
-    add(d + "ff_context.net.2", c + "mlp.fc2.weight");
-    add(d + "norm1.linear", x + "adaLN_modulation.1.weight");
-    add(d + "norm1_context.linear", c + "adaLN_modulation.1.weight");
+    t.add(d + "attn.to_out.0", x + "attn.proj.weight");
+    t.add(d + "attn.to_add_out", c + "attn.proj.weight");
+    t.add(d + "attn2.to_out.0", x + "attn2.proj.weight");
+    t.add(d + "ff.net.0.proj", x + "mlp.fc1.weight");
+    t.add(d + "ff.net.2", x + "mlp.fc2.weight");
+    t.add(d + "ff_context.net.0.proj", c + "mlp.fc1.weight");
+    t.add(d + "ff_context.net.2", c + "mlp.fc2.weight");
+    t.add(d + "norm1.linear", x + "adaLN_modulation.1.weight");
+    t.add(d + "norm1_context.linear", c + "adaLN_modulation.1.weight");
   }
 }
 
