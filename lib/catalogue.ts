@@ -17,6 +17,23 @@ export interface CatalogueFile {
   sha256?: string;
 }
 
+/**
+ * How a model's card says to run it, where that is not what its family's defaults and the weights
+ * tell: SD-Turbo is an SD 2.x model that predicts noise (the engine takes SD 2.x for v-prediction)
+ * and makes its image in one step at cfg 1. A model pulled by its catalogue name is loaded with its
+ * card: the prediction unless the load options name one, the rest as the defaults of every call.
+ */
+export interface ModelCard {
+  /** What the network predicts, when the family's usual guess is wrong for it. */
+  prediction?: 'eps' | 'v';
+  /** Width and height in pixels. */
+  size?: number;
+  steps?: number;
+  cfgScale?: number;
+  sampler?: string;
+  scheduler?: string;
+}
+
 /** A model of the catalogue: one checkpoint file, or a set of component files. */
 export interface CatalogueEntry {
   /** What it is, in a few words. */
@@ -29,6 +46,8 @@ export interface CatalogueEntry {
   gated: boolean;
   /** A single-file checkpoint. */
   file?: CatalogueFile;
+  /** The model card's settings (see ModelCard), from the repository's model card and scheduler config. */
+  card?: ModelCard;
   /** Component files by their load key (diffusionModel, clipL, t5xxl, vae) and t5Tokenizer. */
   components?: Partial<Record<'diffusionModel' | 'clipL' | 'clipG' | 't5xxl' | 'vae' | 't5Tokenizer', CatalogueFile>>;
 }
@@ -45,6 +64,8 @@ export const catalogue: Readonly<Record<string, CatalogueEntry>> = {
     licence: 'Stability AI Community License (stability.ai/license)',
     family: 'sd2',
     gated: false,
+    // The repository's scheduler config: prediction_type "epsilon"; its card: 512×512, one step, guidance off.
+    card: { prediction: 'eps', size: 512, steps: 1, cfgScale: 1 },
     file: { repo: 'stabilityai/sd-turbo', file: 'sd_turbo.safetensors', revision: main },
   },
   'sdxl-turbo': {
@@ -52,6 +73,8 @@ export const catalogue: Readonly<Record<string, CatalogueEntry>> = {
     licence: 'Stability AI Community License (stability.ai/license)',
     family: 'sdxl',
     gated: false,
+    // Its card: 512×512, one step, guidance off (the SDXL default of 1024² is not what it was distilled for).
+    card: { size: 512, steps: 1, cfgScale: 1 },
     file: { repo: 'stabilityai/sdxl-turbo', file: 'sd_xl_turbo_1.0_fp16.safetensors', revision: main },
   },
   sd15: {

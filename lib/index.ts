@@ -15,7 +15,7 @@ export type {
   DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
 } from './stages.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
-export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile } from './catalogue.js';
+export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile, type ModelCard } from './catalogue.js';
 export {
   defaultModelsDir, findPulledModel, isModelReference, pullModel, sidecarOf, sourceFile, unfinishedDownloads,
   type PulledModel, type PullOptions, type PullProgress,

@@ -25,6 +25,8 @@ import {
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
 import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
+import type { ModelCard } from './catalogue.js';
+import { modelCardOf } from './model-card.js';
 import { findPulledModel, isModelReference, pullModel } from './pull.js';
 import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
@@ -81,6 +83,11 @@ export interface ModelInfo {
   textEncoders: string[];
   /** For a model loaded from components: each component's file (absolute paths). */
   components?: ModelComponents;
+  /**
+   * For a model pulled by a catalogue name whose card says how to run it (`sd-turbo`: noise
+   * prediction, one step at cfg 1, 512²): those settings, which replace the family's defaults.
+   */
+  card?: ModelCard;
 }
 
 /** How people name each model family: 'SD 1.x', 'SD 2.x', 'SDXL', 'SDXL refiner'. */
@@ -114,14 +121,16 @@ export interface GeneratedImage {
   safety?: SafetyResult;
 }
 
-interface ModelFolders {
+/** What a model was loaded with besides its weights: the folders its calls use, and its card. */
+interface LoadedWith {
   loraDir: string | undefined;
   embeddingsDir: string | undefined;
+  card: ModelCard | undefined;
 }
 
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
 // from lib/index.ts, so users see only the public methods.
-let createModel: (modelPath: string, native: NativeModel, folders: ModelFolders, t5: T5Tokenizer | undefined) => Model;
+let createModel: (modelPath: string, native: NativeModel, loadedWith: LoadedWith, t5: T5Tokenizer | undefined) => Model;
 let nativeOf: (model: Model) => NativeModel;
 let runOnModel: (
   model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
@@ -147,18 +156,18 @@ export class Model {
   #closing: Promise<void> | undefined;
 
   static {
-    createModel = (modelPath, native, folders, t5) => new Model(modelPath, native, folders, t5);
+    createModel = (modelPath, native, loadedWith, t5) => new Model(modelPath, native, loadedWith, t5);
     runOnModel = (model, options, mode, caller, extraKeys) => model.#run(options, mode, caller, extraKeys);
     nativeOf = (model) => model.#native;
   }
 
-  private constructor(modelPath: string, native: NativeModel, folders: ModelFolders, t5: T5Tokenizer | undefined) {
+  private constructor(modelPath: string, native: NativeModel, loadedWith: LoadedWith, t5: T5Tokenizer | undefined) {
     this.path = modelPath;
-    this.loraDir = folders.loraDir;
-    this.embeddingsDir = folders.embeddingsDir;
+    this.loraDir = loadedWith.loraDir;
+    this.embeddingsDir = loadedWith.embeddingsDir;
     this.#native = native;
     this.#t5 = t5;
-    this.info = publicInfo(native.info);
+    this.info = publicInfo(native.info, loadedWith.card);
   }
 
   /** Whether `close()` has been called; a closed model rejects every call with 'ERR_MODEL_CLOSED'. */
@@ -464,15 +473,16 @@ export async function loadModel(reference: string | ModelComponents, options?: L
   const { backend, prediction, threads, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   const t5 = t5Tokenizer !== undefined ? await loadT5Tokenizer(path.resolve(t5Tokenizer)) : await ggufT5Tokenizer(components?.t5xxl);
+  const card = await modelCardOf(resolved, components !== undefined);
   try {
     const native = await addon.loadModel(resolved, {
-      backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
+      backend, prediction: prediction === 'auto' && card?.prediction ? card.prediction : prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
       ...(taesd !== undefined && { taesd: path.resolve(taesd) }),
       ...(keepTextEncoders !== undefined && { keepTextEncoders }),
       ...(lowMemory !== undefined && { lowMemory }),
       ...components,
     });
-    return createModel(resolved, native, { loraDir, embeddingsDir }, t5);
+    return createModel(resolved, native, { loraDir, embeddingsDir, card }, t5);
   } catch (err) {
     throw fromNativeError(err);
   }
@@ -544,10 +554,10 @@ export function addonOrThrow(): NativeAddon {
   }
 }
 
-function publicInfo(native: NativeModelInfo): ModelInfo {
+function publicInfo(native: NativeModelInfo, card: ModelCard | undefined): ModelInfo {
   const family = native.family as ModelInfo['family'];
   const prediction = native.prediction as ModelInfo['prediction'];
-  const size = defaultImageSize({ family, prediction });
+  const size = defaultImageSize({ family, prediction, ...(card && { card }) });
   return {
     family,
     prediction,
@@ -566,5 +576,6 @@ function publicInfo(native: NativeModelInfo): ModelInfo {
     taesd: native.taesd,
     textEncoders: [...native.textEncoders],
     ...(native.componentFiles.diffusionModel !== undefined && { components: { ...native.componentFiles } as unknown as ModelComponents }),
+    ...(card && { card: { ...card } }),
   };
 }

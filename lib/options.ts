@@ -6,6 +6,7 @@ import { randomInt } from 'node:crypto';
 import path from 'node:path';
 
 import type { NativeRequest } from '../bindings/native.js';
+import type { ModelCard } from './catalogue.js';
 import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 import {
   maskedStarts, weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type PromptTokens,
@@ -30,6 +31,8 @@ export interface ModelTraits {
   taesd?: boolean;
   /** The text encoders a prompt goes through ('clipL', 'clipG', 't5xxl'); absent when not known. */
   textEncoders?: readonly string[];
+  /** The model card's settings, for a model pulled by a catalogue name that has them: they replace the family's defaults. */
+  card?: ModelCard;
 }
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
@@ -145,6 +148,11 @@ export function isFlowFamily(family: string): boolean {
  * negative prompt) with euler on the flux schedule at 1024²; SDXL 1024²; SD 2.x v-models 768².
  */
 export function familyDefaults(model: ModelTraits): { size: number; steps: number; cfgScale: number; sampler?: string; scheduler?: string } {
+  const { prediction: _prediction, ...card } = model.card ?? {};
+  return { ...familyOwnDefaults(model), ...card };
+}
+
+function familyOwnDefaults(model: ModelTraits): { size: number; steps: number; cfgScale: number; sampler?: string; scheduler?: string } {
   if (model.family === 'flux-schnell') return { size: 1024, steps: 4, cfgScale: 1, sampler: 'euler', scheduler: 'flux' };
   if (model.family === 'flux-dev') return { size: 1024, steps: 20, cfgScale: 1, sampler: 'euler', scheduler: 'flux' };
   // Chroma's card: about 26 steps at cfg 4, with a negative prompt (it is not guidance-distilled).

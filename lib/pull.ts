@@ -162,6 +162,11 @@ function plan(reference: string, modelsDir: string): Plan {
   return { name: reference, reference, entry, downloads, componentJson: path.join(modelsDir, reference, 'model.json') };
 }
 
+/** The name a reference's model has in a models folder once pulled (what `--models` lists it as). */
+export function pulledModelName(reference: string): string {
+  return plan(reference, '.').name;
+}
+
 function pulledOf(p: Plan): PulledModel {
   if (p.componentJson === undefined) return { name: p.name, path: p.downloads[0]!.target };
   const keys = Object.keys(p.entry?.components ?? {});

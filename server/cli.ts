@@ -27,6 +27,7 @@ import { packageRoot, packageVersion } from './version.js';
 const optionSpec = {
   model: { type: 'string', short: 'm' },
   pull: { type: 'boolean' },
+  'allow-pull': { type: 'boolean' },
   ...componentOptionSpec,
   models: { type: 'string' },
   'max-loaded': { type: 'string' },
@@ -95,7 +96,7 @@ const usage = `Usage: sdnode [serve] [options]    start the HTTP server (the def
                                    write a (quantized) GGUF file (sdnode convert --help)
        sdnode upscale -i <image> --upscale-model <file> [-o out.png] [--scale n]
                                    enlarge an image with ESRGAN (sdnode upscale --help)
-       sdnode worker --redis <url> --models <dir> [--model <file>] [--concurrency <n>]
+       sdnode worker --redis <url> --models <dir> [--model <file|ref> [--pull]] [--concurrency <n>]
                                    take jobs from Redis and generate them (see Several machines)
        sdnode build                compile the native addon from source (npm run build:native)
        sdnode --help | --version
@@ -109,6 +110,9 @@ Serve options:
                            generation requests answer 503.
       --pull               Download the --model reference (or, without --model, ${defaultCatalogueModel}) into
                            --models, else SDNODE_MODELS or ~/.cache/sdnode/models, if it is not there.
+      --allow-pull         Requests may name a model reference (a catalogue name, hf:…, https://…)
+                           that is not downloaded yet: its job downloads it into --models (else
+                           SDNODE_MODELS or ~/.cache/sdnode/models), then loads it. Off by default.
 ${componentUsage}
       --models <dir>       Serve every .safetensors / .gguf under this folder (subfolders too), by
                            name: the path inside it without the extension; also models given as
@@ -266,6 +270,11 @@ async function serve(values: CliValues): Promise<number> {
 }
 
 async function worker(values: CliValues): Promise<number> {
+  if (values.model !== undefined) {
+    const resolved = await resolveModelFlag(values.model, { pull: values.pull === true, modelsDir: values.models, help: 'sdnode --help' });
+    if (typeof resolved === 'number') return resolved;
+    values = { ...values, model: typeof resolved === 'object' ? resolved.path : resolved };
+  }
   let options: WorkerOptions;
   try {
     options = workerOptions(values);
@@ -301,7 +310,8 @@ async function serveModel(values: CliValues): Promise<string | undefined | numbe
     const resolved = await resolveModelFlag(model, { pull: values.pull === true, modelsDir: values.models, help: 'sdnode --help' });
     return typeof resolved === 'object' ? resolved.path : resolved;
   }
-  const hasModel = values.models !== undefined || values['diffusion-model'] !== undefined || values.redis !== undefined;
+  const hasModel = values.models !== undefined || values['diffusion-model'] !== undefined || values.redis !== undefined
+    || values['allow-pull'] === true;
   if (hasModel) return undefined;
   const modelsDir = defaultModelsDir();
   const { description, licence } = catalogue[defaultCatalogueModel]!;
@@ -373,6 +383,10 @@ function serverOptions(values: CliValues): ServerOptions {
   if (values.redis === undefined && redisOnly !== undefined) {
     throw new InvalidFieldError(`--${redisOnly}`, `--${redisOnly} applies to jobs in Redis; add --redis <url>`);
   }
+  if (values.redis !== undefined && values['allow-pull']) {
+    throw new InvalidFieldError('--allow-pull', '--allow-pull applies to models this process loads; with --redis the workers load them: '
+      + 'pull them there (sdnode pull <ref>, or sdnode worker --model <ref> --pull)');
+  }
   if (values.redis !== undefined && values['delete-incomplete']) {
     throw new InvalidFieldError('--delete-incomplete', '--delete-incomplete applies to jobs in --output, not to --redis');
   }
@@ -390,6 +404,7 @@ function serverOptions(values: CliValues): ServerOptions {
     ...(modelComponents && { modelComponents }),
     t5Tokenizer,
     modelsDir: values.models,
+    allowPull: values['allow-pull'],
     maxLoaded: int('max-loaded', 1, 64),
     apiKeys: collectApiKeys(values['api-key'] ?? [], process.env.SDNODE_API_KEYS),
     apiAuth: values['api-auth'] === undefined ? undefined : apiAuthPairs(values['api-auth']),
@@ -434,7 +449,8 @@ function printWelcome(running: RunningServer, options: ServerOptions): void {
   console.log(`sdnode ${packageVersion()} listening on ${running.url} (API docs: ${running.url}/docs)`);
   console.log(`Jobs are kept in ${running.jobsLocation}`
     + (resumed > 0 ? ` (${resumed} unfinished resumed)` : '') + (deleted > 0 ? ` (${deleted} unfinished deleted)` : ''));
-  const hasModel = options.modelPath !== undefined || options.modelComponents !== undefined || options.modelsDir !== undefined;
+  const hasModel = options.modelPath !== undefined || options.modelComponents !== undefined || options.modelsDir !== undefined
+    || options.allowPull === true;
   if (options.redis !== undefined && (options.workers === 0 || !hasModel)) {
     console.log('Models: those the workers offer (sdnode worker --redis <url> --models <dir>).');
   } else if (!hasModel) {

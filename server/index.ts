@@ -52,6 +52,12 @@ export interface ServerOptions {
    * models in it given as component files (a JSON file naming them, or a folder of them).
    */
   modelsDir?: string;
+  /**
+   * Requests may name a model reference (a catalogue name such as sd-turbo, hf:…, https://…) that
+   * is not downloaded yet: its job downloads it into `modelsDir` (else SDNODE_MODELS or the per-user
+   * cache) first (`--allow-pull`). Not with `redis`: there the workers load the models.
+   */
+  allowPull?: boolean;
   /** A model already loaded: the default; the caller keeps it (close() does not close it). */
   model?: ImageModel;
   /** Models resident at once (least recently used unloaded first). Default 1. */

@@ -157,3 +157,14 @@ t.test('serve without a model pulls the catalogue default with --pull and serves
   child.kill('SIGTERM');
   t.equal(await exitCode(child), 0);
 });
+
+t.test('worker --model takes a reference as serve does; --allow-pull is refused beside --redis', async (t) => {
+  const models = t.testdir();
+  const refused = await run(t, ['worker', '--redis', 'redis://127.0.0.1:1/0', '--model', 'sd15', '--models', models]);
+  t.equal(refused.code, 2);
+  t.match(refused.output, /--model sd15 is not downloaded yet: run sdnode pull sd15 first, or add --pull/);
+  t.same(await readdir(models), [], 'nothing downloaded unasked');
+  const withRedis = await run(t, ['serve', '--redis', 'redis://127.0.0.1:1/0', '--allow-pull', '--models', models]);
+  t.equal(withRedis.code, 2);
+  t.match(withRedis.output, /--allow-pull applies to models this process loads; with --redis the workers load them/);
+});

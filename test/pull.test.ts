@@ -1,6 +1,6 @@
 // pullModel and loadModel's `pull` against a hub on the loopback interface (test/fixtures/fake-hub.ts):
 // redirects, resumed downloads, checksums, gated and missing files. Nothing reaches the internet.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -151,4 +151,29 @@ t.test('a catalogue model of several files pulls each one and writes its compone
   t.equal(pulled.t5Tokenizer, path.join(dir, 'tokenizer_2', 'spiece.model'));
   t.equal(await readFile(pulled.components!.vae!, 'utf8'), 'vae');
   t.same(await findPulledModel('flux-schnell-q4', { modelsDir }), pulled);
+});
+
+t.test('a catalogue model loads with its card: SD-Turbo predicts noise and makes its image in one step at cfg 1', async (t) => {
+  const sd2 = tinyCheckpointBytes({ family: 'sd2' });
+  hub.files.set('stabilityai/sd-turbo/main/sd_turbo.safetensors', { bytes: sd2 });
+  process.env.SDNODE_MODELS = t.testdir();
+  t.teardown(() => { delete process.env.SDNODE_MODELS; });
+  const turbo = await loadModel('sd-turbo', { ...cpu, pull: true });
+  t.teardown(() => turbo.close());
+  t.match(turbo.info, { family: 'sd2', prediction: 'eps', defaultWidth: 512, defaultHeight: 512, card: { prediction: 'eps', steps: 1, cfgScale: 1 } });
+  const [image] = await turbo.textToImage({ prompt: 'a cat', width: 64, height: 64, seed: 1 });
+  t.match(image!.parameters, /Steps: 1, .*CFG scale: 1,/, 'the call that gives no steps or cfg gets the card\'s');
+  const [asked] = await turbo.textToImage({ prompt: 'a cat', width: 64, height: 64, seed: 1, steps: 2, cfgScale: 2 });
+  t.match(asked!.parameters, /Steps: 2, .*CFG scale: 2,/, 'what a call gives wins over the card');
+  const v = await loadModel('sd-turbo', { ...cpu, prediction: 'v' });
+  t.teardown(() => v.close());
+  t.equal(v.info.prediction, 'v', 'a prediction in the load options wins over the card');
+
+  // The same bytes under another name, with no record of being pulled as sd-turbo: the family's guess.
+  const plain = path.join(t.testdir(), 'some-sd2.safetensors');
+  await writeFile(plain, sd2);
+  const guessed = await loadModel(plain, cpu);
+  t.teardown(() => guessed.close());
+  t.match(guessed.info, { prediction: 'v', defaultWidth: 768 });
+  t.notOk('card' in guessed.info);
 });

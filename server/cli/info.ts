@@ -93,6 +93,7 @@ function describe(model: Model, weightType: string | undefined, kontext: boolean
     ['prediction', predictionNames[info.prediction]],
     ['text encoders', info.textEncoders.map((encoder) => encoderNames[encoder] ?? encoder).join(', ')],
     ['default size', `${info.defaultWidth}×${info.defaultHeight}`],
+    ...cardRows(info),
     ['stored as', storedTypes(info)],
     ['in memory', `${formatBytes(info.weightBytes)} of weights on ${info.backend}`
       + (weightType === undefined || weightType.toLowerCase() === 'auto' ? ' (as stored)' : ` (converted to ${weightType.toLowerCase()} on load)`)],
@@ -115,6 +116,19 @@ function componentRows(info: ModelInfo): [string, string][] {
   const { components } = info;
   if (!components) return [];
   return componentLabels.flatMap(([key, label]): [string, string][] => (components[key] === undefined ? [] : [[label, components[key]]]));
+}
+
+// A pulled model's card: "1 step at cfg 1 unless a call says otherwise (from the sd-turbo model card)".
+function cardRows(info: ModelInfo): [string, string][] {
+  const card = info.card;
+  if (!card) return [];
+  const parts = [
+    card.steps !== undefined && `${card.steps} step${card.steps === 1 ? '' : 's'}`,
+    card.cfgScale !== undefined && `cfg ${card.cfgScale}`,
+    card.sampler !== undefined && card.sampler,
+    card.scheduler !== undefined && `${card.scheduler} schedule`,
+  ].filter((part) => part !== false);
+  return parts.length === 0 ? [] : [['card', `${parts.join(', ')} unless a call says otherwise (the model card's, pulled by its catalogue name)`]];
 }
 
 // "f16 (686 tensors), f32 (444 tensors)", most used first.

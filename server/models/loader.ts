@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 
 import { familyNames, loadModel, loadSafetyChecker, type LoadOptions, type Model, type ModelComponents } from '../../lib/index.js';
+import { defaultModelsDir, pullModel, type PullProgress } from '../../lib/pull.js';
 import type { ImageModel } from '../jobs/runner.js';
 import type { ImageSafetyChecker } from '../jobs/safety.js';
 import { checkComponentSet, libraryComponents, requireComponentJson, type ModelComponentSet } from './components.js';
@@ -93,6 +94,12 @@ export interface ModelSources extends EngineOptions {
   model?: ImageModel;
   maxLoaded?: number;
   loadModel?: (checkpointPath: string, components?: ModelComponentSet) => Promise<ImageModel>;
+  /**
+   * --allow-pull: requests may name a model reference (a catalogue name, hf:…, https://…) that is
+   * not downloaded yet; its job downloads it into the models folder (--models, else the per-user
+   * default) and loads it. Off by default: without it nothing is ever downloaded for a request.
+   */
+  allowPull?: boolean;
 }
 
 /** Whether a default model is given, as a file or as components. */
@@ -110,8 +117,9 @@ async function openModels(sources: ModelSources, log: (line: string) => void): P
   const { modelPath } = sources;
   const defaultComponents = sources.modelComponents
     ?? (modelPath?.toLowerCase().endsWith('.json') ? await requireComponentJson(path.resolve(modelPath)) : undefined);
+  const pullDir = sources.allowPull ? sources.modelsDir ?? defaultModelsDir() : undefined;
   const models = new ModelRegistry({
-    dir: sources.modelsDir,
+    dir: sources.modelsDir ?? pullDir,
     excludeDirs: [loraDir, embeddingsDir, upscalerFolder(sources.upscalerDir, sources.modelsDir)].filter((dir) => dir !== undefined),
     defaultPath: modelPath,
     ...(defaultComponents && { defaultComponents }),
@@ -119,10 +127,28 @@ async function openModels(sources: ModelSources, log: (line: string) => void): P
     maxLoaded: sources.maxLoaded ?? 1,
     load: sources.loadModel ?? modelLoader({ ...sources, loraDir, embeddingsDir }, log),
     log,
+    ...(pullDir !== undefined && { pull: (reference: string) => pullModel(reference, { modelsDir: pullDir, onProgress: pullLog(reference, log) }) }),
   });
   const defaultModel = sources.model === undefined && hasDefaultModel(sources) ? await models.defaultModel() : undefined;
   if (defaultModel) (await models.acquire(defaultModel)).release();
   return models;
+}
+
+// "Downloading sd-turbo: 40% of 2.6 GB", a line per tenth of each file.
+function pullLog(reference: string, log: (line: string) => void): (progress: PullProgress) => void {
+  let lastTenth = -1;
+  let lastFile = '';
+  return ({ file, index, files, receivedBytes, totalBytes }) => {
+    if (file !== lastFile) {
+      lastFile = file;
+      lastTenth = -1;
+    }
+    const tenth = totalBytes ? Math.floor((10 * receivedBytes) / totalBytes) : -1;
+    if (tenth <= lastTenth) return;
+    lastTenth = tenth;
+    const which = files > 1 ? ` (file ${index} of ${files}, ${file})` : '';
+    log(`Downloading ${reference}${which}: ${tenth * 10}% of ${(totalBytes! / 1e9).toFixed(2)} GB`);
+  };
 }
 
 export interface SafetyCheckerSource extends EngineOptions {

@@ -7,6 +7,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 
+import { isModelReference, pulledModelName, type PulledModel } from '../../lib/pull.js';
 import type { ImageModel } from '../jobs/runner.js';
 import { findComponentModels, type ModelComponentSet } from './components.js';
 
@@ -31,6 +32,11 @@ export interface ModelEntry {
    * files and marks, which this process cannot read. Unset for a model of this process's own.
    */
   kontext?: boolean;
+  /**
+   * A model reference (a catalogue name, hf:…, https://…) not downloaded yet, named by a request
+   * to a server started with --allow-pull: the load downloads it into the models folder first.
+   */
+  reference?: string;
 }
 
 /** What the HTTP side asks of models: names, the default, and what is resident. Files or Redis. */
@@ -65,6 +71,11 @@ export interface ModelRegistryOptions {
   load: (checkpointPath: string, components?: ModelComponentSet) => Promise<ImageModel>;
   /** Told about loads and unloads. */
   log: (line: string) => void;
+  /**
+   * With --allow-pull: downloads a model reference into `dir`. A request may then name a reference
+   * that is not there yet; its job downloads it before loading it.
+   */
+  pull?: (reference: string) => Promise<PulledModel>;
 }
 
 export class UnknownModelError extends Error {
@@ -110,6 +121,7 @@ export class ModelRegistry implements ModelCatalog {
   readonly #resident = new Map<string, Resident>();
   readonly #waiters: (() => void)[] = [];
   readonly #defaultEntry: ModelEntry | undefined;
+  readonly #references = new Map<string, string>();
   #clock = 0;
   #chosenDefault: string | undefined;
 
@@ -176,8 +188,17 @@ export class ModelRegistry implements ModelCatalog {
       return fallback;
     }
     const found = findModelEntry(entries, requested);
-    if (!found) throw new UnknownModelError(requested, entries.map((entry) => entry.name));
-    return found;
+    if (found) return found;
+    const reference = this.#references.get(modelNameOf(requested)) ?? requested.trim();
+    if (this.#options.pull && isModelReference(reference)) {
+      const name = pulledModelName(reference);
+      const pulled = entries.find((entry) => entry.name === name);
+      if (pulled) return pulled;
+      // Jobs keep the name; the reference it stands for is remembered until the model is there.
+      this.#references.set(name, reference);
+      return { name, path: '', reference };
+    }
+    throw new UnknownModelError(requested, entries.map((entry) => entry.name));
   }
 
   /**
@@ -220,8 +241,9 @@ export class ModelRegistry implements ModelCatalog {
 
   #startLoading(entry: ModelEntry): void {
     const resident: Resident = { model: undefined, loading: undefined as unknown as Promise<ImageModel>, users: 0, lastUsed: ++this.#clock, pinned: false };
-    this.#options.log(`Loading model ${entry.name} (${entry.path}) …`);
-    resident.loading = this.#options.load(entry.path, entry.components).then((model) => {
+    this.#options.log(entry.reference === undefined ? `Loading model ${entry.name} (${entry.path}) …`
+      : `Downloading and loading model ${entry.name} (${entry.reference}) …`);
+    resident.loading = this.#load(entry).then((model) => {
       resident.model = model;
       return model;
     }, (error: unknown) => {
@@ -231,6 +253,15 @@ export class ModelRegistry implements ModelCatalog {
       throw error;
     });
     this.#resident.set(entry.name, resident);
+  }
+
+  async #load(entry: ModelEntry): Promise<ImageModel> {
+    const { pull } = this.#options;
+    if (entry.reference === undefined || !pull) return this.#options.load(entry.path, entry.components);
+    const pulled = await pull(entry.reference);
+    if (!pulled.components) return this.#options.load(pulled.path);
+    const components: ModelComponentSet = { ...pulled.components, ...(pulled.t5Tokenizer !== undefined && { t5Tokenizer: pulled.t5Tokenizer }) };
+    return this.#options.load(components.diffusionModel, components);
   }
 
   // True when a slot is free now, unloading the least recently used idle model if that is needed.
