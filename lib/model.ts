@@ -27,7 +27,7 @@ import {
 import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
 import type { ModelCard } from './catalogue.js';
 import { modelCardOf } from './model-card.js';
-import { findPulledModel, isModelReference, pullModel } from './pull.js';
+import { findPulledModel, isModelReference, pullModel, type PulledModel } from './pull.js';
 import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
@@ -495,14 +495,26 @@ export async function loadModel(reference: string | ModelComponents, options?: L
  */
 async function resolveModelReference(model: string | ModelComponents, options: LoadOptions | undefined):
 Promise<{ model: string | ModelComponents; t5Tokenizer?: string }> {
+  if (typeof model === 'object' && model !== null && !Array.isArray(model)) {
+    // Component files may be hf:… or https:// references too (each one file).
+    const entries = await Promise.all(Object.entries(model).map(async ([key, file]: [string, unknown]) => (
+      [key, typeof file === 'string' && /^(hf:|https?:)/i.test(file) ? (await pulledFile(file, options)).path : file] as const)));
+    return { model: Object.fromEntries(entries) as unknown as ModelComponents };
+  }
   if (typeof model !== 'string' || !isModelReference(model) || (!/^(hf:|https?:)/i.test(model) && existsSync(model))) return { model };
+  const found = await pulledFile(model, options);
+  return { model: found.components ?? found.path, ...(found.t5Tokenizer !== undefined && { t5Tokenizer: found.t5Tokenizer }) };
+}
+
+/** The model a reference names in the models folder, downloaded first when the load options say `pull: true`. */
+async function pulledFile(reference: string, options: LoadOptions | undefined): Promise<PulledModel> {
   const pull: unknown = options?.pull;
   if (pull !== undefined && typeof pull !== 'boolean') throw invalid(TypeError, 'pull', 'boolean', pull);
-  const found = pull === true ? await pullModel(model) : await findPulledModel(model);
+  const found = pull === true ? await pullModel(reference) : await findPulledModel(reference);
   if (!found) {
-    throw new SdnodeError('ERR_MODEL_NOT_PULLED', `${model} is not downloaded yet: run sdnode pull ${model}, or pass { pull: true } to loadModel`);
+    throw new SdnodeError('ERR_MODEL_NOT_PULLED', `${reference} is not downloaded yet: run sdnode pull ${reference}, or pass { pull: true } to loadModel`);
   }
-  return { model: found.components ?? found.path, ...(found.t5Tokenizer !== undefined && { t5Tokenizer: found.t5Tokenizer }) };
+  return found;
 }
 
 /** The vocabulary a T5 GGUF carries in its metadata (llama.cpp's converters write it), if it is one that does. */

@@ -13,7 +13,7 @@ import { convertCommand } from './cli/convert.js';
 import { upscaleCommand } from './cli/upscale.js';
 import { generateCommand } from './cli/generate.js';
 import { infoCommand } from './cli/info.js';
-import { askYes, modelsCommand, pullCommand, pullWithProgress, resolveModelFlag, rmCommand } from './cli/pull.js';
+import { askYes, modelsCommand, pullCommand, pullWithProgress, resolveComponentFlags, resolveModelFlag, rmCommand } from './cli/pull.js';
 import { parseApiAuth } from './dialects/a1111/auth.js';
 import { checkApiPrefix } from './http/api-prefix.js';
 import { collectApiKeys } from './http/auth.js';
@@ -240,6 +240,9 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(values: CliValues): Promise<number> {
+  const files = await resolveComponentFlags(values, { pull: values.pull === true, modelsDir: values.models, help: 'sdnode --help' });
+  if (typeof files === 'number') return files;
+  values = files;
   const model = await serveModel(values);
   if (typeof model === 'number') return model;
   values = { ...values, model };
@@ -270,6 +273,9 @@ async function serve(values: CliValues): Promise<number> {
 }
 
 async function worker(values: CliValues): Promise<number> {
+  const files = await resolveComponentFlags(values, { pull: values.pull === true, modelsDir: values.models, help: 'sdnode --help' });
+  if (typeof files === 'number') return files;
+  values = files;
   if (values.model !== undefined) {
     const resolved = await resolveModelFlag(values.model, { pull: values.pull === true, modelsDir: values.models, help: 'sdnode --help' });
     if (typeof resolved === 'number') return resolved;

@@ -9,6 +9,7 @@ import t, { type Test } from 'tap';
 import { main } from '../server/cli.js';
 import { pullWithProgress } from '../server/cli/pull.js';
 import { tinyCheckpointBytes } from './fixtures/checkpoint.js';
+import { writeTinyFlux } from './fixtures/flux.js';
 import { serveFluxSchnellQ4, startFakeHub } from './fixtures/fake-hub.js';
 import { exitCode, getJson, outputTestdir, spawnCli, waitFor, waitForOutput } from './server-helpers.js';
 
@@ -167,4 +168,24 @@ t.test('worker --model takes a reference as serve does; --allow-pull is refused 
   const withRedis = await run(t, ['serve', '--redis', 'redis://127.0.0.1:1/0', '--allow-pull', '--models', models]);
   t.equal(withRedis.code, 2);
   t.match(withRedis.output, /--allow-pull applies to models this process loads; with --redis the workers load them/);
+});
+
+t.test('generate takes references for component files: --vae hf:… is refused without --pull and pulled with it', async (t) => {
+  const dir = t.testdir();
+  const files = await writeTinyFlux(path.join(dir, 'made'));
+  hub.files.set('someone/tiny-flux/main/ae.safetensors', { bytes: await readFile(files.vae) });
+  process.env.SDNODE_MODELS = path.join(dir, 'models');
+  t.teardown(() => { delete process.env.SDNODE_MODELS; });
+  const out = path.join(dir, 'cat.png');
+  const args = ['generate', '--diffusion-model', files.diffusionModel, '--clip-l', files.clipL, '--t5xxl', files.t5xxl,
+    '--vae', 'hf:someone/tiny-flux/ae.safetensors', '--t5-tokenizer', files.t5Tokenizer, '-p', 'a cat', '-W', '64', '-H', '64',
+    '--steps', '1', '--backend', 'cpu', '--threads', '1', '-o', out];
+  const refused = await run(t, args);
+  t.equal(refused.code, 2);
+  t.match(refused.output, /--vae hf:someone\/tiny-flux\/ae\.safetensors is not downloaded yet: run sdnode pull hf:someone\/tiny-flux\/ae\.safetensors first, or add --pull/);
+  const made = await run(t, [...args, '--pull']);
+  t.equal(made.code, 0, made.output);
+  t.ok((await readFile(path.join(process.env.SDNODE_MODELS, 'ae.safetensors'))).equals(await readFile(files.vae)), 'the VAE was pulled');
+  const meta = await sharp(out).metadata();
+  t.same([meta.width, meta.height], [64, 64]);
 });

@@ -8,6 +8,7 @@ import t from 'tap';
 
 import { findPulledModel, loadModel, pullModel, SdnodeError, type PullProgress } from '../lib/index.js';
 import { tinyCheckpointBytes } from './fixtures/checkpoint.js';
+import { writeTinyFlux } from './fixtures/flux.js';
 import { cpu } from './fixtures/draw.js';
 import { serveFluxSchnellQ4, startFakeHub } from './fixtures/fake-hub.js';
 
@@ -176,4 +177,21 @@ t.test('a catalogue model loads with its card: SD-Turbo predicts noise and makes
   t.teardown(() => guessed.close());
   t.match(guessed.info, { prediction: 'v', defaultWidth: 768 });
   t.notOk('card' in guessed.info);
+});
+
+t.test('component files may be references too: each is pulled with pull: true and the model generates', async (t) => {
+  const dir = t.testdir();
+  const files = await writeTinyFlux(path.join(dir, 'made'));
+  for (const [key, file] of Object.entries(files)) hub.files.set(`someone/tiny-flux/main/${key}-${path.basename(file)}`, { bytes: await readFile(file) });
+  const ref = (key: keyof typeof files): string => `hf:someone/tiny-flux/${key}-${path.basename(files[key])}`;
+  process.env.SDNODE_MODELS = path.join(dir, 'models');
+  t.teardown(() => { delete process.env.SDNODE_MODELS; });
+  const components = { diffusionModel: ref('diffusionModel'), clipL: ref('clipL'), t5xxl: ref('t5xxl'), vae: ref('vae') };
+  await t.rejects(loadModel(components, cpu), { code: 'ERR_MODEL_NOT_PULLED', message: /hf:someone\/tiny-flux\/diffusionModel-/ });
+  const model = await loadModel(components, { ...cpu, pull: true, t5Tokenizer: files.t5Tokenizer });
+  t.teardown(() => model.close());
+  t.equal(model.info.family, 'flux-schnell');
+  t.equal(model.info.components?.vae, path.join(process.env.SDNODE_MODELS, `vae-${path.basename(files.vae)}`));
+  const [image] = await model.textToImage({ prompt: 'a cat', width: 64, height: 64, steps: 1, seed: 1 });
+  t.match(image!.parameters, /Steps: 1/);
 });

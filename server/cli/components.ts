@@ -22,14 +22,16 @@ export const componentUsage = `      --diffusion-model <file>  A model given as 
                            place of --model; the model is named after this file. With:
       --clip-l <file>      its CLIP-L text encoder (clip_l.safetensors),
       --clip-g <file>      its OpenCLIP bigG text encoder (clip_g.safetensors; SD3 only),
-      --t5xxl <file>       its T5-XXL encoder (t5xxl_fp16.safetensors; fp8 files not yet),
+      --t5xxl <file>       its T5-XXL encoder (t5xxl_fp16.safetensors, t5xxl_fp8_e4m3fn.safetensors),
       --vae <file>         its 16-channel VAE (FLUX.1's ae.safetensors; SD3 has its own),
       --t5-tokenizer <file> T5's vocabulary: spiece.model or tokenizer.json from FLUX.1's
                            tokenizer_2/ or SD3's tokenizer_3/ folder (sdnode ships none;
                            without it prompts fail).
       --kontext            the diffusion model is FLUX.1 Kontext (needed only when its file name
                            lacks "kontext"): image-to-image requests to the server send their
-                           images as Kontext's reference images.`;
+                           images as Kontext's reference images.
+                           Each file may also be an hf:<owner>/<repo>/<file> or https:// reference
+                           to a file downloaded with sdnode pull (or now, with --pull).`;
 
 const companions = ['clip-l', 'clip-g', 't5xxl', 'vae', 't5-tokenizer'] as const;
 const keyOf = { 'clip-l': 'clipL', 'clip-g': 'clipG', t5xxl: 't5xxl', vae: 'vae', 't5-tokenizer': 't5Tokenizer' } as const;

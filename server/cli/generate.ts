@@ -22,7 +22,7 @@ import {
 } from './common.js';
 import { componentFlags, componentOptionSpec, componentUsage } from './components.js';
 import { writeImages } from './output-files.js';
-import { resolveModelFlag } from './pull.js';
+import { resolveComponentFlags, resolveModelFlag } from './pull.js';
 import { ProgressBar } from './progress-bar.js';
 
 const optionSpec = {
@@ -175,10 +175,12 @@ const tokenizerMissing = 'This model\'s T5-XXL text encoder needs T5\'s Sentence
 export async function generateCommand(argv: string[]): Promise<number> {
   const parsed = parseCommand('generate', argv, optionSpec, generateUsage);
   if (typeof parsed === 'number') return parsed;
-  const { values, positionals } = parsed;
+  const { positionals } = parsed;
   if (positionals.length > 0) {
     return usageError(`Unexpected argument ${JSON.stringify(positionals[0])}; give the prompt with -p "…"`, help);
   }
+  const values = await resolveComponentFlags(parsed.values, { pull: parsed.values.pull === true, modelsDir: undefined, help });
+  if (typeof values === 'number') return values;
   let options: GenerateOptions;
   let components: ModelComponentSet | undefined;
   let output: string;

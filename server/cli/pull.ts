@@ -129,21 +129,43 @@ export async function askYes(question: string): Promise<boolean> {
  * `modelsDir`, pulled first with `pull` (or after a yes on a terminal). Else an exit code, after a
  * usage error that says how to get it.
  */
-export async function resolveModelFlag(model: string, options: { pull: boolean; modelsDir: string | undefined; help: string }):
+export async function resolveModelFlag(model: string, options: { pull: boolean; modelsDir: string | undefined; help: string; flag?: string }):
 Promise<PulledModel | string | number> {
+  const flag = options.flag ?? '--model';
   if (!isModelReference(model) || (!/^(hf:|https?:)/i.test(model) && await stat(model).then(() => true, () => false))) return model;
   const modelsDir = options.modelsDir ?? defaultModelsDir();
   let found: PulledModel | undefined;
   try {
     found = await findPulledModel(model, { modelsDir });
   } catch (error) {
-    return usageError(`--model: ${errorMessage(error)}`, options.help);
+    return usageError(`${flag}: ${errorMessage(error)}`, options.help);
   }
   if (found) return found;
-  if (options.pull || await askYes(`--model ${model} is not downloaded yet. Download it into ${modelsDir}?`)) {
-    return pullWithProgress(model, modelsDir, '--model');
+  if (options.pull || await askYes(`${flag} ${model} is not downloaded yet. Download it into ${modelsDir}?`)) {
+    return pullWithProgress(model, modelsDir, flag);
   }
-  return usageError(`--model ${model} is not downloaded yet: run sdnode pull ${model} first, or add --pull to download it now`, options.help);
+  return usageError(`${flag} ${model} is not downloaded yet: run sdnode pull ${model} first, or add --pull to download it now`, options.help);
+}
+
+const componentFileFlags = ['diffusion-model', 'clip-l', 'clip-g', 't5xxl', 'vae', 't5-tokenizer'] as const;
+
+/**
+ * The component flags (--diffusion-model, --clip-l, …) with each hf:… or https://… reference
+ * replaced by its file in the models folder, downloaded with --pull or a yes on a terminal; a
+ * number is an exit code.
+ */
+export async function resolveComponentFlags<T extends Partial<Record<(typeof componentFileFlags)[number], string>>>(
+  values: T, options: { pull: boolean; modelsDir: string | undefined; help: string },
+): Promise<T | number> {
+  let resolved = values;
+  for (const flag of componentFileFlags) {
+    const given = values[flag];
+    if (given === undefined || !/^(hf:|https?:)/i.test(given)) continue;
+    const file = await resolveModelFlag(given, { ...options, flag: `--${flag}` });
+    if (typeof file === 'number') return file;
+    resolved = { ...resolved, [flag]: typeof file === 'object' ? file.path : file };
+  }
+  return resolved;
 }
 
 interface Sidecar { reference?: string; family?: string }
