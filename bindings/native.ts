@@ -170,6 +170,8 @@ export interface NativeRequest {
   skipLayers?: Int32Array;
   slgStart?: number;
   slgEnd?: number;
+  /** Step caching; mode '' is off, threshold < 0 the mode's default. Absent: off. */
+  cache?: { mode: string; threshold: number; start: number; end: number; decay: number; relative: boolean; reset: boolean };
 
   /** inpaint: what the masked region's latent starts from: 'original' | 'noise' | 'zeros'. Absent: 'original'. */
   maskedStart?: string;

@@ -28,7 +28,7 @@ export {
 } from './upscale.js';
 export type {
   ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
-  MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,
+  CacheOptions, MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,
 } from './option-types.js';
 export { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 export { maskedStarts, weightTypes } from './option-types.js';

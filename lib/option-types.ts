@@ -86,6 +86,27 @@ export interface ModelComponents {
 }
 
 /**
+ * Step caching: model passes whose output can be foreseen from the last steps are not run, as
+ * stable-diffusion.cpp's `--cache-mode` does. 'easycache' is for flow transformers (FLUX.1,
+ * Chroma, SD3), 'ucache' for UNet models (SD 1.x, 2.x, SDXL); 'none' turns it off. The image
+ * moves a little from the uncached one; a higher threshold skips more steps.
+ */
+export interface CacheOptions {
+  mode: 'none' | 'easycache' | 'ucache';
+  /** How much foreseen change may add up before a pass runs again. Number 0–1000; default easycache 0.2, ucache 1.0. */
+  threshold?: number;
+  /** The part of the schedule where steps may be skipped, as fractions: 0 <= start < end <= 1. Defaults 0.15 and 0.95. */
+  start?: number;
+  end?: number;
+  /** ucache: the share of the summed error kept from step to step, 0–1. Default 1. */
+  decay?: number;
+  /** ucache: measure the error relative to the output's size. Default true. */
+  relative?: boolean;
+  /** ucache: a pass that runs clears the summed error. Default true. */
+  reset?: boolean;
+}
+
+/**
  * Token ids that replace a text encoder's tokenizer output for the prompt: ids without special
  * tokens or padding (those are then added as usual), for each encoder given.
  */
@@ -344,6 +365,8 @@ export interface ImageOptions {
   /** Where skip-layer guidance starts and stops, as fractions of the schedule. Defaults 0.01 and 0.2. */
   slgStart?: number;
   slgEnd?: number;
+  /** Step caching (see `CacheOptions`): faster, the image a little different. Default none. */
+  cache?: CacheOptions;
   /** Token ids per text encoder that replace the tokenizer's output for the prompt (see `PromptTokens`). */
   promptTokens?: PromptTokens;
   /** The same for the negative prompt. */

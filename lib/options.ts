@@ -118,7 +118,7 @@ const imageOptionKeys = [
   'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'embeddingsDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
   'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore', 'refiner',
   'guidance', 'flowShift', 'promptTokens', 'negativePromptTokens', 'referenceImages',
-  'slgScale', 'skipLayers', 'slgStart', 'slgEnd',
+  'slgScale', 'skipLayers', 'slgStart', 'slgEnd', 'cache',
 ] as const;
 const hiresOptionKeys = [
   'scale', 'width', 'height', 'upscaler', 'steps', 'denoisingStrength', 'prompt', 'negativePrompt',
@@ -215,6 +215,7 @@ export function normalizeImageOptions(
       guidance: number(o.guidance, 'guidance', 0, 30, 3.5),
       flowShift: o.flowShift === undefined ? 0 : number(o.flowShift, 'flowShift', 0.1, 100, 0),
       ...skipLayerGuidance(o, model.family),
+      cache: cacheOptions(o.cache, model.family),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -254,6 +255,32 @@ function skipLayerGuidance(o: Record<string, unknown>, family: string): { slgSca
   const slgEnd = number(o.slgEnd, 'slgEnd', 0, 1, 0.2);
   if (slgStart > slgEnd) throw new RangeError(`slgStart (${slgStart}) must not be after slgEnd (${slgEnd})`);
   return { slgScale, slgStart, slgEnd };
+}
+
+const cacheKeys = ['mode', 'threshold', 'start', 'end', 'decay', 'relative', 'reset'];
+
+/** Step caching, checked against the model's family: easycache for flow transformers, ucache for UNets. */
+function cacheOptions(value: unknown, family: string): NonNullable<NativeRequest['cache']> {
+  if (value === undefined) return { mode: '', threshold: -1, start: 0.15, end: 0.95, decay: 1, relative: true, reset: true };
+  const o = checkOptionsObject(value, 'cache', cacheKeys, 'cache');
+  if (o.mode === undefined) throw invalid(TypeError, 'cache.mode', 'one of none, easycache, ucache', o.mode);
+  const mode = oneOf(o.mode, 'cache.mode', ['none', 'easycache', 'ucache'], 'none');
+  if (family !== 'any' && mode !== 'none' && (mode === 'easycache') !== isFlowFamily(family)) {
+    throw new RangeError(`cache.mode ${mode} is for ${mode === 'easycache' ? 'flow transformers (FLUX.1, Chroma, SD3)' : 'UNet models (SD 1.x, 2.x, SDXL)'}; `
+      + `this ${family} model takes ${mode === 'easycache' ? 'ucache' : 'easycache'}`);
+  }
+  const start = number(o.start, 'cache.start', 0, 0.999, 0.15);
+  const end = number(o.end, 'cache.end', 0.001, 1, 0.95);
+  if (start >= end) throw new RangeError(`cache.start (${start}) must be before cache.end (${end})`);
+  return {
+    mode: mode === 'none' ? '' : mode,
+    threshold: o.threshold === undefined ? -1 : number(o.threshold, 'cache.threshold', 0, 1000, 0),
+    start,
+    end,
+    decay: number(o.decay, 'cache.decay', 0, 1, 1),
+    relative: boolean(o.relative, 'cache.relative', true),
+    reset: boolean(o.reset, 'cache.reset', true),
+  };
 }
 
 /** The blocks skip-layer guidance leaves out: SD3.5 medium's card uses 7, 8 and 9 (the default). */

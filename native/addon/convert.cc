@@ -166,6 +166,19 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   if (!o.Get("skipLayers").IsUndefined()) r.skipLayers = typedArrayField<int32_t, napi_int32_array>(o, "skipLayers", false);
   if (!o.Get("slgStart").IsUndefined()) r.slgStart = static_cast<float>(numberField(o, "slgStart"));
   if (!o.Get("slgEnd").IsUndefined()) r.slgEnd = static_cast<float>(numberField(o, "slgEnd"));
+  // Optional: step caching, { mode, threshold, start, end, decay, relative, reset }.
+  const Napi::Value cache = o.Get("cache");
+  if (!cache.IsUndefined()) {
+    if (!cache.IsObject()) badField(o.Env(), "cache", "an object");
+    const Napi::Object c = cache.As<Napi::Object>();
+    r.cacheMode = stringField(c, "mode");
+    r.cacheThreshold = static_cast<float>(numberField(c, "threshold"));
+    r.cacheStart = static_cast<float>(numberField(c, "start"));
+    r.cacheEnd = static_cast<float>(numberField(c, "end"));
+    r.cacheDecay = static_cast<float>(numberField(c, "decay"));
+    r.cacheRelative = boolField(c, "relative");
+    r.cacheReset = boolField(c, "reset");
+  }
   return r;
 }
 

@@ -249,6 +249,16 @@ struct Request {
   std::vector<int32_t> skipLayers = {7, 8, 9};
   float slgStart = 0.01f;
   float slgEnd = 0.2f;
+  // Step caching (sampling/step_cache.h): "" (off), "easycache" (flow transformers) or "ucache"
+  // (UNets): passes whose output can be foreseen are not run. cacheThreshold < 0: the mode's
+  // default; cacheStart/cacheEnd: the fractions of the schedule where steps may be skipped.
+  std::string cacheMode;
+  float cacheThreshold = -1.0f;
+  float cacheStart = 0.15f;
+  float cacheEnd = 0.95f;
+  float cacheDecay = 1.0f;
+  bool cacheRelative = true;
+  bool cacheReset = true;
 };
 
 // A cheap look at a running image: with a TAESD loaded, its decode at the image's size; otherwise one

@@ -323,6 +323,7 @@ void FlowModel::checkRequest(const Request& r) const {
     }
   }
   checkFlowSampling(r.sampler, r.scheduler);
+  checkCacheOptions(cacheOptionsOf(r), true);
   if (!std::isfinite(r.slgScale) || r.slgScale < 0 || r.slgScale > 100) fail("slgScale must be between 0 (off) and 100");
   if (!std::isfinite(r.slgStart) || !std::isfinite(r.slgEnd) || r.slgStart < 0 || r.slgEnd > 1 || r.slgStart > r.slgEnd) {
     fail("slgStart and slgEnd must be fractions of the schedule with 0 <= slgStart <= slgEnd <= 1");
@@ -419,21 +420,31 @@ FlowText FlowModel::encodeSd3Prompt(const Conditioning& clipTokens, const Condit
 
 std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
                                       const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references,
-                                      bool skipLayerGuidance) {
-  // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v.
-  auto velocity = [&](const FlowText& text, const std::vector<int32_t>* skipBlocks) {
-    if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled, skipBlocks});
-    return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references,
-                                                     text.mask.empty() ? nullptr : &text.mask, skipBlocks});
+                                      bool skipLayerGuidance, StepCache* cache, int step) {
+  // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v. Its input is x
+  // itself, what the step cache compares from step to step.
+  auto velocity = [&](int slot, const FlowText& text, const std::vector<int32_t>* skipBlocks) {
+    std::vector<float> out;
+    if (cache && cache->reuse(slot, x, sigma, step, out)) return out;
+    if (mmdit_) {
+      out = mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled, skipBlocks});
+    } else {
+      out = flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references,
+                                                      text.mask.empty() ? nullptr : &text.mask, skipBlocks});
+    }
+    if (cache) cache->remember(slot, x, out, step);
+    return out;
   };
-  std::vector<float> v = velocity(cond, nullptr);
+  std::vector<float> v = velocity(0, cond, nullptr);
   const std::vector<float> conditioned = skipLayerGuidance ? v : std::vector<float>();
   if (uncond) {
-    const std::vector<float> vu = velocity(*uncond, nullptr);
+    const std::vector<float> vu = velocity(1, *uncond, nullptr);
     for (size_t i = 0; i < v.size(); i++) v[i] = vu[i] + r.cfgScale * (v[i] - vu[i]);
   }
-  if (skipLayerGuidance) {
-    const std::vector<float> vs = velocity(cond, &r.skipLayers);
+  // A step whose passes the cache foresaw skips the guidance pass too. As in the reference, the
+  // guidance pass runs as the prompt's (slot 0): the cache keeps its difference.
+  if (skipLayerGuidance && !(cache && cache->stepSkipped())) {
+    const std::vector<float> vs = velocity(0, cond, &r.skipLayers);
     for (size_t i = 0; i < v.size(); i++) v[i] += r.slgScale * (conditioned[i] - vs[i]);
   }
   for (size_t i = 0; i < v.size(); i++) v[i] = x[i] - sigma * v[i];
@@ -549,9 +560,10 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     // (its sigmas counted), and not on the first of a step's two model calls, as in the reference.
     const float scheduleSize = static_cast<float>(sigmas.size());
     const int slgFirst = static_cast<int>(r.slgStart * scheduleSize), slgLast = static_cast<int>(r.slgEnd * scheduleSize);
+    StepCache cache = StepCache::forFlow(cacheOptionsOf(r), schedule);
     const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
       const bool slg = r.slgScale != 0 && !r.skipLayers.empty() && step > slgFirst && step < slgLast;
-      std::vector<float> denoised = denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references, slg);
+      std::vector<float> denoised = denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references, slg, &cache, step);
       if (previews) latestDenoised = denoised;
       return denoised;
     };

@@ -17,6 +17,7 @@
 #include "rng.h"
 #include "preview.h"
 #include "sdnode.h"
+#include "step_cache.h"
 #include "t5.h"
 #include "taesd.h"
 #include "vae.h"
@@ -99,10 +100,11 @@ class FlowModel : public Model {
   // T5's states for ids and weights: the end token, padding to whole runs of `chunk`, each run encoded alone.
   std::vector<float> encodeT5(const Conditioning& t5Tokens, size_t chunk);
   // The denoised prediction at sigma; with `skipLayerGuidance`, moved by the request's slgScale
-  // away from the prediction without its skipLayers.
+  // away from the prediction without its skipLayers. With a step cache, the transformer's passes
+  // at the sampler's model call `step` go through it (slots 0: prompt, 1: negative).
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t w, int64_t h, const FlowText& cond,
                              const FlowText* uncond, const Request& r, const std::vector<FluxReference>& references,
-                             bool skipLayerGuidance);
+                             bool skipLayerGuidance, StepCache* cache = nullptr, int step = 0);
   std::vector<uint8_t> decodeToRgb(const std::vector<float>& latent, int64_t w, int64_t h, bool tiled);
   // A look at a running image's prediction: TAESD's decode when one is loaded, else the colour map.
   LatentPreview previewOf(const std::vector<float>& latent, int64_t w, int64_t h);

@@ -45,6 +45,11 @@ void DiffusionModel::checkRequest(const Request& r) const {
   if (r.mode != "txt2img" && r.mode != "img2img" && r.mode != "inpaint") {
     fail("mode must be txt2img, img2img or inpaint, got '" + r.mode + "'");
   }
+  try {
+    checkCacheOptions(cacheOptionsOf(r), false);
+  } catch (const std::invalid_argument& e) {
+    fail(e.what());
+  }
   const size_t pixels = static_cast<size_t>(r.width) * r.height;
   if (r.mode != "txt2img" && r.image.size() != pixels * 3) {
     fail("image must hold width*height*3 = " + std::to_string(pixels * 3) + " RGB bytes, got " + std::to_string(r.image.size()));
@@ -103,7 +108,7 @@ void DiffusionModel::checkRequest(const Request& r) const {
 
 std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
                                            const TextConditions& text, const std::pair<std::vector<float>, std::vector<float>>& added,
-                                           float cfgScale, const std::vector<float>& concat) {
+                                           float cfgScale, const std::vector<float>& concat, StepCache* cache, int step, int slot) {
   // k-diffusion's CompVis wrappers (sigma_data = 1): eps models predict the noise, v models the velocity.
   const float s2 = sigma * sigma + 1.0f;
   const float cIn = 1.0f / std::sqrt(s2);
@@ -113,10 +118,19 @@ std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float si
   std::vector<float> input(x.size() + concat.size());
   for (size_t i = 0; i < x.size(); i++) input[i] = x[i] * cIn;
   std::copy(concat.begin(), concat.end(), input.begin() + x.size());
-  std::vector<float> out = unet_->forward(input, width, height, t, text.cond, text.condTokens, added.first);
+  // The step cache compares the latent as the UNet takes it (without inpainting's extra channels).
+  const std::vector<float> scaled = cache ? std::vector<float>(input.begin(), input.begin() + x.size()) : std::vector<float>();
+  auto pass = [&](int which, const std::vector<float>& context, int64_t tokens, const std::vector<float>& extra) {
+    std::vector<float> out;
+    if (cache && cache->reuse(slot + which, scaled, sigma, step, out)) return out;
+    out = unet_->forward(input, width, height, t, context, tokens, extra);
+    if (cache) cache->remember(slot + which, scaled, out, step);
+    return out;
+  };
+  std::vector<float> out = pass(0, text.cond, text.condTokens, added.first);
   // At cfg 1 there is no negative pass (encodeText leaves it empty): the output is the conditional one.
   if (!text.uncond.empty()) {
-    std::vector<float> outUncond = unet_->forward(input, width, height, t, text.uncond, text.uncondTokens, added.second);
+    std::vector<float> outUncond = pass(1, text.uncond, text.uncondTokens, added.second);
     for (size_t i = 0; i < out.size(); i++) out[i] = outUncond[i] + cfgScale * (out[i] - outUncond[i]);
   }
   for (size_t i = 0; i < out.size(); i++) out[i] = x[i] * cSkip + out[i] * cOut;
@@ -196,15 +210,18 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   for (const TextConditions* text : texts) added.push_back(addedConditioning(*text, r, w, h));
   std::pair<std::vector<float>, std::vector<float>> refinerAdded;
   if (refiner) refinerAdded = refiner->model.addedConditioning(refiner->text, r, w, h);
-  const Denoiser model = [&](const std::vector<float>& latent, float sigma, int /*step*/) {
+  // Each prompt of the pass has its own two cache slots; the refiner's prompt the two after them.
+  StepCache cache = StepCache::forUnet(cacheOptionsOf(r), sigmas);
+  const int refinerSlot = 2 * static_cast<int>(texts.size());
+  const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
     // The refiner takes over the latent (and the sampler's history) at its switch step; it has no
     // inpainting channels, so it sees the latent alone.
     std::vector<float> denoised =
         refiner && stepsDone >= refiner->switchStep
-            ? refiner->model.denoise(latent, sigma, w, h, refiner->text, refinerAdded, r.cfgScale, {})
-            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat);
+            ? refiner->model.denoise(latent, sigma, w, h, refiner->text, refinerAdded, r.cfgScale, {}, &cache, step, refinerSlot)
+            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat, &cache, step, 0);
     for (size_t k = 1; k < texts.size(); k++) {
-      const std::vector<float> more = denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat);
+      const std::vector<float> more = denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat, &cache, step, 2 * static_cast<int>(k));
       for (size_t j = 0; j < denoised.size(); j++) denoised[j] += more[j];
     }
     if (texts.size() > 1) {

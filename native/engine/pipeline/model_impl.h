@@ -14,6 +14,7 @@
 #include "schedule.h"
 #include "taesd.h"
 #include "sdnode.h"
+#include "step_cache.h"
 #include "unet.h"
 #include "vae.h"
 #include "weights.h"
@@ -93,9 +94,11 @@ class DiffusionModel : public Model {
   void checkRequest(const Request& request) const;
   // The denoiser of k-diffusion's CompVis wrappers with classifier-free guidance.
   // added: the UNet's added conditioning for the prompt and the negative prompt (SDXL; else empty).
+  // With a step cache, the UNet's passes at the sampler's model call `step` go through it, the
+  // prompt's in slot `slot`, the negative prompt's in slot + 1.
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height, const TextConditions& text,
                              const std::pair<std::vector<float>, std::vector<float>>& added, float cfgScale,
-                             const std::vector<float>& concat);
+                             const std::vector<float>& concat, StepCache* cache = nullptr, int step = 0, int slot = 0);
   EncodedPrompt encodePrompt(const Conditioning& prompt, int clipSkip);
   // The UNet's added conditioning (prompt, negative prompt) for a pass at w x h latent cells.
   std::pair<std::vector<float>, std::vector<float>> addedConditioning(const TextConditions& text, const Request& request,
