@@ -47,6 +47,13 @@ const cases = [
   { id: 's3-sd3-dpmpp2s-a', ...sd3, steps: 3, sampler: 'dpm++2s_a', scheduler: 'discrete', peerArgs: ['--sampling-method', 'dpm++2s_a'] },
   // SD3.5 medium (MMDiT-X: q/k norms, attn2 in blocks 0-12), full size, as r14 is for SD3.
   { id: 'm1-sd35-medium', ...sd3, model: 'sd35-medium', steps: 2, sampler: 'euler', scheduler: 'discrete', peerArgs: ['--sampling-method', 'euler'] },
+  // Step caching (easycache); threshold 1 makes the random FLUX.1 skip 3 of 8 steps, 5 of SD3's cfg passes.
+  { id: 'c1-flux-easycache', ...flux, steps: 8, sampler: 'euler', cache: { mode: 'easycache', threshold: 1 },
+    peerArgs: ['--sampling-method', 'euler', '--cache-mode', 'easycache', '--cache-option', 'threshold=1'] },
+  { id: 'c2-sd3-easycache-slg', ...sd3, steps: 6, sampler: 'euler', scheduler: 'discrete', slgScale: 2.5, slgStart: 0, slgEnd: 1,
+    cache: { mode: 'easycache', threshold: 5, start: 0, end: 1 },
+    peerArgs: ['--sampling-method', 'euler', '--slg-scale', '2.5', '--skip-layer-start', '0', '--skip-layer-end', '1',
+      '--cache-mode', 'easycache', '--cache-option', 'threshold=5,start=0,end=1'] },
   { id: 'm2-sd35-slg-heun', ...sd3, model: 'sd35-medium', steps: 3, sampler: 'heun', scheduler: 'discrete', slgScale: 2.5, slgStart: 0, slgEnd: 1,
     peerArgs: ['--sampling-method', 'heun', '--slg-scale', '2.5', '--skip-layer-start', '0', '--skip-layer-end', '1'] },
 ];

@@ -26,8 +26,8 @@ const { values } = parseArgs({
   },
 });
 
-// All as r12-ipndm (64×64, 6 steps, cfg 7, seed 13, empty negative prompt) but the sampler and
-// schedule. `peerArgs` are what the reference engine needs to run the same thing: its defaults
+// All as r12-ipndm (64×64, 6 steps, cfg 7, seed 13, empty negative prompt) but the sampler,
+// schedule and step cache. `peerArgs` are what the reference engine needs to run the same thing: its defaults
 // where they are ours (ddim_trailing: simple schedule; tcd: lcm schedule; both eta 0), and
 // lms_shift=0, which makes its lms k-diffusion's (its default shifts the slope history by one).
 const boat = { width: 64, height: 64, steps: 6, cfgScale: 7, seed: 13, prompt: 'a wooden boat on a lake', negativePrompt: '' };
@@ -39,6 +39,10 @@ const cases = [
   { id: 'r16-lms', sampler: 'lms', peerArgs: ['--sampling-method', 'lms', '--extra-sample-args', 'lms_shift=0'] },
   { id: 'r17-ipndm-v-karras', sampler: 'ipndm_v', scheduler: 'karras', peerArgs: ['--sampling-method', 'ipndm_v', '--scheduler', 'karras'] },
   { id: 'r18-lms-exponential', sampler: 'lms', scheduler: 'exponential', peerArgs: ['--sampling-method', 'lms', '--scheduler', 'exponential', '--extra-sample-args', 'lms_shift=0'] },
+  // Step caching (ucache): the thresholds are raised so that the random model skips steps.
+  { id: 'r19-ucache', sampler: 'euler', cache: { mode: 'ucache', threshold: 1 }, peerArgs: ['--sampling-method', 'euler', '--cache-mode', 'ucache', '--cache-option', 'threshold=1'] },
+  { id: 'r20-ucache-options', sampler: 'euler_a', cache: { mode: 'ucache', threshold: 3, start: 0, end: 1, decay: 0.5, relative: false, reset: false },
+    peerArgs: ['--sampling-method', 'euler_a', '--cache-mode', 'ucache', '--cache-option', 'threshold=3,start=0,end=1,decay=0.5,relative=0,reset=0'] },
 ];
 
 function referencePng(c) {
@@ -61,12 +65,12 @@ const rows = [];
 for (const c of selected) {
   const reference = referencePng(c);
   const started = performance.now();
-  const [result] = await model.textToImage({ ...boat, sampler: c.sampler, scheduler: c.scheduler });
+  const [result] = await model.textToImage({ ...boat, sampler: c.sampler, scheduler: c.scheduler, cache: c.cache });
   const seconds = (performance.now() - started) / 1000;
   const ours = path.join(values.out, `${c.id}.png`);
   fs.writeFileSync(ours, result.png);
   const psnr = execFileSync('python3', [path.resolve('../shared/tools/psnr.py'), reference, ours], { encoding: 'utf8' }).trim();
-  rows.push({ id: c.id, sampler: `${c.sampler} / ${c.scheduler ?? 'default'}`, psnr, seconds: seconds.toFixed(1) });
+  rows.push({ id: c.id, sampler: `${c.sampler} / ${c.scheduler ?? 'default'}${c.cache ? ` / ${c.cache.mode}` : ''}`, psnr, seconds: seconds.toFixed(1) });
   console.log(`${c.id}: ${psnr} (${seconds.toFixed(1)} s)`);
 }
 await model.close();

@@ -100,3 +100,21 @@ t.test('bad requests are 400 naming the field, unknown jobs 404', async (t) => {
   const unknown = await call(`${url}/sdcpp/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA`);
   t.match(unknown, { status: 404, body: { error: { code: 'not_found' } } });
 });
+
+t.test('cache_mode and cache_option reach the library as its cache option; bad ones are 400 naming the field', async (t) => {
+  const model = new FakeModel();
+  const { url } = await startTestServer(t, { model, apis: ['sdcpp'] });
+  const accepted = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', width: 64, height: 64, cache_mode: 'ucache', cache_option: 'threshold=1.5,start=0.2,reset=0' });
+  t.equal(accepted.status, 202, JSON.stringify(accepted.body));
+  t.equal((await finishedJob(url, accepted.body.id as string)).status, 'completed');
+  t.match(model.calls.at(-1), { cache: { mode: 'ucache', threshold: 1.5, start: 0.2, reset: false } });
+  const disabled = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', width: 64, height: 64, cache_mode: 'disabled' });
+  await finishedJob(url, disabled.body.id as string);
+  t.notOk('cache' in model.calls.at(-1)!, 'sd-server\'s "disabled" is no cache');
+  const mode = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', cache_mode: 'teacache' });
+  t.match(mode, { status: 400, body: { error: { message: /Expected none, easycache or ucache for cache_mode but received teacache/ } } });
+  const option = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', cache_mode: 'ucache', cache_option: 'skip=3' });
+  t.match(option, { status: 400, body: { error: { message: /Unknown cache_option "skip"; known: threshold, start, end, decay, relative, reset/ } } });
+  const alone = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', cache_option: 'threshold=1' });
+  t.match(alone, { status: 400, body: { error: { message: /cache_option sets step caching's settings: give cache_mode/ } } });
+});

@@ -4,9 +4,11 @@
 // a mode that does not suit the model, or options out of range, are errors naming the field.
 import path from 'node:path';
 
+import sharp from 'sharp';
 import t from 'tap';
 
 import { loadModel, type GeneratedImage, type Model } from '../lib/index.js';
+import { main } from '../server/cli.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { cpu, samePixels } from './fixtures/draw.js';
 import { writeTinyFlux } from './fixtures/flux.js';
@@ -51,4 +53,30 @@ t.test('a mode that does not suit the model and options out of range are errors 
   await t.rejects(draw(unet, { cache: { mode: 'ucache', decay: 2 } }), { name: 'RangeError', message: /cache\.decay/ });
   await t.rejects(draw(unet, { cache: 'ucache' }), { name: 'TypeError', message: /cache/ });
   t.ok((await draw(unet)).png.length > 0, 'the model still draws');
+});
+
+t.test('sdnode generate takes --cache-mode and --cache-option as the reference spells them', async (t) => {
+  const run = async (args: string[]): Promise<{ code: number; output: string }> => {
+    const logs = t.capture(console, 'log');
+    const errors = t.capture(console, 'error');
+    const code = await main(args);
+    return { code, output: [...logs(), ...errors()].map((call) => call.args.join(' ')).join('\n') };
+  };
+  const model = unet.path;
+  const base = ['generate', '-m', model, '-p', 'a cat', '-W', '64', '-H', '64', '--steps', '10', '-s', '42', '--sampler', 'euler', '--backend', 'cpu', '--threads', '1'];
+  const out = (name: string) => path.join(dir, `${name}.png`);
+  t.equal((await run([...base, '-o', out('plain')])).code, 0);
+  t.equal((await run([...base, '--cache-mode', 'ucache', '--cache-option', 'threshold=0', '-o', out('zero')])).code, 0);
+  t.equal((await run([...base, '--cache-mode', 'ucache', '--cache-option', 'threshold=1000,start=0,end=1', '-o', out('skipping')])).code, 0);
+  const pixels = (name: string) => sharp(out(name)).raw().toBuffer();
+  t.ok((await pixels('plain')).equals(await pixels('zero')), 'threshold=0 skips nothing');
+  t.notOk((await pixels('plain')).equals(await pixels('skipping')), 'a large threshold skips passes');
+  const wrong = await run([...base, '--cache-mode', 'easycache', '-o', out('wrong')]);
+  t.equal(wrong.code, 2);
+  t.match(wrong.output, /--cache-mode easycache is for flow transformers/);
+  const unknown = await run([...base, '--cache-mode', 'ucache', '--cache-option', 'Fn=8', '-o', out('unknown')]);
+  t.equal(unknown.code, 2);
+  t.match(unknown.output, /Unknown --cache-option "Fn"; known: threshold, start, end, decay, relative, reset/);
+  const order = await run([...base, '--cache-mode', 'ucache', '--cache-option', 'start=0.9,end=0.5', '-o', out('order')]);
+  t.match(order.output, /--cache-option start \(0\.9\) must be before --cache-option end \(0\.5\)/);
 });

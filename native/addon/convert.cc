@@ -171,13 +171,13 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   if (!cache.IsUndefined()) {
     if (!cache.IsObject()) badField(o.Env(), "cache", "an object");
     const Napi::Object c = cache.As<Napi::Object>();
-    r.cacheMode = stringField(c, "mode");
-    r.cacheThreshold = static_cast<float>(numberField(c, "threshold"));
-    r.cacheStart = static_cast<float>(numberField(c, "start"));
-    r.cacheEnd = static_cast<float>(numberField(c, "end"));
-    r.cacheDecay = static_cast<float>(numberField(c, "decay"));
-    r.cacheRelative = boolField(c, "relative");
-    r.cacheReset = boolField(c, "reset");
+    r.cache.mode = stringField(c, "mode");
+    r.cache.threshold = static_cast<float>(numberField(c, "threshold"));
+    r.cache.start = static_cast<float>(numberField(c, "start"));
+    r.cache.end = static_cast<float>(numberField(c, "end"));
+    r.cache.decay = static_cast<float>(numberField(c, "decay"));
+    r.cache.relative = boolField(c, "relative");
+    r.cache.reset = boolField(c, "reset");
   }
   return r;
 }

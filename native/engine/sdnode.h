@@ -169,6 +169,23 @@ struct RefinerHandoff {
   Conditioning negative;
 };
 
+// Step caching's settings, as stable-diffusion.cpp's --cache-mode and --cache-option name them.
+struct CacheOptions {
+  // "" (none), "easycache" (flow transformers) or "ucache" (UNets).
+  std::string mode;
+  // Negative: the mode's default (easycache 0.2, ucache 1.0).
+  float threshold = -1.0f;
+  // The fractions of the schedule between which steps may be skipped.
+  float start = 0.15f;
+  float end = 0.95f;
+  // ucache: how much of the summed error carries over to the next step (0..1).
+  float decay = 1.0f;
+  // ucache: measure the error relative to the output's size (else in the output's own units).
+  bool relative = true;
+  // ucache: a pass that runs clears the summed error.
+  bool reset = true;
+};
+
 struct Request {
   std::string mode = "txt2img";  // txt2img | img2img | inpaint
   int width = 512;
@@ -249,16 +266,8 @@ struct Request {
   std::vector<int32_t> skipLayers = {7, 8, 9};
   float slgStart = 0.01f;
   float slgEnd = 0.2f;
-  // Step caching (sampling/step_cache.h): "" (off), "easycache" (flow transformers) or "ucache"
-  // (UNets): passes whose output can be foreseen are not run. cacheThreshold < 0: the mode's
-  // default; cacheStart/cacheEnd: the fractions of the schedule where steps may be skipped.
-  std::string cacheMode;
-  float cacheThreshold = -1.0f;
-  float cacheStart = 0.15f;
-  float cacheEnd = 0.95f;
-  float cacheDecay = 1.0f;
-  bool cacheRelative = true;
-  bool cacheReset = true;
+  // Step caching (sampling/step_cache.h): passes whose output can be foreseen are not run.
+  CacheOptions cache;
 };
 
 // A cheap look at a running image: with a TAESD loaded, its decode at the image's size; otherwise one

@@ -23,6 +23,7 @@ import {
 import { componentFlags, componentOptionSpec, componentUsage } from './components.js';
 import { writeImages } from './output-files.js';
 import { resolveComponentFlags, resolveModelFlag } from './pull.js';
+import { cacheFlags, cacheOptionSpec, cacheUsage } from '../cache-option.js';
 import { ProgressBar } from './progress-bar.js';
 
 const optionSpec = {
@@ -42,6 +43,7 @@ const optionSpec = {
   'skip-layer-start': { type: 'string' },
   'skip-layer-end': { type: 'string' },
   'low-memory': { type: 'boolean' },
+  ...cacheOptionSpec,
   sampler: { type: 'string' },
   'sampling-method': { type: 'string' },
   scheduler: { type: 'string' },
@@ -104,6 +106,7 @@ ${componentUsage}
                                 (the part of the schedule it runs in), as stable-diffusion.cpp.
       --low-memory              Models given as components: never hold the transformer and the
                                 text encoders at once (peak memory the larger of the two).
+${cacheUsage}
       --sampler <name>          ${samplers().join(', ')} or AUTOMATIC1111's names ("DPM++ 2M
                                 Karras"); default euler_a. Also --sampling-method.
       --scheduler <name>        ${schedulers().join(', ')} (default discrete).
@@ -165,6 +168,8 @@ const flagOf: Readonly<Record<string, string>> = {
   guidance: '--guidance', flowShift: '--flow-shift', slgScale: '--slg-scale', skipLayers: '--skip-layers', slgStart: '--skip-layer-start',
   slgEnd: '--skip-layer-end', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
   t5xxl: '--t5xxl', vae: '--vae', t5Tokenizer: '--t5-tokenizer', referenceImages: '--reference-image',
+  'cache.mode': '--cache-mode', 'cache.threshold': '--cache-option threshold', 'cache.start': '--cache-option start',
+  'cache.end': '--cache-option end', 'cache.decay': '--cache-option decay',
 };
 
 // The library's advice names its own options; here the flags say it.
@@ -357,6 +362,7 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
     skipLayers: skipLayers(values['skip-layers']),
     slgStart: decimal('--skip-layer-start', values['skip-layer-start']),
     slgEnd: decimal('--skip-layer-end', values['skip-layer-end']),
+    cache: cacheFlags(values),
     sampler: eitherFlag(values, 'sampler', 'sampling-method'),
     scheduler: values.scheduler,
     seed: integer('--seed', values.seed),
@@ -424,6 +430,8 @@ function namingFlags(message: string): string {
     .replace(/ for ([\w.]+)(?:\[\d+\])? but received /,
       (whole, option: string) => (flagOf[option] ? ` for ${flagOf[option]} but received ` : whole))
     .replace(/^referenceImages are for /, '--reference-image is for ')
+    .replace(/^cache\.mode (\w+) is for /, '--cache-mode $1 is for ')
+    .replace(/\bcache\.(start|end) \(/g, '--cache-option $1 (')
     .replace(/^([\w.]+) must be /, (whole, option: string) => (flagOf[option] ? `${flagOf[option]} must be ` : whole))
     .replace(/a loaded (.*) Model \(from loadModel\(\)\)/, 'an $1 model')
     .replace(/ of type \w+$/, '');

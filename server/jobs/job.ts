@@ -1,7 +1,7 @@
 // What a job is, independent of the API dialect that asked for it, where it is stored or which
 // process runs it. Every dialect translates its requests into these and back.
 
-import type { MaskedStart } from '../../lib/index.js';
+import type { CacheOptions, MaskedStart } from '../../lib/index.js';
 
 /** What the engine is asked to do; 'workflow': a graph of stage calls (ComfyUI's API format). */
 export const jobModes = ['txt2img', 'img2img', 'inpaint', 'workflow'] as const;
@@ -32,6 +32,8 @@ export interface JobParameters {
   cfgScale?: number;
   /** FLUX.1 dev's distilled guidance (the library's `guidance`; Forge's "Distilled CFG Scale"). */
   guidance?: number;
+  /** Step caching (the library's `cache`). */
+  cache?: CacheOptions;
   sampler?: string;
   scheduler?: string;
   strength?: number;

@@ -162,6 +162,7 @@ async function generateImage(
     ...(p.steps !== undefined && { steps: p.steps }),
     ...(p.cfgScale !== undefined && { cfgScale: p.cfgScale }),
     ...(p.guidance !== undefined && { guidance: p.guidance }),
+    ...(p.cache !== undefined && { cache: p.cache }),
     ...(p.sampler !== undefined && { sampler: p.sampler }),
     ...(p.scheduler !== undefined && { scheduler: p.scheduler }),
     ...(p.vaeTiling !== undefined && { vaeTiling: p.vaeTiling }),

@@ -323,7 +323,7 @@ void FlowModel::checkRequest(const Request& r) const {
     }
   }
   checkFlowSampling(r.sampler, r.scheduler);
-  checkCacheOptions(cacheOptionsOf(r), true);
+  checkCacheOptions(r.cache, true);
   if (!std::isfinite(r.slgScale) || r.slgScale < 0 || r.slgScale > 100) fail("slgScale must be between 0 (off) and 100");
   if (!std::isfinite(r.slgStart) || !std::isfinite(r.slgEnd) || r.slgStart < 0 || r.slgEnd > 1 || r.slgStart > r.slgEnd) {
     fail("slgStart and slgEnd must be fractions of the schedule with 0 <= slgStart <= slgEnd <= 1");
@@ -560,7 +560,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     // (its sigmas counted), and not on the first of a step's two model calls, as in the reference.
     const float scheduleSize = static_cast<float>(sigmas.size());
     const int slgFirst = static_cast<int>(r.slgStart * scheduleSize), slgLast = static_cast<int>(r.slgEnd * scheduleSize);
-    StepCache cache = StepCache::forFlow(cacheOptionsOf(r), schedule);
+    StepCache cache = StepCache::forFlow(r.cache, schedule);
     const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
       const bool slg = r.slgScale != 0 && !r.skipLayers.empty() && step > slgFirst && step < slgLast;
       std::vector<float> denoised = denoise(latent, sigma, w, h, cond, guided ? &uncond : nullptr, r, references, slg, &cache, step);

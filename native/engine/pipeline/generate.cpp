@@ -46,7 +46,7 @@ void DiffusionModel::checkRequest(const Request& r) const {
     fail("mode must be txt2img, img2img or inpaint, got '" + r.mode + "'");
   }
   try {
-    checkCacheOptions(cacheOptionsOf(r), false);
+    checkCacheOptions(r.cache, false);
   } catch (const std::invalid_argument& e) {
     fail(e.what());
   }
@@ -211,7 +211,7 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   std::pair<std::vector<float>, std::vector<float>> refinerAdded;
   if (refiner) refinerAdded = refiner->model.addedConditioning(refiner->text, r, w, h);
   // Each prompt of the pass has its own two cache slots; the refiner's prompt the two after them.
-  StepCache cache = StepCache::forUnet(cacheOptionsOf(r), sigmas);
+  StepCache cache = StepCache::forUnet(r.cache, sigmas);
   const int refinerSlot = 2 * static_cast<int>(texts.size());
   const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
     // The refiner takes over the latent (and the sampler's history) at its switch step; it has no

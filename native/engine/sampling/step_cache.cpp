@@ -27,18 +27,6 @@ float meanAbs(const std::vector<float>& a) {
 
 }  // namespace
 
-CacheOptions cacheOptionsOf(const Request& r) {
-  CacheOptions o;
-  o.mode = r.cacheMode;
-  o.threshold = r.cacheThreshold;
-  o.start = r.cacheStart;
-  o.end = r.cacheEnd;
-  o.decay = r.cacheDecay;
-  o.relative = r.cacheRelative;
-  o.reset = r.cacheReset;
-  return o;
-}
-
 void checkCacheOptions(const CacheOptions& o, bool flow) {
   if (o.mode.empty()) return;
   if (o.mode != "easycache" && o.mode != "ucache") {

@@ -22,24 +22,6 @@
 
 namespace sdnode {
 
-struct CacheOptions {
-  // "" (none), "easycache" or "ucache".
-  std::string mode;
-  // Negative: the mode's default (easycache 0.2, ucache 1.0).
-  float threshold = -1.0f;
-  float start = 0.15f;
-  float end = 0.95f;
-  // ucache: how much of the summed error carries over to the next step (0..1).
-  float decay = 1.0f;
-  // ucache: measure the error relative to the output's size (else in the output's own units).
-  bool relative = true;
-  // ucache: a pass that runs clears the summed error.
-  bool reset = true;
-};
-
-// The request's cache fields.
-CacheOptions cacheOptionsOf(const Request& r);
-
 // Throws std::invalid_argument naming the field when the options are out of range or the mode
 // does not suit the model (`flow`: a flow transformer).
 void checkCacheOptions(const CacheOptions& options, bool flow);

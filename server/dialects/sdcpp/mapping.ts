@@ -7,6 +7,7 @@ import { hiresUpscalerNames } from '../../../lib/index.js';
 import type { JobSnapshot } from '../../jobs/service.js';
 import type { JobParameters } from '../../jobs/job.js';
 import { reducedSeed, samplerFields, withoutUndefined } from '../../jobs/parameters.js';
+import { cacheSettings } from '../../cache-option.js';
 import { InvalidFieldError } from '../../parse.js';
 import type { ImgGenRequest, SdcppJob } from './schemas.js';
 
@@ -34,6 +35,7 @@ export function imgGenParameters(body: ImgGenRequest): JobParameters {
     strength: body.init_image ? body.strength : undefined,
     clipSkip: body.clip_skip !== undefined && body.clip_skip > 0 ? body.clip_skip : undefined,
     vaeTiling: body.vae_tiling_params?.enabled || undefined,
+    cache: cacheSettings(body.cache_mode, body.cache_option, { mode: 'cache_mode', option: 'cache_option' }),
     hires,
   });
 }
