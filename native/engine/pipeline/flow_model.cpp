@@ -81,9 +81,14 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   const int threads = params.threads > 0 ? params.threads : physicalCores();
   backend_ = std::make_unique<Backend>(params.backend, threads);
   diffusion_ = loadComponent(params.diffusionModel, ComponentRole::DiffusionModel, weightType, threads, backend_->handle());
+  if (diffusion_->weights->has("cap_embedder.1.weight")) {
+    loadZImage(params, weightType, threads);
+    return;
+  }
   const bool sd3 = diffusion_->weights->has("x_embedder.proj.weight");
   const bool chroma = diffusion_->weights->has("distilled_guidance_layer.in_proj.weight");
   const std::string kind = sd3 ? "SD3" : chroma ? "Chroma" : "FLUX.1";
+  if (!params.llm.empty()) throw Error(ErrorCode::InvalidArgument, kind + " models take no language-model text encoder (--llm)");
   if (params.lowMemory && params.keepTextEncoders) {
     throw Error(ErrorCode::InvalidArgument, "lowMemory frees the text encoders whenever the transformer runs; it cannot keep them (keepTextEncoders)");
   }
@@ -170,30 +175,83 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   if (clipG_) clipG_->validate();
   t5_->validate();
   vae_->validate();
-  if (!params.taesd.empty()) {
-    // TAEF1 and TAESD3 decode the transformer's latents as they are (scaled and shifted).
-    taesd_ = std::make_unique<Taesd>(params.taesd, *backend_, threads);
-    const TaesdConfig& tc = taesd_->config();
-    if (tc.latentChannels != vaeConfig.latentChannels || tc.scale() != vaeConfig.scale()) {
-      throw Error(ErrorCode::ModelUnsupported, params.taesd + ": this TAESD decodes " + std::to_string(tc.latentChannels) +
-                                                   "-channel latents; " + kind + " needs a 16-channel one (" +
-                                                   (sd3 ? "taesd3" : "taef1") + ")");
-    }
-  }
+  loadTaesd(params, threads, sd3 ? "taesd3" : "taef1");
+  noteModel(latentChannels, contextDim, vaeConfig.scale());
+}
 
+void FlowModel::loadTaesd(const LoadParams& params, int threads, const char* which) {
+  if (params.taesd.empty()) return;
+  // TAEF1 and TAESD3 decode the transformer's latents as they are (scaled and shifted).
+  taesd_ = std::make_unique<Taesd>(params.taesd, *backend_, threads);
+  const TaesdConfig& tc = taesd_->config();
+  const VaeConfig& vc = vae_->config();
+  if (tc.latentChannels != vc.latentChannels || tc.scale() != vc.scale()) {
+    throw Error(ErrorCode::ModelUnsupported, params.taesd + ": this TAESD decodes " + std::to_string(tc.latentChannels) +
+                                                 "-channel latents; " + info_.family + " needs a 16-channel one (" + which + ")");
+  }
+}
+
+void FlowModel::noteModel(int64_t latentChannels, int64_t contextDim, int vaeScale) {
   info_.prediction = "flow";
   info_.unetInChannels = static_cast<int>(latentChannels);
   info_.contextDim = static_cast<int>(contextDim);
   info_.padToken = 49407;
-  info_.vaeScale = vaeConfig.scale();
+  info_.vaeScale = vaeScale;
   info_.backend = backend_->name();
   info_.taesd = taesd_ != nullptr;
   const std::pair<const char*, Component*> parts[] = {
-      {"clipL", clipFile_.get()}, {"clipG", clipGFile_.get()}, {"t5xxl", t5File_.get()}, {"vae", vaeFile_.get()}};
+      {"clipL", clipFile_.get()}, {"clipG", clipGFile_.get()}, {"t5xxl", t5File_.get()}, {"llm", llmFile_.get()}, {"vae", vaeFile_.get()}};
   for (const auto& [name, part] : parts) {
     if (part) noteComponent(name, *part);
   }
   // Loaded (and checked) above; the first encoding uses them and then frees them unless kept.
+}
+
+void FlowModel::loadZImage(const LoadParams& params, ggml_type weightType, int threads) {
+  zImage_ = true;
+  info_.family = "z-image";
+  info_.textEncoders = {"llm"};
+  auto refuse = [](const std::string& given, const char* what) {
+    if (!given.empty()) throw Error(ErrorCode::InvalidArgument, std::string("Z-Image models take no ") + what);
+  };
+  refuse(params.clipL, "CLIP-L text encoder (--clip-l)");
+  refuse(params.clipG, "CLIP-G text encoder (--clip-g)");
+  refuse(params.t5xxl, "T5-XXL text encoder (--t5xxl); their text encoder is a Qwen3 model (--llm)");
+  if (params.lowMemory && params.keepTextEncoders) {
+    throw Error(ErrorCode::InvalidArgument, "lowMemory frees the text encoders whenever the transformer runs; it cannot keep them (keepTextEncoders)");
+  }
+  zImageConfig_ = readZImageConfig(*diffusion_->weights);
+  buildTransformer();
+  noteComponent("diffusionModel", *diffusion_);
+  if (params.lowMemory) releaseTransformer();
+  auto load = [&](const std::string& path, ComponentRole role, const char* what) {
+    if (path.empty()) throw Error(ErrorCode::InvalidArgument, std::string("this Z-Image model needs ") + what + ": give its file with " + componentFlag(role));
+    return loadComponent(path, role, weightType, threads, backend_->handle());
+  };
+  llmFile_ = load(params.llm, ComponentRole::Llm, "the Qwen3 text encoder (qwen_3_4b.safetensors, or a Qwen3-4B GGUF)");
+  vaeFile_ = load(params.vae, ComponentRole::Vae, "the FLUX.1 VAE (ae.safetensors)");
+  llmConfig_ = readLlmConfig(*llmFile_->weights);
+  VaeConfig vaeConfig = readVaeConfig(*vaeFile_->weights);
+  // Z-Image shares FLUX.1's VAE and its latent normalisation.
+  vaeConfig.latentScale = kFluxLatentScale;
+  vaeConfig.latentShift = kFluxLatentShift;
+  auto mismatch = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, what); };
+  if (zImageConfig_.contextDim != llmConfig_.width) {
+    mismatch(params.diffusionModel + ": the transformer takes " + std::to_string(zImageConfig_.contextDim) + "-wide text states but the Qwen3 model (" +
+             params.llm + ") gives " + std::to_string(llmConfig_.width));
+  }
+  if (zImageConfig_.latentChannels != vaeConfig.latentChannels) {
+    mismatch(params.diffusionModel + ": the transformer works on " + std::to_string(zImageConfig_.latentChannels) + "-channel latents but the VAE (" +
+             params.vae + ") has " + std::to_string(vaeConfig.latentChannels));
+  }
+  // The reference engine's default shift for Z-Image, over the discrete schedule.
+  schedule_ = {FlowShiftKind::Snr, 3.0f};
+  llm_ = std::make_unique<LlmEncoder>(llmConfig_, *llmFile_->weights, *backend_);
+  vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
+  llm_->validate();
+  vae_->validate();
+  loadTaesd(params, threads, "taef1");
+  noteModel(zImageConfig_.latentChannels, zImageConfig_.contextDim, vaeConfig.scale());
 }
 
 void FlowModel::noteComponent(const char* role, const Component& part) {
@@ -204,14 +262,17 @@ void FlowModel::noteComponent(const char* role, const Component& part) {
   for (const auto& [type, count] : part.weights->storedTypes()) info_.storedTypes[type] += count;
   for (const std::string& unused : part.weights->unused()) {
     if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos &&
-        unused.find("text_projection") == std::string::npos) {
+        unused.find("text_projection") == std::string::npos && unused != "lm_head.weight") {
       info_.unusedTensors.push_back(unused);
     }
   }
 }
 
 void FlowModel::buildTransformer() {
-  if (sd3_) {
+  if (zImage_) {
+    zImageTransformer_ = std::make_unique<ZImageTransformer>(zImageConfig_, *diffusion_->weights, *backend_);
+    zImageTransformer_->validate();
+  } else if (sd3_) {
     mmdit_ = std::make_unique<MmditTransformer>(mmditConfig_, *diffusion_->weights, *backend_);
     mmdit_->validate();
   } else {
@@ -233,14 +294,20 @@ void FlowModel::loadTransformer() {
 void FlowModel::releaseTransformer() {
   flux_.reset();
   mmdit_.reset();
+  zImageTransformer_.reset();
   diffusion_.reset();
 }
 
 void FlowModel::loadTextEncoders() {
-  if (t5_) return;
+  if (textEncodersLoaded()) return;
   if (params_.lowMemory) releaseTransformer();
   const ggml_type weightType = parseWeightType(params_.weightType);
   const int threads = params_.threads > 0 ? params_.threads : physicalCores();
+  if (zImage_) {
+    llmFile_ = loadComponent(params_.llm, ComponentRole::Llm, weightType, threads, backend_->handle());
+    llm_ = std::make_unique<LlmEncoder>(llmConfig_, *llmFile_->weights, *backend_);
+    return;
+  }
   if (!params_.clipL.empty() && clipConfig_.width > 0) {
     clipFile_ = loadComponent(params_.clipL, ComponentRole::ClipL, weightType, threads, backend_->handle());
     clip_ = std::make_unique<ClipTextEncoder>(clipConfig_, *clipFile_->weights, *backend_);
@@ -257,9 +324,11 @@ void FlowModel::releaseTextEncoders() {
   clip_.reset();
   clipG_.reset();
   t5_.reset();
+  llm_.reset();
   clipFile_.reset();
   clipGFile_.reset();
   t5File_.reset();
+  llmFile_.reset();
 }
 
 void FlowModel::doneWithTextEncoders() {
@@ -271,12 +340,14 @@ void FlowModel::doneWithTextEncoders() {
   if (clip_) clip_->releaseBuffers();
   if (clipG_) clipG_->releaseBuffers();
   if (t5_) t5_->releaseBuffers();
+  if (llm_) llm_->releaseBuffers();
 }
 
-FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
+FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens,
+                                 const Conditioning& llmTokens) {
   constexpr size_t kCachedPrompts = 8;
   std::string key;
-  for (const Conditioning* c : {&clipTokens, &clipGTokens, &t5Tokens}) {
+  for (const Conditioning* c : {&clipTokens, &clipGTokens, &t5Tokens, &llmTokens}) {
     key.append(reinterpret_cast<const char*>(c->tokens.data()), c->tokens.size() * sizeof(int32_t));
     key.append(reinterpret_cast<const char*>(c->weights.data()), c->weights.size() * sizeof(float));
     key += '|' + std::to_string(c->tokens.size()) + '|';
@@ -288,7 +359,7 @@ FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Condition
     }
   }
   loadTextEncoders();
-  FlowText text = encodePrompt(clipTokens, clipGTokens, t5Tokens);
+  FlowText text = zImage_ ? encodeZImagePrompt(llmTokens) : encodePrompt(clipTokens, clipGTokens, t5Tokens);
   promptCache_.emplace_front(std::move(key), text);
   if (promptCache_.size() > kCachedPrompts) promptCache_.pop_back();
   return text;
@@ -314,7 +385,8 @@ void FlowModel::checkRequest(const Request& r) const {
     fail("image must hold width*height*3 = " + std::to_string(pixels * 3) + " RGB bytes, got " + std::to_string(r.image.size()));
   }
   if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
-  if (!r.referenceImages.empty() && sd3_) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
+  if (zImage_ && !r.loras.empty()) fail("LoRAs are not supported for " + info_.family + " models yet");
+  if (!r.referenceImages.empty() && (sd3_ || zImage_)) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
   if (r.referenceImages.size() > 4) fail("at most 4 referenceImages, got " + std::to_string(r.referenceImages.size()));
   for (const ReferenceImage& ref : r.referenceImages) {
     if (ref.width < step || ref.height < step || ref.width % step != 0 || ref.height % step != 0 || ref.width > 2048 || ref.height > 2048 ||
@@ -327,7 +399,8 @@ void FlowModel::checkRequest(const Request& r) const {
   if (!std::isfinite(r.slgStart) || !std::isfinite(r.slgEnd) || r.slgStart < 0 || r.slgEnd > 1 || r.slgStart > r.slgEnd) {
     fail("slgStart and slgEnd must be fractions of the schedule with 0 <= slgStart <= slgEnd <= 1");
   }
-  const int blocks = sd3_ ? mmditConfig_.depth : fluxConfig_.doubleBlocks + fluxConfig_.singleBlocks;
+  const int blocks = zImage_ ? 0 : sd3_ ? mmditConfig_.depth : fluxConfig_.doubleBlocks + fluxConfig_.singleBlocks;
+  if (zImage_ && r.slgScale != 0) fail("skip-layer guidance (slgScale) is not supported for " + info_.family + " models");
   for (int32_t layer : r.slgScale != 0 ? r.skipLayers : std::vector<int32_t>()) {
     if (layer < 0 || layer >= blocks) {
       fail("skipLayers: " + std::to_string(layer) + " is not a block of this " + info_.family + " model (0 to " + std::to_string(blocks - 1) + ")");
@@ -379,6 +452,17 @@ FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Condi
   return text;
 }
 
+FlowText FlowModel::encodeZImagePrompt(const Conditioning& llmTokens) {
+  if (llmTokens.weights.size() != llmTokens.tokens.size()) {
+    throw Error(ErrorCode::InvalidArgument, "the Qwen3 conditioning must have one weight per token");
+  }
+  FlowText text;
+  text.context = llm_->encode(llmTokens.tokens);
+  weighStates(text.context, llmTokens.weights, llmConfig_.width);
+  text.tokens = static_cast<int64_t>(llmTokens.tokens.size());
+  return text;
+}
+
 FlowText FlowModel::encodeChromaPrompt(const Conditioning& t5Tokens) {
   FlowText text;
   text.context = encodeT5(t5Tokens, kChromaT5Chunk);
@@ -422,6 +506,7 @@ std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, 
                                       bool skipLayerGuidance) {
   // The transformer predicts the velocity v = noise - x0, so x0 = x - sigma * v.
   auto velocity = [&](const FlowText& text, const std::vector<int32_t>* skipBlocks) {
+    if (zImageTransformer_) return zImageTransformer_->forward(x, w, h, sigma, text.context, text.tokens);
     if (mmdit_) return mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled, skipBlocks});
     return flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references,
                                                      text.mask.empty() ? nullptr : &text.mask, skipBlocks});
@@ -490,11 +575,11 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     return copies;
   }
 
-  const FlowText cond = encodeCached(r.prompt, r.clipGPrompt, r.t5Prompt);
+  const FlowText cond = encodeCached(r.prompt, r.clipGPrompt, r.t5Prompt, r.llmPrompt);
   // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
   FlowText uncond;
   const bool guided = r.cfgScale != 1.0f;
-  if (guided) uncond = encodeCached(r.negative, r.clipGNegative, r.t5Negative);
+  if (guided) uncond = encodeCached(r.negative, r.clipGNegative, r.t5Negative, r.llmNegative);
   doneWithTextEncoders();
   // With lowMemory the transformer was freed for the text encoders; it comes back now they are gone.
   loadTransformer();
@@ -558,6 +643,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks, true);
     if (flux_) flux_->releaseBuffers();
     if (mmdit_) mmdit_->releaseBuffers();
+    if (zImageTransformer_) zImageTransformer_->releaseBuffers();
     Image image;
     image.width = r.width;
     image.height = r.height;
