@@ -175,11 +175,11 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   if (clipG_) clipG_->validate();
   t5_->validate();
   vae_->validate();
-  loadTaesd(params, threads, sd3 ? "taesd3" : "taef1");
+  loadTaesd(params, threads, kind, sd3 ? "taesd3" : "taef1");
   noteModel(latentChannels, contextDim, vaeConfig.scale());
 }
 
-void FlowModel::loadTaesd(const LoadParams& params, int threads, const char* which) {
+void FlowModel::loadTaesd(const LoadParams& params, int threads, const std::string& kind, const char* which) {
   if (params.taesd.empty()) return;
   // TAEF1 and TAESD3 decode the transformer's latents as they are (scaled and shifted).
   taesd_ = std::make_unique<Taesd>(params.taesd, *backend_, threads);
@@ -187,7 +187,7 @@ void FlowModel::loadTaesd(const LoadParams& params, int threads, const char* whi
   const VaeConfig& vc = vae_->config();
   if (tc.latentChannels != vc.latentChannels || tc.scale() != vc.scale()) {
     throw Error(ErrorCode::ModelUnsupported, params.taesd + ": this TAESD decodes " + std::to_string(tc.latentChannels) +
-                                                 "-channel latents; " + info_.family + " needs a 16-channel one (" + which + ")");
+                                                 "-channel latents; " + kind + " needs a 16-channel one (" + which + ")");
   }
 }
 
@@ -250,7 +250,7 @@ void FlowModel::loadZImage(const LoadParams& params, ggml_type weightType, int t
   vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
   llm_->validate();
   vae_->validate();
-  loadTaesd(params, threads, "taef1");
+  loadTaesd(params, threads, "Z-Image", "taef1");
   noteModel(zImageConfig_.latentChannels, zImageConfig_.contextDim, vaeConfig.scale());
 }
 

@@ -90,8 +90,8 @@ class FlowModel : public Model {
   void noteComponent(const char* role, const Component& part);
   // Z-Image's part of the constructor: its Qwen3 encoder and VAE, after diffusion_ is loaded.
   void loadZImage(const LoadParams& params, ggml_type weightType, int threads);
-  // The TAESD of LoadParams::taesd, checked against the VAE (`which` names the one to get).
-  void loadTaesd(const LoadParams& params, int threads, const char* which);
+  // The TAESD of LoadParams::taesd, checked against the VAE (`kind` names the model, `which` the TAESD to get).
+  void loadTaesd(const LoadParams& params, int threads, const std::string& kind, const char* which);
   // info_ once everything is loaded.
   void noteModel(int64_t latentChannels, int64_t contextDim, int vaeScale);
   // The transformer over diffusion_'s weights, checked.
