@@ -1,0 +1,50 @@
+// The server with Z-Image given as component files: by the component options (the CLI's
+// --diffusion-model, --llm, --vae) and as a models-folder folder of its download names; OpenAI and
+// A1111 requests make Z-Image pictures with the family's defaults.
+import { copyFile, mkdir } from 'node:fs/promises';
+import path from 'node:path';
+
+import sharp from 'sharp';
+import t from 'tap';
+
+import { readPngText } from '../lib/index.js';
+import { writeTinyZImage } from './fixtures/z-image.js';
+import { getJson, startTestServer } from './server-helpers.js';
+
+const dir = t.testdir();
+const files = await writeTinyZImage(path.join(dir, 'z'));
+
+async function postJson(url: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+t.test('started with the component options, an OpenAI request gets a Z-Image PNG made with Turbo\'s defaults', async (t) => {
+  const { url } = await startTestServer(t, { modelComponents: files });
+  const ids = ((await getJson(`${url}/v1/models`)).body as unknown as { data: { id: string }[] }).data.map((model) => model.id);
+  t.ok(ids.includes('z_image_turbo'), 'named after the diffusion model\'s file');
+  const openai = await postJson(`${url}/v1/images/generations`, { model: 'z_image_turbo', prompt: 'a cat', size: '64x64', response_format: 'b64_json' });
+  t.equal(openai.status, 200, JSON.stringify(openai.body.error));
+  const png = Buffer.from((openai.body.data as { b64_json: string }[])[0]!.b64_json, 'base64');
+  const { format, width, height } = await sharp(png).metadata();
+  t.same([format, width, height], ['png', 64, 64]);
+  t.match(readPngText(png).parameters, /^a cat\nSteps: 8, Sampler: Euler, CFG scale: 1,/);
+  const refused = await postJson(`${url}/v1/images/generations`, { model: 'z_image_turbo', prompt: 'a cat', size: '72x64' });
+  t.equal(refused.status, 400);
+  t.match(refused.body, { error: { type: 'invalid_request_error', param: 'size', message: /multiple of 16/ } });
+});
+
+t.test('a folder of Z-Image\'s download names is one model; A1111 requests without steps or cfg get the family\'s', async (t) => {
+  const models = path.join(dir, 'models');
+  const folder = path.join(models, 'z-image-turbo');
+  await mkdir(folder, { recursive: true });
+  await Promise.all(Object.values(files).map((file) => copyFile(file, path.join(folder, path.basename(file)))));
+  const { url } = await startTestServer(t, { modelsDir: models });
+  const listed = (await getJson(`${url}/sdapi/v1/sd-models`)).body as unknown as { model_name: string }[];
+  t.same(listed.map((model) => model.model_name), ['z-image-turbo'], 'the component files are not checkpoints of their own');
+  const txt2img = await postJson(`${url}/sdapi/v1/txt2img`, {
+    prompt: 'a cat', width: 64, height: 64, seed: 2, sampler_name: 'Euler', override_settings: { sd_model_checkpoint: 'z-image-turbo' },
+  });
+  t.equal(txt2img.status, 200, JSON.stringify(txt2img.body.detail));
+  t.match(JSON.parse(txt2img.body.info as string) as object, { steps: 8, cfg_scale: 1, sd_model_name: 'z-image-turbo' });
+});
