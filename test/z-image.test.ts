@@ -5,12 +5,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import sharp from 'sharp';
 import t from 'tap';
 
 import { loadModel, type GeneratedImage, type Model } from '../lib/index.js';
 import { loadQwenTokenizer, Z_IMAGE_TEMPLATE } from '../lib/qwen-tokenizer.js';
 import { cpu, samePixels } from './fixtures/draw.js';
-import { writeQwen3, writeTinyZImage } from './fixtures/z-image.js';
+import { writeQwen3, writeQwen3LlamaCppGguf, writeTinyZImage } from './fixtures/z-image.js';
 
 const dir = t.testdir();
 const files = await writeTinyZImage(path.join(dir, 'z'));
@@ -84,6 +85,8 @@ t.test('the states come after layer 35, or from the final norm when the file has
     }
   };
   t.notOk(await samePixels(await image(2, 1), await image(2, 2)), '2 layers: the final norm is used');
+  t.notOk(await samePixels(await image(34, 1), await image(34, 2)), '34 layers: the final norm is used');
+  t.ok(await samePixels(await image(35, 1), await image(35, 2)), '35 layers: the states after layer 35, unnormed');
   t.ok(await samePixels(await image(36, 1), await image(36, 2)), '36 layers: the states after layer 35, unnormed');
 });
 
@@ -99,4 +102,36 @@ t.test('a missing, misplaced or damaged component is an error naming it', async 
   const garbage = path.join(dir, 'garbage.safetensors');
   await writeFile(garbage, Buffer.from('not a safetensors file at all'));
   await t.rejects(loadModel({ ...files, llm: garbage }, cpu), { code: 'ERR_MODEL_FORMAT' });
+});
+
+t.test('a Qwen3 GGUF in llama.cpp\'s names (token_embd, blk.N.attn_q, …) is the same text encoder', async (t) => {
+  const gguf = await writeQwen3LlamaCppGguf(path.join(dir, 'qwen3-llamacpp.gguf'));
+  const fromGguf = await loadModel({ ...files, llm: gguf }, cpu);
+  try {
+    t.same(fromGguf.info.unusedTensors, []);
+    t.equal(fromGguf.info.components?.llm, gguf);
+    t.ok(await samePixels(await draw(fromGguf), await draw(model)), 'the same f16 values give the same image');
+  } finally {
+    await fromGguf.close();
+  }
+});
+
+t.test('lowMemory frees the transformer while a prompt is encoded; the pixels stay the same', async (t) => {
+  const low = await loadModel(files, { ...cpu, lowMemory: true });
+  try {
+    t.ok(await samePixels(await draw(low), await draw(model)));
+    t.ok(await samePixels(await draw(low, { prompt: 'a dog' }), await draw(model, { prompt: 'a dog' })), 'a second prompt too');
+  } finally {
+    await low.close();
+  }
+});
+
+t.test('the stages compose to textToImage\'s pixels', async (t) => {
+  const [positive, image] = [await model.encodePrompt(quick.prompt), await draw(model)];
+  const latent = await model.sample({
+    latent: model.emptyLatent({ width: 64, height: 64 }), positive: [positive], seed: 42, steps: 2, cfgScale: 1, sampler: 'euler', scheduler: 'discrete',
+  });
+  const [decoded] = await model.decode(latent);
+  const pixels = await sharp(image.png).raw().toBuffer();
+  t.ok(Buffer.from(decoded!.data).equals(pixels));
 });
