@@ -135,3 +135,12 @@ t.test('the stages compose to textToImage\'s pixels', async (t) => {
   const pixels = await sharp(image.png).raw().toBuffer();
   t.ok(Buffer.from(decoded!.data).equals(pixels));
 });
+
+t.test('image-to-image: strength 0 keeps the input, a lower strength starts later in the schedule, full strength from noise alone', async (t) => {
+  const solid = (r: number, g: number, b: number) => sharp({ create: { width: 64, height: 64, channels: 3, background: { r, g, b } } }).png().toBuffer();
+  const [red, blue] = [await solid(200, 40, 40), await solid(30, 60, 220)];
+  const at = async (image: Buffer, strength: number) => (await model.imageToImage({ ...quick, steps: 4, image, strength }))[0]!;
+  t.ok((await sharp((await at(red, 0)).png).raw().toBuffer()).equals(await sharp(red).raw().toBuffer()), 'strength 0: the input');
+  t.notOk(await samePixels(await at(red, 0.6), await at(red, 1)), 'strength 0.6 is not a fresh start');
+  t.ok(await samePixels(await at(red, 1), await at(blue, 1)), 'strength 1: noise alone, whatever the input');
+});
