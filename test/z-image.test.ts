@@ -8,9 +8,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import t from 'tap';
 
-import { loadModel, type GeneratedImage, type Model } from '../lib/index.js';
+import { convertModel, loadModel, type GeneratedImage, type Model } from '../lib/index.js';
 import { loadQwenTokenizer, Z_IMAGE_TEMPLATE } from '../lib/qwen-tokenizer.js';
-import { cpu, samePixels } from './fixtures/draw.js';
+import { cpu, meanAbsDiff, samePixels } from './fixtures/draw.js';
 import { writeQwen3, writeQwen3LlamaCppGguf, writeTinyZImage } from './fixtures/z-image.js';
 
 const dir = t.testdir();
@@ -143,4 +143,24 @@ t.test('image-to-image: strength 0 keeps the input, a lower strength starts late
   t.ok((await sharp((await at(red, 0)).png).raw().toBuffer()).equals(await sharp(red).raw().toBuffer()), 'strength 0: the input');
   t.notOk(await samePixels(await at(red, 0.6), await at(red, 1)), 'strength 0.6 is not a fresh start');
   t.ok(await samePixels(await at(red, 1), await at(blue, 1)), 'strength 1: noise alone, whatever the input');
+});
+
+t.test('convertModel writes the transformer and the Qwen3 model as GGUF; they load as the components and draw the same picture', async (t) => {
+  const transformer = path.join(dir, 'z_image_turbo-q8_0.gguf');
+  const llm = path.join(dir, 'qwen_3_4b-f16.gguf');
+  const converted = await convertModel(files.diffusionModel, transformer, { weightType: 'q8_0' });
+  t.ok(converted.types.q8_0! > 0, `matrices quantized (${JSON.stringify(converted.types)})`);
+  t.same(converted.skipped, []);
+  t.same((await convertModel(files.llm, llm)).skipped, []);
+  const fromGguf = await loadModel({ ...files, diffusionModel: transformer, llm }, cpu);
+  try {
+    t.match(fromGguf.info, { format: 'gguf', family: 'z-image', unusedTensors: [] });
+    t.ok(fromGguf.info.storedTypes.q8_0! > 0);
+    const [quantized, f16, otherSeed] = [await draw(fromGguf), await draw(model), await draw(model, { seed: 7 })];
+    const pixels = async (image: GeneratedImage) => sharp(image.png).raw().toBuffer();
+    const near = meanAbsDiff(await pixels(quantized), await pixels(f16));
+    t.ok(near < meanAbsDiff(await pixels(otherSeed), await pixels(f16)) / 2, `q8_0 is near the f16 image (mean difference ${near.toFixed(2)})`);
+  } finally {
+    await fromGguf.close();
+  }
 });
