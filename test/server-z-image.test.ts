@@ -1,6 +1,7 @@
 // The server with Z-Image given as component files: by the component options (the CLI's
 // --diffusion-model, --llm, --vae) and as a models-folder folder of its download names; OpenAI and
-// A1111 requests make Z-Image pictures with the family's defaults.
+// A1111 requests make Z-Image pictures with the family's defaults, and ComfyUI's Z-Image workflow
+// (UNETLoader, CLIPLoader of type lumina2, VAELoader) runs.
 import { copyFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -9,7 +10,7 @@ import t from 'tap';
 
 import { readPngText } from '../lib/index.js';
 import { writeTinyZImage } from './fixtures/z-image.js';
-import { getJson, startTestServer } from './server-helpers.js';
+import { getJson, pollTask, startTestServer } from './server-helpers.js';
 
 const dir = t.testdir();
 const files = await writeTinyZImage(path.join(dir, 'z'));
@@ -47,4 +48,34 @@ t.test('a folder of Z-Image\'s download names is one model; A1111 requests witho
   });
   t.equal(txt2img.status, 200, JSON.stringify(txt2img.body.detail));
   t.match(JSON.parse(txt2img.body.info as string) as object, { steps: 8, cfg_scale: 1, sd_model_name: 'z-image-turbo' });
+});
+
+t.test('ComfyUI: UNETLoader, CLIPLoader (type lumina2) and VAELoader name Z-Image\'s parts; the workflow makes its picture', async (t) => {
+  const { url } = await startTestServer(t, { modelComponents: files, apis: ['comfyui'] });
+  const base = (file: string) => path.basename(file);
+  const info = await (await fetch(`${url}/object_info/CLIPLoader`)).json() as { CLIPLoader: { input: { required: { clip_name: string[][]; type: string[][] } } } };
+  t.same(info.CLIPLoader.input.required.clip_name, [[base(files.llm)]]);
+  t.ok(info.CLIPLoader.input.required.type[0]!.includes('lumina2'));
+  const graph = {
+    11: { class_type: 'UNETLoader', inputs: { unet_name: base(files.diffusionModel), weight_dtype: 'default' } },
+    12: { class_type: 'CLIPLoader', inputs: { clip_name: base(files.llm), type: 'lumina2' } },
+    13: { class_type: 'VAELoader', inputs: { vae_name: base(files.vae) } },
+    2: { class_type: 'CLIPTextEncode', inputs: { text: 'a red fox', clip: ['12', 0] } },
+    4: { class_type: 'EmptySD3LatentImage', inputs: { width: 64, height: 64, batch_size: 1 } },
+    5: {
+      class_type: 'KSampler',
+      inputs: { model: ['11', 0], positive: ['2', 0], negative: ['2', 0], latent_image: ['4', 0], seed: 1, steps: 2, cfg: 1,
+        sampler_name: 'euler', scheduler: 'simple', denoise: 1 },
+    },
+    6: { class_type: 'VAEDecode', inputs: { samples: ['5', 0], vae: ['13', 0] } },
+    7: { class_type: 'SaveImage', inputs: { images: ['6', 0], filename_prefix: 'z' } },
+  };
+  const queued = await postJson(`${url}/prompt`, { prompt: graph, client_id: 'z' });
+  t.equal(queued.status, 200, JSON.stringify(queued.body));
+  const promptId = String(queued.body.prompt_id);
+  const [entry] = (await pollTask(`${url}/history/${promptId}`, (body) => promptId in body)).slice(-1) as Record<string, { outputs: Record<string, { images: { filename: string; type: string }[] }> }>[];
+  const [image] = entry![promptId]!.outputs['7']!.images;
+  const png = Buffer.from(await (await fetch(`${url}/view?filename=${image!.filename}&type=${image!.type}`)).arrayBuffer());
+  const { width, height } = await sharp(png).metadata();
+  t.same([width, height], [64, 64]);
 });
