@@ -56,26 +56,37 @@ t.test('ComfyUI: UNETLoader, CLIPLoader (type lumina2) and VAELoader name Z-Imag
   const info = await (await fetch(`${url}/object_info/CLIPLoader`)).json() as { CLIPLoader: { input: { required: { clip_name: string[][]; type: string[][] } } } };
   t.same(info.CLIPLoader.input.required.clip_name, [[base(files.llm)]]);
   t.ok(info.CLIPLoader.input.required.type[0]!.includes('lumina2'));
-  const graph = {
-    11: { class_type: 'UNETLoader', inputs: { unet_name: base(files.diffusionModel), weight_dtype: 'default' } },
-    12: { class_type: 'CLIPLoader', inputs: { clip_name: base(files.llm), type: 'lumina2' } },
-    13: { class_type: 'VAELoader', inputs: { vae_name: base(files.vae) } },
-    2: { class_type: 'CLIPTextEncode', inputs: { text: 'a red fox', clip: ['12', 0] } },
-    4: { class_type: 'EmptySD3LatentImage', inputs: { width: 64, height: 64, batch_size: 1 } },
-    5: {
-      class_type: 'KSampler',
-      inputs: { model: ['11', 0], positive: ['2', 0], negative: ['2', 0], latent_image: ['4', 0], seed: 1, steps: 2, cfg: 1,
-        sampler_name: 'euler', scheduler: 'simple', denoise: 1 },
-    },
-    6: { class_type: 'VAEDecode', inputs: { samples: ['5', 0], vae: ['13', 0] } },
-    7: { class_type: 'SaveImage', inputs: { images: ['6', 0], filename_prefix: 'z' } },
+  const draw = async (shift?: number): Promise<Buffer> => {
+    const graph: Record<string, { class_type: string; inputs: Record<string, unknown> }> = {
+      11: { class_type: 'UNETLoader', inputs: { unet_name: base(files.diffusionModel), weight_dtype: 'default' } },
+      12: { class_type: 'CLIPLoader', inputs: { clip_name: base(files.llm), type: 'lumina2' } },
+      13: { class_type: 'VAELoader', inputs: { vae_name: base(files.vae) } },
+      2: { class_type: 'CLIPTextEncode', inputs: { text: 'a red fox', clip: ['12', 0] } },
+      4: { class_type: 'EmptySD3LatentImage', inputs: { width: 64, height: 64, batch_size: 1 } },
+      5: {
+        class_type: 'KSampler',
+        inputs: { model: ['11', 0], positive: ['2', 0], negative: ['2', 0], latent_image: ['4', 0], seed: 1, steps: 2, cfg: 1,
+          sampler_name: 'euler', scheduler: 'simple', denoise: 1 },
+      },
+      6: { class_type: 'VAEDecode', inputs: { samples: ['5', 0], vae: ['13', 0] } },
+      7: { class_type: 'SaveImage', inputs: { images: ['6', 0], filename_prefix: 'z' } },
+    };
+    if (shift !== undefined) {
+      graph['14'] = { class_type: 'ModelSamplingAuraFlow', inputs: { model: ['11', 0], shift } };
+      graph['5']!.inputs.model = ['14', 0];
+    }
+    const queued = await postJson(`${url}/prompt`, { prompt: graph, client_id: 'z' });
+    t.equal(queued.status, 200, JSON.stringify(queued.body));
+    const promptId = String(queued.body.prompt_id);
+    const [entry] = (await pollTask(`${url}/history/${promptId}`, (body) => promptId in body)).slice(-1) as
+      Record<string, { outputs: Record<string, { images: { filename: string; type: string }[] }> }>[];
+    const [image] = entry![promptId]!.outputs['7']!.images;
+    const png = Buffer.from(await (await fetch(`${url}/view?filename=${image!.filename}&type=${image!.type}`)).arrayBuffer());
+    const { data, info: size } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
+    t.same([size.width, size.height], [64, 64]);
+    return data;
   };
-  const queued = await postJson(`${url}/prompt`, { prompt: graph, client_id: 'z' });
-  t.equal(queued.status, 200, JSON.stringify(queued.body));
-  const promptId = String(queued.body.prompt_id);
-  const [entry] = (await pollTask(`${url}/history/${promptId}`, (body) => promptId in body)).slice(-1) as Record<string, { outputs: Record<string, { images: { filename: string; type: string }[] }> }>[];
-  const [image] = entry![promptId]!.outputs['7']!.images;
-  const png = Buffer.from(await (await fetch(`${url}/view?filename=${image!.filename}&type=${image!.type}`)).arrayBuffer());
-  const { width, height } = await sharp(png).metadata();
-  t.same([width, height], [64, 64]);
+  const plain = await draw();
+  t.ok((await draw(3)).equals(plain), 'ModelSamplingAuraFlow at shift 3: Z-Image\'s own shift');
+  t.notOk((await draw(1)).equals(plain), 'another shift changes the picture');
 });
