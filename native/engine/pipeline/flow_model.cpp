@@ -27,8 +27,6 @@ constexpr size_t kChromaT5Chunk = 512;
 // SD3 reads T5's and the CLIP encoders' states in runs of 77 tokens.
 constexpr size_t kSd3Chunk = 77;
 // The 16-channel VAE's latent normalisation for each family.
-constexpr float kFluxLatentScale = 0.3611f;
-constexpr float kFluxLatentShift = 0.1159f;
 constexpr float kSd3LatentScale = 1.5305f;
 constexpr float kSd3LatentShift = 0.0609f;
 
@@ -54,10 +52,6 @@ void checkFlowSampling(const std::string& sampler, const std::string& scheduler)
   }
 }
 
-namespace {
-
-// A1111's emphasis over T5's states, as for CLIP: each token's state times its weight, then the
-// whole run rescaled to its former mean.
 void weighStates(std::vector<float>& states, const std::vector<float>& weights, int64_t width) {
   bool plain = true;
   for (float w : weights) plain = plain && w == 1.0f;
@@ -74,11 +68,12 @@ void weighStates(std::vector<float>& states, const std::vector<float>& weights, 
   }
 }
 
-}  // namespace
-
 FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   const ggml_type weightType = parseWeightType(params.weightType);
   const int threads = params.threads > 0 ? params.threads : physicalCores();
+  if (params.lowMemory && params.keepTextEncoders) {
+    throw Error(ErrorCode::InvalidArgument, "lowMemory frees the text encoders whenever the transformer runs; it cannot keep them (keepTextEncoders)");
+  }
   backend_ = std::make_unique<Backend>(params.backend, threads);
   diffusion_ = loadComponent(params.diffusionModel, ComponentRole::DiffusionModel, weightType, threads, backend_->handle());
   if (diffusion_->weights->has("cap_embedder.1.weight")) {
@@ -89,9 +84,6 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   const bool chroma = diffusion_->weights->has("distilled_guidance_layer.in_proj.weight");
   const std::string kind = sd3 ? "SD3" : chroma ? "Chroma" : "FLUX.1";
   if (!params.llm.empty()) throw Error(ErrorCode::InvalidArgument, kind + " models take no language-model text encoder (--llm)");
-  if (params.lowMemory && params.keepTextEncoders) {
-    throw Error(ErrorCode::InvalidArgument, "lowMemory frees the text encoders whenever the transformer runs; it cannot keep them (keepTextEncoders)");
-  }
   sd3_ = sd3;
   if (sd3) mmditConfig_ = readMmditConfig(*diffusion_->weights);
   else fluxConfig_ = readFluxConfig(*diffusion_->weights);
@@ -207,52 +199,6 @@ void FlowModel::noteModel(int64_t latentChannels, int64_t contextDim, int vaeSca
   // Loaded (and checked) above; the first encoding uses them and then frees them unless kept.
 }
 
-void FlowModel::loadZImage(const LoadParams& params, ggml_type weightType, int threads) {
-  zImage_ = true;
-  info_.family = "z-image";
-  info_.textEncoders = {"llm"};
-  auto refuse = [](const std::string& given, const char* what) {
-    if (!given.empty()) throw Error(ErrorCode::InvalidArgument, std::string("Z-Image models take no ") + what);
-  };
-  refuse(params.clipL, "CLIP-L text encoder (--clip-l)");
-  refuse(params.clipG, "CLIP-G text encoder (--clip-g)");
-  refuse(params.t5xxl, "T5-XXL text encoder (--t5xxl); their text encoder is a Qwen3 model (--llm)");
-  if (params.lowMemory && params.keepTextEncoders) {
-    throw Error(ErrorCode::InvalidArgument, "lowMemory frees the text encoders whenever the transformer runs; it cannot keep them (keepTextEncoders)");
-  }
-  zImageConfig_ = readZImageConfig(*diffusion_->weights);
-  buildTransformer();
-  noteComponent("diffusionModel", *diffusion_);
-  if (params.lowMemory) releaseTransformer();
-  auto load = [&](const std::string& path, ComponentRole role, const char* what) {
-    if (path.empty()) throw Error(ErrorCode::InvalidArgument, std::string("this Z-Image model needs ") + what + ": give its file with " + componentFlag(role));
-    return loadComponent(path, role, weightType, threads, backend_->handle());
-  };
-  llmFile_ = load(params.llm, ComponentRole::Llm, "the Qwen3 text encoder (qwen_3_4b.safetensors, or a Qwen3-4B GGUF)");
-  vaeFile_ = load(params.vae, ComponentRole::Vae, "the FLUX.1 VAE (ae.safetensors)");
-  llmConfig_ = readLlmConfig(*llmFile_->weights);
-  VaeConfig vaeConfig = readVaeConfig(*vaeFile_->weights);
-  // Z-Image shares FLUX.1's VAE and its latent normalisation.
-  vaeConfig.latentScale = kFluxLatentScale;
-  vaeConfig.latentShift = kFluxLatentShift;
-  auto mismatch = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, what); };
-  if (zImageConfig_.contextDim != llmConfig_.width) {
-    mismatch(params.diffusionModel + ": the transformer takes " + std::to_string(zImageConfig_.contextDim) + "-wide text states but the Qwen3 model (" +
-             params.llm + ") gives " + std::to_string(llmConfig_.width));
-  }
-  if (zImageConfig_.latentChannels != vaeConfig.latentChannels) {
-    mismatch(params.diffusionModel + ": the transformer works on " + std::to_string(zImageConfig_.latentChannels) + "-channel latents but the VAE (" +
-             params.vae + ") has " + std::to_string(vaeConfig.latentChannels));
-  }
-  // The reference engine's default shift for Z-Image, over the discrete schedule.
-  schedule_ = {FlowShiftKind::Snr, 3.0f};
-  llm_ = std::make_unique<LlmEncoder>(llmConfig_, *llmFile_->weights, *backend_);
-  vae_ = std::make_unique<Vae>(vaeConfig, *vaeFile_->weights, *backend_);
-  llm_->validate();
-  vae_->validate();
-  loadTaesd(params, threads, "Z-Image", "taef1");
-  noteModel(zImageConfig_.latentChannels, zImageConfig_.contextDim, vaeConfig.scale());
-}
 
 void FlowModel::noteComponent(const char* role, const Component& part) {
   if (std::string(role) == "diffusionModel") info_.format = part.file.format;
@@ -452,16 +398,6 @@ FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Condi
   return text;
 }
 
-FlowText FlowModel::encodeZImagePrompt(const Conditioning& llmTokens) {
-  if (llmTokens.weights.size() != llmTokens.tokens.size()) {
-    throw Error(ErrorCode::InvalidArgument, "the Qwen3 conditioning must have one weight per token");
-  }
-  FlowText text;
-  text.context = llm_->encode(llmTokens.tokens);
-  weighStates(text.context, llmTokens.weights, llmConfig_.width);
-  text.tokens = static_cast<int64_t>(llmTokens.tokens.size());
-  return text;
-}
 
 FlowText FlowModel::encodeChromaPrompt(const Conditioning& t5Tokens) {
   FlowText text;

@@ -36,6 +36,14 @@ struct FlowText {
 // Throws InvalidArgument unless the sampler and scheduler run flow models.
 void checkFlowSampling(const std::string& sampler, const std::string& scheduler);
 
+// A1111's emphasis over a text encoder's states (T5, Qwen3), as for CLIP: each token's state
+// times its weight, then the whole run rescaled to its former mean. states: [tokens, width].
+void weighStates(std::vector<float>& states, const std::vector<float>& weights, int64_t width);
+
+// FLUX.1's VAE latent normalisation (Z-Image shares the VAE and it).
+constexpr float kFluxLatentScale = 0.3611f;
+constexpr float kFluxLatentShift = 0.1159f;
+
 class FlowModel : public Model {
  public:
   explicit FlowModel(const LoadParams& params);
