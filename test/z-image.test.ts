@@ -11,7 +11,8 @@ import t from 'tap';
 import { convertModel, loadModel, type GeneratedImage, type Model } from '../lib/index.js';
 import { loadQwenTokenizer, Z_IMAGE_TEMPLATE } from '../lib/qwen-tokenizer.js';
 import { cpu, meanAbsDiff, samePixels } from './fixtures/draw.js';
-import { writeQwen3, writeQwen3LlamaCppGguf, writeTinyZImage } from './fixtures/z-image.js';
+import { componentBytes } from './fixtures/flux.js';
+import { qwen3Layout, writeQwen3, writeQwen3LlamaCppGguf, writeTinyZImage } from './fixtures/z-image.js';
 
 const dir = t.testdir();
 const files = await writeTinyZImage(path.join(dir, 'z'));
@@ -102,6 +103,16 @@ t.test('a missing, misplaced or damaged component is an error naming it', async 
   const garbage = path.join(dir, 'garbage.safetensors');
   await writeFile(garbage, Buffer.from('not a safetensors file at all'));
   await t.rejects(loadModel({ ...files, llm: garbage }, cpu), { code: 'ERR_MODEL_FORMAT' });
+  // Shapes no Qwen3 has: heads of 7 values, a layer without its MLP.
+  const oddHeads = qwen3Layout();
+  oddHeads.find((spec) => spec.name === 'model.layers.0.self_attn.q_norm.weight')!.shape = [7];
+  const odd = path.join(dir, 'odd-heads.safetensors');
+  await writeFile(odd, componentBytes(oddHeads, 1));
+  await t.rejects(loadModel({ ...files, llm: odd }, cpu), { code: 'ERR_MODEL_FORMAT', message: /odd-heads\.safetensors \(--llm\) is not a Qwen3 text model .*whole heads of 7/ });
+  const noMlp = qwen3Layout().filter((spec) => spec.name !== 'model.layers.1.mlp.up_proj.weight');
+  const partial = path.join(dir, 'partial.safetensors');
+  await writeFile(partial, componentBytes(noMlp, 1));
+  await t.rejects(loadModel({ ...files, llm: partial }, cpu), { code: 'ERR_MODEL_FORMAT', message: /partial\.safetensors.*layers\.1\.mlp\.up_proj\.weight/ });
 });
 
 t.test('a Qwen3 GGUF in llama.cpp\'s names (token_embd, blk.N.attn_q, …) is the same text encoder', async (t) => {

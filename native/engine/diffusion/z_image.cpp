@@ -39,8 +39,8 @@ std::vector<float> timeEmbedding(float sigma) { return timestepEmbedding(1000.0f
 
 }  // namespace
 
-ZImageConfig readZImageConfig(const Weights& w) {
-  auto bad = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, "not a Z-Image transformer: " + what); };
+ZImageConfig readZImageConfig(const Weights& w, const std::string& source) {
+  auto bad = [&](const std::string& what) { throw Error(ErrorCode::ModelFormat, source + " is not a Z-Image transformer this reads: " + what); };
   ZImageConfig c;
   const std::vector<int64_t>& xIn = w.shape("x_embedder.weight");
   if (xIn.size() != 2 || xIn[1] % (kPatch * kPatch) != 0) bad("x_embedder.weight must be [hidden, channels x 4]");
@@ -57,7 +57,7 @@ ZImageConfig readZImageConfig(const Weights& w) {
   c.headWidth = w.shape("layers.0.attention.q_norm.weight").at(0);
   const int64_t qkv = w.shape("layers.0.attention.qkv.weight").at(0);
   if (c.headWidth != 128 || c.hidden % c.headWidth != 0 || qkv % c.headWidth != 0) {
-    throw Error(ErrorCode::ModelUnsupported, "layers.0.attention: Z-Image's RoPE needs 128-wide heads over a whole number of them; this file has " +
+    throw Error(ErrorCode::ModelUnsupported, source + ": layers.0.attention: Z-Image's RoPE needs 128-wide heads over a whole number of them; this file has " +
                                                  std::to_string(c.headWidth) + "-wide heads, width " + std::to_string(c.hidden));
   }
   c.heads = c.hidden / c.headWidth;

@@ -28,7 +28,9 @@ struct ZImageConfig {
   int refiners = 2;             // noise_refiner and context_refiner blocks each
 };
 
-ZImageConfig readZImageConfig(const Weights& w);
+// Throws ModelFormat (ModelUnsupported for heads other than 128 wide) naming `source` (the file and
+// its flag) and the tensor when the file is not a Z-Image transformer this reads.
+ZImageConfig readZImageConfig(const Weights& w, const std::string& source);
 
 class ZImageTransformer {
  public:

@@ -14,7 +14,7 @@ void FlowModel::loadZImage(const LoadParams& params, ggml_type weightType, int t
   refuse(params.clipL, "CLIP-L text encoder (--clip-l)");
   refuse(params.clipG, "CLIP-G text encoder (--clip-g)");
   refuse(params.t5xxl, "T5-XXL text encoder (--t5xxl); their text encoder is a Qwen3 model (--llm)");
-  zImageConfig_ = readZImageConfig(*diffusion_->weights);
+  zImageConfig_ = readZImageConfig(*diffusion_->weights, params.diffusionModel + " (--diffusion-model)");
   buildTransformer();
   noteComponent("diffusionModel", *diffusion_);
   if (params.lowMemory) releaseTransformer();
@@ -24,7 +24,7 @@ void FlowModel::loadZImage(const LoadParams& params, ggml_type weightType, int t
   };
   llmFile_ = load(params.llm, ComponentRole::Llm, "the Qwen3 text encoder (qwen_3_4b.safetensors, or a Qwen3-4B GGUF)");
   vaeFile_ = load(params.vae, ComponentRole::Vae, "the FLUX.1 VAE (ae.safetensors)");
-  llmConfig_ = readLlmConfig(*llmFile_->weights);
+  llmConfig_ = readLlmConfig(*llmFile_->weights, params.llm + " (--llm)");
   VaeConfig vaeConfig = readVaeConfig(*vaeFile_->weights);
   // Z-Image shares FLUX.1's VAE and its latent normalisation.
   vaeConfig.latentScale = kFluxLatentScale;

@@ -16,8 +16,8 @@ constexpr int kRopeContext = 40960;  // Qwen3's max_position_embeddings; no scal
 
 }  // namespace
 
-LlmConfig readLlmConfig(const Weights& w) {
-  auto bad = [](const std::string& what) { throw Error(ErrorCode::ModelFormat, "not a Qwen3 text model: " + what); };
+LlmConfig readLlmConfig(const Weights& w, const std::string& source) {
+  auto bad = [&](const std::string& what) { throw Error(ErrorCode::ModelFormat, source + " is not a Qwen3 text model this reads: " + what); };
   if (!w.has("embed_tokens.weight")) bad("embed_tokens.weight is missing");
   LlmConfig c;
   const std::vector<int64_t>& table = w.shape("embed_tokens.weight");

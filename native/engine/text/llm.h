@@ -28,8 +28,9 @@ struct LlmConfig {
   int tapLayer = 35;
 };
 
-// Throws ModelFormat naming the tensor when the file is not a Qwen3 model this reads.
-LlmConfig readLlmConfig(const Weights& w);
+// Throws ModelFormat naming `source` (the file and its flag) and the tensor when the file is not a
+// Qwen3 model this reads.
+LlmConfig readLlmConfig(const Weights& w, const std::string& source);
 
 class LlmEncoder {
  public:
