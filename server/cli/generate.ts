@@ -153,7 +153,9 @@ Examples:
     -p "a corgi in a field" --guidance 3.5 -o corgi.png
   npx sdnode generate --diffusion-model flux1-kontext-dev.safetensors --clip-l clip_l.safetensors \\
     --t5xxl t5xxl_fp16.safetensors --vae ae.safetensors --t5-tokenizer tokenizer_2/spiece.model \\
-    -i car.png -p "make the car red" -o red-car.png`;
+    -i car.png -p "make the car red" -o red-car.png
+  npx sdnode generate --diffusion-model z_image_turbo_bf16.safetensors --llm qwen_3_4b.safetensors \\
+    --vae ae.safetensors -p "a corgi in a field" -o corgi.png`;
 
 // Library option → the flag that sets it, for rewording the library's messages.
 const flagOf: Readonly<Record<string, string>> = {
