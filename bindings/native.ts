@@ -77,9 +77,9 @@ export interface NativeModelInfo {
   vaeScale: number;
   /** Bytes of weights resident for this model, after any weightType conversion. */
   weightBytes: number;
-  /** The text encoders a prompt goes through: 'clipL', 'clipG', 't5xxl'. */
+  /** The text encoders a prompt goes through: 'clipL', 'clipG', 't5xxl', 'llm' (Z-Image's Qwen3). */
   textEncoders: string[];
-  /** Models loaded from components: each component's file by role ('diffusionModel', 'clipL', 't5xxl', 'vae'). */
+  /** Models loaded from components: each component's file by role ('diffusionModel', 'clipL', 't5xxl', 'llm', 'vae'). */
   componentFiles: Record<string, string>;
   /** Backend the model runs on: 'cpu' | 'metal' | 'cuda'. */
   backend: string;

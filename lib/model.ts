@@ -120,8 +120,6 @@ interface ModelFolders {
   embeddingsDir: string | undefined;
 }
 
-// Friends of Model inside this package (generate.ts): set from Model's static block, not exported
-// from lib/index.ts, so users see only the public methods.
 /** The tokenizers a model's text encoders need besides CLIP's (which is built in). */
 interface ModelTokenizers {
   t5?: T5Tokenizer;
@@ -130,6 +128,8 @@ interface ModelTokenizers {
   qwenMissing?: SdnodeError;
 }
 
+// Friends of Model inside this package (generate.ts): set from Model's static block, not exported
+// from lib/index.ts, so users see only the public methods.
 let createModel: (modelPath: string, native: NativeModel, folders: ModelFolders, tokenizers: ModelTokenizers) => Model;
 let nativeOf: (model: Model) => NativeModel;
 let runOnModel: (
@@ -150,7 +150,6 @@ export class Model {
   /** Absolute path of the folder of textual-inversion embeddings when a call gives none (load option `embeddingsDir`). */
   readonly embeddingsDir: string | undefined;
   readonly #native: NativeModel;
-  readonly #t5: T5Tokenizer | undefined;
   readonly #tokenizers: ModelTokenizers;
   /** Settles when every call made so far has finished. */
   #queueTail: Promise<void> = Promise.resolve();
@@ -167,7 +166,6 @@ export class Model {
     this.loraDir = folders.loraDir;
     this.embeddingsDir = folders.embeddingsDir;
     this.#native = native;
-    this.#t5 = tokenizers.t5;
     this.#tokenizers = tokenizers;
     this.info = publicInfo(native.info);
   }
@@ -198,7 +196,7 @@ export class Model {
    * encoders for this call.
    */
   encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptConditioning> {
-    const request = textRequest(this.info, this.#t5, prompt, options, this.info.family === 'z-image' ? () => this.#qwen() : undefined);
+    const request = textRequest(this.info, this.#tokenizers.t5, prompt, options, this.info.family === 'z-image' ? () => this.#qwen() : undefined);
     return this.#stage('encodePrompt', options.signal, async (native) => ({ ...await native.encodeText(request), contextDim: this.info.contextDim }));
   }
 
@@ -340,18 +338,19 @@ export class Model {
         path: file, name: path.basename(file, path.extname(file)), unetWeight: weight, textWeight: weight,
       })),
     ];
+    // Flow families read T5 (FLUX.1, Chroma, SD3) or a language model (Z-Image).
     const zImage = this.info.family === 'z-image';
-    const flow = isFlowFamily(this.info.family) && !zImage;
+    const t5Family = isFlowFamily(this.info.family) && !zImage;
     const nativeRequest: NativeRequest = {
       ...request.settings,
       prompt: this.#conditioning(text, this.info.padToken, request.promptTokens?.clipL, vocabulary),
       negative: this.#conditioning(request.negativePrompt, this.info.padToken, request.negativePromptTokens?.clipL, vocabulary),
-      ...(flow && {
-        t5Prompt: flowTextConditioning(text, request.promptTokens?.t5xxl, this.#t5, 'promptTokens'),
+      ...(t5Family && {
+        t5Prompt: flowTextConditioning(text, request.promptTokens?.t5xxl, this.#tokenizers.t5, 'promptTokens'),
         // cfg 1 runs no negative pass, so its text is not tokenised (nor needs a T5 vocabulary).
         t5Negative: request.settings.cfgScale === 1
           ? flowTextConditioning('', [], undefined, 'negativePromptTokens')
-          : flowTextConditioning(request.negativePrompt, request.negativePromptTokens?.t5xxl, this.#t5, 'negativePromptTokens'),
+          : flowTextConditioning(request.negativePrompt, request.negativePromptTokens?.t5xxl, this.#tokenizers.t5, 'negativePromptTokens'),
       }),
       ...(zImage && {
         llmPrompt: this.#llmConditioning(text, request.promptTokens?.llm, 'promptTokens'),
