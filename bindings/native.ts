@@ -45,6 +45,8 @@ export interface NativeLoadOptions {
   clipL?: string;
   clipG?: string;
   t5xxl?: string;
+  /** Z-Image: the Qwen3 text model's file. */
+  llm?: string;
   vae?: string;
   /** Flow models: keep the text encoders resident between calls. Absent: false (loaded per new prompt, then freed). */
   keepTextEncoders?: boolean;
@@ -75,9 +77,9 @@ export interface NativeModelInfo {
   vaeScale: number;
   /** Bytes of weights resident for this model, after any weightType conversion. */
   weightBytes: number;
-  /** The text encoders a prompt goes through: 'clipL', 'clipG', 't5xxl'. */
+  /** The text encoders a prompt goes through: 'clipL', 'clipG', 't5xxl', 'llm' (Z-Image's Qwen3). */
   textEncoders: string[];
-  /** Models loaded from components: each component's file by role ('diffusionModel', 'clipL', 't5xxl', 'vae'). */
+  /** Models loaded from components: each component's file by role ('diffusionModel', 'clipL', 't5xxl', 'llm', 'vae'). */
   componentFiles: Record<string, string>;
   /** Backend the model runs on: 'cpu' | 'metal' | 'cuda'. */
   backend: string;
@@ -159,6 +161,9 @@ export interface NativeRequest {
   /** SD3: CLIP-G rows of 77 when they differ from prompt / negative (ids given per encoder). Absent: the same rows. */
   clipGPrompt?: NativeConditioning;
   clipGNegative?: NativeConditioning;
+  /** Z-Image: the Qwen3 ids (chat template included; the engine adds nothing) and weights for the prompt and the negative prompt. */
+  llmPrompt?: NativeConditioning;
+  llmNegative?: NativeConditioning;
   /** FLUX.1 Kontext: reference images (sides multiples of 16). Absent: none. */
   referenceImages?: NativeReferenceImage[];
   /** FLUX.1 dev's distilled guidance. Absent: 3.5. */
@@ -284,6 +289,8 @@ export interface NativeTextRequest {
   clipG?: NativeConditioning;
   /** Flow models' T5 ids (no end token, no padding). */
   t5?: NativeConditioning;
+  /** Z-Image's Qwen3 ids, as NativeRequest's llmPrompt. */
+  llm?: NativeConditioning;
   clipSkip: number;
   /** Merged into the text encoders for the call. */
   loras?: NativeLora[];

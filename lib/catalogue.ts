@@ -48,8 +48,8 @@ export interface CatalogueEntry {
   file?: CatalogueFile;
   /** The model card's settings (see ModelCard), from the repository's model card and scheduler config. */
   card?: ModelCard;
-  /** Component files by their load key (diffusionModel, clipL, t5xxl, vae) and t5Tokenizer. */
-  components?: Partial<Record<'diffusionModel' | 'clipL' | 'clipG' | 't5xxl' | 'vae' | 't5Tokenizer', CatalogueFile>>;
+  /** Component files by their load key (diffusionModel, clipL, t5xxl, llm, vae) and t5Tokenizer. */
+  components?: Partial<Record<'diffusionModel' | 'clipL' | 'clipG' | 't5xxl' | 'llm' | 'vae' | 't5Tokenizer', CatalogueFile>>;
 }
 
 /** The catalogue's default model: small, fast, and served by the hub without a licence to accept. */
@@ -95,6 +95,18 @@ export const catalogue: Readonly<Record<string, CatalogueEntry>> = {
       t5xxl: { repo: 'comfyanonymous/flux_text_encoders', file: 't5xxl_fp8_e4m3fn.safetensors', revision: main },
       vae: { repo: 'black-forest-labs/FLUX.1-schnell', file: 'ae.safetensors', revision: main },
       t5Tokenizer: { repo: 'black-forest-labs/FLUX.1-schnell', file: 'tokenizer_2/spiece.model', revision: main },
+    },
+  },
+  'z-image-turbo': {
+    description: 'Z-Image Turbo (bf16) with its Qwen3-4B text encoder: 1024×1024 in 8 steps at cfg 1',
+    licence: 'Apache-2.0 (Z-Image Turbo); Qwen3 Apache-2.0; FLUX.1 schnell VAE Apache-2.0',
+    family: 'z-image',
+    gated: false,
+    // Comfy-Org's repackaging, the files stable-diffusion.cpp's and ComfyUI's instructions name.
+    components: {
+      diffusionModel: { repo: 'Comfy-Org/z_image_turbo', file: 'split_files/diffusion_models/z_image_turbo_bf16.safetensors', revision: main },
+      llm: { repo: 'Comfy-Org/z_image_turbo', file: 'split_files/text_encoders/qwen_3_4b.safetensors', revision: main },
+      vae: { repo: 'Comfy-Org/z_image_turbo', file: 'split_files/vae/ae.safetensors', revision: main },
     },
   },
 };

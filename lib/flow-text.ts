@@ -1,9 +1,11 @@
 // The text conditioning of flow models besides CLIP's: T5's ids and per-token weights, from the
-// prompt through the T5 tokenizer, or from ids the caller gives (`promptTokens.t5xxl`). Also
-// CLIP rows built from given ids. A leaf: no engine, no files.
+// prompt through the T5 tokenizer, or from ids the caller gives (`promptTokens.t5xxl`); Z-Image's
+// Qwen3 ids, the prompt in its chat template through Qwen's tokenizer, or given (`promptTokens.llm`).
+// Also CLIP rows built from given ids. A leaf: no engine, no files.
 import type { NativeConditioning } from '../bindings/native.js';
 import { SdnodeError } from './errors.js';
 import { parseEmphasis } from './prompt.js';
+import { zImagePromptTokens, type QwenTokenizer } from './qwen-tokenizer.js';
 import type { T5Tokenizer } from './t5-tokenizer.js';
 
 const CLIP_BEGIN = 49406;
@@ -39,5 +41,21 @@ export function flowTextConditioning(
   }
   const spans = parseEmphasis(text).filter((span) => span.weight >= 0);
   const weighted = tokenizer.encodeWeighted(spans);
+  return { tokens: Int32Array.from(weighted.ids), weights: Float32Array.from(weighted.weights) };
+}
+
+/**
+ * Z-Image's Qwen3 ids and weights for `text`: `ids` when given (every id the model reads), else the
+ * prompt's emphasis spans in the chat template through the tokenizer.
+ */
+export function llmTextConditioning(
+  text: string, ids: readonly number[] | undefined, tokenizer: QwenTokenizer | undefined, tokensOption: string,
+): NativeConditioning {
+  if (ids) {
+    if (ids.length === 0) throw new RangeError(`${tokensOption}.llm must hold at least one id (the chat template's included)`);
+    return { tokens: Int32Array.from(ids), weights: new Float32Array(ids.length).fill(1) };
+  }
+  if (!tokenizer) throw new TypeError(`llmTextConditioning needs a tokenizer or ${tokensOption}.llm`);
+  const weighted = zImagePromptTokens(tokenizer, parseEmphasis(text).filter((span) => span.weight >= 0));
   return { tokens: Int32Array.from(weighted.ids), weights: Float32Array.from(weighted.weights) };
 }

@@ -31,6 +31,7 @@ export type {
   CacheOptions, MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,
 } from './option-types.js';
 export { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
+export { loadQwenTokenizer, QwenTokenizer, zImagePromptTokens } from './qwen-tokenizer.js';
 export { maskedStarts, weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';
 export { insertPngText, readPngText } from './png-metadata.js';

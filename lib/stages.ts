@@ -2,12 +2,13 @@
 // Model.encodePrompt / emptyLatent / encodeImage / sample / decode take and return them. Values are
 // plain typed arrays the garbage collector frees; no native handle outlives a call.
 import type { NativeEncodedText, NativeEncodeImageRequest, NativeLatent, NativeSampleRequest, NativeTextRequest } from '../bindings/native.js';
-import { flowTextConditioning } from './flow-text.js';
+import { flowTextConditioning, llmTextConditioning } from './flow-text.js';
 import { decodeImage, imageSize } from './images.js';
 import type { ImageInput, Progress } from './option-types.js';
 import { familyDefaults, invalid, isFlowFamily, loraList, resolveSampler } from './options.js';
 import { buildConditioning } from './prompt.js';
 import type { T5Tokenizer } from './t5-tokenizer.js';
+import type { QwenTokenizer } from './qwen-tokenizer.js';
 import { findSampler } from './samplers.js';
 
 /** A prompt through a model's text encoders (`model.encodePrompt()`), for `model.sample()`. */
@@ -288,12 +289,16 @@ function sizeStep(model: StageModel): number {
 }
 
 /** The engine's text request for `prompt`: CLIP rows, and T5 ids for flow models. */
-export function textRequest(model: StageModel, t5: T5Tokenizer | undefined, prompt: unknown, options: EncodePromptOptions): NativeTextRequest {
+export function textRequest(
+  model: StageModel, t5: T5Tokenizer | undefined, prompt: unknown, options: EncodePromptOptions, qwen?: () => QwenTokenizer,
+): NativeTextRequest {
   if (typeof prompt !== 'string') throw invalid(TypeError, 'prompt', 'string', prompt);
   const { tokens, weights } = buildConditioning(prompt, model.padToken);
+  const zImage = model.family === 'z-image';
   return {
     prompt: { tokens, weights },
-    ...(isFlowFamily(model.family) && { t5: flowTextConditioning(prompt, undefined, t5, 'prompt') }),
+    ...(isFlowFamily(model.family) && !zImage && { t5: flowTextConditioning(prompt, undefined, t5, 'prompt') }),
+    ...(zImage && qwen && { llm: llmTextConditioning(prompt, undefined, qwen(), 'promptTokens') }),
     clipSkip: integer(options.clipSkip, 'clipSkip', 0, 12, 0),
     loras: loraList(options.loras).map(({ path, weight }) => ({ path, unetMultiplier: 0, textMultiplier: weight })),
   };

@@ -193,7 +193,7 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
                            one (default 3). Give API processes and workers the same value.
       --stall-timeout <s>  A worker that stops answering (killed, cut off) loses its job to another
                            after this many seconds (default 30).
-  Worker options: --model, --diffusion-model (and its --clip-l, --clip-g, --t5xxl, --vae), --t5-tokenizer,
+  Worker options: --model, --diffusion-model (and its --clip-l, --clip-g, --t5xxl, --llm, --vae), --t5-tokenizer,
   --models, --max-loaded, --concurrency (jobs at once, default 1),
   --threads, --backend, --prediction, --weight-type, --lora-dir, --embeddings-dir, --taesd, --attempts, --stall-timeout, --safety-checker.
 

@@ -69,8 +69,9 @@ t.test('on a terminal the bar shows the bytes, the speed and the time left', asy
 t.test('models --catalogue lists the names pull knows, with licence and whether they are gated', async (t) => {
   const { code, output } = await run(t, ['models', '--catalogue']);
   t.equal(code, 0, output);
-  for (const name of ['sd-turbo', 'sdxl-turbo', 'sd15', 'flux-schnell-q4']) t.match(output, new RegExp(`^${name} `, 'm'));
+  for (const name of ['sd-turbo', 'sdxl-turbo', 'sd15', 'flux-schnell-q4', 'z-image-turbo']) t.match(output, new RegExp(`^${name} `, 'm'));
   t.match(output, /^flux-schnell-q4 +FLUX\.1 schnell +Apache-2\.0/m);
+  t.match(output, /^z-image-turbo +Z-Image +Apache-2\.0/m);
 });
 
 t.test('a model of several files is pulled whole and listed as one model', async (t) => {

@@ -176,7 +176,7 @@ t.test('a missing, misplaced or damaged component is an error naming it', async 
   const { t5xxl: _, ...noT5 } = components(schnellFiles);
   await t.rejects(loadModel(noT5, cpu), { code: 'ERR_INVALID_ARGUMENT', message: /T5-XXL text encoder .*--t5xxl/ });
   await t.rejects(loadModel({ ...components(schnellFiles), diffusionModel: schnellFiles.vae }, cpu),
-    { code: 'ERR_MODEL_UNSUPPORTED', message: /ae\.safetensors \(--diffusion-model\) is not a FLUX\.1 or SD3 diffusion model/ });
+    { code: 'ERR_MODEL_UNSUPPORTED', message: /ae\.safetensors \(--diffusion-model\) is not a FLUX\.1, SD3 or Z-Image diffusion model/ });
   await t.rejects(loadModel({ ...components(schnellFiles), clipL: schnellFiles.t5xxl }, cpu), { code: 'ERR_MODEL_UNSUPPORTED', message: /--clip-l/ });
   const truncated = path.join(dir, 'truncated.safetensors');
   const bytes = await readFile(schnellFiles.diffusionModel);

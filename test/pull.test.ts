@@ -11,6 +11,7 @@ import { tinyCheckpointBytes } from './fixtures/checkpoint.js';
 import { writeTinyFlux } from './fixtures/flux.js';
 import { cpu } from './fixtures/draw.js';
 import { serveFluxSchnellQ4, startFakeHub } from './fixtures/fake-hub.js';
+import { writeTinyZImage } from './fixtures/z-image.js';
 
 const hub = await startFakeHub();
 t.teardown(() => hub.close());
@@ -137,6 +138,23 @@ t.test('loadModel pulls a reference only with pull: true', async (t) => {
   const again = await loadModel('hf:someone/lazy/lazy.safetensors', cpu);
   t.teardown(() => again.close());
   t.equal(again.path, model.path, 'once pulled, it loads without pull');
+});
+
+t.test('z-image-turbo pulls its transformer, Qwen3 text encoder and VAE, and loads as a Z-Image model', async (t) => {
+  const parts = await writeTinyZImage(t.testdir());
+  const served = { diffusionModel: 'diffusion_models/z_image_turbo_bf16.safetensors', llm: 'text_encoders/qwen_3_4b.safetensors', vae: 'vae/ae.safetensors' };
+  for (const [key, file] of Object.entries(served)) {
+    hub.files.set(`Comfy-Org/z_image_turbo/main/split_files/${file}`, { bytes: await readFile(parts[key as keyof typeof parts]) });
+  }
+  const modelsDir = t.testdir();
+  const pulled = await pullModel('z-image-turbo', { modelsDir });
+  t.same(Object.keys(pulled.components!).sort(), ['diffusionModel', 'llm', 'vae']);
+  t.same(await findPulledModel('z-image-turbo', { modelsDir }), pulled, 'its component JSON names the llm file too');
+  const model = await loadModel(pulled.components!, cpu);
+  t.teardown(() => model.close());
+  t.equal(model.info.family, 'z-image');
+  const [image] = await model.textToImage({ prompt: 'a cat', width: 64, height: 64, steps: 1, seed: 1 });
+  t.same([(await sharp(image!.png).metadata()).width, image!.height], [64, 64]);
 });
 
 t.test('a catalogue model of several files pulls each one and writes its component JSON last', async (t) => {

@@ -147,6 +147,8 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
   if (!o.Get("t5Negative").IsUndefined()) r.t5Negative = conditioningField(o, "t5Negative");
   if (!o.Get("clipGPrompt").IsUndefined()) r.clipGPrompt = conditioningField(o, "clipGPrompt");
   if (!o.Get("clipGNegative").IsUndefined()) r.clipGNegative = conditioningField(o, "clipGNegative");
+  if (!o.Get("llmPrompt").IsUndefined()) r.llmPrompt = conditioningField(o, "llmPrompt");
+  if (!o.Get("llmNegative").IsUndefined()) r.llmNegative = conditioningField(o, "llmNegative");
   // Optional: FLUX.1 Kontext's reference images, [{ width, height, data }].
   const Napi::Value references = o.Get("referenceImages");
   if (!references.IsUndefined()) {
@@ -193,7 +195,7 @@ sdnode::LoadParams loadParamsFromJs(const std::string& path, const Napi::Object&
   if (!options.Get("taesd").IsUndefined()) p.taesd = stringField(options, "taesd");
   // Optional: a model given as components.
   const std::pair<const char*, std::string*> components[] = {
-      {"diffusionModel", &p.diffusionModel}, {"clipL", &p.clipL}, {"clipG", &p.clipG}, {"t5xxl", &p.t5xxl}, {"vae", &p.vae}};
+      {"diffusionModel", &p.diffusionModel}, {"clipL", &p.clipL}, {"clipG", &p.clipG}, {"t5xxl", &p.t5xxl}, {"llm", &p.llm}, {"vae", &p.vae}};
   for (const auto& [name, field] : components) {
     if (!options.Get(name).IsUndefined()) *field = stringField(options, name);
   }
@@ -331,6 +333,7 @@ sdnode::TextRequest textRequestFromJs(const Napi::Object& o) {
   r.prompt = conditioningField(o, "prompt");
   if (!o.Get("clipG").IsUndefined()) r.clipG = conditioningField(o, "clipG");
   if (!o.Get("t5").IsUndefined()) r.t5 = conditioningField(o, "t5");
+  if (!o.Get("llm").IsUndefined()) r.llm = conditioningField(o, "llm");
   r.clipSkip = intField(o, "clipSkip");
   if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
   return r;

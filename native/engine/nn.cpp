@@ -146,6 +146,14 @@ ggml_tensor* attentionWithBias(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tens
   return plainAttention(n.ctx, q, k, v, heads, false, n.graph, bias, scale);
 }
 
+ggml_tensor* repeatKvHeads(ggml_context* ctx, ggml_tensor* x, int64_t d, int64_t kvHeads, int64_t heads) {
+  if (kvHeads == heads) return x;
+  const int64_t T = x->ne[1];
+  ggml_tensor* grouped = ggml_reshape_4d(ctx, ggml_cont(ctx, x), d, 1, kvHeads, T);
+  grouped = ggml_repeat_4d(ctx, grouped, d, heads / kvHeads, kvHeads, T);
+  return ggml_reshape_2d(ctx, grouped, d * heads, T);
+}
+
 ggml_tensor* rmsNorm(Net& n, ggml_tensor* x, const std::string& weightName, int64_t channels, float eps) {
   requireWidth(x, 0, channels, weightName);
   return ggml_mul(n.ctx, ggml_rms_norm(n.ctx, x, eps), n.w.get(weightName, {channels}));

@@ -39,6 +39,9 @@ ggml_tensor* attention(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, i
 // The plain path with an additive bias on the scores, bias: [Tk, Tq, heads] (T5's relative
 // positions), and the scores' scale given (T5 does not divide by the square root of the head width).
 ggml_tensor* attentionWithBias(Net& n, ggml_tensor* q, ggml_tensor* k, ggml_tensor* v, int heads, ggml_tensor* bias, float scale);
+// x: [d * kvHeads, T] -> [d * heads, T]: grouped-query attention's keys or values, each of the
+// kvHeads serving heads / kvHeads query heads in a row (head h reads kv head h / (heads / kvHeads)).
+ggml_tensor* repeatKvHeads(ggml_context* ctx, ggml_tensor* x, int64_t d, int64_t kvHeads, int64_t heads);
 // x: [C, T, N]: x / rms(x) * weight, without a mean or a bias (T5, Flux's q/k norms).
 ggml_tensor* rmsNorm(Net& n, ggml_tensor* x, const std::string& weightName, int64_t channels, float eps = 1e-6f);
 // [W, H, C, N] <-> [C, W*H, N]

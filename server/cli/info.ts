@@ -106,9 +106,9 @@ function describe(model: Model, weightType: string | undefined, kontext: boolean
 const predictionNames: Readonly<Record<ModelInfo['prediction'], string>> = {
   eps: 'eps (noise)', v: 'v (velocity)', flow: 'flow (rectified flow)',
 };
-const encoderNames: Readonly<Record<string, string>> = { clipL: 'CLIP-L', clipG: 'OpenCLIP bigG', t5xxl: 'T5-XXL' };
+const encoderNames: Readonly<Record<string, string>> = { clipL: 'CLIP-L', clipG: 'OpenCLIP bigG', t5xxl: 'T5-XXL', llm: 'Qwen3' };
 const componentLabels: readonly (readonly [keyof ModelComponents, string])[] = [
-  ['diffusionModel', 'diffusion model'], ['clipL', 'CLIP-L'], ['clipG', 'CLIP-G'], ['t5xxl', 'T5-XXL'], ['vae', 'VAE'],
+  ['diffusionModel', 'diffusion model'], ['clipL', 'CLIP-L'], ['clipG', 'CLIP-G'], ['t5xxl', 'T5-XXL'], ['llm', 'Qwen3'], ['vae', 'VAE'],
 ];
 
 // A model given as components: one row per file.

@@ -147,7 +147,7 @@ Promise<PulledModel | string | number> {
   return usageError(`${flag} ${model} is not downloaded yet: run sdnode pull ${model} first, or add --pull to download it now`, options.help);
 }
 
-const componentFileFlags = ['diffusion-model', 'clip-l', 'clip-g', 't5xxl', 'vae', 't5-tokenizer'] as const;
+const componentFileFlags = ['diffusion-model', 'clip-l', 'clip-g', 't5xxl', 'llm', 'vae', 't5-tokenizer'] as const;
 
 /**
  * The component flags (--diffusion-model, --clip-l, …) with each hf:… or https://… reference

@@ -15,7 +15,7 @@ import type { JobParameters } from '../jobs/job.js';
 import { checkSizeForModel, type SizeFieldNames } from '../jobs/parameters.js';
 import type { ModelEntry } from '../models/registry.js';
 
-export type FlowFamily = Extract<ModelInfo['family'], 'flux-schnell' | 'flux-dev' | 'chroma' | 'sd3' | 'sd3.5'>;
+export type FlowFamily = Extract<ModelInfo['family'], 'flux-schnell' | 'flux-dev' | 'chroma' | 'sd3' | 'sd3.5' | 'z-image'>;
 
 /** What a request gets for what it does not give, per family (the library's own table). */
 export interface FamilyDefaults {
@@ -71,6 +71,7 @@ export function flowDefaults(family: FlowFamily): FamilyDefaults {
 }
 
 function familyFromNames(header: string, hasClipG: boolean): FlowFamily {
+  if (header.includes('cap_embedder.')) return 'z-image';
   if (hasClipG || header.includes('x_embedder.proj.weight')) return /ln_q\.weight|norm_q\.weight/.test(header) ? 'sd3.5' : 'sd3';
   if (header.includes('distilled_guidance_layer.')) return 'chroma';
   return header.includes('guidance_in.') || header.includes('guidance_embedder.') ? 'flux-dev' : 'flux-schnell';

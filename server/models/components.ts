@@ -8,8 +8,8 @@
 //   "diffusionModel" key (tokenizer.json, configs) are not models. `"kontext": true` marks a
 //   FLUX.1 Kontext model whose names do not say so (Kontext has FLUX.1 dev's tensors; see
 //   dialects/kontext.ts).
-// - A folder holding the files under their download names: a T5 or CLIP file (`t5xxl*`,
-//   `clip_l*`, `clip_g*`), the VAE (`ae.*`, or a name with `vae`), and exactly one other
+// - A folder holding the files under their download names: a T5, CLIP or Qwen file (`t5xxl*`,
+//   `clip_l*`, `clip_g*`, `qwen*`), the VAE (`ae.*`, or a name with `vae`), and exactly one other
 //   .safetensors / .gguf, the diffusion model (`flux1-schnell.safetensors`, `sd3.5_medium.safetensors`).
 //   The model is named after the folder. T5's tokenizer is `spiece.model` or `tokenizer.json` in
 //   the folder, in its `tokenizer_2/` (the FLUX.1 repository's layout) or its `tokenizer_3/` (SD3's).
@@ -29,7 +29,7 @@ export interface ModelComponentSet extends ModelComponents {
 }
 
 /** The file keys a component JSON file may hold; "kontext" (true or false) besides. */
-export const componentSetKeys = ['diffusionModel', 'clipL', 'clipG', 't5xxl', 'vae', 't5Tokenizer'] as const;
+export const componentSetKeys = ['diffusionModel', 'clipL', 'clipG', 't5xxl', 'llm', 'vae', 't5Tokenizer'] as const;
 
 /**
  * Whether a model is marked as FLUX.1 Kontext, whose tensors are FLUX.1 dev's: by its components'
@@ -118,15 +118,17 @@ export function checkComponentSet(set: ModelComponentSet, source: string): void 
   }
 }
 
-type Role = 'clipL' | 'clipG' | 't5xxl' | 'vae';
+type Role = 'clipL' | 'clipG' | 't5xxl' | 'llm' | 'vae';
 
-// Download names: clip_l.safetensors, clip_g.safetensors, t5xxl_fp16.safetensors, ae.safetensors, sd3_vae.safetensors.
+// Download names: clip_l.safetensors, clip_g.safetensors, t5xxl_fp16.safetensors, qwen_3_4b.safetensors,
+// ae.safetensors, sd3_vae.safetensors.
 function roleOf(fileName: string): Role | undefined {
   const lower = fileName.toLowerCase();
   if (!checkpointExtensions.some((ext) => lower.endsWith(ext))) return undefined;
   if (/^clip[_-]?l\b|^clip[_-]?l[_.-]/.test(lower)) return 'clipL';
   if (/^clip[_-]?g[_.-]/.test(lower)) return 'clipG';
   if (lower.startsWith('t5xxl') || lower.startsWith('t5-xxl') || lower.startsWith('t5_xxl')) return 't5xxl';
+  if (lower.startsWith('qwen')) return 'llm';
   if (/^ae\./.test(lower) || lower.includes('vae')) return 'vae';
   return undefined;
 }
@@ -183,7 +185,7 @@ function folderComponents(root: string, dir: string, files: readonly string[],
     if (role && !roles.has(role)) roles.set(role, file);
     else if (checkpointExtensions.some((ext) => file.toLowerCase().endsWith(ext))) others.push(file);
   }
-  const isComponentFolder = roles.has('t5xxl') || roles.has('clipL') || roles.has('clipG');
+  const isComponentFolder = roles.has('t5xxl') || roles.has('clipL') || roles.has('clipG') || roles.has('llm');
   if (!isComponentFolder || others.length !== 1) return undefined;
   const set: ModelComponentSet = { diffusionModel: at(others[0]!) };
   for (const [role, file] of roles) set[role] = at(file);

@@ -40,9 +40,9 @@ void forEachPatchValue(int64_t C, int64_t h, int64_t w, PatchOrder order, Visit 
 
 }  // namespace
 
-std::vector<float> patchify(const std::vector<float>& latent, int64_t C, int64_t h, int64_t w) {
+std::vector<float> patchify(const std::vector<float>& latent, int64_t C, int64_t h, int64_t w, PatchOrder order) {
   std::vector<float> tokens(latent.size());
-  forEachPatchValue(C, h, w, PatchOrder::ChannelFirst, [&](int64_t at, int64_t to) { tokens[to] = latent[at]; });
+  forEachPatchValue(C, h, w, order, [&](int64_t at, int64_t to) { tokens[to] = latent[at]; });
   return tokens;
 }
 
@@ -67,6 +67,46 @@ ggml_tensor* tokensOf(ggml_context* ctx, ggml_tensor* x, int64_t from, int64_t c
 
 ggml_tensor* pieceOf(ggml_context* ctx, ggml_tensor* m, int64_t width, int i) {
   return ggml_view_1d(ctx, m, width, static_cast<size_t>(i * width) * ggml_element_size(m));
+}
+
+std::vector<float> ropeTable(const std::vector<int>& axes, float theta, const std::vector<RopePosition>& positions) {
+  int64_t pairs = 0;
+  for (int a : axes) pairs += a / 2;
+  const int64_t T = static_cast<int64_t>(positions.size());
+  std::vector<float> table(static_cast<size_t>(2 * pairs * T));
+  for (int64_t t = 0; t < T; t++) {
+    int64_t pair = 0;
+    for (size_t a = 0; a < axes.size(); a++) {
+      const int half = axes[a] / 2;
+      for (int j = 0; j < half; j++, pair++) {
+        const float omega = 1.0f / std::pow(theta, static_cast<float>(2 * j) / static_cast<float>(axes[a]));
+        const float angle = positions[static_cast<size_t>(t)][a] * omega;
+        table[static_cast<size_t>(t * pairs + pair)] = std::cos(angle);
+        table[static_cast<size_t>((T + t) * pairs + pair)] = std::sin(angle);
+      }
+    }
+  }
+  return table;
+}
+
+Rope ropeOf(ggml_context* ctx, ggml_tensor* table, int64_t from, int64_t count) {
+  const int64_t pairs = table->ne[0], T = count < 0 ? table->ne[1] : count;
+  auto part = [&](int i) {
+    ggml_tensor* half = ggml_view_2d(ctx, table, pairs, T, table->nb[1], i * table->nb[2] + static_cast<size_t>(from) * table->nb[1]);
+    return ggml_reshape_4d(ctx, half, 1, pairs, 1, T);
+  };
+  return {part(0), part(1)};
+}
+
+ggml_tensor* rotate(ggml_context* ctx, ggml_tensor* x, const Rope& rope) {
+  const int64_t d = x->ne[0], heads = x->ne[1], T = x->ne[2];
+  x = ggml_reshape_4d(ctx, x, 2, d / 2, heads, T);
+  auto half = [&](int i) { return ggml_view_4d(ctx, x, 1, x->ne[1], x->ne[2], x->ne[3], x->nb[1], x->nb[2], x->nb[3], i * x->nb[0]); };
+  ggml_tensor* a = half(0);
+  ggml_tensor* b = half(1);
+  ggml_tensor* first = ggml_sub(ctx, ggml_mul(ctx, a, rope.cos), ggml_mul(ctx, b, rope.sin));
+  ggml_tensor* second = ggml_add(ctx, ggml_mul(ctx, a, rope.sin), ggml_mul(ctx, b, rope.cos));
+  return ggml_reshape_2d(ctx, ggml_concat(ctx, first, second, 0), d * heads, T);
 }
 
 bool skipped(const std::vector<int32_t>* blocks, int index) {

@@ -48,31 +48,16 @@ struct PositionGrid {
   bool spread = true;  // false: every token at (index, rowOffset, columnOffset)
 };
 
-// RoPE angles' cosines then sines, [tokens][pairs] each, for the grids in order; each axis rotates
-// its own run of pairs with frequencies theta^(-2j/width).
-std::vector<float> ropeTable(const std::vector<int>& axes, const std::vector<PositionGrid>& grids) {
-  int64_t pairs = 0, T = 0;
-  for (int a : axes) pairs += a / 2;
-  for (const PositionGrid& g : grids) T += g.rows * g.columns;
-  std::vector<float> table(static_cast<size_t>(2 * pairs * T));
-  int64_t t = 0;
+// The RoPE positions of the grids' tokens, in order.
+std::vector<RopePosition> gridPositions(const std::vector<PositionGrid>& grids) {
+  std::vector<RopePosition> positions;
   for (const PositionGrid& g : grids) {
-    for (int64_t i = 0; i < g.rows * g.columns; i++, t++) {
-      const float position[3] = {g.index, g.rowOffset + (g.spread ? static_cast<float>(i / g.columns) : 0.0f),
-                                 g.columnOffset + (g.spread ? static_cast<float>(i % g.columns) : 0.0f)};
-      int64_t pair = 0;
-      for (size_t a = 0; a < axes.size(); a++) {
-        const int half = axes[a] / 2;
-        for (int j = 0; j < half; j++, pair++) {
-          const float omega = 1.0f / std::pow(kRopeTheta, static_cast<float>(2 * j) / static_cast<float>(axes[a]));
-          const float angle = position[a] * omega;
-          table[static_cast<size_t>(t * pairs + pair)] = std::cos(angle);
-          table[static_cast<size_t>((T + t) * pairs + pair)] = std::sin(angle);
-        }
-      }
+    for (int64_t i = 0; i < g.rows * g.columns; i++) {
+      positions.push_back({g.index, g.rowOffset + (g.spread ? static_cast<float>(i / g.columns) : 0.0f),
+                           g.columnOffset + (g.spread ? static_cast<float>(i % g.columns) : 0.0f)});
     }
   }
-  return table;
+  return positions;
 }
 
 // The text, the image and the references, as FLUX.1 places them: references at index 1, each next
@@ -107,27 +92,10 @@ std::vector<Modulation> modulations(Net& n, ggml_tensor* vec, const std::string&
   return out;
 }
 
-struct Rope {
-  ggml_tensor* cos;  // [1, pairs, 1, T]
-  ggml_tensor* sin;
-};
-
 // x: [128 * heads, T] of q or k, normed per head (RMS, `<norm>.scale`): [128, heads, T].
 ggml_tensor* headNorm(Net& n, ggml_tensor* x, const std::string& norm, int64_t heads) {
   x = ggml_reshape_3d(n.ctx, ggml_cont(n.ctx, x), kHeadWidth, heads, x->ne[1]);
   return rmsNorm(n, x, norm + ".scale", kHeadWidth);
-}
-
-// x: [128, heads, T] -> rotated, [128 * heads, T]: adjacent pairs turn by their token's angles.
-ggml_tensor* rotate(ggml_context* ctx, ggml_tensor* x, const Rope& rope) {
-  const int64_t heads = x->ne[1], T = x->ne[2];
-  x = ggml_reshape_4d(ctx, x, 2, kHeadWidth / 2, heads, T);
-  auto half = [&](int i) { return ggml_view_4d(ctx, x, 1, x->ne[1], x->ne[2], x->ne[3], x->nb[1], x->nb[2], x->nb[3], i * x->nb[0]); };
-  ggml_tensor* a = half(0);
-  ggml_tensor* b = half(1);
-  ggml_tensor* first = ggml_sub(ctx, ggml_mul(ctx, a, rope.cos), ggml_mul(ctx, b, rope.sin));
-  ggml_tensor* second = ggml_add(ctx, ggml_mul(ctx, a, rope.sin), ggml_mul(ctx, b, rope.cos));
-  return ggml_reshape_2d(ctx, ggml_concat(ctx, first, second, 0), kHeadWidth * heads, T);
 }
 
 ggml_tensor* mlpEmbedder(Net& n, ggml_tensor* x, const std::string& prefix, int64_t in, int64_t hidden) {
@@ -216,11 +184,7 @@ ggml_tensor* FluxTransformer::build(GraphBuild& g, const std::vector<float>& tok
     return attentionWithBias(n, q, k, v, static_cast<int>(c.heads), keyMask, 1.0f / std::sqrt(static_cast<float>(kHeadWidth)));
   };
 
-  ggml_tensor* table = g.input(GGML_TYPE_F32, {pairs, T, 2}, rope.data());
-  auto ropePart = [&](int i) {
-    return ggml_reshape_4d(ctx, ggml_view_2d(ctx, table, pairs, T, table->nb[1], i * table->nb[2]), 1, pairs, 1, T);
-  };
-  const Rope pe{ropePart(0), ropePart(1)};
+  const Rope pe = ropeOf(ctx, g.input(GGML_TYPE_F32, {pairs, T, 2}, rope.data()));
 
   for (int b = 0; b < c.doubleBlocks; b++) {
     if (skipped(in.skipBlocks, b)) continue;
@@ -285,7 +249,7 @@ void FluxTransformer::validate() {
   FluxInputs in{&context, textTokens, &pooled, 1.0f};
   GraphBuild g;
   const std::vector<float> time = config_.chroma ? chromaRows(1.0f) : timeEmbedding(1.0f);
-  ggml_tensor* out = build(g, patchify(latent, config_.latentChannels, h, w), 1, ropeTable(config_.axes, positionGrids(textTokens, 1, 1, nullptr)),
+  ggml_tensor* out = build(g, patchify(latent, config_.latentChannels, h, w), 1, ropeTable(config_.axes, kRopeTheta, gridPositions(positionGrids(textTokens, 1, 1, nullptr))),
                            time, time, in);
   if (out->ne[0] != config_.latentChannels * kPatch * kPatch) {
     throw Error(ErrorCode::ModelFormat, "final_layer.linear gives " + std::to_string(out->ne[0]) + " values per token; img_in takes " +
@@ -310,7 +274,7 @@ std::vector<float> FluxTransformer::forward(const std::vector<float>& latent, in
       tokens.insert(tokens.end(), more.begin(), more.end());
     }
   }
-  const std::vector<float> rope = ropeTable(config_.axes, positionGrids(in.contextTokens, rows, columns, in.references));
+  const std::vector<float> rope = ropeTable(config_.axes, kRopeTheta, gridPositions(positionGrids(in.contextTokens, rows, columns, in.references)));
   const std::vector<float> time = config_.chroma ? chromaRows(sigma) : timeEmbedding(sigma);
   const std::vector<float> guidance = timeEmbedding(in.guidance);
   std::vector<float> out = runner_.run([&](GraphBuild& g) { return build(g, tokens, rows * columns, rope, time, guidance, in); });

@@ -28,8 +28,8 @@ struct Spelling {
 Spelling spellingOf(ComponentRole role) {
   switch (role) {
     case ComponentRole::DiffusionModel:
-      return {{"model.diffusion_model.", "diffusion_model."}, "", {"img_in.weight", "x_embedder.proj.weight"},
-              "a FLUX.1 or SD3 diffusion model (img_in or x_embedder, double_blocks.* or joint_blocks.*)"};
+      return {{"model.diffusion_model.", "diffusion_model."}, "", {"img_in.weight", "x_embedder.proj.weight", "cap_embedder.1.weight"},
+              "a FLUX.1, SD3 or Z-Image diffusion model (img_in, x_embedder or cap_embedder; double_blocks.*, joint_blocks.* or layers.*)"};
     case ComponentRole::ClipL:
       return {{"text_encoders.clip_l.transformer.", "cond_stage_model.transformer.", "conditioner.embedders.0.transformer.", "transformer."},
               "cond_stage_model.transformer.",
@@ -44,8 +44,32 @@ Spelling spellingOf(ComponentRole role) {
       return {{"text_encoders.t5xxl.transformer.", "t5xxl.transformer.", "t5xxl."}, "", {"shared.weight"}, "a T5 encoder (shared.weight, encoder.block.*)"};
     case ComponentRole::Vae:
       return {{"first_stage_model.", "vae."}, "first_stage_model.", {"first_stage_model.decoder.conv_in.weight"}, "a VAE (decoder.*)"};
+    case ComponentRole::Llm:
+      return {{"text_encoders.llm.model.", "text_encoders.llm.", "model."}, "", {"embed_tokens.weight"},
+              "a Qwen3 text model (model.embed_tokens.weight, model.layers.*; or a llama.cpp GGUF's token_embd.weight, blk.*)"};
   }
   return {};
+}
+
+// llama.cpp's GGUF names of a Qwen3 model's tensors in Hugging Face's: blk.N.<name> -> layers.N.<name>.
+std::string llamaCppToHuggingFace(const std::string& name) {
+  static const std::map<std::string, std::string> top = {
+      {"token_embd.weight", "embed_tokens.weight"}, {"output_norm.weight", "norm.weight"}, {"output.weight", "lm_head.weight"}};
+  static const std::map<std::string, std::string> layer = {
+      {"attn_q.weight", "self_attn.q_proj.weight"},       {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},       {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"attn_q_norm.weight", "self_attn.q_norm.weight"},  {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+      {"attn_norm.weight", "input_layernorm.weight"},     {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},        {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"}};
+  if (auto it = top.find(name); it != top.end()) return it->second;
+  if (startsWith(name, "blk.")) {
+    const size_t dot = name.find('.', 4);
+    if (dot != std::string::npos) {
+      if (auto it = layer.find(name.substr(dot + 1)); it != layer.end()) return "layers." + name.substr(4, dot - 4) + "." + it->second;
+    }
+  }
+  return name;
 }
 
 }  // namespace
@@ -103,10 +127,10 @@ void applyFloat8Scales(Checkpoint& file, const std::string& flag) {
 }
 
 std::optional<ComponentRole> componentRoleOf(const Checkpoint& file) {
-  for (ComponentRole role : {ComponentRole::DiffusionModel, ComponentRole::T5, ComponentRole::ClipL, ComponentRole::Vae}) {
+  for (ComponentRole role : {ComponentRole::DiffusionModel, ComponentRole::T5, ComponentRole::ClipL, ComponentRole::Vae, ComponentRole::Llm}) {
     const Spelling spelling = spellingOf(role);
     for (const auto& [name, tensor] : file.tensors) {
-      std::string bare = name;
+      std::string bare = role == ComponentRole::Llm ? llamaCppToHuggingFace(name) : name;
       for (const std::string& prefix : spelling.strip) {
         if (startsWith(bare, prefix)) {
           bare = bare.substr(prefix.size());
@@ -128,6 +152,7 @@ const char* componentFlag(ComponentRole role) {
     case ComponentRole::ClipG: return "--clip-g";
     case ComponentRole::T5: return "--t5xxl";
     case ComponentRole::Vae: return "--vae";
+    case ComponentRole::Llm: return "--llm";
   }
   return "";
 }
@@ -146,7 +171,7 @@ std::unique_ptr<Component> loadComponent(const std::string& path, ComponentRole 
   }
   std::map<std::string, CheckpointTensor> renamed;
   for (auto& [name, tensor] : component->file.tensors) {
-    std::string bare = name;
+    std::string bare = role == ComponentRole::Llm ? llamaCppToHuggingFace(name) : name;
     bool own = !bundle;
     // openCheckpoint already maps the aliases of single-file checkpoints (vae. -> first_stage_model.).
     for (const std::string& prefix : spelling.strip) {

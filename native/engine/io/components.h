@@ -16,9 +16,11 @@ namespace sdnode {
 //   ClipL / ClipG:  cond_stage_model.transformer.text_model.… (the SD 1.x spelling of CLIP's HF layout)
 //   T5:             bare (shared.weight, encoder.block.N.…)
 //   Vae:            first_stage_model.encoder.… / decoder.…
-enum class ComponentRole { DiffusionModel, ClipL, ClipG, T5, Vae };
+//   Llm:            bare Hugging Face names (embed_tokens.weight, layers.N.…, norm.weight), also from
+//                   llama.cpp's GGUF names (token_embd.weight, blk.N.attn_q.weight, …)
+enum class ComponentRole { DiffusionModel, ClipL, ClipG, T5, Vae, Llm };
 
-const char* componentFlag(ComponentRole role);  // "--diffusion-model", "--clip-l", …
+const char* componentFlag(ComponentRole role);  // "--diffusion-model", "--clip-l", "--llm", …
 
 struct Component {
   Checkpoint file;
@@ -26,7 +28,8 @@ struct Component {
 };
 
 // The role of a file that holds one flow-model component under any spelling loadComponent accepts
-// (a FLUX.1 / SD3 diffusion model, a T5 encoder, a CLIP text encoder, a 16-channel VAE); none when it
+// (a FLUX.1 / SD3 / Z-Image diffusion model, a T5 encoder, a CLIP text encoder, a Qwen3 text model, a
+// 16-channel VAE); none when it
 // holds something else.
 std::optional<ComponentRole> componentRoleOf(const Checkpoint& file);
 

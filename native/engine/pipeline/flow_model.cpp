@@ -27,8 +27,6 @@ constexpr size_t kChromaT5Chunk = 512;
 // SD3 reads T5's and the CLIP encoders' states in runs of 77 tokens.
 constexpr size_t kSd3Chunk = 77;
 // The 16-channel VAE's latent normalisation for each family.
-constexpr float kFluxLatentScale = 0.3611f;
-constexpr float kFluxLatentShift = 0.1159f;
 constexpr float kSd3LatentScale = 1.5305f;
 constexpr float kSd3LatentShift = 0.0609f;
 
@@ -54,10 +52,6 @@ void checkFlowSampling(const std::string& sampler, const std::string& scheduler)
   }
 }
 
-namespace {
-
-// A1111's emphasis over T5's states, as for CLIP: each token's state times its weight, then the
-// whole run rescaled to its former mean.
 void weighStates(std::vector<float>& states, const std::vector<float>& weights, int64_t width) {
   bool plain = true;
   for (float w : weights) plain = plain && w == 1.0f;
@@ -74,19 +68,22 @@ void weighStates(std::vector<float>& states, const std::vector<float>& weights, 
   }
 }
 
-}  // namespace
-
 FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   const ggml_type weightType = parseWeightType(params.weightType);
   const int threads = params.threads > 0 ? params.threads : physicalCores();
-  backend_ = std::make_unique<Backend>(params.backend, threads);
-  diffusion_ = loadComponent(params.diffusionModel, ComponentRole::DiffusionModel, weightType, threads, backend_->handle());
-  const bool sd3 = diffusion_->weights->has("x_embedder.proj.weight");
-  const bool chroma = diffusion_->weights->has("distilled_guidance_layer.in_proj.weight");
-  const std::string kind = sd3 ? "SD3" : chroma ? "Chroma" : "FLUX.1";
   if (params.lowMemory && params.keepTextEncoders) {
     throw Error(ErrorCode::InvalidArgument, "lowMemory frees the text encoders whenever the transformer runs; it cannot keep them (keepTextEncoders)");
   }
+  backend_ = std::make_unique<Backend>(params.backend, threads);
+  diffusion_ = loadComponent(params.diffusionModel, ComponentRole::DiffusionModel, weightType, threads, backend_->handle());
+  if (diffusion_->weights->has("cap_embedder.1.weight")) {
+    loadZImage(params, weightType, threads);
+    return;
+  }
+  const bool sd3 = diffusion_->weights->has("x_embedder.proj.weight");
+  const bool chroma = diffusion_->weights->has("distilled_guidance_layer.in_proj.weight");
+  const std::string kind = sd3 ? "SD3" : chroma ? "Chroma" : "FLUX.1";
+  if (!params.llm.empty()) throw Error(ErrorCode::InvalidArgument, kind + " models take no language-model text encoder (--llm)");
   sd3_ = sd3;
   if (sd3) mmditConfig_ = readMmditConfig(*diffusion_->weights);
   else fluxConfig_ = readFluxConfig(*diffusion_->weights);
@@ -170,31 +167,38 @@ FlowModel::FlowModel(const LoadParams& params) : params_(params) {
   if (clipG_) clipG_->validate();
   t5_->validate();
   vae_->validate();
-  if (!params.taesd.empty()) {
-    // TAEF1 and TAESD3 decode the transformer's latents as they are (scaled and shifted).
-    taesd_ = std::make_unique<Taesd>(params.taesd, *backend_, threads);
-    const TaesdConfig& tc = taesd_->config();
-    if (tc.latentChannels != vaeConfig.latentChannels || tc.scale() != vaeConfig.scale()) {
-      throw Error(ErrorCode::ModelUnsupported, params.taesd + ": this TAESD decodes " + std::to_string(tc.latentChannels) +
-                                                   "-channel latents; " + kind + " needs a 16-channel one (" +
-                                                   (sd3 ? "taesd3" : "taef1") + ")");
-    }
-  }
+  loadTaesd(params, threads, kind, sd3 ? "taesd3" : "taef1");
+  noteModel(latentChannels, contextDim, vaeConfig.scale());
+}
 
+void FlowModel::loadTaesd(const LoadParams& params, int threads, const std::string& kind, const char* which) {
+  if (params.taesd.empty()) return;
+  // TAEF1 and TAESD3 decode the transformer's latents as they are (scaled and shifted).
+  taesd_ = std::make_unique<Taesd>(params.taesd, *backend_, threads);
+  const TaesdConfig& tc = taesd_->config();
+  const VaeConfig& vc = vae_->config();
+  if (tc.latentChannels != vc.latentChannels || tc.scale() != vc.scale()) {
+    throw Error(ErrorCode::ModelUnsupported, params.taesd + ": this TAESD decodes " + std::to_string(tc.latentChannels) +
+                                                 "-channel latents; " + kind + " needs a 16-channel one (" + which + ")");
+  }
+}
+
+void FlowModel::noteModel(int64_t latentChannels, int64_t contextDim, int vaeScale) {
   info_.prediction = "flow";
   info_.unetInChannels = static_cast<int>(latentChannels);
   info_.contextDim = static_cast<int>(contextDim);
   info_.padToken = 49407;
-  info_.vaeScale = vaeConfig.scale();
+  info_.vaeScale = vaeScale;
   info_.backend = backend_->name();
   info_.taesd = taesd_ != nullptr;
   const std::pair<const char*, Component*> parts[] = {
-      {"clipL", clipFile_.get()}, {"clipG", clipGFile_.get()}, {"t5xxl", t5File_.get()}, {"vae", vaeFile_.get()}};
+      {"clipL", clipFile_.get()}, {"clipG", clipGFile_.get()}, {"t5xxl", t5File_.get()}, {"llm", llmFile_.get()}, {"vae", vaeFile_.get()}};
   for (const auto& [name, part] : parts) {
     if (part) noteComponent(name, *part);
   }
   // Loaded (and checked) above; the first encoding uses them and then frees them unless kept.
 }
+
 
 void FlowModel::noteComponent(const char* role, const Component& part) {
   if (std::string(role) == "diffusionModel") info_.format = part.file.format;
@@ -204,14 +208,17 @@ void FlowModel::noteComponent(const char* role, const Component& part) {
   for (const auto& [type, count] : part.weights->storedTypes()) info_.storedTypes[type] += count;
   for (const std::string& unused : part.weights->unused()) {
     if (unused.find("position_ids") == std::string::npos && unused.find("logit_scale") == std::string::npos &&
-        unused.find("text_projection") == std::string::npos) {
+        unused.find("text_projection") == std::string::npos && unused != "lm_head.weight") {
       info_.unusedTensors.push_back(unused);
     }
   }
 }
 
 void FlowModel::buildTransformer() {
-  if (sd3_) {
+  if (zImage_) {
+    zImageTransformer_ = std::make_unique<ZImageTransformer>(zImageConfig_, *diffusion_->weights, *backend_);
+    zImageTransformer_->validate();
+  } else if (sd3_) {
     mmdit_ = std::make_unique<MmditTransformer>(mmditConfig_, *diffusion_->weights, *backend_);
     mmdit_->validate();
   } else {
@@ -233,14 +240,20 @@ void FlowModel::loadTransformer() {
 void FlowModel::releaseTransformer() {
   flux_.reset();
   mmdit_.reset();
+  zImageTransformer_.reset();
   diffusion_.reset();
 }
 
 void FlowModel::loadTextEncoders() {
-  if (t5_) return;
+  if (textEncodersLoaded()) return;
   if (params_.lowMemory) releaseTransformer();
   const ggml_type weightType = parseWeightType(params_.weightType);
   const int threads = params_.threads > 0 ? params_.threads : physicalCores();
+  if (zImage_) {
+    llmFile_ = loadComponent(params_.llm, ComponentRole::Llm, weightType, threads, backend_->handle());
+    llm_ = std::make_unique<LlmEncoder>(llmConfig_, *llmFile_->weights, *backend_);
+    return;
+  }
   if (!params_.clipL.empty() && clipConfig_.width > 0) {
     clipFile_ = loadComponent(params_.clipL, ComponentRole::ClipL, weightType, threads, backend_->handle());
     clip_ = std::make_unique<ClipTextEncoder>(clipConfig_, *clipFile_->weights, *backend_);
@@ -257,9 +270,11 @@ void FlowModel::releaseTextEncoders() {
   clip_.reset();
   clipG_.reset();
   t5_.reset();
+  llm_.reset();
   clipFile_.reset();
   clipGFile_.reset();
   t5File_.reset();
+  llmFile_.reset();
 }
 
 void FlowModel::doneWithTextEncoders() {
@@ -271,12 +286,14 @@ void FlowModel::doneWithTextEncoders() {
   if (clip_) clip_->releaseBuffers();
   if (clipG_) clipG_->releaseBuffers();
   if (t5_) t5_->releaseBuffers();
+  if (llm_) llm_->releaseBuffers();
 }
 
-FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens) {
+FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens,
+                                 const Conditioning& llmTokens) {
   constexpr size_t kCachedPrompts = 8;
   std::string key;
-  for (const Conditioning* c : {&clipTokens, &clipGTokens, &t5Tokens}) {
+  for (const Conditioning* c : {&clipTokens, &clipGTokens, &t5Tokens, &llmTokens}) {
     key.append(reinterpret_cast<const char*>(c->tokens.data()), c->tokens.size() * sizeof(int32_t));
     key.append(reinterpret_cast<const char*>(c->weights.data()), c->weights.size() * sizeof(float));
     key += '|' + std::to_string(c->tokens.size()) + '|';
@@ -288,7 +305,7 @@ FlowText FlowModel::encodeCached(const Conditioning& clipTokens, const Condition
     }
   }
   loadTextEncoders();
-  FlowText text = encodePrompt(clipTokens, clipGTokens, t5Tokens);
+  FlowText text = zImage_ ? encodeZImagePrompt(llmTokens) : encodePrompt(clipTokens, clipGTokens, t5Tokens);
   promptCache_.emplace_front(std::move(key), text);
   if (promptCache_.size() > kCachedPrompts) promptCache_.pop_back();
   return text;
@@ -314,7 +331,8 @@ void FlowModel::checkRequest(const Request& r) const {
     fail("image must hold width*height*3 = " + std::to_string(pixels * 3) + " RGB bytes, got " + std::to_string(r.image.size()));
   }
   if (!std::isfinite(r.strength) || r.strength < 0 || r.strength > 1) fail("strength must be between 0 and 1");
-  if (!r.referenceImages.empty() && sd3_) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
+  if (zImage_ && !r.loras.empty()) fail("LoRAs are not supported for " + info_.family + " models yet");
+  if (!r.referenceImages.empty() && (sd3_ || zImage_)) fail("referenceImages are for FLUX.1 Kontext models; " + info_.family + " takes none");
   if (r.referenceImages.size() > 4) fail("at most 4 referenceImages, got " + std::to_string(r.referenceImages.size()));
   for (const ReferenceImage& ref : r.referenceImages) {
     if (ref.width < step || ref.height < step || ref.width % step != 0 || ref.height % step != 0 || ref.width > 2048 || ref.height > 2048 ||
@@ -328,7 +346,8 @@ void FlowModel::checkRequest(const Request& r) const {
   if (!std::isfinite(r.slgStart) || !std::isfinite(r.slgEnd) || r.slgStart < 0 || r.slgEnd > 1 || r.slgStart > r.slgEnd) {
     fail("slgStart and slgEnd must be fractions of the schedule with 0 <= slgStart <= slgEnd <= 1");
   }
-  const int blocks = sd3_ ? mmditConfig_.depth : fluxConfig_.doubleBlocks + fluxConfig_.singleBlocks;
+  const int blocks = zImage_ ? 0 : sd3_ ? mmditConfig_.depth : fluxConfig_.doubleBlocks + fluxConfig_.singleBlocks;
+  if (zImage_ && r.slgScale != 0) fail("skip-layer guidance (slgScale) is not supported for " + info_.family + " models");
   for (int32_t layer : r.slgScale != 0 ? r.skipLayers : std::vector<int32_t>()) {
     if (layer < 0 || layer >= blocks) {
       fail("skipLayers: " + std::to_string(layer) + " is not a block of this " + info_.family + " model (0 to " + std::to_string(blocks - 1) + ")");
@@ -380,6 +399,7 @@ FlowText FlowModel::encodeFluxPrompt(const Conditioning& clipTokens, const Condi
   return text;
 }
 
+
 FlowText FlowModel::encodeChromaPrompt(const Conditioning& t5Tokens) {
   FlowText text;
   text.context = encodeT5(t5Tokens, kChromaT5Chunk);
@@ -426,7 +446,9 @@ std::vector<float> FlowModel::denoise(const std::vector<float>& x, float sigma, 
   auto velocity = [&](int slot, const FlowText& text, const std::vector<int32_t>* skipBlocks) {
     std::vector<float> out;
     if (cache && cache->reuse(slot, x, sigma, step, out)) return out;
-    if (mmdit_) {
+    if (zImageTransformer_) {
+      out = zImageTransformer_->forward(x, w, h, sigma, text.context, text.tokens);
+    } else if (mmdit_) {
       out = mmdit_->forward(x, w, h, sigma, MmditInputs{&text.context, text.tokens, &text.pooled, skipBlocks});
     } else {
       out = flux_->forward(x, w, h, sigma, FluxInputs{&text.context, text.tokens, &text.pooled, r.guidance, &references,
@@ -501,11 +523,11 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     return copies;
   }
 
-  const FlowText cond = encodeCached(r.prompt, r.clipGPrompt, r.t5Prompt);
+  const FlowText cond = encodeCached(r.prompt, r.clipGPrompt, r.t5Prompt, r.llmPrompt);
   // cfg 1 cancels the negative pass, so FLUX.1's default (cfg 1) runs the transformer once per step.
   FlowText uncond;
   const bool guided = r.cfgScale != 1.0f;
-  if (guided) uncond = encodeCached(r.negative, r.clipGNegative, r.t5Negative);
+  if (guided) uncond = encodeCached(r.negative, r.clipGNegative, r.t5Negative, r.llmNegative);
   doneWithTextEncoders();
   // With lowMemory the transformer was freed for the text encoders; it comes back now they are gone.
   loadTransformer();
@@ -570,6 +592,7 @@ std::vector<Image> FlowModel::generateImages(const Request& r, const Callbacks& 
     x = sample(r.sampler, model, std::move(x), sigmas, *rng, unusedVpSchedule, hooks, true);
     if (flux_) flux_->releaseBuffers();
     if (mmdit_) mmdit_->releaseBuffers();
+    if (zImageTransformer_) zImageTransformer_->releaseBuffers();
     Image image;
     image.width = r.width;
     image.height = r.height;

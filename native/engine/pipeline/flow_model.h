@@ -1,7 +1,7 @@
 // A flow-matching transformer model loaded from components: FLUX.1 schnell and dev (CLIP-L's pooled
 // vector and T5's states condition the transformer) and SD3 / SD3.5 (CLIP-L's and CLIP-G's
-// penultimate states beside T5's, their pooled vectors). The transformer predicts the velocity from
-// noise to image; the 16-channel VAE decodes.
+// penultimate states beside T5's, their pooled vectors) and Z-Image (a Qwen3 language model's states
+// alone). The transformer predicts the velocity from noise to image; the 16-channel VAE decodes.
 #pragma once
 
 #include <list>
@@ -13,6 +13,7 @@
 #include "components.h"
 #include "flow_schedule.h"
 #include "flux.h"
+#include "llm.h"
 #include "mmdit.h"
 #include "rng.h"
 #include "preview.h"
@@ -21,6 +22,7 @@
 #include "t5.h"
 #include "taesd.h"
 #include "vae.h"
+#include "z_image.h"
 
 namespace sdnode {
 
@@ -34,6 +36,14 @@ struct FlowText {
 
 // Throws InvalidArgument unless the sampler and scheduler run flow models.
 void checkFlowSampling(const std::string& sampler, const std::string& scheduler);
+
+// A1111's emphasis over a text encoder's states (T5, Qwen3), as for CLIP: each token's state
+// times its weight, then the whole run rescaled to its former mean. states: [tokens, width].
+void weighStates(std::vector<float>& states, const std::vector<float>& weights, int64_t width);
+
+// FLUX.1's VAE latent normalisation (Z-Image shares the VAE and it).
+constexpr float kFluxLatentScale = 0.3611f;
+constexpr float kFluxLatentShift = 0.1159f;
 
 class FlowModel : public Model {
  public:
@@ -54,16 +64,21 @@ class FlowModel : public Model {
   std::unique_ptr<Component> clipGFile_;
   std::unique_ptr<Component> t5File_;
   std::unique_ptr<Component> vaeFile_;
-  // The transformer: FLUX.1's or SD3's, after its config; with lowMemory it is freed while the text
+  std::unique_ptr<Component> llmFile_;
+  // The transformer: FLUX.1's, SD3's or Z-Image's, after its config; with lowMemory it is freed while the text
   // encoders run (diffusion_ null then).
   bool sd3_ = false;
+  bool zImage_ = false;
   FluxConfig fluxConfig_;
   MmditConfig mmditConfig_;
+  ZImageConfig zImageConfig_;
   std::unique_ptr<FluxTransformer> flux_;   // FLUX.1
   std::unique_ptr<MmditTransformer> mmdit_;  // SD3, SD3.5
+  std::unique_ptr<ZImageTransformer> zImageTransformer_;
   std::unique_ptr<ClipTextEncoder> clip_;
   std::unique_ptr<ClipTextEncoder> clipG_;   // SD3's
   std::unique_ptr<T5Encoder> t5_;
+  std::unique_ptr<LlmEncoder> llm_;  // Z-Image's Qwen3
   std::unique_ptr<Vae> vae_;
   std::unique_ptr<Taesd> taesd_;  // TAEF1 / TAESD3, when LoadParams::taesd names one
   FlowSchedule schedule_;
@@ -72,6 +87,7 @@ class FlowModel : public Model {
   ClipConfig clipConfig_;
   ClipConfig clipGConfig_;
   T5Config t5Config_;
+  LlmConfig llmConfig_;
   // Why the weights are not the files' any more (a LoRA could not be taken out, lora.h); empty: they are.
   std::string staleWeights_;
   // The last prompts' encodings, most recent first.
@@ -81,6 +97,12 @@ class FlowModel : public Model {
   void checkRequest(const Request& request) const;
   // Adds a loaded component's file, bytes and types to info_.
   void noteComponent(const char* role, const Component& part);
+  // Z-Image's part of the constructor: its Qwen3 encoder and VAE, after diffusion_ is loaded.
+  void loadZImage(const LoadParams& params, ggml_type weightType, int threads);
+  // The TAESD of LoadParams::taesd, checked against the VAE (`kind` names the model, `which` the TAESD to get).
+  void loadTaesd(const LoadParams& params, int threads, const std::string& kind, const char* which);
+  // info_ once everything is loaded.
+  void noteModel(int64_t latentChannels, int64_t contextDim, int vaeScale);
   // The transformer over diffusion_'s weights, checked.
   void buildTransformer();
   void loadTransformer();  // when freed: loads diffusion_ again and builds the transformer
@@ -90,13 +112,18 @@ class FlowModel : public Model {
   // After a call's prompts are encoded: the text encoders freed, or (keepTextEncoders) their buffers.
   void doneWithTextEncoders();
   // encodePrompt through the cache of recent prompts, loading the text encoders on a miss.
-  FlowText encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
+  // llmTokens: Z-Image's Qwen3 ids (the other families' are empty).
+  FlowText encodeCached(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens,
+                        const Conditioning& llmTokens);
   std::vector<Image> generateImages(const Request& request, const Callbacks& callbacks);
   // clipGTokens: SD3's CLIP-G rows when they differ from clipTokens; empty: the same rows.
   FlowText encodePrompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
   FlowText encodeFluxPrompt(const Conditioning& clipTokens, const Conditioning& t5Tokens);
   FlowText encodeChromaPrompt(const Conditioning& t5Tokens);
   FlowText encodeSd3Prompt(const Conditioning& clipTokens, const Conditioning& clipGTokens, const Conditioning& t5Tokens);
+  FlowText encodeZImagePrompt(const Conditioning& llmTokens);
+  // Whether a text encoder is loaded (they come and go with lowMemory and keepTextEncoders).
+  bool textEncodersLoaded() const { return t5_ != nullptr || llm_ != nullptr; }
   // T5's states for ids and weights: the end token, padding to whole runs of `chunk`, each run encoded alone.
   std::vector<float> encodeT5(const Conditioning& t5Tokens, size_t chunk);
   // The denoised prediction at sigma; with `skipLayerGuidance`, moved by the request's slgScale

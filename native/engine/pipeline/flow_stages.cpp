@@ -25,7 +25,7 @@ EncodedText FlowModel::encodeText(const TextRequest& request) {
     for (const LoraFile& lora : request.loras) {
       if (lora.textMultiplier != 0.0f) stageFail("LoRAs on the text encoders are not supported for " + info_.family + " models yet");
     }
-    FlowText text = encodeCached(request.prompt, request.clipG, request.t5);
+    FlowText text = encodeCached(request.prompt, request.clipG, request.t5, request.llm);
     doneWithTextEncoders();
     return EncodedText{std::move(text.context), text.tokens, std::move(text.pooled), std::move(text.mask)};
   });
@@ -112,6 +112,7 @@ LatentBatch FlowModel::sampleLatent(const SampleRequest& s, const LatentBatch& l
     }
     if (flux_) flux_->releaseBuffers();
     if (mmdit_) mmdit_->releaseBuffers();
+    if (zImageTransformer_) zImageTransformer_->releaseBuffers();
     return out;
   });
 }

@@ -110,7 +110,7 @@ export const modelSchema = z.object({
   object: z.literal('model'),
   created: z.number().int(),
   owned_by: z.string(),
-  family: z.enum(['flux-schnell', 'flux-dev', 'chroma', 'sd3', 'sd3.5']).optional()
+  family: z.enum(['flux-schnell', 'flux-dev', 'chroma', 'sd3', 'sd3.5', 'z-image']).optional()
     .meta({ description: 'sdnode: the flow family of a model given as components; absent for other checkpoints and presets' }),
   defaults: z.object({
     steps: z.number().int(), cfgScale: z.number(), size: z.number().int(), sampler: z.string(), scheduler: z.string(), guidance: z.number(),

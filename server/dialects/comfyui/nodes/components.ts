@@ -1,6 +1,6 @@
 // Loaders of model parts: UNETLoader, CLIPLoader, DualCLIPLoader, TripleCLIPLoader, VAELoader. A
-// part names a file of one of the server's models given as components (FLUX.1, SD3: the diffusion
-// model, text encoders, VAE); the MODEL, CLIP or VAE it gives is that model's.
+// part names a file of one of the server's models given as components (FLUX.1, SD3, Z-Image: the
+// diffusion model, text encoders, VAE); the MODEL, CLIP or VAE it gives is that model's.
 
 import path from 'node:path';
 
@@ -14,7 +14,7 @@ export type ComponentKind = 'diffusionModel' | 'textEncoder' | 'vae';
 function partsOf(entry: ModelEntry, kind: ComponentKind): string[] {
   const c = entry.components;
   if (!c) return [];
-  const files = kind === 'diffusionModel' ? [c.diffusionModel] : kind === 'vae' ? [c.vae] : [c.clipL, c.clipG, c.t5xxl];
+  const files = kind === 'diffusionModel' ? [c.diffusionModel] : kind === 'vae' ? [c.vae] : [c.clipL, c.clipG, c.t5xxl, c.llm];
   return files.filter((file): file is string => file !== undefined).map((file) => path.basename(file));
 }
 
@@ -53,7 +53,8 @@ export const componentNodes: Record<string, NodeDefinition> = {
     outputs: [['MODEL', 'MODEL']],
     run: async (i, context) => outputs(ref(await context.componentModel('diffusionModel', [i.unet_name as string]))),
   },
-  CLIPLoader: clipLoader(['clip_name'], ['stable_diffusion', 'sd3', 'chroma', 'flux'], 'A text encoder of one of the server\'s component models.'),
+  // ComfyUI loads Z-Image's Qwen3 as type lumina2 (Z-Image reads its text as Lumina 2 does).
+  CLIPLoader: clipLoader(['clip_name'], ['stable_diffusion', 'sd3', 'chroma', 'flux', 'lumina2'], 'A text encoder of one of the server\'s component models.'),
   DualCLIPLoader: clipLoader(['clip_name1', 'clip_name2'], ['sdxl', 'sd3', 'flux'], 'Two text encoders of one of the server\'s component models (FLUX.1: CLIP-L and T5-XXL).'),
   TripleCLIPLoader: clipLoader(['clip_name1', 'clip_name2', 'clip_name3'], ['sd3'], 'Three text encoders of one of the server\'s component models (SD3: CLIP-L, CLIP-G, T5-XXL).'),
   VAELoader: {

@@ -82,14 +82,30 @@ async function runSampler(
   const own = model.emptyLatent({ width: latent.width, height: latent.height, batch: latent.batch });
   if (latent.channels !== own.channels && latent.data.every((v) => v === 0)) latent = own;
   const guidance = i.positive.find((c) => c.guidance !== undefined)?.guidance;
+  const { flowShift } = i.model;
+  // The shift of the discrete flow schedule; FLUX.1's schedule shifts by its mu (ModelSamplingFlux, not here).
+  if (flowShift !== undefined && !['sd3', 'sd3.5', 'z-image'].includes(model.info.family)) {
+    throw new RangeError(`ModelSamplingSD3 and ModelSamplingAuraFlow shift SD3 and Z-Image models; this is a ${model.info.family} model`);
+  }
   return model.sample({
     latent, positive: i.positive, negative: i.negative, seed: i.seed, steps: i.steps, cfgScale: i.cfg,
     ...(guidance !== undefined && { guidance }),
+    ...(flowShift !== undefined && { flowShift }),
     sampler: comfySamplers[i.sampler_name]!, scheduler: comfySchedulers[i.scheduler]!, rng: 'cpu', ...extra,
     ...(i.model.loras.length > 0 && { loras: i.model.loras }),
     signal: context.signal, onProgress: (p) => context.onProgress(p),
     ...(context.previewEvery > 0 && { previewEvery: context.previewEvery }),
   });
+}
+
+function modelSampling(defaultShift: number, description: string): NodeDefinition {
+  return {
+    category: 'advanced/model',
+    description,
+    required: { model: ['MODEL'], shift: ['FLOAT', { default: defaultShift, min: 0.0, max: 100.0, step: 0.01 }] },
+    outputs: [['MODEL', 'MODEL']],
+    run: async (i) => outputs({ ...(i.model as CheckpointRef), flowShift: i.shift as number }),
+  };
 }
 
 export const samplingNodes: Record<string, NodeDefinition> = {
@@ -126,6 +142,9 @@ export const samplingNodes: Record<string, NodeDefinition> = {
     outputs: [['MODEL', 'MODEL']],
     run: async (i, context) => outputs(withLora(i.model as CheckpointRef, context.loraPath(i.lora_name as string), i.strength_model as number)),
   },
+  ModelSamplingSD3: modelSampling(3.0, 'The flow shift of the sampler that runs this MODEL (SD3, Z-Image): sigma = shift·t / (1 + (shift − 1)·t).'),
+  // ComfyUI's Z-Image Turbo workflow sets its shift (3) with this node.
+  ModelSamplingAuraFlow: modelSampling(1.73, 'The flow shift of the sampler that runs this MODEL (Z-Image, AuraFlow), as ModelSamplingSD3.'),
   CLIPSetLastLayer: {
     category: 'conditioning',
     description: 'Which CLIP layer the text is read from: -1 the last, -2 the one before (CLIP skip 2).',

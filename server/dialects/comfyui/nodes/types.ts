@@ -13,6 +13,8 @@ export interface CheckpointRef {
   clipSkip: number;
   /** LoRAs applied to this MODEL (in the sampler) or CLIP (in the text encoders): absolute paths and weights. */
   loras: { path: string; weight: number }[];
+  /** ModelSamplingSD3's / ModelSamplingAuraFlow's flow shift for the sampler; absent: the family's. */
+  flowShift?: number;
 }
 
 /** MASK values: one per pixel, 0–1 (1: repaint). */
