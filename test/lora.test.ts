@@ -12,7 +12,7 @@ import { listLoras, loadModel, type Model, type TextToImageOptions } from '../li
 import { extractLoraTags } from '../lib/lora.js';
 import { tinyCheckpointBytes, writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { encodeGguf } from './fixtures/gguf.js';
-import { tinyLoraBytes, tinyLycorisPair, writeTinyLora } from './fixtures/lora.js';
+import { tinyDoraPair, tinyLoraBytes, tinyLycorisPair, writeTinyLora } from './fixtures/lora.js';
 import { encodeSafetensors, readSafetensorsHeader } from './fixtures/safetensors.js';
 
 const dir = t.testdir();
@@ -165,6 +165,38 @@ for (const kind of ['loha', 'lokr'] as const) {
   });
 }
 
+t.test('DoRA renormalises each updated row (linear layers) or input channel (convolutions) to its magnitudes', async (t) => {
+  // Magnitudes equal to the updated weight's own norms leave the LoRA's weight: the same image as
+  // the plain LoRA, at any multiplier; other magnitudes move it, and the weights come back after.
+  const doraDir = path.join(dir, 'dora');
+  await mkdir(doraDir, { recursive: true });
+  const same = tinyDoraPair();
+  await writeFile(path.join(doraDir, 'dora-same.safetensors'), same.dora);
+  await writeFile(path.join(doraDir, 'plain.safetensors'), same.lora);
+  await writeFile(path.join(doraDir, 'dora-louder.safetensors'), tinyDoraPair({ magnitudeScale: 1.5 }).dora);
+  const plain = await pixels({ prompt: 'a castle' });
+  for (const weight of [1, 0.6]) {
+    const asLora = await pixels({ prompt: `a castle <lora:plain:${weight}>`, loraDir: doraDir });
+    nearlyEqual(t, await pixels({ prompt: `a castle <lora:dora-same:${weight}>`, loraDir: doraDir }), asLora, plain);
+  }
+  const asLora = await pixels({ prompt: 'a castle <lora:plain:1>', loraDir: doraDir });
+  const louder = await pixels({ prompt: 'a castle <lora:dora-louder:1>', loraDir: doraDir });
+  let moved = 0;
+  for (let i = 0; i < louder.length; i++) moved = Math.max(moved, Math.abs(louder[i]! - asLora[i]!));
+  t.ok(moved > 20, `other magnitudes move the image (${moved} levels)`);
+  t.ok((await pixels({ prompt: 'a castle' })).equals(plain), 'the weights come back exactly');
+  const misfit = path.join(doraDir, 'misfit.safetensors');
+  const module = 'lora_unet_down_blocks_0_attentions_0_proj_in';
+  const header = readSafetensorsHeader(same.lora);
+  const part = (name: string) => {
+    const entry = header.tensors.get(name)!;
+    return { name, dtype: 'F16' as const, shape: entry.shape, data: same.lora.subarray(header.dataStart + entry.data_offsets[0], header.dataStart + entry.data_offsets[1]) };
+  };
+  await writeFile(misfit, encodeSafetensors([part(`${module}.lora_down.weight`), part(`${module}.lora_up.weight`),
+    { name: `${module}.dora_scale`, dtype: 'F16', shape: [7, 1], data: Buffer.alloc(14) }], {}));
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: misfit }] }), { code: 'ERR_MODEL_UNSUPPORTED', message: new RegExp(`module '${module}'.*does not fit weight`) });
+});
+
 t.test('LyCORIS Tucker cores (hada_t1 / hada_t2, lokr_t2) rebuild a convolution as LyCORIS does', async (t) => {
   // The first ResBlock's 3×3 convolution, and a LoCon of the same difference: down[k, c, s] =
   // Σ_j t[k, j, s] · b[j, c], up[o, k] = a[k, o].
@@ -220,11 +252,14 @@ t.test('a LyCORIS module whose factors do not fit the weight names the module an
   await t.rejects(model.textToImage({ ...quick, loras: [{ path: lokr }] }), { code: 'ERR_MODEL_FORMAT', message: /lacks its lokr_w2_b tensor/ });
 });
 
-t.test('adapters other than LoRA, LoCon, LoHa and LoKr, and incomplete modules, are refused by name', async (t) => {
+t.test('adapters other than LoRA, LoCon, LoHa, LoKr and DoRA, and incomplete modules, are refused by name', async (t) => {
   const tensor = (name: string, shape: number[]) => ({ name, dtype: 'F16' as const, shape, data: Buffer.alloc(2 * shape.reduce((a, b) => a * b, 1)) });
-  const dora = path.join(dir, 'dora.safetensors');
+  const oft = path.join(dir, 'oft.safetensors');
+  await writeFile(oft, encodeSafetensors([tensor('lora_unet_down_blocks_0_attentions_0_proj_in.oft_blocks', [4, 8, 8])], {}));
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: oft }] }), { code: 'ERR_MODEL_UNSUPPORTED', message: /oft_blocks' belongs to a OFT adapter/ });
+  const dora = path.join(dir, 'dora-alone.safetensors');
   await writeFile(dora, encodeSafetensors([tensor('lora_unet_down_blocks_0_attentions_0_proj_in.dora_scale', [32, 1])], {}));
-  await t.rejects(model.textToImage({ ...quick, loras: [{ path: dora }] }), { code: 'ERR_MODEL_UNSUPPORTED', message: /dora_scale' belongs to a DoRA adapter/ });
+  await t.rejects(model.textToImage({ ...quick, loras: [{ path: dora }] }), { code: 'ERR_MODEL_FORMAT', message: /module 'lora_unet_down_blocks_0_attentions_0_proj_in' lacks its down matrix/ });
   const half = path.join(dir, 'half.safetensors');
   await writeFile(half, encodeSafetensors([tensor('lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight', [4, 32, 1, 1])], {}));
   await t.rejects(model.textToImage({ ...quick, loras: [{ path: half }] }), { code: 'ERR_MODEL_FORMAT', message: /module 'lora_unet_down_blocks_0_attentions_0_proj_in' lacks its up matrix/ });

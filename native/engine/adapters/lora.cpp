@@ -1,8 +1,9 @@
-// LoRA files (kohya, diffusers / PEFT names, LoCon convolutions, LyCORIS LoHa and LoKr) read and
-// checked whole before a single weight changes, then merged tensor by tensor with the original bytes kept for restoring.
+// LoRA files (kohya, diffusers / PEFT names, LoCon convolutions, LyCORIS LoHa and LoKr, DoRA's
+// magnitudes on any of them) read and checked whole before a single weight changes, then merged tensor by tensor with the original bytes kept for restoring.
 #include "lora.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <system_error>
 #include <thread>
@@ -30,13 +31,14 @@ const std::pair<const char*, const char*> kSuffixes[] = {
     {".hada_t1", "hada_t1"},     {".hada_t2", "hada_t2"},
     {".lokr_w1_a", "lokr_w1_a"}, {".lokr_w1_b", "lokr_w1_b"}, {".lokr_w2_a", "lokr_w2_a"}, {".lokr_w2_b", "lokr_w2_b"},
     {".lokr_w1", "lokr_w1"},     {".lokr_w2", "lokr_w2"},     {".lokr_t2", "lokr_t2"},
-    {".alpha", "alpha"},
+    {".alpha", "alpha"},       {".dora_scale", "dora_scale"},
+    {".lora_magnitude_vector.weight", "dora_scale"}, {".lora_magnitude_vector", "dora_scale"},  // PEFT's DoRA
 };
 
 // Name parts of adapter kinds we do not apply, which change weights by other formulas.
 const std::pair<const char*, const char*> kOtherKinds[] = {
     {".lora_mid.", "LoCon with Tucker decomposition (lora_mid)"},
-    {"dora_scale", "DoRA"}, {".oft_", "OFT"}, {".diff", "full weight differences"},
+    {".oft_", "OFT"}, {".diff", "full weight differences"},
 };
 
 struct Module {
@@ -61,6 +63,13 @@ struct Update {
   int64_t cols = 0;
   float scale = 0;
   Factor first, second;
+  // DoRA: the magnitudes (dora_scale) the updated weight is renormalised to, one per output row
+  // (`perRow`) or per input channel, and the LoRA's multiplier, which then blends the original
+  // weight with the renormalised one instead of scaling the difference (`scale` is alpha / rank).
+  std::vector<float> magnitude;
+  bool perRow = true;
+  float strength = 1.0f;
+  int64_t kernel = 1;
 };
 
 std::string shapeText(const std::vector<int64_t>& shape) {
@@ -129,7 +138,7 @@ std::map<std::string, Module> modulesOf(const Checkpoint& file) {
     if (!known) {
       throw Error(ErrorCode::ModelFormat, "LoRA " + file.path + ": tensor '" + name +
                                               "' is not part of a LoRA module (expected names ending in .lora_down.weight, "
-                                              ".lora_up.weight, .alpha, .lora_A.weight, .lora_B.weight, .hada_* or .lokr_*)");
+                                              ".lora_up.weight, .alpha, .lora_A.weight, .lora_B.weight, .hada_*, .lokr_* or .dora_scale)");
     }
   }
   return modules;
@@ -304,6 +313,21 @@ std::vector<Update> readUpdates(const std::string& family, const std::map<std::s
       scale = alpha / static_cast<float>(rank);
     }
     u.scale = multiplier * scale;
+    if (const CheckpointTensor* dora = m.part("dora_scale")) {
+      // [out, 1(, 1, 1)]: a magnitude per output row; [1, in(, 1, 1)]: per input channel.
+      const int64_t count = elements(dora->shape);
+      const int64_t inputs = cols / kernel;
+      u.perRow = !dora->shape.empty() && dora->shape[0] == rows && count == rows;
+      if (!u.perRow && !(dora->shape.size() >= 2 && dora->shape[0] == 1 && count == inputs)) reader.misfit();
+      if (!u.perRow && target.rows) {
+        throw Error(ErrorCode::ModelUnsupported, "LoRA " + lora.path + ": '" + dora->name + "' renormalises input channels of " +
+                                                     target.tensor + ", which holds several layers' weights; per-output DoRA only there");
+      }
+      u.magnitude = readValues(input, lora.path, *dora);
+      u.scale = scale;
+      u.strength = multiplier;
+      u.kernel = kernel;
+    }
     updates.push_back(std::move(u));
   }
   if (!unmatched.empty()) {
@@ -332,7 +356,7 @@ void parallelFor(int64_t items, int64_t minimum, int threads, Fn fn) {
   for (std::thread& worker : workers) worker.join();
 }
 
-void addUpdate(std::vector<float>& w, Update& u, int threads) {
+void addDifference(std::vector<float>& w, Update& u, int threads) {
   u.first.expandTucker();
   u.second.expandTucker();
   const int64_t rows = u.target.rows ? u.target.rows : static_cast<int64_t>(w.size()) / u.cols;
@@ -363,6 +387,42 @@ void addUpdate(std::vector<float>& w, Update& u, int threads) {
       }
     }
   });
+}
+
+// DoRA (weight-decomposed LoRA), as LyCORIS and ComfyUI merge it: W' = W + strength · (m · V / ‖V‖
+// − W) with V = W + ΔW, the norm taken over each output row or each input channel (its kernel
+// positions and all rows), as the magnitudes m are laid out.
+void addDecomposed(std::vector<float>& w, Update& u, int threads) {
+  std::vector<float> v(w);
+  addDifference(v, u, threads);
+  const int64_t rows = u.target.rows ? u.target.rows : static_cast<int64_t>(w.size()) / u.cols;
+  const int64_t offset = u.target.firstRow * u.cols;
+  constexpr double kEpsilon = 1.1920929e-7;  // f32's, added to each norm as LyCORIS does
+  std::vector<double> norms(u.perRow ? static_cast<size_t>(rows) : u.magnitude.size(), 0.0);
+  for (int64_t o = 0; o < rows; o++) {
+    const float* row = v.data() + offset + o * u.cols;
+    for (int64_t j = 0; j < u.cols; j++) norms[u.perRow ? o : j / u.kernel] += static_cast<double>(row[j]) * row[j];
+  }
+  for (double& n : norms) n = std::sqrt(n) + kEpsilon;
+  parallelFor(rows, 64, threads, [&](int64_t first, int64_t count) {
+    for (int64_t o = first; o < first + count; o++) {
+      float* out = w.data() + offset + o * u.cols;
+      const float* updated = v.data() + offset + o * u.cols;
+      for (int64_t j = 0; j < u.cols; j++) {
+        const size_t which = static_cast<size_t>(u.perRow ? o : j / u.kernel);
+        const float renormalised = static_cast<float>(updated[j] * (u.magnitude[which] / norms[which]));
+        out[j] += u.strength * (renormalised - out[j]);
+      }
+    }
+  });
+}
+
+void addUpdate(std::vector<float>& w, Update& u, int threads) {
+  if (u.magnitude.empty()) {
+    addDifference(w, u, threads);
+  } else {
+    addDecomposed(w, u, threads);
+  }
 }
 
 // f16 goes through the CPU backend's vectorised conversions (ggml's generic row converters are
