@@ -12,14 +12,17 @@ import { main } from '../server/cli.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { cpu, samePixels } from './fixtures/draw.js';
 import { writeTinyFlux } from './fixtures/flux.js';
+import { writeTinyZImage } from './fixtures/z-image.js';
 
 const dir = t.testdir();
 const unet = await loadModel(await writeTinyCheckpoint(path.join(dir, 'unet')), cpu);
 const { t5Tokenizer, ...fluxFiles } = await writeTinyFlux(path.join(dir, 'flux'));
 const flux = await loadModel(fluxFiles, { ...cpu, t5Tokenizer });
+const zImage = await loadModel(await writeTinyZImage(path.join(dir, 'z-image')), cpu);
 t.teardown(async () => {
   await unet.close();
   await flux.close();
+  await zImage.close();
 });
 
 async function draw(model: Model, options: Record<string, unknown> = {}): Promise<GeneratedImage> {
@@ -27,7 +30,9 @@ async function draw(model: Model, options: Record<string, unknown> = {}): Promis
   return image!;
 }
 
-for (const [name, model, mode] of [['a UNet with ucache', () => unet, 'ucache'], ['FLUX.1 with easycache', () => flux, 'easycache']] as const) {
+for (const [name, model, mode] of [
+  ['a UNet with ucache', () => unet, 'ucache'], ['FLUX.1 with easycache', () => flux, 'easycache'], ['Z-Image with easycache', () => zImage, 'easycache'],
+] as const) {
   t.test(`${name}: threshold 0 is the uncached image; a large threshold skips passes, the same way each time`, async (t) => {
     const plain = await draw(model());
     t.ok(await samePixels(plain, await draw(model(), { cache: { mode, threshold: 0 } })), 'nothing foreseen at threshold 0');
