@@ -111,6 +111,21 @@ export interface NativeLora {
   textMultiplier: number;
 }
 
+/** A ControlNet unit as the engine takes it: the control image already preprocessed and at the request's size. */
+export interface NativeControlUnit {
+  /** Absolute path of a ControlNet file (original layout). */
+  path: string;
+  /** RGB bytes, width*height*3 of the request. */
+  image: Uint8Array;
+  /** Scale of its residuals, −10–10. */
+  strength: number;
+  /** The fraction of the steps where it starts and stops steering, 0 ≤ start ≤ end ≤ 1. */
+  guidanceStart: number;
+  guidanceEnd: number;
+  /** 'balanced' | 'prompt' | 'control' */
+  mode: string;
+}
+
 export interface NativeRequest {
   /** 'txt2img' | 'img2img' | 'inpaint' */
   mode: string;
@@ -153,6 +168,8 @@ export interface NativeRequest {
   tiling?: boolean;
   /** LoRA files merged into the weights for this call only. Absent: none. */
   loras?: NativeLora[];
+  /** ControlNet units steering the first pass (UNet models). Absent: none. */
+  controlNets?: NativeControlUnit[];
   /** Flow models: the T5 encoder's ids (no end token, no padding) and weights for the prompt and the negative prompt. */
   t5Prompt?: NativeConditioning;
   t5Negative?: NativeConditioning;

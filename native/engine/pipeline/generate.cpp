@@ -84,6 +84,7 @@ void DiffusionModel::checkRequest(const Request& r) const {
       fail("refiner.switchAt must be above 0 and at most 1");
     }
   }
+  checkControlUnits(r);
   if (r.vaeDecoder != "vae" && r.vaeDecoder != "taesd") fail("vaeDecoder must be vae or taesd, got '" + r.vaeDecoder + "'");
   if (r.vaeDecoder == "taesd" && !taesd_) fail("vaeDecoder is taesd but the model was loaded without a TAESD (LoadParams::taesd)");
   if (r.tiling && r.vaeTiling) fail("tiling and vaeTiling cannot be combined: the VAE's tiles do not wrap around");
@@ -103,7 +104,7 @@ void DiffusionModel::checkRequest(const Request& r) const {
 
 std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
                                            const TextConditions& text, const std::pair<std::vector<float>, std::vector<float>>& added,
-                                           float cfgScale, const std::vector<float>& concat) {
+                                           float cfgScale, const std::vector<float>& concat, const StepControls& controls) {
   // k-diffusion's CompVis wrappers (sigma_data = 1): eps models predict the noise, v models the velocity.
   const float s2 = sigma * sigma + 1.0f;
   const float cIn = 1.0f / std::sqrt(s2);
@@ -113,10 +114,15 @@ std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float si
   std::vector<float> input(x.size() + concat.size());
   for (size_t i = 0; i < x.size(); i++) input[i] = x[i] * cIn;
   std::copy(concat.begin(), concat.end(), input.begin() + x.size());
-  std::vector<float> out = unet_->forward(input, width, height, t, text.cond, text.condTokens, added.first);
+  // ControlNets read the latent alone, not an inpainting model's extra channels.
+  const std::vector<float> latent = controls.units ? std::vector<float>(input.begin(), input.begin() + x.size()) : std::vector<float>();
+  std::vector<float> out = unet_->forward(input, width, height, t, text.cond, text.condTokens, added.first,
+                                          controlResiduals(controls, false, latent, width, height, t, text.cond, text.condTokens, added.first));
   // At cfg 1 there is no negative pass (encodeText leaves it empty): the output is the conditional one.
   if (!text.uncond.empty()) {
-    std::vector<float> outUncond = unet_->forward(input, width, height, t, text.uncond, text.uncondTokens, added.second);
+    std::vector<float> outUncond =
+        unet_->forward(input, width, height, t, text.uncond, text.uncondTokens, added.second,
+                       controlResiduals(controls, true, latent, width, height, t, text.uncond, text.uncondTokens, added.second));
     for (size_t i = 0; i < out.size(); i++) out[i] = outUncond[i] + cfgScale * (out[i] - outUncond[i]);
   }
   for (size_t i = 0; i < out.size(); i++) out[i] = x[i] * cSkip + out[i] * cOut;
@@ -167,7 +173,8 @@ TextConditions DiffusionModel::encodeText(const Conditioning& prompt, const Cond
 
 std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
                                               const std::vector<const TextConditions*>& texts, const ImageStart& start, int64_t w, int64_t h,
-                                              Rng& rng, const ImageProgress& progress, const RefinerPass* refiner) {
+                                              Rng& rng, const ImageProgress& progress, const RefinerPass* refiner,
+                                              const std::vector<ControlRun>* controls) {
   const Request& r = run.request;
   // The preview shows the model's latest estimate of the clean image (the denoiser's x0 from the
   // step's last model call), not x: x carries the remaining noise, which at early steps hides
@@ -196,15 +203,18 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   for (const TextConditions* text : texts) added.push_back(addedConditioning(*text, r, w, h));
   std::pair<std::vector<float>, std::vector<float>> refinerAdded;
   if (refiner) refinerAdded = refiner->model.addedConditioning(refiner->text, r, w, h);
-  const Denoiser model = [&](const std::vector<float>& latent, float sigma, int /*step*/) {
+  const int passSteps = static_cast<int>(sigmas.size()) - 1;
+  const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
+    // A step's model calls (two for heun and its kin) share its place in the sampling.
+    const StepControls stepControls{controls, (std::abs(step) - 1) / static_cast<double>(passSteps)};
     // The refiner takes over the latent (and the sampler's history) at its switch step; it has no
     // inpainting channels, so it sees the latent alone.
     std::vector<float> denoised =
         refiner && stepsDone >= refiner->switchStep
             ? refiner->model.denoise(latent, sigma, w, h, refiner->text, refinerAdded, r.cfgScale, {})
-            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat);
+            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat, stepControls);
     for (size_t k = 1; k < texts.size(); k++) {
-      const std::vector<float> more = denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat);
+      const std::vector<float> more = denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat, stepControls);
       for (size_t j = 0; j < denoised.size(); j++) denoised[j] += more[j];
     }
     if (texts.size() > 1) {
@@ -218,6 +228,9 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   };
   x = sample(r.sampler, model, std::move(x), sigmas, rng, schedule_, hooks);
   unet_->releaseBuffers();
+  if (controls) {
+    for (const ControlRun& control : *controls) control.net->releaseBuffers();
+  }
   if (refiner) refiner->model.unet_->releaseBuffers();
   if (taesd_) taesd_->releaseBuffers();
   return x;
@@ -290,6 +303,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     }
     const int firstSteps = static_cast<int>(sigmas.size()) - 1;
     const std::optional<RefinerPass> refiner = prepareRefiner(r, firstSteps);
+    const std::vector<ControlRun> controls = prepareControls(r);
     std::optional<AbortScope> refinerAbort;
     std::optional<CircularScope> refinerCircular;
     if (refiner) {
@@ -318,7 +332,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       std::vector<float> x = initialNoise(*rng, r.rng, seeds, channels, w, h);
       for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? imageStart.initLatent[j] : 0.0f) + x[j] * sigmas[0];
       x = samplePass(run, std::move(x), sigmas, {&text}, imageStart, w, h, *rng, {i, totalSteps, 0, 0},
-                     refiner ? &*refiner : nullptr);
+                     refiner ? &*refiner : nullptr, controls.empty() ? nullptr : &controls);
 
       Image image;
       image.width = r.width;

@@ -8,6 +8,7 @@
 #include "backend.h"
 #include "checkpoint.h"
 #include "clip.h"
+#include "controlnet.h"
 #include "hires.h"
 #include "image_start.h"
 #include "rng.h"
@@ -56,6 +57,22 @@ struct ImageProgress {
 
 class DiffusionModel;
 
+// A ControlNet unit of one call, ready to steer: its network and its control image's guided hint.
+struct ControlRun {
+  ControlNet* net = nullptr;
+  std::vector<float> hint;
+  const ControlUnit* unit = nullptr;
+};
+
+// Throws InvalidArgument naming the unit's field: path, image size, strength, guidance window, mode.
+void checkControlUnits(const Request& request);
+
+// The ControlNet units of one model call (empty: none) and where in the sampling the call is.
+struct StepControls {
+  const std::vector<ControlRun>* units = nullptr;
+  double fraction = 0;  // the step's index / the pass's steps
+};
+
 // The refiner hand-off of one pass: from step switchStep (0-based) on, `model` denoises.
 struct RefinerPass {
   DiffusionModel& model;
@@ -83,6 +100,7 @@ class DiffusionModel : public Model {
   std::unique_ptr<Unet> unet_;
   std::unique_ptr<Vae> vae_;
   std::unique_ptr<Taesd> taesd_;  // when LoadParams::taesd names one
+  std::vector<std::unique_ptr<ControlNet>> controlNets_;  // those of the last call with ControlNet units
   NoiseSchedule schedule_;
   ModelInfo info_;
   bool vPrediction_ = false;
@@ -95,7 +113,16 @@ class DiffusionModel : public Model {
   // added: the UNet's added conditioning for the prompt and the negative prompt (SDXL; else empty).
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height, const TextConditions& text,
                              const std::pair<std::vector<float>, std::vector<float>>& added, float cfgScale,
-                             const std::vector<float>& concat);
+                             const std::vector<float>& concat, const StepControls& controls = {});
+  // The request's ControlNet units with their networks (loaded, or kept from the last call that used
+  // them; the others are freed) and guided hints.
+  std::vector<ControlRun> prepareControls(const Request& request);
+  // The residuals the active units add to one UNet pass (the prompt's, or the negative prompt's when
+  // `uncondPass`), summed and scaled; empty when no unit is active. latent: the UNet's input without
+  // any inpainting channels.
+  UnetControl controlResiduals(const StepControls& controls, bool uncondPass, const std::vector<float>& latent, int64_t width,
+                               int64_t height, float t, const std::vector<float>& context, int64_t contextTokens,
+                               const std::vector<float>& added);
   EncodedPrompt encodePrompt(const Conditioning& prompt, int clipSkip);
   // The UNet's added conditioning (prompt, negative prompt) for a pass at w x h latent cells.
   std::pair<std::vector<float>, std::vector<float>> addedConditioning(const TextConditions& text, const Request& request,
@@ -105,7 +132,8 @@ class DiffusionModel : public Model {
   // Several `texts` (combined conditionings): the mean of their predictions.
   std::vector<float> samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
                                 const std::vector<const TextConditions*>& texts, const ImageStart& start, int64_t width, int64_t height, Rng& rng,
-                                const ImageProgress& progress, const RefinerPass* refiner = nullptr);
+                                const ImageProgress& progress, const RefinerPass* refiner = nullptr,
+                                const std::vector<ControlRun>* controls = nullptr);
   // The request's refiner as this model's partner: checked, with its text encoded.
   std::optional<RefinerPass> prepareRefiner(const Request& request, int passSteps);
   // The hires fix's ESRGAN step: image planes [3, height, width] in [-1, 1] through the model until
