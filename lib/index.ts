@@ -27,11 +27,14 @@ export {
   type UpscalerLoadOptions,
 } from './upscale.js';
 export type {
-  ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
-  MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,
+  ControlMode, ControlNetUnit, ControlPreprocessor, ControlResizeMode, ConvertOptions, ConvertProgress, HiresOptions, ImageInput,
+  ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, MaskedStart, ModelComponents, Preview, Progress, PromptTokens,
+  RefinerOptions, TextToImageOptions, WeightType,
 } from './option-types.js';
+export { canny, type CannyOptions } from './canny.js';
+export { listControlNets, type ControlNetFileInfo } from './controlnet.js';
 export { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
-export { maskedStarts, weightTypes } from './option-types.js';
+export { controlModes, controlPreprocessors, controlResizeModes, maskedStarts, weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';
 export { insertPngText, readPngText } from './png-metadata.js';
 export { parseParameters, type ParsedParameters } from './parameters-text.js';

@@ -32,15 +32,11 @@ std::string controlPrefix(const Checkpoint& file) {
                                                        "control_model.zero_convs.N and a copy of the UNet's input blocks)");
 }
 
-// How people name the family whose text encoders give a cross-attention context this wide.
-std::string familyOfContext(int64_t width) {
-  switch (width) {
-    case 768: return "SD 1.x";
-    case 1024: return "SD 2.x";
-    case 2048: return "SDXL";
-    case 1280: return "the SDXL refiner";
-    default: return "a model with a " + std::to_string(width) + "-wide text context";
-  }
+// The family a ControlNet copies its UNet from, told as checkpoints are: SDXL's has label_emb, SD 2.x's
+// linear proj_in / proj_out, SD 1.x's 1x1 convolutions.
+std::string familyOf(const UnetConfig& c) {
+  if (c.admChannels > 0) return "SDXL";
+  return c.linearProjection ? "SD 2.x" : "SD 1.x";
 }
 
 int64_t blockOut(const std::vector<UnetBlock>& layers) { return layers.back().out; }
@@ -63,7 +59,7 @@ ControlNet::ControlNet(const std::string& path, Backend& backend, const UnetConf
   }
 
   auto mismatch = [&](const std::string& what) {
-    throw Error(ErrorCode::InvalidArgument, path + " is a ControlNet for " + familyOfContext(config_.contextDim) + " but the model is " +
+    throw Error(ErrorCode::InvalidArgument, path + " is a ControlNet for " + familyOf(config_) + " but the model is " +
                                                 modelFamily + " (" + what + ")");
   };
   if (config_.contextDim != unet.contextDim) {

@@ -1,0 +1,193 @@
+// ControlNet through the library: units steer the UNet by their control image, weight and window;
+// weight 0 gives the very image made without the unit; files for another family, files that are
+// not ControlNets and unknown names are refused with messages that say what is wrong and what exists.
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+
+import sharp from 'sharp';
+import t from 'tap';
+
+import { loadModel, type ControlNetUnit, type ImageOptions, type Model } from '../lib/index.js';
+import { legacyShortHash } from '../lib/controlnet.js';
+import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
+import { writeTinyControlNet } from './fixtures/controlnet.js';
+
+const dir = t.testdir();
+const controlNetDir = path.join(dir, 'controlnet');
+const canny = await writeTinyControlNet(controlNetDir, { name: 'control_tiny_canny.safetensors' });
+const other = await writeTinyControlNet(controlNetDir, { name: 'control_tiny_depth.safetensors', seed: 2 });
+const unprefixed = await writeTinyControlNet(dir, { name: 'unprefixed.safetensors', unprefixed: true });
+const forSdxl = await writeTinyControlNet(dir, { name: 'for-sdxl.safetensors', family: 'sdxl' });
+const damaged = await writeTinyControlNet(dir, { name: 'damaged.safetensors', omit: 'control_model.zero_convs.3.0.weight' });
+const notControlNet = await writeTinyCheckpoint(dir, { name: 'a-checkpoint.safetensors' });
+const garbage = path.join(dir, 'garbage.safetensors');
+await writeFile(garbage, Buffer.from('not a safetensors file at all'));
+
+const model: Model = await loadModel(await writeTinyCheckpoint(dir), { backend: 'cpu', threads: 1, controlNetDir });
+t.teardown(() => model.close());
+
+const quick = { prompt: 'a house', width: 64, height: 64, steps: 3, seed: 7 } as const;
+
+// A control image whose left half is black and right half white, and its mirror.
+async function halves(darkLeft = true): Promise<Buffer> {
+  const rgb = Buffer.alloc(64 * 64 * 3);
+  for (let y = 0; y < 64; y++) for (let x = 0; x < 64; x++) rgb.fill((x < 32) === darkLeft ? 0 : 255, (y * 64 + x) * 3, (y * 64 + x) * 3 + 3);
+  return sharp(rgb, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+}
+const control = await halves();
+
+async function pixels(options: ImageOptions = {}, call: 'text' | 'image' = 'text'): Promise<Buffer> {
+  const [image] = call === 'text'
+    ? await model.textToImage({ ...quick, ...options })
+    : await model.imageToImage({ ...quick, image: control, strength: 0.6, ...options });
+  return sharp(image!.png).raw().toBuffer();
+}
+
+const unit = (extra: Partial<ControlNetUnit> = {}): ControlNetUnit => ({ model: canny, image: control, ...extra });
+
+t.test('a unit at weight 0 gives the image without ControlNet byte for byte; at weight 1 it changes it', async (t) => {
+  const plain = await pixels();
+  t.ok((await pixels({ controlNets: [unit({ weight: 0 })] })).equals(plain), 'weight 0: identical pixels');
+  const steered = await pixels({ controlNets: [unit()] });
+  t.notOk(steered.equals(plain), 'weight 1 changes the image');
+  t.ok((await pixels({ controlNets: [unit()] })).equals(steered), 'the same unit gives the same image again');
+  t.ok((await pixels()).equals(plain), 'the next call without a unit is the plain image again');
+});
+
+t.test('the control image, the weight, the window and the control mode each change the image', async (t) => {
+  const steered = await pixels({ controlNets: [unit()] });
+  const variants: Record<string, Partial<ControlNetUnit>> = {
+    'the mirrored control image': { image: await halves(false) },
+    'weight 0.5': { weight: 0.5 },
+    'the first half of the steps only': { guidanceEnd: 0.5 },
+    'the second half of the steps only': { guidanceStart: 0.5 },
+    "'prompt' mode": { controlMode: 'prompt' },
+    "'control' mode": { controlMode: 'control' },
+  };
+  const seen = [steered];
+  for (const [what, extra] of Object.entries(variants)) {
+    const image = await pixels({ controlNets: [unit(extra)] });
+    t.notOk(seen.some((earlier) => earlier.equals(image)), `${what} gives an image of its own`);
+    seen.push(image);
+  }
+});
+
+t.test('a window that ends before the first step is reached steers nothing', async (t) => {
+  // Steps 0, 1, 2 of 3 sit at fractions 0, 1/3, 2/3: a window of [0.1, 0.2] holds none of them.
+  t.ok((await pixels({ controlNets: [unit({ guidanceStart: 0.1, guidanceEnd: 0.2 })] })).equals(await pixels()));
+});
+
+t.test('units add up: two units differ from each alone, and a second unit at weight 0 changes nothing', async (t) => {
+  const first = await pixels({ controlNets: [unit()] });
+  const second = await pixels({ controlNets: [unit({ model: other })] });
+  const both = await pixels({ controlNets: [unit(), unit({ model: other })] });
+  t.notOk(both.equals(first));
+  t.notOk(both.equals(second));
+  t.ok((await pixels({ controlNets: [unit(), unit({ model: other, weight: 0 })] })).equals(first));
+});
+
+t.test('a unit names its model by file stem in controlNetDir, in any case and with an A1111 hash, or by path', async (t) => {
+  const byPath = await pixels({ controlNets: [unit()] });
+  t.ok((await pixels({ controlNets: [unit({ model: 'control_tiny_canny' })] })).equals(byPath));
+  t.ok((await pixels({ controlNets: [unit({ model: `CONTROL_tiny_Canny [${await legacyShortHash(canny)}]` })] })).equals(byPath));
+  t.ok((await pixels({ controlNets: [unit({ model: unprefixed })] })).equals(byPath),
+    'a file saved without the control_model. prefix is the same network');
+});
+
+t.test('the parameters text records each unit as the A1111 extension does', async (t) => {
+  const [image] = await model.textToImage({ ...quick, controlNets: [unit({ model: 'control_tiny_canny', weight: 0.8, preprocessor: 'canny' })] });
+  const hash = await legacyShortHash(canny);
+  t.match(image!.parameters, `ControlNet 0: "Module: canny, Model: control_tiny_canny [${hash}], Weight: 0.8, Resize Mode: Crop and Resize, `
+    + 'Threshold A: 100, Threshold B: 200, Guidance Start: 0, Guidance End: 1, Control Mode: Balanced"');
+});
+
+t.test('the canny preprocessor turns the image into its edges', async (t) => {
+  // The halves image is its own edge map's opposite: canny of it is one white line on black.
+  const edges = Buffer.alloc(64 * 64 * 3);
+  for (let y = 0; y < 64; y++) edges.fill(255, (y * 64 + 31) * 3, (y * 64 + 32) * 3);
+  const edgePng = await sharp(edges, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+  const detected = await pixels({ controlNets: [unit({ preprocessor: 'canny' })] });
+  t.ok(detected.equals(await pixels({ controlNets: [unit({ image: edgePng })] })), 'the same as giving the edge map itself');
+  t.notOk(detected.equals(await pixels({ controlNets: [unit()] })));
+});
+
+t.test('image-to-image and inpainting take units too', async (t) => {
+  const plain = await pixels({}, 'image');
+  t.notOk((await pixels({ controlNets: [unit()] }, 'image')).equals(plain));
+  t.ok((await pixels({ controlNets: [unit({ weight: 0 })] }, 'image')).equals(plain));
+  const mask = await halves(false);
+  const [inpainted] = await model.inpaint({ ...quick, image: control, mask, maskBlur: 0, controlNets: [unit()] });
+  const [plainInpaint] = await model.inpaint({ ...quick, image: control, mask, maskBlur: 0 });
+  const [a, b] = await Promise.all([sharp(inpainted!.png).raw().toBuffer(), sharp(plainInpaint!.png).raw().toBuffer()]);
+  t.notOk(a.equals(b));
+  // Outside the mask (its black right half) the input, white there, stays as it was.
+  for (let y = 0; y < 64; y += 9) t.equal(a[(y * 64 + 60) * 3], 255);
+});
+
+t.test('SD 2.x and SDXL models take ControlNets of their family, with the same properties', async (t) => {
+  for (const family of ['sd2', 'sdxl'] as const) {
+    const familyModel = await loadModel(await writeTinyCheckpoint(dir, { family }), { backend: 'cpu', threads: 1 });
+    t.teardown(() => familyModel.close());
+    const net = family === 'sdxl' ? forSdxl : await writeTinyControlNet(dir, { name: `for-${family}.safetensors`, family });
+    const draw = async (controlNets?: ControlNetUnit[]) => {
+      const [image] = await familyModel.textToImage({ ...quick, ...(controlNets && { controlNets }) });
+      return sharp(image!.png).raw().toBuffer();
+    };
+    const plain = await draw();
+    t.ok((await draw([unit({ model: net, weight: 0 })])).equals(plain), `${family}: weight 0 is the plain image`);
+    t.notOk((await draw([unit({ model: net })])).equals(plain), `${family}: weight 1 changes it`);
+  }
+});
+
+t.test('a ControlNet of another family is refused, naming both families', async (t) => {
+  await t.rejects(model.textToImage({ ...quick, controlNets: [unit({ model: forSdxl })] }), {
+    code: 'ERR_INVALID_ARGUMENT',
+    message: /for-sdxl\.safetensors is a ControlNet for SDXL but the model is SD 1\.x/,
+  });
+});
+
+t.test('files that are not ControlNets, or broken ones, are clear errors and the model keeps working', async (t) => {
+  await t.rejects(model.textToImage({ ...quick, controlNets: [unit({ model: notControlNet })] }), {
+    code: 'ERR_MODEL_UNSUPPORTED', message: /a-checkpoint\.safetensors is a Stable Diffusion checkpoint, not a ControlNet/,
+  });
+  await t.rejects(model.textToImage({ ...quick, controlNets: [unit({ model: damaged })] }), {
+    code: 'ERR_MODEL_FORMAT', message: /zero_convs\.3\.0\.weight/,
+  });
+  await t.rejects(model.textToImage({ ...quick, controlNets: [unit({ model: garbage })] }), { code: 'ERR_MODEL_FORMAT' });
+  t.ok((await pixels({ controlNets: [unit()] })).equals(await pixels({ controlNets: [unit()] })), 'a good unit still works');
+});
+
+t.test('an unknown name is a RangeError listing the ControlNets the folder has', async (t) => {
+  await t.rejects(model.textToImage({ ...quick, controlNets: [unit({ model: 'control_v11p_sd15_openpose' })] }), {
+    name: 'RangeError',
+    message: /Unknown ControlNet "control_v11p_sd15_openpose" for controlNets\[0\]\.model: .*available: control_tiny_canny, control_tiny_depth/,
+  });
+  const bare = await loadModel(await writeTinyCheckpoint(dir), { backend: 'cpu', threads: 1 });
+  t.teardown(() => bare.close());
+  await t.rejects(bare.textToImage({ ...quick, controlNets: [unit({ model: 'control_tiny_canny' })] }), {
+    name: 'RangeError', message: /no ControlNet folder is set; give controlNetDir/,
+  });
+  t.ok((await bare.textToImage({ ...quick, controlNetDir, controlNets: [unit({ model: 'control_tiny_canny' })] })).length === 1,
+    "a call's own controlNetDir");
+});
+
+t.test('bad unit options are refused naming the field and what is allowed', async (t) => {
+  const cases: Array<[Partial<ControlNetUnit> | Record<string, unknown>, RegExp]> = [
+    [{ weight: 3 }, /number between 0 and 2 for controlNets\[0\]\.weight but received 3/],
+    [{ guidanceStart: 0.8, guidanceEnd: 0.2 }, /controlNets\[0\]\.guidanceStart \(0\.8\) must not be after controlNets\[0\]\.guidanceEnd \(0\.2\)/],
+    [{ controlMode: 'strict' }, /one of balanced, prompt, control for controlNets\[0\]\.controlMode/],
+    [{ resizeMode: 'stretch' }, /one of just-resize, crop-and-resize, resize-and-fill for controlNets\[0\]\.resizeMode/],
+    [{ preprocessor: 'openpose' }, /one of none, canny for controlNets\[0\]\.preprocessor/],
+    [{ cannyLow: 50 }, /controlNets\[0\]\.cannyLow applies to preprocessor 'canny' only/],
+    [{ preprocessor: 'canny', cannyHigh: 300 }, /integer between 1 and 255 for controlNets\[0\]\.cannyHigh/],
+    [{ strength: 1 }, /Unknown option "strength" for controlNets\[0\]; known options: model, image, weight/],
+    [{ model: '' }, /non-empty string for controlNets\[0\]\.model/],
+  ];
+  for (const [extra, message] of cases) {
+    await t.rejects(model.textToImage({ ...quick, controlNets: [{ ...unit(), ...extra } as ControlNetUnit] }), { message }, JSON.stringify(extra));
+  }
+  await t.rejects(model.textToImage({ ...quick, controlNets: [unit({ image: Buffer.from('no image') })] }),
+    { name: 'TypeError', message: /PNG, JPEG or WebP image for controlNets\[0\]\.image/ });
+  await t.rejects(model.textToImage({ ...quick, controlNets: Array.from({ length: 9 }, () => unit()) }),
+    { message: /array of at most 8 .* for controlNets/ });
+});
