@@ -17,6 +17,7 @@ const controlNetDir = path.join(dir, 'controlnet');
 const canny = await writeTinyControlNet(controlNetDir, { name: 'control_tiny_canny.safetensors' });
 const other = await writeTinyControlNet(controlNetDir, { name: 'control_tiny_depth.safetensors', seed: 2 });
 const unprefixed = await writeTinyControlNet(dir, { name: 'unprefixed.safetensors', unprefixed: true });
+const diffusers = await writeTinyControlNet(dir, { name: 'diffusers.safetensors', diffusers: true });
 const forSdxl = await writeTinyControlNet(dir, { name: 'for-sdxl.safetensors', family: 'sdxl' });
 const damaged = await writeTinyControlNet(dir, { name: 'damaged.safetensors', omit: 'control_model.zero_convs.3.0.weight' });
 const notControlNet = await writeTinyCheckpoint(dir, { name: 'a-checkpoint.safetensors' });
@@ -92,6 +93,8 @@ t.test('a unit names its model by file stem in controlNetDir, in any case and wi
   t.ok((await pixels({ controlNets: [unit({ model: `CONTROL_tiny_Canny [${await legacyShortHash(canny)}]` })] })).equals(byPath));
   t.ok((await pixels({ controlNets: [unit({ model: unprefixed })] })).equals(byPath),
     'a file saved without the control_model. prefix is the same network');
+  t.ok((await pixels({ controlNets: [unit({ model: diffusers })] })).equals(byPath),
+    "the same weights in diffusers' ControlNetModel names are the same network");
 });
 
 t.test('the parameters text records each unit as the A1111 extension does', async (t) => {
@@ -129,13 +132,16 @@ t.test('SD 2.x and SDXL models take ControlNets of their family, with the same p
     const familyModel = await loadModel(await writeTinyCheckpoint(dir, { family }), { backend: 'cpu', threads: 1 });
     t.teardown(() => familyModel.close());
     const net = family === 'sdxl' ? forSdxl : await writeTinyControlNet(dir, { name: `for-${family}.safetensors`, family });
+    const inDiffusersLayout = await writeTinyControlNet(dir, { name: `for-${family}-diffusers.safetensors`, family, diffusers: true });
     const draw = async (controlNets?: ControlNetUnit[]) => {
       const [image] = await familyModel.textToImage({ ...quick, ...(controlNets && { controlNets }) });
       return sharp(image!.png).raw().toBuffer();
     };
     const plain = await draw();
     t.ok((await draw([unit({ model: net, weight: 0 })])).equals(plain), `${family}: weight 0 is the plain image`);
-    t.notOk((await draw([unit({ model: net })])).equals(plain), `${family}: weight 1 changes it`);
+    const steered = await draw([unit({ model: net })]);
+    t.notOk(steered.equals(plain), `${family}: weight 1 changes it`);
+    t.ok((await draw([unit({ model: inDiffusersLayout })])).equals(steered), `${family}: the diffusers layout is the same network`);
   }
 });
 

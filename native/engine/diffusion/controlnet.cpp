@@ -3,6 +3,7 @@
 #include "nn.h"
 #include "sdnode.h"
 #include "unet_blocks.h"
+#include "unet_names.h"
 
 namespace sdnode {
 
@@ -17,14 +18,70 @@ bool isControlModelWeight(const CheckpointTensor& t) { return t.name.rfind("cont
 
 bool hasTensor(const Checkpoint& file, const std::string& name) { return file.tensors.count(name) > 0; }
 
+bool startsWith(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
+
+// The original name of a diffusers ControlNetModel tensor that the UNet has no counterpart of (the
+// hint block, the zero convolutions), or "".
+std::string controlOnlyName(const std::string& name, int hintBlocks) {
+  const std::string hint = "controlnet_cond_embedding.", down = "controlnet_down_blocks.", mid = "controlnet_mid_block.";
+  if (startsWith(name, hint + "conv_in.")) return "input_hint_block.0." + name.substr(hint.size() + 8);
+  if (startsWith(name, hint + "conv_out.")) return "input_hint_block." + std::to_string(2 * (hintBlocks + 1)) + "." + name.substr(hint.size() + 9);
+  if (startsWith(name, hint + "blocks.")) {
+    const std::string rest = name.substr(hint.size() + 7);
+    const size_t dot = rest.find('.');
+    if (dot == std::string::npos || rest.find_first_not_of("0123456789") != dot) return "";
+    return "input_hint_block." + std::to_string(2 * std::stoi(rest.substr(0, dot)) + 2) + rest.substr(dot);
+  }
+  if (startsWith(name, down)) {
+    const std::string rest = name.substr(down.size());
+    const size_t dot = rest.find('.');
+    if (dot == std::string::npos || rest.find_first_not_of("0123456789") != dot) return "";
+    return "zero_convs." + rest.substr(0, dot) + ".0" + rest.substr(dot);
+  }
+  if (startsWith(name, mid)) return "middle_block_out.0." + name.substr(mid.size());
+  return "";
+}
+
+// A ControlNet in diffusers' layout (ControlNetModel, as controlnet-canny-sdxl-1.0 ships it) under
+// the original names: its UNet encoder's names are the model's UNet's in diffusers' spelling (the
+// table LoRA files are matched with), the rest are its own. Tensors of neither stay out.
+Checkpoint originalLayout(const Checkpoint& file, const Checkpoint& model) {
+  const std::string unet = "model.diffusion_model.";
+  const UnetBlocks blocks = unetBlocks(model, unet);
+  std::map<std::string, std::string> original;  // diffusers tensor name → original
+  for (const auto& [name, t] : model.tensors) {
+    if (!startsWith(name, unet)) continue;
+    const std::string ldm = name.substr(unet.size());
+    const size_t dot = ldm.rfind('.');
+    if (dot == std::string::npos) continue;
+    const std::string diffusers = diffusersUnetPath(ldm.substr(0, dot), blocks);
+    if (!diffusers.empty()) original[diffusers + ldm.substr(dot)] = ldm;
+  }
+  int hintBlocks = 0;
+  while (hasTensor(file, "controlnet_cond_embedding.blocks." + std::to_string(hintBlocks) + ".weight")) hintBlocks++;
+  Checkpoint out = file;
+  out.tensors.clear();
+  for (const auto& [name, t] : file.tensors) {
+    std::string renamed = controlOnlyName(name, hintBlocks);
+    if (renamed.empty() && original.count(name)) renamed = original.at(name);
+    if (renamed.empty()) continue;
+    CheckpointTensor tensor = t;
+    tensor.name = "control_model." + renamed;
+    out.tensors[tensor.name] = tensor;
+  }
+  return out;
+}
+
+// The file, in the original layout whichever it is stored in.
+Checkpoint readControlNet(const std::string& path, const Checkpoint& model) {
+  Checkpoint file = openCheckpoint(path);
+  return hasTensor(file, "controlnet_cond_embedding.conv_in.weight") ? originalLayout(file, model) : file;
+}
+
 // The layout's prefix, or an error saying what the file is instead.
 std::string controlPrefix(const Checkpoint& file) {
   if (hasTensor(file, "control_model.input_hint_block.0.weight")) return "control_model.";
   if (hasTensor(file, "input_hint_block.0.weight")) return "";
-  if (hasTensor(file, "controlnet_cond_embedding.conv_in.weight")) {
-    throw Error(ErrorCode::ModelUnsupported, file.path + ": a ControlNet in the diffusers layout (controlnet_cond_embedding.*); "
-                                                         "only the original layout (control_model.*) is supported");
-  }
   if (hasTensor(file, "model.diffusion_model.input_blocks.0.0.weight")) {
     throw Error(ErrorCode::ModelUnsupported, file.path + " is a Stable Diffusion checkpoint, not a ControlNet");
   }
@@ -43,9 +100,9 @@ int64_t blockOut(const std::vector<UnetBlock>& layers) { return layers.back().ou
 
 }  // namespace
 
-ControlNet::ControlNet(const std::string& path, Backend& backend, const UnetConfig& unet, int64_t latentChannels,
+ControlNet::ControlNet(const std::string& path, Backend& backend, const Checkpoint& model, const UnetConfig& unet, int64_t latentChannels,
                        const std::string& modelFamily)
-    : file_(openCheckpoint(path)), prefix_(controlPrefix(file_)), runner_(backend) {
+    : file_(readControlNet(path, model)), prefix_(controlPrefix(file_)), runner_(backend) {
   weights_ = std::make_unique<Weights>(file_, GGML_TYPE_COUNT, 1, backend.handle(), prefix_.empty() ? isWeight : isControlModelWeight);
   readUnetEncoder(*weights_, prefix_, config_);
   for (int k = 0; weights_->has(prefix_ + "input_hint_block." + std::to_string(2 * k) + ".weight"); k++) {

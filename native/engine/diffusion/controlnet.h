@@ -1,4 +1,5 @@
-// ControlNet (lllyasviel's cldm, in the original layout: control_model.*): a copy of the UNet's
+// ControlNet (lllyasviel's cldm; files in the original layout, control_model.*, or diffusers'
+// ControlNetModel layout, renamed on load): a copy of the UNet's
 // encoder whose stem also reads a control image through the hint block (eight 3x3 convolutions
 // with SiLU between them, three of stride 2, down to the latent's size), and whose zero
 // convolutions (1x1) turn the stem's output, every input block's and the middle block's into one
@@ -19,11 +20,13 @@ namespace sdnode {
 
 class ControlNet {
  public:
-  // Reads `path` (.safetensors or .gguf) for a model whose UNet is `unet` with `latentChannels`
-  // latent channels; its attention heads are the UNet's (a copy of its encoder). Throws ModelIo / ModelFormat naming the file,
+  // Reads `path` (.safetensors or .gguf) for the model of checkpoint `model` (whose UNet names map
+  // a diffusers-layout file's) with UNet `unet` and `latentChannels` latent channels; its attention
+  // heads are the UNet's (a copy of its encoder). Throws ModelIo / ModelFormat naming the file,
   // ModelUnsupported when it is not a ControlNet, and InvalidArgument when it is one for another
   // model family (its cross-attention width, channels or blocks differ from the UNet's).
-  ControlNet(const std::string& path, Backend& backend, const UnetConfig& unet, int64_t latentChannels, const std::string& modelFamily);
+  ControlNet(const std::string& path, Backend& backend, const Checkpoint& model, const UnetConfig& unet, int64_t latentChannels,
+             const std::string& modelFamily);
 
   const std::string& path() const { return file_.path; }
   uint64_t fileSize() const { return file_.fileSize; }

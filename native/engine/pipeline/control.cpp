@@ -53,7 +53,7 @@ std::vector<ControlRun> DiffusionModel::prepareControls(const Request& r) {
       }
     }
     if (net == nullptr) {
-      kept.push_back(std::make_unique<ControlNet>(unit.path, *backend_, unet_->config(), vae_->config().latentChannels,
+      kept.push_back(std::make_unique<ControlNet>(unit.path, *backend_, file_, unet_->config(), vae_->config().latentChannels,
                                                   familyName(info_.family)));
       net = kept.back().get();
     } else {
