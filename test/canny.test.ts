@@ -1,6 +1,11 @@
 // The Canny edge detector on images small enough to check by hand: Sobel 3×3 with replicated
 // borders, L1 magnitude, non-maximum suppression (a two-pixel-wide ridge keeps its first pixel, as
 // OpenCV's rule does), and hysteresis with the low and high thresholds.
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import sharp from 'sharp';
 import t from 'tap';
 
 import { canny } from '../lib/index.js';
@@ -82,4 +87,20 @@ t.test('L2 magnitude: thresholds compare with sqrt(dx² + dy²)', async (t) => {
 
 t.test('a buffer of the wrong size is a RangeError', async (t) => {
   t.throws(() => canny(new Uint8Array(10), 4, 4, 1), { name: 'RangeError', message: /expected 4×4×1 = 16 bytes but received 10/ });
+});
+
+t.test('colour images give OpenCV\'s cv2.Canny edges pixel for pixel, with L1 and L2 gradients', async (t) => {
+  // Made by fixtures/canny-opencv/make.py with OpenCV 4.6: blurred noise, a disc and a frame.
+  const folder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'canny-opencv');
+  const cases = (await readdir(folder)).filter((name) => name.endsWith('-img.png')).map((name) => name.slice(0, -'-img.png'.length));
+  t.equal(cases.length, 4);
+  for (const name of cases) {
+    const [, low, high, l2] = name.split('-');
+    const { data, info } = await sharp(path.join(folder, `${name}-img.png`)).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const expected = await sharp(path.join(folder, `${name}-edges.png`)).greyscale().raw().toBuffer();
+    const edges = canny(data, info.width, info.height, 3, { low: Number(low), high: Number(high), l2Gradient: l2 === '1' });
+    let differing = 0;
+    for (let i = 0; i < edges.length; i++) if (edges[i] !== expected[i]) differing++;
+    t.equal(differing, 0, `${name}: ${expected.filter((v) => v === 255).length} edge pixels, none differ`);
+  }
 });
