@@ -1,7 +1,7 @@
 // ControlNet through the library: units steer the UNet by their control image, weight and window;
 // weight 0 gives the very image made without the unit; files for another family, files that are
 // not ControlNets and unknown names are refused with messages that say what is wrong and what exists.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import sharp from 'sharp';
@@ -11,6 +11,8 @@ import { loadModel, type ControlNetUnit, type ImageOptions, type Model } from '.
 import { legacyShortHash } from '../lib/controlnet.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { writeTinyControlNet } from './fixtures/controlnet.js';
+import { encodeGguf } from './fixtures/gguf.js';
+import { readSafetensorsHeader } from './fixtures/safetensors.js';
 
 const dir = t.testdir();
 const controlNetDir = path.join(dir, 'controlnet');
@@ -95,6 +97,18 @@ t.test('a unit names its model by file stem in controlNetDir, in any case and wi
     'a file saved without the control_model. prefix is the same network');
   t.ok((await pixels({ controlNets: [unit({ model: diffusers })] })).equals(byPath),
     "the same weights in diffusers' ControlNetModel names are the same network");
+});
+
+t.test('a .gguf ControlNet is the same network as its .safetensors', async (t) => {
+  const file = await readFile(canny);
+  const header = readSafetensorsHeader(file);
+  const tensors = [...header.tensors].map(([name, entry]) => ({
+    name, type: 'f16' as const, shape: entry.shape,
+    data: file.subarray(header.dataStart + entry.data_offsets[0], header.dataStart + entry.data_offsets[1]),
+  }));
+  const gguf = path.join(dir, 'control.gguf');
+  await writeFile(gguf, encodeGguf(tensors));
+  t.ok((await pixels({ controlNets: [unit({ model: gguf })] })).equals(await pixels({ controlNets: [unit()] })));
 });
 
 t.test('the parameters text records each unit as the A1111 extension does', async (t) => {
