@@ -117,6 +117,8 @@ export interface NativeControlUnit {
   path: string;
   /** RGB bytes, width*height*3 of the request. */
   image: Uint8Array;
+  /** With hires: RGB bytes at the hires fix's width*height, so the unit steers its second pass too. Absent: the first pass only. */
+  hiresImage?: Uint8Array;
   /** Scale of its residuals, −10–10. */
   strength: number;
   /** The fraction of the steps where it starts and stops steering, 0 ≤ start ≤ end ≤ 1. */

@@ -113,15 +113,23 @@ export async function controlImage(unit: NormalizedControlNet, width: number, he
   return out;
 }
 
-/** Every unit resolved and its image prepared, as the engine takes them. */
+/**
+ * Every unit resolved and its image prepared, as the engine takes them; with `hires` (the hires
+ * fix's final size) also at that size, so the units steer its second pass too.
+ */
 export async function nativeControlUnits(
-  units: NormalizedControlNet[], dir: string | undefined, width: number, height: number,
+  units: NormalizedControlNet[], dir: string | undefined, width: number, height: number, hires?: { width: number; height: number },
 ): Promise<NativeControlUnit[]> {
   return Promise.all(units.map(async (unit, i) => {
     const field = `controlNets[${i}]`;
-    const [file, image] = await Promise.all([resolveControlNet(unit.model, dir, `${field}.model`), controlImage(unit, width, height, field)]);
+    const [file, image, hiresImage] = await Promise.all([
+      resolveControlNet(unit.model, dir, `${field}.model`),
+      controlImage(unit, width, height, field),
+      hires && controlImage(unit, hires.width, hires.height, field),
+    ]);
     return {
-      path: file, image, strength: unit.weight, guidanceStart: unit.guidanceStart, guidanceEnd: unit.guidanceEnd, mode: unit.controlMode,
+      path: file, image, ...(hiresImage && { hiresImage }), strength: unit.weight, guidanceStart: unit.guidanceStart,
+      guidanceEnd: unit.guidanceEnd, mode: unit.controlMode,
     };
   }));
 }

@@ -332,7 +332,7 @@ export class Model {
       embeddingsDir === undefined || isFlowFamily(this.info.family) ? undefined : loadEmbeddings(embeddingsDir, this.info),
       // The refiner's encoder (bigG) takes the clip_g part of SDXL embeddings.
       embeddingsDir === undefined || !refinerModel ? undefined : loadEmbeddings(embeddingsDir, refinerModel.info),
-      nativeControlUnits(request.controlNets, request.controlNetDir ?? this.controlNetDir, width, height),
+      nativeControlUnits(request.controlNets, request.controlNetDir ?? this.controlNetDir, width, height, request.hires),
     ]);
     const vocabulary = new EmbeddingVocabulary(embeddings?.loaded ?? []);
     const refinerVocabulary = new EmbeddingVocabulary(refinerEmbeddings?.loaded ?? []);

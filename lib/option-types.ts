@@ -316,7 +316,8 @@ export interface ImageOptions {
   /**
    * ControlNet units (SD 1.x, SD 2.x and SDXL models; AUTOMATIC1111's ControlNet extension): each
    * steers the composition towards its control image (edges, a pose, depth, …), and their effects
-   * add up. They steer the first pass (not a hires fix's second pass, nor a refiner). At most 8. Default none.
+   * add up. They steer the hires fix's second pass too (their images fitted to its size, as
+   * AUTOMATIC1111's default "Both"), never a refiner. At most 8. Default none.
    */
   controlNets?: ControlNetUnit[];
   /** Folder `controlNets` units name their model in. Default the model's `controlNetDir`. */

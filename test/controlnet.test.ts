@@ -8,7 +8,10 @@ import sharp from 'sharp';
 import t from 'tap';
 
 import { loadModel, type ControlNetUnit, type ImageOptions, type Model } from '../lib/index.js';
-import { legacyShortHash } from '../lib/controlnet.js';
+import type { NativeLoadOptions } from '../bindings/native.js';
+import { loadAddon } from '../bindings/index.js';
+import { controlImage, legacyShortHash, nativeControlUnits } from '../lib/controlnet.js';
+import type { NormalizedControlNet } from '../lib/options.js';
 import { writeTinyCheckpoint } from './fixtures/checkpoint.js';
 import { writeTinyControlNet } from './fixtures/controlnet.js';
 import { encodeGguf } from './fixtures/gguf.js';
@@ -47,6 +50,10 @@ async function pixels(options: ImageOptions = {}, call: 'text' | 'image' = 'text
 }
 
 const unit = (extra: Partial<ControlNetUnit> = {}): ControlNetUnit => ({ model: canny, image: control, ...extra });
+const normalizedUnit: NormalizedControlNet = {
+  model: canny, image: control, weight: 1, guidanceStart: 0, guidanceEnd: 1, controlMode: 'balanced', resizeMode: 'crop-and-resize',
+  preprocessor: 'none', cannyLow: 100, cannyHigh: 200,
+};
 
 t.test('a unit at weight 0 gives the image without ControlNet byte for byte; at weight 1 it changes it', async (t) => {
   const plain = await pixels();
@@ -139,6 +146,33 @@ t.test('image-to-image and inpainting take units too', async (t) => {
   t.notOk(a.equals(b));
   // Outside the mask (its black right half) the input, white there, stays as it was.
   for (let y = 0; y < 64; y += 9) t.equal(a[(y * 64 + 60) * 3], 255);
+});
+
+t.test('with the hires fix, units steer the second pass too, their images fitted to its size', async (t) => {
+  const hires = { scale: 2, steps: 2, denoisingStrength: 0.6 } as const;
+  const draw = async (on: Model, controlNets?: ControlNetUnit[]) => {
+    const [image] = await on.textToImage({ ...quick, hires, ...(controlNets && { controlNets }) });
+    t.equal(image!.width, 128);
+    return sharp(image!.png).raw().toBuffer();
+  };
+  const plain = await draw(model);
+  t.ok((await draw(model, [unit({ weight: 0 })])).equals(plain), 'weight 0: the plain hires image');
+  t.notOk((await draw(model, [unit()])).equals(plain), 'a unit changes the hires image');
+  // The library hands the engine each unit's image at the second pass's size as well …
+  const [prepared] = await nativeControlUnits([normalizedUnit], undefined, 64, 64, { width: 128, height: 128 });
+  t.ok(Buffer.from(prepared!.hiresImage!).equals(Buffer.from(await controlImage(normalizedUnit, 128, 128, 'unit'))));
+  // … and the engine steers the second pass with it: the same request without it differs.
+  const native = await loadAddon().loadModel(model.path, { backend: 'cpu', threads: 1, prediction: 'auto' } as NativeLoadOptions);
+  t.teardown(() => native.close());
+  const ids = { tokens: Int32Array.from({ length: 77 }, (_, i) => (i === 0 ? 49406 : 49407)), weights: new Float32Array(77).fill(1) };
+  const request = {
+    mode: 'txt2img', width: 64, height: 64, steps: 2, cfgScale: 7, sampler: 'euler_a', scheduler: 'discrete', seed: 1, rng: 'gpu',
+    clipSkip: 0, count: 1, strength: 1, prompt: ids, negative: ids,
+    hires: { width: 128, height: 128, upscaleWidth: 128, upscaleHeight: 128, upscaler: 'latent-bilinear', steps: 2, denoisingStrength: 0.6 },
+  };
+  const [both] = await native.generate({ ...request, controlNets: [prepared!] }, () => {});
+  const [firstOnly] = await native.generate({ ...request, controlNets: [{ ...prepared!, hiresImage: undefined }] }, () => {});
+  t.notOk(Buffer.from(both!.data).equals(Buffer.from(firstOnly!.data)));
 });
 
 t.test('SD 2.x and SDXL models take ControlNets of their family, with the same properties', async (t) => {

@@ -85,6 +85,7 @@ std::vector<sdnode::ControlUnit> controlUnitsFromJs(const Napi::Value& v) {
     sdnode::ControlUnit unit;
     unit.path = stringField(o, "path");
     unit.image = typedArrayField<uint8_t, napi_uint8_array>(o, "image", false);
+    unit.hiresImage = typedArrayField<uint8_t, napi_uint8_array>(o, "hiresImage", true);
     unit.strength = static_cast<float>(numberField(o, "strength"));
     unit.guidanceStart = static_cast<float>(numberField(o, "guidanceStart"));
     unit.guidanceEnd = static_cast<float>(numberField(o, "guidanceEnd"));

@@ -176,6 +176,9 @@ struct ControlUnit {
   // The control image as the network reads it, already preprocessed and at the request's size:
   // width*height*3 RGB bytes.
   std::vector<uint8_t> image;
+  // With Request::hires: the control image at the hires fix's size (HiresFix::width x height), so the
+  // unit steers the second pass too, as A1111's ControlNet does by default; empty: the first pass only.
+  std::vector<uint8_t> hiresImage;
   // The residuals' scale (A1111's weight). Units add up; 0 gives the image made without the unit.
   float strength = 1.0f;
   // The part of the sampling it steers: steps whose index / steps lies in [guidanceStart, guidanceEnd].
@@ -234,8 +237,9 @@ struct Request {
   std::optional<HiresFix> hires;  // txt2img only
   // Applied for this call only: the weights are byte-identical to the loaded ones afterwards.
   std::vector<LoraFile> loras;
-  // ControlNet units (SD 1.x, SD 2.x, SDXL), steering the first pass's UNet (not a hires fix's
-  // second pass, nor the refiner). A model keeps the networks of its last call loaded.
+  // ControlNet units (SD 1.x, SD 2.x, SDXL), steering the first pass's UNet and, for units with a
+  // hiresImage, the hires fix's second pass (never the refiner). A model keeps the networks of its
+  // last call loaded.
   std::vector<ControlUnit> controlNets;
   // SDXL's micro-conditioning, in pixels: the size the UNet is told the training image had, the
   // top-left corner of its crop, and the size asked for. 0 x 0 sizes: the size being generated.

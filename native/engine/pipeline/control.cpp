@@ -31,6 +31,13 @@ void checkControlUnits(const Request& r) {
     if (u.image.size() != bytes) {
       fail("image must hold width*height*3 = " + std::to_string(bytes) + " RGB bytes, got " + std::to_string(u.image.size()));
     }
+    if (!u.hiresImage.empty()) {
+      const size_t hiresBytes = r.hires ? static_cast<size_t>(r.hires->width) * r.hires->height * 3 : 0;
+      if (u.hiresImage.size() != hiresBytes) {
+        fail("hiresImage must hold the hires fix's width*height*3 = " + std::to_string(hiresBytes) + " RGB bytes (none without hires), got " +
+             std::to_string(u.hiresImage.size()));
+      }
+    }
     if (!std::isfinite(u.strength) || u.strength < -10 || u.strength > 10) fail("strength must be between -10 and 10");
     if (!std::isfinite(u.guidanceStart) || !std::isfinite(u.guidanceEnd) || u.guidanceStart < 0 || u.guidanceEnd > 1 ||
         u.guidanceStart > u.guidanceEnd) {
@@ -71,6 +78,21 @@ std::vector<ControlRun> DiffusionModel::prepareControls(const Request& r) {
   }
   // Networks this call does not use are freed; a call without units keeps them for the next.
   if (!r.controlNets.empty()) controlNets_ = std::move(kept);
+  return runs;
+}
+
+std::vector<ControlRun> DiffusionModel::hiresControls(const std::vector<ControlRun>& first, const Request& r) {
+  std::vector<ControlRun> runs;
+  if (!r.hires) return runs;
+  for (const ControlRun& run : first) {
+    if (run.unit->hiresImage.empty()) continue;
+    ControlRun hires;
+    hires.net = run.net;
+    hires.unit = run.unit;
+    hires.hint = run.net->guidedHint(run.unit->hiresImage, r.hires->width, r.hires->height);
+    run.net->releaseBuffers();
+    runs.push_back(std::move(hires));
+  }
   return runs;
 }
 

@@ -304,6 +304,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     const int firstSteps = static_cast<int>(sigmas.size()) - 1;
     const std::optional<RefinerPass> refiner = prepareRefiner(r, firstSteps);
     const std::vector<ControlRun> controls = prepareControls(r);
+    const std::vector<ControlRun> secondPassControls = hiresControls(controls, r);
     std::optional<AbortScope> refinerAbort;
     std::optional<CircularScope> refinerCircular;
     if (refiner) {
@@ -343,7 +344,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
         x = initialNoise(*rng, r.rng, seeds, channels, hires.width, hires.height);
         for (size_t j = 0; j < x.size(); j++) x[j] = hiresStart.initLatent[j] + x[j] * hires.sigmas[0];
         x = samplePass(run, std::move(x), hires.sigmas, {&hiresText}, hiresStart, hires.width, hires.height, *rng,
-                       {i, totalSteps, 1, firstSteps});
+                       {i, totalSteps, 1, firstSteps}, nullptr, secondPassControls.empty() ? nullptr : &secondPassControls);
         image.width = static_cast<int>(hires.width) * info_.vaeScale;
         image.height = static_cast<int>(hires.height) * info_.vaeScale;
       }

@@ -117,6 +117,8 @@ class DiffusionModel : public Model {
   // The request's ControlNet units with their networks (loaded, or kept from the last call that used
   // them; the others are freed) and guided hints.
   std::vector<ControlRun> prepareControls(const Request& request);
+  // The units of `first` that steer the hires fix's second pass too, with their hires images' hints.
+  std::vector<ControlRun> hiresControls(const std::vector<ControlRun>& first, const Request& request);
   // The residuals the active units add to one UNet pass (the prompt's, or the negative prompt's when
   // `uncondPass`), summed and scaled; empty when no unit is active. latent: the UNet's input without
   // any inpainting channels.
