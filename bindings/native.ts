@@ -291,6 +291,8 @@ export interface NativeEncodedText {
   pooled: Float32Array;
   /** Chroma's text-token attention mask; absent otherwise. */
   mask?: Float32Array;
+  /** ControlNet units steering the UNet passes this text conditions (images at the sampled size). Absent: none. */
+  controls?: NativeControlUnit[];
 }
 
 /** One prompt's ids for each text encoder (the stage API's encodeText). */

@@ -12,7 +12,7 @@ export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
 export type {
-  DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
+  ConditioningControlNet, DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
 } from './stages.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
 export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile } from './catalogue.js';

@@ -229,13 +229,13 @@ export class Model {
    */
   sample(options: SampleOptions): Promise<Latent> {
     const { vaeScale } = this.info;
-    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, { ...this.info, channels: latentChannels(this.info) });
+    const { request, latent, signal, onProgress, fitControls } = normalizeSampleOptions(options, { ...this.info, channels: latentChannels(this.info) });
     const relay = new ProgressRelay(onProgress, () => this.#native.abort());
     return this.#stage('sample', signal, async (native) => {
       const out = await native.sampleLatent(request, latent, relay.listener);
       relay.rethrow();
       return publicLatent(out, vaeScale);
-    }, undefined, relay);
+    }, fitControls(), relay);
   }
 
   /** The VAE's decode of every latent of the batch: RGB bytes. */

@@ -175,6 +175,26 @@ t.test('with the hires fix, units steer the second pass too, their images fitted
   t.notOk(Buffer.from(both!.data).equals(Buffer.from(firstOnly!.data)));
 });
 
+t.test('the stage API: a unit on the positive and the negative conditioning gives textToImage\'s pixels with that unit', async (t) => {
+  const settings = { seed: 42, steps: 3, cfgScale: 7, sampler: 'euler_a' } as const;
+  const [expected] = await model.textToImage({ ...settings, prompt: 'a house', width: 64, height: 64, controlNets: [unit()] });
+  const [positive, negative] = await Promise.all([model.encodePrompt('a house'), model.encodePrompt('')]);
+  const controlImage = { width: 64, height: 64, data: await sharp(control).raw().toBuffer() };
+  const controlNets = [{ model: canny, image: controlImage }];
+  const sampleWith = async (p: typeof positive, n: typeof negative) => {
+    const latent = await model.sample({ ...settings, latent: model.emptyLatent({ width: 64, height: 64 }), positive: p, negative: n });
+    return Buffer.from((await model.decode(latent))[0]!.data);
+  };
+  const both = await sampleWith({ ...positive, controlNets }, { ...negative, controlNets });
+  t.ok(both.equals(await sharp(expected!.png).raw().toBuffer()), 'same pixels as textToImage with the unit');
+  const positiveOnly = await sampleWith({ ...positive, controlNets }, negative);
+  t.notOk(positiveOnly.equals(both), 'on the positive alone (ComfyUI\'s ControlNetApply) the negative pass is unsteered');
+  t.ok((await sampleWith({ ...positive, controlNets: [{ ...controlNets[0]!, strength: 0 }] }, negative)).equals(await sampleWith(positive, negative)),
+    'strength 0 is the image without it');
+  t.throws(() => model.sample({ ...settings, latent: model.emptyLatent({ width: 64, height: 64 }), positive: { ...positive, controlNets: [{ model: canny }] }, negative } as never),
+    { name: 'TypeError', message: /positive\.controlNets\[0\]\.image/ });
+});
+
 t.test('SD 2.x and SDXL models take ControlNets of their family, with the same properties', async (t) => {
   for (const family of ['sd2', 'sdxl'] as const) {
     const familyModel = await loadModel(await writeTinyCheckpoint(dir, { family }), { backend: 'cpu', threads: 1 });

@@ -329,6 +329,8 @@ std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& v) {
 
 sdnode::EncodedText encodedTextFromJs(const Napi::Object& o) {
   sdnode::EncodedText t;
+  // Optional: ComfyUI's ControlNet units on the conditioning.
+  if (!o.Get("controls").IsUndefined()) t.controls = controlUnitsFromJs(o.Get("controls"));
   t.hidden = typedArrayField<float, napi_float32_array>(o, "hidden", false);
   t.tokens = intField(o, "tokens");
   t.pooled = typedArrayField<float, napi_float32_array>(o, "pooled", true);

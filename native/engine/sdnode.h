@@ -331,6 +331,9 @@ struct EncodedText {
   int64_t tokens = 0;
   std::vector<float> pooled;  // SDXL's, FLUX.1's and SD3's pooled vector; empty for SD 1.x / 2.x and Chroma
   std::vector<float> mask;    // Chroma: added to each text token's attention scores; empty otherwise
+  // ComfyUI's ControlNet on a conditioning (UNet models): units steering every UNet pass this text
+  // conditions in sampleLatent, their images at the sampled latent's size in pixels. Empty: none.
+  std::vector<ControlUnit> controls;
 };
 
 // Latents in the diffusion model's scale (the VAE's latent, shifted and scaled), `batch` of them.

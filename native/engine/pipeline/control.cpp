@@ -21,18 +21,20 @@ std::string familyName(const std::string& family) {
 
 }  // namespace
 
-void checkControlUnits(const Request& r) {
-  const size_t bytes = static_cast<size_t>(r.width) * r.height * 3;
-  for (size_t i = 0; i < r.controlNets.size(); i++) {
-    const ControlUnit& u = r.controlNets[i];
-    const std::string field = "controlNets[" + std::to_string(i) + "]";
+void checkControlUnits(const Request& r) { checkControlUnits(r.controlNets, r.width, r.height, r.hires ? &*r.hires : nullptr, "controlNets"); }
+
+void checkControlUnits(const std::vector<ControlUnit>& units, int width, int height, const HiresFix* hires, const std::string& name) {
+  const size_t bytes = static_cast<size_t>(width) * height * 3;
+  for (size_t i = 0; i < units.size(); i++) {
+    const ControlUnit& u = units[i];
+    const std::string field = name + "[" + std::to_string(i) + "]";
     auto fail = [&](const std::string& what) { throw Error(ErrorCode::InvalidArgument, field + "." + what); };
     if (u.path.empty()) fail("path must name a ControlNet file");
     if (u.image.size() != bytes) {
       fail("image must hold width*height*3 = " + std::to_string(bytes) + " RGB bytes, got " + std::to_string(u.image.size()));
     }
     if (!u.hiresImage.empty()) {
-      const size_t hiresBytes = r.hires ? static_cast<size_t>(r.hires->width) * r.hires->height * 3 : 0;
+      const size_t hiresBytes = hires ? static_cast<size_t>(hires->width) * hires->height * 3 : 0;
       if (u.hiresImage.size() != hiresBytes) {
         fail("hiresImage must hold the hires fix's width*height*3 = " + std::to_string(hiresBytes) + " RGB bytes (none without hires), got " +
              std::to_string(u.hiresImage.size()));
@@ -49,10 +51,10 @@ void checkControlUnits(const Request& r) {
   }
 }
 
-std::vector<ControlRun> DiffusionModel::prepareControls(const Request& r) {
+std::vector<ControlRun> DiffusionModel::prepareControls(const std::vector<ControlUnit>& units, int width, int height) {
   std::vector<std::unique_ptr<ControlNet>> kept;
   std::vector<ControlRun> runs;
-  for (const ControlUnit& unit : r.controlNets) {
+  for (const ControlUnit& unit : units) {
     ControlNet* net = nullptr;
     for (auto* pool : {&kept, &controlNets_}) {
       for (auto& candidate : *pool) {
@@ -72,12 +74,12 @@ std::vector<ControlRun> DiffusionModel::prepareControls(const Request& r) {
     ControlRun run;
     run.net = net;
     run.unit = &unit;
-    run.hint = net->guidedHint(unit.image, r.width, r.height);
+    run.hint = net->guidedHint(unit.image, width, height);
     net->releaseBuffers();
     runs.push_back(std::move(run));
   }
   // Networks this call does not use are freed; a call without units keeps them for the next.
-  if (!r.controlNets.empty()) controlNets_ = std::move(kept);
+  if (!units.empty()) controlNets_ = std::move(kept);
   return runs;
 }
 
@@ -96,14 +98,14 @@ std::vector<ControlRun> DiffusionModel::hiresControls(const std::vector<ControlR
   return runs;
 }
 
-UnetControl DiffusionModel::controlResiduals(const StepControls& controls, bool uncondPass, const std::vector<float>& latent, int64_t width,
-                                             int64_t height, float t, const std::vector<float>& context, int64_t contextTokens,
-                                             const std::vector<float>& added) {
+UnetControl DiffusionModel::controlResiduals(const std::vector<ControlRun>* units, double stepFraction, bool uncondPass,
+                                             const std::vector<float>& latent, int64_t width, int64_t height, float t,
+                                             const std::vector<float>& context, int64_t contextTokens, const std::vector<float>& added) {
   UnetControl sum;
-  if (!controls.units) return sum;
-  for (const ControlRun& run : *controls.units) {
+  if (!units) return sum;
+  for (const ControlRun& run : *units) {
     const ControlUnit& unit = *run.unit;
-    if (controls.fraction < unit.guidanceStart || controls.fraction > unit.guidanceEnd) continue;
+    if (stepFraction < unit.guidanceStart || stepFraction > unit.guidanceEnd) continue;
     if (uncondPass && unit.mode == "control") continue;
     UnetControl residuals = run.net->forward(latent, width, height, t, run.hint, context, contextTokens, added);
     if (sum.empty()) {

@@ -104,7 +104,7 @@ void DiffusionModel::checkRequest(const Request& r) const {
 
 std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
                                            const TextConditions& text, const std::pair<std::vector<float>, std::vector<float>>& added,
-                                           float cfgScale, const std::vector<float>& concat, const StepControls& controls) {
+                                           float cfgScale, const std::vector<float>& concat, double stepFraction) {
   // k-diffusion's CompVis wrappers (sigma_data = 1): eps models predict the noise, v models the velocity.
   const float s2 = sigma * sigma + 1.0f;
   const float cIn = 1.0f / std::sqrt(s2);
@@ -115,14 +115,17 @@ std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float si
   for (size_t i = 0; i < x.size(); i++) input[i] = x[i] * cIn;
   std::copy(concat.begin(), concat.end(), input.begin() + x.size());
   // ControlNets read the latent alone, not an inpainting model's extra channels.
-  const std::vector<float> latent = controls.units ? std::vector<float>(input.begin(), input.begin() + x.size()) : std::vector<float>();
-  std::vector<float> out = unet_->forward(input, width, height, t, text.cond, text.condTokens, added.first,
-                                          controlResiduals(controls, false, latent, width, height, t, text.cond, text.condTokens, added.first));
+  const std::vector<float> latent =
+      text.condControls || text.uncondControls ? std::vector<float>(input.begin(), input.begin() + x.size()) : std::vector<float>();
+  std::vector<float> out = unet_->forward(
+      input, width, height, t, text.cond, text.condTokens, added.first,
+      controlResiduals(text.condControls, stepFraction, false, latent, width, height, t, text.cond, text.condTokens, added.first));
   // At cfg 1 there is no negative pass (encodeText leaves it empty): the output is the conditional one.
   if (!text.uncond.empty()) {
     std::vector<float> outUncond =
         unet_->forward(input, width, height, t, text.uncond, text.uncondTokens, added.second,
-                       controlResiduals(controls, true, latent, width, height, t, text.uncond, text.uncondTokens, added.second));
+                       controlResiduals(text.uncondControls, stepFraction, true, latent, width, height, t, text.uncond, text.uncondTokens,
+                                        added.second));
     for (size_t i = 0; i < out.size(); i++) out[i] = outUncond[i] + cfgScale * (out[i] - outUncond[i]);
   }
   for (size_t i = 0; i < out.size(); i++) out[i] = x[i] * cSkip + out[i] * cOut;
@@ -173,8 +176,7 @@ TextConditions DiffusionModel::encodeText(const Conditioning& prompt, const Cond
 
 std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
                                               const std::vector<const TextConditions*>& texts, const ImageStart& start, int64_t w, int64_t h,
-                                              Rng& rng, const ImageProgress& progress, const RefinerPass* refiner,
-                                              const std::vector<ControlRun>* controls) {
+                                              Rng& rng, const ImageProgress& progress, const RefinerPass* refiner) {
   const Request& r = run.request;
   // The preview shows the model's latest estimate of the clean image (the denoiser's x0 from the
   // step's last model call), not x: x carries the remaining noise, which at early steps hides
@@ -206,15 +208,15 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   const int passSteps = static_cast<int>(sigmas.size()) - 1;
   const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
     // A step's model calls (two for heun and its kin) share its place in the sampling.
-    const StepControls stepControls{controls, (std::abs(step) - 1) / static_cast<double>(passSteps)};
+    const double fraction = (std::abs(step) - 1) / static_cast<double>(passSteps);
     // The refiner takes over the latent (and the sampler's history) at its switch step; it has no
     // inpainting channels, so it sees the latent alone.
     std::vector<float> denoised =
         refiner && stepsDone >= refiner->switchStep
             ? refiner->model.denoise(latent, sigma, w, h, refiner->text, refinerAdded, r.cfgScale, {})
-            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat, stepControls);
+            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat, fraction);
     for (size_t k = 1; k < texts.size(); k++) {
-      const std::vector<float> more = denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat, stepControls);
+      const std::vector<float> more = denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat, fraction);
       for (size_t j = 0; j < denoised.size(); j++) denoised[j] += more[j];
     }
     if (texts.size() > 1) {
@@ -228,8 +230,11 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   };
   x = sample(r.sampler, model, std::move(x), sigmas, rng, schedule_, hooks);
   unet_->releaseBuffers();
-  if (controls) {
-    for (const ControlRun& control : *controls) control.net->releaseBuffers();
+  for (const TextConditions* text : texts) {
+    for (const auto* controls : {text->condControls, text->uncondControls}) {
+      if (controls == nullptr) continue;
+      for (const ControlRun& control : *controls) control.net->releaseBuffers();
+    }
   }
   if (refiner) refiner->model.unet_->releaseBuffers();
   if (taesd_) taesd_->releaseBuffers();
@@ -279,7 +284,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       return copies;
     }
     const LoraMerge loras(info_.family, file_, *weights_, r.loras, threads_, staleWeights_);
-    const TextConditions text = encodeText(r.prompt, r.negative, r);
+    TextConditions text = encodeText(r.prompt, r.negative, r);
     TextConditions hiresText;
     if (r.hires) {
       const Conditioning& prompt = r.hires->prompt.tokens.empty() ? r.prompt : r.hires->prompt;
@@ -303,8 +308,11 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     }
     const int firstSteps = static_cast<int>(sigmas.size()) - 1;
     const std::optional<RefinerPass> refiner = prepareRefiner(r, firstSteps);
-    const std::vector<ControlRun> controls = prepareControls(r);
+    const std::vector<ControlRun> controls = prepareControls(r.controlNets, r.width, r.height);
     const std::vector<ControlRun> secondPassControls = hiresControls(controls, r);
+    // The same units steer both passes of classifier-free guidance (their mode may leave one out).
+    if (!controls.empty()) text.condControls = text.uncondControls = &controls;
+    if (!secondPassControls.empty()) hiresText.condControls = hiresText.uncondControls = &secondPassControls;
     std::optional<AbortScope> refinerAbort;
     std::optional<CircularScope> refinerCircular;
     if (refiner) {
@@ -333,7 +341,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       std::vector<float> x = initialNoise(*rng, r.rng, seeds, channels, w, h);
       for (size_t j = 0; j < x.size(); j++) x[j] = (fromImage ? imageStart.initLatent[j] : 0.0f) + x[j] * sigmas[0];
       x = samplePass(run, std::move(x), sigmas, {&text}, imageStart, w, h, *rng, {i, totalSteps, 0, 0},
-                     refiner ? &*refiner : nullptr, controls.empty() ? nullptr : &controls);
+                     refiner ? &*refiner : nullptr);
 
       Image image;
       image.width = r.width;
@@ -344,7 +352,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
         x = initialNoise(*rng, r.rng, seeds, channels, hires.width, hires.height);
         for (size_t j = 0; j < x.size(); j++) x[j] = hiresStart.initLatent[j] + x[j] * hires.sigmas[0];
         x = samplePass(run, std::move(x), hires.sigmas, {&hiresText}, hiresStart, hires.width, hires.height, *rng,
-                       {i, totalSteps, 1, firstSteps}, nullptr, secondPassControls.empty() ? nullptr : &secondPassControls);
+                       {i, totalSteps, 1, firstSteps});
         image.width = static_cast<int>(hires.width) * info_.vaeScale;
         image.height = static_cast<int>(hires.height) * info_.vaeScale;
       }

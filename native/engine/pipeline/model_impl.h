@@ -21,6 +21,8 @@
 
 namespace sdnode {
 
+struct ControlRun;
+
 // The text encoders' output for one pass: the prompt's, and the negative prompt's unless cfg is 1.
 // Pooled vectors are SDXL's (empty otherwise); the size embeddings join them per pass.
 struct TextConditions {
@@ -30,6 +32,9 @@ struct TextConditions {
   std::vector<float> uncond;  // empty at cfg 1
   int64_t uncondTokens = 0;
   std::vector<float> uncondPooled;
+  // The ControlNet units steering the prompt's UNet pass and the negative prompt's; null: none.
+  const std::vector<ControlRun>* condControls = nullptr;
+  const std::vector<ControlRun>* uncondControls = nullptr;
 };
 
 // One prompt's conditioning for the UNet's cross-attention, and its pooled vector (SDXL).
@@ -66,12 +71,9 @@ struct ControlRun {
 
 // Throws InvalidArgument naming the unit's field: path, image size, strength, guidance window, mode.
 void checkControlUnits(const Request& request);
+// The same for units of `name` whose images are width x height (hiresImage: hires's size; none without).
+void checkControlUnits(const std::vector<ControlUnit>& units, int width, int height, const HiresFix* hires, const std::string& name);
 
-// The ControlNet units of one model call (empty: none) and where in the sampling the call is.
-struct StepControls {
-  const std::vector<ControlRun>* units = nullptr;
-  double fraction = 0;  // the step's index / the pass's steps
-};
 
 // The refiner hand-off of one pass: from step switchStep (0-based) on, `model` denoises.
 struct RefinerPass {
@@ -113,17 +115,17 @@ class DiffusionModel : public Model {
   // added: the UNet's added conditioning for the prompt and the negative prompt (SDXL; else empty).
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height, const TextConditions& text,
                              const std::pair<std::vector<float>, std::vector<float>>& added, float cfgScale,
-                             const std::vector<float>& concat, const StepControls& controls = {});
+                             const std::vector<float>& concat, double stepFraction = 0);
   // The request's ControlNet units with their networks (loaded, or kept from the last call that used
   // them; the others are freed) and guided hints.
-  std::vector<ControlRun> prepareControls(const Request& request);
+  std::vector<ControlRun> prepareControls(const std::vector<ControlUnit>& units, int width, int height);
   // The units of `first` that steer the hires fix's second pass too, with their hires images' hints.
   std::vector<ControlRun> hiresControls(const std::vector<ControlRun>& first, const Request& request);
-  // The residuals the active units add to one UNet pass (the prompt's, or the negative prompt's when
-  // `uncondPass`), summed and scaled; empty when no unit is active. latent: the UNet's input without
-  // any inpainting channels.
-  UnetControl controlResiduals(const StepControls& controls, bool uncondPass, const std::vector<float>& latent, int64_t width,
-                               int64_t height, float t, const std::vector<float>& context, int64_t contextTokens,
+  // The residuals the active units of `units` add to one UNet pass (the prompt's, or the negative
+  // prompt's when `uncondPass`) at `stepFraction` of the sampling, summed and scaled; empty when no
+  // unit is active. latent: the UNet's input without any inpainting channels.
+  UnetControl controlResiduals(const std::vector<ControlRun>* units, double stepFraction, bool uncondPass, const std::vector<float>& latent,
+                               int64_t width, int64_t height, float t, const std::vector<float>& context, int64_t contextTokens,
                                const std::vector<float>& added);
   EncodedPrompt encodePrompt(const Conditioning& prompt, int clipSkip);
   // The UNet's added conditioning (prompt, negative prompt) for a pass at w x h latent cells.
@@ -134,8 +136,7 @@ class DiffusionModel : public Model {
   // Several `texts` (combined conditionings): the mean of their predictions.
   std::vector<float> samplePass(const RunContext& run, std::vector<float> x, const std::vector<float>& sigmas,
                                 const std::vector<const TextConditions*>& texts, const ImageStart& start, int64_t width, int64_t height, Rng& rng,
-                                const ImageProgress& progress, const RefinerPass* refiner = nullptr,
-                                const std::vector<ControlRun>* controls = nullptr);
+                                const ImageProgress& progress, const RefinerPass* refiner = nullptr);
   // The request's refiner as this model's partner: checked, with its text encoded.
   std::optional<RefinerPass> prepareRefiner(const Request& request, int passSteps);
   // The hires fix's ESRGAN step: image planes [3, height, width] in [-1, 1] through the model until
