@@ -235,7 +235,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     },
     comfyui: {
       inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir),
-      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir),
+      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir), controlNetDir: controlNetFolder(options.controlNetDir, options.modelsDir),
     },
     sdcpp: { loraDir: loraFolder(options.loraDir, options.modelsDir), maxQueue: options.maxQueue ?? 100 },
     tasks: {
@@ -291,7 +291,7 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
     store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
     runWorkflow: createWorkflowRunner({
       inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir),
-      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir),
+      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir), controlNetDir: controlNetFolder(options.controlNetDir, options.modelsDir),
     }),
   });
   const queue = new EmbeddedQueue(processor, {

@@ -5,8 +5,10 @@
 // that list what exists.
 import path from 'node:path';
 
+import { Client } from '@stable-canvas/comfyui-client';
 import sharp from 'sharp';
 import t from 'tap';
+import WebSocket from 'ws';
 
 import { readPngText } from '../lib/index.js';
 import { legacyShortHash } from '../lib/controlnet.js';
@@ -146,4 +148,51 @@ t.test('a ControlNet file of another family fails the request with the engine\'s
   const answer = await post('/sdapi/v1/txt2img', withUnits([webuiapiUnit({ model: 'control_xl' })]));
   t.not(answer.status, 200);
   t.match(JSON.stringify(answer.body.detail), /control_xl\.safetensors is a ControlNet for SDXL but the model is SD 1\.x/);
+});
+
+t.test('ComfyUI: ControlNetLoader lists the folder; ControlNetApplyAdvanced steers the KSampler; strength 0 changes nothing', async (t) => {
+  const info = (await getJson(`${url}/object_info/ControlNetLoader`)).body as Record<string, { input: { required: Record<string, unknown[]> } }>;
+  const [names] = info.ControlNetLoader!.input.required.control_net_name as [string[]];
+  t.same(names.filter((name) => name.startsWith('control_tiny')), ['control_tiny_canny.safetensors', 'control_tiny_depth.safetensors']);
+  const form = new FormData();
+  form.append('image', new Blob([Buffer.from(halves, 'base64')], { type: 'image/png' }), 'halves.png');
+  t.equal((await fetch(`${url}/upload/image`, { method: 'POST', body: form })).status, 200);
+  const client = new Client({ api_host: new URL(url).host, clientId: 'controlnet-test', WebSocket, fetch });
+  client.connect();
+  t.teardown(() => client.close());
+  await new Promise((resolve) => client.events.once('connected', resolve));
+  const graph = (strength: number | undefined, node = 'ControlNetApplyAdvanced') => ({
+    1: { class_type: 'CheckpointLoaderSimple', inputs: { ckpt_name: 'tiny.safetensors' } },
+    2: { class_type: 'CLIPTextEncode', inputs: { text: 'a barn', clip: ['1', 1] } },
+    3: { class_type: 'CLIPTextEncode', inputs: { text: '', clip: ['1', 1] } },
+    4: { class_type: 'EmptyLatentImage', inputs: { width: 64, height: 64, batch_size: 1 } },
+    5: { class_type: 'LoadImage', inputs: { image: 'halves.png' } },
+    6: { class_type: 'ControlNetLoader', inputs: { control_net_name: 'control_tiny_canny.safetensors' } },
+    ...(strength !== undefined && {
+      7: node === 'ControlNetApplyAdvanced'
+        ? { class_type: node, inputs: { positive: ['2', 0], negative: ['3', 0], control_net: ['6', 0], image: ['5', 0], strength, start_percent: 0, end_percent: 1 } }
+        : { class_type: node, inputs: { conditioning: ['2', 0], control_net: ['6', 0], image: ['5', 0], strength } },
+    }),
+    8: {
+      class_type: 'KSampler',
+      inputs: {
+        seed: 3, steps: 2, cfg: 7, sampler_name: 'euler', scheduler: 'normal', denoise: 1, model: ['1', 0], latent_image: ['4', 0],
+        positive: strength === undefined ? ['2', 0] : ['7', 0], negative: strength === undefined || node !== 'ControlNetApplyAdvanced' ? ['3', 0] : ['7', 1],
+      },
+    },
+    9: { class_type: 'VAEDecode', inputs: { samples: ['8', 0], vae: ['1', 2] } },
+    10: { class_type: 'SaveImage', inputs: { filename_prefix: 'cn', images: ['9', 0] } },
+  });
+  const run = async (strength: number | undefined, node?: string) => {
+    const result = await client.enqueue(graph(strength, node), { disable_random_seed: true });
+    const image = result.images.find((entry) => entry.type === 'url')!.data as string;
+    return sharp(Buffer.from(await (await fetch(image)).arrayBuffer())).raw().toBuffer();
+  };
+  const plain = await run(undefined);
+  const advanced = await run(1);
+  t.notOk(advanced.equals(plain));
+  t.ok((await run(0)).equals(plain), 'strength 0');
+  const positiveOnly = await run(1, 'ControlNetApply');
+  t.notOk(positiveOnly.equals(plain));
+  t.notOk(positiveOnly.equals(advanced), 'ControlNetApply steers the positive pass alone');
 });
