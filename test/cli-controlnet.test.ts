@@ -67,3 +67,9 @@ t.test('ControlNet flags out of place are usage errors naming the flag', async (
     t.match(output, message, args.join(' '));
   }
 });
+
+t.test('a file that is not a ControlNet exits 1 with the engine\'s message', async (t) => {
+  const { code, output } = await run(t, [...quick, '--control-net', model, '--control-image', controlImage, '-o', path.join(dir, 'never.png')]);
+  t.equal(code, 1);
+  t.match(output, /is a Stable Diffusion checkpoint, not a ControlNet/);
+});

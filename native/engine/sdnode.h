@@ -172,7 +172,7 @@ struct RefinerHandoff {
 // One ControlNet unit of a call (AUTOMATIC1111's ControlNet units): a network, its control image and
 // how strongly and when it steers the UNet.
 struct ControlUnit {
-  std::string path;  // the ControlNet's file (.safetensors or .gguf, original layout: control_model.*)
+  std::string path;  // the ControlNet's file (.safetensors or .gguf; original layout control_model.*, or diffusers')
   // The control image as the network reads it, already preprocessed and at the request's size:
   // width*height*3 RGB bytes.
   std::vector<uint8_t> image;
