@@ -195,6 +195,19 @@ t.test('the stage API: a unit on the positive and the negative conditioning give
     { name: 'TypeError', message: /positive\.controlNets\[0\]\.image/ });
 });
 
+t.test('an inpainting checkpoint takes a ControlNet of its family: the network reads the latent, not the mask channels', async (t) => {
+  const inpaintModel = await loadModel(await writeTinyCheckpoint(dir, { inpaint: true }), { backend: 'cpu', threads: 1 });
+  t.teardown(() => inpaintModel.close());
+  const mask = await halves(false);
+  const draw = async (controlNets?: ControlNetUnit[]) => {
+    const [image] = await inpaintModel.inpaint({ ...quick, image: control, mask, maskBlur: 0, ...(controlNets && { controlNets }) });
+    return sharp(image!.png).raw().toBuffer();
+  };
+  const plain = await draw();
+  t.ok((await draw([unit({ weight: 0 })])).equals(plain));
+  t.notOk((await draw([unit()])).equals(plain));
+});
+
 t.test('SD 2.x and SDXL models take ControlNets of their family, with the same properties', async (t) => {
   for (const family of ['sd2', 'sdxl'] as const) {
     const familyModel = await loadModel(await writeTinyCheckpoint(dir, { family }), { backend: 'cpu', threads: 1 });
