@@ -2,12 +2,13 @@
 // ControlNet extension names them), a unit's model resolved to its file, and its control image
 // fitted to the generation's size and preprocessed, as the engine takes it.
 import { createHash } from 'node:crypto';
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import type { NativeControlUnit } from '../bindings/native.js';
 import { canny } from './canny.js';
 import { SdnodeError } from './errors.js';
+import { filesUnder } from './folder-files.js';
 import { decodeImageResized } from './images.js';
 import type { NormalizedControlNet } from './options.js';
 
@@ -26,19 +27,8 @@ export const controlNetExtensions = ['.safetensors', '.gguf'] as const;
 
 /** The ControlNet files under `dir` (and its subfolders), sorted by name; [] when the folder does not exist. */
 export async function listControlNets(dir: string): Promise<ControlNetFileInfo[]> {
-  const root = path.resolve(dir);
-  let entries: string[];
-  try {
-    entries = await readdir(root, { recursive: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  const files = entries.filter((entry) => controlNetExtensions.some((ext) => entry.toLowerCase().endsWith(ext)));
-  const found = await Promise.all(files.map(async (entry) => {
-    const file = path.join(root, entry);
-    return { name: path.basename(entry, path.extname(entry)), hash: await legacyShortHash(file), path: file };
-  }));
+  const found = await Promise.all((await filesUnder(dir, controlNetExtensions)).map(async (file) => (
+    { name: path.basename(file, path.extname(file)), hash: await legacyShortHash(file), path: file })));
   return found.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : 1));
 }
 

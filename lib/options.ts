@@ -8,8 +8,8 @@ import path from 'node:path';
 import type { NativeRequest } from '../bindings/native.js';
 import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 import {
-  controlModes, controlPreprocessors, controlResizeModes, maskedStarts, weightTypes, type ControlMode, type ControlPreprocessor,
-  type ControlResizeMode, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type PromptTokens, type WeightType,
+  controlModes, controlPreprocessors, controlResizeModes, maskedStarts, weightTypes, type ControlNetUnit, type ConvertOptions,
+  type ImageInput, type LoadOptions, type Progress, type PromptTokens, type WeightType,
 } from './option-types.js';
 import { SafetyChecker } from './safety-checker.js';
 import {
@@ -38,18 +38,7 @@ export type RequestSettings = Required<Omit<NativeRequest,
   | 'referenceImages' | 'skipLayers' | 'controlNets'>>;
 
 /** A ControlNet unit of the `controlNets` option, every default filled in; the model not resolved yet. */
-export interface NormalizedControlNet {
-  model: string;
-  image: ImageInput;
-  weight: number;
-  guidanceStart: number;
-  guidanceEnd: number;
-  controlMode: ControlMode;
-  resizeMode: ControlResizeMode;
-  preprocessor: ControlPreprocessor;
-  cannyLow: number;
-  cannyHigh: number;
-}
+export type NormalizedControlNet = Required<ControlNetUnit>;
 
 /** A LoRA of the `loras` option, its path resolved. */
 export interface NormalizedLora {

@@ -1,7 +1,7 @@
 // What a job is, independent of the API dialect that asked for it, where it is stored or which
 // process runs it. Every dialect translates its requests into these and back.
 
-import type { ControlMode, ControlPreprocessor, ControlResizeMode, MaskedStart } from '../../lib/index.js';
+import type { ControlNetUnit, MaskedStart } from '../../lib/index.js';
 
 /** What the engine is asked to do; 'workflow': a graph of stage calls (ComfyUI's API format). */
 export const jobModes = ['txt2img', 'img2img', 'inpaint', 'workflow'] as const;
@@ -21,19 +21,11 @@ export const controlSlots = ['control1', 'control2', 'control3', 'control4', 'co
 /** Upload slots a job can have; the stored file is `<slot>.<ext>`, never a user-supplied name. */
 export type UploadSlot = 'image' | 'mask' | (typeof referenceSlots)[number] | (typeof controlSlots)[number];
 
-/** A ControlNet unit of a job: the library's unit less its image, which is upload slot control<N>. */
-export interface JobControlNet {
-  /** The ControlNet's name in the server's ControlNet folder (its file stem). */
-  model: string;
-  weight: number;
-  guidanceStart: number;
-  guidanceEnd: number;
-  controlMode: ControlMode;
-  resizeMode: ControlResizeMode;
-  preprocessor: ControlPreprocessor;
-  cannyLow?: number;
-  cannyHigh?: number;
-}
+/**
+ * A ControlNet unit of a job: the library's unit with every value given, less its image (upload
+ * slot control<N>); `model` is the ControlNet's name in the server's ControlNet folder.
+ */
+export type JobControlNet = Required<Omit<ControlNetUnit, 'image' | 'cannyLow' | 'cannyHigh'>> & Pick<ControlNetUnit, 'cannyLow' | 'cannyHigh'>;
 
 /** Generation parameters in the library's terms; absent fields take the library's defaults. */
 export interface JobParameters {
