@@ -93,6 +93,11 @@ t.test('a webuiapi ControlNetUnit steers txt2img; weight 0 or enabled false is t
   const parameters = readPngText(Buffer.from(steered.body.images![0]!, 'base64')).parameters!;
   t.match(parameters, `ControlNet 0: "Module: none, Model: ${cannyTitle}, Weight: 1, Resize Mode: Resize and Fill, `);
   t.notMatch(JSON.parse(steered.body.info!).sdnode_warnings ?? '', /alwayson_scripts/);
+  t.notOk((JSON.parse(steered.body.info!).sdnode_ignored as string[]).some((field) => field.startsWith('alwayson_scripts')),
+    'a webuiapi unit\'s fields are all taken');
+  const lowResOnly = await post('/sdapi/v1/txt2img', withUnits([webuiapiUnit({ hr_option: 'Low res only', mask: halves })]));
+  t.same((JSON.parse(lowResOnly.body.info!).sdnode_ignored as string[]).filter((field) => field.startsWith('alwayson_scripts')),
+    ['alwayson_scripts.controlnet.args[0].mask', 'alwayson_scripts.controlnet.args[0].hr_option'], 'what is not acted on is reported');
   for (const unit of [webuiapiUnit({ weight: 0 }), webuiapiUnit({ enabled: false }), webuiapiUnit({ model: 'None' })]) {
     const answer = await post('/sdapi/v1/txt2img', withUnits([unit]));
     t.equal(answer.status, 200);

@@ -56,6 +56,8 @@ export const controlNetUnitSchema = z.looseObject({
   pixel_perfect: z.boolean().default(false),
   low_vram: z.boolean().default(false),
   lowvram: z.boolean().default(false),
+  hr_option: z.string().default('Both')
+    .meta({ description: 'With enable_hr, the passes the unit steers: Both (sdnode\'s only; other values are reported in sdnode_ignored)' }),
 });
 type ControlNetUnitRequest = z.output<typeof controlNetUnitSchema>;
 
@@ -99,6 +101,7 @@ Promise<ControlNetJob> {
     if (source === undefined) throw invalid(`${at}.image`, `${at}.image is required: the control image (base64)`);
     job.uploads[controlSlots[n]!] = await base64Image(`${at}.image`, source);
     if (unit.mask !== null || maskOf(unit.image) !== undefined) job.ignored.push(`${at}.mask`);
+    if (unit.hr_option.trim().toLowerCase() !== 'both') job.ignored.push(`${at}.hr_option`);
   }
   return job;
 }
