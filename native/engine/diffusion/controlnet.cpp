@@ -20,6 +20,14 @@ bool hasTensor(const Checkpoint& file, const std::string& name) { return file.te
 
 bool startsWith(const std::string& text, const std::string& prefix) { return text.rfind(prefix, 0) == 0; }
 
+// Where "N.rest" has its dot after a block index N of 1 to 3 digits; 0 for anything else (a file's
+// names are not trusted to hold numbers that fit).
+size_t indexEnd(const std::string& text) {
+  const size_t dot = text.find('.');
+  if (dot == std::string::npos || dot == 0 || dot > 3 || text.find_first_not_of("0123456789") != dot) return 0;
+  return dot;
+}
+
 // The original name of a diffusers ControlNetModel tensor that the UNet has no counterpart of (the
 // hint block, the zero convolutions), or "".
 std::string controlOnlyName(const std::string& name, int hintBlocks) {
@@ -28,14 +36,14 @@ std::string controlOnlyName(const std::string& name, int hintBlocks) {
   if (startsWith(name, hint + "conv_out.")) return "input_hint_block." + std::to_string(2 * (hintBlocks + 1)) + "." + name.substr(hint.size() + 9);
   if (startsWith(name, hint + "blocks.")) {
     const std::string rest = name.substr(hint.size() + 7);
-    const size_t dot = rest.find('.');
-    if (dot == std::string::npos || rest.find_first_not_of("0123456789") != dot) return "";
+    const size_t dot = indexEnd(rest);
+    if (dot == 0) return "";
     return "input_hint_block." + std::to_string(2 * std::stoi(rest.substr(0, dot)) + 2) + rest.substr(dot);
   }
   if (startsWith(name, down)) {
     const std::string rest = name.substr(down.size());
-    const size_t dot = rest.find('.');
-    if (dot == std::string::npos || rest.find_first_not_of("0123456789") != dot) return "";
+    const size_t dot = indexEnd(rest);
+    if (dot == 0) return "";
     return "zero_convs." + rest.substr(0, dot) + ".0" + rest.substr(dot);
   }
   if (startsWith(name, mid)) return "middle_block_out.0." + name.substr(mid.size());
