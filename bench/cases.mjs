@@ -76,6 +76,8 @@ export function referenceCases(reference) {
     // loraDir: relative to the models folder (node ../shared/tools/make-random-lora.mjs writes loras/lora-random-r8.safetensors)
     { id: 'r11-lora', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler', cfgScale: 7, seed: 3, prompt: 'a photo of a cat <lora:lora-random-r8:1>', negativePrompt: '', loraDir: 'loras' },
     // The add-ons of ../shared/tools/make-random-addons.mjs, under addons/ in the models folder (embeddingsDir too is relative to it).
+    // ControlNet at the reference CLI's default strength 0.9 on a given control image (no preprocessor).
+    { id: 'r15-controlnet-128', model: 'sd1', width: 128, height: 128, steps: 4, sampler: 'euler_a', cfgScale: 7, seed: 42, prompt: 'a house', negativePrompt: '', controlNetDir: 'addons', controlNets: [{ model: 'controlnet-sd15-random-f16', image: ref('r2-castle-128.png'), weight: 0.9 }] },
     { id: 'r17-embeddings', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler_a', cfgScale: 7, seed: 42, prompt: 'a photo of sdnemb-cat', negativePrompt: 'sdnemb-bad', embeddingsDir: 'addons/embeddings' },
     { id: 'r18-loha', model: 'sd1', width: 64, height: 64, steps: 4, sampler: 'euler_a', cfgScale: 7, seed: 42, prompt: 'a photo of a cat <lora:loha-random-r8:0.8>', negativePrompt: '', loraDir: 'addons/lycoris' },
     // Not in ../shared/reference: made with the reference's merge path, as r18 with the LoKr file

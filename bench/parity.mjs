@@ -32,12 +32,13 @@ fs.mkdirSync(values.out, { recursive: true });
 const rows = [];
 const loaded = new Map();
 for (const c of selected) {
-  const { id, model: family, prediction, image, mask, loraDir, embeddingsDir, referencePng, ...rest } = c;
-  // loraDir and embeddingsDir are relative to --models, as the reference README's `loras/` next to the checkpoints.
+  const { id, model: family, prediction, image, mask, loraDir, embeddingsDir, controlNetDir, referencePng, ...rest } = c;
+  // The folders are relative to --models, as the reference README's `loras/` next to the checkpoints.
   const options = {
     ...rest,
     ...(loraDir && { loraDir: path.join(values.models, loraDir) }),
     ...(embeddingsDir && { embeddingsDir: path.join(values.models, embeddingsDir) }),
+    ...(controlNetDir && { controlNetDir: path.join(values.models, controlNetDir) }),
   };
   const expected = referencePng ? path.join(values.models, referencePng) : ref(`${id}.png`);
   if (!fs.existsSync(expected)) {

@@ -113,6 +113,23 @@ export interface NativeLora {
   textMultiplier: number;
 }
 
+/** A ControlNet unit as the engine takes it: the control image already preprocessed and at the request's size. */
+export interface NativeControlUnit {
+  /** Absolute path of a ControlNet file (original layout). */
+  path: string;
+  /** RGB bytes, width*height*3 of the request. */
+  image: Uint8Array;
+  /** With hires: RGB bytes at the hires fix's width*height, so the unit steers its second pass too. Absent: the first pass only. */
+  hiresImage?: Uint8Array;
+  /** Scale of its residuals, −10–10. */
+  strength: number;
+  /** The fraction of the steps where it starts and stops steering, 0 ≤ start ≤ end ≤ 1. */
+  guidanceStart: number;
+  guidanceEnd: number;
+  /** 'balanced' | 'prompt' | 'control' */
+  mode: string;
+}
+
 export interface NativeRequest {
   /** 'txt2img' | 'img2img' | 'inpaint' */
   mode: string;
@@ -155,6 +172,8 @@ export interface NativeRequest {
   tiling?: boolean;
   /** LoRA files merged into the weights for this call only. Absent: none. */
   loras?: NativeLora[];
+  /** ControlNet units steering the first pass (UNet models). Absent: none. */
+  controlNets?: NativeControlUnit[];
   /** Flow models: the T5 encoder's ids (no end token, no padding) and weights for the prompt and the negative prompt. */
   t5Prompt?: NativeConditioning;
   t5Negative?: NativeConditioning;
@@ -279,6 +298,8 @@ export interface NativeEncodedText {
   pooled: Float32Array;
   /** Chroma's text-token attention mask; absent otherwise. */
   mask?: Float32Array;
+  /** ControlNet units steering the UNet passes this text conditions (images at the sampled size). Absent: none. */
+  controls?: NativeControlUnit[];
 }
 
 /** One prompt's ids for each text encoder (the stage API's encodeText). */

@@ -3,9 +3,10 @@
  * file stem, whose vectors stand in for the name wherever it appears in a prompt.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
+import { filesUnder } from './folder-files.js';
 import type { PromptEmbeddings } from './prompt.js';
 import { halfToFloat, isTensor, readTorchFile, type PickleValue } from './torch-file.js';
 
@@ -167,20 +168,6 @@ function checkCount(embedding: Embedding, skip: (reason: string, shape?: number,
   return skip(`it holds ${embedding.vectors} vectors; an embedding takes 1 to ${MAX_VECTORS}`, embedding.first.length / Math.max(1, embedding.vectors), embedding.vectors);
 }
 
-async function filesUnder(dir: string): Promise<string[]> {
-  let entries: string[];
-  try {
-    entries = await readdir(dir, { recursive: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  return entries
-    .filter((entry) => embeddingExtensions.some((ext) => entry.toLowerCase().endsWith(ext)))
-    .map((entry) => path.join(dir, entry))
-    .sort();
-}
-
 const warned = new Set<string>();
 
 /**
@@ -190,7 +177,7 @@ const warned = new Set<string>();
  * (process warning SDNODE_EMBEDDING_SKIPPED) unless `warn` is false.
  */
 export async function loadEmbeddings(dir: string, model: EmbeddingTarget, { warn = true } = {}): Promise<EmbeddingSet> {
-  const read = await Promise.all((await filesUnder(dir)).map((file) => readEmbedding(file, model)));
+  const read = await Promise.all((await filesUnder(dir, embeddingExtensions)).map((file) => readEmbedding(file, model)));
   const set: EmbeddingSet = { loaded: [], skipped: [] };
   const seen = new Map<string, string>();
   for (const entry of read) {

@@ -37,6 +37,56 @@ export async function decodeImage(input: ImageInput, name: string, width: number
   return expectRaw(data, info, 3, width, height);
 }
 
+/**
+ * How an image of another size is fitted to the target, as AUTOMATIC1111's ControlNet resize modes:
+ * 'just-resize' stretches it; 'crop-and-resize' scales it to cover the target and centre-crops;
+ * 'resize-and-fill' scales it to fit inside and fills the rest with the median colour of its edge pixels.
+ */
+export type ResizeMode = 'just-resize' | 'crop-and-resize' | 'resize-and-fill';
+
+/** `decodeImage` with a choice of how another size is fitted (see `ResizeMode`). */
+export async function decodeImageResized(
+  input: ImageInput, name: string, width: number, height: number, mode: ResizeMode,
+): Promise<Uint8Array> {
+  if (mode === 'crop-and-resize') return decodeImage(input, name, width, height);
+  const bytes = await openImage(input, name);
+  const { data, info } = await decoder(bytes)
+    .autoOrient()
+    .flatten({ background: '#000000' })
+    .resize(width, height, { fit: mode === 'just-resize' ? 'fill' : 'inside' })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  const inner = expectRaw(data, info, 3, info.width, info.height);
+  if (info.width === width && info.height === height) return inner;
+  const fill = medianEdgeColour(inner, info.width, info.height);
+  const out = new Uint8Array(width * height * 3);
+  for (let p = 0; p < width * height; p++) out.set(fill, p * 3);
+  const left = Math.floor((width - info.width) / 2);
+  const top = Math.floor((height - info.height) / 2);
+  for (let y = 0; y < info.height; y++) {
+    out.set(inner.subarray(y * info.width * 3, (y + 1) * info.width * 3), ((top + y) * width + left) * 3);
+  }
+  return out;
+}
+
+/** Per channel, the median (numpy's: the mean of the middle two, truncated) of an RGB image's first and last rows and columns. */
+function medianEdgeColour(rgb: Uint8Array, width: number, height: number): Uint8Array {
+  const edge: number[] = [];
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (y === 0 || y === height - 1 || x === 0 || x === width - 1) edge.push((y * width + x) * 3);
+    }
+  }
+  const colour = new Uint8Array(3);
+  for (let c = 0; c < 3; c++) {
+    const values = edge.map((p) => rgb[p + c]).sort((a, b) => a - b);
+    const middle = values.length >> 1;
+    colour[c] = values.length % 2 === 1 ? values[middle] : (values[middle - 1] + values[middle]) >> 1;
+  }
+  return colour;
+}
+
 /** The size of an image file or its bytes, after EXIF orientation. */
 export async function imageSize(input: ImageInput, name: string): Promise<{ width: number; height: number }> {
   const { info } = await decoder(await openImage(input, name)).autoOrient().raw().toBuffer({ resolveWithObject: true });

@@ -12,7 +12,7 @@ export { SdnodeError } from './errors.js';
 export { generate, type GenerateOptions } from './generate.js';
 export { familyNames, loadModel, Model, type GeneratedImage, type ModelInfo } from './model.js';
 export type {
-  DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
+  ConditioningControlNet, DecodedImage, EncodeImageOptions, EncodePromptOptions, Latent, PromptConditioning, SampleOptions, StageCallOptions,
 } from './stages.js';
 export { listLoras, type LoraFileInfo } from './lora.js';
 export { catalogue, defaultCatalogueModel, type CatalogueEntry, type CatalogueFile, type ModelCard } from './catalogue.js';
@@ -27,12 +27,15 @@ export {
   type UpscalerLoadOptions,
 } from './upscale.js';
 export type {
-  ConvertOptions, ConvertProgress, HiresOptions, ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions,
-  CacheOptions, MaskedStart, ModelComponents, Preview, Progress, PromptTokens, RefinerOptions, TextToImageOptions, WeightType,
+  CacheOptions, ControlMode, ControlNetUnit, ControlPreprocessor, ControlResizeMode, ConvertOptions, ConvertProgress, HiresOptions,
+  ImageInput, ImageOptions, ImageToImageOptions, InpaintOptions, LoadOptions, MaskedStart, ModelComponents, Preview, Progress,
+  PromptTokens, RefinerOptions, TextToImageOptions, WeightType,
 } from './option-types.js';
+export { canny, type CannyOptions } from './canny.js';
+export { listControlNets, type ControlNetFileInfo } from './controlnet.js';
 export { loadT5Tokenizer, type T5Tokenizer } from './t5-tokenizer.js';
 export { loadQwenTokenizer, QwenTokenizer, zImagePromptTokens } from './qwen-tokenizer.js';
-export { maskedStarts, weightTypes } from './option-types.js';
+export { controlModes, controlPreprocessors, controlResizeModes, maskedStarts, weightTypes } from './option-types.js';
 export { resolveSampler } from './options.js';
 export { insertPngText, readPngText } from './png-metadata.js';
 export { parseParameters, type ParsedParameters } from './parameters-text.js';

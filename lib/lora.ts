@@ -5,10 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, readdir, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 
 import { SdnodeError } from './errors.js';
+import { filesUnder } from './folder-files.js';
 
 /** A LoRA file and how strongly it applies. */
 export interface LoraSelection {
@@ -165,19 +166,9 @@ export function withoutLoraTags(prompt: string): string {
 
 /** The LoRA files under `dir` (and its subfolders), by name; [] when the folder does not exist. */
 export async function listLoras(dir: string): Promise<LoraFileInfo[]> {
-  const root = path.resolve(dir);
-  let entries: string[];
-  try {
-    entries = await readdir(root, { recursive: true });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
-  const files = entries.filter((entry) => loraExtensions.some((ext) => entry.toLowerCase().endsWith(ext)));
-  const loras = await Promise.all(files.map(async (entry) => {
-    const file = path.join(root, entry);
+  const loras = await Promise.all((await filesUnder(dir, loraExtensions)).map(async (file) => {
     const metadata = await readSafetensorsMetadata(file);
-    const name = path.basename(entry, path.extname(entry));
+    const name = path.basename(file, path.extname(file));
     return { name, alias: metadata.ss_output_name || name, path: file, metadata };
   }));
   return loras.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.path < b.path ? -1 : 1));

@@ -34,9 +34,17 @@ import { loadQwenTokenizer, type QwenTokenizer } from './qwen-tokenizer.js';
 import { formatParameters } from './png-metadata.js';
 import { extractLoraTags, loraHashes, resolveLoraTags, withoutLoraTags, type LoraSelection } from './lora.js';
 import { embeddingHashes, EmbeddingVocabulary, loadEmbeddings } from './embeddings.js';
+import { controlNetParameters, nativeControlUnits } from './controlnet.js';
 import { buildConditioning } from './prompt.js';
 import { checkGenerated, type SafetyResult } from './safety-checker.js';
 import { ProgressRelay, untilAborted } from './progress.js';
+
+/** What a call's parameters text records beside its options: LoRA and embedding hashes, ControlNet units. */
+interface ParameterTexts {
+  loraHashes?: string;
+  tiHashes?: string;
+  controlFields: Array<[string, string]>;
+}
 
 /** What a loaded model is, as read from its checkpoint. */
 export interface ModelInfo {
@@ -126,6 +134,7 @@ export interface GeneratedImage {
 interface LoadedWith {
   loraDir: string | undefined;
   embeddingsDir: string | undefined;
+  controlNetDir: string | undefined;
   card: ModelCard | undefined;
 }
 
@@ -158,6 +167,8 @@ export class Model {
   readonly loraDir: string | undefined;
   /** Absolute path of the folder of textual-inversion embeddings when a call gives none (load option `embeddingsDir`). */
   readonly embeddingsDir: string | undefined;
+  /** Absolute path of the folder ControlNet units name their model in when a call gives none (load option `controlNetDir`). */
+  readonly controlNetDir: string | undefined;
   readonly #native: NativeModel;
   readonly #tokenizers: ModelTokenizers;
   /** Settles when every call made so far has finished. */
@@ -174,6 +185,7 @@ export class Model {
     this.path = modelPath;
     this.loraDir = loadedWith.loraDir;
     this.embeddingsDir = loadedWith.embeddingsDir;
+    this.controlNetDir = loadedWith.controlNetDir;
     this.#native = native;
     this.#tokenizers = tokenizers;
     this.info = publicInfo(native.info, loadedWith.card);
@@ -235,13 +247,13 @@ export class Model {
    */
   sample(options: SampleOptions): Promise<Latent> {
     const { vaeScale } = this.info;
-    const { request, latent, signal, onProgress } = normalizeSampleOptions(options, { ...this.info, channels: latentChannels(this.info) });
+    const { request, latent, signal, onProgress, fitControls } = normalizeSampleOptions(options, { ...this.info, channels: latentChannels(this.info) });
     const relay = new ProgressRelay(onProgress, () => this.#native.abort());
     return this.#stage('sample', signal, async (native) => {
       const out = await native.sampleLatent(request, latent, relay.listener);
       relay.rethrow();
       return publicLatent(out, vaeScale);
-    }, undefined, relay);
+    }, fitControls(), relay);
   }
 
   /** The VAE's decode of every latent of the batch: RGB bytes. */
@@ -307,8 +319,8 @@ export class Model {
     const prepared = this.#prepare(request);
     const turn = this.#takeTurn();
     try {
-      const [{ nativeRequest, ...hashes }] = await Promise.all([prepared, untilAborted(turn.ready, signal)]);
-      return await this.#generate(request, nativeRequest, hashes);
+      const [{ nativeRequest, ...texts }] = await Promise.all([prepared, untilAborted(turn.ready, signal)]);
+      return await this.#generate(request, nativeRequest, texts);
     } finally {
       turn.done();
     }
@@ -323,13 +335,13 @@ export class Model {
     return { ready, done };
   }
 
-  async #prepare(request: NormalizedImageOptions): Promise<{ nativeRequest: NativeRequest; loraHashes?: string; tiHashes?: string }> {
+  async #prepare(request: NormalizedImageOptions): Promise<{ nativeRequest: NativeRequest } & ParameterTexts> {
     const { width, height } = request.settings;
     // As in AUTOMATIC1111, only the prompt's tags select LoRAs; the negative prompt's stay text.
     const { text, tags } = extractLoraTags(request.prompt);
     const embeddingsDir = request.embeddingsDir ?? this.embeddingsDir;
     const refinerModel = request.refiner?.model as Model | undefined;
-    const [image, mask, tagged, references, embeddings, refinerEmbeddings] = await Promise.all([
+    const [image, mask, tagged, references, embeddings, refinerEmbeddings, controlNets] = await Promise.all([
       request.image === undefined ? undefined : decodeImage(request.image, 'image', width, height),
       request.mask === undefined ? undefined : decodeMask(request.mask, width, height, request.maskBlur),
       resolveLoraTags(tags, request.loraDir ?? this.loraDir),
@@ -338,6 +350,7 @@ export class Model {
       embeddingsDir === undefined || isFlowFamily(this.info.family) ? undefined : loadEmbeddings(embeddingsDir, this.info),
       // The refiner's encoder (bigG) takes the clip_g part of SDXL embeddings.
       embeddingsDir === undefined || !refinerModel ? undefined : loadEmbeddings(embeddingsDir, refinerModel.info),
+      nativeControlUnits(request.controlNets, request.controlNetDir ?? this.controlNetDir, width, height, request.hires),
     ]);
     const vocabulary = new EmbeddingVocabulary(embeddings?.loaded ?? []);
     const refinerVocabulary = new EmbeddingVocabulary(refinerEmbeddings?.loaded ?? []);
@@ -379,6 +392,7 @@ export class Model {
       ...(loras.length > 0 && {
         loras: loras.map((lora) => ({ path: lora.path, unetMultiplier: lora.unetWeight, textMultiplier: lora.textWeight })),
       }),
+      ...(controlNets.length > 0 && { controlNets }),
     };
     // Every conditioning of the call carries the rows of every embedding the call named.
     const tables = vocabulary.tables();
@@ -390,8 +404,12 @@ export class Model {
       Object.assign(nativeRequest.refiner.negative, refinerVocabulary.tables());
     }
     const used = [...vocabulary.used, ...refinerVocabulary.used.filter((e) => !vocabulary.used.some((u) => u.path === e.path))];
-    const [hashes, tiHashes] = await Promise.all([loraHashes(loras), embeddingHashes(used)]);
-    return { nativeRequest, ...(hashes !== undefined && { loraHashes: hashes }), ...(tiHashes !== undefined && { tiHashes }) };
+    const [hashes, tiHashes, controlFields] = await Promise.all([
+      loraHashes(loras), embeddingHashes(used), controlNetParameters(request.controlNets, controlNets.map((unit) => unit.path)),
+    ]);
+    return {
+      nativeRequest, controlFields, ...(hashes !== undefined && { loraHashes: hashes }), ...(tiHashes !== undefined && { tiHashes }),
+    };
   }
 
   #conditioning(text: string, padToken = this.info.padToken, ids?: number[], embeddings?: EmbeddingVocabulary): NativeConditioning {
@@ -447,7 +465,7 @@ export class Model {
   }
 
   async #generate(
-    request: NormalizedImageOptions, nativeRequest: NativeRequest, hashes: { loraHashes?: string; tiHashes?: string },
+    request: NormalizedImageOptions, nativeRequest: NativeRequest, texts: ParameterTexts,
   ): Promise<GeneratedImage[]> {
     const { signal, onProgress } = request;
     if (signal?.aborted) throw abortError(signal);
@@ -474,7 +492,9 @@ export class Model {
     const { subseedStrength } = request.settings;
     const verdicts = safety ? await checkGenerated(safety.checker, images) : [];
     return Promise.all(images.map(async ({ width, height, data, seed, subseed }, i) => {
-      const parameters = formatParameters(request, { seed, subseed }, modelName, hashes.loraHashes, refinerName, this.info.family, hashes.tiHashes);
+      const parameters = formatParameters(
+        request, { seed, subseed }, modelName, texts.loraHashes, refinerName, this.info.family, texts.tiHashes, texts.controlFields,
+      );
       const verdict = verdicts[i];
       // As the reference pipeline: a flagged image becomes a black one of the same size.
       if (verdict?.nsfw && safety?.filter) data.fill(0);
@@ -499,7 +519,10 @@ export async function loadModel(reference: string | ModelComponents, options?: L
   if (pulledTokenizer !== undefined && options?.t5Tokenizer === undefined) options = { ...options, t5Tokenizer: pulledTokenizer };
   const components = typeof model === 'string' ? undefined : modelComponents(model);
   const resolved = components ? components.diffusionModel : path.resolve(nonEmptyString(model, 'path'));
-  const { backend, prediction, threads, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, qwenTokenizer, keepTextEncoders, lowMemory } = normalizeLoadOptions(options, 'loadModel');
+  const {
+    backend, prediction, threads, weightType, loraDir, embeddingsDir, controlNetDir, taesd, t5Tokenizer, qwenTokenizer, keepTextEncoders,
+    lowMemory,
+  } = normalizeLoadOptions(options, 'loadModel');
   const addon = addonOrThrow();
   const t5 = t5Tokenizer !== undefined ? await loadT5Tokenizer(path.resolve(t5Tokenizer)) : await ggufT5Tokenizer(components?.t5xxl);
   const card = await modelCardOf(resolved, components !== undefined);
@@ -513,7 +536,7 @@ export async function loadModel(reference: string | ModelComponents, options?: L
       ...(lowMemory !== undefined && { lowMemory }),
       ...components,
     });
-    return createModel(resolved, native, { loraDir, embeddingsDir, card }, { ...(t5 && { t5 }), ...qwen });
+    return createModel(resolved, native, { loraDir, embeddingsDir, controlNetDir, card }, { ...(t5 && { t5 }), ...qwen });
   } catch (err) {
     throw fromNativeError(err);
   }

@@ -33,6 +33,12 @@ export interface LoadOptions {
    */
   embeddingsDir?: string;
   /**
+   * Folder of ControlNet files (`.safetensors`, `.gguf`, subfolders included) that `controlNets`
+   * units name by file stem (in any case, with or without AUTOMATIC1111's " [hash]" suffix); a
+   * call's own `controlNetDir` overrides it. Default none.
+   */
+  controlNetDir?: string;
+  /**
    * Path of a TAESD decoder (madebyollin's tiny autoencoder: `taesd_decoder.safetensors`, or the
    * diffusers `diffusion_pytorch_model.safetensors` of madebyollin/taesd) to load with the model.
    * Previews then show its decode at the image's size instead of the linear colour map, and
@@ -340,6 +346,15 @@ export interface ImageOptions {
   /** LoRA files given by path, applied besides the prompt's tags. `weight`: number −10–10, default 1. */
   loras?: Array<{ path: string; weight?: number }>;
   /**
+   * ControlNet units (SD 1.x, SD 2.x and SDXL models; AUTOMATIC1111's ControlNet extension): each
+   * steers the composition towards its control image (edges, a pose, depth, …), and their effects
+   * add up. They steer the hires fix's second pass too (their images fitted to its size, as
+   * AUTOMATIC1111's default "Both"), never a refiner. At most 8. Default none.
+   */
+  controlNets?: ControlNetUnit[];
+  /** Folder `controlNets` units name their model in. Default the model's `controlNetDir`. */
+  controlNetDir?: string;
+  /**
    * Checks every image with this safety checker (see `loadSafetyChecker()`); each result then
    * carries `nsfw` and `safety`. Default none: images are not checked.
    */
@@ -388,6 +403,62 @@ export interface ImageOptions {
    * FLUX.1 models only. Default none.
    */
   referenceImages?: ImageInput[];
+}
+
+/** Values of a ControlNet unit's `controlMode`. */
+export const controlModes = ['balanced', 'prompt', 'control'] as const;
+export type ControlMode = typeof controlModes[number];
+
+/** Values of a ControlNet unit's `resizeMode`. */
+export const controlResizeModes = ['just-resize', 'crop-and-resize', 'resize-and-fill'] as const;
+export type ControlResizeMode = typeof controlResizeModes[number];
+
+/** Values of a ControlNet unit's `preprocessor`: built-in ones; others take an already processed image. */
+export const controlPreprocessors = ['none', 'canny'] as const;
+export type ControlPreprocessor = typeof controlPreprocessors[number];
+
+/** One ControlNet unit of an image call. */
+export interface ControlNetUnit {
+  /**
+   * The ControlNet: a file path (`.safetensors` or `.gguf`; the original `control_model.*` layout
+   * such as `control_v11p_sd15_canny`), or a name in `controlNetDir` (its file stem, in any case,
+   * optionally followed by AUTOMATIC1111's " [hash]"). It must be for the model's family.
+   */
+  model: string;
+  /**
+   * The control image: PNG, JPEG or WebP bytes or a file path. It is fitted to the image's size by
+   * `resizeMode`, then run through `preprocessor` (at that size, as AUTOMATIC1111's "pixel perfect").
+   */
+  image: ImageInput;
+  /** How strongly it steers (the scale of its residuals). Number 0–2, default 1. */
+  weight?: number;
+  /** Fraction of the sampling steps at which it starts steering. Number 0–1, default 0. */
+  guidanceStart?: number;
+  /** Fraction of the sampling steps after which it stops steering. Number 0–1 (not below `guidanceStart`), default 1. */
+  guidanceEnd?: number;
+  /**
+   * AUTOMATIC1111's control mode: 'balanced'; 'prompt' ("My prompt is more important": the residuals
+   * of shallower layers are scaled down, 0.825 per layer); 'control' ("ControlNet is more
+   * important": scaled so, and applied to the prompt's pass of classifier-free guidance only, which
+   * guidance then amplifies). Default 'balanced'.
+   */
+  controlMode?: ControlMode;
+  /**
+   * How a control image of another size is fitted: 'just-resize' stretches it, 'crop-and-resize'
+   * covers and centre-crops, 'resize-and-fill' fits it inside and fills the borders with the median
+   * colour of its edge. Default 'crop-and-resize'.
+   */
+  resizeMode?: ControlResizeMode;
+  /**
+   * What turns the image into the control image: 'none' takes it as it is (a map made elsewhere:
+   * edges, a pose, depth), 'canny' finds its edges with the Canny detector (OpenCV's definition, white
+   * edges on black). Default 'none'.
+   */
+  preprocessor?: ControlPreprocessor;
+  /** Canny's low threshold (AUTOMATIC1111's threshold_a): gradients above it continue an edge. Integer 1–255, default 100. */
+  cannyLow?: number;
+  /** Canny's high threshold (threshold_b): gradients above it start an edge. Integer 1–255, default 200. */
+  cannyHigh?: number;
 }
 
 /** The refiner hand-off of an image call. */

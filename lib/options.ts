@@ -9,8 +9,8 @@ import type { NativeRequest } from '../bindings/native.js';
 import type { ModelCard } from './catalogue.js';
 import { hiresSize, hiresUpscalerNames, type HiresUpscaler } from './hires.js';
 import {
-  maskedStarts, weightTypes, type ConvertOptions, type ImageInput, type LoadOptions, type Progress, type PromptTokens,
-  type WeightType,
+  controlModes, controlPreprocessors, controlResizeModes, maskedStarts, weightTypes, type ControlNetUnit, type ConvertOptions,
+  type ImageInput, type LoadOptions, type Progress, type PromptTokens, type WeightType,
 } from './option-types.js';
 import { SafetyChecker } from './safety-checker.js';
 import {
@@ -38,7 +38,10 @@ export interface ModelTraits {
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
 export type RequestSettings = Required<Omit<NativeRequest,
   'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative' | 'clipGPrompt' | 'clipGNegative' | 'llmPrompt' | 'llmNegative'
-  | 'referenceImages' | 'skipLayers'>>;
+  | 'referenceImages' | 'skipLayers' | 'controlNets'>>;
+
+/** A ControlNet unit of the `controlNets` option, every default filled in; the model not resolved yet. */
+export type NormalizedControlNet = Required<ControlNetUnit>;
 
 /** A LoRA of the `loras` option, its path resolved. */
 export interface NormalizedLora {
@@ -87,6 +90,10 @@ export interface NormalizedImageOptions {
   embeddingsDir?: string;
   /** LoRAs given by path, applied besides the prompt's tags. */
   loras: NormalizedLora[];
+  /** ControlNet units. */
+  controlNets: NormalizedControlNet[];
+  /** Folder ControlNet units name their model in (absolute); absent: the model's. */
+  controlNetDir?: string;
   /** The refiner hand-off; `model` is checked to be a loaded Model by the caller (model.ts). */
   refiner?: { model: unknown; switchAt: number };
   /** The safety checker to run on each image, and whether a flagged image is blacked out. */
@@ -116,6 +123,7 @@ const imageOptionKeys = [
   'prompt', 'negativePrompt', 'width', 'height', 'steps', 'cfgScale', 'sampler', 'scheduler', 'seed',
   'subseed', 'subseedStrength', 'seedResizeFromWidth', 'seedResizeFromHeight', 'count', 'rng', 'clipSkip',
   'vaeTiling', 'tiling', 'vaeDecoder', 'previews', 'previewEvery', 'loraDir', 'embeddingsDir', 'loras', 'safetyChecker', 'safetyCheck', 'signal', 'onProgress',
+  'controlNets', 'controlNetDir',
   'originalSize', 'cropTopLeft', 'targetSize', 'aestheticScore', 'negativeAestheticScore', 'refiner',
   'guidance', 'flowShift', 'promptTokens', 'negativePromptTokens', 'referenceImages',
   'slgScale', 'skipLayers', 'slgStart', 'slgEnd', 'cache',
@@ -130,7 +138,7 @@ const optionKeysByMode: Readonly<Record<GenerateMode, readonly string[]>> = {
 };
 export const loadOptionKeys = ['backend', 'threads', 'prediction', 'weightType', 'taesd', 't5Tokenizer', 'qwenTokenizer', 'keepTextEncoders', 'lowMemory', 'pull'] as const;
 /** Load options that a model keeps as the default of its calls rather than in its weights. */
-const modelDefaultKeys = ['loraDir', 'embeddingsDir'] as const;
+const modelDefaultKeys = ['loraDir', 'embeddingsDir', 'controlNetDir'] as const;
 
 /** Image side in pixels the model makes when `width`/`height` are not given. */
 export function defaultImageSize(model: ModelTraits): number {
@@ -223,8 +231,10 @@ export function normalizeImageOptions(
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
     maskBlur: mode === 'inpaint' ? integer(o.maskBlur, 'maskBlur', 0, 64, DEFAULT_MASK_BLUR) : 0,
     loras: loraList(o.loras),
+    controlNets: controlNetList(o.controlNets, model.family),
     skipLayers: skipLayers(o.skipLayers),
   };
+  if (o.controlNetDir !== undefined) normalized.controlNetDir = path.resolve(nonEmptyString(o.controlNetDir, 'controlNetDir'));
   if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   if (o.embeddingsDir !== undefined) normalized.embeddingsDir = path.resolve(nonEmptyString(o.embeddingsDir, 'embeddingsDir'));
   if (o.hires !== undefined) normalized.hires = hiresOptions(o.hires, width, height);
@@ -354,8 +364,9 @@ function flowSamplerAndScheduler(
 }
 
 /** Load options with every default filled in but the thread count, which needs the addon. */
-export type NormalizedLoadOptions = Required<Omit<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'qwenTokenizer' | 'keepTextEncoders' | 'lowMemory' | 'pull'>>
-  & Pick<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'qwenTokenizer' | 'keepTextEncoders' | 'lowMemory'>;
+export type NormalizedLoadOptions = Required<Omit<LoadOptions,
+  'threads' | 'loraDir' | 'embeddingsDir' | 'controlNetDir' | 'taesd' | 't5Tokenizer' | 'qwenTokenizer' | 'keepTextEncoders' | 'lowMemory' | 'pull'>>
+  & Pick<LoadOptions, 'threads' | 'loraDir' | 'embeddingsDir' | 'controlNetDir' | 'taesd' | 't5Tokenizer' | 'qwenTokenizer' | 'keepTextEncoders' | 'lowMemory'>;
 
 /** Checks load options and fills in the defaults, except `threads`, which needs the addon to know the core count. */
 export function normalizeLoadOptions(
@@ -371,6 +382,7 @@ export function normalizeLoadOptions(
   if (threads !== undefined) normalized.threads = threads;
   if (o.loraDir !== undefined) normalized.loraDir = path.resolve(nonEmptyString(o.loraDir, 'loraDir'));
   if (o.embeddingsDir !== undefined) normalized.embeddingsDir = path.resolve(nonEmptyString(o.embeddingsDir, 'embeddingsDir'));
+  if (o.controlNetDir !== undefined) normalized.controlNetDir = path.resolve(nonEmptyString(o.controlNetDir, 'controlNetDir'));
   if (o.taesd !== undefined) normalized.taesd = nonEmptyString(o.taesd, 'taesd');
   if (o.t5Tokenizer !== undefined) normalized.t5Tokenizer = nonEmptyString(o.t5Tokenizer, 't5Tokenizer');
   if (o.qwenTokenizer !== undefined) normalized.qwenTokenizer = nonEmptyString(o.qwenTokenizer, 'qwenTokenizer');
@@ -665,6 +677,48 @@ export function loraList(value: unknown): NormalizedLora[] {
     return {
       path: path.resolve(nonEmptyString(o.path, `loras[${i}].path`)),
       weight: number(o.weight, `loras[${i}].weight`, -MAX_LORA_WEIGHT, MAX_LORA_WEIGHT, 1),
+    };
+  });
+}
+
+const MAX_CONTROL_NETS = 8;
+const controlNetKeys = [
+  'model', 'image', 'weight', 'guidanceStart', 'guidanceEnd', 'controlMode', 'resizeMode', 'preprocessor', 'cannyLow', 'cannyHigh',
+] as const;
+
+/** The `controlNets` option checked, every default filled in; UNet families only. */
+export function controlNetList(value: unknown, family: string): NormalizedControlNet[] {
+  if (value === undefined) return [];
+  const expected = `array of at most ${MAX_CONTROL_NETS} { model, image, weight, … } objects`;
+  if (!Array.isArray(value) || value.length > MAX_CONTROL_NETS) throw invalid(TypeError, 'controlNets', expected, value);
+  if (value.length > 0 && family !== 'any' && isFlowFamily(family)) {
+    throw new RangeError(`controlNets are for SD 1.x, SD 2.x and SDXL models; this is a ${family} model`);
+  }
+  return value.map((entry: unknown, i) => {
+    const name = `controlNets[${i}]`;
+    const o = checkOptionsObject(entry, name, controlNetKeys, name);
+    const guidanceStart = number(o.guidanceStart, `${name}.guidanceStart`, 0, 1, 0);
+    const guidanceEnd = number(o.guidanceEnd, `${name}.guidanceEnd`, 0, 1, 1);
+    if (guidanceStart > guidanceEnd) {
+      throw new RangeError(`${name}.guidanceStart (${guidanceStart}) must not be after ${name}.guidanceEnd (${guidanceEnd})`);
+    }
+    const preprocessor = oneOf(o.preprocessor, `${name}.preprocessor`, controlPreprocessors, 'none');
+    if (preprocessor !== 'canny') {
+      for (const key of ['cannyLow', 'cannyHigh'] as const) {
+        if (o[key] !== undefined) throw new TypeError(`${name}.${key} applies to preprocessor 'canny' only, but the unit's preprocessor is '${preprocessor}'`);
+      }
+    }
+    return {
+      model: nonEmptyString(o.model, `${name}.model`),
+      image: imageInput(o.image, `${name}.image`),
+      weight: number(o.weight, `${name}.weight`, 0, 2, 1),
+      guidanceStart,
+      guidanceEnd,
+      controlMode: oneOf(o.controlMode, `${name}.controlMode`, controlModes, 'balanced'),
+      resizeMode: oneOf(o.resizeMode, `${name}.resizeMode`, controlResizeModes, 'crop-and-resize'),
+      preprocessor,
+      cannyLow: integer(o.cannyLow, `${name}.cannyLow`, 1, 255, 100),
+      cannyHigh: integer(o.cannyHigh, `${name}.cannyHigh`, 1, 255, 200),
     };
   });
 }

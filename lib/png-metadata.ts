@@ -21,7 +21,7 @@ import { samplerDisplayNames, schedulerDisplayNames, type SamplerName, type Sche
  */
 export function formatParameters(
   request: NormalizedImageOptions, image: { seed: number; subseed: number }, modelName: string, loraHashes?: string,
-  refinerName?: string, family?: string, tiHashes?: string,
+  refinerName?: string, family?: string, tiHashes?: string, extraFields: Array<[string, string]> = [],
 ): string {
   const s = request.settings;
   const { hires } = request;
@@ -61,6 +61,7 @@ export function formatParameters(
   if (request.refiner && refinerName !== undefined) {
     fields.push(['Refiner', refinerName], ['Refiner switch at', request.refiner.switchAt]);
   }
+  fields.push(...extraFields);
 
   const lines = [request.prompt];
   if (request.negativePrompt) lines.push(`Negative prompt: ${request.negativePrompt}`);

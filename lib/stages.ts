@@ -1,7 +1,13 @@
 // The stage API's values and option checks: conditioning, latents and the sampler call, as
 // Model.encodePrompt / emptyLatent / encodeImage / sample / decode take and return them. Values are
 // plain typed arrays the garbage collector frees; no native handle outlives a call.
-import type { NativeEncodedText, NativeEncodeImageRequest, NativeLatent, NativeSampleRequest, NativeTextRequest } from '../bindings/native.js';
+import path from 'node:path';
+
+import sharp from 'sharp';
+
+import type {
+  NativeControlUnit, NativeEncodedText, NativeEncodeImageRequest, NativeLatent, NativeSampleRequest, NativeTextRequest,
+} from '../bindings/native.js';
 import { flowTextConditioning, llmTextConditioning } from './flow-text.js';
 import { decodeImage, imageSize } from './images.js';
 import type { ImageInput, Progress } from './option-types.js';
@@ -23,6 +29,24 @@ export interface PromptConditioning {
   readonly contextDim: number;
   /** Chroma's attention mask over the text tokens; absent for other families. */
   readonly mask?: Float32Array;
+  /**
+   * ControlNet units steering every UNet pass this conditioning conditions in `sample()` (ComfyUI's
+   * ControlNetApply attaches them): SD 1.x, SD 2.x and SDXL models. At most 8.
+   */
+  readonly controlNets?: readonly ConditioningControlNet[];
+}
+
+/** A ControlNet unit on a conditioning (ComfyUI's ControlNetApply / ControlNetApplyAdvanced). */
+export interface ConditioningControlNet {
+  /** Path of the ControlNet file (original or diffusers layout, .safetensors or .gguf). */
+  readonly model: string;
+  /** The control image (a map: edges, pose, depth …), any size: it is scaled to cover the sampled size and centre-cropped. */
+  readonly image: DecodedImage;
+  /** How strongly it steers. Range 0–10, default 1. */
+  readonly strength?: number;
+  /** The fraction of the steps where it starts and stops steering (ComfyUI's start_percent / end_percent). Range 0–1, defaults 0 and 1. */
+  readonly start?: number;
+  readonly end?: number;
 }
 
 /** Latent images in the diffusion model's scale, `batch` of them, as the stages pass them on. */
@@ -99,6 +123,8 @@ export interface SampleOptions {
 export interface NormalizedSample {
   request: NativeSampleRequest;
   latent: NativeLatent;
+  /** Fits the conditionings' control images to the latent's size and hands them to the request's conditionings. */
+  fitControls: () => Promise<void>;
   signal?: AbortSignal;
   onProgress?: (progress: Progress) => void;
 }
@@ -151,18 +177,61 @@ export function checkLatent(value: unknown, name: string, vaeScale: number, chan
   return { width: w, height: h, channels, batch, data, ...(noiseMask && { noiseMask }) };
 }
 
-/** Checks a conditioning against the model's text width. */
-export function checkConditioning(value: unknown, name: string, contextDim: number): NativeEncodedText {
+/** A conditioning's ControlNet units, checked, waiting for the latent's size. */
+interface PendingControls {
+  target: NativeEncodedText;
+  units: Required<ConditioningControlNet>[];
+}
+
+/** Checks a conditioning against the model's text width; its ControlNet units join `pending`. */
+export function checkConditioning(value: unknown, name: string, contextDim: number, pending: PendingControls[] = []): NativeEncodedText {
   const expected = 'PromptConditioning from encodePrompt()';
   if (typeof value !== 'object' || value === null) throw invalid(TypeError, name, expected, value);
-  const { hidden, tokens, pooled, mask, contextDim: width } = value as Partial<PromptConditioning>;
+  const { hidden, tokens, pooled, mask, contextDim: width, controlNets } = value as Partial<PromptConditioning>;
   if (!(hidden instanceof Float32Array) || typeof tokens !== 'number' || !(pooled instanceof Float32Array)) {
     throw invalid(TypeError, name, expected, value);
   }
   if (width !== contextDim || hidden.length !== tokens * contextDim) {
     throw new RangeError(`${name} was encoded by a model of text width ${width}; this model's is ${contextDim}`);
   }
-  return { hidden, tokens, pooled, ...(mask instanceof Float32Array && { mask }) };
+  const target: NativeEncodedText = { hidden, tokens, pooled, ...(mask instanceof Float32Array && { mask }) };
+  if (controlNets !== undefined) pending.push({ target, units: checkControlNets(controlNets, `${name}.controlNets`) });
+  return target;
+}
+
+function checkControlNets(value: unknown, name: string): Required<ConditioningControlNet>[] {
+  const expected = 'array of at most 8 { model, image, strength, start, end }';
+  if (!Array.isArray(value) || value.length > 8) throw invalid(TypeError, name, expected, value);
+  return value.map((unit: unknown, i) => {
+    const at = `${name}[${i}]`;
+    if (typeof unit !== 'object' || unit === null) throw invalid(TypeError, at, '{ model, image, strength, start, end }', unit);
+    const { model, image, strength, start, end } = unit as Partial<ConditioningControlNet>;
+    if (typeof model !== 'string' || model === '') throw invalid(TypeError, `${at}.model`, 'path of a ControlNet file', model);
+    const { width, height, data } = (image ?? {}) as Partial<DecodedImage>;
+    if (!Number.isInteger(width) || !Number.isInteger(height) || width! < 1 || height! < 1 || !(data instanceof Uint8Array)
+      || data.length !== width! * height! * 3) {
+      throw invalid(TypeError, `${at}.image`, '{ width, height, data } of RGB bytes (a DecodedImage)', image);
+    }
+    const checked = {
+      model: path.resolve(model), image: image!, strength: number(strength, `${at}.strength`, 0, 10, 1),
+      start: number(start, `${at}.start`, 0, 1, 0), end: number(end, `${at}.end`, 0, 1, 1),
+    };
+    if (checked.start > checked.end) throw new RangeError(`${at}.start (${checked.start}) must not be after ${at}.end (${checked.end})`);
+    return checked;
+  });
+}
+
+/** The pending units' images scaled to cover width × height pixels and centre-cropped, as ComfyUI fits a hint, on their conditionings. */
+async function fitControls(pending: PendingControls[], width: number, height: number): Promise<void> {
+  await Promise.all(pending.map(async ({ target, units }) => {
+    target.controls = await Promise.all(units.map(async (unit): Promise<NativeControlUnit> => {
+      const { image } = unit;
+      const fitted = image.width === width && image.height === height ? image.data
+        : await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
+          .resize(width, height, { fit: 'cover', position: 'centre', kernel: 'nearest' }).raw().toBuffer();
+      return { path: unit.model, image: fitted, strength: unit.strength, guidanceStart: unit.start, guidanceEnd: unit.end, mode: 'balanced' };
+    }));
+  }));
 }
 
 /** What the model is, for the checks and defaults of `sample()`. */
@@ -175,10 +244,10 @@ export interface SampleTraits {
 }
 
 /** One conditioning or a list of 1–16, each checked. */
-function conditioningList(value: unknown, name: string, contextDim: number): NativeEncodedText[] {
-  if (!Array.isArray(value)) return [checkConditioning(value, name, contextDim)];
+function conditioningList(value: unknown, name: string, contextDim: number, pending: PendingControls[]): NativeEncodedText[] {
+  if (!Array.isArray(value)) return [checkConditioning(value, name, contextDim, pending)];
   if (value.length < 1 || value.length > 16) throw invalid(RangeError, name, 'PromptConditioning or a list of 1 to 16 of them', value);
-  return value.map((entry: unknown, i) => checkConditioning(entry, `${name}[${i}]`, contextDim));
+  return value.map((entry: unknown, i) => checkConditioning(entry, `${name}[${i}]`, contextDim, pending));
 }
 
 /** The checked options of `sample()`, with the family's defaults (steps, cfg, sampler and schedule) for what is not given. */
@@ -199,9 +268,10 @@ export function normalizeSampleOptions(options: unknown, model: SampleTraits): N
     latent.noiseMask = o.noiseMask;
   }
   const cfgScale = number(o.cfgScale, 'cfgScale', 0, 100, defaults.cfgScale);
-  const positive = conditioningList(o.positive, 'positive', contextDim);
+  const pending: PendingControls[] = [];
+  const positive = conditioningList(o.positive, 'positive', contextDim, pending);
   if (o.negative === undefined && cfgScale !== 1) throw new TypeError('negative is needed unless cfgScale is 1 (received cfgScale ' + cfgScale + ')');
-  const negative = o.negative === undefined ? undefined : conditioningList(o.negative, 'negative', contextDim);
+  const negative = o.negative === undefined ? undefined : conditioningList(o.negative, 'negative', contextDim, pending);
   // The family's schedule unless one is given or the sampler's name implies one ("DPM++ 2M Karras").
   const implied = typeof o.sampler === 'string' && findSampler(o.sampler)?.scheduler !== undefined;
   const { sampler, scheduler } = resolveSampler(o.sampler ?? defaults.sampler, o.scheduler ?? (implied ? undefined : defaults.scheduler));
@@ -226,7 +296,8 @@ export function normalizeSampleOptions(options: unknown, model: SampleTraits): N
     positive,
     ...(negative && { negative }),
   };
-  return { request, latent, ...(o.signal && { signal: o.signal }), ...(o.onProgress && { onProgress: o.onProgress }) };
+  const fit = () => fitControls(pending, latent.width * vaeScale, latent.height * vaeScale);
+  return { request, latent, fitControls: fit, ...(o.signal && { signal: o.signal }), ...(o.onProgress && { onProgress: o.onProgress }) };
 }
 
 /** Pixel size of an empty latent or an encoded image, checked: multiples of the VAE scale, up to 4096. */

@@ -53,6 +53,7 @@ const optionSpec = {
   'lora-dir': { type: 'string' },
   'embeddings-dir': { type: 'string' },
   'upscaler-dir': { type: 'string' },
+  'controlnet-dir': { type: 'string' },
   taesd: { type: 'string' },
   'low-memory': { type: 'boolean' },
   'max-queue': { type: 'string' },
@@ -128,6 +129,10 @@ ${componentUsage}
       --upscaler-dir <dir> ESRGAN-family upscalers (.safetensors, .gguf) for A1111's extras routes
                            and /sdapi/v1/upscalers, by file name (default: <models>/ESRGAN if it
                            exists, else <models>/upscale_models; not offered as checkpoints).
+      --controlnet-dir <dir>
+                           ControlNet files (.safetensors, .gguf) that requests name by file stem
+                           (A1111's alwayson_scripts.controlnet; default: <models>/ControlNet if it
+                           exists, else <models>/controlnet; not offered as checkpoints).
       --max-loaded <n>     Models kept in memory at once (default 1); a job naming another one
                            unloads the least recently used.
       --api <list>         API dialects to serve, comma-separated: ${dialectNames.join(', ')} (default all).
@@ -195,7 +200,8 @@ Several machines (jobs, uploads, results and progress in Redis, through BullMQ):
                            after this many seconds (default 30).
   Worker options: --model, --diffusion-model (and its --clip-l, --clip-g, --t5xxl, --llm, --vae), --t5-tokenizer,
   --models, --max-loaded, --concurrency (jobs at once, default 1),
-  --threads, --backend, --prediction, --weight-type, --lora-dir, --embeddings-dir, --taesd, --attempts, --stall-timeout, --safety-checker.
+  --threads, --backend, --prediction, --weight-type, --lora-dir, --embeddings-dir, --controlnet-dir, --taesd, --attempts,
+  --stall-timeout, --safety-checker.
 
   -h, --help               Show this help.
   -v, --version            Print the version.
@@ -367,9 +373,11 @@ function integerOption(values: CliValues): (name: keyof CliValues, min: number, 
 }
 
 function engineOptions(values: CliValues):
-Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'embeddingsDir' | 'taesd' | 't5Tokenizer' | 'lowMemory'> {
+Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraDir' | 'embeddingsDir' | 'controlNetDir' | 'taesd' | 't5Tokenizer'
+  | 'lowMemory'> {
   return {
     lowMemory: values['low-memory'],
+    controlNetDir: values['controlnet-dir'],
     loraDir: values['lora-dir'],
     embeddingsDir: values['embeddings-dir'],
     t5Tokenizer: values['t5-tokenizer'],
@@ -383,7 +391,7 @@ Pick<ServerOptions, 'threads' | 'backend' | 'prediction' | 'weightType' | 'loraD
 
 function serverOptions(values: CliValues): ServerOptions {
   const int = integerOption(values);
-  const { threads, backend, prediction, weightType, loraDir, embeddingsDir, taesd, t5Tokenizer, lowMemory } = engineOptions(values);
+  const { threads, backend, prediction, weightType, loraDir, embeddingsDir, controlNetDir, taesd, t5Tokenizer, lowMemory } = engineOptions(values);
   const modelComponents = componentFlags(values, { tokenizerAlone: true });
   const redisOnly = (['workers', 'no-worker-timeout'] as const).find((name) => values[name] !== undefined);
   if (values.redis === undefined && redisOnly !== undefined) {
@@ -435,6 +443,7 @@ function serverOptions(values: CliValues): ServerOptions {
     loraDir,
     embeddingsDir,
     upscalerDir: values['upscaler-dir'],
+    controlNetDir,
     taesd,
     lowMemory,
     maxQueue: int('max-queue', 0, 1_000_000),

@@ -26,7 +26,7 @@ import type { ImageSafetyChecker } from './jobs/safety.js';
 import { JobService } from './jobs/service.js';
 import { FileJobStore, type JobStore } from './jobs/store.js';
 import type { ModelComponentSet } from './models/components.js';
-import { embeddingsFolder, loraFolder, openModelsAndChecker, upscalerFolder } from './models/loader.js';
+import { controlNetFolder, embeddingsFolder, loraFolder, openModelsAndChecker, upscalerFolder } from './models/loader.js';
 import { loadPresets, type PresetTable } from './models/presets.js';
 import type { ModelCatalog } from './models/registry.js';
 import { UpscalerCatalog } from './models/upscalers.js';
@@ -109,6 +109,12 @@ export interface ServerOptions {
    * `upscale_models`; none without `modelsDir`.
    */
   upscalerDir?: string;
+  /**
+   * Folder of ControlNet files that requests name (A1111's alwayson_scripts.controlnet and its
+   * /controlnet routes). Default: the models folder's `ControlNet` when it exists, else its
+   * `controlnet`; none without `modelsDir`.
+   */
+  controlNetDir?: string;
   /** A TAESD decoder file loaded with every model (`--taesd`): live previews show its decode. */
   taesd?: string;
   /**
@@ -230,11 +236,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     a1111: {
       loraDir: loraFolder(options.loraDir, options.modelsDir),
       embeddingsDir: embeddingsFolder(options.embeddingsDir, options.modelsDir),
+      controlNetDir: controlNetFolder(options.controlNetDir, options.modelsDir),
       upscalers: new UpscalerCatalog(upscalerFolder(options.upscalerDir, options.modelsDir), { threads: options.threads, backend: options.backend }),
     },
     comfyui: {
       inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir),
-      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir),
+      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir), controlNetDir: controlNetFolder(options.controlNetDir, options.modelsDir),
     },
     sdcpp: { loraDir: loraFolder(options.loraDir, options.modelsDir), maxQueue: options.maxQueue ?? 100 },
     tasks: {
@@ -290,7 +297,7 @@ async function embeddedJobSystem(options: ServerOptions, log: WriteLine): Promis
     store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
     runWorkflow: createWorkflowRunner({
       inputDir: comfyuiInputDir(options), loraDir: loraFolder(options.loraDir, options.modelsDir),
-      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir),
+      upscalerDir: upscalerFolder(options.upscalerDir, options.modelsDir), controlNetDir: controlNetFolder(options.controlNetDir, options.modelsDir),
     }),
   });
   const queue = new EmbeddedQueue(processor, {

@@ -14,7 +14,9 @@ import { createWorkflowRunner } from './dialects/comfyui/executor.js';
 import { createJobProcessor, type ImageModel } from './jobs/runner.js';
 import type { ModelComponentSet } from './models/components.js';
 import { FileHashes } from './models/hashes.js';
-import { loraFolder, upscalerFolder, openModelsAndChecker, type ModelSources, type SafetyCheckerSource } from './models/loader.js';
+import {
+  controlNetFolder, loraFolder, upscalerFolder, openModelsAndChecker, type ModelSources, type SafetyCheckerSource,
+} from './models/loader.js';
 import type { ModelEntry } from './models/registry.js';
 import { heartbeatMs, newWorkerId, WorkerDirectory } from './models/remote-registry.js';
 
@@ -75,7 +77,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       store, models, log: terminalJobLog(log), previewEvery: options.previewEvery ?? 1, safetyChecker: safety.checker,
       runWorkflow: createWorkflowRunner({
         inputDir: path.resolve(options.comfyuiInputDir ?? 'output/comfyui-input'), loraDir: loraFolder(options.loraDir, options.modelsDir),
-        upscalerDir: upscalerFolder(undefined, options.modelsDir),
+        upscalerDir: upscalerFolder(undefined, options.modelsDir), controlNetDir: controlNetFolder(options.controlNetDir, options.modelsDir),
       }),
     });
     workers = await JobWorkers.start(connection, await connection.duplicate(), keys, store, processor, {

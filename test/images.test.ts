@@ -5,7 +5,7 @@ import zlib from 'node:zlib';
 import sharp from 'sharp';
 import t from 'tap';
 
-import { decodeImage, decodeMask, encodePng, MAX_INPUT_PIXELS } from '../lib/images.js';
+import { decodeImage, decodeImageResized, decodeMask, encodePng, MAX_INPUT_PIXELS } from '../lib/images.js';
 import { readPngText } from '../lib/png-metadata.js';
 
 type Rgba = [number, number, number, number];
@@ -156,4 +156,23 @@ t.test('refuses an image of more than 4096×4096 pixels before decoding it', asy
   await t.rejects(decodeImage(png, 'image', 64, 64), { name: 'RangeError', message: /at most 16777216 pixels \(4096×4096\) for image but received 16383×16383/ });
   await t.rejects(decodeMask(png, 64, 64, 0), { name: 'RangeError', message: /for mask/ });
   t.equal(MAX_INPUT_PIXELS, 4096 * 4096);
+});
+
+t.test("ControlNet's resize modes: stretch, cover and crop, or fit and fill with the edge's median colour", async (t) => {
+  // 96x64 quadrants into 48x48.
+  const png = await quadrants.clone().png().toBuffer();
+  const stretched = await decodeImageResized(png, 'image', 48, 48, 'just-resize');
+  t.same(rgbAt(stretched, 48, 2, 2), [255, 0, 0], 'just-resize: the top-left corner is red');
+  t.same(rgbAt(stretched, 48, 45, 2), [0, 255, 0], 'just-resize: the top-right corner is green, nothing cut off');
+  t.ok((await decodeImageResized(png, 'image', 48, 48, 'crop-and-resize')).equals(await decodeImage(png, 'image', 48, 48)),
+    'crop-and-resize: as the image calls decode');
+  // A 96x64 picture, white inside a 16-pixel frame of one colour, fitted inside 48x48: 48x32,
+  // centred, 8 rows of fill above and below in the frame's colour (the median of the edge pixels).
+  const framed = await paint(96, 64, (x, y) => (x < 16 || y < 16 || x >= 80 || y >= 48 ? opaque(10, 200, 30) : opaque(255, 255, 255)))
+    .png().toBuffer();
+  const filled = await decodeImageResized(framed, 'image', 48, 48, 'resize-and-fill');
+  t.same(rgbAt(filled, 48, 24, 0), [10, 200, 30], 'the fill above');
+  t.same(rgbAt(filled, 48, 24, 47), [10, 200, 30], 'the fill below');
+  t.same(rgbAt(filled, 48, 24, 24), [255, 255, 255], 'the picture in the middle, whole');
+  t.same(rgbAt(filled, 48, 1, 24), [10, 200, 30], 'its frame reaches the sides: nothing cut off');
 });

@@ -75,9 +75,9 @@ t.test('A1111 defaults, sampler names, schedulers, clip skip and ignored fields'
   await post(url, 'txt2img', { prompt: 'x', steps: 2, sampler_name: 'Euler', scheduler: 'simple', width: 64, height: 64 });
   t.match(model.calls[4], { scheduler: 'simple' });
   const odd = await post(url, 'txt2img', { prompt: 'x', steps: 1, width: 64, height: 64, restore_faces: true, styles: ['s'],
-    alwayson_scripts: { controlnet: {} }, s_churn: 0.5 });
+    alwayson_scripts: { controlnet: {}, adetailer: { args: [] } }, s_churn: 0.5 });
   t.equal(odd.status, 200);
-  t.same([...(info(odd).sdnode_ignored as string[])].sort(), ['alwayson_scripts', 'restore_faces', 's_churn', 'styles']);
+  t.same([...(info(odd).sdnode_ignored as string[])].sort(), ['alwayson_scripts.adetailer', 'restore_faces', 's_churn', 'styles']);
   const refiner = await post(url, 'txt2img', { prompt: 'x', refiner_checkpoint: 'sdxl-refiner', refiner_switch_at: 1.5 });
   t.equal(refiner.status, 422);
   t.match(refiner.body.detail, [{ loc: ['body', 'refiner_switch_at'], msg: /above 0 and at most 1/ }]);

@@ -73,6 +73,28 @@ sdnode::HiresFix hiresFromJs(const Napi::Object& o) {
   return h;
 }
 
+// [{ path, image, strength, guidanceStart, guidanceEnd, mode }]
+std::vector<sdnode::ControlUnit> controlUnitsFromJs(const Napi::Value& v) {
+  if (!v.IsArray()) badField(v.Env(), "controlNets", "an array");
+  Napi::Array array = v.As<Napi::Array>();
+  std::vector<sdnode::ControlUnit> units;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    Napi::Value entry = array.Get(i);
+    if (!entry.IsObject()) badField(v.Env(), "controlNets", "an array of { path, image, strength, guidanceStart, guidanceEnd, mode }");
+    Napi::Object o = entry.As<Napi::Object>();
+    sdnode::ControlUnit unit;
+    unit.path = stringField(o, "path");
+    unit.image = typedArrayField<uint8_t, napi_uint8_array>(o, "image", false);
+    unit.hiresImage = typedArrayField<uint8_t, napi_uint8_array>(o, "hiresImage", true);
+    unit.strength = static_cast<float>(numberField(o, "strength"));
+    unit.guidanceStart = static_cast<float>(numberField(o, "guidanceStart"));
+    unit.guidanceEnd = static_cast<float>(numberField(o, "guidanceEnd"));
+    unit.mode = stringField(o, "mode");
+    units.push_back(std::move(unit));
+  }
+  return units;
+}
+
 // A copy JS owns: the engine's vector is gone once the call returns.
 Napi::Uint8Array bytesToJs(Napi::Env env, const std::vector<uint8_t>& bytes) {
   Napi::Uint8Array array = Napi::Uint8Array::New(env, bytes.size());
@@ -129,8 +151,9 @@ sdnode::Request requestFromJs(const Napi::Object& o) {
     if (!hires.IsObject()) badField(o.Env(), "hires", "an object");
     r.hires = hiresFromJs(hires.As<Napi::Object>());
   }
-  // Optional, as hires: absent means no LoRA.
+  // Optional, as hires: absent means no LoRA, no ControlNet.
   if (!o.Get("loras").IsUndefined()) r.loras = lorasFromJs(o.Get("loras"));
+  if (!o.Get("controlNets").IsUndefined()) r.controlNets = controlUnitsFromJs(o.Get("controlNets"));
   // Optional, as hires. Its `model` is a Model object the caller (ModelWrap) resolves to its handle.
   const Napi::Value refiner = o.Get("refiner");
   if (!refiner.IsUndefined()) {
@@ -321,6 +344,8 @@ std::vector<sdnode::LoraFile> lorasFromJs(const Napi::Value& v) {
 
 sdnode::EncodedText encodedTextFromJs(const Napi::Object& o) {
   sdnode::EncodedText t;
+  // Optional: ComfyUI's ControlNet units on the conditioning.
+  if (!o.Get("controls").IsUndefined()) t.controls = controlUnitsFromJs(o.Get("controls"));
   t.hidden = typedArrayField<float, napi_float32_array>(o, "hidden", false);
   t.tokens = intField(o, "tokens");
   t.pooled = typedArrayField<float, napi_float32_array>(o, "pooled", true);

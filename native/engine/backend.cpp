@@ -154,19 +154,29 @@ ggml_status GraphRunner::compute(ggml_cgraph* graph) {
 }
 
 std::vector<float> GraphRunner::run(const std::function<ggml_tensor*(GraphBuild&)>& build) {
+  return std::move(runOutputs([&](GraphBuild& g) { return std::vector<ggml_tensor*>{build(g)}; }).front());
+}
+
+std::vector<std::vector<float>> GraphRunner::runOutputs(const std::function<std::vector<ggml_tensor*>(GraphBuild&)>& build) {
   GraphBuild g(kMaxGraphNodes, backend_.handle());
-  ggml_tensor* out = build(g);
-  if (out->type != GGML_TYPE_F32) out = ggml_cast(g.ctx(), out, GGML_TYPE_F32);
-  ggml_set_output(out);
-  ggml_build_forward_expand(g.graph(), out);
+  std::vector<ggml_tensor*> outputs = build(g);
+  for (ggml_tensor*& out : outputs) {
+    if (out->type != GGML_TYPE_F32) out = ggml_cast(g.ctx(), out, GGML_TYPE_F32);
+    ggml_set_output(out);
+    ggml_build_forward_expand(g.graph(), out);
+  }
   allocate(g.graph());
   g.setInputs();
   const ggml_status status = compute(g.graph());
   if (status == GGML_STATUS_ABORTED) throw Error(ErrorCode::Aborted, "generation aborted");
   if (status != GGML_STATUS_SUCCESS) throw Error(ErrorCode::Backend, "graph compute failed with status " + std::to_string(status));
-  std::vector<float> result(ggml_nelements(out));
-  ggml_backend_tensor_get(out, result.data(), 0, ggml_nbytes(out));
-  return result;
+  std::vector<std::vector<float>> results;
+  for (ggml_tensor* out : outputs) {
+    std::vector<float> result(ggml_nelements(out));
+    ggml_backend_tensor_get(out, result.data(), 0, ggml_nbytes(out));
+    results.push_back(std::move(result));
+  }
+  return results;
 }
 
 }  // namespace sdnode

@@ -93,6 +93,8 @@ class GraphRunner {
 
   // Builds with `build` (which returns the output tensor), computes, and returns the output as f32.
   std::vector<float> run(const std::function<ggml_tensor*(GraphBuild&)>& build);
+  // The same for a graph with several outputs (a ControlNet's residuals), returned in their order.
+  std::vector<std::vector<float>> runOutputs(const std::function<std::vector<ggml_tensor*>(GraphBuild&)>& build);
   // Frees the compute buffers (between phases whose graphs differ in size).
   void release();
 

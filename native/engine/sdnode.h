@@ -187,6 +187,28 @@ struct CacheOptions {
   bool reset = true;
 };
 
+// One ControlNet unit of a call (AUTOMATIC1111's ControlNet units): a network, its control image and
+// how strongly and when it steers the UNet.
+struct ControlUnit {
+  std::string path;  // the ControlNet's file (.safetensors or .gguf; original layout control_model.*, or diffusers')
+  // The control image as the network reads it, already preprocessed and at the request's size:
+  // width*height*3 RGB bytes.
+  std::vector<uint8_t> image;
+  // With Request::hires: the control image at the hires fix's size (HiresFix::width x height), so the
+  // unit steers the second pass too, as A1111's ControlNet does by default; empty: the first pass only.
+  std::vector<uint8_t> hiresImage;
+  // The residuals' scale (A1111's weight). Units add up; 0 gives the image made without the unit.
+  float strength = 1.0f;
+  // The part of the sampling it steers: steps whose index / steps lies in [guidanceStart, guidanceEnd].
+  float guidanceStart = 0.0f;
+  float guidanceEnd = 1.0f;
+  // A1111's control modes: balanced (both passes of classifier-free guidance get the residuals as
+  // they are) | prompt ("My prompt is more important": residual i of n scaled by 0.825^(n-1-i), so
+  // the shallow layers steer less) | control ("ControlNet is more important": scaled so, and only
+  // the prompt's pass gets them, which guidance then amplifies).
+  std::string mode = "balanced";
+};
+
 struct Request {
   std::string mode = "txt2img";  // txt2img | img2img | inpaint
   int width = 512;
@@ -233,6 +255,10 @@ struct Request {
   std::optional<HiresFix> hires;  // txt2img only
   // Applied for this call only: the weights are byte-identical to the loaded ones afterwards.
   std::vector<LoraFile> loras;
+  // ControlNet units (SD 1.x, SD 2.x, SDXL), steering the first pass's UNet and, for units with a
+  // hiresImage, the hires fix's second pass (never the refiner). A model keeps the networks of its
+  // last call loaded.
+  std::vector<ControlUnit> controlNets;
   // SDXL's micro-conditioning, in pixels: the size the UNet is told the training image had, the
   // top-left corner of its crop, and the size asked for. 0 x 0 sizes: the size being generated.
   // Other families ignore them.
@@ -330,6 +356,9 @@ struct EncodedText {
   int64_t tokens = 0;
   std::vector<float> pooled;  // SDXL's, FLUX.1's and SD3's pooled vector; empty for SD 1.x / 2.x and Chroma
   std::vector<float> mask;    // Chroma: added to each text token's attention scores; empty otherwise
+  // ComfyUI's ControlNet on a conditioning (UNet models): units steering every UNet pass this text
+  // conditions in sampleLatent, their images at the sampled latent's size in pixels. Empty: none.
+  std::vector<ControlUnit> controls;
 };
 
 // Latents in the diffusion model's scale (the VAE's latent, shifted and scaled), `batch` of them.

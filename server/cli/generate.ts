@@ -64,6 +64,11 @@ const optionSpec = {
   'weight-type': { type: 'string' },
   'lora-dir': { type: 'string' },
   'embeddings-dir': { type: 'string' },
+  'control-net': { type: 'string', multiple: true },
+  'control-image': { type: 'string', multiple: true },
+  'control-strength': { type: 'string', multiple: true },
+  canny: { type: 'boolean' },
+  'controlnet-dir': { type: 'string' },
   refiner: { type: 'string' },
   'refiner-switch-at': { type: 'string' },
   threads: { type: 'string', short: 't' },
@@ -135,6 +140,17 @@ ${cacheUsage}
       --lora-dir <dir>          Folder of the LoRA files <lora:NAME:weight> in the prompt selects.
       --embeddings-dir <dir>    Folder of textual-inversion embeddings (.safetensors, .pt) the prompt and
                                 negative prompt name by file stem.
+      --control-net <file|name> A ControlNet (original layout, control_model.*, e.g.
+                                control_v11p_sd15_canny) that steers the image by --control-image;
+                                a file, or a name in --controlnet-dir. Repeat for several units,
+                                each with its own --control-image (and --control-strength).
+      --control-image <file>    The control image (PNG, JPEG, WebP): an edge map, pose, depth …,
+                                cropped and resized to the image's size.
+      --control-strength <x>    How strongly the ControlNet steers, 0–2 (default 0.9, as
+                                stable-diffusion.cpp); one for all units or one per unit.
+      --canny                   Turn the control images into their Canny edges first (thresholds
+                                100 and 200, as AUTOMATIC1111's canny preprocessor).
+      --controlnet-dir <dir>    Folder of ControlNet files that --control-net names by file stem.
       --refiner <file>          A second checkpoint (an SDXL refiner) that takes over the sampling
                                 at --refiner-switch-at, on the same latent (AUTOMATIC1111's refiner).
       --refiner-switch-at <x>   With --refiner: the fraction of the steps before it takes over,
@@ -166,6 +182,7 @@ const flagOf: Readonly<Record<string, string>> = {
   cfgScale: '--cfg-scale', sampler: '--sampler', scheduler: '--scheduler', seed: '--seed', count: '--count',
   image: '--init-img', strength: '--strength', mask: '--mask', maskBlur: '--mask-blur', maskedStart: '--masked-start', rng: '--rng',
   clipSkip: '--clip-skip', weightType: '--weight-type', loraDir: '--lora-dir', embeddingsDir: '--embeddings-dir', threads: '--threads', backend: '--backend', prediction: '--prediction',
+  controlNetDir: '--controlnet-dir',
   taesd: '--taesd', vaeDecoder: '--vae-decoder', 'refiner.model': '--refiner', 'refiner.switchAt': '--refiner-switch-at',
   guidance: '--guidance', flowShift: '--flow-shift', slgScale: '--slg-scale', skipLayers: '--skip-layers', slgStart: '--skip-layer-start',
   slgEnd: '--skip-layer-end', diffusionModel: '--diffusion-model', clipL: '--clip-l', clipG: '--clip-g',
@@ -348,6 +365,7 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
   await readable('--mask', values.mask);
   await readable('--taesd', values.taesd);
   await readable('--refiner', values.refiner);
+  for (const file of values['control-image'] ?? []) await readable('--control-image', file);
   if (values['vae-decoder']?.toLowerCase() === 'taesd' && values.taesd === undefined) {
     throw new InvalidFieldError('--vae-decoder', '--vae-decoder taesd needs the TAESD file: --taesd <file>');
   }
@@ -384,6 +402,8 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
     weightType: values['weight-type']?.toLowerCase(),
     loraDir: values['lora-dir'],
     embeddingsDir: values['embeddings-dir'],
+    controlNets: controlNetUnits(values),
+    controlNetDir: values['controlnet-dir'],
     refiner: values.refiner === undefined ? undefined : {
       model: values.refiner,
       ...(values['refiner-switch-at'] !== undefined
@@ -395,6 +415,34 @@ async function generateOptions(values: Values, components: ModelComponentSet | u
   };
   // generate() checks every value (rng, weightType, sampler names, ranges) before it loads anything.
   return options as unknown as GenerateOptions;
+}
+
+// stable-diffusion.cpp's default strength for its --control-strength.
+const defaultControlStrength = 0.9;
+
+// --control-net / --control-image pairs, in order; --control-strength once for all or once each.
+function controlNetUnits(values: Values): GenerateOptions['controlNets'] {
+  const nets = values['control-net'] ?? [];
+  const images = values['control-image'] ?? [];
+  const strengths = (values['control-strength'] ?? []).map((text) => parseDecimal('--control-strength', text, { min: 0, max: 2 }));
+  if (nets.length === 0) {
+    for (const flag of ['control-image', 'control-strength', 'canny'] as const) {
+      if (values[flag] !== undefined) throw new InvalidFieldError(`--${flag}`, `--${flag} needs a ControlNet: --control-net <file|name>`);
+    }
+    return undefined;
+  }
+  if (images.length !== nets.length) {
+    throw new InvalidFieldError('--control-image', `Expected one --control-image for each --control-net (${nets.length}) but received ${images.length}`);
+  }
+  if (strengths.length > 1 && strengths.length !== nets.length) {
+    throw new InvalidFieldError('--control-strength', `Expected one --control-strength for all units or one for each --control-net (${nets.length}) but received ${strengths.length}`);
+  }
+  return nets.map((model, i) => ({
+    model,
+    image: images[i]!,
+    weight: strengths[strengths.length === 1 ? 0 : i] ?? defaultControlStrength,
+    ...(values.canny === true && { preprocessor: 'canny' as const }),
+  }));
 }
 
 // "7,8,9" or stable-diffusion.cpp's "[7,8,9]"; the library checks the values.
@@ -435,6 +483,8 @@ function namingFlags(message: string): string {
     .replace(/^referenceImages are for /, '--reference-image is for ')
     .replace(/^cache\.mode (\w+) is for /, '--cache-mode $1 is for ')
     .replace(/\bcache\.(start|end) \(/g, '--cache-option $1 (')
+    .replace(/controlNets\[\d+\]\.(model|image|weight)\b/g, (whole, field: 'model' | 'image' | 'weight') =>
+      ({ model: '--control-net', image: '--control-image', weight: '--control-strength' })[field])
     .replace(/^([\w.]+) must be /, (whole, option: string) => (flagOf[option] ? `${flagOf[option]} must be ` : whole))
     .replace(/a loaded (.*) Model \(from loadModel\(\)\)/, 'an $1 model')
     .replace(/ of type \w+$/, '');

@@ -1,7 +1,7 @@
 // What a job is, independent of the API dialect that asked for it, where it is stored or which
 // process runs it. Every dialect translates its requests into these and back.
 
-import type { CacheOptions, MaskedStart } from '../../lib/index.js';
+import type { CacheOptions, ControlNetUnit, MaskedStart } from '../../lib/index.js';
 
 /** What the engine is asked to do; 'workflow': a graph of stage calls (ComfyUI's API format). */
 export const jobModes = ['txt2img', 'img2img', 'inpaint', 'workflow'] as const;
@@ -15,8 +15,17 @@ export type JobState = 'QUEUED' | 'IN_PROGRESS' | 'COMPLETE' | 'FAILED';
  */
 export const referenceSlots = ['reference1', 'reference2', 'reference3', 'reference4'] as const;
 
+/** ControlNet units' control images, in the order of the job's `controlNets`. */
+export const controlSlots = ['control1', 'control2', 'control3', 'control4', 'control5', 'control6', 'control7', 'control8'] as const;
+
 /** Upload slots a job can have; the stored file is `<slot>.<ext>`, never a user-supplied name. */
-export type UploadSlot = 'image' | 'mask' | (typeof referenceSlots)[number];
+export type UploadSlot = 'image' | 'mask' | (typeof referenceSlots)[number] | (typeof controlSlots)[number];
+
+/**
+ * A ControlNet unit of a job: the library's unit with every value given, less its image (upload
+ * slot control<N>); `model` is the ControlNet's name in the server's ControlNet folder.
+ */
+export type JobControlNet = Required<Omit<ControlNetUnit, 'image' | 'cannyLow' | 'cannyHigh'>> & Pick<ControlNetUnit, 'cannyLow' | 'cannyHigh'>;
 
 /** Generation parameters in the library's terms; absent fields take the library's defaults. */
 export interface JobParameters {
@@ -65,6 +74,8 @@ export interface JobParameters {
   };
   /** Another checkpoint (by its name in the server's models) takes over from step round(steps × switchAt) (the library's `refiner`). */
   refiner?: { checkpoint: string; switchAt: number };
+  /** ControlNet units (the library's `controlNets`); unit i's image is upload slot control<i+1>. */
+  controlNets?: JobControlNet[];
   /** Inpaint only the mask's bounding box (plus this many pixels) at the full size, then paste it back. */
   inpaintRegionPadding?: number;
   /** Scale each finished image to this size (an OpenAI size larger than the preset's pixel budget). */

@@ -15,7 +15,7 @@ import type { JobLog } from './log.js';
 import { screenImage, type ImageSafetyChecker } from './safety.js';
 import type { JobProcessor, QueuedJob } from './queue.js';
 import type { JobStore } from './store.js';
-import { isFinished, jobErrorCodes, referenceSlots, type JobError, type JobRecord, type UploadSlot } from './job.js';
+import { controlSlots, isFinished, jobErrorCodes, referenceSlots, type JobError, type JobRecord, type UploadSlot } from './job.js';
 
 /** The part of the library's Model the server uses. */
 export type ImageModel = Pick<Model, 'path' | 'textToImage' | 'imageToImage' | 'inpaint' | 'close'>;
@@ -176,6 +176,9 @@ async function generateImage(
     ...(previewEvery > 0 && { previewEvery }),
     ...(refiner && { refiner }),
     ...(references.length > 0 && { referenceImages: references }),
+    ...(p.controlNets && p.controlNets.length > 0 && {
+      controlNets: p.controlNets.map((unit, i) => ({ ...unit, image: requireInput(inputs[controlSlots[i]!], controlSlots[i]!) })),
+    }),
     seed: imageSeed(p.seed, index),
     count: 1,
     signal,

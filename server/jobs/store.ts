@@ -317,7 +317,7 @@ function upgradeLegacyRecord(text: string): string {
 // Upload names are `<slot>.<ext>`; checked again on read so that an edited job.json cannot point
 // outside its folder.
 function isUploadName(name: string): boolean {
-  return /^(image|mask|reference[1-4])\.[a-z0-9]{1,5}$/.test(name);
+  return /^(image|mask|reference[1-4]|control[1-8])\.[a-z0-9]{1,5}$/.test(name);
 }
 
 function isNotFound(error: unknown): boolean {

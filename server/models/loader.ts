@@ -24,6 +24,8 @@ export interface EngineOptions {
   embeddingsDir?: string;
   /** Folder of ESRGAN-family upscalers (--upscaler-dir); its files are not checkpoints. */
   upscalerDir?: string;
+  /** Folder of ControlNet files that requests name (--controlnet-dir); its files are not checkpoints. */
+  controlNetDir?: string;
   /** T5's tokenizer file (--t5-tokenizer) for models with a T5 encoder whose components name none. */
   t5Tokenizer?: string;
   /** Models given as components: never hold the transformer and the text encoders at once (--low-memory). */
@@ -45,6 +47,17 @@ export function loraFolder(loraDir: string | undefined, modelsDir: string | unde
 export function embeddingsFolder(embeddingsDir: string | undefined, modelsDir: string | undefined): string | undefined {
   if (embeddingsDir !== undefined) return path.resolve(embeddingsDir);
   return modelsDir === undefined ? undefined : path.resolve(modelsDir, 'embeddings');
+}
+
+/**
+ * The ControlNet folder: --controlnet-dir, else the models folder's `ControlNet` (AUTOMATIC1111's)
+ * when it exists, else its `controlnet` (ComfyUI's); none without either.
+ */
+export function controlNetFolder(controlNetDir: string | undefined, modelsDir: string | undefined): string | undefined {
+  if (controlNetDir !== undefined) return path.resolve(controlNetDir);
+  if (modelsDir === undefined) return undefined;
+  const a1111 = path.resolve(modelsDir, 'ControlNet');
+  return existsSync(a1111) ? a1111 : path.resolve(modelsDir, 'controlnet');
 }
 
 /**
@@ -76,6 +89,7 @@ export function modelLoader(options: EngineOptions, log: (line: string) => void)
       ...(options.weightType !== undefined && { weightType: options.weightType }),
       ...(options.loraDir !== undefined && { loraDir: options.loraDir }),
       ...(options.embeddingsDir !== undefined && { embeddingsDir: options.embeddingsDir }),
+      ...(options.controlNetDir !== undefined && { controlNetDir: options.controlNetDir }),
       ...(options.taesd !== undefined && { taesd: options.taesd }),
       ...(t5Tokenizer !== undefined && { t5Tokenizer }),
       ...(components && options.lowMemory && { lowMemory: true }),
@@ -114,18 +128,19 @@ export function hasDefaultModel(sources: Pick<ModelSources, 'model' | 'modelPath
 async function openModels(sources: ModelSources, log: (line: string) => void): Promise<ModelRegistry> {
   const loraDir = loraFolder(sources.loraDir, sources.modelsDir);
   const embeddingsDir = embeddingsFolder(sources.embeddingsDir, sources.modelsDir);
+  const controlNetDir = controlNetFolder(sources.controlNetDir, sources.modelsDir);
   const { modelPath } = sources;
   const defaultComponents = sources.modelComponents
     ?? (modelPath?.toLowerCase().endsWith('.json') ? await requireComponentJson(path.resolve(modelPath)) : undefined);
   const pullDir = sources.allowPull ? sources.modelsDir ?? defaultModelsDir() : undefined;
   const models = new ModelRegistry({
     dir: sources.modelsDir ?? pullDir,
-    excludeDirs: [loraDir, embeddingsDir, upscalerFolder(sources.upscalerDir, sources.modelsDir)].filter((dir) => dir !== undefined),
+    excludeDirs: [loraDir, embeddingsDir, controlNetDir, upscalerFolder(sources.upscalerDir, sources.modelsDir)].filter((dir) => dir !== undefined),
     defaultPath: modelPath,
     ...(defaultComponents && { defaultComponents }),
     preloaded: sources.model,
     maxLoaded: sources.maxLoaded ?? 1,
-    load: sources.loadModel ?? modelLoader({ ...sources, loraDir, embeddingsDir }, log),
+    load: sources.loadModel ?? modelLoader({ ...sources, loraDir, embeddingsDir, controlNetDir }, log),
     log,
     ...(pullDir !== undefined && { pull: (reference: string) => pullModel(reference, { modelsDir: pullDir, onProgress: pullLog(reference, log) }) }),
   });

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lora.h"
+#include "unet_names.h"
 
 namespace sdnode {
 
@@ -115,19 +116,7 @@ std::string resnetLayer(const std::string& rest) {
   return "";
 }
 
-// Where LDM's numbered blocks sit in diffusers' levels: input block n is down_blocks[level] slot
-// index (its resnets / attentions, or its downsampler), output block n is up_blocks[level] slot
-// index. Read from where the down- and upsamplers are, so any ResBlock count per level works
-// (SD 1.x/2.x/XL have two; the test fixtures one).
-struct BlockPlace {
-  int level = 0;
-  int index = 0;
-};
-
-struct UnetBlocks {
-  std::map<int, BlockPlace> input;
-  std::map<int, BlockPlace> output;
-};
+}  // namespace
 
 UnetBlocks unetBlocks(const Checkpoint& file, const std::string& prefix) {
   std::map<int, bool> inputs, outputs;  // block → ends its level (down- / upsampler)
@@ -196,6 +185,8 @@ std::string diffusersUnetPath(const std::string& ldm, const UnetBlocks& blocks) 
   }
   return "";
 }
+
+namespace {
 
 // Hugging Face CLIP layer names of an OpenCLIP text tower's modules (resblocks.N.*).
 void addOpenClip(const std::string& tensorName, const std::string& path, const CheckpointTensor& t, const LoraComponent& c,

@@ -3,6 +3,7 @@
 #include "metadata.h"
 #include "nn.h"
 #include "sdnode.h"
+#include "unet_blocks.h"
 
 namespace sdnode {
 
@@ -10,195 +11,51 @@ namespace {
 
 const std::string kPrefix = "model.diffusion_model.";
 
-int transformerDepth(const Weights& w, const std::string& prefix) {
-  int depth = 0;
-  while (w.has(prefix + ".transformer_blocks." + std::to_string(depth) + ".attn1.to_q.weight")) depth++;
-  return depth;
-}
-
-// One input/output block: a res block, then optionally a spatial transformer, then optionally a
-// resampler, as LDM's TimestepEmbedSequential nests them.
-std::vector<UnetBlock> readBlock(const Weights& w, const std::string& prefix, int64_t& channels) {
-  std::vector<UnetBlock> layers;
-  for (int sub = 0;; sub++) {
-    const std::string p = prefix + std::to_string(sub);
-    if (w.has(p + ".in_layers.2.weight")) {
-      const auto& conv = w.shape(p + ".in_layers.2.weight");
-      layers.push_back({UnetBlock::Kind::Res, p, conv.at(1), conv.at(0)});
-      channels = conv.at(0);
-    } else if (w.has(p + ".proj_in.weight")) {
-      UnetBlock t{UnetBlock::Kind::Transformer, p, channels, channels};
-      t.depth = transformerDepth(w, p);
-      if (t.depth == 0) throw Error(ErrorCode::ModelFormat, "spatial transformer '" + p + "' has no transformer blocks");
-      layers.push_back(t);
-    } else if (w.has(p + ".op.weight")) {
-      layers.push_back({UnetBlock::Kind::Down, p, channels, w.shape(p + ".op.weight").at(0)});
-    } else if (w.has(p + ".conv.weight")) {
-      layers.push_back({UnetBlock::Kind::Up, p, channels, w.shape(p + ".conv.weight").at(0)});
-    } else {
-      break;
-    }
-  }
-  return layers;
-}
-
-
-// Attention splits a transformer's width into heads; a width that does not split is a bad file.
-void checkHeads(const UnetConfig& c, const UnetBlock& b) {
-  if (b.kind != UnetBlock::Kind::Transformer) return;
-  const int heads = c.headsFor(b.in);
-  if (heads <= 0 || b.in % heads != 0 || (c.headDim > 0 && b.in % c.headDim != 0)) {
-    throw Error(ErrorCode::ModelFormat, "spatial transformer '" + b.prefix + "' is " + std::to_string(b.in) +
-                                            " wide, which does not split into attention heads of the configured size");
-  }
-}
-
 }  // namespace
 
 UnetConfig readUnetConfig(const Weights& w, const std::map<std::string, std::string>& metadata, bool headDim64) {
   UnetConfig c;
-  if (!w.has(kPrefix + "input_blocks.0.0.weight")) {
-    throw Error(ErrorCode::ModelUnsupported, "no UNet found (expected model.diffusion_model.input_blocks.0.0.weight)");
-  }
-  const auto& convIn = w.shape(kPrefix + "input_blocks.0.0.weight");
-  c.modelChannels = convIn.at(0);
-  c.inChannels = convIn.at(1);
-  c.timeEmbedDim = w.shape(kPrefix + "time_embed.0.weight").at(0);
-  c.outChannels = w.shape(kPrefix + "out.2.weight").at(0);
-  int64_t channels = c.modelChannels;
-  for (int i = 1; w.has(kPrefix + "input_blocks." + std::to_string(i) + ".0.in_layers.2.weight") ||
-                  w.has(kPrefix + "input_blocks." + std::to_string(i) + ".0.op.weight");
-       i++) {
-    c.input.push_back(readBlock(w, kPrefix + "input_blocks." + std::to_string(i) + ".", channels));
-  }
-  c.middle = readBlock(w, kPrefix + "middle_block.", channels);
-  for (int i = 0; w.has(kPrefix + "output_blocks." + std::to_string(i) + ".0.in_layers.2.weight"); i++) {
-    c.output.push_back(readBlock(w, kPrefix + "output_blocks." + std::to_string(i) + ".", channels));
-  }
-  if (c.input.empty() || c.output.size() != c.input.size() + 1 || c.middle.empty()) {
-    throw Error(ErrorCode::ModelUnsupported, "UNet blocks do not form the LDM layout (" + std::to_string(c.input.size()) +
-                                                 " input blocks, " + std::to_string(c.output.size()) + " output blocks)");
-  }
-  for (const auto* group : {&c.middle}) {
-    for (const UnetBlock& b : *group) {
-      if (b.kind == UnetBlock::Kind::Transformer) {
-        c.contextDim = w.shape(b.prefix + ".transformer_blocks.0.attn2.to_k.weight").at(1);
-        c.linearProjection = w.shape(b.prefix + ".proj_in.weight").size() == 2;
-      }
-    }
-  }
-  if (w.has(kPrefix + "label_emb.0.0.weight")) c.admChannels = w.shape(kPrefix + "label_emb.0.0.weight").at(1);
+  readUnetEncoder(w, kPrefix, c);
   if (headDim64) {
     c.headDim = metadataPositiveInt(metadata, "sdnode.unet_head_dim", 64);
   } else {
     c.heads = metadataPositiveInt(metadata, "sdnode.unet_num_heads", 8);
   }
-  for (const auto* group : {&c.input, &c.output}) {
-    for (const auto& block : *group) {
-      for (const UnetBlock& b : block) checkHeads(c, b);
-    }
+  c.outChannels = w.shape(kPrefix + "out.2.weight").at(0);
+  int64_t channels = c.middle.back().out;
+  for (int i = 0; w.has(kPrefix + "output_blocks." + std::to_string(i) + ".0.in_layers.2.weight"); i++) {
+    c.output.push_back(readUnetBlock(w, kPrefix + "output_blocks." + std::to_string(i) + ".", channels));
   }
-  for (const UnetBlock& b : c.middle) checkHeads(c, b);
+  if (c.output.size() != c.input.size() + 1) {
+    throw Error(ErrorCode::ModelUnsupported, "UNet blocks do not form the LDM layout (" + std::to_string(c.input.size()) +
+                                                 " input blocks, " + std::to_string(c.output.size()) + " output blocks)");
+  }
+  for (const auto* blocks : {&c.input, &c.output}) {
+    for (const auto& block : *blocks) checkUnetHeads(c, block);
+  }
+  checkUnetHeads(c, c.middle);
   return c;
 }
 
 Unet::Unet(const UnetConfig& config, Weights& weights, Backend& backend) : config_(config), weights_(weights), runner_(backend) {}
 
-namespace {
-
-// x: [W, H, in, N]; emb: [timeEmbedDim, N]
-ggml_tensor* resBlock(Net& n, ggml_tensor* x, ggml_tensor* emb, const UnetBlock& b, int64_t embDim) {
-  ggml_context* ctx = n.ctx;
-  ggml_tensor* h = ggml_silu(ctx, groupNorm(n, x, b.prefix + ".in_layers.0", b.in));
-  h = conv2d(n, h, b.prefix + ".in_layers.2", b.in, b.out, 3, 1, 1);
-  ggml_tensor* e = linear(n, ggml_silu(ctx, emb), b.prefix + ".emb_layers.1", embDim, b.out);
-  h = ggml_add(ctx, h, ggml_reshape_4d(ctx, e, 1, 1, b.out, e->ne[1]));
-  h = ggml_silu(ctx, groupNorm(n, h, b.prefix + ".out_layers.0", b.out));
-  h = conv2d(n, h, b.prefix + ".out_layers.3", b.out, b.out, 3, 1, 1);
-  ggml_tensor* skip = b.in == b.out ? x : conv2d(n, x, b.prefix + ".skip_connection", b.in, b.out, 1);
-  return ggml_add(ctx, skip, h);
-}
-
-// x: [C, T, N]; context: [D, S, N]
-ggml_tensor* transformerBlock(Net& n, ggml_tensor* x, ggml_tensor* context, const std::string& p, int64_t c, int64_t d, int heads) {
-  ggml_context* ctx = n.ctx;
-  ggml_tensor* h = layerNorm(n, x, p + ".norm1", c);
-  h = attention(n, linear(n, h, p + ".attn1.to_q", c, c, false), linear(n, h, p + ".attn1.to_k", c, c, false),
-                linear(n, h, p + ".attn1.to_v", c, c, false), heads, false);
-  x = ggml_add(ctx, x, linear(n, h, p + ".attn1.to_out.0", c, c));
-  h = layerNorm(n, x, p + ".norm2", c);
-  h = attention(n, linear(n, h, p + ".attn2.to_q", c, c, false), linear(n, context, p + ".attn2.to_k", d, c, false),
-                linear(n, context, p + ".attn2.to_v", d, c, false), heads, false);
-  x = ggml_add(ctx, x, linear(n, h, p + ".attn2.to_out.0", c, c));
-  h = layerNorm(n, x, p + ".norm3", c);
-  // GEGLU: the projection's first half is the value, the second half its GELU gate.
-  const int64_t inner = 4 * c;
-  h = linear(n, h, p + ".ff.net.0.proj", c, 2 * inner);
-  ggml_tensor* value = ggml_view_3d(ctx, h, inner, h->ne[1], h->ne[2], h->nb[1], h->nb[2], 0);
-  ggml_tensor* gate = ggml_view_3d(ctx, h, inner, h->ne[1], h->ne[2], h->nb[1], h->nb[2], inner * ggml_element_size(h));
-  h = ggml_mul(ctx, ggml_cont(ctx, value), ggml_gelu(ctx, ggml_cont(ctx, gate)));
-  return ggml_add(ctx, x, linear(n, h, p + ".ff.net.2", inner, c));
-}
-
-// x: [W, H, C, N]
-ggml_tensor* spatialTransformer(Net& n, ggml_tensor* x, ggml_tensor* context, const UnetBlock& b, const UnetConfig& cfg) {
-  ggml_context* ctx = n.ctx;
-  const int64_t c = b.in, width = x->ne[0], height = x->ne[1];
-  ggml_tensor* h = groupNorm(n, x, b.prefix + ".norm", c);
-  if (cfg.linearProjection) {
-    h = linear(n, imageToTokens(ctx, h), b.prefix + ".proj_in", c, c);
-  } else {
-    h = imageToTokens(ctx, conv2d(n, h, b.prefix + ".proj_in", c, c, 1));
-  }
-  for (int i = 0; i < b.depth; i++) {
-    h = transformerBlock(n, h, context, b.prefix + ".transformer_blocks." + std::to_string(i), c, cfg.contextDim, cfg.headsFor(c));
-  }
-  if (cfg.linearProjection) {
-    h = tokensToImage(ctx, linear(n, h, b.prefix + ".proj_out", c, c), width, height);
-  } else {
-    h = conv2d(n, tokensToImage(ctx, h, width, height), b.prefix + ".proj_out", c, c, 1);
-  }
-  return ggml_add(ctx, x, h);
-}
-
-}  // namespace
-
 ggml_tensor* Unet::build(GraphBuild& g, const float* x, int64_t width, int64_t height, const float* timestep, const float* context,
-                         int64_t contextTokens, const float* added) {
+                         int64_t contextTokens, const float* added, const UnetControl& control) {
   Net n{g.ctx(), weights_, circular_, &g};
   ggml_context* ctx = g.ctx();
   const UnetConfig& c = config_;
   ggml_tensor* h = g.input(GGML_TYPE_F32, {width, height, c.inChannels, 1}, x);
-  ggml_tensor* t = g.input(GGML_TYPE_F32, {1}, timestep);
   ggml_tensor* ctxTokens = g.input(GGML_TYPE_F32, {c.contextDim, contextTokens, 1}, context);
-  ggml_tensor* emb = ggml_timestep_embedding(ctx, t, static_cast<int>(c.modelChannels), 10000);
-  emb = linear(n, emb, kPrefix + "time_embed.0", c.modelChannels, c.timeEmbedDim);
-  emb = linear(n, ggml_silu(ctx, emb), kPrefix + "time_embed.2", c.timeEmbedDim, c.timeEmbedDim);
-  if (c.admChannels > 0) {
-    // SDXL: the pooled text and the size embeddings join the timestep embedding.
-    ggml_tensor* y = g.input(GGML_TYPE_F32, {c.admChannels, 1}, added);
-    y = linear(n, y, kPrefix + "label_emb.0.0", c.admChannels, c.timeEmbedDim);
-    y = linear(n, ggml_silu(ctx, y), kPrefix + "label_emb.0.2", c.timeEmbedDim, c.timeEmbedDim);
-    emb = ggml_add(ctx, emb, y);
-  }
-
-  auto runBlock = [&](ggml_tensor* x, const std::vector<UnetBlock>& layers, ggml_tensor* skipTarget) {
-    for (const UnetBlock& b : layers) {
-      switch (b.kind) {
-        case UnetBlock::Kind::Res: x = resBlock(n, x, emb, b, c.timeEmbedDim); break;
-        case UnetBlock::Kind::Transformer: x = spatialTransformer(n, x, ctxTokens, b, c); break;
-        case UnetBlock::Kind::Down: x = conv2d(n, x, b.prefix + ".op", b.in, b.out, 3, 2, 1); break;
-        case UnetBlock::Kind::Up: {
-          // Nearest-neighbour up to the next skip's size (not always 2x when the latent is odd-sized).
-          const int64_t w2 = skipTarget ? skipTarget->ne[0] : x->ne[0] * 2;
-          const int64_t h2 = skipTarget ? skipTarget->ne[1] : x->ne[1] * 2;
-          x = ggml_interpolate(ctx, x, w2, h2, x->ne[2], x->ne[3], GGML_SCALE_MODE_NEAREST);
-          x = conv2d(n, x, b.prefix + ".conv", b.in, b.out, 3, 1, 1);
-          break;
-        }
-      }
+  ggml_tensor* emb = unetEmbedding(n, g, kPrefix, c, timestep, added);
+  // A ControlNet's residual for `target` (a skip connection or the middle block's output), added to it.
+  auto addControl = [&](ggml_tensor* target, size_t index) {
+    if (control.empty()) return target;
+    const std::vector<float>& residual = control.at(index);
+    if (static_cast<int64_t>(residual.size()) != ggml_nelements(target)) {
+      throw Error(ErrorCode::Internal, "ControlNet residual " + std::to_string(index) + " has " + std::to_string(residual.size()) +
+                                           " values for a UNet feature of " + std::to_string(ggml_nelements(target)));
     }
-    return x;
+    return ggml_add(ctx, target, g.input(GGML_TYPE_F32, {target->ne[0], target->ne[1], target->ne[2], 1}, residual.data()));
   };
 
   // x: [W, H, C, 1] throughout; skips hold every input block's output.
@@ -206,12 +63,16 @@ ggml_tensor* Unet::build(GraphBuild& g, const float* x, int64_t width, int64_t h
   h = conv2d(n, h, kPrefix + "input_blocks.0.0", c.inChannels, c.modelChannels, 3, 1, 1);
   skips.push_back(h);
   for (const auto& block : c.input) {
-    h = runBlock(h, block, nullptr);
+    h = runUnetLayers(n, h, block, emb, ctxTokens, c, nullptr);
     skips.push_back(h);
   }
-  h = runBlock(h, c.middle, nullptr);
+  if (!control.empty() && control.size() != skips.size() + 1) {
+    throw Error(ErrorCode::Internal, "the UNet takes " + std::to_string(skips.size() + 1) + " ControlNet residuals, got " +
+                                         std::to_string(control.size()));
+  }
+  h = addControl(runUnetLayers(n, h, c.middle, emb, ctxTokens, c, nullptr), skips.size());
   for (const auto& block : c.output) {
-    ggml_tensor* skip = skips.back();
+    ggml_tensor* skip = addControl(skips.back(), skips.size() - 1);
     skips.pop_back();
     // A resampler missing from (or extra in) the checkpoint shows here first; ggml_concat would abort.
     if (h->ne[0] != skip->ne[0] || h->ne[1] != skip->ne[1]) {
@@ -220,7 +81,7 @@ ggml_tensor* Unet::build(GraphBuild& g, const float* x, int64_t width, int64_t h
                                               std::to_string(skip->ne[1]) + " (an up- or downsampler is missing or extra)");
     }
     h = ggml_concat(ctx, h, skip, 2);
-    h = runBlock(h, block, skips.empty() ? nullptr : skips.back());
+    h = runUnetLayers(n, h, block, emb, ctxTokens, c, skips.empty() ? nullptr : skips.back());
   }
   h = ggml_silu(ctx, groupNorm(n, h, kPrefix + "out.0", c.modelChannels));
   return conv2d(n, h, kPrefix + "out.2", c.modelChannels, c.outChannels, 3, 1, 1);
@@ -230,17 +91,19 @@ void Unet::validate() {
   GraphBuild g;
   std::vector<float> x(8 * 8 * config_.inChannels), context(config_.contextDim * 77), added(config_.admChannels);
   float t = 0;
-  build(g, x.data(), 8, 8, &t, context.data(), 77, added.data());
+  build(g, x.data(), 8, 8, &t, context.data(), 77, added.data(), {});
 }
 
 std::vector<float> Unet::forward(const std::vector<float>& x, int64_t width, int64_t height, float timestep,
-                                 const std::vector<float>& context, int64_t contextTokens, const std::vector<float>& added) {
+                                 const std::vector<float>& context, int64_t contextTokens, const std::vector<float>& added,
+                                 const UnetControl& control) {
   if (static_cast<int64_t>(added.size()) != config_.admChannels) {
     throw Error(ErrorCode::Internal, "the UNet's added conditioning has " + std::to_string(added.size()) + " values, not " +
                                          std::to_string(config_.admChannels));
   }
-  return runner_.run(
-      [&](GraphBuild& g) { return build(g, x.data(), width, height, &timestep, context.data(), contextTokens, added.data()); });
+  return runner_.run([&](GraphBuild& g) {
+    return build(g, x.data(), width, height, &timestep, context.data(), contextTokens, added.data(), control);
+  });
 }
 
 }  // namespace sdnode

@@ -42,6 +42,11 @@ struct UnetConfig {
 // headDim64: heads of 64 channels (SD 2.x, SDXL) rather than 8 heads (SD 1.x).
 UnetConfig readUnetConfig(const Weights& w, const std::map<std::string, std::string>& metadata, bool headDim64);
 
+// What ControlNets add to the UNet (controlnet.h): one residual per skip connection ([channels, H, W]
+// of that skip, in the encoder's order: the stem's, then each input block's), then the middle
+// block's output's. Empty: nothing is added.
+using UnetControl = std::vector<std::vector<float>>;
+
 class Unet {
  public:
   Unet(const UnetConfig& config, Weights& weights, Backend& backend);
@@ -50,7 +55,8 @@ class Unet {
   // x: latent [inChannels, H, W] (channel-major, as torch stores it); context: [tokens, contextDim];
   // added: [admChannels] (empty when admChannels is 0). Returns the model output [outChannels, H, W].
   std::vector<float> forward(const std::vector<float>& x, int64_t width, int64_t height, float timestep,
-                             const std::vector<float>& context, int64_t contextTokens, const std::vector<float>& added);
+                             const std::vector<float>& context, int64_t contextTokens, const std::vector<float>& added,
+                             const UnetControl& control = {});
   void validate();
   // Frees the compute buffer between phases; the next call allocates it again.
   void releaseBuffers() { runner_.release(); }
@@ -63,7 +69,7 @@ class Unet {
   GraphRunner runner_;
   bool circular_ = false;
   ggml_tensor* build(GraphBuild& g, const float* x, int64_t width, int64_t height, const float* timestep, const float* context,
-                     int64_t contextTokens, const float* added);
+                     int64_t contextTokens, const float* added, const UnetControl& control);
 };
 
 }  // namespace sdnode

@@ -324,6 +324,7 @@ void FlowModel::checkRequest(const Request& r) const {
   if (!std::isfinite(r.cfgScale) || r.cfgScale < 0) fail("cfgScale must be a finite number >= 0");
   if (!std::isfinite(r.guidance) || r.guidance < 0 || r.guidance > 100) fail("guidance must be between 0 and 100");
   if (!std::isfinite(r.flowShift) || r.flowShift < 0 || r.flowShift > 100) fail("flowShift must be between 0 (the family's) and 100");
+  if (!r.controlNets.empty()) fail("controlNets apply to SD 1.x, SD 2.x and SDXL models, not to " + info_.family);
   if (r.mode == "inpaint") fail("mode inpaint is not supported for " + info_.family + " models yet (txt2img and img2img)");
   if (r.mode != "txt2img" && r.mode != "img2img") fail("mode must be txt2img or img2img, got '" + r.mode + "'");
   const size_t pixels = static_cast<size_t>(r.width) * r.height;

@@ -27,7 +27,7 @@ EncodedText FlowModel::encodeText(const TextRequest& request) {
     }
     FlowText text = encodeCached(request.prompt, request.clipG, request.t5, request.llm);
     doneWithTextEncoders();
-    return EncodedText{std::move(text.context), text.tokens, std::move(text.pooled), std::move(text.mask)};
+    return EncodedText{std::move(text.context), text.tokens, std::move(text.pooled), std::move(text.mask), {}};
   });
 }
 
@@ -45,6 +45,11 @@ LatentBatch FlowModel::sampleLatent(const SampleRequest& s, const LatentBatch& l
     const int64_t w = latent.width, h = latent.height, cells = w * h;
     const int64_t channels = vae_->config().latentChannels;
     checkStageSample(s, latent, channels, 2, info_.contextDim);
+    for (const auto* texts : {&s.positive, &s.negative}) {
+      for (const EncodedText& text : *texts) {
+        if (!text.controls.empty()) stageFail("ControlNet units apply to SD 1.x, SD 2.x and SDXL models, not to " + info_.family);
+      }
+    }
     checkFlowSampling(s.sampler, s.scheduler);
     if (!std::isfinite(s.guidance) || s.guidance < 0 || s.guidance > 100) stageFail("guidance must be between 0 and 100");
     if (!std::isfinite(s.flowShift) || s.flowShift < 0 || s.flowShift > 100) stageFail("flowShift must be between 0 (the family's) and 100");

@@ -89,6 +89,7 @@ void DiffusionModel::checkRequest(const Request& r) const {
       fail("refiner.switchAt must be above 0 and at most 1");
     }
   }
+  checkControlUnits(r);
   if (r.vaeDecoder != "vae" && r.vaeDecoder != "taesd") fail("vaeDecoder must be vae or taesd, got '" + r.vaeDecoder + "'");
   if (r.vaeDecoder == "taesd" && !taesd_) fail("vaeDecoder is taesd but the model was loaded without a TAESD (LoadParams::taesd)");
   if (r.tiling && r.vaeTiling) fail("tiling and vaeTiling cannot be combined: the VAE's tiles do not wrap around");
@@ -108,7 +109,8 @@ void DiffusionModel::checkRequest(const Request& r) const {
 
 std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height,
                                            const TextConditions& text, const std::pair<std::vector<float>, std::vector<float>>& added,
-                                           float cfgScale, const std::vector<float>& concat, StepCache* cache, int step, int slot) {
+                                           float cfgScale, const std::vector<float>& concat, double stepFraction, StepCache* cache, int step,
+                                           int slot) {
   // k-diffusion's CompVis wrappers (sigma_data = 1): eps models predict the noise, v models the velocity.
   const float s2 = sigma * sigma + 1.0f;
   const float cIn = 1.0f / std::sqrt(s2);
@@ -118,19 +120,24 @@ std::vector<float> DiffusionModel::denoise(const std::vector<float>& x, float si
   std::vector<float> input(x.size() + concat.size());
   for (size_t i = 0; i < x.size(); i++) input[i] = x[i] * cIn;
   std::copy(concat.begin(), concat.end(), input.begin() + x.size());
-  // The step cache compares the latent as the UNet takes it (without inpainting's extra channels).
-  const std::vector<float> scaled = cache ? std::vector<float>(input.begin(), input.begin() + x.size()) : std::vector<float>();
-  auto pass = [&](int which, const std::vector<float>& context, int64_t tokens, const std::vector<float>& extra) {
+  // ControlNets and the step cache read the latent alone, not an inpainting model's extra channels.
+  const bool controlled = text.condControls || text.uncondControls;
+  const std::vector<float> latent =
+      controlled || cache ? std::vector<float>(input.begin(), input.begin() + x.size()) : std::vector<float>();
+  // A pass the step cache foresees runs neither the UNet nor its ControlNets.
+  auto pass = [&](int which, const std::vector<float>& context, int64_t tokens, const std::vector<float>& extra,
+                  const std::vector<ControlRun>* controls) {
     std::vector<float> out;
-    if (cache && cache->reuse(slot + which, scaled, sigma, step, out)) return out;
-    out = unet_->forward(input, width, height, t, context, tokens, extra);
-    if (cache) cache->remember(slot + which, scaled, out, step);
+    if (cache && cache->reuse(slot + which, latent, sigma, step, out)) return out;
+    out = unet_->forward(input, width, height, t, context, tokens, extra,
+                         controlResiduals(controls, stepFraction, which == 1, latent, width, height, t, context, tokens, extra));
+    if (cache) cache->remember(slot + which, latent, out, step);
     return out;
   };
-  std::vector<float> out = pass(0, text.cond, text.condTokens, added.first);
+  std::vector<float> out = pass(0, text.cond, text.condTokens, added.first, text.condControls);
   // At cfg 1 there is no negative pass (encodeText leaves it empty): the output is the conditional one.
   if (!text.uncond.empty()) {
-    std::vector<float> outUncond = pass(1, text.uncond, text.uncondTokens, added.second);
+    std::vector<float> outUncond = pass(1, text.uncond, text.uncondTokens, added.second, text.uncondControls);
     for (size_t i = 0; i < out.size(); i++) out[i] = outUncond[i] + cfgScale * (out[i] - outUncond[i]);
   }
   for (size_t i = 0; i < out.size(); i++) out[i] = x[i] * cSkip + out[i] * cOut;
@@ -213,15 +220,19 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   // Each prompt of the pass has its own two cache slots; the refiner's prompt the two after them.
   StepCache cache = StepCache::forUnet(r.cache, sigmas);
   const int refinerSlot = 2 * static_cast<int>(texts.size());
+  const int passSteps = static_cast<int>(sigmas.size()) - 1;
   const Denoiser model = [&](const std::vector<float>& latent, float sigma, int step) {
+    // A step's model calls (two for heun and its kin) share its place in the sampling.
+    const double fraction = (std::abs(step) - 1) / static_cast<double>(passSteps);
     // The refiner takes over the latent (and the sampler's history) at its switch step; it has no
     // inpainting channels, so it sees the latent alone.
     std::vector<float> denoised =
         refiner && stepsDone >= refiner->switchStep
-            ? refiner->model.denoise(latent, sigma, w, h, refiner->text, refinerAdded, r.cfgScale, {}, &cache, step, refinerSlot)
-            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat, &cache, step, 0);
+            ? refiner->model.denoise(latent, sigma, w, h, refiner->text, refinerAdded, r.cfgScale, {}, 0, &cache, step, refinerSlot)
+            : denoise(latent, sigma, w, h, *texts[0], added[0], r.cfgScale, start.concat, fraction, &cache, step, 0);
     for (size_t k = 1; k < texts.size(); k++) {
-      const std::vector<float> more = denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat, &cache, step, 2 * static_cast<int>(k));
+      const std::vector<float> more =
+          denoise(latent, sigma, w, h, *texts[k], added[k], r.cfgScale, start.concat, fraction, &cache, step, 2 * static_cast<int>(k));
       for (size_t j = 0; j < denoised.size(); j++) denoised[j] += more[j];
     }
     if (texts.size() > 1) {
@@ -235,6 +246,12 @@ std::vector<float> DiffusionModel::samplePass(const RunContext& run, std::vector
   };
   x = sample(r.sampler, model, std::move(x), sigmas, rng, schedule_, hooks);
   unet_->releaseBuffers();
+  for (const TextConditions* text : texts) {
+    for (const auto* controls : {text->condControls, text->uncondControls}) {
+      if (controls == nullptr) continue;
+      for (const ControlRun& control : *controls) control.net->releaseBuffers();
+    }
+  }
   if (refiner) refiner->model.unet_->releaseBuffers();
   if (taesd_) taesd_->releaseBuffers();
   return x;
@@ -283,7 +300,7 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
       return copies;
     }
     const LoraMerge loras(info_.family, file_, *weights_, r.loras, threads_, staleWeights_);
-    const TextConditions text = encodeText(r.prompt, r.negative, r);
+    TextConditions text = encodeText(r.prompt, r.negative, r);
     TextConditions hiresText;
     if (r.hires) {
       const Conditioning& prompt = r.hires->prompt.tokens.empty() ? r.prompt : r.hires->prompt;
@@ -307,6 +324,11 @@ std::vector<Image> DiffusionModel::generate(const Request& r, const Callbacks& c
     }
     const int firstSteps = static_cast<int>(sigmas.size()) - 1;
     const std::optional<RefinerPass> refiner = prepareRefiner(r, firstSteps);
+    const std::vector<ControlRun> controls = prepareControls(r.controlNets, r.width, r.height);
+    const std::vector<ControlRun> secondPassControls = hiresControls(controls, r);
+    // The same units steer both passes of classifier-free guidance (their mode may leave one out).
+    if (!controls.empty()) text.condControls = text.uncondControls = &controls;
+    if (!secondPassControls.empty()) hiresText.condControls = hiresText.uncondControls = &secondPassControls;
     std::optional<AbortScope> refinerAbort;
     std::optional<CircularScope> refinerCircular;
     if (refiner) {

@@ -8,6 +8,7 @@
 #include "backend.h"
 #include "checkpoint.h"
 #include "clip.h"
+#include "controlnet.h"
 #include "hires.h"
 #include "image_start.h"
 #include "rng.h"
@@ -21,6 +22,8 @@
 
 namespace sdnode {
 
+struct ControlRun;
+
 // The text encoders' output for one pass: the prompt's, and the negative prompt's unless cfg is 1.
 // Pooled vectors are SDXL's (empty otherwise); the size embeddings join them per pass.
 struct TextConditions {
@@ -30,6 +33,9 @@ struct TextConditions {
   std::vector<float> uncond;  // empty at cfg 1
   int64_t uncondTokens = 0;
   std::vector<float> uncondPooled;
+  // The ControlNet units steering the prompt's UNet pass and the negative prompt's; null: none.
+  const std::vector<ControlRun>* condControls = nullptr;
+  const std::vector<ControlRun>* uncondControls = nullptr;
 };
 
 // One prompt's conditioning for the UNet's cross-attention, and its pooled vector (SDXL).
@@ -56,6 +62,19 @@ struct ImageProgress {
 };
 
 class DiffusionModel;
+
+// A ControlNet unit of one call, ready to steer: its network and its control image's guided hint.
+struct ControlRun {
+  ControlNet* net = nullptr;
+  std::vector<float> hint;
+  const ControlUnit* unit = nullptr;
+};
+
+// Throws InvalidArgument naming the unit's field: path, image size, strength, guidance window, mode.
+void checkControlUnits(const Request& request);
+// The same for units of `name` whose images are width x height (hiresImage: hires's size; none without).
+void checkControlUnits(const std::vector<ControlUnit>& units, int width, int height, const HiresFix* hires, const std::string& name);
+
 
 // The refiner hand-off of one pass: from step switchStep (0-based) on, `model` denoises.
 struct RefinerPass {
@@ -84,6 +103,7 @@ class DiffusionModel : public Model {
   std::unique_ptr<Unet> unet_;
   std::unique_ptr<Vae> vae_;
   std::unique_ptr<Taesd> taesd_;  // when LoadParams::taesd names one
+  std::vector<std::unique_ptr<ControlNet>> controlNets_;  // those of the last call with ControlNet units
   NoiseSchedule schedule_;
   ModelInfo info_;
   bool vPrediction_ = false;
@@ -98,7 +118,19 @@ class DiffusionModel : public Model {
   // prompt's in slot `slot`, the negative prompt's in slot + 1.
   std::vector<float> denoise(const std::vector<float>& x, float sigma, int64_t width, int64_t height, const TextConditions& text,
                              const std::pair<std::vector<float>, std::vector<float>>& added, float cfgScale,
-                             const std::vector<float>& concat, StepCache* cache = nullptr, int step = 0, int slot = 0);
+                             const std::vector<float>& concat, double stepFraction = 0, StepCache* cache = nullptr, int step = 0,
+                             int slot = 0);
+  // The request's ControlNet units with their networks (loaded, or kept from the last call that used
+  // them; the others are freed) and guided hints.
+  std::vector<ControlRun> prepareControls(const std::vector<ControlUnit>& units, int width, int height);
+  // The units of `first` that steer the hires fix's second pass too, with their hires images' hints.
+  std::vector<ControlRun> hiresControls(const std::vector<ControlRun>& first, const Request& request);
+  // The residuals the active units of `units` add to one UNet pass (the prompt's, or the negative
+  // prompt's when `uncondPass`) at `stepFraction` of the sampling, summed and scaled; empty when no
+  // unit is active. latent: the UNet's input without any inpainting channels.
+  UnetControl controlResiduals(const std::vector<ControlRun>* units, double stepFraction, bool uncondPass, const std::vector<float>& latent,
+                               int64_t width, int64_t height, float t, const std::vector<float>& context, int64_t contextTokens,
+                               const std::vector<float>& added);
   EncodedPrompt encodePrompt(const Conditioning& prompt, int clipSkip);
   // The UNet's added conditioning (prompt, negative prompt) for a pass at w x h latent cells.
   std::pair<std::vector<float>, std::vector<float>> addedConditioning(const TextConditions& text, const Request& request,

@@ -39,7 +39,7 @@ EncodedText DiffusionModel::encodeText(const TextRequest& request) {
     EncodedPrompt encoded = encodePrompt(prompt, request.clipSkip);
     clip_->releaseBuffers();
     if (clip2_) clip2_->releaseBuffers();
-    return EncodedText{std::move(encoded.hidden), encoded.tokens, std::move(encoded.pooled), {}};
+    return EncodedText{std::move(encoded.hidden), encoded.tokens, std::move(encoded.pooled), {}, {}};
   });
 }
 
@@ -75,19 +75,41 @@ LatentBatch DiffusionModel::sampleLatent(const SampleRequest& s, const LatentBat
     std::vector<LoraFile> unetLoras = s.loras;
     for (LoraFile& lora : unetLoras) lora.textMultiplier = 0.0f;
     const LoraMerge merge(info_.family, file_, *weights_, unetLoras, threads_, staleWeights_);
+    // The conditionings' ControlNet units, prepared at once (the model keeps this call's networks),
+    // then handed back to each conditioning.
+    const bool guided = s.cfgScale != 1.0f;
+    std::vector<ControlUnit> units;
+    std::vector<size_t> firstUnit;  // per conditioning, positives then negatives
+    auto collect = [&](const std::vector<EncodedText>& texts, const std::string& name) {
+      for (size_t k = 0; k < texts.size(); k++) {
+        checkControlUnits(texts[k].controls, r.width, r.height, nullptr, name + "[" + std::to_string(k) + "].controls");
+        firstUnit.push_back(units.size());
+        units.insert(units.end(), texts[k].controls.begin(), texts[k].controls.end());
+      }
+    };
+    collect(s.positive, "positive");
+    if (guided) collect(s.negative, "negative");
+    firstUnit.push_back(units.size());
+    const std::vector<ControlRun> runs = prepareControls(units, r.width, r.height);
+    std::vector<std::vector<ControlRun>> controls;
+    for (size_t c = 0; c + 1 < firstUnit.size(); c++) controls.emplace_back(runs.begin() + firstUnit[c], runs.begin() + firstUnit[c + 1]);
+    auto controlsOf = [&](size_t c) { return controls[c].empty() ? nullptr : &controls[c]; };
     // Every (positive, negative) pair; at cfg 1 the positives alone.
     std::vector<TextConditions> pairs;
-    for (const EncodedText& positive : s.positive) {
-      const size_t negatives = s.cfgScale != 1.0f ? s.negative.size() : 1;
+    for (size_t p = 0; p < s.positive.size(); p++) {
+      const EncodedText& positive = s.positive[p];
+      const size_t negatives = guided ? s.negative.size() : 1;
       for (size_t k = 0; k < negatives; k++) {
         TextConditions text;
         text.cond = positive.hidden;
         text.condTokens = positive.tokens;
         text.condPooled = positive.pooled;
-        if (s.cfgScale != 1.0f) {
+        text.condControls = controlsOf(p);
+        if (guided) {
           text.uncond = s.negative[k].hidden;
           text.uncondTokens = s.negative[k].tokens;
           text.uncondPooled = s.negative[k].pooled;
+          text.uncondControls = controlsOf(s.positive.size() + k);
         }
         pairs.push_back(std::move(text));
       }

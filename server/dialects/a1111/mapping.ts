@@ -12,6 +12,7 @@ import {
 import { safetyVerdicts } from '../../jobs/safety.js';
 import { kontextJob, kontextParameters, maxReferenceImages, type KontextJob } from '../kontext.js';
 import { flowDefaults, type FlowFamily } from '../model-family.js';
+import { controlNetScriptKey } from './controlnet.js';
 import { base64Image } from './images.js';
 import type { Img2ImgRequest, Txt2ImgRequest } from './schemas.js';
 import { img2imgSchema, txt2imgSchema } from './schemas.js';
@@ -130,7 +131,9 @@ function commonParameters(body: Txt2ImgRequest | Img2ImgRequest, settings: A1111
   if (body.restore_faces) ignored.push('restore_faces');
   if (body.styles.length > 0) ignored.push('styles');
   if (body.script_name) ignored.push('script_name');
-  if (Object.keys(body.alwayson_scripts).length > 0) ignored.push('alwayson_scripts');
+  // The ControlNet extension's units are taken (controlnet.ts); other scripts are not run.
+  const scripts = Object.keys(body.alwayson_scripts).filter((key) => key !== controlNetScriptKey(body.alwayson_scripts));
+  ignored.push(...scripts.map((key) => `alwayson_scripts.${key}`));
   if (body.eta !== null) ignored.push('eta');
   const { sd_model_checkpoint: checkpoint, CLIP_stop_at_last_layers: clipStop, ...otherSettings } = body.override_settings;
   ignored.push(...Object.keys(otherSettings).map((key) => `override_settings.${key}`));

@@ -17,6 +17,7 @@ import { packageVersion } from '../../version.js';
 import { isKontext } from '../kontext.js';
 import { flowFamilyOf } from '../model-family.js';
 import { base64Image, filledUnderMask, greyPng, maskBytes, resized } from './images.js';
+import { controlNetJob, controlNetRoutes } from './controlnet.js';
 import { extrasRoutes } from './extras.js';
 import { infoRoutes } from './info-routes.js';
 import {
@@ -37,6 +38,8 @@ export interface A1111Options {
   embeddingsDir: string | undefined;
   /** The ESRGAN-family upscalers /sdapi/v1/upscalers lists and the extras routes run. */
   upscalers: UpscalerCatalog;
+  /** The ControlNet folder: what alwayson_scripts.controlnet units name and /controlnet/model_list lists. */
+  controlNetDir: string | undefined;
 }
 
 export function a1111Dialect(context: ServerContext, options: A1111Options): Dialect {
@@ -76,13 +79,26 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
     const checkpoint = await context.models.resolve(mapped.checkpoint);
     const kontext = kind === 'img2img' && await isKontext(checkpoint)
       ? await kontextImg2img(body as Img2ImgRequest, mapped, checkpoint.name) : undefined;
-    applyFamilyDefaults(mapped, body, new Set(Object.keys(req.body ?? {})), await flowFamilyOf(checkpoint), kontext?.size);
+    const family = await flowFamilyOf(checkpoint);
+    const initImage = kind === 'img2img' ? (body as Img2ImgRequest).init_images[0] : undefined;
+    const control = await controlNetJob(body.alwayson_scripts, options.controlNetDir, initImage);
+    if (control.units.length > 0) {
+      if (family !== undefined) {
+        throw new ApiError(422, 'INVALID_PARAMETER', `alwayson_scripts.controlnet: ControlNet units are for SD 1.x, SD 2.x and SDXL checkpoints; `
+          + `${checkpoint.name} is a ${family} model`, { param: 'alwayson_scripts' });
+      }
+      mapped.parameters.controlNets = control.units;
+    }
+    mapped.ignored.push(...control.ignored);
+    applyFamilyDefaults(mapped, body, new Set(Object.keys(req.body ?? {})), family, kontext?.size);
     const refiner = await resolveRefiner(context.models, mapped.parameters.refiner, checkpoint.name, a1111RefinerFields.checkpoint);
     mapped.parameters = withoutUndefined({ ...mapped.parameters, refiner });
     const { mode, uploads } = kind === 'txt2img' ? { mode: 'txt2img' as const, uploads: {} }
       : kontext ? { mode: 'img2img' as const, uploads: kontext.uploads } : await img2imgInputs(body as Img2ImgRequest, mapped);
     const modelHash = hashes.ofEntry(checkpoint).then((sha256) => sha256?.slice(0, 10) ?? null);
-    const record = await jobs.submit({ mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads });
+    const record = await jobs.submit({
+      mode, dialect: tag, model: checkpoint.name, parameters: mapped.parameters, uploads: { ...uploads, ...control.uploads },
+    });
     const done = await jobs.waitForClient(record.id, clientGone(res));
     if (!done) return;
     // An interrupted job answers with the images it finished, as A1111 does.
@@ -112,7 +128,8 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
       summary: kind === 'txt2img' ? 'Images from a prompt (with hires fix, variation seeds, tiling)' : 'Images from images, with an optional mask (inpainting)',
       body: { contentType: 'application/json', schema: kind === 'txt2img' ? txt2imgSchema : img2imgSchema },
       responses: { 200: { description: 'The images, the request with defaults, and info', schema: imagesResponseSchema }, ...errors },
-    }, auth, watchClient, bodyFor(kind === 'txt2img' ? 0 : 2), generate(kind));
+    // Room for a few ControlNet units' images beside the init image and mask.
+    }, auth, watchClient, bodyFor(kind === 'txt2img' ? 3 : 5), generate(kind));
   }
 
   api.route(router, {
@@ -148,11 +165,13 @@ function a1111Router(context: ServerContext, options: A1111Options): Router {
 
   infoRoutes(router, context, { tag, auth, json, settings, hashes, errors, loraDir: options.loraDir, embeddingsDir: options.embeddingsDir });
   extrasRoutes(router, context, { tag, auth, bodyFor, errors, upscalers: options.upscalers });
+  controlNetRoutes(router, context, { tag, auth, bodyFor, errors, controlNetDir: options.controlNetDir });
   api.refuseOtherMethods(router, tag);
   router.use('/sdapi', (req, _res, next) => {
     next(new ApiError(404, 'NOT_FOUND', `No route ${req.method} ${req.originalUrl.split('?')[0]}; see ${context.apiPrefix}/docs`));
   });
   router.use('/sdapi', errorHandler(context.log, fastApiErrorShape));
+  router.use('/controlnet', errorHandler(context.log, fastApiErrorShape));
   return router;
 }
 

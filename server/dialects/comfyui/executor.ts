@@ -20,6 +20,8 @@ export interface WorkflowRunnerOptions {
   loraDir: string | undefined;
   /** The folder UpscaleModelLoader's names are in (ESRGAN files); undefined: the server has none. */
   upscalerDir?: string | undefined;
+  /** The folder ControlNetLoader's names are in; undefined: the server has none. */
+  controlNetDir?: string | undefined;
 }
 
 /** A file of the input folder by ComfyUI's name for it ("sub/name.png", optionally "… [input]"); throws for names outside it. */
@@ -56,6 +58,11 @@ export function upscalerPath(upscalerDir: string | undefined, name: string): str
   return folderFile(upscalerDir, name, 'upscale model', '--upscaler-dir or --models');
 }
 
+/** A ControlNet file by ComfyUI's name for it (its path in the ControlNet folder); throws for names outside it. */
+export function controlNetPath(controlNetDir: string | undefined, name: string): string {
+  return folderFile(controlNetDir, name, 'ControlNet', '--controlnet-dir or --models');
+}
+
 function folderFile(dir: string | undefined, name: string, what: string, flags: string): string {
   if (dir === undefined) throw new RangeError(`The ${what} ${JSON.stringify(name)}: the server has no ${what} folder (${flags})`);
   const resolved = path.resolve(dir, name);
@@ -65,7 +72,7 @@ function folderFile(dir: string | undefined, name: string, what: string, flags: 
   return resolved;
 }
 
-export function createWorkflowRunner({ inputDir, loraDir, upscalerDir }: WorkflowRunnerOptions): WorkflowRunner {
+export function createWorkflowRunner({ inputDir, loraDir, upscalerDir, controlNetDir }: WorkflowRunnerOptions): WorkflowRunner {
   // The outputs of the last workflow's nodes, by cache key.
   let cache = new Map<string, unknown[]>();
 
@@ -131,6 +138,7 @@ export function createWorkflowRunner({ inputDir, loraDir, upscalerDir }: Workflo
           readInput: (name) => readFile(inputPath(inputDir, name)),
           loraPath: (name) => loraPath(loraDir, name),
           upscalerPath: (name) => upscalerPath(upscalerDir, name),
+          controlNetPath: (name) => controlNetPath(controlNetDir, name),
           componentModel: async (kind, files) => findComponentModel(await models.list(), kind, files),
           saveImage: async (png) => {
             imageCount++;

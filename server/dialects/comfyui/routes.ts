@@ -10,7 +10,7 @@ import path from 'node:path';
 import express, { Router, type Request, type RequestHandler } from 'express';
 import sharp from 'sharp';
 
-import { listLoras, systemInfo } from '../../../lib/index.js';
+import { listControlNets, listLoras, systemInfo } from '../../../lib/index.js';
 import { UpscalerCatalog } from '../../models/upscalers.js';
 import type { Dialect, ServerContext } from '../../http/context.js';
 import { ApiError, errorHandler, type ErrorShape } from '../../http/errors.js';
@@ -34,6 +34,8 @@ export interface ComfyUiOptions {
   loraDir: string | undefined;
   /** The folder UpscaleModelLoader's names are in (ESRGAN files). */
   upscalerDir?: string | undefined;
+  /** The folder ControlNetLoader's names are in. */
+  controlNetDir?: string | undefined;
 }
 
 const imageExtensions = ['.png', '.jpg', '.jpeg', '.webp'];
@@ -81,6 +83,8 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
         : (await listLoras(options.loraDir)).map((lora) => path.relative(options.loraDir!, lora.path).split(path.sep).join('/')),
       upscaleModels: (await new UpscalerCatalog(options.upscalerDir).list())
         .map((entry) => path.relative(options.upscalerDir!, entry.path).split(path.sep).join('/')),
+      controlNets: options.controlNetDir === undefined ? []
+        : (await listControlNets(options.controlNetDir)).map((entry) => path.relative(options.controlNetDir!, entry.path).split(path.sep).join('/')),
     };
   };
 
@@ -241,6 +245,7 @@ function comfyRouter(context: ServerContext, options: ComfyUiOptions, events: Co
     const lists = await choiceLists();
     const byFolder: Record<string, string[]> = {
       checkpoints: lists.checkpoints, loras: lists.loras, diffusion_models: lists.diffusionModels, text_encoders: lists.textEncoders, vae: lists.vaes,
+      controlnet: lists.controlNets,
     };
     res.json(byFolder[folder] ?? []);
   });

@@ -1,12 +1,15 @@
 // Every node class a workflow may use, and /object_info's description of each.
 
 import { componentNodes } from './components.js';
+import { controlNetNodes } from './controlnet.js';
 import { imageNodes } from './images.js';
 import { latentNodes } from './latents.js';
 import { samplingNodes } from './sampling.js';
 import type { InputSpec, NodeDefinition } from './types.js';
 
-export const nodeClasses: Readonly<Record<string, NodeDefinition>> = { ...samplingNodes, ...componentNodes, ...latentNodes, ...imageNodes };
+export const nodeClasses: Readonly<Record<string, NodeDefinition>> = {
+  ...samplingNodes, ...componentNodes, ...latentNodes, ...imageNodes, ...controlNetNodes,
+};
 
 /** The lists of values that depend on the server: its checkpoints and the input folder's images. */
 export interface ChoiceLists {
@@ -16,6 +19,8 @@ export interface ChoiceLists {
   loras: string[];
   /** The upscaler folder's files, relative to it. */
   upscaleModels: string[];
+  /** The ControlNet folder's files, relative to it. */
+  controlNets: string[];
   /** The file names of the component models' parts: diffusion models, text encoders, VAEs. */
   diffusionModels: string[];
   textEncoders: string[];
@@ -27,6 +32,7 @@ export function inputSpec(className: string, name: string, spec: InputSpec, list
   if (className === 'CheckpointLoaderSimple' && name === 'ckpt_name') return [lists.checkpoints];
   if (name === 'lora_name') return [lists.loras];
   if (className === 'UpscaleModelLoader' && name === 'model_name') return [lists.upscaleModels];
+  if (name === 'control_net_name') return [lists.controlNets];
   if (name === 'unet_name') return [lists.diffusionModels];
   if (/^clip_name\d?$/.test(name)) return [lists.textEncoders];
   if (name === 'vae_name') return [lists.vaes];

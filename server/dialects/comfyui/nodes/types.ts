@@ -40,6 +40,8 @@ export interface NodeContext {
   loraPath(name: string): string;
   /** The absolute path of an ESRGAN-family upscaler by its name in the upscaler folder. */
   upscalerPath(name: string): string;
+  /** The absolute path of a ControlNet by its name in the ControlNet folder. */
+  controlNetPath(name: string): string;
   /** The name of the server's component model that has every one of these files (by file name) as a part of `kind`. */
   componentModel(kind: 'diffusionModel' | 'textEncoder' | 'vae', files: string[]): Promise<string>;
   /** Stores a PNG among the job's images; returns its number. */
