@@ -104,6 +104,8 @@ t.test('bad requests are 400 naming the field, unknown jobs 404', async (t) => {
 t.test('cache_mode and cache_option reach the library as its cache option; bad ones are 400 naming the field', async (t) => {
   const model = new FakeModel();
   const { url } = await startTestServer(t, { model, apis: ['sdcpp'] });
+  const capabilities = (await call(`${url}/sdcpp/v1/capabilities`)).body as { features: { cache: boolean }; defaults: { cache_mode: string } };
+  t.match(capabilities, { features: { cache: true }, defaults: { cache_mode: 'disabled' } }, 'capabilities say the server caches steps');
   const accepted = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', width: 64, height: 64, cache_mode: 'ucache', cache_option: 'threshold=1.5,start=0.2,reset=0' });
   t.equal(accepted.status, 202, JSON.stringify(accepted.body));
   t.equal((await finishedJob(url, accepted.body.id as string)).status, 'completed');

@@ -67,11 +67,11 @@ function sdcppRouter(context: ServerContext, options: SdcppOptions): Router {
     const defaults = {
       prompt: '', negative_prompt: '', clip_skip: -1, width: 512, height: 512, strength: 0.75, seed: -1, batch_count: 1,
       sample_params: { scheduler: 'discrete', sample_method: 'euler_a', sample_steps: 20, eta: null, flow_shift: null, guidance: { txt_cfg: 7, img_cfg: null, distilled_guidance: 3.5 } },
-      vae_tiling_params: { enabled: false }, output_format: 'png', output_compression: 100,
+      vae_tiling_params: { enabled: false }, cache_mode: 'disabled', cache_option: '', output_format: 'png', output_compression: 100,
     };
     const features = {
       init_image: true, mask_image: true, control_image: false, ip_adapter_image: false, ref_images: false, lora: true, vae_tiling: true,
-      hires: true, cache: false, cancel_queued: true, cancel_generating: true,
+      hires: true, cache: true, cancel_queued: true, cancel_generating: true,
     };
     res.json({
       model: model ? { name: path.basename(model.path || model.name), stem: model.name, path: model.path } : null,
