@@ -38,7 +38,7 @@ export interface ModelTraits {
 /** The request the addon takes, before the prompts are tokenised and the images decoded. */
 export type RequestSettings = Required<Omit<NativeRequest,
   'prompt' | 'negative' | 'image' | 'mask' | 'hires' | 'loras' | 'refiner' | 't5Prompt' | 't5Negative' | 'clipGPrompt' | 'clipGNegative' | 'llmPrompt' | 'llmNegative'
-  | 'referenceImages' | 'skipLayers' | 'controlNets'>>;
+  | 'referenceImages' | 'skipLayers' | 'controlNets' | 'cache'>> & Pick<NativeRequest, 'cache'>;
 
 /** A ControlNet unit of the `controlNets` option, every default filled in; the model not resolved yet. */
 export type NormalizedControlNet = Required<ControlNetUnit>;
@@ -225,7 +225,7 @@ export function normalizeImageOptions(
       guidance: number(o.guidance, 'guidance', 0, 30, 3.5),
       flowShift: o.flowShift === undefined ? 0 : number(o.flowShift, 'flowShift', 0.1, 100, 0),
       ...skipLayerGuidance(o, model.family),
-      cache: cacheOptions(o.cache, model.family),
+      ...cacheOption(o.cache, model.family),
     },
     prompt: text(o.prompt, 'prompt'),
     negativePrompt: text(o.negativePrompt, 'negativePrompt'),
@@ -271,9 +271,13 @@ function skipLayerGuidance(o: Record<string, unknown>, family: string): { slgSca
 
 const cacheKeys = ['mode', 'threshold', 'start', 'end', 'decay', 'relative', 'reset'];
 
-/** Step caching, checked against the model's family: easycache for flow transformers, ucache for UNets. */
-function cacheOptions(value: unknown, family: string): NonNullable<NativeRequest['cache']> {
-  if (value === undefined) return { mode: '', threshold: -1, start: 0.15, end: 0.95, decay: 1, relative: true, reset: true };
+/** Step caching, checked against the model's family (easycache for flow transformers, ucache for UNets); none when not asked for. */
+function cacheOption(value: unknown, family: string): { cache?: NonNullable<NativeRequest['cache']> } {
+  if (value === undefined) return {};
+  return { cache: cacheSettings(value, family) };
+}
+
+function cacheSettings(value: unknown, family: string): NonNullable<NativeRequest['cache']> {
   const o = checkOptionsObject(value, 'cache', cacheKeys, 'cache');
   if (o.mode === undefined) throw invalid(TypeError, 'cache.mode', 'one of none, easycache, ucache', o.mode);
   const mode = oneOf(o.mode, 'cache.mode', ['none', 'easycache', 'ucache'], 'none');

@@ -63,13 +63,15 @@ t.test('a prompt over 8 KB, over 20 chunks or with more than 8 LoRAs is each dia
 t.test('bodies larger than the route\'s images need are refused before they are read', async (t) => {
   const { url } = await startTestServer(t, { model: new FakeModel(), maxUploadMb: 1 });
   const padding = 'x'.repeat(300 * 1024);
-  const a1111 = await postJson(`${url}/sdapi/v1/txt2img`, { prompt: 'x', padding });
-  t.equal(a1111.status, 413, 'A1111 txt2img carries no image');
+  // A1111 txt2img carries up to three images (ControlNet units), img2img five (init image, mask, units).
+  const fourImages = 'x'.repeat(4 * 1024 * 1024 * 4 / 3);
+  const a1111 = await postJson(`${url}/sdapi/v1/txt2img`, { prompt: 'x', padding: fourImages });
+  t.equal(a1111.status, 413, 'A1111 txt2img: three images of at most 1 MB (ControlNet units)');
   const photoshop = await send(`${url}/txt2img`, new URLSearchParams({ prompt: 'x', padding }).toString(), 'application/x-www-form-urlencoded');
   t.equal(photoshop.status, 413, 'Photoshop txt2img carries no image');
-  const threeImages = 'A'.repeat(3 * 1024 * 1024 * 4 / 3);
-  const img2img = await postJson(`${url}/sdapi/v1/img2img`, { prompt: 'x', init_images: [threeImages] });
-  t.equal(img2img.status, 413, 'A1111 img2img: an image and a mask of at most 1 MB each');
+  const sixImages = 'A'.repeat(6 * 1024 * 1024 * 4 / 3);
+  const img2img = await postJson(`${url}/sdapi/v1/img2img`, { prompt: 'x', init_images: [sixImages] });
+  t.equal(img2img.status, 413, 'A1111 img2img: an image, a mask and three ControlNet images of at most 1 MB each');
   t.equal((await postJson(`${url}/v1/images/generations`, { prompt: 'x', padding })).status, 413, 'OpenAI');
   t.equal((await postJson(`${url}/generate`, { prompt: 'x', padding })).status, 413, '/generate');
 });
