@@ -117,6 +117,10 @@ t.test('cache_mode and cache_option reach the library as its cache option; bad o
   t.match(mode, { status: 400, body: { error: { message: /Expected none, easycache or ucache for cache_mode but received teacache/ } } });
   const option = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', cache_mode: 'ucache', cache_option: 'skip=3' });
   t.match(option, { status: 400, body: { error: { message: /Unknown cache_option "skip"; known: threshold, start, end, decay, relative, reset/ } } });
+  const huge = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', cache_mode: 'ucache', cache_option: 'threshold=1,'.repeat(200) });
+  t.match(huge, { status: 400, body: { error: { message: /cache_option/ } } });
+  const typed = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', cache_mode: { nested: ['ucache'] } });
+  t.match(typed, { status: 400, body: { error: { message: /cache_mode/ } } });
   const alone = await call(`${url}/sdcpp/v1/img_gen`, { prompt: 'x', cache_option: 'threshold=1' });
   t.match(alone, { status: 400, body: { error: { message: /cache_option sets step caching's settings: give cache_mode/ } } });
 });

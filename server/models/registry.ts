@@ -12,6 +12,8 @@ import type { ImageModel } from '../jobs/runner.js';
 import { findComponentModels, type ModelComponentSet } from './components.js';
 
 const checkpointExtensions = ['.safetensors', '.gguf'];
+// References named by requests (--allow-pull) remembered until their jobs have pulled them.
+const maxPendingReferences = 256;
 // A component JSON file's name is the model's without it.
 const modelFileExtensions = [...checkpointExtensions, '.json'];
 
@@ -194,8 +196,10 @@ export class ModelRegistry implements ModelCatalog {
       const name = pulledModelName(reference);
       const pulled = entries.find((entry) => entry.name === name);
       if (pulled) return pulled;
-      // Jobs keep the name; the reference it stands for is remembered until the model is there.
+      // Jobs keep the name; the reference it stands for is remembered until the model is there
+      // (the oldest forgotten past a bound, so requests naming many references cannot grow it).
       this.#references.set(name, reference);
+      if (this.#references.size > maxPendingReferences) this.#references.delete(this.#references.keys().next().value!);
       return { name, path: '', reference };
     }
     throw new UnknownModelError(requested, entries.map((entry) => entry.name));
@@ -259,6 +263,7 @@ export class ModelRegistry implements ModelCatalog {
     const { pull } = this.#options;
     if (entry.reference === undefined || !pull) return this.#options.load(entry.path, entry.components);
     const pulled = await pull(entry.reference);
+    this.#references.delete(entry.name);
     if (!pulled.components) return this.#options.load(pulled.path);
     const components: ModelComponentSet = { ...pulled.components, ...(pulled.t5Tokenizer !== undefined && { t5Tokenizer: pulled.t5Tokenizer }) };
     return this.#options.load(components.diffusionModel, components);

@@ -41,8 +41,8 @@ export const imgGenSchema = z.object({
     denoising_strength: z.number().min(0).max(1).optional(),
   }).optional(),
   vae_tiling_params: z.object({ enabled: z.boolean().default(false) }).optional(),
-  cache_mode: z.string().optional().meta({ description: 'Step caching: easycache (FLUX.1, SD3), ucache (SD 1.x, 2.x, SDXL), or disabled' }),
-  cache_option: z.string().optional().meta({ description: 'Its settings, "threshold=0.25,start=0.15,end=0.95" (ucache also decay, relative, reset)' }),
+  cache_mode: z.string().max(64).optional().meta({ description: 'Step caching: easycache (FLUX.1, SD3), ucache (SD 1.x, 2.x, SDXL), or disabled' }),
+  cache_option: z.string().max(1024).optional().meta({ description: 'Its settings, "threshold=0.25,start=0.15,end=0.95" (ucache also decay, relative, reset)' }),
   output_format: z.enum(['png']).optional().meta({ description: 'png (the only format sdnode writes)' }),
 });
 export type ImgGenRequest = z.output<typeof imgGenSchema>;
